@@ -1,0 +1,71 @@
+"""The ``devicefit`` command line: thin subcommands over the library.
+
+Each subcommand lives in ``cli/cmd_<name>.py`` and defines::
+
+    NAME = "run"; HELP = "one line"
+    def add_arguments(parser: argparse.ArgumentParser) -> None: ...
+    def main(args: argparse.Namespace) -> int: ...
+
+Subcommand modules import heavy libraries (torch, coremltools) inside ``main`` only, so ``devicefit --help``
+stays instant. Errors derived from :class:`devicefit.errors.DevicefitError` print one line and exit 2;
+``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from devicefit import __version__
+from devicefit.errors import DevicefitError
+
+
+def _commands() -> list:
+    pkg = importlib.import_module(__name__)
+    mods = []
+    for info in pkgutil.iter_modules(pkg.__path__):
+        if info.name.startswith("cmd_"):
+            mods.append(importlib.import_module(f"{__name__}.{info.name}"))
+    return sorted(mods, key=lambda m: getattr(m, "ORDER", 50))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="devicefit",
+        description="Is this PyTorch model ready for Apple devices? Convert, run, validate, fit, compress "
+        "and profile Core ML models on Linux or macOS.",
+    )
+    parser.add_argument("--version", action="version", version=f"devicefit {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for mod in _commands():
+        p = sub.add_parser(mod.NAME, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP))
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks")
+        mod.add_arguments(p)
+        p.set_defaults(_main=mod.main)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_main", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args._main(args) or 0)
+    except DevicefitError as e:
+        if args.debug:
+            raise
+        print(f"devicefit {args.command}: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print(f"devicefit {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

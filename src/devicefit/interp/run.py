@@ -1,0 +1,367 @@
+"""The interpreter loop and the public Program object.
+
+One flat loop over a block's prepared steps (as ONNX's ``ReferenceEvaluator.run``): gather the kernel's
+arguments from the environment, call it, round fp16-typed outputs when emulating fp16, store the outputs.
+SSA names are unique in a program, so nested blocks (while_loop / cond) share one environment.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from devicefit.errors import InputError, KernelMissingError, ModelLoadError
+from devicefit.interp import dtypes
+from devicefit.interp.program import Block, FunctionPlan, Step, TensorSpec, compile_function, load_pymil
+
+PRECISIONS = ("fp32", "fp16")
+
+
+class KernelContractError(RuntimeError):
+    """A kernel returned the wrong number, type or shape of outputs (a bug in devicefit)."""
+
+
+def call_step(
+    step: Step,
+    env: dict[str, Any],
+    precision: str,
+    run_block: Callable[..., list] | None,
+    states: dict[str, torch.Tensor] | None,
+) -> tuple:
+    """Call one step's kernel with its arguments gathered from ``env``; returns its outputs as a tuple."""
+    kwargs = dict(step.consts)
+    for param, name in step.dyn:
+        kwargs[param] = env[name]
+    for param, conv in step.dyn_attrs:
+        kwargs[param] = conv(kwargs[param])
+    for param, items in step.variadic:
+        kwargs[param] = [env[n] if n is not None else c for n, c in items]
+    if step.kernel.wants_ctx:
+        ctx = copy.copy(step.ctx)
+        ctx.precision = precision
+        ctx.run_block = run_block
+        ctx.states = states
+        kwargs["ctx"] = ctx
+    out = step.kernel.fn(**kwargs)
+    if not isinstance(out, tuple):
+        out = (out,)
+    if len(out) != len(step.outputs):
+        raise KernelContractError(
+            f"kernel {step.kernel.where} returned {len(out)} outputs for op {step.op_type!r} "
+            f"({step.name}), which declares {len(step.outputs)}"
+        )
+    return out
+
+
+class _Runner:
+    """Executes a FunctionPlan for one call (holds the per-call environment)."""
+
+    def __init__(self, plan: FunctionPlan, precision: str, strict: bool, states: dict[str, torch.Tensor]):
+        self.plan = plan
+        self.precision = precision
+        self.strict = strict
+        self.states = states
+        self.env: dict[str, Any] = dict(plan.constants)
+
+    def run_block(self, block: Block, inputs: list[Any]) -> list[Any]:
+        env = self.env
+        fp16 = self.precision == "fp16"
+        for name, value, dt in zip(block.inputs, inputs, block.input_dtypes):
+            if fp16 and dt == "fp16" and isinstance(value, torch.Tensor):
+                value = dtypes.round_fp16(value)
+            env[name] = value
+        for step in block.steps:
+            out = call_step(step, env, self.precision, self.run_block, self.states)
+            for i, name in enumerate(step.outputs):
+                value = out[i]
+                held = step.held[i]
+                if held is not None:
+                    if not isinstance(value, torch.Tensor):
+                        value = torch.as_tensor(value)
+                    if value.dtype != held:
+                        if self.strict and value.is_floating_point() != held.is_floating_point:
+                            raise KernelContractError(
+                                f"kernel {step.kernel.where} returned {value.dtype} for output {name!r} "
+                                f"declared {step.ctx.output_dtypes[i]}"
+                            )
+                        value = value.to(held)
+                    if self.strict:
+                        _check_shape(step, i, value)
+                if fp16 and i in step.round_fp16:
+                    value = dtypes.round_fp16(value)
+                env[name] = value
+        return [env[n] for n in block.outputs]
+
+
+def _check_shape(step: Step, i: int, value: torch.Tensor) -> None:
+    declared = step.declared_shapes[i]
+    if declared is None:
+        return
+    actual = tuple(value.shape)
+    if len(actual) != len(declared) or any(d is not None and d != a for d, a in zip(declared, actual)):
+        raise KernelContractError(
+            f"kernel {step.kernel.where} returned shape {actual} for output {step.outputs[i]!r} of "
+            f"{step.op_type!r}, declared {declared}"
+        )
+
+
+class Program:
+    """A loaded ML Program function, ready to run.
+
+    Attributes:
+        inputs: input specs (name, dtype, shape, flexibility).
+        outputs: output specs.
+        states: state specs (stateful models).
+        functions: names of all functions in the package.
+        function: the name of the function this object runs.
+        opset: the function's opset as an iOS number (16 for CoreML6 / iOS16).
+    """
+
+    def __init__(self, plan: FunctionPlan, functions: list[str], origin: str, spec: Any = None):
+        self._plan = plan
+        self.functions = functions
+        self.origin = origin
+        self.spec = spec
+        self._lock = threading.Lock()
+
+    # ----------------------------------------------------------- description
+    @property
+    def function(self) -> str:
+        return self._plan.name
+
+    @property
+    def inputs(self) -> list[TensorSpec]:
+        return self._plan.inputs
+
+    @property
+    def outputs(self) -> list[TensorSpec]:
+        return self._plan.outputs
+
+    @property
+    def states(self) -> list[TensorSpec]:
+        return self._plan.states
+
+    @property
+    def opset(self) -> int:
+        return self._plan.opset
+
+    @property
+    def op_counts(self) -> dict[str, int]:
+        """How many ops of each type the function has (``const`` included)."""
+        return dict(self._plan.op_counts)
+
+    @property
+    def plan(self) -> FunctionPlan:
+        return self._plan
+
+    @property
+    def pymil_function(self) -> Any:
+        """The coremltools pymil Function this program was compiled from (for analysis passes)."""
+        return self._plan.pymil_function
+
+    @property
+    def value_dtypes(self) -> dict[str, str | None]:
+        """Declared MIL dtype of every value the program computes (inputs and op outputs, nested too)."""
+        types: dict[str, str | None] = {s.name: s.dtype for s in self.inputs}
+
+        def visit(block: Block) -> None:
+            for name, dt in zip(block.inputs, block.input_dtypes):
+                types[name] = dt
+            for step in block.steps:
+                types.update(zip(step.outputs, step.ctx.output_dtypes))
+                for inner in step.ctx.blocks:
+                    visit(inner)
+
+        visit(self._plan.block)
+        return types
+
+    def describe(self) -> str:
+        lines = [f"function {self.function!r} (opset iOS{self.opset}) of {self.origin}"]
+        lines += ["  input  " + s.describe() for s in self.inputs]
+        lines += ["  state  " + s.describe() for s in self.states]
+        lines += ["  output " + s.describe() for s in self.outputs]
+        return "\n".join(lines)
+
+    def example_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
+        """Random inputs matching the input specs at their default shapes."""
+        rng = np.random.default_rng(seed)
+        feeds: dict[str, np.ndarray] = {}
+        for spec in self.inputs:
+            shape = spec.shape or ()
+            if dtypes.is_float(spec.dtype):
+                feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
+            elif spec.dtype == "bool":
+                feeds[spec.name] = rng.integers(0, 2, shape).astype(bool)
+            else:
+                feeds[spec.name] = rng.integers(0, 8, shape).astype(np.int32)
+        return feeds
+
+    def new_states(self) -> dict[str, np.ndarray]:
+        """Zero-initialised states for a stateful program."""
+        return {s.name: np.zeros(s.shape or (), dtype=np.float32) for s in self.states}
+
+    # ----------------------------------------------------------- running
+    def run(
+        self,
+        inputs: Mapping[str, Any],
+        precision: str = "fp32",
+        intermediates: bool = False,
+        states: Mapping[str, Any] | None = None,
+        strict: bool = False,
+    ) -> dict[str, np.ndarray]:
+        """Run the function.
+
+        Args:
+            inputs: input name -> array. Floats of any width are accepted for float inputs.
+            precision: ``"fp32"`` computes every float in float32; ``"fp16"`` rounds every value the program
+                types as fp16 to float16 after each op, as the GPU / Neural Engine would store it.
+            intermediates: also return every named value the program computes (op outputs), by name.
+            states: initial state values for a stateful program (zeros when omitted). The returned dict
+                then also holds each state's final value under the state's name.
+            strict: check each kernel's output dtype kind and declared static shape (used by tests).
+
+        Returns:
+            output name -> numpy array (float32 in fp32 mode; the declared dtype in fp16 mode).
+        """
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        feeds = self._convert_inputs(inputs, precision)
+        state_values = self._convert_states(states)
+        runner = _Runner(self._plan, precision, strict, state_values)
+        with torch.inference_mode():
+            outs = self._run_main(runner, feeds)
+        result = {spec.name: _to_numpy(v, spec.dtype, precision) for spec, v in zip(self.outputs, outs)}
+        for name, value in state_values.items():
+            result[name] = _to_numpy(value, next(s.dtype for s in self.states if s.name == name), precision)
+        if intermediates:
+            for name, value in runner.env.items():
+                if name in self._plan.constants or name in result or not isinstance(value, torch.Tensor):
+                    continue
+                result[name] = _to_numpy(value, None, precision)
+        return result
+
+    def _run_main(self, runner: _Runner, feeds: dict[str, torch.Tensor]) -> list[Any]:
+        values: list[Any] = []
+        for name in block.inputs:
+            if name in feeds:
+                values.append(feeds[name])
+            else:  # a state input: the kernels reach it through ctx.states
+                values.append(runner.states.get(name))
+        return runner.run_block(block, values)
+
+    def _convert_inputs(self, inputs: Mapping[str, Any], precision: str) -> dict[str, torch.Tensor]:
+        if not isinstance(inputs, Mapping):
+            raise InputError(f"inputs must be a dict of name -> array, got {type(inputs).__name__}")
+        expected = {s.name: s for s in self.inputs}
+        unknown = sorted(set(inputs) - set(expected) - {s.name for s in self.states})
+        if unknown:
+            raise InputError(
+                f"unknown input {unknown[0]!r}; the model's inputs are: "
+                + ", ".join(s.describe() for s in self.inputs)
+            )
+        feeds: dict[str, torch.Tensor] = {}
+        for name, spec in expected.items():
+            if name not in inputs:
+                raise InputError(f"missing input {spec.describe()}; pass it as {name}=<array>")
+            feeds[name] = _validate_input(spec, inputs[name], precision)
+        return feeds
+
+    def _convert_states(self, states: Mapping[str, Any] | None) -> dict[str, torch.Tensor]:
+        out: dict[str, torch.Tensor] = {}
+        given = dict(states or {})
+        for spec in self.states:
+            value = given.pop(spec.name, None)
+            if value is None:
+                value = np.zeros(spec.shape or (), dtype=np.float32)
+            arr = np.asarray(value)
+            if spec.shape is not None and tuple(arr.shape) != tuple(spec.shape):
+                raise InputError(
+                    f"state {spec.name!r} has shape {tuple(arr.shape)}, expected {tuple(spec.shape)}"
+                )
+            out[spec.name] = dtypes.to_held_tensor(arr, spec.dtype).clone()
+        if given:
+            raise InputError(f"unknown state {sorted(given)[0]!r}; states: {[s.name for s in self.states]}")
+        return out
+
+
+def _validate_input(spec: TensorSpec, value: Any, precision: str) -> torch.Tensor:
+    arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
+    if arr.dtype == object:
+        raise InputError(f"input {spec.name!r} is not a numeric array; expected {spec.describe()}")
+    want_float = dtypes.is_float(spec.dtype)
+    if want_float and arr.dtype.kind not in "fiu":
+        raise InputError(f"input {spec.name!r} has dtype {arr.dtype}, expected {spec.describe()}")
+    if not want_float and spec.dtype is not None and arr.dtype.kind not in "iub":
+        raise InputError(
+            f"input {spec.name!r} has dtype {arr.dtype}, expected integer input {spec.describe()}"
+        )
+    shape = tuple(arr.shape)
+    ok, why = _shape_allowed(spec, shape)
+    if not ok:
+        raise InputError(f"input {spec.name!r} has shape {'x'.join(map(str, shape)) or 'scalar'}; {why}")
+    tensor = dtypes.to_held_tensor(arr, spec.dtype if spec.dtype in dtypes.HELD_TORCH else None)
+    if precision == "fp16" and spec.dtype == "fp16":
+        tensor = dtypes.round_fp16(tensor)
+    return tensor
+
+
+def _shape_allowed(spec: TensorSpec, shape: tuple[int, ...]) -> tuple[bool, str]:
+    if spec.enumerated_shapes:
+        if shape in spec.enumerated_shapes:
+            return True, ""
+        allowed = ", ".join("x".join(map(str, s)) for s in spec.enumerated_shapes)
+        return False, f"the model accepts only the enumerated shapes {allowed}"
+    if spec.shape_range:
+        if len(shape) != len(spec.shape_range):
+            return False, f"expected rank {len(spec.shape_range)} ({spec.describe()})"
+        for axis, (dim, (lo, hi)) in enumerate(zip(shape, spec.shape_range)):
+            if dim < lo or (hi >= 0 and dim > hi):
+                bound = f"{lo}..{'inf' if hi < 0 else hi}"
+                return False, f"axis {axis} is {dim}, outside the declared range {bound} ({spec.describe()})"
+        return True, ""
+    if spec.shape is None:
+        return True, ""
+    if len(shape) != len(spec.shape) or any(a != b for a, b in zip(shape, spec.shape)):
+        return False, f"expected {spec.describe()}"
+    return True, ""
+
+
+def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
+    if isinstance(value, torch.Tensor):
+        arr = value.detach().cpu().numpy()
+        if precision == "fp16" and mil_dtype == "fp16":
+            return arr.astype(np.float16)
+        return arr
+    if isinstance(value, (str, dict, list)):
+        return value
+    return np.asarray(value)
+
+
+def load(source: Any, function: str | None = None) -> Program:
+    """Load an ML Program for the interpreter.
+
+    Args:
+        source: a ``.mlpackage`` folder, an ``.mlmodel`` file, or an in-memory ``coremltools.models.MLModel``.
+        function: for multi-function packages, the function to run (default: the package's default).
+
+    Raises:
+        ModelLoadError: missing, truncated or corrupted files, or not an ML Program.
+        KernelMissingError: an op of the function has no kernel (all such ops are listed).
+    """
+    prog, spec, origin = load_pymil(source)
+    names = list(prog.functions.keys())
+    if function is None:
+        default = spec.description.defaultFunctionName or "main"
+        function = default if default in names else names[0]
+    if function not in names:
+        raise InputError(f"no function {function!r} in {origin}; its functions are: {', '.join(names)}")
+    plan = compile_function(prog, spec, function)
+    return Program(plan, names, origin, spec)
+
+
+__all__ = ["PRECISIONS", "KernelContractError", "KernelMissingError", "ModelLoadError", "Program", "load"]

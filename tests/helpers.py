@@ -1,0 +1,62 @@
+"""Test helpers: convert small torch models with coremltools and compare results."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+TARGETS = {"iOS15": 15, "iOS16": 16, "iOS17": 17, "iOS18": 18}
+
+
+def convert(
+    module: torch.nn.Module,
+    example: tuple[torch.Tensor, ...] | torch.Tensor,
+    target: str = "iOS16",
+    precision: str = "fp32",
+    input_names: list[str] | None = None,
+    **kwargs: Any,
+):
+    """Trace ``module`` and convert it to an ML Program at ``target`` with coremltools."""
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    if isinstance(example, torch.Tensor):
+        example = (example,)
+    module = module.eval()
+    with torch.no_grad():
+        traced = torch.jit.trace(module, example)
+    names = input_names or [f"x{i}" if len(example) > 1 else "x" for i in range(len(example))]
+    inputs = kwargs.pop("inputs", None) or [
+        ct.TensorType(name=n, shape=t.shape, dtype=_ct_dtype(ct, t)) for n, t in zip(names, example)
+    ]
+    return ct.convert(
+        traced,
+        inputs=inputs,
+        convert_to="mlprogram",
+        minimum_deployment_target=getattr(ct.target, target),
+        compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
+        **kwargs,
+    )
+
+
+def _ct_dtype(ct, t: torch.Tensor):
+    return np.int32 if not t.is_floating_point() else np.float32
+
+
+def rel_error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """max |a - e| / max |e| (0 when both are zero)."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    scale = max(np.abs(expected).max(initial=0.0), 1e-30)
+    return float(np.abs(actual - expected).max(initial=0.0) / scale)
+
+
+def cosine(actual: np.ndarray, expected: np.ndarray) -> float:
+    a = np.asarray(actual, dtype=np.float64).ravel()
+    b = np.asarray(expected, dtype=np.float64).ravel()
+    na, nb = np.linalg.norm(a), np.linalg.norm(b)
+    if na == 0 and nb == 0:
+        return 1.0
+    return float(a @ b / max(na * nb, 1e-300))

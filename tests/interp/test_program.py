@@ -1,0 +1,102 @@
+"""The interpreter's loader and loop on a small CNN: fp32 fidelity, fp16 emulation, intermediates, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from devicefit import interp
+from devicefit.errors import InputError, KernelMissingError, ModelLoadError
+from tests.helpers import convert, rel_error
+
+
+class SmallCNN(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.bn = torch.nn.BatchNorm2d(8)
+        self.fc = torch.nn.Linear(8, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.conv(x))).mean((2, 3))
+        return torch.softmax(self.fc(y), -1)
+
+
+@pytest.fixture(scope="module")
+def cnn():
+    torch.manual_seed(0)
+    model = SmallCNN().eval()
+    x = torch.randn(1, 3, 16, 16)
+    return model, x
+
+
+def test_fp32_matches_torch(cnn):
+    model, x = cnn
+    prog = interp.load(convert(model, x, precision="fp32"))
+    out = prog.run({"x": x.numpy()}, strict=True)
+    (name,) = [o.name for o in prog.outputs]
+    assert out[name].dtype == np.float32
+    assert rel_error(out[name], model(x).detach().numpy()) <= 1e-5
+
+
+def test_fp16_mode_rounds_every_fp16_value(cnn):
+    model, x = cnn
+    prog = interp.load(convert(model, x, precision="fp16"))
+    out16 = prog.run({"x": x.numpy()}, precision="fp16", intermediates=True, strict=True)
+    out32 = prog.run({"x": x.numpy()}, precision="fp32", intermediates=True, strict=True)
+    name = prog.outputs[0].name
+    assert out16[name].dtype == np.float16
+    # every fp16-typed intermediate is exactly representable in float16
+    declared = prog.value_dtypes
+    fp16_values = [k for k, v in out16.items() if declared.get(k) == "fp16" and isinstance(v, np.ndarray)]
+    assert len(fp16_values) >= 4
+    for key in fp16_values:
+        value = out16[key].astype(np.float32)
+        assert np.array_equal(value.astype(np.float16).astype(np.float32), value), key
+    # and fp16 emulation differs from fp32 arithmetic on the same program, but not by much
+    assert 0 < rel_error(out16[name], out32[name]) < 1e-2
+
+
+def test_intermediates_hold_every_op_output(cnn):
+    model, x = cnn
+    prog = interp.load(convert(model, x))
+    out = prog.run({"x": x.numpy()}, intermediates=True)
+    produced = {name for step in prog.plan.block.steps for name in step.outputs}
+    assert produced <= set(out)
+
+
+def test_wrong_input_name_shape_dtype(cnn):
+    model, x = cnn
+    prog = interp.load(convert(model, x))
+    with pytest.raises(InputError, match="unknown input 'y'"):
+        prog.run({"x": x.numpy(), "y": x.numpy()})
+    with pytest.raises(InputError, match="missing input x"):
+        prog.run({})
+    with pytest.raises(InputError, match="has shape 1x3x8x8"):
+        prog.run({"x": np.zeros((1, 3, 8, 8), np.float32)})
+    with pytest.raises(InputError, match="dtype"):
+        prog.run({"x": np.full((1, 3, 16, 16), "a")})
+
+
+def test_missing_kernel_names_op_output_opset_and_home(cnn, monkeypatch):
+    from devicefit.interp import registry
+
+    model, x = cnn
+    mlmodel = convert(model, x)
+    registry._ensure_loaded()
+    monkeypatch.setitem(registry._KERNELS, "relu", [])
+    with pytest.raises(KernelMissingError, match=r"relu \(first output .*\).*iOS16.*interp/ops"):
+        interp.load(mlmodel)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ModelLoadError, match="not found"):
+        interp.load(tmp_path / "nope.mlpackage")
+    bad = tmp_path / "garbage.mlmodel"
+    bad.write_bytes(b"\x00\x01 this is not a protobuf" * 10)
+    with pytest.raises(ModelLoadError):
+        interp.load(bad)
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(ModelLoadError, match=r"not an \.mlpackage"):
+        interp.load(tmp_path / "folder")
