@@ -246,6 +246,7 @@ class Program:
         return result
 
     def _run_main(self, runner: _Runner, feeds: dict[str, torch.Tensor]) -> list[Any]:
+        block = self._plan.block
         values: list[Any] = []
         for name in block.inputs:
             if name in feeds:
