@@ -100,3 +100,51 @@ def test_bad_files(tmp_path):
     (tmp_path / "folder").mkdir()
     with pytest.raises(ModelLoadError, match=r"not an \.mlpackage"):
         interp.load(tmp_path / "folder")
+
+
+def _saved_package(tmp_path, cnn):
+    import shutil
+
+    model, x = cnn
+    path = tmp_path / "m.mlpackage"
+    convert(model, x).save(str(path))
+    copy = tmp_path / "copy.mlpackage"
+    shutil.copytree(path, copy)
+    weights = next(copy.rglob("weight.bin"))
+    return copy, weights
+
+
+def test_truncated_weight_file_is_a_clear_error(tmp_path, cnn):
+    path, weights = _saved_package(tmp_path, cnn)
+    data = weights.read_bytes()
+    weights.write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelLoadError, match="truncated"):
+        interp.load(path)
+
+
+def test_corrupted_weight_file_is_a_clear_error(tmp_path, cnn):
+    path, weights = _saved_package(tmp_path, cnn)
+    data = bytearray(weights.read_bytes())
+    data[64:68] = b"\x00\x00\x00\x00"  # first blob's sentinel
+    weights.write_bytes(bytes(data))
+    with pytest.raises(ModelLoadError, match="corrupted"):
+        interp.load(path)
+
+
+def test_truncated_model_spec_is_a_clear_error(tmp_path, cnn):
+    path, _ = _saved_package(tmp_path, cnn)
+    spec_file = next(path.rglob("model.mlmodel"))
+    spec_file.write_bytes(spec_file.read_bytes()[:100])
+    with pytest.raises(ModelLoadError):
+        interp.load(path)
+
+
+def test_neural_network_model_is_refused_with_advice(tmp_path, cnn):
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    model, x = cnn
+    traced = torch.jit.trace(model, x)
+    nn_model = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=x.shape)], convert_to="neuralnetwork")
+    with pytest.raises(ModelLoadError, match="not an ML Program.*mlprogram"):
+        interp.load(nn_model)
