@@ -146,5 +146,5 @@ def test_neural_network_model_is_refused_with_advice(tmp_path, cnn):
     model, x = cnn
     traced = torch.jit.trace(model, x)
     nn_model = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=x.shape)], convert_to="neuralnetwork")
-    with pytest.raises(ModelLoadError, match="not an ML Program.*mlprogram"):
+    with pytest.raises(ModelLoadError, match=r"not an ML Program.*mlprogram"):
         interp.load(nn_model)

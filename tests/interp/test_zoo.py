@@ -52,7 +52,7 @@ def test_fp32_matches_pytorch(entry: ZooEntry, target: str):
 
 @pytest.mark.parametrize(("entry", "target"), CASES)
 def test_fp16_emulation_within_model_tolerance(entry: ZooEntry, target: str):
-    prog, actual, expected = _run(entry, target, "fp16")
+    _, actual, expected = _run(entry, target, "fp16")
     floats = [(a, e) for a, e in zip(actual, expected) if e.dtype.kind == "f"]
     assert floats
     for a, e in floats:
