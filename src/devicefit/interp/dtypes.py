@@ -76,7 +76,8 @@ def to_held_tensor(value: object, mil_dtype: str | None) -> torch.Tensor:
         arr = arr.astype(np.int32)
     elif arr.dtype == np.uint32:
         arr = arr.astype(np.int64)
-    tensor = torch.from_numpy(np.ascontiguousarray(arr))
+    # NOTE: np.ascontiguousarray returns at least rank 1; reshape keeps MIL scalars rank 0.
+    tensor = torch.from_numpy(np.ascontiguousarray(arr)).reshape(arr.shape)
     return tensor.to(target) if tensor.dtype != target else tensor
 
 
