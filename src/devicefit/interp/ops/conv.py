@@ -10,7 +10,7 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_T = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
-def _same_pads(in_sizes, kernel, strides, dilations, lower: bool):
+def same_pads(in_sizes, kernel, strides, dilations, lower: bool) -> list[tuple[int, int]]:
     """Per-axis (before, after) padding for ``pad_type="same"`` / ``"same_lower"``."""
     pads = []
     for size, k, s, d in zip(in_sizes, kernel, strides, dilations):
@@ -26,7 +26,7 @@ def _explicit_pads(x, weight_spatial, strides, dilations, pad_type, pad):
     if pad_type == "valid":
         return [(0, 0)] * n
     if pad_type in ("same", "same_lower"):
-        return _same_pads(x.shape[2:], weight_spatial, strides, dilations, pad_type == "same_lower")
+        return same_pads(x.shape[2:], weight_spatial, strides, dilations, pad_type == "same_lower")
     if pad_type == "custom":
         pad = pad or [0] * (2 * n)
         return [(pad[2 * i], pad[2 * i + 1]) for i in range(n)]
@@ -77,18 +77,28 @@ def conv_transpose(
     n = weight.dim() - 2
     strides = strides or [1] * n
     dilations = dilations or [1] * n
-    y = _CONV_T[n](x, weight, bias, stride=strides, padding=0, dilation=dilations, groups=groups)
-    spatial = y.shape[2:]
+    # The full ("valid") result is cut to size; bias is added afterwards so that any rows added to
+    # reach output_shape hold the bias, as PyTorch's output_padding rows do.
+    y = _CONV_T[n](x, weight, None, stride=strides, padding=0, dilation=dilations, groups=groups)
+    spatial = list(y.shape[2:])
+    # output_shape wins over the computed size (for "same", TF's rule: the surplus is split around it).
+    wanted = list(output_shape[-n:]) if output_shape else None
     if pad_type == "custom" and pad:
-        crop = [(pad[2 * i], pad[2 * i + 1]) for i in range(n)]
-    elif pad_type in ("same", "same_lower") or output_shape:
-        target = list(output_shape[-n:]) if output_shape else [s * st for s, st in zip(x.shape[2:], strides)]
-        crop = []
-        for full, want in zip(spatial, target):
+        starts = [pad[2 * i] for i in range(n)]
+        sizes = wanted or [full - pad[2 * i] - pad[2 * i + 1] for i, full in enumerate(spatial)]
+    elif pad_type in ("same", "same_lower"):
+        sizes = wanted or [s * st for s, st in zip(x.shape[2:], strides)]
+        starts = []
+        for full, want in zip(spatial, sizes):
             total = max(full - want, 0)
-            small, big = total // 2, total - total // 2
-            crop.append((big, small) if pad_type == "same_lower" else (small, big))
+            starts.append(total - total // 2 if pad_type == "same_lower" else total // 2)
     else:
-        crop = [(0, 0)] * n
-    index = [slice(None), slice(None)] + [slice(b, size - a) for (b, a), size in zip(crop, spatial)]
-    return y[tuple(index)]
+        starts, sizes = [0] * n, wanted or spatial
+    index = [slice(None), slice(None)] + [slice(b, b + size) for b, size in zip(starts, sizes)]
+    y = y[tuple(index)]
+    short = [want - have for want, have in zip(sizes, y.shape[2:])]
+    if any(short):
+        y = F.pad(y, [p for d in reversed(short) for p in (0, max(d, 0))])
+    if bias is not None:
+        y = y + bias.reshape([1, -1] + [1] * n)
+    return y

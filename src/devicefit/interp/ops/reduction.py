@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from devicefit.interp.ops._util import norm_axes
-from devicefit.interp.registry import bool_, int_, ints, register
+from devicefit.interp.registry import bool_, int_, ints, register, str_
 
 
 def _axes(x, axes):
@@ -48,11 +48,15 @@ def _prod(x, dims, keep):
     return x
 
 
-@register("reduce_argmax", attrs={"axis": int_, "keep_dims": bool_})
-def reduce_argmax(x, axis=-1, keep_dims=False):
+_ARG = {"axis": int_, "keep_dims": bool_, "output_dtype": str_}
+
+
+@register("reduce_argmax", attrs=_ARG)
+def reduce_argmax(x, axis=-1, keep_dims=False, output_dtype="int32"):
+    # iOS17 added output_dtype ("int32" or "uint16"); indices are held as int32 either way.
     return torch.argmax(x, dim=axis, keepdim=keep_dims).to(torch.int32)
 
 
-@register("reduce_argmin", attrs={"axis": int_, "keep_dims": bool_})
-def reduce_argmin(x, axis=-1, keep_dims=False):
+@register("reduce_argmin", attrs=_ARG)
+def reduce_argmin(x, axis=-1, keep_dims=False, output_dtype="int32"):
     return torch.argmin(x, dim=axis, keepdim=keep_dims).to(torch.int32)
