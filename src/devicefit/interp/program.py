@@ -137,6 +137,8 @@ def _const_value(var: Any) -> Any:
     dt = _mil_dtype_name(var)
     if isinstance(val, str) or dt == "string":
         return val
+    if dt is None:  # a list constant (classify's classes): not a tensor, kept as loaded
+        return val
     return dtypes.to_held_tensor(val, dt if dt in dtypes.HELD_TORCH else None)
 
 

@@ -21,7 +21,7 @@ registration with ``since <= N`` is used (as coremltools' ``SSAOpRegistry`` and 
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +154,7 @@ _KERNELS: dict[str, list[Kernel]] = {}
 def register(
     op_type: str | Sequence[str],
     since: str | int = "iOS15",
-    attrs: dict[str, Callable[[Any], Any]] | None = None,
+    attrs: Mapping[str, Callable[[Any], Any]] | None = None,
     variadic: Sequence[str] = (),
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the kernel of ``op_type`` from opset ``since`` on.
