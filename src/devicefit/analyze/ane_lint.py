@@ -1,0 +1,240 @@
+"""Neural Engine lint: which ops of an ML Program are likely to fall back to the CPU/GPU, and why.
+
+This is a PREDICTION from published constraints (``ane_rules.py``), not a measurement: Core ML decides
+placement on the device, and its rules change with device generation, OS version and tensor sizes.
+On a Mac, ``MLComputePlan`` gives the real placement.
+
+Usage::
+
+    from devicefit.analyze import ane_lint
+    report = ane_lint.lint("model.mlpackage")
+    report.summary.fallback_flops_share, report.summary.transitions
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devicefit.analyze.ane_rules import OP_RULES, PROGRAM_RULES, ProgramFacts
+from devicefit.analyze.flops import iter_ops, nbytes, op_cost, resolve_function, shape_of
+
+__all__ = ["DISCLAIMER", "VERDICTS", "Finding", "LintReport", "LintSummary", "OpVerdict", "lint"]
+
+DISCLAIMER = (
+    "Prediction from published Neural Engine constraints, not a measurement: Core ML picks the compute "
+    "unit on the device, and its rules change with device, OS version and tensor sizes."
+)
+VERDICTS = {"ne": "likely on the Neural Engine", "maybe": "may fall back", "fallback": "likely fallback"}
+
+
+@dataclass
+class Finding:
+    """One rule that fired: why, where the constraint is published, and what to do."""
+
+    rule: str
+    title: str
+    severity: str
+    reason: str
+    source: str
+    fix: str
+
+
+@dataclass
+class OpVerdict:
+    """The lint verdict of one op (``verdict`` is a key of :data:`VERDICTS`)."""
+
+    index: int
+    op_type: str
+    name: str
+    verdict: str
+    flops: int
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def verdict_text(self) -> str:
+        return VERDICTS[self.verdict]
+
+
+@dataclass
+class LintSummary:
+    """Shares of ops and compute likely to fall back, and Neural Engine <-> CPU/GPU transitions.
+
+    When a program rule bars the whole model from the NE (``ne_barred_by``), every op counts as falling back.
+    """
+
+    ops: int
+    fallback_ops: int
+    maybe_ops: int
+    flops: int
+    fallback_flops: int
+    transitions: int
+    ne_barred_by: list[str]
+
+    @property
+    def fallback_op_share(self) -> float:
+        return self.fallback_ops / self.ops if self.ops else 0.0
+
+    @property
+    def fallback_flops_share(self) -> float:
+        return self.fallback_flops / self.flops if self.flops else 0.0
+
+
+@dataclass
+class LintReport:
+    origin: str
+    function: str
+    ops: list[OpVerdict]
+    program: list[Finding]
+    summary: LintSummary
+    disclaimer: str = DISCLAIMER
+
+    def flagged(self) -> list[OpVerdict]:
+        """Ops with at least one finding."""
+        return [o for o in self.ops if o.findings]
+
+    def rules_fired(self) -> set[str]:
+        return {f.rule for o in self.ops for f in o.findings} | {f.rule for f in self.program}
+
+    def to_dict(self) -> dict[str, Any]:
+        s = self.summary
+        return {
+            "origin": self.origin,
+            "function": self.function,
+            "disclaimer": self.disclaimer,
+            "summary": {
+                **asdict(s),
+                "fallback_op_share": s.fallback_op_share,
+                "fallback_flops_share": s.fallback_flops_share,
+            },
+            "program": [asdict(f) for f in self.program],
+            "ops": [{**asdict(o), "verdict_text": o.verdict_text} for o in self.ops],
+        }
+
+
+def _finding(rule: Any, reason: str) -> Finding:
+    return Finding(rule.id, rule.title, rule.severity, reason, rule.source, rule.fix)
+
+
+def _verdict(findings: list[Finding]) -> str:
+    severities = {f.severity for f in findings}
+    return "fallback" if "fallback" in severities else "maybe" if "maybe" in severities else "ne"
+
+
+def _flexible_inputs(resolved: Any) -> tuple[dict[str, str], dict[str, int]]:
+    kinds: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    spec = resolved.spec
+    if spec is None:  # a bare pymil function: symbolic input dims are all we know
+        for name, var in resolved.function.inputs.items():
+            if any(d < 0 for d in (shape_of(var) or ())):
+                kinds[name] = "range"
+        return kinds, counts
+    desc = spec.description
+    for f in desc.functions:
+        if f.name == resolved.name:
+            desc = f
+    for feat in desc.input:
+        if feat.type.WhichOneof("Type") != "multiArrayType":
+            continue
+        arr = feat.type.multiArrayType
+        flex = arr.WhichOneof("ShapeFlexibility")
+        if flex == "shapeRange":
+            ranges = [(r.lowerBound, r.upperBound) for r in arr.shapeRange.sizeRanges]
+            if any(lo != hi for lo, hi in ranges):
+                kinds[feat.name] = "range"
+        elif flex == "enumeratedShapes":
+            kinds[feat.name] = "enumerated"
+            counts[feat.name] = len(arr.enumeratedShapes.shapes)
+    return kinds, counts
+
+
+def _states(function: Any) -> dict[str, tuple[int, ...]]:
+    from coremltools.converters.mil.mil import types
+
+    out = {}
+    for name, var in function.inputs.items():
+        if types.is_state(var.sym_type):
+            out[name] = tuple(int(d) for d in var.sym_type.wrapped_type().get_shape())
+    return out
+
+
+def _weight_bytes(resolved: Any, model: Any) -> int:
+    """Bytes of the model's weights: the weight files of a package on disk, else the program's constants."""
+    if isinstance(model, (str, Path)) and Path(model).is_dir():
+        weights = Path(model) / "Data" / "com.apple.CoreML" / "weights"
+        if weights.is_dir():
+            return sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
+    return sum(
+        nbytes(v)
+        for op in iter_ops(resolved.function)
+        if op.op_type.startswith("constexpr_")
+        for v in op.inputs.values()
+        if not isinstance(v, (list, tuple)) and v.val is not None
+    ) + sum(nbytes(op.outputs[0]) for op in resolved.function.operations if op.op_type == "const")
+
+
+def lint(program: Any, model_bytes: int | None = None, function: str | None = None) -> LintReport:
+    """Predict Neural Engine placement for every op of ``program``.
+
+    Args:
+        program: a ``.mlpackage``/``.mlmodel`` path, an MLModel, an interp Program, or a pymil Program/Function.
+        model_bytes: model size for the 1 GB rule (default: weight file sizes, else constant bytes).
+        function: the function of a multi-function model (default: its default function).
+
+    Returns:
+        A :class:`LintReport`: per-op verdicts with reasons, sources and fixes, program-level findings and
+        a summary. It is a prediction from published constraints, not a measurement.
+    """
+    resolved = resolve_function(program, function)
+    fn = resolved.function
+    ops: list[OpVerdict] = []
+    for op in iter_ops(fn):
+        if op.op_type.startswith("constexpr_"):
+            continue  # weight decompression: compile-time work
+        findings = [_finding(r, reason) for r in OP_RULES if (reason := r.check(op)) is not None]
+        name = op.outputs[0].name if op.outputs else op.name
+        ops.append(OpVerdict(len(ops), op.op_type, name, _verdict(findings), op_cost(op).flops, findings))
+    kinds, counts = _flexible_inputs(resolved)
+    facts = ProgramFacts(
+        function=fn,
+        model_bytes=model_bytes if model_bytes is not None else _weight_bytes(resolved, program),
+        flexible_inputs=kinds,
+        enumerated_counts=counts,
+        states=_states(fn),
+    )
+    program_findings = [_finding(r, reason) for r in PROGRAM_RULES for reason in r.check(facts)]
+    fp32_ops = sum(1 for o in ops if any(f.rule == "ANE-FP32" for f in o.findings))
+    if ops and fp32_ops == len([o for o in ops if o.op_type != "cast"]) and fp32_ops:
+        program_findings.append(
+            Finding(
+                "ANE-FP32",
+                "fp32-typed program",
+                "fallback",
+                "the whole program is typed fp32 (compute_precision=FLOAT32): the NE is barred",
+                "coremltools docs: typed execution",
+                "convert with compute_precision=ct.precision.FLOAT16 (check accuracy with devicefit)",
+            )
+        )
+    return LintReport(resolved.origin, resolved.name, ops, program_findings, _summary(ops, program_findings))
+
+
+def _summary(ops: list[OpVerdict], program: list[Finding]) -> LintSummary:
+    barred = sorted({f.rule for f in program if f.severity == "fallback"})
+    total_flops = sum(o.flops for o in ops)
+    if barred:
+        return LintSummary(len(ops), len(ops), 0, total_flops, total_flops, 0, barred)
+    fallback = [o for o in ops if o.verdict == "fallback"]
+    placement = [o.verdict == "fallback" for o in ops]
+    transitions = sum(1 for a, b in itertools.pairwise(placement) if a != b)
+    return LintSummary(
+        ops=len(ops),
+        fallback_ops=len(fallback),
+        maybe_ops=sum(1 for o in ops if o.verdict == "maybe"),
+        flops=total_flops,
+        fallback_flops=sum(o.flops for o in fallback),
+        transitions=transitions,
+        ne_barred_by=[],
+    )
