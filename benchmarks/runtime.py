@@ -1,0 +1,196 @@
+"""Runtime benchmarks: handle overhead, async vs sync throughput, cached vs uncached load, a 10k soak.
+
+Run: ``.venv/bin/python benchmarks/runtime.py`` (builds its models in a temp dir; ratios come from one run).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+import psutil
+import torch
+
+from devicefit.engines import create
+from devicefit.engines.cache import SpecializationCache
+from devicefit.engines.onnx_engine import export_onnx
+from devicefit.runtime import Dropped, Model, Rejected
+from tests.helpers import convert
+
+torch.set_num_threads(1)
+ROWS: list[tuple[str, str, str, str]] = []
+
+
+def mlp(width: int, depth: int) -> torch.nn.Module:
+    torch.manual_seed(0)
+    layers: list[torch.nn.Module] = []
+    for _ in range(depth):
+        layers += [torch.nn.Linear(width, width), torch.nn.ReLU()]
+    return torch.nn.Sequential(*layers).eval()
+
+
+def best(fn, n: int) -> float:
+    return min(_t(fn) for _ in range(n))
+
+
+def _t(fn) -> float:
+    s = time.perf_counter()
+    fn()
+    return time.perf_counter() - s
+
+
+def bench_overhead(tmp: Path) -> None:
+    m = mlp(1024, 4)  # ~1 ms per call on one thread
+    x = {"x": np.random.default_rng(0).standard_normal((1, 1024)).astype(np.float32)}
+    pkg = tmp / "mlp1ms.mlpackage"
+    convert(m, torch.from_numpy(x["x"])).save(str(pkg))
+    handle = Model(pkg, engine="interp", cache=False).load()
+    program = handle.engine.program
+    for _ in range(50):
+        handle.predict(x)
+    raw, via = [], []
+    for _ in range(15):  # interleaved blocks so drift hits both sides alike
+        raw.append(_t(lambda: [program.run(x) for _ in range(100)]) / 100)
+        via.append(_t(lambda: [handle.predict(x) for _ in range(100)]) / 100)
+    r, v = statistics.median(raw), statistics.median(via)
+    ROWS.append(
+        (
+            "handle overhead, batch 1 (interp)",
+            f"{r * 1e3:.3f} ms raw vs {v * 1e3:.3f} ms handle",
+            f"{(v / r - 1) * 100:+.1f}%",
+            "< 5%",
+        )
+    )
+
+
+def bench_async(tmp: Path) -> None:
+    m = mlp(768, 4)
+    x = {"x": np.random.default_rng(0).standard_normal((1, 768)).astype(np.float32)}
+    onnx = tmp / "mlp.onnx"
+    export_onnx(m, dict(x), onnx)
+    n = 400
+    with Model(onnx, engine="onnxruntime", cache=False, threads=1, max_in_flight=2) as h:
+        for _ in range(20):
+            h.predict(x)
+        sync = _t(lambda: [h.predict(x) for _ in range(n)])
+
+        async def run(k: int) -> float:
+            left = [n]
+
+            async def caller() -> None:
+                while left[0] > 0:
+                    left[0] -= 1
+                    await h.predict_async(x)
+
+            s = time.perf_counter()
+            await asyncio.gather(*(caller() for _ in range(k)))
+            return time.perf_counter() - s
+
+        two = asyncio.run(run(2))
+    ROWS.append(
+        (
+            "async 2 in flight vs sync (ORT, 1 thread each)",
+            f"{n / sync:.0f}/s sync vs {n / two:.0f}/s async",
+            f"{sync / two:.2f}x",
+            ">= 1.6x",
+        )
+    )
+
+
+def bench_load(tmp: Path) -> None:
+    m = mlp(2048, 5)  # 21M parameters
+    x = torch.randn(1, 2048)
+    pkg = tmp / "mlp20m.mlpackage"
+    convert(m, x, precision="fp16").save(str(pkg))  # fp16 weights, as shipped
+    onnx = tmp / "mlp20m.onnx"
+    export_onnx(m, {"x": x.numpy()}, onnx)
+    cache = SpecializationCache(tmp / "cache")
+    for name, path in (("interp", pkg), ("onnxruntime", onnx)):
+        create(name, path, cache=cache).load()  # warm the cache
+        un = best(lambda name=name, path=path: create(name, path, cache=False).load(), 5)
+        ca = best(lambda name=name, path=path: create(name, path, cache=cache).load(), 5)
+        ROWS.append(
+            (
+                f"cached vs uncached load, {name}, 21M params",
+                f"{un * 1e3:.0f} ms vs {ca * 1e3:.1f} ms",
+                f"{un / ca:.1f}x",
+                ">= 5x" if name == "interp" else "-",
+            )
+        )
+
+
+def bench_soak(tmp: Path) -> None:
+    m = mlp(64, 2)
+    x = {"x": np.random.default_rng(0).standard_normal((1, 64)).astype(np.float32)}
+    onnx = tmp / "tiny.onnx"
+    export_onnx(m, dict(x), onnx)
+    proc = psutil.Process()
+    outcome = {"ok": 0, "dropped": 0, "rejected": 0, "other": 0}
+    rss: list[float] = []
+
+    async def main() -> object:
+        async with Model(
+            onnx, engine="onnxruntime", cache=False, threads=1, max_in_flight=4, overflow="drop_oldest"
+        ) as h:
+
+            async def one() -> None:
+                try:
+                    await h.predict_async(x)
+                    outcome["ok"] += 1
+                except Dropped:
+                    outcome["dropped"] += 1
+                except Rejected:
+                    outcome["rejected"] += 1
+                except Exception:
+                    outcome["other"] += 1
+
+            tasks = set()
+            for i in range(10_000):
+                t = asyncio.ensure_future(one())
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+                if i % 8 == 7:
+                    await asyncio.sleep(0)  # a producer faster than the engine, yielding now and then
+                if i % 1000 == 0:
+                    rss.append(proc.memory_info().rss / 1e6)
+            await asyncio.gather(*tasks)
+            rss.append(proc.memory_info().rss / 1e6)
+            return h.stats
+
+    stats = asyncio.run(main())
+    total = outcome["ok"] + outcome["dropped"] + outcome["rejected"]
+    ROWS.append(
+        (
+            "soak 10k, max_in_flight=4, drop_oldest",
+            f"{outcome['ok']} ok + {outcome['dropped']} dropped + {outcome['rejected']} rejected = {total}; "
+            f"stats {stats.completed}+{stats.dropped}+{stats.rejected} of {stats.submitted}; peak in flight "
+            f"{stats.peak_in_flight}, queue {stats.peak_queued}",
+            f"RSS {rss[1]:.0f} -> {max(rss):.0f} -> {rss[-1]:.0f} MB",
+            "exact, bounded",
+        )
+    )
+
+
+def main() -> None:
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        for bench in (bench_overhead, bench_async, bench_load, bench_soak):
+            bench(tmp)
+            print(f"done {bench.__name__}", file=sys.stderr)
+    width = max(len(r[0]) for r in ROWS)
+    print(f"{'benchmark':{width}} | measured | ratio | target")
+    for name, measured, ratio, target in ROWS:
+        print(f"{name:{width}} | {measured} | {ratio} | {target}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+"""``devicefit cache``: list or clear the specialization cache."""
+
+from __future__ import annotations
+
+import argparse
+
+NAME = "cache"
+ORDER = 70
+HELP = "list (ls) or clear the on-disk cache of prepared models ($DEVICEFIT_CACHE_DIR or ~/.cache/devicefit)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["ls", "clear"], help="ls: list entries; clear: remove them all")
+    p.add_argument("--json", action="store_true", help="ls: print JSON instead of a table")
+
+
+def main(args: argparse.Namespace) -> int:
+    import datetime
+    import json
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from devicefit.engines.cache import SpecializationCache
+
+    cache = SpecializationCache()
+    console = Console()
+    if args.action == "clear":
+        n = cache.clear()
+        console.print(f"removed {n} cache entr{'y' if n == 1 else 'ies'} from {cache.root}")
+        return 0
+    entries = cache.entries()
+    if args.json:
+        rows = [
+            {
+                "key": e.key,
+                "engine": e.engine,
+                "options": e.options,
+                "size_bytes": e.size_bytes,
+                "created": e.created,
+                "last_used": e.last_used,
+                "path": str(e.path),
+            }
+            for e in entries
+        ]
+        print(json.dumps({"root": str(cache.root), "max_bytes": cache.max_bytes, "entries": rows}, indent=1))
+        return 0
+    table = Table(
+        title=f"{cache.root} · {len(entries)} entries · {cache.size_bytes() / 1e6:.1f} of {cache.max_bytes / 1e6:.0f} MB"
+    )
+    for col in ("key", "engine", "options", "size", "last used"):
+        table.add_column(col)
+    for e in entries:
+        used = datetime.datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M:%S")
+        table.add_row(
+            e.key[:16], e.engine, json.dumps(e.options, default=str), f"{e.size_bytes / 1e6:.2f} MB", used
+        )
+    console.print(table)
+    return 0

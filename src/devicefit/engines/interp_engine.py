@@ -1,0 +1,118 @@
+"""The ``interp`` engine: devicefit's ML Program interpreter (fp32 or emulated fp16), on any host.
+
+The prepared plan (kernels bound, constexpr weights decompressed) is cached as JSON + raw weights (see
+``_plan_io``), keyed by the package's content hash and the interpreter's source fingerprint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from devicefit.engines.base import Availability, Engine, InputSpec
+from devicefit.interp.program import TensorSpec
+
+log = logging.getLogger(__name__)
+
+
+def input_spec_from_tensor_spec(s: TensorSpec) -> InputSpec:
+    """InputSpec (what the runtime validates) from the interpreter's TensorSpec."""
+    if s.dtype in ("fp16", "fp32", "fp64", "bf16"):
+        kind: str | None = "float"
+    elif s.dtype == "bool":
+        kind = "bool"
+    elif s.dtype is None:
+        kind = None
+    else:
+        kind = "int"
+    return InputSpec(
+        name=s.name,
+        dtype=kind,
+        shape=tuple(s.shape) if s.shape is not None else None,
+        enumerated_shapes=[tuple(e) for e in s.enumerated_shapes] if s.enumerated_shapes else None,
+        ranges=[(int(a), int(b)) for a, b in s.shape_range] if s.shape_range else None,
+    )
+
+
+class InterpEngine(Engine):
+    """Runs an ``.mlpackage`` / ``.mlmodel`` / in-memory ``MLModel`` with :mod:`devicefit.interp`.
+
+    Options:
+        function: function of a multi-function package.
+    """
+
+    name: ClassVar[str] = "interp"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        from devicefit import __version__
+
+        return Availability(
+            "interp", True, devices=["cpu (torch kernels)"], version=f"devicefit-{__version__}"
+        )
+
+    def version(self) -> str:
+        from devicefit.engines._plan_io import interp_fingerprint
+
+        return f"{self.availability().version}+{interp_fingerprint()}"
+
+    def _load(self) -> bool | None:
+        from devicefit import interp
+
+        function = self.options.get("function")
+        cache = self.cache()
+        source = self.model
+        if cache is None or not isinstance(source, (str, os.PathLike)):
+            self.program = interp.load(source, function=function)
+            self._describe()
+            return None
+        from devicefit.engines._plan_io import Unserializable, load_plan, save_plan
+        from devicefit.interp.run import Program
+
+        path = Path(os.fspath(source))
+        if not path.exists():
+            self.program = interp.load(source, function=function)  # raises the interpreter's clear error
+        options = {"function": function}
+        key = cache.key(cache.content_hash(path), self.name, options, self.version())
+        built: dict[str, Any] = {}
+
+        def build(folder: Path) -> dict[str, Any]:
+            prog = interp.load(path, function=function)
+            built["program"] = prog
+            return save_plan(prog.plan, prog.functions, folder)
+
+        try:
+            entry, hit = cache.get_or_build(key, self.name, options, build)
+        except Unserializable as e:
+            log.info("interp plan of %s is not cacheable (%s); loading uncached", path, e)
+            self.program = built.get("program") or interp.load(path, function=function)
+            self._describe()
+            return False
+        if not hit and "program" in built:
+            self.program = built["program"]
+        else:
+            try:
+                plan, functions = load_plan(entry.path)
+            except (ValueError, KeyError, TypeError, OSError) as e:
+                cache.events.append(f"corrupt {key}: {e}")
+                cache._remove(entry.path)
+                self.program = interp.load(path, function=function)
+                self._describe()
+                return False
+            self.program = Program(plan, functions, str(path))
+        self._describe()
+        return hit
+
+    def _describe(self) -> None:
+        self.inputs = [input_spec_from_tensor_spec(s) for s in self.program.inputs]
+        self.output_names = [s.name for s in self.program.outputs]
+
+    def _predict(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return self.program.run(feeds, precision=self.precision)
+
+    def _unload(self) -> None:
+        self.program = None  # type: ignore[assignment]

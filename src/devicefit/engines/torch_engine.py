@@ -1,0 +1,133 @@
+"""The ``torch`` engine: the PyTorch reference, for an ``nn.Module`` or a TorchScript file."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from devicefit.engines.base import Availability, Engine, InputSpec
+from devicefit.errors import InputError, ModelLoadError
+
+
+def _kind(arr: np.ndarray) -> str:
+    return {"f": "float", "b": "bool"}.get(arr.dtype.kind, "int")
+
+
+def example_specs(examples: Mapping[str, Any], dynamic_batch: bool = True) -> list[InputSpec]:
+    """InputSpecs from example arrays: dtype kind and shape fixed, axis 0 free when ``dynamic_batch``."""
+    specs = []
+    for name, value in examples.items():
+        arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
+        shape: tuple[int | None, ...] = tuple(arr.shape)
+        if dynamic_batch and shape:
+            shape = (None, *shape[1:])
+        specs.append(InputSpec(name, _kind(arr), shape))
+    return specs
+
+
+def normalize_examples(examples: Any, names: list[str] | None) -> dict[str, Any]:
+    """Examples given as a dict, a tuple or a single array -> name -> array."""
+    if examples is None:
+        return {}
+    if isinstance(examples, Mapping):
+        return dict(examples)
+    if not isinstance(examples, (tuple, list)):
+        examples = (examples,)
+    names = names or (["x"] if len(examples) == 1 else [f"x{i}" for i in range(len(examples))])
+    if len(names) != len(examples):
+        raise InputError(
+            f"{len(examples)} example inputs but {len(names)} input names; give one name per input"
+        )
+    return dict(zip(names, examples))
+
+
+class TorchEngine(Engine):
+    """Runs an ``nn.Module`` (or a TorchScript file saved with ``torch.jit.save``) eagerly.
+
+    Options:
+        example_inputs: dict / tuple of example arrays; gives input names, dtypes and shapes (axis 0 free).
+        input_names: names for positional ``forward`` arguments (default: ``forward``'s parameter names).
+        output_names: names for the outputs (default ``output`` or ``output_0``, ``output_1``, ...).
+    """
+
+    name: ClassVar[str] = "torch"
+
+    @classmethod
+    def availability(cls) -> Availability:
+        import torch
+
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+        return Availability("torch", True, devices=devices, version=f"torch-{torch.__version__}")
+
+    def _load(self) -> bool | None:
+        import torch
+
+        module = self.model
+        if isinstance(module, (str, os.PathLike)):
+            path = Path(module)
+            if not path.exists():
+                raise ModelLoadError(f"model not found: {path} (expected a TorchScript .pt file)")
+            try:
+                module = torch.jit.load(str(path), map_location="cpu")
+            except Exception as e:
+                raise ModelLoadError(
+                    f"{path} is not a TorchScript file ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                    "save it with torch.jit.save(torch.jit.trace(model, example)) or pass the nn.Module"
+                ) from e
+        if not isinstance(module, torch.nn.Module):
+            raise InputError(
+                f"the torch engine takes an nn.Module or a TorchScript path, got {type(module).__name__}"
+            )
+        use_cuda = self.compute_units in ("all", "cpu_and_gpu") and torch.cuda.is_available()
+        self.device = torch.device("cuda" if use_cuda else "cpu")
+        if self.precision == "fp16":
+            module = copy.deepcopy(module).half()
+        self.module = module.eval().to(self.device)
+        self.arg_names = self.options.get("input_names") or self._forward_names(module)
+        examples = normalize_examples(self.options.get("example_inputs"), self.arg_names)
+        if examples:
+            self.arg_names = list(examples)
+            self.inputs = example_specs(examples)
+        else:
+            self.inputs = [InputSpec(n, None, None) for n in self.arg_names]
+        self.output_names = list(self.options.get("output_names") or [])
+        return None
+
+    @staticmethod
+    def _forward_names(module: Any) -> list[str]:
+        schema = getattr(getattr(module, "forward", None), "schema", None)
+        if schema is not None:  # TorchScript: the first argument is self
+            return [a.name for a in schema.arguments[1:]]
+        params = inspect.signature(module.forward).parameters.values()
+        return [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+
+    def _predict(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        import torch
+
+        args = []
+        for n in self.arg_names:
+            t = torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device)
+            if t.is_floating_point():
+                t = t.to(torch.float16 if self.precision == "fp16" else torch.float32)
+            args.append(t)
+        with torch.inference_mode():
+            out = self.module(*args)
+        return self._name_outputs(out)
+
+    def _name_outputs(self, out: Any) -> dict[str, np.ndarray]:
+        if isinstance(out, Mapping):
+            return {str(k): v.detach().cpu().numpy() for k, v in out.items()}
+        items = list(out) if isinstance(out, (tuple, list)) else [out]
+        names = self.output_names or (
+            ["output"] if len(items) == 1 else [f"output_{i}" for i in range(len(items))]
+        )
+        return {n: v.detach().cpu().numpy() for n, v in zip(names, items)}
+
+    def _unload(self) -> None:
+        self.module = None  # type: ignore[assignment]

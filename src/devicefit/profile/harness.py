@@ -1,0 +1,248 @@
+"""The profiling harness: load times, first prediction, warm latency, throughput, peak RSS per engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import platform
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from devicefit.engines import create, resolve_auto
+from devicefit.engines.base import EngineUnavailableError
+from devicefit.engines.cache import SpecializationCache
+from devicefit.errors import DevicefitError, InputError
+from devicefit.profile.stats import LatencyStats
+
+
+@dataclass
+class ThroughputPoint:
+    """Requests per second in one mode: ``sync`` (one caller), ``batch`` (size = batch) or ``async``
+    (``in_flight`` concurrent requests)."""
+
+    mode: str
+    level: int
+    requests: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.seconds if self.seconds > 0 else float("nan")
+
+
+@dataclass
+class EngineProfile:
+    """Everything measured for one engine x compute unit x precision (raw samples included)."""
+
+    engine: str
+    compute_units: str
+    precision: str
+    uncached_load_s: float | None = None
+    cached_load_s: float | None = None
+    first_predict_ms: float | None = None
+    latency: LatencyStats = field(default_factory=LatencyStats)
+    throughput: list[ThroughputPoint] = field(default_factory=list)
+    peak_rss_mb: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class ProfileReport:
+    """Profiles of one model on several engines, with the host they ran on."""
+
+    model: str
+    host: dict[str, Any]
+    profiles: list[EngineProfile]
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        for p, raw in zip(d["profiles"], self.profiles):
+            for t, point in zip(p["throughput"], raw.throughput):
+                t["per_second"] = point.per_second
+        return d
+
+
+def host_info() -> dict[str, Any]:
+    import psutil
+
+    return {
+        "system": platform.system(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1e9, 1),
+    }
+
+
+@contextlib.contextmanager
+def peak_rss() -> Iterator[dict[str, float]]:
+    """Sample this process's RSS every 5 ms; yields a dict whose ``mb`` is the peak seen."""
+    import psutil
+
+    proc = psutil.Process()
+    box = {"mb": proc.memory_info().rss / 1e6}
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.wait(0.005):
+            box["mb"] = max(box["mb"], proc.memory_info().rss / 1e6)
+
+    t = threading.Thread(target=sample, name="devicefit-rss", daemon=True)
+    t.start()
+    try:
+        yield box
+    finally:
+        stop.set()
+        t.join()
+        box["mb"] = max(box["mb"], proc.memory_info().rss / 1e6)
+
+
+def _timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def profile_engine(
+    model: Any,
+    engine: str = "auto",
+    compute_units: str = "all",
+    precision: str = "fp32",
+    feeds: dict[str, np.ndarray] | None = None,
+    reps: int = 200,
+    warmup: int = 5,
+    batch_sizes: Sequence[int] = (1, 4),
+    max_in_flight: int = 2,
+    throughput_requests: int = 64,
+    cache: SpecializationCache | None = None,
+    progress: Callable[[str], None] | None = None,
+    **engine_options: Any,
+) -> EngineProfile:
+    """Profile one engine on ``model``.
+
+    Loads are measured with caching off (uncached) and from a warmed cache (cached; a private temporary
+    cache unless ``cache`` is given). Latency samples are single synchronous predictions after
+    ``warmup`` runs.
+    """
+    from devicefit.runtime.handle import Model
+
+    name = resolve_auto(model) if engine == "auto" else engine
+    prof = EngineProfile(name, compute_units, precision)
+    say = progress or (lambda _msg: None)
+    with contextlib.ExitStack() as stack:
+        if cache is None:
+            cache = SpecializationCache(
+                stack.enter_context(tempfile.TemporaryDirectory(prefix="devicefit-prof-"))
+            )
+        opts = dict(compute_units=compute_units, precision=precision, **engine_options)
+        rss = stack.enter_context(peak_rss())
+        try:
+            say(f"{name}: uncached load")
+            cold = create(name, model, cache=False, **opts)
+            prof.uncached_load_s = _timed(cold.load)
+            feeds = feeds if feeds is not None else _example_feeds(cold)
+            cold.unload()
+            create(name, model, cache=cache, **opts).load().unload()  # warm the cache
+            say(f"{name}: cached load")
+            handle = Model(model, engine=name, cache=cache, max_in_flight=max_in_flight, **opts)
+            prof.cached_load_s = _timed(handle.load)
+            prof.first_predict_ms = _timed(lambda: handle.predict(feeds)) * 1e3
+            for _ in range(warmup):
+                handle.predict(feeds)
+            say(f"{name}: latency x{reps}")
+            samples = [_timed(lambda: handle.predict(feeds)) * 1e3 for _ in range(reps)]
+            prof.latency = LatencyStats.from_samples(samples)
+            say(f"{name}: throughput")
+            prof.throughput = _throughput(handle, feeds, batch_sizes, max_in_flight, throughput_requests)
+            handle.unload()
+        except (EngineUnavailableError, InputError) as e:
+            prof.error = str(e)
+        except DevicefitError as e:
+            prof.error = str(e)
+        prof.peak_rss_mb = rss["mb"]
+    return prof
+
+
+def _example_feeds(engine: Any) -> dict[str, np.ndarray]:
+    program = getattr(engine, "program", None)
+    if program is not None:
+        return program.example_inputs()
+    examples = engine.options.get("example_inputs")
+    if isinstance(examples, dict):
+        return {k: np.asarray(v) for k, v in examples.items()}
+    rng = np.random.default_rng(0)
+    feeds = {}
+    for spec in engine.inputs:
+        if spec.shape is None:
+            raise InputError(
+                f"input {spec.name!r} has no declared shape; pass feeds=... (or --input) to profile"
+            )
+        shape = tuple(1 if d is None else d for d in spec.shape)
+        feeds[spec.name] = (
+            rng.standard_normal(shape).astype(np.float32)
+            if spec.dtype in ("float", None)
+            else np.zeros(shape, np.int64)
+        )
+    return feeds
+
+
+def _throughput(
+    handle: Any, feeds: dict[str, np.ndarray], batch_sizes: Sequence[int], max_in_flight: int, n: int
+) -> list[ThroughputPoint]:
+    points = [ThroughputPoint("sync", 1, n, _timed(lambda: [handle.predict(feeds) for _ in range(n)]))]
+    for b in batch_sizes:
+        rounds = max(1, n // b)
+        batch = [feeds] * b
+        start = time.perf_counter()
+        for _ in range(rounds):
+            handle.predict_batch(batch)
+        secs = time.perf_counter() - start
+        points.append(ThroughputPoint("batch", b, rounds * b, secs))
+    for k in range(1, max_in_flight + 1):
+        points.append(ThroughputPoint("async", k, n, _async_rate(handle, feeds, k, n)))
+    return points
+
+
+def _async_rate(handle: Any, feeds: dict[str, np.ndarray], in_flight: int, n: int) -> float:
+    """Seconds for ``n`` requests with ``in_flight`` callers each awaiting its previous result."""
+
+    async def main() -> float:
+        remaining = [n]
+
+        async def caller() -> None:
+            while remaining[0] > 0:
+                remaining[0] -= 1
+                await handle.predict_async(feeds)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(caller() for _ in range(in_flight)))
+        return time.perf_counter() - start
+
+    return asyncio.run(main())
+
+
+def profile(
+    model: Any,
+    engines: Sequence[str] = ("auto",),
+    compute_units: Sequence[str] = ("all",),
+    precisions: Sequence[str] = ("fp32",),
+    progress: Callable[[str], None] | None = None,
+    **kwargs: Any,
+) -> ProfileReport:
+    """Profile ``model`` on every engine x compute unit x precision; unavailable ones carry ``error``."""
+    profiles = [
+        profile_engine(model, e, cu, p, progress=progress, **kwargs)
+        for e in engines
+        for cu in compute_units
+        for p in precisions
+    ]
+    return ProfileReport(
+        str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__, host_info(), profiles
+    )

@@ -1,0 +1,281 @@
+"""The model handle: lazy load, predict / predict_batch / predict_async with bounded concurrency."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections import deque
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from devicefit.engines import Engine, create, validate_feeds
+from devicefit.errors import DevicefitError, InputError
+from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, InFlightScheduler
+
+
+class PredictionError(RuntimeError):
+    """An engine failed on one request (the handle stays usable)."""
+
+
+@dataclass
+class StreamResult:
+    """One processed frame of :meth:`Model.stream`.
+
+    Attributes:
+        index: position of the frame in the producer's sequence.
+        outputs: the prediction.
+        skipped: frames the producer made that were replaced by fresher ones before this result.
+    """
+
+    index: int
+    outputs: dict[str, np.ndarray]
+    skipped: int
+
+
+class Model:
+    """A loaded-on-demand model behind one engine.
+
+    Args:
+        model: a ``.mlpackage`` / ``.mlmodel`` / ``.onnx`` / TorchScript path, an ``nn.Module``, an MLModel,
+            or an :class:`~devicefit.engines.Engine` instance (used as is).
+        engine: ``"auto"``, ``"torch"``, ``"interp"``, ``"onnxruntime"`` or ``"coreml"``.
+        compute_units: ``"all"``, ``"cpu_only"``, ``"cpu_and_gpu"`` or ``"cpu_and_ne"``.
+        precision: ``"fp32"`` or ``"fp16"``.
+        max_in_flight: concurrent engine calls for :meth:`predict_async`.
+        overflow: ``"wait"``, ``"drop_oldest"`` or ``"reject"`` (see :mod:`devicefit.runtime.scheduler`).
+        max_queue: requests that may wait for a slot (default: unbounded for wait, ``max_in_flight`` for
+            drop_oldest, 0 for reject).
+        cache: a SpecializationCache, None for the default one, False for none.
+        **engine_options: passed to the engine (``example_inputs``, ``function``, ``threads``...).
+    """
+
+    def __init__(
+        self,
+        model: Any,
+        engine: str = "auto",
+        compute_units: str = "all",
+        precision: str = "fp32",
+        max_in_flight: int = 1,
+        overflow: str = "wait",
+        max_queue: int | None = None,
+        cache: Any = None,
+        **engine_options: Any,
+    ) -> None:
+        if overflow not in OVERFLOW_POLICIES:
+            raise InputError(f"overflow must be one of {', '.join(OVERFLOW_POLICIES)}, got {overflow!r}")
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise InputError(f"max_in_flight must be a positive integer, got {max_in_flight!r}")
+        if overflow == "drop_oldest" and max_queue is not None and max_queue < 1:
+            raise InputError(
+                "overflow='drop_oldest' needs max_queue >= 1: only waiting requests can be dropped"
+            )
+        # an Engine instance is used as is (custom engines, instrumented test engines)
+        self.engine: Engine = (
+            model
+            if isinstance(model, Engine)
+            else create(
+                engine, model, compute_units=compute_units, precision=precision, cache=cache, **engine_options
+            )
+        )
+        self.max_in_flight = max_in_flight
+        self.overflow = overflow
+        self.max_queue = max_queue
+        self._lock = threading.Lock()
+        self._scheduler: InFlightScheduler | None = None
+        self._retired = Accounting()  # counts of schedulers closed by unload()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def engine_name(self) -> str:
+        return self.engine.name
+
+    @property
+    def loaded(self) -> bool:
+        return self.engine.loaded
+
+    def load(self) -> Model:
+        """Prepare the model now (otherwise the first prediction does). Returns self."""
+        self.engine.load()
+        return self
+
+    def unload(self) -> None:
+        """Release the model and the worker threads; queued async requests complete with ``Dropped``."""
+        with self._lock:
+            sched, self._scheduler = self._scheduler, None
+        if sched is not None:
+            sched.close()
+            s = sched.stats
+            for f in ("submitted", "completed", "failed", "dropped", "rejected", "cancelled"):
+                setattr(self._retired, f, getattr(self._retired, f) + getattr(s, f))
+        self.engine.unload()
+
+    def __enter__(self) -> Model:
+        return self.load()
+
+    def __exit__(self, *exc: object) -> None:
+        self.unload()
+
+    async def __aenter__(self) -> Model:
+        await asyncio.to_thread(self.load)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await asyncio.to_thread(self.unload)
+
+    @property
+    def inputs(self) -> list[Any]:
+        return self.load().engine.inputs
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.load().engine.output_names
+
+    @property
+    def stats(self) -> Accounting:
+        """Request accounting for predict_async (across unloads)."""
+        with self._lock:
+            live = self._scheduler.stats if self._scheduler is not None else Accounting()
+        out = Accounting()
+        for f in ("submitted", "completed", "failed", "dropped", "rejected", "cancelled"):
+            setattr(out, f, getattr(self._retired, f) + getattr(live, f))
+        out.peak_in_flight = live.peak_in_flight
+        out.peak_queued = live.peak_queued
+        return out
+
+    # ------------------------------------------------------------------ predict
+    def _run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return self.engine.predict_validated(arrays)
+        except DevicefitError:
+            raise
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
+
+    def predict(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Validate and run one request (thread-safe)."""
+        if not self.engine.loaded:
+            self.load()
+        return self._run(validate_feeds(self.engine.inputs, feeds))
+
+    def predict_batch(self, batch: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]]:
+        """Run many requests: stacked on axis 0 when the model's batch axis allows it, else one by one."""
+        if not self.engine.loaded:
+            self.load()
+        arrays = [validate_feeds(self.engine.inputs, f) for f in batch]
+        try:
+            return self.engine.predict_batch_validated(arrays)
+        except DevicefitError:
+            raise
+        except Exception as e:
+            raise PredictionError(f"engine {self.engine.name!r} failed on a batch: {e}") from e
+
+    def _sched(self) -> InFlightScheduler:
+        with self._lock:
+            if self._scheduler is None:
+                self._scheduler = InFlightScheduler(
+                    self._run,
+                    self.max_in_flight,
+                    self.overflow,
+                    self.max_queue,
+                    name=f"devicefit-{self.engine.name}",
+                )
+            return self._scheduler
+
+    async def predict_async(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run one request on a worker thread, at most ``max_in_flight`` at once.
+
+        Raises:
+            InputError: bad names / shapes / dtypes (before anything is queued).
+            Dropped: replaced by a fresher request (``overflow="drop_oldest"``) or the model was unloaded.
+            Rejected: the model was at capacity (``overflow="reject"``).
+            PredictionError: the engine failed on this request.
+        """
+        if not self.engine.loaded:
+            await asyncio.to_thread(self.load)
+        arrays = validate_feeds(self.engine.inputs, feeds)
+        return await self._sched().submit(arrays)
+
+    async def stream(
+        self, frames: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]], keep: int = 1
+    ) -> AsyncIterator[StreamResult]:
+        """Predict on a live producer (a camera), keeping only the freshest ``keep`` unprocessed frames.
+
+        Frames that arrive while older ones wait are discarded oldest-first, so results never lag behind
+        the producer by more than ``keep`` frames plus the one being processed.
+        """
+        if keep < 1:
+            raise InputError(f"keep must be >= 1, got {keep}")
+        pending: deque[tuple[int, Mapping[str, Any]]] = deque()
+        arrived = asyncio.Event()
+        state = {"done": False, "skipped": 0}
+
+        async def pump() -> None:
+            index = 0
+            try:
+                if isinstance(frames, AsyncIterable):
+                    async for f in frames:
+                        _push(index, f)
+                        index += 1
+                else:
+                    for f in frames:
+                        _push(index, f)
+                        index += 1
+                        await asyncio.sleep(0)
+            finally:
+                state["done"] = True
+                arrived.set()
+
+        def _push(index: int, f: Mapping[str, Any]) -> None:
+            if len(pending) >= keep:
+                pending.popleft()
+                state["skipped"] += 1
+            pending.append((index, f))
+            arrived.set()
+
+        producer = asyncio.create_task(pump())
+        try:
+            while True:
+                if not pending:
+                    if state["done"]:
+                        break
+                    arrived.clear()
+                    await arrived.wait()
+                    continue
+                index, f = pending.popleft()
+                skipped, state["skipped"] = state["skipped"], 0
+                yield StreamResult(index, await self.predict_async(f), skipped)
+            await producer  # surface a producer's exception
+        finally:
+            if not producer.done():
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
+
+    def __repr__(self) -> str:
+        return f"<devicefit.Model engine={self.engine.name} {'loaded' if self.loaded else 'not loaded'}>"
+
+
+def load(
+    model: Any,
+    engine: str = "auto",
+    compute_units: str = "all",
+    precision: str = "fp32",
+    max_in_flight: int = 1,
+    overflow: str = "wait",
+    **kwargs: Any,
+) -> Model:
+    """A :class:`Model` handle for ``model`` (prepared lazily, on first use or ``.load()``)."""
+    return Model(
+        model,
+        engine=engine,
+        compute_units=compute_units,
+        precision=precision,
+        max_in_flight=max_in_flight,
+        overflow=overflow,
+        **kwargs,
+    )

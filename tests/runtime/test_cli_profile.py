@@ -1,0 +1,103 @@
+"""CLI smoke tests (profile, cache, devices) and the profile library objects."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from devicefit.cli import main
+from devicefit.profile import percentile_ci, profile_engine
+
+
+def test_percentile_ci_brackets_the_quantile():
+    import numpy as np
+
+    x = np.random.default_rng(0).exponential(1.0, 2000)
+    p = percentile_ci(x, 0.9)
+    assert p.ci_low < p.value < p.ci_high
+    assert p.ci_low < np.log(10) < p.ci_high  # the true p90 of Exp(1)
+    assert percentile_ci(x[:50], 0.99).ci_high is None  # too few samples for a p99 upper bound
+
+
+def test_profile_engine_keeps_raw_samples(small_pkg):
+    prof = profile_engine(
+        small_pkg, "interp", reps=40, batch_sizes=(2,), max_in_flight=2, throughput_requests=8
+    )
+    assert prof.error is None and len(prof.latency.samples_ms) == 40
+    assert prof.latency.p50.value <= prof.latency.p99.value
+    assert prof.cached_load_s < prof.uncached_load_s
+    modes = [(t.mode, t.level) for t in prof.throughput]
+    assert modes == [("sync", 1), ("batch", 2), ("async", 1), ("async", 2)]
+    assert all(t.per_second > 0 for t in prof.throughput) and prof.peak_rss_mb > 10
+
+
+def test_cli_profile_json_html(small_onnx, tmp_path, capsys):
+    j, h = tmp_path / "p.json", tmp_path / "p.html"
+    rc = main(
+        [
+            "profile",
+            str(small_onnx),
+            "--reps",
+            "30",
+            "--requests",
+            "8",
+            "--batch-sizes",
+            "2",
+            "--max-in-flight",
+            "2",
+            "--json",
+            str(j),
+            "--html",
+            str(h),
+        ]
+    )
+    assert rc == 0
+    data = json.loads(j.read_text())
+    (p,) = data["profiles"]
+    assert p["engine"] == "onnxruntime" and len(p["latency"]["samples_ms"]) == 30
+    page = h.read_text()
+    assert (
+        page.count("<svg") == 2
+        and "<script" not in page
+        and "http://" not in page.replace("http://www.w3.org", "")
+    )
+    assert main(["profile", str(small_onnx), "--json", str(j)]) == 2  # exists, no --force
+    assert "--force" in capsys.readouterr().err
+
+
+def test_cli_profile_bad_input(tmp_path, capsys):
+    assert main(["profile", str(tmp_path / "nope.onnx")]) == 2
+    assert "model not found" in capsys.readouterr().err
+    assert main(["profile", str(tmp_path), "--batch-sizes", "a,b"]) == 2
+
+
+def test_cli_cache_ls_clear(small_pkg, tmp_path, monkeypatch, capsys):
+    from devicefit.engines import create
+
+    monkeypatch.setenv("DEVICEFIT_CACHE_DIR", str(tmp_path / "c"))
+    create("interp", small_pkg).load()
+    capsys.readouterr()
+    assert main(["cache", "ls", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    assert [e["engine"] for e in listing["entries"]] == ["interp"]
+    assert main(["cache", "clear"]) == 0
+    assert "removed 1 cache entry" in capsys.readouterr().out
+    assert main(["cache", "ls", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["entries"] == []
+
+
+def test_cli_devices(tmp_path, capsys):
+    out = tmp_path / "d.json"
+    assert main(["devices", "--json", str(out)]) == 0
+    rows = {r["engine"]: r for r in json.loads(out.read_text())}
+    assert set(rows) == {"torch", "interp", "onnxruntime", "coreml"}
+    assert rows["interp"]["available"] is True and rows["onnxruntime"]["available"] is True
+
+
+def test_cli_devices_catalog(tmp_path):
+    pytest.importorskip("devicefit.analyze.catalog")
+    out = tmp_path / "cat.json"
+    assert main(["devices", "--catalog", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert rows and all("id" in r and "name" in r for r in rows)

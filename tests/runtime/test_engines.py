@@ -1,0 +1,113 @@
+"""Engines agree with each other; state and input checks; coreml says why it is unavailable."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devicefit.engines import EngineStateError, EngineUnavailableError, availability, create, resolve_auto
+from devicefit.errors import InputError, ModelLoadError
+
+
+def test_engines_agree(small_net, small_pkg, small_onnx, small_feeds, cache):
+    with create("torch", small_net, example_inputs=small_feeds) as e:
+        ref = next(iter(e.predict(small_feeds).values()))
+    results = {}
+    for name, model in (("interp", small_pkg), ("onnxruntime", small_onnx), ("onnxruntime", small_net)):
+        with create(
+            name, model, cache=cache, example_inputs=small_feeds if model is small_net else None
+        ) as e:
+            results[f"{name}-{type(model).__name__}"] = next(iter(e.predict(small_feeds).values()))
+    assert ref.shape == (1, 5)
+    for key, out in results.items():
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5, err_msg=key)
+    with create("interp", small_pkg, precision="fp16", cache=False) as e:
+        fp16 = next(iter(e.predict(small_feeds).values()))
+    # an fp32-typed program computes in fp32 even in fp16 mode: the engine must pass precision through
+    np.testing.assert_allclose(fp16.astype(np.float32), ref, rtol=1e-4, atol=1e-5)
+
+
+def test_torchscript_file(small_net, small_feeds, tmp_path):
+    import torch
+
+    path = tmp_path / "m.pt"
+    torch.jit.save(torch.jit.trace(small_net, torch.from_numpy(small_feeds["x"])), str(path))
+    assert resolve_auto(path) == "torch"
+    with create("auto", path) as e:
+        assert [s.name for s in e.inputs] == ["x"]
+        out = e.predict(small_feeds)["output"]
+    np.testing.assert_allclose(out, small_net(torch.from_numpy(small_feeds["x"])).detach().numpy(), rtol=1e-5)
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ModelLoadError, match="not a TorchScript file"):
+        create("torch", bad).load()
+
+
+def test_state_and_timings(small_pkg, small_feeds, cache):
+    e = create("interp", small_pkg, cache=cache)
+    with pytest.raises(EngineStateError, match="not loaded"):
+        e.predict(small_feeds)
+    e.load()
+    e.predict(small_feeds)
+    e.predict(small_feeds)
+    assert e.timings.predict_count == 2 and e.timings.load_s > 0 and e.timings.cache_hit is False
+    e.unload()
+    with pytest.raises(EngineStateError):
+        e.predict(small_feeds)
+    e.load()  # reloadable, now from the cache
+    assert e.timings.cache_hit is True
+
+
+@pytest.mark.parametrize(
+    "feeds, match",
+    [
+        ({"y": np.zeros((1, 3, 8, 8), np.float32)}, "unknown input 'y'"),
+        ({}, "missing input"),
+        ({"x": np.zeros((1, 3, 9, 8), np.float32)}, "has shape 1x3x9x8"),
+        ({"x": np.array([["a"]])}, "has dtype"),
+        ([1, 2], "must be a dict"),
+    ],
+)
+def test_bad_inputs_one_line(small_pkg, small_onnx, feeds, match, cache):
+    for name, model in (("interp", small_pkg), ("onnxruntime", small_onnx)):
+        with create(name, model, cache=cache) as e:
+            with pytest.raises(InputError, match=match) as info:
+                e.predict(feeds)
+            assert "\n" not in str(info.value)
+
+
+def test_coreml_unavailable_on_linux(small_pkg):
+    import platform
+
+    if platform.system() == "Darwin":
+        pytest.skip("native Core ML is available on macOS")
+    (av,) = availability("coreml")
+    assert not av.available and "macOS" in av.reason and "interp" in av.reason
+    with pytest.raises(EngineUnavailableError, match="needs macOS"):
+        create("coreml", small_pkg).load()
+    assert resolve_auto(small_pkg) == "interp"
+
+
+def test_bad_options():
+    with pytest.raises(InputError, match="compute_units"):
+        create("interp", "m.mlpackage", compute_units="gpu")
+    with pytest.raises(InputError, match="unknown engine"):
+        create("tensorrt", "m.onnx")
+    with pytest.raises(InputError, match="cannot pick an engine"):
+        resolve_auto("model.bin")
+
+
+def test_batch_stacks_when_batch_axis_is_free(small_onnx, small_pkg, small_feeds, cache):
+    rng = np.random.default_rng(1)
+    batch = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(5)]
+    with (
+        create("onnxruntime", small_onnx, cache=cache) as ort_e,
+        create("interp", small_pkg, cache=cache) as it,
+    ):
+        assert ort_e.batch_capacity() is None and it.batch_capacity() == 1
+        stacked = ort_e.predict_batch(batch)
+        assert ort_e.timings.predict_count == 1  # one engine call for the batch
+        looped = it.predict_batch(batch)
+        assert it.timings.predict_count == 5
+    for a, b in zip(stacked, looped):
+        np.testing.assert_allclose(next(iter(a.values())), next(iter(b.values())), rtol=1e-4, atol=1e-5)
