@@ -267,13 +267,8 @@ def _read_spec(source: Any) -> tuple[Any, str | None, str]:
             raise ModelLoadError(
                 f"{path} is a folder but not an .mlpackage (no Manifest.json); pass the .mlpackage folder itself"
             )
-        try:
-            model = ct.models.MLModel(str(path), skip_model_load=True)
-        except Exception as e:  # coremltools raises many kinds here
-            raise ModelLoadError(
-                f"could not read {path}: {_first_line(e)}; the package is truncated or corrupted, re-export it"
-            ) from e
-        return model.get_spec(), model.weights_dir, origin
+        spec, weights_dir = _read_package(path)
+        return spec, weights_dir, origin
     try:
         from coremltools.models.utils import load_spec
 
@@ -285,6 +280,35 @@ def _read_spec(source: Any) -> tuple[Any, str | None, str]:
         ) from e
     weights = path.parent / "weights"
     return spec, str(weights) if weights.exists() else None, origin
+
+
+def _read_package(path: Path) -> tuple[Any, str | None]:
+    """Read an .mlpackage without modifying it (coremltools' MLModel rewrites Manifest.json on load)."""
+    import json
+
+    from coremltools.proto import Model_pb2
+
+    try:
+        manifest = json.loads((path / "Manifest.json").read_text(encoding="utf-8"))
+        root = manifest["rootModelIdentifier"]
+        rel = manifest["itemInfoEntries"][root]["path"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ModelLoadError(
+            f"{path}/Manifest.json is unreadable or incomplete ({_first_line(e)}); the package is corrupted, re-export it"
+        ) from e
+    model_file = path / "Data" / rel
+    if not model_file.is_file():
+        raise ModelLoadError(f"{path} lacks its model file Data/{rel}; the package is incomplete, re-export it")
+    spec = Model_pb2.Model()
+    try:
+        spec.ParseFromString(model_file.read_bytes())
+    except Exception as e:  # protobuf raises DecodeError and friends
+        raise ModelLoadError(
+            f"could not parse {model_file.name} in {path}: {_first_line(e)}; the package is truncated or corrupted, "
+            "re-export it"
+        ) from e
+    weights = model_file.parent / "weights"
+    return spec, str(weights) if weights.is_dir() else None
 
 
 def _first_line(e: BaseException) -> str:

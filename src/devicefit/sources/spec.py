@@ -1,0 +1,198 @@
+"""What a loaded model is: its inputs (:class:`InputSpec`) and the reference it runs (:class:`SourceModel`)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from devicefit.errors import InputError, ModelLoadError
+
+if TYPE_CHECKING:
+    import torch
+
+DTYPES = ("float32", "float16", "int32", "int64", "bool")
+_DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "f32": "float32", "i32": "int32", "i64": "int64"}
+_INPUT_RE = re.compile(r"^([A-Za-z_][\w.]*):(\d+(?:x\d+)*)?(?::(\w+))?$")
+
+
+@dataclass
+class InputSpec:
+    """One model input.
+
+    Attributes:
+        name: input name, as the converted model will expose it.
+        shape: static shape (the default shape when the converted input is flexible).
+        dtype: numpy dtype name: ``"float32"``, ``"float16"``, ``"int32"``, ``"int64"`` or ``"bool"``.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+
+    def describe(self) -> str:
+        return f"{self.name}:{'x'.join(map(str, self.shape)) or 'scalar'}:{self.dtype}"
+
+    def random(self, rng: np.random.Generator, int_high: int = 8) -> np.ndarray:
+        """A random array matching this spec (ones for integer ``*mask*`` inputs)."""
+        if self.dtype == "bool":
+            return rng.integers(0, 2, self.shape).astype(bool)
+        if np.dtype(self.dtype).kind in "iu":
+            if "mask" in self.name:
+                return np.ones(self.shape, dtype=self.dtype)
+            return rng.integers(0, int_high, self.shape).astype(self.dtype)
+        return rng.standard_normal(self.shape).astype(self.dtype)
+
+
+def parse_input_arg(text: str) -> InputSpec:
+    """Parse ``--input`` text: ``"ids:1x128:int32"`` or ``"x:1x3x224x224"`` (dtype defaults to float32).
+
+    Raises:
+        InputError: the text is not ``name:DIMxDIM[:dtype]`` or the dtype is unknown.
+    """
+    match = _INPUT_RE.match(text.strip())
+    if not match or match.group(2) is None:
+        raise InputError(
+            f"bad input spec {text!r}; expected name:DIMxDIM[:dtype], e.g. x:1x3x224x224 or ids:1x128:int32"
+        )
+    name, dims, dtype = match.group(1), match.group(2), (match.group(3) or "float32").lower()
+    dtype = _DTYPE_ALIASES.get(dtype, dtype)
+    if dtype not in DTYPES:
+        raise InputError(f"bad dtype {dtype!r} in input spec {text!r}; use one of {', '.join(DTYPES)}")
+    shape = tuple(int(d) for d in dims.split("x"))
+    if any(d <= 0 for d in shape):
+        raise InputError(f"bad shape in input spec {text!r}: every dimension must be positive")
+    return InputSpec(name=name, shape=shape, dtype=dtype)
+
+
+def spec_of(name: str, array: np.ndarray) -> InputSpec:
+    """The InputSpec describing ``array`` under ``name``."""
+    return InputSpec(name=name, shape=tuple(int(d) for d in array.shape), dtype=str(array.dtype))
+
+
+def random_inputs(specs: list[InputSpec], seed: int = 0, int_high: int = 8) -> dict[str, np.ndarray]:
+    """Random example inputs for ``specs`` (deterministic for a seed)."""
+    rng = np.random.default_rng(seed)
+    return {s.name: s.random(rng, int_high) for s in specs}
+
+
+@dataclass
+class SourceModel:
+    """A user's model, loaded, with example inputs and a PyTorch reference to compare against.
+
+    Attributes:
+        kind: ``"python"``, ``"exported"``, ``"torchscript"``, ``"coreml"``, ``"hf"`` or ``"pickle"``.
+        origin: the user's spec string or path.
+        module: eval-mode reference module (None for kind ``"coreml"``).
+        exported: the ExportedProgram for kind ``"exported"``, else None.
+        mlmodel: the Core ML model for kind ``"coreml"``, else None.
+        input_specs: the model's inputs, in call order.
+        example_inputs: name -> example array for each input.
+        output_names: names of the model's tensor outputs, in order (the converted model uses them).
+        labels: labelled targets, when a factory supplies them.
+        call_by_keyword: the module is called as ``module(**inputs)`` rather than positionally.
+    """
+
+    kind: str
+    origin: str
+    module: torch.nn.Module | None
+    exported: Any
+    mlmodel: Any
+    input_specs: list[InputSpec]
+    example_inputs: dict[str, np.ndarray]
+    output_names: list[str]
+    labels: np.ndarray | None = None
+    call_by_keyword: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def reference(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the PyTorch reference (no_grad) on ``feeds``; returns output name -> array.
+
+        Raises:
+            InputError: a feed is missing, or the source has no PyTorch module (kind ``"coreml"``).
+        """
+        import torch
+
+        if self.module is None:
+            raise InputError(f"{self.origin} is a Core ML model; it has no PyTorch reference to run")
+        with torch.no_grad():
+            outputs = self.traceable()(*self.to_tensors(feeds))
+        return {
+            n: t.detach().float().numpy() if t.is_floating_point() else t.numpy()
+            for n, t in zip(self.output_names, outputs)
+        }
+
+    def to_tensors(self, feeds: Mapping[str, np.ndarray]) -> tuple[torch.Tensor, ...]:
+        """Feeds as torch tensors in input order, cast to each input's dtype."""
+        import torch
+
+        tensors = []
+        for spec in self.input_specs:
+            if spec.name not in feeds:
+                raise InputError(f"missing input {spec.describe()}; inputs are: {self.describe_inputs()}")
+            tensors.append(
+                torch.from_numpy(np.ascontiguousarray(np.asarray(feeds[spec.name]).astype(spec.dtype)))
+            )
+        return tuple(tensors)
+
+    def coreml_feeds(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Feeds cast to what a converted Core ML model takes: bool -> float32, int64 -> int32, float64 -> float32."""
+        cast = {"b": np.float32, "i": np.int32, "u": np.int32, "f": np.float32}
+        out = {}
+        for name, value in feeds.items():
+            arr = np.asarray(value)
+            want = np.float16 if arr.dtype == np.float16 else cast.get(arr.dtype.kind)
+            out[name] = arr.astype(want) if want is not None else arr
+        return out
+
+    def example_tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.to_tensors(self.example_inputs)
+
+    def traceable(self) -> torch.nn.Module:
+        """The module wrapped to take positional tensors and return a flat tuple of tensor outputs."""
+        if self.module is None:
+            raise InputError(f"{self.origin} is a Core ML model; there is no PyTorch module to trace")
+        return _make_flat_module(self.module, [s.name for s in self.input_specs], self.call_by_keyword)
+
+    def describe_inputs(self) -> str:
+        return ", ".join(s.describe() for s in self.input_specs)
+
+
+def flatten_outputs(out: Any) -> list[tuple[str, Any]]:
+    """(name, tensor) pairs of a module's output: a tensor, a tuple/list, a dict or a HF ModelOutput."""
+    import torch
+
+    if isinstance(out, torch.Tensor):
+        return [("output", out)]
+    if isinstance(out, Mapping):
+        return [(str(k), v) for k, v in out.items() if isinstance(v, torch.Tensor)]
+    if isinstance(out, list | tuple):
+        tensors = [v for v in out if isinstance(v, torch.Tensor)]
+        if len(tensors) == 1:
+            return [("output", tensors[0])]
+        return [(f"output_{i}", v) for i, v in enumerate(tensors)]
+    raise ModelLoadError(
+        f"model returned {type(out).__name__}; expected a tensor, tuple, list or dict of tensors"
+    )
+
+
+def _make_flat_module(module: Any, names: list[str], by_keyword: bool) -> Any:
+    import torch
+
+    class FlatModule(torch.nn.Module):
+        """Calls the user's module and flattens its outputs to a tuple (what tracers and exporters want)."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = module
+
+        def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+            out = self.inner(**dict(zip(names, args))) if by_keyword else self.inner(*args)
+            return tuple(t for _, t in flatten_outputs(out))
+
+    flat = FlatModule()
+    flat.training = False  # not .eval(): an ExportedProgram's module() refuses train()/eval()
+    return flat
