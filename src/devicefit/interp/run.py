@@ -355,7 +355,7 @@ def load(source: Any, function: str | None = None) -> Program:
         KernelMissingError: an op of the function has no kernel (all such ops are listed).
     """
     prog, spec, origin = load_pymil(source)
-    names = list(prog.functions.keys())
+    names = sorted(prog.functions)  # the proto's function map has no stable order
     if function is None:
         default = spec.description.defaultFunctionName or "main"
         function = default if default in names else names[0]

@@ -1,0 +1,177 @@
+"""Recurrent layers: lstm, gru, rnn, written step by step as the MIL spec states them.
+
+Layouts (MIL, not PyTorch): ``x`` is ``[seq, batch, input]``; lstm gates are stacked ``[i, f, o, z]``
+(z = cell gate), its peephole ``[i, f, o]``; gru gates are ``[r, o, z]`` (o = candidate). ``bias`` is the
+sum of the input and hidden biases. A ``reverse`` layer returns its sequence in processing order (the
+first output row belongs to the last input step); a ``bidirectional`` lstm aligns the backward half with
+the input time axis, as coremltools' reference tests and its torch frontend expect.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from devicefit.errors import InputError
+from devicefit.interp.registry import bool_, float_, register, str_
+
+# Activation names accepted by the recurrent ops, with the parameter defaults of the matching MIL ops
+# (sigmoid_hard: alpha 0.2, beta 0.5; scaled_tanh: alpha 1, beta 1).
+_ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "relu": torch.relu,
+    "linear": lambda t: t,
+    "hard_sigmoid": lambda t: torch.clamp(0.2 * t + 0.5, 0.0, 1.0),
+    "sigmoid_hard": lambda t: torch.clamp(0.2 * t + 0.5, 0.0, 1.0),
+    "scaled_tanh": torch.tanh,
+}
+
+
+def _act(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    try:
+        return _ACTIVATIONS[name.lower()]
+    except KeyError:
+        raise InputError(
+            f"unsupported recurrent activation {name!r}; supported: {sorted(_ACTIVATIONS)}"
+        ) from None
+
+
+def _steps(seq_len: int, reverse: bool) -> range:
+    return range(seq_len - 1, -1, -1) if reverse else range(seq_len)
+
+
+def _lstm_direction(x, h, c, w_ih, w_hh, bias, peephole, reverse, acts, clip):
+    """One direction; returns (outputs in processing order [seq, b, H], h, c)."""
+    rec, cell_act, out_act = acts
+    hidden = w_hh.shape[1]
+    p_i, p_f, p_o = peephole.split(hidden) if peephole is not None else (None, None, None)
+    x_proj = torch.matmul(x, w_ih.T)
+    if bias is not None:
+        x_proj = x_proj + bias
+    outs = []
+    for t in _steps(x.shape[0], reverse):
+        g_i, g_f, g_o, g_z = (x_proj[t] + h @ w_hh.T).split(hidden, dim=-1)
+        if p_i is not None:
+            g_i, g_f = g_i + c * p_i, g_f + c * p_f
+        i, f, z = rec(g_i), rec(g_f), cell_act(g_z)
+        c = f * c + i * z
+        if clip is not None:
+            c = torch.clamp(c, -clip, clip)
+        if p_o is not None:
+            g_o = g_o + c * p_o  # the output gate peeks at the *new* cell state
+        h = rec(g_o) * out_act(c)
+        outs.append(h)
+    return torch.stack(outs), h, c
+
+
+@register(
+    "lstm",
+    attrs={
+        "direction": str_,
+        "output_sequence": bool_,
+        "recurrent_activation": str_,
+        "cell_activation": str_,
+        "activation": str_,
+        "clip": float_,
+    },
+)
+def lstm(
+    x,
+    initial_h,
+    initial_c,
+    weight_ih,
+    weight_hh,
+    bias=None,
+    peephole=None,
+    weight_ih_back=None,
+    weight_hh_back=None,
+    bias_back=None,
+    peephole_back=None,
+    direction="forward",
+    output_sequence=False,
+    recurrent_activation="sigmoid",
+    cell_activation="tanh",
+    activation="tanh",
+    clip=None,
+):
+    acts = (_act(recurrent_activation), _act(cell_activation), _act(activation))
+    if direction != "bidirectional":
+        seq, h, c = _lstm_direction(
+            x, initial_h, initial_c, weight_ih, weight_hh, bias, peephole, direction == "reverse", acts, clip
+        )
+        return (seq if output_sequence else seq[-1:]), h, c
+    hidden = weight_hh.shape[1]
+    h0f, h0b = initial_h.split(hidden, dim=-1)
+    c0f, c0b = initial_c.split(hidden, dim=-1)
+    seq_f, h_f, c_f = _lstm_direction(x, h0f, c0f, weight_ih, weight_hh, bias, peephole, False, acts, clip)
+    seq_b, h_b, c_b = _lstm_direction(
+        x, h0b, c0b, weight_ih_back, weight_hh_back, bias_back, peephole_back, True, acts, clip
+    )
+    seq_b = seq_b.flip(0)  # align the backward pass with the input's time axis
+    if output_sequence:
+        out = torch.cat([seq_f, seq_b], dim=-1)
+    else:  # the final step of each direction: the last row forward, the first row backward
+        out = torch.cat([seq_f[-1:], seq_b[:1]], dim=-1)
+    return out, torch.cat([h_f, h_b], dim=-1), torch.cat([c_f, c_b], dim=-1)
+
+
+@register(
+    "gru",
+    attrs={"direction": str_, "output_sequence": bool_, "recurrent_activation": str_, "activation": str_},
+)
+def gru(
+    x,
+    initial_h,
+    weight_ih,
+    weight_hh,
+    bias=None,
+    direction="forward",
+    output_sequence=False,
+    recurrent_activation="sigmoid",
+    activation="tanh",
+):
+    # NOTE: Core ML's gru applies the reset gate to h *before* the recurrent matmul (W_ho (r * h)), unlike
+    # PyTorch (r * (W_hn h + b_hn)); that is why the torch frontend lowers nn.GRU to a while_loop instead.
+    rec, act = _act(recurrent_activation), _act(activation)
+    hidden = weight_hh.shape[1]
+    w_hr, w_ho, w_hz = weight_hh.split(hidden)
+    x_proj = torch.matmul(x, weight_ih.T)
+    if bias is not None:
+        x_proj = x_proj + bias
+    h = initial_h
+    outs = []
+    for t in _steps(x.shape[0], direction == "reverse"):
+        x_r, x_o, x_z = x_proj[t].split(hidden, dim=-1)
+        r = rec(x_r + h @ w_hr.T)
+        z = rec(x_z + h @ w_hz.T)
+        o = act(x_o + (r * h) @ w_ho.T)
+        h = (1 - z) * o + z * h
+        outs.append(h)
+    seq = torch.stack(outs)
+    return (seq if output_sequence else seq[-1:]), h
+
+
+@register("rnn", attrs={"direction": str_, "output_sequence": bool_, "activation": str_})
+def rnn(
+    x,
+    initial_h,
+    weight_ih,
+    weight_hh,
+    bias=None,
+    direction="forward",
+    output_sequence=False,
+    activation="tanh",
+):
+    act = _act(activation)
+    x_proj = torch.matmul(x, weight_ih.T)
+    if bias is not None:
+        x_proj = x_proj + bias
+    h = initial_h
+    outs = []
+    for t in _steps(x.shape[0], direction == "reverse"):
+        h = act(x_proj[t] + h @ weight_hh.T)
+        outs.append(h)
+    seq = torch.stack(outs)
+    return (seq if output_sequence else seq[-1:]), h
