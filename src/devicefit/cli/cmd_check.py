@@ -1,0 +1,123 @@
+"""``devicefit check``: convert, validate, measure and report, with CI gates."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "check"
+ORDER = 10
+HELP = "is this model ready for Apple devices? convert, validate fp32/fp16, size, memory, device fit"
+DESCRIPTION = (
+    "Convert a PyTorch model to Core ML, run it with devicefit's interpreter in fp32 and fp16 on validation "
+    "data, compare with PyTorch, find where fp16 diverges, measure size and activation memory, and check "
+    "the fit against Apple devices. With no MODEL, runs on the bundled digits demo."
+)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", nargs="?", default=None, help="model spec (file or module:factory); omit for the demo"
+    )
+    p.add_argument("--input", "-i", dest="inputs", action="append", default=[], metavar="NAME:SHAPE:DTYPE",
+                   help="input declaration, e.g. image:1x3x32x32:float32 (repeat per input)")  # fmt: skip
+    p.add_argument("--data", default=None, metavar="PATH",
+                   help="validation data: .npz, folder of .npy, or FILE.py:make_data (random samples when omitted)")  # fmt: skip
+    p.add_argument("--target", default="iOS17", help="minimum deployment target (default iOS17)")
+    p.add_argument("--precision", choices=["fp16", "fp32", "mixed"], default="fp16")
+    p.add_argument(
+        "--fp32-ops", nargs="+", default=[], metavar="OP", help="op types kept in fp32 (mixed precision)"
+    )
+    p.add_argument("-o", "--out-dir", type=Path, default=None, metavar="DIR",
+                   help="write model.mlpackage, report.json and report.html here")  # fmt: skip
+    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the JSON report here")
+    p.add_argument("--html", type=Path, default=None, metavar="PATH", help="write the HTML report here")
+    p.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
+                   help="exit 1 when EXPR holds, e.g. 'fp16.top1_agreement<0.99', 'memory.fits=iphone-12', 'convert.ok=false'")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument(
+        "--trust-pickle", action="store_true", help="allow loading pickled models (runs their code)"
+    )
+    p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
+
+
+def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
+    pkg = json_path = html_path = None
+    if args.out_dir is not None:
+        pkg = args.out_dir / "model.mlpackage"
+        json_path, html_path = args.out_dir / "report.json", args.out_dir / "report.html"
+    return pkg, args.json or json_path, args.html or html_path
+
+
+def main(args: argparse.Namespace) -> int:
+    import os
+    import sys
+    import warnings
+
+    # coremltools' per-pass tqdm bars would interleave with our own progress display.
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    # NOTE: torch.export's own deprecation notices (e.g. LeafSpec) are not actionable by our users.
+    warnings.filterwarnings("ignore", message=r".*LeafSpec.*", category=FutureWarning)
+
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from devicefit.check import CheckOptions, run_check
+    from devicefit.errors import InputError, OutputExistsError
+    from devicefit.report import gates as gates_mod
+    from devicefit.report.html import write_html
+    from devicefit.report.schema import build_report, write_json
+    from devicefit.report.terminal import render_terminal
+
+    gates = [gates_mod.parse_gate(text) for text in args.fail_on]
+    if any(g.key.startswith("memory.fits") for g in gates):
+        from devicefit.analyze.catalog import load_catalog
+
+        gates_mod.check_devices(gates, [d.id for d in load_catalog()])
+    if args.samples is not None and args.samples < 1:
+        raise InputError(f"--samples must be at least 1, got {args.samples}")
+    pkg, json_path, html_path = _outputs(args)
+    for path in (pkg, json_path, html_path):
+        if path is not None and path.exists() and not args.force:
+            raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
+    options = CheckOptions(
+        model=args.model,
+        inputs=list(args.inputs),
+        data=args.data,
+        target=args.target,
+        precision=args.precision,
+        fp32_ops=list(args.fp32_ops),
+        samples=args.samples,
+        trust_pickle=args.trust_pickle,
+        package_path=pkg,
+        force=args.force,
+    )
+    console = Console()
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=Console(stderr=True), transient=True) as bar:  # fmt: skip
+        task = bar.add_task("converting and loading", total=None)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=total)
+
+        result = run_check(options, progress)
+    report = build_report(result)
+    render_terminal(report, console)
+    written = []
+    if json_path is not None:
+        write_json(json_path, report)
+        written.append(f"JSON report: {json_path}")
+    if html_path is not None:
+        write_html(html_path, report)
+        written.append(f"HTML report: {html_path}")
+    if pkg is not None and pkg.exists():
+        written.append(f"Core ML package: {pkg}")
+    for line in written:
+        console.print(line, soft_wrap=True, highlight=False)
+    device_ids = [f["device"] for f in (report.get("memory") or {}).get("fits", [])] or None
+    failures = gates_mod.evaluate(gates, report["summary"], device_ids)
+    for f in failures:
+        print(f"devicefit check: gate failed: {f.reason}", file=sys.stderr)
+    if failures:
+        return 1
+    return 0 if report["convert"]["ok"] else 1

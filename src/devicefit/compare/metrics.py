@@ -1,0 +1,210 @@
+"""Numeric comparison metrics: one tiny named function each, in a name -> function table.
+
+Every metric takes the reference array first and the candidate second (plus keyword tolerances) and
+returns a :class:`MetricResult` carrying the number and a verdict (``bool(result)`` is the verdict).
+Arrays of any shape are compared elementwise as float64; classification metrics treat the last axis as
+the class axis and every other axis as samples.
+
+Near-tie rule for top-k agreement (see docs/metrics.md): for each sample, let ``s_k`` be the reference's
+k-th largest score and ``tie = tie_rtol * max|reference row| + tie_atol``. The *accepted set* is every
+class whose reference score is ``>= s_k - tie`` (the reference top-k, extended by near-ties). The
+candidate agrees on that sample when its own top-k classes all lie in the accepted set. So swapping two
+classes whose reference scores are within ``tie`` of each other is not counted as a disagreement.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+MetricFn = Callable[..., "MetricResult"]
+METRICS: dict[str, MetricFn] = {}
+
+
+@dataclass
+class MetricResult:
+    """One metric's value and verdict.
+
+    Attributes:
+        name: metric name (the key in :data:`METRICS`).
+        value: the number (None when the metric does not apply, e.g. top-5 of a 3-class output).
+        threshold: the bound the verdict used (None: informational, always passes).
+        higher_is_better: direction of ``threshold``.
+        details: extra numbers (counts, the tie tolerance used...).
+    """
+
+    name: str
+    value: float | None
+    threshold: float | None = None
+    higher_is_better: bool = True
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        if self.value is not None and math.isnan(self.value):
+            return False  # NaN fails even an informational metric: something produced NaN
+        if self.value is None or self.threshold is None:
+            return True
+        return self.value >= self.threshold if self.higher_is_better else self.value <= self.threshold
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+    def to_dict(self) -> dict[str, Any]:
+        value = self.value
+        if value is not None and not math.isfinite(value):
+            value = None if math.isnan(value) else (1e308 if value > 0 else -1e308)
+        return {
+            "value": value,
+            "threshold": self.threshold,
+            "higher_is_better": self.higher_is_better,
+            "passed": self.passed,
+            **({"details": self.details} if self.details else {}),
+        }
+
+
+def metric(name: str) -> Callable[[MetricFn], MetricFn]:
+    """Register ``fn`` under ``name`` in :data:`METRICS`."""
+
+    def deco(fn: MetricFn) -> MetricFn:
+        METRICS[name] = fn
+        return fn
+
+    return deco
+
+
+def _pair(reference: Any, candidate: Any) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(reference, dtype=np.float64)
+    c = np.asarray(candidate, dtype=np.float64)
+    if r.shape != c.shape:
+        raise ValueError(f"shape mismatch: reference {r.shape} vs candidate {c.shape}")
+    return r, c
+
+
+@metric("max_abs_error")
+def max_abs_error(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
+    """max |candidate - reference| (NaN when either side has a NaN where the other does not)."""
+    r, c = _pair(reference, candidate)
+    diff = np.abs(c - r)
+    value = float(np.nan if np.isnan(diff).any() else diff.max(initial=0.0))
+    return MetricResult("max_abs_error", value, tol, higher_is_better=False)
+
+
+@metric("max_rel_error")
+def max_rel_error(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
+    """max |candidate - reference| / max |reference|: error relative to the output's scale."""
+    r, c = _pair(reference, candidate)
+    diff = np.abs(c - r)
+    scale = max(float(np.abs(r).max(initial=0.0)), 1e-30)
+    value = float(np.nan if np.isnan(diff).any() else diff.max(initial=0.0) / scale)
+    return MetricResult("max_rel_error", value, tol, higher_is_better=False)
+
+
+@metric("snr_db")
+def snr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
+    """Signal-to-noise ratio 10·log10(Σ reference² / Σ (candidate - reference)²), in dB (inf when equal)."""
+    r, c = _pair(reference, candidate)
+    noise = float(np.sum((c - r) ** 2))
+    signal = float(np.sum(r**2))
+    if math.isnan(noise):
+        value = math.nan
+    elif noise == 0.0:
+        value = math.inf
+    elif signal == 0.0:
+        value = -math.inf
+    else:
+        value = 10.0 * math.log10(signal / noise)
+    return MetricResult("snr_db", value, tol, higher_is_better=True)
+
+
+@metric("psnr_db")
+def psnr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
+    """Peak SNR 20·log10(range / RMSE) with range = max(reference) - min(reference), in dB."""
+    r, c = _pair(reference, candidate)
+    mse = float(np.mean((c - r) ** 2)) if r.size else 0.0
+    peak = float(r.max() - r.min()) if r.size else 0.0
+    if math.isnan(mse):
+        value = math.nan
+    elif mse == 0.0:
+        value = math.inf
+    elif peak == 0.0:
+        value = -math.inf
+    else:
+        value = 20.0 * math.log10(peak / math.sqrt(mse))
+    return MetricResult("psnr_db", value, tol, higher_is_better=True)
+
+
+@metric("cosine_similarity")
+def cosine_similarity(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
+    """Cosine of the angle between the flattened arrays (1.0 when both are all zero)."""
+    r, c = _pair(reference, candidate)
+    nr, nc = float(np.linalg.norm(r)), float(np.linalg.norm(c))
+    if nr == 0.0 and nc == 0.0:
+        value = 1.0
+    elif nr == 0.0 or nc == 0.0:
+        value = 0.0
+    else:
+        value = float(r.ravel() @ c.ravel() / (nr * nc))
+    return MetricResult("cosine_similarity", value, tol, higher_is_better=True)
+
+
+def _rows(a: np.ndarray) -> np.ndarray:
+    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+
+
+def topk_agreement(
+    reference: Any,
+    candidate: Any,
+    k: int,
+    tol: float | None = None,
+    tie_rtol: float = 1e-3,
+    tie_atol: float = 1e-6,
+) -> MetricResult:
+    """Fraction of samples whose candidate top-k lies in the reference top-k extended by near-ties.
+
+    See the module docstring for the rule. The metric is None for outputs with fewer than ``k + 1``
+    classes along the last axis (top-k of k classes always agrees).
+    """
+    r, c = _pair(reference, candidate)
+    name = f"top{k}_agreement"
+    if r.ndim == 0 or r.shape[-1] <= k:
+        return MetricResult(name, None, tol, details={"reason": f"needs more than {k} classes"})
+    rr, cr = _rows(r), _rows(c)
+    kth = -np.sort(-rr, axis=1)[:, k - 1]
+    tie = tie_rtol * np.abs(rr).max(axis=1) + tie_atol
+    accepted = rr >= (kth - tie)[:, None]
+    # NOTE: argsort of -x puts NaN last, so a NaN candidate row picks arbitrary classes and mostly disagrees.
+    cand_top = np.argsort(-np.nan_to_num(cr, nan=-np.inf), axis=1, kind="stable")[:, :k]
+    agree = np.take_along_axis(accepted, cand_top, axis=1).all(axis=1) & ~np.isnan(cr).any(axis=1)
+    value = float(agree.mean()) if len(agree) else math.nan
+    details = {"samples": len(agree), "disagreeing": int((~agree).sum()), "tie_rtol": tie_rtol}
+    return MetricResult(name, value, tol, higher_is_better=True, details=details)
+
+
+@metric("top1_agreement")
+def top1_agreement(reference: Any, candidate: Any, tol: float | None = None, **kw: float) -> MetricResult:
+    """Top-1 agreement with near-ties accepted (see :func:`topk_agreement`)."""
+    return topk_agreement(reference, candidate, 1, tol, **kw)
+
+
+@metric("top5_agreement")
+def top5_agreement(reference: Any, candidate: Any, tol: float | None = None, **kw: float) -> MetricResult:
+    """Top-5 agreement with near-ties accepted (see :func:`topk_agreement`)."""
+    return topk_agreement(reference, candidate, 5, tol, **kw)
+
+
+def accuracy(labels: Any, scores: Any, tol: float | None = None) -> MetricResult:
+    """Task accuracy: fraction of samples whose argmax over the last axis equals the integer label.
+
+    Not in :data:`METRICS` (it compares with labels, not with a reference output).
+    """
+    y = np.asarray(labels).reshape(-1)
+    s = _rows(np.asarray(scores, dtype=np.float64))
+    if len(y) != len(s):
+        raise ValueError(f"{len(y)} labels for {len(s)} predicted samples")
+    value = float((s.argmax(axis=1) == y).mean()) if len(y) else math.nan
+    return MetricResult("accuracy", value, tol, higher_is_better=True, details={"samples": len(y)})

@@ -1,0 +1,170 @@
+"""CI gates: ``--fail-on`` expressions evaluated against a report's ``summary``.
+
+An expression is ``KEY OP VALUE`` with OP one of ``< <= > >= = == !=``; the check fails (exit 1) when the
+expression is *true*, e.g. ``fp16.top1_agreement<0.99`` or ``convert.ok=false``.
+
+One key reads as a requirement because its value is a list: ``memory.fits=DEVICE`` fails when the model
+does *not* fit DEVICE (``memory.fits!=DEVICE`` fails when it does). ``memory.fits.DEVICE=false`` says the
+same in the plain boolean form. A gate whose key was not measured (e.g. ``fp32.*`` without a PyTorch
+reference) fails, so a CI job never passes by accident. See docs/check.md for the keys.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from devicefit.errors import InputError
+
+_OPS: dict[str, Callable[[Any, Any], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "!=": operator.ne,
+    "==": operator.eq,
+    "<": operator.lt,
+    ">": operator.gt,
+    "=": operator.eq,
+}
+_EXPR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|!=|==|<|>|=)\s*(\S.*?)\s*$")
+_METRICS = (
+    "max_abs_error",
+    "max_rel_error",
+    "snr_db",
+    "psnr_db",
+    "cosine_similarity",
+    "top1_agreement",
+    "top5_agreement",
+    "accuracy",
+)
+KNOWN_KEYS = (
+    "convert.ok",
+    *(f"{p}.{m}" for p in ("fp32", "fp16") for m in _METRICS),
+    "reference.accuracy",
+    "fp16.overflow_ops",
+    "fp16.underflow_ops",
+    "numerics.untrained",
+    "size.parameters",
+    "size.weight_mb",
+    "size.package_mb",
+    *(f"size.{p}_mb" for p in ("fp32", "fp16", "int8", "6bit", "4bit")),
+    "memory.peak_activation_mb",
+    "memory.working_set_mb",
+    "memory.fits",
+)
+
+
+@dataclass
+class Gate:
+    """A parsed ``--fail-on`` expression."""
+
+    text: str
+    key: str
+    op: str
+    value: Any
+
+
+@dataclass
+class GateFailure:
+    """A gate that tripped, with the measured value."""
+
+    gate: Gate
+    actual: Any
+    reason: str
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("true", "false"):
+        return low == "true"
+    try:
+        return float(text)
+    except ValueError:
+        return text
+
+
+def parse_gate(text: str) -> Gate:
+    """Parse one expression; raises InputError with the accepted forms when it is malformed."""
+    m = _EXPR.match(text)
+    if not m:
+        raise InputError(
+            f"--fail-on {text!r} is not KEY<OP>VALUE; e.g. fp16.top1_agreement<0.99 or convert.ok=false"
+        )
+    key, op, raw = m.groups()
+    if key not in KNOWN_KEYS and not key.startswith("memory.fits."):
+        raise InputError(
+            f"--fail-on: unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)}, memory.fits.DEVICE"
+        )
+    value = _value(raw)
+    if key != "memory.fits" and isinstance(value, str):
+        raise InputError(f"--fail-on {text!r}: {raw!r} is not a number or true/false; e.g. {key}<0.99")
+    if key == "memory.fits" and op not in ("=", "==", "!="):
+        raise InputError(
+            f"--fail-on {text!r}: memory.fits takes = or != and a device id, e.g. memory.fits=iphone-12"
+        )
+    return Gate(text, key, op, value)
+
+
+def check_devices(gates: list[Gate], device_ids: list[str]) -> None:
+    """Reject ``memory.fits`` gates naming a device not in ``device_ids`` (before any work is done)."""
+    for g in gates:
+        if g.key.startswith("memory.fits"):
+            device = str(g.value) if g.key == "memory.fits" else g.key.removeprefix("memory.fits.")
+            if device not in device_ids:
+                raise InputError(
+                    f"--fail-on {g.text!r}: unknown device {device!r}; known: {', '.join(device_ids)}"
+                )
+
+
+def evaluate(
+    gates: list[Gate], summary: dict[str, Any], device_ids: list[str] | None = None
+) -> list[GateFailure]:
+    """The gates that trip on ``summary`` (a report's ``summary`` dict).
+
+    Args:
+        gates: parsed expressions.
+        summary: the report's flat summary (key -> number / bool / list).
+        device_ids: known device ids, to reject typos in ``memory.fits`` gates.
+
+    Raises:
+        InputError: a ``memory.fits`` gate names an unknown device.
+    """
+    failures = []
+    for g in gates:
+        if g.key.startswith("memory.fits"):
+            device = str(g.value) if g.key == "memory.fits" else g.key.removeprefix("memory.fits.")
+            if device_ids is not None and device not in device_ids:
+                raise InputError(
+                    f"--fail-on {g.text!r}: unknown device {device!r}; known: {', '.join(device_ids)}"
+                )
+            fitting = summary.get("memory.fits")
+            if fitting is None:
+                failures.append(GateFailure(g, None, f"{g.text}: memory was not measured"))
+                continue
+            fits = device in fitting
+            if g.key == "memory.fits":
+                tripped = not fits if g.op in ("=", "==") else fits
+            else:
+                tripped = _OPS[g.op](fits, g.value)
+            if tripped:
+                failures.append(
+                    GateFailure(g, fits, f"{g.text}: the model {'fits' if fits else 'does not fit'} {device}")
+                )
+            continue
+        actual = summary.get(g.key)
+        if actual is None:
+            # The report stores NaN as null: a present-but-null key is a NaN measurement, not a missing one.
+            why = "is NaN" if g.key in summary else "was not measured"
+            failures.append(GateFailure(g, None, f"{g.text}: {g.key} {why}"))
+            continue
+        expected = g.value
+        if isinstance(actual, bool) != isinstance(expected, bool):
+            raise InputError(
+                f"--fail-on {g.text!r}: {g.key} is {type(actual).__name__}, compare it with {'true/false' if isinstance(actual, bool) else 'a number'}"
+            )
+        if _OPS[g.op](actual, expected):
+            shown = f"{actual:.6g}" if isinstance(actual, float) else str(actual).lower()
+            failures.append(GateFailure(g, actual, f"{g.text}: {g.key} is {shown}"))
+    return failures

@@ -1,0 +1,277 @@
+"""The JSON report: a plain dict built from a :class:`devicefit.check.CheckResult`.
+
+The layout is documented in docs/report-schema.md. ``SCHEMA_VERSION`` follows semver: a new optional field
+bumps the minor version, a renamed / removed / retyped field the major version.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from devicefit.report.units import human_bytes
+
+SCHEMA_VERSION = "1.0"
+MB = 1024 * 1024
+# Size verdict bounds: Apple's cellular download limit for apps, and the Neural Engine's reported
+# 1 GB model limit on iPhone (docs/check.md).
+SIZE_WARN_BYTES = 200 * 1000 * 1000
+SIZE_FAIL_BYTES = 1000 * 1000 * 1000
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN -> None, ±inf -> ±1e308, numpy scalars -> Python."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
+        value = value.item()
+    if isinstance(value, float):
+        if math.isnan(value):
+            return None
+        if math.isinf(value):
+            return 1e308 if value > 0 else -1e308
+    return value
+
+
+def _comparison(c: Any) -> dict[str, Any] | None:
+    if c is None:
+        return None
+    return {
+        "reference": c.reference,
+        "samples": c.samples,
+        "passed": c.passed,
+        "outputs": {o.output: {k: m.to_dict() for k, m in o.metrics.items()} for o in c.outputs},
+        "accuracy": c.accuracy.to_dict() if c.accuracy is not None else None,
+        "reference_accuracy": c.reference_accuracy,
+    }
+
+
+def _op_error(o: Any) -> dict[str, Any]:
+    return {
+        "index": o.index,
+        "op": o.op,
+        "op_type": o.op_type,
+        "value": o.value,
+        "rel_error": o.rel_error,
+        "overflow": o.overflow,
+        "nonfinite": o.nonfinite,
+        "underflow": o.underflow,
+    }
+
+
+def _divergence(d: Any) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {
+        "tolerance": d.tolerance,
+        "first_divergent": _op_error(d.first_divergent) if d.first_divergent else None,
+        "overflow": [_op_error(o) for o in d.overflow_ops],
+        "underflow": [_op_error(o) for o in d.underflow_ops],
+        "per_op": [_op_error(o) for o in d.ops],
+    }
+
+
+def _verdict(status: str, reason: str) -> dict[str, str]:
+    return {"status": status, "reason": reason}
+
+
+def _verdicts(r: Any) -> dict[str, dict[str, str]]:
+    v: dict[str, dict[str, str]] = {}
+    if not r.convert.ok:
+        v["convert"] = _verdict("fail", (r.convert.error or "conversion failed").splitlines()[0])
+        for area in ("numerics", "size", "memory"):
+            v[area] = _verdict("skipped", "conversion failed")
+        return v
+    rescued = r.convert.rescued
+    v["convert"] = (
+        _verdict("warn", f"rescued ops: {', '.join(rescued)}") if rescued else _verdict("pass", "converted")
+    )
+    if r.fp32 is not None and not r.fp32.passed:
+        v["numerics"] = _verdict("fail", "fp32 run differs from PyTorch: a conversion problem")
+    elif r.fp16 is not None and not r.fp16.passed:
+        first = r.divergence.first_divergent if r.divergence is not None else None
+        where = f"; first diverges at {first.op} ({first.op_type})" if first else ""
+        v["numerics"] = _verdict("fail", f"fp16 outside tolerance{where}")
+    elif r.divergence is not None and r.divergence.overflow_ops:
+        o = r.divergence.overflow_ops[0]
+        v["numerics"] = _verdict("fail", f"fp16 overflow at {o.op} ({o.op_type})")
+    elif r.trained is not None and r.trained.looks_untrained:
+        v["numerics"] = _verdict("warn", "model looks untrained; errors may be exaggerated")
+    elif r.divergence is not None and (r.divergence.underflow_ops or r.divergence.first_divergent):
+        v["numerics"] = _verdict(
+            "warn", "fp16 underflow or intermediate divergence (outputs within tolerance)"
+        )
+    else:
+        v["numerics"] = _verdict("pass", "outputs within tolerance")
+    stored = r.size.package_bytes or r.size.weight_bytes
+    if stored > SIZE_FAIL_BYTES:
+        v["size"] = _verdict(
+            "fail", f"{stored / MB:.0f} MB: over 1 GB, cannot run on the iPhone Neural Engine"
+        )
+    elif stored > SIZE_WARN_BYTES:
+        v["size"] = _verdict("warn", f"{stored / MB:.0f} MB: over the 200 MB cellular download limit")
+    else:
+        v["size"] = _verdict(
+            "pass",
+            f"{human_bytes(stored)} on disk" if r.size.package_bytes else f"{human_bytes(stored)} of weights",
+        )
+    known = [f for f in r.fits if f.fits is not None]
+    fitting = [f for f in known if f.fits]
+    if known and not fitting:
+        v["memory"] = _verdict("fail", "working set exceeds every device's app memory budget")
+    elif len(fitting) < len(known):
+        v["memory"] = _verdict("warn", f"fits {len(fitting)} of {len(known)} devices with a known budget")
+    else:
+        v["memory"] = _verdict("pass", f"fits all {len(known)} devices with a known budget")
+    return v
+
+
+def _summary(r: Any) -> dict[str, Any]:
+    s: dict[str, Any] = {"convert.ok": r.convert.ok}
+    for comp in (r.fp32, r.fp16):
+        if comp is None:
+            continue
+        names = {k for o in comp.outputs for k in o.metrics}
+        for name in sorted(names):
+            s[f"{comp.name}.{name}"] = comp.worst(name)
+        if comp.accuracy is not None:
+            s[f"{comp.name}.accuracy"] = comp.accuracy.value
+            s["reference.accuracy"] = comp.reference_accuracy
+    if r.divergence is not None:
+        s["fp16.overflow_ops"] = len(r.divergence.overflow_ops)
+        s["fp16.underflow_ops"] = len(r.divergence.underflow_ops)
+    if r.trained is not None:
+        s["numerics.untrained"] = r.trained.looks_untrained
+    if r.size is not None:
+        s["size.parameters"] = r.size.parameters
+        s["size.weight_mb"] = r.size.weight_bytes / MB
+        s["size.package_mb"] = None if r.size.package_bytes is None else r.size.package_bytes / MB
+        for p, b in r.size.bytes_at.items():
+            s[f"size.{p}_mb"] = b / MB
+    if r.memory is not None:
+        s["memory.peak_activation_mb"] = r.memory.peak_bytes / MB
+        s["memory.working_set_mb"] = (r.working_set_bytes or 0) / MB
+        s["memory.fits"] = [f.device for f in r.fits if f.fits]
+    return s
+
+
+def build_report(r: Any) -> dict[str, Any]:
+    """The JSON-ready report dict for a :class:`devicefit.check.CheckResult` (see docs/report-schema.md)."""
+    from devicefit import __version__
+
+    prog = r.program
+    model: dict[str, Any] = {"origin": r.origin, "kind": r.kind}
+    if prog is not None:
+        model.update(
+            inputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.inputs],
+            outputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.outputs],
+            opset=f"iOS{prog.opset}",
+            op_counts=prog.op_counts,
+        )
+    o = r.options
+    report: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "tool": {"name": "devicefit", "version": __version__},
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "model": model,
+        "options": {
+            "target": o.target,
+            "precision": o.precision,
+            "fp32_ops": list(o.fp32_ops),
+            "samples": o.samples,
+            "data": o.data,
+        },
+        "convert": {
+            "ok": r.convert.ok,
+            "skipped": r.convert.skipped,
+            "frontend": r.convert.frontend,
+            "seconds": r.convert.seconds,
+            "error": r.convert.error,
+            "unsupported": r.convert.unsupported,
+            "rescued": r.convert.rescued,
+            "package": str(o.package_path) if o.package_path else None,
+        },
+        "data": None,
+        "numerics": None,
+        "size": None,
+        "memory": None,
+        "verdicts": _verdicts(r),
+        "summary": _summary(r),
+        "warnings": list(r.warnings),
+        "timings": dict(r.timings),
+        "extras": dict(r.extras),
+    }
+    if r.dataset is not None:
+        report["data"] = {
+            "origin": r.dataset.origin,
+            "samples": len(r.dataset.feeds),
+            "labels": r.dataset.labels is not None,
+        }
+    if r.fp16 is not None:
+        t = r.trained
+        report["numerics"] = {
+            "fp32": _comparison(r.fp32),
+            "fp16": _comparison(r.fp16),
+            "divergence": _divergence(r.divergence),
+            "trained": None
+            if t is None
+            else {
+                "output": t.output,
+                "mean_entropy": t.mean_entropy,
+                "entropy_spread": t.entropy_spread,
+                "looks_untrained": t.looks_untrained,
+                "reason": t.reason,
+            },
+        }
+    if r.size is not None:
+        report["size"] = {
+            "parameters": r.size.parameters,
+            "weight_bytes": r.size.weight_bytes,
+            "bytes_at": r.size.bytes_at,
+            "package_bytes": r.size.package_bytes,
+            "layers": [
+                {"op": x.op, "op_type": x.op_type, "parameters": x.parameters, "bytes": x.bytes}
+                for x in r.size.layers
+            ],
+        }
+    if r.memory is not None:
+        m = r.memory
+        report["memory"] = {
+            "peak_activation_bytes": m.peak_bytes,
+            "peak_op": m.peak_op,
+            "peak_index": m.peak_index,
+            "weight_bytes": r.size.weight_bytes if r.size else None,
+            "working_set_bytes": r.working_set_bytes,
+            "approximate": m.approximate,
+            "per_op": [{"op": n, "bytes": b} for n, b in zip(m.op_names, m.per_op)],
+            "fits": [
+                {
+                    "device": f.device,
+                    "name": f.name,
+                    "budget_mb": f.budget_mb,
+                    "used_fraction": f.used_fraction,
+                    "fits": f.fits,
+                    "verdict": f.verdict,
+                    "budget_derivation": f.budget_derivation,
+                }
+                for f in r.fits
+            ],
+        }
+    return _clean(report)
+
+
+def to_json(report: dict[str, Any]) -> str:
+    """Serialise a report dict (stable key order, indented)."""
+    return json.dumps(report, indent=2, sort_keys=False, allow_nan=False) + "\n"
+
+
+def write_json(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
+    """Write the report atomically (callers check ``--force`` first)."""
+    from devicefit.io import atomic_write_text
+
+    atomic_write_text(path, to_json(report))

@@ -1,0 +1,95 @@
+"""The terminal summary: a verdict per area and the key numbers, as rich tables."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from devicefit.report.units import human_bytes, number
+
+MB = 1024 * 1024
+_STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+
+
+def _f(v: Any) -> str:
+    return number(v)
+
+
+def _metric(summary: dict[str, Any], key: str) -> str:
+    # A key present with a null value was NaN (see the schema): say so rather than "-".
+    return "nan" if key in summary and summary[key] is None else number(summary.get(key))
+
+
+def render_terminal(report: dict[str, Any], console: Any) -> None:
+    """Print the summary of ``report`` on a ``rich.console.Console``."""
+    from rich.table import Table
+
+    verdicts = Table(title=f"devicefit check · {report['model']['origin']}")
+    for col in ("area", "verdict", "why"):
+        verdicts.add_column(col)
+    for area, v in report["verdicts"].items():
+        style = _STYLE.get(v["status"], "")
+        verdicts.add_row(area, f"[{style}]{v['status'].upper()}[/]", v["reason"])
+    console.print(verdicts)
+    num = report.get("numerics")
+    if num:
+        t = Table(title="numerics (worst over outputs)")
+        for col in ("comparison", "max rel err", "SNR dB", "cosine", "top-1", "top-5", "accuracy"):
+            t.add_column(col)
+        s = report["summary"]
+        for key in ("fp32", "fp16"):
+            comp = num.get(key)
+            if not comp:
+                continue
+            t.add_row(
+                f"{key} vs {comp['reference']}",
+                _metric(s, f"{key}.max_rel_error"),
+                _metric(s, f"{key}.snr_db"),
+                _metric(s, f"{key}.cosine_similarity"),
+                _metric(s, f"{key}.top1_agreement"),
+                _metric(s, f"{key}.top5_agreement"),
+                _f(s.get(f"{key}.accuracy"))
+                + (
+                    f" (torch {_f(s.get('reference.accuracy'))})"
+                    if s.get(f"{key}.accuracy") is not None
+                    else ""
+                ),
+            )
+        console.print(t)
+        d = num.get("divergence") or {}
+        if d.get("first_divergent"):
+            fd = d["first_divergent"]
+            console.print(
+                f"fp16 first diverges at [bold]{fd['op']}[/] ({fd['op_type']}), relative error {number(fd['rel_error'])}"
+            )
+        for o in d.get("overflow", []):
+            console.print(
+                f"[red]fp16 overflow[/] at {o['op']} ({o['op_type']}): {o['overflow'] + o['nonfinite']} values"
+            )
+        for o in d.get("underflow", [])[:3]:
+            console.print(
+                f"[yellow]fp16 underflow[/] at {o['op']} ({o['op_type']}): {o['underflow']} values flushed to zero"
+            )
+    size, mem = report.get("size"), report.get("memory")
+    if size and mem:
+        pkg = size["package_bytes"]
+        console.print(
+            f"size: {size['parameters']:,} parameters, weights {human_bytes(size['weight_bytes'])}"
+            f" (fp16 {human_bytes(size['bytes_at']['fp16'])}, int8 {human_bytes(size['bytes_at']['int8'])},"
+            f" 4-bit {human_bytes(size['bytes_at']['4bit'])})"
+            + (f", package {human_bytes(pkg)}" if pkg is not None else "")
+        )
+        console.print(
+            f"memory: peak activations {human_bytes(mem['peak_activation_bytes'])} at {mem['peak_op']},"
+            f" working set {human_bytes(mem['working_set_bytes'])}"
+        )
+        fits = mem["fits"]
+        too_big = [f["name"] for f in fits if f["fits"] is False]
+        tight = [f["name"] for f in fits if f["verdict"] == "tight"]
+        ok = sum(1 for f in fits if f["fits"])
+        console.print(
+            f"device fit: fits {ok} of {len(fits)} devices' app memory budgets"
+            + (f"; too big for {', '.join(too_big[:6])}" if too_big else "")
+            + (f"; tight on {', '.join(tight[:6])}" if tight else "")
+        )
+    for w in report.get("warnings", []):
+        console.print(f"[yellow]warning:[/] {w}")

@@ -1,0 +1,207 @@
+"""Validation data for ``devicefit check``: load it from ``--data`` or generate it from the input specs.
+
+Accepted forms (arrays are always read with ``allow_pickle=False``):
+
+* ``data.npz``: one array per model input, named like the input, plus an optional ``labels`` array.
+* a folder of ``<input>.npy`` files (plus an optional ``labels.npy``).
+* ``file.py:make_data``: a Python function returning a dict (input name -> array, optional ``labels``) or
+  a tuple ``(input arrays..., [labels])`` in the model's input order.
+
+Each array holds one or more samples: exactly the input's shape (one sample), that shape with an extra
+leading sample axis, or several batches stacked along the batch axis. Samples are split to the model's
+input shape, one feed dict per sample.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from devicefit.errors import InputError
+
+LABELS = "labels"
+
+
+@dataclass
+class Dataset:
+    """Samples to validate on.
+
+    Attributes:
+        feeds: one dict (input name -> array at the model's input shape) per sample.
+        labels: integer labels, one per row of the first output (None without labels).
+        origin: where the data came from (for the report).
+    """
+
+    feeds: list[dict[str, np.ndarray]]
+    labels: np.ndarray | None
+    origin: str
+
+
+def _spec_parts(spec: Any) -> tuple[str, tuple[int, ...], str]:
+    shape = tuple(int(d) for d in (spec.shape or ()))
+    return spec.name, shape, str(spec.dtype or "fp32")
+
+
+def _is_float(dtype: str) -> bool:
+    return dtype.startswith(("fp", "float", "bf"))
+
+
+def generate(specs: Sequence[Any], samples: int, seed: int = 0) -> Dataset:
+    """Random samples matching ``specs`` (standard normal floats, integers in [0, 8))."""
+    rng = np.random.default_rng(seed)
+    feeds = []
+    for _ in range(samples):
+        feed = {}
+        for spec in specs:
+            name, shape, dtype = _spec_parts(spec)
+            if _is_float(dtype):
+                feed[name] = rng.standard_normal(shape).astype(np.float32)
+            elif dtype == "bool":
+                feed[name] = rng.integers(0, 2, shape).astype(bool)
+            else:
+                feed[name] = rng.integers(0, 8, shape).astype(np.int32)
+        feeds.append(feed)
+    return Dataset(feeds, None, f"{samples} random samples (seed {seed})")
+
+
+def split_samples(name: str, array: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
+    """Split ``array`` into samples of ``shape`` (see the module docstring for the accepted layouts)."""
+    a = np.asarray(array)
+    if a.shape == shape:
+        return [a]
+    if a.ndim == len(shape) + 1 and a.shape[1:] == shape:
+        return list(a)
+    if shape and a.ndim == len(shape) and a.shape[1:] == shape[1:] and a.shape[0] % shape[0] == 0:
+        return [a[i : i + shape[0]] for i in range(0, a.shape[0], shape[0])]
+    want = "x".join(map(str, shape)) or "scalar"
+    got = "x".join(map(str, a.shape)) or "scalar"
+    raise InputError(
+        f"data for input {name!r} has shape {got}; expected {want}, N x {want}, or batches stacked on axis 0"
+    )
+
+
+def _cast(a: np.ndarray, dtype: str, name: str) -> np.ndarray:
+    if a.dtype.kind not in "biuf":
+        raise InputError(f"data for input {name!r} has dtype {a.dtype}; expected a numeric array")
+    if _is_float(dtype):
+        return a.astype(np.float32, copy=False)
+    return a.astype(np.bool_ if dtype == "bool" else np.int32, copy=False)
+
+
+def from_arrays(
+    arrays: dict[str, Any], specs: Sequence[Any], origin: str, samples: int | None = None
+) -> Dataset:
+    """Build a dataset from whole arrays named like the inputs (plus optional ``labels``)."""
+    names = [s.name for s in specs]
+    missing = [n for n in names if n not in arrays]
+    if missing:
+        have = ", ".join(sorted(arrays)) or "nothing"
+        raise InputError(
+            f"{origin} has no array for input {missing[0]!r} (it has: {have}); name arrays like the inputs: {', '.join(names)}"
+        )
+    per_input: dict[str, list[np.ndarray]] = {}
+    for spec in specs:
+        name, shape, dtype = _spec_parts(spec)
+        per_input[name] = [
+            _cast(s, dtype, name) for s in split_samples(name, np.asarray(arrays[name]), shape)
+        ]
+    counts = {n: len(v) for n, v in per_input.items()}
+    if len(set(counts.values())) > 1:
+        raise InputError(
+            f"{origin}: inputs have different sample counts {counts}; give every input the same number"
+        )
+    count = next(iter(counts.values()), 0)
+    if count == 0:
+        raise InputError(f"{origin} holds no samples; give at least one")
+    keep = count if samples is None else min(samples, count)
+    feeds = [{n: per_input[n][i] for n in per_input} for i in range(keep)]
+    labels = None
+    if arrays.get(LABELS) is not None:
+        labels = np.asarray(arrays[LABELS]).reshape(-1)
+        if labels.dtype.kind not in "iu":
+            raise InputError(f"{origin}: labels have dtype {labels.dtype}; expected integer class indices")
+        rows = len(labels) // count if len(labels) % count == 0 else None
+        if rows is None or rows == 0:
+            raise InputError(
+                f"{origin}: {len(labels)} labels for {count} samples; give one label per sample row"
+            )
+        labels = labels[: keep * rows]
+    return Dataset(feeds, labels, origin)
+
+
+def _load_factory(spec: str) -> Any:
+    path_text, _, func = spec.rpartition(":")
+    path = Path(path_text)
+    if not path.is_file():
+        raise InputError(f"data factory file {path} not found; expected FILE.py:FUNCTION")
+    module_spec = importlib.util.spec_from_file_location(f"devicefit_data_{path.stem}", path)
+    if module_spec is None or module_spec.loader is None:
+        raise InputError(f"cannot import {path} as Python; expected FILE.py:FUNCTION")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    fn = getattr(module, func, None)
+    if not callable(fn):
+        raise InputError(
+            f"{path} has no function {func!r}; expected FILE.py:FUNCTION returning a dict or tuple"
+        )
+    return fn()
+
+
+def _factory_arrays(result: Any, specs: Sequence[Any], origin: str) -> dict[str, Any]:
+    if isinstance(result, dict):
+        return result
+    if isinstance(result, (tuple, list)):
+        names = [s.name for s in specs]
+        if len(result) == len(names) + 1:
+            return {**dict(zip(names, result[:-1])), LABELS: result[-1]}
+        if len(result) == len(names):
+            return dict(zip(names, result))
+        raise InputError(
+            f"{origin} returned {len(result)} items; expected {len(names)} inputs (+ optional labels)"
+        )
+    raise InputError(f"{origin} returned {type(result).__name__}; expected a dict or a tuple of arrays")
+
+
+def load_data(path: str | os.PathLike[str], specs: Sequence[Any], samples: int | None = None) -> Dataset:
+    """Load validation data from a ``.npz``, a folder of ``.npy`` files or ``file.py:function``.
+
+    Args:
+        path: the ``--data`` argument.
+        specs: the model's inputs (objects with ``name``, ``shape``, ``dtype``).
+        samples: keep at most this many samples.
+
+    Raises:
+        InputError: missing file, unknown format, missing input arrays, wrong shapes or dtypes.
+    """
+    text = os.fspath(path)
+    if text.endswith(".py") or ".py:" in text:
+        target = text if ".py:" in text else f"{text}:make_data"
+        arrays = _factory_arrays(_load_factory(target), specs, target)
+        return from_arrays(arrays, specs, target, samples)
+    p = Path(text)
+    if not p.exists():
+        raise InputError(f"data {p} not found; expected a .npz, a folder of .npy files or FILE.py:FUNCTION")
+    try:
+        if p.is_dir():
+            files = {f.stem: f for f in sorted(p.glob("*.npy"))}
+            arrays = {name: np.load(f, allow_pickle=False) for name, f in files.items()}
+        elif p.suffix == ".npz":
+            with np.load(p, allow_pickle=False) as npz:
+                arrays = {k: npz[k] for k in npz.files}
+        else:
+            raise InputError(
+                f"data {p} has an unknown format; expected a .npz, a folder of .npy files or FILE.py:FUNCTION"
+            )
+    except InputError:
+        raise
+    except Exception as e:
+        raise InputError(
+            f"could not read data {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}; arrays must be plain numeric .npy/.npz (no pickles)"
+        ) from e
+    return from_arrays(arrays, specs, str(p), samples)

@@ -1,0 +1,59 @@
+"""--fail-on parsing and evaluation."""
+
+from __future__ import annotations
+
+import pytest
+
+from devicefit.errors import InputError
+from devicefit.report.gates import check_devices, evaluate, parse_gate
+
+SUMMARY = {
+    "convert.ok": True,
+    "fp16.top1_agreement": 0.985,
+    "fp32.max_rel_error": 1e-5,
+    "memory.working_set_mb": 12.0,
+    "memory.fits": ["iphone-12", "iphone-15"],
+}
+DEVICES = ["iphone-8", "iphone-12", "iphone-15"]
+
+
+def _trips(*exprs: str) -> list[str]:
+    return [f.gate.text for f in evaluate([parse_gate(e) for e in exprs], SUMMARY, DEVICES)]
+
+
+def test_numeric_and_boolean_gates():
+    assert _trips("fp16.top1_agreement<0.99") == ["fp16.top1_agreement<0.99"]
+    assert _trips("fp16.top1_agreement<0.98") == []
+    assert _trips("fp32.max_rel_error>=1e-5", "memory.working_set_mb > 100") == ["fp32.max_rel_error>=1e-5"]
+    assert _trips("convert.ok=false") == []
+    assert _trips("convert.ok=true") == ["convert.ok=true"]
+
+
+def test_memory_fits_is_a_requirement():
+    assert _trips("memory.fits=iphone-12") == []
+    assert _trips("memory.fits=iphone-8") == ["memory.fits=iphone-8"]
+    assert _trips("memory.fits!=iphone-12") == ["memory.fits!=iphone-12"]
+    assert _trips("memory.fits.iphone-8=false") == ["memory.fits.iphone-8=false"]
+    reasons = [f.reason for f in evaluate([parse_gate("memory.fits=iphone-8")], SUMMARY)]
+    assert reasons == ["memory.fits=iphone-8: the model does not fit iphone-8"]
+
+
+def test_unmeasured_keys_fail_the_gate():
+    failures = evaluate([parse_gate("fp32.top1_agreement<0.99")], SUMMARY)
+    assert failures and "not measured" in failures[0].reason
+
+
+@pytest.mark.parametrize(
+    "expr", ["fp16.top1_agreement", "nonsense<1", "fp16.top1_agreement<<0.9", "memory.fits<3", ""]
+)
+def test_bad_expressions_are_input_errors(expr):
+    with pytest.raises(InputError) as e:
+        parse_gate(expr)
+    assert "\n" not in str(e.value)
+
+
+def test_unknown_device_and_type_mismatch():
+    with pytest.raises(InputError, match="unknown device 'iphone-99'"):
+        check_devices([parse_gate("memory.fits=iphone-99")], DEVICES)
+    with pytest.raises(InputError, match="true/false"):
+        evaluate([parse_gate("convert.ok<1")], SUMMARY)
