@@ -1,0 +1,143 @@
+"""``devicefit compress``: the smallest model that meets an accuracy budget."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+NAME = "compress"
+ORDER = 40
+HELP = "find the smallest mixed-precision compressed model that meets an accuracy budget"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "model", nargs="?", default=None, help="anything `check` accepts (default: the bundled demo)"
+    )
+    p.add_argument("--data", default=None, help=".npz / folder of .npy / FILE.py:FUNC (default: generated)")
+    p.add_argument("--budget", required=True, help='e.g. "accuracy>=-0.5%%", "cosine>=0.999", "psnr>=40"')
+    p.add_argument("--scheme", choices=["palettize", "quantize"], default="palettize")
+    p.add_argument("--bits", default="4,6,8", help="palettization bit widths to mix (default 4,6,8)")
+    p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
+    p.add_argument("--min-elements", type=int, default=256, help="smaller weights stay fp16")
+    p.add_argument("--target", default="iOS18", help="deployment target when converting a torch model")
+    p.add_argument("--workers", type=int, default=1, help="parallel evaluation processes")
+    p.add_argument(
+        "--ray", default=None, metavar="ADDRESS", help="evaluate on a Ray cluster ('local' starts one)"
+    )
+    p.add_argument("--input", action="append", default=[], help="input spec name:DIMxDIM[:dtype]")
+    p.add_argument("-o", "--output", type=Path, default=None, help="write the chosen model (.mlpackage)")
+    p.add_argument("--json", type=Path, default=None, help="write the result and Pareto front as JSON")
+    p.add_argument("--html", type=Path, default=None, help="write an HTML report with the Pareto plot")
+    p.add_argument(
+        "--plan", type=Path, default=None, help="write the plan as coremltools OptimizationConfig YAML"
+    )
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def main(args: argparse.Namespace) -> int:
+    import json
+    import os
+
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from devicefit.cli._common import check_output_path
+    from devicefit.compress import SearchOptions, parse_budget, search
+    from devicefit.compress.report import html_report, result_table, sensitivity_table
+    from devicefit.errors import InputError
+    from devicefit.io import atomic_write_text
+
+    budget = parse_budget(args.budget)
+    try:
+        bits = tuple(int(b) for b in args.bits.split(","))
+    except ValueError as e:
+        raise InputError(f"--bits expects comma-separated integers like 4,6,8; got {args.bits!r}") from e
+    outputs = [p for p in (args.output, args.json, args.html, args.plan) if p is not None]
+    for path in outputs:
+        check_output_path(path, args.force)
+    if args.output is not None and args.output.suffix != ".mlpackage":
+        raise InputError(f"-o {args.output} must end in .mlpackage")
+    options = SearchOptions(budget, args.scheme, bits, args.min_elements, args.workers, args.ray)
+    options.validate()
+    console = Console(stderr=True)
+    mlmodel, feeds, labels, origin = _load(args)
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        task = bar.add_task("compress", total=1)
+
+        def progress(stage: str, done: int, total: int) -> None:
+            bar.update(task, description=stage, completed=done, total=max(total, 1))
+
+        result = search(mlmodel, feeds, options, labels=labels, progress=progress)
+    out = Console()
+    out.print(sensitivity_table(result))
+    out.print(result_table(result, origin))
+    if not result.met:
+        out.print(
+            f"[red]budget {budget.text} cannot be met[/red]: best candidate found reaches "
+            f"{result.chosen.metric:.6g} (needs >= {result.threshold:.6g}); it is the one written."
+        )
+    if result.repair is not None:
+        out.print(
+            f"fp16 repair: keep {result.repair.fp32_ops} in fp32 -> {result.repair.coremltools_snippet()}"
+        )
+    if args.output is not None:
+        result.save(args.output, force=args.force)
+        out.print(f"wrote {args.output}")
+    if args.plan is not None:
+        atomic_write_text(args.plan, result.plan_yaml())
+        out.print(f"wrote {args.plan} (OptimizationConfig.from_yaml)")
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, default=str))
+        out.print(f"wrote {args.json}")
+    if args.html is not None:
+        atomic_write_text(args.html, html_report(result, origin))
+        out.print(f"wrote {args.html}")
+    return 0 if result.met else 1
+
+
+def _load(args: argparse.Namespace):
+    """(fp32 MLModel, feeds, labels, origin) for the model argument and --data."""
+    from devicefit.compress.verbs import quiet
+    from devicefit.errors import InputError
+    from devicefit.sources import data as data_mod
+
+    if args.model is None:
+        from devicefit import demo
+
+        if args.input:
+            raise InputError("--input needs a MODEL; the demo's input is fixed (image: 1x1x8x8 float32)")
+        source = demo.demo_source()
+    else:
+        from devicefit.sources import load_source, parse_input_arg
+
+        specs = [parse_input_arg(t) for t in args.input] or None
+        source = load_source(args.model, inputs=specs)
+    if source.mlmodel is not None:
+        mlmodel = source.mlmodel
+    else:
+        from devicefit.convert import ConvertOptions, convert
+
+        with quiet():
+            mlmodel = convert(source, ConvertOptions(target=args.target, precision="fp32")).mlmodel
+    from devicefit import interp
+
+    inputs = interp.load(mlmodel).inputs
+    if args.data is not None:
+        ds = data_mod.load_data(args.data, inputs, args.samples)
+        return mlmodel, ds.feeds, ds.labels, source.origin
+    if args.model is None:
+        from devicefit import demo
+
+        held = demo.held_out(args.samples)
+        return mlmodel, held.feeds, held.labels, source.origin
+    ds = data_mod.generate(inputs, args.samples)
+    return mlmodel, ds.feeds, None, source.origin

@@ -1,0 +1,220 @@
+"""Candidate evaluation: swap decompressed weights into an fp16 program and run the interpreter.
+
+A candidate is an *assignment* (weight name -> choice label). Each choice's decompressed weights are
+computed once by coremltools (the real compression ops, decompressed by the interpreter's constexpr
+kernels), so evaluating a candidate only replaces constants and runs the program: it is numerically the
+package that :func:`devicefit.compress.verbs.apply_plan` would build, without building it.
+
+Executors run many evaluations: :class:`SerialExecutor` (in process), :class:`ProcessExecutor`
+(``concurrent.futures`` processes) and :class:`RayExecutor` (a Ray cluster; ``pip install devicefit[ray]``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from devicefit.compress.budget import measure, noise
+from devicefit.errors import InputError
+
+
+@dataclass
+class EvalSpec:
+    """Everything a worker needs to evaluate candidates (picklable).
+
+    Attributes:
+        package: path of the fp16 base ``.mlpackage``.
+        consumers: weight name -> ``[(op name, input name)]`` of the ops reading it.
+        table: weight name -> choice label -> decompressed weight (float16/float32 array).
+        feeds: one input dict per sample.
+        reference: output name -> stacked fp32 reference outputs (samples on axis 0).
+        labels: integer labels for an accuracy budget.
+        metric: budget metric name.
+    """
+
+    package: str
+    consumers: dict[str, list[tuple[str, str]]]
+    table: dict[str, dict[str, np.ndarray]]
+    feeds: list[dict[str, np.ndarray]]
+    reference: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    metric: str
+
+
+@dataclass
+class Measure:
+    """One evaluated candidate: the budget metric and the relative output noise."""
+
+    metric: float
+    noise: float
+
+
+def stack(per_sample: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
+    return {n: np.stack([np.asarray(s[n], dtype=np.float32) for s in per_sample]) for n in names}
+
+
+def run_samples(prog: Any, feeds: Sequence[dict[str, np.ndarray]], precision: str) -> dict[str, np.ndarray]:
+    """Run ``prog`` on every sample; outputs stacked on a new leading axis."""
+    names = [o.name for o in prog.outputs]
+    return stack([prog.run(f, precision=precision) for f in feeds], names)
+
+
+class Evaluator:
+    """Holds a loaded base program and evaluates assignments against the reference."""
+
+    def __init__(self, spec: EvalSpec):
+        import torch
+
+        from devicefit import interp
+
+        self.spec = spec
+        self.prog = interp.load(spec.package)
+        self.first_output = self.prog.outputs[0].name
+        steps = {}
+        stack_: list[Any] = [self.prog.plan.block]
+        while stack_:
+            block = stack_.pop()
+            for step in block.steps:
+                steps[step.name] = step
+                stack_.extend(step.ctx.blocks)
+        self.slots: dict[str, list[tuple[Any, str]]] = {}
+        for weight, readers in spec.consumers.items():
+            slots = []
+            for op_name, param in readers:
+                step = steps.get(op_name)
+                if step is None or param not in step.consts:
+                    raise InputError(f"weight {weight!r}: op {op_name!r} does not read it as a constant")
+                slots.append((step, param))
+            self.slots[weight] = slots
+        self.original = {w: [(s, p, s.consts[p]) for s, p in slots] for w, slots in self.slots.items()}
+        self.tensors = {
+            w: {c: torch.from_numpy(np.ascontiguousarray(a)) for c, a in choices.items()}
+            for w, choices in spec.table.items()
+        }
+
+    def evaluate(self, assignment: dict[str, str]) -> Measure:
+        """Run the program with ``assignment``'s weights (others as in the base); restore afterwards."""
+        try:
+            for weight, choice in assignment.items():
+                if choice == "fp16":
+                    continue
+                new = self.tensors[weight][choice]
+                for step, param, old in self.original[weight]:
+                    step.consts[param] = new.to(old.dtype).reshape(old.shape)
+            out = run_samples(self.prog, self.spec.feeds, "fp16")
+        finally:
+            for entries in self.original.values():
+                for step, param, old in entries:
+                    step.consts[param] = old
+        spec = self.spec
+        value = measure(spec.metric, out, spec.reference, spec.labels, self.first_output)
+        return Measure(value if not math.isnan(value) else -math.inf, noise(out, spec.reference))
+
+
+class Executor(Protocol):
+    """Evaluates assignments, possibly in parallel; results in input order."""
+
+    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]: ...
+
+    def close(self) -> None: ...
+
+
+class SerialExecutor:
+    """Evaluates in this process (the default for one worker)."""
+
+    def __init__(self, spec: EvalSpec):
+        self._evaluator = Evaluator(spec)
+
+    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]:
+        return [self._evaluator.evaluate(a) for a in assignments]
+
+    def close(self) -> None:
+        pass
+
+
+_WORKER: Evaluator | None = None
+
+
+def _init_worker(spec: EvalSpec) -> None:
+    global _WORKER
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER = Evaluator(spec)
+
+
+def _evaluate_in_worker(assignment: dict[str, str]) -> Measure:
+    assert _WORKER is not None, "worker not initialised"
+    return _WORKER.evaluate(assignment)
+
+
+class ProcessExecutor:
+    """Local worker processes (``concurrent.futures.ProcessPoolExecutor``, spawn start method)."""
+
+    def __init__(self, spec: EvalSpec, workers: int):
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        self._pool = ProcessPoolExecutor(
+            max_workers=workers,
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(spec,),
+        )
+
+    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]:
+        return list(self._pool.map(_evaluate_in_worker, assignments))
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class RayExecutor:
+    """Evaluations as Ray tasks; one Evaluator per Ray actor, spec shipped once through the object store."""
+
+    def __init__(self, spec: EvalSpec, address: str | None, workers: int):
+        try:
+            import ray
+        except ImportError as e:
+            raise InputError("--ray needs Ray: pip install 'devicefit[ray]'") from e
+        self._ray = ray
+        self._owns = not ray.is_initialized()
+        if self._owns:
+            ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False)
+        actor_cls = ray.remote(num_cpus=1)(_RayEvaluator)
+        spec_ref = ray.put(spec)
+        self._actors = [actor_cls.remote(spec_ref) for _ in range(max(1, workers))]
+
+    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]:
+        refs = [self._actors[i % len(self._actors)].evaluate.remote(a) for i, a in enumerate(assignments)]
+        return list(self._ray.get(refs))
+
+    def close(self) -> None:
+        for actor in self._actors:
+            self._ray.kill(actor)
+        if self._owns:
+            self._ray.shutdown()
+
+
+class _RayEvaluator:
+    def __init__(self, spec: EvalSpec):
+        _init_worker(spec)
+
+    def evaluate(self, assignment: dict[str, str]) -> Measure:
+        return _evaluate_in_worker(assignment)
+
+
+def make_executor(spec: EvalSpec, workers: int = 1, ray_address: str | None = None) -> Executor:
+    """The executor for ``workers`` / ``ray_address`` (``"local"`` starts a local Ray instance)."""
+    if ray_address is not None:
+        return RayExecutor(spec, None if ray_address == "local" else ray_address, workers)
+    if workers <= 1:
+        return SerialExecutor(spec)
+    return ProcessExecutor(spec, workers)
+
+
+ProgressFn = Callable[[int, int, str], None]

@@ -1,0 +1,202 @@
+"""fp16 repair: the smallest set of ops to keep in fp32 so an fp16 model meets its budget.
+
+1. Run the fp32 program and the all-fp16 program with intermediates; the first op whose fp16 value is
+   non-finite or far from its fp32 value marks where trouble starts: ops before it stay fp16.
+2. Divide and conquer over the remaining ops (delta debugging): keep a half in fp32 if that alone passes,
+   else minimise each half with the other kept. Every test is a real re-emit of the program with
+   ``ct.transform.FP16ComputePrecision(op_selector=...)`` run by the interpreter in fp16.
+3. Verify the final set by re-running, and emit the conversion option that does it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from devicefit.compress.budget import Budget, measure
+from devicefit.compress.evaluate import run_samples
+from devicefit.compress.verbs import as_mlmodel, fp16, quiet
+from devicefit.compress.weights import _main, _ops
+
+DIVERGENCE_REL = 1e-2
+
+
+@dataclass
+class Fp16Repair:
+    """The outcome of :func:`repair_fp16`.
+
+    Attributes:
+        fp32_ops: op names to keep in fp32 (empty when fp16 already meets the budget).
+        fp16_metric: the budget metric of the all-fp16 model.
+        repaired_metric: the metric with ``fp32_ops`` in fp32 (re-measured on the rebuilt model).
+        threshold: the bound the metric had to reach.
+        passed: the repaired model meets the budget.
+        first_divergent: the first op whose fp16 value diverged (None if none did).
+        evaluations: models built and run during the search.
+        mlmodel: the repaired model.
+    """
+
+    fp32_ops: list[str]
+    fp16_metric: float
+    repaired_metric: float
+    threshold: float
+    passed: bool
+    first_divergent: str | None
+    evaluations: int
+    mlmodel: Any = field(default=None, repr=False)
+
+    def convert_options(self, target: str = "iOS18") -> Any:
+        """devicefit ``ConvertOptions`` that convert the torch source this way."""
+        from devicefit.convert import ConvertOptions
+
+        if not self.fp32_ops:
+            return ConvertOptions(target=target, precision="fp16")
+        return ConvertOptions(target=target, precision="mixed", fp32_ops=list(self.fp32_ops))
+
+    def coremltools_snippet(self) -> str:
+        """The ``ct.convert`` argument that keeps the same ops in fp32."""
+        names = ", ".join(repr(n) for n in self.fp32_ops)
+        return (
+            f"compute_precision=ct.transform.FP16ComputePrecision("
+            f"op_selector=lambda op: op.name not in {{{names}}})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "fp32_ops": self.fp32_ops,
+            "fp16_metric": _finite(self.fp16_metric),
+            "repaired_metric": _finite(self.repaired_metric),
+            "threshold": self.threshold,
+            "passed": self.passed,
+            "first_divergent": self.first_divergent,
+            "evaluations": self.evaluations,
+            "coremltools": self.coremltools_snippet(),
+        }
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None
+
+
+def compute_ops(mlmodel: Any) -> list[str]:
+    """Names of the program's float compute ops, in order (consts and casts excluded)."""
+    names = []
+    for op in _ops(_main(mlmodel)):
+        if op.op_type in ("const", "cast") or op.op_type.startswith("constexpr_"):
+            continue
+        if any(_is_float(v) for v in op.outputs):
+            names.append(op.name)
+    return names
+
+
+def _is_float(var: Any) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return bool(types.is_float(var.dtype))
+
+
+def first_divergent(fp32_model: Any, fp16_model: Any, feeds: Sequence[dict[str, np.ndarray]]) -> str | None:
+    """The first op (fp32 program name) whose fp16 output is non-finite or off by > 1% of its range."""
+    from devicefit import interp
+
+    p32, p16 = interp.load(fp32_model), interp.load(fp16_model)
+    order = compute_ops(fp32_model)
+    outputs = {op.name: [v.name for v in op.outputs] for op in _ops(_main(fp32_model))}
+    for feed in feeds[:4]:
+        ref = p32.run(feed, intermediates=True)
+        got = p16.run(feed, precision="fp16", intermediates=True)
+        for name in order:
+            for value in outputs.get(name, []):
+                other = got.get(f"{value}_cast_fp16", got.get(value))
+                if other is None or value not in ref:
+                    continue
+                a = np.asarray(ref[value], dtype=np.float64)
+                b = np.asarray(other, dtype=np.float64)
+                if a.shape != b.shape:
+                    continue
+                if not np.isfinite(b).all() and np.isfinite(a).all():
+                    return name
+                scale = max(float(np.abs(a).max(initial=0.0)), 1e-6)
+                if float(np.abs(a - b).max(initial=0.0)) > DIVERGENCE_REL * scale:
+                    return name
+    return None
+
+
+def repair_fp16(
+    model: Any,
+    feeds: Sequence[dict[str, np.ndarray]],
+    budget: Budget,
+    labels: np.ndarray | None = None,
+    reference: dict[str, np.ndarray] | None = None,
+) -> Fp16Repair:
+    """Find the fewest ops to keep in fp32 so the fp16 model meets ``budget``.
+
+    Args:
+        model: the fp32 ML Program (``MLModel`` or path).
+        feeds: calibration samples.
+        budget: the bound; a relative accuracy budget is taken against the fp32 model.
+        labels: labels for an accuracy budget.
+        reference: stacked fp32 outputs (computed when None).
+    """
+    from devicefit import interp
+
+    mlmodel = as_mlmodel(model)
+    p32 = interp.load(mlmodel)
+    names = [o.name for o in p32.outputs]
+    reference = reference if reference is not None else run_samples(p32, feeds, "fp32")
+    baseline = measure(budget.metric, reference, reference, labels, names[0]) if budget.relative else None
+    threshold = budget.threshold(baseline)
+    cache: dict[frozenset[str], tuple[float, Any]] = {}
+
+    def score(keep: frozenset[str]) -> tuple[float, Any]:
+        if keep not in cache:
+            with quiet():
+                candidate = fp16(mlmodel, keep_fp32=keep)
+            out = run_samples(interp.load(candidate), feeds, "fp16")
+            value = measure(budget.metric, out, reference, labels, names[0])
+            cache[keep] = (value if not math.isnan(value) else -math.inf, candidate)
+        return cache[keep]
+
+    def ok(keep: frozenset[str]) -> bool:
+        return score(keep)[0] >= threshold
+
+    fp16_metric, fp16_model = score(frozenset())
+    if fp16_metric >= threshold:
+        return Fp16Repair([], fp16_metric, fp16_metric, threshold, True, None, len(cache), fp16_model)
+    order = compute_ops(mlmodel)
+    start_name = first_divergent(mlmodel, fp16_model, feeds)
+    start = order.index(start_name) if start_name in order else 0
+    candidates = order[start:]
+    if not ok(frozenset(candidates)):
+        candidates = order
+        if not ok(frozenset(candidates)):
+            value, built = score(frozenset(candidates))
+            return Fp16Repair(candidates, fp16_metric, value, threshold, False, start_name, len(cache), built)
+
+    def minimize(cands: list[str], fixed: frozenset[str]) -> list[str]:
+        if ok(fixed):
+            return []
+        if len(cands) == 1:
+            return cands
+        half = len(cands) // 2
+        a, b = cands[:half], cands[half:]
+        if ok(fixed | set(a)):
+            return minimize(a, fixed)
+        if ok(fixed | set(b)):
+            return minimize(b, fixed)
+        kept_a = minimize(a, fixed | set(b))
+        return kept_a + minimize(b, fixed | set(kept_a))
+
+    keep = minimize(candidates, frozenset())
+    # Verify on a freshly built model (not the cache) so the reported number is a real re-run.
+    with quiet():
+        rebuilt = fp16(mlmodel, keep_fp32=keep)
+    out = run_samples(interp.load(rebuilt), feeds, "fp16")
+    verified = measure(budget.metric, out, reference, labels, names[0])
+    return Fp16Repair(
+        keep, fp16_metric, verified, threshold, verified >= threshold, start_name, len(cache) + 1, rebuilt
+    )

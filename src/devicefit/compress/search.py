@@ -1,0 +1,359 @@
+"""Search: the smallest mixed-precision model that meets an accuracy budget.
+
+1. The fp32 model's outputs are the reference; the base is the model in fp16 (repaired with a few fp32
+   ops when plain fp16 misses the budget).
+2. Each weight is compressed at each choice of the ladder (e.g. 4/6/8-bit palettization) once, by
+   coremltools; sensitivity = the metric and output noise with only that weight compressed.
+3. Starting from every weight at the smallest choice, upgrades (a weight one step up the ladder) are ordered
+   by noise removed per byte added: a path from the smallest model to the fp16 base. A k-ary search over
+   that path (k = parallel workers) finds the first point meeting the budget; then single-weight
+   downgrades that still pass are taken greedily.
+4. The plan is built as a real package and re-measured on it.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from devicefit.compress.budget import Budget, measure, parse_budget
+from devicefit.compress.configs import Config, Fp16Config, PalettizeConfig, QuantizeConfig
+from devicefit.compress.evaluate import EvalSpec, Measure, make_executor, run_samples
+from devicefit.compress.repair import Fp16Repair, repair_fp16
+from devicefit.compress.sensitivity import LayerSensitivity, Sensitivity, measure_sensitivity
+from devicefit.compress.verbs import apply_plan, as_mlmodel, fp16, quiet, save, target_of
+from devicefit.compress.weights import find_weights, input_bytes, plan_yaml, stored_bytes
+from devicefit.errors import InputError
+
+SCHEMES = ("palettize", "quantize")
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class SearchOptions:
+    """How to search.
+
+    Attributes:
+        budget: e.g. ``"accuracy>=-0.5%"``, ``"cosine>=0.999"``, ``"psnr>=40"``.
+        scheme: ``"palettize"`` (k-means LUTs, ladder ``bits``) or ``"quantize"`` (int4 per-block on iOS18,
+            int8 per-channel).
+        bits: palettization bit widths to mix (fp16 is always the top of the ladder).
+        min_elements: weights smaller than this stay fp16.
+        workers: parallel evaluations (1: in this process).
+        ray_address: evaluate on a Ray cluster (``"local"``: start one here).
+        max_evaluations: cap on candidate evaluations after sensitivity.
+    """
+
+    budget: str | Budget
+    scheme: str = "palettize"
+    bits: tuple[int, ...] = (4, 6, 8)
+    min_elements: int = 256
+    workers: int = 1
+    ray_address: str | None = None
+    max_evaluations: int = 60
+
+    def validate(self) -> Budget:
+        budget = self.budget if isinstance(self.budget, Budget) else parse_budget(self.budget)
+        if self.scheme not in SCHEMES:
+            raise InputError(f"scheme must be one of {', '.join(SCHEMES)}; got {self.scheme!r}")
+        bad = [b for b in self.bits if b not in (1, 2, 3, 4, 6, 8)]
+        if not self.bits or bad:
+            raise InputError(f"bits must be some of 1, 2, 3, 4, 6, 8; got {list(self.bits)}")
+        if self.workers < 1 or self.max_evaluations < 1 or self.min_elements < 1:
+            raise InputError("workers, max_evaluations and min_elements must be positive")
+        return budget
+
+
+@dataclass
+class Candidate:
+    """An evaluated assignment (weight -> choice), its stored bytes and its budget metric."""
+
+    assignment: dict[str, str]
+    bytes: int
+    metric: float
+    noise: float
+    passed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "bytes": self.bytes,
+            "metric": self.metric if math.isfinite(self.metric) else None,
+            "noise": self.noise if math.isfinite(self.noise) else None,
+            "passed": self.passed,
+            "assignment": self.assignment,
+        }
+
+
+@dataclass
+class SearchResult:
+    """What the search found. ``met`` says whether any candidate met the budget; ``chosen`` is the smallest
+    that did, else the best found (highest metric)."""
+
+    budget: Budget
+    threshold: float
+    met: bool
+    chosen: Candidate
+    original_metric: float
+    original_bytes: int
+    base_bytes: int
+    sensitivity: Sensitivity
+    candidates: list[Candidate]
+    plan: dict[str, Config]
+    choices: dict[str, Config]
+    repair: Fp16Repair | None
+    mlmodel: Any = field(default=None, repr=False)
+    verified_metric: float | None = None
+
+    @property
+    def front(self) -> list[Candidate]:
+        """The Pareto front: no other candidate is both smaller and better."""
+        best = -math.inf
+        out = []
+        for c in sorted(self.candidates, key=lambda c: (c.bytes, -c.metric)):
+            if c.metric > best:
+                out.append(c)
+                best = c.metric
+        return out
+
+    def plan_yaml(self) -> str:
+        return plan_yaml(self.plan)
+
+    def save(self, path: str | Path, force: bool = False) -> Path:
+        return save(self.mlmodel, path, force=force)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "budget": self.budget.text,
+            "metric": self.budget.metric,
+            "threshold": self.threshold,
+            "met": self.met,
+            "original_metric": self.original_metric,
+            "original_bytes": self.original_bytes,
+            "fp16_bytes": self.base_bytes,
+            "chosen": self.chosen.to_dict(),
+            "verified_metric": self.verified_metric,
+            "compression_ratio_vs_fp16": self.base_bytes / max(self.chosen.bytes, 1),
+            "plan": {w: self.choices[c].label for w, c in self.chosen.assignment.items()},
+            "pareto_front": [c.to_dict() for c in self.front],
+            "candidates": len(self.candidates),
+            "sensitivity": self.sensitivity.to_dict(),
+            "fp16_repair": self.repair.to_dict() if self.repair else None,
+        }
+
+
+def ladder(options: SearchOptions, target: str) -> dict[str, Config]:
+    """Choice label -> config, smallest first, ending with ``"fp16"``."""
+    choices: dict[str, Config] = {}
+    if options.scheme == "palettize":
+        for b in sorted(set(options.bits)):
+            choices[f"pal{b}"] = PalettizeConfig(nbits=b, mode="fast_kmeans", weight_threshold=0)
+    else:
+        if target == "iOS18":
+            choices["int4"] = QuantizeConfig("int4", "per_block", 32, "linear_symmetric", 0)
+        choices["int8"] = QuantizeConfig("int8", "per_channel", 32, "linear_symmetric", 0)
+    choices["fp16"] = Fp16Config()
+    return choices
+
+
+def _upgrade_path(layers: list[LayerSensitivity], order: list[str]) -> list[tuple[str, str]]:
+    """(weight, new choice) steps from all-smallest to all-fp16, most noise removed per byte first."""
+    at = {s.weight: 0 for s in layers}
+    by_name = {s.weight: s for s in layers}
+    path: list[tuple[str, str]] = []
+    while True:
+        best, best_ratio = None, -math.inf
+        for w, i in at.items():
+            if i + 1 >= len(order):
+                continue
+            s, a, b = by_name[w], order[i], order[i + 1]
+            gain = min(s.noise[a], 1e30) - min(s.noise[b], 1e30)
+            cost = max(s.bytes[b] - s.bytes[a], 1)
+            if gain / cost > best_ratio:
+                best, best_ratio = w, gain / cost
+        if best is None:
+            return path
+        at[best] += 1
+        path.append((best, order[at[best]]))
+
+
+def _assignment(
+    layers: list[LayerSensitivity], order: list[str], path: list[tuple[str, str]], n: int
+) -> dict[str, str]:
+    out = {s.weight: order[0] for s in layers}
+    for w, c in path[:n]:
+        out[w] = c
+    return out
+
+
+def search(
+    model: Any,
+    feeds: Sequence[dict[str, np.ndarray]],
+    options: SearchOptions,
+    labels: np.ndarray | None = None,
+    progress: Progress | None = None,
+) -> SearchResult:
+    """Find the smallest compression plan for ``model`` meeting ``options.budget`` on ``feeds``.
+
+    Args:
+        model: the original ML Program (``MLModel`` or path), ideally fp32: it is the reference.
+        feeds: calibration samples (one input dict each).
+        options: budget, ladder, parallelism.
+        labels: integer labels (needed for an accuracy budget).
+        progress: called as ``progress(stage, done, total)``.
+
+    Returns:
+        A SearchResult whose ``mlmodel`` is the built chosen package (nothing is written to disk).
+    """
+    from devicefit import interp
+
+    budget = options.validate()
+    if budget.needs_labels and labels is None:
+        raise InputError(
+            "an accuracy budget needs labelled data; give --data with labels, or a cosine / psnr budget"
+        )
+    if not feeds:
+        raise InputError("no calibration samples; give --data or --samples > 0")
+    report = progress or (lambda *_: None)
+    original = as_mlmodel(model)
+    p32 = interp.load(original)
+    first = p32.outputs[0].name
+    report("reference", 0, 1)
+    reference = run_samples(p32, feeds, "fp32")
+    original_metric = measure(budget.metric, reference, reference, labels, first)
+    threshold = budget.threshold(original_metric if budget.relative else None)
+    choices = ladder(options, target_of(original))
+    order = list(choices)
+    report("fp16", 0, 1)
+    repair: Fp16Repair | None = None
+    base = fp16(original)
+    fp16_metric = measure(
+        budget.metric, run_samples(interp.load(base), feeds, "fp16"), reference, labels, first
+    )
+    if fp16_metric < threshold:
+        report("fp16 repair", 0, 1)
+        repair = repair_fp16(original, feeds, budget, labels, reference)
+        if repair.passed:
+            base = repair.mlmodel
+    tmp = Path(tempfile.mkdtemp(prefix="devicefit-compress-"))
+    executor = None
+    try:
+        base_path = tmp / "base.mlpackage"
+        with quiet():
+            base.save(str(base_path))
+        weights = find_weights(base, options.min_elements)
+        if not weights:
+            raise InputError(f"no weight has >= {options.min_elements} elements; lower --min-elements")
+        base_sizes = input_bytes(base)
+        base_bytes = stored_bytes(base)
+        layers = [LayerSensitivity(w.name, w.layer, w.numel) for w in weights]
+        consumers = {w.name: [(op, param) for op, _, param in w.consumers] for w in weights}
+        table: dict[str, dict[str, np.ndarray]] = {w.name: {} for w in weights}
+        for i, label in enumerate(order[:-1]):
+            report("compress", i, len(order) - 1)
+            compressed = apply_plan(base, {w.name: choices[label] for w in weights})
+            sizes = input_bytes(compressed)
+            steps = {s.name: s for s in interp.load(compressed).plan.block.steps}
+            for w, layer in zip(weights, layers):
+                op, _, param = w.consumers[0]
+                table[w.name][label] = steps[op].consts[param].numpy().copy()
+                layer.bytes[label] = sizes[(op, param)]
+        for w, layer in zip(weights, layers):
+            op, _, param = w.consumers[0]
+            layer.bytes["fp16"] = base_sizes[(op, param)]
+        spec = EvalSpec(str(base_path), consumers, table, list(feeds), reference, labels, budget.metric)
+        executor = make_executor(spec, options.workers, options.ray_address)
+        base_metric = executor.evaluate([{}])[0].metric
+        sensitivity = measure_sensitivity(executor, layers, order, budget.metric, base_metric, report)
+        fp16_sum = sum(s.bytes["fp16"] for s in layers)
+
+        def size(assign: dict[str, str]) -> int:
+            by = {s.weight: s for s in layers}
+            return base_bytes - fp16_sum + sum(by[w].bytes[c] for w, c in assign.items())
+
+        seen: dict[tuple, Candidate] = {}
+
+        def run(assigns: list[dict[str, str]]) -> list[Candidate]:
+            todo = [a for a in assigns if tuple(sorted(a.items())) not in seen]
+            for a, m in zip(todo, executor.evaluate(todo) if todo else []):
+                seen[tuple(sorted(a.items()))] = _candidate(a, size(a), m, threshold)
+            report("search", len(seen), options.max_evaluations)
+            return [seen[tuple(sorted(a.items()))] for a in assigns]
+
+        path = _upgrade_path(layers, order)
+        top = {s.weight: "fp16" for s in layers}
+        seen[tuple(sorted(top.items()))] = _candidate(top, size(top), Measure(base_metric, 0.0), threshold)
+        lo, hi = -1, len(path)  # path[:hi] passes (the base, if anything does); path[:lo] fails
+        if not seen[tuple(sorted(top.items()))].passed:
+            lo = len(path)
+        k = max(1, options.workers)
+        while hi - lo > 1 and len(seen) < options.max_evaluations:
+            points = sorted({lo + max(1, (hi - lo) * (j + 1) // (k + 1)) for j in range(k)} - {hi})
+            results = run([_assignment(layers, order, path, n) for n in points])
+            passed_at = [n for n, c in zip(points, results) if c.passed]
+            hi = min(passed_at) if passed_at else hi
+            lo = max([n for n, c in zip(points, results) if not c.passed and n < hi], default=lo)
+        if hi <= len(path) and seen.get(tuple(sorted(_assignment(layers, order, path, hi).items())), None):
+            current = seen[tuple(sorted(_assignment(layers, order, path, hi).items()))]
+            current = _refine(current, order, run, options.max_evaluations, seen)
+        candidates = list(seen.values())
+        passing = [c for c in candidates if c.passed]
+        met = bool(passing)
+        chosen = (
+            min(passing, key=lambda c: (c.bytes, -c.metric))
+            if met
+            else max(candidates, key=lambda c: c.metric)
+        )
+        plan = {w: choices[c] for w, c in chosen.assignment.items()}
+        report("build", 0, 1)
+        built = apply_plan(base, plan)
+        verified = measure(
+            budget.metric, run_samples(interp.load(built), feeds, "fp16"), reference, labels, first
+        )
+        return SearchResult(
+            budget,
+            threshold,
+            met,
+            chosen,
+            original_metric,
+            stored_bytes(original),
+            base_bytes,
+            sensitivity,
+            candidates,
+            plan,
+            choices,
+            repair,
+            built,
+            verified,
+        )
+    finally:
+        if executor is not None:
+            executor.close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _candidate(assign: dict[str, str], nbytes: int, m: Measure, threshold: float) -> Candidate:
+    return Candidate(dict(assign), nbytes, m.metric, m.noise, m.metric >= threshold)
+
+
+def _refine(current: Candidate, order: list[str], run: Any, limit: int, seen: dict) -> Candidate:
+    """Greedy: take the single-weight one-step downgrade that saves the most bytes and still passes."""
+    while len(seen) < limit:
+        trials = []
+        for w, c in current.assignment.items():
+            i = order.index(c)
+            if i > 0:
+                trials.append({**current.assignment, w: order[i - 1]})
+        if not trials:
+            return current
+        better = [c for c in run(trials[: max(1, limit - len(seen))]) if c.passed and c.bytes < current.bytes]
+        if not better:
+            return current
+        current = min(better, key=lambda c: c.bytes)
+    return current

@@ -1,0 +1,153 @@
+"""Which weights a model has, what each costs in bytes, and a plan as coremltools YAML."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from devicefit.compress.configs import Config, Fp16Config, JointConfig, PalettizeConfig, QuantizeConfig
+from devicefit.errors import InputError
+
+
+@dataclass
+class WeightInfo:
+    """One compressible weight constant.
+
+    Attributes:
+        name: the const's name (the key coremltools' ``op_name_configs`` accepts).
+        shape: its shape.
+        consumers: ``(op name, op type, input name)`` of each op reading it.
+    """
+
+    name: str
+    shape: tuple[int, ...]
+    consumers: list[tuple[str, str, str]]
+
+    @property
+    def numel(self) -> int:
+        return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def layer(self) -> str:
+        """A readable name: the first reading op and its type."""
+        op, op_type, _ = self.consumers[0]
+        return f"{op} ({op_type})"
+
+
+def _ops(block: Any) -> Iterator[Any]:
+    for op in block.operations:
+        yield op
+        for inner in op.blocks:
+            yield from _ops(inner)
+
+
+def _main(mlmodel: Any) -> Any:
+    from devicefit.interp.program import load_pymil
+
+    prog, _, _ = load_pymil(mlmodel)
+    return prog.functions.get("main") or next(iter(prog.functions.values()))
+
+
+def find_weights(mlmodel: Any, min_elements: int = 256) -> list[WeightInfo]:
+    """Float weight constants with at least ``min_elements`` elements, read by compute ops, in program order."""
+    found = []
+    for op in _ops(_main(mlmodel)):
+        if op.op_type != "const":
+            continue
+        val = op.outputs[0].val
+        if not isinstance(val, np.ndarray) or val.dtype.kind != "f" or val.size < min_elements:
+            continue
+        consumers: list[tuple[str, str, str]] = []
+        for child in op.outputs[0].child_ops:
+            if child.op_type.startswith("constexpr_"):
+                consumers = []
+                break
+            params = [p for p, v in child.inputs.items() if v is op.outputs[0]]
+            consumers += [(child.name, child.op_type, p) for p in params]
+        if consumers:
+            found.append(WeightInfo(op.name, tuple(int(d) for d in val.shape), consumers))
+    return found
+
+
+def _const_bytes(op: Any) -> int:
+    var = op.outputs[0]
+    val = var.val
+    numel = int(np.size(val)) if val is not None else 0
+    try:
+        bits = int(var.dtype.get_bitwidth())
+    except Exception:
+        bits = int(np.asarray(val).dtype.itemsize * 8) if val is not None else 0
+    return (numel * bits + 7) // 8
+
+
+def _producer_bytes(var: Any) -> int:
+    op = var.op
+    if op is None:
+        return 0
+    if op.op_type == "const":
+        return _const_bytes(op)
+    if op.op_type.startswith("constexpr_"):
+        total = 0
+        for v in op.inputs.values():
+            for item in v if isinstance(v, list | tuple) else [v]:
+                total += _producer_bytes(item)
+        return total
+    return 0
+
+
+def input_bytes(mlmodel: Any) -> dict[tuple[str, str], int]:
+    """(op name, input name) -> bytes stored for that constant input (through any constexpr chain)."""
+    out: dict[tuple[str, str], int] = {}
+    for op in _ops(_main(mlmodel)):
+        if op.op_type == "const" or op.op_type.startswith("constexpr_"):
+            continue
+        for param, var in op.inputs.items():
+            if isinstance(var, list | tuple):
+                continue
+            size = _producer_bytes(var)
+            if size:
+                out[(op.name, param)] = size
+    return out
+
+
+def stored_bytes(mlmodel: Any) -> int:
+    """Bytes of every constant of the program's main function, at its stored bit width."""
+    return sum(_const_bytes(op) for op in _ops(_main(mlmodel)) if op.op_type == "const")
+
+
+def _family(config: Config) -> str | None:
+    inner = config.then if isinstance(config, JointConfig) else config
+    if isinstance(inner, PalettizeConfig):
+        return "OpPalettizerConfig"
+    if isinstance(inner, QuantizeConfig):
+        return "OpLinearQuantizerConfig"
+    return None
+
+
+def plan_yaml(plan: Mapping[str, Config]) -> str:
+    """The plan as YAML that ``coremltools.optimize.coreml.OptimizationConfig.from_yaml`` reads.
+
+    Weights kept uncompressed (``Fp16Config``) map to ``null``. Re-apply with
+    ``palettize_weights(model, OptimizationConfig.from_yaml(path))`` (or ``linear_quantize_weights``).
+
+    Raises:
+        InputError: the plan mixes palettization and quantization (coremltools applies one family per call).
+    """
+    import yaml
+
+    families = {f for f in (_family(c) for c in plan.values()) if f}
+    if len(families) > 1:
+        raise InputError("a plan mixing palettization and quantization needs one YAML per family")
+    if any(isinstance(c, JointConfig) for c in plan.values()):
+        raise InputError(
+            "joint pruning plans are applied in two steps; write the prune and compress YAML apart"
+        )
+    family = families.pop() if families else "OpPalettizerConfig"
+    names: dict[str, Any] = {}
+    for name, config in plan.items():
+        names[name] = None if isinstance(config, Fp16Config) else config.yaml_dict()  # type: ignore[union-attr]
+    doc = {"config_type": family, "global_config": None, "op_name_configs": names}
+    return yaml.safe_dump(doc, sort_keys=False)
