@@ -47,6 +47,11 @@ def main() -> int:
     parser.add_argument("--models", default="", help="comma-separated zoo names (default: all)")
     parser.add_argument("--batches", default="1,16")
     parser.add_argument("--reps", type=int, default=15)
+    parser.add_argument(
+        "--target",
+        default="iOS18",
+        help="deployment target of the conversions (iOS18 fuses attention into sdpa)",
+    )
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -69,8 +74,16 @@ def main() -> int:
             model, inputs = build(entry, batch=batch)
             feeds = {n: t.numpy() for n, t in zip(entry.input_names, inputs)}
             try:
-                p32 = interp.load(convert(model, inputs, precision="fp32", input_names=entry.input_names))
-                p16 = interp.load(convert(model, inputs, precision="fp16", input_names=entry.input_names))
+                p32 = interp.load(
+                    convert(
+                        model, inputs, target=args.target, precision="fp32", input_names=entry.input_names
+                    )
+                )
+                p16 = interp.load(
+                    convert(
+                        model, inputs, target=args.target, precision="fp16", input_names=entry.input_names
+                    )
+                )
             except Exception as e:  # report, keep going
                 console.print(f"[red]{entry.name} b{batch}: {type(e).__name__}: {str(e)[:120]}")
                 continue

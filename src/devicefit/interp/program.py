@@ -79,6 +79,22 @@ class Step:
     ctx: OpContext
     held: list[torch.dtype | None]
     declared_shapes: list[tuple | None]
+    # Derived once, read by the hot loop (run.py): the kernel function, whether arguments are only
+    # constants + environment lookups (no conversions, variadics or context), and the single-output shape.
+    fn: Any = field(init=False, repr=False)
+    simple: bool = field(init=False, repr=False)
+    single: bool = field(init=False, repr=False)
+    out0: str = field(init=False, repr=False)
+    held0: torch.dtype | None = field(init=False, repr=False)
+    round0: bool = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.fn = self.kernel.fn
+        self.simple = not (self.dyn_attrs or self.variadic or self.kernel.wants_ctx)
+        self.single = len(self.outputs) == 1
+        self.out0 = self.outputs[0] if self.outputs else ""
+        self.held0 = self.held[0] if self.held else None
+        self.round0 = 0 in self.round_fp16
 
 
 @dataclass
@@ -298,7 +314,9 @@ def _read_package(path: Path) -> tuple[Any, str | None]:
         ) from e
     model_file = path / "Data" / rel
     if not model_file.is_file():
-        raise ModelLoadError(f"{path} lacks its model file Data/{rel}; the package is incomplete, re-export it")
+        raise ModelLoadError(
+            f"{path} lacks its model file Data/{rel}; the package is incomplete, re-export it"
+        )
     spec = Model_pb2.Model()
     try:
         spec.ParseFromString(model_file.read_bytes())

@@ -71,12 +71,33 @@ class _Runner:
     def run_block(self, block: Block, inputs: list[Any]) -> list[Any]:
         env = self.env
         fp16 = self.precision == "fp16"
+        strict = self.strict
         for name, value, dt in zip(block.inputs, inputs, block.input_dtypes):
             if fp16 and dt == "fp16" and isinstance(value, torch.Tensor):
                 value = dtypes.round_fp16(value)
             env[name] = value
         for step in block.steps:
-            out = call_step(step, env, self.precision, self.run_block, self.states)
+            # NOTE: the hot path. Most ops take constants + environment values and return one tensor;
+            # they skip call_step's generality (attribute conversion, variadics, context).
+            if step.simple:
+                kwargs = step.consts.copy()
+                for param, name in step.dyn:
+                    kwargs[param] = env[name]
+                out = step.fn(**kwargs)
+                if step.single and type(out) is torch.Tensor and not strict:
+                    held = step.held0
+                    if held is not None and out.dtype != held:
+                        out = out.to(
+                            held
+                        )  # same normalisation as the general path (strict mode checks kinds)
+                    env[step.out0] = dtypes.round_fp16(out) if fp16 and step.round0 else out
+                    continue
+                if step.single and type(out) is not tuple:
+                    out = (out,)
+                elif type(out) is not tuple or len(out) != len(step.outputs):
+                    _wrong_count(step, out)
+            else:
+                out = call_step(step, env, self.precision, self.run_block, self.states)
             for i, name in enumerate(step.outputs):
                 value = out[i]
                 held = step.held[i]
@@ -84,18 +105,26 @@ class _Runner:
                     if not isinstance(value, torch.Tensor):
                         value = torch.as_tensor(value)
                     if value.dtype != held:
-                        if self.strict and value.is_floating_point() != held.is_floating_point:
+                        if strict and value.is_floating_point() != held.is_floating_point:
                             raise KernelContractError(
                                 f"kernel {step.kernel.where} returned {value.dtype} for output {name!r} "
                                 f"declared {step.ctx.output_dtypes[i]}"
                             )
                         value = value.to(held)
-                    if self.strict:
+                    if strict:
                         _check_shape(step, i, value)
-                if fp16 and i in step.round_fp16:
-                    value = dtypes.round_fp16(value)
+                    if fp16 and i in step.round_fp16:
+                        value = dtypes.round_fp16(value)
                 env[name] = value
         return [env[n] for n in block.outputs]
+
+
+def _wrong_count(step: Step, out: Any) -> None:
+    got = len(out) if type(out) is tuple else 1
+    raise KernelContractError(
+        f"kernel {step.kernel.where} returned {got} outputs for op {step.op_type!r} ({step.name}), "
+        f"which declares {len(step.outputs)}"
+    )
 
 
 def _check_shape(step: Step, i: int, value: torch.Tensor) -> None:

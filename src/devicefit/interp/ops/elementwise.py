@@ -42,6 +42,11 @@ def mod(x, y):
 
 @register("pow")
 def pow_(x, y):
+    if y.dim() == 0 and x.is_floating_point():
+        # a scalar exponent (x ** 2 in RMS norms): torch's scalar overload is much cheaper than the
+        # tensor-exponent broadcast; squaring as a product is exact like pow(x, 2).
+        e = y.item()
+        return x * x if e == 2.0 else torch.pow(x, e)
     return torch.pow(x, y)
 
 

@@ -24,6 +24,11 @@ from devicefit.interp.registry import bool_, int_, register, str_
 def _wrap_indices(indices: torch.Tensor, size: torch.Tensor | int, op: str) -> torch.Tensor:
     """int64 indices with negatives wrapped; raise on anything outside ``[0, size)``."""
     idx = indices.to(torch.int64)
+    if isinstance(size, int) and idx.numel():
+        # fast path for one axis size: a single min/max pass decides whether any work is needed
+        lo, hi = torch.aminmax(idx)
+        if int(lo) >= 0 and int(hi) < size:
+            return idx
     idx = torch.where(idx < 0, idx + size, idx)
     sizes = torch.as_tensor(size).expand_as(idx)
     bad = (idx < 0) | (idx >= sizes)
@@ -45,6 +50,10 @@ def gather(x, indices, axis=0, batch_dims=0, validate_indices=False):
     axis = norm_axis(axis, x.dim())
     shape = list(x.shape)
     idx = _wrap_indices(indices, shape[axis], "gather")
+    if batch_dims == 0:
+        return torch.index_select(x, axis, idx.reshape(-1)).reshape(
+            shape[:axis] + list(idx.shape) + shape[axis + 1 :]
+        )
     # One path for every batch_dims (0 included): x -> [B, P, A, S], indices -> [B, M].
     batch = math.prod(shape[:batch_dims])
     xr = x.reshape(batch, math.prod(shape[batch_dims:axis]), shape[axis], -1).permute(0, 2, 1, 3)

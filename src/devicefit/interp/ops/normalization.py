@@ -11,6 +11,10 @@ import torch.nn.functional as F
 from devicefit.interp.ops._util import norm_axes
 from devicefit.interp.registry import float_, int_, ints, register
 
+# Fast variants (fused torch kernels) are used where they compute the same thing; set False to run only
+# the reference formulas. tests/interp/test_fast_paths.py checks both agree.
+FAST = True
+
 
 def _per_channel(v: torch.Tensor | None, rank: int) -> torch.Tensor | None:
     """A [C] vector shaped to broadcast along axis 1 of a rank-``rank`` tensor."""
@@ -44,6 +48,14 @@ def instance_norm(x, gamma=None, beta=None, epsilon=1e-5):
 @register("layer_norm", attrs={"axes": ints, "epsilon": float_})
 def layer_norm(x, axes=None, gamma=None, beta=None, epsilon=1e-5):
     dims = sorted(norm_axes(axes, x.dim()))
+    if FAST and dims and dims == list(range(x.dim() - len(dims), x.dim())) and x.is_floating_point():
+        # trailing axes: torch's fused kernel computes the same biased statistics in one pass
+        return F.layer_norm(x, x.shape[dims[0] :], gamma, beta, epsilon)
+    return layer_norm_reference(x, dims, gamma, beta, epsilon)
+
+
+def layer_norm_reference(x, dims, gamma, beta, epsilon):
+    """The spec: normalise over ``dims`` (any axes) with biased variance, then scale and shift."""
     mean = x.mean(dim=dims, keepdim=True)
     var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)
     y = (x - mean) / torch.sqrt(var + epsilon)

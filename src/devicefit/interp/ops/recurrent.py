@@ -66,6 +66,40 @@ def _lstm_direction(x, h, c, w_ih, w_hh, bias, peephole, reverse, acts, clip):
     return torch.stack(outs), h, c
 
 
+# Use torch's fused LSTM where it computes exactly the MIL recurrence (default activations, no peephole,
+# no clip); FAST = False runs only the step-by-step reference. tests/interp/test_fast_paths.py checks both.
+FAST = True
+
+
+def _to_torch_gates(w: torch.Tensor) -> torch.Tensor:
+    """MIL gate order [i, f, o, z] -> torch's [i, f, g(=z), o] along axis 0."""
+    i, f, o, z = w.chunk(4, dim=0)
+    return torch.cat([i, f, z, o], dim=0)
+
+
+def _lstm_fused(x, h0, c0, w_ih, w_hh, bias, w_ih_b, w_hh_b, bias_b, direction, output_sequence):
+    hidden = w_hh.shape[1]
+
+    def params(wi, wh, b):
+        b = torch.zeros(4 * hidden, dtype=x.dtype) if b is None else _to_torch_gates(b)
+        return [_to_torch_gates(wi), _to_torch_gates(wh), b, torch.zeros_like(b)]
+
+    bidirectional = direction == "bidirectional"
+    flat = params(w_ih, w_hh, bias) + (params(w_ih_b, w_hh_b, bias_b) if bidirectional else [])
+    dirs = 2 if bidirectional else 1
+    h = h0.reshape(h0.shape[0], dirs, hidden).transpose(0, 1).contiguous()
+    c = c0.reshape(c0.shape[0], dirs, hidden).transpose(0, 1).contiguous()
+    seq_in = x.flip(0) if direction == "reverse" else x
+    seq, h_n, c_n = torch._VF.lstm(seq_in, (h, c), flat, True, 1, 0.0, False, bidirectional, False)
+    h_out = h_n.transpose(0, 1).reshape(h0.shape)
+    c_out = c_n.transpose(0, 1).reshape(c0.shape)
+    if output_sequence:
+        return seq, h_out, c_out
+    if bidirectional:  # the final step of each direction: last row forward, first row backward
+        return torch.cat([seq[-1:, :, :hidden], seq[:1, :, hidden:]], dim=-1), h_out, c_out
+    return seq[-1:], h_out, c_out
+
+
 @register(
     "lstm",
     attrs={
@@ -97,6 +131,12 @@ def lstm(
     clip=None,
 ):
     acts = (_act(recurrent_activation), _act(cell_activation), _act(activation))
+    if FAST and (recurrent_activation, cell_activation, activation) == ("sigmoid", "tanh", "tanh"):
+        if peephole is None and peephole_back is None and clip is None:
+            return _lstm_fused(
+                x, initial_h, initial_c, weight_ih, weight_hh, bias, weight_ih_back, weight_hh_back, bias_back,
+                direction, output_sequence,
+            )  # fmt: skip
     if direction != "bidirectional":
         seq, h, c = _lstm_direction(
             x, initial_h, initial_c, weight_ih, weight_hh, bias, peephole, direction == "reverse", acts, clip
