@@ -60,6 +60,8 @@ def test_check_writes_package_and_reports(checked, capsys):
     assert (out / "model.mlpackage" / "Manifest.json").exists()
     assert (out / "report.html").read_text().count("<svg") == 3
     assert report["data"] == {"origin": str(root / "data.npz"), "samples": 12, "labels": True}
+    assert report["options"]["deployment_target"] == "iOS17" and report["model"]["opset"] == "iOS17"
+    assert report["ane"]["ops"] > 0 and report["latency"]["devices"]
     assert report["numerics"]["fp32"]["passed"] is True
     assert report["numerics"]["fp16"]["accuracy"]["value"] is not None
     assert report["size"]["parameters"] == 6 * 16 + 16 + 16 * 7 + 7

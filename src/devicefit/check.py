@@ -1,7 +1,8 @@
 """``devicefit check``: the whole readiness pipeline over one model.
 
 source -> convert -> interpreter runs (fp32 and fp16) on validation data -> compare with PyTorch ->
-fp16 divergence search -> size -> activation memory -> device fit -> report dict.
+fp16 divergence search -> size -> activation memory -> device fit -> Neural Engine lint -> latency lower
+bounds -> report dict.
 
 The library returns a :class:`CheckResult` (numbers, no printing); :mod:`devicefit.report` turns it into the
 versioned JSON report, the terminal summary and the HTML page. Progress goes through a callback so the CLI
@@ -23,6 +24,10 @@ from devicefit.errors import InputError
 
 Progress = Callable[[str, int, int], None]
 DEFAULT_GENERATED_SAMPLES = 16
+# Latency bounds without --target: a small set of current iPhones, an iPad and Macs (docs/check.md).
+DEFAULT_DEVICES = (
+    "iphone-12", "iphone-15", "iphone-15-pro", "iphone-16-pro", "ipad-pro-m4", "mac-m2", "mac-m4",
+)  # fmt: skip
 
 
 @dataclass
@@ -36,12 +41,18 @@ class CheckOptions:
         samples: use at most this many samples.
         divergence_samples: samples whose every intermediate value is compared fp16 vs fp32.
         package_path: where the converted package is (or will be) saved; its size is measured there.
+        deployment_target: minimum deployment target of the conversion (``iOS15`` ... ``iOS18``).
+        devices: catalog ids the fit table and latency bounds focus on; empty: the fit table covers the
+            whole catalog and the latency bounds :data:`DEFAULT_DEVICES`.
+        extra_devices: ids always included in both (e.g. named by a ``--fail-on`` gate).
     """
 
     model: str | None = None
     inputs: list[str] = field(default_factory=list)
     data: str | None = None
-    target: str = "iOS17"
+    deployment_target: str = "iOS17"
+    devices: list[str] = field(default_factory=list)
+    extra_devices: list[str] = field(default_factory=list)
     precision: str = "fp16"
     fp32_ops: list[str] = field(default_factory=list)
     samples: int | None = None
@@ -84,9 +95,11 @@ class CheckResult:
     memory: Any = None
     fits: list[Any] = field(default_factory=list)
     working_set_bytes: int | None = None
+    ane_lint: Any = None
+    latency: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
-    # Filled by other analyses (Neural Engine lint, roofline); copied as-is into the JSON report.
+    # Filled by further analyses (none yet); copied as-is into the JSON report under "extras".
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -116,7 +129,7 @@ def _convert(source: Any, options: CheckOptions, result: CheckResult) -> Any:
     from devicefit.convert import ConversionError, ConvertOptions, convert
 
     copts = ConvertOptions(
-        target=options.target, precision=options.precision, fp32_ops=list(options.fp32_ops)
+        target=options.deployment_target, precision=options.precision, fp32_ops=list(options.fp32_ops)
     )
     try:
         conv = convert(source, copts)
@@ -270,6 +283,37 @@ def _numerics(result: CheckResult, program: Any, source: Any, runs: dict) -> Non
         )
 
 
+def resolve_devices(ids: list[str]) -> list[Any]:
+    """Catalog devices for ``ids`` (ids or names, duplicates dropped), in the order given.
+
+    Raises:
+        InputError: an id is not in the catalog; the message lists the known ids.
+    """
+    from devicefit.analyze.catalog import get_device, load_catalog
+
+    devices: list[Any] = []
+    for text in ids:
+        try:
+            dev = get_device(text)
+        except InputError:
+            known = ", ".join(d.id for d in load_catalog())
+            hint = ""
+            if text.lower().startswith(("ios", "macos")):
+                hint = f" ({text!r} looks like a deployment target: pass --deployment-target {text})"
+            raise InputError(f"unknown device {text!r}{hint}; known devices: {known}") from None
+        if dev not in devices:
+            devices.append(dev)
+    return devices
+
+
+def _focus(options: CheckOptions) -> tuple[list[Any] | None, list[Any]]:
+    """(devices for the fit table (None: the whole catalog), devices for the latency bounds)."""
+    if options.devices:
+        focus = resolve_devices([*options.devices, *options.extra_devices])
+        return focus, focus
+    return None, resolve_devices([*DEFAULT_DEVICES, *options.extra_devices])
+
+
 def _measure(result: CheckResult, program: Any, runs: dict, package_path: Any) -> None:
     from devicefit.analyze.memory import fit_table, program_activation_memory
     from devicefit.analyze.size import analyze_size
@@ -278,20 +322,30 @@ def _measure(result: CheckResult, program: Any, runs: dict, package_path: Any) -
     observed = runs["fp32_full"][0] if runs["fp32_full"] else None
     result.memory = program_activation_memory(program, observed)
     result.working_set_bytes = result.size.weight_bytes + result.memory.peak_bytes
-    result.fits = fit_table(result.working_set_bytes)
+    fit_devices, _ = _focus(result.options)
+    result.fits = fit_table(result.working_set_bytes, fit_devices)
 
 
-def _analysis_hooks(result: CheckResult) -> None:
-    """HOOK for the lead: add Neural Engine lint and roofline results here.
+def _device_intelligence(result: CheckResult, program: Any) -> None:
+    """Neural Engine lint and roofline latency lower bounds on the converted program.
 
-    Intended wiring (other modules, not implemented here)::
-
-        from devicefit.analyze import ane_lint, roofline
-        result.extras["ane_lint"] = <ane_lint.lint(result.program) as a JSON-ready dict>
-        result.extras["roofline"] = <roofline bounds per device as a JSON-ready dict>
-
-    Everything placed in ``result.extras`` is copied into the JSON report under ``"extras"``.
+    Both read the program only. A failure here is reported as a warning, never fails the check: they
+    are estimates on top of the measured results.
     """
+    from devicefit.analyze import ane_lint, roofline
+    from devicefit.analyze.flops import function_costs, resolve_function
+
+    model_bytes = result.size.package_bytes if result.size is not None else None
+    try:
+        result.ane_lint = ane_lint.lint(program, model_bytes=model_bytes)
+    except Exception as e:  # NOTE: an estimate must not hide the measured results
+        result.warnings.append(f"Neural Engine lint did not run: {type(e).__name__}: {e}".splitlines()[0])
+    _, devices = _focus(result.options)
+    try:
+        costs = function_costs(resolve_function(program).function)
+        result.latency = [roofline.latency_bounds(costs, dev) for dev in devices]
+    except Exception as e:
+        result.warnings.append(f"latency bounds were not computed: {type(e).__name__}: {e}".splitlines()[0])
 
 
 def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckResult:
@@ -306,6 +360,7 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     """
     from devicefit import interp
 
+    _focus(options)  # unknown device ids fail before any work
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     source = _load_source(options)
@@ -335,7 +390,7 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     if package_path is None and getattr(source, "mlmodel", None) is not None:
         package_path = getattr(source, "origin", None)
     _measure(result, program, runs, package_path)
-    _analysis_hooks(result)
+    _device_intelligence(result, program)
     timings["analyze"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return result

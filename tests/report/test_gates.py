@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devicefit.errors import InputError
-from devicefit.report.gates import check_devices, evaluate, parse_gate
+from devicefit.report.gates import check_devices, evaluate, gate_devices, parse_gate
 
 SUMMARY = {
     "convert.ok": True,
@@ -13,6 +13,9 @@ SUMMARY = {
     "fp32.max_rel_error": 1e-5,
     "memory.working_set_mb": 12.0,
     "memory.fits": ["iphone-12", "iphone-15"],
+    "ane.fallback_ops_share": 0.25,
+    "ane.ne_barred": False,
+    "latency.iphone-12.best_ms": 6.5,
 }
 DEVICES = ["iphone-8", "iphone-12", "iphone-15"]
 
@@ -57,3 +60,23 @@ def test_unknown_device_and_type_mismatch():
         check_devices([parse_gate("memory.fits=iphone-99")], DEVICES)
     with pytest.raises(InputError, match="true/false"):
         evaluate([parse_gate("convert.ok<1")], SUMMARY)
+
+
+def test_neural_engine_and_latency_gates():
+    assert _trips("ane.fallback_ops_share>0.1", "ane.fallback_ops_share>0.3") == [
+        "ane.fallback_ops_share>0.1"
+    ]
+    assert _trips("ane.ne_barred=true") == []
+    assert _trips("latency.iphone-12.best_ms>5", "latency.iphone-12.best_ms>7") == [
+        "latency.iphone-12.best_ms>5"
+    ]
+    (failure,) = evaluate([parse_gate("latency.iphone-15.gpu_ms>1")], SUMMARY, DEVICES)
+    assert "was not measured" in failure.reason  # no bound for that unit: the gate fails, never passes
+    with pytest.raises(InputError, match=r"latency\.DEVICE"):
+        parse_gate("latency.iphone-12.p50_ms>5")
+    gates = [
+        parse_gate(e) for e in ("latency.iphone-15.best_ms>5", "memory.fits=iphone-8", "ane.maybe_ops>0")
+    ]
+    assert gate_devices(gates) == ["iphone-15", "iphone-8"]
+    with pytest.raises(InputError, match="unknown device 'iphone-99'"):
+        check_devices([parse_gate("latency.iphone-99.best_ms>5")], DEVICES)

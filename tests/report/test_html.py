@@ -27,6 +27,15 @@ def test_page_is_self_contained_with_three_plots(demo_report):
     assert "accuracy" in page
 
 
+def test_page_has_lint_and_latency_tables(demo_report):
+    page = render_html(demo_report)
+    assert "<h2>Neural Engine lint (prediction)</h2>" in page and "not a measurement" in page
+    assert "No op matches a published Neural Engine constraint" in page  # the demo is all NE-friendly
+    latency = page.split("<h2>Latency lower bounds</h2>", 1)[1]
+    assert latency.count("<tr>") == 1 + len(demo_report["latency"]["devices"])
+    assert "at best" in latency and "iPhone 12" in latency and "key assumption" in latency
+
+
 def test_line_chart_marks_and_handles_edge_cases():
     svg = line_chart(
         [1e-5, 1e-3, 0.0, float("inf")], "t", "y", marker=1, marker_label="here", threshold=1e-2, log=True

@@ -11,15 +11,17 @@ from devicefit.report.schema import SCHEMA_VERSION, build_report, to_json, write
 
 TOP_LEVEL = {
     "schema_version", "tool", "created", "model", "options", "convert", "data", "numerics", "size", "memory",
-    "verdicts", "summary", "warnings", "timings", "extras",
+    "ane", "latency", "verdicts", "summary", "warnings", "timings", "extras",
 }  # fmt: skip
 
 
 def test_report_layout(demo_report, demo_result):
     r = demo_report
     assert set(r) == TOP_LEVEL
-    assert r["schema_version"] == SCHEMA_VERSION
-    assert set(r["verdicts"]) == {"convert", "numerics", "size", "memory"}
+    assert r["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert set(r["verdicts"]) == {"convert", "numerics", "size", "memory", "neural_engine"}
+    assert r["options"]["deployment_target"] == r["options"]["target"] == "iOS17"
+    assert r["options"]["devices"] == []
     assert r["data"]["samples"] == 24 and r["data"]["labels"] is True
     fp16 = r["numerics"]["fp16"]
     assert fp16["reference"] == "pytorch"
@@ -49,3 +51,35 @@ def test_non_finite_values_become_json_safe(demo_result):
     broken.fp16.outputs[0].metrics["max_abs_error"].value = math.nan
     text = to_json(build_report(broken))  # allow_nan=False would raise on NaN / inf
     assert "NaN" not in text and "Infinity" not in text
+
+
+def test_neural_engine_section_is_a_labelled_prediction(demo_report, demo_result):
+    ane = demo_report["ane"]
+    assert ane["prediction"] is True and "not a measurement" in ane["disclaimer"]
+    assert 0.0 <= ane["fallback_ops_share"] <= 1.0 and 0.0 <= ane["fallback_flops_share"] <= 1.0
+    assert ane["ops"] == len(ane["per_op"]) > 0 and ane["flops"] > 0
+    assert {o["op_type"] for o in ane["per_op"]} >= {"conv", "relu", "linear"}
+    assert demo_report["summary"]["ane.fallback_ops_share"] == ane["fallback_ops_share"]
+    assert demo_report["summary"]["ane.ne_barred"] is False
+    verdict = demo_report["verdicts"]["neural_engine"]
+    assert verdict["status"] == "pass" and verdict["reason"].startswith("predicted")  # a small fp16 CNN
+
+
+def test_latency_section_bounds_default_devices(demo_report):
+    from devicefit.check import DEFAULT_DEVICES
+
+    lat = demo_report["latency"]
+    assert [e["device"] for e in lat["devices"]] == list(DEFAULT_DEVICES)
+    assert "not a measurement" in lat["note"] and lat["assumptions"]
+    by_id = {e["device"]: e for e in lat["devices"]}
+    twelve = by_id["iphone-12"]
+    assert twelve["best"]["unit"] in ("ne", "gpu") and twelve["best"]["partial"] is False
+    assert twelve["best"]["at_best_ms"] > 0 and twelve["best"]["key_assumption"]
+    assert twelve["flops"] == demo_report["ane"]["flops"]  # both count the same program
+    # No memory bandwidth for the iPhone 15 Pro in the catalog: its bound is partial, and says so.
+    assert by_id["iphone-15-pro"]["best"]["partial"] is True
+    assert "memory bandwidth" in by_id["iphone-15-pro"]["best"]["key_assumption"]
+    s = demo_report["summary"]
+    assert s["latency.iphone-12.best_ms"] == twelve["best"]["at_best_ms"]
+    assert s["latency.iphone-12.ne_ms"] >= s["latency.iphone-12.best_ms"] > 0
+    assert "latency.iphone-16-pro.gpu_ms" not in s  # no GPU figure: no bound, not a zero

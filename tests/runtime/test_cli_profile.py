@@ -66,6 +66,27 @@ def test_cli_profile_json_html(small_onnx, tmp_path, capsys):
     assert "--force" in capsys.readouterr().err
 
 
+def test_cli_profile_target_adds_device_bound(small_pkg, small_onnx, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")  # a wide table: cells must not wrap for the text checks
+    j, h = tmp_path / "p.json", tmp_path / "p.html"
+    argv = ["profile", str(small_pkg), "-e", "interp", "--reps", "5", "--requests", "2", "--batch-sizes", "1",
+            "--max-in-flight", "1", "--target", "iphone-12", "--json", str(j), "--html", str(h)]  # fmt: skip
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "roofline · iPhone 12" in out and "at best" in out and "(lower bound)" in out
+    assert "not measurements" in out  # the caption says which rows are measured
+    (bound,) = json.loads(j.read_text())["device_bounds"]
+    assert bound["device"] == "iphone-12" and bound["best"]["at_best_ms"] > 0
+    assert "not a measurement" in bound["note"]
+    page = h.read_text()
+    assert "Device lower bounds (roofline, not measured)" in page and "iPhone 12" in page
+    assert main(["profile", str(small_onnx), "--target", "iphone-12"]) == 2  # the roofline reads Core ML
+    assert "needs a Core ML model" in capsys.readouterr().err
+    assert main(["profile", str(small_pkg), "--target", "iphone-99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown device 'iphone-99'" in err and len(err.splitlines()) == 1
+
+
 def test_cli_profile_bad_input(tmp_path, capsys):
     assert main(["profile", str(tmp_path / "nope.onnx")]) == 2
     assert "model not found" in capsys.readouterr().err

@@ -1,4 +1,4 @@
-"""``devicefit check``: convert, validate, measure and report, with CI gates."""
+"""``devicefit check``: convert, validate, measure, lint and bound, and report, with CI gates."""
 
 from __future__ import annotations
 
@@ -7,11 +7,15 @@ from pathlib import Path
 
 NAME = "check"
 ORDER = 10
-HELP = "is this model ready for Apple devices? convert, validate fp32/fp16, size, memory, device fit"
+HELP = (
+    "is this model ready for Apple devices? convert, validate fp32/fp16, size, memory, device fit, "
+    "Neural Engine lint, latency bounds"
+)
 DESCRIPTION = (
     "Convert a PyTorch model to Core ML, run it with devicefit's interpreter in fp32 and fp16 on validation "
-    "data, compare with PyTorch, find where fp16 diverges, measure size and activation memory, and check "
-    "the fit against Apple devices. With no MODEL, runs on the bundled digits demo."
+    "data, compare with PyTorch, find where fp16 diverges, measure size and activation memory, check "
+    "the fit against Apple devices, predict Neural Engine fallbacks from published constraints and bound "
+    "the latency from below per device. With no MODEL, runs on the bundled digits demo."
 )
 
 
@@ -23,7 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input declaration, e.g. image:1x3x32x32:float32 (repeat per input)")  # fmt: skip
     p.add_argument("--data", default=None, metavar="PATH",
                    help="validation data: .npz, folder of .npy, or FILE.py:make_data (random samples when omitted)")  # fmt: skip
-    p.add_argument("--target", default="iOS17", help="minimum deployment target (default iOS17)")
+    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE",
+                   help="Apple device id from the catalog (repeat per device; `devicefit devices --catalog` "
+                   "lists them): the fit table and latency bounds cover these (default: whole catalog for "
+                   "fit, a few current iPhones/iPads/Macs for latency)")  # fmt: skip
+    p.add_argument("--deployment-target", default="iOS17", metavar="IOS",
+                   help="minimum deployment target of the conversion: iOS15..iOS18 (default iOS17)")  # fmt: skip
     p.add_argument("--precision", choices=["fp16", "fp32", "mixed"], default="fp16")
     p.add_argument(
         "--fp32-ops", nargs="+", default=[], metavar="OP", help="op types kept in fp32 (mixed precision)"
@@ -33,7 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the JSON report here")
     p.add_argument("--html", type=Path, default=None, metavar="PATH", help="write the HTML report here")
     p.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
-                   help="exit 1 when EXPR holds, e.g. 'fp16.top1_agreement<0.99', 'memory.fits=iphone-12', 'convert.ok=false'")  # fmt: skip
+                   help="exit 1 when EXPR holds, e.g. 'fp16.top1_agreement<0.99', 'memory.fits=iphone-12', 'convert.ok=false', "
+                   "'ane.fallback_ops_share>0.1', 'latency.iphone-12.best_ms>5'")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument(
         "--trust-pickle", action="store_true", help="allow loading pickled models (runs their code)"
@@ -62,18 +72,19 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from devicefit.check import CheckOptions, run_check
+    from devicefit.analyze.catalog import load_catalog
+    from devicefit.check import CheckOptions, resolve_devices, run_check
     from devicefit.errors import InputError, OutputExistsError
     from devicefit.report import gates as gates_mod
     from devicefit.report.html import write_html
     from devicefit.report.schema import build_report, write_json
     from devicefit.report.terminal import render_terminal
 
+    # Device ids first: a typo in --target or a gate must fail before any work is done.
+    resolve_devices(args.devices)
     gates = [gates_mod.parse_gate(text) for text in args.fail_on]
-    if any(g.key.startswith("memory.fits") for g in gates):
-        from devicefit.analyze.catalog import load_catalog
-
-        gates_mod.check_devices(gates, [d.id for d in load_catalog()])
+    catalog_ids = [d.id for d in load_catalog()]
+    gates_mod.check_devices(gates, catalog_ids)
     if args.samples is not None and args.samples < 1:
         raise InputError(f"--samples must be at least 1, got {args.samples}")
     pkg, json_path, html_path = _outputs(args)
@@ -84,7 +95,9 @@ def main(args: argparse.Namespace) -> int:
         model=args.model,
         inputs=list(args.inputs),
         data=args.data,
-        target=args.target,
+        deployment_target=args.deployment_target,
+        devices=list(args.devices),
+        extra_devices=gates_mod.gate_devices(gates),
         precision=args.precision,
         fp32_ops=list(args.fp32_ops),
         samples=args.samples,
@@ -114,8 +127,7 @@ def main(args: argparse.Namespace) -> int:
         written.append(f"Core ML package: {pkg}")
     for line in written:
         console.print(line, soft_wrap=True, highlight=False)
-    device_ids = [f["device"] for f in (report.get("memory") or {}).get("fits", [])] or None
-    failures = gates_mod.evaluate(gates, report["summary"], device_ids)
+    failures = gates_mod.evaluate(gates, report["summary"], catalog_ids)
     for f in failures:
         print(f"devicefit check: gate failed: {f.reason}", file=sys.stderr)
     if failures:

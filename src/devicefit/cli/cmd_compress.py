@@ -20,7 +20,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bits", default="4,6,8", help="palettization bit widths to mix (default 4,6,8)")
     p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
     p.add_argument("--min-elements", type=int, default=256, help="smaller weights stay fp16")
-    p.add_argument("--target", default="iOS18", help="deployment target when converting a torch model")
+    p.add_argument(
+        "--deployment-target",
+        dest="deployment_target",
+        default="iOS18",
+        help="Core ML deployment target when converting a torch model (iOS15..iOS18)",
+    )
     p.add_argument("--workers", type=int, default=1, help="parallel evaluation processes")
     p.add_argument(
         "--ray", default=None, metavar="ADDRESS", help="evaluate on a Ray cluster ('local' starts one)"
@@ -127,7 +132,7 @@ def _load(args: argparse.Namespace):
         from devicefit.convert import ConvertOptions, convert
 
         with quiet():
-            mlmodel = convert(source, ConvertOptions(target=args.target, precision="fp32")).mlmodel
+            mlmodel = convert(source, ConvertOptions(target=args.deployment_target, precision="fp32")).mlmodel
     from devicefit import interp
 
     inputs = interp.load(mlmodel).inputs

@@ -8,6 +8,10 @@ from pathlib import Path
 NAME = "profile"
 ORDER = 60
 HELP = "time a model: uncached / cached load, first and warm latency (p50/p90/p99), throughput, peak RSS"
+BOUND_CAPTION = (
+    "roofline rows: lower bounds for the Apple device from published peaks (at best), not measurements; "
+    "the other rows are measured on this host"
+)
 
 
 def _ints(text: str) -> list[int]:
@@ -20,6 +24,29 @@ def _ints(text: str) -> list[int]:
     if not values or min(values) < 1:
         raise InputError(f"expected positive integers like 1,4,8, got {text!r}")
     return values
+
+
+def _bound_row(entry: dict) -> list[str]:
+    """A table row for a device's roofline bound: the p50 column holds "at best X ms" (not measured)."""
+    from rich.markup import escape
+
+    best = entry["best"]
+    if best is None:
+        return [f"roofline · {escape(entry['name'])}", "-", "-", "", "", "", "no bound (no catalog figure)"]
+    partial = " (partial)" if best["partial"] else ""
+    return [
+        f"roofline · {escape(entry['name'])}",
+        best["unit_name"],
+        "-",
+        "",
+        "",
+        "",
+        f"at best {best['at_best_ms']:.3g} ms{partial} (lower bound)",
+        "",
+        "",
+        "",
+        "",
+    ]
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--max-in-flight", type=int, default=4, help="async throughput is measured for 1..N in flight"
     )
     p.add_argument("--requests", type=int, default=64, help="requests per throughput point")
+    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE",
+                   help="Apple device id from the catalog (repeatable): add its roofline 'at best' latency "
+                   "lower bound next to the measured numbers (Core ML models only)")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, help="write the full profile (raw samples) as JSON")
     p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
     p.add_argument("--force", action="store_true", help="overwrite --json / --html outputs")
@@ -57,6 +87,7 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
     from devicefit.profile import profile
+    from devicefit.profile.bounds import check_targets
     from devicefit.profile.html import render_html
 
     for out in (args.json, args.html):
@@ -68,6 +99,7 @@ def main(args: argparse.Namespace) -> int:
         )
     if args.reps < 1 or args.max_in_flight < 1 or args.requests < 1:
         raise InputError("--reps, --max-in-flight and --requests must be positive integers")
+    check_targets(args.model, args.devices)
     console = Console(stderr=True)
     with Progress(
         SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=console
@@ -83,8 +115,9 @@ def main(args: argparse.Namespace) -> int:
             max_in_flight=args.max_in_flight,
             throughput_requests=args.requests,
             progress=lambda msg: bar.update(task, description=msg),
+            devices=args.devices,
         )
-    table = Table(title=f"profile · {args.model}")
+    table = Table(title=f"profile · {args.model}", caption=BOUND_CAPTION if report.device_bounds else None)
     for col in (
         "engine",
         "units",
@@ -124,7 +157,13 @@ def main(args: argparse.Namespace) -> int:
             f"{best.per_second:.0f} ({best.mode} {best.level})" if best else "",
             f"{p.peak_rss_mb:.0f} MB",
         )
-    Console().print(table)
+    for entry in report.device_bounds:
+        table.add_row(*_bound_row(entry))
+    out = Console()
+    out.print(table)
+    for entry in report.device_bounds:
+        if entry["best"] is not None:
+            out.print(f"{entry['name']}: {entry['best']['key_assumption']}", style="dim", markup=False)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1, default=str))
         console.print(f"wrote {args.json}")

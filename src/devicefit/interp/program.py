@@ -340,7 +340,7 @@ def _feature_spec(feature: Any, dtype_hint: str | None) -> TensorSpec:
     if kind == "imageType":
         img = t.imageType
         channels = 1 if img.colorSpace == 10 else 3  # GRAYSCALE == 10
-        shape = (1, channels, int(img.height), int(img.width))
+        shape: tuple[int, ...] = (1, channels, int(img.height), int(img.width))
         spec = TensorSpec(feature.name, dtype_hint or "fp32", shape, kind="image")
         return spec
     if kind == "stateType":
@@ -375,7 +375,8 @@ def compile_function(prog: Any, spec: Any, name: str) -> FunctionPlan:
     fn = prog.functions[name]
     # pymil stores the opset as a coremltools.target member (iOS15 ... iOS18, macOS*, tvOS*, watchOS*).
     target = fn.opset_version
-    opset_name = _IOS_NAME.get(getattr(target, "value", None), "iOS15") if target is not None else "iOS15"
+    value = getattr(target, "value", None)
+    opset_name = _IOS_NAME.get(value, "iOS15") if isinstance(value, int) else "iOS15"
     opset = opset_number(opset_name)
     comp = _Compiler(opset, name)
     block = comp.block(fn, list(fn.inputs.values()))

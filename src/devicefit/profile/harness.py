@@ -55,11 +55,16 @@ class EngineProfile:
 
 @dataclass
 class ProfileReport:
-    """Profiles of one model on several engines, with the host they ran on."""
+    """Profiles of one model on several engines, with the host they ran on.
+
+    ``device_bounds`` holds roofline lower bounds for the devices asked for (``devices=``): what each
+    device could do at best from its published peaks, not measurements (see :mod:`devicefit.profile.bounds`).
+    """
 
     model: str
     host: dict[str, Any]
     profiles: list[EngineProfile]
+    device_bounds: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -234,9 +239,17 @@ def profile(
     compute_units: Sequence[str] = ("all",),
     precisions: Sequence[str] = ("fp32",),
     progress: Callable[[str], None] | None = None,
+    devices: Sequence[str] = (),
     **kwargs: Any,
 ) -> ProfileReport:
-    """Profile ``model`` on every engine x compute unit x precision; unavailable ones carry ``error``."""
+    """Profile ``model`` on every engine x compute unit x precision; unavailable ones carry ``error``.
+
+    ``devices`` (catalog ids) adds each device's roofline lower bound, computed first so a bad id or a
+    model the roofline cannot read fails before any timing.
+    """
+    from devicefit.profile.bounds import device_bounds
+
+    bounds = device_bounds(model, devices)
     profiles = [
         profile_engine(model, e, cu, p, progress=progress, **kwargs)
         for e in engines
@@ -244,5 +257,8 @@ def profile(
         for p in precisions
     ]
     return ProfileReport(
-        str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__, host_info(), profiles
+        str(model) if isinstance(model, (str, os.PathLike)) else type(model).__name__,
+        host_info(),
+        profiles,
+        bounds,
     )

@@ -99,6 +99,31 @@ def _axes(x0: float, x1: float, y0: float, y1: float, xlabel: str, ylabel: str) 
     return out
 
 
+def bounds_html(report: ProfileReport) -> str:
+    """The device lower-bound table (empty without ``--target``)."""
+    if not report.device_bounds:
+        return ""
+    rows = []
+    for e in report.device_bounds:
+        best = e["best"]
+        cells = [
+            e["name"],
+            best["unit_name"] if best else "-",
+            _fmt(best["at_best_ms"], " ms") + (" (partial)" if best["partial"] else "")
+            if best
+            else "no bound",
+            best["key_assumption"] if best else "",
+        ]
+        rows.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    heads = ["device", "compute unit", "at best (lower bound)", "key assumption"]
+    return (
+        "<h2>Device lower bounds (roofline, not measured)</h2>"
+        f"<p>{html.escape(report.device_bounds[0]['note'])}: the model cannot run faster on that device and unit;"
+        " the table above is measured on this host.</p>"
+        f"<table><tr>{''.join(f'<th>{h}</th>' for h in heads)}</tr>{''.join(rows)}</table>"
+    )
+
+
 def render_html(report: ProfileReport) -> str:
     """The whole report as one HTML page."""
     rows = []
@@ -138,6 +163,7 @@ def render_html(report: ProfileReport) -> str:
         "td,th{border:1px solid #ccc;padding:4px 8px;font-size:13px}</style></head><body>"
         f"<h1>devicefit profile: {html.escape(report.model)}</h1><p>host: {html.escape(host)}</p>"
         f"<table><tr>{''.join(f'<th>{h}</th>' for h in heads)}</tr>{''.join(rows)}</table>"
+        f"{bounds_html(report)}"
         f"<h2>Latency distribution</h2>{''.join(plots)}"
         f"<h2>Throughput</h2>{throughput_svg(report.profiles)}"
         "</body></html>"

@@ -5,7 +5,9 @@ expression is *true*, e.g. ``fp16.top1_agreement<0.99`` or ``convert.ok=false``.
 
 One key reads as a requirement because its value is a list: ``memory.fits=DEVICE`` fails when the model
 does *not* fit DEVICE (``memory.fits!=DEVICE`` fails when it does). ``memory.fits.DEVICE=false`` says the
-same in the plain boolean form. A gate whose key was not measured (e.g. ``fp32.*`` without a PyTorch
+same in the plain boolean form. ``ane.*`` keys read the Neural Engine lint (a prediction) and
+``latency.DEVICE.best_ms`` (or ``ne_ms`` / ``gpu_ms`` / ``cpu_ms``) the roofline lower bound on DEVICE, e.g.
+``ane.fallback_ops_share>0.1`` or ``latency.iphone-12.best_ms>5``. A gate whose key was not measured (e.g. ``fp32.*`` without a PyTorch
 reference) fails, so a CI job never passes by accident. See docs/check.md for the keys.
 """
 
@@ -53,7 +55,15 @@ KNOWN_KEYS = (
     "memory.peak_activation_mb",
     "memory.working_set_mb",
     "memory.fits",
+    "ane.fallback_ops_share",
+    "ane.fallback_flops_share",
+    "ane.fallback_ops",
+    "ane.maybe_ops",
+    "ane.transitions",
+    "ane.ne_barred",
 )
+LATENCY_UNITS = ("best", "ne", "gpu", "cpu")
+_LATENCY_KEY = re.compile(r"^latency\.([A-Za-z0-9_\-]+)\.(best|ne|gpu|cpu)_ms$")
 
 
 @dataclass
@@ -93,9 +103,10 @@ def parse_gate(text: str) -> Gate:
             f"--fail-on {text!r} is not KEY<OP>VALUE; e.g. fp16.top1_agreement<0.99 or convert.ok=false"
         )
     key, op, raw = m.groups()
-    if key not in KNOWN_KEYS and not key.startswith("memory.fits."):
+    if key not in KNOWN_KEYS and not key.startswith("memory.fits.") and not _LATENCY_KEY.match(key):
         raise InputError(
-            f"--fail-on: unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)}, memory.fits.DEVICE"
+            f"--fail-on: unknown key {key!r}; known keys: {', '.join(KNOWN_KEYS)}, memory.fits.DEVICE, "
+            f"latency.DEVICE.{{{','.join(LATENCY_UNITS)}}}_ms"
         )
     value = _value(raw)
     if key != "memory.fits" and isinstance(value, str):
@@ -107,15 +118,29 @@ def parse_gate(text: str) -> Gate:
     return Gate(text, key, op, value)
 
 
+def gate_device(gate: Gate) -> str | None:
+    """The device a ``memory.fits`` or ``latency.DEVICE.*`` gate names, else None."""
+    if gate.key == "memory.fits":
+        return str(gate.value)
+    if gate.key.startswith("memory.fits."):
+        return gate.key.removeprefix("memory.fits.")
+    m = _LATENCY_KEY.match(gate.key)
+    return m.group(1) if m else None
+
+
+def gate_devices(gates: list[Gate]) -> list[str]:
+    """Devices named by ``gates``, in order, without duplicates (the check must measure them)."""
+    return list(dict.fromkeys(d for g in gates if (d := gate_device(g)) is not None))
+
+
 def check_devices(gates: list[Gate], device_ids: list[str]) -> None:
-    """Reject ``memory.fits`` gates naming a device not in ``device_ids`` (before any work is done)."""
+    """Reject gates naming a device not in ``device_ids`` (before any work is done)."""
     for g in gates:
-        if g.key.startswith("memory.fits"):
-            device = str(g.value) if g.key == "memory.fits" else g.key.removeprefix("memory.fits.")
-            if device not in device_ids:
-                raise InputError(
-                    f"--fail-on {g.text!r}: unknown device {device!r}; known: {', '.join(device_ids)}"
-                )
+        device = gate_device(g)
+        if device is not None and device not in device_ids:
+            raise InputError(
+                f"--fail-on {g.text!r}: unknown device {device!r}; known: {', '.join(device_ids)}"
+            )
 
 
 def evaluate(

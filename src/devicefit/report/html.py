@@ -7,6 +7,7 @@ from html import escape
 from typing import Any
 
 from devicefit.report import svg
+from devicefit.report.devices import headline_text
 from devicefit.report.units import human_bytes, number
 
 MB = 1024 * 1024
@@ -37,7 +38,7 @@ def _verdicts(report: dict[str, Any]) -> str:
     rows = []
     for area, v in report["verdicts"].items():
         rows.append(
-            f'<tr><td>{escape(area)}</td><td class="{escape(v["status"])}">{escape(v["status"].upper())}</td><td>{escape(v["reason"])}</td></tr>'
+            f'<tr><td>{escape(area.replace("_", " "))}</td><td class="{escape(v["status"])}">{escape(v["status"].upper())}</td><td>{escape(v["reason"])}</td></tr>'
         )
     return "<table><tr><th>area</th><th>verdict</th><th>why</th></tr>" + "".join(rows) + "</table>"
 
@@ -139,6 +140,78 @@ def _memory(m: dict[str, Any]) -> str:
     return "".join(out)
 
 
+MAX_LINT_ROWS = 200
+
+
+def _neural_engine(a: dict[str, Any]) -> str:
+    out = [
+        f'<p class="warn">{escape(a["disclaimer"])}</p>',
+        f"<p>Predicted: {a['fallback_ops']} of {a['ops']} ops ({a['fallback_ops_share']:.0%}) and"
+        f" {a['fallback_flops_share']:.0%} of FLOPs likely fall back to the CPU/GPU; {a['maybe_ops']} may fall"
+        f" back; {a['transitions']} Neural Engine &lt;-&gt; CPU/GPU transitions"
+        + (
+            f"; the whole model is barred by {escape(', '.join(a['ne_barred_by']))}"
+            if a["ne_barred_by"]
+            else ""
+        )
+        + ".</p>",
+    ]
+    if a["reasons"]:
+        rows = [
+            [
+                r["rule"],
+                r["title"],
+                r["severity"],
+                "whole program" if r["scope"] == "program" else r["ops"],
+                f"{r['flops_share']:.0%}",
+                r["reason"],
+                r["fix"],
+                r["source"],
+            ]
+            for r in a["reasons"]
+        ]
+        out.append(_table(["rule", "constraint", "severity", "ops", "FLOPs", "e.g.", "fix", "source"], rows))
+    flagged = [o for o in a["per_op"] if o["findings"]]
+    if flagged:
+        rows = [
+            [o["index"], o["op"], o["op_type"], o["verdict"], "; ".join(f["reason"] for f in o["findings"])]
+            for o in flagged[:MAX_LINT_ROWS]
+        ]
+        out.append(
+            "<p>Flagged ops" + (f" (first {MAX_LINT_ROWS})" if len(flagged) > MAX_LINT_ROWS else "") + ":</p>"
+        )
+        out.append(_table(["#", "op", "type", "verdict", "why"], rows))
+    else:
+        out.append("<p>No op matches a published Neural Engine constraint.</p>")
+    return "".join(out)
+
+
+def _latency(lat: dict[str, Any]) -> str:
+    def ms(u: dict[str, Any] | None) -> str:
+        if not u or u["at_best_ms"] is None:
+            return "-"
+        return f"{u['at_best_ms']:.3g}" + ("" if u["complete"] else " (partial)")
+
+    caveats = any(e["assumptions"] for e in lat["devices"])
+    rows = [
+        [
+            headline_text(e),
+            *(ms(e["units"].get(u)) for u in ("ne", "gpu", "cpu")),
+            e["best"]["key_assumption"] if e["best"] else "",
+            *(["; ".join(e["assumptions"])] if caveats else []),
+        ]
+        for e in lat["devices"]
+    ]
+    heads = ["lower bound", "Neural Engine ms", "GPU ms", "CPU ms", "key assumption"]
+    out = [
+        f"<p>Each figure is a {escape(lat['note'])}: the model cannot run faster on that unit; real latency is"
+        " higher.</p>",
+        _table([*heads, *(["other caveats"] if caveats else [])], rows),
+        "<p>Assumptions:</p><ul>" + "".join(f"<li>{escape(x)}</li>" for x in lat["assumptions"]) + "</ul>",
+    ]
+    return "".join(out)
+
+
 def render_html(report: dict[str, Any]) -> str:
     """The whole report as one self-contained HTML page."""
     model = report["model"]
@@ -154,7 +227,7 @@ def render_html(report: dict[str, Any]) -> str:
     body.append("<h2>Conversion</h2>")
     if conv["ok"]:
         body.append(
-            f"<p>frontend {escape(_fmt(conv['frontend']))}, target {escape(report['options']['target'])}, precision {escape(report['options']['precision'])}, {_fmt(conv['seconds'])} s.</p>"
+            f"<p>frontend {escape(_fmt(conv['frontend']))}, deployment target {escape(report['options']['deployment_target'])}, precision {escape(report['options']['precision'])}, {_fmt(conv['seconds'])} s.</p>"
         )
     else:
         body.append(f'<p class="fail">{escape(conv["error"] or "failed")}</p>')
@@ -179,6 +252,10 @@ def render_html(report: dict[str, Any]) -> str:
         body.append("<h2>Size</h2>" + _size(report["size"]))
     if report.get("memory"):
         body.append("<h2>Memory</h2>" + _memory(report["memory"]))
+    if report.get("ane"):
+        body.append("<h2>Neural Engine lint (prediction)</h2>" + _neural_engine(report["ane"]))
+    if report.get("latency"):
+        body.append("<h2>Latency lower bounds</h2>" + _latency(report["latency"]))
     return f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title><style>{_CSS}</style></head><body>{"".join(body)}</body></html>\n'
 
 

@@ -12,9 +12,10 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
+from devicefit.report import devices as device_sections
 from devicefit.report.units import human_bytes
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
 MB = 1024 * 1024
 # Size verdict bounds: Apple's cellular download limit for apps, and the Neural Engine's reported
 # 1 GB model limit on iPhone (docs/check.md).
@@ -84,7 +85,7 @@ def _verdicts(r: Any) -> dict[str, dict[str, str]]:
     v: dict[str, dict[str, str]] = {}
     if not r.convert.ok:
         v["convert"] = _verdict("fail", (r.convert.error or "conversion failed").splitlines()[0])
-        for area in ("numerics", "size", "memory"):
+        for area in ("numerics", "size", "memory", "neural_engine"):
             v[area] = _verdict("skipped", "conversion failed")
         return v
     rescued = r.convert.rescued
@@ -128,6 +129,10 @@ def _verdicts(r: Any) -> dict[str, dict[str, str]]:
         v["memory"] = _verdict("warn", f"fits {len(fitting)} of {len(known)} devices with a known budget")
     else:
         v["memory"] = _verdict("pass", f"fits all {len(known)} devices with a known budget")
+    if r.ane_lint is not None:
+        v["neural_engine"] = _verdict(*device_sections.ane_verdict(device_sections.ane_section(r.ane_lint)))
+    else:
+        v["neural_engine"] = _verdict("skipped", "the Neural Engine lint did not run (see warnings)")
     return v
 
 
@@ -157,6 +162,10 @@ def _summary(r: Any) -> dict[str, Any]:
         s["memory.peak_activation_mb"] = r.memory.peak_bytes / MB
         s["memory.working_set_mb"] = (r.working_set_bytes or 0) / MB
         s["memory.fits"] = [f.device for f in r.fits if f.fits]
+    if r.ane_lint is not None:
+        s.update(device_sections.ane_summary(device_sections.ane_section(r.ane_lint)))
+    if r.latency:
+        s.update(device_sections.latency_summary(device_sections.latency_section(r.latency)))
     return s
 
 
@@ -180,7 +189,10 @@ def build_report(r: Any) -> dict[str, Any]:
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "model": model,
         "options": {
-            "target": o.target,
+            "deployment_target": o.deployment_target,
+            # Deprecated alias of deployment_target (schema 1.0); removed in 2.0.
+            "target": o.deployment_target,
+            "devices": list(o.devices),
             "precision": o.precision,
             "fp32_ops": list(o.fp32_ops),
             "samples": o.samples,
@@ -200,6 +212,8 @@ def build_report(r: Any) -> dict[str, Any]:
         "numerics": None,
         "size": None,
         "memory": None,
+        "ane": device_sections.ane_section(r.ane_lint) if r.ane_lint is not None else None,
+        "latency": device_sections.latency_section(r.latency, r.ane_lint) if r.latency else None,
         "verdicts": _verdicts(r),
         "summary": _summary(r),
         "warnings": list(r.warnings),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from devicefit.report.devices import headline_text
 from devicefit.report.units import human_bytes, number
 
 MB = 1024 * 1024
@@ -28,7 +29,7 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         verdicts.add_column(col)
     for area, v in report["verdicts"].items():
         style = _STYLE.get(v["status"], "")
-        verdicts.add_row(area, f"[{style}]{v['status'].upper()}[/]", v["reason"])
+        verdicts.add_row(area.replace("_", " "), f"[{style}]{v['status'].upper()}[/]", v["reason"])
     console.print(verdicts)
     num = report.get("numerics")
     if num:
@@ -91,5 +92,49 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
             + (f"; too big for {', '.join(too_big[:6])}" if too_big else "")
             + (f"; tight on {', '.join(tight[:6])}" if tight else "")
         )
+    if report.get("ane"):
+        _neural_engine(report["ane"], console)
+    if report.get("latency"):
+        _latency(report["latency"], console)
     for w in report.get("warnings", []):
         console.print(f"[yellow]warning:[/] {w}")
+
+
+def _neural_engine(ane: dict[str, Any], console: Any) -> None:
+    console.print(
+        f"neural engine (predicted, not measured): {ane['fallback_ops']} of {ane['ops']} ops"
+        f" ({ane['fallback_ops_share']:.0%}) and {ane['fallback_flops_share']:.0%} of FLOPs likely fall back,"
+        f" {ane['maybe_ops']} may fall back, {ane['transitions']} NE <-> CPU/GPU transitions"
+        + (f"; NE barred by {', '.join(ane['ne_barred_by'])}" if ane["ne_barred_by"] else ""),
+        highlight=False,
+        markup=False,
+    )
+    for r in ane["reasons"][:3]:
+        where = (
+            "whole program" if r["scope"] == "program" else f"{r['ops']} ops, {r['flops_share']:.0%} of FLOPs"
+        )
+        console.print(
+            f"  {r['rule']} ({where}): {r['reason']}; fix: {r['fix']}", highlight=False, markup=False
+        )
+    console.print(f"[dim]{ane['disclaimer']}[/]")
+
+
+def _unit_ms(unit: dict[str, Any] | None) -> str:
+    if not unit or unit["at_best_ms"] is None:
+        return "-"
+    return number(unit["at_best_ms"]) + ("" if unit["complete"] else "*")
+
+
+def _latency(latency: dict[str, Any], console: Any) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title="latency lower bounds (roofline from published peaks: real latency is higher)")
+    for col in ("latency", "NE ms", "GPU ms", "CPU ms", "key assumption"):
+        t.add_column(col, overflow="fold")
+    for entry in latency["devices"]:
+        cells = [_unit_ms(entry["units"].get(u)) for u in ("ne", "gpu", "cpu")]
+        best = entry["best"]
+        t.add_row(escape(headline_text(entry)), *cells, escape(best["key_assumption"]) if best else "")
+    console.print(t)
+    console.print("[dim]* partial bound: the catalog lacks a figure, so one term is dropped[/]")

@@ -25,7 +25,8 @@ def sigmoid(x):
 
 @register("sigmoid_hard", attrs={"alpha": float_, "beta": float_})
 def sigmoid_hard(x, alpha=0.2, beta=0.5):
-    return torch.clamp(alpha * x + beta, 0.0, 1.0)
+    # one allocation: scale, then shift and clip in place
+    return (x * alpha).add_(beta).clamp_(0.0, 1.0)
 
 
 @register("silu")
@@ -89,7 +90,8 @@ def linear_activation(x, alpha=1.0, beta=0.0):
 
 @register("thresholded_relu", attrs={"alpha": float_})
 def thresholded_relu(x, alpha=1.0):
-    return torch.where(x > alpha, x, torch.zeros_like(x))
+    # F.threshold(x, t, v) is x where x > t, else v: exactly MIL's thresholded_relu with v = 0
+    return F.threshold(x, alpha, 0.0)
 
 
 @register("clamped_relu", attrs={"alpha": float_, "beta": float_})

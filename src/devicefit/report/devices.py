@@ -1,0 +1,240 @@
+"""Device-intelligence sections of the reports: Neural Engine lint and roofline latency lower bounds.
+
+Turns :class:`devicefit.analyze.ane_lint.LintReport` and :class:`devicefit.analyze.roofline.LatencyBounds`
+objects into the plain dicts of the JSON report (``ane``, ``latency``; docs/report-schema.md), their
+verdict and their ``summary`` keys for ``--fail-on``. ``devicefit profile --target`` reuses
+:func:`latency_entry` so a bound reads the same in both commands.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+UNIT_NAMES = {"ne": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
+LOWER_BOUND_NOTE = "lower bound for the device from published peak figures (roofline), not a measurement"
+# A prediction, so its verdict never fails on op counts alone: only a whole-program bar or most of the
+# compute falling back reads as "fail".
+ANE_FAIL_FLOPS_SHARE = 0.5
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
+
+
+# ------------------------------------------------------------------ latency lower bounds
+def _headline_unit(bounds: Any) -> Any:
+    """The unit to quote: the smallest complete bound, else the smallest partial one, else None."""
+    best = bounds.best()
+    if best is not None:
+        return best
+    partial = [u for u in bounds.units.values() if u.seconds is not None]
+    return min(partial, key=lambda u: u.seconds) if partial else None
+
+
+def key_assumption(unit: Any, device: Any) -> str:
+    """The one assumption that most limits how the headline bound reads, in words."""
+    peak = unit.peak
+    if not unit.complete:
+        missing = "memory bandwidth" if not peak.bytes_per_s else f"{UNIT_NAMES[unit.unit]} peak"
+        kept = "compute" if not peak.bytes_per_s else "memory"
+        return (
+            f"partial: the catalog has no {missing} figure for {device.name}, so only the {kept} term counts"
+        )
+    estimate = " (estimate)" if "mem_bandwidth_gbps" in device.secondary else ""
+    bandwidth = f"{peak.bytes_per_s / 1e9:g} GB/s{estimate}"
+    if unit.compute_bound_ops == 0:
+        return (
+            f"memory-bound: each tensor moved once at {bandwidth}, no dispatch overhead or unit transitions"
+        )
+    if unit.unit == "ne" and device.ne_tops_precision != "FP16":
+        return (
+            f"Neural Engine at {device.ne_tops:g} TOPS (precision basis {device.ne_tops_precision}): if that "
+            "counts INT8 ops, fp16 work can be up to 2x slower"
+        )
+    peak_text = f"{peak.flops_per_s / 1e12:g} {'TOPS' if unit.unit == 'ne' else 'TFLOPS'}"
+    return f"every op at {peak_text} and {bandwidth}, no dispatch overhead or unit transitions"
+
+
+def latency_entry(bounds: Any) -> dict[str, Any]:
+    """One device's bounds as a JSON-ready dict with a headline ``best`` unit (None without any figure)."""
+    device = bounds.device
+    head = _headline_unit(bounds)
+    best = None
+    if head is not None:
+        best = {
+            "unit": head.unit,
+            "unit_name": UNIT_NAMES[head.unit],
+            "at_best_ms": _ms(head.seconds),
+            "partial": not head.complete,
+            "key_assumption": key_assumption(head, device),
+        }
+    return {
+        "device": device.id,
+        "name": device.name,
+        "note": LOWER_BOUND_NOTE,
+        "best": best,
+        "flops": bounds.flops,
+        "bytes_moved": bounds.bytes_moved,
+        "ops": bounds.ops,
+        "units": {
+            k: {
+                "at_best_ms": u.ms,
+                "complete": u.complete,
+                "peak_flops_per_s": u.peak.flops_per_s,
+                "bandwidth_bytes_per_s": u.peak.bytes_per_s,
+                "compute_bound_ops": u.compute_bound_ops,
+                "memory_bound_ops": u.memory_bound_ops,
+                "assumptions": list(u.assumptions),
+            }
+            for k, u in bounds.units.items()
+        },
+        "assumptions": list(bounds.assumptions),
+    }
+
+
+def headline_text(entry: dict[str, Any]) -> str:
+    """``"at best 0.42 ms on iPhone 12 (Neural Engine)"`` for a :func:`latency_entry` dict."""
+    best = entry.get("best")
+    if not best:
+        return f"no bound for {entry['name']}: the catalog has no peak or bandwidth figure"
+    partial = ", partial" if best["partial"] else ""
+    return f"at best {best['at_best_ms']:.3g} ms on {entry['name']} ({best['unit_name']}{partial})"
+
+
+def latency_section(bounds_list: list[Any], lint: Any = None) -> dict[str, Any]:
+    """The report's ``latency`` section: one entry per device, with the shared assumptions once."""
+    from devicefit.analyze.roofline import GENERAL_ASSUMPTIONS
+
+    devices = [latency_entry(b) for b in bounds_list]
+    assumptions = list(GENERAL_ASSUMPTIONS)
+    if lint is not None and lint.summary.fallback_ops:
+        # NOTE: the bound places every op on one unit; a fallback adds a transition the bound ignores.
+        assumptions.append(
+            f"every op on the quoted unit: the Neural Engine lint predicts {lint.summary.fallback_ops} of"
+            f" {lint.summary.ops} ops fall back, so a Neural Engine bound is optimistic"
+        )
+    for entry in devices:
+        entry["assumptions"] = [a for a in entry["assumptions"] if a not in GENERAL_ASSUMPTIONS]
+    return {"note": LOWER_BOUND_NOTE, "assumptions": assumptions, "devices": devices}
+
+
+def latency_summary(section: dict[str, Any]) -> dict[str, Any]:
+    """``latency.<device>.best_ms`` and ``latency.<device>.<unit>_ms`` (only bounds that exist)."""
+    out: dict[str, Any] = {}
+    for entry in section["devices"]:
+        prefix = f"latency.{entry['device']}"
+        if entry["best"] is not None:
+            out[f"{prefix}.best_ms"] = entry["best"]["at_best_ms"]
+        for unit, u in entry["units"].items():
+            if u["at_best_ms"] is not None:
+                out[f"{prefix}.{unit}_ms"] = u["at_best_ms"]
+    return out
+
+
+# ------------------------------------------------------------------ Neural Engine lint
+def _reasons(lint: Any) -> list[dict[str, Any]]:
+    """Every rule that fired, most ops first (program-level rules first of all: they bar the whole NE)."""
+    total_flops = lint.summary.flops
+    ops: Counter[str] = Counter()
+    flops: Counter[str] = Counter()
+    info: dict[str, Any] = {}
+    for op in lint.ops:
+        for rule in {f.rule for f in op.findings}:
+            ops[rule] += 1
+            flops[rule] += op.flops
+        for f in op.findings:
+            info.setdefault(f.rule, f)
+    rows = [
+        {
+            "rule": f.rule,
+            "title": f.title,
+            "severity": f.severity,
+            "scope": "program",
+            "ops": lint.summary.ops,
+            "flops_share": 1.0 if total_flops else 0.0,
+            "reason": f.reason,
+            "fix": f.fix,
+            "source": f.source,
+        }
+        for f in lint.program
+    ]
+    for rule, count in sorted(ops.items(), key=lambda kv: (-kv[1], kv[0])):
+        f = info[rule]
+        rows.append(
+            {
+                "rule": rule,
+                "title": f.title,
+                "severity": f.severity,
+                "scope": "op",
+                "ops": count,
+                "flops_share": flops[rule] / total_flops if total_flops else 0.0,
+                "reason": f.reason,
+                "fix": f.fix,
+                "source": f.source,
+            }
+        )
+    return rows
+
+
+def ane_section(lint: Any) -> dict[str, Any]:
+    """The report's ``ane`` section from a :class:`~devicefit.analyze.ane_lint.LintReport`."""
+    s = lint.summary
+    return {
+        "prediction": True,
+        "disclaimer": lint.disclaimer,
+        "function": lint.function,
+        "ops": s.ops,
+        "fallback_ops": s.fallback_ops,
+        "maybe_ops": s.maybe_ops,
+        "fallback_ops_share": s.fallback_op_share,
+        "flops": s.flops,
+        "fallback_flops": s.fallback_flops,
+        "fallback_flops_share": s.fallback_flops_share,
+        "transitions": s.transitions,
+        "ne_barred_by": list(s.ne_barred_by),
+        "reasons": _reasons(lint),
+        "per_op": [
+            {
+                "index": o.index,
+                "op": o.name,
+                "op_type": o.op_type,
+                "verdict": o.verdict,
+                "flops": o.flops,
+                "findings": [{"rule": f.rule, "reason": f.reason} for f in o.findings],
+            }
+            for o in lint.ops
+        ],
+    }
+
+
+def ane_summary(section: dict[str, Any]) -> dict[str, Any]:
+    """The ``ane.*`` keys of the report's ``summary``."""
+    return {
+        "ane.fallback_ops_share": section["fallback_ops_share"],
+        "ane.fallback_flops_share": section["fallback_flops_share"],
+        "ane.fallback_ops": section["fallback_ops"],
+        "ane.maybe_ops": section["maybe_ops"],
+        "ane.transitions": section["transitions"],
+        "ane.ne_barred": bool(section["ne_barred_by"]),
+    }
+
+
+def ane_verdict(section: dict[str, Any]) -> tuple[str, str]:
+    """(status, reason) for the ``neural_engine`` verdict; the reason says it is a prediction."""
+    share, flops_share = section["fallback_ops_share"], section["fallback_flops_share"]
+    counts = (
+        f"{section['fallback_ops']} of {section['ops']} ops ({share:.0%}, {flops_share:.0%} of FLOPs) "
+        f"likely fall back, {section['transitions']} transitions"
+    )
+    if section["ne_barred_by"]:
+        return (
+            "fail",
+            f"predicted: the whole model is barred from the NE by {', '.join(section['ne_barred_by'])}",
+        )
+    if flops_share > ANE_FAIL_FLOPS_SHARE:
+        return "fail", f"predicted: {counts}"
+    if section["fallback_ops"] or section["maybe_ops"]:
+        maybe = f"; {section['maybe_ops']} may fall back" if section["maybe_ops"] else ""
+        return "warn", f"predicted: {counts}{maybe}"
+    return "pass", f"predicted: all {section['ops']} ops likely on the Neural Engine"

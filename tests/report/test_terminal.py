@@ -1,0 +1,35 @@
+"""The terminal summary shows the Neural Engine prediction and the latency lower bounds."""
+
+from __future__ import annotations
+
+
+def _render(report, width: int = 200) -> str:
+    from rich.console import Console
+
+    from devicefit.report.terminal import render_terminal
+
+    console = Console(record=True, width=width, color_system=None)
+    render_terminal(report, console)
+    return console.export_text()
+
+
+def test_terminal_has_neural_engine_and_latency(demo_report):
+    text = _render(demo_report)
+    assert "neural engine" in text and "PASS" in text
+    assert "neural engine (predicted, not measured): 0 of 8 ops (0%)" in text
+    assert "not a measurement" in text
+    assert "at best" in text and "ms on iPhone 12 (Neural Engine)" in text
+    assert "memory-bound" in text or "TOPS" in text  # the key assumption is shown
+
+
+def test_terminal_lists_top_reasons(demo_report):
+    import copy
+
+    report = copy.deepcopy(demo_report)
+    reason = {
+        "rule": "ANE-TOPK", "title": "topk", "severity": "fallback", "scope": "op", "ops": 2,
+        "flops_share": 0.1, "reason": "topk runs on the CPU [P]", "fix": "move topk out", "source": "x",
+    }  # fmt: skip
+    report["ane"]["reasons"] = [reason] * 4
+    text = _render(report)
+    assert text.count("ANE-TOPK (2 ops, 10% of FLOPs): topk runs on the CPU [P]; fix: move topk out") == 3
