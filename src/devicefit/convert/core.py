@@ -11,7 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 from devicefit.convert.options import ConvertOptions, ct_convert_kwargs, ct_inputs, ct_outputs
 from devicefit.convert.rescue import install_rescue
-from devicefit.convert.scan import FrontendResult, ScanReport, export_program, one_line, static_scan
+from devicefit.convert.scan import (
+    FrontendResult,
+    ScanReport,
+    export_program,
+    one_line,
+    static_scan,
+    take_scan_graph,
+    trace_module,
+)
 from devicefit.errors import DevicefitError, InputError, OutputExistsError
 
 if TYPE_CHECKING:
@@ -86,8 +94,10 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
     if source.kind == "coreml":
         return ConversionResult(source.mlmodel, "coreml", options, ScanReport(), 0.0)
     install_rescue()
-    report = static_scan(source)
+    report = ScanReport()
     for name in frontend_order(source, options.frontend):
+        # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
+        static_scan(source, (name,), into=report)
         mlmodel, result = _attempt(source, name, options)
         report.frontends.append(result)
         if mlmodel is not None:
@@ -121,18 +131,15 @@ def _attempt(source: SourceModel, name: str, options: ConvertOptions) -> tuple[A
 
 
 def _convert_with(source: SourceModel, frontend: str, options: ConvertOptions) -> Any:
-    import torch
 
     from devicefit._lazy import coremltools
 
     ct = coremltools()
     if frontend == "torchscript":
-        with torch.no_grad():
-            model = torch.jit.trace(
-                source.traceable(), source.example_tensors(), check_trace=False, strict=False
-            )
+        model = take_scan_graph(source, "torchscript") or trace_module(source)
     else:
-        model = _export_for(source, options)
+        scanned = None if options.flexible else take_scan_graph(source, "torch.export")
+        model = scanned if scanned is not None else _export_for(source, options)
     with _quiet_coremltools():
         return ct.convert(
             model,

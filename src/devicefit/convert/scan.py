@@ -137,13 +137,27 @@ def scan(source: SourceModel) -> ScanReport:
     return report
 
 
-def static_scan(source: SourceModel) -> ScanReport:
-    """Walk both graphs and check ops against coremltools' registry, without converting."""
+_WALKERS = {"torchscript": lambda s: _torchscript_nodes(s), "torch.export": lambda s: _export_nodes(s)}
+
+
+def static_scan(
+    source: SourceModel,
+    frontends: tuple[str, ...] = ("torchscript", "torch.export"),
+    into: ScanReport | None = None,
+) -> ScanReport:
+    """Walk the frontends' graphs and check ops against coremltools' registry, without converting.
+
+    Args:
+        source: the model.
+        frontends: which graphs to walk.
+        into: a report to extend (a later frontend's findings merge with the earlier ones).
+    """
     install_rescue()
-    report = ScanReport()
-    found: dict[str, UnsupportedOp] = {}
-    rescued: set[str] = set()
-    for name, walker in (("torchscript", _torchscript_nodes), ("torch.export", _export_nodes)):
+    report = into if into is not None else ScanReport()
+    found: dict[str, UnsupportedOp] = {_sanitize(u.op): u for u in report.unsupported}
+    rescued: set[str] = set(report.rescued)
+    for name in frontends:
+        walker = _WALKERS[name]
         try:
             nodes = list(walker(source))
         except Exception as exc:
@@ -192,14 +206,39 @@ def _sanitize(kind: str) -> str:
 NodeInfo = tuple[str, str, str, str]  # (display op, sanitized kind, location, module path)
 
 
-def _torchscript_nodes(source: SourceModel) -> Iterator[NodeInfo]:
+# The scan's trace / export of a source, handed once to the conversion that follows (convert() scans first,
+# then converts): tracing and exporting are a large share of a small model's conversion time. Handed over
+# at most once because coremltools may rewrite a graph in place while converting it.
+_HANDOFF_ATTR = "_devicefit_scan_graphs"
+
+
+def trace_module(source: SourceModel) -> Any:
+    """The source traced with TorchScript (no_grad, no trace check)."""
     import torch
 
     with torch.no_grad():
-        traced = torch.jit.trace(
-            source.traceable(), source.example_tensors(), check_trace=False, strict=False
-        )
-    yield from _walk_ts_block(traced.inlined_graph)
+        return torch.jit.trace(source.traceable(), source.example_tensors(), check_trace=False, strict=False)
+
+
+def take_scan_graph(source: SourceModel, frontend: str) -> Any | None:
+    """The graph the last scan built for ``frontend`` (``None`` if none); removes it from the source."""
+    graphs = getattr(source, _HANDOFF_ATTR, None)
+    return graphs.pop(frontend, None) if graphs else None
+
+
+def _hand_over(source: SourceModel, frontend: str, graph: Any) -> None:
+    graphs = getattr(source, _HANDOFF_ATTR, None)
+    if graphs is None:
+        graphs = {}
+        object.__setattr__(source, _HANDOFF_ATTR, graphs)
+    graphs[frontend] = graph
+
+
+def _torchscript_nodes(source: SourceModel) -> Iterator[NodeInfo]:
+    traced = trace_module(source)
+    nodes = list(_walk_ts_block(traced.inlined_graph))
+    _hand_over(source, "torchscript", traced)
+    yield from nodes
 
 
 def _walk_ts_block(block: Any) -> Iterator[NodeInfo]:
@@ -225,6 +264,7 @@ def export_program(source: SourceModel) -> Any:
 
 def _export_nodes(source: SourceModel) -> Iterator[NodeInfo]:
     program = export_program(source)
+    _hand_over(source, "torch.export", program)
     for node in program.graph.nodes:
         if node.op != "call_function":
             continue
