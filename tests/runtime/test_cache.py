@@ -149,9 +149,9 @@ def test_two_processes_build_once(tmp_path):
 
 
 def test_onnxruntime_optimized_graph_cached(small_onnx, small_feeds, cache):
-    with create("onnxruntime", small_onnx, cache=cache) as a:
+    with create("onnxruntime", small_onnx, cache=cache, cache_optimized_graph=True) as a:
         ref = _out(a, small_feeds)
-    with create("onnxruntime", small_onnx, cache=cache) as b:
+    with create("onnxruntime", small_onnx, cache=cache, cache_optimized_graph=True) as b:
         assert b.timings.cache_hit is True
         np.testing.assert_allclose(_out(b, small_feeds), ref, rtol=1e-6)
     assert {e.engine for e in cache.entries()} == {"onnxruntime"}

@@ -1,7 +1,9 @@
 """The ``onnxruntime`` engine: a given ``.onnx`` file, or an ``nn.Module`` exported with ``torch.onnx``.
 
-ONNX Runtime's optimized graph (``SessionOptions.optimized_model_filepath``) is the cached specialization:
-a cache hit loads it with graph optimizations off, skipping the optimizer passes.
+ONNX Runtime's optimized graph (``SessionOptions.optimized_model_filepath``) is the cached specialization
+when ``cache_optimized_graph=True``: a cache hit loads it with graph optimizations off, skipping the optimizer
+passes. Off by default (measured slower than re-optimizing on small models). ONNX files exported from an
+nn.Module are always cached.
 """
 
 from __future__ import annotations
@@ -187,7 +189,10 @@ class OnnxRuntimeEngine(Engine):
         cache = self.cache()
         hit: bool | None = None
         try:
-            if cache is None or digest is None:
+            # NOTE: caching ORT's optimized graph is opt-in (cache_optimized_graph=True): measured on MLPs and
+            # convnets, loading the saved optimized graph was slower than optimizing again (0.7-0.8x,
+            # docs/performance.md); it can pay off for large graphs with expensive optimizer passes.
+            if cache is None or digest is None or not self.options.get("cache_optimized_graph", False):
                 self.session = ort.InferenceSession(
                     str(path), self._session_options(None, True), providers=providers
                 )
