@@ -60,9 +60,12 @@ def main() -> int:
     from rich.table import Table
 
     from devicefit import interp
+    from devicefit._malloc import tune_malloc
     from tests.helpers import convert
     from tests.zoo import ZOO, build
 
+    # process-wide, so eager and the interpreter run under the same allocator settings (see _malloc.py)
+    tuned = tune_malloc()
     torch.set_num_threads(args.threads)
     wanted = {m for m in args.models.split(",") if m}
     rows = []

@@ -55,6 +55,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "_main", None):
         parser.print_help()
         return 2
+    from devicefit._malloc import tune_malloc
+
+    tune_malloc()  # our own process: keep activation buffers mapped between runs (see _malloc.py)
     try:
         return int(args._main(args) or 0)
     except DevicefitError as e:
