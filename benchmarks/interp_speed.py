@@ -111,7 +111,8 @@ def main() -> int:
                 }
             )
     table = Table(
-        title=f"interpreter vs PyTorch eager, torch threads={args.threads} (median ms; ratio = interp/eager)"
+        title=f"interpreter vs PyTorch eager, {args.target}, torch threads={args.threads}, glibc malloc tuned={tuned} "
+        "(median ms; ratio = interp/eager)"
     )
     for col in ("model", "batch", "ops", "eager", "interp fp32", "ratio", "interp fp16", "ratio"):
         table.add_column(col, justify="right" if col != "model" else "left")

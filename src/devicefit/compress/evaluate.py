@@ -187,7 +187,8 @@ class RayExecutor:
             ray.init(address=address or None, ignore_reinit_error=True, log_to_driver=False)
         actor_cls = ray.remote(num_cpus=1)(_RayEvaluator)
         spec_ref = ray.put(spec)
-        self._actors = [actor_cls.remote(spec_ref) for _ in range(max(1, workers))]
+        # Any: ray's actor-handle typing differs between versions (and ray is an optional extra)
+        self._actors: list[Any] = [actor_cls.remote(spec_ref) for _ in range(max(1, workers))]
 
     def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]:
         refs = [self._actors[i % len(self._actors)].evaluate.remote(a) for i, a in enumerate(assignments)]
