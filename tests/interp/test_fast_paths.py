@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from devicefit.interp.ops import indexing, normalization, recurrent
+from devicefit.interp.ops import indexing, normalization, recurrent, resize
 
 
 @pytest.mark.parametrize("shape", [(2, 5, 8), (3, 4), (2, 3, 4, 6)])
@@ -65,3 +65,46 @@ def test_gather_fast_path_and_errors():
     torch.testing.assert_close(neg, x[:, :, 3:4])
     with pytest.raises(Exception, match="out of range"):
         indexing.gather(x, torch.tensor([3], dtype=torch.int32), axis=1)
+
+
+@pytest.mark.parametrize("mode", ["STRICT_ALIGN_CORNERS", "UNALIGN_CORNERS"])
+@pytest.mark.parametrize(("size_in", "size_out"), [((6, 5), (12, 10)), ((7, 9), (12, 5)), ((4, 4), (9, 13))])
+def test_bilinear_fused_equals_reference(mode, size_in, size_out):
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, *size_in)
+    fast = resize._bilinear(x, *size_out, mode)
+    ref = resize.bilinear_reference(x, *size_out, mode)
+    torch.testing.assert_close(fast, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_loaded_weights_are_aligned():
+    from tests.helpers import convert
+
+    model = torch.nn.Sequential(*[torch.nn.Conv2d(3 if i == 0 else 5, 5, 3) for i in range(4)]).eval()
+    from devicefit import interp
+
+    prog = interp.load(convert(model, torch.randn(1, 3, 16, 16)))
+    weights = [v for v in prog.plan.constants.values() if isinstance(v, torch.Tensor) and v.numel() > 1]
+    assert weights and all(w.data_ptr() % 64 == 0 for w in weights)
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 5), (2, 4, 6, 7), (1, 2, 3, 4, 5)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batch_and_instance_norm_fused_equal_reference(shape, affine):
+    torch.manual_seed(3)
+    x = torch.randn(shape) * 2 + 0.5
+    c = shape[1]
+    gamma, beta = (torch.randn(c), torch.randn(c)) if affine else (None, None)
+    mean, var = torch.randn(c), torch.rand(c) + 0.5
+    torch.testing.assert_close(
+        normalization.batch_norm(x, mean, var, gamma, beta, 1e-3),
+        normalization.batch_norm_reference(x, mean, var, gamma, beta, 1e-3),
+        rtol=1e-5,
+        atol=1e-5,
+    )
+    torch.testing.assert_close(
+        normalization.instance_norm(x, gamma, beta, 1e-3),
+        normalization.instance_norm_reference(x, gamma, beta, 1e-3),
+        rtol=1e-5,
+        atol=1e-5,
+    )

@@ -155,7 +155,12 @@ def _const_value(var: Any) -> Any:
         return val
     if dt is None:  # a list constant (classify's classes): not a tensor, kept as loaded
         return val
-    return dtypes.to_held_tensor(val, dt if dt in dtypes.HELD_TORCH else None)
+    tensor = dtypes.to_held_tensor(val, dt if dt in dtypes.HELD_TORCH else None)
+    # Weights loaded from the blob file are numpy views at arbitrary offsets; oneDNN convolutions on
+    # misaligned weights measured markedly slower, so copy those into torch's 64-byte-aligned storage.
+    if tensor.numel() > 1 and tensor.data_ptr() % 64:
+        tensor = tensor.clone()
+    return tensor
 
 
 class _Compiler:

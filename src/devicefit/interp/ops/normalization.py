@@ -31,6 +31,13 @@ def _affine(y: torch.Tensor, gamma: torch.Tensor | None, beta: torch.Tensor | No
 
 @register("batch_norm", attrs={"epsilon": float_})
 def batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
+    if FAST and x.is_floating_point() and x.dim() >= 2:
+        return F.batch_norm(x, mean, variance, gamma, beta, training=False, eps=epsilon)
+    return batch_norm_reference(x, mean, variance, gamma, beta, epsilon)
+
+
+def batch_norm_reference(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
+    """The spec: (x - mean) / sqrt(variance + epsilon) * gamma + beta, per channel (axis 1)."""
     r = x.dim()
     y = (x - _per_channel(mean, r)) / torch.sqrt(_per_channel(variance, r) + epsilon)
     return _affine(y, _per_channel(gamma, r), _per_channel(beta, r))
@@ -38,6 +45,13 @@ def batch_norm(x, mean, variance, gamma=None, beta=None, epsilon=1e-5):
 
 @register("instance_norm", attrs={"epsilon": float_})
 def instance_norm(x, gamma=None, beta=None, epsilon=1e-5):
+    if FAST and x.is_floating_point() and x.dim() >= 3:
+        return F.instance_norm(x, weight=gamma, bias=beta, eps=epsilon)
+    return instance_norm_reference(x, gamma, beta, epsilon)
+
+
+def instance_norm_reference(x, gamma=None, beta=None, epsilon=1e-5):
+    """The spec: per sample and channel, normalise over the spatial axes (biased variance)."""
     dims = list(range(2, x.dim()))
     mean = x.mean(dim=dims, keepdim=True)
     var = ((x - mean) ** 2).mean(dim=dims, keepdim=True)

@@ -62,7 +62,23 @@ def _lerp(x: torch.Tensor, axis: int, coords: torch.Tensor) -> torch.Tensor:
     return a * (1 - frac) + b * frac
 
 
+# Use torch's fused bilinear kernel for the sampling modes it computes identically (see _bilinear);
+# FAST = False runs only the reference grid + lerp. tests/interp/test_fast_paths.py checks both agree.
+FAST = True
+_TORCH_ALIGN = {"STRICT_ALIGN_CORNERS": True, "UNALIGN_CORNERS": False}
+
+
 def _bilinear(x: torch.Tensor, out_h: int, out_w: int, mode: str) -> torch.Tensor:
+    align = _TORCH_ALIGN.get(mode)
+    # align_corners=True equals STRICT_ALIGN_CORNERS for outputs > 1; align_corners=False is half-pixel
+    # sampling with source clamped at 0, i.e. UNALIGN_CORNERS, when torch derives the scale from sizes.
+    if FAST and align is not None and x.dim() == 4 and x.is_floating_point() and out_h > 1 and out_w > 1:
+        return torch.nn.functional.interpolate(x, size=(out_h, out_w), mode="bilinear", align_corners=align)
+    return bilinear_reference(x, out_h, out_w, mode)
+
+
+def bilinear_reference(x: torch.Tensor, out_h: int, out_w: int, mode: str) -> torch.Tensor:
+    """The spec: separable linear interpolation on the sampling grid ``mode`` defines."""
     y = _lerp(x, -1, _grid(x.shape[-1], out_w, mode))
     return _lerp(y, -2, _grid(x.shape[-2], out_h, mode))
 
