@@ -99,16 +99,6 @@ def liveness(
     )
 
 
-def _nested_reads(step: Any) -> list[str]:
-    reads: list[str] = []
-    for src in step.ctx.input_names.values():
-        reads.extend(src if isinstance(src, list) else [src])
-    for block in step.ctx.blocks:
-        for inner in block.steps:
-            reads.extend(_nested_reads(inner))
-    return reads
-
-
 def value_size(shape: tuple[int | None, ...] | None, dtype: str | None) -> tuple[int, bool]:
     """(bytes, exact) for a value: unknown dimensions count as 1 and make the size inexact."""
     if shape is None:
@@ -127,7 +117,7 @@ def program_activation_memory(program: Any, observed: dict[str, Any] | None = No
     """
     observed = observed or {}
     steps = program.plan.block.steps
-    ops = [OpNode(s.name, s.op_type, _nested_reads(s), list(s.outputs)) for s in steps]
+    ops = [OpNode(s.name, s.op_type, s.reads(), list(s.outputs)) for s in steps]
     sizes: dict[str, int] = {}
     approximate = False
     declared = [(s.name, s.shape, s.dtype) for s in program.inputs]

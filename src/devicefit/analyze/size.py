@@ -112,18 +112,8 @@ def declared_dtypes(program: Any) -> dict[str, str]:
 def _referenced(steps: list[Any]) -> list[tuple[Any, str]]:
     """(step, value name) for every input of every step, nested blocks attributed to their outer step."""
     refs: list[tuple[Any, str]] = []
-
-    def names(step: Any) -> list[str]:
-        found: list[str] = []
-        for src in step.ctx.input_names.values():
-            found.extend(src if isinstance(src, list) else [src])
-        for block in step.ctx.blocks:
-            for inner in block.steps:
-                found.extend(names(inner))
-        return found
-
     for step in steps:
-        refs.extend((step, n) for n in names(step))
+        refs.extend((step, n) for n in step.reads())
     return refs
 
 

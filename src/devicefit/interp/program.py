@@ -88,6 +88,16 @@ class Step:
     held0: torch.dtype | None = field(init=False, repr=False)
     round0: bool = field(init=False, repr=False)
 
+    def reads(self) -> list[str]:
+        """Names of every value this op reads, including the reads of ops in its nested blocks."""
+        found: list[str] = []
+        for src in self.ctx.input_names.values():
+            found.extend(src if isinstance(src, list) else [src])
+        for block in self.ctx.blocks:
+            for inner in block.steps:
+                found.extend(inner.reads())
+        return found
+
     def __post_init__(self) -> None:
         self.fn = self.kernel.fn
         self.simple = not (self.dyn_attrs or self.variadic or self.kernel.wants_ctx)
