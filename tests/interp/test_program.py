@@ -148,3 +148,26 @@ def test_neural_network_model_is_refused_with_advice(tmp_path, cnn):
     nn_model = ct.convert(traced, inputs=[ct.TensorType(name="x", shape=x.shape)], convert_to="neuralnetwork")
     with pytest.raises(ModelLoadError, match=r"not an ML Program.*mlprogram"):
         interp.load(nn_model)
+
+
+@pytest.mark.parametrize("layout", ["RGB", "BGR"])
+def test_image_input_preprocessing(layout):
+    """ImageType inputs: the program applies scale and per-channel bias (mul / add ops) to the pixels."""
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU()).eval()
+    x = torch.rand(1, 3, 8, 8)
+    bias = [-0.5, -0.4, -0.3]
+    image = ct.ImageType(
+        name="img", shape=x.shape, scale=1 / 255.0, bias=bias, color_layout=getattr(ct.colorlayout, layout)
+    )
+    prog = interp.load(convert(model, x, inputs=[image]))
+    assert prog.inputs[0].kind == "image"
+    assert {"mul", "add"} <= set(prog.op_counts)
+    pixels = np.random.default_rng(0).integers(0, 256, (1, 3, 8, 8)).astype(np.float32)
+    out = prog.run({"img": pixels})
+    normalized = pixels / 255.0 + np.array(bias, np.float32).reshape(1, 3, 1, 1)
+    expected = model(torch.from_numpy(normalized.astype(np.float32))).detach().numpy()
+    assert rel_error(out[prog.outputs[0].name], expected) <= 1e-5
