@@ -64,3 +64,21 @@ def test_run_missing_and_corrupt_model(tmp_path, capsys):
     broken.write_bytes(b"\x08\x07\x12\xff\xff garbage")
     assert main(["run", str(broken)]) == 2
     assert "Traceback" not in capsys.readouterr().err
+
+
+def test_internal_error_is_one_line_with_exit_3(package, monkeypatch, capsys):
+    from devicefit import interp
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("kernel exploded\nsecond line")
+
+    monkeypatch.setattr(interp.Program, "run", boom)
+    path, _, _ = package
+    assert main(["run", str(path)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        "devicefit run: internal error: RuntimeError: kernel exploded; "
+        "rerun with --debug for the traceback and please report it"
+    )
+    with pytest.raises(RuntimeError):
+        main(["--debug", "run", str(path)])

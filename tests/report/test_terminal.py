@@ -18,7 +18,7 @@ def test_terminal_has_neural_engine_and_latency(demo_report):
     assert "neural engine" in text and "PASS" in text
     assert "neural engine (predicted, not measured): 0 of 8 ops (0%)" in text
     assert "not a measurement" in text
-    assert "at best" in text and "ms on iPhone 12 (Neural Engine)" in text
+    assert "at best" in text and "on iPhone 12 (Neural Engine)" in text
     assert "memory-bound" in text or "TOPS" in text  # the key assumption is shown
 
 

@@ -22,6 +22,9 @@ from collections.abc import Sequence
 from devicefit import __version__
 from devicefit.errors import DevicefitError
 
+# Exit codes: 0 ok, 1 a check or gate failed, 2 bad input, 3 internal error, 130 interrupted.
+INTERNAL_ERROR = 3
+
 
 def _commands() -> list:
     pkg = importlib.import_module(__name__)
@@ -68,6 +71,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"devicefit {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a bug in devicefit or a library: one line, the traceback on request
+        if args.debug:
+            raise
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"devicefit {args.command}: internal error: {type(e).__name__}: {first}; "
+            "rerun with --debug for the traceback and please report it",
+            file=sys.stderr,
+        )
+        return INTERNAL_ERROR
 
 
 if __name__ == "__main__":  # pragma: no cover

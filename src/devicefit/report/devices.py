@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+from devicefit.report.units import human_ms
+
 UNIT_NAMES = {"ne": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
 LOWER_BOUND_NOTE = "lower bound for the device from published peak figures (roofline), not a measurement"
 # A prediction, so its verdict never fails on op counts alone: only a whole-program bar or most of the
@@ -99,7 +101,7 @@ def headline_text(entry: dict[str, Any]) -> str:
     if not best:
         return f"no bound for {entry['name']}: the catalog has no peak or bandwidth figure"
     partial = ", partial" if best["partial"] else ""
-    return f"at best {best['at_best_ms']:.3g} ms on {entry['name']} ({best['unit_name']}{partial})"
+    return f"at best {human_ms(best['at_best_ms'])} on {entry['name']} ({best['unit_name']}{partial})"
 
 
 def latency_section(bounds_list: list[Any], lint: Any = None) -> dict[str, Any]:

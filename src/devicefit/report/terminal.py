@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from devicefit.report.devices import headline_text
-from devicefit.report.units import human_bytes, number
+from devicefit.report.units import human_bytes, human_ms, number
 
 MB = 1024 * 1024
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
@@ -122,19 +122,32 @@ def _neural_engine(ane: dict[str, Any], console: Any) -> None:
 def _unit_ms(unit: dict[str, Any] | None) -> str:
     if not unit or unit["at_best_ms"] is None:
         return "-"
-    return number(unit["at_best_ms"]) + ("" if unit["complete"] else "*")
+    return human_ms(unit["at_best_ms"]) + ("" if unit["complete"] else "*")
 
 
 def _latency(latency: dict[str, Any], console: Any) -> None:
     from rich.markup import escape
     from rich.table import Table
 
+    devices = latency["devices"]
+    for entry in devices if len(devices) <= 3 else devices[:1]:
+        console.print(f"latency: {escape(headline_text(entry))}")
     t = Table(title="latency lower bounds (roofline from published peaks: real latency is higher)")
-    for col in ("latency", "NE ms", "GPU ms", "CPU ms", "key assumption"):
+    for col in ("device", "at best", "Neural Engine", "GPU", "CPU", "note"):
         t.add_column(col, overflow="fold")
+    notes: list[str] = []  # each distinct key assumption once, referenced by number
     for entry in latency["devices"]:
         cells = [_unit_ms(entry["units"].get(u)) for u in ("ne", "gpu", "cpu")]
         best = entry["best"]
-        t.add_row(escape(headline_text(entry)), *cells, escape(best["key_assumption"]) if best else "")
+        if best is None:
+            t.add_row(escape(entry["name"]), "no bound", *cells, "")
+            continue
+        if best["key_assumption"] not in notes:
+            notes.append(best["key_assumption"])
+        short = {"ne": "NE", "gpu": "GPU", "cpu": "CPU"}.get(best["unit"], best["unit_name"])
+        at_best = f"{human_ms(best['at_best_ms'])} {short}{' partial' if best['partial'] else ''}"
+        t.add_row(escape(entry["name"]), at_best, *cells, f"[{notes.index(best['key_assumption']) + 1}]")
     console.print(t)
+    for i, note in enumerate(notes, 1):
+        console.print(f"[dim][{i}] {escape(note)}[/]")
     console.print("[dim]* partial bound: the catalog lacks a figure, so one term is dropped[/]")

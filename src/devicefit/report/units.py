@@ -28,3 +28,16 @@ def number(v: object) -> str:
             return "inf" if v > 0 else "-inf"
         return f"{v:.4g}"
     return str(v)
+
+
+def human_ms(ms: float | None) -> str:
+    """A duration given in milliseconds, in the unit that reads best: ``0.00066`` -> ``"0.66 µs"``."""
+    if ms is None:
+        return "-"
+    if ms >= 1000:
+        return f"{ms / 1000:.3g} s"
+    if ms >= 1:
+        return f"{ms:.3g} ms"
+    if ms >= 1e-3:
+        return f"{ms * 1e3:.3g} µs"
+    return f"{ms * 1e6:.3g} ns"
