@@ -79,7 +79,11 @@ def test_division_family(shape):
     _close(kernel("floor_div")(_t(x), _t(y)), np.floor_divide(x, y))
     _close(kernel("mod")(_t(x), _t(y)), np.mod(x, y), atol=1e-5)
     xi, yi = _rand(shape, np.int32, -9, 9), _rand(shape, np.int32, 1, 4)
-    _close(kernel("real_div")(_t(xi), _t(yi)), np.floor_divide(xi, yi))
+    # integer real_div truncates toward zero (coremltools' value inference: true division, cast to int32)
+    _close(kernel("real_div")(_t(xi), _t(yi)), np.trunc(xi / yi).astype(np.int32))
+    _close(
+        kernel("real_div")(_t(np.array([-7, 7, -1], np.int32)), _t(np.array([2, 2, 3], np.int32))), [-3, 3, 0]
+    )
     _close(kernel("pow")(_t(np.abs(x)), _t(y)), np.abs(x) ** y, rtol=1e-4)
     _close(kernel("pow")(_t(x), torch.tensor(2.0)), x * x)
     _close(kernel("pow")(_t(np.abs(x)), torch.tensor(0.5)), np.sqrt(np.abs(x)))

@@ -171,3 +171,46 @@ def test_image_input_preprocessing(layout):
     normalized = pixels / 255.0 + np.array(bias, np.float32).reshape(1, 3, 1, 1)
     expected = model(torch.from_numpy(normalized.astype(np.float32))).detach().numpy()
     assert rel_error(out[prog.outputs[0].name], expected) <= 1e-5
+
+
+def test_results_do_not_alias_constants_or_inputs():
+    """Writing into returned arrays must change neither the caller's inputs nor later runs."""
+    from coremltools.converters.mil import Builder as mb
+
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    c = np.arange(6, dtype=np.float32).reshape(2, 3)
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2, 3))], opset_version=ct.target.iOS17)
+    def prog(x):
+        return mb.add(x=x, y=c, name="y"), mb.identity(x=x, name="w"), mb.reshape(x=c, shape=[3, 2], name="z")
+
+    program = interp.load(ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17))
+    x = np.ones((2, 3), np.float32)
+    first = program.run({"x": x})
+    for value in first.values():
+        value[...] = 100
+    assert np.array_equal(x, np.ones((2, 3), np.float32))
+    again = program.run({"x": np.ones((2, 3), np.float32)})
+    np.testing.assert_array_equal(again["z"], c.reshape(3, 2))
+    np.testing.assert_array_equal(again["y"], c + 1)
+
+
+def test_two_dimensional_constant_attributes_load():
+    """space_to_batch / batch_to_space take [2, 2] paddings / crops constants."""
+    from coremltools.converters.mil import Builder as mb
+
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(1, 1, 4, 4))], opset_version=ct.target.iOS17)
+    def prog(x):
+        y = mb.space_to_batch(x=x, block_shape=[2, 2], paddings=np.array([[0, 0], [0, 0]], np.int32))
+        return mb.batch_to_space(x=y, block_shape=[2, 2], crops=np.array([[0, 0], [0, 0]], np.int32))
+
+    program = interp.load(ct.convert(prog, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17))
+    x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
+    (out,) = program.run({"x": x}).values()
+    np.testing.assert_array_equal(out, x)  # batch_to_space undoes space_to_batch

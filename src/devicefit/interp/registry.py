@@ -25,6 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 # Opset names used in ML Program protos, ordered. iOS15 == CoreML5, ..., iOS18 == CoreML8.
@@ -61,25 +62,20 @@ def _scalar(v: Any) -> Any:
     return v
 
 
-def ints(v: Any) -> list[int]:
-    """Any int vector (tensor, numpy, list) -> list[int]."""
+def _flat(v: Any) -> list:
+    """Any scalar or (nested) vector -> flat Python list, row-major (``[[0, 1], [2, 3]]`` -> ``[0, 1, 2, 3]``)."""
     if isinstance(v, torch.Tensor):
-        return [int(i) for i in v.reshape(-1).tolist()]
-    if hasattr(v, "tolist"):
-        v = v.tolist()
-    if isinstance(v, (int, float)):
-        return [int(v)]
-    return [int(i) for i in v]
+        return v.reshape(-1).tolist()
+    return np.asarray(v).reshape(-1).tolist()
+
+
+def ints(v: Any) -> list[int]:
+    """Any int scalar or tensor (torch, numpy, nested lists; e.g. 2-D paddings) -> flat list[int]."""
+    return [int(i) for i in _flat(v)]
 
 
 def floats(v: Any) -> list[float]:
-    if isinstance(v, torch.Tensor):
-        return [float(i) for i in v.reshape(-1).tolist()]
-    if hasattr(v, "tolist"):
-        v = v.tolist()
-    if isinstance(v, (int, float)):
-        return [float(v)]
-    return [float(i) for i in v]
+    return [float(i) for i in _flat(v)]
 
 
 def int_(v: Any) -> int:

@@ -366,7 +366,9 @@ def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
         arr = value.detach().cpu().numpy()
         if precision == "fp16" and mil_dtype == "fp16":
             return arr.astype(np.float16)
-        return arr
+        # NOTE: always a copy: an output may be a view of a program constant or of the caller's input
+        # (identity, reshape); writing into a returned array must not change later runs or the caller's data.
+        return arr.copy()
     if isinstance(value, (str, dict, list)):
         return value
     return np.asarray(value)

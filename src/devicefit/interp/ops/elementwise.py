@@ -25,7 +25,9 @@ def mul(x, y):
 @register("real_div")
 def real_div(x, y):
     if not x.is_floating_point() and not y.is_floating_point():
-        return torch.div(x, y, rounding_mode="floor").to(x.dtype)
+        # integer real_div truncates toward zero, as coremltools' own constant folding computes it
+        # (true division, then a cast to int32); floor_div is the op that floors.
+        return torch.div(x, y, rounding_mode="trunc").to(x.dtype)
     return x / y
 
 
