@@ -139,3 +139,17 @@ def test_missing_figures_drop_terms_or_give_no_bound():
 def test_bad_unit_is_input_error():
     with pytest.raises(InputError, match="unknown compute unit"):
         roofline.latency_bounds([], "mac-m1", units=("tpu",))
+
+
+def test_einsum_flops_with_batch_dimensions():
+    mb, types = _mb()
+
+    spec = [mb.TensorSpec((2, 8, 16, 32), dtype=types.fp32), mb.TensorSpec((2, 32, 16, 4), dtype=types.fp32)]
+
+    @mb.program(input_specs=spec)
+    def prog(a, b):
+        return mb.einsum(values=(a, b), equation="nchw,nwhu->nchu")
+
+    (c,) = _costs(prog)
+    # index space n, c, h, w, u = 2, 8, 16, 32, 4: one multiply-add per point
+    assert c.flops == 2 * 2 * 8 * 16 * 32 * 4

@@ -91,3 +91,11 @@ def test_untrained_constant_entropy_and_probabilities():
     probs = np.tile([0.7, 0.1, 0.1, 0.1], (8, 1))  # every sample the same distribution
     assert looks_untrained({"p": probs}).looks_untrained
     assert looks_untrained({"shape": np.ones((4, 1))}).output is None  # nothing to examine
+
+
+def test_untrained_check_skips_integer_outputs():
+    rng = np.random.default_rng(0)
+    trained_like = rng.standard_normal((8, 10)) * 10  # confident, varied rows
+    result = looks_untrained({"indices": rng.integers(0, 5, (8, 5)), "logits": trained_like})
+    assert result.output == "logits"
+    assert not result.looks_untrained

@@ -103,3 +103,12 @@ def test_metric_result_directions_and_json():
     d = MetricResult("x", math.inf, 30.0).to_dict()
     assert d["value"] == 1e308 and d["passed"] is True
     assert MetricResult("x", math.nan, 1.0).to_dict()["value"] is None
+
+
+@pytest.mark.parametrize("masked", [-np.inf, -1e4])
+def test_topk_tie_window_ignores_masked_or_huge_negative_scores(masked):
+    """A masked -inf (or one huge negative logit) must not widen the near-tie window to every class."""
+    ref = np.array([[5.0, 1.0, 0.0, masked]])
+    cand = np.array([[0.0, 1.0, 5.0, masked]])
+    assert topk_agreement(ref, cand, 1).value == 0.0
+    assert topk_agreement(ref, ref.copy(), 1).value == 1.0

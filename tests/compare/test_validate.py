@@ -34,3 +34,15 @@ def test_stack_and_match():
     assert s["y"].shape == (2, 3)
     assert match_outputs(["a", "b"], ["b", "a"]) == [("a", "a"), ("b", "b")]
     assert match_outputs(["logits"], ["var_43"]) == [("logits", "var_43")]
+
+
+def test_worst_is_nan_whatever_the_output_order():
+    import math
+
+    from devicefit.compare.metrics import MetricResult
+    from devicefit.compare.validate import Comparison, OutputComparison
+
+    good = OutputComparison("a", {"snr_db": MetricResult("snr_db", 60.0, 30.0, higher_is_better=True)})
+    bad = OutputComparison("b", {"snr_db": MetricResult("snr_db", math.nan, 30.0, higher_is_better=True)})
+    for order in ([good, bad], [bad, good]):
+        assert math.isnan(Comparison("fp16", "pytorch", order).worst("snr_db"))

@@ -159,12 +159,20 @@ def _matmul(op: Any) -> int:
 
 @_flops("einsum")
 def _einsum(op: Any) -> int:
-    # contracted size = product of input sizes / output size, for two-operand einsums
+    # One multiply-add per point of the full index space: 2 x the product of every index letter's size.
     vals = op.inputs.get("values") or []
-    sizes = [numel(v) for v in vals]
-    if len(sizes) != 2 or not _out(op):
+    equation = _val(op, "equation", "")
+    inputs = str(equation).replace(" ", "").split("->")[0].split(",") if equation else []
+    if not vals or "." in str(equation) or len(inputs) != len(vals):
         return _out(op)
-    return 2 * _out(op) * max(1, round(math.sqrt(sizes[0] * sizes[1] / _out(op))))
+    sizes: dict[str, int] = {}
+    for letters, var in zip(inputs, vals):
+        shape = shape_of(var)
+        if shape is None or len(shape) != len(letters):
+            return _out(op)
+        for letter, dim in zip(letters, shape):
+            sizes[letter] = max(sizes.get(letter, 1), max(dim, 1))
+    return 2 * math.prod(sizes.values())
 
 
 @_flops("scaled_dot_product_attention")

@@ -165,8 +165,11 @@ def looks_untrained(outputs: dict[str, np.ndarray]) -> TrainedCheck:
     probabilities (non-negative, summing to 1) are used as is, others go through a softmax.
     """
     for name, arr in outputs.items():
-        a = np.asarray(arr, dtype=np.float64)
-        if a.dtype.kind != "f" or a.ndim == 0 or a.shape[-1] < 2 or not np.isfinite(a).all():
+        raw = np.asarray(arr)
+        if raw.dtype.kind != "f":  # indices, labels, masks are not class scores
+            continue
+        a = raw.astype(np.float64)
+        if a.ndim == 0 or a.shape[-1] < 2 or not np.isfinite(a).all():
             continue
         rows = a.reshape(-1, a.shape[-1])
         if (rows >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):

@@ -6,7 +6,7 @@ Arrays of any shape are compared elementwise as float64; classification metrics 
 the class axis and every other axis as samples.
 
 Near-tie rule for top-k agreement (see docs/metrics.md): for each sample, let ``s_k`` be the reference's
-k-th largest score and ``tie = tie_rtol * max|reference row| + tie_atol``. The *accepted set* is every
+k-th largest score and ``tie = tie_rtol * max(|s_1|, |s_k|) + tie_atol`` (finite scores only). The *accepted set* is every
 class whose reference score is ``>= s_k - tie`` (the reference top-k, extended by near-ties). The
 candidate agrees on that sample when its own top-k classes all lie in the accepted set. So swapping two
 classes whose reference scores are within ``tie`` of each other is not counted as a disagreement.
@@ -174,8 +174,13 @@ def topk_agreement(
     if r.ndim == 0 or r.shape[-1] <= k:
         return MetricResult(name, None, tol, details={"reason": f"needs more than {k} classes"})
     rr, cr = _rows(r), _rows(c)
-    kth = -np.sort(-rr, axis=1)[:, k - 1]
-    tie = tie_rtol * np.abs(rr).max(axis=1) + tie_atol
+    ordered = -np.sort(-rr, axis=1)
+    kth = ordered[:, k - 1]
+    # The tie window scales with the magnitude of the top scores (finite ones only): the row's largest
+    # |score| would let one huge negative logit or a masked -inf widen the window to everything.
+    top = np.where(np.isfinite(ordered[:, 0]), np.abs(ordered[:, 0]), 0.0)
+    kth_mag = np.where(np.isfinite(kth), np.abs(kth), 0.0)
+    tie = tie_rtol * np.maximum(top, kth_mag) + tie_atol
     accepted = rr >= (kth - tie)[:, None]
     # NOTE: argsort of -x puts NaN last, so a NaN candidate row picks arbitrary classes and mostly disagrees.
     cand_top = np.argsort(-np.nan_to_num(cr, nan=-np.inf), axis=1, kind="stable")[:, :k]

@@ -7,6 +7,7 @@ float32 (conversion fidelity, should be near exact), ``fp16`` with the interpret
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +89,8 @@ class Comparison:
         if not values:
             return None
         key = [m.value for m in values]
+        if any(isinstance(v, float) and math.isnan(v) for v in key):
+            return math.nan  # NaN is the worst value; min/max would depend on the output order
         return min(key) if values[0].higher_is_better else max(key)  # type: ignore[type-var]
 
 
