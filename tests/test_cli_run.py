@@ -36,6 +36,19 @@ def test_run_writes_outputs(package, tmp_path, capsys):
     assert main(["run", str(path), "--out", str(out), "--force", "--precision", "fp16"]) == 0
 
 
+def test_run_reads_an_npz_with_one_array_or_one_named_like_the_input(package, tmp_path):
+    path, model, x = package
+    expected = model(x).detach().numpy()
+    np.savez(tmp_path / "single.npz", data=x.numpy())
+    np.savez(tmp_path / "named.npz", x=x.numpy(), labels=np.arange(2))
+    for archive in ("single.npz", "named.npz"):
+        out = tmp_path / f"out_{archive}"
+        assert main(["run", str(path), "--input", f"x={tmp_path / archive}", "--out", str(out)]) == 0
+        with np.load(out) as written:
+            (result,) = [written[k] for k in written.files]
+        np.testing.assert_allclose(result, expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -43,13 +56,17 @@ def test_run_writes_outputs(package, tmp_path, capsys):
         (["--input", "nonsense"], "NAME=FILE"),
         (["--input", "y={npy}"], "unknown input 'y'"),
         (["--input", "x={bad}"], "has shape 6"),
+        (["--input", "x={npz}"], "is an .npz archive with arrays a, b but none named 'x'; pass a .npy file"),
     ],
 )
 def test_run_bad_inputs_exit_2_one_line(package, tmp_path, capsys, args, message):
     path, _, _ = package
     np.save(tmp_path / "x.npy", np.zeros((2, 6), np.float32))
     np.save(tmp_path / "bad.npy", np.zeros((6,), np.float32))
-    args = [a.format(npy=tmp_path / "x.npy", bad=tmp_path / "bad.npy") for a in args]
+    np.savez(tmp_path / "two.npz", a=np.zeros((2, 6), np.float32), b=np.zeros((2, 6), np.float32))
+    args = [
+        a.format(npy=tmp_path / "x.npy", bad=tmp_path / "bad.npy", npz=tmp_path / "two.npz") for a in args
+    ]
     assert main(["run", str(path), *args]) == 2
     err = capsys.readouterr().err.strip()
     assert message in err

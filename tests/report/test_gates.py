@@ -46,6 +46,34 @@ def test_unmeasured_keys_fail_the_gate():
     assert failures and "not measured" in failures[0].reason
 
 
+def test_null_working_set_fails_as_not_measured():
+    summary = {**SUMMARY, "memory.working_set_mb": None}
+    (failure,) = evaluate([parse_gate("memory.working_set_mb>100")], summary)
+    assert failure.reason == "memory.working_set_mb>100: memory.working_set_mb was not measured"
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["memory.fits=ipad-air-3rd-gen", "memory.fits!=ipad-air-3rd-gen", "memory.fits.ipad-air-3rd-gen=false"],
+)
+def test_memory_fits_with_unknown_budget_fails_saying_so(expr):
+    summary = {**SUMMARY, "memory.fits_unknown": ["ipad-air-3rd-gen"]}
+    (failure,) = evaluate([parse_gate(expr)], summary, [*DEVICES, "ipad-air-3rd-gen"])
+    assert failure.reason == (
+        f"{expr}: ipad-air-3rd-gen's app memory budget is unknown (no catalog figure), so fit cannot be checked"
+    )
+
+
+@pytest.mark.parametrize(
+    "expr",
+    ["fp16.top1_agreement<nan", "memory.working_set_mb>inf", "fp32.snr_db<-Infinity", "size.weight_mb>1e999"],
+)
+def test_non_finite_gate_values_are_rejected(expr):
+    with pytest.raises(InputError, match="is not a finite number") as e:
+        parse_gate(expr)
+    assert "\n" not in str(e.value)
+
+
 @pytest.mark.parametrize(
     "expr", ["fp16.top1_agreement", "nonsense<1", "fp16.top1_agreement<<0.9", "memory.fits<3", ""]
 )

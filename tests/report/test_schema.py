@@ -83,3 +83,19 @@ def test_latency_section_bounds_default_devices(demo_report):
     assert s["latency.iphone-12.best_ms"] == twelve["best"]["at_best_ms"]
     assert s["latency.iphone-12.ne_ms"] >= s["latency.iphone-12.best_ms"] > 0
     assert "latency.iphone-16-pro.gpu_ms" not in s  # no GPU figure: no bound, not a zero
+
+
+def test_unknown_working_set_and_budget_are_null_not_zero(demo_result):
+    import copy
+
+    from devicefit.analyze.catalog import load_catalog
+    from devicefit.analyze.memory import fit_table
+
+    ipad = [d for d in load_catalog() if d.id == "ipad-air-3rd-gen"]
+    assert ipad and ipad[0].app_memory_budget_mb is None  # the catalog has no figure for it
+    unknown = copy.copy(demo_result)
+    unknown.working_set_bytes = None
+    unknown.fits = fit_table(demo_result.working_set_bytes, ipad)
+    s = build_report(unknown)["summary"]
+    assert s["memory.working_set_mb"] is None
+    assert s["memory.fits"] == [] and s["memory.fits_unknown"] == ["ipad-air-3rd-gen"]

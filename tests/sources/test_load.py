@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import json
+import pickle
+import warnings
+import zipfile
+from fractions import Fraction
+
 import numpy as np
 import pytest
 import torch
@@ -122,6 +129,97 @@ def test_exported_program(tmp_path):
         net(torch.from_numpy(x)).detach().numpy(),
         atol=1e-6,
     )
+
+
+def _pt2_with(tmp_path, edit, extra=()):
+    """A real .pt2 of a Linear, copied entry by entry through ``edit(name, data) -> data``, plus ``extra``."""
+    good = tmp_path / "good.pt2"
+    net = torch.nn.Linear(3, 2).eval()
+    net.register_buffer("offset", torch.ones(2))
+    torch.export.save(torch.export.export(net, (torch.randn(1, 3),)), str(good))
+    crafted = tmp_path / "crafted.pt2"
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(crafted, "w") as dst:
+        prefix = src.namelist()[0].split("/")[0]
+        for info in src.infolist():
+            dst.writestr(info, edit(info.filename, src.read(info)))
+        for name, data in extra:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # a duplicate name is the point of one case
+                dst.writestr(f"{prefix}/{name}", data)
+    return good, crafted
+
+
+def _saved(obj) -> bytes:
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    return buf.getvalue()
+
+
+def _set_config(name, data, suffix, fqn, **fields):
+    if not name.endswith(suffix):
+        return data
+    config = json.loads(data)
+    config["config"].setdefault(fqn, {"is_param": False, "tensor_meta": None}).update(fields)
+    return json.dumps(config).encode()
+
+
+def _pickled_weight(name, data):
+    # A harmless payload: what matters is that torch would read it with torch.load(weights_only=False).
+    if name.endswith("data/weights/weight_0"):
+        return _saved(torch.nn.Parameter(torch.zeros(2, 3)))
+    return _set_config(name, data, "weights_config.json", "weight", use_pickle=True)
+
+
+def _pickled_weight_in_a_duplicate(name, data):
+    return _set_config(name, data, "weights_config.json", "weight", use_pickle=True)
+
+
+@pytest.mark.parametrize(
+    ("edit", "extra", "reason"),
+    [
+        (_pickled_weight, (), r"'weight' is stored as a Python pickle \(.*sets use_pickle\)"),
+        (
+            lambda n, d: _set_config(
+                n, d, "constants_config.json", "obj", path_name="opaque_obj_0", use_pickle=False
+            ),
+            [("data/constants/opaque_obj_0", pickle.dumps(Fraction(1, 2)))],
+            "constant 'obj' is a pickled Python object",
+        ),
+        (
+            lambda n, d: _saved(((Fraction(1, 2),), {})) if n.endswith("sample_inputs/model.pt") else d,
+            (),
+            r"sample_inputs/model.pt is not a plain tensor file",
+        ),
+        (
+            # A clean-looking second copy of the config: zipfile.read(name) would return only that one.
+            _pickled_weight_in_a_duplicate,
+            [("data/weights/model_weights_config.json", b'{"config": {}}')],
+            r"'weight' is stored as a Python pickle",
+        ),
+    ],
+    ids=["use_pickle-weight", "opaque-constant", "pickled-sample-inputs", "duplicate-config"],
+)
+def test_exported_program_with_pickled_entries_refused_before_loading(
+    tmp_path, monkeypatch, edit, extra, reason
+):
+    good, crafted = _pt2_with(tmp_path, edit, extra)
+    assert load_source(str(good)).kind == "exported"
+
+    def must_not_load(*args, **kwargs):
+        raise AssertionError("torch.export.load reached: it would unpickle the crafted entry")
+
+    monkeypatch.setattr(torch.export, "load", must_not_load)
+    with pytest.raises(ModelLoadError, match=reason) as info:
+        load_source(str(crafted))
+    message = str(info.value)
+    assert "\n" not in message and "arbitrary code" in message and "--trust-pickle" in message
+
+
+def test_exported_program_with_pickled_weight_loads_when_trusted(tmp_path):
+    _, crafted = _pt2_with(tmp_path, _pickled_weight)
+    source = load_source(str(crafted), trust_pickle=True)
+    assert source.kind == "exported"
+    np.testing.assert_array_equal(source.exported.state_dict["weight"].detach().numpy(), np.zeros((2, 3)))
 
 
 def test_torchscript_needs_inputs_then_loads(tmp_path):

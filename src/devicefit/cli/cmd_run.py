@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 NAME = "run"
 ORDER = 20
@@ -46,10 +47,7 @@ def main(args: argparse.Namespace) -> int:
             name, path = parse_named_file(text)
             if not path.exists():
                 raise InputError(f"input file {path} not found (for input {name!r})")
-            try:
-                feeds[name] = np.load(path, allow_pickle=False)
-            except Exception as e:
-                raise InputError(f"could not read {path} as a .npy array: {e}") from e
+            feeds[name] = _read_input(name, path)
     else:
         feeds = prog.example_inputs()
     outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
@@ -79,3 +77,29 @@ def main(args: argparse.Namespace) -> int:
         atomic_save_npz(args.out, arrays)
         console.print(f"wrote {len(arrays)} arrays to {args.out}")
     return 0
+
+
+def _read_input(name: str, path: Path) -> Any:
+    """One input array from a .npy, or from an .npz holding a single array or one named ``name``."""
+    import numpy as np
+
+    from devicefit.errors import InputError
+
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except Exception as e:
+        reason = " ".join(str(e).split())
+        raise InputError(f"could not read {path} as a .npy array: {reason}") from e
+    if not isinstance(loaded, np.lib.npyio.NpzFile):
+        return loaded
+    # np.load of an .npz is a lazy archive, not an array: pick the one array meant for this input.
+    with loaded:
+        keys = list(loaded.files)
+        if name in keys:
+            return loaded[name]
+        if len(keys) == 1:
+            return loaded[keys[0]]
+    raise InputError(
+        f"{name}={path} is an .npz archive with arrays {', '.join(keys) or '(none)'} but none named {name!r}; "
+        "pass a .npy file per input, or use `devicefit check --data FILE.npz`"
+    )

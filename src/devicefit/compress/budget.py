@@ -1,7 +1,7 @@
 """Accuracy budgets: ``"accuracy>=-0.5%"``, ``"cosine>=0.999"``, ``"psnr>=40"``, and how to measure them.
 
-* ``accuracy``: task accuracy with labels. A signed value (``-0.5%``) is relative to the original model's
-  accuracy (percentage points); an unsigned one (``97%``, ``0.97``) is absolute.
+* ``accuracy``: task accuracy with labels. A signed value is a drop in percentage points from the original
+  model's accuracy and must carry ``%`` (``-0.5%``); an unsigned one (``97%``, ``0.97``) is absolute.
 * ``cosine``: cosine similarity of the compressed model's outputs (run in fp16) with the original's (run in
   fp32), over all samples flattened; the worst output counts.
 * ``psnr``: peak SNR in dB (``compare.metrics.psnr_db``), same pairing; the worst output counts.
@@ -18,6 +18,10 @@ import numpy as np
 from devicefit.errors import InputError
 
 METRICS = ("accuracy", "cosine", "psnr")
+# Slack when comparing a metric with its bound: 149/300 vs 152/300 - 1% differ by one float rounding step.
+SLACK = 1e-12
+# An unsigned accuracy percentage below this is almost surely a relative budget missing its minus sign.
+_MIN_ABSOLUTE_PCT = 10.0
 _RE = re.compile(r"^\s*([a-z][a-z0-9_]*)\s*>=\s*([+-]?)\s*(\d+(?:\.\d*)?|\.\d+)\s*(%?)\s*$")
 
 
@@ -50,6 +54,11 @@ class Budget:
         return self.metric == "accuracy"
 
 
+def meets(value: float, threshold: float) -> bool:
+    """Whether a measured metric reaches a budget's bound, allowing for float rounding (``SLACK``)."""
+    return value >= threshold - SLACK
+
+
 def parse_budget(text: str) -> Budget:
     """Parse a budget string.
 
@@ -68,13 +77,7 @@ def parse_budget(text: str) -> Budget:
     if sign == "-":
         value = -value
     if metric == "accuracy":
-        if sign == "+":
-            raise InputError(
-                f"budget {text!r} asks for a gain; a relative accuracy budget is a drop like -0.5%"
-            )
-        if not -1.0 <= value <= 1.0:
-            raise InputError(f"accuracy budget {text!r} out of range; give a fraction or a percentage")
-        return Budget(metric, value, relative=bool(sign), text=text)
+        return _accuracy_budget(text, sign, number, pct, value)
     if sign or pct:
         raise InputError(
             f"a {metric} budget is an absolute bound like {metric}>={'0.999' if metric == 'cosine' else '40'}"
@@ -84,6 +87,25 @@ def parse_budget(text: str) -> Budget:
     if metric == "psnr" and value <= 0:
         raise InputError(f"psnr budget {text!r} must be a positive number of dB")
     return Budget(metric, value, text=text)
+
+
+def _accuracy_budget(text: str, sign: str, number: str, pct: str, value: float) -> Budget:
+    if sign == "+":
+        raise InputError(f"budget {text!r} asks for a gain; a relative accuracy budget is a drop like -0.5%")
+    if sign and not pct:
+        # "-0.5" could mean half a point or 50 points; only the % form says which.
+        raise InputError(
+            f"relative accuracy budget {text!r} needs a %: write accuracy>=-{number}% for a drop of {number} "
+            "percentage points from the original model"
+        )
+    if not -1.0 <= value <= 1.0:
+        raise InputError(f"accuracy budget {text!r} out of range; give a fraction or a percentage")
+    if pct and not sign and float(number) < _MIN_ABSOLUTE_PCT:
+        raise InputError(
+            f"accuracy budget {text!r} is an absolute accuracy of {number}%, which almost any model meets; "
+            f"for a drop from the original model write accuracy>=-{number}%"
+        )
+    return Budget("accuracy", value, relative=bool(sign), text=text)
 
 
 def _float_outputs(outputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.compress.budget import Budget, measure
+from devicefit.compress.budget import Budget, measure, meets
 from devicefit.compress.evaluate import run_samples
 from devicefit.compress.verbs import as_mlmodel, fp16, quiet
 from devicefit.compress.weights import _main, _ops
@@ -162,10 +162,10 @@ def repair_fp16(
         return cache[keep]
 
     def ok(keep: frozenset[str]) -> bool:
-        return score(keep)[0] >= threshold
+        return meets(score(keep)[0], threshold)
 
     fp16_metric, fp16_model = score(frozenset())
-    if fp16_metric >= threshold:
+    if meets(fp16_metric, threshold):
         return Fp16Repair([], fp16_metric, fp16_metric, threshold, True, None, len(cache), fp16_model)
     order = compute_ops(mlmodel)
     start_name = first_divergent(mlmodel, fp16_model, feeds)
@@ -198,5 +198,12 @@ def repair_fp16(
     out = run_samples(interp.load(rebuilt), feeds, "fp16")
     verified = measure(budget.metric, out, reference, labels, names[0])
     return Fp16Repair(
-        keep, fp16_metric, verified, threshold, verified >= threshold, start_name, len(cache) + 1, rebuilt
+        keep,
+        fp16_metric,
+        verified,
+        threshold,
+        meets(verified, threshold),
+        start_name,
+        len(cache) + 1,
+        rebuilt,
     )

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.compress.budget import Budget, measure, parse_budget
+from devicefit.compress.budget import Budget, measure, meets, parse_budget
 from devicefit.compress.configs import Config, Fp16Config, PalettizeConfig, QuantizeConfig
 from devicefit.compress.evaluate import EvalSpec, Measure, make_executor, run_samples
 from devicefit.compress.repair import Fp16Repair, repair_fp16
@@ -236,7 +236,7 @@ def search(
     fp16_metric = measure(
         budget.metric, run_samples(interp.load(base), feeds, "fp16"), reference, labels, first
     )
-    if fp16_metric < threshold:
+    if not meets(fp16_metric, threshold):
         report("fp16 repair", 0, 1)
         repair = repair_fp16(original, feeds, budget, labels, reference)
         if repair.passed:
@@ -339,7 +339,7 @@ def search(
 
 
 def _candidate(assign: dict[str, str], nbytes: int, m: Measure, threshold: float) -> Candidate:
-    return Candidate(dict(assign), nbytes, m.metric, m.noise, m.metric >= threshold)
+    return Candidate(dict(assign), nbytes, m.metric, m.noise, meets(m.metric, threshold))
 
 
 def _refine(current: Candidate, order: list[str], run: Any, limit: int, seen: dict) -> Candidate:

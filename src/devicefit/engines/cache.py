@@ -6,11 +6,16 @@ Layout under the cache root (``$DEVICEFIT_CACHE_DIR`` or ``~/.cache/devicefit``)
     entries/<key>/<files>         the engine's artifacts (.onnx, .npy, .mlmodelc ...)
     hashes/<path-digest>.json     model path + stat signature -> content sha256 (skip rehashing)
     locks/<key>.lock              fcntl locks: one builder per key across processes
+    locks/<key>.use               shared while a process reads the entry; eviction needs it exclusive
     tmp/                          entries being built; renamed into entries/ only when complete
 
 An entry is built in ``tmp/`` and renamed into place in one ``os.rename``: a process killed mid-write
 leaves only a stray temporary (swept later), never a half entry. Reads verify every file's size and checksum
 (cheap next to loading) and drop a corrupted entry so it is rebuilt. Nothing here is ever unpickled.
+
+Lock order, so that no two processes can wait on each other: the only blocking acquisitions are an entry's
+``.use`` lock (shared), then its build lock, then ``_evict``; eviction, while holding ``_evict``, only *tries*
+an entry's ``.use`` lock (``LOCK_NB``) and skips the entry when a reader or its builder holds it.
 """
 
 from __future__ import annotations
@@ -116,7 +121,6 @@ class SpecializationCache:
         env_cap = os.environ.get("DEVICEFIT_CACHE_MAX_BYTES")
         self.max_bytes = max_bytes if max_bytes is not None else int(env_cap or DEFAULT_MAX_BYTES)
         self.events: list[str] = []  # "hit <key>", "miss <key>", "corrupt <key>: why", "evict <key>"
-        self._held: set[str] = set()  # keys this object holds a lock on (flock would self-deadlock)
 
     # ------------------------------------------------------------------ paths and locks
     def _dir(self, name: str) -> Path:
@@ -127,14 +131,20 @@ class SpecializationCache:
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """An exclusive fcntl lock shared by every process using this cache root."""
-        with open(self._dir("locks") / f"{name}.lock", "a+") as f:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX)
-            self._held.add(name)
-            try:
-                yield
-            finally:
-                self._held.discard(name)
-                fcntl.flock(f.fileno(), fcntl.LOCK_UN)
+        with _flock(self._dir("locks") / f"{name}.lock", fcntl.LOCK_EX):
+            yield
+
+    @contextlib.contextmanager
+    def reading(self, entry: CacheEntry | str) -> Iterator[None]:
+        """Hold ``entry`` (or a key) against eviction while reading it, e.g. while an engine loads from it.
+
+        A shared lock: any number of readers, in any processes, at once. Take it *before* looking the entry
+        up (``with cache.reading(key): entry, hit = cache.get_or_build(key, ...)``) so that it cannot be
+        evicted between the lookup and the load.
+        """
+        key = entry.key if isinstance(entry, CacheEntry) else entry
+        with _flock(self._dir("locks") / f"{key}.use", fcntl.LOCK_SH):
+            yield
 
     # ------------------------------------------------------------------ keys
     def content_hash(self, path: str | os.PathLike[str]) -> str:
@@ -165,15 +175,18 @@ class SpecializationCache:
         path = self.root / "entries" / key
         if not path.exists():
             return None
-        try:
-            entry = self._verify(key, path)
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            self.events.append(f"corrupt {key}: {e}")
-            self._remove(path)
-            return None
-        now = time.time()
-        with contextlib.suppress(OSError):
-            os.utime(path / "manifest.json", (now, now))  # mtime of the manifest = last use (LRU)
+        with self.reading(key):  # an eviction mid-verify would read as corruption
+            if not path.exists():  # evicted while we waited for the lock
+                return None
+            try:
+                entry = self._verify(key, path)
+            except (OSError, ValueError, KeyError, TypeError) as e:
+                self.events.append(f"corrupt {key}: {e}")
+                self._remove(path)
+                return None
+            now = time.time()
+            with contextlib.suppress(OSError):
+                os.utime(path / "manifest.json", (now, now))  # mtime of the manifest = last use (LRU)
         entry.last_used = now
         return entry
 
@@ -208,6 +221,21 @@ class SpecializationCache:
         build: Callable[[Path], dict[str, Any] | None],
     ) -> CacheEntry:
         """Build an entry with ``build(folder)`` (it writes its files there and may return metadata)."""
+        with self.reading(key):  # evicting others must not take the entry just written
+            self._write(key, engine, options, build)
+            self.evict()
+            entry = self.get(key)
+        if entry is None:
+            raise OSError(f"cache entry {key} vanished right after it was written")
+        return entry
+
+    def _write(
+        self,
+        key: str,
+        engine: str,
+        options: dict[str, Any],
+        build: Callable[[Path], dict[str, Any] | None],
+    ) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=self._dir("tmp")))
         try:
             meta = build(tmp) or {}
@@ -230,11 +258,6 @@ class SpecializationCache:
             os.rename(tmp, final)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        self.evict()
-        entry = self.get(key)
-        if entry is None:
-            raise OSError(f"cache entry {key} vanished right after it was written (cache cap too small?)")
-        return entry
 
     def get_or_build(
         self,
@@ -243,18 +266,29 @@ class SpecializationCache:
         options: dict[str, Any],
         build: Callable[[Path], dict[str, Any] | None],
     ) -> tuple[CacheEntry, bool]:
-        """(entry, hit). One process builds a key at a time; the others wait and then reuse it."""
-        entry = self.get(key)
-        if entry is not None:
-            self.events.append(f"hit {key}")
-            return entry, True
-        with self.lock(key):
-            entry = self.get(key)  # built by another process while we waited
+        """(entry, hit). One process builds a key at a time; the others wait and then reuse it.
+
+        Eviction may remove the entry once this returns; load from it inside :meth:`reading`.
+        """
+        with self.reading(key):
+            entry = self.get(key)
             if entry is not None:
                 self.events.append(f"hit {key}")
                 return entry, True
-            self.events.append(f"miss {key}")
-            return self.put(key, engine, options, build), False
+            with self.lock(key):
+                entry = self.get(key)  # built by another process while we waited
+                if entry is not None:
+                    self.events.append(f"hit {key}")
+                    return entry, True
+                self.events.append(f"miss {key}")
+                self._write(key, engine, options, build)
+            # NOTE: evict only after releasing the build lock: a process evicting while we held it and
+            # waited on `_evict` was a lock-order inversion (both hung)
+            self.evict()
+            entry = self.get(key)
+        if entry is None:
+            raise OSError(f"cache entry {key} vanished right after it was written")
+        return entry, False
 
     # ------------------------------------------------------------------ listing, eviction
     def entries(self) -> list[CacheEntry]:
@@ -289,7 +323,11 @@ class SpecializationCache:
         return sum(e.size_bytes for e in self.entries())
 
     def evict(self, max_bytes: int | None = None) -> list[str]:
-        """Remove least recently used entries until the cache fits ``max_bytes``; sweep stale temporaries."""
+        """Remove least recently used entries until the cache fits ``max_bytes``; sweep stale temporaries.
+
+        Entries being read or just built (held with :meth:`reading`, in any process) are skipped, so the
+        cache can stay above the cap until they are released.
+        """
         cap = self.max_bytes if max_bytes is None else max_bytes
         removed = []
         with self.lock("_evict"):
@@ -298,10 +336,10 @@ class SpecializationCache:
             for e in reversed(entries):  # oldest use first
                 if total <= cap:
                     break
-                if e.key in self._held:  # the entry this process is building right now
-                    continue
-                # never pull an entry out from under a process building or reading it
-                with self.lock(e.key):
+                # never pull an entry out from under a reader; never wait for one either (see lock order)
+                with _flock(self._dir("locks") / f"{e.key}.use", fcntl.LOCK_EX, blocking=False) as got:
+                    if not got:
+                        continue
                     self._remove(e.path)
                 total -= e.size_bytes
                 removed.append(e.key)
@@ -329,6 +367,24 @@ class SpecializationCache:
         with contextlib.suppress(OSError):
             os.rename(path, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _flock(path: Path, mode: int, blocking: bool = True) -> Iterator[bool]:
+    """flock ``path`` (``LOCK_SH`` / ``LOCK_EX``); yields False when ``blocking=False`` and it is held.
+
+    Each call opens its own file description, so locks conflict between threads of one process too.
+    """
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f.fileno(), mode if blocking else mode | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _atomic_text(path: Path, text: str) -> None:

@@ -73,8 +73,9 @@ class CoreMLEngine(Engine):
         def build(folder: Path) -> None:
             ct.models.utils.compile_model(str(path), destination_path=str(folder / "model.mlmodelc"))
 
-        entry, hit = cache.get_or_build(key, self.name, {}, build)
-        self.mlmodel = ct.models.CompiledMLModel(str(entry.path / "model.mlmodelc"), compute_units=units)
+        with cache.reading(key):  # no process evicts the entry while Core ML opens it
+            entry, hit = cache.get_or_build(key, self.name, {}, build)
+            self.mlmodel = ct.models.CompiledMLModel(str(entry.path / "model.mlmodelc"), compute_units=units)
         return hit
 
     def _describe(self, spec: Any) -> None:

@@ -85,25 +85,26 @@ class InterpEngine(Engine):
             built["program"] = prog
             return save_plan(prog.plan, prog.functions, folder)
 
-        try:
-            entry, hit = cache.get_or_build(key, self.name, options, build)
-        except Unserializable as e:
-            log.info("interp plan of %s is not cacheable (%s); loading uncached", path, e)
-            self.program = built.get("program") or interp.load(path, function=function)
-            self._describe()
-            return False
-        if not hit and "program" in built:
-            self.program = built["program"]
-        else:
+        with cache.reading(key):  # no process evicts the entry while its plan is read
             try:
-                plan, functions = load_plan(entry.path)
-            except (ValueError, KeyError, TypeError, OSError) as e:
-                cache.events.append(f"corrupt {key}: {e}")
-                cache._remove(entry.path)
-                self.program = interp.load(path, function=function)
+                entry, hit = cache.get_or_build(key, self.name, options, build)
+            except Unserializable as e:
+                log.info("interp plan of %s is not cacheable (%s); loading uncached", path, e)
+                self.program = built.get("program") or interp.load(path, function=function)
                 self._describe()
                 return False
-            self.program = Program(plan, functions, str(path))
+            if not hit and "program" in built:
+                self.program = built["program"]
+            else:
+                try:
+                    plan, functions = load_plan(entry.path)
+                except (ValueError, KeyError, TypeError, OSError) as e:
+                    cache.events.append(f"corrupt {key}: {e}")
+                    cache._remove(entry.path)
+                    self.program = interp.load(path, function=function)
+                    self._describe()
+                    return False
+                self.program = Program(plan, functions, str(path))
         self._describe()
         return hit
 

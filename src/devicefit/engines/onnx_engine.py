@@ -8,6 +8,7 @@ nn.Module are always cached.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -136,8 +137,9 @@ class OnnxRuntimeEngine(Engine):
             so.optimized_model_filepath = str(optimize_to)
         return so
 
-    def _onnx_path(self) -> tuple[Path, str | None]:
-        """(path of the .onnx to run, its content hash if known)."""
+    def _onnx_path(self, held: contextlib.ExitStack) -> tuple[Path, str | None]:
+        """(path of the .onnx to run, its content hash if known); a cache entry it points into is held
+        against eviction (``SpecializationCache.reading``) until ``held`` closes."""
         model = self.model
         if isinstance(model, (str, os.PathLike)):
             path = Path(model)
@@ -167,8 +169,10 @@ class OnnxRuntimeEngine(Engine):
             path = Path(self._tmp.name) / "model.onnx"
             export_onnx(model, examples, path)
             return path, None
+        key = cache.key(fp, "torch.onnx.export", {}, f"torch-{torch.__version__}")
+        held.enter_context(cache.reading(key))
         entry, _ = cache.get_or_build(
-            cache.key(fp, "torch.onnx.export", {}, f"torch-{torch.__version__}"),
+            key,
             "torch.onnx.export",
             {},
             lambda d: export_onnx(model, examples, d / "model.onnx"),
@@ -177,6 +181,12 @@ class OnnxRuntimeEngine(Engine):
         return path, cache.content_hash(path)
 
     def _load(self) -> bool | None:
+        # cache entries read while loading (the exported .onnx, the optimized graph) stay un-evictable
+        # until ONNX Runtime has built the session from them
+        with contextlib.ExitStack() as held:
+            return self._load_held(held)
+
+    def _load_held(self, held: contextlib.ExitStack) -> bool | None:
         import onnxruntime as ort
 
         if self.precision == "fp16":
@@ -184,7 +194,7 @@ class OnnxRuntimeEngine(Engine):
                 "onnxruntime runs the model in the precision it was exported in; use precision='fp32', "
                 "or engine='interp' to emulate fp16"
             )
-        path, digest = self._onnx_path()
+        path, digest = self._onnx_path(held)
         providers = providers_for(self.compute_units)
         cache = self.cache()
         hit: bool | None = None
@@ -206,6 +216,7 @@ class OnnxRuntimeEngine(Engine):
                         str(path), self._session_options(folder / "model.opt.onnx", True), providers=providers
                     )
 
+                held.enter_context(cache.reading(key))
                 entry, hit = cache.get_or_build(key, self.name, options, build)
                 try:
                     self.session = ort.InferenceSession(

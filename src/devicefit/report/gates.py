@@ -5,14 +5,18 @@ expression is *true*, e.g. ``fp16.top1_agreement<0.99`` or ``convert.ok=false``.
 
 One key reads as a requirement because its value is a list: ``memory.fits=DEVICE`` fails when the model
 does *not* fit DEVICE (``memory.fits!=DEVICE`` fails when it does). ``memory.fits.DEVICE=false`` says the
-same in the plain boolean form. ``ane.*`` keys read the Neural Engine lint (a prediction) and
-``latency.DEVICE.best_ms`` (or ``ne_ms`` / ``gpu_ms`` / ``cpu_ms``) the roofline lower bound on DEVICE, e.g.
-``ane.fallback_ops_share>0.1`` or ``latency.iphone-12.best_ms>5``. A gate whose key was not measured (e.g. ``fp32.*`` without a PyTorch
-reference) fails, so a CI job never passes by accident. See docs/check.md for the keys.
+same in the plain boolean form. Both forms fail for a device whose app memory budget is unknown (the
+summary lists those under ``memory.fits_unknown``). ``ane.*`` keys read the Neural Engine lint (a
+prediction) and ``latency.DEVICE.best_ms`` (or ``ne_ms`` / ``gpu_ms`` / ``cpu_ms``) the roofline lower bound
+on DEVICE, e.g. ``ane.fallback_ops_share>0.1`` or ``latency.iphone-12.best_ms>5``. A gate whose key was not
+measured (e.g. ``fp32.*`` without a PyTorch reference, or a null ``memory.working_set_mb``) fails, so a CI
+job never passes by accident. Gate values must be finite numbers (or true/false). See docs/check.md for the
+keys.
 """
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Callable
@@ -62,6 +66,8 @@ KNOWN_KEYS = (
     "ane.transitions",
     "ane.ne_barred",
 )
+# Keys whose null means "not measured" (not a NaN measurement).
+_NULL_IS_UNMEASURED = ("size.package_mb", "memory.working_set_mb")
 LATENCY_UNITS = ("best", "ne", "gpu", "cpu")
 _LATENCY_KEY = re.compile(r"^latency\.([A-Za-z0-9_\-]+)\.(best|ne|gpu|cpu)_ms$")
 
@@ -111,6 +117,8 @@ def parse_gate(text: str) -> Gate:
     value = _value(raw)
     if key != "memory.fits" and isinstance(value, str):
         raise InputError(f"--fail-on {text!r}: {raw!r} is not a number or true/false; e.g. {key}<0.99")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"--fail-on {text!r}: {raw!r} is not a finite number; e.g. {key}<0.99")
     if key == "memory.fits" and op not in ("=", "==", "!="):
         raise InputError(
             f"--fail-on {text!r}: memory.fits takes = or != and a device id, e.g. memory.fits=iphone-12"
@@ -168,6 +176,11 @@ def evaluate(
             if fitting is None:
                 failures.append(GateFailure(g, None, f"{g.text}: memory was not measured"))
                 continue
+            if device in (summary.get("memory.fits_unknown") or []):
+                # No budget figure: neither "fits" nor "does not fit" can be claimed, so the gate cannot pass.
+                why = f"{device}'s app memory budget is unknown (no catalog figure), so fit cannot be checked"
+                failures.append(GateFailure(g, None, f"{g.text}: {why}"))
+                continue
             fits = device in fitting
             if g.key == "memory.fits":
                 tripped = not fits if g.op in ("=", "==") else fits
@@ -181,7 +194,7 @@ def evaluate(
         actual = summary.get(g.key)
         if actual is None:
             # The report stores NaN as null: a present-but-null key is a NaN measurement, not a missing one.
-            why = "is NaN" if g.key in summary else "was not measured"
+            why = "is NaN" if g.key in summary and g.key not in _NULL_IS_UNMEASURED else "was not measured"
             failures.append(GateFailure(g, None, f"{g.text}: {g.key} {why}"))
             continue
         expected = g.value

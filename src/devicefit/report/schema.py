@@ -160,8 +160,9 @@ def _summary(r: Any) -> dict[str, Any]:
             s[f"size.{p}_mb"] = b / MB
     if r.memory is not None:
         s["memory.peak_activation_mb"] = r.memory.peak_bytes / MB
-        s["memory.working_set_mb"] = (r.working_set_bytes or 0) / MB
+        s["memory.working_set_mb"] = None if r.working_set_bytes is None else r.working_set_bytes / MB
         s["memory.fits"] = [f.device for f in r.fits if f.fits]
+        s["memory.fits_unknown"] = [f.device for f in r.fits if f.fits is None]
     if r.ane_lint is not None:
         s.update(device_sections.ane_summary(device_sections.ane_section(r.ane_lint)))
     if r.latency:

@@ -17,6 +17,7 @@ concurrent engine calls holds even under cancellation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 from collections import deque
 from collections.abc import Callable
@@ -143,6 +144,11 @@ class InFlightScheduler:
             self._stats.submitted += 1
         while True:
             with self._cond:
+                # NOTE: re-checked on every pass: a waiter woken for a freed slot just before close() must not
+                # enqueue (that would start a fresh, never-joined worker running on a closed model)
+                if self._closing:
+                    self._stats.dropped += 1
+                    raise Dropped("request dropped: the model was unloaded before it ran")
                 if not self._full():
                     self._enqueue(req)
                     break
@@ -188,6 +194,9 @@ class InFlightScheduler:
             raise
 
     def _enqueue(self, req: _Request) -> None:
+        if self._closing:  # never start a worker that close() will not join
+            self._drop(req, "the model was unloaded before it ran")
+            return
         self._queue.append(req)
         self._stats.peak_queued = max(self._stats.peak_queued, len(self._queue))
         if len(self._threads) < self.max_in_flight:
@@ -224,8 +233,10 @@ class InFlightScheduler:
             exc: BaseException | None = None
             try:
                 result = self.run(req.feeds)
-            except Exception as e:  # fails this request only; the worker lives on
-                exc = e
+            except (
+                BaseException
+            ) as e:  # fails this request only (even SystemExit & co.); the worker lives on,
+                exc = e  # the slot is released and the caller's future resolved below
             with self._cond:
                 self._running -= 1
                 req.state = "done"
@@ -237,7 +248,8 @@ class InFlightScheduler:
                     self._stats.completed += 1
                 self._wake_admission()
             if not req.cancel_requested and not req.loop.is_closed():
-                req.loop.call_soon_threadsafe(_resolve, req.future, result, exc)
+                with contextlib.suppress(RuntimeError):  # the loop closed since the check: nobody awaits
+                    req.loop.call_soon_threadsafe(_resolve, req.future, result, exc)
 
     def close(self, timeout: float | None = None) -> None:
         """Drop queued requests, let running ones finish, and join the worker threads."""

@@ -2,7 +2,8 @@
 
 The kind is decided by content, not by extension alone: a folder with ``config.json`` is a Hugging Face
 model, a zip holding ``code/`` is TorchScript, a zip holding ``archive_format`` is a torch.export program,
-and any other torch file is a pickle, which is only unpickled with an explicit ``trust_pickle=True``.
+and any other torch file is a pickle, which is only unpickled with an explicit ``trust_pickle=True`` (so is a
+``.pt2`` that holds pickled entries: see :mod:`devicefit.sources.pt2_check`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def load_source(spec: str, inputs: list[InputSpec] | None = None, trust_pickle: 
             TorchScript ``.pt``/``.ts``, a ``.mlpackage``/``.mlmodel``, a Hugging Face model folder, or a
             pickled ``nn.Module`` (only with ``trust_pickle``).
         inputs: input names/shapes/dtypes overriding the model's own example inputs (``--input``).
-        trust_pickle: allow unpickling a ``torch.save``'d module (runs arbitrary code from the file).
+        trust_pickle: allow unpickling a ``torch.save``'d module, or a ``.pt2`` whose weights, constants or
+            sample inputs are Python pickles (either runs arbitrary code from the file).
 
     Returns:
         The loaded SourceModel, with example inputs and, for torch kinds, an eval-mode reference.
@@ -253,7 +255,7 @@ def _load_torch_file(
 ) -> SourceModel:
     names = _zip_names(path)
     if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
-        return _load_exported(spec, path, inputs)
+        return _load_exported(spec, path, inputs, trust_pickle)
     if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
         return _load_torchscript(spec, path, inputs)
     if not names and not _looks_like_pickle(path):
@@ -270,9 +272,18 @@ def _looks_like_pickle(path: Path) -> bool:
     return len(head) == 2 and head[0] == 0x80  # pickle protocol opcode
 
 
-def _load_exported(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceModel:
+def _load_exported(spec: str, path: Path, inputs: list[InputSpec] | None, trust_pickle: bool) -> SourceModel:
     import torch
 
+    from devicefit.sources.pt2_check import unsafe_pickle_reason
+
+    # torch.export.load unpickles some archive entries with full pickle: check before it reads anything.
+    reason = None if trust_pickle else unsafe_pickle_reason(path)
+    if reason is not None:
+        raise ModelLoadError(
+            f"{path.name}: {reason}; loading it would run arbitrary code from the file, so it is refused. "
+            "If you trust it, pass --trust-pickle (trust_pickle=True)"
+        )
     try:
         exported = torch.export.load(str(path))
     except Exception as exc:
@@ -426,8 +437,13 @@ def _load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMod
     except ImportError as exc:
         raise ModelLoadError(f"{path} is a Hugging Face model; install transformers to load it") from exc
     try:
-        config = transformers.AutoConfig.from_pretrained(str(path), local_files_only=True)
-        net = transformers.AutoModel.from_pretrained(str(path), local_files_only=True)
+        # never run code shipped with the model folder (auto_map); weights load with weights_only (transformers)
+        config = transformers.AutoConfig.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=False
+        )
+        net = transformers.AutoModel.from_pretrained(
+            str(path), local_files_only=True, trust_remote_code=False
+        )
     except Exception as exc:
         raise ModelLoadError(
             f"cannot load Hugging Face model {path}: {type(exc).__name__}: {_one_line(exc)}"
