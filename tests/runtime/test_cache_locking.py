@@ -97,6 +97,22 @@ def test_reader_holds_entry_against_eviction(tmp_path):
     assert evictor.entries() == []
 
 
+def test_clear_skips_entries_in_use_and_builds_in_progress(tmp_path):
+    root = tmp_path / "c"
+    reader = SpecializationCache(root)
+    free, _ = reader.get_or_build("free", "test", {}, _blob(100))
+    held, _ = reader.get_or_build("held", "test", {}, _blob(100))
+    building = root / "tmp" / "build-in-progress"  # a fresh temporary of another process's build
+    building.mkdir(parents=True)
+    other = SpecializationCache(root)
+    with reader.reading(held):
+        assert other.clear() == 1
+        assert not free.path.exists() and (held.path / "blob").exists()
+        assert building.exists()
+        assert any("clear skipped held" in e for e in other.events)
+    assert other.clear() == 1 and other.entries() == []
+
+
 def test_interp_load_holds_its_entry(small_pkg, small_feeds, tmp_path, monkeypatch):
     from devicefit.engines import _plan_io
 

@@ -344,22 +344,35 @@ class SpecializationCache:
                 total -= e.size_bytes
                 removed.append(e.key)
                 self.events.append(f"evict {e.key}")
-            tmp = self.root / "tmp"
-            if tmp.exists():
-                for t in tmp.iterdir():
-                    with contextlib.suppress(OSError):
-                        if time.time() - t.stat().st_mtime > _STALE_TMP_S:
-                            shutil.rmtree(t, ignore_errors=True)
+            self._sweep_stale_tmp()
         return removed
 
     def clear(self) -> int:
-        """Remove every entry; returns how many were removed."""
-        entries = self.entries()
-        for e in entries:
-            self._remove(e.path)
-        for name in ("hashes", "tmp"):
-            shutil.rmtree(self.root / name, ignore_errors=True)
-        return len(entries)
+        """Remove every entry not in use; returns how many were removed.
+
+        Entries another process is reading or building (see :meth:`reading`) stay, and so do temporaries of
+        builds in progress: only stale ones are swept, as in :meth:`evict`.
+        """
+        removed = 0
+        with self.lock("_evict"):
+            for e in self.entries():
+                with _flock(self._dir("locks") / f"{e.key}.use", fcntl.LOCK_EX, blocking=False) as got:
+                    if not got:
+                        self.events.append(f"clear skipped {e.key} (in use)")
+                        continue
+                    self._remove(e.path)
+                removed += 1
+            shutil.rmtree(self.root / "hashes", ignore_errors=True)
+            self._sweep_stale_tmp()
+        return removed
+
+    def _sweep_stale_tmp(self) -> None:
+        tmp = self.root / "tmp"
+        if tmp.exists():
+            for t in tmp.iterdir():
+                with contextlib.suppress(OSError):
+                    if time.time() - t.stat().st_mtime > _STALE_TMP_S:
+                        shutil.rmtree(t, ignore_errors=True)
 
     def _remove(self, path: Path) -> None:
         # rename first so readers never see a half-deleted entry
