@@ -52,6 +52,7 @@ def test_fp16_mode_rounds_every_fp16_value(cnn):
     fp16_values = [k for k, v in out16.items() if declared.get(k) == "fp16" and isinstance(v, np.ndarray)]
     assert len(fp16_values) >= 4
     for key in fp16_values:
+        assert out16[key].dtype == np.float16, key  # intermediates follow their declared type, like outputs
         value = out16[key].astype(np.float32)
         assert np.array_equal(value.astype(np.float16).astype(np.float32), value), key
     # and fp16 emulation differs from fp32 arithmetic on the same program, but not by much

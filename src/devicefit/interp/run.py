@@ -8,6 +8,7 @@ SSA names are unique in a program, so nested blocks (while_loop / cond) share on
 from __future__ import annotations
 
 import copy
+import functools
 import threading
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -193,7 +194,7 @@ class Program:
         """The coremltools pymil Function this program was compiled from (for analysis passes)."""
         return self._plan.pymil_function
 
-    @property
+    @functools.cached_property
     def value_dtypes(self) -> dict[str, str | None]:
         """Declared MIL dtype of every value the program computes (inputs and op outputs, nested too)."""
         types: dict[str, str | None] = {s.name: s.dtype for s in self.inputs}
@@ -268,10 +269,12 @@ class Program:
         for name, value in state_values.items():
             result[name] = _to_numpy(value, next(s.dtype for s in self.states if s.name == name), precision)
         if intermediates:
+            declared = self.value_dtypes if precision == "fp16" else {}
             for name, value in runner.env.items():
                 if name in self._plan.constants or name in result or not isinstance(value, torch.Tensor):
                     continue
-                result[name] = _to_numpy(value, None, precision)
+                # like outputs: fp16-typed values come back as float16 when emulating fp16
+                result[name] = _to_numpy(value, declared.get(name), precision)
         return result
 
     def _run_main(self, runner: _Runner, feeds: dict[str, torch.Tensor]) -> list[Any]:
