@@ -170,3 +170,14 @@ def test_conversion_failure_is_reported_and_exits_1(checked, tmp_path, monkeypat
     assert not (out / "model.mlpackage").exists()
     assert main(["check", str(model), "--samples", "2", "--fail-on", "convert.ok=false"]) == 1
     assert "gate failed: convert.ok=false" in capsys.readouterr().err
+
+
+def test_labels_must_be_one_index_per_sample_row():
+    spec = [type("S", (), {"name": "x", "shape": (1, 3), "dtype": "float32"})()]
+    x = np.ones((5, 1, 3), np.float32)
+    with pytest.raises(InputError, match="one-hot"):
+        from_arrays({"x": x, "labels": np.eye(4, dtype=np.int64)[[0, 1, 2, 3, 0]]}, spec, "t")
+    with pytest.raises(InputError, match="give exactly 5 labels"):
+        from_arrays({"x": x, "labels": np.arange(10)}, spec, "t")  # a whole multiple is still wrong
+    ds = from_arrays({"x": x, "labels": np.arange(5).reshape(5, 1)}, spec, "t")
+    assert ds.labels is not None and ds.labels.tolist() == [0, 1, 2, 3, 4]

@@ -54,6 +54,9 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
 
+    if args.samples < 1:
+        raise InputError(f"--samples must be at least 1, got {args.samples}")
+
     budget = parse_budget(args.budget)
     try:
         bits = tuple(int(b) for b in args.bits.split(","))

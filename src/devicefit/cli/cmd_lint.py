@@ -24,6 +24,7 @@ def main(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from devicefit.analyze import ane_lint
@@ -34,7 +35,7 @@ def main(args: argparse.Namespace) -> int:
         check_output_path(args.json, args.force)
     report = ane_lint.lint(args.model, function=args.function)
     console = Console()
-    table = Table(title=f"Neural Engine lint · {args.model} · function {report.function}")
+    table = Table(title=escape(f"Neural Engine lint · {args.model} · function {report.function}"))
     for col in ("#", "op", "name", "verdict", "rule", "reason", "fix", "source"):
         table.add_column(col, overflow="fold")
     style = {"fallback": "red", "maybe": "yellow", "ne": "green"}
@@ -44,20 +45,19 @@ def main(args: argparse.Namespace) -> int:
             "(program)",
             "",
             f"[{style.get(f.severity, 'yellow')}]{f.severity}",
-            f.rule,
-            f.reason,
-            f.fix,
-            f.source,
+            *(escape(str(v)) for v in (f.rule, f.reason, f.fix, f.source)),
         )
     for op in report.ops if args.all else report.flagged():
-        rows = [(x.rule, x.reason, x.fix, x.source) for x in op.findings] or [("", "", "", "")]
+        rows = [tuple(escape(str(v)) for v in (x.rule, x.reason, x.fix, x.source)) for x in op.findings] or [
+            ("", "", "", "")
+        ]
         for i, row in enumerate(rows):
             first = i == 0
             verdict = f"[{style[op.verdict]}]{op.verdict_text}"
             table.add_row(
                 str(op.index) if first else "",
                 op.op_type if first else "",
-                op.name if first else "",
+                escape(op.name) if first else "",
                 verdict if first else "",
                 *row,
             )

@@ -62,7 +62,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--compute-units", "-c", action="append", default=None, help="all, cpu_only, cpu_and_gpu, cpu_and_ne"
     )
     p.add_argument("--precision", action="append", default=None, choices=["fp32", "fp16"])
-    p.add_argument("--reps", type=int, default=300, help="timed warm predictions (p99 needs a few hundred)")
+    p.add_argument(
+        "--reps", type=int, default=500, help="timed warm predictions (a p99 confidence interval needs ~500)"
+    )
     p.add_argument("--batch-sizes", default="1,4,8", help="batch sizes for predict_batch throughput")
     p.add_argument(
         "--max-in-flight", type=int, default=4, help="async throughput is measured for 1..N in flight"
@@ -80,6 +82,7 @@ def main(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
+    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -117,7 +120,9 @@ def main(args: argparse.Namespace) -> int:
             progress=lambda msg: bar.update(task, description=msg),
             devices=args.devices,
         )
-    table = Table(title=f"profile · {args.model}", caption=BOUND_CAPTION if report.device_bounds else None)
+    table = Table(
+        title=escape(f"profile · {args.model}"), caption=BOUND_CAPTION if report.device_bounds else None
+    )
     for col in (
         "engine",
         "units",
@@ -134,7 +139,9 @@ def main(args: argparse.Namespace) -> int:
         table.add_column(col)
     for p in report.profiles:
         if p.error:
-            table.add_row(p.engine, p.compute_units, p.precision, f"[red]{p.error}[/red]", *[""] * 7)
+            table.add_row(
+                p.engine, p.compute_units, p.precision, f"[red]{escape(str(p.error))}[/red]", *[""] * 7
+            )
             continue
         lat = p.latency
         assert lat.p50 and lat.p90 and lat.p99

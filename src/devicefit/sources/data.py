@@ -123,13 +123,22 @@ def from_arrays(
     feeds = [{n: per_input[n][i] for n in per_input} for i in range(keep)]
     labels = None
     if arrays.get(LABELS) is not None:
-        labels = np.asarray(arrays[LABELS]).reshape(-1)
+        raw = np.asarray(arrays[LABELS])
+        if raw.ndim > 1 and not (raw.ndim == 2 and raw.shape[1] == 1):
+            raise InputError(
+                f"{origin}: labels have shape {raw.shape} (one-hot or per-class scores?); give one integer "
+                "class index per sample row"
+            )
+        labels = raw.reshape(-1)
         if labels.dtype.kind not in "iu":
             raise InputError(f"{origin}: labels have dtype {labels.dtype}; expected integer class indices")
-        rows = len(labels) // count if len(labels) % count == 0 else None
-        if rows is None or rows == 0:
+        # one label per row of the model's batch axis: a sample whose first input holds B rows takes B labels
+        first = per_input[next(iter(per_input))][0]
+        rows = int(first.shape[0]) if first.ndim >= 1 else 1
+        if len(labels) != count * rows:
             raise InputError(
-                f"{origin}: {len(labels)} labels for {count} samples; give one label per sample row"
+                f"{origin}: {len(labels)} labels for {count} samples of {rows} row(s) each; "
+                f"give exactly {count * rows} labels, one per sample row"
             )
         labels = labels[: keep * rows]
     return Dataset(feeds, labels, origin)
