@@ -82,6 +82,24 @@ def test_bad_inputs(packages, tmp_path):
         merge([small, small], tmp_path / "m.zip")
 
 
+def test_refuses_the_same_package_twice(packages, tmp_path):
+    _, small, _, _ = packages
+    alias = small.parent / "." / small.name  # another spelling of the same path
+    with pytest.raises(InputError, match="given twice") as e:
+        merge([small, alias], tmp_path / "m.mlpackage")
+    assert "\n" not in str(e.value) and not (tmp_path / "m.mlpackage").exists()
+
+
+def test_refuses_a_multi_function_input(packages, tmp_path):
+    # its weight file holds every function's weights though only one would be merged
+    _, small, large, other = packages
+    multi = tmp_path / "multi.mlpackage"
+    merge([small, large], multi)
+    with pytest.raises(InputError, match=r"already multi-function .*single-function") as e:
+        merge([multi, other], tmp_path / "m.mlpackage")
+    assert "\n" not in str(e.value) and not (tmp_path / "m.mlpackage").exists()
+
+
 def test_cli_merge(packages, tmp_path, capsys):
     _, small, large, _ = packages
     out = tmp_path / "cli.mlpackage"

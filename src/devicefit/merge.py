@@ -63,6 +63,11 @@ def _default_function(path: Path) -> str:
         raise ModelLoadError(f"could not read {path}: {str(e).splitlines()[0] if str(e) else e}") from e
     if spec.WhichOneof("Type") != "mlProgram":
         raise ModelLoadError(f"{path} is not an ML Program; re-convert it with convert_to='mlprogram'")
+    functions = list(spec.mlProgram.functions)
+    if len(functions) > 1:  # its weight file holds every function's weights: "bytes saved" would be wrong
+        raise InputError(
+            f"{path} is already multi-function ({', '.join(sorted(functions))}); merge single-function packages"
+        )
     return spec.description.defaultFunctionName or "main"
 
 
@@ -90,14 +95,15 @@ def merge(
     """Merge ``models`` (``.mlpackage`` paths) into one multi-function ``.mlpackage`` at ``output``.
 
     Args:
-        models: two or more ML Program packages; each one's default function is taken.
+        models: two or more distinct single-function ML Program packages.
         output: the ``.mlpackage`` to write, atomically (it appears whole or not at all).
         names: one function name per model (default: ``model0``, ``model1``...).
         default: the default function (default: the first name).
         force: overwrite ``output`` if it exists.
 
     Raises:
-        InputError: fewer than two models, bad names, or an output that is not ``.mlpackage``.
+        InputError: fewer than two models, the same package twice, a multi-function input, bad names,
+            or an output that is not ``.mlpackage``.
         ModelLoadError: an input that is not a readable ML Program package.
         OutputExistsError: ``output`` exists and ``force`` is False.
     """
@@ -118,6 +124,11 @@ def merge(
     for p in paths:
         if not p.exists():
             raise ModelLoadError(f"model not found: {p}")
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        if p.resolve() in seen:
+            raise InputError(f"{p} is given twice (as {seen[p.resolve()]}); give each package once")
+        seen[p.resolve()] = p
     fn_names = _check_names(names or [f"model{i}" for i in range(len(paths))], len(paths))
     default = default or fn_names[0]
     if default not in fn_names:

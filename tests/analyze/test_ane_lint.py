@@ -95,6 +95,39 @@ def test_fp32_program_is_barred_and_fp16_is_not():
     assert all(o.verdict_text == "likely on the Neural Engine" for o in fp16.ops)
 
 
+def test_fp32_program_with_integer_outputs_is_still_barred():
+    # argmax's int32 output must not hide that every float op computes in fp32
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x):
+            return self.conv(x).argmax(1)
+
+    fp32 = _lint(M(), X4, precision="fp32")
+    assert fp32.summary.ne_barred_by == ["ANE-FP32"]
+    assert fp32.summary.transitions == 0 and fp32.summary.fallback_op_share == 1.0
+    assert "ANE-FP32" not in {f.rule for f in _lint(M(), X4).program}
+
+
+def test_in_memory_weight_bytes_count_each_const_once_at_its_bit_width(ct, tmp_path):
+    from devicefit.analyze.flops import resolve_function
+    from devicefit.merge import weight_bytes
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32))
+    ml = convert(net, torch.randn(1, 64), precision="fp16")
+    opt = ct.optimize.coreml
+    config = opt.OptimizationConfig(global_config=opt.OpPalettizerConfig(nbits=4, weight_threshold=0))
+    pal = opt.palettize_weights(ml, config)
+    path = tmp_path / "pal.mlpackage"
+    pal.save(str(path))
+    on_disk = weight_bytes(path)  # the weight file adds a small header per blob
+    estimate = ane_lint._weight_bytes(resolve_function(pal), pal)
+    assert 0.8 * on_disk <= estimate <= on_disk
+
+
 def test_range_dim_input_flags_and_fixed_does_not(ct):
     m = nn.Linear(4, 4)
     shape = ct.Shape(shape=(1, ct.RangeDim(1, 8, default=2), 4))
@@ -107,6 +140,9 @@ def test_model_over_1gb_bars_the_ne():
     m = nn.Linear(4, 4)
     big = ane_lint.lint(convert(m, torch.randn(1, 4), precision="fp16"), model_bytes=2 * 1024**3)
     assert big.summary.ne_barred_by == ["ANE-1GB"]
+    assert "2.00 GiB" in big.program[0].reason  # one definition: 1 GiB = 1024**3 bytes
+    under = ane_lint.lint(convert(m, torch.randn(1, 4), precision="fp16"), model_bytes=1024**3)
+    assert "ANE-1GB" not in under.rules_fired()
     assert "ANE-1GB" not in _lint(m, torch.randn(1, 4)).rules_fired()
 
 

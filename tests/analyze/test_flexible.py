@@ -53,6 +53,28 @@ def test_a_wrong_model_fails_the_check(net):
     assert not report.all_ok and all(not c.ok for c in report.checks)
 
 
+class Wrap(nn.Module):
+    def __init__(self, fn):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x):
+        return self.fn(x)
+
+
+def test_output_count_mismatch_and_blank_errors_fail_the_check(net):
+    inp = flexible.enumerated_input("x", [(1, 4, 8), (1, 4, 16)])
+    ml = convert(net, torch.randn(1, 4, 8), inputs=[inp])
+    extra = flexible.validate_shapes(ml, Wrap(lambda x: (net(x), net(x))))  # torch has one more output
+    assert not extra.all_ok and all("1 outputs, torch module 2" in c.error for c in extra.checks)
+
+    def blank(x):
+        raise ValueError()  # an exception with an empty message
+
+    failed = flexible.validate_shapes(ml, Wrap(blank))
+    assert [c.error for c in failed.checks] == ["ValueError", "ValueError"]
+
+
 def test_input_builders_reject_bad_specs():
     with pytest.raises(InputError, match="rank"):
         flexible.enumerated_input("x", [(1, 2), (1, 2, 3)])
@@ -60,6 +82,9 @@ def test_input_builders_reject_bad_specs():
         flexible.enumerated_input("x", [(1, 2)], default=(1, 3))
     with pytest.raises(InputError, match="bad range"):
         flexible.range_input("x", [(8, 4)])
+    with pytest.raises(InputError, match="bad range"):
+        flexible.range_input("x", [1, (4, -1, 2)])  # unbounded upper: default still >= lower
+    assert flexible.range_input("x", [1, (4, -1, 8)]) is not None
 
 
 def test_many_enumerated_shapes_implication():

@@ -14,12 +14,13 @@ Usage::
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devicefit.analyze.ane_rules import OP_RULES, PROGRAM_RULES, ProgramFacts
-from devicefit.analyze.flops import iter_ops, nbytes, op_cost, resolve_function, shape_of
+from devicefit.analyze.ane_rules import OP_RULES, PROGRAM_RULES, ProgramFacts, _dtype
+from devicefit.analyze.flops import iter_ops, op_cost, resolve_function, shape_of
 
 __all__ = ["DISCLAIMER", "VERDICTS", "Finding", "LintReport", "LintSummary", "OpVerdict", "lint"]
 
@@ -162,18 +163,35 @@ def _states(function: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _weight_bytes(resolved: Any, model: Any) -> int:
-    """Bytes of the model's weights: the weight files of a package on disk, else the program's constants."""
+    """Bytes of the model's weights: the weight files of a package on disk, else the program's constants.
+
+    The fallback counts each ``const`` op once (nested blocks included) at its stored bit width, so
+    compressed (sub-byte) weights are not over-counted and constexpr inputs are not counted twice.
+    """
     if isinstance(model, (str, Path)) and Path(model).is_dir():
         weights = Path(model) / "Data" / "com.apple.CoreML" / "weights"
         if weights.is_dir():
             return sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
-    return sum(
-        nbytes(v)
-        for op in iter_ops(resolved.function)
-        if op.op_type.startswith("constexpr_")
-        for v in op.inputs.values()
-        if not isinstance(v, (list, tuple)) and v.val is not None
-    ) + sum(nbytes(op.outputs[0]) for op in resolved.function.operations if op.op_type == "const")
+    from devicefit.compress.weights import _const_bytes  # lazy: devicefit.compress is heavy to import
+
+    return sum(_const_bytes(op) for op in _const_ops(resolved.function))
+
+
+def _const_ops(block: Any) -> Iterator[Any]:
+    for op in block.operations:
+        if op.op_type == "const":
+            yield op
+        for inner in op.blocks:
+            yield from _const_ops(inner)
+
+
+def _fp32_program(ops: list[Any]) -> bool:
+    """True when the program computes in fp32: float-typed op outputs and no non-cast op producing fp16.
+
+    Integer outputs (argmax, shape, indices) say nothing about the precision, so they do not hide it.
+    """
+    dtypes = {_dtype(v) for op in ops if op.op_type != "cast" for v in op.outputs}
+    return bool(dtypes & {"fp32", "fp64"}) and "fp16" not in dtypes
 
 
 def lint(program: Any, model_bytes: int | None = None, function: str | None = None) -> LintReport:
@@ -191,9 +209,9 @@ def lint(program: Any, model_bytes: int | None = None, function: str | None = No
     resolved = resolve_function(program, function)
     fn = resolved.function
     ops: list[OpVerdict] = []
-    for op in iter_ops(fn):
-        if op.op_type.startswith("constexpr_"):
-            continue  # weight decompression: compile-time work
+    # constexpr ops are weight decompression: compile-time work
+    mil_ops = [op for op in iter_ops(fn) if not op.op_type.startswith("constexpr_")]
+    for op in mil_ops:
         findings = [_finding(r, reason) for r in OP_RULES if (reason := r.check(op)) is not None]
         name = op.outputs[0].name if op.outputs else op.name
         ops.append(OpVerdict(len(ops), op.op_type, name, _verdict(findings), op_cost(op).flops, findings))
@@ -206,8 +224,7 @@ def lint(program: Any, model_bytes: int | None = None, function: str | None = No
         states=_states(fn),
     )
     program_findings = [_finding(r, reason) for r in PROGRAM_RULES for reason in r.check(facts)]
-    fp32_ops = sum(1 for o in ops if any(f.rule == "ANE-FP32" for f in o.findings))
-    if ops and fp32_ops == len([o for o in ops if o.op_type != "cast"]) and fp32_ops:
+    if _fp32_program(mil_ops):
         program_findings.append(
             Finding(
                 "ANE-FP32",

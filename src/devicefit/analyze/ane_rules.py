@@ -25,7 +25,7 @@ MAX_POOL_STRIDE = 2
 MAX_UPSAMPLE_SCALE = 2
 MAX_RANK = 5
 MAX_DIM = 16384
-MAX_NE_MODEL_BYTES = 1024**3
+MAX_NE_MODEL_BYTES = 1024**3  # Apple's "1 GB", read as 1 GiB
 STATE_DIM_MULTIPLE = 32
 UNSUPPORTED = "hollance/neural-engine docs/unsupported-layers.md"
 
@@ -235,7 +235,10 @@ def _range_inputs(facts: ProgramFacts) -> list[str]:
 
 def _too_big(facts: ProgramFacts) -> list[str]:
     if facts.model_bytes > MAX_NE_MODEL_BYTES:
-        return [f"model is {facts.model_bytes / 1e9:.2f} GB: over 1 GB it cannot run on the NE on iPhone"]
+        return [
+            f"model is {facts.model_bytes / MAX_NE_MODEL_BYTES:.2f} GiB: over 1 GiB (1024**3 bytes) "
+            "it cannot run on the NE on iPhone"
+        ]
     return []
 
 

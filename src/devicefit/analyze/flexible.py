@@ -9,7 +9,6 @@ shape (and at a range's ends and default) and compares with PyTorch.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,7 +62,7 @@ def range_input(name: str, dims: Sequence[Dim], dtype: Any = np.float32) -> Any:
         if isinstance(d, tuple):
             lo, hi = int(d[0]), int(d[1])
             default = int(d[2]) if len(d) > 2 else lo
-            if lo < 1 or (hi != -1 and hi < lo) or (hi != -1 and not lo <= default <= hi):
+            if lo < 1 or default < lo or (hi != -1 and (hi < lo or default > hi)):
                 raise InputError(
                     f"input {name!r}: bad range {d}; need 1 <= lower <= default <= upper (upper -1 = unbounded)"
                 )
@@ -165,13 +164,16 @@ def validate_shapes(model: Any, module: Any, rtol: float = 1e-3, precision: str 
             got = prog.run(feeds, precision=precision)
             expected = _torch_outputs(module, feeds, [s.name for s in specs])
         except Exception as e:  # a shape the converted model cannot take is the finding itself
-            checks.append(ShapeCheck(shapes, float("inf"), float("inf"), False, str(e).splitlines()[0][:200]))
+            message = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            checks.append(ShapeCheck(shapes, float("inf"), float("inf"), False, message))
             continue
         out_names = [o.name for o in prog.outputs]
+        if len(out_names) != len(expected):  # a missing output is a failed check, not a pass
+            message = f"model has {len(out_names)} outputs, torch module {len(expected)}"
+            checks.append(ShapeCheck(shapes, float("inf"), float("inf"), False, message))
+            continue
         abs_err = rel = 0.0
-        for name, exp in itertools.zip_longest(out_names, expected):
-            if name is None or exp is None:
-                break
+        for name, exp in zip(out_names, expected):
             actual = np.asarray(got[name], np.float64)
             want = np.asarray(exp, np.float64)
             if actual.shape != want.shape:
