@@ -160,9 +160,14 @@ def test_conversion_failure_is_reported_and_exits_1(checked, tmp_path, monkeypat
 
     monkeypatch.setattr(conv, "convert", failing_convert)
     out = tmp_path / "o"
+    monkeypatch.setenv("COLUMNS", "300")  # the table checks below look for whole cells
     assert main(["check", str(model), "-o", str(out), "--samples", "2"]) == 1
+    printed = capsys.readouterr().out
+    assert "1 unsupported op(s): aten::frobnicate" in printed
+    assert "ops coremltools cannot convert" in printed and "model.py:3" in printed and "rewrite it" in printed
     report = json.loads((out / "report.json").read_text())
     assert report["convert"]["ok"] is False
+    assert report["convert"]["package"] is None  # nothing was written
     assert report["convert"]["unsupported"][0]["op"] == "aten::frobnicate"
     assert report["verdicts"]["numerics"]["status"] == "skipped"
     assert report["numerics"] is None and report["memory"] is None

@@ -84,7 +84,13 @@ def _verdict(status: str, reason: str) -> dict[str, str]:
 def _verdicts(r: Any) -> dict[str, dict[str, str]]:
     v: dict[str, dict[str, str]] = {}
     if not r.convert.ok:
-        v["convert"] = _verdict("fail", (r.convert.error or "conversion failed").splitlines()[0])
+        unsupported = r.convert.unsupported or []
+        if unsupported:
+            names = ", ".join(u["op"] if isinstance(u, dict) else str(u) for u in unsupported)
+            reason = f"{len(unsupported)} unsupported op(s): {names} (where and what to do: see below)"
+        else:
+            reason = (r.convert.error or "conversion failed").splitlines()[0]
+        v["convert"] = _verdict("fail", reason)
         for area in ("numerics", "size", "memory", "neural_engine"):
             v[area] = _verdict("skipped", "conversion failed")
         return v
@@ -207,7 +213,8 @@ def build_report(r: Any) -> dict[str, Any]:
             "error": r.convert.error,
             "unsupported": r.convert.unsupported,
             "rescued": r.convert.rescued,
-            "package": str(o.package_path) if o.package_path else None,
+            # only a package that was written: a failed conversion leaves none behind
+            "package": str(o.package_path) if o.package_path and r.convert.ok else None,
         },
         "data": None,
         "numerics": None,

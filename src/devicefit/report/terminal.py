@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
+
 from devicefit.report.devices import headline_text
 from devicefit.report.units import human_bytes, human_ms, number
 
@@ -29,8 +31,10 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         verdicts.add_column(col)
     for area, v in report["verdicts"].items():
         style = _STYLE.get(v["status"], "")
-        verdicts.add_row(area.replace("_", " "), f"[{style}]{v['status'].upper()}[/]", v["reason"])
+        verdicts.add_row(area.replace("_", " "), f"[{style}]{v['status'].upper()}[/]", escape(v["reason"]))
     console.print(verdicts)
+    if report.get("convert") and report["convert"].get("unsupported"):
+        _unsupported(report["convert"], console)
     num = report.get("numerics")
     if num:
         t = Table(title="numerics (worst over outputs)")
@@ -119,6 +123,25 @@ def _neural_engine(ane: dict[str, Any], console: Any) -> None:
     console.print(f"[dim]{ane['disclaimer']}[/]")
 
 
+def _unsupported(convert: dict[str, Any], console: Any) -> None:
+    from rich.table import Table
+
+    t = Table(title="ops coremltools cannot convert (all of them, from one scan)")
+    for col in ("op", "where", "module", "count", "what to do"):
+        t.add_column(col, overflow="fold")
+    for u in convert["unsupported"]:
+        t.add_row(
+            *(escape(str(u.get(k) or "")) for k in ("op", "location", "module_path")),
+            str(u.get("count", 1)),
+            escape(str(u.get("hint") or "")),
+        )
+    console.print(t)
+    if convert.get("error"):
+        frontends = convert["error"].split(" | ")[1:]  # "name: failed (reason)" per frontend tried
+        for line in frontends:
+            console.print(f"[dim]{escape(line)}[/]")
+
+
 def _unit_ms(unit: dict[str, Any] | None) -> str:
     if not unit or unit["at_best_ms"] is None:
         return "-"
@@ -126,7 +149,6 @@ def _unit_ms(unit: dict[str, Any] | None) -> str:
 
 
 def _latency(latency: dict[str, Any], console: Any) -> None:
-    from rich.markup import escape
     from rich.table import Table
 
     devices = latency["devices"]
