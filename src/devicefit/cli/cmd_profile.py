@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 NAME = "profile"
 ORDER = 60
 HELP = "time a model: uncached / cached load, first and warm latency (p50/p90/p99), throughput, peak RSS"
 BOUND_CAPTION = (
-    "roofline rows: lower bounds for the Apple device from published peaks (at best), not measurements; "
-    "the other rows are measured on this host"
+    "roofline lines: lower bounds for the Apple device from its published peaks (at best), not measurements; "
+    "the table is measured on this host"
 )
 
 
@@ -26,27 +27,71 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def _bound_row(entry: dict) -> list[str]:
-    """A table row for a device's roofline bound: the p50 column holds "at best X ms" (not measured)."""
-    from rich.markup import escape
+def _measured_table(report: Any, table_cls: Any, escape: Any) -> Any:
+    """Metrics as rows, one column per engine configuration: readable at 80 columns."""
+    from devicefit.report.units import human_ms
+
+    table = table_cls(title=escape(f"profile · {report.model}") + " [dim](measured on this host)[/]")
+    table.add_column("metric")
+    for p in report.profiles:
+        table.add_column(escape(f"{p.engine} · {p.compute_units} · {p.precision}"), overflow="fold")
+    rows: dict[str, list[str]] = {
+        name: []
+        for name in (
+            "load, uncached",
+            "load, cached",
+            "first prediction",
+            "latency p50 [95% CI]",
+            "latency p90",
+            "latency p99 [95% CI]",
+            "best throughput",
+            "peak RSS",
+        )
+    }
+    for p in report.profiles:
+        if p.error:
+            for i, cells in enumerate(rows.values()):
+                cells.append(f"[red]{escape(str(p.error))}[/red]" if i == 0 else "")
+            continue
+        lat = p.latency
+        best = max((t for t in p.throughput), key=lambda t: t.per_second, default=None)
+        rows["load, uncached"].append(
+            human_ms(p.uncached_load_s * 1e3) if p.uncached_load_s is not None else "-"
+        )
+        rows["load, cached"].append(human_ms(p.cached_load_s * 1e3) if p.cached_load_s is not None else "-")
+        rows["first prediction"].append(human_ms(p.first_predict_ms))
+        rows["latency p50 [95% CI]"].append(_with_ci(lat.p50, human_ms))
+        rows["latency p90"].append(human_ms(lat.p90.value) if lat.p90 else "-")
+        rows["latency p99 [95% CI]"].append(_with_ci(lat.p99, human_ms))
+        rows["best throughput"].append(
+            f"{best.per_second:,.0f}/s ({best.mode} {best.level})" if best else "-"
+        )
+        rows["peak RSS"].append(f"{p.peak_rss_mb:.0f} MB")
+    for name, cells in rows.items():
+        table.add_row(name, *cells)
+    return table
+
+
+def _with_ci(q: Any, fmt: Any) -> str:
+    if q is None:
+        return "-"
+    if q.ci_low is None or q.ci_high is None:
+        return f"{fmt(q.value)} [CI needs more reps]"
+    return f"{fmt(q.value)} [{fmt(q.ci_low)}, {fmt(q.ci_high)}]"
+
+
+def _bound_line(entry: dict, escape: Any) -> str:
+    """The device's roofline bound: a lower bound for the Apple device, not a measurement."""
+    from devicefit.report.units import human_ms
 
     best = entry["best"]
     if best is None:
-        return [f"roofline · {escape(entry['name'])}", "-", "-", "", "", "", "no bound (no catalog figure)"]
-    partial = " (partial)" if best["partial"] else ""
-    return [
-        f"roofline · {escape(entry['name'])}",
-        best["unit_name"],
-        "-",
-        "",
-        "",
-        "",
-        f"at best {best['at_best_ms']:.3g} ms{partial} (lower bound)",
-        "",
-        "",
-        "",
-        "",
-    ]
+        return f"roofline · {escape(entry['name'])}: no bound (the catalog lacks the figures)"
+    partial = ", partial" if best["partial"] else ""
+    return (
+        f"roofline · {escape(entry['name'])} ({best['unit_name']}{partial}): at best "
+        f"{human_ms(best['at_best_ms'])} (lower bound); {escape(best['key_assumption'])}"
+    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -120,57 +165,12 @@ def main(args: argparse.Namespace) -> int:
             progress=lambda msg: bar.update(task, description=msg),
             devices=args.devices,
         )
-    table = Table(
-        title=escape(f"profile · {args.model}"), caption=BOUND_CAPTION if report.device_bounds else None
-    )
-    for col in (
-        "engine",
-        "units",
-        "prec",
-        "load uncached",
-        "load cached",
-        "first",
-        "p50 [95% CI]",
-        "p90",
-        "p99",
-        "best /s",
-        "peak RSS",
-    ):
-        table.add_column(col)
-    for p in report.profiles:
-        if p.error:
-            table.add_row(
-                p.engine, p.compute_units, p.precision, f"[red]{escape(str(p.error))}[/red]", *[""] * 7
-            )
-            continue
-        lat = p.latency
-        assert lat.p50 and lat.p90 and lat.p99
-        ci = (
-            f"[{lat.p50.ci_low:.3g}, {lat.p50.ci_high:.3g}]"
-            if lat.p50.ci_low is not None and lat.p50.ci_high is not None
-            else ""
-        )
-        best = max((t for t in p.throughput), key=lambda t: t.per_second, default=None)
-        table.add_row(
-            p.engine,
-            p.compute_units,
-            p.precision,
-            f"{p.uncached_load_s:.3f} s",
-            f"{p.cached_load_s:.4f} s",
-            f"{p.first_predict_ms:.2f} ms",
-            f"{lat.p50.value:.3f} ms {ci}",
-            f"{lat.p90.value:.3f} ms",
-            f"{lat.p99.value:.3f} ms" + ("" if lat.p99.ci_high is not None else " (CI needs more reps)"),
-            f"{best.per_second:.0f} ({best.mode} {best.level})" if best else "",
-            f"{p.peak_rss_mb:.0f} MB",
-        )
-    for entry in report.device_bounds:
-        table.add_row(*_bound_row(entry))
     out = Console()
-    out.print(table)
+    out.print(_measured_table(report, Table, escape))
     for entry in report.device_bounds:
-        if entry["best"] is not None:
-            out.print(f"{entry['name']}: {entry['best']['key_assumption']}", style="dim", markup=False)
+        out.print(_bound_line(entry, escape))
+    if report.device_bounds:
+        out.print(f"[dim]{escape(BOUND_CAPTION)}[/]")
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1, default=str))
         console.print(f"wrote {args.json}")
