@@ -45,6 +45,9 @@ def main(args: argparse.Namespace) -> int:
         ]
         print(json.dumps({"root": str(cache.root), "max_bytes": cache.max_bytes, "entries": rows}, indent=1))
         return 0
+    if not entries:
+        print(f"{cache.root}: empty (cap {cache.max_bytes / 1e6:.0f} MB)")
+        return 0
     table = Table(
         title=f"{cache.root} · {len(entries)} entries · {cache.size_bytes() / 1e6:.1f} of {cache.max_bytes / 1e6:.0f} MB"
     )

@@ -47,27 +47,31 @@ def main(args: argparse.Namespace) -> int:
     if args.catalog:
         rows = _catalog_rows()
         # the table shows the short scalar fields; sources, notes and nested data go to --json
-        cols = [
-            c
-            for c in (list(rows[0]) if rows else [])
-            if c in ("id", "name")
-            or all(
-                isinstance(r.get(c), (int, float, type(None)))
-                or (isinstance(r.get(c), str) and len(r[c]) <= 32)
-                for r in rows
-            )
+        # the figures people compare, readable at 80 columns; every field (sources included) goes to --json
+        shown = [
+            ("id", "device", None),
+            ("chip", "chip", None),
+            ("ram_gb", "RAM GB", None),
+            ("app_memory_budget_mb", "app budget MB", None),
+            ("ne_tops", "NE TOPS", None),
+            ("gpu_fp32_tflops", "GPU TFLOPS", None),
+            ("mem_bandwidth_gbps", "GB/s", None),
         ]
-        hidden = len(rows[0]) - len(cols) if rows else 0
         table = Table(
-            title=f"Apple device catalog · {len(rows)} devices"
-            + (f" · {hidden} more fields in --json" if hidden else "")
+            title=f"Apple device catalog · {len(rows)} devices",
+            caption="* secondary source (press, aggregator, community); - not published. "
+            "Sources and derivations: --json PATH",
         )
-        for c in cols:
-            table.add_column(c)
+        for key, header, _ in shown:
+            table.add_column(header, overflow="fold", no_wrap=key == "id")
         for r in rows:
-            table.add_row(
-                *[", ".join(map(str, r[c])) if isinstance(r[c], (list, tuple)) else str(r[c]) for c in cols]
-            )
+            secondary = set(r.get("secondary") or ())
+            cells = []
+            for key, _, _ in shown:
+                value = r.get(key)
+                text = "-" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
+                cells.append(text + ("*" if key in secondary and value is not None else ""))
+            table.add_row(*cells)
     else:
         from devicefit.engines import availability
 

@@ -61,7 +61,12 @@ def main(args: argparse.Namespace) -> int:
                 verdict if first else "",
                 *row,
             )
-    console.print(table)
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print(
+            "no op flagged: every op is likely to run on the Neural Engine (use --all to list them)"
+        )
     s = report.summary
     barred = f" · NE barred by {', '.join(s.ne_barred_by)}" if s.ne_barred_by else ""
     console.print(
