@@ -52,18 +52,18 @@ def main(args: argparse.Namespace) -> int:
             ("id", "device", None),
             ("chip", "chip", None),
             ("ram_gb", "RAM GB", None),
-            ("app_memory_budget_mb", "app budget MB", None),
+            ("app_memory_budget_mb", "budget MB", None),
             ("ne_tops", "NE TOPS", None),
-            ("gpu_fp32_tflops", "GPU TFLOPS", None),
+            ("gpu_fp32_tflops", "GPU TF", None),
             ("mem_bandwidth_gbps", "GB/s", None),
         ]
         table = Table(
             title=f"Apple device catalog · {len(rows)} devices",
-            caption="* secondary source (press, aggregator, community); - not published. "
-            "Sources and derivations: --json PATH",
+            caption="budget: per-app memory budget; TF: FP32 TFLOPS; * secondary source (press, aggregator, "
+            "community); - not published. Sources and derivations: --json PATH",
         )
-        for key, header, _ in shown:
-            table.add_column(header, overflow="fold", no_wrap=key == "id")
+        for _, header, _ in shown:
+            table.add_column(header, overflow="fold")
         for r in rows:
             secondary = set(r.get("secondary") or ())
             cells = []
