@@ -132,7 +132,7 @@ def sensitivity_svg(result: SearchResult, width: int = 640) -> str:
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-size="11">']
     for i, (layer, lg) in enumerate(zip(layers, logs)):
         y = 20 + i * row
-        w = (lg - lo) / (hi - lo) * (width - 260)
+        w = (lg - lo) / (hi - lo) * (width - 330)  # leave room after the longest bar for its value label
         parts.append(f'<text x="0" y="{y + 12}">{html.escape(layer.weight[:36])}</text>')
         parts.append(f'<rect x="250" y="{y}" width="{max(w, 1):.1f}" height="{row - 6}" fill="#ff7f0e"/>')
         parts.append(f'<text x="{255 + max(w, 1):.1f}" y="{y + 12}">{vals[i]:.2e}</text>')
