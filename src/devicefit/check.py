@@ -61,6 +61,10 @@ class CheckOptions:
     seed: int = 0
     package_path: Path | None = None
     force: bool = False
+    # conversion options beyond precision (see devicefit.convert.ConvertOptions)
+    image_inputs: dict[str, Any] = field(default_factory=dict)
+    flexible: dict[str, Any] = field(default_factory=dict)
+    output_names: list[str] | None = None
 
 
 @dataclass
@@ -129,7 +133,12 @@ def _convert(source: Any, options: CheckOptions, result: CheckResult) -> Any:
     from devicefit.convert import ConversionError, ConvertOptions, convert
 
     copts = ConvertOptions(
-        target=options.deployment_target, precision=options.precision, fp32_ops=list(options.fp32_ops)
+        target=options.deployment_target,
+        precision=options.precision,
+        fp32_ops=list(options.fp32_ops),
+        image_inputs=dict(options.image_inputs),
+        flexible=dict(options.flexible),
+        output_names=options.output_names,
     )
     try:
         conv = convert(source, copts)
@@ -219,6 +228,24 @@ def _threads_for(program: Any) -> Iterator[None]:
             torch.set_num_threads(before)
 
 
+def program_feeds(feeds: dict[str, Any], image_inputs: dict[str, Any]) -> dict[str, Any]:
+    """The data as the converted model takes it: image inputs as pixels.
+
+    Data (and PyTorch) use the normalised tensor ``x``; a Core ML image input applies ``pixel * scale + bias``
+    itself, so the program is fed ``(x - bias) / scale`` per channel (axis 1).
+    """
+    if not image_inputs:
+        return feeds
+    out = dict(feeds)
+    for name, img in image_inputs.items():
+        if name not in out:
+            continue
+        x = np.asarray(out[name], dtype=np.float32)
+        bias = np.asarray(img.bias, dtype=np.float32).reshape([1, -1] + [1] * (x.ndim - 2))
+        out[name] = ((x - bias) / np.float32(img.scale)).astype(np.float32)
+    return out
+
+
 def _run_all(
     program: Any, source: Any, dataset: Any, options: CheckOptions, progress: Progress | None
 ) -> dict:
@@ -241,8 +268,9 @@ def _run_samples(
     total = len(dataset.feeds)
     for i, feeds in enumerate(dataset.feeds):
         full = i < options.divergence_samples
-        out32 = program.run(feeds, precision="fp32", intermediates=full)
-        out16 = program.run(feeds, precision="fp16", intermediates=full)
+        model_feeds = program_feeds(feeds, options.image_inputs)
+        out32 = program.run(model_feeds, precision="fp32", intermediates=full)
+        out16 = program.run(model_feeds, precision="fp16", intermediates=full)
         if full:
             runs["fp32_full"].append(out32)
             runs["fp16_full"].append(out16)
@@ -348,6 +376,46 @@ def _device_intelligence(result: CheckResult, program: Any) -> None:
         result.warnings.append(f"latency bounds were not computed: {type(e).__name__}: {e}".splitlines()[0])
 
 
+def _flexible_shapes(result: CheckResult, program: Any, source: Any, options: CheckOptions) -> None:
+    """Validate the model at every enumerated shape (and a range's ends and default) against PyTorch."""
+    from devicefit.analyze.flexible import validate_shapes
+
+    # fp16-stored weights alone cost ~1e-3 relative error, so a fp16 program gets a looser bound
+    rtol = 1e-3 if options.precision == "fp32" else 1e-2
+    report = validate_shapes(
+        program,
+        source.traceable(),
+        rtol=rtol,
+        to_model_feeds=lambda f: program_feeds(f, options.image_inputs),
+    )
+    result.extras["flexible"] = {
+        "all_ok": report.all_ok,
+        "rtol": rtol,
+        "checks": [
+            {
+                "shapes": {k: list(v) for k, v in c.shapes.items()},
+                "rel_error": c.rel_error,
+                "ok": c.ok,
+                "error": c.error,
+            }
+            for c in report.checks
+        ],
+        "ne_implication": report.ne_implication,
+    }
+    failed = [c for c in report.checks if not c.ok]
+    if failed:
+        first = failed[0]
+        where = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in first.shapes.items())
+        why = first.error or f"relative error {first.rel_error:.3g} > {rtol:g}"
+        result.warnings.append(
+            f"flexible shapes: {len(failed)} of {len(report.checks)} shape checks failed ({where}: {why})"
+        )
+    # ranges run on the Neural Engine only at their default shape: worth a warning; enumerated shapes are fine
+    result.warnings.extend(
+        f"flexible shapes: {line}" for line in report.ne_implication if "can stay" not in line
+    )
+
+
 def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckResult:
     """Run the whole check pipeline.
 
@@ -391,6 +459,8 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
         package_path = getattr(source, "origin", None)
     _measure(result, program, runs, package_path)
     _device_intelligence(result, program)
+    if options.flexible and _has_reference(source):
+        _flexible_shapes(result, program, source, options)
     timings["analyze"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - t0
     return result

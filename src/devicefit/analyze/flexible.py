@@ -137,11 +137,13 @@ def _torch_outputs(module: Any, feeds: dict[str, np.ndarray], names: list[str]) 
 
 
 def validate_shapes(model: Any, module: Any, rtol: float = 1e-3, precision: str = "fp32",
-                    function: str | None = None, seed: int = 0) -> FlexReport:  # fmt: skip
+                    function: str | None = None, seed: int = 0,
+                    to_model_feeds: Any = None) -> FlexReport:  # fmt: skip
     """Run ``model`` (an MLModel, path or interp Program) at every shape to check and compare with ``module``.
 
     Inputs are matched to ``module``'s positional arguments in the model's input order; outputs in order.
-    A check passes when max |coreml - torch| <= rtol * max |torch|.
+    A check passes when max |coreml - torch| <= rtol * max |torch|. ``to_model_feeds`` maps the torch-side
+    inputs to what the converted model takes (image inputs get pixels, see ``devicefit.check.program_feeds``).
     """
     from devicefit import interp
 
@@ -161,7 +163,7 @@ def validate_shapes(model: Any, module: Any, rtol: float = 1e-3, precision: str 
             for (n, sh), s in zip(shapes.items(), specs)
         }  # fmt: skip
         try:
-            got = prog.run(feeds, precision=precision)
+            got = prog.run(to_model_feeds(feeds) if to_model_feeds else feeds, precision=precision)
             expected = _torch_outputs(module, feeds, [s.name for s in specs])
         except Exception as e:  # a shape the converted model cannot take is the finding itself
             message = (str(e).splitlines() or [type(e).__name__])[0][:200]

@@ -37,6 +37,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fp32-ops", nargs="+", default=[], metavar="OP", help="op types kept in fp32 (mixed precision)"
     )
+    from devicefit.cli._convert_args import add_conversion_arguments
+
+    add_conversion_arguments(p)
     p.add_argument("-o", "--out-dir", type=Path, default=None, metavar="DIR",
                    help="write model.mlpackage, report.json and report.html here")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the JSON report here")
@@ -91,7 +94,17 @@ def main(args: argparse.Namespace) -> int:
     for path in (pkg, json_path, html_path):
         if path is not None and path.exists() and not args.force:
             raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
+    from devicefit.cli._convert_args import parse_flexible, parse_image_input, parse_output_names
+
+    image_inputs = dict(parse_image_input(t) for t in args.image_input)
+    flexible = parse_flexible(args.ranges, args.enumerated)
+    output_names = parse_output_names(args.output_names)
+    if (image_inputs or flexible) and args.model is None:
+        raise InputError("--image-input, --range and --enumerated need a MODEL; the demo's input is fixed")
     options = CheckOptions(
+        image_inputs=image_inputs,
+        flexible=flexible,
+        output_names=output_names,
         model=args.model,
         inputs=list(args.inputs),
         data=args.data,
@@ -115,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
 
         result = run_check(options, progress)
     report = build_report(result)
-    render_terminal(report, console)
+    # files first: a closed pipe or a terminal error while printing must not lose the reports
     written = []
     if json_path is not None:
         write_json(json_path, report)
@@ -125,6 +138,7 @@ def main(args: argparse.Namespace) -> int:
         written.append(f"HTML report: {html_path}")
     if pkg is not None and pkg.exists():
         written.append(f"Core ML package: {pkg}")
+    render_terminal(report, console)
     for line in written:
         console.print(line, soft_wrap=True, highlight=False)
     failures = gates_mod.evaluate(gates, report["summary"], catalog_ids)

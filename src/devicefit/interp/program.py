@@ -357,6 +357,19 @@ def _feature_spec(feature: Any, dtype_hint: str | None) -> TensorSpec:
         channels = 1 if img.colorSpace == 10 else 3  # GRAYSCALE == 10
         shape: tuple[int, ...] = (1, channels, int(img.height), int(img.width))
         spec = TensorSpec(feature.name, dtype_hint or "fp32", shape, kind="image")
+        flex = img.WhichOneof("SizeFlexibility")
+        if flex == "enumeratedSizes":
+            spec.enumerated_shapes = [
+                (1, channels, int(z.height), int(z.width)) for z in img.enumeratedSizes.sizes
+            ]
+        elif flex == "imageSizeRange":
+            rng = img.imageSizeRange
+            spec.shape_range = [
+                (1, 1),
+                (channels, channels),
+                (int(rng.heightRange.lowerBound), int(rng.heightRange.upperBound)),
+                (int(rng.widthRange.lowerBound), int(rng.widthRange.upperBound)),
+            ]
         return spec
     if kind == "stateType":
         arr = t.stateType.arrayType
