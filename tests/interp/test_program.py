@@ -215,3 +215,23 @@ def test_two_dimensional_constant_attributes_load():
     x = np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4)
     (out,) = program.run({"x": x}).values()
     np.testing.assert_array_equal(out, x)  # batch_to_space undoes space_to_batch
+
+
+def test_mlmodel_spec_file_with_inline_weights(tmp_path):
+    """An ML Program stored as a bare .mlmodel spec (weights small enough to sit inline) runs."""
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 2).eval()
+    x = torch.randn(1, 3)
+    spec_file = tmp_path / "linear.mlmodel"
+    spec_file.write_bytes(convert(model, x).get_spec().SerializeToString())
+    prog = interp.load(spec_file)
+    out = prog.run({"x": x.numpy()})
+    assert rel_error(out[prog.outputs[0].name], model(x).detach().numpy()) <= 1e-6
+
+
+def test_mlmodel_spec_file_without_its_weights_is_a_clear_error(tmp_path, cnn):
+    model, x = cnn  # large enough for its weights to live in weight.bin
+    spec_file = tmp_path / "cnn.mlmodel"
+    spec_file.write_bytes(convert(model, x).get_spec().SerializeToString())
+    with pytest.raises(ModelLoadError, match="no weights folder"):
+        interp.load(spec_file)
