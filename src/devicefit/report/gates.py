@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from devicefit.compare.metrics import METRICS
 from devicefit.errors import InputError
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
@@ -35,16 +36,8 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "=": operator.eq,
 }
 _EXPR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|!=|==|<|>|=)\s*(\S.*?)\s*$")
-_METRICS = (
-    "max_abs_error",
-    "max_rel_error",
-    "snr_db",
-    "psnr_db",
-    "cosine_similarity",
-    "top1_agreement",
-    "top5_agreement",
-    "accuracy",
-)
+# every per-comparison metric of the metrics table, plus task accuracy (computed when labels are given)
+_METRICS = (*METRICS, "accuracy")
 KNOWN_KEYS = (
     "convert.ok",
     *(f"{p}.{m}" for p in ("fp32", "fp16") for m in _METRICS),
