@@ -95,3 +95,19 @@ def test_parsers_accept_good_values():
     flex = parse_flexible(["ids:1=8..inf"], ["x=1x3x8x8,1x3x16x16"])
     assert flex["ids"].ranges == {1: (8, -1)} and flex["x"].enumerated == [(1, 3, 8, 8), (1, 3, 16, 16)]
     assert parse_output_names("a, b") == ["a", "b"] and parse_output_names(None) is None
+
+
+def test_frontends_reported_first_by_default_and_all_on_request(model_file, tmp_path, capsys):
+    report_path = tmp_path / "r.json"
+    base = ["check", f"{model_file}:make_model", "--samples", "2", "--json", str(report_path), "--force"]
+    assert main(base) == 0
+    statuses = {f["name"]: f["status"] for f in json.loads(report_path.read_text())["convert"]["frontends"]}
+    assert statuses == {"torchscript": "converted", "torch.export": "not tried"}
+    assert main([*base, "--frontends", "all"]) == 0
+    frontends = json.loads(report_path.read_text())["convert"]["frontends"]
+    assert {f["name"]: f["status"] for f in frontends} == {
+        "torchscript": "converted",
+        "torch.export": "converted",
+    }
+    assert all(f["seconds"] > 0 for f in frontends)
+    assert "torch.export converted" in capsys.readouterr().out

@@ -62,6 +62,7 @@ class CheckOptions:
     package_path: Path | None = None
     force: bool = False
     # conversion options beyond precision (see devicefit.convert.ConvertOptions)
+    all_frontends: bool = False  # also try the frontends after the first that converts, to report each one
     image_inputs: dict[str, Any] = field(default_factory=dict)
     flexible: dict[str, Any] = field(default_factory=dict)
     output_names: list[str] | None = None
@@ -78,6 +79,25 @@ class ConvertSummary:
     unsupported: list[dict[str, Any]] = field(default_factory=list)
     rescued: list[str] = field(default_factory=list)
     skipped: bool = False
+    # one entry per conversion frontend: {"name", "status": converted|failed|not tried, "error", "seconds"}
+    frontends: list[dict[str, Any]] = field(default_factory=list)
+
+
+FRONTENDS = ("torchscript", "torch.export")
+
+
+def _frontend_entries(tried: list[Any]) -> list[dict[str, Any]]:
+    """Every frontend's status; those never attempted are listed as not tried (see ``all_frontends``)."""
+    by_name = {f.name: f for f in tried}
+    entries = []
+    for name in FRONTENDS:
+        f = by_name.get(name)
+        if f is None:
+            entries.append({"name": name, "status": "not tried", "error": None, "seconds": None})
+        else:
+            status = "converted" if f.ok else "failed"
+            entries.append({"name": name, "status": status, "error": f.error, "seconds": f.seconds})
+    return entries
 
 
 @dataclass
@@ -154,14 +174,24 @@ def _convert(source: Any, options: CheckOptions, result: CheckResult) -> Any:
             }
             for u in getattr(scan, "unsupported", [])
         ]
-        result.convert = ConvertSummary(ok=False, error=str(e), unsupported=unsupported)
+        tried = list(getattr(scan, "frontends", []) or [])
+        result.convert = ConvertSummary(
+            ok=False, error=str(e), unsupported=unsupported, frontends=_frontend_entries(tried)
+        )
         return None
     scan = getattr(conv, "scan", None)
+    tried = list(getattr(scan, "frontends", []) or [])
+    if options.all_frontends:
+        from devicefit.convert.core import try_frontend
+
+        done = {f.name for f in tried}
+        tried += [try_frontend(source, name, copts) for name in FRONTENDS if name not in done]
     result.convert = ConvertSummary(
         ok=True,
         frontend=conv.frontend,
         seconds=conv.seconds,
         rescued=list(getattr(scan, "rescued", []) or []),
+        frontends=_frontend_entries(tried),
     )
     if options.package_path is not None:
         conv.save(options.package_path, force=options.force)

@@ -40,6 +40,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from devicefit.cli._convert_args import add_conversion_arguments
 
     add_conversion_arguments(p)
+    p.add_argument(
+        "--frontends",
+        choices=["first", "all"],
+        default="first",
+        help="first: stop at the first frontend that converts (TorchScript, then torch.export); all: also try the "
+        "others and report which work (one more conversion)",
+    )
     p.add_argument("-o", "--out-dir", type=Path, default=None, metavar="DIR",
                    help="write model.mlpackage, report.json and report.html here")  # fmt: skip
     p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the JSON report here")
@@ -102,6 +109,7 @@ def main(args: argparse.Namespace) -> int:
     if (image_inputs or flexible) and args.model is None:
         raise InputError("--image-input, --range and --enumerated need a MODEL; the demo's input is fixed")
     options = CheckOptions(
+        all_frontends=args.frontends == "all",
         image_inputs=image_inputs,
         flexible=flexible,
         output_names=output_names,

@@ -213,6 +213,7 @@ def build_report(r: Any) -> dict[str, Any]:
             "error": r.convert.error,
             "unsupported": r.convert.unsupported,
             "rescued": r.convert.rescued,
+            "frontends": list(getattr(r.convert, "frontends", []) or []),
             # only a package that was written: a failed conversion leaves none behind
             "package": str(o.package_path) if o.package_path and r.convert.ok else None,
         },

@@ -35,6 +35,16 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
     console.print(verdicts)
     if report.get("convert") and report["convert"].get("unsupported"):
         _unsupported(report["convert"], console)
+    elif report.get("convert") and report["convert"].get("frontends"):
+        parts = []
+        for f in report["convert"]["frontends"]:
+            if f["status"] == "converted":
+                parts.append(f"{f['name']} converted ({f['seconds']:.1f} s)")
+            elif f["status"] == "failed":
+                parts.append(f"{f['name']} failed ({(f['error'] or '').splitlines()[0][:80]})")
+            else:
+                parts.append(f"{f['name']} not tried (--frontends all tries it)")
+        console.print("frontends: " + escape("; ".join(parts)))
     num = report.get("numerics")
     if num:
         t = Table(title="numerics (worst over outputs)")
