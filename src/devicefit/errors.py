@@ -27,3 +27,14 @@ class KernelMissingError(DevicefitError, NotImplementedError):
 
 class OutputExistsError(DevicefitError, FileExistsError):
     """An output path exists and ``--force`` was not given."""
+
+
+def first_line(error: BaseException | str) -> str:
+    """The first line of an error message, for one-line reports.
+
+    An exception with an empty message gives its type name; an empty string gives "".
+    """
+    lines = str(error).strip().splitlines()
+    if lines:
+        return lines[0]
+    return type(error).__name__ if isinstance(error, BaseException) else ""

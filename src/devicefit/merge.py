@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from devicefit.errors import InputError, ModelLoadError, OutputExistsError
+from devicefit.errors import InputError, ModelLoadError, OutputExistsError, first_line
 
 __all__ = ["MergeResult", "merge", "weight_bytes"]
 
@@ -60,7 +60,7 @@ def _default_function(path: Path) -> str:
     try:
         spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
     except Exception as e:
-        raise ModelLoadError(f"could not read {path}: {str(e).splitlines()[0] if str(e) else e}") from e
+        raise ModelLoadError(f"could not read {path}: {first_line(e)}") from e
     if spec.WhichOneof("Type") != "mlProgram":
         raise ModelLoadError(f"{path} is not an ML Program; re-convert it with convert_to='mlprogram'")
     functions = list(spec.mlProgram.functions)

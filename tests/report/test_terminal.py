@@ -33,3 +33,15 @@ def test_terminal_lists_top_reasons(demo_report):
     report["ane"]["reasons"] = [reason] * 4
     text = _render(report)
     assert text.count("ANE-TOPK (2 ops, 10% of FLOPs): topk runs on the CPU [P]; fix: move topk out") == 3
+
+
+def test_failed_frontend_with_an_empty_error_renders(demo_report):
+    import copy
+
+    report = copy.deepcopy(demo_report)
+    report["convert"]["frontends"] = [
+        {"name": "torchscript", "status": "converted", "error": None, "seconds": 0.3},
+        {"name": "torch.export", "status": "failed", "error": "", "seconds": 0.1},
+    ]
+    text = _render(report)
+    assert "torch.export failed ()" in text

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.errors import InputError
+from devicefit.errors import InputError, first_line
 
 __all__ = [
     "MAX_ENUMERATED_ON_NE",
@@ -166,7 +166,7 @@ def validate_shapes(model: Any, module: Any, rtol: float = 1e-3, precision: str 
             got = prog.run(to_model_feeds(feeds) if to_model_feeds else feeds, precision=precision)
             expected = _torch_outputs(module, feeds, [s.name for s in specs])
         except Exception as e:  # a shape the converted model cannot take is the finding itself
-            message = (str(e).splitlines() or [type(e).__name__])[0][:200]
+            message = first_line(e)[:200]
             checks.append(ShapeCheck(shapes, float("inf"), float("inf"), False, message))
             continue
         out_names = [o.name for o in prog.outputs]

@@ -23,7 +23,7 @@ from devicefit.compress.configs import (
     PruneConfig,
     QuantizeConfig,
 )
-from devicefit.errors import InputError, ModelLoadError, OutputExistsError
+from devicefit.errors import InputError, ModelLoadError, OutputExistsError, first_line
 
 # specificationVersion -> deployment target (ML Programs start at iOS15 / spec 6).
 _SPEC_TARGETS = {6: "iOS15", 7: "iOS16", 8: "iOS17", 9: "iOS18"}
@@ -62,7 +62,7 @@ def as_mlmodel(model: Any) -> Any:
             with quiet():
                 mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
         except Exception as e:
-            raise ModelLoadError(f"could not read {path} as a Core ML model: {str(e).splitlines()[0]}") from e
+            raise ModelLoadError(f"could not read {path} as a Core ML model: {first_line(e)}") from e
     if mlmodel.get_spec().WhichOneof("Type") != "mlProgram":
         raise ModelLoadError("compression needs an ML Program; convert with convert_to='mlprogram'")
     return mlmodel
@@ -158,7 +158,7 @@ def _run(verb: str, mlmodel: Any, config: Any, op_names: Iterable[str] | None, j
                 return fn[verb](mlmodel, opt, joint_compression=True)
             return fn[verb](mlmodel, opt)
     except ValueError as e:
-        raise InputError(f"coremltools refused the {verb} config: {str(e).splitlines()[0]}") from e
+        raise InputError(f"coremltools refused the {verb} config: {first_line(e)}") from e
 
 
 def palettize(model: Any, config: PalettizeConfig, op_names: Iterable[str] | None = None) -> Any:
@@ -248,7 +248,7 @@ def apply_plan(model: Any, plan: Mapping[str, Config], default: Config | None = 
                 else:
                     mlmodel = fn[verb](mlmodel, opt)
         except ValueError as e:
-            raise InputError(f"coremltools refused the {verb} plan: {str(e).splitlines()[0]}") from e
+            raise InputError(f"coremltools refused the {verb} plan: {first_line(e)}") from e
     return mlmodel
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from devicefit.engines.base import Availability, Engine, InputSpec
-from devicefit.errors import InputError, ModelLoadError
+from devicefit.errors import InputError, ModelLoadError, first_line
 
 # Core ML's compute units -> ONNX Runtime execution providers, in preference order (CPU always last).
 PROVIDERS = {
@@ -88,7 +88,7 @@ def export_onnx(module: Any, examples: dict[str, Any], path: Path, dynamic_batch
             )
             return
         except Exception as e:  # exporter failures come in many types
-            errors.append(str(e).splitlines()[0] if str(e) else type(e).__name__)
+            errors.append(first_line(e))
     raise ModelLoadError(
         f"torch.onnx could not export the model ({'; '.join(errors)}); pass an .onnx file instead"
     )
@@ -234,7 +234,7 @@ class OnnxRuntimeEngine(Engine):
         except ModelLoadError:
             raise
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise ModelLoadError(
                 f"onnxruntime could not load {path}: {first}; check the file is a valid ONNX model"
             ) from e

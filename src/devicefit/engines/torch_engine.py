@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from devicefit.engines.base import Availability, Engine, InputSpec
-from devicefit.errors import InputError, ModelLoadError
+from devicefit.errors import InputError, ModelLoadError, first_line
 
 
 def _kind(arr: np.ndarray) -> str:
@@ -77,7 +77,7 @@ class TorchEngine(Engine):
                 module = torch.jit.load(str(path), map_location="cpu")
             except Exception as e:
                 raise ModelLoadError(
-                    f"{path} is not a TorchScript file ({str(e).splitlines()[0] if str(e) else type(e).__name__}); "
+                    f"{path} is not a TorchScript file ({first_line(e)}); "
                     "save it with torch.jit.save(torch.jit.trace(model, example)) or pass the nn.Module"
                 ) from e
         if not isinstance(module, torch.nn.Module):

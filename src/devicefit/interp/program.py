@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from devicefit._lazy import coremltools
-from devicefit.errors import KernelMissingError, ModelLoadError
+from devicefit.errors import KernelMissingError, ModelLoadError, first_line
 from devicefit.interp import dtypes
 from devicefit.interp.registry import Kernel, OpContext, get_kernel, opset_number
 
@@ -306,7 +306,7 @@ def _read_spec(source: Any) -> tuple[Any, str | None, str]:
         spec = load_spec(str(path))
     except Exception as e:
         raise ModelLoadError(
-            f"could not parse {path} as a Core ML model: {_first_line(e)}; the file is truncated, corrupted "
+            f"could not parse {path} as a Core ML model: {first_line(e)}; the file is truncated, corrupted "
             "or not a Core ML model"
         ) from e
     weights = path.parent / "weights"
@@ -325,7 +325,7 @@ def _read_package(path: Path) -> tuple[Any, str | None]:
         rel = manifest["itemInfoEntries"][root]["path"]
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise ModelLoadError(
-            f"{path}/Manifest.json is unreadable or incomplete ({_first_line(e)}); the package is corrupted, re-export it"
+            f"{path}/Manifest.json is unreadable or incomplete ({first_line(e)}); the package is corrupted, re-export it"
         ) from e
     model_file = path / "Data" / rel
     if not model_file.is_file():
@@ -337,16 +337,11 @@ def _read_package(path: Path) -> tuple[Any, str | None]:
         spec.ParseFromString(model_file.read_bytes())
     except Exception as e:  # protobuf raises DecodeError and friends
         raise ModelLoadError(
-            f"could not parse {model_file.name} in {path}: {_first_line(e)}; the package is truncated or corrupted, "
+            f"could not parse {model_file.name} in {path}: {first_line(e)}; the package is truncated or corrupted, "
             "re-export it"
         ) from e
     weights = model_file.parent / "weights"
     return spec, str(weights) if weights.is_dir() else None
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip().splitlines()
-    return text[0] if text else type(e).__name__
 
 
 def _feature_spec(feature: Any, dtype_hint: str | None) -> TensorSpec:
@@ -496,7 +491,7 @@ def load_pymil(source: Any) -> tuple[Any, Any, str]:
         raise
     except Exception as e:
         raise ModelLoadError(
-            f"could not load the ML Program in {origin}: {_first_line(e)}; the package is corrupted or was "
+            f"could not load the ML Program in {origin}: {first_line(e)}; the package is corrupted or was "
             "written by an unsupported coremltools version"
         ) from e
     return prog, spec, origin

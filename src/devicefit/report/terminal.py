@@ -6,6 +6,7 @@ from typing import Any
 
 from rich.markup import escape
 
+from devicefit.errors import first_line
 from devicefit.report.devices import headline_text
 from devicefit.report.units import human_bytes, human_ms, number
 
@@ -41,7 +42,7 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
             if f["status"] == "converted":
                 parts.append(f"{f['name']} converted ({f['seconds']:.1f} s)")
             elif f["status"] == "failed":
-                parts.append(f"{f['name']} failed ({(f['error'] or '').splitlines()[0][:80]})")
+                parts.append(f"{f['name']} failed ({first_line(f['error'] or '')[:80]})")
             else:
                 parts.append(f"{f['name']} not tried (--frontends all tries it)")
         console.print("frontends: " + escape("; ".join(parts)))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.engines import Engine, create, validate_feeds
-from devicefit.errors import DevicefitError, InputError
+from devicefit.errors import DevicefitError, InputError, first_line
 from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, InFlightScheduler
 
 
@@ -153,7 +153,7 @@ class Model:
         except DevicefitError:
             raise
         except Exception as e:
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            first = first_line(e)
             raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
 
     def predict(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:

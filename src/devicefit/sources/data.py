@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.errors import InputError
+from devicefit.errors import InputError, first_line
 
 LABELS = "labels"
 
@@ -211,6 +211,6 @@ def load_data(path: str | os.PathLike[str], specs: Sequence[Any], samples: int |
         raise
     except Exception as e:
         raise InputError(
-            f"could not read data {p}: {str(e).splitlines()[0] if str(e) else type(e).__name__}; arrays must be plain numeric .npy/.npz (no pickles)"
+            f"could not read data {p}: {first_line(e)}; arrays must be plain numeric .npy/.npz (no pickles)"
         ) from e
     return from_arrays(arrays, specs, str(p), samples)
