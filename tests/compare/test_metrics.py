@@ -112,3 +112,14 @@ def test_topk_tie_window_ignores_masked_or_huge_negative_scores(masked):
     cand = np.array([[0.0, 1.0, 5.0, masked]])
     assert topk_agreement(ref, cand, 1).value == 0.0
     assert topk_agreement(ref, ref.copy(), 1).value == 1.0
+
+
+def test_snr_and_psnr_survive_overflow():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow in the squares is the point
+        huge = METRICS["psnr_db"]([0.0, 1e200], [0.0, 1.1e200]).value
+        snr = METRICS["snr_db"]([1.0, 2.0], [1.0, 1e300]).value
+    assert huge == -math.inf and snr == -math.inf
+    assert METRICS["snr_db"]([1e-300], [1e10]).value == -math.inf  # ratio underflows to 0

@@ -104,20 +104,26 @@ def max_rel_error(reference: Any, candidate: Any, tol: float | None = None) -> M
     return MetricResult("max_rel_error", value, tol, higher_is_better=False)
 
 
+def _decibels(signal_power: float, noise_power: float) -> float:
+    """10·log10(signal / noise): inf for no noise, -inf for no signal, NaN when the noise is NaN."""
+    if math.isnan(noise_power):
+        return math.nan
+    if noise_power == 0.0:
+        return math.inf
+    if signal_power == 0.0:
+        return -math.inf
+    ratio = signal_power / noise_power
+    if math.isnan(ratio):  # inf / inf: overflowing signal and noise, no meaningful ratio
+        return math.nan
+    # an overflowed (inf) noise or an underflowed ratio reports -inf (the worst value) instead of crashing log10
+    return -math.inf if ratio == 0.0 else 10.0 * math.log10(ratio)
+
+
 @metric("snr_db")
 def snr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
     """Signal-to-noise ratio 10·log10(Σ reference² / Σ (candidate - reference)²), in dB (inf when equal)."""
     r, c = _pair(reference, candidate)
-    noise = float(np.sum((c - r) ** 2))
-    signal = float(np.sum(r**2))
-    if math.isnan(noise):
-        value = math.nan
-    elif noise == 0.0:
-        value = math.inf
-    elif signal == 0.0:
-        value = -math.inf
-    else:
-        value = 10.0 * math.log10(signal / noise)
+    value = _decibels(float(np.sum(r**2)), float(np.sum((c - r) ** 2)))
     return MetricResult("snr_db", value, tol, higher_is_better=True)
 
 
@@ -127,15 +133,8 @@ def psnr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricR
     r, c = _pair(reference, candidate)
     mse = float(np.mean((c - r) ** 2)) if r.size else 0.0
     peak = float(r.max() - r.min()) if r.size else 0.0
-    if math.isnan(mse):
-        value = math.nan
-    elif mse == 0.0:
-        value = math.inf
-    elif peak == 0.0:
-        value = -math.inf
-    else:
-        value = 20.0 * math.log10(peak / math.sqrt(mse))
-    return MetricResult("psnr_db", value, tol, higher_is_better=True)
+    # amplitudes, not powers (peak**2 would overflow for huge ranges): 20·log10(a/b) = 2 · 10·log10(a/b)
+    return MetricResult("psnr_db", 2.0 * _decibels(peak, math.sqrt(mse)), tol, higher_is_better=True)
 
 
 @metric("cosine_similarity")
