@@ -13,7 +13,9 @@ from devicefit.compare.divergence import find_divergence, looks_untrained
 
 def _program(ops):
     steps = [
-        SimpleNamespace(name=n, op_type=t, outputs=[v], ctx=SimpleNamespace(output_dtypes=["fp16"]))
+        SimpleNamespace(
+            name=n, op_type=t, outputs=[v], ctx=SimpleNamespace(output_dtypes=["fp16"]), reads=lambda: []
+        )
         for n, t, v in ops
     ]
     return SimpleNamespace(plan=SimpleNamespace(block=SimpleNamespace(steps=steps)))

@@ -73,13 +73,6 @@ def _rel_error(a: np.ndarray, b: np.ndarray) -> float:
     return float(diff / max(float(np.abs(b[finite]).max()), 1e-30))
 
 
-def _reads(step: Any) -> list[str]:
-    names: list[str] = []
-    for src in getattr(getattr(step, "ctx", None), "input_names", {}).values():
-        names.extend(src if isinstance(src, list) else [src])
-    return names
-
-
 def op_outputs(program: Any) -> Iterable[tuple[int, Any, str, str | None]]:
     """(index, step, value name, declared dtype) for every output of the program's top-level ops."""
     for i, step in enumerate(program.plan.block.steps):
@@ -115,7 +108,7 @@ def find_divergence(
         if not pairs:
             continue
         entry = OpError(index, step.name, step.op_type, name, 0.0)
-        entry.propagated = any(src in poisoned for src in _reads(step))
+        entry.propagated = any(src in poisoned for src in step.reads())  # nested blocks' reads too
         for a16, b32 in pairs:
             a, b = a16.astype(np.float64), b32.astype(np.float64)
             if a.shape != b.shape:
