@@ -201,6 +201,8 @@ def ane_section(lint: Any) -> dict[str, Any]:
                 "index": o.index,
                 "op": o.name,
                 "op_type": o.op_type,
+                "origin": o.origin.to_dict() if getattr(o, "origin", None) is not None else None,
+                "where": getattr(o, "where", o.name),
                 "verdict": o.verdict,
                 "flops": o.flops,
                 "findings": [{"rule": f.rule, "reason": f.reason} for f in o.findings],

@@ -101,7 +101,7 @@ def _size(s: dict[str, Any]) -> str:
     layers = sorted(s["layers"], key=lambda x: -x["bytes"])[:25]
     out.append(
         svg.bar_chart(
-            [f"{x['op']} ({x['op_type']})" for x in layers],
+            [x.get("where") or f"{x['op']} ({x['op_type']})" for x in layers],
             [x["bytes"] / 1024 for x in layers],
             "weight size by layer (largest 25)",
             "KiB",
@@ -123,6 +123,8 @@ def _memory(m: dict[str, Any]) -> str:
             marker_label=f"peak {human_bytes(m['peak_activation_bytes'])} at {m['peak_op']}",
         )
     ]
+    if m.get("peak_advice"):
+        out.append(f"<p>{escape(m['peak_advice'])}.</p>")
     out.append(
         f"<p>Working set = weights {human_bytes(m['weight_bytes'])} + peak activations {human_bytes(m['peak_activation_bytes'])} = <b>{human_bytes(m['working_set_bytes'])}</b>{' (approximate: dynamic shapes)' if m['approximate'] else ''}.</p>"
     )
@@ -174,13 +176,19 @@ def _neural_engine(a: dict[str, Any]) -> str:
     flagged = [o for o in a["per_op"] if o["findings"]]
     if flagged:
         rows = [
-            [o["index"], o["op"], o["op_type"], o["verdict"], "; ".join(f["reason"] for f in o["findings"])]
+            [
+                o["index"],
+                o.get("where") or o["op"],
+                o["op_type"],
+                o["verdict"],
+                "; ".join(f["reason"] for f in o["findings"]),
+            ]
             for o in flagged[:MAX_LINT_ROWS]
         ]
         out.append(
             "<p>Flagged ops" + (f" (first {MAX_LINT_ROWS})" if len(flagged) > MAX_LINT_ROWS else "") + ":</p>"
         )
-        out.append(_table(["#", "op", "type", "verdict", "why"], rows))
+        out.append(_table(["#", "where (PyTorch module, then MIL op)", "type", "verdict", "why"], rows))
     else:
         out.append("<p>No op matches a published Neural Engine constraint.</p>")
     return "".join(out)
