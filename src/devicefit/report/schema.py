@@ -52,6 +52,19 @@ def _comparison(c: Any) -> dict[str, Any] | None:
     }
 
 
+def _feature(spec: Any) -> dict[str, Any]:
+    """An input / output: name, dtype, default shape, and the accepted shapes of a flexible input (1.2)."""
+    out: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype, "shape": list(spec.shape or [])}
+    ranges = getattr(spec, "shape_range", None)
+    enumerated = getattr(spec, "enumerated_shapes", None)
+    if enumerated:
+        out["enumerated_shapes"] = [list(s) for s in enumerated]
+    elif ranges and any(lo != hi for lo, hi in ranges):
+        # an unbounded upper end is -1 in the spec: null in JSON
+        out["shape_range"] = [[lo, None if hi < 0 else hi] for lo, hi in ranges]
+    return out
+
+
 def _origin(origin: Any) -> dict[str, Any] | None:
     """A finding's PyTorch origin (module path, type, file:line), None when the package has no provenance."""
     return origin.to_dict() if origin is not None else None
@@ -158,8 +171,8 @@ def build_report(r: Any) -> dict[str, Any]:
     model: dict[str, Any] = {"origin": r.origin, "kind": r.kind}
     if prog is not None:
         model.update(
-            inputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.inputs],
-            outputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.outputs],
+            inputs=[_feature(s) for s in prog.inputs],
+            outputs=[_feature(s) for s in prog.outputs],
             opset=f"iOS{prog.opset}",
             op_counts=prog.op_counts,
         )
