@@ -191,9 +191,9 @@ def _weight_bytes(resolved: Any, model: Any) -> int:
         weights = Path(model) / "Data" / "com.apple.CoreML" / "weights"
         if weights.is_dir():
             return sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
-    from devicefit.compress.weights import _const_bytes  # lazy: devicefit.compress is heavy to import
+    from devicefit.analyze.size import const_bytes
 
-    return sum(_const_bytes(op) for op in _const_ops(resolved.function))
+    return sum(const_bytes(op) for op in _const_ops(resolved.function))
 
 
 def _const_ops(block: Any) -> Iterator[Any]:

@@ -146,6 +146,23 @@ def find_weights(program: Any) -> list[Weight]:
     return weights
 
 
+def const_bytes(op: Any) -> int:
+    """Bytes a pymil ``const`` op stores: its elements at its declared bit width (sub-byte types packed).
+
+    The width comes from the MIL type (``devicefit.dtypes``), so compressed ``uint4`` / ``int8`` constants are
+    not over-counted; a value of an unknown type falls back to its numpy item size.
+    """
+    from coremltools.converters.mil.mil import types
+
+    var = op.outputs[0]
+    val = var.val
+    numel = int(np.size(val)) if val is not None else 0
+    try:
+        return dtypes.tensor_bytes(types.builtin_to_string(var.dtype), numel)
+    except Exception:  # no MIL dtype (lists, states): count what numpy holds
+        return numel * (np.asarray(val).dtype.itemsize if val is not None else 0)
+
+
 def package_bytes(path: str | os.PathLike[str] | None) -> int | None:
     """Total size of a file or folder (an ``.mlpackage``) on disk; None when there is none."""
     if path is None:
