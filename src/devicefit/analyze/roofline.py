@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devicefit.analyze.catalog import Device, get_device
-from devicefit.analyze.flops import OpCost, function_costs, resolve_function, total
+from devicefit.analyze.flops import OpCost, resolve_function, total
 
 __all__ = [
     "LOWER_BOUND_NOTE",
@@ -207,7 +207,10 @@ def latency_bounds(
     if isinstance(model, list):
         costs = model
     else:
-        costs = function_costs(resolve_function(model, function).function)
+        from devicefit.analyze.shapes import default_costs
+
+        # flexible inputs at their default shape, not with every flexible axis counted as 1
+        costs = default_costs(resolve_function(model, function))
     peaks = unit_peaks(dev)
     summed = total(costs)
     assumptions = list(GENERAL_ASSUMPTIONS)
