@@ -81,6 +81,15 @@ class Device:
     secondary: frozenset[str] = frozenset()
     kind: str = ""
 
+    @property
+    def ne_usable_by_core_ml(self) -> bool:
+        """False where the sources say Core ML cannot run models on the chip's Neural Engine (the A11's).
+
+        The fact is read from the research table's precision cell (``sources["ne_tops_precision"]``), where
+        it is recorded with its source.
+        """
+        return "not usable by core ml" not in self.sources.get("ne_tops_precision", "").lower()
+
 
 def _number(text: str, name: str) -> float | int | None:
     if not text:

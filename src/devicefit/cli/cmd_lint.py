@@ -36,42 +36,43 @@ def main(args: argparse.Namespace) -> int:
     report = ane_lint.lint(args.model, function=args.function)
     console = Console()
     table = Table(title=escape(f"Neural Engine lint · {args.model} · function {report.function}"))
-    for col in (
-        "#",
-        "where (PyTorch module, then MIL op)",
-        "op",
-        "verdict",
-        "rule",
-        "reason",
-        "fix",
-        "source",
-    ):
-        table.add_column(col, overflow="fold")
+    # readable at 80 columns: short cells never wrap, long ones wrap between words (by row)
+    table.add_column("#", no_wrap=True, justify="right")
+    table.add_column("where (PyTorch module, then MIL op)", overflow="fold", ratio=3)
+    table.add_column("verdict", no_wrap=True)
+    table.add_column("rule", no_wrap=True)
+    table.add_column("why", overflow="fold", ratio=3)
     style = {"fallback": "red", "maybe": "yellow", "ne": "green"}
+    fired: dict[str, object] = {}
     for f in report.program:
+        fired.setdefault(f.rule, f)
         table.add_row(
             "",
             "(whole program)",
-            "",
             f"[{style.get(f.severity, 'yellow')}]{f.severity}",
-            *(escape(str(v)) for v in (f.rule, f.reason, f.fix, f.source)),
+            f.rule,
+            escape(f.reason),
         )
     for op in report.ops if args.all else report.flagged():
-        rows = [tuple(escape(str(v)) for v in (x.rule, x.reason, x.fix, x.source)) for x in op.findings] or [
-            ("", "", "", "")
-        ]
-        for i, row in enumerate(rows):
+        verdict = f"[{style[op.verdict]}]{op.verdict_text}"
+        where = escape(f"{op.where} [{op.op_type}]")
+        if not op.findings:
+            table.add_row(str(op.index), where, verdict, "", "")
+        for i, x in enumerate(op.findings):
+            fired.setdefault(x.rule, x)
             first = i == 0
-            verdict = f"[{style[op.verdict]}]{op.verdict_text}"
             table.add_row(
                 str(op.index) if first else "",
-                escape(op.where) if first else "",
-                op.op_type if first else "",
+                where if first else "",
                 verdict if first else "",
-                *row,
+                x.rule,
+                escape(x.reason),
             )
     if table.row_count:
         console.print(table)
+        # what to do, once per rule (not repeated on every op)
+        for rule, f in fired.items():
+            console.print(escape(f"{rule} {f.title}: fix: {f.fix} (source: {f.source})"), highlight=False)  # type: ignore[attr-defined]
     else:
         console.print(
             "no op flagged: every op is likely to run on the Neural Engine (use --all to list them)"

@@ -33,8 +33,13 @@ def headline_text(entry: dict[str, Any]) -> str:
     best = entry.get("best")
     if not best:
         return f"no bound for {entry['name']}: the catalog has no peak or bandwidth figure"
-    partial = ", partial" if best["partial"] else ""
-    return f"at best {human_ms(best['at_best_ms'])} on {entry['name']} ({best['unit_name']}{partial})"
+    if best["partial"]:
+        # one roofline term is missing: the figure is far below a real bound, never quote it as "at best"
+        return (
+            f"no complete bound for {entry['name']}: partial {human_ms(best['at_best_ms'])} "
+            f"({best['unit_name']}, one term only; not comparable with full bounds)"
+        )
+    return f"at best {human_ms(best['at_best_ms'])} on {entry['name']} ({best['unit_name']})"
 
 
 def latency_section(bounds_list: list[Any], lint: Any = None) -> dict[str, Any]:

@@ -156,9 +156,11 @@ def _unsupported(convert: dict[str, Any], console: Any) -> None:
 
 
 def _unit_ms(unit: dict[str, Any] | None) -> str:
-    if not unit or unit["at_best_ms"] is None:
+    if unit is None:
+        return "n/a"
+    if unit["at_best_ms"] is None:
         return "-"
-    return human_ms(unit["at_best_ms"]) + ("" if unit["complete"] else "*")
+    return human_ms(unit["at_best_ms"]) if unit["complete"] else f"({human_ms(unit['at_best_ms'])})*"
 
 
 def _latency(latency: dict[str, Any], console: Any) -> None:
@@ -180,9 +182,16 @@ def _latency(latency: dict[str, Any], console: Any) -> None:
         if best["key_assumption"] not in notes:
             notes.append(best["key_assumption"])
         short = {"ne": "NE", "gpu": "GPU", "cpu": "CPU"}.get(best["unit"], best["unit_name"])
-        at_best = f"{human_ms(best['at_best_ms'])} {short}{' partial' if best['partial'] else ''}"
+        at_best = (
+            f"({human_ms(best['at_best_ms'])} {short})*"
+            if best["partial"]
+            else f"{human_ms(best['at_best_ms'])} {short}"
+        )
         t.add_row(escape(entry["name"]), at_best, *cells, f"[{notes.index(best['key_assumption']) + 1}]")
     console.print(t)
     for i, note in enumerate(notes, 1):
         console.print(f"[dim][{i}] {escape(note)}[/]")
-    console.print("[dim]* partial bound: the catalog lacks a figure, so one term is dropped[/]")
+    console.print(
+        "[dim](...)* partial bound: the catalog lacks a figure, so one term is dropped; far below a real bound"
+        " and not comparable with full ones · n/a: Core ML cannot use that unit on the device[/]"
+    )
