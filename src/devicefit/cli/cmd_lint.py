@@ -43,7 +43,7 @@ def main(args: argparse.Namespace) -> int:
     table.add_column("rule", no_wrap=True)
     table.add_column("why", overflow="fold", ratio=3)
     style = {"fallback": "red", "maybe": "yellow", "ne": "green"}
-    fired: dict[str, object] = {}
+    fired: dict[str, ane_lint.Finding] = {}
     for f in report.program:
         fired.setdefault(f.rule, f)
         table.add_row(
@@ -71,8 +71,11 @@ def main(args: argparse.Namespace) -> int:
     if table.row_count:
         console.print(table)
         # what to do, once per rule (not repeated on every op)
-        for rule, f in fired.items():
-            console.print(escape(f"{rule} {f.title}: fix: {f.fix} (source: {f.source})"), highlight=False)  # type: ignore[attr-defined]
+        for rule, finding in fired.items():
+            console.print(
+                escape(f"{rule} {finding.title}: fix: {finding.fix} (source: {finding.source})"),
+                highlight=False,
+            )
     else:
         console.print(
             "no op flagged: every op is likely to run on the Neural Engine (use --all to list them)"
