@@ -139,5 +139,8 @@ def get_device(id_or_name: str) -> Device:
     for dev in _catalog():
         if want in (_norm(dev.id), _norm(dev.name)):
             return dev
-    known = ", ".join(d.id for d in _catalog())
-    raise InputError(f"unknown device {id_or_name!r}; known devices: {known}")
+    from devicefit._suggest import did_you_mean
+
+    ids = [d.id for d in _catalog()]
+    hint = did_you_mean(id_or_name, ids + [d.name for d in _catalog()])
+    raise InputError(f"unknown device {id_or_name!r}{hint}; known devices: {', '.join(ids)}")

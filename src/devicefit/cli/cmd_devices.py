@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from devicefit.cli._common import add_json_argument
 
 NAME = "devices"
 ORDER = 65
@@ -12,7 +13,7 @@ HELP = "list engines and compute devices available on this host (--catalog: the 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--catalog", action="store_true", help="print the Apple device catalog instead")
-    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="also write the listing as JSON")
+    add_json_argument(p, "the listing")
     p.add_argument("--force", action="store_true", help="overwrite --json if it exists")
 
 
@@ -45,12 +46,11 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from devicefit.cli._common import check_output_path
-    from devicefit.io import atomic_write_text
+    from devicefit.cli._common import check_output_path, is_stdout, write_text_output
 
     if args.json is not None:
         check_output_path(args.json, args.force)
-    console = Console()
+    console = Console(stderr=is_stdout(args.json))  # `--json -`: stdout carries the JSON alone
     if args.catalog:
         rows = _catalog_rows()
         # the table shows the short scalar fields; sources, notes and nested data go to --json
@@ -98,7 +98,6 @@ def main(args: argparse.Namespace) -> int:
             ok = "[green]yes[/green]" if r["available"] else "[red]no[/red]"
             table.add_row(r["engine"], ok, ", ".join(r["devices"]), r["version"], r["reason"])
     console.print(table)
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(rows, indent=1, default=str))
+    if args.json is not None and write_text_output(args.json, json.dumps(rows, indent=1, default=str)):
         console.print(f"wrote {args.json}")
     return 0

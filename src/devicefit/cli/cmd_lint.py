@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from devicefit.cli._common import add_json_argument
+
 NAME = "lint"
 ORDER = 40
 HELP = "predict Neural Engine fallbacks from published constraints (not a measurement)"
@@ -13,9 +15,7 @@ HELP = "predict Neural Engine fallbacks from published constraints (not a measur
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", type=Path, help="the .mlpackage folder or .mlmodel file")
     p.add_argument("--function", default=None, help="function of a multi-function package")
-    p.add_argument(
-        "--json", type=Path, default=None, metavar="PATH", help="also write the full report as JSON"
-    )
+    add_json_argument(p, "the full report")
     p.add_argument("--all", action="store_true", help="list every op, not only flagged ones")
     p.add_argument("--force", action="store_true", help="overwrite --json if it exists")
 
@@ -28,13 +28,12 @@ def main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from devicefit.analyze import ane_lint
-    from devicefit.cli._common import check_output_path
-    from devicefit.io import atomic_write_text
+    from devicefit.cli._common import check_output_path, is_stdout, write_text_output
 
     if args.json is not None:
         check_output_path(args.json, args.force)
     report = ane_lint.lint(args.model, function=args.function)
-    console = Console()
+    console = Console(stderr=is_stdout(args.json))  # `--json -`: stdout carries the JSON alone
     table = Table(title=escape(f"Neural Engine lint · {args.model} · function {report.function}"))
     # readable at 80 columns: short cells never wrap, long ones wrap between words (by row)
     table.add_column("#", no_wrap=True, justify="right")
@@ -88,7 +87,6 @@ def main(args: argparse.Namespace) -> int:
         f"Neural Engine <-> CPU/GPU transitions: {s.transitions}{barred}"
     )
     console.print(f"[dim]{report.disclaimer}[/dim]")
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=2))
+    if args.json is not None and write_text_output(args.json, json.dumps(report.to_dict(), indent=2)):
         console.print(f"wrote {args.json}")
     return 0

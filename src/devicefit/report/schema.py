@@ -291,7 +291,13 @@ def to_json(report: dict[str, Any]) -> str:
 
 
 def write_json(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
-    """Write the report atomically (callers check ``--force`` first)."""
+    """Write the report atomically (callers check ``--force`` first); ``-`` writes it to stdout."""
+    import sys
+
+    if str(path) == "-":
+        sys.stdout.write(to_json(report))
+        sys.stdout.flush()
+        return
     from devicefit.io import atomic_write_text
 
     atomic_write_text(path, to_json(report))
