@@ -12,6 +12,29 @@ from devicefit.report.units import human_bytes, human_ms, number
 
 MB = 1024 * 1024
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+VERDICT_LEGEND = {
+    "pass": "met its bound",
+    "warn": "worth a look, does not fail",
+    "fail": "missed its bound (exit 1)",
+    "skipped": "not run (an earlier stage failed)",
+}
+
+
+def _io_line(model: dict[str, Any]) -> str:
+    """``inputs: image fp32 1x1x8x8 · outputs: logits fp16 1x10`` with the accepted shapes of flexible inputs."""
+    from devicefit.report.page import flexible_text, shape_text
+
+    parts = []
+    for kind in ("inputs", "outputs"):
+        feats = model.get(kind) or []
+        if feats:
+            items = []
+            for f in feats:
+                flex = flexible_text(f)
+                extra = f" (accepts {flex})" if flex != "fixed" else ""
+                items.append(f"{f['name']} {f.get('dtype')} {shape_text(f.get('shape'))}{extra}")
+            parts.append(f"{kind}: " + ", ".join(items))
+    return " · ".join(parts)
 
 
 def _f(v: Any) -> str:
@@ -34,6 +57,15 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         style = _STYLE.get(v["status"], "")
         verdicts.add_row(area.replace("_", " "), f"[{style}]{v['status'].upper()}[/]", escape(v["reason"]))
     console.print(verdicts)
+    used = [
+        k
+        for k in ("pass", "warn", "fail", "skipped")
+        if any(v["status"] == k for v in report["verdicts"].values())
+    ]
+    console.print("[dim]" + " · ".join(f"{k.upper()}: {VERDICT_LEGEND[k]}" for k in used) + "[/]")
+    io = _io_line(report.get("model") or {})
+    if io:
+        console.print(io, markup=False, highlight=False)
     if report.get("convert") and report["convert"].get("unsupported"):
         _unsupported(report["convert"], console)
     elif report.get("convert") and report["convert"].get("frontends"):
@@ -48,7 +80,9 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         console.print("frontends: " + escape("; ".join(parts)))
     num = report.get("numerics")
     if num:
-        t = Table(title="numerics (worst over outputs)")
+        data = report.get("data")
+        on = f" on {data['origin']}, {data['samples']} samples" if data else ""
+        t = Table(title=escape(f"numerics (worst over outputs){on}"))
         for col in ("comparison", "max rel err", "SNR dB", "cosine", "top-1", "top-5", "accuracy"):
             t.add_column(col)
         s = report["summary"]
@@ -95,8 +129,8 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
             + (f", package {human_bytes(pkg)}" if pkg is not None else "")
         )
         console.print(
-            f"memory: peak activations {human_bytes(mem['peak_activation_bytes'])} at"
-            f" {mem.get('peak_where') or mem['peak_op']}, working set {human_bytes(mem['working_set_bytes'])}",
+            f"memory: peak activations {human_bytes(mem['peak_activation_bytes'])} while running"
+            f" {mem.get('peak_where') or mem['peak_op']}; working set {human_bytes(mem['working_set_bytes'])}",
             markup=False,
             highlight=False,
         )
