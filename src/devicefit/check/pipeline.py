@@ -103,15 +103,46 @@ def _numerics(
     runs = validate_stage.run_samples(program, source, clean, options, progress)
     timings["validate"] = time.perf_counter() - t
 
+    fp32_model: list[Any] = []  # converted at most once, shared by the fidelity question and the repair
+
+    def fp32_mlmodel() -> Any:
+        if not fp32_model:
+            t32 = time.perf_counter()
+            fp32_model.append(convert_stage.convert_fp32(source, options, converted.summary.frontend))
+            timings["fp32_conversion"] = time.perf_counter() - t32
+        return fp32_model[0]
+
     def fp32_conversion() -> list[dict[str, Any]]:
-        t32 = time.perf_counter()
-        mlmodel = convert_stage.convert_fp32(source, options, converted.summary.frontend)
-        timings["fp32_conversion"] = time.perf_counter() - t32
-        return validate_stage.run_outputs(interp.load(mlmodel), clean, options, "fp32")
+        return validate_stage.run_outputs(interp.load(fp32_mlmodel()), clean, options, "fp32")
 
     weights_fp32 = options.precision == "fp32" and not converted.summary.skipped
     numerics = numerics_stage.compare_runs(program, runs, clean.labels, weights_fp32, fp32_conversion)
     result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
     result.divergence, result.questions = numerics.divergence, numerics.questions
     result.warnings.extend(numerics.warnings)
+    if options.repair and runs.torch and _compute_failed(result):
+        t = time.perf_counter()
+        result.repair = _fix(fp32_mlmodel(), runs, clean, options, source)
+        timings["fp16_repair"] = time.perf_counter() - t
     return runs.divergence_shapes
+
+
+def _compute_failed(result: CheckResult) -> bool:
+    """fp16 compute is what fails (not the conversion nor the weights): the case a repair fixes."""
+    from devicefit.check.numerics import COMPUTE, FIDELITY, STORAGE
+
+    qs = result.questions
+    if any(qs[k].passed is False for k in (FIDELITY, STORAGE) if k in qs):
+        return False
+    overflow = result.divergence is not None and bool(result.divergence.overflow_ops)
+    compute = qs.get(COMPUTE)
+    return overflow or (compute is not None and compute.passed is False)
+
+
+def _fix(fp32_mlmodel: Any, runs: Any, clean: Any, options: CheckOptions, source: Any) -> Any:
+    from devicefit.check.repair import fp16_fix
+    from devicefit.compare.validate import stack_samples
+
+    feeds = [validate_stage.program_feeds(f, options.image_inputs) for f in clean.feeds]
+    reference = stack_samples(runs.torch, list(runs.torch[0]))
+    return fp16_fix(fp32_mlmodel, feeds, reference, clean.labels, source)

@@ -100,6 +100,8 @@ class CheckResult:
     # inf/NaN in the validation data: one line per input, and the samples left out of the comparisons
     data_findings: list[str] = field(default_factory=list)
     bad_samples: list[int] = field(default_factory=list)
+    # the computed fp16 fix (devicefit.check.repair.Fp16Fix) when fp16 compute fails
+    repair: Any = None
     # area -> Verdict (see devicefit.check.verdicts); the report renders them.
     verdicts: dict[str, Any] = field(default_factory=dict)
     # Filled by further analyses; copied as-is into the JSON report under "extras".

@@ -97,7 +97,7 @@ def _numerics(r: Any) -> Verdict:
         elif div is not None and div.first_divergent is not None:
             first = div.first_divergent
             where = f"; first diverges at {first.op} ({first.op_type})"
-        return Verdict(FAIL, f"fp16 compute precision loss{where}{also}")
+        return Verdict(FAIL, f"fp16 compute precision loss{where}{also}{_fix(r)}")
     if not r.fp16.passed:
         return Verdict(
             FAIL,
@@ -108,6 +108,23 @@ def _numerics(r: Any) -> Verdict:
     if div is not None and (div.underflow_ops or div.first_divergent):
         return Verdict(WARN, f"fp16 underflow or intermediate divergence (outputs within tolerance){also}")
     return Verdict(PASS, f"outputs within tolerance{also}")
+
+
+def _fix(r: Any) -> str:
+    """``; fix: keep 3 ops in fp32 (...): --precision mixed --fp32-ops ... (verified: SNR ...)``."""
+    fix = r.repair
+    if fix is None:
+        return ""
+    if not fix.ops:
+        return "; the fp16 repair found no op to keep in fp32"
+    if not fix.passed:
+        return (
+            f"; even with {len(fix.ops)} ops kept in fp32 the repair bound is not met: use --precision fp32"
+        )
+    labels = list(dict.fromkeys(o.origin or o.name for o in fix.ops))
+    shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3} more" if len(labels) > 3 else "")
+    verified = f" (verified: {fix.verified.headline()})" if fix.verified is not None else ""
+    return f"; fix: keep {len(fix.ops)} op(s) in fp32 ({shown}): {fix.cli}{verified}"
 
 
 def _data(r: Any) -> Verdict:

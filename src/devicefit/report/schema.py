@@ -126,6 +126,9 @@ def _summary(r: Any) -> dict[str, Any]:
         if q.comparison is not None:
             for metric in ("snr_db", "cosine_similarity", "max_rel_error"):
                 s[f"{name}.{metric}"] = q.comparison.worst(metric)
+    if getattr(r, "repair", None) is not None:
+        s["fp16.repair_ops"] = len(r.repair.ops)
+        s["fp16.repair_passed"] = r.repair.passed
     if r.divergence is not None:
         s["fp16.overflow_ops"] = len(r.divergence.overflow_ops)
         s["fp16.underflow_ops"] = len(r.divergence.underflow_ops)
@@ -217,6 +220,10 @@ def build_report(r: Any) -> dict[str, Any]:
             "fp32": _comparison(r.fp32),
             "fp16": _comparison(r.fp16),
             "divergence": _divergence(r.divergence),
+            # the computed fp16 fix (devicefit.check.repair), with the repaired model verified vs PyTorch
+            "repair": None
+            if getattr(r, "repair", None) is None
+            else {**r.repair.to_dict(), "verified": _comparison(r.repair.verified)},
             # conversion fidelity / weight storage / compute precision (docs/metrics.md)
             "questions": {
                 name: {
