@@ -91,7 +91,7 @@ def test_a_file_where_a_folder_belongs_is_repaired(tmp_path, folder, monkeypatch
 def test_bad_max_bytes_is_one_line_exit_2(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEVICEFIT_CACHE_DIR", str(tmp_path / "c"))
     monkeypatch.setenv("DEVICEFIT_CACHE_MAX_BYTES", "lots")
-    with pytest.raises(InputError, match="DEVICEFIT_CACHE_MAX_BYTES.*'lots'"):
+    with pytest.raises(InputError, match=r"DEVICEFIT_CACHE_MAX_BYTES.*'lots'"):
         SpecializationCache()
     assert main(["cache", "ls"]) == 2
     err = capsys.readouterr().err.strip()

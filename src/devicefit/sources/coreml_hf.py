@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from devicefit.dtypes import proto_array_numpy
 from devicefit.errors import ModelLoadError
 from devicefit.sources.module import from_module, one_line
 from devicefit.sources.spec import InputSpec, SourceModel, random_inputs
@@ -41,9 +42,6 @@ def load_coreml(spec: str, path: Path, inputs: list[InputSpec] | None) -> Source
     )
 
 
-_COREML_DTYPES = {65568: "float32", 65552: "float16", 131104: "int32", 65600: "float32"}
-
-
 def _coreml_input_spec(feature: Any) -> InputSpec:
     kind = feature.type.WhichOneof("Type")
     if kind == "multiArrayType":
@@ -53,7 +51,8 @@ def _coreml_input_spec(feature: Any) -> InputSpec:
             shape = tuple(int(d) for d in array.enumeratedShapes.shapes[0].shape)
         elif not shape and array.WhichOneof("ShapeFlexibility") == "shapeRange":
             shape = tuple(int(r.lowerBound) for r in array.shapeRange.sizeRanges)
-        return InputSpec(feature.name, shape, _COREML_DTYPES.get(array.dataType, "float32"))
+        dtype = proto_array_numpy(array.dataType)
+        return InputSpec(feature.name, shape, dtype.name if dtype is not None else "float32")
     if kind == "imageType":
         image = feature.type.imageType
         channels = 1 if image.colorSpace == 10 else 3  # 10 = GRAYSCALE
