@@ -58,7 +58,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "'ane.fallback_ops_share>0.1', 'latency.iphone-12.best_ms>5'")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument(
-        "--trust-pickle", action="store_true", help="allow loading pickled models (runs their code)"
+        "--trust-code",
+        "--trust-pickle",
+        dest="trust_pickle",
+        action="store_true",
+        help="allow model files that run their own code when loaded: pickled modules, .pt2 with compiled "
+        "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name)",
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
 
