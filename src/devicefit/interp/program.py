@@ -8,7 +8,9 @@ constant inputs are converted once, and ``const`` / ``constexpr_*`` ops are eval
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,6 +156,8 @@ def _static_shape(var: Any) -> tuple | None:
         sym = sym.wrapped_type()
     if not (types.is_tensor(sym) or types.is_scalar(sym)):
         return None
+    if any(types.symbolic.is_variadic(d) for d in var.shape):
+        return None  # unknown rank
     return tuple(int(d) if isinstance(d, (int, np.integer)) else None for d in var.shape)
 
 
@@ -482,11 +486,12 @@ def load_pymil(source: Any) -> tuple[Any, Any, str]:
         weights_dir = None
     _check_weight_blobs(spec, weights_dir, origin)
     try:
-        prog = milproto_load(
-            spec,
-            specification_version=spec.specificationVersion,
-            file_weights_dir=weights_dir or "",
-        )
+        with _variadic_dims_readable():
+            prog = milproto_load(
+                spec,
+                specification_version=spec.specificationVersion,
+                file_weights_dir=weights_dir or "",
+            )
     except ModelLoadError:
         raise
     except Exception as e:
@@ -495,6 +500,30 @@ def load_pymil(source: Any) -> tuple[Any, Any, str]:
             "written by an unsupported coremltools version"
         ) from e
     return prog, spec, origin
+
+
+@contextlib.contextmanager
+def _variadic_dims_readable() -> Iterator[None]:
+    """Let coremltools' proto reader accept values of unknown rank (a variadic dim, e.g. ``fill`` with a
+    run-time shape of run-time length), which it refuses with "Variadic dimensions not yet implemented".
+
+    NOTE: patched only while loading, and the replacement only differs where the original raises.
+    """
+    from coremltools.converters.mil.frontend.milproto import helper
+    from coremltools.converters.mil.mil import get_new_variadic_symbol
+
+    original = helper.get_proto_dim
+
+    def get_proto_dim(dim: Any) -> Any:
+        if dim.WhichOneof("dimension") != "constant" and dim.unknown.variadic:
+            return get_new_variadic_symbol()
+        return original(dim)
+
+    helper.get_proto_dim = get_proto_dim
+    try:
+        yield
+    finally:
+        helper.get_proto_dim = original
 
 
 def _check_weight_blobs(spec: Any, weights_dir: str | None, origin: str) -> None:
