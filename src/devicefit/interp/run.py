@@ -7,10 +7,8 @@ SSA names are unique in a program, so nested blocks (while_loop / cond) share on
 
 from __future__ import annotations
 
-import copy
 import functools
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -18,45 +16,13 @@ import torch
 
 from devicefit.errors import InputError, KernelMissingError, ModelLoadError
 from devicefit.interp import dtypes
-from devicefit.interp.program import Block, FunctionPlan, Step, TensorSpec, compile_function, load_pymil
+from devicefit.interp.compile import compile_function
+from devicefit.interp.inputs import validate_input
+from devicefit.interp.plan import Block, FunctionPlan, TensorSpec
+from devicefit.interp.program import load_pymil
+from devicefit.interp.step import KernelContractError, call_step, held_output, wrong_count
 
 PRECISIONS = ("fp32", "fp16")
-
-
-class KernelContractError(RuntimeError):
-    """A kernel returned the wrong number, type or shape of outputs (a bug in devicefit)."""
-
-
-def call_step(
-    step: Step,
-    env: dict[str, Any],
-    precision: str,
-    run_block: Callable[..., list] | None,
-    states: dict[str, torch.Tensor] | None,
-) -> tuple:
-    """Call one step's kernel with its arguments gathered from ``env``; returns its outputs as a tuple."""
-    kwargs = dict(step.consts)
-    for param, name in step.dyn:
-        kwargs[param] = env[name]
-    for param, conv in step.dyn_attrs:
-        kwargs[param] = conv(kwargs[param])
-    for param, items in step.variadic:
-        kwargs[param] = [env[n] if n is not None else c for n, c in items]
-    if step.kernel.wants_ctx:
-        ctx = copy.copy(step.ctx)
-        ctx.precision = precision
-        ctx.run_block = run_block
-        ctx.states = states
-        kwargs["ctx"] = ctx
-    out = step.kernel.fn(**kwargs)
-    if not isinstance(out, tuple):
-        out = (out,)
-    if len(out) != len(step.outputs):
-        raise KernelContractError(
-            f"kernel {step.kernel.where} returned {len(out)} outputs for op {step.op_type!r} "
-            f"({step.name}), which declares {len(step.outputs)}"
-        )
-    return out
 
 
 class _Runner:
@@ -86,58 +52,22 @@ class _Runner:
                     kwargs[param] = env[name]
                 out = step.fn(**kwargs)
                 if step.single and type(out) is torch.Tensor and not strict:
-                    held = step.held0
-                    if held is not None and out.dtype != held:
-                        out = out.to(
-                            held
-                        )  # same normalisation as the general path (strict mode checks kinds)
+                    if out.dtype != step.held0 and step.held0 is not None:
+                        out = held_output(step, 0, out, strict)  # converts within a kind, raises across
                     env[step.out0] = dtypes.round_fp16(out) if fp16 and step.round0 else out
                     continue
                 if step.single and type(out) is not tuple:
                     out = (out,)
                 elif type(out) is not tuple or len(out) != len(step.outputs):
-                    _wrong_count(step, out)
+                    wrong_count(step, out)
             else:
                 out = call_step(step, env, self.precision, self.run_block, self.states)
             for i, name in enumerate(step.outputs):
-                value = out[i]
-                held = step.held[i]
-                if held is not None:
-                    if not isinstance(value, torch.Tensor):
-                        value = torch.as_tensor(value)
-                    if value.dtype != held:
-                        if strict and value.is_floating_point() != held.is_floating_point:
-                            raise KernelContractError(
-                                f"kernel {step.kernel.where} returned {value.dtype} for output {name!r} "
-                                f"declared {step.ctx.output_dtypes[i]}"
-                            )
-                        value = value.to(held)
-                    if strict:
-                        _check_shape(step, i, value)
-                    if fp16 and i in step.round_fp16:
-                        value = dtypes.round_fp16(value)
+                value = held_output(step, i, out[i], strict)
+                if fp16 and i in step.round_fp16:
+                    value = dtypes.round_fp16(value)
                 env[name] = value
         return [env[n] for n in block.outputs]
-
-
-def _wrong_count(step: Step, out: Any) -> None:
-    got = len(out) if type(out) is tuple else 1
-    raise KernelContractError(
-        f"kernel {step.kernel.where} returned {got} outputs for op {step.op_type!r} ({step.name}), "
-        f"which declares {len(step.outputs)}"
-    )
-
-
-def _check_shape(step: Step, i: int, value: torch.Tensor) -> None:
-    declared = step.declared_shapes[i]
-    if declared is None:
-        return
-    actual = tuple(value.shape)
-    if len(actual) != len(declared) or any(d is not None and d != a for d, a in zip(declared, actual)):
-        raise KernelContractError(
-            f"kernel {step.kernel.where} returned shape {actual} for output {step.outputs[i]!r} of "
-            f"{step.op_type!r}, declared {declared}"
-        )
 
 
 class Program:
@@ -157,7 +87,6 @@ class Program:
         self.functions = functions
         self.origin = origin
         self.spec = spec
-        self._lock = threading.Lock()
 
     # ----------------------------------------------------------- description
     @property
@@ -301,7 +230,7 @@ class Program:
         for name, spec in expected.items():
             if name not in inputs:
                 raise InputError(f"missing input {spec.describe()}; pass it as {name}=<array>")
-            feeds[name] = _validate_input(spec, inputs[name], precision)
+            feeds[name] = validate_input(spec, inputs[name], precision)
         return feeds
 
     def _convert_states(self, states: Mapping[str, Any] | None) -> dict[str, torch.Tensor]:
@@ -320,48 +249,6 @@ class Program:
         if given:
             raise InputError(f"unknown state {sorted(given)[0]!r}; states: {[s.name for s in self.states]}")
         return out
-
-
-def _validate_input(spec: TensorSpec, value: Any, precision: str) -> torch.Tensor:
-    arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-    if arr.dtype == object:
-        raise InputError(f"input {spec.name!r} is not a numeric array; expected {spec.describe()}")
-    want_float = dtypes.is_float(spec.dtype)
-    if want_float and arr.dtype.kind not in "fiu":
-        raise InputError(f"input {spec.name!r} has dtype {arr.dtype}, expected {spec.describe()}")
-    if not want_float and spec.dtype is not None and arr.dtype.kind not in "iub":
-        raise InputError(
-            f"input {spec.name!r} has dtype {arr.dtype}, expected integer input {spec.describe()}"
-        )
-    shape = tuple(arr.shape)
-    ok, why = _shape_allowed(spec, shape)
-    if not ok:
-        raise InputError(f"input {spec.name!r} has shape {'x'.join(map(str, shape)) or 'scalar'}; {why}")
-    tensor = dtypes.to_held_tensor(arr, spec.dtype if spec.dtype in dtypes.HELD_TORCH else None)
-    if precision == "fp16" and spec.dtype == "fp16":
-        tensor = dtypes.round_fp16(tensor)
-    return tensor
-
-
-def _shape_allowed(spec: TensorSpec, shape: tuple[int, ...]) -> tuple[bool, str]:
-    if spec.enumerated_shapes:
-        if shape in spec.enumerated_shapes:
-            return True, ""
-        allowed = ", ".join("x".join(map(str, s)) for s in spec.enumerated_shapes)
-        return False, f"the model accepts only the enumerated shapes {allowed}"
-    if spec.shape_range:
-        if len(shape) != len(spec.shape_range):
-            return False, f"expected rank {len(spec.shape_range)} ({spec.describe()})"
-        for axis, (dim, (lo, hi)) in enumerate(zip(shape, spec.shape_range)):
-            if dim < lo or (hi >= 0 and dim > hi):
-                bound = f"{lo}..{'inf' if hi < 0 else hi}"
-                return False, f"axis {axis} is {dim}, outside the declared range {bound} ({spec.describe()})"
-        return True, ""
-    if spec.shape is None:
-        return True, ""
-    if len(shape) != len(spec.shape) or any(a != b for a, b in zip(shape, spec.shape)):
-        return False, f"expected {spec.describe()}"
-    return True, ""
 
 
 def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
