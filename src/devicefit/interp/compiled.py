@@ -177,13 +177,17 @@ class CompiledProgram:
             _compare(names, built.call(feeds), expected, "the inputs it was built from")
         shuffled = _shuffled(feeds)
         try:
-            reference = self.program.run({n: t.numpy() for n, t in shuffled.items()}, precision=self.precision)
+            reference = self.program.run(
+                {n: t.numpy() for n, t in shuffled.items()}, precision=self.precision
+            )
         except Exception as e:  # the shuffled values are invalid for this model: nothing to compare against
             log.debug("compiled interpreter: second check skipped (%s)", e)
             return
         got = {
             s.name: _to_numpy(v, s.dtype, self.precision)
-            for s, v in zip(self.program.outputs, built.call(self.program._convert_inputs(shuffled, self.precision)))
+            for s, v in zip(
+                self.program.outputs, built.call(self.program._convert_inputs(shuffled, self.precision))
+            )
         }
         for name in names:
             if not _same_array(np.asarray(got[name]), np.asarray(reference[name])):
@@ -199,9 +203,12 @@ def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor]) -> Specia
     """Trace the tape's replay into a TorchScript graph."""
     dyn_positions = [i for i, o in enumerate(tape.outputs) if isinstance(o, Slot)]
     ops = sum(1 for e in tape.entries if isinstance(e, CallEntry))
-    spec = Specialization(sig, ops, list(tape.unrolled_loops), 0.0, None, list(tape.input_names), list(tape.outputs))
+    spec = Specialization(
+        sig, ops, list(tape.unrolled_loops), 0.0, None, list(tape.input_names), list(tape.outputs)
+    )
     if not dyn_positions:
         return spec
+
     def replay(*inputs: torch.Tensor) -> tuple:
         outs = tape.replay(inputs)
         return tuple(outs[i] for i in dyn_positions)

@@ -21,7 +21,9 @@ class CannotLower(Exception):
     """This call's attributes are outside what the variant handles."""
 
 
-def gather(x: torch.Tensor, indices: torch.Tensor, axis: int = 0, batch_dims: int = 0, validate_indices: bool = False) -> torch.Tensor:
+def gather(
+    x: torch.Tensor, indices: torch.Tensor, axis: int = 0, batch_dims: int = 0, validate_indices: bool = False
+) -> torch.Tensor:
     """``gather`` (batch_dims 0, the embedding lookup) with data-dependent indices."""
     if batch_dims != 0:
         raise CannotLower("batch_dims > 0 uses advanced indexing, which would wrap indices below -size")
@@ -31,7 +33,9 @@ def gather(x: torch.Tensor, indices: torch.Tensor, axis: int = 0, batch_dims: in
     # the reference wraps negative indices once and refuses the rest; index_select refuses what is still
     # out of range (negative included), so no input gets a value the reference would not give
     idx = torch.where(idx < 0, idx + shape[axis], idx)
-    return torch.index_select(x, axis, idx.reshape(-1)).reshape(shape[:axis] + list(idx.shape) + shape[axis + 1 :])
+    return torch.index_select(x, axis, idx.reshape(-1)).reshape(
+        shape[:axis] + list(idx.shape) + shape[axis + 1 :]
+    )
 
 
 # MIL op type -> trace-safe variant (same parameters as the reference kernel)

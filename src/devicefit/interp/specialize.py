@@ -26,8 +26,8 @@ import torch
 
 from devicefit.interp import dtypes
 from devicefit.interp.lowerings import TRACE_SAFE, CannotLower
-from devicefit.interp.program import Block, FunctionPlan, Step
-from devicefit.interp.run import call_step
+from devicefit.interp.plan import Block, FunctionPlan, Step
+from devicefit.interp.step import call_step, held_output
 
 # Ops whose output depends only on the shape of their input (shapes are fixed per specialisation).
 SHAPE_ONLY_OPS = frozenset({"shape"})
@@ -119,14 +119,9 @@ def post_process(step: Step, outs: tuple, fp16: bool) -> list[Any]:
     """The interpreter loop's treatment of a kernel's outputs: cast to the held dtype, round fp16 values."""
     values: list[Any] = []
     for i, value in enumerate(outs):
-        held = step.held[i]
-        if held is not None:
-            if not isinstance(value, torch.Tensor):
-                value = torch.as_tensor(value)
-            if value.dtype != held:
-                value = value.to(held)
-            if fp16 and i in step.round_fp16:
-                value = dtypes.round_fp16(value)
+        value = held_output(step, i, value, strict=False)
+        if fp16 and i in step.round_fp16:
+            value = dtypes.round_fp16(value)
         values.append(value)
     return values
 
@@ -185,7 +180,9 @@ class Specializer:
 
     def _call(self, step: Step) -> None:
         if step.op_type in STATEFUL_OPS:
-            raise NotLowerable(step.op_type, step.name, "state reads and updates are side effects a trace loses")
+            raise NotLowerable(
+                step.op_type, step.name, "state reads and updates are side effects a trace loses"
+            )
         reads = self._reads(step)
         dynamic = step.op_type not in SHAPE_ONLY_OPS and any(s is not None for _, s in reads.values())
         if dynamic:
@@ -207,7 +204,9 @@ class Specializer:
         step, outs = _call_tainted(step, reads, self.precision, self.fp16)
         self.steps_recorded += 1
         if self.steps_recorded > MAX_UNROLLED_STEPS:
-            raise NotLowerable(step.op_type, step.name, f"more than {MAX_UNROLLED_STEPS} ops after unrolling loops")
+            raise NotLowerable(
+                step.op_type, step.name, f"more than {MAX_UNROLLED_STEPS} ops after unrolling loops"
+            )
         slots = [self.tape.new_slot() for _ in step.outputs]
         bound = {n: (s if s is not None else v) for n, (v, s) in reads.items()}
         self.tape.entries.append(CallEntry(step, bound, slots))
@@ -219,7 +218,7 @@ class Specializer:
         from devicefit.interp.ops.control_flow import _truth
 
         cond_block, body_block = step.ctx.blocks
-        (_, items), = step.variadic
+        ((_, items),) = step.variadic
         values = [self.env[n] if n is not None else (c, None) for n, c in items]
         iterations = 0
         while True:
