@@ -14,10 +14,8 @@ from typing import Any
 
 import numpy as np
 
-DTYPE_BYTES = {
-    "fp64": 8, "fp32": 4, "fp16": 2, "bf16": 2, "int64": 8, "int32": 4, "uint32": 4, "int16": 2,
-    "uint16": 2, "int8": 1, "uint8": 1, "bool": 1,
-}  # fmt: skip
+from devicefit import dtypes
+
 MB = 1024 * 1024
 
 
@@ -102,10 +100,10 @@ def liveness(
 def value_size(shape: tuple[int | None, ...] | None, dtype: str | None) -> tuple[int, bool]:
     """(bytes, exact) for a value: unknown dimensions count as 1 and make the size inexact."""
     if shape is None:
-        return DTYPE_BYTES.get(dtype or "fp32", 4), False
+        return dtypes.tensor_bytes(dtype or "fp32", 1), False
     exact = all(d is not None for d in shape)
     numel = int(np.prod([d if d is not None else 1 for d in shape])) if shape else 1
-    return numel * DTYPE_BYTES.get(dtype or "fp32", 4), exact
+    return dtypes.tensor_bytes(dtype or "fp32", numel), exact
 
 
 def program_activation_memory(program: Any, observed: dict[str, Any] | None = None) -> ActivationMemory:

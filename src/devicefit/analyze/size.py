@@ -20,14 +20,15 @@ from typing import Any
 
 import numpy as np
 
+from devicefit import dtypes
+
 PRECISIONS = ("fp32", "fp16", "int8", "6bit", "4bit")
-_BYTES = {"fp32": 4, "fp16": 2, "fp64": 8, "bf16": 2, "int8": 1, "uint8": 1, "int32": 4, "int16": 2}
 
 
 def tensor_bytes(numel: int, shape: tuple[int, ...], precision: str) -> int:
     """Bytes one weight tensor takes when stored at ``precision`` (see the module docstring)."""
     if precision in ("fp32", "fp16"):
-        return numel * _BYTES[precision]
+        return dtypes.tensor_bytes(precision, numel)
     if precision == "int8":
         channels = shape[0] if len(shape) >= 2 else 1
         return numel + 2 * channels
@@ -53,7 +54,7 @@ class Weight:
 
     @property
     def stored_bytes(self) -> int:
-        return self.numel * _BYTES.get(self.dtype, 4)
+        return dtypes.tensor_bytes(self.dtype, self.numel)
 
 
 @dataclass

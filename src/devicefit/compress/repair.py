@@ -17,12 +17,11 @@ from typing import Any
 
 import numpy as np
 
+from devicefit.compare.divergence import diverged, value_error
 from devicefit.compress.budget import Budget, measure, meets
 from devicefit.compress.evaluate import run_samples
 from devicefit.compress.verbs import as_mlmodel, fp16, quiet
 from devicefit.compress.weights import _main, _ops
-
-DIVERGENCE_REL = 1e-2
 
 
 @dataclass
@@ -100,7 +99,7 @@ def _is_float(var: Any) -> bool:
 
 
 def first_divergent(fp32_model: Any, fp16_model: Any, feeds: Sequence[dict[str, np.ndarray]]) -> str | None:
-    """The first op (fp32 program name) whose fp16 output is non-finite or off by > 1% of its range."""
+    """The first op (fp32 program name) whose fp16 output diverged (the rule of :func:`.divergence.diverged`)."""
     from devicefit import interp
 
     p32, p16 = interp.load(fp32_model), interp.load(fp16_model)
@@ -114,14 +113,10 @@ def first_divergent(fp32_model: Any, fp16_model: Any, feeds: Sequence[dict[str, 
                 other = got.get(f"{value}_cast_fp16", got.get(value))
                 if other is None or value not in ref:
                     continue
-                a = np.asarray(ref[value], dtype=np.float64)
-                b = np.asarray(other, dtype=np.float64)
-                if a.shape != b.shape:
+                a, b = np.asarray(ref[value]), np.asarray(other)
+                if a.shape != b.shape or a.dtype.kind != "f" or b.dtype.kind != "f":
                     continue
-                if not np.isfinite(b).all() and np.isfinite(a).all():
-                    return name
-                scale = max(float(np.abs(a).max(initial=0.0)), 1e-6)
-                if float(np.abs(a - b).max(initial=0.0)) > DIVERGENCE_REL * scale:
+                if diverged(value_error(b, a)):
                     return name
     return None
 

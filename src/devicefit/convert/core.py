@@ -141,12 +141,19 @@ def _convert_with(source: SourceModel, frontend: str, options: ConvertOptions) -
         scanned = None if options.flexible else take_scan_graph(source, "torch.export")
         model = scanned if scanned is not None else _export_for(source, options)
     with _quiet_coremltools():
-        return ct.convert(
+        mlmodel = ct.convert(
             model,
             inputs=ct_inputs(ct, source, options),
             outputs=ct_outputs(ct, source, options),
             **ct_convert_kwargs(ct, options),
         )
+    # op scopes exist only on the freshly converted model: keep them in the package metadata
+    from devicefit.convert import provenance
+
+    # devicefit traces / exports the user's module wrapped as ``inner`` unless the user gave an ExportedProgram
+    root = "" if frontend == "torch.export" and source.exported is not None else "inner"
+    provenance.attach(mlmodel, provenance.collect(mlmodel, model, root=root))
+    return mlmodel
 
 
 def _export_for(source: SourceModel, options: ConvertOptions) -> Any:

@@ -82,39 +82,14 @@ def _verdict(status: str, reason: str) -> dict[str, str]:
 
 
 def _verdicts(r: Any) -> dict[str, dict[str, str]]:
-    v: dict[str, dict[str, str]] = {}
+    """The check's verdicts (devicefit.check.verdicts) plus the size and Neural Engine verdicts."""
+    decided = {k: v.to_dict() for k, v in r.verdicts.items()}
+    v: dict[str, dict[str, str]] = {"convert": decided["convert"], "numerics": decided["numerics"]}
     if not r.convert.ok:
-        unsupported = r.convert.unsupported or []
-        if unsupported:
-            names = ", ".join(u["op"] if isinstance(u, dict) else str(u) for u in unsupported)
-            reason = f"{len(unsupported)} unsupported op(s): {names} (where and what to do: see below)"
-        else:
-            reason = (r.convert.error or "conversion failed").splitlines()[0]
-        v["convert"] = _verdict("fail", reason)
-        for area in ("numerics", "size", "memory", "neural_engine"):
-            v[area] = _verdict("skipped", "conversion failed")
+        v["size"] = _verdict("skipped", "conversion failed")
+        v["memory"] = decided["memory"]
+        v["neural_engine"] = _verdict("skipped", "conversion failed")
         return v
-    rescued = r.convert.rescued
-    v["convert"] = (
-        _verdict("warn", f"rescued ops: {', '.join(rescued)}") if rescued else _verdict("pass", "converted")
-    )
-    if r.fp32 is not None and not r.fp32.passed:
-        v["numerics"] = _verdict("fail", "fp32 run differs from PyTorch: a conversion problem")
-    elif r.fp16 is not None and not r.fp16.passed:
-        first = r.divergence.first_divergent if r.divergence is not None else None
-        where = f"; first diverges at {first.op} ({first.op_type})" if first else ""
-        v["numerics"] = _verdict("fail", f"fp16 outside tolerance{where}")
-    elif r.divergence is not None and r.divergence.overflow_ops:
-        o = r.divergence.overflow_ops[0]
-        v["numerics"] = _verdict("fail", f"fp16 overflow at {o.op} ({o.op_type})")
-    elif r.trained is not None and r.trained.looks_untrained:
-        v["numerics"] = _verdict("warn", "model looks untrained; errors may be exaggerated")
-    elif r.divergence is not None and (r.divergence.underflow_ops or r.divergence.first_divergent):
-        v["numerics"] = _verdict(
-            "warn", "fp16 underflow or intermediate divergence (outputs within tolerance)"
-        )
-    else:
-        v["numerics"] = _verdict("pass", "outputs within tolerance")
     stored = r.size.package_bytes or r.size.weight_bytes
     if stored > SIZE_FAIL_BYTES:
         v["size"] = _verdict(
@@ -127,18 +102,12 @@ def _verdicts(r: Any) -> dict[str, dict[str, str]]:
             "pass",
             f"{human_bytes(stored)} on disk" if r.size.package_bytes else f"{human_bytes(stored)} of weights",
         )
-    known = [f for f in r.fits if f.fits is not None]
-    fitting = [f for f in known if f.fits]
-    if known and not fitting:
-        v["memory"] = _verdict("fail", "working set exceeds every device's app memory budget")
-    elif len(fitting) < len(known):
-        v["memory"] = _verdict("warn", f"fits {len(fitting)} of {len(known)} devices with a known budget")
-    else:
-        v["memory"] = _verdict("pass", f"fits all {len(known)} devices with a known budget")
+    v["memory"] = decided["memory"]
     if r.ane_lint is not None:
         v["neural_engine"] = _verdict(*device_sections.ane_verdict(device_sections.ane_section(r.ane_lint)))
     else:
         v["neural_engine"] = _verdict("skipped", "the Neural Engine lint did not run (see warnings)")
+    v.update({k: d for k, d in decided.items() if k not in v})
     return v
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from devicefit.dtypes import proto_array_numpy
 from devicefit.errors import InputError, ModelLoadError
 from devicefit.sources.spec import InputSpec, SourceModel, flatten_outputs, random_inputs, spec_of
 
@@ -411,9 +412,6 @@ def _load_coreml(spec: str, path: Path, inputs: list[InputSpec] | None) -> Sourc
     )
 
 
-_COREML_DTYPES = {65568: "float32", 65552: "float16", 131104: "int32", 65600: "float32"}
-
-
 def _coreml_input_spec(feature: Any) -> InputSpec:
     kind = feature.type.WhichOneof("Type")
     if kind == "multiArrayType":
@@ -423,7 +421,8 @@ def _coreml_input_spec(feature: Any) -> InputSpec:
             shape = tuple(int(d) for d in array.enumeratedShapes.shapes[0].shape)
         elif not shape and array.WhichOneof("ShapeFlexibility") == "shapeRange":
             shape = tuple(int(r.lowerBound) for r in array.shapeRange.sizeRanges)
-        return InputSpec(feature.name, shape, _COREML_DTYPES.get(array.dataType, "float32"))
+        dtype = proto_array_numpy(array.dataType)
+        return InputSpec(feature.name, shape, dtype.name if dtype is not None else "float32")
     if kind == "imageType":
         image = feature.type.imageType
         channels = 1 if image.colorSpace == 10 else 3  # 10 = GRAYSCALE
