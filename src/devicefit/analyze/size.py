@@ -43,17 +43,30 @@ def tensor_bytes(numel: int, shape: tuple[int, ...], precision: str) -> int:
 
 @dataclass
 class Weight:
-    """One weight tensor and the op that reads it first."""
+    """One weight tensor and the op that reads it first.
+
+    Attributes:
+        consumers: ``(op name, op type, input name)`` of every op (nested blocks included) that reads it
+            as a named constant input: where a compressed version is substituted.
+        stored_as: ``"const"``, or the ``constexpr_*`` op type that decompresses it (already compressed).
+    """
 
     name: str
     shape: tuple[int, ...]
     dtype: str
     op: str
     op_type: str
+    consumers: list[tuple[str, str, str]] = field(default_factory=list)
+    stored_as: str = "const"
 
     @property
     def numel(self) -> int:
         return int(np.prod(self.shape)) if self.shape else 1
+
+    @property
+    def layer(self) -> str:
+        """A readable name: the first reading op and its type."""
+        return f"{self.op} ({self.op_type})"
 
     @property
     def stored_bytes(self) -> int:
@@ -129,10 +142,44 @@ def _referenced(steps: list[Any]) -> list[tuple[Any, str]]:
     return refs
 
 
+def _producers(program: Any) -> dict[str, str]:
+    """Value name -> type of the pymil op producing it (``const``, ``constexpr_*``...)."""
+    out: dict[str, str] = {}
+
+    def visit(block: Any) -> None:
+        for op in block.operations:
+            for v in op.outputs:
+                out[v.name] = op.op_type
+            for inner in op.blocks:
+                visit(inner)
+
+    if program.pymil_function is not None:
+        visit(program.pymil_function)
+    return out
+
+
+def _consumers(steps: list[Any]) -> dict[str, list[tuple[str, str, str]]]:
+    """Value name -> (op, op type, input name) of each step reading it as a named (non-variadic) input."""
+    out: dict[str, list[tuple[str, str, str]]] = {}
+    for step in steps:
+        for param, src in step.ctx.input_names.items():
+            if isinstance(src, str):
+                out.setdefault(src, []).append((step.name, step.op_type, param))
+        for block in step.ctx.blocks:
+            for name, readers in _consumers(block.steps).items():
+                out.setdefault(name, []).extend(readers)
+    return out
+
+
 def find_weights(program: Any) -> list[Weight]:
-    """The program's weights (see the module docstring), each attributed to the first op reading it."""
+    """The program's weights (see the module docstring), each attributed to the first op reading it.
+
+    This is the one weight discovery: ``compress`` picks what it compresses from it.
+    """
     constants = program.plan.constants
     dtypes = declared_dtypes(program)
+    consumers = _consumers(program.plan.block.steps)
+    producers = _producers(program)
     seen: set[str] = set()
     weights: list[Weight] = []
     for step, name in _referenced(program.plan.block.steps):
@@ -142,7 +189,17 @@ def find_weights(program: Any) -> list[Weight]:
         if not getattr(value, "is_floating_point", lambda: False)() or int(np.prod(value.shape)) < 2:
             continue
         seen.add(name)
-        weights.append(Weight(name, tuple(value.shape), dtypes.get(name, "fp32"), step.name, step.op_type))
+        weights.append(
+            Weight(
+                name,
+                tuple(value.shape),
+                dtypes.get(name, "fp32"),
+                step.name,
+                step.op_type,
+                consumers.get(name, []),
+                producers.get(name, "const"),
+            )
+        )
     return weights
 
 

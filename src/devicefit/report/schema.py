@@ -140,6 +140,13 @@ def _summary(r: Any) -> dict[str, Any]:
         if comp.accuracy is not None:
             s[f"{comp.name}.accuracy"] = comp.accuracy.value
             s["reference.accuracy"] = comp.reference_accuracy
+    for name, q in getattr(r, "questions", {}).items():
+        if q.comparison is not None:
+            for metric in ("snr_db", "cosine_similarity", "max_rel_error"):
+                s[f"{name}.{metric}"] = q.comparison.worst(metric)
+    if getattr(r, "repair", None) is not None:
+        s["fp16.repair_ops"] = len(r.repair.ops)
+        s["fp16.repair_passed"] = r.repair.passed
     if r.divergence is not None:
         s["fp16.overflow_ops"] = len(r.divergence.overflow_ops)
         s["fp16.underflow_ops"] = len(r.divergence.underflow_ops)
@@ -222,12 +229,28 @@ def build_report(r: Any) -> dict[str, Any]:
             "samples": len(r.dataset.feeds),
             "labels": r.dataset.labels is not None,
         }
+        if getattr(r, "bad_samples", None):
+            report["data"]["bad_samples"] = list(r.bad_samples)
+            report["data"]["findings"] = list(r.data_findings)
     if r.fp16 is not None:
         t = r.trained
         report["numerics"] = {
             "fp32": _comparison(r.fp32),
             "fp16": _comparison(r.fp16),
             "divergence": _divergence(r.divergence),
+            # the computed fp16 fix (devicefit.check.repair), with the repaired model verified vs PyTorch
+            "repair": None
+            if getattr(r, "repair", None) is None
+            else {**r.repair.to_dict(), "verified": _comparison(r.repair.verified)},
+            # conversion fidelity / weight storage / compute precision (docs/metrics.md)
+            "questions": {
+                name: {
+                    "measured_on": q.measured_on,
+                    "passed": q.passed,
+                    "comparison": _comparison(q.comparison),
+                }
+                for name, q in getattr(r, "questions", {}).items()
+            },
             "trained": None
             if t is None
             else {
