@@ -23,12 +23,12 @@ PIPELINE: dict[str, int] = {
     "sources": 0,
     "demo": 0,  # the bundled demo model: a model source
     "convert": 1,
+    "merge": 1,  # multi-function packages from converted ones (convert.stateful builds prefill + decode)
     "interp": 2,
     "engines": 3,
     "compare": 4,
     "analyze": 5,
     "compress": 6,
-    "merge": 6,  # multi-function packages: a transformation of converted models, like compress
     "runtime": 7,
     "profile": 7,
     "check": 8,  # orchestration: may use everything before the report
