@@ -23,7 +23,6 @@ PIPELINE: dict[str, int] = {
     "sources": 0,
     "demo": 0,  # the bundled demo model: a model source
     "convert": 1,
-    "merge": 1,  # multi-function packages from converted ones (convert.stateful builds prefill + decode)
     "interp": 2,
     "engines": 3,
     "compare": 4,
