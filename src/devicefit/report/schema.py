@@ -65,6 +65,15 @@ def _feature(spec: Any) -> dict[str, Any]:
     return out
 
 
+def _latency(r: Any) -> dict[str, Any] | None:
+    if not r.latency:
+        return None
+    section = device_sections.latency_section(r.latency, r.ane_lint)
+    if r.program is not None and any(getattr(s, "is_flexible", False) for s in r.program.inputs):
+        section["per_shape"] = device_sections.per_shape_section(r.program, r.latency)
+    return section
+
+
 def _origin(origin: Any) -> dict[str, Any] | None:
     """A finding's PyTorch origin (module path, type, file:line), None when the package has no provenance."""
     return origin.to_dict() if origin is not None else None
@@ -216,7 +225,7 @@ def build_report(r: Any) -> dict[str, Any]:
         "size": None,
         "memory": None,
         "ane": device_sections.ane_section(r.ane_lint) if r.ane_lint is not None else None,
-        "latency": device_sections.latency_section(r.latency, r.ane_lint) if r.latency else None,
+        "latency": _latency(r),
         "verdicts": _verdicts(r),
         "summary": _summary(r),
         "warnings": list(r.warnings),
