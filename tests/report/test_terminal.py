@@ -67,3 +67,19 @@ def test_terminal_partial_bounds_are_marked_not_compared(demo_report):
 def test_terminal_flexible_inputs_show_accepted_shapes(flexible_report):
     text = _render(flexible_report)
     assert "(accepts 1x3x16x16 | 1x3x24x24)" in text
+
+
+def test_fp16_findings_lead_with_the_pytorch_module(demo_report):
+    """Divergence / overflow findings name the PyTorch module first, the MIL op in parentheses."""
+    import copy
+
+    report = copy.deepcopy(demo_report)
+    d = report["numerics"]["divergence"]
+    conv = next(o for o in d["per_op"] if o["op_type"] == "conv")
+    assert conv["origin"]["module_type"] == "Conv2d" and conv["where"].endswith(f"({conv['op']})")
+    overflowing = {**conv, "overflow": 3, "nonfinite": 0}
+    d["overflow"] = [overflowing]
+    d["first_divergent"] = overflowing
+    text = _render(report)
+    assert f"fp16 overflow at {conv['where']} [conv]: 3 values" in text
+    assert f"fp16 first diverges at {conv['where']} [conv]" in text

@@ -109,15 +109,18 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         if d.get("first_divergent"):
             fd = d["first_divergent"]
             console.print(
-                f"fp16 first diverges at [bold]{fd['op']}[/] ({fd['op_type']}), relative error {number(fd['rel_error'])}"
+                f"fp16 first diverges at [bold]{escape(fd.get('where') or fd['op'])}[/] {escape('[' + fd['op_type'] + ']')}, relative error "
+                f"{number(fd['rel_error'])}"
             )
         for o in d.get("overflow", []):
             console.print(
-                f"[red]fp16 overflow[/] at {o['op']} ({o['op_type']}): {o['overflow'] + o['nonfinite']} values"
+                f"[red]fp16 overflow[/] at {escape(o.get('where') or o['op'])} {escape('[' + o['op_type'] + ']')}: "
+                f"{o['overflow'] + o['nonfinite']} values"
             )
         for o in d.get("underflow", [])[:3]:
             console.print(
-                f"[yellow]fp16 underflow[/] at {o['op']} ({o['op_type']}): {o['underflow']} values flushed to zero"
+                f"[yellow]fp16 underflow[/] at {escape(o.get('where') or o['op'])} {escape('[' + o['op_type'] + ']')}: {o['underflow']} "
+                "values flushed to zero"
             )
     size, mem = report.get("size"), report.get("memory")
     if size and mem:
