@@ -47,6 +47,8 @@ def _static_shape(var: Any) -> tuple | None:
         sym = sym.wrapped_type()
     if not (types.is_tensor(sym) or types.is_scalar(sym)):
         return None
+    if any(types.symbolic.is_variadic(d) for d in var.shape):
+        return None  # unknown rank
     return tuple(int(d) if isinstance(d, (int, np.integer)) else None for d in var.shape)
 
 
