@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from devicefit.convert.fp16_constants import ConstantFix, fp16_safe_pass, pipeline_with_pass
 from devicefit.convert.options import ConvertOptions, ct_convert_kwargs, ct_inputs, ct_outputs
 from devicefit.convert.rescue import rescue_translations
 from devicefit.convert.scan import (
@@ -44,6 +46,7 @@ class ConversionResult:
         options: the options used.
         scan: the op scan plus the conversion attempts made.
         seconds: wall time of the conversion, attempts included.
+        fp16_constant_fixes: constants the fp16-safe pass rewrote (empty under fp32 or when opted out).
     """
 
     mlmodel: Any
@@ -51,6 +54,7 @@ class ConversionResult:
     options: ConvertOptions
     scan: ScanReport
     seconds: float
+    fp16_constant_fixes: list[ConstantFix] = field(default_factory=list)
 
     def save(self, path: str | os.PathLike[str], force: bool = False) -> Path:
         """Save as ``.mlpackage`` atomically; refuses to overwrite an existing path unless ``force``.
@@ -98,10 +102,11 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
         for name in frontend_order(source, options.frontend):
             # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
             static_scan(source, (name,), into=report)
-            mlmodel, result = _attempt(source, name, options)
+            fixes: list[ConstantFix] = []
+            mlmodel, result = _attempt(source, name, options, fixes)
             report.frontends.append(result)
             if mlmodel is not None:
-                return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start)
+                return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start, fixes)
     raise ConversionError(f"cannot convert {source.origin}: {report.summary()}", report)
 
 
@@ -119,10 +124,12 @@ def try_frontend(source: SourceModel, name: str, options: ConvertOptions | None)
         return _attempt(source, name, options or ConvertOptions(precision="fp32"))[1]
 
 
-def _attempt(source: SourceModel, name: str, options: ConvertOptions) -> tuple[Any, FrontendResult]:
+def _attempt(
+    source: SourceModel, name: str, options: ConvertOptions, fixes: list[ConstantFix] | None = None
+) -> tuple[Any, FrontendResult]:
     start = time.perf_counter()
     try:
-        mlmodel = _convert_with(source, name, options)
+        mlmodel = _convert_with(source, name, options, [] if fixes is None else fixes)
     except DevicefitError:
         raise
     except Exception as exc:
@@ -130,7 +137,9 @@ def _attempt(source: SourceModel, name: str, options: ConvertOptions) -> tuple[A
     return mlmodel, FrontendResult(name, True, None, time.perf_counter() - start)
 
 
-def _convert_with(source: SourceModel, frontend: str, options: ConvertOptions) -> Any:
+def _convert_with(
+    source: SourceModel, frontend: str, options: ConvertOptions, fixes: list[ConstantFix]
+) -> Any:
 
     from devicefit._lazy import coremltools
 
@@ -140,12 +149,12 @@ def _convert_with(source: SourceModel, frontend: str, options: ConvertOptions) -
     else:
         scanned = None if options.flexible else take_scan_graph(source, "torch.export")
         model = scanned if scanned is not None else _export_for(source, options)
-    with _quiet_coremltools():
+    kwargs = ct_convert_kwargs(ct, options)
+    with _quiet_coremltools(), contextlib.ExitStack() as stack:
+        if options.fp16_safe_constants and options.precision != "fp32":
+            kwargs["pass_pipeline"] = pipeline_with_pass(ct, stack.enter_context(fp16_safe_pass(fixes)))
         return ct.convert(
-            model,
-            inputs=ct_inputs(ct, source, options),
-            outputs=ct_outputs(ct, source, options),
-            **ct_convert_kwargs(ct, options),
+            model, inputs=ct_inputs(ct, source, options), outputs=ct_outputs(ct, source, options), **kwargs
         )
 
 
