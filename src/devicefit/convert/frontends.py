@@ -161,9 +161,16 @@ def _convert_with(
     with _quiet_coremltools(), contextlib.ExitStack() as stack:
         if options.fp16_safe_constants and options.precision != "fp32":
             kwargs["pass_pipeline"] = pipeline_with_pass(ct, stack.enter_context(fp16_safe_pass(fixes)))
-        return ct.convert(
+        mlmodel = ct.convert(
             model, inputs=ct_inputs(ct, source, options), outputs=ct_outputs(ct, source, options), **kwargs
         )
+    # op scopes exist only on the freshly converted model: keep them in the package metadata
+    from devicefit.convert import provenance
+
+    # devicefit traces / exports the user's module wrapped as ``inner`` unless the user gave an ExportedProgram
+    root = "" if frontend == "torch.export" and source.exported is not None else "inner"
+    provenance.attach(mlmodel, provenance.collect(mlmodel, model, root=root))
+    return mlmodel
 
 
 def _export_for(source: SourceModel, options: ConvertOptions) -> Any:
