@@ -33,11 +33,11 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
 def stock_converts(source: object) -> str:
     """``"yes"`` if stock coremltools converts through either frontend (no devicefit translations or pass)."""
     from devicefit.convert import ConvertOptions
-    from devicefit.convert.core import _attempt
+    from devicefit.convert.frontends import attempt
 
     errors = []
     for frontend in ("torchscript", "torch.export"):
-        _, result = _attempt(source, frontend, ConvertOptions(precision="fp32", fp16_safe_constants=False))
+        _, result = attempt(source, frontend, ConvertOptions(precision="fp32", fp16_safe_constants=False))
         if result.ok:
             return "yes"
         errors.append((result.error or "").replace("|", "/")[:70])

@@ -128,3 +128,18 @@ def test_tiny_deberta_v2_package_is_finite(frontend):
         got = next(iter(_run(result, source, precision).values()))
         assert np.isfinite(got).all(), precision
         assert _cosine(got, reference) > 0.999, precision
+
+
+def test_opt_out_flag_reaches_the_conversion_options():
+    import argparse
+
+    from devicefit.check.convert import convert_options
+    from devicefit.check.types import CheckOptions
+    from devicefit.cli._convert_args import add_conversion_arguments
+
+    parser = argparse.ArgumentParser()
+    add_conversion_arguments(parser)
+    assert parser.parse_args([]).keep_unsafe_constants is False
+    assert parser.parse_args(["--keep-unsafe-constants"]).keep_unsafe_constants is True
+    assert convert_options(CheckOptions()).fp16_safe_constants is True
+    assert convert_options(CheckOptions(fp16_safe_constants=False)).fp16_safe_constants is False
