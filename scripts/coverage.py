@@ -40,8 +40,10 @@ def stock_converts(source: object) -> str:
         _, result = attempt(source, frontend, ConvertOptions(precision="fp32", fp16_safe_constants=False))
         if result.ok:
             return "yes"
-        errors.append((result.error or "").replace("|", "/")[:70])
-    return f"no ({errors[0]})"
+        errors.append(
+            f"`{result.failed_op}`" if result.failed_op else (result.error or "").replace("|", "/")[:70]
+        )
+    return f"no ({'; '.join(dict.fromkeys(errors))})"
 
 
 def row(family: object) -> dict[str, str]:

@@ -131,3 +131,39 @@ class ScalarWhere(torch.nn.Module):
 def test_where_with_scalar_operands(frontend):
     torch.manual_seed(0)
     convert_and_compare(ScalarWhere(), (torch.randn(3, 4),), frontend)
+
+
+class BeitIndex(torch.nn.Module):
+    """BEiT's own relative-position index builder (in-place int64 assignments, a 0-d slot last)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from transformers.models.beit.modeling_beit import BeitRelativePositionBias
+
+        return x + BeitRelativePositionBias.generate_relative_position_index((2, 2)).float()
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_beit_relative_position_index(frontend):
+    convert_and_compare(BeitIndex(), (torch.randn(5, 5),), frontend)
+
+
+def test_beit_index_needs_select_scatter_rescue_on_export(monkeypatch):
+    from devicefit.convert import RESCUES, ConversionError
+
+    monkeypatch.delitem(RESCUES, "select_scatter")
+    with pytest.raises(ConversionError, match="select_scatter"):
+        convert_and_compare(BeitIndex(), (torch.randn(5, 5),), "torch.export")
+
+
+@pytest.mark.slow  # ~12 s: the whole tiny BEiT, converted twice
+def test_tiny_beit_torchscript_needs_the_tensor_assign_rescue(monkeypatch):
+    """In the whole model TorchScript hands coremltools a (1,) update for the 0-d slot; the rescue reshapes it."""
+    from devicefit.convert import RESCUES, ConversionError
+    from tests.corpus.families import BY_NAME
+
+    module, example = BY_NAME["BEiT"].build()
+    monkeypatch.delitem(RESCUES, "_internal_op_tensor_inplace_copy")
+    with pytest.raises(ConversionError, match="updates tensor should have shape"):
+        convert_and_compare(module, example, "torchscript")
+    monkeypatch.undo()
+    convert_and_compare(module, example, "torchscript", tol=1e-4)
