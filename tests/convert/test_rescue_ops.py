@@ -167,3 +167,40 @@ def test_tiny_beit_torchscript_needs_the_tensor_assign_rescue(monkeypatch):
         convert_and_compare(module, example, "torchscript")
     monkeypatch.undo()
     convert_and_compare(module, example, "torchscript", tol=1e-4)
+
+
+class Fn(torch.nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+TORCHVISION_STYLE = {
+    "bilinear_antialias_down": lambda x: F.interpolate(x, size=(3, 5), mode="bilinear", antialias=True),
+    "bilinear_antialias_scale": lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True),
+    "bicubic_antialias": lambda x: F.interpolate(x, size=(3, 12), mode="bicubic", antialias=True),
+    "nearest_exact": lambda x: F.interpolate(x, size=(11, 7), mode="nearest-exact"),
+    "channel_shuffle": lambda x: F.channel_shuffle(x, 2),
+    "clamp_tensor_min": lambda x: torch.clamp(x, min=torch.zeros(1, 4, 1, 1)),
+    "clamp_tensor_both": lambda x: torch.clamp(x, min=torch.full((10,), -0.5), max=x.mean(1, keepdim=True)),
+    "clamp_scalars": lambda x: torch.clamp(x, -0.5, 0.5),
+}
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("op", sorted(TORCHVISION_STYLE))
+def test_torchvision_style_ops(op, frontend):
+    torch.manual_seed(0)
+    convert_and_compare(Fn(TORCHVISION_STYLE[op]), (torch.randn(1, 4, 8, 10),), frontend)
+
+
+def test_stock_antialiased_bilinear_is_silently_wrong(monkeypatch):
+    """Why the override exists: coremltools 9.0 converts it as plain bilinear, without an error."""
+    from devicefit.convert import RESCUES
+
+    monkeypatch.delitem(RESCUES, "_upsample_bilinear2d_aa")
+    with pytest.raises(AssertionError):
+        convert_and_compare(Fn(TORCHVISION_STYLE["bilinear_antialias_down"]), (torch.randn(1, 4, 8, 10),))
