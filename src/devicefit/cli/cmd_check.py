@@ -152,6 +152,7 @@ def main(args: argparse.Namespace) -> int:
         extra_devices=gates_mod.gate_devices(gates),
         precision=args.precision,
         fp32_ops=list(args.fp32_ops),
+        fp16_safe_constants=not args.keep_unsafe_constants,
         samples=args.samples,
         trust_pickle=args.trust_pickle,
         package_path=pkg,
