@@ -217,10 +217,13 @@ class DivergenceTracker:
         outputs: dict[str, Any] = {}
         for paired in paired_run(self.program, feeds, outputs):
             step = paired.step
+            a = b = None
             for name, dtype in zip(step.outputs, step.ctx.output_dtypes):
                 a, b = paired.fp16.get(name), paired.fp32.get(name)
                 if a is not None and b is not None:
                     self.add_values(paired.index, step, name, dtype, a, b)
+            # NOTE: drop every reference before the next step runs, or values the runs already freed stay alive
+            del paired, a, b
         return outputs["fp32"], outputs["fp16"]
 
     def result(self) -> Divergence:
