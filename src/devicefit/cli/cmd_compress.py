@@ -91,7 +91,7 @@ def main(args: argparse.Namespace) -> int:
     if not result.met:
         out.print(
             f"[red]budget {budget.text} cannot be met[/red]: best candidate found reaches "
-            f"{result.chosen.metric:.6g} (needs >= {result.threshold:.6g}); it is the one written."
+            f"{distinct(result.chosen.metric, result.threshold)}; it is the one written."
         )
     if result.repair is not None:
         out.print(
@@ -110,6 +110,15 @@ def main(args: argparse.Namespace) -> int:
         atomic_write_text(args.html, html_report(result, origin))
         out.print(f"wrote {args.html}")
     return 0 if result.met else 1
+
+
+def distinct(value: float, threshold: float) -> str:
+    """``0.99896 (needs >= 0.999)`` with as many digits as it takes for the two numbers to differ."""
+    for digits in range(4, 17):
+        a, b = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
+        if a != b:
+            return f"{a} (needs >= {b})"
+    return f"{value!r} (needs >= {threshold!r})"
 
 
 def _load(args: argparse.Namespace):
