@@ -35,7 +35,7 @@ PIPELINE: dict[str, int] = {
     "cli": 10,
 }
 # Top-level helpers every stage may use (they import no stage themselves).
-HELPERS = {"errors", "io", "dtypes", "_lazy", "_malloc", "data"}
+HELPERS = {"errors", "io", "dtypes", "_lazy", "_malloc", "_suggest", "data"}
 
 
 @dataclass(frozen=True)

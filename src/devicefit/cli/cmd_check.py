@@ -27,11 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input declaration, e.g. image:1x3x32x32:float32 (repeat per input)")  # fmt: skip
     p.add_argument("--data", default=None, metavar="PATH",
                    help="validation data: .npz, folder of .npy, or FILE.py:make_data (random samples when omitted)")  # fmt: skip
-    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE",
+    from devicefit.cli._common import deployment_target, device_id
+
+    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE", type=device_id,
                    help="Apple device id from the catalog (repeat per device; `devicefit devices --catalog` "
                    "lists them): the fit table and latency bounds cover these (default: whole catalog for "
                    "fit, a few current iPhones/iPads/Macs for latency)")  # fmt: skip
-    p.add_argument("--deployment-target", default="iOS17", metavar="IOS",
+    p.add_argument("--deployment-target", default="iOS17", metavar="IOS", type=deployment_target,
                    help="minimum deployment target of the conversion: iOS15..iOS18 (default iOS17)")  # fmt: skip
     p.add_argument("--precision", choices=["fp16", "fp32", "mixed"], default="fp16")
     p.add_argument(

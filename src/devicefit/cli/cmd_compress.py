@@ -11,6 +11,8 @@ HELP = "find the smallest mixed-precision compressed model that meets an accurac
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from devicefit.cli._common import INPUT_HELP, deployment_target
+
     p.add_argument(
         "model", nargs="?", default=None, help="anything `check` accepts (default: the bundled demo)"
     )
@@ -24,13 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--deployment-target",
         dest="deployment_target",
         default="iOS18",
+        type=deployment_target,
         help="Core ML deployment target when converting a torch model (iOS15..iOS18)",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel evaluation processes")
     p.add_argument(
         "--ray", default=None, metavar="ADDRESS", help="evaluate on a Ray cluster ('local' starts one)"
     )
-    p.add_argument("--input", action="append", default=[], help="input spec name:DIMxDIM[:dtype]")
+    p.add_argument("--input", action="append", default=[], metavar="INPUT", help=INPUT_HELP)
     p.add_argument("-o", "--output", type=Path, default=None, help="write the chosen model (.mlpackage)")
     p.add_argument("--json", type=Path, default=None, help="write the result and Pareto front as JSON")
     p.add_argument("--html", type=Path, default=None, help="write an HTML report with the Pareto plot")
@@ -134,9 +137,10 @@ def _load(args: argparse.Namespace):
             raise InputError("--input needs a MODEL; the demo's input is fixed (image: 1x1x8x8 float32)")
         source = demo.demo_source()
     else:
-        from devicefit.sources import load_source, parse_input_arg
+        from devicefit.cli._common import input_specs
+        from devicefit.sources import load_source
 
-        specs = [parse_input_arg(t) for t in args.input] or None
+        specs = input_specs(args.input)  # NAME:SHAPE[:DTYPE] or NAME=FILE.npy (shape and dtype of the file)
         source = load_source(args.model, inputs=specs)
     if source.mlmodel is not None:
         mlmodel = source.mlmodel
