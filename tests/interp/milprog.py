@@ -21,14 +21,14 @@ _MIL_DTYPE = {
 }
 
 
-def build(
+def convert(
     fn: Callable[..., Any],
     inputs: Mapping[str, np.ndarray],
     target: str = "iOS17",
     precision: str = "fp32",
     shapes: Mapping[str, tuple] | None = None,
-) -> interp.Program:
-    """Convert the MIL program ``fn`` (its parameters named like ``inputs``, in order) and load it.
+) -> Any:
+    """Convert the MIL program ``fn`` (its parameters named like ``inputs``, in order) to an MLModel.
 
     Args:
         fn: builds the body with ``mb.*`` calls; returns the output var(s).
@@ -50,13 +50,31 @@ def build(
         for name, value in inputs.items()
     ]
     prog = mb.program(input_specs=specs, opset_version=opset)(fn)
-    mlmodel = ct.convert(
+    return ct.convert(
         prog,
         convert_to="mlprogram",
         minimum_deployment_target=opset,
         compute_precision=ct.precision.FLOAT32 if precision == "fp32" else ct.precision.FLOAT16,
     )
-    return interp.load(mlmodel)
+
+
+def build(fn: Callable[..., Any], inputs: Mapping[str, np.ndarray], **kwargs: Any) -> interp.Program:
+    """:func:`convert`, then load the model with ``devicefit.interp``."""
+    return interp.load(convert(fn, inputs, **kwargs))
+
+
+def with_const(mlmodel: Any, const_name: str, values: list) -> Any:
+    """A copy of ``mlmodel`` whose inline constant ``const_name`` holds ``values`` (a mutated program)."""
+    import coremltools as ct
+
+    spec = mlmodel.get_spec()
+    for block in spec.mlProgram.functions["main"].block_specializations.values():
+        for op in block.operations:
+            if op.type == "const" and op.outputs[0].name == const_name:
+                tensor = op.attributes["val"].immediateValue.tensor
+                getattr(tensor, tensor.WhichOneof("value")).values[:] = values
+                return ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
+    raise KeyError(const_name)
 
 
 def run(
