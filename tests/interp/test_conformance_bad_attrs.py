@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from devicefit.errors import InputError, ModelLoadError
 from devicefit import interp
+from devicefit.errors import InputError, ModelLoadError
 from tests.interp import milprog
 
 X = np.zeros((1, 3, 8, 8), np.float32)
@@ -15,7 +15,9 @@ X = np.zeros((1, 3, 8, 8), np.float32)
 
 def _conv(mb, x):
     w = np.ones((2, 3, 3, 3), np.float32)
-    return mb.conv(x=x, weight=w, strides=[1, 1], dilations=[1, 1], pad_type="custom", pad=[1, 1, 1, 1], name="c")
+    return mb.conv(
+        x=x, weight=w, strides=[1, 1], dilations=[1, 1], pad_type="custom", pad=[1, 1, 1, 1], name="c"
+    )
 
 
 def _conv_transpose(mb, x):
@@ -26,11 +28,15 @@ def _conv_transpose(mb, x):
 
 
 def _max_pool(mb, x):
-    return mb.max_pool(x=x, kernel_sizes=[2, 2], strides=[1, 1], pad_type="custom", pad=[0, 0, 0, 0], name="c")
+    return mb.max_pool(
+        x=x, kernel_sizes=[2, 2], strides=[1, 1], pad_type="custom", pad=[0, 0, 0, 0], name="c"
+    )
 
 
 def _avg_pool(mb, x):
-    return mb.avg_pool(x=x, kernel_sizes=[2, 2], strides=[1, 1], pad_type="custom", pad=[0, 0, 0, 0], name="c")
+    return mb.avg_pool(
+        x=x, kernel_sizes=[2, 2], strides=[1, 1], pad_type="custom", pad=[0, 0, 0, 0], name="c"
+    )
 
 
 BUILDERS = {"conv": _conv, "conv_transpose": _conv_transpose, "max_pool": _max_pool, "avg_pool": _avg_pool}

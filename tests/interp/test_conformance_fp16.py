@@ -82,7 +82,18 @@ def test_cast_fp32_to_fp16_rounding_edges():
         return mb.cast(x=x, dtype="fp16")
 
     x = np.float32(
-        [65519.99, 65520.0, -65520.0, 1 + 2.0**-11, 1 + 3 * 2.0**-11, 2.0**-25, 2.0**-25 * 1.0001, 1e-9, np.nan, 7e4]
+        [
+            65519.99,
+            65520.0,
+            -65520.0,
+            1 + 2.0**-11,
+            1 + 3 * 2.0**-11,
+            2.0**-25,
+            2.0**-25 * 1.0001,
+            1e-9,
+            np.nan,
+            7e4,
+        ]
     )
     out = milprog.run(prog, {"x": x}, target="iOS16", precision="fp16", op="cast")
     assert_bit_exact(out, x.astype(F16))
@@ -112,7 +123,9 @@ def test_conv_fp16():
     def prog(x):
         return mb.conv(x=x, weight=w, strides=[1, 1], pad_type="valid")
 
-    windows = np.lib.stride_tricks.sliding_window_view(x.astype(np.float64), (3, 3), axis=(2, 3))  # 1,3,4,5,3,3
+    windows = np.lib.stride_tricks.sliding_window_view(
+        x.astype(np.float64), (3, 3), axis=(2, 3)
+    )  # 1,3,4,5,3,3
     ref = np.einsum("bchwij,ocij->bohw", windows, w.astype(np.float64)).astype(F16)
     assert_within_one_ulp(milprog.run(prog, {"x": x}, target="iOS16", precision="fp16", op="conv"), ref)
 

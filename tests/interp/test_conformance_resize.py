@@ -19,7 +19,6 @@ X = np.random.default_rng(2).standard_normal((2, 3, 5, 7)).astype(np.float32)
 
 
 def ort_resize(x: np.ndarray, out_hw: tuple[int, int], mode: str, transform: str, nearest: str = "floor"):
-    import onnx
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
