@@ -46,6 +46,7 @@ class Divergence:
         overflow_ops: ops whose fp16 output has values beyond ±65504, or inf/NaN where fp32 was finite
             and none of the op's fp16 inputs already had inf/NaN (those ops only propagate it).
         underflow_ops: ops whose fp16 output flushed nonzero values (|x| < 2^-14 in fp32) to zero.
+        first_nonfinite_fp32: the first op whose fp32 output holds inf/NaN while all it reads is finite.
     """
 
     ops: list[OpError]
@@ -53,6 +54,8 @@ class Divergence:
     first_divergent: OpError | None = None
     overflow_ops: list[OpError] = field(default_factory=list)
     underflow_ops: list[OpError] = field(default_factory=list)
+    # the first op whose fp32 output holds inf/NaN while everything it reads was finite
+    first_nonfinite_fp32: OpError | None = None
 
     @property
     def passed(self) -> bool:
@@ -62,15 +65,81 @@ class Divergence:
         return self.passed
 
 
-def _rel_error(a: np.ndarray, b: np.ndarray) -> float:
-    """max |a - b| / max |b| over the finite entries of b (inf when a is non-finite where b is finite)."""
-    finite = np.isfinite(b)
-    if (~np.isfinite(a) & finite).any():
-        return math.inf
-    if not finite.any():
-        return 0.0
-    diff = np.abs(a[finite] - b[finite]).max()
-    return float(diff / max(float(np.abs(b[finite]).max()), 1e-30))
+# Elements compared per chunk: float64 temporaries of a chunk stay at 32 MiB however large the value.
+CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclass
+class ValueError_:
+    """How far one candidate value (fp16 run) is from its reference (fp32 run).
+
+    Attributes:
+        rel_error: max |a - b| / max |b| over the finite entries of b (inf when a is non-finite where b
+            is finite; 0 when b has no finite entry).
+        overflow: entries with |b| > 65504 (b finite): beyond the fp16 range.
+        nonfinite: entries where a is inf/NaN and b is finite.
+        underflow: entries of b that are nonzero but below the fp16 normal range, flushed to 0 in a.
+        candidate_finite: a has no inf/NaN at all.
+        reference_finite: b has no inf/NaN at all.
+    """
+
+    rel_error: float
+    overflow: int
+    nonfinite: int
+    underflow: int
+    candidate_finite: bool
+    reference_finite: bool
+
+
+def _flat(value: Any) -> Any:
+    import torch
+
+    t = value if isinstance(value, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(value))
+    return t.reshape(-1)
+
+
+def value_error(candidate: Any, reference: Any) -> ValueError_:
+    """Compare two float values (numpy arrays or torch tensors of the same shape), chunk by chunk.
+
+    This is the one fp16 divergence rule: an op has diverged when ``rel_error > DIVERGENCE_RTOL``
+    (see :func:`diverged`); ``check``'s divergence search and ``compress``'s fp16 repair both use it.
+    """
+    import torch
+
+    a_all, b_all = _flat(candidate), _flat(reference)
+    diff = scale = 0.0
+    overflow = nonfinite = underflow = 0
+    a_fin = b_fin = True
+    any_finite = False
+    for start in range(0, max(int(b_all.numel()), 1), CHUNK_ELEMENTS):
+        a = a_all[start : start + CHUNK_ELEMENTS].to(torch.float64)
+        b = b_all[start : start + CHUNK_ELEMENTS].to(torch.float64)
+        if b.numel() == 0:
+            break
+        fin_b, fin_a = torch.isfinite(b), torch.isfinite(a)
+        a_fin &= bool(fin_a.all())
+        b_fin &= bool(fin_b.all())
+        nonfinite += int((~fin_a & fin_b).sum())
+        abs_b = b.abs()
+        overflow += int(((abs_b > FP16_MAX) & fin_b).sum())
+        underflow += int(((b != 0) & (abs_b < FP16_MIN_NORMAL) & (a == 0)).sum())
+        if bool(fin_b.any()):
+            any_finite = True
+            scale = max(scale, float(abs_b[fin_b].max()))
+            if nonfinite == 0:
+                diff = max(diff, float((a[fin_b] - b[fin_b]).abs().max()))
+    if nonfinite:
+        rel = math.inf
+    elif not any_finite:
+        rel = 0.0
+    else:
+        rel = diff / max(scale, 1e-30)
+    return ValueError_(rel, overflow, nonfinite, underflow, a_fin, b_fin)
+
+
+def diverged(error: ValueError_, tolerance: float = DIVERGENCE_RTOL) -> bool:
+    """The fp16 divergence rule: relative error above ``tolerance`` (non-finite where fp32 is finite)."""
+    return error.rel_error > tolerance
 
 
 def op_outputs(program: Any) -> Iterable[tuple[int, Any, str, str | None]]:
@@ -78,6 +147,79 @@ def op_outputs(program: Any) -> Iterable[tuple[int, Any, str, str | None]]:
     for i, step in enumerate(program.plan.block.steps):
         for name, dt in zip(step.outputs, step.ctx.output_dtypes):
             yield i, step, name, dt
+
+
+FLOAT_DTYPES = ("fp16", "fp32", "bf16")
+
+
+class DivergenceTracker:
+    """Accumulates the per-op fp16-vs-fp32 comparison sample by sample, holding no intermediate values.
+
+    Use :meth:`add_sample` (runs both precisions op by op, see :mod:`devicefit.compare.stepwise`) or
+    :meth:`add_values` (values already computed), then :meth:`result`.
+    """
+
+    def __init__(self, program: Any, tolerance: float = DIVERGENCE_RTOL):
+        self.program = program
+        self.tolerance = tolerance
+        self.entries: dict[str, OpError] = {}
+        # Values whose fp16 (fp32) run held inf/NaN: ops reading them only propagate it.
+        self.poisoned16: set[str] = set()
+        self.poisoned32: set[str] = set()
+        self.first_nonfinite_fp32: OpError | None = None
+        self.observed_shapes: dict[str, tuple[int, ...]] = {}
+        self.samples = 0
+
+    def add_values(self, index: int, step: Any, name: str, dtype: str | None, fp16: Any, fp32: Any) -> None:
+        """Fold one op output's fp16 and fp32 values (one sample) into the per-op statistics."""
+        if self.samples <= 1 and name not in self.observed_shapes and hasattr(fp32, "shape"):
+            self.observed_shapes[name] = tuple(int(d) for d in fp32.shape)
+        if dtype not in FLOAT_DTYPES or not hasattr(fp16, "shape") or not hasattr(fp32, "shape"):
+            return
+        entry = self.entries.get(name)
+        if entry is None:
+            entry = self.entries[name] = OpError(index, step.name, step.op_type, name, 0.0)
+        reads = step.reads()  # nested blocks' reads too
+        entry.propagated |= any(src in self.poisoned16 for src in reads)
+        if tuple(fp16.shape) != tuple(fp32.shape):
+            return
+        err = value_error(fp16, fp32)
+        entry.rel_error = max(entry.rel_error, err.rel_error)
+        if dtype == "fp16":
+            entry.overflow += err.overflow
+            entry.nonfinite += err.nonfinite
+            entry.underflow += err.underflow
+        if not err.candidate_finite:
+            self.poisoned16.add(name)
+        if not err.reference_finite:
+            if self.first_nonfinite_fp32 is None and not any(s in self.poisoned32 for s in reads):
+                self.first_nonfinite_fp32 = OpError(index, step.name, step.op_type, name, math.inf)
+            self.poisoned32.add(name)
+
+    def add_sample(self, feeds: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Run ``feeds`` in fp32 and fp16 op by op, compare every float op output; returns both outputs."""
+        from devicefit.compare.stepwise import paired_run
+
+        self.samples += 1
+        if self.samples == 1:
+            self.observed_shapes.update({k: tuple(np.shape(v)) for k, v in feeds.items()})
+        outputs: dict[str, Any] = {}
+        for paired in paired_run(self.program, feeds, outputs):
+            step = paired.step
+            for name, dtype in zip(step.outputs, step.ctx.output_dtypes):
+                a, b = paired.fp16.get(name), paired.fp32.get(name)
+                if a is not None and b is not None:
+                    self.add_values(paired.index, step, name, dtype, a, b)
+        return outputs["fp32"], outputs["fp16"]
+
+    def result(self) -> Divergence:
+        ops = sorted(self.entries.values(), key=lambda o: o.index)
+        result = Divergence(ops, self.tolerance)
+        result.first_divergent = next((o for o in ops if o.rel_error > self.tolerance), None)
+        result.overflow_ops = [o for o in ops if o.overflow or (o.nonfinite and not o.propagated)]
+        result.underflow_ops = [o for o in ops if o.underflow]
+        result.first_nonfinite_fp32 = self.first_nonfinite_fp32
+        return result
 
 
 def find_divergence(
@@ -94,39 +236,14 @@ def find_divergence(
         fp16_runs: the same samples run with ``precision="fp16"``.
         tolerance: relative error (max abs diff / max abs fp32 value) above which an op has diverged.
     """
-    ops: list[OpError] = []
-    # Values whose fp16 run already holds inf/NaN: ops reading them only propagate an overflow upstream.
-    poisoned: set[str] = set()
-    for index, step, name, dtype in op_outputs(program):
-        if dtype not in ("fp16", "fp32", "bf16"):
-            continue
-        pairs: list[tuple[np.ndarray, np.ndarray]] = []
-        for r16, r32 in zip(fp16_runs, fp32_runs):
+    tracker = DivergenceTracker(program, tolerance)
+    for r16, r32 in zip(fp16_runs, fp32_runs):
+        tracker.samples += 1
+        for index, step, name, dtype in op_outputs(program):
             a, b = r16.get(name), r32.get(name)
             if isinstance(a, np.ndarray) and isinstance(b, np.ndarray):
-                pairs.append((a, b))
-        if not pairs:
-            continue
-        entry = OpError(index, step.name, step.op_type, name, 0.0)
-        entry.propagated = any(src in poisoned for src in step.reads())  # nested blocks' reads too
-        for a16, b32 in pairs:
-            a, b = a16.astype(np.float64), b32.astype(np.float64)
-            if a.shape != b.shape:
-                continue
-            entry.rel_error = max(entry.rel_error, _rel_error(a, b))
-            if dtype == "fp16":
-                fin = np.isfinite(b)
-                entry.overflow += int(((np.abs(b) > FP16_MAX) & fin).sum())
-                entry.nonfinite += int((~np.isfinite(a) & fin).sum())
-                entry.underflow += int(((b != 0) & (np.abs(b) < FP16_MIN_NORMAL) & (a == 0)).sum())
-        if any(not np.isfinite(a).all() for a, _ in pairs):
-            poisoned.add(name)
-        ops.append(entry)
-    result = Divergence(ops, tolerance)
-    result.first_divergent = next((o for o in ops if o.rel_error > tolerance), None)
-    result.overflow_ops = [o for o in ops if o.overflow or (o.nonfinite and not o.propagated)]
-    result.underflow_ops = [o for o in ops if o.underflow]
-    return result
+                tracker.add_values(index, step, name, dtype, a, b)
+    return tracker.result()
 
 
 @dataclass

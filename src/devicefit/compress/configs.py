@@ -7,7 +7,7 @@ op config it stands for).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from devicefit.errors import InputError
@@ -247,8 +247,3 @@ class JointConfig:
 
 Config = Fp16Config | QuantizeConfig | PalettizeConfig | PruneConfig | JointConfig
 CONFIG_TYPES = (Fp16Config, QuantizeConfig, PalettizeConfig, PruneConfig, JointConfig)
-
-
-def config_dict(config: Config) -> dict[str, Any]:
-    """A JSON-friendly description of ``config`` (its kind plus its fields)."""
-    return {"kind": type(config).__name__, **asdict(config)}

@@ -63,6 +63,40 @@ def run_samples(prog: Any, feeds: Sequence[dict[str, np.ndarray]], precision: st
     return stack([prog.run(f, precision=precision) for f in feeds], names)
 
 
+def with_constants(program: Any, substitutions: dict[str, dict[str, Any]]) -> Any:
+    """A program that reads ``substitutions`` (op name -> {input name: tensor}) instead of its constants.
+
+    The loaded program is not touched: only the steps that change (and the blocks holding them) are
+    copied, everything else is shared. So one loaded base program can serve concurrent evaluations.
+    """
+    import copy
+    import dataclasses
+
+    from devicefit.interp.program import Block
+    from devicefit.interp.run import Program
+
+    def rebuild(block: Block) -> Block:
+        steps, changed = [], False
+        for step in block.steps:
+            new = step
+            subs = substitutions.get(step.name)
+            if subs:
+                new = dataclasses.replace(step, consts={**step.consts, **subs})
+            if step.ctx.blocks:
+                inner = [rebuild(b) for b in step.ctx.blocks]
+                if any(a is not b for a, b in zip(inner, step.ctx.blocks)):
+                    ctx = copy.copy(new.ctx)
+                    ctx.blocks = inner
+                    new = dataclasses.replace(new, ctx=ctx)
+            changed |= new is not step
+            steps.append(new)
+        return dataclasses.replace(block, steps=steps) if changed else block
+
+    plan = program.plan
+    new_plan = dataclasses.replace(plan, block=rebuild(plan.block))
+    return Program(new_plan, program.functions, program.origin, program.spec)
+
+
 class Evaluator:
     """Holds a loaded base program and evaluates assignments against the reference."""
 
@@ -81,35 +115,35 @@ class Evaluator:
             for step in block.steps:
                 steps[step.name] = step
                 stack_.extend(step.ctx.blocks)
-        self.slots: dict[str, list[tuple[Any, str]]] = {}
+        # weight -> [(op name, input name, the base constant)]
+        self.slots: dict[str, list[tuple[str, str, Any]]] = {}
         for weight, readers in spec.consumers.items():
             slots = []
             for op_name, param in readers:
                 step = steps.get(op_name)
                 if step is None or param not in step.consts:
                     raise InputError(f"weight {weight!r}: op {op_name!r} does not read it as a constant")
-                slots.append((step, param))
+                slots.append((op_name, param, step.consts[param]))
             self.slots[weight] = slots
-        self.original = {w: [(s, p, s.consts[p]) for s, p in slots] for w, slots in self.slots.items()}
         self.tensors = {
             w: {c: torch.from_numpy(np.ascontiguousarray(a)) for c, a in choices.items()}
             for w, choices in spec.table.items()
         }
 
+    def program_for(self, assignment: dict[str, str]) -> Any:
+        """The base program with ``assignment``'s weights substituted (the base is left as it is)."""
+        subs: dict[str, dict[str, Any]] = {}
+        for weight, choice in assignment.items():
+            if choice == "fp16":
+                continue
+            new = self.tensors[weight][choice]
+            for op_name, param, old in self.slots[weight]:
+                subs.setdefault(op_name, {})[param] = new.to(old.dtype).reshape(old.shape)
+        return with_constants(self.prog, subs) if subs else self.prog
+
     def evaluate(self, assignment: dict[str, str]) -> Measure:
-        """Run the program with ``assignment``'s weights (others as in the base); restore afterwards."""
-        try:
-            for weight, choice in assignment.items():
-                if choice == "fp16":
-                    continue
-                new = self.tensors[weight][choice]
-                for step, param, old in self.original[weight]:
-                    step.consts[param] = new.to(old.dtype).reshape(old.shape)
-            out = run_samples(self.prog, self.spec.feeds, "fp16")
-        finally:
-            for entries in self.original.values():
-                for step, param, old in entries:
-                    step.consts[param] = old
+        """Run the program with ``assignment``'s weights (others as in the base)."""
+        out = run_samples(self.program_for(assignment), self.spec.feeds, "fp16")
         spec = self.spec
         value = measure(spec.metric, out, spec.reference, spec.labels, self.first_output)
         return Measure(value if not math.isnan(value) else -math.inf, noise(out, spec.reference))

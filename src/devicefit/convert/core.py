@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devicefit.convert.options import ConvertOptions, ct_convert_kwargs, ct_inputs, ct_outputs
-from devicefit.convert.rescue import install_rescue
+from devicefit.convert.rescue import rescue_translations
 from devicefit.convert.scan import (
     FrontendResult,
     ScanReport,
@@ -93,15 +93,15 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
     start = time.perf_counter()
     if source.kind == "coreml":
         return ConversionResult(source.mlmodel, "coreml", options, ScanReport(), 0.0)
-    install_rescue()
     report = ScanReport()
-    for name in frontend_order(source, options.frontend):
-        # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
-        static_scan(source, (name,), into=report)
-        mlmodel, result = _attempt(source, name, options)
-        report.frontends.append(result)
-        if mlmodel is not None:
-            return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start)
+    with rescue_translations():
+        for name in frontend_order(source, options.frontend):
+            # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
+            static_scan(source, (name,), into=report)
+            mlmodel, result = _attempt(source, name, options)
+            report.frontends.append(result)
+            if mlmodel is not None:
+                return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start)
     raise ConversionError(f"cannot convert {source.origin}: {report.summary()}", report)
 
 
@@ -115,8 +115,8 @@ def frontend_order(source: SourceModel, frontend: str) -> list[str]:
 
 def try_frontend(source: SourceModel, name: str, options: ConvertOptions | None) -> FrontendResult:
     """Convert through one frontend and report whether it worked (the model is discarded)."""
-    install_rescue()
-    return _attempt(source, name, options or ConvertOptions(precision="fp32"))[1]
+    with rescue_translations():
+        return _attempt(source, name, options or ConvertOptions(precision="fp32"))[1]
 
 
 def _attempt(source: SourceModel, name: str, options: ConvertOptions) -> tuple[Any, FrontendResult]:
@@ -141,12 +141,19 @@ def _convert_with(source: SourceModel, frontend: str, options: ConvertOptions) -
         scanned = None if options.flexible else take_scan_graph(source, "torch.export")
         model = scanned if scanned is not None else _export_for(source, options)
     with _quiet_coremltools():
-        return ct.convert(
+        mlmodel = ct.convert(
             model,
             inputs=ct_inputs(ct, source, options),
             outputs=ct_outputs(ct, source, options),
             **ct_convert_kwargs(ct, options),
         )
+    # op scopes exist only on the freshly converted model: keep them in the package metadata
+    from devicefit.convert import provenance
+
+    # devicefit traces / exports the user's module wrapped as ``inner`` unless the user gave an ExportedProgram
+    root = "" if frontend == "torch.export" and source.exported is not None else "inner"
+    provenance.attach(mlmodel, provenance.collect(mlmodel, model, root=root))
+    return mlmodel
 
 
 def _export_for(source: SourceModel, options: ConvertOptions) -> Any:

@@ -15,7 +15,7 @@ from typing import Any
 from devicefit.report import devices as device_sections
 from devicefit.report.units import human_bytes
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 MB = 1024 * 1024
 # Size verdict bounds: Apple's cellular download limit for apps, and the Neural Engine's reported
 # 1 GB model limit on iPhone (docs/check.md).
@@ -52,6 +52,24 @@ def _comparison(c: Any) -> dict[str, Any] | None:
     }
 
 
+def _feature(spec: Any) -> dict[str, Any]:
+    """An input / output: name, dtype, default shape, and the accepted shapes of a flexible input (1.2)."""
+    out: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype, "shape": list(spec.shape or [])}
+    ranges = getattr(spec, "shape_range", None)
+    enumerated = getattr(spec, "enumerated_shapes", None)
+    if enumerated:
+        out["enumerated_shapes"] = [list(s) for s in enumerated]
+    elif ranges and any(lo != hi for lo, hi in ranges):
+        # an unbounded upper end is -1 in the spec: null in JSON
+        out["shape_range"] = [[lo, None if hi < 0 else hi] for lo, hi in ranges]
+    return out
+
+
+def _origin(origin: Any) -> dict[str, Any] | None:
+    """A finding's PyTorch origin (module path, type, file:line), None when the package has no provenance."""
+    return origin.to_dict() if origin is not None else None
+
+
 def _op_error(o: Any) -> dict[str, Any]:
     return {
         "index": o.index,
@@ -82,39 +100,14 @@ def _verdict(status: str, reason: str) -> dict[str, str]:
 
 
 def _verdicts(r: Any) -> dict[str, dict[str, str]]:
-    v: dict[str, dict[str, str]] = {}
+    """The check's verdicts (devicefit.check.verdicts) plus the size and Neural Engine verdicts."""
+    decided = {k: v.to_dict() for k, v in r.verdicts.items()}
+    v: dict[str, dict[str, str]] = {"convert": decided["convert"], "numerics": decided["numerics"]}
     if not r.convert.ok:
-        unsupported = r.convert.unsupported or []
-        if unsupported:
-            names = ", ".join(u["op"] if isinstance(u, dict) else str(u) for u in unsupported)
-            reason = f"{len(unsupported)} unsupported op(s): {names} (where and what to do: see below)"
-        else:
-            reason = (r.convert.error or "conversion failed").splitlines()[0]
-        v["convert"] = _verdict("fail", reason)
-        for area in ("numerics", "size", "memory", "neural_engine"):
-            v[area] = _verdict("skipped", "conversion failed")
+        v["size"] = _verdict("skipped", "conversion failed")
+        v["memory"] = decided["memory"]
+        v["neural_engine"] = _verdict("skipped", "conversion failed")
         return v
-    rescued = r.convert.rescued
-    v["convert"] = (
-        _verdict("warn", f"rescued ops: {', '.join(rescued)}") if rescued else _verdict("pass", "converted")
-    )
-    if r.fp32 is not None and not r.fp32.passed:
-        v["numerics"] = _verdict("fail", "fp32 run differs from PyTorch: a conversion problem")
-    elif r.fp16 is not None and not r.fp16.passed:
-        first = r.divergence.first_divergent if r.divergence is not None else None
-        where = f"; first diverges at {first.op} ({first.op_type})" if first else ""
-        v["numerics"] = _verdict("fail", f"fp16 outside tolerance{where}")
-    elif r.divergence is not None and r.divergence.overflow_ops:
-        o = r.divergence.overflow_ops[0]
-        v["numerics"] = _verdict("fail", f"fp16 overflow at {o.op} ({o.op_type})")
-    elif r.trained is not None and r.trained.looks_untrained:
-        v["numerics"] = _verdict("warn", "model looks untrained; errors may be exaggerated")
-    elif r.divergence is not None and (r.divergence.underflow_ops or r.divergence.first_divergent):
-        v["numerics"] = _verdict(
-            "warn", "fp16 underflow or intermediate divergence (outputs within tolerance)"
-        )
-    else:
-        v["numerics"] = _verdict("pass", "outputs within tolerance")
     stored = r.size.package_bytes or r.size.weight_bytes
     if stored > SIZE_FAIL_BYTES:
         v["size"] = _verdict(
@@ -127,18 +120,12 @@ def _verdicts(r: Any) -> dict[str, dict[str, str]]:
             "pass",
             f"{human_bytes(stored)} on disk" if r.size.package_bytes else f"{human_bytes(stored)} of weights",
         )
-    known = [f for f in r.fits if f.fits is not None]
-    fitting = [f for f in known if f.fits]
-    if known and not fitting:
-        v["memory"] = _verdict("fail", "working set exceeds every device's app memory budget")
-    elif len(fitting) < len(known):
-        v["memory"] = _verdict("warn", f"fits {len(fitting)} of {len(known)} devices with a known budget")
-    else:
-        v["memory"] = _verdict("pass", f"fits all {len(known)} devices with a known budget")
+    v["memory"] = decided["memory"]
     if r.ane_lint is not None:
         v["neural_engine"] = _verdict(*device_sections.ane_verdict(device_sections.ane_section(r.ane_lint)))
     else:
         v["neural_engine"] = _verdict("skipped", "the Neural Engine lint did not run (see warnings)")
+    v.update({k: d for k, d in decided.items() if k not in v})
     return v
 
 
@@ -153,6 +140,13 @@ def _summary(r: Any) -> dict[str, Any]:
         if comp.accuracy is not None:
             s[f"{comp.name}.accuracy"] = comp.accuracy.value
             s["reference.accuracy"] = comp.reference_accuracy
+    for name, q in getattr(r, "questions", {}).items():
+        if q.comparison is not None:
+            for metric in ("snr_db", "cosine_similarity", "max_rel_error"):
+                s[f"{name}.{metric}"] = q.comparison.worst(metric)
+    if getattr(r, "repair", None) is not None:
+        s["fp16.repair_ops"] = len(r.repair.ops)
+        s["fp16.repair_passed"] = r.repair.passed
     if r.divergence is not None:
         s["fp16.overflow_ops"] = len(r.divergence.overflow_ops)
         s["fp16.underflow_ops"] = len(r.divergence.underflow_ops)
@@ -184,8 +178,8 @@ def build_report(r: Any) -> dict[str, Any]:
     model: dict[str, Any] = {"origin": r.origin, "kind": r.kind}
     if prog is not None:
         model.update(
-            inputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.inputs],
-            outputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.outputs],
+            inputs=[_feature(s) for s in prog.inputs],
+            outputs=[_feature(s) for s in prog.outputs],
             opset=f"iOS{prog.opset}",
             op_counts=prog.op_counts,
         )
@@ -235,12 +229,28 @@ def build_report(r: Any) -> dict[str, Any]:
             "samples": len(r.dataset.feeds),
             "labels": r.dataset.labels is not None,
         }
+        if getattr(r, "bad_samples", None):
+            report["data"]["bad_samples"] = list(r.bad_samples)
+            report["data"]["findings"] = list(r.data_findings)
     if r.fp16 is not None:
         t = r.trained
         report["numerics"] = {
             "fp32": _comparison(r.fp32),
             "fp16": _comparison(r.fp16),
             "divergence": _divergence(r.divergence),
+            # the computed fp16 fix (devicefit.check.repair), with the repaired model verified vs PyTorch
+            "repair": None
+            if getattr(r, "repair", None) is None
+            else {**r.repair.to_dict(), "verified": _comparison(r.repair.verified)},
+            # conversion fidelity / weight storage / compute precision (docs/metrics.md)
+            "questions": {
+                name: {
+                    "measured_on": q.measured_on,
+                    "passed": q.passed,
+                    "comparison": _comparison(q.comparison),
+                }
+                for name, q in getattr(r, "questions", {}).items()
+            },
             "trained": None
             if t is None
             else {
@@ -258,7 +268,14 @@ def build_report(r: Any) -> dict[str, Any]:
             "bytes_at": r.size.bytes_at,
             "package_bytes": r.size.package_bytes,
             "layers": [
-                {"op": x.op, "op_type": x.op_type, "parameters": x.parameters, "bytes": x.bytes}
+                {
+                    "op": x.op,
+                    "op_type": x.op_type,
+                    "parameters": x.parameters,
+                    "bytes": x.bytes,
+                    "origin": _origin(getattr(x, "origin", None)),
+                    "where": getattr(x, "where", x.op),
+                }
                 for x in r.size.layers
             ],
         }
@@ -268,6 +285,9 @@ def build_report(r: Any) -> dict[str, Any]:
             "peak_activation_bytes": m.peak_bytes,
             "peak_op": m.peak_op,
             "peak_index": m.peak_index,
+            "peak_origin": _origin(getattr(m, "peak_origin", None)),
+            "peak_where": getattr(m, "peak_where", m.peak_op),
+            "peak_advice": m.advice() if hasattr(m, "advice") else "",
             "weight_bytes": r.size.weight_bytes if r.size else None,
             "working_set_bytes": r.working_set_bytes,
             "approximate": m.approximate,

@@ -1,0 +1,122 @@
+"""Stage 2: the Core ML model (converted from PyTorch unless it already is one)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from devicefit.check.types import FRONTENDS, CheckOptions, ConvertSummary
+
+
+@dataclass
+class Converted:
+    """The conversion's outcome.
+
+    Attributes:
+        summary: what happened (frontends tried, errors, unsupported ops, rescued ops).
+        mlmodel: the Core ML model; None when the conversion failed.
+        conversion: devicefit's :class:`~devicefit.convert.Conversion` (None for a model given as Core ML);
+            kept so later stages can reuse its scan and trace.
+    """
+
+    summary: ConvertSummary
+    mlmodel: Any = None
+    conversion: Any = None
+
+
+def _frontend_entries(tried: list[Any]) -> list[dict[str, Any]]:
+    """Every frontend's status; those never attempted are listed as not tried (see ``all_frontends``)."""
+    by_name = {f.name: f for f in tried}
+    entries = []
+    for name in FRONTENDS:
+        f = by_name.get(name)
+        if f is None:
+            entries.append({"name": name, "status": "not tried", "error": None, "seconds": None})
+        else:
+            status = "converted" if f.ok else "failed"
+            entries.append({"name": name, "status": status, "error": f.error, "seconds": f.seconds})
+    return entries
+
+
+def convert_options(options: CheckOptions, precision: str | None = None) -> Any:
+    """devicefit ``ConvertOptions`` for ``options`` (``precision`` overrides the user's)."""
+    from devicefit.convert import ConvertOptions
+
+    precision = precision or options.precision
+    return ConvertOptions(
+        target=options.deployment_target,
+        precision=precision,
+        fp32_ops=list(options.fp32_ops) if precision == "mixed" or precision == options.precision else [],
+        image_inputs=dict(options.image_inputs),
+        flexible=dict(options.flexible),
+        output_names=options.output_names,
+    )
+
+
+def convert(source: Any, options: CheckOptions) -> Converted:
+    """Stage 2: convert ``source`` (or take its Core ML model) and save the package when asked to."""
+    if getattr(source, "mlmodel", None) is not None:
+        if options.package_path is not None:
+            from devicefit.io import atomic_path
+
+            with atomic_path(options.package_path) as tmp:
+                source.mlmodel.save(str(tmp))
+        summary = ConvertSummary(ok=True, frontend="(already Core ML)", skipped=True)
+        return Converted(summary, source.mlmodel)
+    from devicefit.convert import ConversionError
+    from devicefit.convert import convert as convert_model
+
+    copts = convert_options(options)
+    try:
+        conv = convert_model(source, copts)
+    except ConversionError as e:
+        scan = getattr(e, "scan", None)
+        unsupported = [
+            {
+                "op": u.op,
+                "location": u.location,
+                "module_path": u.module_path,
+                "hint": u.hint,
+                "count": u.count,
+            }
+            for u in getattr(scan, "unsupported", [])
+        ]
+        tried = list(getattr(scan, "frontends", []) or [])
+        summary = ConvertSummary(
+            ok=False, error=str(e), unsupported=unsupported, frontends=_frontend_entries(tried)
+        )
+        return Converted(summary)
+    scan = getattr(conv, "scan", None)
+    tried = list(getattr(scan, "frontends", []) or [])
+    if options.all_frontends:
+        from devicefit.convert.core import try_frontend
+
+        done = {f.name for f in tried}
+        tried += [try_frontend(source, name, copts) for name in FRONTENDS if name not in done]
+    summary = ConvertSummary(
+        ok=True,
+        frontend=conv.frontend,
+        seconds=conv.seconds,
+        rescued=list(getattr(scan, "rescued", []) or []),
+        frontends=_frontend_entries(tried),
+    )
+    if options.package_path is not None:
+        conv.save(options.package_path, force=options.force)
+    return Converted(summary, conv.mlmodel, conv)
+
+
+def convert_fp32(source: Any, options: CheckOptions, frontend: str | None) -> Any:
+    """An fp32 conversion (fp32 weights, fp32 compute) of ``source`` with the frontend that worked.
+
+    Used only when the shipped package stores its weights in fp16 (or compressed) and its fp32 run is
+    outside the conversion-fidelity bounds: this separates a conversion problem from weight rounding.
+    """
+    import dataclasses
+
+    from devicefit.convert import convert as convert_model
+
+    copts = dataclasses.replace(
+        convert_options(options, precision="fp32"),
+        frontend=frontend if frontend in FRONTENDS else "auto",
+    )
+    return convert_model(source, copts).mlmodel

@@ -1,0 +1,139 @@
+"""Stage 1: the model and its validation data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from devicefit.check.types import DEFAULT_GENERATED_SAMPLES, CheckOptions
+from devicefit.errors import InputError
+
+
+@dataclass
+class Sources:
+    """The loaded model and the data ``check`` validates it on.
+
+    Attributes:
+        source: a :class:`devicefit.sources.SourceModel` (or the demo's).
+        dataset: a :class:`devicefit.sources.data.Dataset`.
+    """
+
+    source: Any
+    dataset: Any
+
+    @property
+    def has_reference(self) -> bool:
+        """Whether PyTorch can run the model (False for a model given as Core ML)."""
+        return has_reference(self.source)
+
+
+def has_reference(source: Any) -> bool:
+    """Whether ``source`` carries a PyTorch module or exported program to compare with."""
+    return getattr(source, "module", None) is not None or getattr(source, "exported", None) is not None
+
+
+def load_model(options: CheckOptions) -> Any:
+    """The model source for ``options.model`` (the bundled demo when None)."""
+    if options.model is None:
+        from devicefit import demo
+
+        if options.inputs:
+            raise InputError("--input needs a MODEL; the demo's input is fixed (image: 1x1x8x8 float32)")
+        return demo.demo_source()
+    from devicefit.sources import load_source, parse_input_arg
+
+    specs = [parse_input_arg(text) for text in options.inputs] or None
+    return load_source(options.model, inputs=specs, trust_pickle=options.trust_pickle)
+
+
+def load_dataset(source: Any, options: CheckOptions) -> Any:
+    """Validation samples; loaded before converting so bad data fails fast."""
+    from devicefit.sources import data as data_mod
+
+    specs = list(source.input_specs)
+    if options.data is not None:
+        return data_mod.load_data(options.data, specs, options.samples)
+    if options.model is None:
+        from devicefit import demo
+
+        held = demo.held_out(options.samples)
+        return data_mod.Dataset(held.feeds, held.labels, "scikit-learn digits, held-out split")
+    examples = getattr(source, "example_inputs", None) or {}
+    names = {s.name for s in specs}
+    if getattr(source, "labels", None) is not None and set(examples) == names:
+        # A factory that returns labels describes labelled example inputs: validate on exactly those.
+        feeds = {k: np.asarray(v) for k, v in examples.items()}
+        return data_mod.Dataset(
+            [feeds], np.asarray(source.labels).reshape(-1), f"{source.origin} example inputs"
+        )
+    count = options.samples or DEFAULT_GENERATED_SAMPLES
+    generated = data_mod.generate(specs, count, options.seed)
+    if examples and set(examples) == names:
+        # The source's own example comes first: it is the one input known to be realistic.
+        generated.feeds[0] = {k: np.asarray(v) for k, v in examples.items()}
+        generated.origin = f"{generated.origin} (the first sample is the model's own example input)"
+    return generated
+
+
+def load(options: CheckOptions) -> Sources:
+    """Stage 1: load the model, then its data (bad data fails before any conversion work)."""
+    source = load_model(options)
+    return Sources(source, load_dataset(source, options))
+
+
+@dataclass
+class DataScreen:
+    """Samples with inf/NaN in a float input: bad data, kept out of the comparisons.
+
+    Attributes:
+        clean: the dataset without those samples (labels filtered alike).
+        bad_samples: indices of the samples left out.
+        findings: one line per input with non-finite values (input, values, samples).
+    """
+
+    clean: Any
+    bad_samples: list[int]
+    findings: list[str]
+
+
+def screen_data(dataset: Any) -> DataScreen:
+    """Split off samples whose float inputs hold inf/NaN: comparing on them would blame the model."""
+    from devicefit.sources.data import Dataset
+
+    bad: list[int] = []
+    per_input: dict[str, list[int]] = {}  # input -> [values, samples]
+    for i, feeds in enumerate(dataset.feeds):
+        sample_bad = False
+        for name, value in feeds.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind != "f":
+                continue
+            count = int((~np.isfinite(arr)).sum())
+            if count:
+                entry = per_input.setdefault(name, [0, 0])
+                entry[0] += count
+                entry[1] += 1
+                sample_bad = True
+        if sample_bad:
+            bad.append(i)
+    if not bad:
+        return DataScreen(dataset, [], [])
+    keep = [i for i in range(len(dataset.feeds)) if i not in set(bad)]
+    labels = dataset.labels
+    if labels is not None:
+        labels = np.asarray(labels)
+        per = len(labels) // len(dataset.feeds)  # label rows per sample (a batch axis gives several)
+        if per * len(dataset.feeds) == len(labels):
+            labels = labels.reshape(len(dataset.feeds), per, *labels.shape[1:])[keep].reshape(
+                -1, *labels.shape[1:]
+            )
+        else:
+            labels = None
+    clean = Dataset([dataset.feeds[i] for i in keep], labels, dataset.origin)
+    findings = [
+        f"input {name!r}: {values} NaN/inf value(s) in {samples} of {len(dataset.feeds)} sample(s)"
+        for name, (values, samples) in per_input.items()
+    ]
+    return DataScreen(clean, bad, findings)

@@ -1,0 +1,175 @@
+"""Stage 6: verdicts (pass / warn / fail / skipped, with the reason a user reads) from the measurements.
+
+The report adds the ``size`` and ``neural_engine`` verdicts (they are formatted with its units and device
+sections); every other verdict is decided here, so the CLI's exit code and the report agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+PASS, WARN, FAIL, SKIPPED = "pass", "warn", "fail", "skipped"
+
+
+@dataclass
+class Verdict:
+    """One area's verdict.
+
+    Attributes:
+        status: ``pass``, ``warn``, ``fail`` or ``skipped``.
+        reason: one line for the user: what moved, by how much, and where.
+    """
+
+    status: str
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"status": self.status, "reason": self.reason}
+
+
+def _convert(r: Any) -> Verdict:
+    if not r.convert.ok:
+        unsupported = r.convert.unsupported or []
+        if unsupported:
+            names = ", ".join(u["op"] if isinstance(u, dict) else str(u) for u in unsupported)
+            return Verdict(
+                FAIL, f"{len(unsupported)} unsupported op(s): {names} (where and what to do: see below)"
+            )
+        return Verdict(FAIL, (r.convert.error or "conversion failed").splitlines()[0])
+    if r.convert.rescued:
+        return Verdict(WARN, f"rescued ops: {', '.join(r.convert.rescued)}")
+    return Verdict(PASS, "converted")
+
+
+_LABELS = {
+    "conversion_fidelity": "conversion",
+    "weight_storage": "fp16 weights",
+    "compute_precision": "fp16 compute",
+}
+
+
+def _moved(r: Any) -> str:
+    """Each question's headline: ``conversion SNR 98.1 dB, fp16 weights SNR 45.2 dB, fp16 compute ...``."""
+    parts = []
+    for name, label in _LABELS.items():
+        q = r.questions.get(name)
+        if q is not None and q.comparison is not None:
+            parts.append(f"{label} {q.comparison.headline()}")
+    return ", ".join(parts)
+
+
+def _numerics(r: Any) -> Verdict:
+    from devicefit.check.numerics import COMPUTE, FIDELITY, STORAGE
+
+    if r.fp16 is None:
+        why = "every validation sample holds NaN/inf" if r.bad_samples else "the program did not run"
+        return Verdict(SKIPPED, why)
+    moved = _moved(r)
+    also = f" ({moved})" if moved else ""
+    fid, sto, com = (r.questions.get(k) for k in (FIDELITY, STORAGE, COMPUTE))
+    div = r.divergence
+    if fid is not None and fid.passed is False:
+        nonfinite = div.first_nonfinite_fp32 if div is not None else None
+        where = (
+            f"; the fp32 run first produces inf/NaN at {nonfinite.op} ({nonfinite.op_type})"
+            if nonfinite
+            else ""
+        )
+        return Verdict(
+            FAIL, f"conversion problem: {fid.measured_on}: {fid.comparison.headline()}{where}{also}"
+        )
+    if fid is not None and fid.passed is None and r.fp32 is not None and not r.fp32.passed:
+        return Verdict(FAIL, f"fp32 run differs from PyTorch and no fp32 conversion was possible{also}")
+    if sto is not None and sto.passed is False:
+        return Verdict(
+            FAIL,
+            f"weight storage loss, not a conversion problem: {sto.measured_on}: {sto.comparison.headline()}"
+            f"{also}; keep more precision for the weights (--precision fp32, or compress less)",
+        )
+    overflow = div.overflow_ops if div is not None else []
+    if (com is not None and com.passed is False) or overflow:
+        where = ""
+        if overflow:
+            o = overflow[0]
+            more = f" (+{len(overflow) - 1} more)" if len(overflow) > 1 else ""
+            where = f"; fp16 overflow at {o.op} ({o.op_type}){more}"
+        elif div is not None and div.first_divergent is not None:
+            first = div.first_divergent
+            where = f"; first diverges at {first.op} ({first.op_type})"
+        return Verdict(FAIL, f"fp16 compute precision loss{where}{also}{_fix(r)}")
+    if not r.fp16.passed:
+        return Verdict(
+            FAIL,
+            f"fp16 outside tolerance end to end: {r.fp16.headline()} (weights and compute together){also}",
+        )
+    if r.trained is not None and r.trained.looks_untrained:
+        return Verdict(WARN, f"model looks untrained; errors may be exaggerated{also}")
+    if div is not None and (div.underflow_ops or div.first_divergent):
+        return Verdict(WARN, f"fp16 underflow or intermediate divergence (outputs within tolerance){also}")
+    return Verdict(PASS, f"outputs within tolerance{also}")
+
+
+def _fix(r: Any) -> str:
+    """``; fix: keep 3 ops in fp32 (...): --precision mixed --fp32-ops ... (verified: SNR ...)``."""
+    fix = r.repair
+    if fix is None:
+        return ""
+    if not fix.ops:
+        return "; the fp16 repair found no op to keep in fp32"
+    if not fix.passed:
+        return (
+            f"; even with {len(fix.ops)} ops kept in fp32 the repair bound is not met: use --precision fp32"
+        )
+    labels = list(dict.fromkeys(o.origin or o.name for o in fix.ops))
+    shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3} more" if len(labels) > 3 else "")
+    verified = f" (verified: {fix.verified.headline()})" if fix.verified is not None else ""
+    return f"; fix: keep {len(fix.ops)} op(s) in fp32 ({shown}): {fix.cli}{verified}"
+
+
+def _data(r: Any) -> Verdict:
+    return Verdict(
+        FAIL,
+        f"bad data, not a model problem: {'; '.join(r.data_findings)}; those samples were left out of the "
+        "comparisons: fix or drop them",
+    )
+
+
+def _memory(r: Any) -> Verdict:
+    known = [f for f in r.fits if f.fits is not None]
+    fitting = [f for f in known if f.fits]
+    if not known:
+        return Verdict(SKIPPED, "no device in the fit table has a known app memory budget")
+    if not fitting:
+        return Verdict(FAIL, "working set exceeds every device's app memory budget")
+    if len(fitting) < len(known):
+        return Verdict(WARN, f"fits {len(fitting)} of {len(known)} devices with a known budget")
+    return Verdict(PASS, f"fits all {len(known)} devices with a known budget")
+
+
+def _flexible(flexible: dict[str, Any]) -> Verdict:
+    checks = flexible.get("checks", [])
+    failed = [c for c in checks if not c["ok"]]
+    if not failed:
+        return Verdict(PASS, f"all {len(checks)} shape checks within {flexible['rtol']:g} of PyTorch")
+    first = failed[0]
+    where = ", ".join(f"{k}={'x'.join(map(str, v))}" for k, v in first["shapes"].items())
+    why = first["error"] or f"relative error {first['rel_error']:.3g} > {flexible['rtol']:g}"
+    return Verdict(FAIL, f"{len(failed)} of {len(checks)} shape checks failed ({where}: {why})")
+
+
+def decide(r: Any) -> dict[str, Verdict]:
+    """Verdicts for a :class:`devicefit.check.CheckResult` (all but ``size`` and ``neural_engine``)."""
+    v = {"convert": _convert(r)}
+    if r.data_findings:
+        v["data"] = _data(r)
+    if not r.convert.ok:
+        for area in ("numerics", "memory"):
+            v[area] = Verdict(SKIPPED, "conversion failed")
+        return v
+    v["numerics"] = _numerics(r)
+    v["memory"] = _memory(r)
+    flexible = r.extras.get("flexible")
+    if flexible:
+        v["flexible_shapes"] = _flexible(flexible)
+    return v
