@@ -99,3 +99,13 @@ def run(
         assert prog.op_counts.get(op), f"{op} was folded away: {prog.op_counts}"
     outs = list(prog.run(dict(inputs), precision=precision, strict=True).values())
     return outs[0] if len(outs) == 1 else outs
+
+
+def named(build: Callable[..., Any], names: list[str]) -> Callable[..., Any]:
+    """``build(mb, *vars)`` as a function with one parameter per input name (the builder reads the names)."""
+    from coremltools.converters.mil import Builder as mb
+
+    args = ", ".join(names)
+    scope = {"build": build, "mb": mb}
+    exec(f"def prog({args}):\n    return build(mb, {args})", scope)
+    return scope["prog"]

@@ -380,21 +380,11 @@ CASES = {
 }
 
 
-def _program(build, names: list[str]):
-    """A function with one parameter per input name, as the MIL builder reads names from the signature."""
-    from coremltools.converters.mil import Builder as mb
-
-    args = ", ".join(names)
-    scope = {"build": build, "mb": mb}
-    exec(f"def prog({args}):\n    return build(mb, {args})", scope)
-    return scope["prog"]
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_spec_case(name):
     target, inputs, build, reference = CASES[name]
 
-    prog = _program(build, list(inputs))
+    prog = milprog.named(build, list(inputs))
     out = milprog.run(prog, inputs, target=target)
     expected = np.asarray(reference(**inputs))
     if expected.ndim == 0:
