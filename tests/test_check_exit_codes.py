@@ -110,7 +110,10 @@ def test_fp16_overflow_fails_with_exit_1_and_the_fix_needs_all_three_places(over
     # every one of the three overflowing squares is in the fix (the fp16 program names its ops NAME_cast_fp16)
     squares = [o["op"].removesuffix("_cast_fp16") for o in report["numerics"]["divergence"]["overflow"]]
     assert set(squares) <= kept
-    assert fix["cli"].startswith("--precision mixed --fp32-ops ") and "op_selector=lambda op" in fix["op_selector"]
+    assert (
+        fix["cli"].startswith("--precision mixed --fp32-ops ")
+        and "op_selector=lambda op" in fix["op_selector"]
+    )
     # verified: the repaired package, run in fp16, matches PyTorch
     assert fix["verified"]["passed"] is True and fix["verified"]["samples"] == 8
     assert "fix: keep" in numerics["reason"] and "--fp32-ops" in numerics["reason"]
@@ -130,7 +133,16 @@ def test_the_fix_works_when_applied(overflow_run, tmp_path):
 
 def test_gates_decide_when_given(tmp_path, capsys):
     model = _write(tmp_path, "ovf", OVERFLOW3)
-    argv = ["check", str(model), "--samples", "2", "--fail-on", "convert.ok=false", "--json", str(tmp_path / "r.json")]
+    argv = [
+        "check",
+        str(model),
+        "--samples",
+        "2",
+        "--fail-on",
+        "convert.ok=false",
+        "--json",
+        str(tmp_path / "r.json"),
+    ]
     assert main(argv) == 0
     assert json.loads((tmp_path / "r.json").read_text())["verdicts"]["numerics"]["status"] == "fail"
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
-
 from devicefit.analyze.size import Weight
 from devicefit.compress.configs import Config, Fp16Config, JointConfig, PalettizeConfig, QuantizeConfig
 from devicefit.errors import InputError
