@@ -50,9 +50,9 @@ def main(args: argparse.Namespace) -> int:
 
     from devicefit.cli._common import check_output_path
     from devicefit.compress import SearchOptions, parse_budget, search
-    from devicefit.compress.report import html_report, result_table, sensitivity_table
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
+    from devicefit.report.compress_view import html_report, result_table, sensitivity_table
 
     if args.samples < 1:
         raise InputError(f"--samples must be at least 1, got {args.samples}")

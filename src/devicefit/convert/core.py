@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devicefit.convert.options import ConvertOptions, ct_convert_kwargs, ct_inputs, ct_outputs
-from devicefit.convert.rescue import install_rescue
+from devicefit.convert.rescue import rescue_translations
 from devicefit.convert.scan import (
     FrontendResult,
     ScanReport,
@@ -93,15 +93,15 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
     start = time.perf_counter()
     if source.kind == "coreml":
         return ConversionResult(source.mlmodel, "coreml", options, ScanReport(), 0.0)
-    install_rescue()
     report = ScanReport()
-    for name in frontend_order(source, options.frontend):
-        # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
-        static_scan(source, (name,), into=report)
-        mlmodel, result = _attempt(source, name, options)
-        report.frontends.append(result)
-        if mlmodel is not None:
-            return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start)
+    with rescue_translations():
+        for name in frontend_order(source, options.frontend):
+            # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
+            static_scan(source, (name,), into=report)
+            mlmodel, result = _attempt(source, name, options)
+            report.frontends.append(result)
+            if mlmodel is not None:
+                return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start)
     raise ConversionError(f"cannot convert {source.origin}: {report.summary()}", report)
 
 
@@ -115,8 +115,8 @@ def frontend_order(source: SourceModel, frontend: str) -> list[str]:
 
 def try_frontend(source: SourceModel, name: str, options: ConvertOptions | None) -> FrontendResult:
     """Convert through one frontend and report whether it worked (the model is discarded)."""
-    install_rescue()
-    return _attempt(source, name, options or ConvertOptions(precision="fp32"))[1]
+    with rescue_translations():
+        return _attempt(source, name, options or ConvertOptions(precision="fp32"))[1]
 
 
 def _attempt(source: SourceModel, name: str, options: ConvertOptions) -> tuple[Any, FrontendResult]:

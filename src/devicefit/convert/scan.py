@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from devicefit.convert.rescue import install_rescue, is_rescue
+from devicefit.convert.rescue import is_rescue, rescue_translations
 
 if TYPE_CHECKING:
     from devicefit.sources import SourceModel
@@ -25,7 +25,7 @@ FRONTENDS = ("torchscript", "torch.export")
 _TS_CONSUMED = {"prim::GetAttr", "prim::Constant", "prim::Param", "prim::Return"}
 # What to do about an op coremltools lacks, by op; the default says how to add a translation.
 HINTS = {
-    "new_ones": "devicefit's rescue translation handles it (devicefit.convert.install_rescue)",
+    "new_ones": "devicefit's rescue translation handles it (devicefit.convert.rescue_translations)",
     "histc": "compute the histogram outside the model, or replace it with bucketize-free comparisons",
     "erfinv": "replace with a polynomial approximation, or move it out of the model",
     "logaddexp": "rewrite as torch.maximum(a, b) + torch.log1p(torch.exp(-torch.abs(a - b)))",
@@ -131,9 +131,10 @@ def scan(source: SourceModel) -> ScanReport:
     """
     from devicefit.convert.core import try_frontend
 
-    report = static_scan(source)
-    for name in FRONTENDS:
-        report.frontends.append(try_frontend(source, name, None))
+    with rescue_translations():
+        report = static_scan(source)
+        for name in FRONTENDS:
+            report.frontends.append(try_frontend(source, name, None))
     return report
 
 
@@ -152,7 +153,6 @@ def static_scan(
         frontends: which graphs to walk.
         into: a report to extend (a later frontend's findings merge with the earlier ones).
     """
-    install_rescue()
     report = into if into is not None else ScanReport()
     found: dict[str, UnsupportedOp] = {_sanitize(u.op): u for u in report.unsupported}
     rescued: set[str] = set(report.rescued)
@@ -163,9 +163,10 @@ def static_scan(
         except Exception as exc:
             report.graph_errors[name] = one_line(exc)
             continue
+        with rescue_translations():
+            statuses = [_lookup(kind, name) for _, kind, _, _ in nodes]
         counts: dict[str, int] = {}
-        for op, kind, location, module_path in nodes:
-            status = _lookup(kind, name)
+        for (op, kind, location, module_path), status in zip(nodes, statuses, strict=True):
             if status.startswith("rescue:"):
                 rescued.add(status.removeprefix("rescue:"))
             if status != "missing":

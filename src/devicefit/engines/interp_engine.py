@@ -106,8 +106,7 @@ class InterpEngine(Engine):
                 try:
                     plan, functions = load_plan(entry.path)
                 except (ValueError, KeyError, TypeError, OSError) as e:
-                    cache.events.append(f"corrupt {key}: {e}")
-                    cache._remove(entry.path)
+                    cache.discard(entry, f"{type(e).__name__}: {e}")
                     self.program = interp.load(path, function=function)
                     self._describe()
                     return False

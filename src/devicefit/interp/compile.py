@@ -13,7 +13,7 @@ import numpy as np
 
 from devicefit.errors import KernelMissingError, ModelLoadError
 from devicefit.interp import dtypes
-from devicefit.interp.features import feature_spec, function_description
+from devicefit.interp.features import agree_with_program, feature_spec, function_description
 from devicefit.interp.plan import Block, FunctionPlan, Step, TensorSpec
 from devicefit.interp.registry import OpContext, get_kernel, opset_number
 from devicefit.interp.step import call_step
@@ -47,6 +47,8 @@ def _static_shape(var: Any) -> tuple | None:
         sym = sym.wrapped_type()
     if not (types.is_tensor(sym) or types.is_scalar(sym)):
         return None
+    if any(types.symbolic.is_variadic(d) for d in var.shape):
+        return None  # unknown rank
     return tuple(int(d) if isinstance(d, (int, np.integer)) else None for d in var.shape)
 
 
@@ -211,11 +213,14 @@ def compile_function(prog: Any, spec: Any, name: str) -> FunctionPlan:
                 else TensorSpec(in_name, dt, _static_shape(var), kind="state")
             )
             st.kind = "state"
+            agree_with_program(st, _static_shape(var))
             states.append(st)
             continue
         feat = in_features.get(in_name)
         if feat is not None:
-            inputs.append(feature_spec(feat, dt))
+            ts = feature_spec(feat, dt)
+            agree_with_program(ts, _static_shape(var))
+            inputs.append(ts)
         else:
             inputs.append(TensorSpec(in_name, dt, _static_shape(var)))
     outputs = []

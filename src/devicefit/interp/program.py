@@ -7,6 +7,8 @@ import them from this module.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,11 +41,12 @@ def load_pymil(source: Any) -> tuple[Any, Any, str]:
         weights_dir = None
     check_weight_blobs(spec, weights_dir, origin)
     try:
-        prog = milproto_load(
-            spec,
-            specification_version=spec.specificationVersion,
-            file_weights_dir=weights_dir or "",
-        )
+        with _variadic_dims_readable():
+            prog = milproto_load(
+                spec,
+                specification_version=spec.specificationVersion,
+                file_weights_dir=weights_dir or "",
+            )
     except ModelLoadError:
         raise
     except Exception as e:
@@ -52,3 +55,27 @@ def load_pymil(source: Any) -> tuple[Any, Any, str]:
             "written by an unsupported coremltools version"
         ) from e
     return prog, spec, origin
+
+
+@contextlib.contextmanager
+def _variadic_dims_readable() -> Iterator[None]:
+    """Let coremltools' proto reader accept values of unknown rank (a variadic dim, e.g. ``fill`` with a
+    run-time shape of run-time length), which it refuses with "Variadic dimensions not yet implemented".
+
+    NOTE: patched only while loading, and the replacement only differs where the original raises.
+    """
+    from coremltools.converters.mil.frontend.milproto import helper
+    from coremltools.converters.mil.mil import get_new_variadic_symbol
+
+    original = helper.get_proto_dim
+
+    def get_proto_dim(dim: Any) -> Any:
+        if dim.WhichOneof("dimension") != "constant" and dim.unknown.variadic:
+            return get_new_variadic_symbol()
+        return original(dim)
+
+    helper.get_proto_dim = get_proto_dim
+    try:
+        yield
+    finally:
+        helper.get_proto_dim = original

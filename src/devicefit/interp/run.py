@@ -14,13 +14,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from devicefit.errors import InputError, KernelMissingError, ModelLoadError
+from devicefit.errors import DevicefitError, InputError, KernelMissingError, ModelLoadError, first_line
 from devicefit.interp import dtypes
 from devicefit.interp.compile import compile_function
-from devicefit.interp.inputs import validate_input
+from devicefit.interp.inputs import check_generated_size, input_array, validate_input
 from devicefit.interp.plan import Block, FunctionPlan, TensorSpec
 from devicefit.interp.program import load_pymil
-from devicefit.interp.step import KernelContractError, call_step, held_output, wrong_count
+from devicefit.interp.step import KernelContractError, OpFailedError, call_step, held_output, wrong_count
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -43,30 +43,40 @@ class _Runner:
             if fp16 and dt == "fp16" and isinstance(value, torch.Tensor):
                 value = dtypes.round_fp16(value)
             env[name] = value
-        for step in block.steps:
-            # NOTE: the hot path. Most ops take constants + environment values and return one tensor;
-            # they skip call_step's generality (attribute conversion, variadics, context).
-            if step.simple:
-                kwargs = step.consts.copy()
-                for param, name in step.dyn:
-                    kwargs[param] = env[name]
-                out = step.fn(**kwargs)
-                if step.single and type(out) is torch.Tensor and not strict:
-                    if out.dtype != step.held0 and step.held0 is not None:
-                        out = held_output(step, 0, out, strict)  # converts within a kind, raises across
-                    env[step.out0] = dtypes.round_fp16(out) if fp16 and step.round0 else out
-                    continue
-                if step.single and type(out) is not tuple:
-                    out = (out,)
-                elif type(out) is not tuple or len(out) != len(step.outputs):
-                    wrong_count(step, out)
-            else:
-                out = call_step(step, env, self.precision, self.run_block, self.states)
-            for i, name in enumerate(step.outputs):
-                value = held_output(step, i, out[i], strict)
-                if fp16 and i in step.round_fp16:
-                    value = dtypes.round_fp16(value)
-                env[name] = value
+        try:
+            for step in block.steps:
+                # NOTE: the hot path. Most ops take constants + environment values and return one tensor;
+                # they skip call_step's generality (attribute conversion, variadics, context).
+                if step.simple:
+                    kwargs = step.consts.copy()
+                    for param, name in step.dyn:
+                        kwargs[param] = env[name]
+                    out = step.fn(**kwargs)
+                    if step.single and type(out) is torch.Tensor and not strict:
+                        if out.dtype != step.held0 and step.held0 is not None:
+                            out = held_output(step, 0, out, strict)  # converts within a kind, raises across
+                        env[step.out0] = dtypes.round_fp16(out) if fp16 and step.round0 else out
+                        continue
+                    if step.single and type(out) is not tuple:
+                        out = (out,)
+                    elif type(out) is not tuple or len(out) != len(step.outputs):
+                        wrong_count(step, out)
+                else:
+                    out = call_step(step, env, self.precision, self.run_block, self.states)
+                for i, name in enumerate(step.outputs):
+                    value = held_output(step, i, out[i], strict)
+                    if fp16 and i in step.round_fp16:
+                        value = dtypes.round_fp16(value)
+                    env[name] = value
+        except (DevicefitError, KernelContractError):
+            raise
+        except Exception as e:
+            # NOTE: `step` is still bound to the op that failed; naming it is what makes this actionable.
+            raise OpFailedError(
+                f"op {step.op_type!r} ({step.outputs[0] if step.outputs else step.name}) failed: {first_line(e)}; "
+                "the program is invalid for these inputs (a corrupted or hand-edited package), or this is a "
+                "devicefit kernel bug (rerun with --debug for the traceback)"
+            ) from e
         return [env[n] for n in block.outputs]
 
 
@@ -146,12 +156,22 @@ class Program:
         lines += ["  output " + s.describe() for s in self.outputs]
         return "\n".join(lines)
 
-    def example_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Random inputs matching the input specs at their default shapes."""
+    def example_inputs(self, seed: int = 0, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+        """Random inputs matching the input specs at their default shapes.
+
+        Args:
+            seed: random seed (the same seed gives the same inputs).
+            max_bytes: the largest input to generate, in bytes (default: ``DEVICEFIT_MAX_INPUT_BYTES`` or
+                256 MiB), so a description declaring a huge shape cannot exhaust memory.
+
+        Raises:
+            InputError: an input's default shape is over ``max_bytes`` (naming the input and the override).
+        """
         rng = np.random.default_rng(seed)
         feeds: dict[str, np.ndarray] = {}
         for spec in self.inputs:
             shape = spec.shape or ()
+            check_generated_size(spec, shape, max_bytes)
             if dtypes.is_float(spec.dtype):
                 feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
             elif spec.dtype == "bool":
@@ -194,7 +214,10 @@ class Program:
         runner = _Runner(self._plan, precision, strict, state_values)
         with torch.inference_mode():
             outs = self._run_main(runner, feeds)
-        result = {spec.name: _to_numpy(v, spec.dtype, precision) for spec, v in zip(self.outputs, outs)}
+        result = {
+            spec.name: _as_output(_to_numpy(v, spec.dtype, precision), spec)
+            for spec, v in zip(self.outputs, outs)
+        }
         for name, value in state_values.items():
             result[name] = _to_numpy(value, next(s.dtype for s in self.states if s.name == name), precision)
         if intermediates:
@@ -220,7 +243,8 @@ class Program:
         if not isinstance(inputs, Mapping):
             raise InputError(f"inputs must be a dict of name -> array, got {type(inputs).__name__}")
         expected = {s.name: s for s in self.inputs}
-        unknown = sorted(set(inputs) - set(expected) - {s.name for s in self.states})
+        # NOTE: str() so that non-string keys ({0: x}) give this error rather than a TypeError from sorting.
+        unknown = sorted(str(k) for k in set(inputs) - set(expected) - {s.name for s in self.states})
         if unknown:
             raise InputError(
                 f"unknown input {unknown[0]!r}; the model's inputs are: "
@@ -240,14 +264,16 @@ class Program:
             value = given.pop(spec.name, None)
             if value is None:
                 value = np.zeros(spec.shape or (), dtype=np.float32)
-            arr = np.asarray(value)
+            arr = input_array(spec, value, "state")
             if spec.shape is not None and tuple(arr.shape) != tuple(spec.shape):
                 raise InputError(
                     f"state {spec.name!r} has shape {tuple(arr.shape)}, expected {tuple(spec.shape)}"
                 )
             out[spec.name] = dtypes.to_held_tensor(arr, spec.dtype).clone()
         if given:
-            raise InputError(f"unknown state {sorted(given)[0]!r}; states: {[s.name for s in self.states]}")
+            raise InputError(
+                f"unknown state {sorted(map(str, given))[0]!r}; states: {[s.name for s in self.states]}"
+            )
         return out
 
 
@@ -264,6 +290,13 @@ def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
     return np.asarray(value)
 
 
+def _as_output(value: Any, spec: TensorSpec) -> Any:
+    """A model output as the Core ML runtime hands it back: a rank-0 tensor output has shape (1,)."""
+    if spec.kind == "tensor" and isinstance(value, np.ndarray) and value.ndim == 0:
+        return value.reshape(1)
+    return value
+
+
 def load(source: Any, function: str | None = None) -> Program:
     """Load an ML Program for the interpreter.
 
@@ -277,12 +310,26 @@ def load(source: Any, function: str | None = None) -> Program:
     """
     prog, spec, origin = load_pymil(source)
     names = sorted(prog.functions)  # the proto's function map has no stable order
+    if not names:
+        raise ModelLoadError(
+            f"{origin} holds an ML Program with no functions; the package is corrupted, re-export it"
+        )
     if function is None:
         default = spec.description.defaultFunctionName or "main"
         function = default if default in names else names[0]
     if function not in names:
         raise InputError(f"no function {function!r} in {origin}; its functions are: {', '.join(names)}")
-    plan = compile_function(prog, spec, function)
+    try:
+        plan = compile_function(prog, spec, function)
+    except (DevicefitError, KernelContractError):
+        raise
+    except Exception as e:
+        # NOTE: coremltools accepted the program, so this is a malformed op (a corrupted or hand-made
+        # package) or a devicefit bug; either way the user gets one line, with the cause chained for --debug.
+        raise ModelLoadError(
+            f"could not prepare function {function!r} of {origin}: {first_line(e)}; the program is malformed "
+            "(re-export it), or this is a devicefit bug (rerun with --debug for the traceback)"
+        ) from e
     return Program(plan, names, origin, spec)
 
 

@@ -13,11 +13,16 @@ from typing import Any
 import numpy as np
 import torch
 
+from devicefit.errors import DevicefitError
 from devicefit.interp.plan import Step
 
 
 class KernelContractError(RuntimeError):
     """A kernel returned the wrong number, kind or shape of outputs (a bug in devicefit, not in the model)."""
+
+
+class OpFailedError(DevicefitError, RuntimeError):
+    """An op of the program raised while running: its message names the op and its first output."""
 
 
 def call_step(
