@@ -132,6 +132,32 @@ def test_static_loop_is_unrolled():
     assert [n for _, n in spec.unrolled_loops] == [5]
 
 
+def test_endless_static_loop_reports_the_interpreter_error(monkeypatch):
+    from coremltools.converters.mil import Builder as mb
+
+    from devicefit.interp import specialize
+    from devicefit.interp.ops import control_flow
+
+    monkeypatch.setattr(control_flow, "MAX_LOOP_ITERATIONS", 50)
+    monkeypatch.setattr(specialize, "MAX_UNROLLED_ITERATIONS", 20)
+
+    def program(x):
+        def cond(i, a):
+            return mb.less(x=i, y=5.0)
+
+        def body(i, a):
+            return mb.mul(x=i, y=1.0), mb.tanh(x=a)
+
+        return mb.while_loop(_cond=cond, _body=body, loop_vars=(mb.const(val=0.0), x))[1]
+
+    prog = _mil_model(program, [(4,)])
+    compiled = compile_program(prog, "fp32")
+    with pytest.raises(interp.InputError, match="endless"):
+        compiled.run({"x": np.zeros(4, dtype=np.float32)})
+    (fallback,) = compiled.fallbacks
+    assert fallback.op_type == "while_loop" and "iterations to unroll" in fallback.reason
+
+
 def test_data_dependent_attribute_falls_back():
     from coremltools.converters.mil import Builder as mb
 

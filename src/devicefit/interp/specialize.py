@@ -35,6 +35,7 @@ SHAPE_ONLY_OPS = frozenset({"shape"})
 STATEFUL_OPS = frozenset({"read_state", "coreml_update_state"})
 # Unrolling stops here: past it the tape (and the trace) would be larger than running the loop in Python.
 MAX_UNROLLED_STEPS = 200_000
+MAX_UNROLLED_ITERATIONS = 100_000
 
 
 class NotLowerable(Exception):
@@ -233,6 +234,10 @@ class Specializer:
                 break
             values = self.run_block(body_block, values)
             iterations += 1
+            if iterations > MAX_UNROLLED_ITERATIONS:  # the interpreter reports an endless loop itself
+                raise NotLowerable(
+                    step.op_type, step.name, f"more than {MAX_UNROLLED_ITERATIONS} iterations to unroll"
+                )
         self.tape.unrolled_loops.append((step.name, iterations))
         self._bind_outputs(step, values)
 
