@@ -230,17 +230,36 @@ def test_two_threads_run_compiled_graphs_concurrently():
 
 
 # ---------------------------------------------------------------- trace-safe kernels
+@pytest.mark.parametrize("negative_wraps", [True, False])
 @pytest.mark.parametrize("axis", [0, 1, -1])
-def test_trace_safe_gather_matches_reference(axis):
+def test_trace_safe_gather_matches_reference(axis, negative_wraps):
     x = torch.randn(5, 6, 7)
     size = x.shape[axis]
-    indices = torch.tensor([[0, size - 1], [-1, -size], [2, 1]], dtype=torch.int32)
-    assert torch.equal(gather_safe(x, indices, axis=axis), gather_reference(x, indices, axis=axis))
-    for bad in (size, -size - 1):
+    indices = torch.tensor([[0, size - 1], [3, 1], [2, 1]], dtype=torch.int32)
+    if negative_wraps:
+        indices[1] = torch.tensor([-1, -size])
+    args = {"axis": axis, "negative_wraps": negative_wraps}
+    assert torch.equal(gather_safe(x, indices, **args), gather_reference(x, indices, **args))
+    bad_values = (size, -size - 1) if negative_wraps else (size, -1)
+    for bad in bad_values:
         with pytest.raises(interp.InputError):
-            gather_reference(x, torch.tensor([bad]), axis=axis)
+            gather_reference(x, torch.tensor([bad]), **args)
         with pytest.raises((IndexError, RuntimeError)):  # aten's bounds check, never a made-up value
-            gather_safe(x, torch.tensor([bad]), axis=axis)
+            gather_safe(x, torch.tensor([bad]), **args)
+
+
+def test_trace_safe_variants_follow_the_opset_kernel():
+    from devicefit.interp import lowerings
+    from devicefit.interp.ops import indexing
+
+    assert lowerings.trace_safe(indexing.gather) is lowerings.gather
+    assert lowerings.trace_safe(indexing.gather_ios17) is lowerings.gather_ios17
+    assert lowerings.trace_safe(indexing.gather_nd) is None
+    x, idx = torch.randn(4, 3), torch.tensor([-1])
+    with pytest.raises(interp.InputError):
+        indexing.gather_ios17(x, idx)
+    with pytest.raises((IndexError, RuntimeError)):
+        lowerings.gather_ios17(x, idx)
 
 
 def test_out_of_range_token_reports_the_interpreter_error():
@@ -258,6 +277,16 @@ def test_out_of_range_token_reports_the_interpreter_error():
         prog.run(bad)
     with pytest.raises(interp.InputError, match="out of range"):
         compiled.run(bad)
+    # a negative token: whatever the reference does with it (the iOS18 conversion wraps it before the
+    # gather), the compiled path does the same
+    bad["ids"][0, 0] = -1
+    try:
+        expected = prog.run(bad)
+    except interp.InputError as e:
+        with pytest.raises(interp.InputError, match=str(e)[:20]):
+            compiled.run(bad)
+    else:
+        assert_same(compiled.run(bad), expected)
 
 
 def test_engine_uses_the_compiled_path(tmp_path):

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from devicefit.interp import dtypes
-from devicefit.interp.lowerings import TRACE_SAFE, CannotLower
+from devicefit.interp.lowerings import CannotLower, trace_safe
 from devicefit.interp.plan import Block, FunctionPlan, Step
 from devicefit.interp.step import call_step, held_output
 
@@ -324,7 +324,7 @@ def _call_tainted(
     try:
         outs = post_process(step, call_step(step, concrete, precision, _no_blocks, None), fp16)
     except DataRead as e:
-        variant = TRACE_SAFE.get(step.op_type)
+        variant = trace_safe(step.kernel.fn)
         if variant is not None:
             safe = replace(step, kernel=replace(step.kernel, fn=variant))
             try:
