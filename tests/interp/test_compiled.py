@@ -198,6 +198,12 @@ def test_one_graph_per_input_shape():
     assert_same(compiled.run(feeds[7]), prog.run(feeds[7]))  # evicts the least recently used (length 5)
     assert sorted(s.signature[0][1] for s in compiled.specializations) == [(1, 3, 8), (1, 7, 8)]
 
+    # compile_after=2: the first call with a shape runs on the interpreter, the second compiles
+    lazy = CompiledProgram(prog, "fp32", compile_after=2)
+    for n in (3, 5, 3):
+        assert_same(lazy.run(feeds[n]), prog.run(feeds[n]))
+    assert [s.signature[0][1] for s in lazy.specializations] == [(1, 3, 8)]
+
 
 def test_two_threads_run_compiled_graphs_concurrently():
     entry = next(e for e in ZOO if e.name == "resnet")
@@ -302,5 +308,7 @@ def test_engine_uses_the_compiled_path(tmp_path):
         devicefit.load(pkg, engine="interp", cache=False, compiled=False) as plain,
     ):
         assert_same(fast.predict(feeds), plain.predict(feeds))
-        assert fast.engine.compiled is not None and len(fast.engine.compiled.specializations) == 1
+        assert fast.engine.compiled is not None and not fast.engine.compiled.specializations
+        assert_same(fast.predict(feeds), plain.predict(feeds))  # the second call with a shape compiles it
+        assert len(fast.engine.compiled.specializations) == 1
         assert plain.engine.compiled is None
