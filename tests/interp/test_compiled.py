@@ -158,6 +158,31 @@ def test_endless_static_loop_reports_the_interpreter_error(monkeypatch):
     assert fallback.op_type == "while_loop" and "iterations to unroll" in fallback.reason
 
 
+def test_unexpected_failure_while_specialising_falls_back(monkeypatch):
+    from devicefit.interp import specialize
+
+    entry = next(e for e in ZOO if e.name == "bert_encoder")
+    model, inputs = build(entry, batch=1)
+    prog = interp.load(
+        convert(model, inputs, target="iOS18", precision="fp32", input_names=entry.input_names)
+    )
+    feeds = {n: t.numpy() for n, t in zip(entry.input_names, inputs)}
+    bad = {**feeds, "ids": np.full_like(feeds["ids"], 10_000)}
+    compiled = compile_program(prog, "fp32")
+    # a bad input on the first call: the interpreter's error, and nothing cached for the shape
+    with pytest.raises(interp.InputError, match="out of range"):
+        compiled.run(bad)
+    assert not compiled.specializations and not compiled.fallbacks
+
+    def broken(self, feeds):
+        raise RuntimeError("kernel exploded\nsecond line")
+
+    monkeypatch.setattr(specialize.Specializer, "run", broken)
+    assert_same(compiled.run(feeds), prog.run(feeds))
+    (fallback,) = compiled.fallbacks
+    assert fallback.reason == "specialising failed: RuntimeError: kernel exploded"
+
+
 def test_data_dependent_attribute_falls_back():
     from coremltools.converters.mil import Builder as mb
 

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from devicefit.errors import InputError, first_line
+from devicefit.errors import DevicefitError, InputError, first_line
 from devicefit.interp.run import PRECISIONS, Program, _to_numpy
 from devicefit.interp.specialize import CallEntry, NotLowerable, Slot, Specializer, Tape
 
@@ -171,6 +171,12 @@ class CompiledProgram:
                 self._check(built, feeds, expected)
         except NotLowerable as e:
             fallback = Fallback(sig, e.op_type, e.op_name, e.reason)
+            log.info("compiled interpreter: %s", fallback.describe())
+            return fallback
+        except DevicefitError:
+            raise  # the input is bad (the interpreter raises the same); nothing cached for the signature
+        except Exception as e:  # a kernel that fails while specialised: the interpreter stays the reference
+            fallback = Fallback(sig, "", "", f"specialising failed: {type(e).__name__}: {first_line(e)}")
             log.info("compiled interpreter: %s", fallback.describe())
             return fallback
         built.compile_s = time.perf_counter() - start
