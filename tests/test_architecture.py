@@ -28,7 +28,6 @@ PIPELINE: dict[str, int] = {
     "compare": 4,
     "analyze": 5,
     "compress": 6,
-    "merge": 6,  # multi-function packages: a transformation of converted models, like compress
     "runtime": 7,
     "profile": 7,
     "check": 8,  # orchestration: may use everything before the report

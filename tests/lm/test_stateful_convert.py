@@ -24,7 +24,7 @@ def llama_pkg(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
 
 def test_package_has_prefill_and_decode_sharing_weights_and_state(llama_pkg: tuple[object, Path]) -> None:
     import devicefit.interp as interp
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     model, pkg = llama_pkg
     decode = interp.load(pkg, function="decode")
