@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from devicefit.errors import DevicefitError, InputError, first_line
-from devicefit.interp.run import PRECISIONS, Program, _to_numpy
+from devicefit.interp.run import PRECISIONS, Program, output_to_numpy
 from devicefit.interp.specialize import CallEntry, NotLowerable, Slot, Specializer, Tape
 
 log = logging.getLogger(__name__)
@@ -138,7 +138,7 @@ class CompiledProgram:
         except Exception as e:  # e.g. an index out of range: the reference raises its own clear error
             log.debug("compiled interpreter: graph failed (%s); rerunning the interpreter", first_line(e))
             return program.run(inputs, precision=self.precision)
-        return {s.name: _to_numpy(v, s.dtype, self.precision) for s, v in zip(program.outputs, values)}
+        return {s.name: output_to_numpy(v, s, self.precision) for s, v in zip(program.outputs, values)}
 
     def get(self, feeds: Mapping[str, torch.Tensor]) -> Specialization | Fallback | None:
         """The specialisation for these converted inputs, compiled on a miss (None: not compiled yet)."""
@@ -204,7 +204,7 @@ class CompiledProgram:
             log.debug("compiled interpreter: second check skipped (%s)", e)
             return
         got = {
-            s.name: _to_numpy(v, s.dtype, self.precision)
+            s.name: output_to_numpy(v, s, self.precision)
             for s, v in zip(
                 self.program.outputs, built.call(self.program._convert_inputs(shuffled, self.precision))
             )
