@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--trust-pickle", action="store_true", help="allow loading pickled models (runs their code)"
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
+    from devicefit.cli import lm
+
+    lm.add_check_arguments(p)  # language models: --task text-generation, --prompts, --steps, --max-context
 
 
 def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
@@ -92,6 +95,10 @@ def main(args: argparse.Namespace) -> int:
 
     # Device ids first: a typo in --target or a gate must fail before any work is done.
     resolve_devices(args.devices)
+    from devicefit.cli import lm
+
+    if lm.wants_lm(args):  # a causal LM: the generation check (devicefit.check.lm)
+        return lm.run_check(args)
     gates = [gates_mod.parse_gate(text) for text in args.fail_on]
     catalog_ids = [d.id for d in load_catalog()]
     gates_mod.check_devices(gates, catalog_ids)
