@@ -209,3 +209,52 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
 def _intermediate(model: Any) -> int:
     config = model.config
     return int(getattr(config, "intermediate_size", None) or 4 * config.hidden_size)
+
+
+def compress_causal_lm(
+    model_source: Any,
+    budget: str,
+    output: Path,
+    max_context: int = 128,
+    steps: int = 16,
+    prompts: Path | None = None,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> Any:
+    """``compress --budget`` for a causal LM: the smallest plan of the LM ladder meeting ``budget``.
+
+    The budget is measured on held-out text (perplexity, vs PyTorch's on the same text) or on greedy
+    generation from the prompts (token agreement); the compression itself is data-free, so no text is used
+    as calibration. The candidates run in the interpreter in emulated fp16, as a device would run them.
+    Returns a :class:`devicefit.compress.lm.LMSearchResult`.
+    """
+    import math
+
+    from devicefit.compare.generation import check_generation
+    from devicefit.compress.lm import parse_lm_budget, search_lm
+    from devicefit.convert.lm_wrapper import lm_shape
+    from devicefit.convert.stateful import convert_causal_lm, load_causal_lm
+    from devicefit.engines.lm_session import InterpLM, TorchLM, nll_per_token
+
+    spec = parse_lm_budget(budget)
+    say = progress or (lambda _m: None)
+    folder = Path(model_source) if isinstance(model_source, (str, os.PathLike)) else None
+    model = load_causal_lm(model_source)
+    text = LMText.for_model(folder, lm_shape(model).vocab_size)
+    held_out = text.held_out(folder)
+    prompt_ids = text.prompts(prompts, folder)
+    reference = TorchLM(model, max_context)
+    ref_ppl = math.exp(nll_per_token(reference, held_out))
+
+    def measure(package: Path) -> tuple[float | None, float | None]:
+        say(f"measuring {package.name} on held-out text")
+        lm = InterpLM(package, "fp16")
+        if spec.metric == "tokens":
+            run = check_generation(reference, {"c": lm}, prompt_ids, steps).runs[0]
+            return None, run.token_agreement
+        return math.exp(nll_per_token(lm, held_out)), None
+
+    with tempfile.TemporaryDirectory(prefix="devicefit-lmcompress-") as tmp:
+        base = Path(tmp) / "fp16.mlpackage"
+        convert_causal_lm(model, base, max_context, "fp16", progress=say)
+        return search_lm(base, spec, measure, ref_ppl, output, force=force)

@@ -25,6 +25,71 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-int4", action="store_true", help="skip the int4 per-block run")
 
 
+def add_compress_arguments(p: argparse.ArgumentParser) -> None:
+    """The LM options of ``compress`` (used when MODEL is a causal-LM folder)."""
+    g = p.add_argument_group("language models (MODEL a Hugging Face *ForCausalLM folder)")
+    g.add_argument("--max-context", type=int, default=128, metavar="N", help="KV-cache length in tokens")
+    g.add_argument("--prompts", type=Path, default=None, metavar="FILE", help="prompts for a tokens>= budget")
+    g.add_argument(
+        "--steps", type=int, default=16, metavar="N", help="greedy tokens per prompt (tokens>= budget)"
+    )
+
+
+def wants_lm_compress(args: argparse.Namespace) -> bool:
+    """Whether ``compress`` runs the LM search (MODEL is a causal-LM folder or the budget is an LM budget)."""
+    from devicefit.check.lm import is_lm_source
+
+    lm_budget = re.match(r"^\s*(perplexity|ppl|tokens)\b", args.budget or "") is not None
+    return lm_budget or (args.model is not None and is_lm_source(args.model))
+
+
+def run_compress(args: argparse.Namespace) -> int:
+    """``compress`` on a causal LM: exit 1 when no plan of the ladder meets the budget."""
+    import json
+
+    from rich.console import Console
+
+    from devicefit.check.lm import compress_causal_lm
+    from devicefit.errors import InputError
+    from devicefit.io import atomic_write_text
+
+    if args.model is None or not Path(args.model).is_dir():
+        raise InputError("an LM budget (perplexity / tokens) needs MODEL: a Hugging Face causal-LM folder")
+    if args.output is None:
+        raise InputError("give -o OUTPUT.mlpackage for the compressed language model")
+    err = Console(stderr=True)
+    with err.status("compressing the language model") as status:
+        result = compress_causal_lm(
+            args.model, args.budget, args.output, args.max_context, args.steps, args.prompts, args.force,
+            lambda msg: status.update(msg),
+        )  # fmt: skip
+    if args.json is not None:
+        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2))
+    console = Console()
+    mb = 2**20
+    console.print(
+        f"budget {result.budget}; PyTorch held-out perplexity {_fmt(result.reference_perplexity, '.3f')}"
+    )
+    for c in result.tried:
+        mark = "meets" if c.meets else "misses"
+        tokens = "" if c.token_agreement is None else f", tokens {c.token_agreement:.1%}"
+        console.print(
+            f"  {c.name}: {c.weight_bytes / mb:.3f} MB, perplexity {_fmt(c.perplexity, '.3f')}{tokens}: {mark}",
+            highlight=False,
+        )
+    for line in result.skipped:
+        console.print(f"  skipped {line}", highlight=False)
+    if result.chosen is None:
+        print("devicefit compress: no plan of the LM ladder meets the budget; relax it", file=sys.stderr)
+        return 1
+    console.print(
+        f"chosen: {result.chosen.name} ({result.chosen.weight_bytes / mb:.3f} MB vs fp16 "
+        f"{result.baseline_weight_bytes / mb:.3f} MB) -> {result.output}",
+        highlight=False,
+    )
+    return 0
+
+
 def wants_lm(args: argparse.Namespace) -> bool:
     """Whether ``check`` runs the text-generation path."""
     from devicefit.check.lm import is_lm_source
