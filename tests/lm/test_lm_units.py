@@ -45,8 +45,12 @@ def test_kv_cache_memory_and_decode_bound() -> None:
     devices = [d for d in load_catalog() if d.mem_bandwidth_gbps][:1] + [
         d for d in load_catalog() if not d.mem_bandwidth_gbps
     ][:1]
-    mem = lm_memory(shape, 100, weight_bytes=1_000_000, parameters=500_000, intermediate_size=128, devices=devices)
-    assert mem.kv_cache_per_layer_bytes == 2 * 2 * 100 * 16 * 2  # keys+values, kv heads, context, head_dim, fp16
+    mem = lm_memory(
+        shape, 100, weight_bytes=1_000_000, parameters=500_000, intermediate_size=128, devices=devices
+    )
+    assert (
+        mem.kv_cache_per_layer_bytes == 2 * 2 * 100 * 16 * 2
+    )  # keys+values, kv heads, context, head_dim, fp16
     assert mem.kv_cache_bytes == 2 * mem.kv_cache_per_layer_bytes
     assert mem.bytes_per_token == 1_000_000 + mem.kv_cache_bytes
     fast, unknown = mem.devices
@@ -67,7 +71,7 @@ def test_prompts_from_file_with_and_without_tokenizer(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no tokenizer; write prompts as space-separated token ids"):
         raw.prompts(ids, None)
     ids.write_text("1 99\n")
-    with pytest.raises(InputError, match="outside 0..9"):
+    with pytest.raises(InputError, match=r"outside 0\.\.9"):
         raw.prompts(ids, None)
     (tmp_path / "chars.json").write_text(json.dumps(list("abc ")))
     chars = LMText.for_model(tmp_path, vocab_size=4)
@@ -81,7 +85,7 @@ def test_prompts_from_file_with_and_without_tokenizer(tmp_path: Path) -> None:
 def test_lm_gates_and_task_detection(tmp_path: Path) -> None:
     (gate,) = parse_lm_gates(["lm.fp32.token_agreement<1"])
     assert (gate.key, gate.op, gate.value) == ("lm.fp32.token_agreement", "<", 1.0)
-    with pytest.raises(InputError, match="lm.\\* keys"):
+    with pytest.raises(InputError, match=r"lm\.\* keys"):
         parse_lm_gates(["fp16.top1_agreement<0.99"])
     assert not is_lm_source(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
