@@ -113,7 +113,7 @@ def test_fp32_program_with_integer_outputs_is_still_barred():
 
 def test_in_memory_weight_bytes_count_each_const_once_at_its_bit_width(ct, tmp_path):
     from devicefit.analyze.flops import resolve_function
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32))

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from devicefit import interp
-from devicefit.interp.ops import attention, conv, normalization, pooling, resize
+from devicefit.interp.ops import attention, conv, normalization, pooling, resize, sampling
 from tests.helpers import convert, rel_error
 
 TOL = 1e-5
@@ -249,7 +249,7 @@ def test_crop():
 def test_crop_resize_align_corners_extracts_patches():
     x = rand(2, 3, 6, 7)
     boxes = torch.tensor([[1.0, 2.0, 3.0, 5.0], [0.0, 0.0, 5.0, 6.0]])
-    got = resize.crop_resize_ios17(x, boxes, [1, 0], 3, 4, sampling_mode="ALIGN_CORNERS")
+    got = sampling.crop_resize_ios17(x, boxes, [1, 0], 3, 4, sampling_mode="ALIGN_CORNERS")
     close(got[0], x[1, :, 1:4, 2:6])
     close(got[1], F.interpolate(x[:1], size=(3, 4), mode="bilinear", align_corners=True)[0])
 
@@ -258,13 +258,13 @@ def test_crop_resize_normalized_center_size_and_pad_value():
     x = rand(1, 2, 5, 5)
     # a box centred on the image, half its extent, in normalized [0, 1] centre-size form
     boxes = torch.tensor([[0.5, 0.5, 0.5, 0.5]])
-    got = resize.crop_resize_ios17(
+    got = sampling.crop_resize_ios17(
         x, boxes, None, 3, 3, True, 1.0, "CENTER_SIZE_WIDTH_FIRST", "STRICT_ALIGN_CORNERS"
     )
     close(got[0], x[0, :, 1:4, 1:4])
     # a box that reaches past the image: samples outside get pad_value
     far = torch.tensor([[2.0, 2.0, 6.0, 6.0]])
-    out = resize.crop_resize_ios17(x, far, None, 5, 5, sampling_mode="STRICT_ALIGN_CORNERS", pad_value=-7.0)
+    out = sampling.crop_resize_ios17(x, far, None, 5, 5, sampling_mode="STRICT_ALIGN_CORNERS", pad_value=-7.0)
     close(out[0, :, :3, :3], x[0, :, 2:, 2:])
     assert (out[0, :, 3:, :] == -7).all() and (out[0, :, :, 3:] == -7).all()
 
@@ -272,11 +272,11 @@ def test_crop_resize_normalized_center_size_and_pad_value():
 def test_crop_resize_ios15_roi_layouts():
     x = rand(2, 3, 6, 6)
     roi4 = torch.tensor([1.0, 1.0, 4.0, 4.0]).reshape(1, 1, 4, 1, 1)
-    out = resize.crop_resize(x, roi4, 4, 4, sampling_mode="ALIGN_CORNERS")
+    out = sampling.crop_resize(x, roi4, 4, 4, sampling_mode="ALIGN_CORNERS")
     assert tuple(out.shape) == (1, 2, 3, 4, 4)
     close(out[0], x[:, :, 1:5, 1:5])
     roi5 = torch.tensor([1.0, 0.0, 0.0, 2.0, 2.0]).reshape(1, 1, 5, 1, 1)
-    out5 = resize.crop_resize(x, roi5, 3, 3, sampling_mode="ALIGN_CORNERS")
+    out5 = sampling.crop_resize(x, roi5, 3, 3, sampling_mode="ALIGN_CORNERS")
     assert tuple(out5.shape) == (1, 1, 3, 3, 3)
     close(out5[0, 0], x[1, :, :3, :3])
 
@@ -284,10 +284,10 @@ def test_crop_resize_ios15_roi_layouts():
 def test_affine_identity_and_shift():
     x = rand(2, 3, 5, 6)
     identity = torch.tensor([[1.0, 0, 0, 0, 1, 0]])
-    close(resize.affine(x, identity, 5, 6, align_corners=True), x)
+    close(sampling.affine(x, identity, 5, 6, align_corners=True), x)
     theta = torch.tensor([[0.5, 0.1, 0.2, -0.1, 0.8, 0.0], [1.0, 0, 0, 0, 1, 0]])
     grid = F.affine_grid(theta.reshape(2, 2, 3), [2, 3, 4, 4], align_corners=False)
-    close(resize.affine(x, theta, 4, 4, align_corners=False), F.grid_sample(x, grid, align_corners=False))
+    close(sampling.affine(x, theta, 4, 4, align_corners=False), F.grid_sample(x, grid, align_corners=False))
 
 
 # ----------------------------------------------------------------------------------------- attention
@@ -451,7 +451,7 @@ def test_resample_vs_grid_sample(padding, align, mode):
     mil_padding = {"zeros": "constant", "border": "border", "reflection": "reflection"}[padding]
     if padding == "reflection" and not align:
         mil_padding = "symmetric"
-    got = resize.resample(x, grid, mode, mil_padding, 0.0, "normalized_minus_one_to_one", align)
+    got = sampling.resample(x, grid, mode, mil_padding, 0.0, "normalized_minus_one_to_one", align)
     close(got, expected)
 
 
@@ -459,11 +459,11 @@ def test_resample_coordinate_modes_and_pad_value():
     x = rand(1, 2, 4, 5)
     ys, xs = torch.meshgrid(torch.arange(4.0), torch.arange(5.0), indexing="ij")
     pixels = torch.stack([xs, ys], -1)[None]  # (x, y) at every pixel centre: the identity
-    close(resize.resample(x, pixels, "bilinear", "constant", 0.0, "unnormalized", True), x)
+    close(sampling.resample(x, pixels, "bilinear", "constant", 0.0, "unnormalized", True), x)
     unit = pixels / torch.tensor([4.0, 3.0])
-    close(resize.resample(x, unit, "bilinear", "constant", 0.0, "normalized_zero_to_one", True), x)
+    close(sampling.resample(x, unit, "bilinear", "constant", 0.0, "normalized_zero_to_one", True), x)
     outside = torch.full((1, 2, 2, 2), 5.0)
-    out = resize.resample(x, outside, "bilinear", "constant", 3.5, "normalized_minus_one_to_one", True)
+    out = sampling.resample(x, outside, "bilinear", "constant", 3.5, "normalized_minus_one_to_one", True)
     assert torch.equal(out, torch.full_like(out, 3.5))
 
 

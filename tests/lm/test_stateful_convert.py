@@ -16,7 +16,7 @@ from tests.lm.families import FAMILIES, VOCAB, tiny_lm
 
 def test_package_has_prefill_and_decode_sharing_weights_and_state(llama_pkg: tuple[object, Path]) -> None:
     import devicefit.interp as interp
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     model, pkg = llama_pkg
     decode = interp.load(pkg, function="decode")

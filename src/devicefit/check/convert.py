@@ -103,3 +103,20 @@ def convert(source: Any, options: CheckOptions) -> Converted:
     if options.package_path is not None:
         conv.save(options.package_path, force=options.force)
     return Converted(summary, conv.mlmodel, conv)
+
+
+def convert_fp32(source: Any, options: CheckOptions, frontend: str | None) -> Any:
+    """An fp32 conversion (fp32 weights, fp32 compute) of ``source`` with the frontend that worked.
+
+    Used only when the shipped package stores its weights in fp16 (or compressed) and its fp32 run is
+    outside the conversion-fidelity bounds: this separates a conversion problem from weight rounding.
+    """
+    import dataclasses
+
+    from devicefit.convert import convert as convert_model
+
+    copts = dataclasses.replace(
+        convert_options(options, precision="fp32"),
+        frontend=frontend if frontend in FRONTENDS else "auto",
+    )
+    return convert_model(source, copts).mlmodel

@@ -1,12 +1,40 @@
-"""Stage 4: compare the runs (PyTorch, the program in fp32 and in fp16) with the tolerances of
-:mod:`devicefit.compare.validate`."""
+"""Stage 4: compare the runs and answer three separate questions (see docs/metrics.md):
+
+* *conversion fidelity*: an fp32 conversion run in fp32 vs PyTorch (tight bounds);
+* *weight storage loss*: the shipped package's weights (fp16 / compressed), computed in fp32, vs PyTorch;
+* *compute precision loss*: the shipped package emulating fp16 vs the same package in fp32.
+
+Each has its own bounds (:data:`devicefit.compare.validate.TOLERANCES`), so a verdict can say which moved.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from devicefit.check.validate import Runs
+
+FIDELITY, STORAGE, COMPUTE = "conversion_fidelity", "weight_storage", "compute_precision"
+
+
+@dataclass
+class Question:
+    """One of the three numeric questions.
+
+    Attributes:
+        name: ``conversion_fidelity``, ``weight_storage`` or ``compute_precision``.
+        comparison: the :class:`devicefit.compare.validate.Comparison` that answers it (None: not answered).
+        measured_on: what was compared with what, for the report.
+    """
+
+    name: str
+    comparison: Any
+    measured_on: str
+
+    @property
+    def passed(self) -> bool | None:
+        return None if self.comparison is None else self.comparison.passed
 
 
 @dataclass
@@ -14,8 +42,10 @@ class Numerics:
     """The comparisons of stage 4.
 
     Attributes:
-        fp32: the program computing in fp32 vs PyTorch (None without a PyTorch reference).
-        fp16: the program emulating fp16 vs PyTorch (vs the fp32 run without a reference).
+        fp32: the shipped package computing in fp32 vs PyTorch (None without a PyTorch reference). With
+            fp32 weights this is conversion fidelity (tight bounds), else weight storage loss.
+        fp16: the shipped package emulating fp16 vs PyTorch (vs its fp32 run without a reference).
+        questions: the three questions, by name (absent when they cannot be asked, e.g. no reference).
         divergence: per-op fp16 vs fp32 (:class:`devicefit.compare.divergence.Divergence`).
         trained: does the model look trained.
         warnings: findings for the terminal.
@@ -23,30 +53,70 @@ class Numerics:
 
     fp32: Any = None
     fp16: Any = None
+    questions: dict[str, Question] = field(default_factory=dict)
     divergence: Any = None
     trained: Any = None
     warnings: list[str] = field(default_factory=list)
 
 
-def compare_runs(program: Any, runs: Runs, labels: Any) -> Numerics:
-    """Stage 4: every comparison the verdicts read."""
+def compare_runs(
+    program: Any,
+    runs: Runs,
+    labels: Any,
+    weights_fp32: bool,
+    fp32_conversion: Callable[[], list[dict[str, Any]]] | None = None,
+) -> Numerics:
+    """Stage 4: every comparison the verdicts read.
+
+    Args:
+        program: the shipped program.
+        runs: the runs of stage 3.
+        labels: dataset labels (task accuracy), or None.
+        weights_fp32: the package stores fp32 weights (its fp32 run is then the fidelity question).
+        fp32_conversion: per-sample outputs of an fp32 conversion run in fp32; called only when the
+            package stores reduced-precision weights and its fp32 run is outside the fidelity bounds.
+    """
     from devicefit.compare.divergence import looks_untrained
-    from devicefit.compare.validate import compare, stack_samples
+    from devicefit.compare.validate import TOLERANCES, compare, stack_samples
 
     out = Numerics(divergence=runs.divergence)
     out_names = [o.name for o in program.outputs]
     fp32 = stack_samples(runs.fp32, out_names)
     fp16 = stack_samples(runs.fp16, out_names)
+    compute = compare("compute", fp32, fp16, "interp-fp32")
     if runs.torch:
         torch_out = stack_samples(runs.torch, list(runs.torch[0]))
-        out.fp32 = compare("fp32", torch_out, fp32, "pytorch", labels)
         out.fp16 = compare("fp16", torch_out, fp16, "pytorch", labels)
         out.trained = looks_untrained(torch_out)
+        if weights_fp32:
+            out.fp32 = compare("fp32", torch_out, fp32, "pytorch", labels)
+            fidelity = Question(FIDELITY, out.fp32, "the package (fp32 weights) run in fp32 vs PyTorch")
+        else:
+            out.fp32 = compare("fp32", torch_out, fp32, "pytorch", labels, TOLERANCES["storage"])
+            storage = "the package's stored weights, computed in fp32, vs PyTorch"
+            out.questions[STORAGE] = Question(STORAGE, out.fp32, storage)
+            tight = compare("fp32", torch_out, fp32, "pytorch")
+            if tight.passed:
+                # weight rounding included, the fp32 run already meets the conversion bounds
+                fidelity = Question(FIDELITY, tight, "the package run in fp32 vs PyTorch (within the bounds)")
+            elif fp32_conversion is not None:
+                separate = stack_samples(fp32_conversion(), out_names)
+                fidelity = Question(
+                    FIDELITY,
+                    compare("fp32", torch_out, separate, "pytorch"),
+                    "a separate fp32 conversion (fp32 weights and compute) run in fp32 vs PyTorch",
+                )
+            else:
+                fidelity = Question(FIDELITY, None, "no fp32 conversion available")
+        out.questions[FIDELITY] = fidelity
     else:
         out.warnings.append("no PyTorch reference (model given as Core ML): fp16 is compared with fp32")
         out.fp16 = compare("fp16", fp32, fp16, "interp-fp32", labels)
         out.trained = looks_untrained(fp32)
-    for comp in (out.fp32, out.fp16):
+    out.questions[COMPUTE] = Question(
+        COMPUTE, compute, "the package emulating fp16 vs the same package in fp32"
+    )
+    for comp in (out.fp32, out.fp16, *(q.comparison for q in out.questions.values())):
         if comp is not None:
             comp.samples = len(runs.fp32)
     if out.trained.looks_untrained:

@@ -46,6 +46,8 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     )
     timings["load"] = time.perf_counter() - t0
     result.dataset = sources_stage.load_dataset(source, options)
+    screen = sources_stage.screen_data(result.dataset)
+    result.data_findings, result.bad_samples = screen.findings, screen.bad_samples
     t = time.perf_counter()
     converted = convert_stage.convert(source, options)
     result.convert = converted.summary
@@ -57,18 +59,18 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     t = time.perf_counter()
     program = interp.load(converted.mlmodel)
     result.program = program
-    runs = validate_stage.run_samples(program, source, result.dataset, options, progress)
-    timings["validate"] = time.perf_counter() - t
+    clean = screen.clean
+    observed: dict[str, tuple[int, ...]] = {}
+    if clean.feeds:
+        observed = _numerics(result, program, source, converted, clean, options, progress)
+    else:
+        result.warnings.append("every validation sample holds NaN/inf: numerics were not compared")
     t = time.perf_counter()
-    numerics = numerics_stage.compare_runs(program, runs, result.dataset.labels)
-    result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
-    result.divergence = numerics.divergence
-    result.warnings.extend(numerics.warnings)
     with_flexible = source if sources_stage.has_reference(source) else None
     analysis = analyze_stage.analyze(
         program,
         options,
-        runs.divergence_shapes,
+        observed,
         _package_path(options, converted.mlmodel, source),
         with_flexible,
     )
@@ -82,3 +84,65 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     result.verdicts = verdicts_stage.decide(result)
     timings["total"] = time.perf_counter() - t0
     return result
+
+
+def _numerics(
+    result: CheckResult,
+    program: Any,
+    source: Any,
+    converted: convert_stage.Converted,
+    clean: Any,
+    options: CheckOptions,
+    progress: Progress | None,
+) -> dict[str, tuple[int, ...]]:
+    """Stages 3 and 4 into ``result``; returns the value shapes observed (for the memory analysis)."""
+    from devicefit import interp
+
+    timings = result.timings
+    t = time.perf_counter()
+    runs = validate_stage.run_samples(program, source, clean, options, progress)
+    timings["validate"] = time.perf_counter() - t
+
+    fp32_model: list[Any] = []  # converted at most once, shared by the fidelity question and the repair
+
+    def fp32_mlmodel() -> Any:
+        if not fp32_model:
+            t32 = time.perf_counter()
+            fp32_model.append(convert_stage.convert_fp32(source, options, converted.summary.frontend))
+            timings["fp32_conversion"] = time.perf_counter() - t32
+        return fp32_model[0]
+
+    def fp32_conversion() -> list[dict[str, Any]]:
+        return validate_stage.run_outputs(interp.load(fp32_mlmodel()), clean, options, "fp32")
+
+    weights_fp32 = options.precision == "fp32" and not converted.summary.skipped
+    numerics = numerics_stage.compare_runs(program, runs, clean.labels, weights_fp32, fp32_conversion)
+    result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
+    result.divergence, result.questions = numerics.divergence, numerics.questions
+    result.warnings.extend(numerics.warnings)
+    if options.repair and runs.torch and _compute_failed(result):
+        t = time.perf_counter()
+        result.repair = _fix(fp32_mlmodel(), runs, clean, options, source)
+        timings["fp16_repair"] = time.perf_counter() - t
+    return runs.divergence_shapes
+
+
+def _compute_failed(result: CheckResult) -> bool:
+    """fp16 compute is what fails (not the conversion nor the weights): the case a repair fixes."""
+    from devicefit.check.numerics import COMPUTE, FIDELITY, STORAGE
+
+    qs = result.questions
+    if any(qs[k].passed is False for k in (FIDELITY, STORAGE) if k in qs):
+        return False
+    overflow = result.divergence is not None and bool(result.divergence.overflow_ops)
+    compute = qs.get(COMPUTE)
+    return overflow or (compute is not None and compute.passed is False)
+
+
+def _fix(fp32_mlmodel: Any, runs: Any, clean: Any, options: CheckOptions, source: Any) -> Any:
+    from devicefit.check.repair import fp16_fix
+    from devicefit.compare.validate import stack_samples
+
+    feeds = [validate_stage.program_feeds(f, options.image_inputs) for f in clean.feeds]
+    reference = stack_samples(runs.torch, list(runs.torch[0]))
+    return fp16_fix(fp32_mlmodel, feeds, reference, clean.labels, source)

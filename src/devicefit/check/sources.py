@@ -81,3 +81,59 @@ def load(options: CheckOptions) -> Sources:
     """Stage 1: load the model, then its data (bad data fails before any conversion work)."""
     source = load_model(options)
     return Sources(source, load_dataset(source, options))
+
+
+@dataclass
+class DataScreen:
+    """Samples with inf/NaN in a float input: bad data, kept out of the comparisons.
+
+    Attributes:
+        clean: the dataset without those samples (labels filtered alike).
+        bad_samples: indices of the samples left out.
+        findings: one line per input with non-finite values (input, values, samples).
+    """
+
+    clean: Any
+    bad_samples: list[int]
+    findings: list[str]
+
+
+def screen_data(dataset: Any) -> DataScreen:
+    """Split off samples whose float inputs hold inf/NaN: comparing on them would blame the model."""
+    from devicefit.sources.data import Dataset
+
+    bad: list[int] = []
+    per_input: dict[str, list[int]] = {}  # input -> [values, samples]
+    for i, feeds in enumerate(dataset.feeds):
+        sample_bad = False
+        for name, value in feeds.items():
+            arr = np.asarray(value)
+            if arr.dtype.kind != "f":
+                continue
+            count = int((~np.isfinite(arr)).sum())
+            if count:
+                entry = per_input.setdefault(name, [0, 0])
+                entry[0] += count
+                entry[1] += 1
+                sample_bad = True
+        if sample_bad:
+            bad.append(i)
+    if not bad:
+        return DataScreen(dataset, [], [])
+    keep = [i for i in range(len(dataset.feeds)) if i not in set(bad)]
+    labels = dataset.labels
+    if labels is not None:
+        labels = np.asarray(labels)
+        per = len(labels) // len(dataset.feeds)  # label rows per sample (a batch axis gives several)
+        if per * len(dataset.feeds) == len(labels):
+            labels = labels.reshape(len(dataset.feeds), per, *labels.shape[1:])[keep].reshape(
+                -1, *labels.shape[1:]
+            )
+        else:
+            labels = None
+    clean = Dataset([dataset.feeds[i] for i in keep], labels, dataset.origin)
+    findings = [
+        f"input {name!r}: {values} NaN/inf value(s) in {samples} of {len(dataset.feeds)} sample(s)"
+        for name, (values, samples) in per_input.items()
+    ]
+    return DataScreen(clean, bad, findings)

@@ -94,6 +94,14 @@ class CheckResult:
     latency: list[Any] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    # numerics question name -> devicefit.check.numerics.Question (conversion fidelity, weight storage,
+    # compute precision)
+    questions: dict[str, Any] = field(default_factory=dict)
+    # inf/NaN in the validation data: one line per input, and the samples left out of the comparisons
+    data_findings: list[str] = field(default_factory=list)
+    bad_samples: list[int] = field(default_factory=list)
+    # the computed fp16 fix (devicefit.check.repair.Fp16Fix) when fp16 compute fails
+    repair: Any = None
     # area -> Verdict (see devicefit.check.verdicts); the report renders them.
     verdicts: dict[str, Any] = field(default_factory=dict)
     # Filled by further analyses; copied as-is into the JSON report under "extras".

@@ -124,3 +124,11 @@ def run_samples(
         runs.divergence = tracker.result()
         runs.divergence_shapes = dict(tracker.observed_shapes)
     return runs
+
+
+def run_outputs(program: Any, dataset: Any, options: CheckOptions, precision: str) -> list[dict[str, Any]]:
+    """The program's outputs on every sample at ``precision`` (nothing else kept)."""
+    with threads_for(program):
+        return [
+            program.run(program_feeds(f, options.image_inputs), precision=precision) for f in dataset.feeds
+        ]

@@ -42,21 +42,97 @@ def _convert(r: Any) -> Verdict:
     return Verdict(PASS, "converted")
 
 
+_LABELS = {
+    "conversion_fidelity": "conversion",
+    "weight_storage": "fp16 weights",
+    "compute_precision": "fp16 compute",
+}
+
+
+def _moved(r: Any) -> str:
+    """Each question's headline: ``conversion SNR 98.1 dB, fp16 weights SNR 45.2 dB, fp16 compute ...``."""
+    parts = []
+    for name, label in _LABELS.items():
+        q = r.questions.get(name)
+        if q is not None and q.comparison is not None:
+            parts.append(f"{label} {q.comparison.headline()}")
+    return ", ".join(parts)
+
+
 def _numerics(r: Any) -> Verdict:
-    if r.fp32 is not None and not r.fp32.passed:
-        return Verdict(FAIL, "fp32 run differs from PyTorch: a conversion problem")
-    if r.fp16 is not None and not r.fp16.passed:
-        first = r.divergence.first_divergent if r.divergence is not None else None
-        where = f"; first diverges at {first.op} ({first.op_type})" if first else ""
-        return Verdict(FAIL, f"fp16 outside tolerance{where}")
-    if r.divergence is not None and r.divergence.overflow_ops:
-        o = r.divergence.overflow_ops[0]
-        return Verdict(FAIL, f"fp16 overflow at {o.op} ({o.op_type})")
+    from devicefit.check.numerics import COMPUTE, FIDELITY, STORAGE
+
+    if r.fp16 is None:
+        why = "every validation sample holds NaN/inf" if r.bad_samples else "the program did not run"
+        return Verdict(SKIPPED, why)
+    moved = _moved(r)
+    also = f" ({moved})" if moved else ""
+    fid, sto, com = (r.questions.get(k) for k in (FIDELITY, STORAGE, COMPUTE))
+    div = r.divergence
+    if fid is not None and fid.passed is False:
+        nonfinite = div.first_nonfinite_fp32 if div is not None else None
+        where = (
+            f"; the fp32 run first produces inf/NaN at {nonfinite.op} ({nonfinite.op_type})"
+            if nonfinite
+            else ""
+        )
+        return Verdict(
+            FAIL, f"conversion problem: {fid.measured_on}: {fid.comparison.headline()}{where}{also}"
+        )
+    if fid is not None and fid.passed is None and r.fp32 is not None and not r.fp32.passed:
+        return Verdict(FAIL, f"fp32 run differs from PyTorch and no fp32 conversion was possible{also}")
+    if sto is not None and sto.passed is False:
+        return Verdict(
+            FAIL,
+            f"weight storage loss, not a conversion problem: {sto.measured_on}: {sto.comparison.headline()}"
+            f"{also}; keep more precision for the weights (--precision fp32, or compress less)",
+        )
+    overflow = div.overflow_ops if div is not None else []
+    if (com is not None and com.passed is False) or overflow:
+        where = ""
+        if overflow:
+            o = overflow[0]
+            more = f" (+{len(overflow) - 1} more)" if len(overflow) > 1 else ""
+            where = f"; fp16 overflow at {o.op} ({o.op_type}){more}"
+        elif div is not None and div.first_divergent is not None:
+            first = div.first_divergent
+            where = f"; first diverges at {first.op} ({first.op_type})"
+        return Verdict(FAIL, f"fp16 compute precision loss{where}{also}{_fix(r)}")
+    if not r.fp16.passed:
+        return Verdict(
+            FAIL,
+            f"fp16 outside tolerance end to end: {r.fp16.headline()} (weights and compute together){also}",
+        )
     if r.trained is not None and r.trained.looks_untrained:
-        return Verdict(WARN, "model looks untrained; errors may be exaggerated")
-    if r.divergence is not None and (r.divergence.underflow_ops or r.divergence.first_divergent):
-        return Verdict(WARN, "fp16 underflow or intermediate divergence (outputs within tolerance)")
-    return Verdict(PASS, "outputs within tolerance")
+        return Verdict(WARN, f"model looks untrained; errors may be exaggerated{also}")
+    if div is not None and (div.underflow_ops or div.first_divergent):
+        return Verdict(WARN, f"fp16 underflow or intermediate divergence (outputs within tolerance){also}")
+    return Verdict(PASS, f"outputs within tolerance{also}")
+
+
+def _fix(r: Any) -> str:
+    """``; fix: keep 3 ops in fp32 (...): --precision mixed --fp32-ops ... (verified: SNR ...)``."""
+    fix = r.repair
+    if fix is None:
+        return ""
+    if not fix.ops:
+        return "; the fp16 repair found no op to keep in fp32"
+    if not fix.passed:
+        return (
+            f"; even with {len(fix.ops)} ops kept in fp32 the repair bound is not met: use --precision fp32"
+        )
+    labels = list(dict.fromkeys(o.origin or o.name for o in fix.ops))
+    shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3} more" if len(labels) > 3 else "")
+    verified = f" (verified: {fix.verified.headline()})" if fix.verified is not None else ""
+    return f"; fix: keep {len(fix.ops)} op(s) in fp32 ({shown}): {fix.cli}{verified}"
+
+
+def _data(r: Any) -> Verdict:
+    return Verdict(
+        FAIL,
+        f"bad data, not a model problem: {'; '.join(r.data_findings)}; those samples were left out of the "
+        "comparisons: fix or drop them",
+    )
 
 
 def _memory(r: Any) -> Verdict:
@@ -85,6 +161,8 @@ def _flexible(flexible: dict[str, Any]) -> Verdict:
 def decide(r: Any) -> dict[str, Verdict]:
     """Verdicts for a :class:`devicefit.check.CheckResult` (all but ``size`` and ``neural_engine``)."""
     v = {"convert": _convert(r)}
+    if r.data_findings:
+        v["data"] = _data(r)
     if not r.convert.ok:
         for area in ("numerics", "memory"):
             v[area] = Verdict(SKIPPED, "conversion failed")

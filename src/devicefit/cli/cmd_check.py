@@ -49,14 +49,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("-o", "--out-dir", type=Path, default=None, metavar="DIR",
                    help="write model.mlpackage, report.json and report.html here")  # fmt: skip
-    p.add_argument("--json", type=Path, default=None, metavar="PATH", help="write the JSON report here")
+    p.add_argument("--json", type=Path, default=None, metavar="PATH",
+                   help="write the JSON report here ('-': to stdout; the summary then goes to stderr)")  # fmt: skip
     p.add_argument("--html", type=Path, default=None, metavar="PATH", help="write the HTML report here")
     p.add_argument("--fail-on", action="append", default=[], metavar="EXPR",
-                   help="exit 1 when EXPR holds, e.g. 'fp16.top1_agreement<0.99', 'memory.fits=iphone-12', 'convert.ok=false', "
+                   help="exit 1 when EXPR holds (with gates, only the gates decide the exit code; without, any "
+                   "failing verdict exits 1), e.g. 'fp16.top1_agreement<0.99', 'memory.fits=iphone-12', 'convert.ok=false', "
                    "'ane.fallback_ops_share>0.1', 'latency.iphone-12.best_ms>5'")  # fmt: skip
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument(
-        "--trust-pickle", action="store_true", help="allow loading pickled models (runs their code)"
+        "--trust-code",
+        "--trust-pickle",
+        dest="trust_pickle",
+        action="store_true",
+        help="allow model files that run their own code when loaded: pickled modules, .pt2 with compiled "
+        "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name)",
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
     from devicefit.cli import lm
@@ -64,12 +71,39 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     lm.add_check_arguments(p)  # language models: --task text-generation, --prompts, --steps, --max-context
 
 
+STDOUT = Path("-")
+
+
 def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
+    """(package, JSON, HTML) paths, each checked before any work (exists without --force, a file as -o)."""
+    from devicefit.cli._common import check_output_path
+    from devicefit.errors import InputError, OutputExistsError
+
     pkg = json_path = html_path = None
     if args.out_dir is not None:
+        if args.out_dir.exists() and not args.out_dir.is_dir():
+            raise InputError(
+                f"-o {args.out_dir} is a file; -o names a folder for model.mlpackage, report.json and "
+                "report.html (use --json / --html for single files)"
+            )
         pkg = args.out_dir / "model.mlpackage"
         json_path, html_path = args.out_dir / "report.json", args.out_dir / "report.html"
-    return pkg, args.json or json_path, args.html or html_path
+    json_path, html_path = args.json or json_path, args.html or html_path
+    for path in (pkg, json_path, html_path):
+        if path is None or path == STDOUT:
+            continue
+        if path.exists() and not args.force:
+            raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
+        if path.parent != args.out_dir:  # -o DIR is created; a single file's folder must exist
+            check_output_path(path, args.force)
+    return pkg, json_path, html_path
+
+
+def exit_code(verdicts: dict, gate_failures: list, gates: list) -> int:
+    """1 when a gate tripped (with gates) or any verdict failed (without gates), else 0."""
+    if gates:
+        return 1 if gate_failures else 0
+    return 1 if any(v["status"] == "fail" for v in verdicts.values()) else 0
 
 
 def main(args: argparse.Namespace) -> int:
@@ -87,7 +121,7 @@ def main(args: argparse.Namespace) -> int:
 
     from devicefit.analyze.catalog import load_catalog
     from devicefit.check import CheckOptions, resolve_devices, run_check
-    from devicefit.errors import InputError, OutputExistsError
+    from devicefit.errors import InputError
     from devicefit.report import gates as gates_mod
     from devicefit.report.html import write_html
     from devicefit.report.schema import build_report, write_json
@@ -105,9 +139,6 @@ def main(args: argparse.Namespace) -> int:
     if args.samples is not None and args.samples < 1:
         raise InputError(f"--samples must be at least 1, got {args.samples}")
     pkg, json_path, html_path = _outputs(args)
-    for path in (pkg, json_path, html_path):
-        if path is not None and path.exists() and not args.force:
-            raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
     from devicefit.cli._convert_args import parse_flexible, parse_image_input, parse_output_names
 
     image_inputs = dict(parse_image_input(t) for t in args.image_input)
@@ -133,7 +164,8 @@ def main(args: argparse.Namespace) -> int:
         package_path=pkg,
         force=args.force,
     )
-    console = Console()
+    # with the JSON on stdout, everything else goes to stderr so the stream stays parseable
+    console = Console(stderr=json_path == STDOUT)
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=Console(stderr=True), transient=True) as bar:  # fmt: skip
         task = bar.add_task("converting and loading", total=None)
@@ -145,7 +177,12 @@ def main(args: argparse.Namespace) -> int:
     report = build_report(result)
     # files first: a closed pipe or a terminal error while printing must not lose the reports
     written = []
-    if json_path is not None:
+    if json_path == STDOUT:
+        from devicefit.report.schema import to_json
+
+        sys.stdout.write(to_json(report))
+        sys.stdout.flush()
+    elif json_path is not None:
         write_json(json_path, report)
         written.append(f"JSON report: {json_path}")
     if html_path is not None:
@@ -154,11 +191,21 @@ def main(args: argparse.Namespace) -> int:
     if pkg is not None and pkg.exists():
         written.append(f"Core ML package: {pkg}")
     render_terminal(report, console)
+    data = report.get("data")
+    if data is not None:
+        labels = ", with labels" if data["labels"] else ""
+        console.print(
+            f"Numerics on: {data['samples']} sample(s) from {data['origin']}{labels}",
+            soft_wrap=True,
+            highlight=False,
+        )
     for line in written:
         console.print(line, soft_wrap=True, highlight=False)
     failures = gates_mod.evaluate(gates, report["summary"], catalog_ids)
     for f in failures:
         print(f"devicefit check: gate failed: {f.reason}", file=sys.stderr)
-    if failures:
-        return 1
-    return 0 if report["convert"]["ok"] else 1
+    if not gates:
+        for area, v in report["verdicts"].items():
+            if v["status"] == "fail":
+                print(f"devicefit check: {area} failed: {v['reason']}", file=sys.stderr)
+    return exit_code(report["verdicts"], failures, gates)

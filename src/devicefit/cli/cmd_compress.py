@@ -54,9 +54,9 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.cli import lm
     from devicefit.cli._common import check_output_path
     from devicefit.compress import SearchOptions, parse_budget, search
-    from devicefit.compress.report import html_report, result_table, sensitivity_table
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
+    from devicefit.report.compress_view import html_report, result_table, sensitivity_table
 
     if lm.wants_lm_compress(args):
         return lm.run_compress(args)

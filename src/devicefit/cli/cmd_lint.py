@@ -36,13 +36,22 @@ def main(args: argparse.Namespace) -> int:
     report = ane_lint.lint(args.model, function=args.function)
     console = Console()
     table = Table(title=escape(f"Neural Engine lint · {args.model} · function {report.function}"))
-    for col in ("#", "op", "name", "verdict", "rule", "reason", "fix", "source"):
+    for col in (
+        "#",
+        "where (PyTorch module, then MIL op)",
+        "op",
+        "verdict",
+        "rule",
+        "reason",
+        "fix",
+        "source",
+    ):
         table.add_column(col, overflow="fold")
     style = {"fallback": "red", "maybe": "yellow", "ne": "green"}
     for f in report.program:
         table.add_row(
             "",
-            "(program)",
+            "(whole program)",
             "",
             f"[{style.get(f.severity, 'yellow')}]{f.severity}",
             *(escape(str(v)) for v in (f.rule, f.reason, f.fix, f.source)),
@@ -56,8 +65,8 @@ def main(args: argparse.Namespace) -> int:
             verdict = f"[{style[op.verdict]}]{op.verdict_text}"
             table.add_row(
                 str(op.index) if first else "",
+                escape(op.where) if first else "",
                 op.op_type if first else "",
-                escape(op.name) if first else "",
                 verdict if first else "",
                 *row,
             )

@@ -136,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.io import atomic_write_text
     from devicefit.profile import profile
     from devicefit.profile.bounds import check_targets
-    from devicefit.profile.html import render_html
+    from devicefit.report.profile_view import render_html
 
     for out in (args.json, args.html):
         if out is not None:

@@ -3,38 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from devicefit.analyze.size import Weight
 from devicefit.compress.configs import Config, Fp16Config, JointConfig, PalettizeConfig, QuantizeConfig
 from devicefit.errors import InputError
-
-
-@dataclass
-class WeightInfo:
-    """One compressible weight constant.
-
-    Attributes:
-        name: the const's name (the key coremltools' ``op_name_configs`` accepts).
-        shape: its shape.
-        consumers: ``(op name, op type, input name)`` of each op reading it.
-    """
-
-    name: str
-    shape: tuple[int, ...]
-    consumers: list[tuple[str, str, str]]
-
-    @property
-    def numel(self) -> int:
-        return int(np.prod(self.shape)) if self.shape else 1
-
-    @property
-    def layer(self) -> str:
-        """A readable name: the first reading op and its type."""
-        op, op_type, _ = self.consumers[0]
-        return f"{op} ({op_type})"
 
 
 def _ops(block: Any) -> Iterator[Any]:
@@ -51,36 +24,22 @@ def _main(mlmodel: Any) -> Any:
     return prog.functions.get("main") or next(iter(prog.functions.values()))
 
 
-def find_weights(mlmodel: Any, min_elements: int = 256) -> list[WeightInfo]:
-    """Float weight constants with at least ``min_elements`` elements, read by compute ops, in program order."""
-    found = []
-    for op in _ops(_main(mlmodel)):
-        if op.op_type != "const":
-            continue
-        val = op.outputs[0].val
-        if not isinstance(val, np.ndarray) or val.dtype.kind != "f" or val.size < min_elements:
-            continue
-        consumers: list[tuple[str, str, str]] = []
-        for child in op.outputs[0].child_ops:
-            if child.op_type.startswith("constexpr_"):
-                consumers = []
-                break
-            params = [p for p, v in child.inputs.items() if v is op.outputs[0]]
-            consumers += [(child.name, child.op_type, p) for p in params]
-        if consumers:
-            found.append(WeightInfo(op.name, tuple(int(d) for d in val.shape), consumers))
-    return found
+def find_weights(mlmodel: Any, min_elements: int = 256) -> list[Weight]:
+    """Compressible weights: float ``const`` tensors with at least ``min_elements`` elements that compute
+    ops read as named inputs, in program order (from :func:`devicefit.analyze.size.find_weights`)."""
+    from devicefit import interp
+    from devicefit.analyze.size import find_weights as all_weights
+
+    program = interp.load(mlmodel)
+    return [
+        w for w in all_weights(program) if w.stored_as == "const" and w.numel >= min_elements and w.consumers
+    ]
 
 
 def _const_bytes(op: Any) -> int:
-    var = op.outputs[0]
-    val = var.val
-    numel = int(np.size(val)) if val is not None else 0
-    try:
-        bits = int(var.dtype.get_bitwidth())
-    except Exception:
-        bits = int(np.asarray(val).dtype.itemsize * 8) if val is not None else 0
-    return (numel * bits + 7) // 8
+    from devicefit.analyze.size import const_bytes  # the one home of constant byte counting
+
+    return const_bytes(op)
 
 
 def _producer_bytes(var: Any) -> int:

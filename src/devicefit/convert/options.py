@@ -191,14 +191,26 @@ def _ct_shape(ct: Any, spec: InputSpec, flex: FlexibleShape | None) -> Any:
     return ct.Shape(shape=dims)
 
 
+def saved_op_name(name: str) -> str:
+    """The name an op gets in the saved program (coremltools' ``sanitize_name_strings`` pass, op prefix ``op_``)."""
+    import re
+
+    clean = re.sub("[^a-zA-Z0-9_]", "_", name)
+    return "op_" + clean if re.match("[^a-zA-Z_]", clean) else clean
+
+
 def ct_convert_kwargs(ct: Any, options: ConvertOptions) -> dict[str, Any]:
     """``minimum_deployment_target`` and ``compute_precision`` for ``ct.convert``."""
     if options.precision == "fp32":
         precision = ct.precision.FLOAT32
     elif options.fp32_ops:
         keep = set(options.fp32_ops)
+        # NOTE: the fp16 pass sees the frontend's raw op names ("19", "h.1"); the saved program (and every
+        # report) shows them sanitized ("op_19", "h_1"). Either spelling selects the op.
         precision = ct.transform.FP16ComputePrecision(
-            op_selector=lambda op: op.op_type not in keep and op.name not in keep
+            op_selector=lambda op: (
+                op.op_type not in keep and op.name not in keep and saved_op_name(op.name) not in keep
+            )
         )
     else:
         precision = ct.precision.FLOAT16

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["METADATA_KEY", "Origin", "Provenance", "attach", "collect", "load_from_package"]
+__all__ = ["METADATA_KEY", "Origin", "Provenance", "attach", "collect", "load_from_package", "where"]
 
 METADATA_KEY = "devicefit.provenance"
 
@@ -61,6 +61,9 @@ class Origin:
     module_type: str | None
     location: str | None
 
+    def to_dict(self) -> dict[str, str | None]:
+        return {"module_path": self.module_path, "module_type": self.module_type, "location": self.location}
+
     def label(self) -> str:
         """``"features.3.conv (Conv2d) at models/net.py:42"``; parts that are unknown are left out."""
         if self.module_path is None:
@@ -86,10 +89,17 @@ class Provenance:
         """The origin of the op producing ``mil_name``; None when unknown."""
         return self._origins.get(mil_name)
 
+    def find(self, *mil_names: str) -> Origin | None:
+        """The origin of the first of ``mil_names`` that is known (an op's outputs, then its name)."""
+        for name in mil_names:
+            origin = self._origins.get(name)
+            if origin is not None:
+                return origin
+        return None
+
     def label(self, mil_name: str) -> str:
         """``origin.label() (mil_name)`` when known, else the MIL name alone."""
-        origin = self.get(mil_name)
-        return f"{origin.label()} ({mil_name})" if origin is not None else mil_name
+        return where(self.get(mil_name), mil_name)
 
     def __len__(self) -> int:
         return len(self._origins)
@@ -179,7 +189,8 @@ def load_from_package(mlmodel_or_path: Any) -> Provenance | None:
     """The provenance stored in a package's metadata (see :func:`attach`); None when it has none.
 
     Args:
-        mlmodel_or_path: a ``.mlpackage`` / ``.mlmodel`` path, an MLModel, or a Core ML ``Model`` proto.
+        mlmodel_or_path: a ``.mlpackage`` / ``.mlmodel`` path, an MLModel, a ``devicefit.interp.Program``, or
+            a Core ML ``Model`` proto.
     """
     spec = mlmodel_or_path
     if isinstance(mlmodel_or_path, (str, os.PathLike)):
@@ -194,9 +205,11 @@ def load_from_package(mlmodel_or_path: Any) -> Provenance | None:
             return None
     elif hasattr(mlmodel_or_path, "get_spec"):
         spec = mlmodel_or_path.get_spec()
+    elif hasattr(mlmodel_or_path, "spec"):  # a devicefit.interp.Program keeps the spec it was loaded from
+        spec = mlmodel_or_path.spec
     try:
         raw = spec.description.metadata.userDefined.get(METADATA_KEY)
-    except AttributeError:
+    except (AttributeError, TypeError):
         return None
     if not raw:
         return None
@@ -402,3 +415,8 @@ def _class_name(obj: Any) -> str | None:
         return None
     original = getattr(obj, "original_name", None)  # a ScriptModule's Python class name
     return str(original) if original else type(obj).__name__
+
+
+def where(origin: Origin | None, mil_name: str) -> str:
+    """What a finding leads with: ``origin.label() (mil_name)``, or the MIL name alone when unknown."""
+    return f"{origin.label()} ({mil_name})" if origin is not None else mil_name

@@ -289,11 +289,17 @@ class Engine:
         return [{k: v[bounds[i] : bounds[i + 1]] for k, v in out.items()} for i in range(len(chunk))]
 
     def unload(self) -> None:
-        """Release the model (idempotent); ``load()`` may be called again."""
+        """Release the model (idempotent); ``load()`` may be called again.
+
+        A ``_unload`` that raises still leaves the engine unloaded (the error propagates): a half-released
+        model must be prepared again, never predicted on.
+        """
         with self._state_lock:
             if self._loaded:
-                self._unload()
-                self._loaded = False
+                try:
+                    self._unload()
+                finally:
+                    self._loaded = False
 
     def version(self) -> str:
         """Version string of the library behind the engine (part of cache keys)."""

@@ -225,8 +225,7 @@ class OnnxRuntimeEngine(Engine):
                         providers=providers,
                     )
                 except Exception as e:  # an entry ORT refuses: drop it, prepare from the original
-                    cache.events.append(f"corrupt {key}: {e}")
-                    cache._remove(entry.path)
+                    cache.discard(entry, f"onnxruntime refused it: {e}")
                     hit = False
                     self.session = ort.InferenceSession(
                         str(path), self._session_options(None, True), providers=providers

@@ -11,9 +11,10 @@ intermediate value available::
 from __future__ import annotations
 
 from devicefit.errors import InputError, KernelMissingError, ModelLoadError
-from devicefit.interp.program import TensorSpec
+from devicefit.interp.plan import TensorSpec
 from devicefit.interp.registry import register, registered_ops
-from devicefit.interp.run import PRECISIONS, KernelContractError, Program, load
+from devicefit.interp.run import PRECISIONS, Program, load
+from devicefit.interp.step import KernelContractError
 
 __all__ = [
     "PRECISIONS",

@@ -2,8 +2,9 @@
 
 Turns :class:`devicefit.analyze.ane_lint.LintReport` and :class:`devicefit.analyze.roofline.LatencyBounds`
 objects into the plain dicts of the JSON report (``ane``, ``latency``; docs/report-schema.md), their
-verdict and their ``summary`` keys for ``--fail-on``. ``devicefit profile --target`` reuses
-:func:`latency_entry` so a bound reads the same in both commands.
+verdict and their ``summary`` keys for ``--fail-on``. One device's latency entry is built by
+:func:`devicefit.analyze.roofline.latency_entry`, which ``devicefit profile --target`` uses too, so a bound
+reads the same in both commands.
 """
 
 from __future__ import annotations
@@ -11,88 +12,20 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+# the latency entry is built in analyze (profile uses it too); re-exported here for the report's readers
+from devicefit.analyze.roofline import (
+    LOWER_BOUND_NOTE,
+    UNIT_NAMES,
+    key_assumption,
+    latency_entry,
+)
 from devicefit.report.units import human_ms
 
-UNIT_NAMES = {"ne": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
-LOWER_BOUND_NOTE = "lower bound for the device from published peak figures (roofline), not a measurement"
+__all__ = ["LOWER_BOUND_NOTE", "UNIT_NAMES", "key_assumption", "latency_entry"]
+
 # A prediction, so its verdict never fails on op counts alone: only a whole-program bar or most of the
 # compute falling back reads as "fail".
 ANE_FAIL_FLOPS_SHARE = 0.5
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds * 1e3
-
-
-# ------------------------------------------------------------------ latency lower bounds
-def _headline_unit(bounds: Any) -> Any:
-    """The unit to quote: the smallest complete bound, else the smallest partial one, else None."""
-    best = bounds.best()
-    if best is not None:
-        return best
-    partial = [u for u in bounds.units.values() if u.seconds is not None]
-    return min(partial, key=lambda u: u.seconds) if partial else None
-
-
-def key_assumption(unit: Any, device: Any) -> str:
-    """The one assumption that most limits how the headline bound reads, in words."""
-    peak = unit.peak
-    if not unit.complete:
-        missing = "memory bandwidth" if not peak.bytes_per_s else f"{UNIT_NAMES[unit.unit]} peak"
-        kept = "compute" if not peak.bytes_per_s else "memory"
-        return (
-            f"partial: the catalog has no {missing} figure for {device.name}, so only the {kept} term counts"
-        )
-    estimate = " (estimate)" if "mem_bandwidth_gbps" in device.secondary else ""
-    bandwidth = f"{peak.bytes_per_s / 1e9:g} GB/s{estimate}"
-    if unit.compute_bound_ops == 0:
-        return (
-            f"memory-bound: each tensor moved once at {bandwidth}, no dispatch overhead or unit transitions"
-        )
-    if unit.unit == "ne" and device.ne_tops_precision != "FP16":
-        return (
-            f"Neural Engine at {device.ne_tops:g} TOPS (precision basis {device.ne_tops_precision}): if that "
-            "counts INT8 ops, fp16 work can be up to 2x slower"
-        )
-    peak_text = f"{peak.flops_per_s / 1e12:g} {'TOPS' if unit.unit == 'ne' else 'TFLOPS'}"
-    return f"every op at {peak_text} and {bandwidth}, no dispatch overhead or unit transitions"
-
-
-def latency_entry(bounds: Any) -> dict[str, Any]:
-    """One device's bounds as a JSON-ready dict with a headline ``best`` unit (None without any figure)."""
-    device = bounds.device
-    head = _headline_unit(bounds)
-    best = None
-    if head is not None:
-        best = {
-            "unit": head.unit,
-            "unit_name": UNIT_NAMES[head.unit],
-            "at_best_ms": _ms(head.seconds),
-            "partial": not head.complete,
-            "key_assumption": key_assumption(head, device),
-        }
-    return {
-        "device": device.id,
-        "name": device.name,
-        "note": LOWER_BOUND_NOTE,
-        "best": best,
-        "flops": bounds.flops,
-        "bytes_moved": bounds.bytes_moved,
-        "ops": bounds.ops,
-        "units": {
-            k: {
-                "at_best_ms": u.ms,
-                "complete": u.complete,
-                "peak_flops_per_s": u.peak.flops_per_s,
-                "bandwidth_bytes_per_s": u.peak.bytes_per_s,
-                "compute_bound_ops": u.compute_bound_ops,
-                "memory_bound_ops": u.memory_bound_ops,
-                "assumptions": list(u.assumptions),
-            }
-            for k, u in bounds.units.items()
-        },
-        "assumptions": list(bounds.assumptions),
-    }
 
 
 def headline_text(entry: dict[str, Any]) -> str:
@@ -201,6 +134,8 @@ def ane_section(lint: Any) -> dict[str, Any]:
                 "index": o.index,
                 "op": o.name,
                 "op_type": o.op_type,
+                "origin": o.origin.to_dict() if getattr(o, "origin", None) is not None else None,
+                "where": getattr(o, "where", o.name),
                 "verdict": o.verdict,
                 "flops": o.flops,
                 "findings": [{"rule": f.rule, "reason": f.reason} for f in o.findings],

@@ -15,7 +15,7 @@ from typing import Any
 from devicefit.report import devices as device_sections
 from devicefit.report.units import human_bytes
 
-SCHEMA_VERSION = "1.1"
+SCHEMA_VERSION = "1.2"
 MB = 1024 * 1024
 # Size verdict bounds: Apple's cellular download limit for apps, and the Neural Engine's reported
 # 1 GB model limit on iPhone (docs/check.md).
@@ -50,6 +50,24 @@ def _comparison(c: Any) -> dict[str, Any] | None:
         "accuracy": c.accuracy.to_dict() if c.accuracy is not None else None,
         "reference_accuracy": c.reference_accuracy,
     }
+
+
+def _feature(spec: Any) -> dict[str, Any]:
+    """An input / output: name, dtype, default shape, and the accepted shapes of a flexible input (1.2)."""
+    out: dict[str, Any] = {"name": spec.name, "dtype": spec.dtype, "shape": list(spec.shape or [])}
+    ranges = getattr(spec, "shape_range", None)
+    enumerated = getattr(spec, "enumerated_shapes", None)
+    if enumerated:
+        out["enumerated_shapes"] = [list(s) for s in enumerated]
+    elif ranges and any(lo != hi for lo, hi in ranges):
+        # an unbounded upper end is -1 in the spec: null in JSON
+        out["shape_range"] = [[lo, None if hi < 0 else hi] for lo, hi in ranges]
+    return out
+
+
+def _origin(origin: Any) -> dict[str, Any] | None:
+    """A finding's PyTorch origin (module path, type, file:line), None when the package has no provenance."""
+    return origin.to_dict() if origin is not None else None
 
 
 def _op_error(o: Any) -> dict[str, Any]:
@@ -122,6 +140,13 @@ def _summary(r: Any) -> dict[str, Any]:
         if comp.accuracy is not None:
             s[f"{comp.name}.accuracy"] = comp.accuracy.value
             s["reference.accuracy"] = comp.reference_accuracy
+    for name, q in getattr(r, "questions", {}).items():
+        if q.comparison is not None:
+            for metric in ("snr_db", "cosine_similarity", "max_rel_error"):
+                s[f"{name}.{metric}"] = q.comparison.worst(metric)
+    if getattr(r, "repair", None) is not None:
+        s["fp16.repair_ops"] = len(r.repair.ops)
+        s["fp16.repair_passed"] = r.repair.passed
     if r.divergence is not None:
         s["fp16.overflow_ops"] = len(r.divergence.overflow_ops)
         s["fp16.underflow_ops"] = len(r.divergence.underflow_ops)
@@ -153,8 +178,8 @@ def build_report(r: Any) -> dict[str, Any]:
     model: dict[str, Any] = {"origin": r.origin, "kind": r.kind}
     if prog is not None:
         model.update(
-            inputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.inputs],
-            outputs=[{"name": s.name, "dtype": s.dtype, "shape": list(s.shape or [])} for s in prog.outputs],
+            inputs=[_feature(s) for s in prog.inputs],
+            outputs=[_feature(s) for s in prog.outputs],
             opset=f"iOS{prog.opset}",
             op_counts=prog.op_counts,
         )
@@ -204,12 +229,28 @@ def build_report(r: Any) -> dict[str, Any]:
             "samples": len(r.dataset.feeds),
             "labels": r.dataset.labels is not None,
         }
+        if getattr(r, "bad_samples", None):
+            report["data"]["bad_samples"] = list(r.bad_samples)
+            report["data"]["findings"] = list(r.data_findings)
     if r.fp16 is not None:
         t = r.trained
         report["numerics"] = {
             "fp32": _comparison(r.fp32),
             "fp16": _comparison(r.fp16),
             "divergence": _divergence(r.divergence),
+            # the computed fp16 fix (devicefit.check.repair), with the repaired model verified vs PyTorch
+            "repair": None
+            if getattr(r, "repair", None) is None
+            else {**r.repair.to_dict(), "verified": _comparison(r.repair.verified)},
+            # conversion fidelity / weight storage / compute precision (docs/metrics.md)
+            "questions": {
+                name: {
+                    "measured_on": q.measured_on,
+                    "passed": q.passed,
+                    "comparison": _comparison(q.comparison),
+                }
+                for name, q in getattr(r, "questions", {}).items()
+            },
             "trained": None
             if t is None
             else {
@@ -227,7 +268,14 @@ def build_report(r: Any) -> dict[str, Any]:
             "bytes_at": r.size.bytes_at,
             "package_bytes": r.size.package_bytes,
             "layers": [
-                {"op": x.op, "op_type": x.op_type, "parameters": x.parameters, "bytes": x.bytes}
+                {
+                    "op": x.op,
+                    "op_type": x.op_type,
+                    "parameters": x.parameters,
+                    "bytes": x.bytes,
+                    "origin": _origin(getattr(x, "origin", None)),
+                    "where": getattr(x, "where", x.op),
+                }
                 for x in r.size.layers
             ],
         }
@@ -237,6 +285,9 @@ def build_report(r: Any) -> dict[str, Any]:
             "peak_activation_bytes": m.peak_bytes,
             "peak_op": m.peak_op,
             "peak_index": m.peak_index,
+            "peak_origin": _origin(getattr(m, "peak_origin", None)),
+            "peak_where": getattr(m, "peak_where", m.peak_op),
+            "peak_advice": m.advice() if hasattr(m, "advice") else "",
             "weight_bytes": r.size.weight_bytes if r.size else None,
             "working_set_bytes": r.working_set_bytes,
             "approximate": m.approximate,

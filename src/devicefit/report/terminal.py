@@ -95,8 +95,10 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
             + (f", package {human_bytes(pkg)}" if pkg is not None else "")
         )
         console.print(
-            f"memory: peak activations {human_bytes(mem['peak_activation_bytes'])} at {mem['peak_op']},"
-            f" working set {human_bytes(mem['working_set_bytes'])}"
+            f"memory: peak activations {human_bytes(mem['peak_activation_bytes'])} at"
+            f" {mem.get('peak_where') or mem['peak_op']}, working set {human_bytes(mem['working_set_bytes'])}",
+            markup=False,
+            highlight=False,
         )
         fits = mem["fits"]
         too_big = [f["name"] for f in fits if f["fits"] is False]

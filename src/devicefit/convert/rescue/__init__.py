@@ -10,7 +10,7 @@ Each translation is tested against PyTorch through devicefit's interpreter in te
 from __future__ import annotations
 
 # Importing the family modules fills RESCUES.
-from devicefit.convert.rescue import attention, masks, tensor  # noqa: F401
+from devicefit.convert.rescue import activation, assign, attention, masks, resize, tensor  # noqa: F401
 from devicefit.convert.rescue._registry import RESCUES, Rescue, is_rescue, rescue, rescue_translations
 
 __all__ = ["RESCUES", "Rescue", "is_rescue", "rescue", "rescue_translations"]

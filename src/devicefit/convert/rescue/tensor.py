@@ -72,3 +72,26 @@ def alias(context: Any, node: Any) -> None:
 
     x = frontend()._get_inputs(context, node, min_expected=1)[0]
     context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "where.scalarother",
+    "coremltools 9.0 has no translation for torch.export's scalar overloads of where (MPNet's masks)",
+    aliases=("where.scalarself", "where.scalar"),
+)
+def where_scalar(context: Any, node: Any) -> None:
+    """``torch.where(cond, a, b)`` where ``a`` and/or ``b`` is a Python scalar (``aten.where.ScalarOther`` etc.)."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
+
+    cond, a, b = frontend()._get_inputs(context, node, expected=3)
+    if not types.is_bool(cond.dtype):
+        cond = mb.cast(x=cond, dtype="bool")
+    # torch: a tensor operand keeps its dtype against a Python scalar (a float scalar lifts an int tensor)
+    tensors = [v for v in (a, b) if v.rank > 0] or [a]
+    dtype = builtin_to_string(tensors[0].dtype)
+    if any(types.is_float(v.dtype) for v in (a, b)) and not types.is_float(tensors[0].dtype):
+        dtype = "fp32"
+    a, b = (v if builtin_to_string(v.dtype) == dtype else mb.cast(x=v, dtype=dtype) for v in (a, b))
+    context.add(mb.select(cond=cond, a=a, b=b, name=node.name), torch_name=node.name)

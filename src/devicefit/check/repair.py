@@ -1,0 +1,156 @@
+"""The fix, computed: when fp16 compute fails, the fewest ops to keep in fp32 (``compress``'s fp16 repair),
+named as PyTorch modules, as a ready ``--fp32-ops`` argument and coremltools ``op_selector``, and verified
+by re-running the repaired model against PyTorch."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# cosine >= 0.9995 between fp16 and fp32 outputs is ~30 dB of SNR, the compute question's bound
+# (1 - cos ~ noise / (2 signal) for small noise): the repair aims at what the verdict checks.
+REPAIR_COSINE = 0.9995
+# the repair re-runs the model once per candidate set: a few samples are enough to find the set, and
+# the verification below runs the repaired model on every sample
+REPAIR_SAMPLES = 16
+
+
+@dataclass
+class Fp32Op:
+    """One op the fix keeps in fp32.
+
+    Attributes:
+        name: its MIL name in the fp32 conversion (what ``--fp32-ops`` takes).
+        origin: ``module (Type) at file:line`` from the conversion's provenance (None when unknown).
+    """
+
+    name: str
+    origin: str | None = None
+
+    @property
+    def label(self) -> str:
+        return f"{self.origin} ({self.name})" if self.origin else self.name
+
+
+@dataclass
+class Fp16Fix:
+    """The fp16 repair as ``check`` reports it.
+
+    Attributes:
+        ops: ops to keep in fp32, in program order (empty when fp16 already passes the repair bound).
+        passed: the repaired model meets the repair bound (cosine vs the fp32 run >= ``threshold``).
+        metric_before: cosine of the all-fp16 model vs fp32 on the repair samples.
+        metric_after: the same for the repaired model (re-measured on a rebuilt model).
+        threshold: the bound.
+        verified: the repaired model emulating fp16 vs PyTorch on every sample (a Comparison).
+        evaluations: models built and run by the search.
+        seconds: time the repair took.
+    """
+
+    ops: list[Fp32Op]
+    passed: bool
+    metric_before: float
+    metric_after: float
+    threshold: float
+    verified: Any = None
+    evaluations: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def cli(self) -> str:
+        """The ``devicefit check`` / ``convert`` arguments that apply the fix."""
+        return "--precision mixed --fp32-ops " + " ".join(o.name for o in self.ops)
+
+    @property
+    def op_selector(self) -> str:
+        """The coremltools argument that applies the fix."""
+        names = ", ".join(repr(o.name) for o in self.ops)
+        return (
+            "compute_precision=ct.transform.FP16ComputePrecision("
+            f"op_selector=lambda op: op.name not in {{{names}}})"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ops": [{"name": o.name, "origin": o.origin} for o in self.ops],
+            "passed": self.passed,
+            "metric": "cosine",
+            "metric_before": self.metric_before,
+            "metric_after": self.metric_after,
+            "threshold": self.threshold,
+            "cli": self.cli,
+            "op_selector": self.op_selector,
+            "evaluations": self.evaluations,
+            "seconds": self.seconds,
+            "notes": list(self.notes),
+        }
+
+
+def _provenance(mlmodel: Any, source: Any) -> Any:
+    """The conversion's provenance (module, type, file:line per MIL value), None when unavailable."""
+    try:
+        from devicefit.convert import provenance  # type: ignore[attr-defined]
+    except ImportError:  # provenance not available in this build: fall back to MIL names
+        return None
+    try:
+        return provenance.collect(mlmodel, source)
+    except Exception:  # NOTE: naming is a convenience; the fix itself stands without it
+        return None
+
+
+def _origin(prov: Any, name: str, outputs: dict[str, list[str]]) -> str | None:
+    if prov is None:
+        return None
+    for value in [name, *outputs.get(name, [])]:
+        found = prov.get(value)
+        if found is not None:
+            return str(found.label())
+    return None
+
+
+def fp16_fix(
+    fp32_mlmodel: Any,
+    feeds: list[dict[str, Any]],
+    reference: dict[str, Any] | None,
+    labels: Any,
+    source: Any = None,
+) -> Fp16Fix:
+    """Find and verify the fewest ops to keep in fp32.
+
+    Args:
+        fp32_mlmodel: an fp32 conversion of the model (op names there are what ``--fp32-ops`` takes).
+        feeds: samples as the program takes them (every one is used for the verification).
+        reference: PyTorch's stacked outputs on ``feeds`` (None: verified against the fp32 run).
+        labels: labels of ``feeds`` (task accuracy in the verification), or None.
+        source: the model source, for provenance.
+    """
+    from devicefit import interp
+    from devicefit.compare.validate import compare
+    from devicefit.compress.budget import Budget
+    from devicefit.compress.evaluate import run_samples
+    from devicefit.compress.repair import repair_fp16
+    from devicefit.compress.weights import _main, _ops
+
+    t0 = time.perf_counter()
+    budget = Budget("cosine", REPAIR_COSINE, text=f"cosine>={REPAIR_COSINE}")
+    found = repair_fp16(fp32_mlmodel, feeds[:REPAIR_SAMPLES], budget)
+    prov = _provenance(fp32_mlmodel, source)
+    outputs = {op.name: [v.name for v in op.outputs] for op in _ops(_main(fp32_mlmodel))}
+    ops = [Fp32Op(name, _origin(prov, name, outputs)) for name in found.fp32_ops]
+    fix = Fp16Fix(ops, found.passed, found.fp16_metric, found.repaired_metric, found.threshold)
+    fix.evaluations = found.evaluations
+    if found.mlmodel is not None:
+        repaired = interp.load(found.mlmodel)
+        got = run_samples(repaired, feeds, "fp16")
+        if reference is None:
+            reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
+            fix.verified = compare("compute", reference, got, "interp-fp32")
+        else:
+            fix.verified = compare("fp16", reference, got, "pytorch", labels)
+        fix.verified.samples = len(feeds)
+    if prov is None:
+        fix.notes.append("module names need the conversion's provenance; MIL op names are given")
+    fix.seconds = time.perf_counter() - t0
+    return fix
