@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--plan", type=Path, default=None, help="write the plan as coremltools OptimizationConfig YAML"
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    from devicefit.cli import lm
+
+    lm.add_compress_arguments(p)  # causal LMs: perplexity / tokens budgets over stateful packages
 
 
 def main(args: argparse.Namespace) -> int:
@@ -51,12 +54,15 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from devicefit.cli import lm
     from devicefit.cli._common import check_output_path
     from devicefit.compress import SearchOptions, parse_budget, search
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
     from devicefit.report.compress_view import html_report, result_table, sensitivity_table
 
+    if lm.wants_lm_compress(args):
+        return lm.run_compress(args)
     if args.samples < 1:
         raise InputError(f"--samples must be at least 1, got {args.samples}")
 
