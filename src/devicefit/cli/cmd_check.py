@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name)",
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
+    from devicefit.cli import lm
+
+    lm.add_check_arguments(p)  # language models: --task text-generation, --prompts, --steps, --max-context
 
 
 STDOUT = Path("-")
@@ -129,6 +132,10 @@ def main(args: argparse.Namespace) -> int:
 
     # Device ids first: a typo in --target or a gate must fail before any work is done.
     resolve_devices(args.devices)
+    from devicefit.cli import lm
+
+    if lm.wants_lm(args):  # a causal LM: the generation check (devicefit.check.lm)
+        return lm.run_check(args)
     gates = [gates_mod.parse_gate(text) for text in args.fail_on]
     catalog_ids = [d.id for d in load_catalog()]
     gates_mod.check_devices(gates, catalog_ids)
@@ -155,6 +162,7 @@ def main(args: argparse.Namespace) -> int:
         extra_devices=gates_mod.gate_devices(gates),
         precision=args.precision,
         fp32_ops=list(args.fp32_ops),
+        fp16_safe_constants=not args.keep_unsafe_constants,
         samples=args.samples,
         trust_pickle=args.trust_pickle,
         package_path=pkg,

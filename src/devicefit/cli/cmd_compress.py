@@ -41,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--plan", type=Path, default=None, help="write the plan as coremltools OptimizationConfig YAML"
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    from devicefit.cli import lm
+
+    lm.add_compress_arguments(p)  # causal LMs: perplexity / tokens budgets over stateful packages
 
 
 def main(args: argparse.Namespace) -> int:
@@ -51,12 +54,15 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from devicefit.cli import lm
     from devicefit.cli._common import check_output_path
     from devicefit.compress import SearchOptions, parse_budget, search
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
     from devicefit.report.compress_view import html_report, result_table, sensitivity_table
 
+    if lm.wants_lm_compress(args):
+        return lm.run_compress(args)
     if args.samples < 1:
         raise InputError(f"--samples must be at least 1, got {args.samples}")
 
@@ -94,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     if not result.met:
         out.print(
             f"[red]budget {budget.text} cannot be met[/red]: best candidate found reaches "
-            f"{result.chosen.metric:.6g} (needs >= {result.threshold:.6g}); it is the one written."
+            f"{distinct(result.chosen.metric, result.threshold)}; it is the one written."
         )
     if result.repair is not None:
         out.print(
@@ -113,6 +119,15 @@ def main(args: argparse.Namespace) -> int:
         atomic_write_text(args.html, html_report(result, origin))
         out.print(f"wrote {args.html}")
     return 0 if result.met else 1
+
+
+def distinct(value: float, threshold: float) -> str:
+    """``0.99896 (needs >= 0.999)`` with as many digits as it takes for the two numbers to differ."""
+    for digits in range(4, 17):
+        a, b = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
+        if a != b:
+            return f"{a} (needs >= {b})"
+    return f"{value!r} (needs >= {threshold!r})"
 
 
 def _load(args: argparse.Namespace):
