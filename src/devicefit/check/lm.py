@@ -164,7 +164,7 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
     from devicefit.convert.lm_wrapper import lm_shape
     from devicefit.convert.stateful import convert_causal_lm, load_causal_lm
     from devicefit.engines.lm_session import InterpLM, TorchLM
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     say = progress or (lambda _m: None)
     folder = Path(options.model) if isinstance(options.model, (str, os.PathLike)) else None
