@@ -1,4 +1,4 @@
-"""Generator: ../shared/apple-devices.csv -> src/devicefit/data/apple_devices.csv, one row per device.
+"""Generator: docs/research/apple-devices.csv -> src/devicefit/data/apple_devices.csv, one row per device.
 
 The curated per-chip figures below were read off the shared CSV (each must appear in its cell; the
 catalog test checks every value traces back).
@@ -6,7 +6,7 @@ Run: python scripts/build_device_catalog.py src/devicefit/data/apple_devices.csv
 """
 import csv, re, sys
 import os
-SHARED = os.environ.get("DEVICEFIT_SHARED_CSV", os.path.join(os.path.dirname(__file__), "..", "..", "shared", "apple-devices.csv"))
+SHARED = os.environ.get("DEVICEFIT_SHARED_CSV", os.path.join(os.path.dirname(__file__), "..", "docs", "research", "apple-devices.csv"))
 rows = {r["chip"]: r for r in csv.DictReader(open(SHARED, newline=""))}
 
 # chip-level performance values: (field, column, value) where value must appear in the cell

@@ -99,3 +99,79 @@ def test_internal_error_is_one_line_with_exit_3(package, monkeypatch, capsys):
     )
     with pytest.raises(RuntimeError):
         main(["--debug", "run", str(path)])
+
+
+def _one_line_exit_2(capsys, argv, message):
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err, err
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_force_never_deletes_a_folder_of_user_files(package, tmp_path, capsys):
+    path, _, _ = package
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "thesis.txt").write_text("years of work")
+    _one_line_exit_2(capsys, ["run", str(path), "--out", str(folder), "--force"], "is a folder")
+    assert (folder / "thesis.txt").read_text() == "years of work"
+    # --force replaces what the command itself writes: a file
+    out = tmp_path / "out.npz"
+    out.write_bytes(b"old")
+    assert main(["run", str(path), "--out", str(out), "--force"]) == 0
+    with np.load(out) as data:
+        assert len(data.files) == 1
+
+
+def test_out_path_is_checked_before_the_model_is_even_loaded(package, tmp_path, capsys, monkeypatch):
+    from devicefit import interp
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("the model was loaded before --out was validated")
+
+    monkeypatch.setattr(interp, "load", must_not_run)
+    path, _, _ = package
+    a_file = tmp_path / "plain"
+    a_file.write_text("x")
+    _one_line_exit_2(capsys, ["run", str(path), "--out", str(a_file / "out.npz")], "is not a folder")
+    _one_line_exit_2(
+        capsys, ["run", str(path), "--out", str(tmp_path / "nope" / "out.npz")], "does not exist"
+    )
+    _one_line_exit_2(capsys, ["run", str(path), "--out", "/proc/self/devicefit-out.npz"], "/proc/self")
+    _one_line_exit_2(capsys, ["run", str(path), "--out", str(tmp_path / ("y" * 10_000))], "cannot be used")
+
+
+def test_absurd_and_object_inputs_exit_2(package, tmp_path, capsys):
+    path, _, _ = package
+    absurd = tmp_path / "absurd.npy"
+    with open(absurd, "wb") as f:  # a header declaring 2**40 floats, and no data
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f4", "fortran_order": False, "shape": (2**20, 2**20)}
+        )
+    _one_line_exit_2(capsys, ["run", str(path), "--input", f"x={absurd}"], "over the")
+    short = tmp_path / "short.npy"
+    with open(short, "wb") as f:
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False, "shape": (2, 6)})
+    _one_line_exit_2(capsys, ["run", str(path), "--input", f"x={short}"], "truncated")
+    objects = tmp_path / "objects.npz"
+    np.savez(objects, x=np.array([[1, "a"]], dtype=object))
+    _one_line_exit_2(capsys, ["run", str(path), "--input", f"x={objects}"], "object array")
+    objects_npy = tmp_path / "objects.npy"
+    np.save(objects_npy, np.array([[1, "a"]], dtype=object), allow_pickle=True)
+    _one_line_exit_2(capsys, ["run", str(path), "--input", f"x={objects_npy}"], "object array")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="needs FIFOs")
+def test_fifo_input_is_refused_without_blocking(package, tmp_path, capsys):
+    import os
+
+    path, _, _ = package
+    fifo = tmp_path / "x.npy"
+    os.mkfifo(fifo)
+    _one_line_exit_2(capsys, ["run", str(path), "--input", f"x={fifo}"], "not a regular file")
+
+
+def test_random_input_limit_flag(package, capsys):
+    path, _, _ = package
+    _one_line_exit_2(capsys, ["run", str(path), "--max-input-mb", "0.00001"], "--max-input-mb")
+    _one_line_exit_2(capsys, ["run", str(path), "--max-input-mb", "-1"], "positive")

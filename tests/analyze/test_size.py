@@ -52,3 +52,27 @@ def test_package_bytes_missing_is_none(tmp_path):
     f = tmp_path / "f.bin"
     f.write_bytes(b"x" * 10)
     assert package_bytes(f) == 10
+
+
+def test_const_bytes_counts_sub_byte_constants_packed():
+    """analyze.size.const_bytes (used by the lint's 1 GB rule): a 4-bit LUT index is half a byte."""
+    import coremltools.optimize.coreml as cto
+    import numpy as np
+    from coremltools.converters.mil.mil import types
+
+    from devicefit.analyze.size import const_bytes
+    from tests.helpers import convert
+
+    ml = convert(_Two(), torch.ones(1, 4), precision="fp16", target="iOS18")
+    config = cto.OpPalettizerConfig(nbits=4, mode="uniform", weight_threshold=0)
+    small = cto.palettize_weights(ml, cto.OptimizationConfig(global_config=config))
+    seen = set()
+    for op in small._mil_program.functions["main"].operations:
+        if op.op_type != "const" or not types.is_tensor(op.outputs[0].sym_type):
+            continue
+        dtype, n = types.builtin_to_string(op.outputs[0].dtype), int(np.size(op.outputs[0].val))
+        expected = {"uint4": (n + 1) // 2, "fp16": 2 * n}.get(dtype)
+        if expected is not None:
+            seen.add(dtype)
+            assert const_bytes(op) == expected, (op.outputs[0].name, dtype, n)
+    assert seen == {"uint4", "fp16"}

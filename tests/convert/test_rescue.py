@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from devicefit import interp
-from devicefit.convert import RESCUES, ConversionError, ConvertOptions, convert, install_rescue
+from devicefit.convert import RESCUES, ConversionError, ConvertOptions, convert, rescue_translations
 from devicefit.sources import load_source
 from tests.convert.models import spec
 from tests.helpers import rel_error
@@ -24,11 +24,10 @@ def _convert_and_compare(factory: str, frontend: str = "torchscript", tol: float
     return result
 
 
-def test_install_rescue_is_idempotent():
-    first = install_rescue()
-    assert install_rescue() == first
-    assert {"new_ones", "_native_multi_head_attention", "_transformer_encoder_layer_fwd"} <= set(first)
-    assert set(first) <= set(RESCUES)
+def test_rescue_translations_lists_what_it_installs():
+    with rescue_translations() as first:
+        assert {"new_ones", "_native_multi_head_attention", "_transformer_encoder_layer_fwd"} <= set(first)
+        assert set(first) <= set(RESCUES)
 
 
 @pytest.mark.parametrize("factory", ["mha", "mha_padded"])
@@ -50,13 +49,7 @@ def test_bitwise_and_on_float_typed_mask():
 
 def test_bitwise_and_rescue_is_needed(monkeypatch):
     """Without the override, coremltools 9.0 rejects the float-typed mask (proves the rescue matters)."""
-    from coremltools.converters.mil.frontend.torch import ops
-    from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY
-
-    install_rescue()
-    mapping = _TORCH_OPS_REGISTRY.name_to_func_mapping
-    for key in ("and", "bitwise_and"):
-        monkeypatch.setitem(mapping, key, ops.bitwise_and)
+    monkeypatch.delitem(RESCUES, "bitwise_and")
     with pytest.raises(ConversionError, match="bitwise_and"):
         convert(load_source(spec("float_mask_and")), ConvertOptions(precision="fp32", frontend="torchscript"))
 

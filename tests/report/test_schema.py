@@ -18,7 +18,7 @@ TOP_LEVEL = {
 def test_report_layout(demo_report, demo_result):
     r = demo_report
     assert set(r) == TOP_LEVEL
-    assert r["schema_version"] == SCHEMA_VERSION == "1.1"
+    assert r["schema_version"] == SCHEMA_VERSION == "1.2"
     assert set(r["verdicts"]) == {"convert", "numerics", "size", "memory", "neural_engine"}
     assert r["options"]["deployment_target"] == r["options"]["target"] == "iOS17"
     assert r["options"]["devices"] == []
@@ -99,3 +99,16 @@ def test_unknown_working_set_and_budget_are_null_not_zero(demo_result):
     s = build_report(unknown)["summary"]
     assert s["memory.working_set_mb"] is None
     assert s["memory.fits"] == [] and s["memory.fits_unknown"] == ["ipad-air-3rd-gen"]
+
+
+def test_demo_findings_lead_with_pytorch_modules(demo_report):
+    """Issue 12: size, memory and lint findings name the PyTorch module and source line of the demo."""
+    layers = demo_report["size"]["layers"]
+    assert layers and all(
+        x["origin"] and x["where"].split(" ")[0] in ("conv1", "conv2", "fc") for x in layers
+    )
+    assert all("demo.py:" in x["where"] and x["where"].endswith(f"({x['op']})") for x in layers)
+    mem = demo_report["memory"]
+    assert "demo.py:" in mem["peak_where"] and mem["peak_where"] in mem["peak_advice"]
+    ane = [o for o in demo_report["ane"]["per_op"] if o["op_type"] == "conv"]
+    assert ane and all(o["where"].startswith("conv") and "(Conv2d)" in o["where"] for o in ane)

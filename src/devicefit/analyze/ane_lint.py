@@ -17,10 +17,13 @@ import itertools
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devicefit.analyze.ane_rules import OP_RULES, PROGRAM_RULES, ProgramFacts, _dtype
 from devicefit.analyze.flops import iter_ops, op_cost, resolve_function, shape_of
+
+if TYPE_CHECKING:
+    from devicefit.convert.provenance import Origin, Provenance
 
 __all__ = ["DISCLAIMER", "VERDICTS", "Finding", "LintReport", "LintSummary", "OpVerdict", "lint"]
 
@@ -53,10 +56,18 @@ class OpVerdict:
     verdict: str
     flops: int
     findings: list[Finding] = field(default_factory=list)
+    origin: Origin | None = None
 
     @property
     def verdict_text(self) -> str:
         return VERDICTS[self.verdict]
+
+    @property
+    def where(self) -> str:
+        """PyTorch module, type and line first, the MIL op in parentheses (the MIL name alone if unknown)."""
+        from devicefit.convert.provenance import where
+
+        return where(self.origin, self.name)
 
 
 @dataclass
@@ -111,7 +122,15 @@ class LintReport:
                 "fallback_flops_share": s.fallback_flops_share,
             },
             "program": [asdict(f) for f in self.program],
-            "ops": [{**asdict(o), "verdict_text": o.verdict_text} for o in self.ops],
+            "ops": [
+                {
+                    **asdict(o),
+                    "origin": o.origin.to_dict() if o.origin else None,
+                    "where": o.where,
+                    "verdict_text": o.verdict_text,
+                }
+                for o in self.ops
+            ],
         }
 
 
@@ -172,9 +191,9 @@ def _weight_bytes(resolved: Any, model: Any) -> int:
         weights = Path(model) / "Data" / "com.apple.CoreML" / "weights"
         if weights.is_dir():
             return sum(p.stat().st_size for p in weights.rglob("*") if p.is_file())
-    from devicefit.compress.weights import _const_bytes  # lazy: devicefit.compress is heavy to import
+    from devicefit.analyze.size import const_bytes
 
-    return sum(_const_bytes(op) for op in _const_ops(resolved.function))
+    return sum(const_bytes(op) for op in _const_ops(resolved.function))
 
 
 def _const_ops(block: Any) -> Iterator[Any]:
@@ -194,13 +213,19 @@ def _fp32_program(ops: list[Any]) -> bool:
     return bool(dtypes & {"fp32", "fp64"}) and "fp16" not in dtypes
 
 
-def lint(program: Any, model_bytes: int | None = None, function: str | None = None) -> LintReport:
+def lint(
+    program: Any,
+    model_bytes: int | None = None,
+    function: str | None = None,
+    provenance: Provenance | None = None,
+) -> LintReport:
     """Predict Neural Engine placement for every op of ``program``.
 
     Args:
         program: a ``.mlpackage``/``.mlmodel`` path, an MLModel, an interp Program, or a pymil Program/Function.
         model_bytes: model size for the 1 GB rule (default: weight file sizes, else constant bytes).
         function: the function of a multi-function model (default: its default function).
+        provenance: MIL name -> PyTorch origin (default: what the package's metadata holds, if anything).
 
     Returns:
         A :class:`LintReport`: per-op verdicts with reasons, sources and fixes, program-level findings and
@@ -208,13 +233,20 @@ def lint(program: Any, model_bytes: int | None = None, function: str | None = No
     """
     resolved = resolve_function(program, function)
     fn = resolved.function
+    if provenance is None and resolved.spec is not None:
+        from devicefit.convert.provenance import load_from_package
+
+        provenance = load_from_package(resolved.spec)
     ops: list[OpVerdict] = []
     # constexpr ops are weight decompression: compile-time work
     mil_ops = [op for op in iter_ops(fn) if not op.op_type.startswith("constexpr_")]
     for op in mil_ops:
         findings = [_finding(r, reason) for r in OP_RULES if (reason := r.check(op)) is not None]
         name = op.outputs[0].name if op.outputs else op.name
-        ops.append(OpVerdict(len(ops), op.op_type, name, _verdict(findings), op_cost(op).flops, findings))
+        origin = provenance.find(name, op.name) if provenance is not None else None
+        ops.append(
+            OpVerdict(len(ops), op.op_type, name, _verdict(findings), op_cost(op).flops, findings, origin)
+        )
     kinds, counts = _flexible_inputs(resolved)
     facts = ProgramFacts(
         function=fn,

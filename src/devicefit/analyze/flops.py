@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from devicefit import dtypes
+
 __all__ = ["OpCost", "count_ops", "function_costs", "iter_ops", "op_cost", "total"]
 
 SOFTMAX_FLOPS_PER_ELEMENT = 5  # max, subtract, exp, sum, divide
@@ -23,8 +25,6 @@ NORM_FLOPS_PER_ELEMENT = 5  # mean, subtract, square+sum, scale, shift
 BATCH_NORM_FLOPS_PER_ELEMENT = 2  # inference: one scale and one shift
 PARAMETER_MAX_ELEMENTS = 16
 SKIPPED_OPS = frozenset({"const"})  # compile-time values, no work at run time
-
-_DTYPE_BYTES = {"fp16": 2, "fp32": 4, "fp64": 8, "bool": 1}
 
 
 @dataclass(frozen=True)
@@ -80,10 +80,8 @@ def dtype_bytes(var: Any) -> int:
         name = types.builtin_to_string(var.dtype)
     except Exception:
         return 0
-    if name in _DTYPE_BYTES:
-        return _DTYPE_BYTES[name]
-    digits = "".join(c for c in name if c.isdigit())
-    return max(int(digits) // 8, 1) if digits else 4
+    # NOTE: sub-byte types (int4, uint1..uint6) count as one byte per element, as a kernel reads them.
+    return max(int(dtypes.bytes_per_element(name)), 1)
 
 
 def nbytes(var: Any) -> int:

@@ -10,14 +10,15 @@ counted separately in the working set: working set = weight bytes + peak activat
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-DTYPE_BYTES = {
-    "fp64": 8, "fp32": 4, "fp16": 2, "bf16": 2, "int64": 8, "int32": 4, "uint32": 4, "int16": 2,
-    "uint16": 2, "int8": 1, "uint8": 1, "bool": 1,
-}  # fmt: skip
+from devicefit import dtypes
+
+if TYPE_CHECKING:
+    from devicefit.convert.provenance import Origin, Provenance
+
 MB = 1024 * 1024
 
 
@@ -53,6 +54,9 @@ class ActivationMemory:
         peak_index: its index.
         lifetimes: every value's live range.
         approximate: some shapes were unknown (dynamic) and taken from a run or assumed 1.
+        peak_origin: the PyTorch module, type and source line of the peak op (None when unknown).
+        peak_values: the largest values live at the peak, largest first: (where it comes from, bytes); "where"
+            names the PyTorch module first and the MIL value in parentheses.
     """
 
     per_op: list[int]
@@ -62,6 +66,36 @@ class ActivationMemory:
     peak_index: int | None
     lifetimes: list[Lifetime] = field(default_factory=list)
     approximate: bool = False
+    peak_origin: Origin | None = None
+    peak_values: list[tuple[str, int]] = field(default_factory=list)
+
+    @property
+    def peak_where(self) -> str | None:
+        """The peak op as a user reads it: PyTorch module, type and line first, the MIL op in parentheses."""
+        if self.peak_op is None:
+            return None
+        from devicefit.convert.provenance import where
+
+        return where(self.peak_origin, self.peak_op)
+
+    def advice(self) -> str:
+        """What to do about the peak: which values dominate it and how to shrink them."""
+        if self.peak_op is None:
+            return ""
+        biggest = "; ".join(f"{_size_text(b)} from {label}" for label, b in self.peak_values[:3])
+        held = f". Largest values live then: {biggest}" if biggest else ""
+        return (
+            f"peak while running {self.peak_where}{held}. To lower it: reduce the input resolution or "
+            "sequence length, the batch, or the channel count of that layer; or split the layer so its "
+            "large output is consumed before the next one is produced"
+        )
+
+
+def _size_text(n: int) -> str:
+    for unit, scale in (("GiB", 1024**3), ("MiB", MB), ("KiB", 1024)):
+        if n >= scale:
+            return f"{n / scale:.3g} {unit}"
+    return f"{n} B"
 
 
 def liveness(
@@ -102,18 +136,21 @@ def liveness(
 def value_size(shape: tuple[int | None, ...] | None, dtype: str | None) -> tuple[int, bool]:
     """(bytes, exact) for a value: unknown dimensions count as 1 and make the size inexact."""
     if shape is None:
-        return DTYPE_BYTES.get(dtype or "fp32", 4), False
+        return dtypes.tensor_bytes(dtype or "fp32", 1), False
     exact = all(d is not None for d in shape)
     numel = int(np.prod([d if d is not None else 1 for d in shape])) if shape else 1
-    return numel * DTYPE_BYTES.get(dtype or "fp32", 4), exact
+    return dtypes.tensor_bytes(dtype or "fp32", numel), exact
 
 
-def program_activation_memory(program: Any, observed: dict[str, Any] | None = None) -> ActivationMemory:
+def program_activation_memory(
+    program: Any, observed: dict[str, Any] | None = None, provenance: Provenance | None = None
+) -> ActivationMemory:
     """:func:`liveness` over a program's top-level ops, sizes from declared types.
 
     Args:
         program: an :class:`devicefit.interp.Program`.
         observed: values from a run with ``intermediates=True``; their shapes stand in for dynamic dims.
+        provenance: MIL name -> PyTorch origin (default: what the package's metadata holds, if anything).
     """
     observed = observed or {}
     steps = program.plan.block.steps
@@ -131,6 +168,21 @@ def program_activation_memory(program: Any, observed: dict[str, Any] | None = No
     outputs = [o.name for o in program.outputs]
     result = liveness(ops, [s.name for s in program.inputs], outputs, sizes)
     result.approximate = approximate
+    if result.peak_index is not None:
+        if provenance is None:
+            from devicefit.convert.provenance import load_from_package
+
+            provenance = load_from_package(program)
+        peak = steps[result.peak_index]
+        if provenance is not None:
+            result.peak_origin = provenance.find(*peak.outputs, peak.name)
+        from devicefit.convert.provenance import where
+
+        live = [lt for lt in result.lifetimes if lt.start <= result.peak_index <= lt.end]
+        result.peak_values = [
+            (where(provenance.get(lt.value) if provenance else None, lt.value), lt.bytes)
+            for lt in sorted(live, key=lambda lt: -lt.bytes)[:5]
+        ]
     return result
 
 

@@ -13,12 +13,24 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devicefit.analyze.catalog import Device, get_device
-from devicefit.analyze.flops import OpCost, function_costs, resolve_function, total
+from devicefit.analyze.flops import OpCost, resolve_function, total
 
-__all__ = ["UNITS", "LatencyBounds", "UnitBound", "UnitPeak", "latency_bounds", "op_seconds", "unit_peaks"]
+__all__ = [
+    "LOWER_BOUND_NOTE",
+    "UNITS",
+    "LatencyBounds",
+    "UnitBound",
+    "UnitPeak",
+    "key_assumption",
+    "latency_bounds",
+    "latency_entry",
+    "op_seconds",
+    "unit_peaks",
+]
 
 UNITS = ("ne", "gpu", "cpu")
 UNIT_NAMES = {"ne": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
+LOWER_BOUND_NOTE = "lower bound for the device from published peak figures (roofline), not a measurement"
 
 
 @dataclass(frozen=True)
@@ -195,15 +207,24 @@ def latency_bounds(
     if isinstance(model, list):
         costs = model
     else:
-        costs = function_costs(resolve_function(model, function).function)
+        from devicefit.analyze.shapes import default_costs
+
+        # flexible inputs at their default shape, not with every flexible axis counted as 1
+        costs = default_costs(resolve_function(model, function))
     peaks = unit_peaks(dev)
     summed = total(costs)
     assumptions = list(GENERAL_ASSUMPTIONS)
+    if "ne" in units and not dev.ne_usable_by_core_ml:
+        units = tuple(u for u in units if u != "ne")
+        assumptions.append(
+            f"no Neural Engine bound: Core ML cannot use the {dev.chip} Neural Engine "
+            f"({dev.sources.get('ne_tops_precision', 'device catalog')}); models run on the GPU or CPU"
+        )
     unknown = sorted({c.op_type for c in costs if not c.known})
     if unknown:
         assumptions.append(f"no FLOPs formula (bytes only) for: {', '.join(unknown)}")
     if summed.symbolic:
-        assumptions.append("flexible dimensions counted as 1: the bound is for the smallest shape")
+        assumptions.append("some flexible dimensions counted as 1: the bound is below the smallest shape")
     return LatencyBounds(
         device=dev,
         flops=summed.flops,
@@ -212,3 +233,79 @@ def latency_bounds(
         units={u: _bound(costs, peaks[u]) for u in units},
         assumptions=assumptions,
     )
+
+
+# ---- the JSON-ready entry of one device (check's report and profile --target share it)
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds * 1e3
+
+
+def _headline_unit(bounds: LatencyBounds) -> UnitBound | None:
+    """The unit to quote: the smallest complete bound, else the smallest partial one, else None."""
+    best = bounds.best()
+    if best is not None:
+        return best
+    partial = [u for u in bounds.units.values() if u.seconds is not None]
+    return min(partial, key=lambda u: u.seconds or 0.0) if partial else None
+
+
+def key_assumption(unit: UnitBound, device: Device) -> str:
+    """The one assumption that most limits how the headline bound reads, in words."""
+    peak = unit.peak
+    if not unit.complete:
+        missing = "memory bandwidth" if not peak.bytes_per_s else f"{UNIT_NAMES[unit.unit]} peak"
+        kept = "compute" if not peak.bytes_per_s else "memory"
+        return (
+            f"partial: the catalog has no {missing} figure for {device.name}, so only the {kept} term counts"
+        )
+    estimate = " (estimate)" if "mem_bandwidth_gbps" in device.secondary else ""
+    bytes_per_s, flops_per_s = peak.bytes_per_s or 0.0, peak.flops_per_s or 0.0  # both known: complete
+    bandwidth = f"{bytes_per_s / 1e9:g} GB/s{estimate}"
+    if unit.compute_bound_ops == 0:
+        return (
+            f"memory-bound: each tensor moved once at {bandwidth}, no dispatch overhead or unit transitions"
+        )
+    if unit.unit == "ne" and device.ne_tops_precision != "FP16":
+        return (
+            f"Neural Engine at {device.ne_tops:g} TOPS (precision basis {device.ne_tops_precision}): if that "
+            "counts INT8 ops, fp16 work can be up to 2x slower"
+        )
+    peak_text = f"{flops_per_s / 1e12:g} {'TOPS' if unit.unit == 'ne' else 'TFLOPS'}"
+    return f"every op at {peak_text} and {bandwidth}, no dispatch overhead or unit transitions"
+
+
+def latency_entry(bounds: LatencyBounds) -> dict[str, Any]:
+    """One device's bounds as a JSON-ready dict with a headline ``best`` unit (None without any figure)."""
+    device = bounds.device
+    head = _headline_unit(bounds)
+    best = None
+    if head is not None:
+        best = {
+            "unit": head.unit,
+            "unit_name": UNIT_NAMES[head.unit],
+            "at_best_ms": _ms(head.seconds),
+            "partial": not head.complete,
+            "key_assumption": key_assumption(head, device),
+        }
+    return {
+        "device": device.id,
+        "name": device.name,
+        "note": LOWER_BOUND_NOTE,
+        "best": best,
+        "flops": bounds.flops,
+        "bytes_moved": bounds.bytes_moved,
+        "ops": bounds.ops,
+        "units": {
+            k: {
+                "at_best_ms": u.ms,
+                "complete": u.complete,
+                "peak_flops_per_s": u.peak.flops_per_s,
+                "bandwidth_bytes_per_s": u.peak.bytes_per_s,
+                "compute_bound_ops": u.compute_bound_ops,
+                "memory_bound_ops": u.memory_bound_ops,
+                "assumptions": list(u.assumptions),
+            }
+            for k, u in bounds.units.items()
+        },
+        "assumptions": list(bounds.assumptions),
+    }

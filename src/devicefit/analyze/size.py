@@ -16,18 +16,22 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from devicefit import dtypes
+
+if TYPE_CHECKING:
+    from devicefit.convert.provenance import Origin, Provenance
+
 PRECISIONS = ("fp32", "fp16", "int8", "6bit", "4bit")
-_BYTES = {"fp32": 4, "fp16": 2, "fp64": 8, "bf16": 2, "int8": 1, "uint8": 1, "int32": 4, "int16": 2}
 
 
 def tensor_bytes(numel: int, shape: tuple[int, ...], precision: str) -> int:
     """Bytes one weight tensor takes when stored at ``precision`` (see the module docstring)."""
     if precision in ("fp32", "fp16"):
-        return numel * _BYTES[precision]
+        return dtypes.tensor_bytes(precision, numel)
     if precision == "int8":
         channels = shape[0] if len(shape) >= 2 else 1
         return numel + 2 * channels
@@ -66,17 +70,25 @@ class Weight:
 
     @property
     def stored_bytes(self) -> int:
-        return self.numel * _BYTES.get(self.dtype, 4)
+        return dtypes.tensor_bytes(self.dtype, self.numel)
 
 
 @dataclass
 class LayerSize:
-    """Weight bytes of one op (at the program's declared dtypes)."""
+    """Weight bytes of one op (at the program's declared dtypes) and the PyTorch module it came from."""
 
     op: str
     op_type: str
     parameters: int
     bytes: int
+    origin: Origin | None = None
+
+    @property
+    def where(self) -> str:
+        """PyTorch module, type and line first, the MIL op in parentheses (the MIL name alone if unknown)."""
+        from devicefit.convert.provenance import where
+
+        return where(self.origin, self.op)
 
 
 @dataclass
@@ -191,6 +203,23 @@ def find_weights(program: Any) -> list[Weight]:
     return weights
 
 
+def const_bytes(op: Any) -> int:
+    """Bytes a pymil ``const`` op stores: its elements at its declared bit width (sub-byte types packed).
+
+    The width comes from the MIL type (``devicefit.dtypes``), so compressed ``uint4`` / ``int8`` constants are
+    not over-counted; a value of an unknown type falls back to its numpy item size.
+    """
+    from coremltools.converters.mil.mil import types
+
+    var = op.outputs[0]
+    val = var.val
+    numel = int(np.size(val)) if val is not None else 0
+    try:
+        return dtypes.tensor_bytes(types.builtin_to_string(var.dtype), numel)
+    except Exception:  # no MIL dtype (lists, states): count what numpy holds
+        return numel * (np.asarray(val).dtype.itemsize if val is not None else 0)
+
+
 def package_bytes(path: str | os.PathLike[str] | None) -> int | None:
     """Total size of a file or folder (an ``.mlpackage``) on disk; None when there is none."""
     if path is None:
@@ -203,17 +232,26 @@ def package_bytes(path: str | os.PathLike[str] | None) -> int | None:
     return sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
 
 
-def analyze_size(program: Any, package_path: str | os.PathLike[str] | None = None) -> SizeReport:
+def analyze_size(
+    program: Any, package_path: str | os.PathLike[str] | None = None, provenance: Provenance | None = None
+) -> SizeReport:
     """Weight sizes of ``program`` and the on-disk size of its package.
 
     Args:
         program: an :class:`devicefit.interp.Program`.
         package_path: the saved ``.mlpackage`` (or ``.mlmodel``), when there is one.
+        provenance: MIL name -> PyTorch origin (default: what the package's metadata holds, if anything).
     """
+    if provenance is None:
+        from devicefit.convert.provenance import load_from_package
+
+        provenance = load_from_package(program)
+    outputs = {s.name: s.outputs for s in program.plan.block.steps}
     weights = find_weights(program)
     layers: dict[str, LayerSize] = {}
     for w in weights:
-        layer = layers.setdefault(w.op, LayerSize(w.op, w.op_type, 0, 0))
+        origin = provenance.find(*outputs.get(w.op, []), w.op, w.name) if provenance is not None else None
+        layer = layers.setdefault(w.op, LayerSize(w.op, w.op_type, 0, 0, origin))
         layer.parameters += w.numel
         layer.bytes += w.stored_bytes
     return SizeReport(

@@ -50,6 +50,7 @@ def convert_options(options: CheckOptions, precision: str | None = None) -> Any:
         image_inputs=dict(options.image_inputs),
         flexible=dict(options.flexible),
         output_names=options.output_names,
+        fp16_safe_constants=options.fp16_safe_constants,
     )
 
 

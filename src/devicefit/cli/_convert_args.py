@@ -30,6 +30,12 @@ def add_conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--output-names", default=None, metavar="A,B", help="names for the converted model's outputs"
     )
+    p.add_argument(
+        "--keep-unsafe-constants",
+        action="store_true",
+        help="keep constants beyond the fp16 range (-inf, finfo.min mask fills) as they are; by default "
+        "they become fp16-safe values so padded attention rows do not turn into NaN",
+    )
 
 
 def parse_image_input(text: str) -> tuple[str, Any]:

@@ -12,6 +12,8 @@ HELP = "find the smallest mixed-precision compressed model that meets an accurac
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from devicefit.cli._common import INPUT_HELP, deployment_target
+
     p.add_argument(
         "model", nargs="?", default=None, help="anything `check` accepts (default: the bundled demo)"
     )
@@ -29,13 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--deployment-target",
         dest="deployment_target",
         default="iOS18",
+        type=deployment_target,
         help="Core ML deployment target when converting a torch model (iOS15..iOS18)",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel evaluation processes")
     p.add_argument(
         "--ray", default=None, metavar="ADDRESS", help="evaluate on a Ray cluster ('local' starts one)"
     )
-    p.add_argument("--input", action="append", default=[], help="input spec name:DIMxDIM[:dtype]")
+    p.add_argument("--input", action="append", default=[], metavar="INPUT", help=INPUT_HELP)
     p.add_argument("-o", "--output", type=Path, default=None, help="write the chosen model (.mlpackage)")
     p.add_argument("--json", type=Path, default=None, help="write the result and Pareto front as JSON")
     p.add_argument("--html", type=Path, default=None, help="write an HTML report with the Pareto plot")
@@ -43,6 +46,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--plan", type=Path, default=None, help="write the plan as coremltools OptimizationConfig YAML"
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    from devicefit.cli import lm
+
+    lm.add_compress_arguments(p)  # causal LMs: perplexity / tokens budgets over stateful packages
 
 
 def main(args: argparse.Namespace) -> int:
@@ -53,12 +59,15 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from devicefit.cli import lm
     from devicefit.cli._common import check_output_path
     from devicefit.compress import SearchOptions, parse_budget, search
-    from devicefit.compress.report import html_report, result_table, sensitivity_table
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
+    from devicefit.report.compress_view import html_report, result_table, sensitivity_table
 
+    if lm.wants_lm_compress(args):
+        return lm.run_compress(args)
     if args.samples < 1:
         raise InputError(f"--samples must be at least 1, got {args.samples}")
 
@@ -170,9 +179,10 @@ def _load(args: argparse.Namespace):
             raise InputError("--input needs a MODEL; the demo's input is fixed (image: 1x1x8x8 float32)")
         source = demo.demo_source()
     else:
-        from devicefit.sources import load_source, parse_input_arg
+        from devicefit.cli._common import input_specs
+        from devicefit.sources import load_source
 
-        specs = [parse_input_arg(t) for t in args.input] or None
+        specs = input_specs(args.input)  # NAME:SHAPE[:DTYPE] or NAME=FILE.npy (shape and dtype of the file)
         source = load_source(args.model, inputs=specs)
     if source.mlmodel is not None:
         mlmodel = source.mlmodel

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +27,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--function", default=None, help="function of a multi-function package")
     p.add_argument("--out", type=Path, default=None, help="write all outputs to this .npz")
     p.add_argument("--intermediates", action="store_true", help="also write every intermediate value")
-    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.add_argument(
+        "--force", action="store_true", help="overwrite the --out file if it exists (never a folder)"
+    )
+    p.add_argument(
+        "--max-input-mb",
+        type=float,
+        default=None,
+        metavar="MB",
+        help="largest random input to generate (default 256, or $DEVICEFIT_MAX_INPUT_BYTES) and largest "
+        "--input file to read",
+    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -34,22 +46,22 @@ def main(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     from devicefit import interp
-    from devicefit.cli._common import check_output_path, parse_named_file
-    from devicefit.errors import InputError
+    from devicefit.cli._common import parse_named_file
+    from devicefit.interp.inputs import max_input_bytes
     from devicefit.io import atomic_save_npz
 
+    max_bytes = max_input_bytes(None if args.max_input_mb is None else _mb_to_bytes(args.max_input_mb))
+    # NOTE: every path is checked before the model runs, so a bad --out fails in a second, not after the work.
     if args.out is not None:
-        check_output_path(args.out, args.force)
+        check_out_file(args.out, args.force)
+    named = [parse_named_file(text) for text in args.input]
+    for name, path in named:
+        _check_input_file(name, path)
     prog = interp.load(args.model, function=args.function)
-    if args.input:
-        feeds = {}
-        for text in args.input:
-            name, path = parse_named_file(text)
-            if not path.exists():
-                raise InputError(f"input file {path} not found (for input {name!r})")
-            feeds[name] = _read_input(name, path)
+    if named:
+        feeds = {name: _read_input(name, path, max_bytes) for name, path in named}
     else:
-        feeds = prog.example_inputs()
+        feeds = prog.example_inputs(max_bytes=max_bytes)
     outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
     console = Console()
     table = Table(title=f"{args.model} · function {prog.function} · {args.precision}")
@@ -74,32 +86,168 @@ def main(args: argparse.Namespace) -> int:
     console.print(table)
     if args.out is not None:
         arrays = {k: np.asarray(v) for k, v in outputs.items() if isinstance(v, np.ndarray)}
+        check_out_file(args.out, args.force)  # again: the folder may have changed while the model ran
         atomic_save_npz(args.out, arrays)
         console.print(f"wrote {len(arrays)} arrays to {args.out}")
     return 0
 
 
-def _read_input(name: str, path: Path) -> Any:
-    """One input array from a .npy, or from an .npz holding a single array or one named ``name``."""
-    import numpy as np
+def _mb_to_bytes(mb: float) -> int:
+    from devicefit.errors import InputError
+
+    if not mb > 0:
+        raise InputError(f"--max-input-mb must be a positive number, got {mb}")
+    return int(mb * 2**20)
+
+
+def check_out_file(path: Path, force: bool) -> None:
+    """Refuse an --out path this command cannot or must not write, before any work is done.
+
+    ``--force`` replaces only a regular file (the kind of file this command writes); a folder, a FIFO or a
+    device at ``path`` is never replaced, whatever the flags. The parent folder is probed by creating and
+    removing a temporary file in it, since permission bits do not tell (``/proc``, read-only mounts).
+
+    Raises:
+        OutputExistsError: ``path`` is an existing file and ``force`` is False.
+        InputError: anything else that would make writing fail.
+    """
+    import tempfile
+
+    from devicefit.errors import InputError, OutputExistsError
+    from devicefit.interp.files import shown
+
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except (OSError, ValueError) as e:
+        raise InputError(f"--out {shown(path)} cannot be used: {getattr(e, 'strerror', None) or e}") from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            raise InputError(
+                f"--out {shown(path)} is a folder; --out names the .npz file to write, and --force never "
+                "replaces a folder. Pass a file path, e.g. outputs.npz"
+            )
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"--out {shown(path)} exists and is not a regular file; choose another path")
+        if not force:
+            raise OutputExistsError(
+                f"{shown(path)} exists; pass --force to overwrite it or choose another path"
+            )
+    parent = path.parent
+    try:
+        parent_st = os.stat(parent)
+    except FileNotFoundError:
+        raise InputError(f"output folder {shown(parent)} does not exist; create it first") from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise InputError(f"output folder {shown(parent)} cannot be used: {reason}") from None
+    if not stat.S_ISDIR(parent_st.st_mode):
+        raise InputError(f"the parent of --out {shown(path)} is not a folder; choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".devicefit-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"output folder {shown(parent)} is not writable: {e.strerror or e}") from None
+
+
+def _check_input_file(name: str, path: Path) -> None:
+    from devicefit.errors import InputError
+    from devicefit.interp.files import shown
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise InputError(f"input file {shown(path)} not found (for input {name!r})") from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise InputError(f"input file {shown(path)} cannot be read (for input {name!r}): {reason}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"input file {shown(path)} (for input {name!r}) is not a regular file")
+
+
+def _read_input(name: str, path: Path, max_bytes: int) -> Any:
+    """One input array from a .npy, or from an .npz holding a single array or one named ``name``.
+
+    The array's header is read first: object arrays, and shapes over ``max_bytes`` or larger than the
+    file's data, are refused before numpy allocates anything.
+    """
+    import zipfile
 
     from devicefit.errors import InputError
 
     try:
-        loaded = np.load(path, allow_pickle=False)
-    except Exception as e:
-        reason = " ".join(str(e).split())
-        raise InputError(f"could not read {path} as a .npy array: {reason}") from e
-    if not isinstance(loaded, np.lib.npyio.NpzFile):
-        return loaded
-    # np.load of an .npz is a lazy archive, not an array: pick the one array meant for this input.
-    with loaded:
-        keys = list(loaded.files)
+        if zipfile.is_zipfile(path):
+            return _read_npz_member(name, path, max_bytes)
+        with open(path, "rb") as f:
+            _check_npy_header(f, name, path, os.fstat(f.fileno()).st_size, max_bytes)
+            f.seek(0)
+            import numpy as np
+
+            return np.load(f, allow_pickle=False)
+    except InputError:
+        raise
+    except Exception as e:  # numpy raises ValueError / EOFError / OSError / zipfile errors on bad files
+        reason = " ".join(str(e).split()) or type(e).__name__
+        raise InputError(
+            f"could not read {path} as a .npy / .npz array for input {name!r}: {reason}"
+        ) from None
+
+
+def _read_npz_member(name: str, path: Path, max_bytes: int) -> Any:
+    import zipfile
+
+    import numpy as np
+
+    from devicefit.errors import InputError
+
+    with zipfile.ZipFile(path) as archive:
+        keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
         if name in keys:
-            return loaded[name]
-        if len(keys) == 1:
-            return loaded[keys[0]]
-    raise InputError(
-        f"{name}={path} is an .npz archive with arrays {', '.join(keys) or '(none)'} but none named {name!r}; "
-        "pass a .npy file per input, or use `devicefit check --data FILE.npz`"
-    )
+            key = name
+        elif len(keys) == 1:
+            key = keys[0]
+        else:
+            raise InputError(
+                f"{name}={path} is an .npz archive with arrays {', '.join(keys) or '(none)'} but none named "
+                f"{name!r}; pass a .npy file per input, or use `devicefit check --data FILE.npz`"
+            )
+        info = archive.getinfo(key + ".npy")
+        with archive.open(info) as member:
+            _check_npy_header(member, name, path, info.file_size, max_bytes)
+        with archive.open(info) as member:
+            return np.lib.format.read_array(member, allow_pickle=False)
+
+
+def _check_npy_header(f: Any, name: str, path: Path, file_size: int, max_bytes: int) -> None:
+    import math
+
+    import numpy as np
+
+    from devicefit.errors import InputError
+
+    version = np.lib.format.read_magic(f)
+    if version == (1, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    elif version == (2, 0):
+        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    else:  # 3.0 (utf-8 field names) has no public reader
+        reader: Any = np.lib.format.__dict__["_read_array_header"]
+        shape, _fortran, dtype = reader(f, version)
+    if dtype.hasobject:
+        raise InputError(
+            f"{path} holds an object array for input {name!r}; devicefit reads numeric arrays only (no pickles)"
+        )
+    nbytes = math.prod(shape) * dtype.itemsize
+    if nbytes > max_bytes:
+        raise InputError(
+            f"{path} declares a {'x'.join(map(str, shape))} {dtype} array for input {name!r} ({nbytes} bytes), "
+            f"over the {max_bytes}-byte limit; raise it with --max-input-mb"
+        )
+    data_bytes = file_size - f.tell()  # what follows the header
+    if nbytes > data_bytes:
+        raise InputError(
+            f"{path} declares a {'x'.join(map(str, shape))} {dtype} array for input {name!r} but holds only "
+            f"{data_bytes} bytes of data; the file is truncated or corrupted"
+        )

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
-
 from devicefit.analyze.size import Weight
 from devicefit.compress.configs import Config, Fp16Config, JointConfig, PalettizeConfig, QuantizeConfig
 from devicefit.errors import InputError
@@ -39,14 +37,9 @@ def find_weights(mlmodel: Any, min_elements: int = 256) -> list[Weight]:
 
 
 def _const_bytes(op: Any) -> int:
-    var = op.outputs[0]
-    val = var.val
-    numel = int(np.size(val)) if val is not None else 0
-    try:
-        bits = int(var.dtype.get_bitwidth())
-    except Exception:
-        bits = int(np.asarray(val).dtype.itemsize * 8) if val is not None else 0
-    return (numel * bits + 7) // 8
+    from devicefit.analyze.size import const_bytes  # the one home of constant byte counting
+
+    return const_bytes(op)
 
 
 def _producer_bytes(var: Any) -> int:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from devicefit.convert.core import ConversionError, ConversionResult, convert
 from devicefit.convert.options import ConvertOptions, FlexibleShape, ImageInputOptions
-from devicefit.convert.rescue import RESCUES, install_rescue
+from devicefit.convert.rescue import RESCUES, rescue_translations
 from devicefit.convert.scan import FrontendResult, ScanReport, UnsupportedOp, scan
 
 __all__ = [
@@ -26,6 +26,6 @@ __all__ = [
     "ScanReport",
     "UnsupportedOp",
     "convert",
-    "install_rescue",
+    "rescue_translations",
     "scan",
 ]

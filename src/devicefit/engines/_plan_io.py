@@ -9,6 +9,7 @@ Values of a type this module does not know raise :class:`Unserializable`; the en
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import mmap
@@ -241,13 +242,23 @@ def load_plan(folder: Path) -> tuple[FunctionPlan, list[str]]:
     return plan, doc["functions"]
 
 
+@functools.cache
 def interp_fingerprint() -> str:
-    """Hash of the interpreter's source files: any kernel change invalidates cached plans."""
+    """What a cached plan depends on besides the package: the interpreter's sources, this plan format's code and
+    coremltools' version (it parses the package). Computed once per process (hashing the sources takes
+    milliseconds that every cached load would otherwise pay).
+    """
+    import importlib.metadata
+
     import devicefit.interp as interp_pkg
 
     h = hashlib.sha256()
     root = Path(interp_pkg.__file__).parent
-    for p in sorted(root.rglob("*.py")):
-        h.update(p.relative_to(root).as_posix().encode())
+    for p in [*sorted(root.rglob("*.py")), Path(__file__)]:
+        h.update(p.relative_to(root.parent).as_posix().encode())
         h.update(p.read_bytes())
+    try:
+        h.update(f"coremltools-{importlib.metadata.version('coremltools')}".encode())
+    except importlib.metadata.PackageNotFoundError:
+        h.update(b"coremltools-none")
     return h.hexdigest()[:16]

@@ -2,7 +2,7 @@
 
 Layout under the cache root (``$DEVICEFIT_CACHE_DIR`` or ``~/.cache/devicefit``)::
 
-    entries/<key>/manifest.json   engine, options, files with sizes and crc32, created / last used
+    entries/<key>/manifest.json   engine, options, files with sizes and sha256, created / last used
     entries/<key>/<files>         the engine's artifacts (.onnx, .npy, .mlmodelc ...)
     hashes/<path-digest>.json     model path + stat signature -> content sha256 (skip rehashing)
     locks/<key>.lock              fcntl locks: one builder per key across processes
@@ -10,8 +10,10 @@ Layout under the cache root (``$DEVICEFIT_CACHE_DIR`` or ``~/.cache/devicefit``)
     tmp/                          entries being built; renamed into entries/ only when complete
 
 An entry is built in ``tmp/`` and renamed into place in one ``os.rename``: a process killed mid-write
-leaves only a stray temporary (swept later), never a half entry. Reads verify every file's size and checksum
-(cheap next to loading) and drop a corrupted entry so it is rebuilt. Nothing here is ever unpickled.
+leaves only a stray temporary (swept later), never a half entry. Reads verify every file's size and sha256
+and drop a corrupted entry so it is rebuilt; any damaged cache file (a manifest of the wrong JSON shape, a
+file where a folder belongs) is treated the same way: removed and rebuilt, never an exception. Nothing here is
+ever unpickled. File-level helpers live in :mod:`devicefit.engines._cache_files`.
 
 Lock order, so that no two processes can wait on each other: the only blocking acquisitions are an entry's
 ``.use`` lock (shared), then its build lock, then ``_evict``; eviction, while holding ``_evict``, only *tries*
@@ -28,16 +30,38 @@ import os
 import shutil
 import tempfile
 import time
-import zlib
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FORMAT_VERSION = 1
+from devicefit.engines._cache_files import (
+    atomic_text,
+    checksum,
+    flock,
+    hash_path,
+    parse_max_bytes,
+    read_manifest,
+    stat_signature,
+)
+from devicefit.errors import InputError
+
+# 2: files carry sha256 digests (1 had crc32 / a word sum); older entries fail verification and are rebuilt.
+FORMAT_VERSION = 2
 DEFAULT_MAX_BYTES = 4 * 1024**3
 _STALE_TMP_S = 3600.0
-_SMALL_FILE = 1 << 16
+_EVENTS_KEPT = 1000
+# What a damaged entry raises while it is read: each means "rebuild it", none is an internal error.
+_DAMAGE = (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError)
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "FORMAT_VERSION",
+    "CacheEntry",
+    "SpecializationCache",
+    "default_cache_dir",
+    "hash_path",
+]
 
 
 def default_cache_dir() -> Path:
@@ -60,54 +84,6 @@ class CacheEntry:
     meta: dict[str, Any]
 
 
-def _checksum(path: Path) -> str:
-    """crc32 for small files; for large ones a wrapping uint64 word sum (+ crc32 of the tail bytes).
-
-    The word sum runs at memory bandwidth (~3 ms for 80 MB against ~30 ms for crc32), which is what keeps a
-    cached load several times faster than preparing the model. It catches truncation, zeroed pages and
-    bit flips (what crashes and disks do); it is not a defence against deliberate tampering, which needs
-    no defence here because nothing in the cache is ever executed or unpickled.
-    """
-    size = path.stat().st_size
-    if size <= _SMALL_FILE * 16:
-        return f"crc32:{zlib.crc32(path.read_bytes()):08x}"
-    import mmap
-
-    import numpy as np
-
-    with path.open("rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as m:
-        words = np.frombuffer(m, dtype=np.uint64, count=size // 8)
-        total = int(np.add.reduce(words, dtype=np.uint64))
-        del words  # release the buffer before the mmap closes
-        tail = zlib.crc32(m[size - size % 8 :])
-    return f"sum64:{total:016x}:{tail:08x}"
-
-
-def hash_path(path: Path) -> str:
-    """sha256 over a file, or over a folder's relative names and file bytes (sorted, so stable)."""
-    h = hashlib.sha256()
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    for p in files:
-        h.update(str(p.relative_to(path) if p != path else p.name).encode())
-        with p.open("rb") as f:
-            while chunk := f.read(1 << 22):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def _stat_signature(path: Path) -> list[Any]:
-    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
-    sig: list[Any] = []
-    for p in files:
-        st = p.stat()
-        if st.st_size <= _SMALL_FILE:
-            # small files by content: coremltools rewrites an unchanged Manifest.json on every load
-            sig.append([str(p), st.st_size, hashlib.sha256(p.read_bytes()).hexdigest()])
-        else:
-            sig.append([str(p), st.st_size, st.st_mtime_ns, st.st_ino])
-    return sig
-
-
 class SpecializationCache:
     """A size-capped, LRU-evicted, multi-process-safe store of prepared models.
 
@@ -119,19 +95,34 @@ class SpecializationCache:
     def __init__(self, root: str | os.PathLike[str] | None = None, max_bytes: int | None = None) -> None:
         self.root = Path(root) if root is not None else default_cache_dir()
         env_cap = os.environ.get("DEVICEFIT_CACHE_MAX_BYTES")
-        self.max_bytes = max_bytes if max_bytes is not None else int(env_cap or DEFAULT_MAX_BYTES)
-        self.events: list[str] = []  # "hit <key>", "miss <key>", "corrupt <key>: why", "evict <key>"
+        self.max_bytes = (
+            max_bytes if max_bytes is not None else parse_max_bytes(env_cap) if env_cap else DEFAULT_MAX_BYTES
+        )
+        # "hit <key>", "miss <key>", "corrupt <key>: why", "evict <key>": the latest ones (a long-lived
+        # server must not grow a list forever)
+        self.events: deque[str] = deque(maxlen=_EVENTS_KEPT)
 
     # ------------------------------------------------------------------ paths and locks
     def _dir(self, name: str) -> Path:
+        """``root/name`` as a folder; a file in its place (damage) is removed first."""
         d = self.root / name
-        d.mkdir(parents=True, exist_ok=True)
+        if d.exists() and not d.is_dir():
+            with contextlib.suppress(FileNotFoundError):
+                d.unlink()
+            self.events.append(f"repaired {name}: a file stood where the folder belongs")
+        try:
+            d.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # the root itself is a file, unwritable, on a full disk...
+            raise InputError(
+                f"cannot use the cache folder {self.root}: {type(e).__name__}: {e.strerror or e}; set "
+                "DEVICEFIT_CACHE_DIR to a writable folder"
+            ) from e
         return d
 
     @contextlib.contextmanager
     def lock(self, name: str) -> Iterator[None]:
         """An exclusive fcntl lock shared by every process using this cache root."""
-        with _flock(self._dir("locks") / f"{name}.lock", fcntl.LOCK_EX):
+        with flock(self._dir("locks") / f"{name}.lock", fcntl.LOCK_EX):
             yield
 
     @contextlib.contextmanager
@@ -143,22 +134,22 @@ class SpecializationCache:
         evicted between the lookup and the load.
         """
         key = entry.key if isinstance(entry, CacheEntry) else entry
-        with _flock(self._dir("locks") / f"{key}.use", fcntl.LOCK_SH):
+        with flock(self._dir("locks") / f"{key}.use", fcntl.LOCK_SH):
             yield
 
     # ------------------------------------------------------------------ keys
     def content_hash(self, path: str | os.PathLike[str]) -> str:
         """sha256 of a model file or folder; rehashed only when its size / mtime / inode change."""
         p = Path(path).resolve()
-        sig = _stat_signature(p)
+        sig = stat_signature(p)
         record = self._dir("hashes") / (hashlib.sha256(str(p).encode()).hexdigest()[:32] + ".json")
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(*_DAMAGE):
             data = json.loads(record.read_text())
-            if data.get("signature") == sig:
+            if data.get("signature") == sig and isinstance(data.get("sha256"), str):
                 return str(data["sha256"])
         digest = hash_path(p)
-        if _stat_signature(p) == sig:  # the file did not change while hashing
-            _atomic_text(record, json.dumps({"path": str(p), "signature": sig, "sha256": digest}))
+        if stat_signature(p) == sig:  # the file did not change while hashing
+            atomic_text(record, json.dumps({"path": str(p), "signature": sig, "sha256": digest}))
         return digest
 
     @staticmethod
@@ -172,7 +163,7 @@ class SpecializationCache:
     # ------------------------------------------------------------------ get / put
     def get(self, key: str) -> CacheEntry | None:
         """The verified entry for ``key``, or None (a corrupted entry is removed and reported)."""
-        path = self.root / "entries" / key
+        path = self._dir("entries") / key
         if not path.exists():
             return None
         with self.reading(key):  # an eviction mid-verify would read as corruption
@@ -180,8 +171,8 @@ class SpecializationCache:
                 return None
             try:
                 entry = self._verify(key, path)
-            except (OSError, ValueError, KeyError, TypeError) as e:
-                self.events.append(f"corrupt {key}: {e}")
+            except _DAMAGE as e:
+                self.events.append(f"corrupt {key}: {type(e).__name__}: {e}")
                 self._remove(path)
                 return None
             now = time.time()
@@ -191,27 +182,40 @@ class SpecializationCache:
         return entry
 
     def _verify(self, key: str, path: Path) -> CacheEntry:
-        manifest = json.loads((path / "manifest.json").read_text())
-        if manifest.get("format") != FORMAT_VERSION or manifest.get("key") != key:
-            raise ValueError("manifest format or key mismatch")
+        manifest = read_manifest(path, key, FORMAT_VERSION)
         total = 0
         for rel, info in manifest["files"].items():
             f = path / rel
             if f.stat().st_size != info["size"]:
                 raise ValueError(f"{rel} has {f.stat().st_size} bytes, manifest says {info['size']}")
-            if _checksum(f) != info["checksum"]:
+            if checksum(f) != info["checksum"]:
                 raise ValueError(f"{rel} fails its checksum")
             total += info["size"]
+        return self._entry(path, manifest, total)
+
+    @staticmethod
+    def _entry(path: Path, manifest: dict[str, Any], total: int) -> CacheEntry:
         return CacheEntry(
-            key=key,
+            key=path.name,
             path=path,
             engine=manifest["engine"],
             options=manifest["options"],
             size_bytes=total,
-            created=manifest["created"],
+            created=float(manifest["created"]),
             last_used=(path / "manifest.json").stat().st_mtime,
             meta=manifest.get("meta", {}),
         )
+
+    def discard(self, entry: CacheEntry | str, reason: str) -> None:
+        """Remove an entry an engine found unusable (e.g. its runtime refused the file), so it is rebuilt.
+
+        Args:
+            entry: the entry or its key.
+            reason: why, recorded in :attr:`events` as ``"corrupt <key>: <reason>"``.
+        """
+        key = entry.key if isinstance(entry, CacheEntry) else entry
+        self.events.append(f"corrupt {key}: {reason}")
+        self._remove(self._dir("entries") / key)
 
     def put(
         self,
@@ -238,10 +242,11 @@ class SpecializationCache:
     ) -> None:
         tmp = Path(tempfile.mkdtemp(prefix=f"{key[:12]}.", dir=self._dir("tmp")))
         try:
-            meta = build(tmp) or {}
+            meta = build(tmp)
+            meta = meta if isinstance(meta, dict) else {}  # builders may return whatever their last call did
             files = {}
             for f in sorted(p for p in tmp.rglob("*") if p.is_file()):
-                files[str(f.relative_to(tmp))] = {"size": f.stat().st_size, "checksum": _checksum(f)}
+                files[str(f.relative_to(tmp))] = {"size": f.stat().st_size, "checksum": checksum(f)}
             manifest = {
                 "format": FORMAT_VERSION,
                 "key": key,
@@ -292,32 +297,21 @@ class SpecializationCache:
 
     # ------------------------------------------------------------------ listing, eviction
     def entries(self) -> list[CacheEntry]:
-        """All verified entries, most recently used first (corrupted ones are dropped)."""
+        """All readable entries, most recently used first (damaged ones are skipped; ``get`` rebuilds them)."""
         out = []
-        base = self.root / "entries"
-        if not base.exists():
-            return []
+        base = self._dir("entries")
         for d in base.iterdir():
             if d.is_dir() and not d.name.startswith("."):
                 try:
                     out.append(self._describe(d))
-                except (OSError, ValueError, KeyError):
+                except _DAMAGE:
                     continue
         return sorted(out, key=lambda e: e.last_used, reverse=True)
 
     def _describe(self, d: Path) -> CacheEntry:
-        """Like _verify without the crc pass (listing must stay fast)."""
-        manifest = json.loads((d / "manifest.json").read_text())
-        return CacheEntry(
-            key=d.name,
-            path=d,
-            engine=manifest["engine"],
-            options=manifest["options"],
-            size_bytes=sum(int(i["size"]) for i in manifest["files"].values()),
-            created=manifest["created"],
-            last_used=(d / "manifest.json").stat().st_mtime,
-            meta=manifest.get("meta", {}),
-        )
+        """Like _verify without the checksum pass (listing must stay fast)."""
+        manifest = read_manifest(d, d.name, FORMAT_VERSION)
+        return self._entry(d, manifest, sum(int(i["size"]) for i in manifest["files"].values()))
 
     def size_bytes(self) -> int:
         return sum(e.size_bytes for e in self.entries())
@@ -337,7 +331,7 @@ class SpecializationCache:
                 if total <= cap:
                     break
                 # never pull an entry out from under a reader; never wait for one either (see lock order)
-                with _flock(self._dir("locks") / f"{e.key}.use", fcntl.LOCK_EX, blocking=False) as got:
+                with flock(self._dir("locks") / f"{e.key}.use", fcntl.LOCK_EX, blocking=False) as got:
                     if not got:
                         continue
                     self._remove(e.path)
@@ -355,8 +349,9 @@ class SpecializationCache:
         """
         removed = 0
         with self.lock("_evict"):
+            self._remove_unreadable()
             for e in self.entries():
-                with _flock(self._dir("locks") / f"{e.key}.use", fcntl.LOCK_EX, blocking=False) as got:
+                with flock(self._dir("locks") / f"{e.key}.use", fcntl.LOCK_EX, blocking=False) as got:
                     if not got:
                         self.events.append(f"clear skipped {e.key} (in use)")
                         continue
@@ -366,8 +361,23 @@ class SpecializationCache:
             self._sweep_stale_tmp()
         return removed
 
+    def _remove_unreadable(self) -> None:
+        """Remove entries whose manifest cannot be read (not in use), and stray files in ``entries/``."""
+        for d in self._dir("entries").iterdir():
+            if d.name.startswith("."):
+                continue
+            if d.is_dir():
+                try:
+                    read_manifest(d, d.name, FORMAT_VERSION)
+                    continue
+                except _DAMAGE:
+                    pass
+            with flock(self._dir("locks") / f"{d.name}.use", fcntl.LOCK_EX, blocking=False) as got:
+                if got:
+                    self._remove(d)
+
     def _sweep_stale_tmp(self) -> None:
-        tmp = self.root / "tmp"
+        tmp = self._dir("tmp")
         if tmp.exists():
             for t in tmp.iterdir():
                 with contextlib.suppress(OSError):
@@ -379,34 +389,7 @@ class SpecializationCache:
         trash = path.with_name(f".{path.name}.del-{os.getpid()}-{time.monotonic_ns()}")
         with contextlib.suppress(OSError):
             os.rename(path, trash)
-            shutil.rmtree(trash, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _flock(path: Path, mode: int, blocking: bool = True) -> Iterator[bool]:
-    """flock ``path`` (``LOCK_SH`` / ``LOCK_EX``); yields False when ``blocking=False`` and it is held.
-
-    Each call opens its own file description, so locks conflict between threads of one process too.
-    """
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f.fileno(), mode if blocking else mode | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(f.fileno(), fcntl.LOCK_UN)
-
-
-def _atomic_text(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+            if trash.is_dir():
+                shutil.rmtree(trash, ignore_errors=True)
+            else:  # a file where an entry folder belongs
+                trash.unlink()

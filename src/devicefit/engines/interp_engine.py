@@ -9,12 +9,15 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from devicefit.engines.base import Availability, Engine, InputSpec
 from devicefit.interp.program import TensorSpec
+
+if TYPE_CHECKING:
+    from devicefit.interp.compiled import CompiledProgram
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +46,13 @@ class InterpEngine(Engine):
 
     Options:
         function: function of a multi-function package.
+        compiled: run through per-shape compiled graphs (default True; ``devicefit.interp.compiled``):
+            same outputs bit for bit, no Python per op, and the GIL released so concurrent requests
+            overlap. What cannot be compiled runs on the plain interpreter (``engine.compiled.fallbacks``).
     """
 
     name: ClassVar[str] = "interp"
+    compiled: CompiledProgram | None = None
 
     @classmethod
     def availability(cls) -> Availability:
@@ -99,8 +106,7 @@ class InterpEngine(Engine):
                 try:
                     plan, functions = load_plan(entry.path)
                 except (ValueError, KeyError, TypeError, OSError) as e:
-                    cache.events.append(f"corrupt {key}: {e}")
-                    cache._remove(entry.path)
+                    cache.discard(entry, f"{type(e).__name__}: {e}")
                     self.program = interp.load(path, function=function)
                     self._describe()
                     return False
@@ -109,11 +115,19 @@ class InterpEngine(Engine):
         return hit
 
     def _describe(self) -> None:
+        from devicefit.interp.compiled import CompiledProgram
+
         self.inputs = [input_spec_from_tensor_spec(s) for s in self.program.inputs]
         self.output_names = [s.name for s in self.program.outputs]
+        use = self.options.get("compiled", True) and not self.program.states
+        # compile_after=2: a shape seen once (a growing sequence) runs on the interpreter, not worth a compile
+        self.compiled = CompiledProgram(self.program, self.precision, compile_after=2) if use else None
 
     def _predict(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self.compiled is not None:
+            return self.compiled.run(feeds)
         return self.program.run(feeds, precision=self.precision)
 
     def _unload(self) -> None:
         self.program = None  # type: ignore[assignment]
+        self.compiled = None

@@ -9,7 +9,17 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-FLOAT_TYPES = frozenset({"fp16", "fp32", "fp64", "bf16"})
+from devicefit.dtypes import FLOAT_TYPES, NUMPY_TO_MIL
+
+__all__ = [
+    "FLOAT_TYPES",
+    "HELD_TORCH",
+    "held_dtype",
+    "is_float",
+    "numpy_to_mil",
+    "round_fp16",
+    "to_held_tensor",
+]
 
 # How a value of each MIL type is held while the program runs.
 HELD_TORCH: dict[str, torch.dtype] = {
@@ -32,24 +42,6 @@ HELD_TORCH: dict[str, torch.dtype] = {
     "uint1": torch.uint8,
     "bool": torch.bool,
 }
-
-# The numpy dtype a value of each MIL type is returned as (fp16 only when emulating fp16).
-RETURN_NUMPY: dict[str, type] = {
-    "fp16": np.float16,
-    "fp32": np.float32,
-    "fp64": np.float64,
-    "int64": np.int64,
-    "int32": np.int32,
-    "uint32": np.uint32,
-    "int16": np.int16,
-    "uint16": np.uint16,
-    "int8": np.int8,
-    "uint8": np.uint8,
-    "bool": np.bool_,
-}
-
-# Proto ArrayFeatureType.ArrayDataType enum values -> MIL names (for model descriptions).
-PROTO_ARRAY_DTYPE = {65568: "fp32", 65600: "fp64", 65552: "fp16", 131104: "int32", 131080: "int8"}
 
 
 def held_dtype(mil_dtype: str) -> torch.dtype:
@@ -82,33 +74,10 @@ def to_held_tensor(value: object, mil_dtype: str | None) -> torch.Tensor:
 
 
 def numpy_to_mil(dtype: np.dtype) -> str:
-    table = {
-        np.dtype(np.float16): "fp16",
-        np.dtype(np.float32): "fp32",
-        np.dtype(np.float64): "fp64",
-        np.dtype(np.int64): "int64",
-        np.dtype(np.int32): "int32",
-        np.dtype(np.int16): "int16",
-        np.dtype(np.uint16): "uint16",
-        np.dtype(np.int8): "int8",
-        np.dtype(np.uint8): "uint8",
-        np.dtype(np.uint32): "uint32",
-        np.dtype(np.bool_): "bool",
-    }
-    return table.get(np.dtype(dtype), "fp32")
-
-
-TORCH_TO_NUMPY = {
-    torch.float32: np.float32,
-    torch.float64: np.float64,
-    torch.float16: np.float16,
-    torch.int64: np.int64,
-    torch.int32: np.int32,
-    torch.int16: np.int16,
-    torch.int8: np.int8,
-    torch.uint8: np.uint8,
-    torch.bool: np.bool_,
-}
+    """MIL name of a numpy dtype the interpreter can hold; anything else is treated as fp32."""
+    name = NUMPY_TO_MIL.get(np.dtype(dtype), "fp32")
+    # NOTE: uint64 has no held torch type; callers range-check such feeds before converting.
+    return "int64" if name == "uint64" else name
 
 
 def round_fp16(t: torch.Tensor) -> torch.Tensor:

@@ -152,6 +152,7 @@ def register(
     since: str | int = "iOS15",
     attrs: Mapping[str, Callable[[Any], Any]] | None = None,
     variadic: Sequence[str] = (),
+    override: bool = False,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the kernel of ``op_type`` from opset ``since`` on.
 
@@ -160,6 +161,11 @@ def register(
         since: first opset the kernel applies to (``"iOS17"`` or 17).
         attrs: converters for inputs that are usually constants (applied once at prepare time).
         variadic: inputs that are tuples of values (``concat``'s ``values``); passed as a list.
+        override: replace an existing kernel of the same ``(op_type, since)``; without it a duplicate
+            registration raises (two files registering one op would otherwise depend on import order).
+
+    Raises:
+        ValueError: ``(op_type, since)`` already has a kernel and ``override`` is False.
     """
     types = [op_type] if isinstance(op_type, str) else list(op_type)
 
@@ -177,6 +183,12 @@ def register(
                 variadic=frozenset(variadic),
             )
             versions = _KERNELS.setdefault(t, [])
+            clash = next((k for k in versions if k.since == kernel.since), None)
+            if clash is not None and not override:
+                raise ValueError(
+                    f"op {t!r} since opset {kernel.since} already has kernel {clash.where}; cannot also "
+                    f"register {kernel.where} (pass override=True to replace it)"
+                )
             versions[:] = [k for k in versions if k.since != kernel.since]
             versions.append(kernel)
             versions.sort(key=lambda k: k.since)

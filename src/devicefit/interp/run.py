@@ -7,56 +7,22 @@ SSA names are unique in a program, so nested blocks (while_loop / cond) share on
 
 from __future__ import annotations
 
-import copy
 import functools
-import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from devicefit.errors import InputError, KernelMissingError, ModelLoadError
+from devicefit.errors import DevicefitError, InputError, KernelMissingError, ModelLoadError, first_line
 from devicefit.interp import dtypes
-from devicefit.interp.program import Block, FunctionPlan, Step, TensorSpec, compile_function, load_pymil
+from devicefit.interp.compile import compile_function
+from devicefit.interp.inputs import check_generated_size, input_array, validate_input
+from devicefit.interp.plan import Block, FunctionPlan, TensorSpec
+from devicefit.interp.program import load_pymil
+from devicefit.interp.step import KernelContractError, OpFailedError, call_step, held_output, wrong_count
 
 PRECISIONS = ("fp32", "fp16")
-
-
-class KernelContractError(RuntimeError):
-    """A kernel returned the wrong number, type or shape of outputs (a bug in devicefit)."""
-
-
-def call_step(
-    step: Step,
-    env: dict[str, Any],
-    precision: str,
-    run_block: Callable[..., list] | None,
-    states: dict[str, torch.Tensor] | None,
-) -> tuple:
-    """Call one step's kernel with its arguments gathered from ``env``; returns its outputs as a tuple."""
-    kwargs = dict(step.consts)
-    for param, name in step.dyn:
-        kwargs[param] = env[name]
-    for param, conv in step.dyn_attrs:
-        kwargs[param] = conv(kwargs[param])
-    for param, items in step.variadic:
-        kwargs[param] = [env[n] if n is not None else c for n, c in items]
-    if step.kernel.wants_ctx:
-        ctx = copy.copy(step.ctx)
-        ctx.precision = precision
-        ctx.run_block = run_block
-        ctx.states = states
-        kwargs["ctx"] = ctx
-    out = step.kernel.fn(**kwargs)
-    if not isinstance(out, tuple):
-        out = (out,)
-    if len(out) != len(step.outputs):
-        raise KernelContractError(
-            f"kernel {step.kernel.where} returned {len(out)} outputs for op {step.op_type!r} "
-            f"({step.name}), which declares {len(step.outputs)}"
-        )
-    return out
 
 
 class _Runner:
@@ -77,67 +43,41 @@ class _Runner:
             if fp16 and dt == "fp16" and isinstance(value, torch.Tensor):
                 value = dtypes.round_fp16(value)
             env[name] = value
-        for step in block.steps:
-            # NOTE: the hot path. Most ops take constants + environment values and return one tensor;
-            # they skip call_step's generality (attribute conversion, variadics, context).
-            if step.simple:
-                kwargs = step.consts.copy()
-                for param, name in step.dyn:
-                    kwargs[param] = env[name]
-                out = step.fn(**kwargs)
-                if step.single and type(out) is torch.Tensor and not strict:
-                    held = step.held0
-                    if held is not None and out.dtype != held:
-                        out = out.to(
-                            held
-                        )  # same normalisation as the general path (strict mode checks kinds)
-                    env[step.out0] = dtypes.round_fp16(out) if fp16 and step.round0 else out
-                    continue
-                if step.single and type(out) is not tuple:
-                    out = (out,)
-                elif type(out) is not tuple or len(out) != len(step.outputs):
-                    _wrong_count(step, out)
-            else:
-                out = call_step(step, env, self.precision, self.run_block, self.states)
-            for i, name in enumerate(step.outputs):
-                value = out[i]
-                held = step.held[i]
-                if held is not None:
-                    if not isinstance(value, torch.Tensor):
-                        value = torch.as_tensor(value)
-                    if value.dtype != held:
-                        if strict and value.is_floating_point() != held.is_floating_point:
-                            raise KernelContractError(
-                                f"kernel {step.kernel.where} returned {value.dtype} for output {name!r} "
-                                f"declared {step.ctx.output_dtypes[i]}"
-                            )
-                        value = value.to(held)
-                    if strict:
-                        _check_shape(step, i, value)
+        try:
+            for step in block.steps:
+                # NOTE: the hot path. Most ops take constants + environment values and return one tensor;
+                # they skip call_step's generality (attribute conversion, variadics, context).
+                if step.simple:
+                    kwargs = step.consts.copy()
+                    for param, name in step.dyn:
+                        kwargs[param] = env[name]
+                    out = step.fn(**kwargs)
+                    if step.single and type(out) is torch.Tensor and not strict:
+                        if out.dtype != step.held0 and step.held0 is not None:
+                            out = held_output(step, 0, out, strict)  # converts within a kind, raises across
+                        env[step.out0] = dtypes.round_fp16(out) if fp16 and step.round0 else out
+                        continue
+                    if step.single and type(out) is not tuple:
+                        out = (out,)
+                    elif type(out) is not tuple or len(out) != len(step.outputs):
+                        wrong_count(step, out)
+                else:
+                    out = call_step(step, env, self.precision, self.run_block, self.states)
+                for i, name in enumerate(step.outputs):
+                    value = held_output(step, i, out[i], strict)
                     if fp16 and i in step.round_fp16:
                         value = dtypes.round_fp16(value)
-                env[name] = value
+                    env[name] = value
+        except (DevicefitError, KernelContractError):
+            raise
+        except Exception as e:
+            # NOTE: `step` is still bound to the op that failed; naming it is what makes this actionable.
+            raise OpFailedError(
+                f"op {step.op_type!r} ({step.outputs[0] if step.outputs else step.name}) failed: {first_line(e)}; "
+                "the program is invalid for these inputs (a corrupted or hand-edited package), or this is a "
+                "devicefit kernel bug (rerun with --debug for the traceback)"
+            ) from e
         return [env[n] for n in block.outputs]
-
-
-def _wrong_count(step: Step, out: Any) -> None:
-    got = len(out) if type(out) is tuple else 1
-    raise KernelContractError(
-        f"kernel {step.kernel.where} returned {got} outputs for op {step.op_type!r} ({step.name}), "
-        f"which declares {len(step.outputs)}"
-    )
-
-
-def _check_shape(step: Step, i: int, value: torch.Tensor) -> None:
-    declared = step.declared_shapes[i]
-    if declared is None:
-        return
-    actual = tuple(value.shape)
-    if len(actual) != len(declared) or any(d is not None and d != a for d, a in zip(declared, actual)):
-        raise KernelContractError(
-            f"kernel {step.kernel.where} returned shape {actual} for output {step.outputs[i]!r} of "
-            f"{step.op_type!r}, declared {declared}"
-        )
 
 
 class Program:
@@ -157,7 +97,6 @@ class Program:
         self.functions = functions
         self.origin = origin
         self.spec = spec
-        self._lock = threading.Lock()
 
     # ----------------------------------------------------------- description
     @property
@@ -217,12 +156,22 @@ class Program:
         lines += ["  output " + s.describe() for s in self.outputs]
         return "\n".join(lines)
 
-    def example_inputs(self, seed: int = 0) -> dict[str, np.ndarray]:
-        """Random inputs matching the input specs at their default shapes."""
+    def example_inputs(self, seed: int = 0, max_bytes: int | None = None) -> dict[str, np.ndarray]:
+        """Random inputs matching the input specs at their default shapes.
+
+        Args:
+            seed: random seed (the same seed gives the same inputs).
+            max_bytes: the largest input to generate, in bytes (default: ``DEVICEFIT_MAX_INPUT_BYTES`` or
+                256 MiB), so a description declaring a huge shape cannot exhaust memory.
+
+        Raises:
+            InputError: an input's default shape is over ``max_bytes`` (naming the input and the override).
+        """
         rng = np.random.default_rng(seed)
         feeds: dict[str, np.ndarray] = {}
         for spec in self.inputs:
             shape = spec.shape or ()
+            check_generated_size(spec, shape, max_bytes)
             if dtypes.is_float(spec.dtype):
                 feeds[spec.name] = rng.standard_normal(shape).astype(np.float32)
             elif spec.dtype == "bool":
@@ -265,7 +214,7 @@ class Program:
         runner = _Runner(self._plan, precision, strict, state_values)
         with torch.inference_mode():
             outs = self._run_main(runner, feeds)
-        result = {spec.name: _to_numpy(v, spec.dtype, precision) for spec, v in zip(self.outputs, outs)}
+        result = {spec.name: output_to_numpy(v, spec, precision) for spec, v in zip(self.outputs, outs)}
         for name, value in state_values.items():
             result[name] = _to_numpy(value, next(s.dtype for s in self.states if s.name == name), precision)
         if intermediates:
@@ -291,7 +240,8 @@ class Program:
         if not isinstance(inputs, Mapping):
             raise InputError(f"inputs must be a dict of name -> array, got {type(inputs).__name__}")
         expected = {s.name: s for s in self.inputs}
-        unknown = sorted(set(inputs) - set(expected) - {s.name for s in self.states})
+        # NOTE: str() so that non-string keys ({0: x}) give this error rather than a TypeError from sorting.
+        unknown = sorted(str(k) for k in set(inputs) - set(expected) - {s.name for s in self.states})
         if unknown:
             raise InputError(
                 f"unknown input {unknown[0]!r}; the model's inputs are: "
@@ -301,7 +251,7 @@ class Program:
         for name, spec in expected.items():
             if name not in inputs:
                 raise InputError(f"missing input {spec.describe()}; pass it as {name}=<array>")
-            feeds[name] = _validate_input(spec, inputs[name], precision)
+            feeds[name] = validate_input(spec, inputs[name], precision)
         return feeds
 
     def _convert_states(self, states: Mapping[str, Any] | None) -> dict[str, torch.Tensor]:
@@ -311,57 +261,17 @@ class Program:
             value = given.pop(spec.name, None)
             if value is None:
                 value = np.zeros(spec.shape or (), dtype=np.float32)
-            arr = np.asarray(value)
+            arr = input_array(spec, value, "state")
             if spec.shape is not None and tuple(arr.shape) != tuple(spec.shape):
                 raise InputError(
                     f"state {spec.name!r} has shape {tuple(arr.shape)}, expected {tuple(spec.shape)}"
                 )
             out[spec.name] = dtypes.to_held_tensor(arr, spec.dtype).clone()
         if given:
-            raise InputError(f"unknown state {sorted(given)[0]!r}; states: {[s.name for s in self.states]}")
+            raise InputError(
+                f"unknown state {sorted(map(str, given))[0]!r}; states: {[s.name for s in self.states]}"
+            )
         return out
-
-
-def _validate_input(spec: TensorSpec, value: Any, precision: str) -> torch.Tensor:
-    arr = value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else np.asarray(value)
-    if arr.dtype == object:
-        raise InputError(f"input {spec.name!r} is not a numeric array; expected {spec.describe()}")
-    want_float = dtypes.is_float(spec.dtype)
-    if want_float and arr.dtype.kind not in "fiu":
-        raise InputError(f"input {spec.name!r} has dtype {arr.dtype}, expected {spec.describe()}")
-    if not want_float and spec.dtype is not None and arr.dtype.kind not in "iub":
-        raise InputError(
-            f"input {spec.name!r} has dtype {arr.dtype}, expected integer input {spec.describe()}"
-        )
-    shape = tuple(arr.shape)
-    ok, why = _shape_allowed(spec, shape)
-    if not ok:
-        raise InputError(f"input {spec.name!r} has shape {'x'.join(map(str, shape)) or 'scalar'}; {why}")
-    tensor = dtypes.to_held_tensor(arr, spec.dtype if spec.dtype in dtypes.HELD_TORCH else None)
-    if precision == "fp16" and spec.dtype == "fp16":
-        tensor = dtypes.round_fp16(tensor)
-    return tensor
-
-
-def _shape_allowed(spec: TensorSpec, shape: tuple[int, ...]) -> tuple[bool, str]:
-    if spec.enumerated_shapes:
-        if shape in spec.enumerated_shapes:
-            return True, ""
-        allowed = ", ".join("x".join(map(str, s)) for s in spec.enumerated_shapes)
-        return False, f"the model accepts only the enumerated shapes {allowed}"
-    if spec.shape_range:
-        if len(shape) != len(spec.shape_range):
-            return False, f"expected rank {len(spec.shape_range)} ({spec.describe()})"
-        for axis, (dim, (lo, hi)) in enumerate(zip(shape, spec.shape_range)):
-            if dim < lo or (hi >= 0 and dim > hi):
-                bound = f"{lo}..{'inf' if hi < 0 else hi}"
-                return False, f"axis {axis} is {dim}, outside the declared range {bound} ({spec.describe()})"
-        return True, ""
-    if spec.shape is None:
-        return True, ""
-    if len(shape) != len(spec.shape) or any(a != b for a, b in zip(shape, spec.shape)):
-        return False, f"expected {spec.describe()}"
-    return True, ""
 
 
 def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
@@ -377,6 +287,14 @@ def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
     return np.asarray(value)
 
 
+def output_to_numpy(value: Any, spec: TensorSpec, precision: str) -> Any:
+    """A model output as the Core ML runtime hands it back (numpy; a rank-0 tensor output has shape (1,))."""
+    out = _to_numpy(value, spec.dtype, precision)
+    if spec.kind == "tensor" and isinstance(out, np.ndarray) and out.ndim == 0:
+        return out.reshape(1)
+    return out
+
+
 def load(source: Any, function: str | None = None) -> Program:
     """Load an ML Program for the interpreter.
 
@@ -390,12 +308,26 @@ def load(source: Any, function: str | None = None) -> Program:
     """
     prog, spec, origin = load_pymil(source)
     names = sorted(prog.functions)  # the proto's function map has no stable order
+    if not names:
+        raise ModelLoadError(
+            f"{origin} holds an ML Program with no functions; the package is corrupted, re-export it"
+        )
     if function is None:
         default = spec.description.defaultFunctionName or "main"
         function = default if default in names else names[0]
     if function not in names:
         raise InputError(f"no function {function!r} in {origin}; its functions are: {', '.join(names)}")
-    plan = compile_function(prog, spec, function)
+    try:
+        plan = compile_function(prog, spec, function)
+    except (DevicefitError, KernelContractError):
+        raise
+    except Exception as e:
+        # NOTE: coremltools accepted the program, so this is a malformed op (a corrupted or hand-made
+        # package) or a devicefit bug; either way the user gets one line, with the cause chained for --debug.
+        raise ModelLoadError(
+            f"could not prepare function {function!r} of {origin}: {first_line(e)}; the program is malformed "
+            "(re-export it), or this is a devicefit bug (rerun with --debug for the traceback)"
+        ) from e
     return Program(plan, names, origin, spec)
 
 

@@ -36,7 +36,7 @@ def check_targets(model: Any, devices: Sequence[str]) -> list[Any]:
 
 
 def device_bounds(model: Any, devices: Sequence[str]) -> list[dict[str, Any]]:
-    """One :func:`devicefit.report.devices.latency_entry` dict per device (catalog id or name).
+    """One :func:`devicefit.analyze.roofline.latency_entry` dict per device (catalog id or name).
 
     Args:
         model: a ``.mlpackage`` / ``.mlmodel`` path or an MLModel (the roofline reads the ML Program).
@@ -48,9 +48,9 @@ def device_bounds(model: Any, devices: Sequence[str]) -> list[dict[str, Any]]:
     resolved = check_targets(model, devices)
     if not resolved:
         return []
-    from devicefit.analyze.flops import function_costs, resolve_function
-    from devicefit.analyze.roofline import latency_bounds
-    from devicefit.report.devices import latency_entry
+    from devicefit.analyze.flops import resolve_function
+    from devicefit.analyze.roofline import latency_bounds, latency_entry
+    from devicefit.analyze.shapes import default_costs
 
-    costs = function_costs(resolve_function(model).function)
+    costs = default_costs(resolve_function(model))  # flexible inputs at their default shape
     return [latency_entry(latency_bounds(costs, dev)) for dev in resolved]

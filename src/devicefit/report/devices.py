@@ -2,8 +2,9 @@
 
 Turns :class:`devicefit.analyze.ane_lint.LintReport` and :class:`devicefit.analyze.roofline.LatencyBounds`
 objects into the plain dicts of the JSON report (``ane``, ``latency``; docs/report-schema.md), their
-verdict and their ``summary`` keys for ``--fail-on``. ``devicefit profile --target`` reuses
-:func:`latency_entry` so a bound reads the same in both commands.
+verdict and their ``summary`` keys for ``--fail-on``. One device's latency entry is built by
+:func:`devicefit.analyze.roofline.latency_entry`, which ``devicefit profile --target`` uses too, so a bound
+reads the same in both commands.
 """
 
 from __future__ import annotations
@@ -11,88 +12,20 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
+# the latency entry is built in analyze (profile uses it too); re-exported here for the report's readers
+from devicefit.analyze.roofline import (
+    LOWER_BOUND_NOTE,
+    UNIT_NAMES,
+    key_assumption,
+    latency_entry,
+)
 from devicefit.report.units import human_ms
 
-UNIT_NAMES = {"ne": "Neural Engine", "gpu": "GPU", "cpu": "CPU"}
-LOWER_BOUND_NOTE = "lower bound for the device from published peak figures (roofline), not a measurement"
+__all__ = ["LOWER_BOUND_NOTE", "UNIT_NAMES", "key_assumption", "latency_entry"]
+
 # A prediction, so its verdict never fails on op counts alone: only a whole-program bar or most of the
 # compute falling back reads as "fail".
 ANE_FAIL_FLOPS_SHARE = 0.5
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds * 1e3
-
-
-# ------------------------------------------------------------------ latency lower bounds
-def _headline_unit(bounds: Any) -> Any:
-    """The unit to quote: the smallest complete bound, else the smallest partial one, else None."""
-    best = bounds.best()
-    if best is not None:
-        return best
-    partial = [u for u in bounds.units.values() if u.seconds is not None]
-    return min(partial, key=lambda u: u.seconds) if partial else None
-
-
-def key_assumption(unit: Any, device: Any) -> str:
-    """The one assumption that most limits how the headline bound reads, in words."""
-    peak = unit.peak
-    if not unit.complete:
-        missing = "memory bandwidth" if not peak.bytes_per_s else f"{UNIT_NAMES[unit.unit]} peak"
-        kept = "compute" if not peak.bytes_per_s else "memory"
-        return (
-            f"partial: the catalog has no {missing} figure for {device.name}, so only the {kept} term counts"
-        )
-    estimate = " (estimate)" if "mem_bandwidth_gbps" in device.secondary else ""
-    bandwidth = f"{peak.bytes_per_s / 1e9:g} GB/s{estimate}"
-    if unit.compute_bound_ops == 0:
-        return (
-            f"memory-bound: each tensor moved once at {bandwidth}, no dispatch overhead or unit transitions"
-        )
-    if unit.unit == "ne" and device.ne_tops_precision != "FP16":
-        return (
-            f"Neural Engine at {device.ne_tops:g} TOPS (precision basis {device.ne_tops_precision}): if that "
-            "counts INT8 ops, fp16 work can be up to 2x slower"
-        )
-    peak_text = f"{peak.flops_per_s / 1e12:g} {'TOPS' if unit.unit == 'ne' else 'TFLOPS'}"
-    return f"every op at {peak_text} and {bandwidth}, no dispatch overhead or unit transitions"
-
-
-def latency_entry(bounds: Any) -> dict[str, Any]:
-    """One device's bounds as a JSON-ready dict with a headline ``best`` unit (None without any figure)."""
-    device = bounds.device
-    head = _headline_unit(bounds)
-    best = None
-    if head is not None:
-        best = {
-            "unit": head.unit,
-            "unit_name": UNIT_NAMES[head.unit],
-            "at_best_ms": _ms(head.seconds),
-            "partial": not head.complete,
-            "key_assumption": key_assumption(head, device),
-        }
-    return {
-        "device": device.id,
-        "name": device.name,
-        "note": LOWER_BOUND_NOTE,
-        "best": best,
-        "flops": bounds.flops,
-        "bytes_moved": bounds.bytes_moved,
-        "ops": bounds.ops,
-        "units": {
-            k: {
-                "at_best_ms": u.ms,
-                "complete": u.complete,
-                "peak_flops_per_s": u.peak.flops_per_s,
-                "bandwidth_bytes_per_s": u.peak.bytes_per_s,
-                "compute_bound_ops": u.compute_bound_ops,
-                "memory_bound_ops": u.memory_bound_ops,
-                "assumptions": list(u.assumptions),
-            }
-            for k, u in bounds.units.items()
-        },
-        "assumptions": list(bounds.assumptions),
-    }
 
 
 def headline_text(entry: dict[str, Any]) -> str:
@@ -100,8 +33,13 @@ def headline_text(entry: dict[str, Any]) -> str:
     best = entry.get("best")
     if not best:
         return f"no bound for {entry['name']}: the catalog has no peak or bandwidth figure"
-    partial = ", partial" if best["partial"] else ""
-    return f"at best {human_ms(best['at_best_ms'])} on {entry['name']} ({best['unit_name']}{partial})"
+    if best["partial"]:
+        # one roofline term is missing: the figure is far below a real bound, never quote it as "at best"
+        return (
+            f"no complete bound for {entry['name']}: partial {human_ms(best['at_best_ms'])} "
+            f"({best['unit_name']}, one term only; not comparable with full bounds)"
+        )
+    return f"at best {human_ms(best['at_best_ms'])} on {entry['name']} ({best['unit_name']})"
 
 
 def latency_section(bounds_list: list[Any], lint: Any = None) -> dict[str, Any]:
@@ -119,6 +57,42 @@ def latency_section(bounds_list: list[Any], lint: Any = None) -> dict[str, Any]:
     for entry in devices:
         entry["assumptions"] = [a for a in entry["assumptions"] if a not in GENERAL_ASSUMPTIONS]
     return {"note": LOWER_BOUND_NOTE, "assumptions": assumptions, "devices": devices}
+
+
+def per_shape_section(program: Any, bounds_list: list[Any]) -> list[dict[str, Any]]:
+    """FLOPs, bytes and the headline bound per device at each shape a flexible program accepts.
+
+    Empty for a fixed-shape program. The shapes are :func:`devicefit.analyze.shapes.flexible_cases`: a range
+    input's default and upper bound, each enumerated shape.
+    """
+    from devicefit.analyze.flops import resolve_function, total
+    from devicefit.analyze.roofline import latency_bounds
+    from devicefit.analyze.shapes import costs_at, flexible_cases
+
+    resolved = resolve_function(program)
+    rows: list[dict[str, Any]] = []
+    for case in flexible_cases(resolved):
+        costs = costs_at(resolved.function, case.shapes)
+        if costs is None:  # type inference needs more than the input shapes: say so rather than guess
+            rows.append(
+                {"label": case.label, "shapes": case.shapes, "flops": None, "bytes_moved": None, "best": {}}
+            )
+            continue
+        summed = total(costs)
+        best = {}
+        for bounds in bounds_list:
+            entry = latency_entry(latency_bounds(costs, bounds.device))
+            best[entry["device"]] = entry["best"]
+        rows.append(
+            {
+                "label": case.label,
+                "shapes": {k: list(v) for k, v in case.shapes.items()},
+                "flops": summed.flops,
+                "bytes_moved": summed.bytes_moved,
+                "best": best,
+            }
+        )
+    return rows
 
 
 def latency_summary(section: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +175,8 @@ def ane_section(lint: Any) -> dict[str, Any]:
                 "index": o.index,
                 "op": o.name,
                 "op_type": o.op_type,
+                "origin": o.origin.to_dict() if getattr(o, "origin", None) is not None else None,
+                "where": getattr(o, "where", o.name),
                 "verdict": o.verdict,
                 "flops": o.flops,
                 "findings": [{"rule": f.rule, "reason": f.reason} for f in o.findings],

@@ -7,14 +7,22 @@ import contextlib
 import threading
 from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from devicefit.engines import Engine, create, validate_feeds
 from devicefit.errors import DevicefitError, InputError, first_line
-from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, InFlightScheduler
+from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, InFlightScheduler
+
+# The handle's lifecycle: one state, changed only under Model._lock.
+#   closed --load()--> loading --ok--> ready --unload()--> closing --> closed
+#                        `--load failed--> closed
+# Requests are admitted only in ready; async submits during closing end as Dropped, synchronous calls too.
+CLOSED, LOADING, READY, CLOSING = "closed", "loading", "ready", "closing"
+# Async requests whose engine calls average below this run on the caller's thread (see InFlightScheduler).
+INLINE_BELOW_S = 1e-4
 
 
 class PredictionError(RuntimeError):
@@ -50,6 +58,8 @@ class Model:
         max_queue: requests that may wait for a slot (default: unbounded for wait, ``max_in_flight`` for
             drop_oldest, 0 for reject).
         cache: a SpecializationCache, None for the default one, False for none.
+        inline_below_s: async requests whose engine calls average below this many seconds run on the awaiting
+            thread instead of a worker (a thread handoff would cost more than the call); None: always a worker.
         **engine_options: passed to the engine (``example_inputs``, ``function``, ``threads``...).
     """
 
@@ -63,6 +73,7 @@ class Model:
         overflow: str = "wait",
         max_queue: int | None = None,
         cache: Any = None,
+        inline_below_s: float | None = INLINE_BELOW_S,
         **engine_options: Any,
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
@@ -84,9 +95,14 @@ class Model:
         self.max_in_flight = max_in_flight
         self.overflow = overflow
         self.max_queue = max_queue
+        self.inline_below_s = inline_below_s
+        # One lock for the state, the scheduler slot, the accounting and every scheduler's own bookkeeping.
         self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._state = READY if self.engine.loaded else CLOSED
         self._scheduler: InFlightScheduler | None = None
-        self._retired = Accounting()  # counts of schedulers closed by unload()
+        self._stats = Accounting()  # shared by every scheduler this handle builds, across unloads
+        self._active = 0  # engine calls under way (an unload waits for them before unloading the engine)
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -97,21 +113,59 @@ class Model:
     def loaded(self) -> bool:
         return self.engine.loaded
 
+    @property
+    def state(self) -> str:
+        """``"closed"``, ``"loading"``, ``"ready"`` or ``"closing"``."""
+        with self._lock:
+            return self._state
+
     def load(self) -> Model:
-        """Prepare the model now (otherwise the first prediction does). Returns self."""
-        self.engine.load()
+        """Prepare the model now (otherwise the first prediction does). Returns self.
+
+        Waits for a load or unload another thread has under way; a failed load leaves the handle closed.
+        """
+        with self._cond:
+            while self._state in (LOADING, CLOSING):
+                self._cond.wait()
+            if self._state == READY:
+                return self
+            self._state = LOADING
+        ok = False
+        try:
+            self.engine.load()
+            ok = True
+        finally:
+            with self._cond:
+                self._state = READY if ok else CLOSED
+                self._cond.notify_all()
         return self
 
     def unload(self) -> None:
-        """Release the model and the worker threads; queued async requests complete with ``Dropped``."""
-        with self._lock:
+        """Release the model and the worker threads; queued async requests complete with ``Dropped``.
+
+        Idempotent and exception-safe: whatever fails, the handle ends closed, no worker thread outlives the call,
+        and the engine is unloaded only once no engine call is under way.
+        """
+        with self._cond:
+            while self._state in (LOADING, CLOSING):
+                self._cond.wait()
+            if self._state == CLOSED and not self.engine.loaded:
+                return
+            self._state = CLOSING
             sched, self._scheduler = self._scheduler, None
-        if sched is not None:
-            sched.close()
-            s = sched.stats
-            for f in ("submitted", "completed", "failed", "dropped", "rejected", "cancelled"):
-                setattr(self._retired, f, getattr(self._retired, f) + getattr(s, f))
-        self.engine.unload()
+        try:
+            if sched is not None:
+                sched.close()  # outside the lock: its workers take the lock to finish their last call
+        finally:
+            try:
+                with self._cond:
+                    while self._active:
+                        self._cond.wait()
+                self.engine.unload()
+            finally:
+                with self._cond:
+                    self._state = CLOSED
+                    self._cond.notify_all()
 
     def __enter__(self) -> Model:
         return self.load()
@@ -136,18 +190,31 @@ class Model:
 
     @property
     def stats(self) -> Accounting:
-        """Request accounting for predict_async (across unloads)."""
+        """Request accounting for predict_async (across unloads), read under the handle's lock."""
         with self._lock:
-            live = self._scheduler.stats if self._scheduler is not None else Accounting()
-        out = Accounting()
-        for f in ("submitted", "completed", "failed", "dropped", "rejected", "cancelled"):
-            setattr(out, f, getattr(self._retired, f) + getattr(live, f))
-        out.peak_in_flight = live.peak_in_flight
-        out.peak_queued = live.peak_queued
-        return out
+            return replace(self._stats)
 
     # ------------------------------------------------------------------ predict
-    def _run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def _enter(self) -> None:
+        """Wait until ready (loading first when closed) and register one engine call; Dropped while closing."""
+        while True:
+            with self._cond:
+                while self._state == LOADING:
+                    self._cond.wait()
+                if self._state == READY:
+                    self._active += 1
+                    return
+                if self._state == CLOSING:
+                    raise Dropped("the model is being unloaded; load() it again before predicting")
+            self.load()
+
+    def _leave(self) -> None:
+        with self._cond:
+            self._active -= 1
+            if not self._active:
+                self._cond.notify_all()
+
+    def _engine_call(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         try:
             return self.engine.predict_validated(arrays)
         except DevicefitError:
@@ -156,38 +223,65 @@ class Model:
             first = first_line(e)
             raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
 
+    def _run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        # Scheduler workers: admitted while ready, and unload() joins them before it unloads the engine.
+        with self._cond:
+            self._active += 1
+        try:
+            return self._engine_call(arrays)
+        finally:
+            self._leave()
+
     def predict(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
-        """Validate and run one request (thread-safe)."""
-        if not self.engine.loaded:
-            self.load()
-        return self._run(validate_feeds(self.engine.inputs, feeds))
+        """Validate and run one request (thread-safe).
+
+        Raises:
+            InputError: bad names / shapes / dtypes.
+            Dropped: the model is being unloaded by another thread.
+            PredictionError: the engine failed on this request.
+        """
+        self._enter()
+        try:
+            return self._engine_call(validate_feeds(self.engine.inputs, feeds))
+        finally:
+            self._leave()
 
     def predict_batch(self, batch: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]]:
         """Run many requests: stacked on axis 0 when the model's batch axis allows it, else one by one."""
-        if not self.engine.loaded:
-            self.load()
-        arrays = [validate_feeds(self.engine.inputs, f) for f in batch]
+        self._enter()
         try:
-            return self.engine.predict_batch_validated(arrays)
-        except DevicefitError:
-            raise
-        except Exception as e:
-            raise PredictionError(f"engine {self.engine.name!r} failed on a batch: {e}") from e
+            arrays = [validate_feeds(self.engine.inputs, f) for f in batch]
+            try:
+                return self.engine.predict_batch_validated(arrays)
+            except DevicefitError:
+                raise
+            except Exception as e:
+                raise PredictionError(
+                    f"engine {self.engine.name!r} failed on a batch: {first_line(e)}"
+                ) from e
+        finally:
+            self._leave()
 
-    def _sched(self) -> InFlightScheduler:
-        with self._lock:
-            if self._scheduler is None:
-                self._scheduler = InFlightScheduler(
-                    self._run,
-                    self.max_in_flight,
-                    self.overflow,
-                    self.max_queue,
-                    name=f"devicefit-{self.engine.name}",
-                )
-            return self._scheduler
+    def _sched_locked(self) -> InFlightScheduler:
+        """The scheduler for the current ready period (built on first use; the lock is held)."""
+        if self._scheduler is None:
+            self._scheduler = InFlightScheduler(
+                self._run,
+                self.max_in_flight,
+                self.overflow,
+                self.max_queue,
+                name=f"devicefit-{self.engine.name}",
+                lock=self._lock,
+                stats=self._stats,
+                inline_below_s=self.inline_below_s,
+            )
+        return self._scheduler
 
     async def predict_async(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run one request on a worker thread, at most ``max_in_flight`` at once.
+
+        Every call that passes input validation counts once in :attr:`stats` as submitted and once in the
+        outcome it ends with.
 
         Raises:
             InputError: bad names / shapes / dtypes (before anything is queued).
@@ -195,10 +289,39 @@ class Model:
             Rejected: the model was at capacity (``overflow="reject"``).
             PredictionError: the engine failed on this request.
         """
-        if not self.engine.loaded:
-            await asyncio.to_thread(self.load)
-        arrays = validate_feeds(self.engine.inputs, feeds)
-        return await self._sched().submit(arrays)
+        counted = False
+        try:
+            while True:
+                with self._lock:
+                    state = self._state
+                if state == CLOSING:
+                    raise Dropped("request dropped: the model is being unloaded")
+                if state != READY:
+                    await asyncio.to_thread(self.load)
+                arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
+                with self._lock:
+                    if self._state == READY:
+                        sched = self._sched_locked()
+                        self._stats.submitted += 1
+                        counted = True
+                        break
+                    if self._state == CLOSING:
+                        raise Dropped("request dropped: the model is being unloaded")
+        except InputError:
+            raise
+        except BaseException as e:
+            outcome = (
+                "cancelled"
+                if isinstance(e, asyncio.CancelledError)
+                else "dropped"
+                if isinstance(e, Dropped)
+                else "failed"  # a failed load: the request ends here
+            )
+            with self._lock:
+                self._stats.submitted += not counted
+                setattr(self._stats, outcome, getattr(self._stats, outcome) + 1)
+            raise
+        return await sched.submit(arrays, counted=True)
 
     async def stream(
         self, frames: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]], keep: int = 1
@@ -255,6 +378,25 @@ class Model:
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
+
+    # ------------------------------------------------------------------ language models
+    def new_session(self) -> Any:
+        """A generation session (its own KV cache) for :meth:`generate` / :meth:`stream_generate`."""
+        from devicefit.runtime.generate import generator_for
+
+        return generator_for(self).new_session()
+
+    def generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> list[int]:
+        """Generate token ids with a stateful LM package (see :mod:`devicefit.runtime.generate`)."""
+        from devicefit.runtime.generate import generator_for
+
+        return generator_for(self).generate(prompt_ids, max_new_tokens, **options)
+
+    def stream_generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> Any:
+        """``async for token in model.stream_generate(ids, n)``: tokens as they are generated."""
+        from devicefit.runtime.generate import generator_for
+
+        return generator_for(self).stream_generate(prompt_ids, max_new_tokens, **options)
 
     def __repr__(self) -> str:
         return f"<devicefit.Model engine={self.engine.name} {'loaded' if self.loaded else 'not loaded'}>"

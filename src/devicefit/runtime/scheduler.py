@@ -17,8 +17,8 @@ concurrent engine calls holds even under cancellation.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -55,14 +55,21 @@ class Accounting:
 
 
 class _Request:
-    __slots__ = ("cancel_requested", "feeds", "future", "loop", "state")
+    """One request's life: new -> waiting (for admission) -> queued -> running -> done.
+
+    ``outcome`` is the Accounting field it was counted in once done, so a caller's late cancellation can move it.
+    """
+
+    __slots__ = ("admit", "cancel_requested", "feeds", "future", "loop", "outcome", "state")
 
     def __init__(self, feeds: Any, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
         self.feeds = feeds
         self.future = future
         self.loop = loop
-        self.state = "queued"  # -> running -> done
+        self.state = "new"
+        self.outcome = ""
         self.cancel_requested = False
+        self.admit: asyncio.Future | None = None
 
 
 def _resolve(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
@@ -72,6 +79,19 @@ def _resolve(fut: asyncio.Future, result: Any, exc: BaseException | None) -> Non
         fut.set_exception(exc)
     else:
         fut.set_result(result)
+
+
+def _post(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future, result: Any, exc: BaseException | None
+) -> bool:
+    """Resolve ``fut`` on its loop from any thread; False when the loop is closed (nobody will ever await it)."""
+    if loop.is_closed():
+        return False
+    try:
+        loop.call_soon_threadsafe(_resolve, fut, result, exc)
+    except RuntimeError:  # closed between the check and the call
+        return False
+    return True
 
 
 class InFlightScheduler:
@@ -84,6 +104,10 @@ class InFlightScheduler:
         overflow: str = "wait",
         max_queue: int | None = None,
         name: str = "devicefit-worker",
+        *,
+        lock: threading.Lock | None = None,
+        stats: Accounting | None = None,
+        inline_below_s: float | None = None,
     ) -> None:
         if max_in_flight < 1:
             raise ValueError("max_in_flight must be >= 1")
@@ -100,13 +124,18 @@ class InFlightScheduler:
         self.overflow = overflow
         self.max_queue = max_queue
         self.name = name
-        self._cond = threading.Condition()
+        # A handle passes its own lock and Accounting, so its state and every scheduler's counts change under
+        # one lock (no count is lost between a scheduler closing and the handle reading it).
+        self._cond = threading.Condition(lock)
         self._queue: deque[_Request] = deque()
-        self._admission: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future]] = deque()
+        self._admission: deque[_Request] = deque()
         self._running = 0
-        self._threads: list[threading.Thread] = []
+        self._threads: list[threading.Thread] = []  # live workers, joined by close()
+        self._started: list[threading.Thread] = []  # every worker ever started (introspection, tests)
         self._closing = False
-        self._stats = Accounting()
+        self._stats = stats if stats is not None else Accounting()
+        self.inline_below_s = inline_below_s
+        self._call_s: float | None = None  # moving average of engine call durations
 
     # ------------------------------------------------------------------ introspection
     @property
@@ -125,7 +154,9 @@ class InFlightScheduler:
             return len(self._queue)
 
     def threads(self) -> list[threading.Thread]:
-        return list(self._threads)
+        """Every worker thread this scheduler started (alive or joined)."""
+        with self._cond:
+            return list(self._started)
 
     # ------------------------------------------------------------------ submit
     def _full(self) -> bool:
@@ -133,27 +164,38 @@ class InFlightScheduler:
             return False
         return self._running + len(self._queue) >= self.max_in_flight + self.max_queue
 
-    async def submit(self, feeds: Any) -> Any:
-        """Run ``feeds`` when a slot is free; returns the result or raises the request's outcome."""
+    async def submit(self, feeds: Any, *, counted: bool = False) -> Any:
+        """Run ``feeds`` when a slot is free; returns the result or raises the request's outcome.
+
+        Every call is counted once as submitted (unless ``counted``: the caller already did) and once in the
+        outcome it ends with, whichever thread settles it.
+        """
         loop = asyncio.get_running_loop()
         fut: asyncio.Future = loop.create_future()
         req = _Request(feeds, fut, loop)
         with self._cond:
-            if self._closing:
-                raise Dropped("the model is unloaded; load() it again before predicting")
-            self._stats.submitted += 1
+            if not counted:
+                self._stats.submitted += 1
+            req.state = "waiting"
         while True:
             with self._cond:
+                if req.state == "done":  # close() dropped it while it waited for admission
+                    raise Dropped("request dropped: the model was unloaded before it ran")
                 # NOTE: re-checked on every pass: a waiter woken for a freed slot just before close() must not
                 # enqueue (that would start a fresh, never-joined worker running on a closed model)
                 if self._closing:
-                    self._stats.dropped += 1
+                    self._settle(req, "dropped")
                     raise Dropped("request dropped: the model was unloaded before it ran")
+                if self._inline_ok():
+                    req.state = "running"  # on this (the caller's) thread: see _run_inline
+                    self._running += 1
+                    self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._running)
+                    break
                 if not self._full():
                     self._enqueue(req)
                     break
                 if self.overflow == "reject":
-                    self._stats.rejected += 1
+                    self._settle(req, "rejected")
                     raise Rejected(
                         f"model at capacity ({self._running} running, {len(self._queue)} queued); retry later, "
                         "raise max_in_flight / max_queue, or use overflow='wait'"
@@ -165,57 +207,111 @@ class InFlightScheduler:
                     self._enqueue(req)
                     break
                 admit: asyncio.Future = loop.create_future()
-                self._admission.append((loop, admit))
+                req.admit = admit
+                self._admission.append(req)
             try:
                 await admit
             except asyncio.CancelledError:
                 with self._cond:
-                    self._stats.cancelled += 1
-                    if (loop, admit) in self._admission:
-                        self._admission.remove((loop, admit))
-                    else:  # it was woken for a slot it will not take: pass the wake-up on
-                        self._wake_admission()
+                    if req.state != "done":
+                        self._settle(req, "cancelled")
+                        if req in self._admission:
+                            self._admission.remove(req)
+                        else:  # it was woken for a slot it will not take: pass the wake-up on
+                            self._wake_admission()
                 raise
-            except Dropped:
-                with self._cond:
-                    self._stats.dropped += 1
+            except Dropped:  # close() counted it
                 raise
+        if req.state == "running":
+            return self._run_inline(req)
         try:
             return await fut
         except asyncio.CancelledError:
             with self._cond:
                 if req.state == "queued":
                     self._queue.remove(req)
-                    req.state = "done"
-                    self._stats.cancelled += 1
+                    self._settle(req, "cancelled")
                     self._wake_admission()
                 elif req.state == "running":
                     req.cancel_requested = True  # counted, and its slot freed, when the call returns
+                elif req.outcome != "cancelled":  # settled, but the caller never sees that outcome
+                    setattr(self._stats, req.outcome, getattr(self._stats, req.outcome) - 1)
+                    self._stats.cancelled += 1
+                    req.outcome = "cancelled"
             raise
+
+    def _inline_ok(self) -> bool:
+        """Run this request on the caller's thread? Only when engine calls are shorter than a thread handoff.
+
+        A hop to a worker and back costs ~50 us (measured: futures, a self-pipe wake-up, two lock handoffs);
+        an engine call shorter than ``inline_below_s`` would spend most of its time there and gain nothing from
+        a second thread (calls that short are dominated by Python, which holds the GIL), so it runs inline,
+        within the same in-flight bound and accounting. ``None`` turns this off.
+        """
+        return (
+            self.inline_below_s is not None
+            and self._call_s is not None
+            and self._call_s < self.inline_below_s
+            and not self._queue
+            and self._running < self.max_in_flight
+            and not self._closing
+        )
+
+    def _run_inline(self, req: _Request) -> Any:
+        start = time.perf_counter()
+        try:
+            result = self.run(req.feeds)
+        except BaseException:
+            with self._cond:
+                self._finish(req, start, failed=True)
+            raise
+        with self._cond:
+            self._finish(req, start, failed=False)
+        return result
+
+    def _finish(self, req: _Request, start: float, failed: bool) -> None:
+        """A call ended (lock held): free its slot, count it, learn its duration, wake a waiter."""
+        elapsed = time.perf_counter() - start
+        self._call_s = elapsed if self._call_s is None else 0.8 * self._call_s + 0.2 * elapsed
+        self._running -= 1
+        if req.cancel_requested:
+            self._settle(req, "cancelled")
+        else:
+            self._settle(req, "failed" if failed else "completed")
+        self._wake_admission()
+
+    def _settle(self, req: _Request, outcome: str) -> None:
+        """Count ``req``'s outcome once (under the lock)."""
+        req.state = "done"
+        req.outcome = outcome
+        setattr(self._stats, outcome, getattr(self._stats, outcome) + 1)
 
     def _enqueue(self, req: _Request) -> None:
         if self._closing:  # never start a worker that close() will not join
             self._drop(req, "the model was unloaded before it ran")
             return
+        req.state = "queued"
         self._queue.append(req)
         self._stats.peak_queued = max(self._stats.peak_queued, len(self._queue))
         if len(self._threads) < self.max_in_flight:
             t = threading.Thread(target=self._worker, name=f"{self.name}-{len(self._threads)}", daemon=True)
             self._threads.append(t)
+            self._started.append(t)
             t.start()
         self._cond.notify()
 
     def _drop(self, req: _Request, why: str) -> None:
-        req.state = "done"
-        self._stats.dropped += 1
-        req.loop.call_soon_threadsafe(_resolve, req.future, None, Dropped(f"request dropped: {why}"))
+        self._settle(req, "dropped")
+        # a closed loop has nobody left to tell: the request is counted all the same
+        _post(req.loop, req.future, None, Dropped(f"request dropped: {why}"))
 
     def _wake_admission(self) -> None:
         while self._admission:
-            loop, admit = self._admission.popleft()
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_resolve, admit, None, None)
+            req = self._admission.popleft()
+            assert req.admit is not None
+            if _post(req.loop, req.admit, None, None):
                 return
+            self._settle(req, "dropped")  # its loop is gone: it will never take the slot
 
     # ------------------------------------------------------------------ workers
     def _worker(self) -> None:
@@ -231,6 +327,7 @@ class InFlightScheduler:
                 self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._running)
             result: Any = None
             exc: BaseException | None = None
+            start = time.perf_counter()
             try:
                 result = self.run(req.feeds)
             except (
@@ -238,31 +335,26 @@ class InFlightScheduler:
             ) as e:  # fails this request only (even SystemExit & co.); the worker lives on,
                 exc = e  # the slot is released and the caller's future resolved below
             with self._cond:
-                self._running -= 1
-                req.state = "done"
-                if req.cancel_requested:
-                    self._stats.cancelled += 1
-                elif exc is not None:
-                    self._stats.failed += 1
-                else:
-                    self._stats.completed += 1
-                self._wake_admission()
-            if not req.cancel_requested and not req.loop.is_closed():
-                with contextlib.suppress(RuntimeError):  # the loop closed since the check: nobody awaits
-                    req.loop.call_soon_threadsafe(_resolve, req.future, result, exc)
+                self._finish(req, start, failed=exc is not None)
+            if not req.cancel_requested:
+                _post(req.loop, req.future, result, exc)
 
     def close(self, timeout: float | None = None) -> None:
-        """Drop queued requests, let running ones finish, and join the worker threads."""
+        """Drop queued and waiting requests, let running ones finish, and join the worker threads.
+
+        Idempotent and safe from any thread; an event loop that closed meanwhile is skipped, not an error.
+        """
         with self._cond:
             self._closing = True
             while self._queue:
                 self._drop(self._queue.popleft(), "the model was unloaded before it ran")
             while self._admission:
-                loop, admit = self._admission.popleft()
-                if not loop.is_closed():
-                    loop.call_soon_threadsafe(_resolve, admit, None, Dropped("the model was unloaded"))
+                req = self._admission.popleft()
+                self._settle(req, "dropped")
+                assert req.admit is not None
+                _post(req.loop, req.admit, None, Dropped("the model was unloaded"))
             self._cond.notify_all()
-        for t in self._threads:
+            threads, self._threads = self._threads, []
+        for t in threads:
             if t is not threading.current_thread():
                 t.join(timeout)
-        self._threads = []

@@ -1,11 +1,19 @@
-"""Find what in a ``.pt2`` archive ``torch.export.load`` would unpickle with full Python pickle.
+"""Find what in a ``.pt2`` archive would run code from the file when ``torch.export.load`` reads it.
 
-``torch.export.load`` is not a safe loader: a weight or constant marked ``use_pickle`` in the archive's
-``*_weights_config.json`` / ``*_constants_config.json`` goes to ``torch.load(weights_only=False)``, a
-non-tensor constant (``custom_obj_*`` / ``opaque_obj_*``) to the TorchScript unpickler or ``pickle.loads``,
-and any ``.pt`` member (sample inputs, legacy weights, the 2.7 layout) to ``torch.load`` that falls back to
-``weights_only=False`` when the safe load fails. Each of these runs code from the file, so
-:func:`unsafe_pickle_reason` names the first one; the caller refuses the file unless the user trusts it.
+``torch.export.load`` is not a safe loader. Two kinds of entries carry code:
+
+- **Compiled artifacts**: any entry under ``data/aotinductor/<model>/`` makes it build an
+  ``AOTIModelPackageLoader``, which extracts the folder, compiles ``.cpp`` files and ``dlopen``s ``.so``
+  files: a library constructor runs before any check. Native libraries or sources anywhere else in the
+  archive (by suffix or by ELF / Mach-O / PE magic) are treated the same way, as a loader that finds them
+  is one torch release away.
+- **Pickles**: a weight or constant marked ``use_pickle`` in the archive's ``*_weights_config.json`` /
+  ``*_constants_config.json`` goes to ``torch.load(weights_only=False)``, a non-tensor constant
+  (``custom_obj_*`` / ``opaque_obj_*``) to the TorchScript unpickler or ``pickle.loads``, and any ``.pt``
+  member (sample inputs, legacy weights, the 2.7 layout) to ``torch.load`` that falls back to
+  ``weights_only=False`` when the safe load fails.
+
+:func:`code_reason` names the first such entry; the caller refuses the file unless the user trusts it.
 """
 
 from __future__ import annotations
@@ -17,15 +25,38 @@ from pathlib import Path
 
 # torch.export.pt2_archive.constants.TENSOR_CONSTANT_FILENAME_PREFIX: the only constants loaded as raw bytes.
 _TENSOR_CONSTANT_PREFIX = "tensor_"
+# torch.export.pt2_archive.constants.AOTINDUCTOR_DIR, relative to the archive's root folder.
+_AOTI_DIR = "data/aotinductor/"
+# Suffixes of native libraries, objects and sources a compiler or dynamic loader would take.
+_NATIVE_SUFFIXES = (
+    ".so", ".dylib", ".dll", ".pyd", ".o", ".obj", ".a", ".lib",
+    ".c", ".cc", ".cpp", ".cxx", ".h", ".hpp", ".cu", ".cubin", ".ptx", ".hsaco", ".fatbin", ".spv",
+)  # fmt: skip
+# Leading bytes of shared objects: ELF and Mach-O (32/64 bit, both byte orders, fat). Four bytes, so raw
+# weight bytes match by chance about once in 2**30 files; PE's two-byte "MZ" would match far too often.
+_NATIVE_MAGIC = (
+    b"\x7fELF",
+    b"\xfe\xed\xfa\xce",
+    b"\xfe\xed\xfa\xcf",
+    b"\xce\xfa\xed\xfe",
+    b"\xcf\xfa\xed\xfe",
+    b"\xca\xfe\xba\xbe",
+)
 
 
-def unsafe_pickle_reason(path: Path) -> str | None:
-    """Why loading the archive at ``path`` would unpickle untrusted code, or None when it would not.
+def code_reason(path: Path) -> str | None:
+    """Why loading the archive at ``path`` would run code from it, or None when it would not.
 
     Every zip entry is read, duplicates included (zip readers disagree on which duplicate wins).
+    Compiled artifacts are reported before pickles: they run on load, without any unpickling.
     """
     with zipfile.ZipFile(path) as archive:
-        for info in archive.infolist():
+        infos = archive.infolist()
+        for info in infos:
+            reason = _compiled_reason(info.filename, archive, info)
+            if reason is not None:
+                return reason
+        for info in infos:
             name = info.filename
             if _is_payload_config(name):
                 reason = _config_reason(name, archive.read(info))
@@ -35,6 +66,29 @@ def unsafe_pickle_reason(path: Path) -> str | None:
                 reason = None
             if reason is not None:
                 return reason
+    return None
+
+
+def unsafe_pickle_reason(path: Path) -> str | None:
+    """Former name of :func:`code_reason` (it now also reports compiled artifacts)."""
+    return code_reason(path)
+
+
+def _in_archive(name: str) -> str:
+    """The entry's path below the archive's root folder (torch's reader strips that first component)."""
+    return name.split("/", 1)[1] if "/" in name else name
+
+
+def _compiled_reason(name: str, archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> str | None:
+    inner = _in_archive(name)
+    if inner.startswith(_AOTI_DIR) or f"/{_AOTI_DIR}" in f"/{inner}":
+        return f"{name} is an AOTInductor compiled artifact (torch compiles and dlopens data/aotinductor/)"
+    if name.lower().endswith(_NATIVE_SUFFIXES):
+        return f"{name} is native code (a compiled library or C/C++ source)"
+    with archive.open(info) as member:
+        head = member.read(4)
+    if head.startswith(_NATIVE_MAGIC):
+        return f"{name} is an executable or shared library (by its leading bytes)"
     return None
 
 
@@ -53,7 +107,7 @@ def _config_reason(name: str, data: bytes) -> str | None:
     try:
         entries = json.loads(data)["config"]
         items = list(entries.items())
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, RecursionError):
         return f"its {name} is not a payload config torch can read safely"
     constants = "data/constants/" in name
     for fqn, meta in items:

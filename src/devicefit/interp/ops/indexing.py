@@ -4,8 +4,10 @@ gather, gather_along_axis, gather_nd, scatter, scatter_along_axis, scatter_nd, s
 cumsum, one_hot, non_zero, band_part.
 
 Out-of-range indices raise :class:`InputError` whatever ``validate_indices`` says: on device they are
-undefined behaviour, so the reference interpreter refuses to invent a value. Negative indices are wrapped
-(iOS15/16 semantics; from iOS17 the converter wraps them itself before the op, so both agree).
+undefined behaviour (or a runtime error with ``validate_indices=True``), so the reference interpreter refuses
+to invent a value. Negative indices count from the end up to iOS16; from iOS17 the spec makes them
+out-of-bound (coremltools rewrites them to positive ones before iOS17 ops), so the ``*_ios17`` variants refuse
+them.
 """
 
 from __future__ import annotations
@@ -21,22 +23,26 @@ from devicefit.interp.ops._util import norm_axis
 from devicefit.interp.registry import bool_, int_, register, str_
 
 
-def _wrap_indices(indices: torch.Tensor, size: torch.Tensor | int, op: str) -> torch.Tensor:
-    """int64 indices with negatives wrapped; raise on anything outside ``[0, size)``."""
+def _wrap_indices(
+    indices: torch.Tensor, size: torch.Tensor | int, op: str, negative_wraps: bool = True
+) -> torch.Tensor:
+    """int64 indices, negatives wrapped when ``negative_wraps``; raise on anything outside ``[0, size)``."""
     idx = indices.to(torch.int64)
     if isinstance(size, int) and idx.numel():
         # fast path for one axis size: a single min/max pass decides whether any work is needed
         lo, hi = torch.aminmax(idx)
         if int(lo) >= 0 and int(hi) < size:
             return idx
-    idx = torch.where(idx < 0, idx + size, idx)
+    if negative_wraps:
+        idx = torch.where(idx < 0, idx + size, idx)
     sizes = torch.as_tensor(size).expand_as(idx)
     bad = (idx < 0) | (idx >= sizes)
     if bool(bad.any()):
         at = tuple(int(i) for i in bad.nonzero()[0])
+        why = "" if negative_wraps else " (from iOS17 negative indices are out of bounds too)"
         raise InputError(
             f"{op}: index {int(indices[at])} at position {at} is out of range for an axis of size "
-            f"{int(sizes[at])}; check the values fed to the index inputs"
+            f"{int(sizes[at])}{why}; check the values fed to the index inputs"
         )
     return idx
 
@@ -46,10 +52,10 @@ _GATHER: dict[str, Callable[[Any], Any]] = {"axis": int_, "batch_dims": int_, "v
 
 
 @register("gather", attrs=_GATHER)
-def gather(x, indices, axis=0, batch_dims=0, validate_indices=False):
+def gather(x, indices, axis=0, batch_dims=0, validate_indices=False, negative_wraps=True):
     axis = norm_axis(axis, x.dim())
     shape = list(x.shape)
-    idx = _wrap_indices(indices, shape[axis], "gather")
+    idx = _wrap_indices(indices, shape[axis], "gather", negative_wraps)
     if batch_dims == 0:
         return torch.index_select(x, axis, idx.reshape(-1)).reshape(
             shape[:axis] + list(idx.shape) + shape[axis + 1 :]
@@ -63,25 +69,25 @@ def gather(x, indices, axis=0, batch_dims=0, validate_indices=False):
 
 
 @register("gather_along_axis", attrs={"axis": int_, "validate_indices": bool_})
-def gather_along_axis(x, indices, axis=0, validate_indices=False):
+def gather_along_axis(x, indices, axis=0, validate_indices=False, negative_wraps=True):
     axis = norm_axis(axis, x.dim())
-    return torch.gather(x, axis, _wrap_indices(indices, x.shape[axis], "gather_along_axis"))
+    return torch.gather(x, axis, _wrap_indices(indices, x.shape[axis], "gather_along_axis", negative_wraps))
 
 
-def _linear_index(indices: torch.Tensor, dims: list[int], op: str) -> torch.Tensor:
+def _linear_index(indices: torch.Tensor, dims: list[int], op: str, negative_wraps: bool) -> torch.Tensor:
     """Row-major flat offsets of the index tuples in the last axis of ``indices`` into ``dims``."""
-    idx = _wrap_indices(indices, torch.tensor(dims, dtype=torch.int64), op)
+    idx = _wrap_indices(indices, torch.tensor(dims, dtype=torch.int64), op, negative_wraps)
     strides = [math.prod(dims[i + 1 :]) for i in range(len(dims))]
     return (idx * torch.tensor(strides, dtype=torch.int64)).sum(-1)
 
 
 @register("gather_nd", attrs={"batch_dims": int_, "validate_indices": bool_})
-def gather_nd(x, indices, batch_dims=0, validate_indices=False):
+def gather_nd(x, indices, batch_dims=0, validate_indices=False, negative_wraps=True):
     shape = list(x.shape)
     depth = indices.shape[-1]
     inner, rest = shape[batch_dims : batch_dims + depth], shape[batch_dims + depth :]
     batch = math.prod(shape[:batch_dims])
-    offsets = _linear_index(indices, inner, "gather_nd").reshape(batch, -1)
+    offsets = _linear_index(indices, inner, "gather_nd", negative_wraps).reshape(batch, -1)
     offsets = offsets + torch.arange(batch).unsqueeze(1) * math.prod(inner)
     out = x.reshape([batch * math.prod(inner), *rest])[offsets.reshape(-1)]
     return out.reshape(list(indices.shape[:-1]) + rest)
@@ -119,9 +125,9 @@ _SCATTER: dict[str, Callable[[Any], Any]] = {"axis": int_, "mode": str_, "valida
 
 
 @register("scatter", attrs=_SCATTER)
-def scatter(data, indices, updates, axis=0, mode="add", validate_indices=False):
+def scatter(data, indices, updates, axis=0, mode="add", validate_indices=False, negative_wraps=True):
     axis = norm_axis(axis, data.dim())
-    idx = _wrap_indices(indices, data.shape[axis], "scatter").reshape(-1)
+    idx = _wrap_indices(indices, data.shape[axis], "scatter", negative_wraps).reshape(-1)
     shape = list(data.shape)
     updates = updates.reshape([*shape[:axis], idx.numel(), *shape[axis + 1 :]])
     view = [1] * data.dim()
@@ -130,22 +136,56 @@ def scatter(data, indices, updates, axis=0, mode="add", validate_indices=False):
 
 
 @register("scatter_along_axis", attrs=_SCATTER)
-def scatter_along_axis(data, indices, updates, axis=0, mode="add", validate_indices=False):
+def scatter_along_axis(
+    data, indices, updates, axis=0, mode="add", validate_indices=False, negative_wraps=True
+):
     axis = norm_axis(axis, data.dim())
-    idx = _wrap_indices(indices, data.shape[axis], "scatter_along_axis")
+    idx = _wrap_indices(indices, data.shape[axis], "scatter_along_axis", negative_wraps)
     return _scatter_along(data, axis, idx, updates, mode)
 
 
 @register("scatter_nd", attrs={"mode": str_, "validate_indices": bool_})
-def scatter_nd(data, indices, updates, mode="add", validate_indices=False):
+def scatter_nd(data, indices, updates, mode="add", validate_indices=False, negative_wraps=True):
     shape = list(data.shape)
     depth = indices.shape[-1]
     inner, rest = shape[:depth], shape[depth:]
-    offsets = _linear_index(indices, inner, "scatter_nd").reshape(-1)
+    offsets = _linear_index(indices, inner, "scatter_nd", negative_wraps).reshape(-1)
     flat = data.reshape([math.prod(inner), *rest])
     upd = updates.reshape([offsets.numel(), *rest])
     index = offsets.reshape([-1] + [1] * len(rest)).expand(upd.shape)
     return _scatter_along(flat, 0, index, upd, mode).reshape(shape)
+
+
+# ------------------------------------------------- iOS17: negative indices are out of bounds
+# (``negative_wraps`` is no MIL input, so the loader leaves it at the default each registration gives it)
+@register("gather", since="iOS17", attrs=_GATHER)
+def gather_ios17(x, indices, axis=0, batch_dims=0, validate_indices=False):
+    return gather(x, indices, axis, batch_dims, negative_wraps=False)
+
+
+@register("gather_along_axis", since="iOS17", attrs={"axis": int_, "validate_indices": bool_})
+def gather_along_axis_ios17(x, indices, axis=0, validate_indices=False):
+    return gather_along_axis(x, indices, axis, negative_wraps=False)
+
+
+@register("gather_nd", since="iOS17", attrs={"batch_dims": int_, "validate_indices": bool_})
+def gather_nd_ios17(x, indices, batch_dims=0, validate_indices=False):
+    return gather_nd(x, indices, batch_dims, negative_wraps=False)
+
+
+@register("scatter", since="iOS17", attrs=_SCATTER)
+def scatter_ios17(data, indices, updates, axis=0, mode="add", validate_indices=False):
+    return scatter(data, indices, updates, axis, mode, negative_wraps=False)
+
+
+@register("scatter_along_axis", since="iOS17", attrs=_SCATTER)
+def scatter_along_axis_ios17(data, indices, updates, axis=0, mode="add", validate_indices=False):
+    return scatter_along_axis(data, indices, updates, axis, mode, negative_wraps=False)
+
+
+@register("scatter_nd", since="iOS17", attrs={"mode": str_, "validate_indices": bool_})
+def scatter_nd_ios17(data, indices, updates, mode="add", validate_indices=False):
+    return scatter_nd(data, indices, updates, mode, negative_wraps=False)
 
 
 # ---------------------------------------------------------------- selection and sorting

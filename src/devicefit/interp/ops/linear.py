@@ -5,23 +5,47 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from devicefit.interp import dtypes
 from devicefit.interp.registry import bool_, register, str_
+
+
+def _int_matmul(x: torch.Tensor, y: torch.Tensor, like: torch.dtype) -> torch.Tensor:
+    # torch has no int32 matmul on CPU: accumulate in int64, then narrow to the op's integer dtype.
+    return torch.matmul(x.to(torch.int64), y.to(torch.int64)).to(like)
 
 
 @register("linear")
 def linear(x, weight, bias=None):
-    return F.linear(x, weight, bias)
+    # iOS17 allows a constant weight / bias of another dtype; the output keeps x's dtype.
+    weight = weight.to(x.dtype)
+    bias = None if bias is None else bias.to(x.dtype)
+    if x.is_floating_point():
+        return F.linear(x, weight, bias)
+    out = _int_matmul(x, weight.transpose(0, 1), x.dtype)
+    return out if bias is None else out + bias
+
+
+def _transposed(t: torch.Tensor, transpose: bool) -> torch.Tensor:
+    return t.transpose(-1, -2) if transpose and t.dim() > 1 else t
 
 
 @register("matmul", attrs={"transpose_x": bool_, "transpose_y": bool_})
 def matmul(x, y, transpose_x=False, transpose_y=False):
-    if transpose_x:
-        x = x.transpose(-1, -2) if x.dim() > 1 else x
-    if transpose_y:
-        y = y.transpose(-1, -2) if y.dim() > 1 else y
-    if not x.is_floating_point() and not y.is_floating_point():
-        return torch.matmul(x.to(torch.int64), y.to(torch.int64)).to(x.dtype)
+    x, y = _transposed(x, transpose_x), _transposed(y, transpose_y)
+    if not x.is_floating_point():
+        return _int_matmul(x, y, x.dtype)
     return torch.matmul(x, y)
+
+
+@register("matmul", since="iOS17", attrs={"transpose_x": bool_, "transpose_y": bool_})
+def matmul_ios17(x, y, transpose_x=False, transpose_y=False, ctx=None):
+    # iOS17: one operand may be a constant of another dtype; the output has the non-constant one's dtype,
+    # which only the declared output type tells (either operand may be the constant).
+    x, y = _transposed(x, transpose_x), _transposed(y, transpose_y)
+    held = x.dtype if ctx is None else dtypes.held_dtype(ctx.output_dtypes[0] or "fp32")
+    if held.is_floating_point:
+        return torch.matmul(x.to(held), y.to(held))
+    return _int_matmul(x.to(held), y.to(held), held)
 
 
 @register("einsum", attrs={"equation": str_}, variadic=("values",))

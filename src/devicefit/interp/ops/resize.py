@@ -1,9 +1,9 @@
-"""Resampling of the last two axes: upsample_*, resize_*, iOS17 resize, crop, crop_resize, affine, resample.
+"""Resizing of the last two axes: upsample_*, resize_*, iOS17 resize, crop (crop_resize, affine and resample
+live in sampling.py).
 
 Everything is built from two 1-D samplers applied axis by axis (bilinear is separable):
 ``_grid`` gives the source coordinate of every output index for a MIL ``sampling_mode``, ``_lerp`` and
-``_nearest`` read the input there. ``crop_resize`` samples a grid inside each box; ``affine`` / ``resample`` are
-PyTorch's ``grid_sample`` after mapping MIL's coordinate and padding modes onto it.
+``_nearest`` read the input there.
 
 Coordinate conventions (MIL docs, cross-checked against what coremltools' converters map to each op):
 
@@ -25,29 +25,34 @@ import torch
 from devicefit.interp.registry import bool_, float_, int_, ints, register, str_
 
 
-def _grid(size_in: float, size_out: int, mode: str) -> torch.Tensor:
-    """Source coordinates (float64, clamped to ``[0, size_in-1]``) of each output index.
+def _aligned(i: torch.Tensor, extent: float, n: int, single: float) -> torch.Tensor:
+    return i * (extent / (n - 1)) if n > 1 else torch.full_like(i, single)
 
-    ``size_in`` may be fractional: crop_resize samples a box of extent ``end - start == size_in - 1``.
-    """
-    i = torch.arange(size_out, dtype=torch.float64)
-    last = size_in - 1
-    if mode in ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS"):
-        if size_out == 1:
-            g = torch.full((1,), last / 2 if mode == "ALIGN_CORNERS" else 0.0, dtype=torch.float64)
-        else:
-            g = i * (last / (size_out - 1))
-    elif mode == "DEFAULT":
-        g = i * (size_in / size_out)
-    elif mode == "OFFSET_CORNERS":
-        delta = max(1, last) / size_out
-        g = 0.5 * delta + i * delta
-    elif mode == "UNALIGN_CORNERS":
-        spacing = size_in / size_out
-        g = (i + 0.5) * spacing - 0.5
-    else:
-        raise ValueError(f"unknown sampling_mode {mode!r}")
-    return g.clamp(0.0, float(last))
+
+# resize_bilinear's sampling_mode table: sample offsets i = 0..n-1 over an input interval [0, extent]
+# (extent = X_in - 1; negative for a reversed crop_resize box). The MIL docs' min/max clamps are applied by callers.
+GRID_OFFSETS: dict[str, Callable[[torch.Tensor, float, int], torch.Tensor]] = {
+    "STRICT_ALIGN_CORNERS": lambda i, extent, n: _aligned(i, extent, n, 0.0),
+    "ALIGN_CORNERS": lambda i, extent, n: _aligned(i, extent, n, extent / 2),
+    "DEFAULT": lambda i, extent, n: i * ((extent + 1) / n),
+    "OFFSET_CORNERS": lambda i, extent, n: (i + 0.5) * (max(1.0, extent) / n),
+    "UNALIGN_CORNERS": lambda i, extent, n: (i + 0.5) * ((extent + 1) / n) - 0.5,
+}
+
+
+def grid_offsets(extent: float, n: int, mode: str) -> torch.Tensor:
+    """Unclamped float64 sample offsets of ``n`` outputs over ``[0, extent]`` for a MIL ``sampling_mode``."""
+    try:
+        offsets = GRID_OFFSETS[mode]
+    except KeyError:
+        raise ValueError(f"unknown sampling_mode {mode!r}; expected one of {sorted(GRID_OFFSETS)}") from None
+    return offsets(torch.arange(n, dtype=torch.float64), extent, n)
+
+
+def _grid(size_in: float, size_out: int, mode: str) -> torch.Tensor:
+    """Source coordinates (float64, clamped to ``[0, size_in-1]``) of each output index."""
+    last = float(size_in - 1)
+    return grid_offsets(last, size_out, mode).clamp(0.0, last)
 
 
 def _lerp(x: torch.Tensor, axis: int, coords: torch.Tensor) -> torch.Tensor:
@@ -184,206 +189,3 @@ def crop(x, crop_height, crop_width):
     top, bottom = crop_height
     left, right = crop_width
     return x[..., top : x.shape[-2] - bottom, left : x.shape[-1] - right]
-
-
-_BOX_MODES = {
-    # -> (h_start, w_start, h_end, w_end) from the 4 numbers of a box
-    "CORNERS_HEIGHT_FIRST": lambda b: (b[0], b[1], b[2], b[3]),
-    "CORNERS_WIDTH_FIRST": lambda b: (b[1], b[0], b[3], b[2]),
-    "CENTER_SIZE_HEIGHT_FIRST": lambda b: (
-        b[0] - b[2] / 2,
-        b[1] - b[3] / 2,
-        b[0] + b[2] / 2,
-        b[1] + b[3] / 2,
-    ),
-    "CENTER_SIZE_WIDTH_FIRST": lambda b: (b[1] - b[3] / 2, b[0] - b[2] / 2, b[1] + b[3] / 2, b[0] + b[2] / 2),
-}
-
-
-def _box_axis(start: float, end: float, size_out: int, size_in: int, mode: str):
-    """Absolute coordinates of a box's samples along one axis, and which fall inside the image."""
-    # The box [start, end] plays the role of resize's input grid [0, X_in - 1].
-    coords = start + _grid(end - start + 1, size_out, mode)
-    inside = (coords >= 0) & (coords <= size_in - 1)
-    return coords.clamp(0, size_in - 1), inside
-
-
-def _crop_boxes(
-    x, boxes, indices, target_height, target_width, normalized, spatial_scale, box_mode, mode, pad_value
-):
-    """[N, C, target_height, target_width]: one bilinear crop of ``x[indices[n]]`` per box."""
-    height, width = x.shape[-2:]
-    crops = []
-    for box, index in zip(boxes.to(torch.float64).tolist(), indices):
-        h0, w0, h1, w1 = _BOX_MODES[box_mode](box)
-        if normalized:
-            h0, h1, w0, w1 = h0 * (height - 1), h1 * (height - 1), w0 * (width - 1), w1 * (width - 1)
-        h0, w0, h1, w1 = (v * spatial_scale for v in (h0, w0, h1, w1))
-        ys, y_in = _box_axis(h0, h1, target_height, height, mode)
-        xs, x_in = _box_axis(w0, w1, target_width, width, mode)
-        patch = _lerp(_lerp(x[int(index)], -2, ys), -1, xs)
-        inside = (y_in[:, None] & x_in[None, :]).expand_as(patch)
-        crops.append(torch.where(inside, patch, torch.full_like(patch, pad_value)))
-    return torch.stack(crops)
-
-
-_CROP: dict[str, Callable[[Any], Any]] = {
-    "target_height": int_,
-    "target_width": int_,
-    "normalized_coordinates": bool_,
-    "spatial_scale": float_,
-    "box_coordinate_mode": str_,
-    "sampling_mode": str_,
-    "pad_value": float_,
-}
-
-
-@register("crop_resize", attrs=_CROP)
-def crop_resize(
-    x,
-    roi,
-    target_height=1,
-    target_width=1,
-    normalized_coordinates=False,
-    spatial_scale=1.0,
-    box_coordinate_mode="CORNERS_HEIGHT_FIRST",
-    sampling_mode="DEFAULT",
-    pad_value=0.0,
-):
-    # roi [N, 1, 4 or 5, 1, 1]. With 4 numbers every box crops every image: [N, B, C, h, w]. With 5 the
-    # first is the image index: [N, 1, C, h, w] (the layout the TF converter squeezes).
-    rois = roi.reshape(roi.shape[0], -1)
-    args = (target_height, target_width, normalized_coordinates, spatial_scale, box_coordinate_mode)
-    if rois.shape[1] == 5:
-        indices = rois[:, 0].round().long().tolist()
-        out = _crop_boxes(x, rois[:, 1:], indices, *args, sampling_mode, pad_value)
-        return out.unsqueeze(1)
-    per_image = [
-        _crop_boxes(x, rois, [b] * rois.shape[0], *args, sampling_mode, pad_value) for b in range(x.shape[0])
-    ]
-    return torch.stack(per_image, dim=1)
-
-
-@register("crop_resize", since="iOS17", attrs={**_CROP, "box_indices": ints})
-def crop_resize_ios17(
-    x,
-    boxes,
-    box_indices=None,
-    target_height=1,
-    target_width=1,
-    normalized_coordinates=False,
-    spatial_scale=1.0,
-    box_coordinate_mode="CORNERS_HEIGHT_FIRST",
-    sampling_mode="DEFAULT",
-    pad_value=0.0,
-):
-    indices = box_indices if box_indices is not None else list(range(boxes.shape[0]))
-    args = (target_height, target_width, normalized_coordinates, spatial_scale, box_coordinate_mode)
-    return _crop_boxes(x, boxes, indices, *args, sampling_mode, pad_value)
-
-
-@register(
-    "affine",
-    attrs={
-        "output_height": int_,
-        "output_width": int_,
-        "sampling_mode": str_,
-        "padding_mode": str_,
-        "padding_value": float_,
-        "coordinates_mode": str_,
-        "align_corners": bool_,
-    },
-)
-def affine(
-    x,
-    transform_matrix,
-    output_height,
-    output_width,
-    sampling_mode="bilinear",
-    padding_mode="constant",
-    padding_value=0.0,
-    coordinates_mode="normalized_minus_one_to_one",
-    align_corners=True,
-):
-    # MIL only defines bilinear sampling, zero constant padding and [-1, 1] coordinates: exactly
-    # PyTorch's affine_grid + grid_sample, which is what the torch converter maps to this op.
-    import torch.nn.functional as F
-
-    if (sampling_mode.lower(), padding_mode.lower(), coordinates_mode.lower()) != (
-        "bilinear",
-        "constant",
-        "normalized_minus_one_to_one",
-    ) or padding_value != 0.0:
-        raise NotImplementedError(
-            f"affine: only bilinear / constant 0 / normalized_minus_one_to_one is defined, got "
-            f"{sampling_mode}, {padding_mode}={padding_value}, {coordinates_mode}"
-        )
-    theta = transform_matrix.reshape(-1, 2, 3).expand(x.shape[0], 2, 3)
-    size = [x.shape[0], x.shape[1], output_height, output_width]
-    grid = F.affine_grid(theta, size, align_corners=align_corners)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=align_corners)
-
-
-def _to_pixels(c: torch.Tensor, size: int, mode: str, align_corners: bool) -> torch.Tensor:
-    """Coordinates in ``coordinates_mode`` -> pixel units (pixel centres at 0 .. size-1)."""
-    if mode == "unnormalized":
-        return c
-    if mode == "normalized_zero_to_one":
-        c = 2 * c - 1
-    elif mode != "normalized_minus_one_to_one":
-        raise ValueError(f"resample: unknown coordinates_mode {mode!r}")
-    return (c + 1) / 2 * (size - 1) if align_corners else ((c + 1) * size - 1) / 2
-
-
-_RESAMPLE: dict[str, Callable[[Any], Any]] = {
-    "sampling_mode": str_,
-    "padding_mode": str_,
-    "padding_value": float_,
-    "coordinates_mode": str_,
-    "align_corners": bool_,
-}
-
-
-@register("resample", attrs=_RESAMPLE)
-def resample(
-    x,
-    coordinates,
-    sampling_mode="bilinear",
-    padding_mode="constant",
-    padding_value=0.0,
-    coordinates_mode="normalized_minus_one_to_one",
-    align_corners=False,
-):
-    import torch.nn.functional as F
-
-    height, width = x.shape[-2:]
-    c = coordinates.to(torch.float32)
-    px = _to_pixels(c[..., 0], width, coordinates_mode, align_corners)
-    py = _to_pixels(c[..., 1], height, coordinates_mode, align_corners)
-    # Hand grid_sample pixel coordinates renormalized so that its reflection matches MIL's:
-    # "reflection" mirrors about the border pixel centres (grid_sample's align_corners=True),
-    # "symmetric" about the image edges, repeating the border (align_corners=False).
-    symmetric = padding_mode == "symmetric"
-
-    def norm(p, size):
-        if symmetric:
-            return (2 * p + 1) / size - 1
-        return 2 * p / max(size - 1, 1) - 1
-
-    grid = torch.stack([norm(px, width), norm(py, height)], dim=-1)
-    torch_padding = {
-        "constant": "zeros",
-        "border": "border",
-        "reflection": "reflection",
-        "symmetric": "reflection",
-    }
-    # Constant padding with a value v: sample (x - v) with zero padding, add v back (weights sum to 1).
-    shifted = x - padding_value if padding_mode == "constant" and padding_value else x
-    y = F.grid_sample(
-        shifted,
-        grid,
-        mode="nearest" if sampling_mode == "nearest" else "bilinear",
-        padding_mode=torch_padding[padding_mode],
-        align_corners=not symmetric,
-    )
-    return y + padding_value if shifted is not x else y

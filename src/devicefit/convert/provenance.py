@@ -1,0 +1,422 @@
+"""Provenance: which PyTorch module and source line each op of a converted ML Program came from.
+
+coremltools keeps the torch scope of every MIL op while it converts (``op.scopes`` on the in-memory pymil
+program, ``mlmodel._mil_program``), but does not save it in the package. :func:`collect` reads it right after
+a conversion, :func:`attach` stores it compactly in the model's user-defined metadata under
+``devicefit.provenance`` so that commands run later on the saved ``.mlpackage`` can name PyTorch modules, and
+:func:`load_from_package` reads it back.
+
+What each frontend gives:
+
+* TorchScript: the module names and types of the scope (``["block", "conv", "input.1"]`` /
+  ``["Block", "Conv2d", "_convolution"]``; the last entry is the graph node and its aten kind). The source line
+  comes from the traced graph's source ranges (the innermost frame of the user's code, library frames skipped),
+  matched by module path and aten kind; without a traced graph, from the line of the parent module's
+  ``forward`` that calls the submodule.
+* torch.export: the FX node's ``stack_trace`` (innermost user frame = the line); the module path and type come
+  from the ExportedProgram's ``nn_module_stack`` of the node with the same stack trace.
+
+Ops created by graph passes inherit the scope of the op they replace, so fused and cast ops keep their origin.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["METADATA_KEY", "Origin", "Provenance", "attach", "collect", "load_from_package", "where"]
+
+METADATA_KEY = "devicefit.provenance"
+
+# Frames from these places are library code, never the line a user should edit.
+_LIBRARY_MARKERS = (
+    "site-packages",
+    "dist-packages",
+    f"{os.sep}torch{os.sep}",
+    f"{os.sep}coremltools{os.sep}",
+    # devicefit's own wrappers (the flat-output module) are never the user's line
+    str(Path(__file__).resolve().parents[1] / "sources") + os.sep,
+)
+_FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
+_TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where in the PyTorch model an op came from.
+
+    Attributes:
+        module_path: dotted submodule path (``"features.3.conv"``); ``""`` is the top module; None unknown.
+        module_type: the module's class name (``"Conv2d"``); None unknown.
+        location: ``file:line`` of the PyTorch source; None unknown.
+    """
+
+    module_path: str | None
+    module_type: str | None
+    location: str | None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"module_path": self.module_path, "module_type": self.module_type, "location": self.location}
+
+    def label(self) -> str:
+        """``"features.3.conv (Conv2d) at models/net.py:42"``; parts that are unknown are left out."""
+        if self.module_path is None:
+            name = ""
+        elif self.module_path == "":
+            name = "the top module"
+        else:
+            name = self.module_path
+        if self.module_type:
+            name = f"{name} ({self.module_type})" if name else self.module_type
+        if self.location:
+            return f"{name} at {self.location}" if name else self.location
+        return name or "unknown origin"
+
+
+class Provenance:
+    """MIL value name (an op's output name) -> :class:`Origin`."""
+
+    def __init__(self, origins: dict[str, Origin] | None = None):
+        self._origins: dict[str, Origin] = dict(origins or {})
+
+    def get(self, mil_name: str) -> Origin | None:
+        """The origin of the op producing ``mil_name``; None when unknown."""
+        return self._origins.get(mil_name)
+
+    def find(self, *mil_names: str) -> Origin | None:
+        """The origin of the first of ``mil_names`` that is known (an op's outputs, then its name)."""
+        for name in mil_names:
+            origin = self._origins.get(name)
+            if origin is not None:
+                return origin
+        return None
+
+    def label(self, mil_name: str) -> str:
+        """``origin.label() (mil_name)`` when known, else the MIL name alone."""
+        return where(self.get(mil_name), mil_name)
+
+    def __len__(self) -> int:
+        return len(self._origins)
+
+    def __contains__(self, mil_name: object) -> bool:
+        return mil_name in self._origins
+
+    def items(self) -> Iterator[tuple[str, Origin]]:
+        return iter(self._origins.items())
+
+    def to_json(self) -> dict[str, Any]:
+        """A compact dict: distinct origins listed once, each name pointing at its origin's index."""
+        table: dict[Origin, int] = {}
+        names: dict[str, int] = {}
+        for name, origin in self._origins.items():
+            names[name] = table.setdefault(origin, len(table))
+        return {
+            "version": 1,
+            "origins": [[o.module_path, o.module_type, o.location] for o in table],
+            "names": names,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Provenance:
+        """Inverse of :meth:`to_json`; raises ValueError on a malformed dict."""
+        try:
+            origins = [Origin(*row) for row in d["origins"]]
+            return cls({name: origins[i] for name, i in d["names"].items()})
+        except (KeyError, TypeError, IndexError) as exc:
+            raise ValueError(f"malformed provenance: {exc}") from exc
+
+
+def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
+    """Provenance of a freshly converted model, from coremltools' op scopes.
+
+    Args:
+        mlmodel: a ``coremltools.models.MLModel`` straight from ``ct.convert`` (a loaded package has no
+            scopes: use :func:`load_from_package`).
+        source: what was converted, for source lines and module types: the traced ``torch.jit.ScriptModule``,
+            the ``torch.export.ExportedProgram``, or the ``nn.Module``; None gives module paths only.
+        root: submodule path of the user's model inside ``source`` when ``source`` wraps it (devicefit's
+            flat-output wrapper keeps it as ``inner``); module paths are given relative to it.
+
+    Returns:
+        The Provenance (empty when the model carries no scopes).
+    """
+    program = getattr(mlmodel, "_mil_program", None)
+    if program is None:
+        return Provenance()
+    from coremltools.converters.mil.mil.scope import ScopeSource
+
+    ts_lines = _torchscript_lines(source)
+    fx_modules = _export_modules(source)
+    module = _nn_module(source)
+    seen_per_key: dict[tuple[str, str], list[str]] = defaultdict(list)
+    origins: dict[str, Origin] = {}
+    for op in _walk(program):
+        scopes = op.scopes
+        names = scopes.get(ScopeSource.TORCHSCRIPT_MODULE_NAME)
+        if names:
+            origin = _torchscript_origin(
+                list(names),
+                list(scopes.get(ScopeSource.TORCHSCRIPT_MODULE_TYPE) or []),
+                ts_lines,
+                module,
+                seen_per_key,
+            )
+        else:
+            traces = scopes.get(ScopeSource.EXIR_STACK_TRACE) or []
+            trace = next((t for t in traces if isinstance(t, str) and "File " in t), None)
+            origin = _export_origin(trace, fx_modules) if trace else None
+        if origin is None:
+            continue
+        origin = _relative(origin, root)
+        for out in op.outputs:
+            origins[out.name] = origin
+    return Provenance(origins)
+
+
+def attach(mlmodel: Any, provenance: Provenance) -> None:
+    """Store ``provenance`` in ``mlmodel``'s user-defined metadata, so a saved package carries it."""
+    if len(provenance):
+        mlmodel.user_defined_metadata[METADATA_KEY] = json.dumps(provenance.to_json(), separators=(",", ":"))
+
+
+def load_from_package(mlmodel_or_path: Any) -> Provenance | None:
+    """The provenance stored in a package's metadata (see :func:`attach`); None when it has none.
+
+    Args:
+        mlmodel_or_path: a ``.mlpackage`` / ``.mlmodel`` path, an MLModel, a ``devicefit.interp.Program``, or
+            a Core ML ``Model`` proto.
+    """
+    spec = mlmodel_or_path
+    if isinstance(mlmodel_or_path, (str, os.PathLike)):
+        from devicefit._lazy import coremltools
+
+        path = Path(mlmodel_or_path)
+        if not path.exists():
+            return None
+        try:
+            spec = coremltools().utils.load_spec(str(path))
+        except Exception:  # an unreadable package has no provenance; the loader reports the real error
+            return None
+    elif hasattr(mlmodel_or_path, "get_spec"):
+        spec = mlmodel_or_path.get_spec()
+    elif hasattr(mlmodel_or_path, "spec"):  # a devicefit.interp.Program keeps the spec it was loaded from
+        spec = mlmodel_or_path.spec
+    try:
+        raw = spec.description.metadata.userDefined.get(METADATA_KEY)
+    except (AttributeError, TypeError):
+        return None
+    if not raw:
+        return None
+    try:
+        return Provenance.from_json(json.loads(raw))
+    except ValueError:
+        return None
+
+
+# --- TorchScript ---------------------------------------------------------------------------------------
+
+
+def _torchscript_origin(
+    names: list[str],
+    types: list[str],
+    lines: dict[tuple[str, str], list[str]],
+    module: Any,
+    seen: dict[tuple[str, str], list[str]],
+) -> Origin | None:
+    if types and types[0] == "placeholder":  # casts of graph inputs, not a module's op
+        return None
+    # the last entry is the graph node itself (its debug name / aten kind), the others are modules
+    path = ".".join(names[:-1])
+    kind = types[-1] if len(types) == len(names) else ""
+    module_type = types[-2] if len(types) >= 2 else _class_name(module)
+    key = (path, kind)
+    # several nodes of one kind in one module: match them to the traced graph in order of appearance
+    order = seen[key]
+    if names[-1] not in order:
+        order.append(names[-1])
+    candidates = lines.get(key) or []
+    location = candidates[min(order.index(names[-1]), len(candidates) - 1)] if candidates else None
+    if location is None and module is not None:
+        location = _call_site(module, path)
+    return Origin(path, module_type, location)
+
+
+def _torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
+    """(module path, aten kind) -> innermost user frame of each node of a traced graph, in graph order."""
+    graph = getattr(source, "inlined_graph", None)
+    if graph is None:
+        return {}
+    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for node in _graph_nodes(graph):
+        kind = node.kind()
+        if not kind.startswith("aten::"):
+            continue
+        scope = node.scopeName()
+        path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
+        frame = _user_frame(_ts_frames(str(node.sourceRange())))
+        if frame:
+            out[(path, kind.split("::", 1)[1])].append(frame)
+    return dict(out)
+
+
+def _graph_nodes(graph: Any) -> Iterator[Any]:
+    for node in graph.nodes():
+        yield node
+        for block in node.blocks():
+            yield from _graph_nodes(block)
+
+
+def _ts_frames(source_range: str) -> list[tuple[str, int]]:
+    """Frames of a traced node's source range, innermost first (``file(line): func`` lines)."""
+    frames = []
+    for line in source_range.splitlines():
+        m = _TS_FRAME.match(line.strip())
+        if m:
+            frames.append((m["file"], int(m["line"])))
+    return frames
+
+
+def _call_site(module: Any, path: str) -> str | None:
+    """``file:line`` of the parent's ``forward`` line that calls the submodule at ``path``."""
+    import inspect
+
+    parts = path.split(".") if path else []
+    try:
+        target = module.get_submodule(path) if path else module
+    except AttributeError:
+        return None
+    if parts and _is_library(inspect.getsourcefile(type(target)) or ""):
+        try:
+            parent = module.get_submodule(".".join(parts[:-1]))
+            src, start = inspect.getsourcelines(type(parent).forward)
+            file = inspect.getsourcefile(type(parent).forward) or ""
+        except (OSError, TypeError, AttributeError):
+            return None
+        for offset, text in enumerate(src):
+            if f"self.{parts[-1]}" in text or f"self[{parts[-1]}]" in text:
+                return _location(file, start + offset)
+        return _location(file, start)
+    try:
+        _, start = inspect.getsourcelines(type(target).forward)
+        return _location(inspect.getsourcefile(type(target).forward) or "", start)
+    except (OSError, TypeError):
+        return None
+
+
+# --- torch.export --------------------------------------------------------------------------------------
+
+
+def _export_origin(trace: str, modules: dict[str, tuple[str, str | None]]) -> Origin:
+    frames = [(m["file"], int(m["line"])) for m in _FX_FRAME.finditer(trace)]
+    frames.reverse()  # FX stack traces list the outermost frame first
+    path, module_type = modules.get(trace, (None, None))
+    return Origin(path, module_type, _user_frame(frames))
+
+
+def _export_modules(source: Any) -> dict[str, tuple[str, str | None]]:
+    """FX stack trace -> (module path, module type) of the innermost module, from ``nn_module_stack``."""
+    graph_module = getattr(source, "graph_module", None)
+    if graph_module is None:
+        return {}
+    out: dict[str, tuple[str, str | None]] = {}
+    top_type: str | None = None
+    for node in graph_module.graph.nodes:
+        trace = node.meta.get("stack_trace")
+        stack = node.meta.get("nn_module_stack")
+        if stack and top_type is None:
+            top_type = str(next(iter(stack.values()))[1]).rsplit(".", 1)[-1]
+        if not trace or trace in out:
+            continue
+        if not stack:  # an op of the top module's own forward
+            out[trace] = ("", None)
+            continue
+        path, qualified = list(stack.values())[-1]
+        out[trace] = (_clean_path(str(path)), str(qualified).rsplit(".", 1)[-1])
+    # the top module's type is known only from nodes that have a module stack
+    return {trace: (path, kind if path else kind or top_type) for trace, (path, kind) in out.items()}
+
+
+def _clean_path(path: str) -> str:
+    """``"L['self'].block.conv"`` / ``"L__self___block_conv"`` forms -> ``"block.conv"``."""
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    path = re.sub(r"^L__self__\.?", "", path)
+    return re.sub(r"\._modules\['([^']+)'\]", r".\1", path).lstrip(".")
+
+
+# --- shared --------------------------------------------------------------------------------------------
+
+
+def _relative(origin: Origin, root: str) -> Origin:
+    """``origin`` with its module path relative to ``root``; ops of the wrapper itself lose path and type."""
+    path = origin.module_path
+    if not root or path is None:
+        return origin
+    if path == root:
+        return Origin("", origin.module_type, origin.location)
+    if path.startswith(root + "."):
+        return Origin(path[len(root) + 1 :], origin.module_type, origin.location)
+    return Origin(None, None, origin.location)
+
+
+def _walk(program: Any) -> Iterable[Any]:
+    def visit(block: Any) -> Iterator[Any]:
+        for op in block.operations:
+            yield op
+            for inner in op.blocks:
+                yield from visit(inner)
+
+    for function in program.functions.values():
+        yield from visit(function)
+
+
+def _user_frame(frames: list[tuple[str, int]]) -> str | None:
+    """The innermost frame outside library code, as ``file:line``."""
+    for file, line in frames:
+        if not _is_library(file) and not file.startswith("<"):
+            return _location(file, line)
+    return None
+
+
+def _is_library(file: str) -> bool:
+    return any(marker in file for marker in _LIBRARY_MARKERS)
+
+
+def _location(file: str, line: int) -> str:
+    """``file:line`` with ``file`` relative to the working directory when it lies below it."""
+    try:
+        rel = os.path.relpath(file)
+        file = rel if not rel.startswith("..") else file
+    except ValueError:  # another drive on Windows
+        pass
+    return f"{file}:{line}"
+
+
+def _nn_module(source: Any) -> Any:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if (
+        torch is not None
+        and isinstance(source, torch.nn.Module)
+        and not isinstance(source, torch.jit.ScriptModule)
+    ):
+        return source
+    return None
+
+
+def _class_name(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    original = getattr(obj, "original_name", None)  # a ScriptModule's Python class name
+    return str(original) if original else type(obj).__name__
+
+
+def where(origin: Origin | None, mil_name: str) -> str:
+    """What a finding leads with: ``origin.label() (mil_name)``, or the MIL name alone when unknown."""
+    return f"{origin.label()} ({mil_name})" if origin is not None else mil_name

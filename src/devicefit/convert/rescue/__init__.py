@@ -1,0 +1,16 @@
+"""Extra torch -> MIL op translations ("rescue") for ops coremltools 9.0 lacks or mishandles.
+
+One function per torch op, registered with ``@rescue("op")`` into :data:`RESCUES`, grouped by family in this
+package's modules. :func:`rescue_translations` installs the table into coremltools' torch frontend for the
+duration of a ``with`` block (a conversion or a scan) and restores coremltools' registry afterwards.
+
+Each translation is tested against PyTorch through devicefit's interpreter in tests/convert/.
+"""
+
+from __future__ import annotations
+
+# Importing the family modules fills RESCUES.
+from devicefit.convert.rescue import activation, assign, attention, masks, resize, tensor  # noqa: F401
+from devicefit.convert.rescue._registry import RESCUES, Rescue, is_rescue, rescue, rescue_translations
+
+__all__ = ["RESCUES", "Rescue", "is_rescue", "rescue", "rescue_translations"]

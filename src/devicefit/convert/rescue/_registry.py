@@ -1,0 +1,135 @@
+"""The rescue table and its scoped installation into coremltools' torch op registry.
+
+coremltools keeps one process-wide registry (``_TORCH_OPS_REGISTRY``) of torch op translations. devicefit's
+translations are put there only for the duration of a conversion or scan (:func:`rescue_translations`) and
+the registry is restored afterwards, so other coremltools users in the process see stock coremltools.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Rescue:
+    """One translation: the torch op name (as coremltools sanitizes it), the function, and why it exists.
+
+    Attributes:
+        op: the sanitized torch op kind (``"diff"``, ``"upsample_bicubic2d"``).
+        fn: ``fn(context, node)`` adding MIL ops for the node to the context.
+        reason: why coremltools needs it (shown in docs and reports).
+        override: replace coremltools' own translation (it exists but mishandles a case).
+        aliases: further registry keys for the same translation.
+    """
+
+    op: str
+    fn: Callable[[Any, Any], None]
+    reason: str
+    override: bool = False
+    aliases: tuple[str, ...] = ()
+
+
+RESCUES: dict[str, Rescue] = {}
+
+# Nesting depth of rescue_translations() and what the outermost one replaced (key -> original or None).
+_lock = threading.RLock()
+_depth = 0
+_saved: dict[str, Callable | None] = {}
+_active: list[str] = []
+
+
+def rescue(
+    op: str, reason: str, override: bool = False, aliases: tuple[str, ...] = ()
+) -> Callable[[Callable], Callable]:
+    """Register ``fn(context, node)`` as the translation of torch op ``op`` in the rescue table.
+
+    ``aliases`` are further registry keys for the same translation (installed under the same rule).
+    """
+
+    def wrap(fn: Callable) -> Callable:
+        RESCUES[op] = Rescue(op=op, fn=fn, reason=reason, override=override, aliases=aliases)
+        return fn
+
+    return wrap
+
+
+@contextlib.contextmanager
+def rescue_translations() -> Iterator[list[str]]:
+    """Install devicefit's translations into coremltools' torch frontend while the block runs.
+
+    A translation whose op coremltools already handles is skipped (a newer coremltools wins) unless its
+    entry says ``override``. Nested uses share one installation; the outermost exit restores every
+    registry entry it changed (and removes the ones it added). Other threads converting with coremltools
+    at the same time see the translations too: the registry is one dict.
+
+    Yields:
+        The names of the torch ops whose translation devicefit provides inside the block.
+    """
+    global _depth
+    with _lock:
+        if _depth == 0:
+            _install()
+        _depth += 1
+        active = list(_active)
+    try:
+        yield active
+    finally:
+        with _lock:
+            _depth -= 1
+            if _depth == 0:
+                _restore()
+
+
+def _install() -> None:
+    mapping = _registry().name_to_func_mapping
+    get = _registry().get_func
+    _saved.clear()
+    _active.clear()
+    for entry in RESCUES.values():
+        if not entry.override and get(entry.op) is not None:
+            continue
+        translation = _named(entry.fn, entry.op)
+        for key in (entry.op, *entry.aliases):
+            if entry.override or key not in mapping:
+                _saved.setdefault(key, mapping.get(key))
+                mapping[key] = translation
+        _active.append(entry.op)
+
+
+def _restore() -> None:
+    mapping = _registry().name_to_func_mapping
+    for key, original in _saved.items():
+        if original is None:
+            mapping.pop(key, None)
+        else:
+            mapping[key] = original
+    _saved.clear()
+    _active.clear()
+
+
+def _registry() -> Any:
+    from devicefit._lazy import coremltools
+
+    coremltools()
+    from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY
+
+    return _TORCH_OPS_REGISTRY
+
+
+def is_rescue(fn: Callable | None) -> bool:
+    """Whether ``fn`` (a coremltools registry entry) is one of devicefit's translations."""
+    return getattr(fn, "_devicefit_rescue", False)
+
+
+def _named(fn: Callable, op: str) -> Callable:
+    def translation(context: Any, node: Any) -> None:
+        fn(context, node)
+
+    translation.__name__ = op
+    translation.__doc__ = fn.__doc__
+    translation._devicefit_rescue = True  # type: ignore[attr-defined]
+    return translation

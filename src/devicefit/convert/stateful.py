@@ -1,0 +1,242 @@
+"""Causal LM -> one iOS18 multi-function package: ``prefill`` and ``decode`` sharing weights, KV cache as state.
+
+The model is wrapped by :class:`~devicefit.convert.lm_wrapper.StatefulCausalLM` (explicit static cache in
+registered buffers), traced once, converted twice with ``ct.StateType`` states (prompt-length inputs for
+``prefill``, one token for ``decode``) and merged with coremltools' ``save_multifunction``, which stores each
+distinct weight once (see :mod:`devicefit.convert.merge`).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devicefit.errors import DevicefitError, InputError, ModelLoadError, OutputExistsError, first_line
+
+__all__ = ["LMConversion", "convert_causal_lm", "is_causal_lm_folder", "load_causal_lm"]
+
+STATE_NAMES = ("k_cache", "v_cache")
+INPUT_NAMES = ("input_ids", "causal_mask")
+OUTPUT_NAME = "logits"
+
+
+@dataclass
+class LMConversion:
+    """What :func:`convert_causal_lm` wrote.
+
+    Attributes:
+        output: the multi-function ``.mlpackage`` (functions ``prefill`` and ``decode``; default ``decode``).
+        family: the transformers ``model_type``.
+        max_context: cache length in tokens (prompt + generated).
+        precision: compute precision of the package (``"fp16"`` or ``"fp32"``); the cache is fp16 either way
+            (Core ML states are fp16 only).
+        prefill_lengths: the enumerated prompt lengths of ``prefill``, or None for any length 1..max_context.
+        cache_shape: shape of each of the two states ``k_cache`` / ``v_cache``.
+        weight_bytes: bytes of the merged weight file (one copy shared by both functions).
+        notes: caveats the user should know (e.g. a sliding window ignored below its size).
+        seconds: wall time.
+    """
+
+    output: Path
+    family: str
+    max_context: int
+    precision: str
+    prefill_lengths: list[int] | None
+    cache_shape: tuple[int, ...]
+    weight_bytes: int
+    notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        d = asdict(self)
+        d["output"] = str(self.output)
+        d["cache_shape"] = list(self.cache_shape)
+        return d
+
+
+def is_causal_lm_folder(path: str | os.PathLike[str]) -> bool:
+    """True if ``path`` is a Hugging Face model folder whose ``config.json`` names a ``*ForCausalLM`` class."""
+    import json
+
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return False
+    try:
+        archs = json.loads(config.read_text()).get("architectures") or []
+    except (OSError, ValueError):
+        return False
+    return any(str(a).endswith("ForCausalLM") or str(a).endswith("LMHeadModel") for a in archs)
+
+
+def load_causal_lm(source: Any) -> Any:
+    """A transformers causal LM in eval mode, from a local folder, a model object, or a zero-argument factory.
+
+    Raises:
+        ModelLoadError: the folder cannot be loaded (nothing is downloaded: ``local_files_only``).
+        InputError: the source is none of the above.
+    """
+    import torch
+
+    model: Any
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{path} is not a Hugging Face model folder (no config.json)")
+        try:
+            from transformers import AutoModelForCausalLM
+
+            model = AutoModelForCausalLM.from_pretrained(
+                str(path), local_files_only=True, dtype=torch.float32
+            )
+        except Exception as e:
+            raise ModelLoadError(f"could not load {path} as a causal LM: {first_line(e)}") from e
+    elif isinstance(source, torch.nn.Module):
+        model = source
+    elif callable(source):
+        model = source()
+        if not isinstance(model, torch.nn.Module):
+            raise InputError(f"the factory returned {type(model).__name__}, not a torch.nn.Module")
+    else:
+        raise InputError(
+            f"expected a model folder, a causal LM module or a factory, got {type(source).__name__}"
+        )
+    return model.float().eval()
+
+
+def _ct_inputs(ct: Any, np: Any, function: str, max_context: int, lengths: Sequence[int] | None) -> list[Any]:
+    if function == "decode":
+        ids: Any = ct.Shape((1, 1))
+        mask: Any = ct.Shape((1, 1, 1, ct.RangeDim(1, max_context, default=1)))
+    elif lengths:
+        # NOTE: prefill starts an empty cache, so the mask's key length equals the prompt length.
+        ids = ct.EnumeratedShapes([(1, n) for n in lengths], default=(1, lengths[0]))
+        mask = ct.EnumeratedShapes([(1, 1, n, n) for n in lengths], default=(1, 1, lengths[0], lengths[0]))
+    else:
+        seq = ct.RangeDim(1, max_context, default=1)
+        end = ct.RangeDim(1, max_context, default=1)
+        ids = ct.Shape((1, seq))
+        mask = ct.Shape((1, 1, seq, end))
+    return [
+        ct.TensorType(INPUT_NAMES[0], shape=ids, dtype=np.int32),
+        ct.TensorType(INPUT_NAMES[1], shape=mask, dtype=np.float32),
+    ]
+
+
+def _check_args(max_context: int, precision: str, lengths: Sequence[int] | None) -> list[int] | None:
+    if not isinstance(max_context, int) or max_context < 2:
+        raise InputError(f"--max-context must be an integer >= 2, got {max_context!r}")
+    if precision not in ("fp16", "fp32"):
+        raise InputError(f"precision must be fp16 or fp32, got {precision!r}")
+    if lengths is None:
+        return None
+    out = sorted({int(n) for n in lengths})
+    if not out or out[0] < 1 or out[-1] > max_context:
+        raise InputError(
+            f"prefill lengths must lie in 1..{max_context} (the --max-context), got {list(lengths)}"
+        )
+    return out
+
+
+def convert_causal_lm(
+    source: Any,
+    output: str | os.PathLike[str],
+    max_context: int = 256,
+    precision: str = "fp16",
+    prefill_lengths: Sequence[int] | None = None,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> LMConversion:
+    """Convert a causal LM into a stateful ``prefill`` + ``decode`` multi-function package (iOS18).
+
+    Args:
+        source: a local Hugging Face folder, a transformers ``*ForCausalLM`` module, or a factory returning one.
+        output: the ``.mlpackage`` to write (atomically).
+        max_context: KV-cache length in tokens; sizes both states.
+        precision: ``"fp16"`` (what ships) or ``"fp32"`` compute precision.
+        prefill_lengths: enumerated prompt lengths for ``prefill`` (pad prompts up to one); None = any length
+            1..max_context (RangeDim).
+        force: overwrite ``output``.
+        progress: called with a short message before each stage.
+
+    Raises:
+        InputError: bad arguments or an architecture outside the covered families (the message says why).
+        ModelLoadError: the source cannot be loaded.
+        OutputExistsError: ``output`` exists and ``force`` is False.
+    """
+    import numpy as np
+    import torch
+
+    from devicefit._lazy import coremltools
+    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
+    from devicefit.convert.merge import merge
+
+    lengths = _check_args(max_context, precision, prefill_lengths)
+    out = Path(output)
+    if out.suffix != ".mlpackage":
+        raise InputError(f"output {out} must end with .mlpackage")
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} exists; pass --force to overwrite it or choose another path")
+    say = progress or (lambda _msg: None)
+    start = time.perf_counter()
+    ct = coremltools()
+    wrapper = StatefulCausalLM(load_causal_lm(source), max_context).eval()
+    shape = wrapper.shape
+    notes = []
+    if shape.sliding_window is not None and shape.sliding_window < max_context:
+        raise InputError(
+            f"--max-context {max_context} exceeds the model's sliding window ({shape.sliding_window}); sliding-"
+            f"window attention is not implemented: use --max-context <= {shape.sliding_window}"
+        )
+    if shape.sliding_window is not None:
+        notes.append(
+            f"sliding window ({shape.sliding_window}) is not applied: exact because --max-context {max_context} "
+            "is within it"
+        )
+    say("tracing the stateful wrapper")
+    example = (torch.zeros(1, 2, dtype=torch.int32), causal_mask(2, 2))
+    with torch.no_grad():
+        traced = torch.jit.trace(wrapper, example, check_trace=False)
+    wrapper.reset_cache()
+    cache = shape.cache_shape(max_context)
+    states = [
+        ct.StateType(wrapped_type=ct.TensorType(shape=cache, dtype=np.float16), name=n) for n in STATE_NAMES
+    ]
+    compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
+    with tempfile.TemporaryDirectory(prefix="devicefit-lm-") as tmp:
+        parts = []
+        for function in ("prefill", "decode"):
+            say(f"converting {function}")
+            try:
+                mlmodel = ct.convert(
+                    traced,
+                    inputs=_ct_inputs(ct, np, function, max_context, lengths),
+                    outputs=[ct.TensorType(OUTPUT_NAME, dtype=np.float32)],
+                    states=states,
+                    minimum_deployment_target=ct.target.iOS18,
+                    compute_precision=compute,
+                    skip_model_load=True,
+                )
+            except Exception as e:  # coremltools raises bare exceptions; give the user one line
+                raise DevicefitError(f"converting the {function} function failed: {first_line(e)}") from e
+            part = Path(tmp) / f"{function}.mlpackage"
+            mlmodel.save(str(part))
+            parts.append(part)
+        say("merging prefill + decode with shared weights")
+        merged = merge(parts, out, names=["prefill", "decode"], default="decode", force=force)
+    return LMConversion(
+        output=out,
+        family=shape.family,
+        max_context=max_context,
+        precision=precision,
+        prefill_lengths=lengths,
+        cache_shape=cache,
+        weight_bytes=merged.merged_weight_bytes,
+        notes=notes,
+        seconds=time.perf_counter() - start,
+    )

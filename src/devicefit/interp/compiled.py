@@ -1,0 +1,282 @@
+"""The compiled execution path: a program specialised per input-shape signature and run as TorchScript.
+
+For each new signature (input names, shapes, dtypes) the plan is partially evaluated (``specialize.py``:
+shape arithmetic folded, loops with static trip counts unrolled) into a straight-line tape of kernel calls,
+and the tape is traced with ``torch.jit.trace`` into a graph of the same aten ops the interpreter runs, fp16
+emulation included as explicit ``to(float16).to(float32)`` nodes. Calling the graph runs no Python per op and
+releases the GIL, so two threads run two requests at once.
+
+The plain interpreter stays the reference: a specialisation is used only after its outputs matched the
+interpreter bit for bit on the inputs it was built from and on a second input with the same values in another
+order (a trace that baked a data-dependent Python value would disagree). Anything that cannot be lowered (a
+data-dependent loop or branch, state, a kernel reading tensor data into Python, a mismatch) falls back to
+the interpreter for that signature, and the reason is kept in :attr:`CompiledProgram.fallbacks` and logged.
+
+    compiled = interp.compile_program(program, precision="fp16")
+    outputs = compiled.run({"x": x})      # same result as program.run({"x": x}, precision="fp16")
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from devicefit.errors import DevicefitError, InputError, first_line
+from devicefit.interp.run import PRECISIONS, Program, output_to_numpy
+from devicefit.interp.specialize import CallEntry, NotLowerable, Slot, Specializer, Tape
+
+log = logging.getLogger(__name__)
+
+Signature = tuple[tuple[str, tuple[int, ...], str], ...]
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Why one input-shape signature runs on the plain interpreter.
+
+    Attributes:
+        signature: the input names, shapes and dtypes.
+        op_type: the op that could not be lowered (``""`` when the reason is not one op).
+        op_name: that op's name in the program.
+        reason: what stops the lowering.
+    """
+
+    signature: Signature
+    op_type: str
+    op_name: str
+    reason: str
+
+    def describe(self) -> str:
+        shapes = ", ".join(f"{n}[{'x'.join(map(str, s))}]" for n, s, _ in self.signature)
+        where = f"op {self.op_type!r} ({self.op_name}) " if self.op_type else ""
+        return f"{shapes}: {where}not compiled: {self.reason}; the interpreter runs it"
+
+
+@dataclass
+class Specialization:
+    """A compiled program for one input-shape signature.
+
+    Attributes:
+        signature: the input names, shapes and dtypes it was built for.
+        ops: kernel calls in the traced graph (after folding static values and unrolling loops).
+        unrolled_loops: ``(while_loop name, iterations)`` for each loop unrolled.
+        compile_s: seconds spent specialising, tracing and checking it.
+    """
+
+    signature: Signature
+    ops: int
+    unrolled_loops: list[tuple[str, int]]
+    compile_s: float
+    graph: Any = field(default=None, repr=False)  # the traced ScriptFunction (None: every output is static)
+    input_names: list[str] = field(default_factory=list, repr=False)
+    outputs: list[Any] = field(default_factory=list, repr=False)  # per output: a constant or a Slot
+
+    def call(self, feeds: Mapping[str, torch.Tensor]) -> list[Any]:
+        traced: tuple = ()
+        if self.graph is not None:
+            traced = self.graph(*[feeds[n] for n in self.input_names])
+        it = iter(traced)
+        return [next(it) if isinstance(o, Slot) else o for o in self.outputs]
+
+
+class CompiledProgram:
+    """A :class:`~devicefit.interp.Program` run through per-shape compiled graphs (thread-safe).
+
+    Args:
+        program: the loaded program (the reference it is checked against).
+        precision: ``"fp32"`` or ``"fp16"`` emulation, as for ``Program.run``.
+        max_signatures: compiled signatures kept (least recently used dropped first).
+        compile_after: calls with one signature before it is compiled; the calls before run on the
+            interpreter. 2 or more suits inputs whose shape keeps changing (a growing sequence): a
+            shape seen once is not worth a compile that costs several interpreter runs.
+    """
+
+    def __init__(
+        self, program: Program, precision: str = "fp32", max_signatures: int = 8, compile_after: int = 1
+    ):
+        if precision not in PRECISIONS:
+            raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+        self.program = program
+        self.precision = precision
+        self.max_signatures = max_signatures
+        self.compile_after = max(1, compile_after)
+        self._cache: OrderedDict[Signature, Specialization | Fallback] = OrderedDict()
+        self._seen: dict[Signature, int] = {}  # calls per signature not compiled yet
+        self._lock = threading.Lock()
+
+    @property
+    def fallbacks(self) -> list[Fallback]:
+        """Signatures the interpreter runs, with the op and reason (the debug record of every fallback)."""
+        with self._lock:
+            return [v for v in self._cache.values() if isinstance(v, Fallback)]
+
+    @property
+    def specializations(self) -> list[Specialization]:
+        with self._lock:
+            return [v for v in self._cache.values() if isinstance(v, Specialization)]
+
+    def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """Run like ``program.run(inputs, precision=...)``; compiles on the first call per input signature."""
+        program = self.program
+        feeds = program._convert_inputs(inputs, self.precision)
+        entry = self.get(feeds)
+        if entry is None or isinstance(entry, Fallback):
+            return program.run(inputs, precision=self.precision)
+        try:
+            # NOTE: no inference_mode here (3 us a call on tiny models): the graph's constants and inputs
+            # never require grad, so no autograd state is recorded anyway.
+            values = entry.call(feeds)
+        except Exception as e:  # e.g. an index out of range: the reference raises its own clear error
+            log.debug("compiled interpreter: graph failed (%s); rerunning the interpreter", first_line(e))
+            return program.run(inputs, precision=self.precision)
+        return {s.name: output_to_numpy(v, s, self.precision) for s, v in zip(program.outputs, values)}
+
+    def get(self, feeds: Mapping[str, torch.Tensor]) -> Specialization | Fallback | None:
+        """The specialisation for these converted inputs, compiled on a miss (None: not compiled yet)."""
+        sig: Signature = tuple((n, tuple(t.shape), str(t.dtype)) for n, t in feeds.items())
+        with self._lock:
+            hit = self._cache.get(sig)
+            if hit is not None:
+                self._cache.move_to_end(sig)
+                return hit
+            seen = self._seen.pop(sig, 0) + 1
+            if seen < self.compile_after:
+                if len(self._seen) >= 64 * self.max_signatures:  # many one-off shapes: forget the counts
+                    self._seen.clear()
+                self._seen[sig] = seen
+                return None
+            # NOTE: compiling under the lock: concurrent first calls with one new shape compile it once.
+            built = self._compile(sig, dict(feeds))
+            self._cache[sig] = built
+            while len(self._cache) > self.max_signatures:
+                self._cache.popitem(last=False)
+            return built
+
+    # ------------------------------------------------------------------ compiling
+    def _compile(self, sig: Signature, feeds: dict[str, torch.Tensor]) -> Specialization | Fallback:
+        start = time.perf_counter()
+        try:
+            with torch.no_grad():
+                tape, expected = Specializer(self.program.plan, self.precision).run(feeds)
+                built = _trace(tape, sig, feeds)
+                self._check(built, feeds, expected)
+        except NotLowerable as e:
+            fallback = Fallback(sig, e.op_type, e.op_name, e.reason)
+            log.info("compiled interpreter: %s", fallback.describe())
+            return fallback
+        except DevicefitError:
+            raise  # the input is bad (the interpreter raises the same); nothing cached for the signature
+        except Exception as e:  # a kernel that fails while specialised: the interpreter stays the reference
+            fallback = Fallback(sig, "", "", f"specialising failed: {type(e).__name__}: {first_line(e)}")
+            log.info("compiled interpreter: %s", fallback.describe())
+            return fallback
+        built.compile_s = time.perf_counter() - start
+        log.debug(
+            "compiled interpreter: %s -> %d ops, loops unrolled %s, %.3f s",
+            sig,
+            built.ops,
+            built.unrolled_loops,
+            built.compile_s,
+        )
+        return built
+
+    def _check(self, built: Specialization, feeds: dict[str, torch.Tensor], expected: list[Any]) -> None:
+        """Refuse a specialisation whose outputs differ from the interpreter's (bit for bit, NaNs equal)."""
+        names = [s.name for s in self.program.outputs]
+        # three calls: TorchScript's profiling executor optimises the graph on the second one
+        for _ in range(3):
+            _compare(names, built.call(feeds), expected, "the inputs it was built from")
+        shuffled = _shuffled(feeds)
+        try:
+            reference = self.program.run(
+                {n: t.numpy() for n, t in shuffled.items()}, precision=self.precision
+            )
+        except Exception as e:  # the shuffled values are invalid for this model: nothing to compare against
+            log.debug("compiled interpreter: second check skipped (%s)", e)
+            return
+        got = {
+            s.name: output_to_numpy(v, s, self.precision)
+            for s, v in zip(
+                self.program.outputs, built.call(self.program._convert_inputs(shuffled, self.precision))
+            )
+        }
+        for name in names:
+            if not _same_array(np.asarray(got[name]), np.asarray(reference[name])):
+                raise NotLowerable(
+                    "",
+                    "",
+                    f"output {name!r} differs from the interpreter on a second input (a value read from the input "
+                    "data was baked into the trace)",
+                )
+
+
+def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor]) -> Specialization:
+    """Trace the tape's replay into a TorchScript graph."""
+    dyn_positions = [i for i, o in enumerate(tape.outputs) if isinstance(o, Slot)]
+    ops = sum(1 for e in tape.entries if isinstance(e, CallEntry))
+    spec = Specialization(
+        sig, ops, list(tape.unrolled_loops), 0.0, None, list(tape.input_names), list(tape.outputs)
+    )
+    if not dyn_positions:
+        return spec
+
+    def replay(*inputs: torch.Tensor) -> tuple:
+        outs = tape.replay(inputs)
+        return tuple(outs[i] for i in dyn_positions)
+
+    example = tuple(feeds[n] for n in tape.input_names)
+    # NOTE: the tracer warns about every tensor -> Python conversion, including the many of static values
+    # (constants, shapes) that are correct to bake in; reads of input data were refused while specialising.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            graph = torch.jit.trace(replay, example, check_trace=False)
+        except Exception as e:  # the tracer rejects what it cannot record (non-tensor outputs, ...)
+            raise NotLowerable("", "", f"tracing failed: {type(e).__name__}: {first_line(e)}") from e
+    spec.graph = graph
+    return spec
+
+
+def _shuffled(feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The same values in another order (a valid input for any model that accepted ``feeds``)."""
+    gen = torch.Generator().manual_seed(1234)
+    out = {}
+    for name, t in feeds.items():
+        flat = t.reshape(-1)
+        out[name] = flat[torch.randperm(flat.numel(), generator=gen)].reshape(t.shape).clone()
+    return out
+
+
+def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    if a.dtype.kind == "f":
+        return bool(np.array_equal(a, b, equal_nan=True))
+    return bool(np.array_equal(a, b))
+
+
+def _compare(names: list[str], got: list[Any], expected: list[Any], what: str) -> None:
+    for name, g, e in zip(names, got, expected):
+        if isinstance(e, torch.Tensor) and isinstance(g, torch.Tensor):
+            same = _same_array(g.detach().numpy(), e.detach().numpy())
+        else:
+            same = type(g) is type(e) and not isinstance(e, torch.Tensor)
+        if not same:
+            raise NotLowerable("", "", f"output {name!r} differs from the interpreter on {what}")
+
+
+def compile_program(program: Program, precision: str = "fp32") -> CompiledProgram:
+    """A compiled runner for ``program`` at ``precision`` (graphs are built per input shape on first use)."""
+    return CompiledProgram(program, precision)
+
+
+__all__ = ["CompiledProgram", "Fallback", "Specialization", "compile_program"]

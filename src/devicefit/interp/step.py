@@ -1,0 +1,118 @@
+"""Calling one step's kernel and holding its outputs to the kernel contract.
+
+Shared by the compiler (which evaluates ``constexpr_*`` ops at load time) and the run loop, so neither
+imports the other.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import torch
+
+from devicefit.errors import DevicefitError
+from devicefit.interp.plan import Step
+
+
+class KernelContractError(RuntimeError):
+    """A kernel returned the wrong number, kind or shape of outputs (a bug in devicefit, not in the model)."""
+
+
+class OpFailedError(DevicefitError, RuntimeError):
+    """An op of the program raised while running: its message names the op and its first output."""
+
+
+def call_step(
+    step: Step,
+    env: dict[str, Any],
+    precision: str,
+    run_block: Callable[..., list] | None,
+    states: dict[str, torch.Tensor] | None,
+) -> tuple:
+    """Call one step's kernel with its arguments gathered from ``env``; returns its outputs as a tuple."""
+    kwargs = dict(step.consts)
+    for param, name in step.dyn:
+        kwargs[param] = env[name]
+    for param, conv in step.dyn_attrs:
+        kwargs[param] = conv(kwargs[param])
+    for param, items in step.variadic:
+        kwargs[param] = [env[n] if n is not None else c for n, c in items]
+    if step.kernel.wants_ctx:
+        ctx = copy.copy(step.ctx)
+        ctx.precision = precision
+        ctx.run_block = run_block
+        ctx.states = states
+        kwargs["ctx"] = ctx
+    out = step.kernel.fn(**kwargs)
+    if not isinstance(out, tuple):
+        out = (out,)
+    if len(out) != len(step.outputs):
+        wrong_count(step, out)
+    return out
+
+
+def wrong_count(step: Step, out: Any) -> None:
+    """Raise KernelContractError for a kernel that returned the wrong number of outputs."""
+    got = len(out) if type(out) is tuple else 1
+    raise KernelContractError(
+        f"kernel {step.kernel.where} returned {got} outputs for op {step.op_type!r} ({step.name}), "
+        f"which declares {len(step.outputs)}"
+    )
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    return "float" if dtype.is_floating_point else "int"
+
+
+def held_output(step: Step, i: int, value: Any, strict: bool) -> Any:
+    """Output ``i`` of ``step`` in its held dtype.
+
+    A kernel may return a wider or narrower dtype of the declared kind (torch integer ops give int64 for an
+    int32 output) and is converted; a value of another kind (a float for an int output, a bool for a
+    float output, a non-tensor for a tensor output) is a kernel bug and raises instead of being coerced,
+    since coercing would hide wrong results (STYLE.md).
+
+    Raises:
+        KernelContractError: the value is not a tensor of the declared kind (or, when ``strict``, not of
+            the declared static shape).
+    """
+    held = step.held[i]
+    if held is None:
+        return value
+    if isinstance(value, (bool, int, float, np.ndarray, np.generic)):
+        # NOTE: a numeric scalar or numpy array is a tensor in all but type (classify returns its label as
+        # a Python int); its kind is still checked below.
+        value = torch.as_tensor(value)
+    if not isinstance(value, torch.Tensor):
+        raise KernelContractError(
+            f"kernel {step.kernel.where} returned {type(value).__name__} for output {step.outputs[i]!r} of op "
+            f"{step.op_type!r} ({step.name}); expected a {step.ctx.output_dtypes[i]} tensor"
+        )
+    if value.dtype != held:
+        if _kind(value.dtype) != _kind(held):
+            raise KernelContractError(
+                f"kernel {step.kernel.where} returned {value.dtype} for output {step.outputs[i]!r} of op "
+                f"{step.op_type!r} ({step.name}); expected {step.ctx.output_dtypes[i]} (held as {held})"
+            )
+        value = value.to(held)
+    if strict:
+        check_shape(step, i, value)
+    return value
+
+
+def check_shape(step: Step, i: int, value: torch.Tensor) -> None:
+    """Raise KernelContractError when output ``i`` differs from its declared static shape."""
+    declared = step.declared_shapes[i]
+    if declared is None:
+        return
+    actual = tuple(value.shape)
+    if len(actual) != len(declared) or any(d is not None and d != a for d, a in zip(declared, actual)):
+        raise KernelContractError(
+            f"kernel {step.kernel.where} returned shape {actual} for output {step.outputs[i]!r} of "
+            f"{step.op_type!r} ({step.name}), declared {declared}"
+        )

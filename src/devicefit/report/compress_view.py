@@ -1,0 +1,163 @@
+"""``devicefit compress`` results, rendered: rich tables for the terminal and the HTML page.
+
+Takes the :class:`devicefit.compress.search.SearchResult` data and renders it with the shared page base and
+chart module, so compress reads like check and profile.
+"""
+
+from __future__ import annotations
+
+import math
+from html import escape
+from typing import TYPE_CHECKING, Any
+
+from devicefit.report import charts
+from devicefit.report.page import details, legend, page, section, status, table
+from devicefit.report.units import human_bytes
+
+if TYPE_CHECKING:
+    from devicefit.compress.search import SearchResult
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None or not math.isfinite(v) else f"{v:.6g}"
+
+
+def _layer_name(layer: Any) -> str:
+    """The PyTorch module first when the layer carries an origin, else the MIL op text."""
+    where = getattr(layer, "where", None)
+    return str(where) if where else str(layer.layer)
+
+
+def sensitivity_table(result: SearchResult) -> Any:
+    """Per-layer sensitivity: the metric with only that weight compressed at each choice."""
+    from rich.markup import escape as rich_escape
+    from rich.table import Table
+
+    sens = result.sensitivity
+    table_ = Table(title=f"per-layer sensitivity ({sens.metric_name}; fp16 base {_fmt(sens.base_metric)})")
+    table_.add_column("layer (PyTorch module, then MIL op)", overflow="fold", ratio=3)
+    table_.add_column("elements", justify="right", no_wrap=True)
+    for c in sens.choices[:-1]:
+        table_.add_column(c, justify="right", no_wrap=True)
+    table_.add_column("chosen", no_wrap=True)
+    for layer in sens.layers:
+        table_.add_row(
+            rich_escape(_layer_name(layer)),
+            f"{layer.numel:,}",
+            *(_fmt(layer.metric.get(c)) for c in sens.choices[:-1]),
+            result.chosen.assignment.get(layer.weight, "fp16"),
+        )
+    return table_
+
+
+def result_rows(result: SearchResult) -> list[tuple[str, str]]:
+    """The summary as (what, value) pairs, shared by the terminal table and the page."""
+    metric = result.budget.metric
+    return [
+        (
+            "original (as given)",
+            f"{human_bytes(result.original_bytes)}; {metric} {_fmt(result.original_metric)}",
+        ),
+        ("fp16", human_bytes(result.base_bytes)),
+        (
+            "chosen",
+            f"{human_bytes(result.chosen.bytes)} ({result.base_bytes / max(result.chosen.bytes, 1):.2f}x vs fp16)",
+        ),
+        (f"chosen {metric} (search)", _fmt(result.chosen.metric)),
+        (f"chosen {metric} (re-measured)", _fmt(result.verified_metric)),
+        ("bound", _fmt(result.threshold)),
+        ("budget met", "yes" if result.met else "NO"),
+        ("candidates evaluated", str(len(result.candidates))),
+    ]
+
+
+def result_table(result: SearchResult, origin: str) -> Any:
+    """The summary: sizes, metric, verdict."""
+    from rich.markup import escape as rich_escape
+    from rich.table import Table
+
+    table_ = Table(title=rich_escape(f"compress {origin} under {result.budget.text}"))
+    table_.add_column("")
+    table_.add_column("value", justify="right", overflow="fold")
+    for k, v in result_rows(result):
+        table_.add_row(rich_escape(k), rich_escape(v))
+    return table_
+
+
+def pareto_svg(result: SearchResult) -> str:
+    """Every candidate (bytes vs metric), the Pareto front, the chosen one and the labelled bound."""
+    metric = result.budget.metric
+    points = [
+        charts.Point(
+            c.bytes,
+            c.metric,
+            c.passed,
+            f"{human_bytes(c.bytes)}, {metric} {_fmt(c.metric)}",
+            chosen=c is result.chosen,
+        )
+        for c in result.candidates
+    ]
+    front = [(c.bytes, c.metric) for c in result.front if math.isfinite(c.metric)]
+    return charts.scatter_chart(
+        points,
+        f"size vs {metric}: every candidate",
+        "weight bytes",
+        metric,
+        front=front,
+        threshold=result.threshold if math.isfinite(result.threshold) else None,
+        threshold_label="budget bound",
+        x_text=lambda v: human_bytes(v),
+    )
+
+
+def sensitivity_svg(result: SearchResult, top: int = 25) -> str:
+    """Relative output noise per layer with only that weight at the smallest choice, largest first."""
+    sens = result.sensitivity
+    choice = sens.choices[0]
+    layers = sens.most_sensitive(choice)[:top]
+    values = [max(layer.noise.get(choice, 0.0), 0.0) for layer in layers]
+    values = [
+        v if math.isfinite(v) else max((x for x in values if math.isfinite(x)), default=1.0) for v in values
+    ]
+    return charts.bar_chart(
+        [_layer_name(layer) for layer in layers],
+        values,
+        f"relative output noise with only this weight at {choice} (most sensitive {len(layers)})",
+        "",
+    )
+
+
+def html_report(result: SearchResult, origin: str) -> str:
+    """The ``compress`` page: summary, Pareto plot, sensitivity plot, plan and how to re-apply it."""
+    d = result.to_dict()
+    verdict = "pass" if result.met else "fail"
+    summary = table(
+        ["", "value"],
+        [[k, v] for k, v in result_rows(result)] + [["verdict", status(verdict)]],
+    ) + legend(["PASS", "FAIL"])
+    if result.repair is not None:
+        r = result.repair
+        summary += (
+            f"<p>fp16 repair: keep {len(r.fp32_ops)} op(s) in fp32 ({escape(', '.join(r.fp32_ops))}); metric "
+            f"{_fmt(r.fp16_metric)} -> {_fmt(r.repaired_metric)} (bound {_fmt(r.threshold)}).</p>"
+        )
+    plan_rows = [[w, label] for w, label in d["plan"].items()]
+    plan = table(["weight", "compression"], plan_rows) if plan_rows else "<p>no weight is compressed</p>"
+    return page(
+        f"devicefit compress: {origin}",
+        f"budget {result.budget.text} (bound {_fmt(result.threshold)}): {'met' if result.met else 'NOT met'}",
+        [
+            section("summary", "Summary", summary),
+            section("pareto", f"Size vs {result.budget.metric}", pareto_svg(result)),
+            section("sensitivity", "Per-layer sensitivity", sensitivity_svg(result)),
+            section("plan", "Plan", details(f"{len(plan_rows)} weights", plan, open_=len(plan_rows) <= 30)),
+            section("reapply", "Re-apply with coremltools", f"<pre>{escape(_yaml_or_note(result))}</pre>"),
+        ],
+    )
+
+
+def _yaml_or_note(result: SearchResult) -> str:
+    try:
+        return result.plan_yaml()
+    except Exception as e:  # a plan YAML cannot express every plan (e.g. mixed families)
+        return f"(no single YAML: {e})"

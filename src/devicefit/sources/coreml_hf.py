@@ -1,0 +1,138 @@
+"""Loaders for a Core ML model (``.mlpackage`` / ``.mlmodel``) and a local Hugging Face model folder."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from devicefit.dtypes import proto_array_numpy
+from devicefit.errors import ModelLoadError
+from devicefit.sources.module import from_module, one_line
+from devicefit.sources.spec import InputSpec, SourceModel, random_inputs
+
+HF_DEFAULT_SEQ = 128
+
+
+def load_coreml(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceModel:
+    """A SourceModel for a Core ML model (no PyTorch reference), inputs from its description."""
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    try:
+        mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot read Core ML model {path}: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
+    described = mlmodel.get_spec().description
+    specs = inputs or [_coreml_input_spec(i) for i in described.input]
+    return SourceModel(
+        kind="coreml",
+        origin=spec,
+        module=None,
+        exported=None,
+        mlmodel=mlmodel,
+        input_specs=list(specs),
+        example_inputs=random_inputs(list(specs)),
+        output_names=[o.name for o in described.output],
+    )
+
+
+def _coreml_input_spec(feature: Any) -> InputSpec:
+    kind = feature.type.WhichOneof("Type")
+    if kind == "multiArrayType":
+        array = feature.type.multiArrayType
+        shape = tuple(int(d) for d in array.shape)
+        if not shape and array.WhichOneof("ShapeFlexibility") == "enumeratedShapes":
+            shape = tuple(int(d) for d in array.enumeratedShapes.shapes[0].shape)
+        elif not shape and array.WhichOneof("ShapeFlexibility") == "shapeRange":
+            shape = tuple(int(r.lowerBound) for r in array.shapeRange.sizeRanges)
+        dtype = proto_array_numpy(array.dataType)
+        return InputSpec(feature.name, shape, dtype.name if dtype is not None else "float32")
+    if kind == "imageType":
+        image = feature.type.imageType
+        channels = 1 if image.colorSpace == 10 else 3  # 10 = GRAYSCALE
+        return InputSpec(feature.name, (1, channels, int(image.height), int(image.width)), "float32")
+    raise ModelLoadError(f"Core ML input {feature.name!r} has type {kind}, which devicefit cannot feed")
+
+
+def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceModel:
+    """A SourceModel for a local Hugging Face folder (never runs code shipped with it).
+
+    Raises:
+        ModelLoadError: transformers is missing, the folder does not load, or its weights do not cover the model.
+    """
+    try:
+        import transformers
+    except ImportError as exc:
+        raise ModelLoadError(f"{path} is a Hugging Face model; install transformers to load it") from exc
+    try:
+        # never run code shipped with the model folder (auto_map); weights load with weights_only (transformers)
+        with _quiet_transformers(transformers):
+            config = transformers.AutoConfig.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=False
+            )
+            net, loading = transformers.AutoModel.from_pretrained(
+                str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True
+            )
+    except Exception as exc:
+        raise ModelLoadError(
+            f"cannot load Hugging Face model {path}: {type(exc).__name__}: {one_line(exc)}"
+        ) from exc
+    _check_weights_cover(path, loading)
+    seq = min(
+        HF_DEFAULT_SEQ, int(getattr(config, "max_position_embeddings", HF_DEFAULT_SEQ) or HF_DEFAULT_SEQ)
+    )
+    specs = inputs or [
+        InputSpec("input_ids", (1, seq), "int32"),
+        InputSpec("attention_mask", (1, seq), "int32"),
+    ]
+    vocab = int(getattr(config, "vocab_size", 8) or 8)
+    arrays = random_inputs(list(specs), int_high=vocab)
+    example = {n: _torch_of(a) for n, a in arrays.items()}
+    return from_module(spec, "hf", net, example, None, int_high=vocab)
+
+
+def _torch_of(array: np.ndarray) -> Any:
+    import torch
+
+    return torch.from_numpy(array)
+
+
+def _check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:
+    """Refuse a folder whose weights leave parameters at their random initialisation.
+
+    transformers fills a missing or mis-shaped parameter with fresh random values and only logs it; checking
+    such a model would compare random weights and could pass.
+    """
+    missing = sorted(str(k) for k in loading.get("missing_keys") or ())
+    mismatched = sorted(
+        str(k[0] if isinstance(k, tuple) else k) for k in loading.get("mismatched_keys") or ()
+    )
+    bad = missing + mismatched
+    if bad:
+        shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise ModelLoadError(
+            f"{path}: the weight files do not cover the model: {len(bad)} parameter(s) would be random "
+            f"({shown}); save the model again with save_pretrained, or point at the folder with its weights"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_transformers(transformers: Any) -> Iterator[None]:
+    """transformers' load report and progress bars off while loading (they go to stderr), restored after."""
+    logging = transformers.utils.logging
+    verbosity = logging.get_verbosity()
+    bars = logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()

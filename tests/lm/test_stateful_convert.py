@@ -1,0 +1,122 @@
+"""Stateful prefill + decode packages: structure, interpreter generation against PyTorch, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devicefit.compare.generation import check_generation
+from devicefit.convert.stateful import convert_causal_lm
+from devicefit.engines.lm_session import InterpLM, TorchLM
+from devicefit.errors import InputError, OutputExistsError
+from tests.lm.families import FAMILIES, VOCAB, tiny_lm
+
+
+def test_package_has_prefill_and_decode_sharing_weights_and_state(llama_pkg: tuple[object, Path]) -> None:
+    import devicefit.interp as interp
+    from devicefit.convert.merge import weight_bytes
+
+    model, pkg = llama_pkg
+    decode = interp.load(pkg, function="decode")
+    prefill = interp.load(pkg, function="prefill")
+    assert sorted(decode.functions) == ["decode", "prefill"]
+    for fn in (decode, prefill):
+        assert {s.name: (s.dtype, s.shape) for s in fn.states} == {
+            "k_cache": ("fp16", (2, 1, 2, 24, 16)),
+            "v_cache": ("fp16", (2, 1, 2, 24, 16)),
+        }
+        assert "read_state" in fn.op_counts and "coreml_update_state" in fn.op_counts
+    ids = next(s for s in prefill.inputs if s.name == "input_ids")
+    assert ids.shape_range == [(1, 1), (1, 24)]
+    params = sum(p.numel() for p in model.parameters())  # type: ignore[attr-defined]
+    # one fp32 copy of the weights (lm_head is separate from the embedding here), not two
+    assert weight_bytes(pkg) < 1.3 * 4 * params
+
+
+def test_interpreter_greedy_tokens_match_pytorch(llama_pkg: tuple[object, Path]) -> None:
+    model, pkg = llama_pkg
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(0, VOCAB, 5), rng.integers(0, VOCAB, 1)]
+    result = check_generation(
+        TorchLM(model, 24), {"fp32": InterpLM(pkg)}, prompts, 6, rng.integers(0, VOCAB, 20)
+    )
+    run = result.runs[0]
+    assert run.token_agreement == 1.0 and run.first_diff_step is None, run.prompts
+    assert min(run.step_cosine) > 0.99999
+    assert run.perplexity_change is not None and abs(run.perplexity_change) < 1e-4
+    assert run.verdict == "pass" and result.verdict == "pass"
+    summary = result.summary()
+    assert summary["lm.fp32.token_agreement"] == 1.0 and summary["lm.fp32.first_diff_step"] == -1
+
+
+def test_a_different_model_is_caught(llama_pkg: tuple[object, Path]) -> None:
+    """The check can fail: PyTorch = another seed's weights, so the fp32 package must disagree."""
+    _, pkg = llama_pkg
+    other = tiny_lm("llama", seed=1)
+    rng = np.random.default_rng(0)
+    result = check_generation(TorchLM(other, 24), {"fp32": InterpLM(pkg)}, [rng.integers(0, VOCAB, 4)], 5)
+    run = result.runs[0]
+    assert run.verdict == "fail" and run.first_diff_step is not None
+    assert "conversion problem" in run.reason
+
+
+def test_session_refuses_tokens_past_the_context(llama_pkg: tuple[object, Path]) -> None:
+    _, pkg = llama_pkg
+    lm = InterpLM(pkg)
+    lm.feed(np.arange(20))
+    with pytest.raises(InputError, match="exceed the package's context of 24"):
+        lm.feed(np.arange(5))
+
+
+@pytest.mark.slow
+def test_enumerated_prefill_lengths_pad_prompts(tmp_path: Path) -> None:
+    model = tiny_lm("qwen2")
+    pkg = tmp_path / "q.mlpackage"
+    conv = convert_causal_lm(model, pkg, max_context=16, precision="fp32", prefill_lengths=[8, 4])
+    assert conv.prefill_lengths == [4, 8]
+    lm, ref = InterpLM(pkg), TorchLM(model, 16)
+    ids = np.array([3, 1, 4, 1, 5, 9])  # padded to 8 by prefill, then decode continues at position 6
+    np.testing.assert_allclose(lm.feed(ids), ref.feed(ids), atol=1e-4)
+    np.testing.assert_allclose(lm.feed(np.array([2])), ref.feed(np.array([2])), atol=1e-4)
+
+
+def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[object, Path]) -> None:
+    model, pkg = llama_pkg
+    with pytest.raises(InputError, match="--max-context must be an integer >= 2"):
+        convert_causal_lm(model, tmp_path / "a.mlpackage", max_context=1)
+    with pytest.raises(InputError, match=r"prefill lengths must lie in 1\.\.8"):
+        convert_causal_lm(model, tmp_path / "a.mlpackage", max_context=8, prefill_lengths=[9])
+    with pytest.raises(OutputExistsError):
+        convert_causal_lm(model, pkg, max_context=8)
+    with pytest.raises(InputError, match="sliding window"):
+        import transformers as tf
+
+        cfg = tf.MistralConfig(
+            vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+            num_key_value_heads=1, sliding_window=8,
+        )  # fmt: skip
+        convert_causal_lm(tf.MistralForCausalLM(cfg), tmp_path / "m.mlpackage", max_context=16)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_64_greedy_steps_fp32_exact_and_fp16_reported(family: str, tmp_path: Path) -> None:
+    model = tiny_lm(family)
+    p32, p16 = tmp_path / "f32.mlpackage", tmp_path / "f16.mlpackage"
+    convert_causal_lm(model, p32, max_context=80, precision="fp32")
+    convert_causal_lm(model, p16, max_context=80, precision="fp16")
+    rng = np.random.default_rng(0)
+    prompts = [rng.integers(0, VOCAB, 8), rng.integers(0, VOCAB, 3)]
+    result = check_generation(
+        TorchLM(model, 80),
+        {"fp32": InterpLM(p32), "fp16": InterpLM(p16, "fp16")},
+        prompts,
+        64,
+        rng.integers(0, VOCAB, 72),
+    )
+    fp32, fp16 = result.runs
+    assert fp32.token_agreement == 1.0 and fp32.first_diff_step is None and fp32.verdict == "pass"
+    assert fp16.perplexity is not None and np.isfinite(fp16.perplexity)
+    assert len(fp16.step_cosine) == 64 and min(fp16.step_cosine) > 0.99
