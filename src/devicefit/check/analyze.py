@@ -49,8 +49,10 @@ def resolve_devices(ids: list[str]) -> list[Any]:
         try:
             dev = get_device(text)
         except InputError:
+            from devicefit._suggest import did_you_mean
+
             known = ", ".join(d.id for d in load_catalog())
-            hint = ""
+            hint = did_you_mean(text, [d.id for d in load_catalog()])
             if text.lower().startswith(("ios", "macos")):
                 hint = f" ({text!r} looks like a deployment target: pass --deployment-target {text})"
             raise InputError(f"unknown device {text!r}{hint}; known devices: {known}") from None

@@ -27,9 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input declaration, e.g. image:1x3x32x32:float32 (repeat per input)")  # fmt: skip
     p.add_argument("--data", default=None, metavar="PATH",
                    help="validation data: .npz, folder of .npy, or FILE.py:make_data (random samples when omitted)")  # fmt: skip
-    from devicefit.cli._common import deployment_target, device_id
+    from devicefit.cli._common import deployment_target
 
-    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE", type=device_id,
+    # devices are resolved by check itself (a did-you-mean, and a pointer for the old --target iOS17)
+    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE",
                    help="Apple device id from the catalog (repeat per device; `devicefit devices --catalog` "
                    "lists them): the fit table and latency bounds cover these (default: whole catalog for "
                    "fit, a few current iPhones/iPads/Macs for latency)")  # fmt: skip
