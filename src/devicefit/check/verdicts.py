@@ -88,6 +88,11 @@ def _numerics(r: Any) -> Verdict:
     also = f" ({moved})" if moved else ""
     fid, sto, com = (r.questions.get(k) for k in (FIDELITY, STORAGE, COMPUTE))
     div = r.divergence
+    unsafe = r.extras.get("unsafe_constants") or []
+    if unsafe:
+        c = unsafe[0]
+        more = f" (+{len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
+        also += f"; constant {c['constant']} = {c['value']} is beyond the fp16 range{more} (see warnings)"
     if fid is not None and fid.passed is False:
         nonfinite = div.first_nonfinite_fp32 if div is not None else None
         where = (
