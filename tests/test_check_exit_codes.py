@@ -117,6 +117,10 @@ def test_fp16_overflow_fails_with_exit_1_and_the_fix_needs_all_three_places(over
     # verified: the repaired package, run in fp16, matches PyTorch
     assert fix["verified"]["passed"] is True and fix["verified"]["samples"] == 8
     assert "fix: keep" in numerics["reason"] and "--fp32-ops" in numerics["reason"]
+    # named as PyTorch modules: the three Square modules a, b and c, with their source line
+    modules = {o["origin"].split(" ")[0] for o in fix["ops"]}
+    assert modules == {"a", "b", "c"} and all("(Square) at " in o["origin"] for o in fix["ops"])
+    assert "fp16 overflow at a (Square) at " in numerics["reason"]
     assert report["summary"]["fp16.repair_ops"] == len(fix["ops"])
 
 
