@@ -9,14 +9,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from devicefit.dtypes import FLOAT_TYPES, MIL_TO_NUMPY, NUMPY_TO_MIL, PROTO_ARRAY_TO_MIL
+from devicefit.dtypes import FLOAT_TYPES, NUMPY_TO_MIL
 
 __all__ = [
     "FLOAT_TYPES",
     "HELD_TORCH",
-    "PROTO_ARRAY_DTYPE",
-    "RETURN_NUMPY",
-    "TORCH_TO_NUMPY",
     "held_dtype",
     "is_float",
     "numpy_to_mil",
@@ -45,14 +42,6 @@ HELD_TORCH: dict[str, torch.dtype] = {
     "uint1": torch.uint8,
     "bool": torch.bool,
 }
-
-# The numpy dtype a value of each MIL type is returned as (fp16 only when emulating fp16).
-# NOTE: only the types a program can hand back as an output; sub-byte and bf16 values never are.
-_RETURNED = ("fp16", "fp32", "fp64", "int64", "int32", "uint32", "int16", "uint16", "int8", "uint8", "bool")
-RETURN_NUMPY: dict[str, type] = {name: MIL_TO_NUMPY[name].type for name in _RETURNED}
-
-# Proto ArrayFeatureType.ArrayDataType enum values -> MIL names (for model descriptions).
-PROTO_ARRAY_DTYPE = PROTO_ARRAY_TO_MIL
 
 
 def held_dtype(mil_dtype: str) -> torch.dtype:
@@ -89,19 +78,6 @@ def numpy_to_mil(dtype: np.dtype) -> str:
     name = NUMPY_TO_MIL.get(np.dtype(dtype), "fp32")
     # NOTE: uint64 has no held torch type; callers range-check such feeds before converting.
     return "int64" if name == "uint64" else name
-
-
-TORCH_TO_NUMPY = {
-    torch.float32: np.float32,
-    torch.float64: np.float64,
-    torch.float16: np.float16,
-    torch.int64: np.int64,
-    torch.int32: np.int32,
-    torch.int16: np.int16,
-    torch.int8: np.int8,
-    torch.uint8: np.uint8,
-    torch.bool: np.bool_,
-}
 
 
 def round_fp16(t: torch.Tensor) -> torch.Tensor:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-import torch
+from collections.abc import Callable
+from typing import Any
+
+from devicefit.errors import ModelLoadError
+from devicefit.interp.registry import ints
 
 
 def norm_axes(axes: list[int] | None, rank: int) -> list[int]:
@@ -16,10 +20,20 @@ def norm_axis(axis: int, rank: int) -> int:
     return axis + rank if axis < 0 else axis
 
 
-def as_float(x: torch.Tensor) -> torch.Tensor:
-    return x if x.is_floating_point() else x.to(torch.float32)
+def ints_at_least(low: int, op: str, name: str) -> Callable[[Any], list[int]]:
+    """An ``ints`` attribute converter that refuses values below ``low`` (strides, dilations, pads).
 
+    Converters run when the plan is prepared, so a hand-edited program fails at load with a one-line error
+    instead of deep inside torch.
+    """
 
-def same_kind(result: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """Cast ``result`` back to ``like``'s dtype (e.g. integer arithmetic that torch promoted)."""
-    return result if result.dtype == like.dtype else result.to(like.dtype)
+    def convert(value: Any) -> list[int]:
+        values = ints(value)
+        if any(v < low for v in values):
+            raise ModelLoadError(
+                f"{op}: {name} {values} must all be >= {low}; the program is corrupted or was edited by hand, "
+                "re-export it"
+            )
+        return values
+
+    return convert

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch.nn.functional as F
 
+from devicefit.interp.ops._util import ints_at_least
 from devicefit.interp.registry import int_, ints, register, str_
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
@@ -33,10 +34,17 @@ def _explicit_pads(x, weight_spatial, strides, dilations, pad_type, pad):
     raise ValueError(f"conv: unknown pad_type {pad_type!r}")
 
 
-@register(
-    "conv",
-    attrs={"strides": ints, "pad": ints, "dilations": ints, "groups": int_, "pad_type": str_},
-)
+def _conv_attrs(op: str) -> dict:
+    return {
+        "strides": ints_at_least(1, op, "strides"),
+        "pad": ints_at_least(0, op, "pad"),
+        "dilations": ints_at_least(1, op, "dilations"),
+        "groups": int_,
+        "pad_type": str_,
+    }
+
+
+@register("conv", attrs=_conv_attrs("conv"))
 def conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilations=None, groups=1):
     n = weight.dim() - 2
     strides = strides or [1] * n
@@ -53,14 +61,7 @@ def conv(x, weight, bias=None, strides=None, pad_type="valid", pad=None, dilatio
 
 @register(
     "conv_transpose",
-    attrs={
-        "strides": ints,
-        "pad": ints,
-        "dilations": ints,
-        "groups": int_,
-        "pad_type": str_,
-        "output_shape": ints,
-    },
+    attrs={**_conv_attrs("conv_transpose"), "output_shape": ints},
 )
 def conv_transpose(
     x,

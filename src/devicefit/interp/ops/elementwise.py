@@ -140,7 +140,8 @@ def exp(x):
 
 @register("exp2")
 def exp2(x):
-    return torch.exp2(x)
+    # T includes int32: the result stays an integer (torch.exp2 would promote it to float).
+    return torch.exp2(x) if x.is_floating_point() else torch.exp2(x.to(torch.float64)).to(x.dtype)
 
 
 @register("log", attrs={"epsilon": float_})
@@ -230,7 +231,8 @@ def erf(x):
 
 @register("threshold", attrs={"alpha": float_})
 def threshold(x, alpha):
-    return torch.clamp_min(x, alpha)
+    # alpha has x's type T (int32 included); a float bound would promote an int x to float.
+    return torch.clamp_min(x, alpha if x.is_floating_point() else int(alpha))
 
 
 @register("clip", attrs={"alpha": float_, "beta": float_})

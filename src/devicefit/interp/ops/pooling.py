@@ -14,13 +14,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from devicefit.interp.ops._util import ints_at_least
 from devicefit.interp.ops.conv import same_pads
-from devicefit.interp.registry import bool_, ints, register, str_
+from devicefit.interp.registry import bool_, register, str_
 
 _POOL: dict[str, Callable[[Any], Any]] = {
-    "kernel_sizes": ints,
-    "strides": ints,
-    "pad": ints,
+    "kernel_sizes": ints_at_least(1, "pool", "kernel_sizes"),
+    "strides": ints_at_least(1, "pool", "strides"),
+    "pad": ints_at_least(0, "pool", "pad"),
     "pad_type": str_,
     "ceil_mode": bool_,
 }

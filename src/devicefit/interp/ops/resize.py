@@ -25,29 +25,34 @@ import torch
 from devicefit.interp.registry import bool_, float_, int_, ints, register, str_
 
 
-def _grid(size_in: float, size_out: int, mode: str) -> torch.Tensor:
-    """Source coordinates (float64, clamped to ``[0, size_in-1]``) of each output index.
+def _aligned(i: torch.Tensor, extent: float, n: int, single: float) -> torch.Tensor:
+    return i * (extent / (n - 1)) if n > 1 else torch.full_like(i, single)
 
-    ``size_in`` may be fractional: crop_resize samples a box of extent ``end - start == size_in - 1``.
-    """
-    i = torch.arange(size_out, dtype=torch.float64)
-    last = size_in - 1
-    if mode in ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS"):
-        if size_out == 1:
-            g = torch.full((1,), last / 2 if mode == "ALIGN_CORNERS" else 0.0, dtype=torch.float64)
-        else:
-            g = i * (last / (size_out - 1))
-    elif mode == "DEFAULT":
-        g = i * (size_in / size_out)
-    elif mode == "OFFSET_CORNERS":
-        delta = max(1, last) / size_out
-        g = 0.5 * delta + i * delta
-    elif mode == "UNALIGN_CORNERS":
-        spacing = size_in / size_out
-        g = (i + 0.5) * spacing - 0.5
-    else:
-        raise ValueError(f"unknown sampling_mode {mode!r}")
-    return g.clamp(0.0, float(last))
+
+# resize_bilinear's sampling_mode table: sample offsets i = 0..n-1 over an input interval [0, extent]
+# (extent = X_in - 1; negative for a reversed crop_resize box). The MIL docs' min/max clamps are applied by callers.
+GRID_OFFSETS: dict[str, Callable[[torch.Tensor, float, int], torch.Tensor]] = {
+    "STRICT_ALIGN_CORNERS": lambda i, extent, n: _aligned(i, extent, n, 0.0),
+    "ALIGN_CORNERS": lambda i, extent, n: _aligned(i, extent, n, extent / 2),
+    "DEFAULT": lambda i, extent, n: i * ((extent + 1) / n),
+    "OFFSET_CORNERS": lambda i, extent, n: (i + 0.5) * (max(1.0, extent) / n),
+    "UNALIGN_CORNERS": lambda i, extent, n: (i + 0.5) * ((extent + 1) / n) - 0.5,
+}
+
+
+def grid_offsets(extent: float, n: int, mode: str) -> torch.Tensor:
+    """Unclamped float64 sample offsets of ``n`` outputs over ``[0, extent]`` for a MIL ``sampling_mode``."""
+    try:
+        offsets = GRID_OFFSETS[mode]
+    except KeyError:
+        raise ValueError(f"unknown sampling_mode {mode!r}; expected one of {sorted(GRID_OFFSETS)}") from None
+    return offsets(torch.arange(n, dtype=torch.float64), extent, n)
+
+
+def _grid(size_in: float, size_out: int, mode: str) -> torch.Tensor:
+    """Source coordinates (float64, clamped to ``[0, size_in-1]``) of each output index."""
+    last = float(size_in - 1)
+    return grid_offsets(last, size_out, mode).clamp(0.0, last)
 
 
 def _lerp(x: torch.Tensor, axis: int, coords: torch.Tensor) -> torch.Tensor:

@@ -13,28 +13,14 @@ from typing import Any
 
 import torch
 
-from devicefit.interp.ops.resize import _lerp
+from devicefit.interp.ops.resize import _lerp, grid_offsets
 from devicefit.interp.registry import bool_, float_, int_, ints, register, str_
 
 
 def _box_offsets(extent: float, n: int, mode: str) -> torch.Tensor:
     """Sample offsets from a box's start for a box spanning ``extent`` pixels (negative: reversed)."""
-    i = torch.arange(n, dtype=torch.float64)
-    if mode in ("STRICT_ALIGN_CORNERS", "ALIGN_CORNERS"):
-        if n == 1:
-            return torch.full((1,), extent / 2 if mode == "ALIGN_CORNERS" else 0.0, dtype=torch.float64)
-        g = i * (extent / (n - 1))
-    elif mode == "DEFAULT":
-        g = i * ((extent + 1) / n)
-    elif mode == "OFFSET_CORNERS":
-        delta = max(1.0, extent) / n
-        g = 0.5 * delta + i * delta
-    elif mode == "UNALIGN_CORNERS":
-        g = (i + 0.5) * ((extent + 1) / n) - 0.5
-    else:
-        raise ValueError(f"crop_resize: unknown sampling_mode {mode!r}")
     # the table's min(X - 1, max(0, .)) keeps samples inside the box
-    return g.clamp(min(0.0, extent), max(0.0, extent))
+    return grid_offsets(extent, n, mode).clamp(min(0.0, extent), max(0.0, extent))
 
 
 _BOX_MODES = {
