@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.devicefit-installed
 PYTEST_WORKERS ?= 2
 
-.PHONY: demo test test-slow fuzz lint typecheck venv clean bench
+.PHONY: demo test test-slow test-ray fuzz lint typecheck venv clean bench
 
 venv: $(STAMP)
 
@@ -38,6 +38,13 @@ FUZZ_CASES ?= 3000
 FUZZ_SEED ?= 1
 fuzz: venv
 	DEVICEFIT_FUZZ_CASES=$(FUZZ_CASES) DEVICEFIT_FUZZ_SEED=$(FUZZ_SEED) $(PY) -m pytest -q -s -n 0 tests/interp/test_fuzz.py
+
+# Optional: Ray is an extra, never part of the default install. This installs it into .venv (it pulls no torch
+# or numpy) and runs the compress search on a local Ray instance for real; DEVICEFIT_REQUIRE_RAY makes a missing
+# Ray a failure instead of a skip.
+test-ray: venv
+	$(PY) -m pip install -q -e ".[dev,ray]"
+	DEVICEFIT_REQUIRE_RAY=1 $(PY) -m pytest -q -n 0 -m slow tests/compress/test_kmeans_executors.py -k ray
 
 bench: venv
 	$(PY) benchmarks/interp_speed.py

@@ -1,6 +1,7 @@
 """Runtime benchmarks: handle overhead, async vs sync throughput, cached vs uncached load, a 10k soak.
 
-Run: ``.venv/bin/python benchmarks/runtime.py`` (builds its models in a temp dir; ratios come from one run).
+Run: ``.venv/bin/python benchmarks/runtime.py [bench_name ...]`` (builds its models in a temp dir; ratios come
+from one run).
 """
 
 from __future__ import annotations
@@ -123,6 +124,74 @@ def bench_async(tmp: Path) -> None:
     )
 
 
+def tiny_mlp() -> torch.nn.Module:
+    """Sub-0.1 ms per call: what async costs when the engine call is shorter than a thread handoff."""
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
+
+
+def _interleaved(h: Model, x: dict, n: int, rounds: int) -> tuple[float, float]:
+    """Median over rounds of async(2 in flight)/sync and batch/sync throughput; each round runs the three
+    modes back to back so that the machine's load changes disturb them alike."""
+
+    async def two_callers() -> float:
+        left = [n]
+
+        async def caller() -> None:
+            while left[0] > 0:
+                left[0] -= 1
+                await h.predict_async(x)
+
+        s = time.perf_counter()
+        await asyncio.gather(caller(), caller())
+        return time.perf_counter() - s
+
+    async_ratio, batch_ratio = [], []
+    for _ in range(rounds):
+        sync = _t(lambda: [h.predict(x) for _ in range(n)])
+        two = asyncio.run(two_callers())
+        batch = _t(lambda: h.predict_batch([x] * n))
+        async_ratio.append(sync / two)
+        batch_ratio.append(sync / batch)
+    return statistics.median(async_ratio), statistics.median(batch_ratio)
+
+
+def bench_engines_async(tmp: Path) -> None:
+    """onnxruntime and torch engines (issue 13: async >= 1.0x sync on every engine, batch >= 1.0x per sample)."""
+    models = {
+        "conv net": (small_cnn(), np.random.default_rng(0).standard_normal((1, 3, 64, 64)), 40),
+        "tiny MLP": (tiny_mlp(), np.ones((1, 16)), 400),
+    }
+    for label, (net, arr, n) in models.items():
+        x = {"x": arr.astype(np.float32)}
+        onnx = tmp / f"{label.replace(' ', '_')}.onnx"
+        export_onnx(net, dict(x), onnx)
+        for engine, model, opts in (
+            ("onnxruntime", onnx, {"threads": 1}),
+            ("torch", net, {"example_inputs": dict(x)}),
+        ):
+            with Model(model, engine=engine, cache=False, max_in_flight=2, **opts) as h:
+                for _ in range(10):
+                    h.predict(x)
+                a, b = _interleaved(h, x, n, rounds=7)
+            ROWS.append(
+                (
+                    f"async 2 in flight vs sync ({engine}, {label})",
+                    "median of 7 rounds",
+                    f"{a:.2f}x",
+                    ">= 1.0x",
+                )
+            )
+            ROWS.append(
+                (
+                    f"predict_batch({n}) vs {n} predict ({engine}, {label})",
+                    "per sample",
+                    f"{b:.2f}x",
+                    ">= 1.0x",
+                )
+            )
+
+
 def bench_load(tmp: Path) -> None:
     m = mlp(2048, 5)  # 21M parameters
     x = torch.randn(1, 2048)
@@ -203,7 +272,10 @@ def bench_soak(tmp: Path) -> None:
 def main() -> None:
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        for bench in (bench_overhead, bench_async, bench_load, bench_soak):
+        only = sys.argv[1:]
+        for bench in (bench_overhead, bench_async, bench_engines_async, bench_load, bench_soak):
+            if only and bench.__name__ not in only:
+                continue
             bench(tmp)
             print(f"done {bench.__name__}", file=sys.stderr)
     width = max(len(r[0]) for r in ROWS)

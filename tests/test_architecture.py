@@ -28,7 +28,6 @@ PIPELINE: dict[str, int] = {
     "compare": 4,
     "analyze": 5,
     "compress": 6,
-    "merge": 6,  # multi-function packages: a transformation of converted models, like compress
     "runtime": 7,
     "profile": 7,
     "check": 8,  # orchestration: may use everything before the report
@@ -36,7 +35,7 @@ PIPELINE: dict[str, int] = {
     "cli": 10,
 }
 # Top-level helpers every stage may use (they import no stage themselves).
-HELPERS = {"errors", "io", "dtypes", "_lazy", "_malloc", "data"}
+HELPERS = {"errors", "io", "dtypes", "_lazy", "_malloc", "_suggest", "data"}
 
 
 @dataclass(frozen=True)

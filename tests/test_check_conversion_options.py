@@ -92,8 +92,8 @@ def test_bad_conversion_arguments_are_one_line_errors(call, message):
 def test_parsers_accept_good_values():
     name, img = parse_image_input("px:scale=0.25:bias=0.5:layout=G")
     assert (name, img.scale, img.bias, img.color_layout) == ("px", 0.25, [0.5], "G")
-    flex = parse_flexible(["ids:1=8..inf"], ["x=1x3x8x8,1x3x16x16"])
-    assert flex["ids"].ranges == {1: (8, -1)} and flex["x"].enumerated == [(1, 3, 8, 8), (1, 3, 16, 16)]
+    flex = parse_flexible(["ids:1=8..512"], ["x=1x3x8x8,1x3x16x16"])
+    assert flex["ids"].ranges == {1: (8, 512)} and flex["x"].enumerated == [(1, 3, 8, 8), (1, 3, 16, 16)]
     assert parse_output_names("a, b") == ["a", "b"] and parse_output_names(None) is None
 
 

@@ -90,7 +90,7 @@ def test_coreml_source_reads_double_and_int8_inputs() -> None:
     """sources.load mapped DOUBLE to float32 and did not know INT8."""
     from coremltools.proto import FeatureTypes_pb2, Model_pb2
 
-    from devicefit.sources.load import _coreml_input_spec
+    from devicefit.sources.coreml_hf import _coreml_input_spec
 
     for enum_name, expected in (("DOUBLE", "float64"), ("INT8", "int8"), ("FLOAT16", "float16")):
         feature = Model_pb2.FeatureDescription(name="x")

@@ -20,3 +20,8 @@ from devicefit.errors import first_line
 )
 def test_first_line(error, expected):
     assert first_line(error) == expected
+
+
+def test_first_line_limit():
+    assert first_line(ValueError("x" * 50 + "\nmore"), limit=10) == "x" * 10 + "..."
+    assert first_line("short", limit=10) == "short"

@@ -9,8 +9,8 @@ from torch import nn
 
 from devicefit import interp
 from devicefit.cli import main as cli_main
+from devicefit.convert.merge import merge, weight_bytes
 from devicefit.errors import InputError, ModelLoadError, OutputExistsError
-from devicefit.merge import merge, weight_bytes
 from tests.helpers import convert
 
 

@@ -29,12 +29,17 @@ class OutputExistsError(DevicefitError, FileExistsError):
     """An output path exists and ``--force`` was not given."""
 
 
-def first_line(error: BaseException | str) -> str:
+def first_line(error: BaseException | str, limit: int | None = None) -> str:
     """The first line of an error message, for one-line reports.
 
-    An exception with an empty message gives its type name; an empty string gives "".
+    An exception with an empty message gives its type name; an empty string gives "". With ``limit``, a
+    longer line is cut to ``limit`` characters and ends in "...".
     """
     lines = str(error).strip().splitlines()
     if lines:
-        return lines[0]
-    return type(error).__name__ if isinstance(error, BaseException) else ""
+        line = lines[0].strip()
+    else:
+        line = type(error).__name__ if isinstance(error, BaseException) else ""
+    if limit is not None and len(line) > limit:
+        return line[:limit] + "..."
+    return line

@@ -39,14 +39,36 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
-
-
 def atomic_save_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
     import numpy as np
 
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)
+
+
+def save_package(mlmodel: Any, path: str | os.PathLike[str], force: bool = False) -> Path:
+    """Save a Core ML ML Program as ``.mlpackage`` atomically (never a partial package).
+
+    Raises:
+        InputError: ``path`` does not end in ``.mlpackage`` (an ML Program is a package).
+        OutputExistsError: ``path`` exists and ``force`` is False.
+    """
+    import logging
+
+    from devicefit.errors import InputError, OutputExistsError
+
+    target = Path(path)
+    if target.suffix != ".mlpackage":
+        raise InputError(f"output path {str(path)!r} must end in .mlpackage (an ML Program is a package)")
+    if target.exists() and not force:
+        raise OutputExistsError(f"{target} exists; pass --force to overwrite it or choose another path")
+    logger = logging.getLogger("coremltools")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # saving logs per-weight info lines
+    try:
+        with atomic_path(target) as tmp:
+            mlmodel.save(str(tmp))
+    finally:
+        logger.setLevel(level)
+    return target

@@ -113,7 +113,7 @@ def test_fp32_program_with_integer_outputs_is_still_barred():
 
 def test_in_memory_weight_bytes_count_each_const_once_at_its_bit_width(ct, tmp_path):
     from devicefit.analyze.flops import resolve_function
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     torch.manual_seed(0)
     net = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 32))
@@ -230,3 +230,35 @@ def test_cli_lint_json(tmp_path, capsys):
     data = json.loads(out.read_text())
     assert any(f["rule"] == "ANE-GATHER" for o in data["ops"] for f in o["findings"])
     assert main(["lint", str(path), "--json", str(out)]) == 2  # exists, no --force
+
+
+class _Embed(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = torch.nn.Embedding(50, 8)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.emb(ids).sum(1)  # EMB-LINE
+
+
+def make_embed():
+    return _Embed().eval(), (torch.randint(0, 50, (1, 6)),)
+
+
+def test_cli_lint_at_80_columns_leads_with_the_module(tmp_path, capsys, monkeypatch):
+    """The lint table names the PyTorch module and line, wraps by row at 80 columns, and gives each fix once."""
+    from devicefit.cli import main
+    from devicefit.convert import ConvertOptions, convert
+    from devicefit.sources import load_source
+
+    path = convert(load_source(f"{__file__}:make_embed"), ConvertOptions()).save(tmp_path / "e.mlpackage")
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["lint", str(path)]) == 0
+    out = capsys.readouterr().out
+    lines = out.splitlines()
+    assert max(len(line) for line in lines if line.startswith(("│", "┃"))) <= 80
+    where = "".join(line.split("│")[2].strip() for line in lines if line.startswith("│"))
+    assert where.startswith("emb (Embedding) at") and "test_ane_lint.py:" in where, out
+    fixes = [line for line in lines if ": fix: " in line]
+    rules = {line.split()[0] for line in fixes}
+    assert fixes and len(rules) == len(fixes)  # what to do, once per rule

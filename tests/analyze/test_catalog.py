@@ -133,3 +133,31 @@ def test_data_file_is_package_data():
     from importlib import resources
 
     assert resources.files("devicefit.data").joinpath(catalog.DATA_FILE).is_file()
+
+
+def test_catalog_json_has_lists_not_python_reprs(tmp_path, capsys):
+    """Issue 12: ``devices --catalog --json`` wrote ``"secondary": "frozenset({...})"``."""
+    import json
+
+    from devicefit.cli import main
+
+    out = tmp_path / "catalog.json"
+    assert main(["devices", "--catalog", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    a15 = next(r for r in rows if r["id"] == "iphone-13")
+    assert isinstance(a15["secondary"], list) and "ram_gb" in a15["secondary"]
+    assert a15["secondary"] == sorted(a15["secondary"])
+    assert "frozenset" not in out.read_text()
+
+
+def test_catalog_table_readable_at_80_columns(monkeypatch, capsys):
+    """Issue 12: at 80 columns the catalog table split device ids across lines."""
+    from devicefit.cli import main
+
+    monkeypatch.setenv("COLUMNS", "80")
+    assert main(["devices", "--catalog"]) == 0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith(("│", "┃", "┏", "└"))]
+    assert table and max(len(line) for line in table) <= 80
+    first_cells = {line.split("│")[1].strip() for line in table if line.startswith("│")}
+    assert {d.id for d in load_catalog()} <= first_cells  # every id whole, on one line

@@ -153,3 +153,29 @@ def test_einsum_flops_with_batch_dimensions():
     (c,) = _costs(prog)
     # index space n, c, h, w, u = 2, 8, 16, 32, 4: one multiply-add per point
     assert c.flops == 2 * 2 * 8 * 16 * 32 * 4
+
+
+def test_no_neural_engine_bound_where_core_ml_cannot_use_it():
+    """Issue 12: iPhone 8 (A11) got a Neural Engine bound although Core ML cannot use the A11's NE."""
+    iphone8 = get_device("iphone-8")
+    assert (
+        not iphone8.ne_usable_by_core_ml and "not usable by Core ML" in iphone8.sources["ne_tops_precision"]
+    )
+    assert get_device("iphone-12").ne_usable_by_core_ml
+    b = roofline.latency_bounds(_conv_program(), "iphone-8")
+    assert "ne" not in b.units and set(b.units) == {"gpu", "cpu"}
+    assert any("Core ML cannot use" in a for a in b.assumptions)
+    entry = roofline.latency_entry(b)
+    assert entry["best"] is None or entry["best"]["unit"] != "ne"
+
+
+def test_partial_bound_is_not_presented_as_comparable():
+    """Issue 12: a bound missing its bandwidth term (4.74 ns) printed next to full ones (440 ns)."""
+    from devicefit.report.devices import headline_text
+
+    entry = roofline.latency_entry(roofline.latency_bounds(_conv_program(), "iphone-15-pro"))
+    assert entry["best"]["partial"]
+    text = headline_text(entry)
+    assert "partial" in text and "at best" not in text and "not comparable" in text
+    full = roofline.latency_entry(roofline.latency_bounds(_conv_program(), "iphone-15"))
+    assert not full["best"]["partial"] and headline_text(full).startswith("at best ")

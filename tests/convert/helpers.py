@@ -14,9 +14,9 @@ from tests.helpers import rel_error
 
 def source_of(net: Any, example: Any, origin: str = "test model") -> SourceModel:
     """A SourceModel for a module built in the test (``example``: a tuple or a name -> tensor dict)."""
-    from devicefit.sources.load import _from_module
+    from devicefit.sources.module import from_module
 
-    return _from_module(origin, "python", net, example, None)
+    return from_module(origin, "python", net, example, None)
 
 
 def convert_and_compare(

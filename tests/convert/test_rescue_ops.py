@@ -131,3 +131,76 @@ class ScalarWhere(torch.nn.Module):
 def test_where_with_scalar_operands(frontend):
     torch.manual_seed(0)
     convert_and_compare(ScalarWhere(), (torch.randn(3, 4),), frontend)
+
+
+class BeitIndex(torch.nn.Module):
+    """BEiT's own relative-position index builder (in-place int64 assignments, a 0-d slot last)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from transformers.models.beit.modeling_beit import BeitRelativePositionBias
+
+        return x + BeitRelativePositionBias.generate_relative_position_index((2, 2)).float()
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_beit_relative_position_index(frontend):
+    convert_and_compare(BeitIndex(), (torch.randn(5, 5),), frontend)
+
+
+def test_beit_index_needs_select_scatter_rescue_on_export(monkeypatch):
+    from devicefit.convert import RESCUES, ConversionError
+
+    monkeypatch.delitem(RESCUES, "select_scatter")
+    with pytest.raises(ConversionError, match="select_scatter"):
+        convert_and_compare(BeitIndex(), (torch.randn(5, 5),), "torch.export")
+
+
+@pytest.mark.slow  # ~12 s: the whole tiny BEiT, converted twice
+def test_tiny_beit_torchscript_needs_the_tensor_assign_rescue(monkeypatch):
+    """In the whole model TorchScript hands coremltools a (1,) update for the 0-d slot; the rescue reshapes it."""
+    from devicefit.convert import RESCUES, ConversionError
+    from tests.corpus.families import BY_NAME
+
+    module, example = BY_NAME["BEiT"].build()
+    monkeypatch.delitem(RESCUES, "_internal_op_tensor_inplace_copy")
+    with pytest.raises(ConversionError, match="updates tensor should have shape"):
+        convert_and_compare(module, example, "torchscript")
+    monkeypatch.undo()
+    convert_and_compare(module, example, "torchscript", tol=1e-4)
+
+
+class Fn(torch.nn.Module):
+    def __init__(self, fn) -> None:
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x)
+
+
+TORCHVISION_STYLE = {
+    "bilinear_antialias_down": lambda x: F.interpolate(x, size=(3, 5), mode="bilinear", antialias=True),
+    "bilinear_antialias_scale": lambda x: F.interpolate(x, scale_factor=0.5, mode="bilinear", antialias=True),
+    "bicubic_antialias": lambda x: F.interpolate(x, size=(3, 12), mode="bicubic", antialias=True),
+    "nearest_exact": lambda x: F.interpolate(x, size=(11, 7), mode="nearest-exact"),
+    "channel_shuffle": lambda x: F.channel_shuffle(x, 2),
+    "clamp_tensor_min": lambda x: torch.clamp(x, min=torch.zeros(1, 4, 1, 1)),
+    "clamp_tensor_both": lambda x: torch.clamp(x, min=torch.full((10,), -0.5), max=x.mean(1, keepdim=True)),
+    "clamp_scalars": lambda x: torch.clamp(x, -0.5, 0.5),
+}
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("op", sorted(TORCHVISION_STYLE))
+def test_torchvision_style_ops(op, frontend):
+    torch.manual_seed(0)
+    convert_and_compare(Fn(TORCHVISION_STYLE[op]), (torch.randn(1, 4, 8, 10),), frontend)
+
+
+def test_stock_antialiased_bilinear_is_silently_wrong(monkeypatch):
+    """Why the override exists: coremltools 9.0 converts it as plain bilinear, without an error."""
+    from devicefit.convert import RESCUES
+
+    monkeypatch.delitem(RESCUES, "_upsample_bilinear2d_aa")
+    with pytest.raises(AssertionError):
+        convert_and_compare(Fn(TORCHVISION_STYLE["bilinear_antialias_down"]), (torch.randn(1, 4, 8, 10),))

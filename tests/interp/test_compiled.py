@@ -132,6 +132,57 @@ def test_static_loop_is_unrolled():
     assert [n for _, n in spec.unrolled_loops] == [5]
 
 
+def test_endless_static_loop_reports_the_interpreter_error(monkeypatch):
+    from coremltools.converters.mil import Builder as mb
+
+    from devicefit.interp import specialize
+    from devicefit.interp.ops import control_flow
+
+    monkeypatch.setattr(control_flow, "MAX_LOOP_ITERATIONS", 50)
+    monkeypatch.setattr(specialize, "MAX_UNROLLED_ITERATIONS", 20)
+
+    def program(x):
+        def cond(i, a):
+            return mb.less(x=i, y=5.0)
+
+        def body(i, a):
+            return mb.mul(x=i, y=1.0), mb.tanh(x=a)
+
+        return mb.while_loop(_cond=cond, _body=body, loop_vars=(mb.const(val=0.0), x))[1]
+
+    prog = _mil_model(program, [(4,)])
+    compiled = compile_program(prog, "fp32")
+    with pytest.raises(interp.InputError, match="endless"):
+        compiled.run({"x": np.zeros(4, dtype=np.float32)})
+    (fallback,) = compiled.fallbacks
+    assert fallback.op_type == "while_loop" and "iterations to unroll" in fallback.reason
+
+
+def test_unexpected_failure_while_specialising_falls_back(monkeypatch):
+    from devicefit.interp import specialize
+
+    entry = next(e for e in ZOO if e.name == "bert_encoder")
+    model, inputs = build(entry, batch=1)
+    prog = interp.load(
+        convert(model, inputs, target="iOS18", precision="fp32", input_names=entry.input_names)
+    )
+    feeds = {n: t.numpy() for n, t in zip(entry.input_names, inputs)}
+    bad = {**feeds, "ids": np.full_like(feeds["ids"], 10_000)}
+    compiled = compile_program(prog, "fp32")
+    # a bad input on the first call: the interpreter's error, and nothing cached for the shape
+    with pytest.raises(interp.InputError, match="out of range"):
+        compiled.run(bad)
+    assert not compiled.specializations and not compiled.fallbacks
+
+    def broken(self, feeds):
+        raise RuntimeError("kernel exploded\nsecond line")
+
+    monkeypatch.setattr(specialize.Specializer, "run", broken)
+    assert_same(compiled.run(feeds), prog.run(feeds))
+    (fallback,) = compiled.fallbacks
+    assert fallback.reason == "specialising failed: RuntimeError: kernel exploded"
+
+
 def test_data_dependent_attribute_falls_back():
     from coremltools.converters.mil import Builder as mb
 
@@ -172,6 +223,12 @@ def test_one_graph_per_input_shape():
     assert_same(compiled.run(feeds[7]), prog.run(feeds[7]))  # evicts the least recently used (length 5)
     assert sorted(s.signature[0][1] for s in compiled.specializations) == [(1, 3, 8), (1, 7, 8)]
 
+    # compile_after=2: the first call with a shape runs on the interpreter, the second compiles
+    lazy = CompiledProgram(prog, "fp32", compile_after=2)
+    for n in (3, 5, 3):
+        assert_same(lazy.run(feeds[n]), prog.run(feeds[n]))
+    assert [s.signature[0][1] for s in lazy.specializations] == [(1, 3, 8)]
+
 
 def test_two_threads_run_compiled_graphs_concurrently():
     entry = next(e for e in ZOO if e.name == "resnet")
@@ -204,17 +261,36 @@ def test_two_threads_run_compiled_graphs_concurrently():
 
 
 # ---------------------------------------------------------------- trace-safe kernels
+@pytest.mark.parametrize("negative_wraps", [True, False])
 @pytest.mark.parametrize("axis", [0, 1, -1])
-def test_trace_safe_gather_matches_reference(axis):
+def test_trace_safe_gather_matches_reference(axis, negative_wraps):
     x = torch.randn(5, 6, 7)
     size = x.shape[axis]
-    indices = torch.tensor([[0, size - 1], [-1, -size], [2, 1]], dtype=torch.int32)
-    assert torch.equal(gather_safe(x, indices, axis=axis), gather_reference(x, indices, axis=axis))
-    for bad in (size, -size - 1):
+    indices = torch.tensor([[0, size - 1], [3, 1], [2, 1]], dtype=torch.int32)
+    if negative_wraps:
+        indices[1] = torch.tensor([-1, -size])
+    args = {"axis": axis, "negative_wraps": negative_wraps}
+    assert torch.equal(gather_safe(x, indices, **args), gather_reference(x, indices, **args))
+    bad_values = (size, -size - 1) if negative_wraps else (size, -1)
+    for bad in bad_values:
         with pytest.raises(interp.InputError):
-            gather_reference(x, torch.tensor([bad]), axis=axis)
+            gather_reference(x, torch.tensor([bad]), **args)
         with pytest.raises((IndexError, RuntimeError)):  # aten's bounds check, never a made-up value
-            gather_safe(x, torch.tensor([bad]), axis=axis)
+            gather_safe(x, torch.tensor([bad]), **args)
+
+
+def test_trace_safe_variants_follow_the_opset_kernel():
+    from devicefit.interp import lowerings
+    from devicefit.interp.ops import indexing
+
+    assert lowerings.trace_safe(indexing.gather) is lowerings.gather
+    assert lowerings.trace_safe(indexing.gather_ios17) is lowerings.gather_ios17
+    assert lowerings.trace_safe(indexing.gather_nd) is None
+    x, idx = torch.randn(4, 3), torch.tensor([-1])
+    with pytest.raises(interp.InputError):
+        indexing.gather_ios17(x, idx)
+    with pytest.raises((IndexError, RuntimeError)):
+        lowerings.gather_ios17(x, idx)
 
 
 def test_out_of_range_token_reports_the_interpreter_error():
@@ -232,6 +308,16 @@ def test_out_of_range_token_reports_the_interpreter_error():
         prog.run(bad)
     with pytest.raises(interp.InputError, match="out of range"):
         compiled.run(bad)
+    # a negative token: whatever the reference does with it (the iOS18 conversion wraps it before the
+    # gather), the compiled path does the same
+    bad["ids"][0, 0] = -1
+    try:
+        expected = prog.run(bad)
+    except interp.InputError as e:
+        with pytest.raises(interp.InputError, match=str(e)[:20]):
+            compiled.run(bad)
+    else:
+        assert_same(compiled.run(bad), expected)
 
 
 def test_engine_uses_the_compiled_path(tmp_path):
@@ -247,5 +333,7 @@ def test_engine_uses_the_compiled_path(tmp_path):
         devicefit.load(pkg, engine="interp", cache=False, compiled=False) as plain,
     ):
         assert_same(fast.predict(feeds), plain.predict(feeds))
-        assert fast.engine.compiled is not None and len(fast.engine.compiled.specializations) == 1
+        assert fast.engine.compiled is not None and not fast.engine.compiled.specializations
+        assert_same(fast.predict(feeds), plain.predict(feeds))  # the second call with a shape compiles it
+        assert len(fast.engine.compiled.specializations) == 1
         assert plain.engine.compiled is None

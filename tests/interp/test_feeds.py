@@ -107,3 +107,14 @@ def test_rank_zero_outputs_come_back_with_shape_one():
     np.testing.assert_allclose(out[prog.outputs[0].name], [float(x.sum())], rtol=1e-5)
     out16 = prog.run({"x": x.numpy()}, precision="fp16")
     assert [out16[o.name].shape for o in prog.outputs] == [(1,), (1,)]
+
+
+def test_rank_zero_outputs_of_the_compiled_path_match():
+    from devicefit.interp.compiled import compile_program
+
+    x = torch.randn(2, 3)
+    prog = interp.load(convert(_Sum().eval(), x))
+    compiled = compile_program(prog)
+    for _ in range(2):  # the first call compiles, the second runs the compiled graph
+        out = compiled.run({"x": x.numpy()})
+    assert [out[o.name].shape for o in prog.outputs] == [(1,), (1,)]

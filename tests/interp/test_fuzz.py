@@ -31,7 +31,7 @@ from tests.interp.fuzz_cases import Case, mutate
 CASES = int(os.environ.get("DEVICEFIT_FUZZ_CASES", "200"))
 SEED = int(os.environ.get("DEVICEFIT_FUZZ_SEED", "0"))
 CASE_SECONDS = 30.0
-ADDRESS_SPACE_HEADROOM = 4 << 30
+ADDRESS_SPACE_HEADROOM = 2 << 30
 OUTCOMES: collections.Counter[str] = collections.Counter()  # library outcome -> cases, printed with -s
 
 

@@ -169,7 +169,9 @@ def test_manifest_symlinked_to_a_device_is_refused(pkg):
     (pkg / "Manifest.json").unlink()
     (pkg / "Manifest.json").symlink_to("/dev/zero")
     error = _load_within(pkg)
-    assert isinstance(error, ModelLoadError) and "device" in str(error), error
+    assert isinstance(error, ModelLoadError) and ("leads outside" in str(error) or "device" in str(error)), (
+        error
+    )
 
 
 def test_directories_in_place_of_files(pkg):
@@ -278,3 +280,31 @@ def test_generated_inputs_are_bounded(pkg, monkeypatch):
 
 def test_every_error_above_is_a_devicefit_error():
     assert issubclass(ModelLoadError, DevicefitError) and issubclass(InputError, DevicefitError)
+
+
+def test_data_folder_symlinked_out_is_refused(pkg):
+    shutil.rmtree(pkg / "Data")
+    (pkg / "Data").symlink_to(pkg.parent / "other.mlpackage" / "Data")
+    with pytest.raises(ModelLoadError, match="leads outside"):
+        interp.load(pkg)
+
+
+def test_manifest_symlinked_out_is_refused(pkg):
+    (pkg / "Manifest.json").unlink()
+    (pkg / "Manifest.json").symlink_to(pkg.parent / "other.mlpackage" / "Manifest.json")
+    with pytest.raises(ModelLoadError, match="leads outside"):
+        interp.load(pkg)
+
+
+def test_weights_folder_symlinked_out_is_refused(pkg):
+    weights = next(pkg.rglob("weight.bin")).parent
+    shutil.rmtree(weights)
+    weights.symlink_to(next((pkg.parent / "other.mlpackage").rglob("weight.bin")).parent)
+    with pytest.raises(ModelLoadError, match="leads outside"):
+        interp.load(pkg)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_device_given_as_the_model_is_refused_without_reading():
+    error = _load_within(Path("/dev/zero"))
+    assert isinstance(error, ModelLoadError) and "is a device" in str(error), error

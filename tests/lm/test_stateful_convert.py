@@ -14,17 +14,9 @@ from devicefit.errors import InputError, OutputExistsError
 from tests.lm.families import FAMILIES, VOCAB, tiny_lm
 
 
-@pytest.fixture(scope="module")
-def llama_pkg(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
-    model = tiny_lm("llama")
-    out = tmp_path_factory.mktemp("lm") / "llama.mlpackage"
-    convert_causal_lm(model, out, max_context=24, precision="fp32")
-    return model, out
-
-
 def test_package_has_prefill_and_decode_sharing_weights_and_state(llama_pkg: tuple[object, Path]) -> None:
     import devicefit.interp as interp
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     model, pkg = llama_pkg
     decode = interp.load(pkg, function="decode")

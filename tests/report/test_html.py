@@ -181,3 +181,16 @@ def test_renders_in_headless_chromium(demo_report, tmp_path):
         "latency",
     ):
         assert f'<section id="{ident}">' in dom
+
+
+def test_flexible_shapes_cost_per_accepted_shape(flexible_report):
+    """Issue 12: bounds of flexible shapes used 1 for the flexible axis; now one row per accepted shape."""
+    rows = flexible_report["latency"]["per_shape"]
+    assert [r["shapes"]["input"] for r in rows] == [[1, 3, 16, 16], [1, 3, 24, 24]]
+    small, big = rows
+    assert big["flops"] > 2 * small["flops"]  # 24x24 vs 16x16 pixels: 2.25x the conv work
+    assert set(small["best"]) == {"iphone-12", "iphone-8"}
+    a11 = small["best"]["iphone-8"]
+    assert a11 is None or a11["unit"] != "ne"  # no Neural Engine bound on the A11 (and no GPU figures)
+    shapes = _section(render_html(flexible_report), "shapes")
+    assert "Cost at each accepted shape" in shapes and "at best on iPhone 12" in shapes

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 def _render(report, width: int = 200) -> str:
     from rich.console import Console
@@ -45,3 +47,39 @@ def test_failed_frontend_with_an_empty_error_renders(demo_report):
     ]
     text = _render(report)
     assert "torch.export failed ()" in text
+
+
+def test_terminal_has_legend_io_data_and_pytorch_names(demo_report):
+    text = _render(demo_report)
+    assert "PASS: met its bound" in text  # every verdict marker shown is explained
+    assert "inputs: image fp32 1x1x8x8 · outputs: logits fp16 1x10" in text
+    assert f"on {demo_report['data']['origin']}, {demo_report['data']['samples']} samples" in text
+    assert "while running the top module (DigitsCNN) at" in text and "demo.py:" in text
+
+
+def test_terminal_partial_bounds_are_marked_not_compared(demo_report):
+    text = _render(demo_report)
+    partial = [line for line in text.splitlines() if "iPhone 15 Pro" in line and "│" in line]
+    assert partial and re.search(r"\(\d[\d.]* \w+ NE\)\*", partial[0])  # parenthesised, footnote mark
+    assert "not comparable" in text
+
+
+def test_terminal_flexible_inputs_show_accepted_shapes(flexible_report):
+    text = _render(flexible_report)
+    assert "(accepts 1x3x16x16 | 1x3x24x24)" in text
+
+
+def test_fp16_findings_lead_with_the_pytorch_module(demo_report):
+    """Divergence / overflow findings name the PyTorch module first, the MIL op in parentheses."""
+    import copy
+
+    report = copy.deepcopy(demo_report)
+    d = report["numerics"]["divergence"]
+    conv = next(o for o in d["per_op"] if o["op_type"] == "conv")
+    assert conv["origin"]["module_type"] == "Conv2d" and conv["where"].endswith(f"({conv['op']})")
+    overflowing = {**conv, "overflow": 3, "nonfinite": 0}
+    d["overflow"] = [overflowing]
+    d["first_divergent"] = overflowing
+    text = _render(report)
+    assert f"fp16 overflow at {conv['where']} [conv]: 3 values" in text
+    assert f"fp16 first diverges at {conv['where']} [conv]" in text

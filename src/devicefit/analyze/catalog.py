@@ -81,6 +81,15 @@ class Device:
     secondary: frozenset[str] = frozenset()
     kind: str = ""
 
+    @property
+    def ne_usable_by_core_ml(self) -> bool:
+        """False where the sources say Core ML cannot run models on the chip's Neural Engine (the A11's).
+
+        The fact is read from the research table's precision cell (``sources["ne_tops_precision"]``), where
+        it is recorded with its source.
+        """
+        return "not usable by core ml" not in self.sources.get("ne_tops_precision", "").lower()
+
 
 def _number(text: str, name: str) -> float | int | None:
     if not text:
@@ -130,5 +139,8 @@ def get_device(id_or_name: str) -> Device:
     for dev in _catalog():
         if want in (_norm(dev.id), _norm(dev.name)):
             return dev
-    known = ", ".join(d.id for d in _catalog())
-    raise InputError(f"unknown device {id_or_name!r}; known devices: {known}")
+    from devicefit._suggest import did_you_mean
+
+    ids = [d.id for d in _catalog()]
+    hint = did_you_mean(id_or_name, ids + [d.name for d in _catalog()])
+    raise InputError(f"unknown device {id_or_name!r}{hint}; known devices: {', '.join(ids)}")

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devicefit.analyze.catalog import Device, get_device
-from devicefit.analyze.flops import OpCost, function_costs, resolve_function, total
+from devicefit.analyze.flops import OpCost, resolve_function, total
 
 __all__ = [
     "LOWER_BOUND_NOTE",
@@ -207,15 +207,24 @@ def latency_bounds(
     if isinstance(model, list):
         costs = model
     else:
-        costs = function_costs(resolve_function(model, function).function)
+        from devicefit.analyze.shapes import default_costs
+
+        # flexible inputs at their default shape, not with every flexible axis counted as 1
+        costs = default_costs(resolve_function(model, function))
     peaks = unit_peaks(dev)
     summed = total(costs)
     assumptions = list(GENERAL_ASSUMPTIONS)
+    if "ne" in units and not dev.ne_usable_by_core_ml:
+        units = tuple(u for u in units if u != "ne")
+        assumptions.append(
+            f"no Neural Engine bound: Core ML cannot use the {dev.chip} Neural Engine "
+            f"({dev.sources.get('ne_tops_precision', 'device catalog')}); models run on the GPU or CPU"
+        )
     unknown = sorted({c.op_type for c in costs if not c.known})
     if unknown:
         assumptions.append(f"no FLOPs formula (bytes only) for: {', '.join(unknown)}")
     if summed.symbolic:
-        assumptions.append("flexible dimensions counted as 1: the bound is for the smallest shape")
+        assumptions.append("some flexible dimensions counted as 1: the bound is below the smallest shape")
     return LatencyBounds(
         device=dev,
         flops=summed.flops,

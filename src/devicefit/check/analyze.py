@@ -92,7 +92,8 @@ def _device_intelligence(out: Analysis, program: Any, options: CheckOptions) -> 
     are estimates on top of the measured results.
     """
     from devicefit.analyze import ane_lint, roofline
-    from devicefit.analyze.flops import function_costs, resolve_function
+    from devicefit.analyze.flops import resolve_function
+    from devicefit.analyze.shapes import default_costs
 
     model_bytes = out.size.package_bytes if out.size is not None else None
     try:
@@ -101,7 +102,7 @@ def _device_intelligence(out: Analysis, program: Any, options: CheckOptions) -> 
         out.warnings.append(f"Neural Engine lint did not run: {type(e).__name__}: {e}".splitlines()[0])
     _, devices = focus_devices(options)
     try:
-        costs = function_costs(resolve_function(program).function)
+        costs = default_costs(resolve_function(program))  # flexible inputs at their default shape
         out.latency = [roofline.latency_bounds(costs, dev) for dev in devices]
     except Exception as e:
         out.warnings.append(f"latency bounds were not computed: {type(e).__name__}: {e}".splitlines()[0])

@@ -50,6 +50,7 @@ def convert_options(options: CheckOptions, precision: str | None = None) -> Any:
         image_inputs=dict(options.image_inputs),
         flexible=dict(options.flexible),
         output_names=options.output_names,
+        fp16_safe_constants=options.fp16_safe_constants,
     )
 
 
@@ -100,9 +101,42 @@ def convert(source: Any, options: CheckOptions) -> Converted:
         rescued=list(getattr(scan, "rescued", []) or []),
         frontends=_frontend_entries(tried),
     )
+    check_fp32_ops(conv.mlmodel, options.fp32_ops)
     if options.package_path is not None:
         conv.save(options.package_path, force=options.force)
     return Converted(summary, conv.mlmodel, conv)
+
+
+def check_fp32_ops(mlmodel: Any, fp32_ops: list[str]) -> None:
+    """Every ``--fp32-ops`` entry must name an op or an op type of the converted program.
+
+    Raises:
+        InputError: an entry matches nothing; the message suggests the closest names.
+    """
+    if not fp32_ops:
+        return
+    import difflib
+
+    from devicefit.compress.weights import _main, _ops
+    from devicefit.convert.options import saved_op_name
+    from devicefit.errors import InputError
+
+    names: set[str] = set()
+    types: set[str] = set()
+    for op in _ops(_main(mlmodel)):
+        if op.op_type == "const":
+            continue
+        names.update({op.name, op.name.removesuffix("_cast_fp16")})
+        types.add(op.op_type)
+    for entry in fp32_ops:
+        if entry in names or entry in types or saved_op_name(entry) in names:
+            continue
+        close = difflib.get_close_matches(entry, sorted(names | types), n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise InputError(
+            f"--fp32-ops {entry!r} is neither an op name nor an op type of the converted program{hint} "
+            f"(op types here: {', '.join(sorted(types))})"
+        )
 
 
 def convert_fp32(source: Any, options: CheckOptions, frontend: str | None) -> Any:

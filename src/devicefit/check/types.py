@@ -53,6 +53,7 @@ class CheckOptions:
     image_inputs: dict[str, Any] = field(default_factory=dict)
     flexible: dict[str, Any] = field(default_factory=dict)
     output_names: list[str] | None = None
+    fp16_safe_constants: bool = True  # map out-of-fp16-range constants (-inf mask fills) to safe values
     repair: bool = True
 
 

@@ -1,23 +1,167 @@
-"""Argument helpers shared by subcommands."""
+"""The one command-line vocabulary every subcommand shares (documented in docs/cli.md).
+
+* ``--input NAME=FILE.npy`` (data) or ``--input NAME:SHAPE[:DTYPE]`` (a declaration, e.g. ``x:1x3x224x224``),
+  parsed here only, by :func:`parse_input`.
+* ``-o PATH``: the command's main artifact (a ``.mlpackage``, or the output folder of ``check``).
+* ``--json PATH``: the machine-readable result; ``-`` writes it to stdout (:func:`write_text_output`).
+* ``--target DEVICE`` (repeatable): Apple devices from the catalog, case-insensitive, with did-you-mean.
+* ``--deployment-target iOS17``: case-insensitive (:func:`deployment_target`).
+* ``--force``: overwrite existing outputs.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
+import sys
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from devicefit._suggest import did_you_mean
 from devicefit.errors import InputError, OutputExistsError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from devicefit.sources import InputSpec
+
+STDOUT = "-"
+INPUT_HELP = "an input: NAME=FILE.npy (data) or NAME:SHAPE[:DTYPE] (declared, e.g. x:1x3x224x224:float32)"
+
+
+@dataclass(frozen=True)
+class InputArg:
+    """One ``--input``: a data file (``NAME=FILE.npy``) or a declaration (``NAME:SHAPE[:DTYPE]``)."""
+
+    name: str
+    path: Path | None = None
+    declared: InputSpec | None = None
+
+    def array(self) -> np.ndarray | None:
+        """The data of a ``NAME=FILE.npy`` input (None for a declaration)."""
+        if self.path is None:
+            return None
+        import numpy as np
+
+        if not self.path.is_file():
+            raise InputError(f"--input {self.name}: file not found: {self.path}")
+        try:
+            return np.load(self.path, allow_pickle=False)
+        except (ValueError, OSError) as e:
+            raise InputError(f"--input {self.name}: cannot read {self.path} as a .npy array ({e})") from e
+
+    def spec(self) -> InputSpec:
+        """The input's name, shape and dtype (read from the file for a data input)."""
+        if self.declared is not None:
+            return self.declared
+        from devicefit.sources.spec import spec_of
+
+        data = self.array()
+        assert data is not None
+        return spec_of(self.name, data)
+
+
+def parse_input(text: str) -> InputArg:
+    """Parse one ``--input`` in either form (see the module docstring).
+
+    Raises:
+        InputError: neither ``NAME=FILE`` nor ``NAME:SHAPE[:DTYPE]``.
+    """
+    name, sep, path = text.partition("=")
+    if sep:
+        if not name or not path:
+            raise InputError(f"--input expects NAME=FILE.npy or NAME:SHAPE[:DTYPE], got {text!r}")
+        return InputArg(name, path=Path(path))
+    if ":" not in text:
+        raise InputError(
+            f"--input expects NAME=FILE.npy or NAME:SHAPE[:DTYPE] (e.g. x:1x3x224x224), got {text!r}"
+        )
+    from devicefit.sources import parse_input_arg
+
+    spec = parse_input_arg(text)
+    return InputArg(spec.name, declared=spec)
 
 
 def parse_named_file(text: str) -> tuple[str, Path]:
-    """``NAME=FILE`` -> (name, path)."""
-    name, sep, path = text.partition("=")
-    if not sep or not name or not path:
-        raise InputError(f"--input expects NAME=FILE.npy, got {text!r}")
-    return name, Path(path)
+    """``NAME=FILE`` -> (name, path) (kept for callers that only take data files)."""
+    arg = parse_input(text)
+    if arg.path is None:
+        raise InputError(f"--input expects NAME=FILE.npy here, got {text!r}")
+    return arg.name, arg.path
 
 
-def check_output_path(path: Path, force: bool) -> None:
-    """Refuse to overwrite an existing output unless ``--force``."""
+def input_specs(texts: list[str]) -> list[InputSpec] | None:
+    """The declared (or file-derived) input specs of ``--input`` values; None when there are none."""
+    return [parse_input(t).spec() for t in texts] or None
+
+
+def input_arrays(texts: list[str]) -> dict[str, Any]:
+    """Name -> array for the ``NAME=FILE.npy`` inputs (declarations are left out: callers fill them)."""
+    out = {}
+    for t in texts:
+        arg = parse_input(t)
+        data = arg.array()
+        if data is not None:
+            out[arg.name] = data
+    return out
+
+
+def add_input_argument(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--input", "-i", dest="inputs", action="append", default=[], metavar="INPUT", help=INPUT_HELP
+    )
+
+
+def add_json_argument(p: argparse.ArgumentParser, what: str = "the result") -> None:
+    p.add_argument("--json", default=None, metavar="PATH", help=f"write {what} as JSON to PATH ('-': stdout)")
+
+
+def add_target_argument(p: argparse.ArgumentParser, what: str = "") -> None:
+    p.add_argument(
+        "--target",
+        dest="devices",
+        action="append",
+        default=[],
+        metavar="DEVICE",
+        type=device_id,
+        help="an Apple device from `devicefit devices --catalog` (repeatable)"
+        + (f"; {what}" if what else ""),
+    )
+
+
+def device_id(text: str) -> str:
+    """argparse type: a catalog device id (case-insensitive, by id or name), with did-you-mean on a typo."""
+    from devicefit.analyze.catalog import get_device
+
+    try:
+        return get_device(text).id
+    except InputError as e:
+        # argparse turns ArgumentTypeError into a one-line usage error (exit 2)
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def deployment_target(text: str) -> str:
+    """argparse type: ``ios17`` / ``IOS17`` / ``iOS17`` -> ``"iOS17"``; a typo gets a did-you-mean."""
+    from devicefit.convert.options import TARGETS
+
+    for target in TARGETS:
+        if text.strip().lower() == target.lower():
+            return target
+    raise argparse.ArgumentTypeError(
+        f"unknown deployment target {text!r}{did_you_mean(text, TARGETS)}; choose one of {', '.join(TARGETS)}"
+    )
+
+
+def is_stdout(path: str | os.PathLike[str] | None) -> bool:
+    return path is not None and str(path) == STDOUT
+
+
+def check_output_path(path: str | os.PathLike[str], force: bool) -> None:
+    """Refuse to overwrite an existing output unless ``--force`` (``-`` is stdout: always fine)."""
+    if is_stdout(path):
+        return
+    path = Path(path)
     if path.exists() and not force:
         raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
     parent = path.parent
@@ -25,3 +169,15 @@ def check_output_path(path: Path, force: bool) -> None:
         raise InputError(f"output folder {parent} does not exist; create it first")
     if not os.access(parent, os.W_OK):
         raise InputError(f"output folder {parent} is not writable")
+
+
+def write_text_output(path: str | os.PathLike[str], text: str) -> bool:
+    """Write ``text`` to ``path`` atomically, or to stdout for ``-``; True when a file was written."""
+    if is_stdout(path):
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+        sys.stdout.flush()
+        return False
+    from devicefit.io import atomic_write_text
+
+    atomic_write_text(Path(path), text)
+    return True

@@ -12,7 +12,10 @@ IMAGE_HELP = (
     "feed NAME as an image: pixel * scale + bias per channel, e.g. x:scale=0.00392:bias=-0.485,-0.456,-0.406"
     ":layout=RGB (layout RGB, BGR or G; repeatable)"
 )
-RANGE_HELP = "let axis AXIS of NAME vary: NAME:AXIS=LO..HI (HI may be inf), e.g. ids:1=8..512 (repeatable)"
+RANGE_HELP = (
+    "let axis AXIS of NAME vary: NAME:AXIS=LO..HI (HI finite: ML Programs need an upper bound), e.g. ids:1=8..512 "
+    "(repeatable)"
+)
 ENUM_HELP = "the shapes NAME accepts: NAME=1x3x224x224,1x3x320x320 (repeatable per input)"
 
 
@@ -26,6 +29,12 @@ def add_conversion_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--enumerated", action="append", default=[], metavar="NAME=SHAPE,SHAPE", help=ENUM_HELP)
     p.add_argument(
         "--output-names", default=None, metavar="A,B", help="names for the converted model's outputs"
+    )
+    p.add_argument(
+        "--keep-unsafe-constants",
+        action="store_true",
+        help="keep constants beyond the fp16 range (-inf, finfo.min mask fills) as they are; by default "
+        "they become fp16-safe values so padded attention rows do not turn into NaN",
     )
 
 
@@ -68,8 +77,14 @@ def parse_flexible(ranges: list[str], enumerated: list[str]) -> dict[str, Any]:
     for text in ranges:
         m = _RANGE.match(text.replace(" ", ""))
         if m is None:
-            raise InputError(f"--range expects NAME:AXIS=LO..HI (HI a number or inf), got {text!r}")
-        lo, hi = int(m["lo"]), -1 if m["hi"] == "inf" else int(m["hi"])
+            raise InputError(f"--range expects NAME:AXIS=LO..HI (HI a number), got {text!r}")
+        if m["hi"] == "inf":
+            # coremltools refuses an unbounded RangeDim for ML Programs: say so before any work
+            raise InputError(
+                f"--range {text!r}: Core ML ML Programs need a finite upper bound (coremltools rejects an unbounded "
+                f"RangeDim); give the largest size you need, e.g. {m['name']}:{m['axis']}={m['lo']}..4096"
+            )
+        lo, hi = int(m["lo"]), int(m["hi"])
         if lo < 1 or (hi != -1 and hi < lo):
             raise InputError(f"--range {text!r}: need 1 <= LO <= HI")
         flex = out.setdefault(m["name"], FlexibleShape(ranges={}))

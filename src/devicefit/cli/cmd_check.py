@@ -27,11 +27,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input declaration, e.g. image:1x3x32x32:float32 (repeat per input)")  # fmt: skip
     p.add_argument("--data", default=None, metavar="PATH",
                    help="validation data: .npz, folder of .npy, or FILE.py:make_data (random samples when omitted)")  # fmt: skip
-    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE",
+    from devicefit.cli._common import deployment_target, device_id
+
+    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE", type=device_id,
                    help="Apple device id from the catalog (repeat per device; `devicefit devices --catalog` "
                    "lists them): the fit table and latency bounds cover these (default: whole catalog for "
                    "fit, a few current iPhones/iPads/Macs for latency)")  # fmt: skip
-    p.add_argument("--deployment-target", default="iOS17", metavar="IOS",
+    p.add_argument("--deployment-target", default="iOS17", metavar="IOS", type=deployment_target,
                    help="minimum deployment target of the conversion: iOS15..iOS18 (default iOS17)")  # fmt: skip
     p.add_argument("--precision", choices=["fp16", "fp32", "mixed"], default="fp16")
     p.add_argument(
@@ -66,6 +68,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name)",
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
+    from devicefit.cli import lm
+
+    lm.add_check_arguments(p)  # language models: --task text-generation, --prompts, --steps, --max-context
 
 
 STDOUT = Path("-")
@@ -126,6 +131,10 @@ def main(args: argparse.Namespace) -> int:
 
     # Device ids first: a typo in --target or a gate must fail before any work is done.
     resolve_devices(args.devices)
+    from devicefit.cli import lm
+
+    if lm.wants_lm(args):  # a causal LM: the generation check (devicefit.check.lm)
+        return lm.run_check(args)
     gates = [gates_mod.parse_gate(text) for text in args.fail_on]
     catalog_ids = [d.id for d in load_catalog()]
     gates_mod.check_devices(gates, catalog_ids)
@@ -152,6 +161,7 @@ def main(args: argparse.Namespace) -> int:
         extra_devices=gates_mod.gate_devices(gates),
         precision=args.precision,
         fp32_ops=list(args.fp32_ops),
+        fp16_safe_constants=not args.keep_unsafe_constants,
         samples=args.samples,
         trust_pickle=args.trust_pickle,
         package_path=pkg,

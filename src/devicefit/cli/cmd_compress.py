@@ -11,6 +11,8 @@ HELP = "find the smallest mixed-precision compressed model that meets an accurac
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from devicefit.cli._common import INPUT_HELP, deployment_target
+
     p.add_argument(
         "model", nargs="?", default=None, help="anything `check` accepts (default: the bundled demo)"
     )
@@ -24,13 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--deployment-target",
         dest="deployment_target",
         default="iOS18",
+        type=deployment_target,
         help="Core ML deployment target when converting a torch model (iOS15..iOS18)",
     )
     p.add_argument("--workers", type=int, default=1, help="parallel evaluation processes")
     p.add_argument(
         "--ray", default=None, metavar="ADDRESS", help="evaluate on a Ray cluster ('local' starts one)"
     )
-    p.add_argument("--input", action="append", default=[], help="input spec name:DIMxDIM[:dtype]")
+    p.add_argument("--input", action="append", default=[], metavar="INPUT", help=INPUT_HELP)
     p.add_argument("-o", "--output", type=Path, default=None, help="write the chosen model (.mlpackage)")
     p.add_argument("--json", type=Path, default=None, help="write the result and Pareto front as JSON")
     p.add_argument("--html", type=Path, default=None, help="write an HTML report with the Pareto plot")
@@ -38,6 +41,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--plan", type=Path, default=None, help="write the plan as coremltools OptimizationConfig YAML"
     )
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    from devicefit.cli import lm
+
+    lm.add_compress_arguments(p)  # causal LMs: perplexity / tokens budgets over stateful packages
 
 
 def main(args: argparse.Namespace) -> int:
@@ -48,12 +54,15 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from devicefit.cli import lm
     from devicefit.cli._common import check_output_path
     from devicefit.compress import SearchOptions, parse_budget, search
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
     from devicefit.report.compress_view import html_report, result_table, sensitivity_table
 
+    if lm.wants_lm_compress(args):
+        return lm.run_compress(args)
     if args.samples < 1:
         raise InputError(f"--samples must be at least 1, got {args.samples}")
 
@@ -91,7 +100,7 @@ def main(args: argparse.Namespace) -> int:
     if not result.met:
         out.print(
             f"[red]budget {budget.text} cannot be met[/red]: best candidate found reaches "
-            f"{result.chosen.metric:.6g} (needs >= {result.threshold:.6g}); it is the one written."
+            f"{distinct(result.chosen.metric, result.threshold)}; it is the one written."
         )
     if result.repair is not None:
         out.print(
@@ -112,6 +121,15 @@ def main(args: argparse.Namespace) -> int:
     return 0 if result.met else 1
 
 
+def distinct(value: float, threshold: float) -> str:
+    """``0.99896 (needs >= 0.999)`` with as many digits as it takes for the two numbers to differ."""
+    for digits in range(4, 17):
+        a, b = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
+        if a != b:
+            return f"{a} (needs >= {b})"
+    return f"{value!r} (needs >= {threshold!r})"
+
+
 def _load(args: argparse.Namespace):
     """(fp32 MLModel, feeds, labels, origin) for the model argument and --data."""
     from devicefit.compress.verbs import quiet
@@ -125,9 +143,10 @@ def _load(args: argparse.Namespace):
             raise InputError("--input needs a MODEL; the demo's input is fixed (image: 1x1x8x8 float32)")
         source = demo.demo_source()
     else:
-        from devicefit.sources import load_source, parse_input_arg
+        from devicefit.cli._common import input_specs
+        from devicefit.sources import load_source
 
-        specs = [parse_input_arg(t) for t in args.input] or None
+        specs = input_specs(args.input)  # NAME:SHAPE[:DTYPE] or NAME=FILE.npy (shape and dtype of the file)
         source = load_source(args.model, inputs=specs)
     if source.mlmodel is not None:
         mlmodel = source.mlmodel

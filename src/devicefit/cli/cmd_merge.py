@@ -22,7 +22,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from devicefit.merge import merge
+    from devicefit.convert.merge import merge
 
     names = args.names.split(",") if args.names else None
     result = merge(args.models, args.output, names=names, default=args.default, force=args.force)

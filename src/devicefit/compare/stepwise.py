@@ -75,20 +75,18 @@ def paired_run(program: Any, feeds: Mapping[str, Any], outputs: dict[str, Any]) 
         r32, r16 = runners["fp32"], runners["fp16"]
         for i, step in enumerate(block.steps):
             one = Block([], [step], [])
-            r32.run_block(one, [])
-            r16.run_block(one, [])
-            yield PairedStep(
-                i,
-                step,
-                {n: r32.env.get(n) for n in step.outputs},
-                {n: r16.env.get(n) for n in step.outputs},
-            )
-            for runner in (r32, r16):
+            outs = {}
+            # one run at a time: the fp32 run's dead inputs go before the fp16 run allocates its outputs
+            for precision, runner in (("fp32", r32), ("fp16", r16)):
+                runner.run_block(one, [])
+                outs[precision] = {n: runner.env.get(n) for n in step.outputs}
+                for n in dying.get(i, ()):
+                    runner.env.pop(n, None)
                 for n in step.outputs:  # values nobody reads (and not outputs) die at once
                     if n not in last and n not in keep:
                         runner.env.pop(n, None)
-                for n in dying.get(i, ()):
-                    runner.env.pop(n, None)
+            yield PairedStep(i, step, outs["fp32"], outs["fp16"])
+            del outs
         for precision, runner in runners.items():
             values = [runner.env[n] for n in block.outputs]
             outputs[precision] = {

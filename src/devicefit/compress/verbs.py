@@ -23,7 +23,7 @@ from devicefit.compress.configs import (
     PruneConfig,
     QuantizeConfig,
 )
-from devicefit.errors import InputError, ModelLoadError, OutputExistsError, first_line
+from devicefit.errors import InputError, ModelLoadError, first_line
 
 # specificationVersion -> deployment target (ML Programs start at iOS15 / spec 6).
 _SPEC_TARGETS = {6: "iOS15", 7: "iOS16", 8: "iOS17", 9: "iOS18"}
@@ -259,13 +259,7 @@ def save(mlmodel: Any, path: str | os.PathLike[str], force: bool = False) -> Pat
         OutputExistsError: ``path`` exists and ``force`` is False.
         InputError: ``path`` does not end in ``.mlpackage``.
     """
-    from devicefit.io import atomic_path
+    from devicefit.io import save_package
 
-    target = Path(path)
-    if target.suffix != ".mlpackage":
-        raise InputError(f"output path {str(path)!r} must end in .mlpackage")
-    if target.exists() and not force:
-        raise OutputExistsError(f"{target} exists; pass --force to overwrite it or choose another path")
-    with atomic_path(target) as tmp, quiet():
-        mlmodel.save(str(tmp))
-    return target
+    with quiet():
+        return save_package(mlmodel, path, force=force)

@@ -62,6 +62,8 @@ class ConvertOptions:
         flexible: input name -> FlexibleShape.
         output_names: names for the converted outputs (defaults to the source's output names).
         frontend: ``"auto"`` (TorchScript, then torch.export), ``"torchscript"`` or ``"torch.export"``.
+        fp16_safe_constants: under fp16 / mixed precision, map constants beyond the fp16 range (``-inf``,
+            ``finfo.min`` mask fills) to fp16-safe values (see :mod:`devicefit.convert.fp16_constants`).
     """
 
     target: str = "iOS17"
@@ -71,6 +73,7 @@ class ConvertOptions:
     flexible: dict[str, FlexibleShape] = field(default_factory=dict)
     output_names: list[str] | None = None
     frontend: str = "auto"
+    fp16_safe_constants: bool = True
 
     def validate(self, source: SourceModel | None = None) -> None:
         """Check values (and input / output names against ``source``); raises InputError."""

@@ -3,7 +3,7 @@
 The model is wrapped by :class:`~devicefit.convert.lm_wrapper.StatefulCausalLM` (explicit static cache in
 registered buffers), traced once, converted twice with ``ct.StateType`` states (prompt-length inputs for
 ``prefill``, one token for ``decode``) and merged with coremltools' ``save_multifunction``, which stores each
-distinct weight once (see :mod:`devicefit.merge`).
+distinct weight once (see :mod:`devicefit.convert.merge`).
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def convert_causal_lm(
 
     from devicefit._lazy import coremltools
     from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
-    from devicefit.merge import merge
+    from devicefit.convert.merge import merge
 
     lengths = _check_args(max_context, precision, prefill_lengths)
     out = Path(output)

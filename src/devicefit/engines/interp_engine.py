@@ -120,7 +120,8 @@ class InterpEngine(Engine):
         self.inputs = [input_spec_from_tensor_spec(s) for s in self.program.inputs]
         self.output_names = [s.name for s in self.program.outputs]
         use = self.options.get("compiled", True) and not self.program.states
-        self.compiled = CompiledProgram(self.program, self.precision) if use else None
+        # compile_after=2: a shape seen once (a growing sequence) runs on the interpreter, not worth a compile
+        self.compiled = CompiledProgram(self.program, self.precision, compile_after=2) if use else None
 
     def _predict(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if self.compiled is not None:

@@ -48,6 +48,7 @@ class _Functions:
 
 
 _LOADED: dict[tuple[str, float], _Functions] = {}
+_MAX_LOADED = 4
 
 
 def _load_functions(package: str | os.PathLike[str]) -> _Functions:
@@ -69,6 +70,8 @@ def _load_functions(package: str | os.PathLike[str]) -> _Functions:
     lengths = sorted(s[1] for s in ids.enumerated_shapes) if ids.enumerated_shapes else None
     k = next(s for s in decode.states if s.name == "k_cache")
     fns = _Functions(prefill, decode, int(k.shape[3]) if k.shape else 0, lengths)
+    if len(_LOADED) >= _MAX_LOADED:  # keep the few packages in use, not every one ever opened
+        _LOADED.pop(next(iter(_LOADED)))
     _LOADED[key] = fns
     return fns
 

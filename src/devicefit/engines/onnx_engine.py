@@ -1,4 +1,5 @@
-"""The ``onnxruntime`` engine: a given ``.onnx`` file, or an ``nn.Module`` exported with ``torch.onnx``.
+"""The ``onnxruntime`` engine: a given ``.onnx`` file, or an ``nn.Module`` / TorchScript file exported with
+``torch.onnx``.
 
 ONNX Runtime's optimized graph (``SessionOptions.optimized_model_filepath``) is the cached specialization
 when ``cache_optimized_graph=True``: a cache hit loads it with graph optimizations off, skipping the optimizer
@@ -12,6 +13,8 @@ import contextlib
 import hashlib
 import os
 import platform
+import warnings
+import zipfile
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -83,9 +86,11 @@ def export_onnx(module: Any, examples: dict[str, Any], path: Path, dynamic_batch
     errors = []
     for dynamo in (False, True):
         try:
-            torch.onnx.export(
-                module.eval(), args, str(path), input_names=names, dynamic_axes=axes, dynamo=dynamo
-            )
+            with warnings.catch_warnings():  # exporter chatter (e.g. ScriptModules have no signature)
+                warnings.simplefilter("ignore")
+                torch.onnx.export(
+                    module.eval(), args, str(path), input_names=names, dynamic_axes=axes, dynamo=dynamo
+                )
             return
         except Exception as e:  # exporter failures come in many types
             errors.append(first_line(e))
@@ -98,7 +103,8 @@ class OnnxRuntimeEngine(Engine):
     """Runs an ONNX model with ONNX Runtime; providers follow ``compute_units``.
 
     Options:
-        example_inputs: required for an nn.Module (dict or tuple of arrays) to export it.
+        example_inputs: required for an nn.Module or a TorchScript file (dict or tuple of arrays) to export it.
+        trust_code: load TorchScript that uses custom C++ classes (native code) too.
         threads: intra-op threads (default: ONNX Runtime's choice, all cores).
     """
 
@@ -145,8 +151,13 @@ class OnnxRuntimeEngine(Engine):
             path = Path(model)
             if not path.exists():
                 raise ModelLoadError(f"model not found: {path} (expected an .onnx file)")
-            cache = self.cache()
-            return path, cache.content_hash(path) if cache is not None else None
+            if not zipfile.is_zipfile(path):  # an ONNX file is one protobuf message; TorchScript is a zip
+                cache = self.cache()
+                return path, cache.content_hash(path) if cache is not None else None
+            from devicefit.engines.torch_engine import load_torchscript
+
+            # a TorchScript file is exported to ONNX like an nn.Module (ORT would fail on it with a protobuf error)
+            model = load_torchscript(path, bool(self.options.get("trust_code", False)))
         import torch
 
         if not isinstance(model, torch.nn.Module):
@@ -158,7 +169,8 @@ class OnnxRuntimeEngine(Engine):
         examples = normalize_examples(self.options.get("example_inputs"), self.options.get("input_names"))
         if not examples:
             raise InputError(
-                "exporting an nn.Module to ONNX needs example_inputs=...; pass a dict of example arrays"
+                "exporting an nn.Module or TorchScript to ONNX needs example inputs; pass example_inputs={name: array} "
+                "(from the CLI: --input NAME:DIMxDIM[:DTYPE] or NAME=FILE.npy)"
             )
         fp = module_fingerprint(model, examples)
         cache = self.cache()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import inspect
 import os
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
@@ -47,6 +48,36 @@ def normalize_examples(examples: Any, names: list[str] | None) -> dict[str, Any]
     return dict(zip(names, examples))
 
 
+def load_torchscript(path: Path, trust_code: bool = False) -> Any:
+    """``torch.jit.load`` a TorchScript file, refusing one that uses custom C++ classes unless ``trust_code``.
+
+    Raises:
+        ModelLoadError: missing, not TorchScript, or carrying native code without consent.
+    """
+    import torch
+
+    from devicefit.sources.torch_files import refuse_code, torchscript_code_reason
+
+    if not path.exists():
+        raise ModelLoadError(f"model not found: {path} (expected a TorchScript .pt file)")
+    if not trust_code:
+        try:
+            reason = torchscript_code_reason(path)
+        except zipfile.BadZipFile:
+            reason = None  # not an archive at all: torch.jit.load says what it is not
+        except OSError as e:
+            raise ModelLoadError(f"cannot read {path}: {first_line(e)}") from e
+        if reason is not None:
+            raise refuse_code(path, reason)
+    try:
+        return torch.jit.load(str(path), map_location="cpu")
+    except Exception as e:
+        raise ModelLoadError(
+            f"{path} is not a TorchScript file ({first_line(e)}); "
+            "save it with torch.jit.save(torch.jit.trace(model, example)) or pass the nn.Module"
+        ) from e
+
+
 class TorchEngine(Engine):
     """Runs an ``nn.Module`` (or a TorchScript file saved with ``torch.jit.save``) eagerly.
 
@@ -70,16 +101,7 @@ class TorchEngine(Engine):
 
         module = self.model
         if isinstance(module, (str, os.PathLike)):
-            path = Path(module)
-            if not path.exists():
-                raise ModelLoadError(f"model not found: {path} (expected a TorchScript .pt file)")
-            try:
-                module = torch.jit.load(str(path), map_location="cpu")
-            except Exception as e:
-                raise ModelLoadError(
-                    f"{path} is not a TorchScript file ({first_line(e)}); "
-                    "save it with torch.jit.save(torch.jit.trace(model, example)) or pass the nn.Module"
-                ) from e
+            module = load_torchscript(Path(module), bool(self.options.get("trust_code", False)))
         if not isinstance(module, torch.nn.Module):
             raise InputError(
                 f"the torch engine takes an nn.Module or a TorchScript path, got {type(module).__name__}"

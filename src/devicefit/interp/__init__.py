@@ -6,6 +6,17 @@ intermediate value available::
     import devicefit.interp as interp
     prog = interp.load("model.mlpackage")
     outputs = prog.run({"x": x}, precision="fp16", intermediates=True)
+
+The stages, each a module that imports only the ones before it (a test checks there is no cycle):
+
+* load: ``files.py`` (reading untrusted files: paths kept inside the package, special files refused,
+  sizes bounded), ``package.py`` (Manifest.json, the model proto, weight-blob checks) and ``program.py``
+  (the proto as a coremltools pymil Program);
+* compile: ``features.py`` (the description's inputs / outputs, checked against the program), ``compile.py``
+  (pymil -> the flat plan of ``plan.py``, with kernels from ``registry.py`` and ``ops/``);
+* run: ``step.py`` (one kernel call and the kernel contract), ``inputs.py`` (what a caller feeds, checked
+  against the program) and ``run.py`` (the loop and :class:`Program`); ``compiled.py`` / ``specialize.py``
+  trace the same plan into a faster path.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from devicefit.errors import InputError, KernelMissingError, ModelLoadError
 from devicefit.interp.plan import TensorSpec
 from devicefit.interp.registry import register, registered_ops
 from devicefit.interp.run import PRECISIONS, Program, load
-from devicefit.interp.step import KernelContractError
+from devicefit.interp.step import KernelContractError, OpFailedError
 
 __all__ = [
     "PRECISIONS",
@@ -22,6 +33,7 @@ __all__ = [
     "KernelContractError",
     "KernelMissingError",
     "ModelLoadError",
+    "OpFailedError",
     "Program",
     "TensorSpec",
     "load",

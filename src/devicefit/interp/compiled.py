@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from devicefit.errors import InputError, first_line
-from devicefit.interp.run import PRECISIONS, Program, _to_numpy
+from devicefit.errors import DevicefitError, InputError, first_line
+from devicefit.interp.run import PRECISIONS, Program, output_to_numpy
 from devicefit.interp.specialize import CallEntry, NotLowerable, Slot, Specializer, Tape
 
 log = logging.getLogger(__name__)
@@ -95,15 +95,22 @@ class CompiledProgram:
         program: the loaded program (the reference it is checked against).
         precision: ``"fp32"`` or ``"fp16"`` emulation, as for ``Program.run``.
         max_signatures: compiled signatures kept (least recently used dropped first).
+        compile_after: calls with one signature before it is compiled; the calls before run on the
+            interpreter. 2 or more suits inputs whose shape keeps changing (a growing sequence): a
+            shape seen once is not worth a compile that costs several interpreter runs.
     """
 
-    def __init__(self, program: Program, precision: str = "fp32", max_signatures: int = 8):
+    def __init__(
+        self, program: Program, precision: str = "fp32", max_signatures: int = 8, compile_after: int = 1
+    ):
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         self.program = program
         self.precision = precision
         self.max_signatures = max_signatures
+        self.compile_after = max(1, compile_after)
         self._cache: OrderedDict[Signature, Specialization | Fallback] = OrderedDict()
+        self._seen: dict[Signature, int] = {}  # calls per signature not compiled yet
         self._lock = threading.Lock()
 
     @property
@@ -122,7 +129,7 @@ class CompiledProgram:
         program = self.program
         feeds = program._convert_inputs(inputs, self.precision)
         entry = self.get(feeds)
-        if isinstance(entry, Fallback):
+        if entry is None or isinstance(entry, Fallback):
             return program.run(inputs, precision=self.precision)
         try:
             # NOTE: no inference_mode here (3 us a call on tiny models): the graph's constants and inputs
@@ -131,16 +138,22 @@ class CompiledProgram:
         except Exception as e:  # e.g. an index out of range: the reference raises its own clear error
             log.debug("compiled interpreter: graph failed (%s); rerunning the interpreter", first_line(e))
             return program.run(inputs, precision=self.precision)
-        return {s.name: _to_numpy(v, s.dtype, self.precision) for s, v in zip(program.outputs, values)}
+        return {s.name: output_to_numpy(v, s, self.precision) for s, v in zip(program.outputs, values)}
 
-    def get(self, feeds: Mapping[str, torch.Tensor]) -> Specialization | Fallback:
-        """The specialisation for these converted inputs, compiled on a miss."""
+    def get(self, feeds: Mapping[str, torch.Tensor]) -> Specialization | Fallback | None:
+        """The specialisation for these converted inputs, compiled on a miss (None: not compiled yet)."""
         sig: Signature = tuple((n, tuple(t.shape), str(t.dtype)) for n, t in feeds.items())
         with self._lock:
             hit = self._cache.get(sig)
             if hit is not None:
                 self._cache.move_to_end(sig)
                 return hit
+            seen = self._seen.pop(sig, 0) + 1
+            if seen < self.compile_after:
+                if len(self._seen) >= 64 * self.max_signatures:  # many one-off shapes: forget the counts
+                    self._seen.clear()
+                self._seen[sig] = seen
+                return None
             # NOTE: compiling under the lock: concurrent first calls with one new shape compile it once.
             built = self._compile(sig, dict(feeds))
             self._cache[sig] = built
@@ -158,6 +171,12 @@ class CompiledProgram:
                 self._check(built, feeds, expected)
         except NotLowerable as e:
             fallback = Fallback(sig, e.op_type, e.op_name, e.reason)
+            log.info("compiled interpreter: %s", fallback.describe())
+            return fallback
+        except DevicefitError:
+            raise  # the input is bad (the interpreter raises the same); nothing cached for the signature
+        except Exception as e:  # a kernel that fails while specialised: the interpreter stays the reference
+            fallback = Fallback(sig, "", "", f"specialising failed: {type(e).__name__}: {first_line(e)}")
             log.info("compiled interpreter: %s", fallback.describe())
             return fallback
         built.compile_s = time.perf_counter() - start
@@ -185,7 +204,7 @@ class CompiledProgram:
             log.debug("compiled interpreter: second check skipped (%s)", e)
             return
         got = {
-            s.name: _to_numpy(v, s.dtype, self.precision)
+            s.name: output_to_numpy(v, s, self.precision)
             for s, v in zip(
                 self.program.outputs, built.call(self.program._convert_inputs(shuffled, self.precision))
             )

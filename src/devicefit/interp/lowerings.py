@@ -22,7 +22,12 @@ class CannotLower(Exception):
 
 
 def gather(
-    x: torch.Tensor, indices: torch.Tensor, axis: int = 0, batch_dims: int = 0, validate_indices: bool = False
+    x: torch.Tensor,
+    indices: torch.Tensor,
+    axis: int = 0,
+    batch_dims: int = 0,
+    validate_indices: bool = False,
+    negative_wraps: bool = True,
 ) -> torch.Tensor:
     """``gather`` (batch_dims 0, the embedding lookup) with data-dependent indices."""
     if batch_dims != 0:
@@ -30,13 +35,32 @@ def gather(
     axis = norm_axis(axis, x.dim())
     shape = list(x.shape)
     idx = indices.to(torch.int64)
-    # the reference wraps negative indices once and refuses the rest; index_select refuses what is still
-    # out of range (negative included), so no input gets a value the reference would not give
-    idx = torch.where(idx < 0, idx + shape[axis], idx)
+    if negative_wraps:  # up to iOS16 the reference wraps negative indices once (from iOS17 it refuses them)
+        idx = torch.where(idx < 0, idx + shape[axis], idx)
+    # index_select refuses whatever is still out of range, negatives included, so no input gets a value
+    # the reference would not give
     return torch.index_select(x, axis, idx.reshape(-1)).reshape(
         shape[:axis] + list(idx.shape) + shape[axis + 1 :]
     )
 
 
-# MIL op type -> trace-safe variant (same parameters as the reference kernel)
-TRACE_SAFE: dict[str, Callable[..., Any]] = {"gather": gather}
+def gather_ios17(
+    x: torch.Tensor, indices: torch.Tensor, axis: int = 0, batch_dims: int = 0, validate_indices: bool = False
+) -> torch.Tensor:
+    """``gather`` from iOS17, where negative indices are out of bounds."""
+    return gather(x, indices, axis, batch_dims, negative_wraps=False)
+
+
+def trace_safe(reference: Callable[..., Any]) -> Callable[..., Any] | None:
+    """The trace-safe variant of a reference kernel function, or None.
+
+    Keyed by the kernel *function*, not the op type: one op has a kernel per opset with different semantics
+    (gather wraps negative indices up to iOS16 and refuses them from iOS17).
+    """
+    from devicefit.interp.ops import indexing
+
+    variants = {
+        getattr(indexing, "gather", None): gather,
+        getattr(indexing, "gather_ios17", None): gather_ios17,
+    }
+    return variants.get(reference)

@@ -72,7 +72,7 @@ def _parse_model(data: bytes, path: Path) -> Any:
 
 def _manifest_model_path(path: Path) -> str:
     """The root model's path (relative to ``Data/``) named by the package's Manifest.json, shape-checked."""
-    raw = read_bounded(path / "Manifest.json", "Manifest.json", MANIFEST_MAX_BYTES)
+    raw = read_bounded(inside(path, "Manifest.json", "Manifest.json"), "Manifest.json", MANIFEST_MAX_BYTES)
     where = f"{shown(path)}/Manifest.json"
     try:
         manifest = json.loads(raw.decode("utf-8"))
@@ -109,7 +109,9 @@ def _read_package(path: Path) -> tuple[Any, str | None]:
     """Read an .mlpackage without modifying it (coremltools' MLModel rewrites Manifest.json on load)."""
     rel = _manifest_model_path(path)
     data_dir = path / "Data"
-    model_file = inside(data_dir, rel, "root model")
+    inside(data_dir, rel, "root model")  # NOTE: checks rel itself (no '..', not absolute) for the message
+    # ...and against the package root, so that a Data folder symlinked elsewhere cannot lead out either.
+    model_file = inside(path, os.path.join("Data", rel), "root model")
     try:
         data = read_bounded(model_file, "model file", MODEL_MAX_BYTES)
     except ModelLoadError as e:
@@ -123,7 +125,7 @@ def _read_package(path: Path) -> tuple[Any, str | None]:
     weights_st = stat_path(weights, "weights folder")
     if weights_st is None or not stat.S_ISDIR(weights_st.st_mode):
         return spec, None
-    real = inside(data_dir, os.path.relpath(weights, data_dir), "weights folder")
+    real = inside(path, os.path.relpath(weights, os.path.realpath(path)), "weights folder")
     return spec, str(real)
 
 

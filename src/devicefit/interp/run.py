@@ -214,10 +214,7 @@ class Program:
         runner = _Runner(self._plan, precision, strict, state_values)
         with torch.inference_mode():
             outs = self._run_main(runner, feeds)
-        result = {
-            spec.name: _as_output(_to_numpy(v, spec.dtype, precision), spec)
-            for spec, v in zip(self.outputs, outs)
-        }
+        result = {spec.name: output_to_numpy(v, spec, precision) for spec, v in zip(self.outputs, outs)}
         for name, value in state_values.items():
             result[name] = _to_numpy(value, next(s.dtype for s in self.states if s.name == name), precision)
         if intermediates:
@@ -290,11 +287,12 @@ def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
     return np.asarray(value)
 
 
-def _as_output(value: Any, spec: TensorSpec) -> Any:
-    """A model output as the Core ML runtime hands it back: a rank-0 tensor output has shape (1,)."""
-    if spec.kind == "tensor" and isinstance(value, np.ndarray) and value.ndim == 0:
-        return value.reshape(1)
-    return value
+def output_to_numpy(value: Any, spec: TensorSpec, precision: str) -> Any:
+    """A model output as the Core ML runtime hands it back (numpy; a rank-0 tensor output has shape (1,))."""
+    out = _to_numpy(value, spec.dtype, precision)
+    if spec.kind == "tensor" and isinstance(out, np.ndarray) and out.ndim == 0:
+        return out.reshape(1)
+    return out
 
 
 def load(source: Any, function: str | None = None) -> Program:

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from devicefit.interp import dtypes
-from devicefit.interp.lowerings import TRACE_SAFE, CannotLower
+from devicefit.interp.lowerings import CannotLower, trace_safe
 from devicefit.interp.plan import Block, FunctionPlan, Step
 from devicefit.interp.step import call_step, held_output
 
@@ -35,6 +35,7 @@ SHAPE_ONLY_OPS = frozenset({"shape"})
 STATEFUL_OPS = frozenset({"read_state", "coreml_update_state"})
 # Unrolling stops here: past it the tape (and the trace) would be larger than running the loop in Python.
 MAX_UNROLLED_STEPS = 200_000
+MAX_UNROLLED_ITERATIONS = 100_000
 
 
 class NotLowerable(Exception):
@@ -233,6 +234,10 @@ class Specializer:
                 break
             values = self.run_block(body_block, values)
             iterations += 1
+            if iterations > MAX_UNROLLED_ITERATIONS:  # the interpreter reports an endless loop itself
+                raise NotLowerable(
+                    step.op_type, step.name, f"more than {MAX_UNROLLED_ITERATIONS} iterations to unroll"
+                )
         self.tape.unrolled_loops.append((step.name, iterations))
         self._bind_outputs(step, values)
 
@@ -304,37 +309,39 @@ def _taint(value: Any) -> Any:
     return value.as_subclass(_Tainted) if isinstance(value, torch.Tensor) else value
 
 
-def _untaint(value: Any) -> Any:
-    return value.as_subclass(torch.Tensor) if isinstance(value, _Tainted) else value
-
-
 def _call_tainted(
     step: Step, reads: dict[str, tuple[Any, Slot | None]], precision: str, fp16: bool
 ) -> tuple[Step, list[Any]]:
-    """Run a data-dependent step with its dynamic inputs tainted, so a data read is caught, not baked.
+    """Run a data-dependent step, checking with tainted inputs that a trace of it holds for any data.
 
-    Returns the step to record (the reference, or its trace-safe variant) and its outputs.
+    The values come from the reference kernel on plain inputs (exactly the interpreter: a bad input raises
+    the interpreter's error). A second call with the dynamic inputs tainted catches a data read; the step
+    is then recorded with its trace-safe variant if one exists, else it is not lowerable.
+
+    Returns the step to record (the reference, or its variant) and its outputs.
     """
-    concrete = {n: _taint(v) if s is not None else v for n, (v, s) in reads.items()}
+    plain = {n: v for n, (v, _) in reads.items()}
+    outs = post_process(step, call_step(step, plain, precision, _no_blocks, None), fp16)
+    tainted = {n: _taint(v) if s is not None else v for n, (v, s) in reads.items()}
     try:
-        outs = post_process(step, call_step(step, concrete, precision, _no_blocks, None), fp16)
+        call_step(step, tainted, precision, _no_blocks, None)
     except DataRead as e:
-        variant = TRACE_SAFE.get(step.op_type)
+        variant = trace_safe(step.kernel.fn)
         if variant is not None:
             safe = replace(step, kernel=replace(step.kernel, fn=variant))
             try:
-                outs = post_process(safe, call_step(safe, concrete, precision, _no_blocks, None), fp16)
+                call_step(safe, tainted, precision, _no_blocks, None)
             except (DataRead, CannotLower):
                 pass
             else:
-                return safe, [_untaint(v) for v in outs]
+                return safe, outs
         raise NotLowerable(
             step.op_type,
             step.name,
             f"its kernel {step.kernel.where} reads a value computed from the input data into Python ({e}), "
             "so a trace would fix it to this input's value",
         ) from None
-    return step, [_untaint(v) for v in outs]
+    return step, outs
 
 
 def _identity(value: Any) -> Any:

@@ -48,8 +48,9 @@ def device_bounds(model: Any, devices: Sequence[str]) -> list[dict[str, Any]]:
     resolved = check_targets(model, devices)
     if not resolved:
         return []
-    from devicefit.analyze.flops import function_costs, resolve_function
+    from devicefit.analyze.flops import resolve_function
     from devicefit.analyze.roofline import latency_bounds, latency_entry
+    from devicefit.analyze.shapes import default_costs
 
-    costs = function_costs(resolve_function(model).function)
+    costs = default_costs(resolve_function(model))  # flexible inputs at their default shape
     return [latency_entry(latency_bounds(costs, dev)) for dev in resolved]

@@ -44,8 +44,18 @@ class EngineProfile:
     engine: str
     compute_units: str
     precision: str
-    uncached_load_s: float | None = None
-    cached_load_s: float | None = None
+    uncached_load_s: float | None = (
+        None  # best of ``load_reps`` loads without the cache, after a warm-up load
+    )
+    cached_load_s: float | None = (
+        None  # best of ``load_reps`` loads from a warmed cache (each one a cache hit)
+    )
+    first_load_s: float | None = (
+        None  # the discarded warm-up load: lazy imports included when none ran before
+    )
+    uncached_load_samples_s: list[float] = field(default_factory=list)
+    cached_load_samples_s: list[float] = field(default_factory=list)
+    cached_load_hits: list[bool | None] = field(default_factory=list)
     first_predict_ms: float | None = None
     latency: LatencyStats = field(default_factory=LatencyStats)
     throughput: list[ThroughputPoint] = field(default_factory=list)
@@ -109,6 +119,26 @@ def peak_rss() -> Iterator[dict[str, float]]:
         box["mb"] = max(box["mb"], proc.memory_info().rss / 1e6)
 
 
+LOAD_REPS = 3
+
+
+def check_engine_names(engines: Sequence[str], compute_units: Sequence[str] = ("all",)) -> None:
+    """Raise a one-line InputError (with a did-you-mean) for an unknown engine or compute unit name."""
+    import difflib
+
+    from devicefit.engines import COMPUTE_UNITS, ENGINE_NAMES
+
+    for value, known, what in [(e, ("auto", *ENGINE_NAMES), "engine") for e in engines] + [
+        (c, COMPUTE_UNITS, "compute unit") for c in compute_units
+    ]:
+        if value not in known:
+            close = [k for k in known if value and k.startswith(value)] or difflib.get_close_matches(
+                value, known, n=1
+            )
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise InputError(f"unknown {what} {value!r}; {hint}choose one of {', '.join(known)}")
+
+
 def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
     fn()
@@ -128,13 +158,15 @@ def profile_engine(
     throughput_requests: int = 64,
     cache: SpecializationCache | None = None,
     progress: Callable[[str], None] | None = None,
+    load_reps: int = LOAD_REPS,
     **engine_options: Any,
 ) -> EngineProfile:
     """Profile one engine on ``model``.
 
-    Loads are measured with caching off (uncached) and from a warmed cache (cached; a private temporary
-    cache unless ``cache`` is given). Latency samples are single synchronous predictions after
-    ``warmup`` runs.
+    Loads: one uncached warm-up load first (``first_load_s``: in a fresh process it includes the engine's lazy
+    imports, which are not the model's cost), then the best of ``load_reps`` uncached loads and the best of
+    ``load_reps`` loads from a warmed cache (a private temporary cache unless ``cache`` is given). Latency samples
+    are single synchronous predictions after ``warmup`` runs.
     """
     from devicefit.runtime.handle import Model
 
@@ -147,17 +179,31 @@ def profile_engine(
                 stack.enter_context(tempfile.TemporaryDirectory(prefix="devicefit-prof-"))
             )
         opts = dict(compute_units=compute_units, precision=precision, **engine_options)
+        if feeds is not None and name in ("torch", "onnxruntime"):
+            opts.setdefault("example_inputs", feeds)  # names, dtypes and shapes for TorchScript / export
         rss = stack.enter_context(peak_rss())
         try:
-            say(f"{name}: uncached load")
-            cold = create(name, model, cache=False, **opts)
-            prof.uncached_load_s = _timed(cold.load)
-            feeds = feeds if feeds is not None else _example_feeds(cold)
-            cold.unload()
+            say(f"{name}: first load")
+            first = create(name, model, cache=False, **opts)
+            prof.first_load_s = _timed(first.load)
+            feeds = feeds if feeds is not None else _example_feeds(first)
+            first.unload()
+            say(f"{name}: uncached load x{load_reps}")
+            for _ in range(load_reps):
+                cold = create(name, model, cache=False, **opts)
+                prof.uncached_load_samples_s.append(_timed(cold.load))
+                cold.unload()
+            prof.uncached_load_s = min(prof.uncached_load_samples_s)
             create(name, model, cache=cache, **opts).load().unload()  # warm the cache
-            say(f"{name}: cached load")
+            say(f"{name}: cached load x{load_reps}")
+            for _ in range(load_reps):
+                warm = create(name, model, cache=cache, **opts)
+                prof.cached_load_samples_s.append(_timed(warm.load))
+                prof.cached_load_hits.append(warm.timings.cache_hit)
+                warm.unload()
+            prof.cached_load_s = min(prof.cached_load_samples_s)
             handle = Model(model, engine=name, cache=cache, max_in_flight=max_in_flight, **opts)
-            prof.cached_load_s = _timed(handle.load)
+            handle.load()
             prof.first_predict_ms = _timed(lambda: handle.predict(feeds)) * 1e3
             for _ in range(warmup):
                 handle.predict(feeds)
@@ -187,7 +233,8 @@ def _example_feeds(engine: Any) -> dict[str, np.ndarray]:
     for spec in engine.inputs:
         if spec.shape is None:
             raise InputError(
-                f"input {spec.name!r} has no declared shape; pass feeds=... (or --input) to profile"
+                f"input {spec.name!r} has no declared shape; pass feeds=... (from the CLI: --input {spec.name}:DIMxDIM[:DTYPE] "
+                "or {spec.name}=FILE.npy) to profile"
             )
         shape = tuple(1 if d is None else d for d in spec.shape)
         feeds[spec.name] = (
@@ -244,11 +291,15 @@ def profile(
 ) -> ProfileReport:
     """Profile ``model`` on every engine x compute unit x precision; unavailable ones carry ``error``.
 
+    Raises:
+        InputError: an unknown engine or compute unit name (before any timing), a bad device id.
+
     ``devices`` (catalog ids) adds each device's roofline lower bound, computed first so a bad id or a
     model the roofline cannot read fails before any timing.
     """
     from devicefit.profile.bounds import device_bounds
 
+    check_engine_names(engines, compute_units)
     bounds = device_bounds(model, devices)
     profiles = [
         profile_engine(model, e, cu, p, progress=progress, **kwargs)

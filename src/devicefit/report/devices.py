@@ -33,8 +33,13 @@ def headline_text(entry: dict[str, Any]) -> str:
     best = entry.get("best")
     if not best:
         return f"no bound for {entry['name']}: the catalog has no peak or bandwidth figure"
-    partial = ", partial" if best["partial"] else ""
-    return f"at best {human_ms(best['at_best_ms'])} on {entry['name']} ({best['unit_name']}{partial})"
+    if best["partial"]:
+        # one roofline term is missing: the figure is far below a real bound, never quote it as "at best"
+        return (
+            f"no complete bound for {entry['name']}: partial {human_ms(best['at_best_ms'])} "
+            f"({best['unit_name']}, one term only; not comparable with full bounds)"
+        )
+    return f"at best {human_ms(best['at_best_ms'])} on {entry['name']} ({best['unit_name']})"
 
 
 def latency_section(bounds_list: list[Any], lint: Any = None) -> dict[str, Any]:
@@ -52,6 +57,42 @@ def latency_section(bounds_list: list[Any], lint: Any = None) -> dict[str, Any]:
     for entry in devices:
         entry["assumptions"] = [a for a in entry["assumptions"] if a not in GENERAL_ASSUMPTIONS]
     return {"note": LOWER_BOUND_NOTE, "assumptions": assumptions, "devices": devices}
+
+
+def per_shape_section(program: Any, bounds_list: list[Any]) -> list[dict[str, Any]]:
+    """FLOPs, bytes and the headline bound per device at each shape a flexible program accepts.
+
+    Empty for a fixed-shape program. The shapes are :func:`devicefit.analyze.shapes.flexible_cases`: a range
+    input's default and upper bound, each enumerated shape.
+    """
+    from devicefit.analyze.flops import resolve_function, total
+    from devicefit.analyze.roofline import latency_bounds
+    from devicefit.analyze.shapes import costs_at, flexible_cases
+
+    resolved = resolve_function(program)
+    rows: list[dict[str, Any]] = []
+    for case in flexible_cases(resolved):
+        costs = costs_at(resolved.function, case.shapes)
+        if costs is None:  # type inference needs more than the input shapes: say so rather than guess
+            rows.append(
+                {"label": case.label, "shapes": case.shapes, "flops": None, "bytes_moved": None, "best": {}}
+            )
+            continue
+        summed = total(costs)
+        best = {}
+        for bounds in bounds_list:
+            entry = latency_entry(latency_bounds(costs, bounds.device))
+            best[entry["device"]] = entry["best"]
+        rows.append(
+            {
+                "label": case.label,
+                "shapes": {k: list(v) for k, v in case.shapes.items()},
+                "flops": summed.flops,
+                "bytes_moved": summed.bytes_moved,
+                "best": best,
+            }
+        )
+    return rows
 
 
 def latency_summary(section: dict[str, Any]) -> dict[str, Any]:

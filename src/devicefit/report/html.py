@@ -79,10 +79,34 @@ def _conversion(report: dict[str, Any]) -> str:
     return "".join(out)
 
 
+def _per_shape(report: dict[str, Any]) -> str:
+    """FLOPs and the best bound per shown device at each accepted shape."""
+    rows = (report.get("latency") or {}).get("per_shape") or []
+    if not rows:
+        return ""
+    names = {e["device"]: e["name"] for e in report["latency"]["devices"]}
+    shown = [d for d in names if d in _shown_devices(report)] or list(names)
+    body = []
+    for r in rows:
+        cells: list[Any] = [r["label"], ", ".join(f"{k}={shape_text(v)}" for k, v in r["shapes"].items())]
+        cells.append(charts.fmt(r["flops"]) if r["flops"] is not None else "not computed")
+        for dev in shown:
+            best = (r.get("best") or {}).get(dev)
+            if best is None:
+                cells.append("-")
+            elif best["partial"]:
+                cells.append(Raw(f"<i>partial</i> ({escape(human_ms(best['at_best_ms']))})"))
+            else:
+                cells.append(f"{human_ms(best['at_best_ms'])} {best['unit_name']}")
+        body.append(cells)
+    heads = ["shape", "inputs", "FLOPs", *(f"at best on {names[d]}" for d in shown)]
+    return "<h3>Cost at each accepted shape</h3>" + table(heads, body) + legend(["partial"])
+
+
 def _flexible(report: dict[str, Any]) -> str:
     flex = (report.get("extras") or {}).get("flexible")
     if not flex:
-        return ""
+        return _per_shape(report)
     rows = [
         [
             ", ".join(f"{k}={shape_text(v)}" for k, v in c["shapes"].items()),
@@ -98,6 +122,7 @@ def _flexible(report: dict[str, Any]) -> str:
         table(["shape", "verdict", "relative error", "error"], rows),
     ]
     out += [f"<p>{escape(line)}</p>" for line in flex.get("ne_implication") or []]
+    out.append(_per_shape(report))
     return "".join(out)
 
 

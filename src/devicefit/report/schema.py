@@ -65,16 +65,30 @@ def _feature(spec: Any) -> dict[str, Any]:
     return out
 
 
+def _latency(r: Any) -> dict[str, Any] | None:
+    if not r.latency:
+        return None
+    section = device_sections.latency_section(r.latency, r.ane_lint)
+    if r.program is not None and any(getattr(s, "is_flexible", False) for s in r.program.inputs):
+        section["per_shape"] = device_sections.per_shape_section(r.program, r.latency)
+    return section
+
+
 def _origin(origin: Any) -> dict[str, Any] | None:
     """A finding's PyTorch origin (module path, type, file:line), None when the package has no provenance."""
     return origin.to_dict() if origin is not None else None
 
 
-def _op_error(o: Any) -> dict[str, Any]:
+def _op_error(o: Any, prov: Any = None) -> dict[str, Any]:
+    from devicefit.convert.provenance import where
+
+    origin = prov.find(o.value, o.op) if prov is not None else None
     return {
         "index": o.index,
         "op": o.op,
         "op_type": o.op_type,
+        "origin": _origin(origin),
+        "where": where(origin, o.op),
         "value": o.value,
         "rel_error": o.rel_error,
         "overflow": o.overflow,
@@ -83,15 +97,19 @@ def _op_error(o: Any) -> dict[str, Any]:
     }
 
 
-def _divergence(d: Any) -> dict[str, Any] | None:
+def _divergence(d: Any, program: Any = None) -> dict[str, Any] | None:
+    """The fp16 divergence findings, each led by the PyTorch module it came from (when the package knows)."""
     if d is None:
         return None
+    from devicefit.convert.provenance import load_from_package
+
+    prov = load_from_package(program) if program is not None else None
     return {
         "tolerance": d.tolerance,
-        "first_divergent": _op_error(d.first_divergent) if d.first_divergent else None,
-        "overflow": [_op_error(o) for o in d.overflow_ops],
-        "underflow": [_op_error(o) for o in d.underflow_ops],
-        "per_op": [_op_error(o) for o in d.ops],
+        "first_divergent": _op_error(d.first_divergent, prov) if d.first_divergent else None,
+        "overflow": [_op_error(o, prov) for o in d.overflow_ops],
+        "underflow": [_op_error(o, prov) for o in d.underflow_ops],
+        "per_op": [_op_error(o, prov) for o in d.ops],
     }
 
 
@@ -216,7 +234,7 @@ def build_report(r: Any) -> dict[str, Any]:
         "size": None,
         "memory": None,
         "ane": device_sections.ane_section(r.ane_lint) if r.ane_lint is not None else None,
-        "latency": device_sections.latency_section(r.latency, r.ane_lint) if r.latency else None,
+        "latency": _latency(r),
         "verdicts": _verdicts(r),
         "summary": _summary(r),
         "warnings": list(r.warnings),
@@ -237,7 +255,7 @@ def build_report(r: Any) -> dict[str, Any]:
         report["numerics"] = {
             "fp32": _comparison(r.fp32),
             "fp16": _comparison(r.fp16),
-            "divergence": _divergence(r.divergence),
+            "divergence": _divergence(r.divergence, r.program),
             # the computed fp16 fix (devicefit.check.repair), with the repaired model verified vs PyTorch
             "repair": None
             if getattr(r, "repair", None) is None
@@ -314,7 +332,13 @@ def to_json(report: dict[str, Any]) -> str:
 
 
 def write_json(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
-    """Write the report atomically (callers check ``--force`` first)."""
+    """Write the report atomically (callers check ``--force`` first); ``-`` writes it to stdout."""
+    import sys
+
+    if str(path) == "-":
+        sys.stdout.write(to_json(report))
+        sys.stdout.flush()
+        return
     from devicefit.io import atomic_write_text
 
     atomic_write_text(path, to_json(report))

@@ -12,6 +12,29 @@ from devicefit.report.units import human_bytes, human_ms, number
 
 MB = 1024 * 1024
 _STYLE = {"pass": "green", "warn": "yellow", "fail": "bold red", "skipped": "dim"}
+VERDICT_LEGEND = {
+    "pass": "met its bound",
+    "warn": "worth a look, does not fail",
+    "fail": "missed its bound (exit 1)",
+    "skipped": "not run (an earlier stage failed)",
+}
+
+
+def _io_line(model: dict[str, Any]) -> str:
+    """``inputs: image fp32 1x1x8x8 · outputs: logits fp16 1x10`` with the accepted shapes of flexible inputs."""
+    from devicefit.report.page import flexible_text, shape_text
+
+    parts = []
+    for kind in ("inputs", "outputs"):
+        feats = model.get(kind) or []
+        if feats:
+            items = []
+            for f in feats:
+                flex = flexible_text(f)
+                extra = f" (accepts {flex})" if flex != "fixed" else ""
+                items.append(f"{f['name']} {f.get('dtype')} {shape_text(f.get('shape'))}{extra}")
+            parts.append(f"{kind}: " + ", ".join(items))
+    return " · ".join(parts)
 
 
 def _f(v: Any) -> str:
@@ -34,6 +57,15 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         style = _STYLE.get(v["status"], "")
         verdicts.add_row(area.replace("_", " "), f"[{style}]{v['status'].upper()}[/]", escape(v["reason"]))
     console.print(verdicts)
+    used = [
+        k
+        for k in ("pass", "warn", "fail", "skipped")
+        if any(v["status"] == k for v in report["verdicts"].values())
+    ]
+    console.print("[dim]" + " · ".join(f"{k.upper()}: {VERDICT_LEGEND[k]}" for k in used) + "[/]")
+    io = _io_line(report.get("model") or {})
+    if io:
+        console.print(io, markup=False, highlight=False)
     if report.get("convert") and report["convert"].get("unsupported"):
         _unsupported(report["convert"], console)
     elif report.get("convert") and report["convert"].get("frontends"):
@@ -48,7 +80,9 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         console.print("frontends: " + escape("; ".join(parts)))
     num = report.get("numerics")
     if num:
-        t = Table(title="numerics (worst over outputs)")
+        data = report.get("data")
+        on = f" on {data['origin']}, {data['samples']} samples" if data else ""
+        t = Table(title=escape(f"numerics (worst over outputs){on}"))
         for col in ("comparison", "max rel err", "SNR dB", "cosine", "top-1", "top-5", "accuracy"):
             t.add_column(col)
         s = report["summary"]
@@ -75,15 +109,18 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         if d.get("first_divergent"):
             fd = d["first_divergent"]
             console.print(
-                f"fp16 first diverges at [bold]{fd['op']}[/] ({fd['op_type']}), relative error {number(fd['rel_error'])}"
+                f"fp16 first diverges at [bold]{escape(fd.get('where') or fd['op'])}[/] {escape('[' + fd['op_type'] + ']')}, relative error "
+                f"{number(fd['rel_error'])}"
             )
         for o in d.get("overflow", []):
             console.print(
-                f"[red]fp16 overflow[/] at {o['op']} ({o['op_type']}): {o['overflow'] + o['nonfinite']} values"
+                f"[red]fp16 overflow[/] at {escape(o.get('where') or o['op'])} {escape('[' + o['op_type'] + ']')}: "
+                f"{o['overflow'] + o['nonfinite']} values"
             )
         for o in d.get("underflow", [])[:3]:
             console.print(
-                f"[yellow]fp16 underflow[/] at {o['op']} ({o['op_type']}): {o['underflow']} values flushed to zero"
+                f"[yellow]fp16 underflow[/] at {escape(o.get('where') or o['op'])} {escape('[' + o['op_type'] + ']')}: {o['underflow']} "
+                "values flushed to zero"
             )
     size, mem = report.get("size"), report.get("memory")
     if size and mem:
@@ -95,8 +132,8 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
             + (f", package {human_bytes(pkg)}" if pkg is not None else "")
         )
         console.print(
-            f"memory: peak activations {human_bytes(mem['peak_activation_bytes'])} at"
-            f" {mem.get('peak_where') or mem['peak_op']}, working set {human_bytes(mem['working_set_bytes'])}",
+            f"memory: peak activations {human_bytes(mem['peak_activation_bytes'])} while running"
+            f" {mem.get('peak_where') or mem['peak_op']}; working set {human_bytes(mem['working_set_bytes'])}",
             markup=False,
             highlight=False,
         )
@@ -156,9 +193,11 @@ def _unsupported(convert: dict[str, Any], console: Any) -> None:
 
 
 def _unit_ms(unit: dict[str, Any] | None) -> str:
-    if not unit or unit["at_best_ms"] is None:
+    if unit is None:
+        return "n/a"
+    if unit["at_best_ms"] is None:
         return "-"
-    return human_ms(unit["at_best_ms"]) + ("" if unit["complete"] else "*")
+    return human_ms(unit["at_best_ms"]) if unit["complete"] else f"({human_ms(unit['at_best_ms'])})*"
 
 
 def _latency(latency: dict[str, Any], console: Any) -> None:
@@ -180,9 +219,16 @@ def _latency(latency: dict[str, Any], console: Any) -> None:
         if best["key_assumption"] not in notes:
             notes.append(best["key_assumption"])
         short = {"ne": "NE", "gpu": "GPU", "cpu": "CPU"}.get(best["unit"], best["unit_name"])
-        at_best = f"{human_ms(best['at_best_ms'])} {short}{' partial' if best['partial'] else ''}"
+        at_best = (
+            f"({human_ms(best['at_best_ms'])} {short})*"
+            if best["partial"]
+            else f"{human_ms(best['at_best_ms'])} {short}"
+        )
         t.add_row(escape(entry["name"]), at_best, *cells, f"[{notes.index(best['key_assumption']) + 1}]")
     console.print(t)
     for i, note in enumerate(notes, 1):
         console.print(f"[dim][{i}] {escape(note)}[/]")
-    console.print("[dim]* partial bound: the catalog lacks a figure, so one term is dropped[/]")
+    console.print(
+        "[dim](...)* partial bound: the catalog lacks a figure, so one term is dropped; far below a real bound"
+        " and not comparable with full ones · n/a: Core ML cannot use that unit on the device[/]"
+    )

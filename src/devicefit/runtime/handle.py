@@ -21,6 +21,8 @@ from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, 
 #                        `--load failed--> closed
 # Requests are admitted only in ready; async submits during closing end as Dropped, synchronous calls too.
 CLOSED, LOADING, READY, CLOSING = "closed", "loading", "ready", "closing"
+# Async requests whose engine calls average below this run on the caller's thread (see InFlightScheduler).
+INLINE_BELOW_S = 1e-4
 
 
 class PredictionError(RuntimeError):
@@ -56,6 +58,8 @@ class Model:
         max_queue: requests that may wait for a slot (default: unbounded for wait, ``max_in_flight`` for
             drop_oldest, 0 for reject).
         cache: a SpecializationCache, None for the default one, False for none.
+        inline_below_s: async requests whose engine calls average below this many seconds run on the awaiting
+            thread instead of a worker (a thread handoff would cost more than the call); None: always a worker.
         **engine_options: passed to the engine (``example_inputs``, ``function``, ``threads``...).
     """
 
@@ -69,6 +73,7 @@ class Model:
         overflow: str = "wait",
         max_queue: int | None = None,
         cache: Any = None,
+        inline_below_s: float | None = INLINE_BELOW_S,
         **engine_options: Any,
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
@@ -90,6 +95,7 @@ class Model:
         self.max_in_flight = max_in_flight
         self.overflow = overflow
         self.max_queue = max_queue
+        self.inline_below_s = inline_below_s
         # One lock for the state, the scheduler slot, the accounting and every scheduler's own bookkeeping.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -267,6 +273,7 @@ class Model:
                 name=f"devicefit-{self.engine.name}",
                 lock=self._lock,
                 stats=self._stats,
+                inline_below_s=self.inline_below_s,
             )
         return self._scheduler
 
@@ -371,6 +378,25 @@ class Model:
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
+
+    # ------------------------------------------------------------------ language models
+    def new_session(self) -> Any:
+        """A generation session (its own KV cache) for :meth:`generate` / :meth:`stream_generate`."""
+        from devicefit.runtime.generate import generator_for
+
+        return generator_for(self).new_session()
+
+    def generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> list[int]:
+        """Generate token ids with a stateful LM package (see :mod:`devicefit.runtime.generate`)."""
+        from devicefit.runtime.generate import generator_for
+
+        return generator_for(self).generate(prompt_ids, max_new_tokens, **options)
+
+    def stream_generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> Any:
+        """``async for token in model.stream_generate(ids, n)``: tokens as they are generated."""
+        from devicefit.runtime.generate import generator_for
+
+        return generator_for(self).stream_generate(prompt_ids, max_new_tokens, **options)
 
     def __repr__(self) -> str:
         return f"<devicefit.Model engine={self.engine.name} {'loaded' if self.loaded else 'not loaded'}>"

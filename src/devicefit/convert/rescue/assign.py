@@ -53,3 +53,47 @@ def select_scatter(context: Any, node: Any) -> None:
         name=node.name,
     )
     context.add(out, torch_name=node.name)
+
+
+@rescue(
+    "_internal_op_tensor_inplace_copy",
+    "coremltools 9.0 keeps a 0-d update as shape (1,) and then refuses it for a scalar slot (BEiT, TorchScript)",
+    override=True,
+)
+def tensor_inplace_copy(context: Any, node: Any) -> None:
+    """``x[i, j] = v`` / ``x[a:b] = t`` in TorchScript (coremltools fuses the slicing into this internal op).
+
+    Same as coremltools' translation, except an update holding exactly as many values as the slot (a
+    ``(1,)`` tensor for a scalar slot) is reshaped to the slot's shape first, as PyTorch's copy does.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    ops = frontend()
+    data = context[node.inputs[0]]
+    updates = context[node.inputs[1]]
+    begin, end, stride, begin_mask, end_mask, squeeze_mask = ops._get_slice_params(
+        context, data, node.inputs[2:]
+    )
+    data, updates = ops.promote_input_dtypes([data, updates])
+    if begin.val is not None and end.val is not None and not any_symbolic(data.shape):
+        slot = tuple(
+            ops.solve_slice_by_index_shape(
+                data.shape, begin.val, end.val, stride, begin_mask, end_mask, squeeze_mask
+            )
+        )
+        have = tuple(updates.shape)
+        if have != slot and int(np.prod(have)) == int(np.prod(slot)):
+            updates = mb.squeeze(x=updates) if not slot else mb.reshape(x=updates, shape=list(slot))
+    out = ops._translate_torch_tensor_assign(
+        x=data,
+        updates=updates,
+        begin=begin,
+        end=end,
+        stride=stride,
+        begin_mask=begin_mask,
+        end_mask=end_mask,
+        squeeze_mask=squeeze_mask,
+        name=node.name,
+    )
+    context.add(out)

@@ -1,4 +1,9 @@
-"""Bicubic upsampling (``upsample_bicubic2d``, both overloads) as two matmuls with constant weights."""
+"""Separable resizes as two matmuls with constant weights: ``W_h @ x @ W_w^T``.
+
+Bicubic (``upsample_bicubic2d``) computes its weights here from PyTorch's formula; the antialiased
+bilinear / bicubic and ``nearest-exact`` modes take theirs from PyTorch's own kernel applied to basis vectors
+(these kernels are separable, so that is exact).
+"""
 
 from __future__ import annotations
 
@@ -54,32 +59,115 @@ def upsample_bicubic2d(context: Any, node: Any) -> None:
     Overloads: ``(x, output_size, align_corners, scales_h, scales_w)`` and the ``.vec`` one
     ``(x, output_size | None, align_corners, scale_factors | None)``.
     """
-    from coremltools.converters.mil.mil import Builder as mb
+    x, size_in, size_out, align_corners, scales = _resize_args(context, node, has_align=True)
+
+    def matrix(axis: int) -> np.ndarray:
+        return bicubic_matrix(size_in[axis], size_out[axis], align_corners, scales[axis])
+
+    _apply(context, node, x, matrix(0), matrix(1))
+
+
+_TORCH_KERNELS = {
+    # sanitized op kind -> (aten kernel name, takes align_corners)
+    "_upsample_bilinear2d_aa": ("_upsample_bilinear2d_aa", True),
+    "_upsample_bicubic2d_aa": ("_upsample_bicubic2d_aa", True),
+    "_upsample_nearest_exact2d": ("_upsample_nearest_exact2d", False),
+}
+
+
+@rescue(
+    "_upsample_bilinear2d_aa",
+    "coremltools 9.0 maps antialiased bilinear to plain bilinear: wrong values when downsampling, no error",
+    override=True,
+    aliases=("_upsample_bilinear2d_aa.vec",),
+)
+def upsample_bilinear2d_aa(context: Any, node: Any) -> None:
+    """``F.interpolate(mode="bilinear", antialias=True)`` (torchvision's Resize default) on static sizes."""
+    _torch_kernel_resize(context, node, "_upsample_bilinear2d_aa")
+
+
+@rescue(
+    "_upsample_bicubic2d_aa",
+    "coremltools 9.0 has no translation for antialiased bicubic",
+    aliases=("_upsample_bicubic2d_aa.vec",),
+)
+def upsample_bicubic2d_aa(context: Any, node: Any) -> None:
+    """``F.interpolate(mode="bicubic", antialias=True)`` on static sizes."""
+    _torch_kernel_resize(context, node, "_upsample_bicubic2d_aa")
+
+
+@rescue(
+    "_upsample_nearest_exact2d",
+    "coremltools 9.0 has no translation for nearest-exact resizing",
+    aliases=("_upsample_nearest_exact2d.vec",),
+)
+def upsample_nearest_exact2d(context: Any, node: Any) -> None:
+    """``F.interpolate(mode="nearest-exact")`` on static sizes."""
+    _torch_kernel_resize(context, node, "_upsample_nearest_exact2d")
+
+
+def torch_kernel_matrix(
+    kernel: str, size_in: int, size_out: int, align_corners: bool, scale: float | None
+) -> np.ndarray:
+    """The (size_out, size_in) matrix of a separable aten resize kernel, from its response to basis vectors."""
+    import torch
+
+    fn = getattr(torch.ops.aten, kernel).default
+    basis = torch.eye(size_in, dtype=torch.float64).reshape(size_in, 1, 1, size_in)
+    if _TORCH_KERNELS[kernel][1]:
+        response = fn(basis, [1, size_out], align_corners, None, scale)
+    else:
+        response = fn(basis, [1, size_out], None, scale)
+    return response.reshape(size_in, size_out).T.numpy()
+
+
+def _torch_kernel_resize(context: Any, node: Any, kernel: str) -> None:
+    has_align = _TORCH_KERNELS[kernel][1]
+    x, size_in, size_out, align_corners, scales = _resize_args(context, node, has_align)
+
+    def matrix(axis: int) -> np.ndarray:
+        return torch_kernel_matrix(kernel, size_in[axis], size_out[axis], align_corners, scales[axis])
+
+    _apply(context, node, x, matrix(0), matrix(1))
+
+
+def _resize_args(context: Any, node: Any, has_align: bool) -> tuple[Any, list[int], list[int], bool, list]:
+    """(x, input H W, output H W, align_corners, per-axis scales) for both overloads of a 2-D resize op.
+
+    Overloads: ``(x, output_size, [align_corners,] scales_h, scales_w)`` and the ``.vec`` one
+    ``(x, output_size | None, [align_corners,] scale_factors | None)``.
+    """
     from coremltools.converters.mil.mil.types.symbolic import any_symbolic
-    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
 
     inputs = frontend()._get_inputs(context, node, min_expected=1)
     x = inputs[0]
     if x.rank != 4 or any_symbolic(x.shape[-2:]):
-        raise NotImplementedError("bicubic upsampling needs a rank-4 input with static height and width")
+        raise NotImplementedError(f"{node.kind} needs a rank-4 input with static height and width")
     size_in = [int(d) for d in x.shape[-2:]]
     output_size = _numbers(arg(context, node, inputs, 1, "output_size"))
-    align_corners = bool(const_value(arg(context, node, inputs, 2, "align_corners"), False))
-    if len(inputs) == 5:  # the default overload: per-axis scales
-        scales = [const_value(inputs[3]), const_value(inputs[4])]
+    align_corners = (
+        bool(const_value(arg(context, node, inputs, 2, "align_corners"), False)) if has_align else False
+    )
+    first_scale = 3 if has_align else 2
+    if len(inputs) == first_scale + 2:  # the default overload: per-axis scales
+        scales: list = [const_value(inputs[first_scale]), const_value(inputs[first_scale + 1])]
     else:
-        factors = _numbers(arg(context, node, inputs, 3, "scale_factors"))
+        factors = _numbers(arg(context, node, inputs, first_scale, "scale_factors"))
         scales = [None, None] if factors is None else [float(f) for f in factors]
     if output_size is None:
         if scales[0] is None:
-            raise NotImplementedError("bicubic upsampling needs a constant output size or scale factors")
+            raise NotImplementedError(f"{node.kind} needs a constant output size or scale factors")
         output_size = [math.floor(s * f) for s, f in zip(size_in, scales, strict=True)]
-    size_out = [int(d) for d in output_size]
+    return x, size_in, [int(d) for d in output_size], align_corners, scales
+
+
+def _apply(context: Any, node: Any, x: Any, rows: np.ndarray, cols: np.ndarray) -> None:
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
+
     dtype = nptype_from_builtin(x.dtype)
-    rows = bicubic_matrix(size_in[0], size_out[0], align_corners, scales[0]).astype(dtype)
-    cols = bicubic_matrix(size_in[1], size_out[1], align_corners, scales[1]).astype(dtype)
-    wide = mb.matmul(x=x, y=np.ascontiguousarray(cols.T))  # (N, C, H, W_out)
-    context.add(mb.matmul(x=rows, y=wide, name=node.name), torch_name=node.name)
+    wide = mb.matmul(x=x, y=np.ascontiguousarray(cols.T.astype(dtype)))  # (N, C, H, W_out)
+    context.add(mb.matmul(x=rows.astype(dtype), y=wide, name=node.name), torch_name=node.name)
 
 
 def _numbers(value: Any) -> list[float] | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
 from devicefit.convert.rescue._mil import arg, const_value, frontend
 from devicefit.convert.rescue._registry import rescue
 
@@ -95,3 +97,55 @@ def where_scalar(context: Any, node: Any) -> None:
         dtype = "fp32"
     a, b = (v if builtin_to_string(v.dtype) == dtype else mb.cast(x=v, dtype=dtype) for v in (a, b))
     context.add(mb.select(cond=cond, a=a, b=b, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "channel_shuffle",
+    "coremltools 9.0 has no translation (nn.ChannelShuffle, ShuffleNet-style blocks)",
+    aliases=("native_channel_shuffle",),
+)
+def channel_shuffle(context: Any, node: Any) -> None:
+    """``F.channel_shuffle(x, groups)``: channels (g, C/g) transposed to (C/g, g), any rank >= 3."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    x, groups_var = frontend()._get_inputs(context, node, expected=2)
+    groups = int(const_value(groups_var))
+    if any_symbolic(x.shape[1:2]):
+        raise NotImplementedError("channel_shuffle needs a static channel count")
+    channels = int(x.shape[1])
+    shape = mb.shape(x=x)
+    batch = mb.slice_by_index(x=shape, begin=[0], end=[1])
+    spatial = mb.slice_by_index(x=shape, begin=[2], end=[x.rank])
+    split = np.array([groups, channels // groups], dtype=np.int32)
+    grouped = mb.reshape(x=x, shape=mb.concat(values=[batch, split, spatial], axis=0))
+    swapped = mb.transpose(x=grouped, perm=[0, 2, 1, *range(3, x.rank + 1)])
+    context.add(mb.reshape(x=swapped, shape=shape, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "clamp",
+    "coremltools 9.0 fails on tensor bounds (torch.clamp(x, min=tensor)); scalar bounds keep its translation",
+    override=True,
+    aliases=("clip",),
+)
+def clamp(context: Any, node: Any) -> None:
+    """``torch.clamp(x, min, max)`` where a bound may be a tensor (broadcast), else coremltools' own ``clip``."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    low = arg(context, node, inputs, 1, "min")
+    high = arg(context, node, inputs, 2, "max")
+    if all(b is None or b.rank == 0 or (b.val is not None and np.size(b.val) == 1) for b in (low, high)):
+        ops.clamp(context, node)  # scalar bounds: coremltools' translation (clip) handles them
+        return
+    out = x
+    for bound, op in ((low, mb.maximum), (high, mb.minimum)):
+        if bound is not None:
+            if bound.dtype != out.dtype:
+                bound = mb.cast(x=bound, dtype=builtin_to_string(out.dtype))
+            out = op(x=out, y=bound)
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)

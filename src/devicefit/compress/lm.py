@@ -1,0 +1,305 @@
+"""Compression for stateful language models: int4 per-block, 4/3-bit grouped palettization, mixed plans.
+
+coremltools' post-training compression refuses multi-function models, so each function (``prefill``,
+``decode``) is split out, compressed with the same plan, and the two are merged again. The compression is
+deterministic (linear quantization; devicefit's k-means), so both functions get bit-identical weights and the
+merged package still stores one copy. The rotary tables are never compressed (positions would drift).
+
+Weights are grouped by role, from the PyTorch parameter names coremltools keeps in the constant names:
+``embeddings`` (``embed_tokens``), ``lm_head``, ``attention`` (``self_attn``) and ``mlp``. A plan gives each
+group a width; :func:`search_lm` walks a ladder of plans from smallest to largest and returns the first that
+meets the budget on **held-out** text (the compression is data-free: no calibration text is used at all).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from devicefit.errors import InputError, OutputExistsError
+
+__all__ = [
+    "GROUPS",
+    "LADDER",
+    "WIDTHS",
+    "LMBudget",
+    "LMCandidate",
+    "LMSearchResult",
+    "compress_lm",
+    "parse_lm_budget",
+    "search_lm",
+]
+
+GROUPS = ("embeddings", "lm_head", "attention", "mlp")
+_GROUP_PATTERNS = (
+    ("embeddings", "embed_tokens"),
+    ("lm_head", "lm_head"),
+    ("attention", "self_attn"),
+    ("mlp", "mlp"),
+)
+
+
+def _width_config(width: str) -> Any:
+    from devicefit.compress.configs import PalettizeConfig, QuantizeConfig
+
+    m = re.fullmatch(r"int4-b(\d+)", width)
+    if m:
+        return QuantizeConfig(
+            dtype="int4", granularity="per_block", block_size=int(m.group(1)), weight_threshold=0
+        )
+    if width == "int8":
+        return QuantizeConfig(dtype="int8", granularity="per_channel", weight_threshold=0)
+    m = re.fullmatch(r"pal([34])-g(\d+)", width)
+    if m:
+        return PalettizeConfig(
+            nbits=int(m.group(1)),
+            granularity="per_grouped_channel",
+            group_size=int(m.group(2)),
+            weight_threshold=0,
+        )
+    if width == "fp16":
+        return None
+    raise InputError(
+        f"unknown width {width!r}; use fp16, int8, int4-bN (block N), pal4-gN or pal3-gN (group N)"
+    )
+
+
+WIDTHS = ("fp16", "int8", "int4-b32", "int4-b64", "int4-b128", "pal4-g16", "pal3-g16")
+
+# Plans from the smallest to the largest (roughly): uniform int4 with a block-size search (largest block
+# first: fewer scales), 4-bit palettization, 3-bit MLP palettization, then plans that keep the most
+# sensitive groups (embeddings / lm_head, then attention) at 8 bits.
+LADDER: tuple[tuple[str, dict[str, str]], ...] = (
+    ("pal3-g16 mlp + int4-b32 rest", {"embeddings": "int4-b32", "lm_head": "int4-b32", "attention": "int4-b32", "mlp": "pal3-g16"}),
+    ("int4 block 128", dict.fromkeys(GROUPS, "int4-b128")),
+    ("int4 block 64", dict.fromkeys(GROUPS, "int4-b64")),
+    ("int4 block 32", dict.fromkeys(GROUPS, "int4-b32")),
+    ("pal4 group 16", dict.fromkeys(GROUPS, "pal4-g16")),
+    ("int8 embeddings/lm_head + int4-b32", {"embeddings": "int8", "lm_head": "int8", "attention": "int4-b32", "mlp": "int4-b32"}),
+    ("int8 embeddings/lm_head/attention + int4-b32 mlp", {"embeddings": "int8", "lm_head": "int8", "attention": "int8", "mlp": "int4-b32"}),
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LMBudget:
+    """``perplexity<=+3%`` (relative to PyTorch), ``perplexity<=12.5`` (absolute) or ``tokens>=0.95``."""
+
+    metric: str
+    value: float
+    relative: bool
+    text: str
+
+    def met(self, perplexity: float | None, reference_perplexity: float | None, tokens: float | None) -> bool:
+        """Whether measured values meet the budget (a missing measurement never does)."""
+        if self.metric == "tokens":
+            return tokens is not None and tokens >= self.value
+        if perplexity is None or not math.isfinite(perplexity):
+            return False
+        if self.relative:
+            return reference_perplexity is not None and perplexity <= reference_perplexity * (1 + self.value)
+        return perplexity <= self.value
+
+
+_BUDGET = re.compile(
+    r"^\s*(perplexity|ppl)\s*<=\s*(\+?)(\d+(?:\.\d*)?)\s*(%?)\s*$|^\s*tokens\s*>=\s*(\d*\.?\d+)\s*$"
+)
+
+
+def parse_lm_budget(text: str) -> LMBudget:
+    """Parse an LM budget; raises InputError naming the accepted forms."""
+    m = _BUDGET.match(text or "")
+    if not m:
+        raise InputError(
+            f"LM budget {text!r} not understood; use 'perplexity<=+3%' (vs PyTorch), 'perplexity<=12.5' or "
+            "'tokens>=0.95' (greedy token agreement)"
+        )
+    if m.group(5) is not None:
+        value = float(m.group(5))
+        if not 0 < value <= 1:
+            raise InputError(f"tokens budget must lie in (0, 1], got {value}")
+        return LMBudget("tokens", value, False, text)
+    plus, number, pct = m.group(2), float(m.group(3)), m.group(4)
+    if plus and not pct:
+        raise InputError(f"a relative perplexity budget needs %: e.g. perplexity<=+{number:g}%")
+    return LMBudget("perplexity", number / 100 if pct else number, bool(pct), text)
+
+
+def group_of(const_name: str) -> str | None:
+    """The role of a weight constant (by its PyTorch parameter name), or None (norms, rotary tables)."""
+    if "rope_" in const_name:
+        return None
+    for group, pattern in _GROUP_PATTERNS:
+        if pattern in const_name:
+            return group
+    return None
+
+
+def _single_function(ct: Any, package: Path, function: str, tmp: Path) -> Any:
+    desc = ct.utils.MultiFunctionDescriptor()
+    desc.add_function(str(package), src_function_name=function, target_function_name="main")
+    desc.default_function_name = "main"
+    part = tmp / f"split_{function}.mlpackage"
+    ct.utils.save_multifunction(desc, str(part))
+    loaded = ct.models.MLModel(str(part), skip_model_load=True)
+    # NOTE: save_multifunction keeps a function table even for one function, which coremltools' compression
+    # refuses; moving its description back to the top level makes it an ordinary single-function model.
+    spec = loaded.get_spec()
+    fn = spec.description.functions[0]
+    for key in ("input", "output", "state"):
+        getattr(spec.description, key).extend(getattr(fn, key))
+    del spec.description.functions[:]
+    spec.description.defaultFunctionName = ""
+    return ct.models.MLModel(spec, weights_dir=loaded.weights_dir, skip_model_load=True)
+
+
+def _weight_shapes(spec: Any) -> dict[str, tuple[int, ...]]:
+    """Name -> shape of the rank >= 2 constants of the (single) function of an ML Program spec."""
+    shapes = {}
+    for fn in spec.mlProgram.functions.values():
+        for block in fn.block_specializations.values():
+            for op in block.operations:
+                if op.type == "const" and op.outputs and op.outputs[0].type.tensorType.rank >= 2:
+                    dims = op.outputs[0].type.tensorType.dimensions
+                    shapes[op.outputs[0].name] = tuple(int(d.constant.size) for d in dims)
+    return shapes
+
+
+def _check_blocks(name: str, shape: tuple[int, ...], width: str) -> None:
+    m = re.fullmatch(r"int4-b(\d+)", width)
+    if m and shape[-1] % int(m.group(1)):
+        raise InputError(
+            f"block size {m.group(1)} does not divide the input size {shape[-1]} of {name}; "
+            "choose a block size that divides it (e.g. 32)"
+        )
+
+
+def compress_lm(
+    package: str | os.PathLike[str], plan: dict[str, str], output: str | os.PathLike[str], force: bool = False
+) -> Path:
+    """Compress a stateful LM package group by group (``plan``: group -> width, missing groups stay fp16).
+
+    Raises:
+        InputError: an unknown group or width.
+        OutputExistsError: ``output`` exists and ``force`` is False.
+    """
+    from devicefit._lazy import coremltools
+    from devicefit.compress.verbs import apply_plan
+    from devicefit.merge import merge
+
+    unknown = sorted(set(plan) - set(GROUPS))
+    if unknown:
+        raise InputError(f"unknown weight group {unknown[0]!r}; groups: {', '.join(GROUPS)}")
+    configs = {g: _width_config(w) for g, w in plan.items()}
+    out = Path(output)
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} exists; pass --force to overwrite it or choose another path")
+    ct = coremltools()
+    with tempfile.TemporaryDirectory(prefix="devicefit-lmc-") as tmp_name:
+        tmp = Path(tmp_name)
+        parts = []
+        for function in ("prefill", "decode"):
+            mlmodel = _single_function(ct, Path(package), function, tmp)
+            weight_plan = {}
+            for name, shape in _weight_shapes(mlmodel.get_spec()).items():
+                group = group_of(name)
+                if group is not None and configs.get(group) is not None:
+                    _check_blocks(name, shape, plan[group])
+                    weight_plan[name] = configs[group]
+            compressed = apply_plan(mlmodel, weight_plan) if weight_plan else mlmodel
+            part = tmp / f"{function}.mlpackage"
+            compressed.save(str(part))
+            parts.append(part)
+        merge(parts, out, names=["prefill", "decode"], default="decode", force=force)
+    return out
+
+
+@dataclass
+class LMCandidate:
+    """One plan tried by the search, with what was measured on held-out text."""
+
+    name: str
+    plan: dict[str, str]
+    weight_bytes: int
+    perplexity: float | None
+    token_agreement: float | None
+    meets: bool
+
+
+@dataclass
+class LMSearchResult:
+    """The chosen plan (None if no plan of the ladder meets the budget) and every candidate tried."""
+
+    budget: str
+    reference_perplexity: float | None
+    baseline_weight_bytes: int
+    chosen: LMCandidate | None
+    output: Path | None
+    tried: list[LMCandidate] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict."""
+        from dataclasses import asdict
+
+        d = asdict(self)
+        d["output"] = str(self.output) if self.output else None
+        return d
+
+
+def search_lm(
+    package: str | os.PathLike[str],
+    budget: str | LMBudget,
+    measure: Callable[[Path], tuple[float | None, float | None]],
+    reference_perplexity: float | None,
+    output: str | os.PathLike[str],
+    ladder: tuple[tuple[str, dict[str, str]], ...] = LADDER,
+    force: bool = False,
+) -> LMSearchResult:
+    """Walk ``ladder`` smallest first; keep the first plan whose package meets ``budget``.
+
+    Args:
+        package: the uncompressed (fp16) stateful LM package.
+        budget: e.g. ``"perplexity<=+3%"`` or ``"tokens>=0.95"``.
+        measure: package -> (held-out perplexity, token agreement) of that package; either may be None when
+            the budget does not need it.
+        reference_perplexity: PyTorch's held-out perplexity (the base of a relative budget).
+        output: where the chosen package is written.
+        ladder: (name, plan) pairs to try, in order.
+        force: overwrite ``output``.
+    """
+    from devicefit.merge import weight_bytes
+
+    spec = parse_lm_budget(budget) if isinstance(budget, str) else budget
+    out = Path(output)
+    if out.exists() and not force:
+        raise OutputExistsError(f"{out} exists; pass --force to overwrite it or choose another path")
+    result = LMSearchResult(spec.text, reference_perplexity, weight_bytes(package), None, None)
+    with tempfile.TemporaryDirectory(prefix="devicefit-lms-") as tmp:
+        for i, (name, plan) in enumerate(ladder):
+            candidate = Path(tmp) / f"c{i}.mlpackage"
+            try:
+                compress_lm(package, plan, candidate)
+            except InputError as e:
+                if "does not divide" not in str(e):
+                    raise
+                result.skipped.append(f"{name}: {e}")  # this model's sizes rule the block size out
+                continue
+            ppl, tokens = measure(candidate)
+            ok = spec.met(ppl, reference_perplexity, tokens)
+            tried = LMCandidate(name, dict(plan), weight_bytes(candidate), ppl, tokens, ok)
+            result.tried.append(tried)
+            if ok:
+                import shutil
+
+                if out.exists():
+                    shutil.rmtree(out)
+                shutil.copytree(candidate, out)
+                result.chosen, result.output = tried, out
+                break
+    return result

@@ -1,0 +1,212 @@
+"""The two torch frontends: build each one's graph (trace / export) and run ``ct.convert`` on it.
+
+``convert`` and ``scan`` both go through :func:`attempt`; a graph built while scanning is handed to the
+conversion explicitly (``graph=``), never stored on the source, so a module changed in between is traced
+afresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from devicefit.convert.fp16_constants import ConstantFix, fp16_safe_pass, pipeline_with_pass
+from devicefit.convert.options import ConvertOptions, ct_convert_kwargs, ct_inputs, ct_outputs
+from devicefit.errors import DevicefitError, first_line
+
+if TYPE_CHECKING:
+    from devicefit.sources import SourceModel
+
+FRONTENDS = ("torchscript", "torch.export")
+
+
+@dataclass
+class FrontendResult:
+    """Whether ``ct.convert`` succeeded through one frontend (``"torchscript"`` / ``"torch.export"``).
+
+    Attributes:
+        name: the frontend.
+        ok: it converted.
+        error: its error, one line (None when ok).
+        seconds: wall time of the attempt.
+        failed_op: the torch op kind (sanitized, e.g. ``"linalg_inv"``) the frontend stopped at, when known.
+    """
+
+    name: str
+    ok: bool
+    error: str | None
+    seconds: float
+    failed_op: str | None = None
+
+
+def frontend_order(source: SourceModel, frontend: str) -> list[str]:
+    """The frontends to try, in order (``auto``: TorchScript first, unless the source is an ExportedProgram)."""
+    if frontend != "auto":
+        return [frontend]
+    if source.kind == "exported":
+        return ["torch.export", "torchscript"]
+    return ["torchscript", "torch.export"]
+
+
+def trace_module(source: SourceModel) -> Any:
+    """The source traced with TorchScript (no_grad, no trace check)."""
+    import torch
+
+    with torch.no_grad():
+        return torch.jit.trace(source.traceable(), source.example_tensors(), check_trace=False, strict=False)
+
+
+def export_program(source: SourceModel) -> Any:
+    """The source as an ATen-dialect ExportedProgram (decomposed as coremltools expects)."""
+    import torch
+
+    if source.exported is not None:
+        program = source.exported
+    else:
+        with torch.no_grad():
+            program = torch.export.export(source.traceable(), source.example_tensors(), strict=False)
+    return program.run_decompositions({})
+
+
+def try_frontend(source: SourceModel, name: str, options: ConvertOptions | None = None) -> FrontendResult:
+    """Convert through one frontend with devicefit's translations and report whether it worked (model discarded)."""
+    from devicefit.convert.rescue import rescue_translations
+
+    with rescue_translations():
+        return attempt(source, name, options or ConvertOptions(precision="fp32"))[1]
+
+
+def attempt(
+    source: SourceModel,
+    name: str,
+    options: ConvertOptions,
+    graph: Any = None,
+    fixes: list[ConstantFix] | None = None,
+) -> tuple[Any, FrontendResult]:
+    """Convert through frontend ``name``; ``(mlmodel or None, FrontendResult)``.
+
+    Args:
+        source: the model.
+        name: ``"torchscript"`` or ``"torch.export"``.
+        options: conversion options.
+        graph: the traced module / ExportedProgram already built for this source (else built here). Used
+            once: coremltools may rewrite a graph while converting it.
+        fixes: receives the constants the fp16-safe pass rewrote.
+    """
+    start = time.perf_counter()
+    try:
+        mlmodel = _convert_with(source, name, options, graph, [] if fixes is None else fixes)
+    except DevicefitError:
+        raise
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {first_line(exc, limit=240)}"
+        return None, FrontendResult(name, False, error, time.perf_counter() - start, failing_op(exc))
+    return mlmodel, FrontendResult(name, True, None, time.perf_counter() - start)
+
+
+_ERROR_OPS = (
+    re.compile(r"convert function for op '([^']+)' not implemented"),
+    re.compile(r"Unsupported fx node .*?, kind (\S+)"),
+    re.compile(r"Torch `([^`]+)` op"),
+)
+
+
+# coremltools' torch frontend functions whose ``node`` local is the op being translated
+_TRANSLATION_LOOP = {"convert_single_node", "convert_nodes"}
+
+
+def failing_op(exc: BaseException) -> str | None:
+    """The torch op kind coremltools was translating when ``exc`` was raised (sanitized), if known.
+
+    Read from the translation loop's frame (``node``) in the traceback, else from the message.
+    """
+    for frame_locals in _traceback_locals(exc):
+        node = frame_locals.get("node")
+        kind = getattr(node, "kind", None)
+        if isinstance(kind, str) and frame_locals["__devicefit_frame__"] in _TRANSLATION_LOOP:
+            return kind
+    for pattern in _ERROR_OPS:
+        match = pattern.search(str(exc))
+        if match:
+            return match.group(1).strip(".,")
+    return None
+
+
+def _traceback_locals(exc: BaseException) -> Iterator[dict[str, Any]]:
+    tb = exc.__traceback__
+    frames = []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):  # innermost first
+        yield {**frame.f_locals, "__devicefit_frame__": frame.f_code.co_name}
+
+
+def _convert_with(
+    source: SourceModel, frontend: str, options: ConvertOptions, graph: Any, fixes: list[ConstantFix]
+) -> Any:
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    if frontend == "torchscript":
+        model = graph if graph is not None else trace_module(source)
+    else:
+        model = graph if graph is not None and not options.flexible else _export_for(source, options)
+    kwargs = ct_convert_kwargs(ct, options)
+    with _quiet_coremltools(), contextlib.ExitStack() as stack:
+        if options.fp16_safe_constants and options.precision != "fp32":
+            kwargs["pass_pipeline"] = pipeline_with_pass(ct, stack.enter_context(fp16_safe_pass(fixes)))
+        mlmodel = ct.convert(
+            model, inputs=ct_inputs(ct, source, options), outputs=ct_outputs(ct, source, options), **kwargs
+        )
+    # op scopes exist only on the freshly converted model: keep them in the package metadata
+    from devicefit.convert import provenance
+
+    # devicefit traces / exports the user's module wrapped as ``inner`` unless the user gave an ExportedProgram
+    root = "" if frontend == "torch.export" and source.exported is not None else "inner"
+    provenance.attach(mlmodel, provenance.collect(mlmodel, model, root=root))
+    return mlmodel
+
+
+def _export_for(source: SourceModel, options: ConvertOptions) -> Any:
+    """torch.export the source; flexible inputs become dynamic dims (static ones are baked in by export)."""
+    import torch
+
+    if not options.flexible or source.exported is not None:
+        return export_program(source)
+    dynamic: list[dict[int, Any] | None] = []
+    for spec in source.input_specs:
+        flex = options.flexible.get(spec.name)
+        dims: dict[int, Any] = {}
+        if flex is not None and flex.ranges:
+            for d, (lo, hi) in flex.ranges.items():
+                axis = d % len(spec.shape)
+                dims[axis] = torch.export.Dim(f"{spec.name}_{axis}", min=lo, max=None if hi == -1 else hi)
+        elif flex is not None and flex.enumerated:
+            for axis in range(len(spec.shape)):
+                sizes = {s[axis] for s in flex.enumerated} | {spec.shape[axis]}
+                if len(sizes) > 1:
+                    dims[axis] = torch.export.Dim(f"{spec.name}_{axis}", min=min(sizes), max=max(sizes))
+        dynamic.append(dims or None)
+    with torch.no_grad():
+        program = torch.export.export(
+            source.traceable(), source.example_tensors(), dynamic_shapes=(tuple(dynamic),), strict=False
+        )
+    return program.run_decompositions({})
+
+
+class _quiet_coremltools:
+    """Silence coremltools' per-op progress logging during a conversion attempt (errors still raise)."""
+
+    def __enter__(self) -> None:
+        self._logger = logging.getLogger("coremltools")
+        self._level = self._logger.level
+        self._logger.setLevel(logging.CRITICAL)
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.setLevel(self._level)

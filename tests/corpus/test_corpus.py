@@ -1,0 +1,44 @@
+"""Every corpus family converts with devicefit, matches PyTorch in fp32, and stays finite and close in fp16.
+
+The fast subset (``Family.fast``) runs in ``make test``; the rest is marked slow:
+``pytest -m slow tests/corpus`` runs them all (a few minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devicefit import interp
+from devicefit.convert import ConvertOptions, convert
+from tests.convert.helpers import source_of
+from tests.corpus.families import FAMILIES, Family
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def _params(families: list[Family]) -> list:
+    return [pytest.param(f, id=f.name, marks=() if f.fast else pytest.mark.slow) for f in families]
+
+
+@pytest.mark.parametrize("family", _params(FAMILIES))
+def test_family_converts_and_matches(family: Family):
+    module, example = family.build()
+    source = source_of(module, example, family.name)
+    reference = next(iter(source.reference(source.example_inputs).values()))
+    assert np.abs(reference).mean() > 0.01, "degenerate weights: the comparison would prove nothing"
+    feeds = source.coreml_feeds(source.example_inputs)
+
+    fp32 = convert(source, ConvertOptions(precision="fp32"))
+    got = next(iter(interp.load(fp32.mlmodel).run(feeds, precision="fp32").values()))
+    assert got.shape == reference.shape
+    rel = float(np.abs(got - reference).max() / np.abs(reference).max())
+    assert rel < 1e-3 and _cosine(got, reference) > 0.9999, (rel, _cosine(got, reference))
+
+    fp16 = convert(source, ConvertOptions(precision="fp16", frontend=fp32.frontend))
+    half = next(iter(interp.load(fp16.mlmodel).run(feeds, precision="fp16").values()))
+    assert np.isfinite(half).all()
+    assert _cosine(half, reference) >= 0.99

@@ -1,0 +1,37 @@
+"""compress_lm on a stateful package: per-role widths, shared weights kept, rotary tables untouched."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from devicefit.errors import InputError
+
+
+@pytest.mark.slow
+def test_int4_per_block_compresses_both_functions_once(
+    llama_pkg: tuple[object, Path], tmp_path: Path
+) -> None:
+    from devicefit.merge import weight_bytes
+
+    import devicefit.interp as interp
+    from devicefit.compress.lm import compress_lm
+
+    _, pkg = llama_pkg
+    out = compress_lm(
+        pkg, dict.fromkeys(("embeddings", "lm_head", "attention", "mlp"), "int4-b32"), tmp_path / "q"
+    )
+    for fn in ("prefill", "decode"):
+        prog = interp.load(out, function=fn)
+        assert (
+            prog.op_counts.get("constexpr_blockwise_shift_scale", 0) >= 7 * 2 + 2
+        )  # 7 linears/layer + emb + head
+    # fp32 package -> int4 per-block: about 4.5 / 32 of the size, one copy for both functions
+    assert weight_bytes(out) < 0.25 * weight_bytes(pkg)
+    with pytest.raises(InputError, match="block size 128 does not divide the input size 64"):
+        compress_lm(pkg, {"mlp": "int4-b128"}, tmp_path / "b")
+    with pytest.raises(InputError, match="unknown weight group 'norms'"):
+        compress_lm(pkg, {"norms": "int8"}, tmp_path / "c")
+    with pytest.raises(InputError, match="unknown width 'int2'"):
+        compress_lm(pkg, {"mlp": "int2"}, tmp_path / "d")

@@ -1,0 +1,50 @@
+"""``devicefit check`` / ``compress`` on a causal-LM folder (slow: several conversions)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from devicefit.cli import main
+from tests.lm.families import tiny_lm
+
+
+@pytest.fixture(scope="module")
+def llama_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("hf") / "tiny-llama"
+    tiny_lm("llama").save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.slow
+def test_check_detects_a_causal_lm_and_reports_generation(llama_folder: Path, tmp_path: Path) -> None:
+    report = tmp_path / "r.json"
+    code = main(["check", str(llama_folder), "--steps", "4", "--max-context", "24", "--json", str(report)])
+    data = json.loads(report.read_text())
+    assert data["task"] == "text-generation" and data["family"] == "llama"
+    runs = {r["name"]: r for r in data["generation"]["runs"]}
+    assert set(runs) == {"fp32", "fp16", "int4"}
+    assert runs["fp32"]["token_agreement"] == 1.0 and runs["fp32"]["verdict"] == "pass"
+    assert data["summary"]["lm.int4.weight_mb"] < data["summary"]["lm.fp16.weight_mb"]
+    assert code == 0  # fp32 passes; fp16 / int4 losses are warnings, not failures
+    # a gate on the int4 run's agreement can trip (random weights: int4 flips near-ties)
+    gated = main(
+        ["check", str(llama_folder), "--steps", "4", "--max-context", "24", "--no-int4",
+         "--fail-on", "lm.fp32.token_agreement<1", "--fail-on", "lm.fp16.min_cosine<0"]
+    )  # fmt: skip
+    assert gated == 0
+    assert main(["check", str(llama_folder), "--steps", "30", "--max-context", "24", "--no-int4"]) == 2
+
+
+@pytest.mark.slow
+def test_compress_lm_budget_chooses_a_plan_meeting_it(llama_folder: Path, tmp_path: Path) -> None:
+    out, report = tmp_path / "c.mlpackage", tmp_path / "c.json"
+    code = main(["compress", str(llama_folder), "--budget", "perplexity<=+50%", "--max-context", "32",
+                 "-o", str(out), "--json", str(report)])  # fmt: skip
+    data = json.loads(report.read_text())
+    chosen = data["chosen"]
+    assert code == 0 and out.exists()
+    assert chosen["perplexity"] <= data["reference_perplexity"] * 1.5
+    assert chosen["weight_bytes"] < data["baseline_weight_bytes"] / 2

@@ -1,0 +1,62 @@
+"""One command-line vocabulary (docs/cli.md): inputs, --json -, --target, --deployment-target, did-you-mean."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from devicefit.cli import main
+from devicefit.cli._common import deployment_target, device_id, input_arrays, input_specs, parse_input
+from devicefit.errors import InputError
+
+
+def test_one_input_parser_takes_both_forms(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((2, 3), dtype=np.float32))
+    data = parse_input(f"x={tmp_path / 'x.npy'}")
+    declared = parse_input("ids:1x128:int32")
+    assert data.path is not None and declared.declared is not None
+    specs = input_specs([f"x={tmp_path / 'x.npy'}", "ids:1x128:int32"])
+    assert [(s.name, tuple(s.shape), s.dtype) for s in specs] == [
+        ("x", (2, 3), "float32"),
+        ("ids", (1, 128), "int32"),
+    ]
+    assert list(input_arrays([f"x={tmp_path / 'x.npy'}", "ids:1x128:int32"])) == ["x"]
+    for bad in ("x", "=a.npy", "x=", "x:1xa"):
+        with pytest.raises(InputError):
+            parse_input(bad)
+    with pytest.raises(InputError, match="file not found"):
+        parse_input(f"x={tmp_path / 'missing.npy'}").array()
+
+
+def test_deployment_target_is_case_insensitive_with_did_you_mean():
+    assert deployment_target("ios17") == deployment_target("IOS17") == "iOS17"
+    with pytest.raises(argparse.ArgumentTypeError, match=r"did you mean .*'iOS17'.*\?\); choose one of"):
+        deployment_target("iOS71")
+
+
+def test_device_ids_case_insensitive_with_did_you_mean():
+    assert device_id("iPhone-12") == "iphone-12" and device_id("iPhone 12") == "iphone-12"
+    with pytest.raises(argparse.ArgumentTypeError, match="did you mean 'iphone-12'"):
+        device_id("iphone12")
+
+
+def test_unknown_target_is_a_one_line_usage_error(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["check", "--target", "iphone12"])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "did you mean 'iphone-12'" in err
+
+
+def test_json_dash_writes_to_stdout_and_no_file(tmp_path, capsys, monkeypatch):
+    """Issue 12: ``--json -`` wrote a file named ``-``."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["devices", "--catalog", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    rows = json.loads(captured.out)  # stdout is the JSON alone; the table went to stderr
+    assert any(r["id"] == "iphone-12" for r in rows)
+    assert "Apple device catalog" in captured.err
+    assert not (tmp_path / "-").exists()
