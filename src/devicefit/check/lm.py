@@ -162,9 +162,9 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
     from devicefit.compare.generation import check_generation
     from devicefit.compress.lm import compress_lm
     from devicefit.convert.lm_wrapper import lm_shape
+    from devicefit.convert.merge import weight_bytes
     from devicefit.convert.stateful import convert_causal_lm, load_causal_lm
     from devicefit.engines.lm_session import InterpLM, TorchLM
-    from devicefit.merge import weight_bytes
 
     say = progress or (lambda _m: None)
     folder = Path(options.model) if isinstance(options.model, (str, os.PathLike)) else None

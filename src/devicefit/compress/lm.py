@@ -190,7 +190,7 @@ def compress_lm(
     """
     from devicefit._lazy import coremltools
     from devicefit.compress.verbs import apply_plan
-    from devicefit.merge import merge
+    from devicefit.convert.merge import merge
 
     unknown = sorted(set(plan) - set(GROUPS))
     if unknown:
@@ -273,7 +273,7 @@ def search_lm(
         ladder: (name, plan) pairs to try, in order.
         force: overwrite ``output``.
     """
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     spec = parse_lm_budget(budget) if isinstance(budget, str) else budget
     out = Path(output)
