@@ -13,10 +13,9 @@ from devicefit.errors import InputError
 def test_int4_per_block_compresses_both_functions_once(
     llama_pkg: tuple[object, Path], tmp_path: Path
 ) -> None:
-    from devicefit.merge import weight_bytes
-
     import devicefit.interp as interp
     from devicefit.compress.lm import compress_lm
+    from devicefit.convert.merge import weight_bytes
 
     _, pkg = llama_pkg
     out = compress_lm(
