@@ -31,6 +31,7 @@ from devicefit.compress.budget import Budget, measure, meets, parse_budget
 from devicefit.compress.configs import Config, Fp16Config, PalettizeConfig, QuantizeConfig
 from devicefit.compress.evaluate import EvalSpec, Measure, make_executor, run_samples
 from devicefit.compress.holdout import StageTimer, pick_labels, split_samples
+from devicefit.compress.path import assignment_at, refine, upgrade_path
 from devicefit.compress.repair import Fp16Repair, repair_fp16
 from devicefit.compress.sensitivity import LayerSensitivity, Sensitivity, measure_sensitivity
 from devicefit.compress.verbs import apply_plan, as_mlmodel, fp16, quiet, save, target_of
@@ -199,36 +200,6 @@ def ladder(options: SearchOptions, target: str) -> dict[str, Config]:
     return choices
 
 
-def _upgrade_path(layers: list[LayerSensitivity], order: list[str]) -> list[tuple[str, str]]:
-    """(weight, new choice) steps from all-smallest to all-fp16, most noise removed per byte first."""
-    at = {s.weight: 0 for s in layers}
-    by_name = {s.weight: s for s in layers}
-    path: list[tuple[str, str]] = []
-    while True:
-        best, best_ratio = None, -math.inf
-        for w, i in at.items():
-            if i + 1 >= len(order):
-                continue
-            s, a, b = by_name[w], order[i], order[i + 1]
-            gain = min(s.noise[a], 1e30) - min(s.noise[b], 1e30)
-            cost = max(s.bytes[b] - s.bytes[a], 1)
-            if gain / cost > best_ratio:
-                best, best_ratio = w, gain / cost
-        if best is None:
-            return path
-        at[best] += 1
-        path.append((best, order[at[best]]))
-
-
-def _assignment(
-    layers: list[LayerSensitivity], order: list[str], path: list[tuple[str, str]], n: int
-) -> dict[str, str]:
-    out = {s.weight: order[0] for s in layers}
-    for w, c in path[:n]:
-        out[w] = c
-    return out
-
-
 def search(
     model: Any,
     feeds: Sequence[dict[str, np.ndarray]],
@@ -329,7 +300,7 @@ def search(
             report("search", len(seen), options.max_evaluations)
             return [seen[tuple(sorted(a.items()))] for a in assigns]
 
-        path = _upgrade_path(layers, order)
+        path = upgrade_path(layers, order)
         top = {s.weight: "fp16" for s in layers}
         base_measure = Measure(base_metric, 0.0, base_margin)
         seen[tuple(sorted(top.items()))] = _candidate(top, size(top), base_measure, threshold)
@@ -339,13 +310,13 @@ def search(
         k = max(1, options.workers)
         while hi - lo > 1 and len(seen) < options.max_evaluations:
             points = sorted({lo + max(1, (hi - lo) * (j + 1) // (k + 1)) for j in range(k)} - {hi})
-            results = run([_assignment(layers, order, path, n) for n in points])
+            results = run([assignment_at(layers, order, path, n) for n in points])
             passed_at = [n for n, c in zip(points, results) if c.passed]
             hi = min(passed_at) if passed_at else hi
             lo = max([n for n, c in zip(points, results) if not c.passed and n < hi], default=lo)
-        if hi <= len(path) and seen.get(tuple(sorted(_assignment(layers, order, path, hi).items())), None):
-            current = seen[tuple(sorted(_assignment(layers, order, path, hi).items()))]
-            current = _refine(current, order, run, options.max_evaluations, seen)
+        if hi <= len(path) and seen.get(tuple(sorted(assignment_at(layers, order, path, hi).items())), None):
+            current = seen[tuple(sorted(assignment_at(layers, order, path, hi).items()))]
+            current = refine(current, order, run, options.max_evaluations, seen)
         candidates = list(seen.values())
         passing = [c for c in candidates if c.passed]
         met = bool(passing)
@@ -397,20 +368,3 @@ def search(
 
 def _candidate(assign: dict[str, str], nbytes: int, m: Measure, threshold: float) -> Candidate:
     return Candidate(dict(assign), nbytes, m.metric, m.noise, meets(m.metric - m.margin, threshold), m.margin)
-
-
-def _refine(current: Candidate, order: list[str], run: Any, limit: int, seen: dict) -> Candidate:
-    """Greedy: take the single-weight one-step downgrade that saves the most bytes and still passes."""
-    while len(seen) < limit:
-        trials = []
-        for w, c in current.assignment.items():
-            i = order.index(c)
-            if i > 0:
-                trials.append({**current.assignment, w: order[i - 1]})
-        if not trials:
-            return current
-        better = [c for c in run(trials[: max(1, limit - len(seen))]) if c.passed and c.bytes < current.bytes]
-        if not better:
-            return current
-        current = min(better, key=lambda c: c.bytes)
-    return current
