@@ -178,3 +178,11 @@ def test_failing_enumerated_shape_fails_a_verdict_and_exits_1(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     verdict = report["verdicts"]["flexible_shapes"]
     assert verdict["status"] == "fail" and "1 of 2 shape checks failed (x=1x3x24x24" in verdict["reason"]
+
+
+def test_no_fix_skips_the_repair(tmp_path):
+    model = _write(tmp_path, "ovf", OVERFLOW3)
+    argv = ["check", str(model), "--samples", "2", "--no-fix", "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["numerics"]["repair"] is None and "fp16_repair" not in report["timings"]

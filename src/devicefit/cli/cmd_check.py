@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name)",
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
+    p.add_argument("--no-fix", dest="fix", action="store_false",
+                   help="when fp16 fails, do not search the fewest ops to keep in fp32 (saves an fp32 conversion "
+                   "and the repair's runs)")  # fmt: skip
     from devicefit.cli import lm
 
     lm.add_check_arguments(p)  # language models: --task text-generation, --prompts, --steps, --max-context
@@ -164,6 +167,7 @@ def main(args: argparse.Namespace) -> int:
         fp32_ops=list(args.fp32_ops),
         fp16_safe_constants=not args.keep_unsafe_constants,
         samples=args.samples,
+        repair=args.fix,
         trust_pickle=args.trust_pickle,
         package_path=pkg,
         force=args.force,
