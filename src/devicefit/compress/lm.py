@@ -197,6 +197,8 @@ def compress_lm(
         raise InputError(f"unknown weight group {unknown[0]!r}; groups: {', '.join(GROUPS)}")
     configs = {g: _width_config(w) for g, w in plan.items()}
     out = Path(output)
+    if out.suffix != ".mlpackage":
+        raise InputError(f"output {out} must end with .mlpackage")
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it or choose another path")
     ct = coremltools()
