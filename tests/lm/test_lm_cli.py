@@ -48,3 +48,18 @@ def test_compress_lm_budget_chooses_a_plan_meeting_it(llama_folder: Path, tmp_pa
     assert code == 0 and out.exists()
     assert chosen["perplexity"] <= data["reference_perplexity"] * 1.5
     assert chosen["weight_bytes"] < data["baseline_weight_bytes"] / 2
+
+
+@pytest.mark.slow
+def test_check_lm_json_dash_writes_stdout(
+    llama_folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # issue 12: `--json -` wrote a file named '-' (and a second run refused: '-' exists)
+    monkeypatch.chdir(tmp_path)
+    code = main(
+        ["check", str(llama_folder), "--steps", "4", "--max-context", "24", "--no-int4", "--json", "-"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert not (tmp_path / "-").exists()
+    assert json.loads(captured.out)["task"] == "text-generation"  # the tables went to stderr

@@ -132,6 +132,7 @@ def run_check(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from devicefit.check.lm import LMCheckOptions, run_lm_check
+    from devicefit.cli._common import is_stdout, write_text_output
     from devicefit.errors import InputError, OutputExistsError
     from devicefit.io import atomic_write_text
     from devicefit.report import gates as gates_mod
@@ -143,7 +144,8 @@ def run_check(args: argparse.Namespace) -> int:
     html_path = args.html or (args.out_dir / "report.html" if args.out_dir else None)
     pkg = args.out_dir / "model.mlpackage" if args.out_dir else None
     for path in (json_path, html_path, pkg):
-        if path is not None and path.exists() and not args.force:
+        # '-' is stdout; -o's folder may not exist yet (created below), so only refuse an overwrite here
+        if path is not None and not is_stdout(path) and path.exists() and not args.force:
             raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
     if pkg is not None:
         pkg.parent.mkdir(parents=True, exist_ok=True)
@@ -162,12 +164,12 @@ def run_check(args: argparse.Namespace) -> int:
         result = run_lm_check(options, lambda msg: status.update(msg))
     report = result.to_json()
     if json_path is not None:
-        atomic_write_text(json_path, json.dumps(report, indent=2))
+        write_text_output(json_path, json.dumps(report, indent=2))
     if html_path is not None:
         from devicefit.report.lm_view import lm_html
 
         atomic_write_text(html_path, lm_html(report))
-    render(report, Console())
+    render(report, Console(stderr=is_stdout(json_path)))  # JSON on stdout: tables to stderr
     failures = gates_mod.evaluate(gates, report["summary"])
     for f in failures:
         print(f"devicefit check: gate failed: {f.reason}", file=sys.stderr)
