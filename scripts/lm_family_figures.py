@@ -19,9 +19,9 @@ def main() -> None:
     from devicefit.check.lm import INT4_PLAN
     from devicefit.compare.generation import check_generation
     from devicefit.compress.lm import compress_lm
+    from devicefit.convert.merge import weight_bytes
     from devicefit.convert.stateful import convert_causal_lm
     from devicefit.engines.lm_session import InterpLM, TorchLM
-    from devicefit.merge import weight_bytes
     from tests.lm.families import FAMILIES, VOCAB, tiny_lm
 
     for family in sys.argv[1:] or FAMILIES:

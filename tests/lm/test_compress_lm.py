@@ -13,14 +13,15 @@ from devicefit.errors import InputError
 def test_int4_per_block_compresses_both_functions_once(
     llama_pkg: tuple[object, Path], tmp_path: Path
 ) -> None:
-    from devicefit.merge import weight_bytes
-
     import devicefit.interp as interp
     from devicefit.compress.lm import compress_lm
+    from devicefit.convert.merge import weight_bytes
 
     _, pkg = llama_pkg
     out = compress_lm(
-        pkg, dict.fromkeys(("embeddings", "lm_head", "attention", "mlp"), "int4-b32"), tmp_path / "q"
+        pkg,
+        dict.fromkeys(("embeddings", "lm_head", "attention", "mlp"), "int4-b32"),
+        tmp_path / "q.mlpackage",
     )
     for fn in ("prefill", "decode"):
         prog = interp.load(out, function=fn)
@@ -30,8 +31,10 @@ def test_int4_per_block_compresses_both_functions_once(
     # fp32 package -> int4 per-block: about 4.5 / 32 of the size, one copy for both functions
     assert weight_bytes(out) < 0.25 * weight_bytes(pkg)
     with pytest.raises(InputError, match="block size 128 does not divide the input size 64"):
-        compress_lm(pkg, {"mlp": "int4-b128"}, tmp_path / "b")
+        compress_lm(pkg, {"mlp": "int4-b128"}, tmp_path / "b.mlpackage")
     with pytest.raises(InputError, match="unknown weight group 'norms'"):
-        compress_lm(pkg, {"norms": "int8"}, tmp_path / "c")
+        compress_lm(pkg, {"norms": "int8"}, tmp_path / "c.mlpackage")
+    with pytest.raises(InputError, match=r"must end with \.mlpackage"):
+        compress_lm(pkg, {"mlp": "int8"}, tmp_path / "e")
     with pytest.raises(InputError, match="unknown width 'int2'"):
-        compress_lm(pkg, {"mlp": "int2"}, tmp_path / "d")
+        compress_lm(pkg, {"mlp": "int2"}, tmp_path / "d.mlpackage")

@@ -92,3 +92,11 @@ def test_lm_gates_and_task_detection(tmp_path: Path) -> None:
     assert not is_lm_source(tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["LlamaForCausalLM"]}))
     assert is_lm_source(tmp_path)
+
+
+def test_check_refuses_prompts_past_the_context_before_converting() -> None:
+    from devicefit.check.lm import LMCheckOptions, run_lm_check
+
+    options = LMCheckOptions(model=lambda: tiny_lm("llama"), max_context=16, steps=20)
+    with pytest.raises(InputError, match="exceeds --max-context 16"):
+        run_lm_check(options)

@@ -162,9 +162,9 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
     from devicefit.compare.generation import check_generation
     from devicefit.compress.lm import compress_lm
     from devicefit.convert.lm_wrapper import lm_shape
+    from devicefit.convert.merge import weight_bytes
     from devicefit.convert.stateful import convert_causal_lm, load_causal_lm
     from devicefit.engines.lm_session import InterpLM, TorchLM
-    from devicefit.merge import weight_bytes
 
     say = progress or (lambda _m: None)
     folder = Path(options.model) if isinstance(options.model, (str, os.PathLike)) else None
@@ -174,6 +174,12 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
     text = LMText.for_model(folder, shape.vocab_size)
     prompts = text.prompts(options.prompts, folder)
     held_out = text.held_out(folder)
+    longest = max(len(p) for p in prompts)
+    if longest + options.steps > options.max_context:  # fail before minutes of conversion, not after
+        raise InputError(
+            f"a {longest}-token prompt plus {options.steps} steps exceeds --max-context {options.max_context}; "
+            "use fewer --steps, shorter prompts, or a larger --max-context"
+        )
     devices = [get_device(d) for d in options.devices] if options.devices else load_catalog()
     with tempfile.TemporaryDirectory(prefix="devicefit-lmcheck-") as tmp:
         p32 = Path(tmp) / "fp32.mlpackage"

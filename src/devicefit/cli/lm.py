@@ -140,8 +140,9 @@ def run_check(args: argparse.Namespace) -> int:
     if args.steps < 1:
         raise InputError(f"--steps must be at least 1, got {args.steps}")
     json_path = args.json or (args.out_dir / "report.json" if args.out_dir else None)
+    html_path = args.html or (args.out_dir / "report.html" if args.out_dir else None)
     pkg = args.out_dir / "model.mlpackage" if args.out_dir else None
-    for path in (json_path, pkg):
+    for path in (json_path, html_path, pkg):
         if path is not None and path.exists() and not args.force:
             raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
     if pkg is not None:
@@ -162,6 +163,10 @@ def run_check(args: argparse.Namespace) -> int:
     report = result.to_json()
     if json_path is not None:
         atomic_write_text(json_path, json.dumps(report, indent=2))
+    if html_path is not None:
+        from devicefit.report.lm_view import lm_html
+
+        atomic_write_text(html_path, lm_html(report))
     render(report, Console())
     failures = gates_mod.evaluate(gates, report["summary"])
     for f in failures:

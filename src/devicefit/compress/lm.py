@@ -190,13 +190,15 @@ def compress_lm(
     """
     from devicefit._lazy import coremltools
     from devicefit.compress.verbs import apply_plan
-    from devicefit.merge import merge
+    from devicefit.convert.merge import merge
 
     unknown = sorted(set(plan) - set(GROUPS))
     if unknown:
         raise InputError(f"unknown weight group {unknown[0]!r}; groups: {', '.join(GROUPS)}")
     configs = {g: _width_config(w) for g, w in plan.items()}
     out = Path(output)
+    if out.suffix != ".mlpackage":
+        raise InputError(f"output {out} must end with .mlpackage")
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it or choose another path")
     ct = coremltools()
@@ -273,7 +275,7 @@ def search_lm(
         ladder: (name, plan) pairs to try, in order.
         force: overwrite ``output``.
     """
-    from devicefit.merge import weight_bytes
+    from devicefit.convert.merge import weight_bytes
 
     spec = parse_lm_budget(budget) if isinstance(budget, str) else budget
     out = Path(output)
