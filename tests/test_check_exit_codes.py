@@ -117,6 +117,10 @@ def test_fp16_overflow_fails_with_exit_1_and_the_fix_needs_all_three_places(over
     # verified: the repaired package, run in fp16, matches PyTorch
     assert fix["verified"]["passed"] is True and fix["verified"]["samples"] == 8
     assert "fix: keep" in numerics["reason"] and "--fp32-ops" in numerics["reason"]
+    # named as PyTorch modules: the three Square modules a, b and c, with their source line
+    modules = {o["origin"].split(" ")[0] for o in fix["ops"]}
+    assert modules == {"a", "b", "c"} and all("(Square) at " in o["origin"] for o in fix["ops"])
+    assert "fp16 overflow at a (Square) at " in numerics["reason"]
     assert report["summary"]["fp16.repair_ops"] == len(fix["ops"])
 
 
@@ -174,3 +178,11 @@ def test_failing_enumerated_shape_fails_a_verdict_and_exits_1(tmp_path, capsys):
     report = json.loads((tmp_path / "r.json").read_text())
     verdict = report["verdicts"]["flexible_shapes"]
     assert verdict["status"] == "fail" and "1 of 2 shape checks failed (x=1x3x24x24" in verdict["reason"]
+
+
+def test_no_fix_skips_the_repair(tmp_path):
+    model = _write(tmp_path, "ovf", OVERFLOW3)
+    argv = ["check", str(model), "--samples", "2", "--no-fix", "--json", str(tmp_path / "r.json")]
+    assert main(argv) == 1
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["numerics"]["repair"] is None and "fp16_repair" not in report["timings"]

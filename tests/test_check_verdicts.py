@@ -138,3 +138,38 @@ def test_nan_input_data_is_bad_data_not_a_conversion_problem(tmp_path):
     # the other samples are compared as usual, and the model is not blamed
     assert r.fp16.samples == 4
     assert r.verdicts["numerics"].status != "fail", r.verdicts["numerics"].reason
+
+
+MASKED = textwrap.dedent(
+    """
+    import torch
+
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.proj = torch.nn.Linear(4, 4)
+
+        def forward(self, x):
+            scores = self.proj(x)
+            mask = x > 0.5
+            scores = scores.masked_fill(mask, torch.finfo(torch.float32).min)
+            return torch.softmax(scores, dim=-1)
+
+
+    def make_model():
+        return Net().eval(), torch.rand(1, 4)
+    """
+)
+
+
+def test_constants_beyond_fp16_are_a_finding_with_the_module_and_the_fix(tmp_path):
+    kept = _check(tmp_path, MASKED, "masked", samples=3, fp16_safe_constants=False)
+    unsafe = kept.extras["unsafe_constants"]
+    assert unsafe and unsafe[0]["value"] == "-inf" and unsafe[0]["read_by"] == "select"  # finfo.min in fp16
+    line = next(w for w in kept.warnings if "beyond the fp16 range" in w)
+    assert "fix: convert without --keep-unsafe-constants" in line
+    assert "constant " in kept.verdicts["numerics"].reason
+    safe = _check(tmp_path, MASKED, "masked_safe", samples=3)
+    assert "unsafe_constants" not in safe.extras and safe.extras["fp16_constant_fixes"]

@@ -95,3 +95,37 @@ def test_indices_past_the_end_are_refused(name, target):
     with pytest.raises(InputError, match="out of range") as e:
         _run(name, [4, 0], target, **kw)
     assert "\n" not in str(e.value)
+
+
+SCATTER_UFUNC = {
+    "add": np.add,
+    "sub": np.subtract,
+    "mul": np.multiply,
+    "div": np.divide,
+    "max": np.maximum,
+    "min": np.minimum,
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.int32])
+@pytest.mark.parametrize("mode", [*SCATTER_UFUNC, "update"])
+def test_scatter_modes_with_repeated_indices(mode, dtype):
+    """Repeated indices combine (add, sub, mul, div, max, min apply once per update); ``update`` uses distinct ones."""
+    from coremltools.converters.mil import Builder as mb
+
+    data = (DATA + 1).astype(dtype)  # no zeros to divide by
+    rows = np.int32([2, 0] if mode == "update" else [2, 2])
+    updates = np.array([[2, 3, 4, 5, 6, 7], [3, 2, 5, 4, 2, 3]], dtype)
+    if mode == "div" and dtype == np.int32:
+        pytest.skip("integer division rounding of repeated updates is not specified")
+
+    def prog(x, i, u):
+        return mb.scatter(data=x, indices=i, updates=u, axis=0, mode=mode)
+
+    out = milprog.run(prog, {"x": data, "i": rows, "u": updates}, target="iOS16", op="scatter")
+    expected = data.copy()
+    if mode == "update":
+        expected[rows] = updates
+    else:
+        SCATTER_UFUNC[mode].at(expected, rows, updates)
+    np.testing.assert_allclose(out, expected, rtol=1e-6)

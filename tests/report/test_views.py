@@ -49,9 +49,16 @@ def _search_result(met: bool = True) -> SearchResult:
 def _profile_report() -> ProfileReport:
     samples = list(np.random.default_rng(0).exponential(0.2, 200) + 0.05)
     prof = EngineProfile(
-        "interp", "cpu", "fp32", 0.5, 0.01, 0.3, LatencyStats.from_samples(samples),
-        [ThroughputPoint("async", 1, 10, 0.5), ThroughputPoint("async", 2, 10, 0.3)], 120.0,
-    )  # fmt: skip
+        "interp",
+        "cpu",
+        "fp32",
+        uncached_load_s=0.5,
+        cached_load_s=0.01,
+        first_predict_ms=0.3,
+        latency=LatencyStats.from_samples(samples),
+        throughput=[ThroughputPoint("async", 1, 10, 0.5), ThroughputPoint("async", 2, 10, 0.3)],
+        peak_rss_mb=120.0,
+    )
     bound = {
         "device": "iphone-15-pro", "name": "iPhone 15 Pro", "note": "lower bound (roofline), not a measurement",
         "best": {"unit": "ne", "unit_name": "Neural Engine", "at_best_ms": 4.74e-6, "partial": True,

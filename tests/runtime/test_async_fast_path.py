@@ -47,14 +47,16 @@ def _run_async(model: Model, n: int) -> list[dict]:
 
 def test_cheap_calls_run_inline_with_exact_results_and_accounting():
     engine = ThreadRecorder()
-    model = Model(engine, max_in_flight=2).load()
-    results = _run_async(model, 50)
-    assert [float(r["y"][0, 0]) for r in results] == [2.0 * i for i in range(50)]
-    # the first call goes to a worker and measures the engine; calls that short then stay on the caller's thread
-    assert engine.threads[0].startswith("devicefit-") and engine.threads[-1] == "MainThread"
-    s = model.stats
-    assert s.submitted == s.completed == 50 and s.peak_in_flight <= 2
-    model.unload()
+    # "cheap" is whatever averages below inline_below_s: a generous threshold keeps this independent of the
+    # machine's load (the default, 0.1 ms, is what the benchmark motivates)
+    with Model(engine, max_in_flight=2, inline_below_s=1.0) as model:
+        first = _run_async(model, 1)  # goes to a worker thread, which measures the engine call
+        results = _run_async(model, 50)
+        s = model.stats
+    assert [float(r["y"][0, 0]) for r in first + results] == [0.0] + [2.0 * i for i in range(50)]
+    # calls known to be that short then stay on the caller's thread
+    assert engine.threads[0].startswith("devicefit-") and set(engine.threads[1:]) == {"MainThread"}
+    assert s.submitted == s.completed == 51 and s.peak_in_flight <= 2
 
 
 def test_slow_calls_and_disabled_fast_path_use_workers():

@@ -23,6 +23,8 @@ class Analysis:
         ane_lint: the Neural Engine lint.
         latency: roofline latency lower bounds, one per device.
         flexible: the per-shape validation of a flexible-shape model (the report's ``extras.flexible``).
+        unsafe_constants: float constants an fp16 computation cannot hold (non-finite or beyond ±65504),
+            each with the op reading it and its PyTorch origin (the report's ``extras.unsafe_constants``).
         warnings: findings for the terminal.
     """
 
@@ -33,6 +35,7 @@ class Analysis:
     ane_lint: Any = None
     latency: list[Any] = field(default_factory=list)
     flexible: dict[str, Any] | None = None
+    unsafe_constants: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
 
@@ -49,8 +52,10 @@ def resolve_devices(ids: list[str]) -> list[Any]:
         try:
             dev = get_device(text)
         except InputError:
+            from devicefit._suggest import did_you_mean
+
             known = ", ".join(d.id for d in load_catalog())
-            hint = ""
+            hint = did_you_mean(text, [d.id for d in load_catalog()])
             if text.lower().startswith(("ios", "macos")):
                 hint = f" ({text!r} looks like a deployment target: pass --deployment-target {text})"
             raise InputError(f"unknown device {text!r}{hint}; known devices: {known}") from None
@@ -148,12 +153,44 @@ def _flexible_shapes(out: Analysis, program: Any, source: Any, options: CheckOpt
     )
 
 
+def _unsafe_constants(out: Analysis, mlmodel: Any, program: Any) -> None:
+    """A finding per constant outside the fp16 range, led by the PyTorch module of the op reading it."""
+    from devicefit.convert.fp16_constants import find_unsafe_constants
+    from devicefit.convert.provenance import load_from_package, where
+
+    try:
+        found = find_unsafe_constants(mlmodel)
+        prov = load_from_package(program)
+    except Exception as e:  # NOTE: a finding on top of the measurements must not hide them
+        out.warnings.append(f"the fp16 constant scan did not run: {type(e).__name__}: {e}".splitlines()[0])
+        return
+    for c in found:
+        origin = prov.find(c.consumer_output) if prov is not None and c.consumer_output else None
+        reader = where(origin, c.consumer_output or "(no reader)")
+        out.unsafe_constants.append(
+            {
+                "constant": c.name,
+                "value": c.value,
+                "dtype": c.dtype,
+                "read_by": c.consumer_op,
+                "read_by_value": c.consumer_output,
+                "origin": origin.to_dict() if origin is not None else None,
+            }
+        )
+        out.warnings.append(
+            f"{reader}: constant {c.name} = {c.value} ({c.dtype}) is beyond the fp16 range and becomes inf/NaN "
+            f"on the GPU / Neural Engine; fix: convert without --keep-unsafe-constants (devicefit maps such "
+            f"constants to fp16-safe values), or use a finite mask value such as -1e4 in the PyTorch code"
+        )
+
+
 def analyze(
     program: Any,
     options: CheckOptions,
     observed_shapes: dict[str, tuple[int, ...]],
     package_path: Any,
     source: Any = None,
+    mlmodel: Any = None,
 ) -> Analysis:
     """Stage 5: every measurement of the converted program.
 
@@ -163,6 +200,7 @@ def analyze(
         observed_shapes: value name -> shape seen in a run (stands in for dynamic dims).
         package_path: the saved package, for its on-disk size.
         source: the model source; with flexible shapes and a PyTorch reference, each shape is validated.
+        mlmodel: the Core ML model, scanned for constants an fp16 computation cannot hold.
     """
     out = Analysis()
     observed = {k: _Shape(v) for k, v in observed_shapes.items()}
@@ -170,6 +208,8 @@ def analyze(
     _device_intelligence(out, program, options)
     if options.flexible and source is not None:
         _flexible_shapes(out, program, source, options)
+    if mlmodel is not None:
+        _unsafe_constants(out, mlmodel, program)
     return out
 
 

@@ -73,6 +73,7 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
         observed,
         _package_path(options, converted.mlmodel, source),
         with_flexible,
+        converted.mlmodel,
     )
     result.size, result.memory, result.fits = analysis.size, analysis.memory, analysis.fits
     result.working_set_bytes, result.ane_lint = analysis.working_set_bytes, analysis.ane_lint
@@ -80,6 +81,11 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     result.warnings.extend(analysis.warnings)
     if analysis.flexible is not None:
         result.extras["flexible"] = analysis.flexible
+    if analysis.unsafe_constants:
+        result.extras["unsafe_constants"] = analysis.unsafe_constants
+    fixes = getattr(converted.conversion, "fp16_constant_fixes", None)
+    if fixes:
+        result.extras["fp16_constant_fixes"] = [f.describe() for f in fixes]
     timings["analyze"] = time.perf_counter() - t
     result.verdicts = verdicts_stage.decide(result)
     timings["total"] = time.perf_counter() - t0

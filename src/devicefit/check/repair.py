@@ -90,12 +90,11 @@ class Fp16Fix:
 
 def _provenance(mlmodel: Any, source: Any) -> Any:
     """The conversion's provenance (module, type, file:line per MIL value), None when unavailable."""
+    from devicefit.convert import provenance
+
     try:
-        from devicefit.convert import provenance  # type: ignore[attr-defined]
-    except ImportError:  # provenance not available in this build: fall back to MIL names
-        return None
-    try:
-        return provenance.collect(mlmodel, source)
+        # devicefit's conversions store it in the package metadata; collect it from the op scopes otherwise
+        return provenance.load_from_package(mlmodel) or provenance.collect(mlmodel, source)
     except Exception:  # NOTE: naming is a convenience; the fix itself stands without it
         return None
 
@@ -103,11 +102,8 @@ def _provenance(mlmodel: Any, source: Any) -> Any:
 def _origin(prov: Any, name: str, outputs: dict[str, list[str]]) -> str | None:
     if prov is None:
         return None
-    for value in [name, *outputs.get(name, [])]:
-        found = prov.get(value)
-        if found is not None:
-            return str(found.label())
-    return None
+    found = prov.find(*outputs.get(name, []), name)
+    return None if found is None else str(found.label())
 
 
 def fp16_fix(

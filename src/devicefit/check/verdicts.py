@@ -54,6 +54,20 @@ _LABELS = {
 }
 
 
+def _where(r: Any, op: Any) -> str:
+    """``module (Type) at file:line (mil_name)`` for an op finding (the MIL name and type alone if unknown)."""
+    from devicefit.convert.provenance import load_from_package, where
+
+    prov = None
+    if r.program is not None:
+        try:
+            prov = load_from_package(r.program)
+        except Exception:  # NOTE: naming is a convenience: never let it hide the verdict
+            prov = None
+    origin = prov.find(op.value, op.op) if prov is not None else None
+    return where(origin, op.op) if origin is not None else f"{op.op} ({op.op_type})"
+
+
 def _moved(r: Any) -> str:
     """Each question's headline: ``conversion SNR 98.1 dB, fp16 weights SNR 45.2 dB, fp16 compute ...``."""
     parts = []
@@ -74,6 +88,11 @@ def _numerics(r: Any) -> Verdict:
     also = f" ({moved})" if moved else ""
     fid, sto, com = (r.questions.get(k) for k in (FIDELITY, STORAGE, COMPUTE))
     div = r.divergence
+    unsafe = r.extras.get("unsafe_constants") or []
+    if unsafe:
+        c = unsafe[0]
+        more = f" (+{len(unsafe) - 1} more)" if len(unsafe) > 1 else ""
+        also += f"; constant {c['constant']} = {c['value']} is beyond the fp16 range{more} (see warnings)"
     if fid is not None and fid.passed is False:
         nonfinite = div.first_nonfinite_fp32 if div is not None else None
         where = (
@@ -98,10 +117,10 @@ def _numerics(r: Any) -> Verdict:
         if overflow:
             o = overflow[0]
             more = f" (+{len(overflow) - 1} more)" if len(overflow) > 1 else ""
-            where = f"; fp16 overflow at {o.op} ({o.op_type}){more}"
+            where = f"; fp16 overflow at {_where(r, o)}{more}"
         elif div is not None and div.first_divergent is not None:
             first = div.first_divergent
-            where = f"; first diverges at {first.op} ({first.op_type})"
+            where = f"; first diverges at {_where(r, first)}"
         return Verdict(FAIL, f"fp16 compute precision loss{where}{also}{_fix(r)}")
     if not r.fp16.passed:
         return Verdict(
@@ -114,7 +133,7 @@ def _numerics(r: Any) -> Verdict:
         first = div.first_divergent
         return Verdict(
             WARN,
-            f"an intermediate value diverges in fp16 from {first.op} ({first.op_type}) on, outputs within "
+            f"an intermediate value diverges in fp16 from {_where(r, first)} on, outputs within "
             f"tolerance{also}",
         )
     flushed = sum(o.underflow for o in div.underflow_ops) if div is not None else 0

@@ -27,9 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="input declaration, e.g. image:1x3x32x32:float32 (repeat per input)")  # fmt: skip
     p.add_argument("--data", default=None, metavar="PATH",
                    help="validation data: .npz, folder of .npy, or FILE.py:make_data (random samples when omitted)")  # fmt: skip
-    from devicefit.cli._common import deployment_target, device_id
+    from devicefit.cli._common import deployment_target
 
-    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE", type=device_id,
+    # devices are resolved by check itself (a did-you-mean, and a pointer for the old --target iOS17)
+    p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE",
                    help="Apple device id from the catalog (repeat per device; `devicefit devices --catalog` "
                    "lists them): the fit table and latency bounds cover these (default: whole catalog for "
                    "fit, a few current iPhones/iPads/Macs for latency)")  # fmt: skip
@@ -68,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name)",
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
+    p.add_argument("--no-fix", dest="fix", action="store_false",
+                   help="when fp16 fails, do not search the fewest ops to keep in fp32 (saves an fp32 conversion "
+                   "and the repair's runs)")  # fmt: skip
     from devicefit.cli import lm
 
     lm.add_check_arguments(p)  # language models: --task text-generation, --prompts, --steps, --max-context
@@ -163,6 +167,7 @@ def main(args: argparse.Namespace) -> int:
         fp32_ops=list(args.fp32_ops),
         fp16_safe_constants=not args.keep_unsafe_constants,
         samples=args.samples,
+        repair=args.fix,
         trust_pickle=args.trust_pickle,
         package_path=pkg,
         force=args.force,

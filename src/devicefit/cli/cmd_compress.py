@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 NAME = "compress"
 ORDER = 40
@@ -20,7 +21,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget", required=True, help='e.g. "accuracy>=-0.5%%", "cosine>=0.999", "psnr>=40"')
     p.add_argument("--scheme", choices=["palettize", "quantize"], default="palettize")
     p.add_argument("--bits", default="4,6,8", help="palettization bit widths to mix (default 4,6,8)")
-    p.add_argument("--samples", type=int, default=200, help="calibration samples (default 200)")
+    p.add_argument("--samples", type=int, default=200, help="samples, calibration and held-out (default 200)")
+    p.add_argument("--holdout", type=float, default=0.25,
+                   help="fraction of the samples the search never sees; the plan must meet the budget on them too "
+                   "(default 0.25)")  # fmt: skip
+    p.add_argument("--seed", type=int, default=0, help="seed of the calibration / held-out split (default 0)")
     p.add_argument("--min-elements", type=int, default=256, help="smaller weights stay fp16")
     p.add_argument(
         "--deployment-target",
@@ -76,7 +81,16 @@ def main(args: argparse.Namespace) -> int:
         check_output_path(path, args.force)
     if args.output is not None and args.output.suffix != ".mlpackage":
         raise InputError(f"-o {args.output} must end in .mlpackage")
-    options = SearchOptions(budget, args.scheme, bits, args.min_elements, args.workers, args.ray)
+    options = SearchOptions(
+        budget,
+        args.scheme,
+        bits,
+        args.min_elements,
+        args.workers,
+        args.ray,
+        holdout=args.holdout,
+        seed=args.seed,
+    )
     options.validate()
     console = Console(stderr=True)
     mlmodel, feeds, labels, origin = _load(args)
@@ -102,6 +116,12 @@ def main(args: argparse.Namespace) -> int:
             f"[red]budget {budget.text} cannot be met[/red]: best candidate found reaches "
             f"{distinct(result.chosen.metric, result.threshold)}; it is the one written."
         )
+    out.print(_generalisation(result), highlight=False)
+    if result.timings:
+        out.print(
+            "time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()),
+            highlight=False,
+        )
     if result.repair is not None:
         out.print(
             f"fp16 repair: keep {result.repair.fp32_ops} in fp32 -> {result.repair.coremltools_snippet()}"
@@ -118,7 +138,23 @@ def main(args: argparse.Namespace) -> int:
     if args.html is not None:
         atomic_write_text(args.html, html_report(result, origin))
         out.print(f"wrote {args.html}")
-    return 0 if result.met else 1
+    return 0 if result.generalizes else 1
+
+
+def _generalisation(result: Any) -> str:
+    """Calibration (with its margin) and held-out figures of the chosen plan, one line."""
+    metric = result.budget.metric
+    cal = (
+        f"{metric} {result.verified_metric:.6g} on {result.calibration_samples} calibration samples "
+        f"(safety margin {result.chosen.margin:.3g})"
+    )
+    if result.heldout_metric is None:
+        return f"{cal}; no held-out samples (--holdout 0 or too few samples): not verified on fresh data"
+    verdict = "meets" if result.heldout_met else "[red]misses[/red]"
+    return (
+        f"{cal}; {metric} {distinct(result.heldout_metric, result.threshold)} on {result.heldout_samples} "
+        f"held-out samples: {verdict} the budget"
+    )
 
 
 def distinct(value: float, threshold: float) -> str:

@@ -149,3 +149,54 @@ def noise(candidate: dict[str, np.ndarray], reference: dict[str, np.ndarray]) ->
         num += float(np.sum((c - r) ** 2))
         den += float(np.sum(r**2))
     return num / den if den > 0 else (0.0 if num == 0 else math.inf)
+
+
+# Safety margin: a candidate must pass with MARGIN_Z standard errors to spare (one-sided ~98%), so that a plan
+# chosen on the calibration samples still meets the budget on fresh samples of the same distribution.
+MARGIN_Z = 2.0
+
+
+def per_sample(
+    metric: str,
+    candidate: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+    labels: np.ndarray | None,
+    first_output: str,
+) -> np.ndarray:
+    """The budget metric of each sample (axis 0 of the stacked outputs); the worst output per sample."""
+    from devicefit.compare.metrics import cosine_similarity, psnr_db
+
+    if metric == "accuracy":
+        # paired with the reference: +1 / -1 where only one of the two is right. The margin then measures
+        # how uncertain the *change* the compression makes is, not the model's own binomial spread.
+        scores = np.asarray(candidate[first_output], dtype=np.float64)
+        ref_scores = np.asarray(reference[first_output], dtype=np.float64)
+        n = scores.shape[0]
+        rows = np.asarray(labels).reshape(n, -1) if labels is not None else np.zeros((n, 1), dtype=int)
+        right = (scores.reshape(n, -1, scores.shape[-1]).argmax(-1) == rows).mean(axis=1)
+        ref_right = (ref_scores.reshape(n, -1, ref_scores.shape[-1]).argmax(-1) == rows).mean(axis=1)
+        return (right - ref_right).astype(np.float64)
+    fn = cosine_similarity if metric == "cosine" else psnr_db
+    worst: np.ndarray | None = None
+    for name, ref in _float_outputs(reference).items():
+        cand = np.asarray(candidate[name], dtype=np.float64)
+        values = np.array(
+            [
+                float(fn(ref[i], cand[i]).value or 0.0) if np.isfinite(cand[i]).all() else -np.inf
+                for i in range(len(ref))
+            ]
+        )
+        worst = values if worst is None else np.minimum(worst, values)
+    return worst if worst is not None else np.zeros(0)
+
+
+def margin(values: np.ndarray) -> float:
+    """``MARGIN_Z`` standard errors of the mean of per-sample metric values (0 for fewer than 2 samples).
+
+    The budget metric is measured on a finite calibration set; its standard error is how far a fresh set
+    of the same size may land from it. Infinite values (a perfect psnr) carry no spread.
+    """
+    finite = values[np.isfinite(values)]
+    if len(finite) < 2:
+        return 0.0
+    return float(MARGIN_Z * finite.std(ddof=1) / math.sqrt(len(finite)))

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from devicefit.compress.budget import measure, noise
+from devicefit.compress.budget import margin, measure, noise, per_sample
 from devicefit.errors import InputError
 
 
@@ -47,10 +47,12 @@ class EvalSpec:
 
 @dataclass
 class Measure:
-    """One evaluated candidate: the budget metric and the relative output noise."""
+    """One evaluated candidate: the budget metric, the relative output noise and the safety margin
+    (``MARGIN_Z`` standard errors of the per-sample metric, see :func:`devicefit.compress.budget.margin`)."""
 
     metric: float
     noise: float
+    margin: float = 0.0
 
 
 def stack(per_sample: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
@@ -146,7 +148,8 @@ class Evaluator:
         out = run_samples(self.program_for(assignment), self.spec.feeds, "fp16")
         spec = self.spec
         value = measure(spec.metric, out, spec.reference, spec.labels, self.first_output)
-        return Measure(value if not math.isnan(value) else -math.inf, noise(out, spec.reference))
+        spread = margin(per_sample(spec.metric, out, spec.reference, spec.labels, self.first_output))
+        return Measure(value if not math.isnan(value) else -math.inf, noise(out, spec.reference), spread)
 
 
 class Executor(Protocol):

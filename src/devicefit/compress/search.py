@@ -9,6 +9,10 @@
    that path (k = parallel workers) finds the first point meeting the budget; then single-weight
    downgrades that still pass are taken greedily.
 4. The plan is built as a real package and re-measured on it.
+
+Generalisation: the samples are split (seeded) into calibration and held-out parts. Steps 1-3 see only the
+calibration part, and a candidate passes only with a safety margin of ``MARGIN_Z`` standard errors of its
+per-sample metric to spare. The built plan is then measured on the held-out samples, which it must meet too.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ import numpy as np
 from devicefit.compress.budget import Budget, measure, meets, parse_budget
 from devicefit.compress.configs import Config, Fp16Config, PalettizeConfig, QuantizeConfig
 from devicefit.compress.evaluate import EvalSpec, Measure, make_executor, run_samples
+from devicefit.compress.holdout import StageTimer, pick_labels, split_samples
+from devicefit.compress.path import assignment_at, refine, upgrade_path
 from devicefit.compress.repair import Fp16Repair, repair_fp16
 from devicefit.compress.sensitivity import LayerSensitivity, Sensitivity, measure_sensitivity
 from devicefit.compress.verbs import apply_plan, as_mlmodel, fp16, quiet, save, target_of
@@ -49,6 +55,8 @@ class SearchOptions:
         workers: parallel evaluations (1: in this process).
         ray_address: evaluate on a Ray cluster (``"local"``: start one here).
         max_evaluations: cap on candidate evaluations after sensitivity.
+        holdout: fraction of the samples held out of the search to verify the chosen plan on (0: none).
+        seed: seed of the calibration / held-out split (same samples + same seed -> the same plan).
     """
 
     budget: str | Budget
@@ -58,6 +66,8 @@ class SearchOptions:
     workers: int = 1
     ray_address: str | None = None
     max_evaluations: int = 60
+    holdout: float = 0.25
+    seed: int = 0
 
     def validate(self) -> Budget:
         budget = self.budget if isinstance(self.budget, Budget) else parse_budget(self.budget)
@@ -68,23 +78,30 @@ class SearchOptions:
             raise InputError(f"bits must be some of 1, 2, 3, 4, 6, 8; got {list(self.bits)}")
         if self.workers < 1 or self.max_evaluations < 1 or self.min_elements < 1:
             raise InputError("workers, max_evaluations and min_elements must be positive")
+        if not 0.0 <= self.holdout < 1.0:
+            raise InputError(f"holdout must be a fraction in [0, 1); got {self.holdout}")
         return budget
 
 
 @dataclass
 class Candidate:
-    """An evaluated assignment (weight -> choice), its stored bytes and its budget metric."""
+    """An evaluated assignment (weight -> choice), its stored bytes and its budget metric.
+
+    ``passed``: the metric meets the budget with ``margin`` (the calibration set's uncertainty) to spare.
+    """
 
     assignment: dict[str, str]
     bytes: int
     metric: float
     noise: float
     passed: bool
+    margin: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "bytes": self.bytes,
             "metric": self.metric if math.isfinite(self.metric) else None,
+            "margin": self.margin,
             "noise": self.noise if math.isfinite(self.noise) else None,
             "passed": self.passed,
             "assignment": self.assignment,
@@ -110,6 +127,21 @@ class SearchResult:
     repair: Fp16Repair | None
     mlmodel: Any = field(default=None, repr=False)
     verified_metric: float | None = None
+    # the built plan on the held-out samples (None without a held-out part)
+    heldout_metric: float | None = None
+    calibration_samples: int = 0
+    heldout_samples: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def heldout_met(self) -> bool | None:
+        """The chosen plan meets the budget on the held-out samples (None without any)."""
+        return None if self.heldout_metric is None else meets(self.heldout_metric, self.threshold)
+
+    @property
+    def generalizes(self) -> bool:
+        """Met on the calibration samples (with margin) and, when there are any, on the held-out ones."""
+        return self.met and self.heldout_met is not False
 
     @property
     def front(self) -> list[Candidate]:
@@ -139,6 +171,12 @@ class SearchResult:
             "fp16_bytes": self.base_bytes,
             "chosen": self.chosen.to_dict(),
             "verified_metric": self.verified_metric,
+            "margin": self.chosen.margin,
+            "heldout_metric": self.heldout_metric,
+            "heldout_met": self.heldout_met,
+            "calibration_samples": self.calibration_samples,
+            "heldout_samples": self.heldout_samples,
+            "timings": dict(self.timings),
             "compression_ratio_vs_fp16": self.base_bytes / max(self.chosen.bytes, 1),
             "plan": {w: self.choices[c].label for w, c in self.chosen.assignment.items()},
             "pareto_front": [c.to_dict() for c in self.front],
@@ -160,36 +198,6 @@ def ladder(options: SearchOptions, target: str) -> dict[str, Config]:
         choices["int8"] = QuantizeConfig("int8", "per_channel", 32, "linear_symmetric", 0)
     choices["fp16"] = Fp16Config()
     return choices
-
-
-def _upgrade_path(layers: list[LayerSensitivity], order: list[str]) -> list[tuple[str, str]]:
-    """(weight, new choice) steps from all-smallest to all-fp16, most noise removed per byte first."""
-    at = {s.weight: 0 for s in layers}
-    by_name = {s.weight: s for s in layers}
-    path: list[tuple[str, str]] = []
-    while True:
-        best, best_ratio = None, -math.inf
-        for w, i in at.items():
-            if i + 1 >= len(order):
-                continue
-            s, a, b = by_name[w], order[i], order[i + 1]
-            gain = min(s.noise[a], 1e30) - min(s.noise[b], 1e30)
-            cost = max(s.bytes[b] - s.bytes[a], 1)
-            if gain / cost > best_ratio:
-                best, best_ratio = w, gain / cost
-        if best is None:
-            return path
-        at[best] += 1
-        path.append((best, order[at[best]]))
-
-
-def _assignment(
-    layers: list[LayerSensitivity], order: list[str], path: list[tuple[str, str]], n: int
-) -> dict[str, str]:
-    out = {s.weight: order[0] for s in layers}
-    for w, c in path[:n]:
-        out[w] = c
-    return out
 
 
 def search(
@@ -220,7 +228,12 @@ def search(
         )
     if not feeds:
         raise InputError("no calibration samples; give --data or --samples > 0")
-    report = progress or (lambda *_: None)
+    stages = StageTimer(progress)
+    report, timings = stages.report, stages.timings
+    all_feeds, all_labels = list(feeds), labels
+    cal_idx, held_idx = split_samples(len(all_feeds), options.holdout, options.seed)
+    feeds = [all_feeds[i] for i in cal_idx]
+    labels = pick_labels(all_labels, len(all_feeds), cal_idx)
     original = as_mlmodel(model)
     p32 = interp.load(original)
     first = p32.outputs[0].name
@@ -269,7 +282,8 @@ def search(
             layer.bytes["fp16"] = base_sizes[(op, param)]
         spec = EvalSpec(str(base_path), consumers, table, list(feeds), reference, labels, budget.metric)
         executor = make_executor(spec, options.workers, options.ray_address)
-        base_metric = executor.evaluate([{}])[0].metric
+        base_eval = executor.evaluate([{}])[0]
+        base_metric, base_margin = base_eval.metric, base_eval.margin
         sensitivity = measure_sensitivity(executor, layers, order, budget.metric, base_metric, report)
         fp16_sum = sum(s.bytes["fp16"] for s in layers)
 
@@ -286,22 +300,23 @@ def search(
             report("search", len(seen), options.max_evaluations)
             return [seen[tuple(sorted(a.items()))] for a in assigns]
 
-        path = _upgrade_path(layers, order)
+        path = upgrade_path(layers, order)
         top = {s.weight: "fp16" for s in layers}
-        seen[tuple(sorted(top.items()))] = _candidate(top, size(top), Measure(base_metric, 0.0), threshold)
+        base_measure = Measure(base_metric, 0.0, base_margin)
+        seen[tuple(sorted(top.items()))] = _candidate(top, size(top), base_measure, threshold)
         lo, hi = -1, len(path)  # path[:hi] passes (the base, if anything does); path[:lo] fails
         if not seen[tuple(sorted(top.items()))].passed:
             lo = len(path)
         k = max(1, options.workers)
         while hi - lo > 1 and len(seen) < options.max_evaluations:
             points = sorted({lo + max(1, (hi - lo) * (j + 1) // (k + 1)) for j in range(k)} - {hi})
-            results = run([_assignment(layers, order, path, n) for n in points])
+            results = run([assignment_at(layers, order, path, n) for n in points])
             passed_at = [n for n, c in zip(points, results) if c.passed]
             hi = min(passed_at) if passed_at else hi
             lo = max([n for n, c in zip(points, results) if not c.passed and n < hi], default=lo)
-        if hi <= len(path) and seen.get(tuple(sorted(_assignment(layers, order, path, hi).items())), None):
-            current = seen[tuple(sorted(_assignment(layers, order, path, hi).items()))]
-            current = _refine(current, order, run, options.max_evaluations, seen)
+        if hi <= len(path) and seen.get(tuple(sorted(assignment_at(layers, order, path, hi).items())), None):
+            current = seen[tuple(sorted(assignment_at(layers, order, path, hi).items()))]
+            current = refine(current, order, run, options.max_evaluations, seen)
         candidates = list(seen.values())
         passing = [c for c in candidates if c.passed]
         met = bool(passing)
@@ -313,9 +328,18 @@ def search(
         plan = {w: choices[c] for w, c in chosen.assignment.items()}
         report("build", 0, 1)
         built = apply_plan(base, plan)
-        verified = measure(
-            budget.metric, run_samples(interp.load(built), feeds, "fp16"), reference, labels, first
-        )
+        built_program = interp.load(built)
+        verified = measure(budget.metric, run_samples(built_program, feeds, "fp16"), reference, labels, first)
+        heldout_metric = None
+        if held_idx:
+            report("held-out", 0, 1)
+            held_feeds = [all_feeds[i] for i in held_idx]
+            held_labels = pick_labels(all_labels, len(all_feeds), held_idx)
+            held_ref = run_samples(p32, held_feeds, "fp32")
+            heldout_metric = measure(
+                budget.metric, run_samples(built_program, held_feeds, "fp16"), held_ref, held_labels, first
+            )
+        report("done", 1, 1)
         return SearchResult(
             budget,
             threshold,
@@ -331,6 +355,10 @@ def search(
             repair,
             built,
             verified,
+            heldout_metric,
+            len(cal_idx),
+            len(held_idx),
+            timings,
         )
     finally:
         if executor is not None:
@@ -339,21 +367,4 @@ def search(
 
 
 def _candidate(assign: dict[str, str], nbytes: int, m: Measure, threshold: float) -> Candidate:
-    return Candidate(dict(assign), nbytes, m.metric, m.noise, meets(m.metric, threshold))
-
-
-def _refine(current: Candidate, order: list[str], run: Any, limit: int, seen: dict) -> Candidate:
-    """Greedy: take the single-weight one-step downgrade that saves the most bytes and still passes."""
-    while len(seen) < limit:
-        trials = []
-        for w, c in current.assignment.items():
-            i = order.index(c)
-            if i > 0:
-                trials.append({**current.assignment, w: order[i - 1]})
-        if not trials:
-            return current
-        better = [c for c in run(trials[: max(1, limit - len(seen))]) if c.passed and c.bytes < current.bytes]
-        if not better:
-            return current
-        current = min(better, key=lambda c: c.bytes)
-    return current
+    return Candidate(dict(assign), nbytes, m.metric, m.noise, meets(m.metric - m.margin, threshold), m.margin)

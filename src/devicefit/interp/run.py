@@ -202,10 +202,17 @@ class Program:
             intermediates: also return every named value the program computes (op outputs), by name.
             states: initial state values for a stateful program (zeros when omitted). The returned dict
                 then also holds each state's final value under the state's name.
-            strict: check each kernel's output dtype kind and declared static shape (used by tests).
+            strict: also check each kernel output against its declared static shape (used by tests; the
+                output's kind, float / int / bool, is always checked).
 
         Returns:
-            output name -> numpy array (float32 in fp32 mode; the declared dtype in fp16 mode).
+            output name -> numpy array (float32 in fp32 mode; the declared dtype in fp16 mode). A rank-0
+            output comes back with shape (1,), as the Core ML runtime returns it.
+
+        Raises:
+            InputError: a missing, unknown or malformed input (wrong kind, shape, integers out of range).
+            OpFailedError: an op raised while running (names the op and its first output).
+            KernelContractError: a kernel broke its contract (a devicefit bug).
         """
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")

@@ -44,23 +44,21 @@ class EngineProfile:
     engine: str
     compute_units: str
     precision: str
-    uncached_load_s: float | None = (
-        None  # best of ``load_reps`` loads without the cache, after a warm-up load
-    )
-    cached_load_s: float | None = (
-        None  # best of ``load_reps`` loads from a warmed cache (each one a cache hit)
-    )
-    first_load_s: float | None = (
-        None  # the discarded warm-up load: lazy imports included when none ran before
-    )
-    uncached_load_samples_s: list[float] = field(default_factory=list)
-    cached_load_samples_s: list[float] = field(default_factory=list)
-    cached_load_hits: list[bool | None] = field(default_factory=list)
+    # uncached: best of ``load_reps`` loads without the cache, after a warm-up load; cached: best of
+    # ``load_reps`` loads from a warmed cache (each one a cache hit)
+    uncached_load_s: float | None = None
+    cached_load_s: float | None = None
     first_predict_ms: float | None = None
     latency: LatencyStats = field(default_factory=LatencyStats)
     throughput: list[ThroughputPoint] = field(default_factory=list)
     peak_rss_mb: float | None = None
     error: str | None = None
+    # after the original fields, so that positional construction keeps working:
+    # the discarded warm-up load (lazy imports included when none ran before) and every timed load
+    first_load_s: float | None = None
+    uncached_load_samples_s: list[float] = field(default_factory=list)
+    cached_load_samples_s: list[float] = field(default_factory=list)
+    cached_load_hits: list[bool | None] = field(default_factory=list)
 
 
 @dataclass

@@ -343,7 +343,10 @@ def series_chart(
         return frame.top + frame.ph * (1 - v / y1)
 
     parts += _y_axis(frame, nice_ticks(0, y1), y, ylabel)
-    parts += _x_axis(frame, nice_ticks(x0, x1, max(int(frame.pw / (CHAR_W * 7)), 2)), x, xlabel)
+    xticks = nice_ticks(x0, x1, max(int(frame.pw / (CHAR_W * 7)), 2))
+    if all(float(v).is_integer() for v in xs):  # counts (requests in flight): whole-number ticks only
+        xticks = [t for t in xticks if float(t).is_integer()] or [x0, x1]
+    parts += _x_axis(frame, xticks, x, xlabel)
     for i, (name, pts) in enumerate(series):
         cls = SERIES[i % len(SERIES)]
         line = " ".join(f"{x(a):.1f},{y(b):.1f}" for a, b in pts)

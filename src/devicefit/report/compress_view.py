@@ -87,9 +87,12 @@ def result_table(result: SearchResult, origin: str) -> Any:
 def pareto_svg(result: SearchResult) -> str:
     """Every candidate (bytes vs metric), the Pareto front, the chosen one and the labelled bound."""
     metric = result.budget.metric
+    # ticks are round in the unit shown (KiB or MiB), not in bytes
+    biggest = max((c.bytes for c in result.candidates), default=0)
+    scale, unit = (1024 * 1024, "MiB") if biggest >= 1024 * 1024 else (1024, "KiB")
     points = [
         charts.Point(
-            c.bytes,
+            c.bytes / scale,
             c.metric,
             c.passed,
             f"{human_bytes(c.bytes)}, {metric} {_fmt(c.metric)}",
@@ -97,16 +100,15 @@ def pareto_svg(result: SearchResult) -> str:
         )
         for c in result.candidates
     ]
-    front = [(c.bytes, c.metric) for c in result.front if math.isfinite(c.metric)]
+    front = [(c.bytes / scale, c.metric) for c in result.front if math.isfinite(c.metric)]
     return charts.scatter_chart(
         points,
         f"size vs {metric}: every candidate",
-        "weight bytes",
+        f"weight size ({unit})",
         metric,
         front=front,
         threshold=result.threshold if math.isfinite(result.threshold) else None,
         threshold_label="budget bound",
-        x_text=lambda v: human_bytes(v),
     )
 
 

@@ -17,9 +17,13 @@ from typing import Any
 
 from devicefit.errors import ModelLoadError
 from devicefit.sources.coreml_hf import HF_DEFAULT_SEQ, load_coreml, load_hf
+from devicefit.sources.coreml_hf import _coreml_input_spec as _coreml_input_spec  # the old home
 from devicefit.sources.module import from_module, one_line
 from devicefit.sources.spec import InputSpec, SourceModel
 from devicefit.sources.torch_files import load_torch_file
+
+# Former private names, kept importable from here for callers that used them before the split.
+_from_module = from_module
 
 DEFAULT_FACTORY = "make_model"
 __all__ = ["DEFAULT_FACTORY", "HF_DEFAULT_SEQ", "load_source"]

@@ -1,0 +1,201 @@
+"""How each torch frontend's scopes map to (module path, module type, file:line) for :mod:`provenance`.
+
+Split out of :mod:`devicefit.convert.provenance` (which defines the public Origin / Provenance API): this
+module only reads coremltools' scopes and the traced / exported graph, and returns plain tuples.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+# (module path, module type, file:line); each may be None when unknown
+OriginTuple = tuple[str | None, str | None, str | None]
+
+# Frames from these places are library code, never the line a user should edit.
+_LIBRARY_MARKERS = (
+    "site-packages",
+    "dist-packages",
+    f"{os.sep}torch{os.sep}",
+    f"{os.sep}coremltools{os.sep}",
+    # devicefit's own wrappers (the flat-output module) are never the user's line
+    str(Path(__file__).resolve().parents[1] / "sources") + os.sep,
+)
+_FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
+_TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
+
+
+# --- TorchScript ---------------------------------------------------------------------------------------
+
+
+def torchscript_origin(
+    names: list[str],
+    types: list[str],
+    lines: dict[tuple[str, str], list[str]],
+    module: Any,
+    seen: dict[tuple[str, str], list[str]],
+) -> OriginTuple | None:
+    if types and types[0] == "placeholder":  # casts of graph inputs, not a module's op
+        return None
+    # the last entry is the graph node itself (its debug name / aten kind), the others are modules
+    path = ".".join(names[:-1])
+    kind = types[-1] if len(types) == len(names) else ""
+    module_type = types[-2] if len(types) >= 2 else _class_name(module)
+    key = (path, kind)
+    # several nodes of one kind in one module: match them to the traced graph in order of appearance
+    order = seen[key]
+    if names[-1] not in order:
+        order.append(names[-1])
+    candidates = lines.get(key) or []
+    location = candidates[min(order.index(names[-1]), len(candidates) - 1)] if candidates else None
+    if location is None and module is not None:
+        location = _call_site(module, path)
+    return (path, module_type, location)
+
+
+def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
+    """(module path, aten kind) -> innermost user frame of each node of a traced graph, in graph order."""
+    graph = getattr(source, "inlined_graph", None)
+    if graph is None:
+        return {}
+    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for node in _graph_nodes(graph):
+        kind = node.kind()
+        if not kind.startswith("aten::"):
+            continue
+        scope = node.scopeName()
+        path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
+        frame = _user_frame(_ts_frames(str(node.sourceRange())))
+        if frame:
+            out[(path, kind.split("::", 1)[1])].append(frame)
+    return dict(out)
+
+
+def _graph_nodes(graph: Any) -> Iterator[Any]:
+    for node in graph.nodes():
+        yield node
+        for block in node.blocks():
+            yield from _graph_nodes(block)
+
+
+def _ts_frames(source_range: str) -> list[tuple[str, int]]:
+    """Frames of a traced node's source range, innermost first (``file(line): func`` lines)."""
+    frames = []
+    for line in source_range.splitlines():
+        m = _TS_FRAME.match(line.strip())
+        if m:
+            frames.append((m["file"], int(m["line"])))
+    return frames
+
+
+def _call_site(module: Any, path: str) -> str | None:
+    """``file:line`` of the parent's ``forward`` line that calls the submodule at ``path``."""
+    import inspect
+
+    parts = path.split(".") if path else []
+    try:
+        target = module.get_submodule(path) if path else module
+    except AttributeError:
+        return None
+    if parts and _is_library(inspect.getsourcefile(type(target)) or ""):
+        try:
+            parent = module.get_submodule(".".join(parts[:-1]))
+            src, start = inspect.getsourcelines(type(parent).forward)
+            file = inspect.getsourcefile(type(parent).forward) or ""
+        except (OSError, TypeError, AttributeError):
+            return None
+        for offset, text in enumerate(src):
+            if f"self.{parts[-1]}" in text or f"self[{parts[-1]}]" in text:
+                return _location(file, start + offset)
+        return _location(file, start)
+    try:
+        _, start = inspect.getsourcelines(type(target).forward)
+        return _location(inspect.getsourcefile(type(target).forward) or "", start)
+    except (OSError, TypeError):
+        return None
+
+
+# --- torch.export --------------------------------------------------------------------------------------
+
+
+def export_origin(trace: str, modules: dict[str, tuple[str, str | None]]) -> OriginTuple:
+    frames = [(m["file"], int(m["line"])) for m in _FX_FRAME.finditer(trace)]
+    frames.reverse()  # FX stack traces list the outermost frame first
+    path, module_type = modules.get(trace, (None, None))
+    return (path, module_type, _user_frame(frames))
+
+
+def export_modules(source: Any) -> dict[str, tuple[str, str | None]]:
+    """FX stack trace -> (module path, module type) of the innermost module, from ``nn_module_stack``."""
+    graph_module = getattr(source, "graph_module", None)
+    if graph_module is None:
+        return {}
+    out: dict[str, tuple[str, str | None]] = {}
+    top_type: str | None = None
+    for node in graph_module.graph.nodes:
+        trace = node.meta.get("stack_trace")
+        stack = node.meta.get("nn_module_stack")
+        if stack and top_type is None:
+            top_type = str(next(iter(stack.values()))[1]).rsplit(".", 1)[-1]
+        if not trace or trace in out:
+            continue
+        if not stack:  # an op of the top module's own forward
+            out[trace] = ("", None)
+            continue
+        path, qualified = list(stack.values())[-1]
+        out[trace] = (_clean_path(str(path)), str(qualified).rsplit(".", 1)[-1])
+    # the top module's type is known only from nodes that have a module stack
+    return {trace: (path, kind if path else kind or top_type) for trace, (path, kind) in out.items()}
+
+
+def _clean_path(path: str) -> str:
+    """``"L['self'].block.conv"`` / ``"L__self___block_conv"`` forms -> ``"block.conv"``."""
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    path = re.sub(r"^L__self__\.?", "", path)
+    return re.sub(r"\._modules\['([^']+)'\]", r".\1", path).lstrip(".")
+
+
+def _user_frame(frames: list[tuple[str, int]]) -> str | None:
+    """The innermost frame outside library code, as ``file:line``."""
+    for file, line in frames:
+        if not _is_library(file) and not file.startswith("<"):
+            return _location(file, line)
+    return None
+
+
+def _is_library(file: str) -> bool:
+    return any(marker in file for marker in _LIBRARY_MARKERS)
+
+
+def _location(file: str, line: int) -> str:
+    """``file:line`` with ``file`` relative to the working directory when it lies below it."""
+    try:
+        rel = os.path.relpath(file)
+        file = rel if not rel.startswith("..") else file
+    except ValueError:  # another drive on Windows
+        pass
+    return f"{file}:{line}"
+
+
+def nn_module(source: Any) -> Any:
+    import sys
+
+    torch = sys.modules.get("torch")
+    if (
+        torch is not None
+        and isinstance(source, torch.nn.Module)
+        and not isinstance(source, torch.jit.ScriptModule)
+    ):
+        return source
+    return None
+
+
+def _class_name(obj: Any) -> str | None:
+    if obj is None:
+        return None
+    original = getattr(obj, "original_name", None)  # a ScriptModule's Python class name
+    return str(original) if original else type(obj).__name__
