@@ -136,3 +136,20 @@ def test_unbounded_range_is_refused_before_any_work(mlp, capsys):
     err = _one_line_exit_2(["check", str(mlp), "--range", "input:1=2..inf"], capsys)
     assert "finite upper bound" in err and "input:1=2..4096" in err
     assert not mlp.with_suffix(".loaded").exists()
+
+
+def test_compress_json_dash_writes_stdout(tmp_path, capsys, monkeypatch):
+    """`compress --json -` streams JSON to stdout (tables to stderr) instead of creating a file named '-'."""
+    import json
+
+    from devicefit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    args = ["compress", "--budget", "accuracy>=-5%", "--samples", "8", "--holdout", "0", "--bits", "8"]
+    code = main([*args, "--min-elements", "64", "--json", "-"])
+    captured = capsys.readouterr()
+    assert code in (0, 1), captured.err
+    assert not (tmp_path / "-").exists()
+    result = json.loads(captured.out)  # nothing but the JSON on stdout
+    assert "chosen" in result and "met" in result
+    assert "budget" in captured.err  # the human-readable tables moved to stderr

@@ -262,3 +262,49 @@ def test_cli_lint_at_80_columns_leads_with_the_module(tmp_path, capsys, monkeypa
     fixes = [line for line in lines if ": fix: " in line]
     rules = {line.split()[0] for line in fixes}
     assert fixes and len(rules) == len(fixes)  # what to do, once per rule
+
+
+def _image_model(precision: str, **image):
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    inputs = [ct.ImageType(name="image", shape=X4.shape, **image)]
+    return convert(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()), X4, precision=precision, inputs=inputs)
+
+
+def test_image_preprocessing_of_an_fp16_model_is_not_a_fallback():
+    # issue 12: the scale/bias ops coremltools inserts for ct.ImageType compute in fp32 (the image's dtype)
+    # and were flagged "fallback: convert with FLOAT16" on a model already converted with FLOAT16
+    report = ane_lint.lint(_image_model("fp16", scale=1 / 255, bias=[-1.0, 0.0, 1.0]))
+    pre = [o for o in report.ops if o.op_type in ("mul", "add")]
+    assert len(pre) == 2  # the preprocessing ops are there, and linted
+    assert not report.flagged() and not report.program
+    assert report.summary.fallback_ops == 0 and report.summary.transitions == 0
+    assert all(o.verdict == "ne" for o in pre)
+
+
+def test_image_input_of_an_fp32_model_is_still_barred():
+    report = ane_lint.lint(_image_model("fp32", scale=1 / 255, bias=[-1.0, 0.0, 1.0]))
+    assert [f.rule for f in report.program] == ["ANE-FP32"]
+    conv = next(o for o in report.ops if o.op_type == "conv")
+    assert [f.rule for f in conv.findings] == ["ANE-FP32"]
+
+
+def test_fp32_op_of_an_fp16_model_is_not_told_to_convert_with_fp16():
+    # an op kept in fp32 (--fp32-ops / op_selector) in an fp16 program: FLOAT16 was already applied
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    traced = torch.jit.trace(nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU()).eval(), X4)
+    mlmodel = ct.convert(
+        traced,
+        inputs=[ct.TensorType(name="x", shape=X4.shape)],
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS16,
+        compute_precision=ct.transform.FP16ComputePrecision(op_selector=lambda op: op.op_type != "relu"),
+    )
+    report = ane_lint.lint(mlmodel)
+    relu = next(o for o in report.ops if o.op_type == "relu")
+    (finding,) = relu.findings
+    assert finding.rule == "ANE-FP32" and relu.verdict == "fallback"
+    assert "FLOAT16" not in finding.fix and "fp32-ops" in finding.fix

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,6 +32,11 @@ DISCLAIMER = (
     "unit on the device, and its rules change with device, OS version and tensor sizes."
 )
 VERDICTS = {"ne": "likely on the Neural Engine", "maybe": "may fall back", "fallback": "likely fallback"}
+# ANE-FP32 on one op of an fp16 program: FLOAT16 conversion was applied, the op was kept in fp32 on purpose
+FP32_OP_IN_FP16_FIX = (
+    "the program is fp16 but this op was kept in fp32 (--fp32-ops / the FP16ComputePrecision op_selector): "
+    "leave it out of that list if fp16 accuracy allows (check with devicefit)"
+)
 
 
 @dataclass
@@ -143,20 +148,52 @@ def _verdict(findings: list[Finding]) -> str:
     return "fallback" if "fallback" in severities else "maybe" if "maybe" in severities else "ne"
 
 
+def _input_features(resolved: Any) -> list[Any]:
+    """The input feature descriptions of the resolved function (empty without a spec)."""
+    if resolved.spec is None:
+        return []
+    desc = resolved.spec.description
+    for f in desc.functions:
+        if f.name == resolved.name:
+            desc = f
+    return list(desc.input)
+
+
+def _image_preprocessing(resolved: Any, ops: list[Any]) -> set[int]:
+    """ids of the scale/bias ops coremltools inserts after an image input (``ct.ImageType(scale, bias)``).
+
+    They are a ``mul`` then an ``add`` by a constant, chained on the image input, and compute in the image's
+    dtype (fp32 for RGB/BGR) whatever the compute precision: neither the model's code nor FLOAT16 changes
+    them, and they are one cheap elementwise pass over the input, so flagging them as a fallback with the
+    fix "convert with FLOAT16" misleads. Found by structure, not by the names coremltools gives them.
+    """
+    names = {f.name for f in _input_features(resolved) if f.type.WhichOneof("Type") == "imageType"}
+    if resolved.spec is None:  # a pymil function still being converted knows its input types
+        from coremltools.converters.mil.input_types import ImageType
+
+        names |= {
+            t.name for t in getattr(resolved.function, "input_types", None) or () if isinstance(t, ImageType)
+        }
+    found: set[int] = set()
+    for op in ops:
+        x, y = op.inputs.get("x"), op.inputs.get("y")
+        if op.op_type not in ("mul", "add") or x is None or y is None or isinstance(x, (list, tuple)):
+            continue
+        if x.name in names and y.val is not None:
+            found.add(id(op))
+            names.add(op.outputs[0].name)  # the bias add follows the scale mul
+    return found
+
+
 def _flexible_inputs(resolved: Any) -> tuple[dict[str, str], dict[str, int]]:
     kinds: dict[str, str] = {}
     counts: dict[str, int] = {}
-    spec = resolved.spec
-    if spec is None:  # a bare pymil function: symbolic input dims are all we know
+    if resolved.spec is None:  # a bare pymil function: symbolic input dims are all we know
         for name, var in resolved.function.inputs.items():
             if any(d < 0 for d in (shape_of(var) or ())):
                 kinds[name] = "range"
         return kinds, counts
-    desc = spec.description
-    for f in desc.functions:
-        if f.name == resolved.name:
-            desc = f
-    for feat in desc.input:
+    for feat in _input_features(resolved):
         if feat.type.WhichOneof("Type") != "multiArrayType":
             continue
         arr = feat.type.multiArrayType
@@ -240,8 +277,14 @@ def lint(
     ops: list[OpVerdict] = []
     # constexpr ops are weight decompression: compile-time work
     mil_ops = [op for op in iter_ops(fn) if not op.op_type.startswith("constexpr_")]
+    preprocessing = _image_preprocessing(resolved, mil_ops)
+    fp32_program = _fp32_program([op for op in mil_ops if id(op) not in preprocessing])
     for op in mil_ops:
-        findings = [_finding(r, reason) for r in OP_RULES if (reason := r.check(op)) is not None]
+        findings = []
+        if id(op) not in preprocessing:  # coremltools' own image scale/bias: see _image_preprocessing
+            findings = [_finding(r, reason) for r in OP_RULES if (reason := r.check(op)) is not None]
+        if not fp32_program:  # an fp32 op of an fp16 program: never advise the FLOAT16 already applied
+            findings = [replace(f, fix=FP32_OP_IN_FP16_FIX) if f.rule == "ANE-FP32" else f for f in findings]
         name = op.outputs[0].name if op.outputs else op.name
         origin = provenance.find(name, op.name) if provenance is not None else None
         ops.append(
@@ -256,7 +299,7 @@ def lint(
         states=_states(fn),
     )
     program_findings = [_finding(r, reason) for r in PROGRAM_RULES for reason in r.check(facts)]
-    if _fp32_program(mil_ops):
+    if fp32_program:
         program_findings.append(
             Finding(
                 "ANE-FP32",

@@ -12,7 +12,7 @@ HELP = "find the smallest mixed-precision compressed model that meets an accurac
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from devicefit.cli._common import INPUT_HELP, deployment_target
+    from devicefit.cli._common import INPUT_HELP, add_json_argument, deployment_target
 
     p.add_argument(
         "model", nargs="?", default=None, help="anything `check` accepts (default: the bundled demo)"
@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--input", action="append", default=[], metavar="INPUT", help=INPUT_HELP)
     p.add_argument("-o", "--output", type=Path, default=None, help="write the chosen model (.mlpackage)")
-    p.add_argument("--json", type=Path, default=None, help="write the result and Pareto front as JSON")
+    add_json_argument(p, "the result and Pareto front")
     p.add_argument("--html", type=Path, default=None, help="write an HTML report with the Pareto plot")
     p.add_argument(
         "--plan", type=Path, default=None, help="write the plan as coremltools OptimizationConfig YAML"
@@ -60,7 +60,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from devicefit.cli import lm
-    from devicefit.cli._common import check_output_path
+    from devicefit.cli._common import check_output_path, is_stdout, write_text_output
     from devicefit.compress import SearchOptions, parse_budget, search
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
@@ -108,7 +108,8 @@ def main(args: argparse.Namespace) -> int:
             bar.update(task, description=stage, completed=done, total=max(total, 1))
 
         result = search(mlmodel, feeds, options, labels=labels, progress=progress)
-    out = Console()
+    # with the JSON on stdout, the tables go to stderr so the stream stays parseable
+    out = Console(stderr=is_stdout(args.json))
     out.print(sensitivity_table(result))
     out.print(result_table(result, origin))
     if not result.met:
@@ -133,8 +134,8 @@ def main(args: argparse.Namespace) -> int:
         atomic_write_text(args.plan, result.plan_yaml())
         out.print(f"wrote {args.plan} (OptimizationConfig.from_yaml)")
     if args.json is not None:
-        atomic_write_text(args.json, json.dumps(result.to_dict(), indent=2, default=str))
-        out.print(f"wrote {args.json}")
+        if write_text_output(args.json, json.dumps(result.to_dict(), indent=2, default=str)):
+            out.print(f"wrote {args.json}")
     if args.html is not None:
         atomic_write_text(args.html, html_report(result, origin))
         out.print(f"wrote {args.html}")

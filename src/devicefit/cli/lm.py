@@ -50,8 +50,8 @@ def run_compress(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from devicefit.check.lm import compress_causal_lm
+    from devicefit.cli._common import is_stdout, write_text_output
     from devicefit.errors import InputError
-    from devicefit.io import atomic_write_text
 
     if args.model is None or not Path(args.model).is_dir():
         raise InputError("an LM budget (perplexity / tokens) needs MODEL: a Hugging Face causal-LM folder")
@@ -63,9 +63,9 @@ def run_compress(args: argparse.Namespace) -> int:
             args.model, args.budget, args.output, args.max_context, args.steps, args.prompts, args.force,
             lambda msg: status.update(msg),
         )  # fmt: skip
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(result.to_json(), indent=2))
-    console = Console()
+    if args.json is not None:  # '-': stdout, and the summary below goes to stderr
+        write_text_output(args.json, json.dumps(result.to_json(), indent=2))
+    console = Console(stderr=is_stdout(args.json))
     mb = 2**20
     console.print(
         f"budget {result.budget}; PyTorch held-out perplexity {_fmt(result.reference_perplexity, '.3f')}"
