@@ -5,14 +5,17 @@ coremltools 9.0 convert it (TorchScript or torch.export, no devicefit translatio
 numbers through devicefit's interpreter: the fp32 conversion against PyTorch (max relative error, cosine)
 and the fp16 package run in fp16 (cosine, finite).
 
-    PYTHONPATH=src python scripts/coverage.py [--out docs/coverage.md] [FAMILY ...]
+    PYTHONPATH=src python scripts/coverage.py [--out docs/coverage.md] [--rows rows.jsonl] [FAMILY ...]
 
-Takes ~15 minutes for all families on 2 CPU cores.
+Takes 15-40 minutes for all families on 2 CPU cores. With ``--rows``, each family's row is appended to a JSON
+lines file as soon as it is measured, families already there are skipped (a stopped run resumes), and the
+table is rendered from the file.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -117,20 +120,33 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("families", nargs="*", help="family names (default: all)")
     parser.add_argument("--out", default=str(ROOT / "docs" / "coverage.md"))
+    parser.add_argument("--rows", default=None, help="JSON lines file of measured rows (resumable)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     from tests.corpus.families import FAMILIES
 
     chosen = [f for f in FAMILIES if not args.families or f.name in args.families]
+    done: dict[str, dict[str, str]] = {}
+    if args.rows and Path(args.rows).exists():
+        for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                done[entry["family"]] = entry
     rows = []
     for family in chosen:
+        if family.name in done:
+            rows.append(done[family.name])
+            continue
         start = time.perf_counter()
         try:
             rows.append(row(family))
         except Exception as e:  # a family that fails to build or run is a row, not a crash
             rows.append({"family": family.name, "group": family.group, "devicefit": f"error: {e}"[:100]})
         print(f"{family.name}: {rows[-1]} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
+        if args.rows:
+            with open(args.rows, "a", encoding="utf-8") as f:
+                f.write(json.dumps(rows[-1]) + "\n")
     from devicefit.io import atomic_write_text
 
     atomic_write_text(args.out, render(rows))

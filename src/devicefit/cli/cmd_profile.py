@@ -32,33 +32,30 @@ def _ints(text: str) -> list[int]:
 
 
 def _feeds(texts: list[str]) -> dict[str, Any] | None:
-    """``--input`` values -> feeds: ``NAME=FILE.npy`` (the array) or ``NAME:DIMxDIM[:DTYPE]`` (random, seeded)."""
+    """``--input`` values (the shared vocabulary, cli._common) -> feeds: a ``NAME=FILE.npy`` array or, for a
+    ``NAME:SHAPE[:DTYPE]`` declaration, a seeded random array of that shape."""
     import numpy as np
 
-    from devicefit.cli._common import parse_named_file
+    from devicefit.cli._common import parse_input
     from devicefit.errors import InputError
-    from devicefit.sources import parse_input_arg, random_inputs
+    from devicefit.sources import random_inputs
 
     if not texts:
         return None
     feeds: dict[str, Any] = {}
     for text in texts:
-        if "=" in text:
-            name, path = parse_named_file(text)
-            try:
-                feeds[name] = np.load(path, allow_pickle=False)
-            except (OSError, ValueError) as e:
-                raise InputError(f"--input {text}: cannot read {path} as a .npy array ({e})") from e
-            if not isinstance(feeds[name], np.ndarray):
-                raise InputError(f"--input {text}: {path} holds several arrays; give one .npy file per input")
-        else:
-            spec = parse_input_arg(text)
-            if int(np.prod(spec.shape)) > MAX_GENERATED_ELEMENTS:
-                raise InputError(
-                    f"--input {text}: {int(np.prod(spec.shape)):,} elements is too large to generate; "
-                    "pass a smaller shape or NAME=FILE.npy"
-                )
-            feeds.update(random_inputs([spec]))
+        arg = parse_input(text)
+        data = arg.array()
+        if data is not None:
+            feeds[arg.name] = data
+            continue
+        spec = arg.spec()
+        if int(np.prod(spec.shape)) > MAX_GENERATED_ELEMENTS:
+            raise InputError(
+                f"--input {text}: {int(np.prod(spec.shape)):,} elements is too large to generate; "
+                "pass a smaller shape or NAME=FILE.npy"
+            )
+        feeds.update(random_inputs([spec]))
     return feeds
 
 
@@ -136,16 +133,10 @@ def _bound_line(entry: dict, escape: Any) -> str:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from devicefit.cli._common import add_input_argument
+
     p.add_argument("model", type=Path, help=".mlpackage, .mlmodel, .onnx or TorchScript .pt")
-    p.add_argument(
-        "--input",
-        "-i",
-        action="append",
-        default=[],
-        metavar="NAME:SHAPE[:DTYPE] | NAME=FILE.npy",
-        help="an input to time with (repeatable): random of that shape (x:1x3x224x224, ids:1x128:int32) or a "
-        ".npy array; needed for TorchScript, which records no input shapes",
-    )
+    add_input_argument(p)  # NAME=FILE.npy or NAME:SHAPE[:DTYPE]; TorchScript records no input shapes
     p.add_argument(
         "--trust-code",
         "--trust-pickle",
@@ -208,7 +199,7 @@ def main(args: argparse.Namespace) -> int:
 
     check_engine_names(args.engine or ["auto"], args.compute_units or ["all"])
     check_targets(args.model, args.devices)
-    feeds = _feeds(args.input)
+    feeds = _feeds(args.inputs)
     extra = {"trust_code": True} if args.trust_code else {}
     console = Console(stderr=True)
     with Progress(

@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections import deque
 from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,6 +14,7 @@ import numpy as np
 from devicefit.engines import Engine, create, validate_feeds
 from devicefit.errors import DevicefitError, InputError, first_line
 from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, InFlightScheduler
+from devicefit.runtime.stream import StreamResult, stream
 
 # The handle's lifecycle: one state, changed only under Model._lock.
 #   closed --load()--> loading --ok--> ready --unload()--> closing --> closed
@@ -27,21 +27,6 @@ INLINE_BELOW_S = 1e-4
 
 class PredictionError(RuntimeError):
     """An engine failed on one request (the handle stays usable)."""
-
-
-@dataclass
-class StreamResult:
-    """One processed frame of :meth:`Model.stream`.
-
-    Attributes:
-        index: position of the frame in the producer's sequence.
-        outputs: the prediction.
-        skipped: frames the producer made that were replaced by fresher ones before this result.
-    """
-
-    index: int
-    outputs: dict[str, np.ndarray]
-    skipped: int
 
 
 class Model:
@@ -331,72 +316,10 @@ class Model:
         Frames that arrive while older ones wait are discarded oldest-first, so results never lag behind
         the producer by more than ``keep`` frames plus the one being processed.
         """
-        if keep < 1:
-            raise InputError(f"keep must be >= 1, got {keep}")
-        pending: deque[tuple[int, Mapping[str, Any]]] = deque()
-        arrived = asyncio.Event()
-        state = {"done": False, "skipped": 0}
-
-        async def pump() -> None:
-            index = 0
-            try:
-                if isinstance(frames, AsyncIterable):
-                    async for f in frames:
-                        _push(index, f)
-                        index += 1
-                else:
-                    for f in frames:
-                        _push(index, f)
-                        index += 1
-                        await asyncio.sleep(0)
-            finally:
-                state["done"] = True
-                arrived.set()
-
-        def _push(index: int, f: Mapping[str, Any]) -> None:
-            if len(pending) >= keep:
-                pending.popleft()
-                state["skipped"] += 1
-            pending.append((index, f))
-            arrived.set()
-
-        producer = asyncio.create_task(pump())
-        try:
-            while True:
-                if not pending:
-                    if state["done"]:
-                        break
-                    arrived.clear()
-                    await arrived.wait()
-                    continue
-                index, f = pending.popleft()
-                skipped, state["skipped"] = state["skipped"], 0
-                yield StreamResult(index, await self.predict_async(f), skipped)
-            await producer  # surface a producer's exception
-        finally:
-            if not producer.done():
-                producer.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await producer
-
-    # ------------------------------------------------------------------ language models
-    def new_session(self) -> Any:
-        """A generation session (its own KV cache) for :meth:`generate` / :meth:`stream_generate`."""
-        from devicefit.runtime.generate import generator_for
-
-        return generator_for(self).new_session()
-
-    def generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> list[int]:
-        """Generate token ids with a stateful LM package (see :mod:`devicefit.runtime.generate`)."""
-        from devicefit.runtime.generate import generator_for
-
-        return generator_for(self).generate(prompt_ids, max_new_tokens, **options)
-
-    def stream_generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> Any:
-        """``async for token in model.stream_generate(ids, n)``: tokens as they are generated."""
-        from devicefit.runtime.generate import generator_for
-
-        return generator_for(self).stream_generate(prompt_ids, max_new_tokens, **options)
+        # aclosing: a consumer that stops early must stop the producer task too (stream's finally)
+        async with contextlib.aclosing(stream(self, frames, keep)) as results:
+            async for result in results:
+                yield result
 
     def __repr__(self) -> str:
         return f"<devicefit.Model engine={self.engine.name} {'loaded' if self.loaded else 'not loaded'}>"

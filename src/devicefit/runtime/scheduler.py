@@ -177,6 +177,7 @@ class InFlightScheduler:
             if not counted:
                 self._stats.submitted += 1
             req.state = "waiting"
+        inline = False
         while True:
             with self._cond:
                 if req.state == "done":  # close() dropped it while it waited for admission
@@ -190,6 +191,7 @@ class InFlightScheduler:
                     req.state = "running"  # on this (the caller's) thread: see _run_inline
                     self._running += 1
                     self._stats.peak_in_flight = max(self._stats.peak_in_flight, self._running)
+                    inline = True
                     break
                 if not self._full():
                     self._enqueue(req)
@@ -222,7 +224,8 @@ class InFlightScheduler:
                 raise
             except Dropped:  # close() counted it
                 raise
-        if req.state == "running":
+        # NOTE: a local flag, not req.state: a queued request may already be "running" on a worker by now
+        if inline:
             return self._run_inline(req)
         try:
             return await fut
@@ -279,6 +282,7 @@ class InFlightScheduler:
         else:
             self._settle(req, "failed" if failed else "completed")
         self._wake_admission()
+        self._cond.notify()  # a worker may be waiting for this slot
 
     def _settle(self, req: _Request, outcome: str) -> None:
         """Count ``req``'s outcome once (under the lock)."""
@@ -317,9 +321,13 @@ class InFlightScheduler:
     def _worker(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closing:
+                # NOTE: a free slot, not only a queued request: requests run inline on callers' threads
+                # (_run_inline) hold slots too, so max_in_flight workers alone do not bound what runs
+                while not self._closing and (not self._queue or self._running >= self.max_in_flight):
                     self._cond.wait()
                 if not self._queue:
+                    return
+                if self._running >= self.max_in_flight:  # closing: the queue was dropped; nothing to run
                     return
                 req = self._queue.popleft()
                 req.state = "running"
