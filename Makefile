@@ -21,8 +21,8 @@ demo: venv
 	$(VENV)/bin/devicefit check -o demo-out --force
 
 lint: venv
-	$(VENV)/bin/ruff check src tests benchmarks
-	$(VENV)/bin/ruff format --check src tests benchmarks
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 
 typecheck: venv
 	$(VENV)/bin/mypy src
