@@ -6,6 +6,8 @@ intermediate value available::
     import devicefit.interp as interp
     prog = interp.load("model.mlpackage")
     outputs = prog.run({"x": x}, precision="fp16", intermediates=True)
+    fast = interp.compile_program(prog, "fp32")     # traced per input shape, GIL-free, bit-identical
+    outputs = fast.run({"x": x})
 
 The stages, each a module that imports only the ones before it (a test checks there is no cycle):
 
@@ -22,6 +24,7 @@ The stages, each a module that imports only the ones before it (a test checks th
 from __future__ import annotations
 
 from devicefit.errors import InputError, KernelMissingError, ModelLoadError
+from devicefit.interp.compiled import CompiledProgram, compile_program
 from devicefit.interp.plan import TensorSpec
 from devicefit.interp.registry import register, registered_ops
 from devicefit.interp.run import PRECISIONS, Program, load
@@ -29,6 +32,7 @@ from devicefit.interp.step import KernelContractError, OpFailedError
 
 __all__ = [
     "PRECISIONS",
+    "CompiledProgram",
     "InputError",
     "KernelContractError",
     "KernelMissingError",
@@ -36,6 +40,7 @@ __all__ = [
     "OpFailedError",
     "Program",
     "TensorSpec",
+    "compile_program",
     "load",
     "register",
     "registered_ops",
