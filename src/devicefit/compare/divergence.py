@@ -285,12 +285,15 @@ MIN_ENTROPY_SPREAD = 0.02
 def looks_untrained(outputs: dict[str, np.ndarray]) -> TrainedCheck:
     """Heuristic: near-uniform class scores (high mean entropy) or the same entropy for every sample.
 
-    Only float outputs with a class axis (last axis >= 2) are examined; rows that are already
-    probabilities (non-negative, summing to 1) are used as is, others go through a softmax.
+    Only float outputs with a class axis are examined (:func:`devicefit.compare.validate.has_class_axis`:
+    not hidden states, embeddings or boxes, whose softmax entropy says nothing about training); rows that are
+    already probabilities (non-negative, summing to 1) are used as is, others go through a softmax.
     """
+    from devicefit.compare.validate import has_class_axis
+
     for name, arr in outputs.items():
         raw = np.asarray(arr)
-        if raw.dtype.kind != "f":  # indices, labels, masks are not class scores
+        if not has_class_axis(name, raw):  # indices, labels, masks, features are not class scores
             continue
         a = raw.astype(np.float64)
         if a.ndim == 0 or a.shape[-1] < 2 or not np.isfinite(a).all():
