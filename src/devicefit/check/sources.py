@@ -69,7 +69,7 @@ def load_dataset(source: Any, options: CheckOptions) -> Any:
             [feeds], np.asarray(source.labels).reshape(-1), f"{source.origin} example inputs"
         )
     count = options.samples or DEFAULT_GENERATED_SAMPLES
-    generated = data_mod.generate(specs, count, options.seed)
+    generated = data_mod.generate(specs, count, options.seed, like=examples)
     if examples and set(examples) == names:
         # The source's own example comes first: it is the one input known to be realistic.
         generated.feeds[0] = {k: np.asarray(v) for k, v in examples.items()}

@@ -111,19 +111,20 @@ class MixedPrecision:
     def __init__(self, mlmodel: Any):
         from devicefit.interp.program import load_pymil
 
-        self._prog, self._spec, self._origin = load_pymil(mlmodel)
-        self._function = "main" if "main" in self._prog.functions else next(iter(self._prog.functions))
+        self._source = mlmodel
+        prog, self._spec, self._origin = load_pymil(mlmodel)
+        self._function = "main" if "main" in prog.functions else next(iter(prog.functions))
 
     def program(self, keep_fp32: frozenset[str]) -> Any:
         """The interpreter program computing in fp16 except the ops named (or typed) in ``keep_fp32``."""
-        import copy
-
         from coremltools.converters.mil.mil.passes.defs.quantization import FP16ComputePrecision
 
-        from devicefit.interp.program import compile_function
+        from devicefit.interp.program import compile_function, load_pymil
         from devicefit.interp.run import Program
 
-        prog = copy.deepcopy(self._prog)
+        # NOTE: a fresh load, not copy.deepcopy of one loaded program: deepcopy recurses through the
+        # op/var graph and exceeds Python's recursion limit on deep models (a 2-layer BART did).
+        prog, _, _ = load_pymil(self._source)
         with quiet():
             FP16ComputePrecision(
                 op_selector=lambda op: op.name not in keep_fp32 and op.op_type not in keep_fp32

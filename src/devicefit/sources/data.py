@@ -52,8 +52,16 @@ def _is_float(dtype: str) -> bool:
     return dtype.startswith(("fp", "float", "bf"))
 
 
-def generate(specs: Sequence[Any], samples: int, seed: int = 0) -> Dataset:
-    """Random samples matching ``specs`` (standard normal floats, integers in [0, 8))."""
+def generate(
+    specs: Sequence[Any], samples: int, seed: int = 0, like: dict[str, Any] | None = None
+) -> Dataset:
+    """Random samples matching ``specs`` (standard normal floats, integers in [0, 8)).
+
+    ``like``: the model's own example inputs. Integer inputs then take values within the example's range
+    (an attention mask stays 0/1, token ids stay within the ids the model was shown): integers are indices
+    and masks far more often than quantities, and values outside what the model accepts (a mask of 7
+    summed into position ids past the embedding table) test nothing but the generator.
+    """
     rng = np.random.default_rng(seed)
     feeds = []
     for _ in range(samples):
@@ -65,9 +73,20 @@ def generate(specs: Sequence[Any], samples: int, seed: int = 0) -> Dataset:
             elif dtype == "bool":
                 feed[name] = rng.integers(0, 2, shape).astype(bool)
             else:
-                feed[name] = rng.integers(0, 8, shape).astype(np.int32)
+                low, high = _int_range((like or {}).get(name))
+                feed[name] = rng.integers(low, high + 1, shape).astype(np.int32)
         feeds.append(feed)
     return Dataset(feeds, None, f"{samples} random samples (seed {seed})")
+
+
+def _int_range(example: Any) -> tuple[int, int]:
+    """Inclusive bounds for generated integers: the example's observed range, else [0, 7]."""
+    if example is None:
+        return 0, 7
+    a = np.asarray(example)
+    if a.size == 0 or a.dtype.kind not in "biu":
+        return 0, 7
+    return int(a.min()), int(a.max())
 
 
 def split_samples(name: str, array: np.ndarray, shape: tuple[int, ...]) -> list[np.ndarray]:
