@@ -14,6 +14,11 @@ from devicefit.report.units import human_ms
 if TYPE_CHECKING:
     from devicefit.profile.harness import ProfileReport
 
+BOUND_CAPTION = (
+    "roofline lines: lower bounds for the Apple device from its published peaks (at best), not measurements; "
+    "the table is measured on this host"
+)
+
 
 def _s(v: float | None) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.3g} s"
@@ -110,12 +115,6 @@ def render_html(report: ProfileReport) -> str:
             ),
         ],
     )
-
-
-BOUND_CAPTION = (
-    "roofline lines: lower bounds for the Apple device from its published peaks (at best), not measurements; "
-    "the table is measured on this host"
-)
 
 
 def _measured_table(report: ProfileReport) -> Any:
