@@ -15,13 +15,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    import datetime
     import json
 
     from rich.console import Console
-    from rich.table import Table
 
     from devicefit.engines.cache import SpecializationCache
+    from devicefit.report.terminal_views import cache_table
 
     cache = SpecializationCache()
     console = Console()
@@ -48,15 +47,6 @@ def main(args: argparse.Namespace) -> int:
     if not entries:
         print(f"{cache.root}: empty (cap {cache.max_bytes / 1e6:.0f} MB)")
         return 0
-    table = Table(
-        title=f"{cache.root} · {len(entries)} entries · {cache.size_bytes() / 1e6:.1f} of {cache.max_bytes / 1e6:.0f} MB"
-    )
-    for col in ("key", "engine", "options", "size", "last used"):
-        table.add_column(col)
-    for e in entries:
-        used = datetime.datetime.fromtimestamp(e.last_used).strftime("%Y-%m-%d %H:%M:%S")
-        table.add_row(
-            e.key[:16], e.engine, json.dumps(e.options, default=str), f"{e.size_bytes / 1e6:.2f} MB", used
-        )
+    table = cache_table(cache.root, entries, cache.size_bytes(), cache.max_bytes)
     console.print(table)
     return 0

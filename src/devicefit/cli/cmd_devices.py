@@ -44,59 +44,21 @@ def main(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
-    from rich.table import Table
 
     from devicefit.cli._common import check_output_path, is_stdout, write_text_output
+    from devicefit.report.terminal_views import catalog_table, engines_table
 
     if args.json is not None:
         check_output_path(args.json, args.force)
     console = Console(stderr=is_stdout(args.json))  # `--json -`: stdout carries the JSON alone
     if args.catalog:
         rows = _catalog_rows()
-        # the table shows the short scalar fields; sources, notes and nested data go to --json
-        # the figures people compare, readable at 80 columns; every field (sources included) goes to --json
-        shown = [
-            ("id", "device", None),
-            ("chip", "chip", None),
-            ("ram_gb", "RAM", None),
-            ("app_memory_budget_mb", "budget", None),
-            ("ne_tops", "NE", None),
-            ("gpu_fp32_tflops", "GPU", None),
-            ("mem_bandwidth_gbps", "BW", None),
-        ]
-        table = Table(
-            title=f"Apple device catalog · {len(rows)} devices",
-            caption="RAM: GB; budget: per-app memory budget, MB; NE: Neural Engine TOPS; GPU: FP32 TFLOPS; "
-            "BW: memory bandwidth, GB/s; * secondary source (press, aggregator, community); † Core ML cannot "
-            "use this Neural Engine; - not published. Sources and derivations: --json PATH",
-        )
-        # at 80 columns: ids and numbers never split (no_wrap), the chip name wraps between words
-        for key, header, _ in shown:
-            if key == "chip":
-                table.add_column(header, overflow="fold", ratio=1, min_width=8)
-            else:
-                table.add_column(header, no_wrap=True, justify="left" if key == "id" else "right")
-        for r in rows:
-            secondary = set(r.get("secondary") or ())
-            cells = []
-            for key, _, _ in shown:
-                value = r.get(key)
-                text = "-" if value is None else (f"{value:g}" if isinstance(value, float) else str(value))
-                mark = "*" if key in secondary and value is not None else ""
-                if key == "ne_tops" and not r.get("ne_usable_by_core_ml", True):
-                    mark += "†"
-                cells.append(text + mark)
-            table.add_row(*cells)
+        table = catalog_table(rows)  # the short scalar fields; every field goes to --json
     else:
         from devicefit.engines import availability
 
         rows = [dataclasses.asdict(a) for a in availability()]
-        table = Table(title="engines on this host")
-        for c in ("engine", "available", "devices", "version", "why not"):
-            table.add_column(c)
-        for r in rows:
-            ok = "[green]yes[/green]" if r["available"] else "[red]no[/red]"
-            table.add_row(r["engine"], ok, ", ".join(r["devices"]), r["version"], r["reason"])
+        table = engines_table(rows)
     console.print(table)
     if args.json is not None and write_text_output(args.json, json.dumps(rows, indent=1, default=str)):
         console.print(f"wrote {args.json}")

@@ -20,22 +20,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.table import Table
 
     from devicefit.convert.merge import merge
+    from devicefit.report.terminal_views import merge_renderables
 
     names = args.names.split(",") if args.names else None
     result = merge(args.models, args.output, names=names, default=args.default, force=args.force)
     console = Console()
-    table = Table(title=f"merged into {result.output} (default function: {result.default_function})")
-    table.add_column("function")
-    table.add_column("from")
-    table.add_column("weight bytes", justify="right")
-    for (name, size), path in zip(result.input_weight_bytes.items(), args.models):
-        table.add_row(name, str(path), f"{size:,}")
-    table.add_row("[bold]merged", str(result.output), f"[bold]{result.merged_weight_bytes:,}")
-    console.print(table)
-    total = sum(result.input_weight_bytes.values())
-    share = result.saved_bytes / total if total else 0.0
-    console.print(f"shared weights saved {result.saved_bytes:,} bytes ({share:.0%} of the inputs' weights)")
+    for renderable in merge_renderables(result, args.models):
+        console.print(renderable)
     return 0

@@ -13,10 +13,6 @@ HELP = (
 )
 # Random inputs above this many elements are refused (a typo like 1x3x16384x16384 would allocate gigabytes).
 MAX_GENERATED_ELEMENTS = 1 << 27
-BOUND_CAPTION = (
-    "roofline lines: lower bounds for the Apple device from its published peaks (at best), not measurements; "
-    "the table is measured on this host"
-)
 
 
 def _ints(text: str) -> list[int]:
@@ -57,79 +53,6 @@ def _feeds(texts: list[str]) -> dict[str, Any] | None:
             )
         feeds.update(random_inputs([spec]))
     return feeds
-
-
-def _measured_table(report: Any, table_cls: Any, escape: Any) -> Any:
-    """Metrics as rows, one column per engine configuration: readable at 80 columns."""
-    from devicefit.report.units import human_ms
-
-    table = table_cls(title=escape(f"profile · {report.model}") + " [dim](measured on this host)[/]")
-    table.add_column("metric")
-    for p in report.profiles:
-        table.add_column(escape(f"{p.engine} · {p.compute_units} · {p.precision}"), overflow="fold")
-    rows: dict[str, list[str]] = {
-        name: []
-        for name in (
-            "first load (new process)",
-            "load, uncached (best of 3)",
-            "load, cached (best of 3)",
-            "first prediction",
-            "latency p50 [95% CI]",
-            "latency p90",
-            "latency p99 [95% CI]",
-            "best throughput",
-            "peak RSS",
-        )
-    }
-    for p in report.profiles:
-        if p.error:
-            for i, cells in enumerate(rows.values()):
-                cells.append(f"[red]{escape(str(p.error))}[/red]" if i == 0 else "")
-            continue
-        lat = p.latency
-        best = max((t for t in p.throughput), key=lambda t: t.per_second, default=None)
-        rows["first load (new process)"].append(
-            human_ms(p.first_load_s * 1e3) + " (imports included)" if p.first_load_s is not None else "-"
-        )
-        rows["load, uncached (best of 3)"].append(
-            human_ms(p.uncached_load_s * 1e3) if p.uncached_load_s is not None else "-"
-        )
-        rows["load, cached (best of 3)"].append(
-            human_ms(p.cached_load_s * 1e3) if p.cached_load_s is not None else "-"
-        )
-        rows["first prediction"].append(human_ms(p.first_predict_ms))
-        rows["latency p50 [95% CI]"].append(_with_ci(lat.p50, human_ms))
-        rows["latency p90"].append(human_ms(lat.p90.value) if lat.p90 else "-")
-        rows["latency p99 [95% CI]"].append(_with_ci(lat.p99, human_ms))
-        rows["best throughput"].append(
-            f"{best.per_second:,.0f}/s ({best.mode} {best.level})" if best else "-"
-        )
-        rows["peak RSS"].append(f"{p.peak_rss_mb:.0f} MB")
-    for name, cells in rows.items():
-        table.add_row(name, *cells)
-    return table
-
-
-def _with_ci(q: Any, fmt: Any) -> str:
-    if q is None:
-        return "-"
-    if q.ci_low is None or q.ci_high is None:
-        return f"{fmt(q.value)} [CI needs more reps]"
-    return f"{fmt(q.value)} [{fmt(q.ci_low)}, {fmt(q.ci_high)}]"
-
-
-def _bound_line(entry: dict, escape: Any) -> str:
-    """The device's roofline bound: a lower bound for the Apple device, not a measurement."""
-    from devicefit.report.units import human_ms
-
-    best = entry["best"]
-    if best is None:
-        return f"roofline · {escape(entry['name'])}: no bound (the catalog lacks the figures)"
-    partial = ", partial" if best["partial"] else ""
-    return (
-        f"roofline · {escape(entry['name'])} ({best['unit_name']}{partial}): at best "
-        f"{human_ms(best['at_best_ms'])} (lower bound); {escape(best['key_assumption'])}"
-    )
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -175,16 +98,14 @@ def main(args: argparse.Namespace) -> int:
     import json
 
     from rich.console import Console
-    from rich.markup import escape
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 
     from devicefit.cli._common import check_output_path
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
     from devicefit.profile import profile
     from devicefit.profile.bounds import check_targets
-    from devicefit.report.profile_view import render_html
+    from devicefit.report.profile_view import profile_renderables, render_html
 
     for out in (args.json, args.html):
         if out is not None:
@@ -225,11 +146,8 @@ def main(args: argparse.Namespace) -> int:
             **extra,
         )
     out = Console()
-    out.print(_measured_table(report, Table, escape))
-    for entry in report.device_bounds:
-        out.print(_bound_line(entry, escape))
-    if report.device_bounds:
-        out.print(f"[dim]{escape(BOUND_CAPTION)}[/]")
+    for renderable in profile_renderables(report):
+        out.print(renderable)
     if args.json is not None:
         atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1, default=str))
         console.print(f"wrote {args.json}")

@@ -43,12 +43,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     import numpy as np
     from rich.console import Console
-    from rich.table import Table
 
     from devicefit import interp
     from devicefit.cli._common import parse_named_file
     from devicefit.interp.inputs import max_input_bytes
     from devicefit.io import atomic_save_npz
+    from devicefit.report.terminal_views import run_outputs_table
 
     max_bytes = max_input_bytes(None if args.max_input_mb is None else _mb_to_bytes(args.max_input_mb))
     # NOTE: every path is checked before the model runs, so a bad --out fails in a second, not after the work.
@@ -64,26 +64,9 @@ def main(args: argparse.Namespace) -> int:
         feeds = prog.example_inputs(max_bytes=max_bytes)
     outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
     console = Console()
-    table = Table(title=f"{args.model} · function {prog.function} · {args.precision}")
-    for col in ("output", "dtype", "shape", "min", "max", "mean", "non-finite"):
-        table.add_column(col)
     names = [o.name for o in prog.outputs] + [s.name for s in prog.states]
-    for name in names:
-        v = outputs[name]
-        if isinstance(v, np.ndarray) and v.dtype.kind in "fiub" and v.size:
-            f = v.astype(np.float64)
-            table.add_row(
-                name,
-                str(v.dtype),
-                "x".join(map(str, v.shape)),
-                f"{np.nanmin(f):.4g}",
-                f"{np.nanmax(f):.4g}",
-                f"{np.nanmean(f):.4g}",
-                str(int((~np.isfinite(f)).sum())),
-            )
-        else:
-            table.add_row(name, type(v).__name__, "", "", "", "", "")
-    console.print(table)
+    title = f"{args.model} · function {prog.function} · {args.precision}"
+    console.print(run_outputs_table(title, names, outputs))
     if args.out is not None:
         arrays = {k: np.asarray(v) for k, v in outputs.items() if isinstance(v, np.ndarray)}
         check_out_file(args.out, args.force)  # again: the folder may have changed while the model ran

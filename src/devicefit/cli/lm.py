@@ -65,28 +65,12 @@ def run_compress(args: argparse.Namespace) -> int:
         )  # fmt: skip
     if args.json is not None:  # '-': stdout, and the summary below goes to stderr
         write_text_output(args.json, json.dumps(result.to_json(), indent=2))
-    console = Console(stderr=is_stdout(args.json))
-    mb = 2**20
-    console.print(
-        f"budget {result.budget}; PyTorch held-out perplexity {_fmt(result.reference_perplexity, '.3f')}"
-    )
-    for c in result.tried:
-        mark = "meets" if c.meets else "misses"
-        tokens = "" if c.token_agreement is None else f", tokens {c.token_agreement:.1%}"
-        console.print(
-            f"  {c.name}: {c.weight_bytes / mb:.3f} MB, perplexity {_fmt(c.perplexity, '.3f')}{tokens}: {mark}",
-            highlight=False,
-        )
-    for line in result.skipped:
-        console.print(f"  skipped {line}", highlight=False)
+    from devicefit.report.lm_view import render_lm_compress
+
+    render_lm_compress(result, Console(stderr=is_stdout(args.json)))
     if result.chosen is None:
         print("devicefit compress: no plan of the LM ladder meets the budget; relax it", file=sys.stderr)
         return 1
-    console.print(
-        f"chosen: {result.chosen.name} ({result.chosen.weight_bytes / mb:.3f} MB vs fp16 "
-        f"{result.baseline_weight_bytes / mb:.3f} MB) -> {result.output}",
-        highlight=False,
-    )
     return 0
 
 
@@ -169,68 +153,10 @@ def run_check(args: argparse.Namespace) -> int:
         from devicefit.report.lm_view import lm_html
 
         atomic_write_text(html_path, lm_html(report))
-    render(report, Console(stderr=is_stdout(json_path)))  # JSON on stdout: tables to stderr
+    from devicefit.report.lm_view import render_lm_terminal
+
+    render_lm_terminal(report, Console(stderr=is_stdout(json_path)))  # JSON on stdout: tables to stderr
     failures = gates_mod.evaluate(gates, report["summary"])
     for f in failures:
         print(f"devicefit check: gate failed: {f.reason}", file=sys.stderr)
     return 1 if failures or report["verdict"] == "fail" else 0
-
-
-def _fmt(value: Any, spec: str = ".4f") -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def render(report: dict[str, Any], console: Any) -> None:
-    """Terminal tables: generation agreement per run, then memory and the decode bound per device."""
-    from rich.table import Table
-
-    gen, mem = report["generation"], report["memory"]
-    console.print(
-        f"[bold]{report['family']}[/] causal LM, {report['parameters']:,} parameters, context "
-        f"{report['max_context']}: [bold]{report['verdict']}[/]"
-    )
-    table = Table(title=f"greedy generation vs PyTorch ({gen['steps']} steps x {gen['prompts']} prompts)")
-    for col in (
-        "run",
-        "tokens agree",
-        "first diff",
-        "min cosine",
-        "top-5",
-        "perplexity",
-        "vs PyTorch",
-        "verdict",
-    ):
-        table.add_column(col)
-    for run in gen["runs"]:
-        change = run["perplexity_change"]
-        table.add_row(
-            run["name"],
-            f"{run['token_agreement']:.1%}",
-            "-" if run["first_diff_step"] is None else str(run["first_diff_step"]),
-            _fmt(min(run["step_cosine"]) if run["step_cosine"] else None, ".5f"),
-            _fmt(sum(run["step_top5"]) / len(run["step_top5"]) if run["step_top5"] else None, ".3f"),
-            _fmt(run["perplexity"], ".3f"),
-            "-" if change is None else f"{change:+.2%}",
-            run["verdict"],
-        )
-    console.print(table)
-    for run in gen["runs"]:
-        if run["verdict"] != "pass":
-            console.print(f"  {run['reason']}", highlight=False)
-    mb = 2**20
-    console.print(
-        f"memory at {mem['context']} tokens: weights {mem['weight_bytes'] / mb:.2f} MB + KV cache "
-        f"{mem['kv_cache_bytes'] / mb:.2f} MB ({mem['kv_cache_per_layer_bytes'] / 1024:.1f} KB/layer, fp16) + "
-        f"activations {max(mem['decode_activation_bytes'], mem['prefill_activation_bytes']) / mb:.2f} MB",
-        highlight=False,
-    )
-    ladder = ", ".join(f"{r['name']} {r['weight_bytes'] / mb:.2f} MB" for r in mem["ladder"])
-    console.print(f"size ladder: {ladder}", highlight=False)
-    bounds = [d for d in mem["devices"] if d["tokens_per_s_bound"] is not None][:8]
-    if bounds:
-        shown = ", ".join(f"{d['device']} {d['tokens_per_s_bound']:,.0f}" for d in bounds)
-        console.print(f"decode tokens/s upper bound (bandwidth / bytes per token): {shown}", highlight=False)
-    if mem["partial"]:
-        console.print("(partial: some catalog devices lack a bandwidth or memory-budget figure)")
-    for note in report["notes"]:
-        console.print(f"note: {note}", highlight=False)

@@ -94,3 +94,97 @@ def lm_html(report: dict[str, Any]) -> str:
             ),
         ],
     )
+
+
+def _fmt(value: Any, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def render_lm_terminal(report: dict[str, Any], console: Any) -> None:
+    """``check`` on a causal LM, for the terminal: generation agreement per run, then memory and the decode
+    bound per device.
+
+    Args:
+        report: the LM check report (``LMCheckResult.to_json()``).
+        console: the rich console to print on.
+    """
+    from rich.table import Table
+
+    gen, mem = report["generation"], report["memory"]
+    console.print(
+        f"[bold]{report['family']}[/] causal LM, {report['parameters']:,} parameters, context "
+        f"{report['max_context']}: [bold]{report['verdict']}[/]"
+    )
+    table = Table(title=f"greedy generation vs PyTorch ({gen['steps']} steps x {gen['prompts']} prompts)")
+    for col in (
+        "run",
+        "tokens agree",
+        "first diff",
+        "min cosine",
+        "top-5",
+        "perplexity",
+        "vs PyTorch",
+        "verdict",
+    ):
+        table.add_column(col)
+    for run in gen["runs"]:
+        change = run["perplexity_change"]
+        table.add_row(
+            run["name"],
+            f"{run['token_agreement']:.1%}",
+            "-" if run["first_diff_step"] is None else str(run["first_diff_step"]),
+            _fmt(min(run["step_cosine"]) if run["step_cosine"] else None, ".5f"),
+            _fmt(sum(run["step_top5"]) / len(run["step_top5"]) if run["step_top5"] else None, ".3f"),
+            _fmt(run["perplexity"], ".3f"),
+            "-" if change is None else f"{change:+.2%}",
+            run["verdict"],
+        )
+    console.print(table)
+    for run in gen["runs"]:
+        if run["verdict"] != "pass":
+            console.print(f"  {run['reason']}", highlight=False)
+    mb = 2**20
+    console.print(
+        f"memory at {mem['context']} tokens: weights {mem['weight_bytes'] / mb:.2f} MB + KV cache "
+        f"{mem['kv_cache_bytes'] / mb:.2f} MB ({mem['kv_cache_per_layer_bytes'] / 1024:.1f} KB/layer, fp16) + "
+        f"activations {max(mem['decode_activation_bytes'], mem['prefill_activation_bytes']) / mb:.2f} MB",
+        highlight=False,
+    )
+    ladder = ", ".join(f"{r['name']} {r['weight_bytes'] / mb:.2f} MB" for r in mem["ladder"])
+    console.print(f"size ladder: {ladder}", highlight=False)
+    bounds = [d for d in mem["devices"] if d["tokens_per_s_bound"] is not None][:8]
+    if bounds:
+        shown = ", ".join(f"{d['device']} {d['tokens_per_s_bound']:,.0f}" for d in bounds)
+        console.print(f"decode tokens/s upper bound (bandwidth / bytes per token): {shown}", highlight=False)
+    if mem["partial"]:
+        console.print("(partial: some catalog devices lack a bandwidth or memory-budget figure)")
+    for note in report["notes"]:
+        console.print(f"note: {note}", highlight=False)
+
+
+def render_lm_compress(result: Any, console: Any) -> None:
+    """``compress`` on a causal LM, for the terminal: each plan of the ladder tried, then the one chosen.
+
+    Args:
+        result: the ``compress_causal_lm`` result.
+        console: the rich console to print on.
+    """
+    mb = 2**20
+    console.print(
+        f"budget {result.budget}; PyTorch held-out perplexity {_fmt(result.reference_perplexity, '.3f')}"
+    )
+    for c in result.tried:
+        mark = "meets" if c.meets else "misses"
+        tokens = "" if c.token_agreement is None else f", tokens {c.token_agreement:.1%}"
+        console.print(
+            f"  {c.name}: {c.weight_bytes / mb:.3f} MB, perplexity {_fmt(c.perplexity, '.3f')}{tokens}: {mark}",
+            highlight=False,
+        )
+    for line in result.skipped:
+        console.print(f"  skipped {line}", highlight=False)
+    if result.chosen is not None:
+        console.print(
+            f"chosen: {result.chosen.name} ({result.chosen.weight_bytes / mb:.3f} MB vs fp16 "
+            f"{result.baseline_weight_bytes / mb:.3f} MB) -> {result.output}",
+            highlight=False,
+        )

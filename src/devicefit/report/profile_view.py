@@ -1,4 +1,5 @@
-"""``devicefit profile`` results, rendered as the HTML page (same base and charts as check and compress)."""
+"""``devicefit profile`` results, rendered for the terminal (rich) and as the HTML page (same base and charts as
+check and compress)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,11 @@ from devicefit.report.units import human_ms
 
 if TYPE_CHECKING:
     from devicefit.profile.harness import ProfileReport
+
+BOUND_CAPTION = (
+    "roofline lines: lower bounds for the Apple device from its published peaks (at best), not measurements; "
+    "the table is measured on this host"
+)
 
 
 def _s(v: float | None) -> str:
@@ -109,3 +115,92 @@ def render_html(report: ProfileReport) -> str:
             ),
         ],
     )
+
+
+def _measured_table(report: ProfileReport) -> Any:
+    """Metrics as rows, one column per engine configuration: readable at 80 columns."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    table = Table(title=escape(f"profile · {report.model}") + " [dim](measured on this host)[/]")
+    table.add_column("metric")
+    for p in report.profiles:
+        table.add_column(escape(f"{p.engine} · {p.compute_units} · {p.precision}"), overflow="fold")
+    rows: dict[str, list[str]] = {
+        name: []
+        for name in (
+            "first load (new process)",
+            "load, uncached (best of 3)",
+            "load, cached (best of 3)",
+            "first prediction",
+            "latency p50 [95% CI]",
+            "latency p90",
+            "latency p99 [95% CI]",
+            "best throughput",
+            "peak RSS",
+        )
+    }
+    for p in report.profiles:
+        if p.error:
+            for i, cells in enumerate(rows.values()):
+                cells.append(f"[red]{escape(str(p.error))}[/red]" if i == 0 else "")
+            continue
+        lat = p.latency
+        best = max((t for t in p.throughput), key=lambda t: t.per_second, default=None)
+        rows["first load (new process)"].append(
+            human_ms(p.first_load_s * 1e3) + " (imports included)" if p.first_load_s is not None else "-"
+        )
+        rows["load, uncached (best of 3)"].append(
+            human_ms(p.uncached_load_s * 1e3) if p.uncached_load_s is not None else "-"
+        )
+        rows["load, cached (best of 3)"].append(
+            human_ms(p.cached_load_s * 1e3) if p.cached_load_s is not None else "-"
+        )
+        rows["first prediction"].append(human_ms(p.first_predict_ms))
+        rows["latency p50 [95% CI]"].append(_with_ci(lat.p50, human_ms))
+        rows["latency p90"].append(human_ms(lat.p90.value) if lat.p90 else "-")
+        rows["latency p99 [95% CI]"].append(_with_ci(lat.p99, human_ms))
+        rows["best throughput"].append(
+            f"{best.per_second:,.0f}/s ({best.mode} {best.level})" if best else "-"
+        )
+        rows["peak RSS"].append(f"{p.peak_rss_mb:.0f} MB")
+    for name, cells in rows.items():
+        table.add_row(name, *cells)
+    return table
+
+
+def _with_ci(q: Any, fmt: Any) -> str:
+    if q is None:
+        return "-"
+    if q.ci_low is None or q.ci_high is None:
+        return f"{fmt(q.value)} [CI needs more reps]"
+    return f"{fmt(q.value)} [{fmt(q.ci_low)}, {fmt(q.ci_high)}]"
+
+
+def _bound_line(entry: dict) -> str:
+    """The device's roofline bound: a lower bound for the Apple device, not a measurement."""
+    from rich.markup import escape
+
+    best = entry["best"]
+    if best is None:
+        return f"roofline · {escape(entry['name'])}: no bound (the catalog lacks the figures)"
+    partial = ", partial" if best["partial"] else ""
+    return (
+        f"roofline · {escape(entry['name'])} ({best['unit_name']}{partial}): at best "
+        f"{human_ms(best['at_best_ms'])} (lower bound); {escape(best['key_assumption'])}"
+    )
+
+
+def profile_renderables(report: ProfileReport) -> list[Any]:
+    """The ``profile`` report for the terminal: the measured table, then one roofline line per ``--target``.
+
+    Returns:
+        Rich renderables (a table, then markup strings), printed in order by the command.
+    """
+    from rich.markup import escape
+
+    out: list[Any] = [_measured_table(report)]
+    out.extend(_bound_line(entry) for entry in report.device_bounds)
+    if report.device_bounds:
+        out.append(f"[dim]{escape(BOUND_CAPTION)}[/]")
+    return out
