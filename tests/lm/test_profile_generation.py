@@ -70,6 +70,12 @@ def test_cli_profile_prints_and_writes_tokens_per_s(
         2,
     )
     assert gen["median"]["decode_tokens_per_s"] > 0 and len(gen["tokens"]) == 4
+    # --target picks the devices of the decode bound line; one without a bandwidth figure is marked partial
+    assert main([*args, "--target", "iphone-11", "--target", "iphone-8", "--json", str(out), "--force"]) == 0
+    text = capsys.readouterr().out
+    assert "decode tokens/s upper bound" in text and "iPhone 11 " in text and "partial: 1 device" in text
+    (gen,) = json.loads(out.read_text())["generation"]
+    assert [b["device"] for b in gen["bounds"]] == ["iphone-11", "iphone-8"] and gen["precision"] == "fp16"
     assert main([*args, "--engine", "onnxruntime"]) == 2  # only the interpreter runs LM state
     assert main([*args, "--new-tokens", "30"]) == 2
 
