@@ -6,6 +6,7 @@ import argparse
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     err, out = Console(stderr=True), Console()
     with tempfile.TemporaryDirectory(prefix="devicefit-lmprofile-") as tmp:
         package = Path(args.model)
-        if not is_package(package):
+        if package.suffix.lower() != ".mlpackage":  # a causal-LM folder
             from devicefit.convert.stateful import convert_causal_lm
 
             with err.status("converting the causal LM to a stateful package"):
@@ -58,18 +59,16 @@ def run(args: argparse.Namespace) -> int:
                 results.append(_measure(args, package, precision, devices))
     for result in results:
         for line in generation_lines(result):
-            out.print(line, highlight=False, markup=False)
+            out.print(line, highlight=False, markup=False, soft_wrap=True)  # no wrapping: greppable
     if args.json is not None:
         atomic_write_text(args.json, json.dumps({"model": str(args.model), "generation": results}, indent=1))
         err.print(f"wrote {args.json}")
     return 0
 
 
-def is_package(path: Path) -> bool:
-    return path.suffix.lower() == ".mlpackage"
-
-
-def _measure(args: argparse.Namespace, package: Path, precision: str, devices: list | None) -> dict:
+def _measure(
+    args: argparse.Namespace, package: Path, precision: str, devices: list[Any] | None
+) -> dict[str, Any]:
     from devicefit.profile.generation import profile_generation
 
     return profile_generation(

@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devicefit.errors import InputError
+from devicefit.errors import DevicefitError, InputError
 
 __all__ = [
     "DecodeBound",
     "GenerationProfile",
     "LMPackageInfo",
+    "decode_bounds",
     "is_stateful_lm_package",
     "lm_package_info",
     "profile_generation",
@@ -123,7 +124,6 @@ def _functions(spec: Any) -> dict[str, Any]:
 def is_stateful_lm_package(path: Any) -> bool:
     """True for an ``.mlpackage`` with ``prefill`` and ``decode`` functions keeping ``k_cache`` / ``v_cache``
     states (what ``devicefit.convert.stateful.convert_causal_lm`` writes). Reads only the description."""
-    from devicefit.errors import DevicefitError
     from devicefit.interp.package import read_spec
 
     if not isinstance(path, (str, os.PathLike)) or Path(path).suffix.lower() != ".mlpackage":
@@ -133,10 +133,9 @@ def is_stateful_lm_package(path: Any) -> bool:
     except DevicefitError:
         return False  # the ordinary profile reports the unreadable package
     fns = _functions(spec)
-    return {"prefill", "decode"} <= set(fns) and {s.name for s in fns["decode"].state} == {
-        "k_cache",
-        "v_cache",
-    }
+    if not {"prefill", "decode"} <= set(fns):
+        return False
+    return {s.name for s in fns["decode"].state} == {"k_cache", "v_cache"}
 
 
 def lm_package_info(path: str | os.PathLike[str]) -> LMPackageInfo:
