@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["LMMemory", "SizeRung", "lm_memory", "size_ladder"]
+__all__ = ["LMMemory", "SizeRung", "lm_memory", "size_ladder", "tokens_per_s_bound"]
 
 # bits per weight of each rung, with per-block / per-group overheads: int4 per-block keeps one fp16 scale per
 # 32 weights (+0.5 bit); 4/3-bit palettization one 16/8-entry fp16 lookup table per group of 32 output rows
@@ -97,6 +97,11 @@ class LMMemory:
         return d
 
 
+def tokens_per_s_bound(bandwidth_gbps: float | None, bytes_per_token: int) -> float | None:
+    """Decode tokens/s upper bound: memory bandwidth / bytes read per token (None without a bandwidth)."""
+    return None if not bandwidth_gbps or bytes_per_token <= 0 else bandwidth_gbps * 1e9 / bytes_per_token
+
+
 def size_ladder(parameters: int) -> list[SizeRung]:
     """Weight bytes of ``parameters`` weights at each storage format (fp32 down to 3-bit palettized)."""
     return [SizeRung(name, bits, int(parameters * bits / 8)) for name, bits in _LADDER]
@@ -156,7 +161,7 @@ def lm_memory(
                 budget_mb=budget,
                 fits=None if budget is None else total_mb <= budget,
                 bandwidth_gbps=bw,
-                tokens_per_s_bound=None if not bw else bw * 1e9 / per_token,
+                tokens_per_s_bound=tokens_per_s_bound(bw, per_token),
             )
         )
     return result

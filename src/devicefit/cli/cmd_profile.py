@@ -92,6 +92,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", type=Path, default=None, help="write the full profile (raw samples) as JSON")
     p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
     p.add_argument("--force", action="store_true", help="overwrite --json / --html outputs")
+    from devicefit.cli import lm_profile
+
+    lm_profile.add_arguments(p)  # --prompt-tokens, --new-tokens, --gen-runs, --max-context
 
 
 def main(args: argparse.Namespace) -> int:
@@ -116,6 +119,10 @@ def main(args: argparse.Namespace) -> int:
         )
     if args.reps < 1 or args.max_in_flight < 1 or args.requests < 1:
         raise InputError("--reps, --max-in-flight and --requests must be positive integers")
+    from devicefit.cli import lm_profile
+
+    if lm_profile.wants_lm(args):  # a causal LM: generation tokens/s instead of the latency table
+        return lm_profile.run(args)
     from devicefit.profile.harness import check_engine_names
 
     check_engine_names(args.engine or ["auto"], args.compute_units or ["all"])
