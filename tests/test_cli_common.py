@@ -58,3 +58,39 @@ def test_json_dash_writes_to_stdout_and_no_file(tmp_path, capsys, monkeypatch):
     assert any(r["id"] == "iphone-12" for r in rows)
     assert "Apple device catalog" in captured.err
     assert not (tmp_path / "-").exists()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["devices", "--catalog", "--json", "{out}", "--force"],
+        ["check", "--json", "{out}", "--force"],
+    ],
+)
+def test_force_never_replaces_a_folder_of_user_files(tmp_path, capsys, argv):
+    """--force replaces what devicefit writes, never a folder (a typo'd --json DIR lost the user's files)."""
+    folder = tmp_path / "results"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("mine")
+    code = main([a.replace("{out}", str(folder)) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and "is a folder" in err and len(err.strip().splitlines()) == 1
+    assert (folder / "notes.txt").read_text() == "mine"
+
+
+def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
+    from devicefit.cli._common import check_output_path
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    for bad in (blocker / "report.html", tmp_path / "missing" / "r.json", "/proc/devicefit-report.json"):
+        with pytest.raises(InputError):
+            check_output_path(bad, force=True)
+    pkg = tmp_path / "m.mlpackage"
+    pkg.mkdir()
+    with pytest.raises(InputError, match="is a folder"):  # not a Core ML package: never replaced
+        check_output_path(pkg, force=True)
+    (pkg / "Manifest.json").write_text("{}")
+    check_output_path(pkg, force=True)  # a package devicefit wrote: --force may replace it
+    code = main(["check", "--html", str(blocker / "r.html")])
+    assert code == 2 and "not a folder" in capsys.readouterr().err

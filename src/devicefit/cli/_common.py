@@ -157,18 +157,63 @@ def is_stdout(path: str | os.PathLike[str] | None) -> bool:
     return path is not None and str(path) == STDOUT
 
 
-def check_output_path(path: str | os.PathLike[str], force: bool) -> None:
-    """Refuse to overwrite an existing output unless ``--force`` (``-`` is stdout: always fine)."""
+def check_output_path(path: str | os.PathLike[str], force: bool, flag: str = "output") -> None:
+    """Refuse an output path a command cannot or must not write, before any work is done.
+
+    ``--force`` replaces only what devicefit itself writes: a regular file, or for a ``.mlpackage`` path a
+    Core ML package folder (one holding ``Manifest.json``). A folder of other files, a FIFO or a device is
+    never replaced, whatever the flags. The parent folder is probed by creating and removing a temporary
+    file in it, since permission bits do not tell (``/proc``, read-only mounts, root). ``-`` is stdout.
+
+    Raises:
+        OutputExistsError: ``path`` exists and ``force`` is False.
+        InputError: anything else that would make writing fail or lose the user's files.
+    """
+    import stat
+    import tempfile
+
+    from devicefit.interp.files import shown
+
     if is_stdout(path):
         return
     path = Path(path)
-    if path.exists() and not force:
-        raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        st = None
+    except (OSError, ValueError) as e:
+        raise InputError(
+            f"{flag} {shown(path)} cannot be used: {getattr(e, 'strerror', None) or e}"
+        ) from None
+    if st is not None:
+        if stat.S_ISDIR(st.st_mode):
+            if not (path.suffix == ".mlpackage" and (path / "Manifest.json").is_file()):
+                raise InputError(
+                    f"{flag} {shown(path)} is a folder, and --force never replaces a folder of other files; "
+                    "pass the path of the file to write"
+                )
+        elif not stat.S_ISREG(st.st_mode):
+            raise InputError(f"{flag} {shown(path)} exists and is not a regular file; choose another path")
+        if not force:
+            raise OutputExistsError(
+                f"{shown(path)} exists; pass --force to overwrite it or choose another path"
+            )
     parent = path.parent
-    if not parent.exists():
-        raise InputError(f"output folder {parent} does not exist; create it first")
-    if not os.access(parent, os.W_OK):
-        raise InputError(f"output folder {parent} is not writable")
+    try:
+        parent_st = os.stat(parent)
+    except FileNotFoundError:
+        raise InputError(f"output folder {shown(parent)} does not exist; create it first") from None
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "strerror", None) or e
+        raise InputError(f"output folder {shown(parent)} cannot be used: {reason}") from None
+    if not stat.S_ISDIR(parent_st.st_mode):
+        raise InputError(f"the parent of {flag} {shown(path)} is not a folder; choose another path")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".devicefit-probe-", dir=parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as e:
+        raise InputError(f"output folder {shown(parent)} is not writable: {e.strerror or e}") from None
 
 
 def write_text_output(path: str | os.PathLike[str], text: str) -> bool:

@@ -86,53 +86,12 @@ def _mb_to_bytes(mb: float) -> int:
 def check_out_file(path: Path, force: bool) -> None:
     """Refuse an --out path this command cannot or must not write, before any work is done.
 
-    ``--force`` replaces only a regular file (the kind of file this command writes); a folder, a FIFO or a
-    device at ``path`` is never replaced, whatever the flags. The parent folder is probed by creating and
-    removing a temporary file in it, since permission bits do not tell (``/proc``, read-only mounts).
-
-    Raises:
-        OutputExistsError: ``path`` is an existing file and ``force`` is False.
-        InputError: anything else that would make writing fail.
+    See :func:`devicefit.cli._common.check_output_path`: ``--force`` replaces only a regular file (a
+    folder of the user's files, a FIFO or a device is never replaced) and the folder is probed for writing.
     """
-    import tempfile
+    from devicefit.cli._common import check_output_path
 
-    from devicefit.errors import InputError, OutputExistsError
-    from devicefit.interp.files import shown
-
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        st = None
-    except (OSError, ValueError) as e:
-        raise InputError(f"--out {shown(path)} cannot be used: {getattr(e, 'strerror', None) or e}") from None
-    if st is not None:
-        if stat.S_ISDIR(st.st_mode):
-            raise InputError(
-                f"--out {shown(path)} is a folder; --out names the .npz file to write, and --force never "
-                "replaces a folder. Pass a file path, e.g. outputs.npz"
-            )
-        if not stat.S_ISREG(st.st_mode):
-            raise InputError(f"--out {shown(path)} exists and is not a regular file; choose another path")
-        if not force:
-            raise OutputExistsError(
-                f"{shown(path)} exists; pass --force to overwrite it or choose another path"
-            )
-    parent = path.parent
-    try:
-        parent_st = os.stat(parent)
-    except FileNotFoundError:
-        raise InputError(f"output folder {shown(parent)} does not exist; create it first") from None
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or e
-        raise InputError(f"output folder {shown(parent)} cannot be used: {reason}") from None
-    if not stat.S_ISDIR(parent_st.st_mode):
-        raise InputError(f"the parent of --out {shown(path)} is not a folder; choose another path")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".devicefit-probe-", dir=parent)
-        os.close(fd)
-        os.unlink(probe)
-    except OSError as e:
-        raise InputError(f"output folder {shown(parent)} is not writable: {e.strerror or e}") from None
+    check_output_path(path, force, flag="--out")
 
 
 def _check_input_file(name: str, path: Path) -> None:
