@@ -35,3 +35,18 @@ def test_without_examples_integers_stay_small_and_seeded():
     ids = np.stack([f["input_ids"] for f in a.feeds])
     assert ids.min() >= 0 and ids.max() <= 7
     np.testing.assert_array_equal(ids, np.stack([f["input_ids"] for f in b.feeds]))
+
+
+def test_random_example_inputs_are_bounded(monkeypatch):
+    """A description declaring 1x3x16384x16384 must not allocate 3 GiB before anything checked it."""
+    import pytest
+
+    from devicefit.errors import InputError
+    from devicefit.sources.spec import random_inputs
+
+    with pytest.raises(InputError, match=r"'image'.*DEVICEFIT_MAX_INPUT_BYTES"):
+        random_inputs([InputSpec("image", (1, 3, 16384, 16384), "float32")])
+    monkeypatch.setenv("DEVICEFIT_MAX_INPUT_BYTES", str(64))
+    with pytest.raises(InputError):
+        random_inputs([InputSpec("x", (1, 32), "float32")])
+    assert random_inputs([InputSpec("x", (1, 16), "float32")])["x"].shape == (1, 16)

@@ -7,7 +7,6 @@ with the program in a corrupted or hand-edited package; the program is what runs
 from __future__ import annotations
 
 import math
-import os
 from typing import Any
 
 import numpy as np
@@ -18,28 +17,10 @@ from devicefit.errors import InputError, first_line
 from devicefit.interp import dtypes
 from devicefit.interp.plan import TensorSpec
 
-DEFAULT_MAX_INPUT_BYTES = 256 * 1024 * 1024
-MAX_INPUT_BYTES_ENV = "DEVICEFIT_MAX_INPUT_BYTES"
+# The limit is a sources-stage fact (generated example inputs are bounded there too); re-exported here.
+from devicefit.sources.spec import DEFAULT_MAX_INPUT_BYTES, MAX_INPUT_BYTES_ENV, max_input_bytes
 
-
-def max_input_bytes(override: int | None = None) -> int:
-    """The largest input devicefit generates: ``override``, else ``$DEVICEFIT_MAX_INPUT_BYTES``, else 256 MiB.
-
-    Raises:
-        InputError: the environment variable is not a positive integer.
-    """
-    if override is not None:
-        return int(override)
-    text = os.environ.get(MAX_INPUT_BYTES_ENV)
-    if not text:
-        return DEFAULT_MAX_INPUT_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise InputError(f"{MAX_INPUT_BYTES_ENV}={text[:40]!r} is not a positive number of bytes")
-    return value
+__all__ = ["DEFAULT_MAX_INPUT_BYTES", "MAX_INPUT_BYTES_ENV", "check_generated_size", "max_input_bytes"]
 
 
 def check_generated_size(spec: TensorSpec, shape: tuple[int, ...], max_bytes: int | None = None) -> None:

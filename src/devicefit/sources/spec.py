@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,30 @@ from devicefit.errors import InputError, ModelLoadError
 
 if TYPE_CHECKING:
     import torch
+
+DEFAULT_MAX_INPUT_BYTES = 256 * 1024 * 1024
+MAX_INPUT_BYTES_ENV = "DEVICEFIT_MAX_INPUT_BYTES"
+
+
+def max_input_bytes(override: int | None = None) -> int:
+    """The largest input devicefit generates: ``override``, else ``$DEVICEFIT_MAX_INPUT_BYTES``, else 256 MiB.
+
+    Raises:
+        InputError: the environment variable is not a positive integer.
+    """
+    if override is not None:
+        return int(override)
+    text = os.environ.get(MAX_INPUT_BYTES_ENV)
+    if not text:
+        return DEFAULT_MAX_INPUT_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InputError(f"{MAX_INPUT_BYTES_ENV}={text[:40]!r} is not a positive number of bytes")
+    return value
+
 
 DTYPES = ("float32", "float16", "int32", "int64", "bool")
 _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "f32": "float32", "i32": "int32", "i64": "int64"}
@@ -74,7 +99,22 @@ def spec_of(name: str, array: np.ndarray) -> InputSpec:
 
 
 def random_inputs(specs: list[InputSpec], seed: int = 0, int_high: int = 8) -> dict[str, np.ndarray]:
-    """Random example inputs for ``specs`` (deterministic for a seed)."""
+    """Random example inputs for ``specs`` (deterministic for a seed).
+
+    Raises:
+        InputError: an input would exceed :func:`max_input_bytes` (a description declaring 1x3x16384x16384
+            must not allocate gigabytes before anything checked it).
+    """
+    limit = max_input_bytes()
+    for s in specs:
+        size = int(np.prod(s.shape, dtype=np.float64)) * np.dtype(s.dtype).itemsize
+        if size > limit:
+            shape = "x".join(map(str, s.shape))
+            raise InputError(
+                f"input {s.name!r} is declared {shape} {s.dtype} ({size / 2**20:.0f} MiB), over the "
+                f"{limit / 2**20:.0f} MiB limit for generated inputs; feed real data (--data / --input) or "
+                f"raise the limit with {MAX_INPUT_BYTES_ENV}"
+            )
     rng = np.random.default_rng(seed)
     return {s.name: s.random(rng, int_high) for s in specs}
 
