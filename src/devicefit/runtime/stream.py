@@ -87,25 +87,3 @@ async def stream(
             producer.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await producer
-
-
-# ------------------------------------------------------------------ language models
-def new_session(self) -> Any:
-    """A generation session (its own KV cache) for :meth:`generate` / :meth:`stream_generate`."""
-    from devicefit.runtime.generate import generator_for
-
-    return generator_for(self).new_session()
-
-
-def generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> list[int]:
-    """Generate token ids with a stateful LM package (see :mod:`devicefit.runtime.generate`)."""
-    from devicefit.runtime.generate import generator_for
-
-    return generator_for(self).generate(prompt_ids, max_new_tokens, **options)
-
-
-def stream_generate(self, prompt_ids: Any, max_new_tokens: int, **options: Any) -> Any:
-    """``async for token in model.stream_generate(ids, n)``: tokens as they are generated."""
-    from devicefit.runtime.generate import generator_for
-
-    return generator_for(self).stream_generate(prompt_ids, max_new_tokens, **options)
