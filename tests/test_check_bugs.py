@@ -124,7 +124,7 @@ def test_values_flushed_to_zero_with_outputs_in_tolerance_are_harmless():
 
 
 def test_compress_unmet_budget_shows_enough_digits():
-    from devicefit.cli.cmd_compress import distinct
+    from devicefit.report.compress_view import distinct
 
     assert distinct(0.99999997, 1.0) == "0.99999997 (needs >= 1)"
     assert distinct(0.9, 0.99) == "0.9 (needs >= 0.99)"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
 
 NAME = "compress"
 ORDER = 40
@@ -64,7 +63,7 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.compress import SearchOptions, parse_budget, search
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
-    from devicefit.report.compress_view import html_report, result_table, sensitivity_table
+    from devicefit.report.compress_view import html_report, summary_renderables
 
     if lm.wants_lm_compress(args):
         return lm.run_compress(args)
@@ -110,23 +109,8 @@ def main(args: argparse.Namespace) -> int:
         result = search(mlmodel, feeds, options, labels=labels, progress=progress)
     # with the JSON on stdout, the tables go to stderr so the stream stays parseable
     out = Console(stderr=is_stdout(args.json))
-    out.print(sensitivity_table(result))
-    out.print(result_table(result, origin))
-    if not result.met:
-        out.print(
-            f"[red]budget {budget.text} cannot be met[/red]: best candidate found reaches "
-            f"{distinct(result.chosen.metric, result.threshold)}; it is the one written."
-        )
-    out.print(_generalisation(result), highlight=False)
-    if result.timings:
-        out.print(
-            "time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()),
-            highlight=False,
-        )
-    if result.repair is not None:
-        out.print(
-            f"fp16 repair: keep {result.repair.fp32_ops} in fp32 -> {result.repair.coremltools_snippet()}"
-        )
+    for line in summary_renderables(result, origin):
+        out.print(line, highlight=False)
     if args.output is not None:
         result.save(args.output, force=args.force)
         out.print(f"wrote {args.output}")
@@ -140,31 +124,6 @@ def main(args: argparse.Namespace) -> int:
         atomic_write_text(args.html, html_report(result, origin))
         out.print(f"wrote {args.html}")
     return 0 if result.generalizes else 1
-
-
-def _generalisation(result: Any) -> str:
-    """Calibration (with its margin) and held-out figures of the chosen plan, one line."""
-    metric = result.budget.metric
-    cal = (
-        f"{metric} {result.verified_metric:.6g} on {result.calibration_samples} calibration samples "
-        f"(safety margin {result.chosen.margin:.3g})"
-    )
-    if result.heldout_metric is None:
-        return f"{cal}; no held-out samples (--holdout 0 or too few samples): not verified on fresh data"
-    verdict = "meets" if result.heldout_met else "[red]misses[/red]"
-    return (
-        f"{cal}; {metric} {distinct(result.heldout_metric, result.threshold)} on {result.heldout_samples} "
-        f"held-out samples: {verdict} the budget"
-    )
-
-
-def distinct(value: float, threshold: float) -> str:
-    """``0.99896 (needs >= 0.999)`` with as many digits as it takes for the two numbers to differ."""
-    for digits in range(4, 17):
-        a, b = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
-        if a != b:
-            return f"{a} (needs >= {b})"
-    return f"{value!r} (needs >= {threshold!r})"
 
 
 def _load(args: argparse.Namespace):

@@ -163,3 +163,46 @@ def _yaml_or_note(result: SearchResult) -> str:
         return result.plan_yaml()
     except Exception as e:  # a plan YAML cannot express every plan (e.g. mixed families)
         return f"(no single YAML: {e})"
+
+
+def summary_renderables(result: Any, origin: str) -> list[Any]:
+    """The compress command's terminal output: sensitivity and result tables, then one line per finding."""
+    lines: list[Any] = [sensitivity_table(result), result_table(result, origin)]
+    if not result.met:
+        lines.append(
+            f"[red]budget {result.budget.text} cannot be met[/red]: best candidate found reaches "
+            f"{distinct(result.chosen.metric, result.threshold)}; it is the one written."
+        )
+    lines.append(generalisation_line(result))
+    if result.timings:
+        lines.append("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    if result.repair is not None:
+        lines.append(
+            f"fp16 repair: keep {result.repair.fp32_ops} in fp32 -> {result.repair.coremltools_snippet()}"
+        )
+    return lines
+
+
+def generalisation_line(result: Any) -> str:
+    """Calibration (with its margin) and held-out figures of the chosen plan, one line."""
+    metric = result.budget.metric
+    cal = (
+        f"{metric} {result.verified_metric:.6g} on {result.calibration_samples} calibration samples "
+        f"(safety margin {result.chosen.margin:.3g})"
+    )
+    if result.heldout_metric is None:
+        return f"{cal}; no held-out samples (--holdout 0 or too few samples): not verified on fresh data"
+    verdict = "meets" if result.heldout_met else "[red]misses[/red]"
+    return (
+        f"{cal}; {metric} {distinct(result.heldout_metric, result.threshold)} on {result.heldout_samples} "
+        f"held-out samples: {verdict} the budget"
+    )
+
+
+def distinct(value: float, threshold: float) -> str:
+    """``0.99896 (needs >= 0.999)`` with as many digits as it takes for the two numbers to differ."""
+    for digits in range(4, 17):
+        a, b = f"{value:.{digits}g}", f"{threshold:.{digits}g}"
+        if a != b:
+            return f"{a} (needs >= {b})"
+    return f"{value!r} (needs >= {threshold!r})"
