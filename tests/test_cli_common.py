@@ -94,3 +94,25 @@ def test_output_paths_are_checked_before_the_work(tmp_path, capsys):
     check_output_path(pkg, force=True)  # a package devicefit wrote: --force may replace it
     code = main(["check", "--html", str(blocker / "r.html")])
     assert code == 2 and "not a folder" in capsys.readouterr().err
+
+
+def test_atomic_writes_never_replace_a_user_folder(tmp_path):
+    """The shared writer (every command's outputs go through it) keeps folders devicefit did not write."""
+    from devicefit.io import atomic_path, atomic_write_text
+
+    user = tmp_path / "mine.mlpackage"
+    user.mkdir()
+    (user / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="never replaced"):
+        with atomic_path(user) as tmp:
+            tmp.mkdir()
+    assert (user / "notes.txt").read_text() == "mine"
+    with pytest.raises(InputError, match="cannot write"):
+        atomic_write_text("/proc/devicefit-test/report.json", "{}")
+    package = tmp_path / "made.mlpackage"
+    package.mkdir()
+    (package / "Manifest.json").write_text("{}")
+    with atomic_path(package) as tmp:  # a package devicefit wrote: replaced whole
+        tmp.mkdir()
+        (tmp / "Manifest.json").write_text('{"new": 1}')
+    assert (package / "Manifest.json").read_text() == '{"new": 1}'

@@ -51,8 +51,14 @@ def test_refuses_overwrite_without_force(packages, tmp_path):
     with pytest.raises(OutputExistsError):
         merge([small, other], out)
     assert (out / "keep.txt").read_text() == "mine"
-    result = merge([small, other], out, names=["a", "b"], default="b", force=True)
-    assert result.default_function == "b" and not (out / "keep.txt").exists()
+    # --force replaces what devicefit writes, never a folder of the user's files (issue 11: data loss)
+    with pytest.raises(InputError, match="never replaced"):
+        merge([small, other], out, names=["a", "b"], default="b", force=True)
+    assert (out / "keep.txt").read_text() == "mine"
+    made = tmp_path / "made.mlpackage"
+    merge([small, other], made, names=["a", "b"])
+    result = merge([small, other], made, names=["a", "b"], default="b", force=True)
+    assert result.default_function == "b"
 
 
 @pytest.mark.parametrize(

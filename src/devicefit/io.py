@@ -16,10 +16,25 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
     """Yield a temporary path beside ``path``; on success it is renamed over ``path`` atomically.
 
     Works for files and folders (``.mlpackage``). On error the temporary is removed and ``path`` untouched.
+    A folder at ``path`` is replaced only when it is a Core ML package (it holds ``Manifest.json``): a
+    folder of anything else is the user's, and is never deleted.
+
+    Raises:
+        InputError: ``path`` is a folder that is not a Core ML package, or its folder cannot be written.
     """
+    from devicefit.errors import InputError
+
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    if target.is_dir() and not target.is_symlink() and not (target / "Manifest.json").is_file():
+        raise InputError(
+            f"{target} is a folder that devicefit did not write; it is never replaced, even with --force: "
+            "choose another path"
+        )
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as e:
+        raise InputError(f"cannot write {target}: {e.strerror or e}; choose a writable folder") from None
     tmp = tmp_dir / (target.name + suffix)
     try:
         yield tmp
