@@ -184,3 +184,25 @@ def test_cli_devices_catalog(tmp_path):
     assert main(["devices", "--catalog", "--json", str(out)]) == 0
     rows = json.loads(out.read_text())
     assert rows and all("id" in r and "name" in r for r in rows)
+
+
+def test_cli_profile_json_dash_is_stdout(small_onnx, tmp_path, capsys, monkeypatch):
+    """`--json -` means stdout, as in every other command (it wrote a file named '-')."""
+    monkeypatch.chdir(tmp_path)
+    argv = ["profile", str(small_onnx), "--reps", "10", "--requests", "4", "--batch-sizes", "2"]
+    assert main([*argv, "--max-in-flight", "1", "--json", "-"]) == 0
+    captured = capsys.readouterr()
+    (p,) = json.loads(captured.out)["profiles"]  # stdout is only the JSON: the tables went to stderr
+    assert p["engine"] == "onnxruntime" and not (tmp_path / "-").exists()
+
+
+def test_cli_cache_ls_json_to_a_file(small_pkg, tmp_path, monkeypatch, capsys):
+    from devicefit.engines import create
+
+    monkeypatch.setenv("DEVICEFIT_CACHE_DIR", str(tmp_path / "c"))
+    create("interp", small_pkg).load()
+    out = tmp_path / "cache.json"
+    assert main(["cache", "ls", "--json", str(out)]) == 0
+    assert [e["engine"] for e in json.loads(out.read_text())["entries"]] == ["interp"]
+    assert main(["cache", "ls", "--json", str(out)]) == 2  # exists: --force, like every output
+    assert main(["cache", "ls", "--json", str(out), "--force"]) == 0

@@ -89,7 +89,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", dest="devices", action="append", default=[], metavar="DEVICE",
                    help="Apple device id from the catalog (repeatable): add its roofline 'at best' latency "
                    "lower bound next to the measured numbers (Core ML models only)")  # fmt: skip
-    p.add_argument("--json", type=Path, default=None, help="write the full profile (raw samples) as JSON")
+    from devicefit.cli._common import add_json_argument
+
+    add_json_argument(p, "the full profile (raw samples)")
     p.add_argument("--html", type=Path, default=None, help="write a self-contained HTML report")
     p.add_argument("--force", action="store_true", help="overwrite --json / --html outputs")
     from devicefit.cli import lm_profile
@@ -103,7 +105,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from devicefit.cli._common import check_output_path
+    from devicefit.cli._common import check_output_path, is_stdout, write_text_output
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
     from devicefit.profile import profile
@@ -152,11 +154,12 @@ def main(args: argparse.Namespace) -> int:
             feeds=feeds,
             **extra,
         )
-    out = Console()
+    out = Console(stderr=is_stdout(args.json))  # with the JSON on stdout, the tables go to stderr
     for renderable in profile_renderables(report):
         out.print(renderable)
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps(report.to_dict(), indent=1, default=str))
+    if args.json is not None and write_text_output(
+        args.json, json.dumps(report.to_dict(), indent=1, default=str)
+    ):
         console.print(f"wrote {args.json}")
     if args.html is not None:
         atomic_write_text(args.html, render_html(report))

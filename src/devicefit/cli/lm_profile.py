@@ -35,8 +35,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from devicefit.analyze.catalog import get_device
+    from devicefit.cli._common import is_stdout, write_text_output
     from devicefit.errors import InputError
-    from devicefit.io import atomic_write_text
     from devicefit.report.lm_profile_view import generation_lines
 
     if any(e not in ("auto", "interp") for e in args.engine or []):
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
     if args.html is not None:
         raise InputError("--html is not available for a language model yet; use --json")
     devices = [get_device(d) for d in args.devices] if args.devices else None
-    err, out = Console(stderr=True), Console()
+    err, out = Console(stderr=True), Console(stderr=is_stdout(args.json))
     with tempfile.TemporaryDirectory(prefix="devicefit-lmprofile-") as tmp:
         package = Path(args.model)
         if package.suffix.lower() != ".mlpackage":  # a causal-LM folder
@@ -60,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     for result in results:
         for line in generation_lines(result):
             out.print(line, highlight=False, markup=False, soft_wrap=True)  # no wrapping: greppable
-    if args.json is not None:
-        atomic_write_text(args.json, json.dumps({"model": str(args.model), "generation": results}, indent=1))
+    text = json.dumps({"model": str(args.model), "generation": results}, indent=1)
+    if args.json is not None and write_text_output(args.json, text):
         err.print(f"wrote {args.json}")
     return 0
 
