@@ -175,3 +175,16 @@ def test_random_input_limit_flag(package, capsys):
     path, _, _ = package
     _one_line_exit_2(capsys, ["run", str(path), "--max-input-mb", "0.00001"], "--max-input-mb")
     _one_line_exit_2(capsys, ["run", str(path), "--max-input-mb", "-1"], "positive")
+
+
+def test_run_takes_declared_shapes_like_every_command(package, capsys):
+    """`--input NAME:SHAPE[:DTYPE]` (the shared vocabulary) fills that input with seeded random values."""
+    path, _, _ = package
+    assert main(["run", str(path), "--input", "x:2x6"]) == 0
+    first = capsys.readouterr().out
+    assert "2x3" in first
+    assert main(["run", str(path), "--input", "x:2x6:float32"]) == 0
+    assert capsys.readouterr().out == first  # seeded: the same numbers again
+    assert main(["run", str(path), "--input", "x:3x6"]) == 2  # the program's shape decides
+    assert main(["run", str(path), "--input", "x:100000x100000x100"]) == 2  # refused before allocating
+    assert "limit" in capsys.readouterr().err

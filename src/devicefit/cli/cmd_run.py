@@ -20,8 +20,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "-i",
         action="append",
         default=[],
-        metavar="NAME=FILE.npy",
-        help="an input array (repeat per input); random inputs at the default shapes when none is given",
+        metavar="NAME=FILE.npy|NAME:SHAPE[:DTYPE]",
+        help="an input array from a file, or a declared shape to fill with seeded random values (repeat per "
+        "input); random inputs at the default shapes when none is given",
     )
     p.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
     p.add_argument("--function", default=None, help="function of a multi-function package")
@@ -45,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from devicefit import interp
-    from devicefit.cli._common import parse_named_file
+    from devicefit.cli._common import parse_input, parse_named_file
     from devicefit.interp.inputs import max_input_bytes
     from devicefit.io import atomic_save_npz
     from devicefit.report.terminal_views import run_outputs_table
@@ -54,12 +55,17 @@ def main(args: argparse.Namespace) -> int:
     # NOTE: every path is checked before the model runs, so a bad --out fails in a second, not after the work.
     if args.out is not None:
         check_out_file(args.out, args.force)
-    named = [parse_named_file(text) for text in args.input]
+    named = [parse_named_file(text) for text in args.input if "=" in text]
+    declared = [parse_input(text).spec() for text in args.input if "=" not in text]
     for name, path in named:
         _check_input_file(name, path)
+    for spec in declared:
+        _check_declared_size(spec, max_bytes)
     prog = interp.load(args.model, function=args.function)
-    if named:
+    if args.input:
         feeds = {name: _read_input(name, path, max_bytes) for name, path in named}
+        rng = np.random.default_rng(0)
+        feeds.update({spec.name: spec.random(rng) for spec in declared})
     else:
         feeds = prog.example_inputs(max_bytes=max_bytes)
     outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
@@ -107,6 +113,21 @@ def _check_input_file(name: str, path: Path) -> None:
         raise InputError(f"input file {shown(path)} cannot be read (for input {name!r}): {reason}") from None
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"input file {shown(path)} (for input {name!r}) is not a regular file")
+
+
+def _check_declared_size(spec: Any, max_bytes: int) -> None:
+    """Refuse a declared ``NAME:SHAPE`` whose random array would exceed the input limit (before allocating)."""
+    import numpy as np
+
+    from devicefit.errors import InputError
+
+    size = int(np.prod(spec.shape, dtype=np.float64)) * np.dtype(spec.dtype).itemsize
+    if size > max_bytes:
+        shape = "x".join(map(str, spec.shape))
+        raise InputError(
+            f"--input {spec.name}:{shape} is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit "
+            "for generated inputs; pass a smaller shape or raise --max-input-mb"
+        )
 
 
 def _read_input(name: str, path: Path, max_bytes: int) -> Any:
