@@ -50,6 +50,7 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.interp.inputs import max_input_bytes
     from devicefit.io import atomic_save_npz
     from devicefit.report.terminal_views import run_outputs_table
+    from devicefit.sources.spec import check_random_size
 
     max_bytes = max_input_bytes(None if args.max_input_mb is None else _mb_to_bytes(args.max_input_mb))
     # NOTE: every path is checked before the model runs, so a bad --out fails in a second, not after the work.
@@ -60,7 +61,7 @@ def main(args: argparse.Namespace) -> int:
     for name, path in named:
         _check_input_file(name, path)
     for spec in declared:
-        _check_declared_size(spec, max_bytes)
+        check_random_size(spec, max_bytes, "pass a smaller shape or raise --max-input-mb")
     prog = interp.load(args.model, function=args.function)
     if args.input:
         feeds = {name: _read_input(name, path, max_bytes) for name, path in named}
@@ -113,21 +114,6 @@ def _check_input_file(name: str, path: Path) -> None:
         raise InputError(f"input file {shown(path)} cannot be read (for input {name!r}): {reason}") from None
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"input file {shown(path)} (for input {name!r}) is not a regular file")
-
-
-def _check_declared_size(spec: Any, max_bytes: int) -> None:
-    """Refuse a declared ``NAME:SHAPE`` whose random array would exceed the input limit (before allocating)."""
-    import numpy as np
-
-    from devicefit.errors import InputError
-
-    size = int(np.prod(spec.shape, dtype=np.float64)) * np.dtype(spec.dtype).itemsize
-    if size > max_bytes:
-        shape = "x".join(map(str, spec.shape))
-        raise InputError(
-            f"--input {spec.name}:{shape} is {size / 2**20:.0f} MiB, over the {max_bytes / 2**20:.0f} MiB limit "
-            "for generated inputs; pass a smaller shape or raise --max-input-mb"
-        )
 
 
 def _read_input(name: str, path: Path, max_bytes: int) -> Any:

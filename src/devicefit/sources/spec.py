@@ -98,6 +98,21 @@ def spec_of(name: str, array: np.ndarray) -> InputSpec:
     return InputSpec(name=name, shape=tuple(int(d) for d in array.shape), dtype=str(array.dtype))
 
 
+def check_random_size(spec: InputSpec, max_bytes: int, remedy: str) -> None:
+    """Refuse to generate a random array for ``spec`` larger than ``max_bytes``, before allocating it.
+
+    Raises:
+        InputError: naming the input, its declared shape and size, the limit and ``remedy`` (what to do).
+    """
+    size = int(np.prod(spec.shape, dtype=np.float64)) * np.dtype(spec.dtype).itemsize
+    if size > max_bytes:
+        shape = "x".join(map(str, spec.shape))
+        raise InputError(
+            f"input {spec.name!r} is declared {shape} {spec.dtype} ({size / 2**20:.0f} MiB), over the "
+            f"{max_bytes / 2**20:.0f} MiB limit for generated inputs; {remedy}"
+        )
+
+
 def random_inputs(specs: list[InputSpec], seed: int = 0, int_high: int = 8) -> dict[str, np.ndarray]:
     """Random example inputs for ``specs`` (deterministic for a seed).
 
@@ -106,15 +121,9 @@ def random_inputs(specs: list[InputSpec], seed: int = 0, int_high: int = 8) -> d
             must not allocate gigabytes before anything checked it).
     """
     limit = max_input_bytes()
+    remedy = f"feed real data (--data / --input) or raise the limit with {MAX_INPUT_BYTES_ENV}"
     for s in specs:
-        size = int(np.prod(s.shape, dtype=np.float64)) * np.dtype(s.dtype).itemsize
-        if size > limit:
-            shape = "x".join(map(str, s.shape))
-            raise InputError(
-                f"input {s.name!r} is declared {shape} {s.dtype} ({size / 2**20:.0f} MiB), over the "
-                f"{limit / 2**20:.0f} MiB limit for generated inputs; feed real data (--data / --input) or "
-                f"raise the limit with {MAX_INPUT_BYTES_ENV}"
-            )
+        check_random_size(s, limit, remedy)
     rng = np.random.default_rng(seed)
     return {s.name: s.random(rng, int_high) for s in specs}
 
