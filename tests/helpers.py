@@ -60,3 +60,25 @@ def cosine(actual: np.ndarray, expected: np.ndarray) -> float:
     if na == 0 and nb == 0:
         return 1.0
     return float(a @ b / max(na * nb, 1e-300))
+
+
+def custom_class_torchscript(folder: Any) -> Any:
+    """A TorchScript file whose code names a custom C++ class (``torch.classes.devicefit_test.Marker``).
+
+    Built from a scripted Linear by appending the class annotation to its code, so no custom class needs
+    to be registered: the consent checks must refuse it by reading the archive, before torch loads it.
+    The unmodified original is left beside it as ``plain.pt``.
+    """
+    import zipfile
+    from pathlib import Path
+
+    plain = Path(folder) / "plain.pt"
+    torch.jit.save(torch.jit.script(torch.nn.Linear(4, 2)), str(plain))
+    crafted = Path(folder) / "custom.pt"
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(crafted, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if "/code/" in info.filename and info.filename.endswith(".py"):
+                data += b"\n  _cls : __torch__.torch.classes.devicefit_test.Marker\n"
+            dst.writestr(info, data)
+    return crafted

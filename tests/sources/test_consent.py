@@ -19,6 +19,7 @@ import torch
 
 from devicefit.errors import ModelLoadError
 from devicefit.sources import load_source, parse_input_arg
+from tests.helpers import custom_class_torchscript
 
 PAYLOAD_C = r"""
 #include <stdio.h>
@@ -172,15 +173,8 @@ def test_pickled_module_is_refused_and_would_run(tmp_path, marker):
 
 
 def test_torchscript_custom_class_is_refused(tmp_path, marker, monkeypatch):
-    plain = tmp_path / "plain.pt"
-    torch.jit.save(torch.jit.script(torch.nn.Linear(4, 2)), str(plain))
-    crafted = tmp_path / "custom.pt"
-    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(crafted, "w") as dst:
-        for info in src.infolist():
-            data = src.read(info)
-            if "/code/" in info.filename and info.filename.endswith(".py"):
-                data += b"\n  _cls : __torch__.torch.classes.devicefit_test.Marker\n"
-            dst.writestr(info, data)
+    crafted = custom_class_torchscript(tmp_path)
+    plain = tmp_path / "plain.pt"  # the helper's unmodified original
     # A registered custom class's __setstate__ is native code run by torch.jit.load: stand in for it.
     real_load = torch.jit.load
 
