@@ -3,6 +3,8 @@ held-out samples, and the same inputs + seed give the same plan."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -38,9 +40,8 @@ def test_margin_is_the_standard_error_of_the_per_sample_metric():
     assert margin(per_sample("accuracy", ref, ref, labels, "y")) == 0.0
 
 
-@pytest.fixture(scope="module")
-def zoo_model():
-    entry = next(e for e in zoo.ZOO if e.name == "mobilenet_v2")
+def zoo_model(name: str):
+    entry = zoo.BY_NAME[name]
     module, inputs = zoo.build(entry)
     ml = convert(module, *inputs, precision="fp32", target="iOS18")
     rng = np.random.default_rng(7)
@@ -56,8 +57,9 @@ def interp_input_name(ml) -> str:
 
 
 @pytest.mark.slow
-def test_zoo_model_meets_budget_on_held_out_samples_twice_with_the_same_plan(zoo_model):
-    ml, feeds = zoo_model
+@pytest.mark.parametrize(("model", "mode"), [("mobilenet_v2", "stack"), ("vit", "vmap")])
+def test_zoo_model_meets_budget_on_held_out_samples_twice_with_the_same_plan(model, mode):
+    ml, feeds = zoo_model(model)
     options = compress.SearchOptions("cosine>=0.999", bits=(4, 8), min_elements=256, holdout=0.25, seed=1)
     first = compress.search(ml, feeds, options)
     second = compress.search(ml, feeds, options)
@@ -65,6 +67,15 @@ def test_zoo_model_meets_budget_on_held_out_samples_twice_with_the_same_plan(zoo
         assert result.met and result.heldout_met, (result.chosen.metric, result.heldout_metric)
         assert (result.calibration_samples, result.heldout_samples) == (18, 6)
         assert result.chosen.bytes < result.base_bytes
-        assert {"reference", "sensitivity", "search", "build", "held-out"} <= set(result.timings)
+        assert {"reference", "batching probe", "sensitivity", "search", "build", "held-out"} <= set(
+            result.timings
+        )
+        assert result.batching.mode == mode and result.batching.chunk == 18, result.batching.reason
     assert first.chosen.assignment == second.chosen.assignment
     assert first.heldout_metric == second.heldout_metric
+    # one interpreter run per sample: the same plan, metrics equal to about one fp16 rounding step
+    serial = compress.search(ml, feeds, dataclasses.replace(options, batch=False))
+    assert serial.batching.mode == "per-sample" and "batching probe" not in serial.timings
+    assert serial.chosen.assignment == first.chosen.assignment
+    assert serial.chosen.metric == pytest.approx(first.chosen.metric, abs=1e-5)
+    assert serial.heldout_metric == pytest.approx(first.heldout_metric, abs=1e-5)

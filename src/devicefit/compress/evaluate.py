@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from devicefit.compress.batching import PER_SAMPLE, Batching, run_samples
 from devicefit.compress.budget import margin, measure, noise, per_sample
 from devicefit.errors import InputError
 
@@ -34,6 +35,7 @@ class EvalSpec:
         reference: output name -> stacked fp32 reference outputs (samples on axis 0).
         labels: integer labels for an accuracy budget.
         metric: budget metric name.
+        batching: how to run the samples (see :mod:`devicefit.compress.batching`; probed once by the caller).
     """
 
     package: str
@@ -43,6 +45,7 @@ class EvalSpec:
     reference: dict[str, np.ndarray]
     labels: np.ndarray | None
     metric: str
+    batching: Batching = PER_SAMPLE
 
 
 @dataclass
@@ -53,16 +56,6 @@ class Measure:
     metric: float
     noise: float
     margin: float = 0.0
-
-
-def stack(per_sample: Sequence[dict[str, np.ndarray]], names: Sequence[str]) -> dict[str, np.ndarray]:
-    return {n: np.stack([np.asarray(s[n], dtype=np.float32) for s in per_sample]) for n in names}
-
-
-def run_samples(prog: Any, feeds: Sequence[dict[str, np.ndarray]], precision: str) -> dict[str, np.ndarray]:
-    """Run ``prog`` on every sample; outputs stacked on a new leading axis."""
-    names = [o.name for o in prog.outputs]
-    return stack([prog.run(f, precision=precision) for f in feeds], names)
 
 
 def with_constants(program: Any, substitutions: dict[str, dict[str, Any]]) -> Any:
@@ -145,7 +138,7 @@ class Evaluator:
 
     def evaluate(self, assignment: dict[str, str]) -> Measure:
         """Run the program with ``assignment``'s weights (others as in the base)."""
-        out = run_samples(self.program_for(assignment), self.spec.feeds, "fp16")
+        out = run_samples(self.program_for(assignment), self.spec.feeds, "fp16", self.spec.batching)
         spec = self.spec
         value = measure(spec.metric, out, spec.reference, spec.labels, self.first_output)
         spread = margin(per_sample(spec.metric, out, spec.reference, spec.labels, self.first_output))

@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from devicefit.compress.batching import PER_SAMPLE, Batching, choose_batching, run_samples
 from devicefit.compress.budget import Budget, measure, meets, parse_budget
 from devicefit.compress.configs import Config, Fp16Config, PalettizeConfig, QuantizeConfig
-from devicefit.compress.evaluate import EvalSpec, Measure, make_executor, run_samples
+from devicefit.compress.evaluate import EvalSpec, Measure, make_executor
 from devicefit.compress.holdout import StageTimer, pick_labels, split_samples
 from devicefit.compress.path import assignment_at, refine, upgrade_path
 from devicefit.compress.repair import Fp16Repair, repair_fp16
@@ -57,6 +58,8 @@ class SearchOptions:
         max_evaluations: cap on candidate evaluations after sensitivity.
         holdout: fraction of the samples held out of the search to verify the chosen plan on (0: none).
         seed: seed of the calibration / held-out split (same samples + same seed -> the same plan).
+        batch: evaluate several samples per interpreter run where the program allows it (probed once, see
+            :mod:`devicefit.compress.batching`); False: one run per sample.
     """
 
     budget: str | Budget
@@ -68,6 +71,7 @@ class SearchOptions:
     max_evaluations: int = 60
     holdout: float = 0.25
     seed: int = 0
+    batch: bool = True
 
     def validate(self) -> Budget:
         budget = self.budget if isinstance(self.budget, Budget) else parse_budget(self.budget)
@@ -132,6 +136,7 @@ class SearchResult:
     calibration_samples: int = 0
     heldout_samples: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    batching: Batching = PER_SAMPLE
 
     @property
     def heldout_met(self) -> bool | None:
@@ -177,6 +182,7 @@ class SearchResult:
             "calibration_samples": self.calibration_samples,
             "heldout_samples": self.heldout_samples,
             "timings": dict(self.timings),
+            "batching": self.batching.to_dict(),
             "compression_ratio_vs_fp16": self.base_bytes / max(self.chosen.bytes, 1),
             "plan": {w: self.choices[c].label for w, c in self.chosen.assignment.items()},
             "pareto_front": [c.to_dict() for c in self.front],
@@ -260,6 +266,10 @@ def search(
         base_path = tmp / "base.mlpackage"
         with quiet():
             base.save(str(base_path))
+        batching = PER_SAMPLE
+        if options.batch:
+            report("batching probe", 0, 1)
+            batching = choose_batching(interp.load(base), feeds)
         weights = find_weights(base, options.min_elements)
         if not weights:
             raise InputError(f"no weight has >= {options.min_elements} elements; lower --min-elements")
@@ -280,7 +290,9 @@ def search(
         for w, layer in zip(weights, layers):
             op, _, param = w.consumers[0]
             layer.bytes["fp16"] = base_sizes[(op, param)]
-        spec = EvalSpec(str(base_path), consumers, table, list(feeds), reference, labels, budget.metric)
+        spec = EvalSpec(
+            str(base_path), consumers, table, list(feeds), reference, labels, budget.metric, batching
+        )
         executor = make_executor(spec, options.workers, options.ray_address)
         base_eval = executor.evaluate([{}])[0]
         base_metric, base_margin = base_eval.metric, base_eval.margin
@@ -329,7 +341,8 @@ def search(
         report("build", 0, 1)
         built = apply_plan(base, plan)
         built_program = interp.load(built)
-        verified = measure(budget.metric, run_samples(built_program, feeds, "fp16"), reference, labels, first)
+        built_out = run_samples(built_program, feeds, "fp16", batching)
+        verified = measure(budget.metric, built_out, reference, labels, first)
         heldout_metric = None
         if held_idx:
             report("held-out", 0, 1)
@@ -337,7 +350,11 @@ def search(
             held_labels = pick_labels(all_labels, len(all_feeds), held_idx)
             held_ref = run_samples(p32, held_feeds, "fp32")
             heldout_metric = measure(
-                budget.metric, run_samples(built_program, held_feeds, "fp16"), held_ref, held_labels, first
+                budget.metric,
+                run_samples(built_program, held_feeds, "fp16", batching),
+                held_ref,
+                held_labels,
+                first,
             )
         report("done", 1, 1)
         return SearchResult(
@@ -359,6 +376,7 @@ def search(
             len(cal_idx),
             len(held_idx),
             timings,
+            batching,
         )
     finally:
         if executor is not None:

@@ -76,8 +76,11 @@ def input_array(spec: TensorSpec, value: Any, what: str = "input") -> np.ndarray
     return arr
 
 
-def validate_input(spec: TensorSpec, value: Any, precision: str) -> torch.Tensor:
+def validate_input(spec: TensorSpec, value: Any, precision: str, leading_free: bool = False) -> torch.Tensor:
     """``value`` checked against the program's declared input ``spec`` and converted to its held tensor.
+
+    ``leading_free`` (internal, for :func:`devicefit.interp.run.run_stacked`): any size on axis 0, the other
+    axes as declared.
 
     Raises:
         InputError: wrong kind, shape, or integer values that do not fit the declared integer type.
@@ -91,7 +94,7 @@ def validate_input(spec: TensorSpec, value: Any, precision: str) -> torch.Tensor
             f"input {spec.name!r} has dtype {arr.dtype}, expected integer input {spec.describe()}"
         )
     shape = tuple(arr.shape)
-    ok, why = shape_allowed(spec, shape)
+    ok, why = shape_allowed(spec, shape, leading_free)
     if not ok:
         raise InputError(f"input {spec.name!r} has shape {'x'.join(map(str, shape)) or 'scalar'}; {why}")
     if not want_float and spec.dtype in MIL_TO_NUMPY:
@@ -118,7 +121,19 @@ def _fit_integers(spec: TensorSpec, arr: np.ndarray) -> np.ndarray:
     return arr.astype(target)
 
 
-def shape_allowed(spec: TensorSpec, shape: tuple[int, ...]) -> tuple[bool, str]:
+def shape_allowed(spec: TensorSpec, shape: tuple[int, ...], leading_free: bool = False) -> tuple[bool, str]:
+    if leading_free and shape:
+        # Samples stacked on axis 0: the shape is allowed when, with axis 0 at a declared size, it would be.
+        leads = {s[0] for s in spec.enumerated_shapes or () if s}
+        if spec.shape_range:
+            leads.add(spec.shape_range[0][0])
+        if spec.shape:
+            leads.add(spec.shape[0])
+        for lead in sorted(leads) or [shape[0]]:
+            ok, why = shape_allowed(spec, (lead, *shape[1:]))
+            if ok:
+                return ok, why
+        return ok, why
     if spec.enumerated_shapes:
         if shape in spec.enumerated_shapes:
             return True, ""

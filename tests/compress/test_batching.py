@@ -1,0 +1,140 @@
+"""Batched candidate evaluation (issue 13): several samples per interpreter run when the program allows it,
+the same metrics as one run per sample, and a probe that refuses programs whose batch axis is not free."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from devicefit import compress, interp
+from devicefit.compress.batching import Batching, choose_batching, run_samples
+from devicefit.compress.budget import measure, noise, per_sample
+from devicefit.errors import InputError
+from devicefit.interp.run import run_stacked, run_vmapped
+from tests import zoo
+from tests.helpers import convert
+from tests.interp import milprog
+
+_MODELS: dict[str, tuple] = {}
+
+
+def _mlmodel(name: str, precision: str = "fp16"):
+    if (name, precision) not in _MODELS:
+        module, inputs = zoo.build(zoo.BY_NAME[name])
+        _MODELS[name, precision] = (convert(module, inputs, target="iOS18", precision=precision), inputs)
+    return _MODELS[name, precision][0]
+
+
+def _zoo_program(name: str, n: int, seed: int = 0):
+    """(fp32 program, fp16 program, n random samples) of a zoo model converted at batch 1."""
+    p32, p16 = interp.load(_mlmodel(name, "fp32")), interp.load(_mlmodel(name))
+    inputs = _MODELS[name, "fp16"][1]
+    rng = np.random.default_rng(seed)
+    feeds = [
+        {p32.inputs[0].name: rng.standard_normal(tuple(inputs[0].shape)).astype(np.float32)} for _ in range(n)
+    ]
+    return p32, p16, feeds
+
+
+@pytest.mark.parametrize(("model", "mode"), [("mobilenet_v2", "stack"), ("resnet", "vmap")])
+def test_batched_metrics_equal_per_sample_metrics_on_zoo_models(model, mode):
+    # mobilenet_v2 pools and reshapes nothing to batch 1: stacking on axis 0 is valid. resnet's flatten became
+    # a reshape to [1, 64]: the probe refuses stacking and vmap runs it instead.
+    p32, p16, feeds = _zoo_program(model, 12)
+    batching = choose_batching(p16, feeds, max_chunk=5)  # 5: chunks of 5, 5 and a remainder of 2
+    assert (batching.mode, batching.chunk) == (mode, 5), batching.reason
+    if mode == "vmap":
+        assert "refused stack: op 'reshape'" in batching.reason
+    reference = run_samples(p32, feeds, "fp32")
+    first = p32.outputs[0].name
+    one = run_samples(p16, feeds, "fp32")
+    many = run_samples(p16, feeds, "fp32", batching)
+    assert one[first].shape == many[first].shape == (12, 1, 10)
+    np.testing.assert_allclose(many[first], one[first], rtol=0, atol=1e-5 * np.abs(one[first]).max())
+    # fp16: a batched conv may sum in another order and round a value to the neighbouring float16, so the
+    # metrics agree to about one fp16 step, not bit for bit
+    one16, many16 = run_samples(p16, feeds, "fp16"), run_samples(p16, feeds, "fp16", batching)
+    np.testing.assert_allclose(many16[first], one16[first], rtol=0, atol=2e-3 * np.abs(one16[first]).max())
+    cos = [measure("cosine", out, reference, None, first) for out in (one16, many16)]
+    assert cos[0] == pytest.approx(cos[1], abs=1e-6)
+    # the uncompressed fp16 model's error *is* fp16 rounding (~80 dB), so another summation order moves it
+    psnr = [measure("psnr", out, reference, None, first) for out in (one16, many16)]
+    assert psnr[0] == pytest.approx(psnr[1], abs=0.5)
+    # a compressed candidate's error is the compression's: there the two modes agree tightly
+    small = interp.load(compress.palettize(_mlmodel(model), compress.PalettizeConfig(nbits=4)))
+    one4, many4 = run_samples(small, feeds, "fp16"), run_samples(small, feeds, "fp16", batching)
+    for metric in ("cosine", "psnr"):
+        a, b = measure(metric, one4, reference, None, first), measure(metric, many4, reference, None, first)
+        assert a == pytest.approx(b, rel=1e-4), metric
+        np.testing.assert_allclose(
+            per_sample(metric, many4, reference, None, first),
+            per_sample(metric, one4, reference, None, first),
+            rtol=2e-3,  # one sample's value may still move by a flipped fp16 rounding (seen: 8e-4)
+        )
+    assert noise(many4, reference) == pytest.approx(noise(one4, reference), rel=1e-3)
+
+
+def _probe(fn, example: dict[str, np.ndarray], n: int = 6) -> Batching:
+    prog = interp.load(milprog.convert(fn, example))
+    rng = np.random.default_rng(0)
+    name, value = next(iter(example.items()))
+    if value.dtype.kind == "f":
+        feeds = [{name: rng.standard_normal(value.shape).astype(np.float32)} for _ in range(n)]
+    else:
+        feeds = [{name: rng.integers(0, 10, value.shape).astype(np.int32)} for _ in range(n)]
+    return choose_batching(prog, feeds)
+
+
+def test_probe_refuses_stacking_a_hard_coded_batch_of_one():
+    from coremltools.converters.mil import Builder as mb
+
+    batching = _probe(
+        lambda x: mb.reshape(x=mb.relu(x=x), shape=[1, 24]), {"x": np.zeros((1, 4, 6), np.float32)}
+    )
+    assert batching.mode == "vmap"
+    assert "refused stack: op 'reshape'" in batching.reason and "[1, 24]" in batching.reason
+
+
+def test_probe_refuses_stacking_an_op_that_mixes_samples():
+    from coremltools.converters.mil import Builder as mb
+
+    # x - mean over axis 0: zero for one sample, but mixes samples stacked on axis 0 (runs without error)
+    def center(x):
+        return mb.sub(x=x, y=mb.reduce_mean(x=x, axes=[0], keep_dims=True))
+
+    batching = _probe(center, {"x": np.zeros((1, 8), np.float32)})
+    assert batching.mode == "vmap"
+    assert "refused stack: output 'sub_0' differs from the per-sample run" in batching.reason
+
+
+def test_probe_falls_back_to_one_run_per_sample_when_neither_mode_is_valid():
+    from coremltools.converters.mil import Builder as mb
+
+    table = np.random.default_rng(1).standard_normal((10, 8)).astype(np.float32)
+
+    # a hard-coded batch (no stacking) after a gather whose bounds check reads indices into Python (no vmap)
+    def embed(ids):
+        return mb.reshape(x=mb.gather(x=table, indices=ids, axis=0), shape=[1, 32])
+
+    batching = _probe(embed, {"ids": np.zeros((1, 4), np.int32)})
+    assert (batching.mode, batching.chunk) == ("per-sample", 1)
+    assert "stack: op 'reshape'" in batching.reason and "vmap: op 'gather'" in batching.reason
+    assert "the program is invalid" not in batching.reason  # the probe's failures are not the user's errors
+
+
+def test_stacked_run_frees_axis_0_only_and_vmap_stacks_on_a_new_axis():
+    from coremltools.converters.mil import Builder as mb
+
+    prog = interp.load(milprog.convert(lambda x: mb.relu(x=x), {"x": np.zeros((1, 3), np.float32)}))
+    x = np.arange(12, dtype=np.float32).reshape(4, 3) - 6
+    name, out = prog.inputs[0].name, prog.outputs[0].name
+    np.testing.assert_array_equal(run_stacked(prog, {name: x})[out], np.maximum(x, 0))
+    with pytest.raises(InputError, match="shape 4x4"):
+        run_stacked(prog, {name: np.zeros((4, 4), np.float32)})
+    with pytest.raises(InputError, match="shape 4x3"):
+        prog.run({name: x})  # the public run still checks the declared shape
+    got = run_vmapped(prog, [{name: row[None]} for row in x])[out]
+    assert got.shape == (4, 1, 3)
+    np.testing.assert_array_equal(got[:, 0], np.maximum(x, 0))
+    with pytest.raises(InputError, match="shape 2x3"):
+        run_vmapped(prog, [{name: x[:2]}])  # each sample is validated against the declared shape
