@@ -138,3 +138,16 @@ def test_stacked_run_frees_axis_0_only_and_vmap_stacks_on_a_new_axis():
     np.testing.assert_array_equal(got[:, 0], np.maximum(x, 0))
     with pytest.raises(InputError, match="shape 2x3"):
         run_vmapped(prog, [{name: x[:2]}])  # each sample is validated against the declared shape
+
+
+def test_cli_no_batch_evaluates_one_sample_per_run(tmp_path, capsys):
+    import json
+
+    from devicefit.cli import main as cli_main
+
+    report = tmp_path / "r.json"
+    argv = ["compress", "--budget", "cosine>=0.99", "--samples", "12", "--min-elements", "64", "--bits", "4,8"]
+    assert cli_main([*argv, "--no-batch", "--json", str(report)]) == 0
+    got = json.loads(report.read_text())
+    assert got["batching"]["mode"] == "per-sample" and "batching probe" not in got["timings"]
+    assert "evaluation: per-sample (one run per sample)" in capsys.readouterr().out

@@ -187,6 +187,9 @@ def test_cli_writes_package_json_html_and_yaml(tmp_path):
     assert code == 0
     report = json.loads(paths["json"].read_text())
     assert report["met"] and report["pareto_front"] and report["chosen"]["bytes"] < report["fp16_bytes"]
+    # the demo CNN flattens to a hard-coded batch 1: stacking is refused, vmap evaluates the samples
+    assert report["batching"]["mode"] == "vmap" and "refused stack" in report["batching"]["reason"]
+    assert {"batching probe", "sensitivity", "search"} <= set(report["timings"])
     html = paths["html"].read_text()
     assert "<svg" in html
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # self-contained: nothing fetched

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(default 0.25)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the calibration / held-out split (default 0)")
     p.add_argument("--min-elements", type=int, default=256, help="smaller weights stay fp16")
+    p.add_argument("--no-batch", dest="batch", action="store_false",
+                   help="evaluate candidates one sample per interpreter run (default: several per run where the "
+                   "model's batch axis allows, checked against a per-sample run)")  # fmt: skip
     p.add_argument(
         "--deployment-target",
         dest="deployment_target",
@@ -89,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
         args.ray,
         holdout=args.holdout,
         seed=args.seed,
+        batch=args.batch,
     )
     options.validate()
     console = Console(stderr=True)

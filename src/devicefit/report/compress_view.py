@@ -176,6 +176,10 @@ def summary_renderables(result: Any, origin: str) -> list[Any]:
     lines.append(generalisation_line(result))
     if result.timings:
         lines.append("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))
+    batching = getattr(result, "batching", None)
+    if batching is not None:
+        runs = "one run per sample" if batching.mode == "per-sample" else f"{batching.chunk} samples per run"
+        lines.append(f"evaluation: {batching.mode} ({runs}): {batching.reason}")
     if result.repair is not None:
         lines.append(
             f"fp16 repair: keep {result.repair.fp32_ops} in fp32 -> {result.repair.coremltools_snippet()}"
