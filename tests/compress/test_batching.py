@@ -146,8 +146,53 @@ def test_cli_no_batch_evaluates_one_sample_per_run(tmp_path, capsys):
     from devicefit.cli import main as cli_main
 
     report = tmp_path / "r.json"
-    argv = ["compress", "--budget", "cosine>=0.99", "--samples", "12", "--min-elements", "64", "--bits", "4,8"]
+    argv = [
+        "compress",
+        "--budget",
+        "cosine>=0.99",
+        "--samples",
+        "12",
+        "--min-elements",
+        "64",
+        "--bits",
+        "4,8",
+    ]
     assert cli_main([*argv, "--no-batch", "--json", str(report)]) == 0
     got = json.loads(report.read_text())
     assert got["batching"]["mode"] == "per-sample" and "batching probe" not in got["timings"]
     assert "evaluation: per-sample (one run per sample)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("batch_dim", "expect"),
+    [("range", "the declared inputs take 6 samples"), ("enumerated", "batch-polymorphic: 6 samples stacked")],
+)
+def test_probe_stacks_a_package_declaring_a_flexible_batch(batch_dim, expect):
+    import torch
+
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 5, 3, padding=1), torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1)
+    )
+    if batch_dim == "range":
+        shape = ct.Shape((ct.RangeDim(lower_bound=1, upper_bound=64, default=1), 3, 8, 8))
+    else:  # batch 1 or 4 only: 6 stacked samples are outside the declaration, the probe decides
+        shape = ct.EnumeratedShapes(shapes=[(1, 3, 8, 8), (4, 3, 8, 8)], default=(1, 3, 8, 8))
+    prog = interp.load(
+        convert(module, torch.randn(1, 3, 8, 8), inputs=[ct.TensorType(name="x", shape=shape)])
+    )
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 3, 8, 8)).astype(np.float32)} for _ in range(6)]
+    batching = choose_batching(prog, feeds)
+    assert (batching.mode, batching.chunk) == ("stack", 6) and batching.reason.startswith(expect), (
+        batching.reason
+    )
+    np.testing.assert_allclose(
+        run_samples(prog, feeds, "fp32", batching)[prog.outputs[0].name],
+        run_samples(prog, feeds, "fp32")[prog.outputs[0].name],
+        rtol=1e-5,
+        atol=1e-6,
+    )
