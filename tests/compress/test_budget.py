@@ -59,3 +59,11 @@ def test_candidate_exactly_at_the_bound_passes():
     assert candidate < threshold  # the float rounding the slack exists for
     assert _candidate({}, 1, Measure(candidate, 0.0), threshold).passed
     assert not _candidate({}, 1, Measure(148 / 300, 0.0), threshold).passed
+
+
+def test_safety_margin_decides_a_candidate_the_bare_metric_would_pass():
+    # cosine 0.9992 against a 0.999 bound: passes bare, fails when the calibration set's 2 standard errors
+    # (0.0005) say a fresh set may land below the bound
+    assert _candidate({}, 1, Measure(0.9992, 0.0, margin=0.0001), 0.999).passed
+    risky = _candidate({}, 1, Measure(0.9992, 0.0, margin=0.0005), 0.999)
+    assert not risky.passed and risky.to_dict()["margin"] == 0.0005

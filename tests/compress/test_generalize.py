@@ -79,3 +79,31 @@ def test_zoo_model_meets_budget_on_held_out_samples_twice_with_the_same_plan(mod
     assert serial.chosen.assignment == first.chosen.assignment
     assert serial.chosen.metric == pytest.approx(first.chosen.metric, abs=1e-5)
     assert serial.heldout_metric == pytest.approx(first.heldout_metric, abs=1e-5)
+
+
+def test_every_candidate_evaluation_is_timed_under_sensitivity_or_search(monkeypatch):
+    import torch
+
+    from devicefit import demo
+    from devicefit.compress import evaluate
+
+    stage = {"now": ""}
+    seen: list[str] = []
+    original = evaluate.Evaluator.evaluate
+
+    def spy(self, assignment):
+        seen.append(stage["now"])
+        return original(self, assignment)
+
+    monkeypatch.setattr(evaluate.Evaluator, "evaluate", spy)
+    ml = convert(demo.load_module(), torch.zeros(1, 1, 8, 8), target="iOS18", input_names=["image"])
+    data = demo.held_out(16)
+    result = compress.search(
+        ml,
+        data.feeds,
+        compress.SearchOptions("cosine>=0.99", bits=(4, 8), min_elements=64),
+        progress=lambda name, done, total: stage.update(now=name),
+    )
+    # the timer charges work to the stage announced last: evaluations must not land in "compress"
+    assert seen and set(seen) <= {"sensitivity", "search"}, sorted(set(seen))
+    assert {"compress", "sensitivity", "search"} <= set(result.timings)

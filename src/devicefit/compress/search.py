@@ -293,6 +293,9 @@ def search(
         spec = EvalSpec(
             str(base_path), consumers, table, list(feeds), reference, labels, budget.metric, batching
         )
+        # NOTE: each stage is announced before its work: the timer charges everything up to the next
+        # announcement to the current stage (workers starting, the base evaluation: "sensitivity").
+        report("sensitivity", 0, len(layers) * (len(order) - 1))
         executor = make_executor(spec, options.workers, options.ray_address)
         base_eval = executor.evaluate([{}])[0]
         base_metric, base_margin = base_eval.metric, base_eval.margin
@@ -312,6 +315,7 @@ def search(
             report("search", len(seen), options.max_evaluations)
             return [seen[tuple(sorted(a.items()))] for a in assigns]
 
+        report("search", 0, options.max_evaluations)
         path = upgrade_path(layers, order)
         top = {s.weight: "fp16" for s in layers}
         base_measure = Measure(base_metric, 0.0, base_margin)
