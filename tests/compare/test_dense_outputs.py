@@ -81,3 +81,12 @@ def test_token_classification_is_per_token_over_the_last_axis(tmp_path):
     assert "linear head" in top1.details["class_axis_evidence"]
     assert top1.value == 1.0
     assert r.verdicts["numerics"].status != "fail", r.verdicts["numerics"].reason
+
+
+@pytest.mark.parametrize("spec", ["logits", "logits:x", ":1"])
+def test_malformed_class_axis_option_exits_2(spec, capsys):
+    from devicefit.cli import main
+
+    assert main(["check", "--class-axis", spec]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--class-axis" in err, err
