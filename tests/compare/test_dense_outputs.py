@@ -90,3 +90,13 @@ def test_malformed_class_axis_option_exits_2(spec, capsys):
     assert main(["check", "--class-axis", spec]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--class-axis" in err, err
+
+
+def test_argmax_iou_is_in_the_report_summary_and_gateable(flipping):
+    from devicefit.report import gates
+    from devicefit.report.schema import build_report
+
+    report = build_report(flipping)
+    assert report["summary"]["fp16.argmax_iou"] < 0.95
+    tripped = gates.evaluate([gates.parse_gate("fp16.argmax_iou<0.95")], report["summary"])
+    assert len(tripped) == 1

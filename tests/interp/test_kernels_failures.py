@@ -69,15 +69,29 @@ def test_kernel_failing_on_a_valid_program_is_a_devicefit_bug(package, monkeypat
 
 
 def test_failure_names_the_pytorch_origin(package, monkeypatch):
-    def broken_add(x, y):
+    def broken_relu(x):
         raise RuntimeError("simulated kernel bug")
 
-    _patch_kernel(monkeypatch, "add", broken_add)
+    _patch_kernel(monkeypatch, "relu", broken_relu)
     program = interp.load(str(package))
     with pytest.raises(interp.KernelFailedError) as info:
         program.run({"x": np.ones((2, 4), np.float32)})
-    # leads with the PyTorch source line of the failing op (the `+ self.bias` in forward), then the MIL op
-    assert "test_kernels_failures.py:" in str(info.value) and "op 'add'" in str(info.value)
+    # leads with the PyTorch source line of the failing op (the relu in forward), then the MIL op
+    message = str(info.value)
+    assert "test_kernels_failures.py:" in message.split("op 'relu'")[0], message
+
+
+def test_failure_with_a_stored_constant_cannot_blame_devicefit(package, monkeypatch, capsys):
+    # `+ self.bias` reads a stored tensor: a damaged package can hold one its op cannot use and still load
+    def broken_add(x, y):
+        raise RuntimeError("simulated failure")
+
+    _patch_kernel(monkeypatch, "add", broken_add)
+    program = interp.load(str(package))
+    with pytest.raises(interp.OpFailedError, match=r"stored constant\(s\) 'y' \(.*, 2x4\) may be damaged"):
+        program.run({"x": np.ones((2, 4), np.float32)})
+    assert main(["run", str(package)]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
 
 
 def test_wrong_shape_from_an_upstream_kernel_names_that_kernel(package, monkeypatch):
@@ -86,7 +100,9 @@ def test_wrong_shape_from_an_upstream_kernel_names_that_kernel(package, monkeypa
 
     _patch_kernel(monkeypatch, "relu", short_relu)
     program = interp.load(str(package))
-    with pytest.raises(interp.KernelFailedError, match=r"is 2x2 where its type is 2x4: the kernel of .*'relu'"):
+    with pytest.raises(
+        interp.KernelFailedError, match=r"is 2x2 where its type is 2x4: the kernel of .*'relu'"
+    ):
         program.run({"x": np.ones((2, 4), np.float32)})
 
 

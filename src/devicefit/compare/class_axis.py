@@ -12,7 +12,7 @@ model, in this order:
    resizes, softmax, bias adds, slices) to a ``conv`` / ``conv_transpose`` head (channels on axis 1: Core ML
    convolutions are channel-first), a ``linear`` / ``matmul`` head (last axis), or a ``softmax`` (its axis),
    following ``transpose`` permutations on the way;
-4. otherwise rank <= 2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
+4. otherwise rank-2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
    gets no top-k (unknown is reported as such, never guessed from the shape).
 """
 
@@ -43,7 +43,7 @@ _AXIS_KEEPING = frozenset(
     }
 )  # fmt: skip
 _CHANNEL_FIRST_HEADS = frozenset({"conv", "conv_transpose"})
-_LAST_AXIS_HEADS = frozenset({"linear", "matmul", "einsum"})
+_LAST_AXIS_HEADS = frozenset({"linear", "matmul"})
 
 
 @dataclass(frozen=True)
@@ -116,8 +116,8 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
             axis, why = 1, f"{step.op_type} head ({step.outputs[0]})"
         elif step.op_type in _LAST_AXIS_HEADS:
             axis, why = rank - 1, f"{step.op_type} head ({step.outputs[0]})"
-        elif step.op_type == "softmax":
-            axis, why = int(step.consts.get("axis", -1)) % rank, f"softmax ({step.outputs[0]})"
+        elif step.op_type == "softmax" and "axis" in step.consts:
+            axis, why = int(step.consts["axis"]) % rank, f"softmax ({step.outputs[0]})"
         elif step.op_type == "transpose" and "perm" in step.consts:
             perms.append([int(p) % rank for p in step.consts["perm"]])
             name = step.ctx.input_names.get("x")
@@ -174,8 +174,9 @@ def decide(
                 f"{'x'.join(map(str, ref.shape))}; axis 0 holds samples)"
             )
         return _sized(ref, axis % ref.ndim, "--class-axis")
-    if ref.dtype.kind != "f" or ref.ndim < 1:
-        return ClassAxis(None, "not a float tensor")
+    if ref.dtype.kind != "f" or ref.ndim < 2:
+        # a rank-1 stack holds one value per sample (or several samples' vectors end to end): no class axis
+        return ClassAxis(None, "not a float tensor with a class axis")
     lowered = output.lower()
     says_scores = labelled or bool(SCORE_NAME.search(lowered))
     if not says_scores and FEATURE_NAME.search(lowered):

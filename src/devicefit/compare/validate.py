@@ -162,7 +162,7 @@ def has_class_axis(output: str, reference: np.ndarray) -> bool:
 
     Names that say what the output is decide (``logits`` yes; ``last_hidden_state``, ``pooler_output``,
     ``pred_boxes`` no); a name that says nothing (``var_12``, ``output``) keeps the metric for float outputs of
-    rank <= 2 with a last axis of more than one element. See :func:`devicefit.compare.class_axis.decide`.
+    rank 2 with a last axis of more than one element. See :func:`devicefit.compare.class_axis.decide`.
     """
     return class_axis.decide(output, reference).axis is not None
 

@@ -5,14 +5,17 @@ package whose declared types disagree (a package edited or corrupted after conve
 2). The types the interpreter holds are therefore coremltools' own, and an op that fails at run time is judged
 by the values that reached it:
 
-* every input matches a fully static declared type: a valid op failed on valid values, which is devicefit's
-  bug -> :class:`~devicefit.interp.step.KernelFailedError` (internal error, exit 3);
+* every input is a computed value matching a fully static declared type: a valid op failed on valid values,
+  which is devicefit's bug -> :class:`~devicefit.interp.step.KernelFailedError` (internal error, exit 3);
 * an input contradicts its declared static shape or dtype kind: the op that produced it returned a value its
   type does not allow, a devicefit kernel bug (or a coremltools type-inference bug), so it is also
   ``KernelFailedError``, naming that producing op;
-* a declaration with symbolic (flexible) dimensions: the run-time shapes of several inputs may disagree with
-  each other in ways no declaration says, so neither verdict is honest -> :class:`OpFailedError` (exit 2)
-  saying both possibilities.
+* a stored constant tensor among the inputs (weights, gamma / beta...): type inference checks a constant's shape
+  only where it decides the output type, so a damaged package can load with a constant its op cannot use
+  (found by the damaged-package fuzz: a layer_norm beta of shape [0]); and a declaration with symbolic
+  (flexible) dimensions: the run-time shapes of several inputs may disagree with each other in ways no
+  declaration says. Neither verdict is honest there -> :class:`OpFailedError` (exit 2) saying both
+  possibilities.
 
 Every message leads with the op's PyTorch origin when the package records it.
 """
@@ -29,11 +32,8 @@ from devicefit.interp.step import KernelFailedError, OpFailedError
 
 
 def _declared(plan: FunctionPlan) -> dict[str, tuple[tuple | None, str | None]]:
-    """Value name -> (declared shape, MIL dtype) of every constant, op output and fixed-shape function input."""
+    """Value name -> (declared shape, MIL dtype) of every op output and fixed-shape function input."""
     found: dict[str, tuple[tuple | None, str | None]] = {}
-    for name, value in plan.constants.items():  # constants are what they are: their own shape is declared
-        if isinstance(value, torch.Tensor):
-            found[name] = (tuple(value.shape), None)
     for spec in plan.inputs:
         fixed = spec.shape_range is None and not spec.enumerated_shapes
         found[spec.name] = (tuple(spec.shape) if fixed and spec.shape is not None else None, spec.dtype)
@@ -97,7 +97,7 @@ def _producers(plan: FunctionPlan) -> dict[str, Step]:
     return found
 
 
-def _contradiction(name: str, value: torch.Tensor, shape: tuple | None, dtype: str | None) -> str | None:
+def _contradiction(value: torch.Tensor, shape: tuple | None, dtype: str | None) -> str | None:
     """How ``value`` contradicts its declared type, or None (symbolic dims are not contradictions)."""
     kind = _kind(dtype)
     if kind is not None and kind != _value_kind(value):
@@ -114,14 +114,20 @@ def op_failure(
     declared = _declared(plan)
     where = _where(step, spec)
     why = first_line(error)
-    static = True
+    static, stored = True, []
     for param, source in step.ctx.input_names.items():
         for name in source if isinstance(source, list) else [source]:
             value = env.get(name) if isinstance(name, str) else None
             if not isinstance(value, torch.Tensor):
                 continue
+            if name in plan.constants:
+                # NOTE: type inference checks a constant's shape only where it decides the output type (a
+                # reshape's shape, not a layer_norm's beta), so a damaged stored tensor can load and fail here.
+                if value.dim() >= 1:
+                    stored.append(f"{param!r} ({name}, {_fmt(value.shape)})")
+                continue
             shape, dtype = declared.get(name, (None, None))
-            wrong = _contradiction(name, value, shape, dtype)
+            wrong = _contradiction(value, shape, dtype)
             producer = _producers(plan).get(name) if wrong else None
             if wrong and producer is not None:
                 return KernelFailedError(
@@ -131,10 +137,16 @@ def op_failure(
                 )
             if shape is None or None in shape:
                 static = False
-    if static:
+    if static and not stored:
         return KernelFailedError(
             f"{where} failed on inputs that match the program's declared types (a valid program: a devicefit "
             f"kernel bug): {why}"
+        )
+    if static:
+        return OpFailedError(
+            f"{where} failed: {why}; its stored constant(s) {', '.join(stored)} may be damaged (coremltools does "
+            "not check their shapes for this op: convert the model again), or this is a devicefit kernel bug (rerun "
+            "with --debug for the traceback)"
         )
     return OpFailedError(
         f"{where} failed: {why}; the inputs' run-time shapes may be inconsistent with each other for this "
