@@ -133,7 +133,7 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
         # output axis j of a transpose is its input axis perm[j]: map the head's axis outward
         for perm in reversed(perms):
             axis = perm.index(axis)
-        return ClassAxis(axis, why, _rank(producer[start]))
+        return ClassAxis(axis, why, _rank(producer[start], producer[start].outputs.index(start)))
     return None
 
 
