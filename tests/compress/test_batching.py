@@ -112,14 +112,40 @@ def test_probe_falls_back_to_one_run_per_sample_when_neither_mode_is_valid():
 
     table = np.random.default_rng(1).standard_normal((10, 8)).astype(np.float32)
 
-    # a hard-coded batch (no stacking) after a gather whose bounds check reads indices into Python (no vmap)
+    # a hard-coded batch (no stacking) after a gather_nd whose bounds check reads indices into Python (no vmap)
     def embed(ids):
-        return mb.reshape(x=mb.gather(x=table, indices=ids, axis=0), shape=[1, 32])
+        return mb.reshape(x=mb.gather_nd(x=table, indices=mb.expand_dims(x=ids, axes=[-1])), shape=[1, 32])
 
     batching = _probe(embed, {"ids": np.zeros((1, 4), np.int32)})
     assert (batching.mode, batching.chunk) == ("per-sample", 1)
-    assert "stack: op 'reshape'" in batching.reason and "vmap: op 'gather'" in batching.reason
+    assert "stack: op 'reshape'" in batching.reason and "vmap: op 'gather_nd'" in batching.reason
     assert "the program is invalid" not in batching.reason  # the probe's failures are not the user's errors
+
+
+def test_token_gather_runs_under_vmap_and_still_refuses_indices_out_of_range():
+    from coremltools.converters.mil import Builder as mb
+
+    table = np.random.default_rng(1).standard_normal((10, 8)).astype(np.float32)
+
+    def embed(ids):  # an embedding lookup, then a hard-coded batch 1: a token model's first layers
+        return mb.reshape(x=mb.gather(x=table, indices=ids, axis=0), shape=[1, 32])
+
+    prog = interp.load(milprog.convert(embed, {"ids": np.zeros((1, 4), np.int32)}))
+    rng = np.random.default_rng(0)
+    feeds = [{"ids": rng.integers(0, 10, (1, 4)).astype(np.int32)} for _ in range(6)]
+    batching = choose_batching(prog, feeds)
+    assert batching.mode == "vmap", batching.reason
+    out = run_samples(prog, feeds, "fp32", batching)[prog.outputs[0].name]
+    np.testing.assert_array_equal(out, np.stack([table[f["ids"][0]].reshape(1, 32) for f in feeds]))
+    # past the end; and below -10 (the converter wraps negatives with select ops, iOS17's gather refuses the rest)
+    for bad in (10, -11):
+        ids = [dict(f) for f in feeds]
+        ids[3] = {"ids": np.array([[1, bad, 2, 3]], np.int32)}
+        with pytest.raises(InputError, match="out of range"):
+            prog.run(ids[3])
+        # torch's own error (IndexError / RuntimeError): never a silent read of another row
+        with pytest.raises(Exception, match=r"out of (range|bounds)"):
+            run_vmapped(prog, ids)
 
 
 def test_stacked_run_frees_axis_0_only_and_vmap_stacks_on_a_new_axis():

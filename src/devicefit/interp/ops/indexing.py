@@ -28,6 +28,13 @@ def _wrap_indices(
 ) -> torch.Tensor:
     """int64 indices, negatives wrapped when ``negative_wraps``; raise on anything outside ``[0, size)``."""
     idx = indices.to(torch.int64)
+    if isinstance(size, int) and torch._C._functorch.is_batchedtensor(idx):
+        # NOTE: under torch.func.vmap (compress's batched evaluation) no value can be read into Python to
+        # raise InputError. An index out of range becomes `size`, which every consumer of a one-axis index
+        # (index_select, gather, scatter, advanced indexing) refuses with its own error: never a silent read.
+        if negative_wraps:
+            idx = torch.where(idx < 0, idx + size, idx)
+        return torch.where((idx < 0) | (idx >= size), size, idx)
     if isinstance(size, int) and idx.numel():
         # fast path for one axis size: a single min/max pass decides whether any work is needed
         lo, hi = torch.aminmax(idx)
