@@ -46,14 +46,15 @@ def main() -> int:
         ml = convert(module, inputs, target="iOS18", input_names=entry.input_names)
         specs = interp.load(ml).inputs
         rng = np.random.default_rng(0)
+        # floats: standard normal; integers (token ids, masks): the zoo's own generator, seeded per sample
         feeds = [
             {
                 s.name: rng.standard_normal(tuple(t.shape)).astype(np.float32)
                 if t.is_floating_point()
-                else t.numpy()
-                for s, t in zip(specs, entry.inputs(1))
+                else t[:1].numpy()
+                for s, t in zip(specs, entry.inputs(i + 1))
             }
-            for _ in range(args.samples)
+            for i in range(args.samples)
         ]
         runs: dict[bool, list] = {False: [], True: []}
         # warm-up, discarded: lazy imports, coremltools' pass registry, allocator caches
