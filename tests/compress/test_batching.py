@@ -222,3 +222,14 @@ def test_probe_stacks_a_package_declaring_a_flexible_batch(batch_dim, expect):
         rtol=1e-5,
         atol=1e-6,
     )
+
+
+def test_probe_refuses_an_lstm_without_crashing():
+    # stacking gives the lstm a batch of 6 against a constant initial state of batch 1; torch's fused lstm
+    # does not check that and crashed the process (segfault) until the kernel checked it first
+    _, p16, feeds = _zoo_program("lstm", 6)
+    batching = choose_batching(p16, feeds)
+    assert batching.mode == "per-sample"
+    assert (
+        "stack: op 'lstm'" in batching.reason and "initial_h / initial_c have batch 1 / 1" in batching.reason
+    )

@@ -130,6 +130,11 @@ def lstm(
     activation="tanh",
     clip=None,
 ):
+    if initial_h.shape[0] != x.shape[1] or initial_c.shape[0] != x.shape[1]:
+        # NOTE: torch's fused lstm does not check this and crashes the process (segfault) on a mismatch
+        raise ValueError(
+            f"initial_h / initial_c have batch {initial_h.shape[0]} / {initial_c.shape[0]}, x has batch {x.shape[1]}"
+        )
     acts = (_act(recurrent_activation), _act(cell_activation), _act(activation))
     if FAST and (recurrent_activation, cell_activation, activation) == ("sigmoid", "tanh", "tanh"):
         if peephole is None and peephole_back is None and clip is None:
