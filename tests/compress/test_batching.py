@@ -10,7 +10,7 @@ from devicefit import compress, interp
 from devicefit.compress.batching import Batching, choose_batching, run_samples
 from devicefit.compress.budget import measure, noise, per_sample
 from devicefit.errors import InputError
-from devicefit.interp.run import run_stacked, run_vmapped
+from devicefit.interp.stacked import run_stacked, run_vmapped
 from tests import zoo
 from tests.helpers import convert
 from tests.interp import milprog

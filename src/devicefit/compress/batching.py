@@ -3,13 +3,13 @@
 The interpreter's cost on a small model is mostly Python per op, paid once per run; running a chunk of
 samples at once pays it once per chunk. Three modes, chosen once per search by a probe on the base program:
 
-* ``"stack"``: samples concatenated along axis 0 and run as one batch (:func:`devicefit.interp.run.run_stacked`).
+* ``"stack"``: samples concatenated along axis 0 and run as one batch (:func:`devicefit.interp.stacked.run_stacked`).
   Valid only when the program is batch-polymorphic: a package declaring a flexible batch, or one converted at
   batch 1 that hard-codes nothing about it. Many do hard-code it (a flatten becomes a reshape to ``[1, 64]``;
   an op may reduce over axis 0), so the probe accepts it only when every output comes back as the samples'
   outputs concatenated, values matching a per-sample run.
 * ``"vmap"``: the samples stacked on a new axis and the program run under ``torch.func.vmap``
-  (:func:`devicefit.interp.run.run_vmapped`): every kernel sees one sample's shapes, so a hard-coded batch 1 is
+  (:func:`devicefit.interp.stacked.run_vmapped`): every kernel sees one sample's shapes, so a hard-coded batch 1 is
   fine, and samples cannot mix. Kernels reading tensor values into Python (a gather bounds check, ``lstm``
   without a batching rule) raise, and the probe falls through.
 * ``"per-sample"``: one run per sample, as before.
@@ -111,7 +111,7 @@ def choose_batching(
 def _run_chunk(
     prog: Any, chunk: list[dict[str, np.ndarray]], precision: str, mode: str
 ) -> dict[str, np.ndarray]:
-    from devicefit.interp.run import run_stacked, run_vmapped
+    from devicefit.interp.stacked import run_stacked, run_vmapped
 
     if mode == "vmap":
         return run_vmapped(prog, chunk, precision)

@@ -79,7 +79,7 @@ def input_array(spec: TensorSpec, value: Any, what: str = "input") -> np.ndarray
 def validate_input(spec: TensorSpec, value: Any, precision: str, leading_free: bool = False) -> torch.Tensor:
     """``value`` checked against the program's declared input ``spec`` and converted to its held tensor.
 
-    ``leading_free`` (internal, for :func:`devicefit.interp.run.run_stacked`): any size on axis 0, the other
+    ``leading_free`` (internal, for :func:`devicefit.interp.stacked.run_stacked`): any size on axis 0, the other
     axes as declared.
 
     Raises:

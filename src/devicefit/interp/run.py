@@ -8,7 +8,7 @@ SSA names are unique in a program, so nested blocks (while_loop / cond) share on
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -313,54 +313,6 @@ class Program:
                 f"unknown state {sorted(map(str, given))[0]!r}; states: {[s.name for s in self.states]}"
             )
         return out
-
-
-def run_stacked(
-    program: Program, inputs: Mapping[str, Any], precision: str = "fp32"
-) -> dict[str, np.ndarray]:
-    """Internal (compress's batched evaluation): run once on samples concatenated along axis 0.
-
-    Like :meth:`Program.run`, except that each input's axis 0 may have any size (the other axes as declared).
-    Whether the program is batch-polymorphic (outputs = the samples' outputs concatenated) is the caller's
-    to check; a program converted at batch 1 often hard-codes it (a reshape to ``[1, -1]``).
-    """
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    return program._execute(program._convert_inputs(inputs, precision, leading_free=True), precision)
-
-
-def run_vmapped(
-    program: Program, samples: Sequence[Mapping[str, Any]], precision: str = "fp32"
-) -> dict[str, np.ndarray]:
-    """Internal (compress's batched evaluation): run every sample in one pass under ``torch.func.vmap``.
-
-    Each sample is validated against the declared shapes and every kernel sees one sample's shapes (so a
-    reshape to a hard-coded batch 1 still works), while torch computes all samples at once. Kernels that read
-    tensor values into Python (``.item()``) or draw random numbers raise under vmap.
-
-    Returns:
-        output name -> the samples' outputs stacked on a new axis 0 (as ``np.stack`` of :meth:`Program.run`).
-    """
-    if precision not in PRECISIONS:
-        raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
-    if program.states:
-        raise InputError("run_vmapped does not run stateful programs")
-    converted = [program._convert_inputs(sample, precision) for sample in samples]
-    names = [s.name for s in program.inputs]
-    stacked = [torch.stack([c[n] for c in converted]) for n in names]
-
-    def one(*values: torch.Tensor) -> tuple[Any, ...]:
-        runner = _Runner(program.plan, precision, False, {})
-        return tuple(program._run_main(runner, dict(zip(names, values))))
-
-    # NOTE: no_grad, not inference_mode: functorch's batched tensors are not inference tensors.
-    with torch.no_grad():
-        outs = torch.func.vmap(one)(*stacked)
-    result = {}
-    for spec, value in zip(program.outputs, outs):
-        arr = _to_numpy(value, spec.dtype, precision)
-        result[spec.name] = arr.reshape(len(samples), 1) if spec.kind == "tensor" and arr.ndim == 1 else arr
-    return result
 
 
 def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
