@@ -31,8 +31,10 @@ import numpy as np
 import torch
 
 from devicefit.errors import DevicefitError, InputError, first_line
+from devicefit.interp.graph_passes import PassStats, simplify
 from devicefit.interp.run import PRECISIONS, Program, output_to_numpy
-from devicefit.interp.specialize import CallEntry, NotLowerable, Slot, Specializer, Tape
+from devicefit.interp.rewrites import FP16_RTOL, FP32_RTOL, RewriteStats, rewrite_tape
+from devicefit.interp.specialize import CallEntry, FnEntry, NotLowerable, Slot, Specializer, Tape
 
 log = logging.getLogger(__name__)
 
@@ -70,12 +72,17 @@ class Specialization:
         ops: kernel calls in the traced graph (after folding static values and unrolling loops).
         unrolled_loops: ``(while_loop name, iterations)`` for each loop unrolled.
         compile_s: seconds spent specialising, tracing and checking it.
+        passes: what the graph clean-up did (``graph_passes.simplify``; None: no graph).
+        rewrites: what the tape rewrites changed (``rewrites.rewrite_tape``; None: built exact, its outputs
+            equal the interpreter's bit for bit).
     """
 
     signature: Signature
     ops: int
     unrolled_loops: list[tuple[str, int]]
     compile_s: float
+    passes: PassStats | None = None
+    rewrites: RewriteStats | None = None
     graph: Any = field(default=None, repr=False)  # the traced ScriptFunction (None: every output is static)
     input_names: list[str] = field(default_factory=list, repr=False)
     outputs: list[Any] = field(default_factory=list, repr=False)  # per output: a constant or a Slot
@@ -83,7 +90,10 @@ class Specialization:
     def call(self, feeds: Mapping[str, torch.Tensor]) -> list[Any]:
         traced: tuple = ()
         if self.graph is not None:
-            traced = self.graph(*[feeds[n] for n in self.input_names])
+            # NOTE: always without grad, as when it was checked: with grad enabled TorchScript optimises the
+            # graph another way, and the LSTM's graph then gave other bits than the interpreter.
+            with torch.no_grad():
+                traced = self.graph(*[feeds[n] for n in self.input_names])
         it = iter(traced)
         return [next(it) if isinstance(o, Slot) else o for o in self.outputs]
 
@@ -98,10 +108,19 @@ class CompiledProgram:
         compile_after: calls with one signature before it is compiled; the calls before run on the
             interpreter. 2 or more suits inputs whose shape keeps changing (a growing sequence): a
             shape seen once is not worth a compile that costs several interpreter runs.
+        exact: only bit-identical transformations (the graph clean-up). False (the default) also applies
+            the tape rewrites of ``interp/rewrites.py`` (fewer kernel calls for unrolled recurrences), whose
+            outputs are checked against the interpreter within ``rewrites.FP32_RTOL`` / ``FP16_RTOL``; a
+            specialisation outside it is rebuilt exact.
     """
 
     def __init__(
-        self, program: Program, precision: str = "fp32", max_signatures: int = 8, compile_after: int = 1
+        self,
+        program: Program,
+        precision: str = "fp32",
+        max_signatures: int = 8,
+        compile_after: int = 1,
+        exact: bool = False,
     ):
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -109,6 +128,7 @@ class CompiledProgram:
         self.precision = precision
         self.max_signatures = max_signatures
         self.compile_after = max(1, compile_after)
+        self.exact = exact
         self._cache: OrderedDict[Signature, Specialization | Fallback] = OrderedDict()
         self._seen: dict[Signature, int] = {}  # calls per signature not compiled yet
         self._lock = threading.Lock()
@@ -166,9 +186,9 @@ class CompiledProgram:
         start = time.perf_counter()
         try:
             with torch.no_grad():
-                tape, expected = Specializer(self.program.plan, self.precision).run(feeds)
-                built = _trace(tape, sig, feeds)
-                self._check(built, feeds, expected)
+                built = None if self.exact else self._build(sig, feeds, rewrite=True)
+                if built is None:
+                    built = self._build(sig, feeds, rewrite=False)
         except NotLowerable as e:
             fallback = Fallback(sig, e.op_type, e.op_name, e.reason)
             log.info("compiled interpreter: %s", fallback.describe())
@@ -189,12 +209,37 @@ class CompiledProgram:
         )
         return built
 
-    def _check(self, built: Specialization, feeds: dict[str, torch.Tensor], expected: list[Any]) -> None:
-        """Refuse a specialisation whose outputs differ from the interpreter's (bit for bit, NaNs equal)."""
+    def _build(self, sig: Signature, feeds: dict[str, torch.Tensor], rewrite: bool) -> Specialization | None:
+        """Specialise, rewrite (unless exact), trace and check; None when the rewritten graph is off."""
+        tape, expected = Specializer(self.program.plan, self.precision).run(feeds)
+        stats = rewrite_tape(tape) if rewrite else None
+        if rewrite and not (stats and stats.fired):
+            return None  # nothing rewritten: the exact build is the same graph
+        built = _trace(tape, sig, feeds)
+        built.rewrites = stats
+        rtol = None
+        if rewrite:
+            rtol = FP16_RTOL if self.precision == "fp16" else FP32_RTOL
+        try:
+            self._check(built, feeds, expected, rtol)
+        except NotLowerable as e:
+            if not rewrite:
+                raise
+            log.info("compiled interpreter: rewritten graph rejected (%s); building it exact", e.reason)
+            return None
+        return built
+
+    def _check(
+        self, built: Specialization, feeds: dict[str, torch.Tensor], expected: list[Any], rtol: float | None
+    ) -> None:
+        """Refuse a specialisation whose outputs differ from the interpreter's.
+
+        ``rtol`` None: bit for bit (NaNs equal); else per output ``max |got - ref| <= rtol * max |ref|``.
+        """
         names = [s.name for s in self.program.outputs]
         # three calls: TorchScript's profiling executor optimises the graph on the second one
         for _ in range(3):
-            _compare(names, built.call(feeds), expected, "the inputs it was built from")
+            _compare(names, built.call(feeds), expected, "the inputs it was built from", rtol)
         shuffled = _shuffled(feeds)
         try:
             reference = self.program.run(
@@ -210,7 +255,7 @@ class CompiledProgram:
             )
         }
         for name in names:
-            if not _same_array(np.asarray(got[name]), np.asarray(reference[name])):
+            if not _same_array(np.asarray(got[name]), np.asarray(reference[name]), rtol):
                 raise NotLowerable(
                     "",
                     "",
@@ -222,9 +267,9 @@ class CompiledProgram:
 def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor]) -> Specialization:
     """Trace the tape's replay into a TorchScript graph."""
     dyn_positions = [i for i, o in enumerate(tape.outputs) if isinstance(o, Slot)]
-    ops = sum(1 for e in tape.entries if isinstance(e, CallEntry))
+    ops = sum(1 for e in tape.entries if isinstance(e, (CallEntry, FnEntry)))
     spec = Specialization(
-        sig, ops, list(tape.unrolled_loops), 0.0, None, list(tape.input_names), list(tape.outputs)
+        sig, ops, list(tape.unrolled_loops), 0.0, None, None, None, list(tape.input_names), list(tape.outputs)
     )
     if not dyn_positions:
         return spec
@@ -242,7 +287,9 @@ def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor]) -> Specia
             graph = torch.jit.trace(replay, example, check_trace=False)
         except Exception as e:  # the tracer rejects what it cannot record (non-tensor outputs, ...)
             raise NotLowerable("", "", f"tracing failed: {type(e).__name__}: {first_line(e)}") from e
-    spec.graph = graph
+    simplified = graph.graph.copy()
+    spec.passes = simplify(simplified)
+    spec.graph = torch._C._create_function_from_graph("specialization", simplified)
     return spec
 
 
@@ -256,27 +303,41 @@ def _shuffled(feeds: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return out
 
 
-def _same_array(a: np.ndarray, b: np.ndarray) -> bool:
+def _same_array(a: np.ndarray, b: np.ndarray, rtol: float | None = None) -> bool:
+    """``a`` equals the reference ``b``: bit for bit (``rtol`` None), else within ``rtol * max |b|``."""
     if a.shape != b.shape or a.dtype != b.dtype:
         return False
-    if a.dtype.kind == "f":
+    if a.dtype.kind != "f":
+        return bool(np.array_equal(a, b))
+    if rtol is None:
         return bool(np.array_equal(a, b, equal_nan=True))
-    return bool(np.array_equal(a, b))
+    finite = np.isfinite(b)
+    # NaN and inf where the reference has them, and only there
+    if not np.array_equal(a[~finite], b[~finite], equal_nan=True) or not np.isfinite(a[finite]).all():
+        return False
+    if not finite.any():
+        return True
+    a64, b64 = a[finite].astype(np.float64), b[finite].astype(np.float64)
+    return bool(np.max(np.abs(a64 - b64)) <= rtol * np.max(np.abs(b64)))
 
 
-def _compare(names: list[str], got: list[Any], expected: list[Any], what: str) -> None:
+def _compare(names: list[str], got: list[Any], expected: list[Any], what: str, rtol: float | None) -> None:
     for name, g, e in zip(names, got, expected):
         if isinstance(e, torch.Tensor) and isinstance(g, torch.Tensor):
-            same = _same_array(g.detach().numpy(), e.detach().numpy())
+            same = _same_array(g.detach().numpy(), e.detach().numpy(), rtol)
         else:
             same = type(g) is type(e) and not isinstance(e, torch.Tensor)
         if not same:
             raise NotLowerable("", "", f"output {name!r} differs from the interpreter on {what}")
 
 
-def compile_program(program: Program, precision: str = "fp32") -> CompiledProgram:
-    """A compiled runner for ``program`` at ``precision`` (graphs are built per input shape on first use)."""
-    return CompiledProgram(program, precision)
+def compile_program(program: Program, precision: str = "fp32", exact: bool = False) -> CompiledProgram:
+    """A compiled runner for ``program`` at ``precision`` (graphs are built per input shape on first use).
+
+    ``exact=True``: outputs bit-identical to the interpreter's; the default also applies the tape rewrites
+    (``interp/rewrites.py``), whose outputs are within ``FP32_RTOL`` / ``FP16_RTOL`` of the interpreter's.
+    """
+    return CompiledProgram(program, precision, exact=exact)
 
 
 __all__ = ["CompiledProgram", "Fallback", "Specialization", "compile_program"]
