@@ -134,6 +134,35 @@ def _drop_noops(graph: Any) -> int:
             continue
         node.output().replaceAllUsesWith(node.inputsAt(0))
         dropped += 1
+    return dropped + _drop_view_round_trips(graph)
+
+
+_VIEWS = frozenset({"aten::reshape", "aten::view", "aten::squeeze", "aten::unsqueeze", "aten::flatten"})
+
+
+def _drop_view_round_trips(graph: Any) -> int:
+    """Bypass a chain of views that ends with the sizes, dtype and strides it started from.
+
+    ``squeeze(unsqueeze(x, 0), [0])`` is ``x`` (a loop's row written with ``expand_dims`` and read back with
+    ``squeeze`` after the row read was forwarded).
+    """
+    dropped = 0
+    for node in list(graph.nodes()):
+        if node.kind() not in _VIEWS or node.outputsSize() != 1:
+            continue
+        out = node.output()
+        want = (_concrete_sizes(out), out.type().scalarType(), out.type().strides())
+        if want[0] is None or want[1] is None:
+            continue
+        source = node.inputsAt(0)
+        while source.node().kind() in _VIEWS:
+            source = source.node().inputsAt(0)
+            if not isinstance(source.type(), torch._C.TensorType):
+                break
+            if (_concrete_sizes(source), source.type().scalarType(), source.type().strides()) == want:
+                out.replaceAllUsesWith(source)
+                dropped += 1
+                break
     return dropped
 
 

@@ -51,24 +51,37 @@ class RewriteStats:
         projections_batched: the calls those groups replaced.
         merged_linears: groups of shared-input linears now one call each.
         linears_merged: the calls those groups replaced.
+        rows_forwarded: single-row reads of a loop's buffer replaced by the value written there.
+        write_chains_collapsed: chains of single-row buffer writes now one write each.
     """
 
     batched_projections: int = 0
     projections_batched: int = 0
     merged_linears: int = 0
     linears_merged: int = 0
+    rows_forwarded: int = 0
+    write_chains_collapsed: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
     def fired(self) -> bool:
-        return bool(self.batched_projections or self.merged_linears)
+        return bool(
+            self.batched_projections
+            or self.merged_linears
+            or self.rows_forwarded
+            or self.write_chains_collapsed
+        )
 
 
 def rewrite_tape(tape: Tape) -> RewriteStats:
     """Apply the rewrites to ``tape`` in place; returns what fired."""
     stats = RewriteStats()
+    from devicefit.interp.rewrite_rows import collapse_write_chains, forward_row_reads
+
     batch_loop_projections(tape, stats)
     merge_shared_input_linears(tape, stats)
+    stats.rows_forwarded = forward_row_reads(tape)
+    stats.write_chains_collapsed = collapse_write_chains(tape)
     return stats
 
 
@@ -192,11 +205,18 @@ def _stacked_call(calls: list[CallEntry], tape: Tape) -> FnEntry:
         from devicefit.interp.specialize import _no_blocks
         from devicefit.interp.step import call_step
 
-        out = call_step(step, {**statics, x_name: torch.stack(xs)}, precision, _no_blocks, None)
+        x = xs[0] if whole is not None else torch.stack(xs)
+        out = call_step(step, {**statics, x_name: x}, precision, _no_blocks, None)
         (y,) = post_process(step, out, fp16)
         return y.unbind(0)
 
+    from devicefit.interp.rewrite_rows import all_rows_source
+
     args: list[Any] = [c.env[x_name] for c in calls]
+    # the inputs are the rows of one tensor, in order (a loop reading its input step by step): use it whole
+    whole = all_rows_source(tape, args)
+    if whole is not None:
+        args = [whole]
     outs = [c.out_slots[0] for c in calls]
     return FnEntry(stacked, args, outs, f"{step.name} x{len(calls)} (batched loop projection)")
 
@@ -223,7 +243,12 @@ def merge_shared_input_linears(tape: Tape, stats: RewriteStats) -> None:
         stats.merged_linears += 1
         stats.linears_merged += len(idxs)
     if replace:
-        tape.entries = [replace.get(i, e) for i, e in enumerate(tape.entries) if replace.get(i, e) is not None]  # type: ignore[misc]
+        kept: list[Entry] = []
+        for i, e in enumerate(tape.entries):
+            new = replace.get(i, e)
+            if new is not None:
+                kept.append(new)
+        tape.entries = kept
 
 
 def _merged_call(
@@ -271,4 +296,3 @@ __all__ = [
     "merge_shared_input_linears",
     "rewrite_tape",
 ]
-

@@ -174,8 +174,9 @@ class Specializer:
             if name not in feeds:
                 raise NotLowerable("", "", f"main block input {name!r} is not a model input")
             self.tape.input_names.append(name)
-            values.append((feeds[name], Slot(self.tape.new_slot())))
-            self.tape.note(values[-1][1].index, feeds[name])
+            slot = Slot(self.tape.new_slot())
+            values.append((feeds[name], slot))
+            self.tape.note(slot.index, feeds[name])
         outs = self.run_block(block, values)
         self.tape.outputs = [slot if slot is not None else value for value, slot in outs]
         return self.tape, [value for value, _ in outs]
