@@ -24,7 +24,7 @@ import time
 import warnings
 from collections import OrderedDict
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +33,7 @@ import torch
 from devicefit.errors import DevicefitError, InputError, first_line
 from devicefit.interp.dtypes import round_fp16
 from devicefit.interp.graph_passes import PassStats, simplify
+from devicefit.interp.half_pass import drop_redundant_rounding, half_arithmetic
 from devicefit.interp.rewrite_rows import view_constant_gathers
 from devicefit.interp.rewrites import FP16_RTOL, FP32_RTOL, RewriteStats, rewrite_tape
 from devicefit.interp.run import PRECISIONS, Program, output_to_numpy
@@ -78,6 +79,7 @@ class Specialization:
         passes: what the graph clean-up did (``graph_passes.simplify``; None: no graph).
         rewrites: what the tape rewrites changed (``rewrites.rewrite_tape``; None: built exact, its outputs
             equal the interpreter's bit for bit).
+        half_ops: fp16 emulation: elementwise ops run on float16 tensors (``half_pass.half_arithmetic``).
     """
 
     signature: Signature
@@ -86,6 +88,7 @@ class Specialization:
     compile_s: float
     passes: PassStats | None = None
     rewrites: RewriteStats | None = None
+    half_ops: int = 0
     graph: Any = field(default=None, repr=False)  # the traced ScriptFunction (None: every output is static)
     input_names: list[str] = field(default_factory=list, repr=False)
     outputs: list[Any] = field(default_factory=list, repr=False)  # per output: a constant or a Slot
@@ -184,6 +187,7 @@ class CompiledProgram:
                 or spec.dtype not in _FLOAT_INPUTS
                 or spec.kind != "tensor"
                 or not arr.flags.c_contiguous
+                or any(stride < 0 for stride in arr.strides)  # a reversed length-1 axis is "contiguous"
             ):
                 return None
             tensor = torch.from_numpy(arr)
@@ -246,14 +250,19 @@ class CompiledProgram:
     def _build(self, sig: Signature, feeds: dict[str, torch.Tensor], rewrite: bool) -> Specialization | None:
         """Specialise, rewrite (unless exact), trace and check; None when the rewritten graph is off."""
         tape, expected = Specializer(self.program.plan, self.precision).run(feeds)
-        stats = rewrite_tape(tape) if rewrite else None
-        if rewrite and not (stats and stats.fired):
+        try:
+            stats = rewrite_tape(tape) if rewrite else None
+        except Exception as e:  # a rewrite that breaks must not cost the program its exact graph
+            log.warning("compiled interpreter: tape rewrites failed (%s); building it exact", first_line(e))
+            return None
+        if rewrite and not (stats and stats.fired) and self.precision != "fp16":
             return None  # nothing rewritten: the exact build is the same graph
         view_constant_gathers(tape)  # bit-identical: the exact build too (after the row reads were forwarded)
-        built = _trace(tape, sig, feeds)
-        built.rewrites = stats
-        rtol = None
-        if rewrite:
+        built = _trace(tape, sig, feeds, half_ops=rewrite)
+        if stats and stats.fired:
+            built.rewrites = stats
+        rtol = None  # bit for bit unless something inexact was applied
+        if built.rewrites or built.half_ops:
             rtol = FP16_RTOL if self.precision == "fp16" else FP32_RTOL
         try:
             self._check(built, feeds, expected, rtol)
@@ -299,12 +308,17 @@ class CompiledProgram:
                 )
 
 
-def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor]) -> Specialization:
+def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor], half_ops: bool) -> Specialization:
     """Trace the tape's replay into a TorchScript graph."""
     dyn_positions = [i for i, o in enumerate(tape.outputs) if isinstance(o, Slot)]
     ops = sum(1 for e in tape.entries if isinstance(e, (CallEntry, FnEntry)))
     spec = Specialization(
-        sig, ops, list(tape.unrolled_loops), 0.0, None, None, None, list(tape.input_names), list(tape.outputs)
+        sig,
+        ops,
+        list(tape.unrolled_loops),
+        0.0,
+        input_names=list(tape.input_names),
+        outputs=list(tape.outputs),
     )
     if not dyn_positions:
         return spec
@@ -324,6 +338,20 @@ def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor]) -> Specia
             raise NotLowerable("", "", f"tracing failed: {type(e).__name__}: {first_line(e)}") from e
     simplified = graph.graph.copy()
     spec.passes = simplify(simplified)
+    if tape.precision == "fp16":
+        # fewer rounding nodes: redundant ones always (bit-identical), half arithmetic unless exact
+        dropped = drop_redundant_rounding(simplified)
+        halved = half_arithmetic(simplified) if half_ops else 0
+        if dropped or halved:
+            again = simplify(simplified)
+            first = spec.passes
+            spec.passes = replace(
+                again,
+                nodes_before=first.nodes_before,
+                shapes_folded=first.shapes_folded + again.shapes_folded,
+                noops_dropped=first.noops_dropped + again.noops_dropped,
+            )
+        spec.half_ops = halved
     spec.graph = torch._C._create_function_from_graph("specialization", simplified)
     return spec
 

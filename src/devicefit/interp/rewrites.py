@@ -154,8 +154,11 @@ def batch_loop_projections(tape: Tape, stats: RewriteStats) -> None:
         if args is None:
             continue
         assert isinstance(entry, CallEntry)
-        statics = tuple(sorted((k, id(v)) for k, v in entry.env.items() if not isinstance(v, Slot)))
-        key = (id(entry.step), statics, tape.meta[args["x"].index])
+        # the same weights and attributes (one op repeated by a while_loop, or by a traced Python loop:
+        # then each step is its own op sharing the weight constants), cast and rounded alike
+        statics = tuple(sorted((k, id(v)) for k, v in args.items() if k != "x"))
+        step = entry.step
+        key = (statics, step.held[0], 0 in step.round_fp16, tape.meta[args["x"].index])
         groups.setdefault(key, []).append(i)
     candidates = [idxs for idxs in groups.values() if len(idxs) >= 2]
     if not candidates:
@@ -212,7 +215,8 @@ def _stacked_call(calls: list[CallEntry], tape: Tape) -> FnEntry:
 
     from devicefit.interp.rewrite_rows import all_rows_source
 
-    args: list[Any] = [c.env[x_name] for c in calls]
+    # each call's own input (ops repeated by a traced Python loop name their input differently)
+    args: list[Any] = [next(v for v in c.env.values() if isinstance(v, Slot)) for c in calls]
     # the inputs are the rows of one tensor, in order (a loop reading its input step by step): use it whole
     whole = all_rows_source(tape, args)
     if whole is not None:
