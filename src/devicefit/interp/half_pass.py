@@ -132,9 +132,7 @@ def _push_half_through_moves(graph: Any) -> int:
             if unpack is None or unpack.kind() != "prim::ListUnpack":
                 moved.destroy()
                 continue
-            unpacked = graph.createClone(
-                unpack, lambda v, old=node.output(), new=moved.output(): new if v == old else v
-            )
+            unpacked = graph.createClone(unpack, _swap(node.output(), moved.output()))
             unpacked.insertAfter(moved)
             pairs = list(zip(unpack.outputs(), unpacked.outputs()))
         anchor = moved if kind in _MOVES else unpacked
