@@ -57,6 +57,9 @@ def test_recurrent_zoo_models_rewritten_within_tolerance(name, precision, batch)
         # 3 gate input projections batched over 12 steps; the hidden projections (a recurrence) are not
         assert (stats.batched_projections, stats.projections_batched) == (3, 36)
         assert stats.merged_linears == 11 and stats.rows_forwarded == 11 and stats.write_chains_collapsed == 1
+        # per step: the state update (1 - z) * n + z * h and n's x + r * h_n; fp16 emulation is not fused
+        fused = 12 if precision == "fp32" else 0
+        assert (stats.lerps, stats.addcmuls) == (fused, fused)
         assert spec.ops < plain.ops
         assert spec.passes is not None and plain.passes is not None
         assert spec.passes.nodes_after < 0.75 * plain.passes.nodes_after
@@ -99,6 +102,34 @@ def test_loop_projections_batched_and_shared_input_linears_merged(precision):
     assert (stats.batched_projections, stats.projections_batched) == (3, 15)
     assert (stats.merged_linears, stats.linears_merged) == (4, 8)
     assert spec.ops == plain.ops - 15 + 3 - 8 + 4
+
+
+class _Gates(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.z, self.u = nn.Linear(8, 8), nn.Linear(8, 8)
+
+    def forward(self, x, h):
+        z = torch.sigmoid(self.z(x))
+        n = torch.tanh(x + z * self.u(h))  # x + u * v
+        return (1 - z) * n + z * h  # lerp(n, h, z)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_elementwise_chains_fused_in_fp32_only(precision):
+    torch.manual_seed(0)
+    x, h = torch.randn(3, 8), torch.randn(3, 8)
+    prog = interp.load(
+        convert(_Gates().eval(), (x, h), target="iOS18", precision=precision, input_names=["x", "h"])
+    )
+    feeds = {"x": x.numpy(), "h": h.numpy()}
+    fast = compile_program(prog, precision)
+    assert_close(fast.run(feeds), prog.run(feeds, precision=precision), precision)
+    (spec,) = fast.specializations
+    if precision == "fp32":
+        assert spec.rewrites is not None and (spec.rewrites.lerps, spec.rewrites.addcmuls) == (1, 1)
+    else:  # the interpreter rounds every intermediate in fp16: nothing fused
+        assert spec.rewrites is None or (spec.rewrites.lerps, spec.rewrites.addcmuls) == (0, 0)
 
 
 def test_a_rewrite_outside_the_tolerance_falls_back_to_the_exact_graph(monkeypatch):

@@ -349,21 +349,50 @@ def _one_write(calls: list[tuple[int, CallEntry, dict[str, Any], int, list[int]]
     fp16 = tape.precision == "fp16"
     precision = tape.precision
 
+    update_slots = [c[2]["updates"] for c in calls]
+    unexpanded = _before_expand_dims(tape, update_slots, axis) if all(n == 1 for n in counts) else None
+
     def write_all(*values: Any) -> Sequence[torch.Tensor]:
         data, updates = values[0], values[1:]
-        # each update holds its rows along ``axis`` (the kernel's own reshape of one write's updates)
-        shape = list(data.shape)
-        parts = [u.reshape([*shape[:axis], n, *shape[axis + 1 :]]) for u, n in zip(updates, counts)]
-        call_env = {**env, data_name: data, updates_name: torch.cat(parts, axis)}
+        if unexpanded is not None:  # one row each, given without its expand_dims: stack them
+            stacked = torch.stack(updates, axis)
+        else:  # each update holds its rows along ``axis`` (the kernel's own reshape of one write's updates)
+            shape = list(data.shape)
+            parts = [u.reshape([*shape[:axis], n, *shape[axis + 1 :]]) for u, n in zip(updates, counts)]
+            stacked = torch.cat(parts, axis)
+        call_env = {**env, data_name: data, updates_name: stacked}
         if indices_name is not None:
             call_env[indices_name] = rows
         consts_step = step if indices_name is not None else _with_indices(step, rows)
         return post_process(consts_step, call_step(consts_step, call_env, precision, _no_blocks, None), fp16)
 
-    args: list[Any] = [base] + [c[2]["updates"] for c in calls]
+    args: list[Any] = [base] + (unexpanded or update_slots)
     return FnEntry(
         write_all, args, list(last[1].out_slots), f"{step.name} x{len(calls)} (collapsed row writes)"
     )
+
+
+def _before_expand_dims(tape: Tape, updates: list[Any], axis: int) -> list[Any] | None:
+    """The values the updates were made from by ``expand_dims`` on ``axis`` (then dead: the trace drops the
+    unused nodes), or None. In fp16 only where that value was rounded already, as ``expand_dims`` rounds."""
+    producer = {s: e for e in tape.entries if isinstance(e, CallEntry) for s in e.out_slots}
+    rounds = {
+        s for e in tape.entries if isinstance(e, CallEntry) and 0 in e.step.round_fp16 for s in e.out_slots
+    }
+    sources = []
+    for u in updates:
+        entry = producer.get(u.index) if isinstance(u, Slot) else None
+        if entry is None or entry.step.op_type != "expand_dims" or len(entry.env) != 1:
+            return None
+        axes = list(entry.step.consts.get("axes") or [])
+        (source,) = entry.env.values()
+        meta = tape.meta.get(source.index) if isinstance(source, Slot) else None
+        if meta is None or [a % (len(meta[0]) + 1) for a in axes] != [axis]:
+            return None
+        if tape.precision == "fp16" and source.index not in rounds:
+            return None
+        sources.append(source)
+    return sources
 
 
 def _with_indices(step: Any, rows: torch.Tensor) -> Any:

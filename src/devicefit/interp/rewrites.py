@@ -1,23 +1,31 @@
 """Tape rewrites of the compiled path that trade bit-identity for fewer kernel calls (ulp-level tolerance).
 
 A recurrence that coremltools lowers to a ``while_loop`` (``nn.GRU``, a hand-written RNN cell) unrolls into a
-tape of small kernel calls per time step, and at batch 1 the per-call cost is what the step costs. Two general
-rewrites cut the calls; neither knows what a GRU is:
+tape of small kernel calls per time step, and at batch 1 the per-call cost is what the step costs. The default
+build (``compile_program(..., exact=False)``) applies these general rewrites; none of them knows what a GRU is:
 
-* **batched loop projections**: calls of one ``linear`` step (the same op, weights and attributes) repeated by
-  an unrolled loop, whose inputs depend only on the program inputs (not on the loop-carried state), become one
-  call on the stacked inputs, split again (coremltools' per-step input projections ``x_t @ W_ih``);
-* **merged shared-input linears**: ``linear`` calls with constant weights that read the same value become one
-  call with the weights concatenated, split again (the three gate projections of the hidden state).
+* **batched loop projections** (here): calls of one ``linear`` (the same weights and attributes: one op
+  repeated by an unrolled ``while_loop``, or the ops of a traced Python loop) whose inputs do not depend on
+  their own outputs become one call on the stacked inputs, split again (coremltools' per-step input
+  projections ``x_t @ W_ih``; the hidden projections feed the recurrence and are left alone);
+* **merged shared-input linears** (here): ``linear`` calls with constant weights reading the same value become
+  one call with the weights concatenated, split again (the three gate projections of the hidden state);
+* **forwarded row reads, collapsed row writes** (``rewrite_rows.py``): a loop's per-step buffer writes and
+  reads become the values themselves and one write at the end;
+* **fused elementwise chains** (``rewrite_fuse.py``, fp32 only): ``(1 - z) * a + z * b`` -> ``lerp``,
+  ``x + u * v`` -> ``addcmul``;
+* **half arithmetic** (``half_pass.py``, fp16 emulation): elementwise ops on float16 tensors, on the graph.
 
-Each output element is still the same dot product plus bias, and the interpreter's held-dtype casts and fp16
-roundings are applied to it as before (fp16 emulation stays faithful: a value is rounded where the interpreter
-rounds it). What can change is the BLAS kernel's summation order for a larger matrix, so a result may differ
-from the interpreter's in the last fp32 bits; after fp16 rounding that rarely shows, and when it does it is one
-fp16 ulp. The differences then go through the rest of the model (a recurrence carries them on), which is why the
-compiled path checks the rewritten graph against the interpreter with :data:`FP32_RTOL` / :data:`FP16_RTOL`
-(relative to the largest magnitude of each output) and builds the exact graph instead when it is off by more.
-``compile_program(..., exact=True)`` never applies these rewrites.
+Each output element of a batched or merged ``linear`` is still the same dot product plus bias, and the
+interpreter's held-dtype casts and fp16 roundings are applied where the interpreter applies them (fp16
+emulation stays faithful: a value is rounded where the interpreter rounds it; the fusions, which would skip
+roundings, are not applied in fp16). What can change is the BLAS kernel's summation order for a larger
+matrix and the roundings a fused call saves, so a result may differ from the interpreter's in the last fp32
+bits; after fp16 rounding that rarely shows, and when it does it is one fp16 ulp. The differences then go
+through the rest of the model (a recurrence carries them on), which is why the compiled path checks the
+rewritten graph against the interpreter with :data:`FP32_RTOL` / :data:`FP16_RTOL` (relative to the largest
+magnitude of each output) and builds the exact graph instead when it is off by more.
+``compile_program(..., exact=True)`` applies none of them.
 """
 
 from __future__ import annotations
@@ -53,6 +61,8 @@ class RewriteStats:
         linears_merged: the calls those groups replaced.
         rows_forwarded: single-row reads of a loop's buffer replaced by the value written there.
         write_chains_collapsed: chains of single-row buffer writes now one write each.
+        lerps: ``(1 - z) * a + z * b`` chains fused into ``torch.lerp`` (fp32 only, ``rewrite_fuse.py``).
+        addcmuls: ``x + u * v`` chains fused into ``torch.addcmul`` (fp32 only).
     """
 
     batched_projections: int = 0
@@ -61,6 +71,8 @@ class RewriteStats:
     linears_merged: int = 0
     rows_forwarded: int = 0
     write_chains_collapsed: int = 0
+    lerps: int = 0
+    addcmuls: int = 0
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -70,18 +82,22 @@ class RewriteStats:
             or self.merged_linears
             or self.rows_forwarded
             or self.write_chains_collapsed
+            or self.lerps
+            or self.addcmuls
         )
 
 
 def rewrite_tape(tape: Tape) -> RewriteStats:
     """Apply the rewrites to ``tape`` in place; returns what fired."""
     stats = RewriteStats()
+    from devicefit.interp.rewrite_fuse import fuse_elementwise
     from devicefit.interp.rewrite_rows import collapse_write_chains, forward_row_reads
 
     batch_loop_projections(tape, stats)
     merge_shared_input_linears(tape, stats)
     stats.rows_forwarded = forward_row_reads(tape)
     stats.write_chains_collapsed = collapse_write_chains(tape)
+    stats.lerps, stats.addcmuls = fuse_elementwise(tape)
     return stats
 
 
