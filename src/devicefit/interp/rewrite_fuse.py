@@ -53,7 +53,9 @@ class _Chains:
         if not isinstance(value, Slot) or (single_use and self.uses.get(value.index) != 1):
             return None
         i = self.producer.get(value.index)
-        entry = self.tape.entries[i] if i is not None else None
+        if i is None:
+            return None
+        entry = self.tape.entries[i]
         if not isinstance(entry, CallEntry) or self.kinds.get(entry.step.kernel.fn) != kind:
             return None
         if self.tape.meta.get(value.index, ((), None))[1] != torch.float32:
