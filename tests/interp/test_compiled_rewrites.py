@@ -14,7 +14,8 @@ from torch import nn
 
 from devicefit import interp
 from devicefit.interp import compiled as compiled_mod
-from devicefit.interp.compiled import _same_array, compile_program
+from devicefit.interp.agreement import same_array
+from devicefit.interp.compiled import compile_program
 from devicefit.interp.half_pass import HALF_OPS
 from devicefit.interp.rewrites import FP16_RTOL, FP32_RTOL, RewriteStats
 from devicefit.interp.specialize import FnEntry, Slot
@@ -27,7 +28,7 @@ RTOL = {"fp32": FP32_RTOL, "fp16": FP16_RTOL}
 def assert_close(got: dict, ref: dict, precision: str) -> None:
     assert set(got) == set(ref)
     for name in ref:
-        assert _same_array(np.asarray(got[name]), np.asarray(ref[name]), RTOL[precision]), name
+        assert same_array(np.asarray(got[name]), np.asarray(ref[name]), RTOL[precision]), name
 
 
 def _zoo_program(name: str, batch: int, precision: str):
