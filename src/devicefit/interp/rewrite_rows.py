@@ -234,38 +234,6 @@ def _narrow(entry: CallEntry, axis: int, start: int, length: int, shape: tuple[i
     return narrow
 
 
-def all_rows_source(tape: Tape, slots: list[Slot]) -> Slot | None:
-    """The tensor whose rows 0, 1, ... are ``slots``, each read with a constant single-row ``gather`` on axis
-    0 then ``squeeze``-d on axis 0, in order and covering it all (so stacking them rebuilds it); else None."""
-    gathers, _ = _kernels()
-    producer = {s: e for e in tape.entries if isinstance(e, CallEntry) for s in e.out_slots}
-    source: int | None = None
-    for t, slot in enumerate(slots):
-        squeeze = producer.get(slot.index)
-        if (
-            squeeze is None
-            or squeeze.step.op_type != "squeeze"
-            or list(squeeze.step.consts.get("axes") or []) != [0]
-        ):
-            return None
-        (row,) = squeeze.env.values() if len(squeeze.env) == 1 else (None,)
-        gather = producer.get(row.index) if isinstance(row, Slot) else None
-        if gather is None or gather.step.kernel.fn not in gathers:
-            return None
-        args = _args(gather)
-        x = args.get("x")
-        if not isinstance(x, Slot) or args.get("axis") != 0 or args.get("batch_dims", 0) != 0:
-            return None
-        meta = tape.meta.get(x.index)
-        rows = _rows(args.get("indices"), meta[0][0], gathers[gather.step.kernel.fn]) if meta else None
-        if rows != [t] or (source is not None and x.index != source):
-            return None
-        source = x.index
-    if source is None or tape.meta[source][0][0] != len(slots):
-        return None
-    return Slot(source)
-
-
 def _same(value: torch.Tensor) -> Sequence[torch.Tensor]:
     return (value,)
 
@@ -401,4 +369,4 @@ def _with_indices(step: Any, rows: torch.Tensor) -> Any:
     return replace(step, consts={**step.consts, "indices": rows})
 
 
-__all__ = ["all_rows_source", "collapse_write_chains", "forward_row_reads", "view_constant_gathers"]
+__all__ = ["collapse_write_chains", "forward_row_reads", "view_constant_gathers"]

@@ -229,8 +229,6 @@ def _stacked_call(calls: list[CallEntry], tape: Tape) -> FnEntry:
         (y,) = post_process(step, out, fp16)
         return y.unbind(0)
 
-    from devicefit.interp.rewrite_rows import all_rows_source
-
     # each call's own input (ops repeated by a traced Python loop name their input differently)
     args: list[Any] = [next(v for v in c.env.values() if isinstance(v, Slot)) for c in calls]
     # the inputs are the rows of one tensor, in order (a loop reading its input step by step): use it whole
@@ -239,6 +237,40 @@ def _stacked_call(calls: list[CallEntry], tape: Tape) -> FnEntry:
         args = [whole]
     outs = [c.out_slots[0] for c in calls]
     return FnEntry(stacked, args, outs, f"{step.name} x{len(calls)} (batched loop projection)")
+
+
+def all_rows_source(tape: Tape, slots: list[Slot]) -> Slot | None:
+    """The tensor whose rows 0, 1, ... are ``slots``, each read with a constant single-row ``gather`` on axis
+    0 then ``squeeze``-d on axis 0, in order and covering it all (so stacking them rebuilds it); else None."""
+    from devicefit.interp.rewrite_rows import _args, _kernels, _rows
+
+    gathers, _ = _kernels()
+    producer = {s: e for e in tape.entries if isinstance(e, CallEntry) for s in e.out_slots}
+    source: int | None = None
+    for t, slot in enumerate(slots):
+        squeeze = producer.get(slot.index)
+        if (
+            squeeze is None
+            or squeeze.step.op_type != "squeeze"
+            or list(squeeze.step.consts.get("axes") or []) != [0]
+        ):
+            return None
+        (row,) = squeeze.env.values() if len(squeeze.env) == 1 else (None,)
+        gather = producer.get(row.index) if isinstance(row, Slot) else None
+        if gather is None or gather.step.kernel.fn not in gathers:
+            return None
+        args = _args(gather)
+        x = args.get("x")
+        if not isinstance(x, Slot) or args.get("axis") != 0 or args.get("batch_dims", 0) != 0:
+            return None
+        meta = tape.meta.get(x.index)
+        rows = _rows(args.get("indices"), meta[0][0], gathers[gather.step.kernel.fn]) if meta else None
+        if rows != [t] or (source is not None and x.index != source):
+            return None
+        source = x.index
+    if source is None or tape.meta[source][0][0] != len(slots):
+        return None
+    return Slot(source)
 
 
 # ------------------------------------------------------------------ merged shared-input linears
