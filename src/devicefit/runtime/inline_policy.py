@@ -30,7 +30,6 @@ refresh. Until both are known, requests go to workers (the behaviour with inline
 
 from __future__ import annotations
 
-import statistics
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -139,7 +138,7 @@ class InlinePolicy:
     def record_handoff(self, seconds: float) -> None:
         """One worker request's dispatch + return latency (not a probe's)."""
         self._handoffs.append(seconds)
-        self.handoff_s = statistics.median(self._handoffs)
+        self.handoff_s = sorted(self._handoffs)[len(self._handoffs) // 2]  # a median, cheaply
         self._since_handoff = 0
         self._inline = self.prefers_inline()
 
