@@ -233,13 +233,17 @@ class InFlightScheduler:
             return False
         return not self._queue[0].probe or self._running == 0
 
-    def _kick(self) -> None:
-        """Wake a worker if the head of the queue can start; stamp when it became ready (the dispatch clock)."""
+    def _kick(self, wake: bool = True) -> None:
+        """Wake a worker if the head of the queue can start; stamp when it became ready (the dispatch clock).
+
+        ``wake=False``: the calling worker takes it itself (waking another would cost a wake-up for nothing).
+        """
         if self._startable():
             head = self._queue[0]
             if head.ready is None:
                 head.ready = self._clock()
-            self._cond.notify()
+            if wake:
+                self._cond.notify()
 
     def _start(self, req: _Request) -> None:
         """``req`` starts running (lock held): take a slot, note what it overlaps."""
@@ -269,7 +273,7 @@ class InFlightScheduler:
         return result
 
     def _finish(self, req: _Request, end: float, failed: bool) -> None:
-        """A call ended (lock held): free its slot, count it, learn its duration, wake a waiter."""
+        """A worker's call ended (lock held): free its slot, count it, learn its duration, wake a waiter."""
         # NOTE: only a call that nothing overlapped measures the engine: one that shared the machine with
         # another call also measured its waits for the GIL and a CPU
         self.policy.record_call(end - req.started, solo=req.alone and self._starts == req.epoch)
@@ -283,7 +287,7 @@ class InFlightScheduler:
         if self._admission:
             self._wake_admission()
         if self._queue:
-            self._kick()
+            self._kick(wake=False)  # this worker loops back and takes the head itself
 
     def _settle(self, req: _Request, outcome: str) -> None:
         """Count ``req``'s outcome once (under the lock)."""
