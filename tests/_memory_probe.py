@@ -6,12 +6,14 @@ a warmed-up baseline (imports and a first tiny check done), and the report's act
 
 from __future__ import annotations
 
+import gc
 import json
 import sys
 import tempfile
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 MODEL = textwrap.dedent(
@@ -48,14 +50,9 @@ def _rss() -> int:
     raise RuntimeError("no VmRSS")
 
 
-def main() -> None:
-    channels, height, width, samples = (int(a) for a in sys.argv[1:5])
-    from devicefit.check import CheckOptions, run_check
-
-    root = Path(tempfile.mkdtemp())
-    (root / "tiny.py").write_text(MODEL.format(c=4, h=8, w=8))
-    (root / "big.py").write_text(MODEL.format(c=channels, h=height, w=width))
-    run_check(CheckOptions(model=str(root / "tiny.py"), samples=1))  # imports and lazy loads happen here
+def _peak_above_baseline(work: Callable[[], object]) -> tuple[int, object]:
+    """RSS peak while ``work`` runs, above the RSS just before it (sampled every millisecond)."""
+    gc.collect()
     peak = [0]
     done = threading.Event()
 
@@ -67,13 +64,48 @@ def main() -> None:
     base = _rss()
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
-    result = run_check(CheckOptions(model=str(root / "big.py"), samples=samples))
-    done.set()
-    thread.join()
+    try:
+        result = work()
+    finally:
+        done.set()
+        thread.join()
+    return peak[0] - base, result
+
+
+def _pytorch_forward_peak(path: Path) -> int:
+    """What PyTorch itself needs to run the model once in fp32 (no_grad): its activations as held on this host."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("probe_model", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model, example = module.make_model()
+    with torch.no_grad():
+        model(example)  # first call: lazy allocations, not activations
+        peak, _ = _peak_above_baseline(lambda: model(example))
+    return peak  # model and activations go with this frame
+
+
+def main() -> None:
+    channels, height, width, samples = (int(a) for a in sys.argv[1:5])
+    from devicefit.check import CheckOptions, run_check
+
+    root = Path(tempfile.mkdtemp())
+    (root / "tiny.py").write_text(MODEL.format(c=4, h=8, w=8))
+    (root / "big.py").write_text(MODEL.format(c=channels, h=height, w=width))
+    run_check(CheckOptions(model=str(root / "tiny.py"), samples=1))  # imports and lazy loads happen here
+    forward = _pytorch_forward_peak(root / "big.py")
+    increase, result = _peak_above_baseline(
+        lambda: run_check(CheckOptions(model=str(root / "big.py"), samples=samples))
+    )
     print(
         json.dumps(
             {
-                "increase": peak[0] - base,
+                "increase": increase,
+                "pytorch_forward_peak": forward,
                 "report_peak": result.memory.peak_bytes,
                 "weights": result.size.weight_bytes,
                 "fp32_activation_peak": 2 * result.memory.peak_bytes,  # fp16 package: 2 bytes per element

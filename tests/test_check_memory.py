@@ -1,9 +1,15 @@
 """`check` memory scales with the model's activations (issue 12): fp16 divergence is compared op by op as the
-fp32 and fp16 runs go, so no run's intermediates are all held at once.
+fp32 and fp16 runs go, large fp16 outputs are rounded in place, so no run's intermediates are all held at once.
 
-X is the activation peak as float32 (the interpreter and PyTorch hold every float value in float32, fp16
-emulation included; the report counts an fp16 package's activations at 2 bytes per element, half of it).
-Before: a 1x64x512x512 model (X = 128 MiB) peaked 2950 MiB above the baseline; the goal is <= 3X + weights.
+X, the model's activations, is measured in the probe: the RSS peak of one PyTorch fp32 forward (no_grad) of the
+same model, the least any check that runs the PyTorch reference can use. The report's activation peak is the
+Core ML program's liveness at the package's precision (fp16: 2 bytes per element); PyTorch evaluates
+``y * 0.5 + 1.0`` with three full tensors alive, so for the issue's 768x512x512 model its own forward already
+takes 3.0x the report's fp16 figure (2,320 MiB vs 768 MiB).
+
+Measured (2026-11-30): 768x512x512 check peak 3,100 MiB = 1.34x the PyTorch forward (before: 11.8 GB at the
+issue, 3,469 MiB at the last session); 64x512x512: 262 MiB = 1.26x. The peak is torch.jit.trace in conversion
+(3,073 MiB alone: the tracer keeps one more activation alive than eager).
 """
 
 from __future__ import annotations
@@ -33,10 +39,13 @@ def _probe(channels: int, height: int, width: int, samples: int) -> dict:
 
 
 def _assert_within_3x(m: dict) -> None:
-    x = m["fp32_activation_peak"]
+    # the issue's goal: <= 3X + the weights, X = the model's activations as PyTorch holds them
+    x = m["pytorch_forward_peak"]
     assert m["increase"] <= 3 * x + m["weights"], (
         f"check peaked {m['increase'] / 2**20:.0f} MiB above the baseline, X = {x / 2**20:.0f} MiB"
     )
+    # and within 3x the program's fp32 liveness (the report's figure at 4 bytes per element)
+    assert m["increase"] <= 3 * m["fp32_activation_peak"] + m["weights"]
 
 
 def test_check_of_a_large_activation_model_peaks_within_3x_its_activations():

@@ -116,3 +116,22 @@ def test_atomic_writes_never_replace_a_user_folder(tmp_path):
         tmp.mkdir()
         (tmp / "Manifest.json").write_text('{"new": 1}')
     assert (package / "Manifest.json").read_text() == '{"new": 1}'
+
+
+def test_python_dash_m_devicefit_runs_the_cli():
+    """``python -m devicefit`` is the same CLI as the ``devicefit`` command (it had no ``__main__``)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "devicefit", "devices", "--json", "-"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.lstrip().startswith(("{", "["))
+    bad = subprocess.run(
+        [sys.executable, "-m", "devicefit", "no-such-command"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2

@@ -6,6 +6,8 @@ after each op (see ``run.py``), so kernels only ever see float32 and never mix p
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import torch
 
@@ -18,6 +20,7 @@ __all__ = [
     "is_float",
     "numpy_to_mil",
     "round_fp16",
+    "round_fp16_output",
     "to_held_tensor",
 ]
 
@@ -83,3 +86,39 @@ def numpy_to_mil(dtype: np.dtype) -> str:
 def round_fp16(t: torch.Tensor) -> torch.Tensor:
     """Round a float32 tensor to the nearest float16 value (inf beyond 65504, subnormals kept)."""
     return t.to(torch.float16).to(torch.float32)
+
+
+# A kernel output at least this large is rounded in place, in chunks: ``round_fp16`` would hold the float32
+# original, a float16 copy and a new float32 tensor at once (2.5x the value), which is what set `check`'s
+# peak memory on large activations (issue 12). Smaller values take the plain path (no aliasing checks).
+IN_PLACE_MIN_ELEMENTS = 1 << 20
+_ROUND_CHUNK = 1 << 22
+
+
+def round_fp16_output(t: torch.Tensor, inputs: Iterable[object]) -> torch.Tensor:
+    """:func:`round_fp16` for a value a kernel just returned; same values, less memory when large.
+
+    A large, contiguous float32 output that shares no memory with ``inputs`` (every tensor the kernel was
+    given: a view or an identity would alias one) is rounded in place, chunk by chunk; anything else is
+    rounded into a new tensor, so a kernel's inputs (constants included) are never modified.
+    """
+    if (
+        t.numel() < IN_PLACE_MIN_ELEMENTS
+        or t.dtype != torch.float32
+        or t._base is not None
+        or not t.is_contiguous()
+    ):
+        return round_fp16(t)
+    ptr = t.untyped_storage().data_ptr()
+    for value in inputs:
+        if isinstance(value, torch.Tensor) and value.untyped_storage().data_ptr() == ptr:
+            return round_fp16(t)
+        if isinstance(value, (list, tuple)) and any(
+            isinstance(v, torch.Tensor) and v.untyped_storage().data_ptr() == ptr for v in value
+        ):
+            return round_fp16(t)
+    flat = t.view(-1)
+    for start in range(0, flat.numel(), _ROUND_CHUNK):
+        part = flat[start : start + _ROUND_CHUNK]
+        part.copy_(part.to(torch.float16))
+    return t

@@ -55,7 +55,9 @@ class _Runner:
                     if step.single and type(out) is torch.Tensor and not strict:
                         if out.dtype != step.held0 and step.held0 is not None:
                             out = held_output(step, 0, out, strict)  # converts within a kind, raises across
-                        env[step.out0] = dtypes.round_fp16(out) if fp16 and step.round0 else out
+                        env[step.out0] = (
+                            dtypes.round_fp16_output(out, kwargs.values()) if fp16 and step.round0 else out
+                        )
                         continue
                     if step.single and type(out) is not tuple:
                         out = (out,)
@@ -66,7 +68,12 @@ class _Runner:
                 for i, name in enumerate(step.outputs):
                     value = held_output(step, i, out[i], strict)
                     if fp16 and i in step.round_fp16:
-                        value = dtypes.round_fp16(value)
+                        if step.ctx.blocks:  # a nested block may return any value it saw: never in place
+                            value = dtypes.round_fp16(value)
+                        else:  # every value the step could have returned unchanged
+                            given = [env.get(n) for n in step.reads()]
+                            given += [*step.consts.values(), *self.states.values()]
+                            value = dtypes.round_fp16_output(value, given)
                     env[name] = value
         except (DevicefitError, KernelContractError):
             raise

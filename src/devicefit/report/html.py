@@ -235,7 +235,9 @@ def _memory(report: dict[str, Any]) -> str:
     out.append(
         f"<p>Working set = weights {human_bytes(m['weight_bytes'])} + peak activations "
         f"{human_bytes(m['peak_activation_bytes'])} = <b>{human_bytes(m['working_set_bytes'])}</b>"
-        f"{' (approximate: dynamic shapes)' if m['approximate'] else ''}.</p>"
+        f"{' (approximate: dynamic shapes)' if m['approximate'] else ''}. Activations are counted as Core ML "
+        "holds them on the device, at the package's types (2 bytes per fp16 value); PyTorch, and this check, "
+        "hold them as float32 (twice that for an fp16 package).</p>"
     )
     heads = ["device", "app budget (MB)", "used", "verdict", "how the budget is derived"]
     shown_ids = shown_devices(report)
