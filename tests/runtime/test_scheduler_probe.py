@@ -1,10 +1,12 @@
-"""The scheduler's probe: a request that measures the engine alone. Nothing starts beside it, and one that is
-cancelled or dropped while queued holds nobody back (reproduced with events and a fake clock, no timing)."""
+"""The scheduler's probe (a request that measures the engine alone: nothing starts beside it, and one that is
+cancelled or dropped while queued holds nobody back) and its delivery of results (one loop wake-up for results that
+finish together), reproduced with events and a fake clock."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -117,3 +119,37 @@ def test_a_probe_that_never_runs_holds_nobody_back(how):
     assert not sched.policy._probing  # the next stale measurement may probe again
     s = sched.stats
     assert s.settled == s.submitted == (3 if how == "cancel" else 4) and s.completed == s.submitted - 1
+
+
+def test_results_that_finish_together_wake_the_loop_once():
+    run = GatedRun("a", "b")
+    sched = InFlightScheduler(run, max_in_flight=2)  # inline off: both go to workers
+
+    async def main() -> tuple[list[str], int]:
+        loop = asyncio.get_running_loop()
+        posted = []
+        post = loop.call_soon_threadsafe
+
+        def counting(callback, *args):  # type: ignore[no-untyped-def]
+            posted.append(callback)
+            return post(callback, *args)
+
+        loop.call_soon_threadsafe = counting  # type: ignore[method-assign]
+        tasks = [asyncio.create_task(sched.submit(name)) for name in ("a", "b")]
+        for name in ("a", "b"):
+            assert await asyncio.to_thread(run.started[name].wait, 10)
+        run.gates["a"].set()
+        run.gates["b"].set()
+        # NOTE: blocks the loop on purpose: both results are posted before it can deliver the first
+        for _ in range(10_000):
+            if sched.stats.completed == 2:
+                break
+            time.sleep(0.001)
+        results = await asyncio.gather(*tasks)
+        return results, sum(1 for cb in posted if cb == sched._deliver)
+
+    try:
+        results, wake_ups = asyncio.run(main())
+    finally:
+        sched.close(timeout=10)
+    assert results == ["a", "b"] and wake_ups == 1

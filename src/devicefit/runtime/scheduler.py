@@ -81,6 +81,8 @@ class InFlightScheduler:
         self._stats = stats if stats is not None else Accounting()
         self.policy = policy if policy is not None else InlinePolicy(inline_below_s)
         self._clock = clock
+        # results waiting to be delivered, per event loop (one loop callback drains each)
+        self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Any, BaseException | None]]] = {}
         self._starts = 0  # calls started so far: a call that saw no other start ran solo
         self._solo_running = False  # a probe runs: nothing else starts until it ends
 
@@ -347,25 +349,44 @@ class InFlightScheduler:
             ) as e:  # fails this request only (even SystemExit & co.); the worker lives on,
                 exc = e  # the slot is released and the caller's future resolved below
             req.ended = self._clock()
-            with self._cond:
-                self._finish(req, req.ended, failed=exc is not None)
             loop = req.loop
             assert loop is not None  # worker requests always come from a loop
-            if not req.cancel_requested and not loop.is_closed():
-                try:
-                    loop.call_soon_threadsafe(self._deliver, req, result, exc)
-                except RuntimeError:  # the loop closed meanwhile: nobody will await it
-                    pass
-
-    def _deliver(self, req: _Request, result: Any, exc: BaseException | None) -> None:
-        """On the caller's loop: resolve the request's future; learn the handoff it cost."""
-        # NOTE: not a probe's: it woke threads that had slept, which requests under load do not pay
-        if req.dispatch_s is not None and req.ended is not None and not req.probe:
-            handoff = req.dispatch_s + (self._clock() - req.ended)
             with self._cond:
-                self.policy.record_handoff(handoff)
-        assert req.future is not None
-        _resolve(req.future, result, exc)
+                self._finish(req, req.ended, failed=exc is not None)
+                # NOTE: one wake-up of the loop for every result that finished before it got to the first:
+                # the callback drains the loop's outbox (results that coincide, or pile up on a busy loop)
+                post = False
+                if not req.cancel_requested:
+                    box = self._outbox.get(loop)
+                    if box is None:
+                        box = self._outbox[loop] = []
+                        post = True
+                    box.append((req, result, exc))
+            if post and not self._post_outbox(loop):
+                with self._cond:
+                    self._outbox.pop(loop, None)  # the loop closed: nobody will await these
+
+    def _post_outbox(self, loop: asyncio.AbstractEventLoop) -> bool:
+        if loop.is_closed():
+            return False
+        try:
+            loop.call_soon_threadsafe(self._deliver, loop)
+        except RuntimeError:  # closed between the check and the call
+            return False
+        return True
+
+    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
+        """On the callers' loop: resolve the futures of the results posted to it; learn the handoffs."""
+        now = self._clock()
+        with self._cond:
+            done = self._outbox.pop(loop, [])
+            for req, _, _ in done:
+                # NOTE: not a probe's: it woke threads that had slept, which requests under load do not pay
+                if req.dispatch_s is not None and req.ended is not None and not req.probe:
+                    self.policy.record_handoff(req.dispatch_s + (now - req.ended))
+        for req, result, exc in done:
+            assert req.future is not None
+            _resolve(req.future, result, exc)
 
     def close(self, timeout: float | None = None) -> None:
         """Drop queued and waiting requests, let running ones finish, and join the worker threads.
