@@ -39,6 +39,7 @@ MARGIN = 1.5
 CALL_WINDOW = 8
 HANDOFF_WINDOW = 15
 BURST = 8
+RECHECK = 32  # requests between looks at the clock while a due refresh waits for refresh_interval_s
 
 
 @dataclass
@@ -55,8 +56,8 @@ class InlinePolicy:
     """
 
     max_block_s: float | None
-    refresh_every: int = 200
-    refresh_interval_s: float = 0.1
+    refresh_every: int = 500
+    refresh_interval_s: float = 0.2
     call_s: float | None = None
     handoff_s: float | None = None
     _calls: deque[float] = field(default_factory=lambda: deque(maxlen=CALL_WINDOW))
@@ -99,15 +100,18 @@ class InlinePolicy:
             if self.call_s is not None and self.handoff_s is not None:
                 return INLINE if self._inline else WORKER
         if self.call_s is None or self._since_call > self.refresh_every:
-            if not self._probing and _due(self._last_probe, clock, self.refresh_interval_s, self.call_s):
-                self._probing = True
-                return PROBE
+            if not self._probing:
+                if _due(self._last_probe, clock, self.refresh_interval_s, self.call_s):
+                    self._probing = True
+                    return PROBE
+                self._since_call = self.refresh_every - RECHECK  # not yet: look again RECHECK requests later
         elif self.handoff_s is None or self._since_handoff > self.refresh_every:
             if _due(self._last_burst, clock, self.refresh_interval_s, self.handoff_s):
                 self._last_burst = clock()
                 self._since_handoff = 0
                 self._burst_left = BURST - 1
                 return WORKER
+            self._since_handoff = self.refresh_every - RECHECK
         return INLINE if self._inline else WORKER
 
     def probe_started(self, now: float) -> None:
