@@ -33,6 +33,7 @@ PIPELINE: dict[str, int] = {
     "check": 8,  # orchestration: may use everything before the report
     "report": 9,
     "cli": 10,
+    "__main__": 11,  # `python -m devicefit`: the CLI's entry point
 }
 # Top-level helpers every stage may use (they import no stage themselves).
 HELPERS = {"errors", "io", "dtypes", "_lazy", "_malloc", "_suggest", "data"}

@@ -37,3 +37,58 @@ def test_ios17_mixed_dtype_constant_operand(op, x, w):
     expected = _expect(x, w)
     assert out.dtype == x.dtype
     np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- a 1-D x times a batched y
+# The spec follows numpy.matmul ((K,) @ (B, K, N) -> (B, N)); coremltools 9.0 declares (1, N) (fixed upstream
+# in coremltools PR #2719) and the Core ML runtime refuses to run the op (coremltools issue #2263). The
+# interpreter refuses that program at load instead of returning (B, N) under a (1, N) declaration.
+
+
+def test_rank1_x_batched_y_declared_1_by_n_is_refused_at_load():
+    from coremltools.converters.mil import Builder as mb
+
+    from devicefit.errors import ModelLoadError
+
+    def prog(x, y):
+        return mb.matmul(x=x, y=y)
+
+    inputs = {"x": np.ones(4, np.float32), "y": np.ones((10, 4, 3), np.float32)}
+    with pytest.raises(
+        ModelLoadError, match=r"declares its output \(1, 3\), not the spec's \(10, 3\).*#2263"
+    ):
+        milprog.build(prog, inputs, target="iOS16")
+    with pytest.raises(ModelLoadError, match=r"x\.unsqueeze"):
+        milprog.build(prog, inputs, target="iOS17")  # the iOS17 kernel has the same check
+
+
+def test_rank1_x_batched_y_from_a_pytorch_conversion_is_refused():
+    import torch
+
+    from devicefit import interp
+    from devicefit.errors import ModelLoadError
+    from tests.helpers import convert
+
+    class VecTimesBatch(torch.nn.Module):
+        def forward(self, x, y):
+            return torch.matmul(x, y)
+
+    mlmodel = convert(VecTimesBatch(), (torch.randn(4), torch.randn(2, 5, 4, 3)))
+    with pytest.raises(ModelLoadError, match=r"1-D x \(4,\) by a batched y \(2, 5, 4, 3\)"):
+        interp.load(mlmodel)
+
+
+@pytest.mark.parametrize("y_shape", [(4, 3), (1, 4, 3), (1, 1, 4, 3)])
+def test_rank1_x_where_the_declaration_is_numpys_runs_as_numpy(y_shape):
+    from coremltools.converters.mil import Builder as mb
+
+    x = RNG.standard_normal(4).astype(np.float32)
+    y = RNG.standard_normal(y_shape).astype(np.float32)
+
+    def prog(x, y):
+        return mb.matmul(x=x, y=y)
+
+    got = milprog.run(prog, {"x": x, "y": y}, target="iOS16")
+    want = np.matmul(x, y)
+    assert got.shape == want.shape
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devicefit.check.validate import Runs
+from devicefit.errors import InputError
 
 FIDELITY, STORAGE, COMPUTE = "conversion_fidelity", "weight_storage", "compute_precision"
 
@@ -65,6 +66,7 @@ def compare_runs(
     labels: Any,
     weights_fp32: bool,
     fp32_conversion: Callable[[], list[dict[str, Any]]] | None = None,
+    user_class_axes: dict[str, int | None] | None = None,
 ) -> Numerics:
     """Stage 4: every comparison the verdicts read.
 
@@ -75,19 +77,33 @@ def compare_runs(
         weights_fp32: the package stores fp32 weights (its fp32 run is then the fidelity question).
         fp32_conversion: per-sample outputs of an fp32 conversion run in fp32; called only when the
             package stores reduced-precision weights and its fp32 run is outside the fidelity bounds.
+        user_class_axes: ``--class-axis`` overrides (output name -> class axis, None: not class scores).
     """
-    from devicefit.compare.divergence import looks_untrained
-    from devicefit.compare.validate import TOLERANCES, compare, stack_samples
+    from functools import partial
 
+    from devicefit.compare.class_axis import head_axes
+    from devicefit.compare.divergence import looks_untrained
+    from devicefit.compare.validate import TOLERANCES, match_outputs, stack_samples
+    from devicefit.compare.validate import compare as compare_any
+
+    # which axis holds the classes of each output, read once off the program's head ops (docs/metrics.md)
+    heads = head_axes(program)
+    compare = partial(compare_any, class_axes=heads, user_class_axes=user_class_axes)
     out = Numerics(divergence=runs.divergence)
     out_names = [o.name for o in program.outputs]
+    known = [*out_names, *(n for n in (runs.torch[0] if runs.torch else {}) if n not in out_names)]
+    unknown = [n for n in user_class_axes or {} if n not in known]
+    if unknown:
+        raise InputError(f"--class-axis names output {unknown[0]!r}, which the model does not have; its outputs: "
+                         f"{', '.join(known)}")  # fmt: skip
     fp32 = stack_samples(runs.fp32, out_names)
     fp16 = stack_samples(runs.fp16, out_names)
     compute = compare("compute", fp32, fp16, "interp-fp32")
     if runs.torch:
         torch_out = stack_samples(runs.torch, list(runs.torch[0]))
         out.fp16 = compare("fp16", torch_out, fp16, "pytorch", labels)
-        out.trained = looks_untrained(torch_out)
+        by_torch_name = {r: heads[c] for r, c in match_outputs(list(torch_out), out_names) if c in heads}
+        out.trained = looks_untrained(torch_out, by_torch_name)
         if weights_fp32:
             out.fp32 = compare("fp32", torch_out, fp32, "pytorch", labels)
             fidelity = Question(FIDELITY, out.fp32, "the package (fp32 weights) run in fp32 vs PyTorch")
@@ -112,7 +128,7 @@ def compare_runs(
     else:
         out.warnings.append("no PyTorch reference (model given as Core ML): fp16 is compared with fp32")
         out.fp16 = compare("fp16", fp32, fp16, "interp-fp32", labels)
-        out.trained = looks_untrained(fp32)
+        out.trained = looks_untrained(fp32, heads)
     out.questions[COMPUTE] = Question(
         COMPUTE, compute, "the package emulating fp16 vs the same package in fp32"
     )

@@ -122,7 +122,9 @@ def _numerics(
         return validate_stage.run_outputs(interp.load(fp32_mlmodel()), clean, options, "fp32")
 
     weights_fp32 = options.precision == "fp32" and not converted.summary.skipped
-    numerics = numerics_stage.compare_runs(program, runs, clean.labels, weights_fp32, fp32_conversion)
+    numerics = numerics_stage.compare_runs(
+        program, runs, clean.labels, weights_fp32, fp32_conversion, options.class_axes
+    )
     result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
     result.divergence, result.questions = numerics.divergence, numerics.questions
     result.warnings.extend(numerics.warnings)

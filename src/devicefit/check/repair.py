@@ -123,6 +123,7 @@ def fp16_fix(
         source: the model source, for provenance.
     """
     from devicefit import interp
+    from devicefit.compare.class_axis import head_axes
     from devicefit.compare.validate import compare
     from devicefit.compress.budget import Budget
     from devicefit.compress.evaluate import run_samples
@@ -140,11 +141,12 @@ def fp16_fix(
     if found.mlmodel is not None:
         repaired = interp.load(found.mlmodel)
         got = run_samples(repaired, feeds, "fp16")
+        axes = head_axes(repaired)  # dense outputs are verified per position, like the check itself
         if reference is None:
             reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
-            fix.verified = compare("compute", reference, got, "interp-fp32")
+            fix.verified = compare("compute", reference, got, "interp-fp32", class_axes=axes)
         else:
-            fix.verified = compare("fp16", reference, got, "pytorch", labels)
+            fix.verified = compare("fp16", reference, got, "pytorch", labels, class_axes=axes)
         fix.verified.samples = len(feeds)
     if prov is None:
         fix.notes.append("module names need the conversion's provenance; MIL op names are given")

@@ -32,6 +32,7 @@ class CheckOptions:
             whole catalog and the latency bounds :data:`DEFAULT_DEVICES`.
         extra_devices: ids always included in both (e.g. named by a ``--fail-on`` gate).
         repair: when fp16 fails, search the smallest set of ops to keep in fp32 (the fix, verified).
+        class_axes: ``--class-axis``: output name -> the axis holding class scores (None: not class scores).
     """
 
     model: str | None = None
@@ -55,6 +56,7 @@ class CheckOptions:
     output_names: list[str] | None = None
     fp16_safe_constants: bool = True  # map out-of-fp16-range constants (-inf mask fills) to safe values
     repair: bool = True
+    class_axes: dict[str, int | None] = field(default_factory=dict)
 
 
 @dataclass

@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--fp32-ops", nargs="+", default=[], metavar="OP", help="op types kept in fp32 (mixed precision)"
     )
+    p.add_argument("--class-axis", dest="class_axes", action="append", default=[], metavar="NAME:AXIS",
+                   help="the axis of output NAME that holds class scores, for top-k / per-pixel agreement (e.g. "
+                   "'out:1' for N x C x H x W segmentation logits; 'NAME:none': not class scores); default: read "
+                   "off the model's head op (docs/metrics.md)")  # fmt: skip
     from devicefit.cli._convert_args import add_conversion_arguments
 
     add_conversion_arguments(p)
@@ -150,6 +154,9 @@ def main(args: argparse.Namespace) -> int:
     image_inputs = dict(parse_image_input(t) for t in args.image_input)
     flexible = parse_flexible(args.ranges, args.enumerated)
     output_names = parse_output_names(args.output_names)
+    from devicefit.compare.class_axis import parse_class_axes
+
+    class_axes = parse_class_axes(args.class_axes)
     if (image_inputs or flexible) and args.model is None:
         raise InputError("--image-input, --range and --enumerated need a MODEL; the demo's input is fixed")
     options = CheckOptions(
@@ -157,6 +164,7 @@ def main(args: argparse.Namespace) -> int:
         image_inputs=image_inputs,
         flexible=flexible,
         output_names=output_names,
+        class_axes=class_axes,
         model=args.model,
         inputs=list(args.inputs),
         data=args.data,

@@ -10,7 +10,7 @@ along the program; the first op whose relative error passes the tolerance is whe
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -282,21 +282,26 @@ UNIFORM_ENTROPY = 0.9
 MIN_ENTROPY_SPREAD = 0.02
 
 
-def looks_untrained(outputs: dict[str, np.ndarray]) -> TrainedCheck:
+def looks_untrained(
+    outputs: dict[str, np.ndarray], class_axes: Mapping[str, Any] | None = None
+) -> TrainedCheck:
     """Heuristic: near-uniform class scores (high mean entropy) or the same entropy for every sample.
 
-    Only float outputs with a class axis are examined (:func:`devicefit.compare.validate.has_class_axis`:
-    not hidden states, embeddings or boxes, whose softmax entropy says nothing about training); rows that are
-    already probabilities (non-negative, summing to 1) are used as is, others go through a softmax.
+    Only float outputs with a class axis are examined (:func:`devicefit.compare.class_axis.decide`: not hidden
+    states, embeddings or boxes, whose softmax entropy says nothing about training), along that axis
+    (``class_axes``: output name -> the program head's :class:`~devicefit.compare.class_axis.ClassAxis`);
+    rows that are already probabilities (non-negative, summing to 1) are used as is, others go through a
+    softmax.
     """
-    from devicefit.compare.validate import has_class_axis
+    from devicefit.compare.class_axis import decide
 
     for name, arr in outputs.items():
         raw = np.asarray(arr)
-        if not has_class_axis(name, raw):  # indices, labels, masks, features are not class scores
+        axis = decide(name, raw, (class_axes or {}).get(name)).axis
+        if axis is None:  # indices, labels, masks, features are not class scores
             continue
-        a = raw.astype(np.float64)
-        if a.ndim == 0 or a.shape[-1] < 2 or not np.isfinite(a).all():
+        a = np.moveaxis(raw.astype(np.float64), axis, -1)
+        if a.shape[-1] < 2 or not np.isfinite(a).all():
             continue
         rows = a.reshape(-1, a.shape[-1])
         if (rows >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):

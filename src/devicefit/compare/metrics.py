@@ -2,8 +2,9 @@
 
 Every metric takes the reference array first and the candidate second (plus keyword tolerances) and
 returns a :class:`MetricResult` carrying the number and a verdict (``bool(result)`` is the verdict).
-Arrays of any shape are compared elementwise as float64; classification metrics treat the last axis as
-the class axis and every other axis as samples.
+Arrays of any shape are compared elementwise as float64; classification metrics take the class axis
+(``axis``, the last by default; :mod:`.class_axis` decides it per output) and treat every other axis as
+samples: a segmentation map's every pixel, a token classifier's every position, is one sample.
 
 Near-tie rule for top-k agreement (see docs/metrics.md): for each sample, let ``s_k`` be the reference's
 k-th largest score and ``tie = tie_rtol * max(|s_1|, |s_k|) + tie_atol`` (finite scores only). The *accepted set* is every
@@ -151,8 +152,11 @@ def cosine_similarity(reference: Any, candidate: Any, tol: float | None = None) 
     return MetricResult("cosine_similarity", value, tol, higher_is_better=True)
 
 
-def _rows(a: np.ndarray) -> np.ndarray:
-    return a.reshape(-1, a.shape[-1]) if a.ndim else a.reshape(1, 1)
+def _rows(a: np.ndarray, axis: int = -1) -> np.ndarray:
+    """One row per sample position, classes along the row."""
+    if not a.ndim:
+        return a.reshape(1, 1)
+    return np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
 
 
 def topk_agreement(
@@ -162,17 +166,19 @@ def topk_agreement(
     tol: float | None = None,
     tie_rtol: float = 1e-3,
     tie_atol: float = 1e-6,
+    axis: int = -1,
 ) -> MetricResult:
-    """Fraction of samples whose candidate top-k lies in the reference top-k extended by near-ties.
+    """Fraction of sample positions whose candidate top-k lies in the reference top-k extended by near-ties.
 
-    See the module docstring for the rule. The metric is None for outputs with fewer than ``k + 1``
-    classes along the last axis (top-k of k classes always agrees).
+    See the module docstring for the rule. ``axis`` is the class axis; every other axis indexes samples
+    (for ``N x C x H x W`` segmentation logits and ``axis=1`` the value is the fraction of agreeing pixels).
+    The metric is None for outputs with fewer than ``k + 1`` classes (top-k of k classes always agrees).
     """
     r, c = _pair(reference, candidate)
     name = f"top{k}_agreement"
-    if r.ndim == 0 or r.shape[-1] <= k:
+    if r.ndim == 0 or r.shape[axis] <= k:
         return MetricResult(name, None, tol, details={"reason": f"needs more than {k} classes"})
-    rr, cr = _rows(r), _rows(c)
+    rr, cr = _rows(r, axis), _rows(c, axis)
     ordered = -np.sort(-rr, axis=1)
     kth = ordered[:, k - 1]
     # The tie window scales with the magnitude of the top scores (finite ones only): the row's largest
@@ -186,28 +192,54 @@ def topk_agreement(
     agree = np.take_along_axis(accepted, cand_top, axis=1).all(axis=1) & ~np.isnan(cr).any(axis=1)
     value = float(agree.mean()) if len(agree) else math.nan
     details = {"samples": len(agree), "disagreeing": int((~agree).sum()), "tie_rtol": tie_rtol}
+    if r.ndim > 2:  # dense: say which axis held the classes and how many positions each sample has
+        details.update(class_axis=axis % r.ndim, positions_per_sample=len(agree) // max(r.shape[0], 1))
     return MetricResult(name, value, tol, higher_is_better=True, details=details)
 
 
 @metric("top1_agreement")
-def top1_agreement(reference: Any, candidate: Any, tol: float | None = None, **kw: float) -> MetricResult:
+def top1_agreement(reference: Any, candidate: Any, tol: float | None = None, **kw: Any) -> MetricResult:
     """Top-1 agreement with near-ties accepted (see :func:`topk_agreement`)."""
     return topk_agreement(reference, candidate, 1, tol, **kw)
 
 
 @metric("top5_agreement")
-def top5_agreement(reference: Any, candidate: Any, tol: float | None = None, **kw: float) -> MetricResult:
+def top5_agreement(reference: Any, candidate: Any, tol: float | None = None, **kw: Any) -> MetricResult:
     """Top-5 agreement with near-ties accepted (see :func:`topk_agreement`)."""
     return topk_agreement(reference, candidate, 5, tol, **kw)
 
 
-def accuracy(labels: Any, scores: Any, tol: float | None = None) -> MetricResult:
-    """Task accuracy: fraction of samples whose argmax over the last axis equals the integer label.
+def argmax_iou(reference: Any, candidate: Any, axis: int = -1, tol: float | None = None) -> MetricResult:
+    """Mean over classes of the IoU between the reference's and the candidate's argmax maps.
 
-    Not in :data:`METRICS` (it compares with labels, not with a reference output).
+    For dense outputs (segmentation): per-pixel agreement can stay high while a small class is lost; the
+    mean IoU of the two argmax maps (over classes either map predicts) shows it. Informational unless
+    ``tol`` is given: argmax maps do not accept near-ties, so a near-tied pixel may lower it legitimately.
+    Not in :data:`METRICS` (it needs the class axis; :func:`devicefit.compare.validate.compare_arrays`
+    adds it to dense outputs).
+    """
+    r, c = _pair(reference, candidate)
+    rows_r, rows_c = _rows(r, axis), _rows(c, axis)
+    if np.isnan(rows_c).any():
+        return MetricResult("argmax_iou", math.nan, tol, details={"reason": "NaN in the candidate"})
+    a, b = rows_r.argmax(axis=1), rows_c.argmax(axis=1)
+    classes = np.union1d(a, b)
+    ious = [float(((a == k) & (b == k)).sum() / ((a == k) | (b == k)).sum()) for k in classes]
+    worst = int(classes[int(np.argmin(ious))]) if ious else None
+    value = float(np.mean(ious)) if ious else math.nan
+    details = {"classes": len(classes), "worst_class": worst, "worst_iou": min(ious) if ious else None}
+    return MetricResult("argmax_iou", value, tol, higher_is_better=True, details=details)
+
+
+def accuracy(labels: Any, scores: Any, tol: float | None = None, axis: int = -1) -> MetricResult:
+    """Task accuracy: fraction of sample positions whose argmax over the class axis equals the integer label.
+
+    ``labels`` hold one class per position (``N`` for ``N x C`` scores, ``N x H x W`` for ``N x C x H x W``
+    segmentation logits with ``axis=1``). Not in :data:`METRICS` (it compares with labels, not with a
+    reference output).
     """
     y = np.asarray(labels).reshape(-1)
-    s = _rows(np.asarray(scores, dtype=np.float64))
+    s = _rows(np.asarray(scores, dtype=np.float64), axis)
     if len(y) != len(s):
         raise ValueError(f"{len(y)} labels for {len(s)} predicted samples")
     value = float((s.argmax(axis=1) == y).mean()) if len(y) else math.nan

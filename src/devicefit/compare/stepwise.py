@@ -68,7 +68,7 @@ def paired_run(program: Any, feeds: Mapping[str, Any], outputs: dict[str, Any]) 
     with torch.inference_mode():
         for precision in ("fp32", "fp16"):
             converted = program._convert_inputs(feeds, precision)
-            runner = _Runner(plan, precision, False, program._convert_states(None))
+            runner = _Runner(plan, precision, False, program._convert_states(None), program.spec)
             head = Block(list(block.inputs), [], [], list(block.input_dtypes))
             runner.run_block(head, [converted.get(n, runner.states.get(n)) for n in block.inputs])
             runners[precision] = runner

@@ -14,13 +14,14 @@ its own bounds, so a verdict names the cause:
 from __future__ import annotations
 
 import math
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from devicefit.compare.metrics import METRICS, MetricResult, accuracy
+from devicefit.compare import class_axis
+from devicefit.compare.metrics import METRICS, MetricResult, accuracy, argmax_iou
 
 # metric -> bound used for the verdict, per comparison. Classification metrics only apply to float
 # outputs with a class axis (last axis > k).
@@ -122,7 +123,7 @@ class Comparison:
             bound = (
                 "" if m.threshold is None else f" ({'>=' if m.higher_is_better else '<='} {m.threshold:g})"
             )
-            return f"{describe_metric(name, m.value)}{bound}{where}"
+            return f"{describe_metric(name, m.value)}{_per_position(m)}{bound}{where}"
         if self.accuracy is not None and not self.accuracy.passed:
             return f"accuracy {describe_metric('accuracy', self.accuracy.value)} (>= {self.accuracy.threshold:.4g})"
         for name in HEADLINE_METRICS:
@@ -130,6 +131,13 @@ class Comparison:
             if value is not None:
                 return describe_metric(name, value)
         return "no comparable output"
+
+
+def _per_position(m: MetricResult) -> str:
+    """`` per position (class axis 1)`` for a dense output's top-k: the value counts pixels, not samples."""
+    if "positions_per_sample" not in m.details:
+        return ""
+    return f" per position (class axis {m.details['class_axis']})"
 
 
 def describe_metric(name: str, value: float | None) -> str:
@@ -144,54 +152,48 @@ def describe_metric(name: str, value: float | None) -> str:
         return f"cosine {value:.6f}"
     if name == "max_rel_error":
         return f"max relative error {value:.3g}"
-    if name in ("top1_agreement", "top5_agreement", "accuracy"):
+    if name in ("top1_agreement", "top5_agreement", "accuracy", "argmax_iou"):
         return f"{name.replace('_', ' ')} {value:.4f}"
     return f"{name} {value:.4g}"
 
 
-# Output names that hold features, not class scores: top-k agreement over their last axis (384 hidden units of
-# an embedding, 4 box coordinates) measures nothing a user ships on, and near-tied features flip their argmax
-# under fp16 weight rounding alone (a trained MiniLM's last_hidden_state: top-1 0.988 at 56 dB SNR).
-_FEATURE_NAME = re.compile(
-    r"hidden|embed|pooler|feature|state|latent|encoder_out|box|coord|depth|flow|vector"
-)
-_SCORE_NAME = re.compile(r"logit|score|prob|class|pred(?!_?box)")
-
-
 def has_class_axis(output: str, reference: np.ndarray) -> bool:
-    """Whether ``output`` holds class scores along its last axis, so top-k agreement applies.
+    """Whether ``output`` holds class scores by its name and shape alone (no program to read the head from).
 
     Names that say what the output is decide (``logits`` yes; ``last_hidden_state``, ``pooler_output``,
-    ``pred_boxes`` no); a name that says nothing (``var_12``, ``output``) keeps the metric for any float
-    output with a last axis of more than one element.
+    ``pred_boxes`` no); a name that says nothing (``var_12``, ``output``) keeps the metric for float outputs of
+    rank 2 with a last axis of more than one element. See :func:`devicefit.compare.class_axis.decide`.
     """
-    ref = np.asarray(reference)
-    if not (ref.dtype.kind == "f" and ref.ndim >= 1 and ref.shape[-1] > 1):
-        return False
-    lowered = output.lower()
-    if _SCORE_NAME.search(lowered):
-        return True
-    return not _FEATURE_NAME.search(lowered)
+    return class_axis.decide(output, reference).axis is not None
 
 
 def compare_arrays(
-    reference: np.ndarray, candidate: np.ndarray, tolerances: dict[str, float], classy: bool | None = None
+    reference: np.ndarray,
+    candidate: np.ndarray,
+    tolerances: dict[str, float],
+    classy: bool | None = None,
+    axis: int | None = None,
 ) -> dict[str, MetricResult]:
     """Every applicable metric of :data:`METRICS` for one pair of arrays.
 
     ``classy``: whether top-k agreement applies (default: any float array with a last axis > 1; see
-    :func:`has_class_axis` for the by-name rule :func:`compare` uses).
+    :func:`devicefit.compare.class_axis.decide` for the rule :func:`compare` uses). ``axis``: the class axis
+    (default the last); a dense output (classes not on the last axis, or rank > 2) also gets ``argmax_iou``.
     """
     ref = np.asarray(reference)
     if classy is None:
-        classy = ref.dtype.kind == "f" and ref.ndim >= 1 and ref.shape[-1] > 1
+        classy = axis is not None or (ref.dtype.kind == "f" and ref.ndim >= 1 and ref.shape[-1] > 1)
+    class_ax = -1 if axis is None else axis
     out: dict[str, MetricResult] = {}
     for name, fn in METRICS.items():
         if name.startswith("top") and not classy:
             continue
-        result = fn(reference, candidate, tol=tolerances.get(name))
+        kw = {"axis": class_ax} if name.startswith("top") else {}
+        result = fn(reference, candidate, tol=tolerances.get(name), **kw)
         if result.value is not None or not name.startswith("top"):
             out[name] = result
+    if classy and ref.ndim > 2:
+        out["argmax_iou"] = argmax_iou(reference, candidate, class_ax, tol=tolerances.get("argmax_iou"))
     return out
 
 
@@ -203,6 +205,18 @@ def stack_samples(per_sample: list[dict[str, Any]], names: list[str]) -> dict[st
         parts = [p.reshape(1) if p.ndim == 0 else p for p in parts]
         stacked[name] = np.concatenate(parts, axis=0) if parts else np.zeros(0)
     return stacked
+
+
+def _user_axis(
+    user: Mapping[str, int | None] | None, ref_name: str, cand_name: str
+) -> Mapping[str, int | None] | None:
+    """The ``--class-axis`` entry for a pair, keyed by the reference's name (either name may be given)."""
+    if not user:
+        return None
+    for name in (ref_name, cand_name):
+        if name in user:
+            return {ref_name: user[name]}
+    return None
 
 
 def match_outputs(reference_names: list[str], candidate_names: list[str]) -> list[tuple[str, str]]:
@@ -219,6 +233,8 @@ def compare(
     reference_label: str,
     labels: np.ndarray | None = None,
     tolerances: dict[str, float] | None = None,
+    class_axes: Mapping[str, class_axis.ClassAxis] | None = None,
+    user_class_axes: Mapping[str, int | None] | None = None,
 ) -> Comparison:
     """Compare stacked outputs (see :func:`stack_samples`) and, with labels, task accuracy.
 
@@ -229,10 +245,14 @@ def compare(
         reference_label: what the reference is, for the report.
         labels: integer class labels, one per sample row of the first output.
         tolerances: override :data:`TOLERANCES` entries.
+        class_axes: candidate output name -> the class axis its head op implies
+            (:func:`devicefit.compare.class_axis.head_axes` of the program).
+        user_class_axes: ``--class-axis`` overrides, output name -> axis or None (either name of a pair).
     """
     tol = {**TOLERANCES.get(name, {}), **(tolerances or {})}
     pairs = match_outputs(list(reference), list(candidate))
     outputs = []
+    axes: dict[str, class_axis.ClassAxis] = {}
     for ref_name, cand_name in pairs:
         ref = reference[ref_name]
         cand = (
@@ -244,13 +264,22 @@ def compare(
             cand = cand.reshape(ref.shape)
         # the labelled output holds class scores whatever its name (accuracy is read off it)
         labelled = labels is not None and (ref_name, cand_name) == pairs[0]
-        classy = has_class_axis("logits" if labelled else ref_name, ref)
-        outputs.append(OutputComparison(cand_name, compare_arrays(ref, cand, tol, classy)))
+        user = _user_axis(user_class_axes, ref_name, cand_name)
+        head = (class_axes or {}).get(cand_name)
+        decided = class_axis.decide(ref_name, ref, head, user, labelled)
+        axes[cand_name] = decided
+        metrics = compare_arrays(ref, cand, tol, decided.axis is not None, decided.axis)
+        for m in metrics.values():
+            if m.name.startswith("top") or m.name == "argmax_iou":
+                m.details["class_axis_evidence"] = decided.evidence
+        outputs.append(OutputComparison(cand_name, metrics))
     result = Comparison(name, reference_label, outputs, samples=len(next(iter(reference.values()), [])))
     if labels is not None and pairs:
         ref_name, cand_name = pairs[0]
-        ref_acc = accuracy(labels, reference[ref_name]).value
+        ax = axes[cand_name].axis
+        ax = -1 if ax is None else ax
+        ref_acc = accuracy(labels, reference[ref_name], axis=ax).value
         floor = None if ref_acc is None else ref_acc - ACCURACY_DROP
-        result.accuracy = accuracy(labels, candidate[cand_name], tol=floor)
+        result.accuracy = accuracy(labels, candidate[cand_name], tol=floor, axis=ax)
         result.reference_accuracy = ref_acc
     return result

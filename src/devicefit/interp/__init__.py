@@ -28,13 +28,14 @@ from devicefit.interp.compiled import CompiledProgram, compile_program
 from devicefit.interp.plan import TensorSpec
 from devicefit.interp.registry import register, registered_ops
 from devicefit.interp.run import PRECISIONS, Program, load
-from devicefit.interp.step import KernelContractError, OpFailedError
+from devicefit.interp.step import KernelContractError, KernelFailedError, OpFailedError
 
 __all__ = [
     "PRECISIONS",
     "CompiledProgram",
     "InputError",
     "KernelContractError",
+    "KernelFailedError",
     "KernelMissingError",
     "ModelLoadError",
     "OpFailedError",

@@ -15,7 +15,7 @@ from devicefit.errors import KernelMissingError, ModelLoadError
 from devicefit.interp import dtypes
 from devicefit.interp.features import agree_with_program, feature_spec, function_description
 from devicefit.interp.plan import Block, FunctionPlan, Step, TensorSpec
-from devicefit.interp.registry import OpContext, get_kernel, opset_number
+from devicefit.interp.registry import OpContext, OpSignature, get_kernel, opset_number
 from devicefit.interp.step import call_step
 
 # coremltools.target values (Core ML specification versions) -> the iOS release of that opset.
@@ -161,6 +161,9 @@ class _Compiler:
             blocks=blocks,
             input_names=input_names,
         )
+        if kernel.check is not None:
+            shapes = {p: _static_shape(v) for p, v in op.inputs.items() if not isinstance(v, (list, tuple))}
+            kernel.check(OpSignature(op.op_type, out_names[0], shapes, ctx.output_shapes, consts))
         return Step(
             kernel=kernel,
             op_type=op.op_type,

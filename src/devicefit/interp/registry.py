@@ -130,6 +130,25 @@ class OpContext:
 
 
 @dataclass(frozen=True)
+class OpSignature:
+    """What the program declares about one op, for a kernel's load-time check.
+
+    Attributes:
+        op_type: MIL op type.
+        name: the op's first output name (how findings name it).
+        input_shapes: declared shape of each non-variadic input (None: unknown rank; a None dim is symbolic).
+        output_shapes: declared shape of each output.
+        consts: the constant inputs, converted as the kernel receives them.
+    """
+
+    op_type: str
+    name: str
+    input_shapes: dict[str, tuple | None]
+    output_shapes: list[tuple | None]
+    consts: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class Kernel:
     op_type: str
     since: int
@@ -138,6 +157,9 @@ class Kernel:
     wants_ctx: bool
     params: tuple[str, ...]
     variadic: frozenset[str]
+    # Load-time check of the op's declared types (see OpSignature): raises ModelLoadError for a program the
+    # Core ML runtime would refuse, before any input is fed.
+    check: Callable[[OpSignature], None] | None = None
 
     @property
     def where(self) -> str:
@@ -153,6 +175,7 @@ def register(
     attrs: Mapping[str, Callable[[Any], Any]] | None = None,
     variadic: Sequence[str] = (),
     override: bool = False,
+    check: Callable[[OpSignature], None] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as the kernel of ``op_type`` from opset ``since`` on.
 
@@ -163,6 +186,8 @@ def register(
         variadic: inputs that are tuples of values (``concat``'s ``values``); passed as a list.
         override: replace an existing kernel of the same ``(op_type, since)``; without it a duplicate
             registration raises (two files registering one op would otherwise depend on import order).
+        check: called once at load time with the op's :class:`OpSignature`; raises ``ModelLoadError`` for
+            declared types the Core ML runtime refuses (the kernel itself then never sees such a program).
 
     Raises:
         ValueError: ``(op_type, since)`` already has a kernel and ``override`` is False.
@@ -181,6 +206,7 @@ def register(
                 wants_ctx="ctx" in sig.parameters,
                 params=params,
                 variadic=frozenset(variadic),
+                check=check,
             )
             versions = _KERNELS.setdefault(t, [])
             clash = next((k for k in versions if k.since == kernel.since), None)

@@ -17,10 +17,17 @@ import torch
 from devicefit.errors import DevicefitError, InputError, KernelMissingError, ModelLoadError, first_line
 from devicefit.interp import dtypes
 from devicefit.interp.compile import compile_function
+from devicefit.interp.failures import op_failure
 from devicefit.interp.inputs import check_generated_size, input_array, validate_input
 from devicefit.interp.plan import Block, FunctionPlan, TensorSpec
 from devicefit.interp.program import load_pymil
-from devicefit.interp.step import KernelContractError, OpFailedError, call_step, held_output, wrong_count
+from devicefit.interp.step import (
+    KernelContractError,
+    KernelFailedError,
+    call_step,
+    held_output,
+    wrong_count,
+)
 
 PRECISIONS = ("fp32", "fp16")
 
@@ -28,8 +35,16 @@ PRECISIONS = ("fp32", "fp16")
 class _Runner:
     """Executes a FunctionPlan for one call (holds the per-call environment)."""
 
-    def __init__(self, plan: FunctionPlan, precision: str, strict: bool, states: dict[str, torch.Tensor]):
+    def __init__(
+        self,
+        plan: FunctionPlan,
+        precision: str,
+        strict: bool,
+        states: dict[str, torch.Tensor],
+        spec: Any = None,
+    ):
         self.plan = plan
+        self.spec = spec  # the package's Core ML spec: names a failing op's PyTorch origin
         self.precision = precision
         self.strict = strict
         self.states = states
@@ -75,15 +90,12 @@ class _Runner:
                             given += [*step.consts.values(), *self.states.values()]
                             value = dtypes.round_fp16_output(value, given)
                     env[name] = value
-        except (DevicefitError, KernelContractError):
+        except (DevicefitError, KernelContractError, KernelFailedError):
             raise
         except Exception as e:
-            # NOTE: `step` is still bound to the op that failed; naming it is what makes this actionable.
-            raise OpFailedError(
-                f"op {step.op_type!r} ({step.outputs[0] if step.outputs else step.name}) failed: {first_line(e)}; "
-                "the program is invalid for these inputs (a corrupted or hand-edited package), or this is a "
-                "devicefit kernel bug (rerun with --debug for the traceback)"
-            ) from e
+            # NOTE: `step` is still bound to the op that failed; naming it is what makes this actionable. Whether
+            # the program or a kernel is at fault is read off the values that reached it (interp/failures.py).
+            raise op_failure(step, env, self.plan, e, self.spec) from e
         return [env[n] for n in block.outputs]
 
 
@@ -218,14 +230,16 @@ class Program:
 
         Raises:
             InputError: a missing, unknown or malformed input (wrong kind, shape, integers out of range).
-            OpFailedError: an op raised while running (names the op and its first output).
+            OpFailedError: an op raised on values the program does not describe (names the op and its first
+                output, and the PyTorch origin when the package records it).
+            KernelFailedError: an op raised on values matching the program's declared types (a devicefit bug).
             KernelContractError: a kernel broke its contract (a devicefit bug).
         """
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         feeds = self._convert_inputs(inputs, precision)
         state_values = self._convert_states(states)
-        runner = _Runner(self._plan, precision, strict, state_values)
+        runner = _Runner(self._plan, precision, strict, state_values, self.spec)
         with torch.inference_mode():
             outs = self._run_main(runner, feeds)
         result = {spec.name: output_to_numpy(v, spec, precision) for spec, v in zip(self.outputs, outs)}

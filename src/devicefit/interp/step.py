@@ -22,7 +22,18 @@ class KernelContractError(RuntimeError):
 
 
 class OpFailedError(DevicefitError, RuntimeError):
-    """An op of the program raised while running: its message names the op and its first output."""
+    """An op raised while running on values the program does not describe (bad input, exit 2).
+
+    Its message names the op (with its PyTorch origin when the package records it) and why the program or
+    its inputs are at fault; see :mod:`devicefit.interp.failures` for the rule.
+    """
+
+
+class KernelFailedError(RuntimeError):
+    """A kernel raised on a valid op whose inputs match the program's declared types: a bug in devicefit.
+
+    Not a :class:`~devicefit.errors.DevicefitError`: the CLI reports it as an internal error (exit 3).
+    """
 
 
 def call_step(

@@ -1,0 +1,194 @@
+"""Which outputs hold class scores, and along which axis (the rule is in docs/metrics.md).
+
+Top-k agreement compares the *classes* a model ranks first. A classifier's ``N x C`` logits hold classes on the
+last axis, and so do a transformer's token-wise ``N x L x C`` logits; a segmentation head's ``N x C x H x W``
+(or a 1-D conv head's ``N x C x L``) holds them on axis 1, and top-k over its last (spatial) axis would rank
+pixels of a row, which nobody ships on. The class axis is therefore decided from evidence that holds for any
+model, in this order:
+
+1. the user's word (``check --class-axis NAME:AXIS``, or ``NAME:none`` for "not class scores");
+2. names that say what the output is: features (``last_hidden_state``, ``pred_boxes``...) have no class axis;
+3. the op that computes the output in the program: walking back through ops that keep the axes (casts,
+   resizes, softmax, bias adds, slices) to a ``conv`` / ``conv_transpose`` head (channels on axis 1: Core ML
+   convolutions are channel-first), a ``linear`` / ``matmul`` head (last axis), or a ``softmax`` (its axis),
+   following ``transpose`` permutations on the way;
+4. otherwise rank-2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
+   gets no top-k (unknown is reported as such, never guessed from the shape).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from devicefit.errors import InputError
+
+# Output names that hold features, not class scores: top-k agreement over them (384 hidden units of an
+# embedding, 4 box coordinates) measures nothing a user ships on, and near-tied features flip their argmax
+# under fp16 weight rounding alone (a trained MiniLM's last_hidden_state: top-1 0.988 at 56 dB SNR).
+FEATURE_NAME = re.compile(r"hidden|embed|pooler|feature|state|latent|encoder_out|box|coord|depth|flow|vector")
+SCORE_NAME = re.compile(r"logit|score|prob|class|pred(?!_?box)")
+
+# Ops whose output keeps the input's axes in place (elementwise, resampling, normalising over an axis,
+# slicing): the class axis of their output is the class axis of their data input.
+_AXIS_KEEPING = frozenset(
+    {
+        "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "relu", "sigmoid",
+        "tanh", "log_softmax", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
+        "resize_bilinear", "resize_nearest_neighbor", "resize", "crop", "slice_by_index", "slice_by_size", "pad",
+    }
+)  # fmt: skip
+_CHANNEL_FIRST_HEADS = frozenset({"conv", "conv_transpose"})
+_LAST_AXIS_HEADS = frozenset({"linear", "matmul"})
+
+
+@dataclass(frozen=True)
+class ClassAxis:
+    """Where an output holds class scores.
+
+    Attributes:
+        axis: the class axis (non-negative), or None when the output holds no class scores (no top-k).
+        evidence: why, for the report: ``"conv head (op_23)"``, ``"--class-axis"``, ``"last axis"``...
+        rank: the rank of the output the evidence was read from (None: any rank).
+    """
+
+    axis: int | None
+    evidence: str
+    rank: int | None = None
+
+
+def parse_class_axes(specs: list[str] | None) -> dict[str, int | None]:
+    """``["mask:1", "embedding:none"]`` -> ``{"mask": 1, "embedding": None}`` (``--class-axis NAME:AXIS``).
+
+    Raises:
+        InputError: a spec that is not ``NAME:AXIS`` with an integer or ``none`` axis.
+    """
+    out: dict[str, int | None] = {}
+    for spec in specs or []:
+        name, sep, axis = spec.rpartition(":")
+        if not sep or not name:
+            raise InputError(f"--class-axis {spec!r} is not NAME:AXIS; e.g. logits:1, or embedding:none")
+        if axis.strip().lower() == "none":
+            out[name] = None
+            continue
+        try:
+            out[name] = int(axis)
+        except ValueError:
+            raise InputError(
+                f"--class-axis {spec!r}: the axis must be an integer or 'none', e.g. logits:1"
+            ) from None
+    return out
+
+
+def head_axes(program: Any) -> dict[str, ClassAxis]:
+    """Output name -> the class axis its computing op implies (outputs without evidence are left out)."""
+    block = program.plan.block
+    producer = {name: step for step in block.steps for name in step.outputs}
+    found: dict[str, ClassAxis] = {}
+    for name in block.outputs:
+        hint = _trace(name, producer)
+        if hint is not None:
+            found[name] = hint
+    return found
+
+
+def _rank(step: Any, i: int = 0) -> int | None:
+    shape = step.ctx.output_shapes[i] if i < len(step.ctx.output_shapes) else None
+    return None if shape is None else len(shape)
+
+
+def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
+    """Walk back from ``name`` to the head op; ``axis`` maps the head's class axis through transposes."""
+    perms: list[list[int]] = []  # transposes met walking back, outermost first
+    start = name
+    for _ in range(64):  # heads sit a few ops before the output; a long chain is not a head
+        step = producer.get(name)
+        if step is None:
+            return None
+        rank = _rank(step)
+        if rank is None:
+            return None
+        if step.op_type in _CHANNEL_FIRST_HEADS and rank >= 3:
+            axis, why = 1, f"{step.op_type} head ({step.outputs[0]})"
+        elif step.op_type in _LAST_AXIS_HEADS:
+            axis, why = rank - 1, f"{step.op_type} head ({step.outputs[0]})"
+        elif step.op_type == "softmax" and "axis" in step.consts:
+            axis, why = int(step.consts["axis"]) % rank, f"softmax ({step.outputs[0]})"
+        elif step.op_type == "transpose" and "perm" in step.consts:
+            perms.append([int(p) % rank for p in step.consts["perm"]])
+            name = step.ctx.input_names.get("x")
+            continue
+        elif step.op_type in _AXIS_KEEPING:
+            source = _data_input(step, producer, rank)
+            if source is None:
+                return None
+            name = source
+            continue
+        else:
+            return None
+        # output axis j of a transpose is its input axis perm[j]: map the head's axis outward
+        for perm in reversed(perms):
+            axis = perm.index(axis)
+        return ClassAxis(axis, why, _rank(producer[start], producer[start].outputs.index(start)))
+    return None
+
+
+def _data_input(step: Any, producer: dict[str, Any], rank: int) -> str | None:
+    """The computed (non-constant) input of the output's rank: the tensor whose axes the output keeps."""
+    for param in ("x", "y"):
+        source = step.ctx.input_names.get(param)
+        if isinstance(source, str) and param not in step.consts and source in producer:
+            if _rank(producer[source], producer[source].outputs.index(source)) == rank:
+                return source
+    return None
+
+
+def decide(
+    output: str,
+    reference: np.ndarray,
+    head: ClassAxis | None = None,
+    user: Mapping[str, int | None] | None = None,
+    labelled: bool = False,
+) -> ClassAxis:
+    """The class axis of one output (see the module docstring for the order of evidence).
+
+    Args:
+        output: the output's name.
+        reference: its reference values (stacked over samples: axis 0 holds samples).
+        head: what the program's head op implies (:func:`head_axes`), if anything.
+        user: ``--class-axis`` overrides, output name -> axis or None.
+        labelled: the output accuracy is read off (it holds class scores whatever its name).
+    """
+    ref = np.asarray(reference)
+    if user and output in user:
+        axis = user[output]
+        if axis is None:
+            return ClassAxis(None, "--class-axis none")
+        if not -ref.ndim <= axis < ref.ndim or axis % ref.ndim == 0:
+            raise InputError(
+                f"--class-axis {output}:{axis} is outside the output's axes 1..{ref.ndim - 1} (shape "
+                f"{'x'.join(map(str, ref.shape))}; axis 0 holds samples)"
+            )
+        return _sized(ref, axis % ref.ndim, "--class-axis")
+    if ref.dtype.kind != "f" or ref.ndim < 2:
+        # a rank-1 stack holds one value per sample (or several samples' vectors end to end): no class axis
+        return ClassAxis(None, "not a float tensor with a class axis")
+    lowered = output.lower()
+    says_scores = labelled or bool(SCORE_NAME.search(lowered))
+    if not says_scores and FEATURE_NAME.search(lowered):
+        return ClassAxis(None, "named as features")
+    if head is not None and head.axis is not None and head.rank in (None, ref.ndim):
+        return _sized(ref, head.axis, head.evidence)
+    if ref.ndim <= 2:
+        return _sized(ref, ref.ndim - 1, "last axis")
+    return ClassAxis(None, "class axis unknown (pass --class-axis NAME:AXIS)")
+
+
+def _sized(ref: np.ndarray, axis: int, evidence: str) -> ClassAxis:
+    if ref.shape[axis] <= 1:
+        return ClassAxis(None, f"one element along the class axis ({evidence})")
+    return ClassAxis(axis, evidence)
