@@ -152,7 +152,7 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
     loop.close()
     executor.shutdown()
     sched = handle._scheduler
-    policy = sched.policy if sched is not None else None
+    policy = getattr(sched, "policy", None)  # None: no scheduler yet, or a checkout before the policy
     handle.unload()
     return {
         "sync_ms": statistics.median(sync_ms),

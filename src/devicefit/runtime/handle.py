@@ -294,7 +294,7 @@ class Model:
                 arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
                 with self._lock:
                     if self._state == READY:
-                        sched = self._sched_locked()
+                        sched = self._scheduler or self._sched_locked()
                         self._stats.submitted += 1
                         counted = True
                         # NOTE: admitted, counted and registered as an engine call in this one critical section:
@@ -328,7 +328,7 @@ class Model:
             failed = False
             return result
         finally:
-            with self._cond:
+            with self._lock:  # the condition's lock (a plain Lock: cheaper to enter than the Condition)
                 sched.end_inline_locked(inline, failed)
                 self._active -= 1
                 if not self._active and self._state == CLOSING:
