@@ -186,8 +186,8 @@ def bench_engines_async(tmp: Path) -> None:
                 for _ in range(10):
                     h.predict(x)
                 a, b, control = _interleaved(h, x, n, rounds=7)
-                sched = h._scheduler
-                route = "inline" if sched is not None and sched.policy.prefers_inline() else "workers"
+                policy = getattr(h._scheduler, "policy", None)  # None on a checkout before the policy (A/B)
+                route = "inline" if policy is not None and policy.prefers_inline() else "workers"
             ROWS.append(
                 (
                     f"async 2 in flight vs sync ({engine}, {label})",
