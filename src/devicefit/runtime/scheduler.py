@@ -12,6 +12,11 @@ Requests wait in a FIFO queue for one of ``max_in_flight`` worker threads. When 
 Cancelling a queued request removes it (it never runs). Cancelling a running one cannot stop the engine
 call; its result is discarded and its slot is released the moment the call returns, so the bound on
 concurrent engine calls holds even under cancellation.
+
+A request whose engine call is measured to be shorter than a worker handoff runs on the awaiting thread instead,
+in a slot like any other (:mod:`devicefit.runtime.inline_policy` decides; its *probe* requests run alone). A worker
+that finishes takes the next queued request without waking another, and results that finish before the event
+loop gets to the first are delivered by one loop callback.
 """
 
 from __future__ import annotations
@@ -156,7 +161,7 @@ class InFlightScheduler:
         """Run ``feeds`` when a slot is free; returns the result or raises the request's outcome.
 
         Every call is counted once as submitted (unless ``counted``: the caller already did) and once in the
-        outcome it ends with, whichever thread settles it. ``route``: what :meth:`route_locked` said (by
+        outcome it ends with, whichever thread settles it. ``route``: what :meth:`begin_locked` said (by
         default asked here).
         """
         loop = asyncio.get_running_loop()
