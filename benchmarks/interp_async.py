@@ -9,7 +9,7 @@ from 2 callers through the stdlib pattern ``await loop.run_in_executor(ThreadPoo
 feeds)`` (control: what plain asyncio + threads gets); N ``predict`` calls split over 2 plain threads (control:
 how far the engine itself parallelises); one ``predict_batch`` of N. Reported: medians over rounds of each
 throughput / sync throughput of the same round, the route the inline policy settled on (with its measured
-uncontended call time and worker handoff), and, before and after, two threads of a GIL-free matmul vs one (the
+call times alone and on a worker, and the worker handoff), and, before and after, two threads of a GIL-free matmul vs one (the
 parallel capacity the machine gave: 2.0 on two idle cores). Targets (issue 13): async >= 1.6x sync for the small
 CNN with 2 in flight and never below 1.0x; batch >= 1.0x.
 
@@ -164,6 +164,9 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
         "route": "inline" if policy is not None and policy.prefers_inline() else "workers",
         "call_us": None if policy is None or policy.call_s is None else policy.call_s * 1e6,
         "handoff_us": None if policy is None or policy.handoff_s is None else policy.handoff_s * 1e6,
+        "worker_call_us": None
+        if policy is None or policy.worker_call_s is None
+        else policy.worker_call_s * 1e6,
     }
 
 
@@ -219,7 +222,7 @@ def main() -> int:
     rows = []
     header = (
         f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'executor':>9s} {'2 threads':>9s} "
-        f"{'batch':>6s} {'route (call / handoff us)':>27s} {'machine':>8s}"
+        f"{'batch':>6s} {'route (c / w / h us)':>27s} {'machine':>8s}"
     )
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -233,9 +236,10 @@ def main() -> int:
                 r = measure(pkg, feeds, compiled, args.rounds, args.n)
                 r["machine_parallelism"] = (before + machine_parallelism(0.5)) / 2
                 rows.append({"model": name, "compiled": compiled, **r})
+                known = [r["call_us"], r["worker_call_us"], r["handoff_us"]]
                 learned = (
-                    f"{r['route']} ({r['call_us']:.0f} / {r['handoff_us']:.0f})"
-                    if r["call_us"] is not None and r["handoff_us"] is not None
+                    f"{r['route']} ({' / '.join(f'{v:.0f}' for v in known)})"
+                    if None not in known
                     else r["route"]
                 )
                 print(
@@ -247,8 +251,9 @@ def main() -> int:
                 )
     print(
         "async/sync, executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
-        "(per sample): throughput / sync throughput, medians over rounds (>= the worst round); machine: 2 threads "
-        "/ 1 on a GIL-free matmul (2.0 = two idle cores)"
+        "(per sample): throughput / sync throughput, medians over rounds (>= the worst round); route: where the "
+        "inline policy sent requests, from c (engine call alone), w (call on a worker under this load) and h (worker "
+        "handoff); machine: 2 threads / 1 on a GIL-free matmul (2.0 = two idle cores)"
     )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

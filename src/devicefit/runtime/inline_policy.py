@@ -1,23 +1,26 @@
 """Where an async request runs: on the awaiting thread (inline) or on a worker, decided from measurements.
 
-A hop to a worker and back (the *handoff*: wake a worker, then resolve a future on the event loop) costs tens to
-hundreds of microseconds; on a VM with slow cross-CPU wake-ups ~100 us each way. With two requests in flight on
-two cores, workers give ~``2 / (s*c + h)`` requests per second for an engine call of ``c`` seconds and a handoff
-of ``h`` (``s`` >= 1: how much slower calls run side by side, ~1.15 for a small CNN on two idle cores), the
-awaiting thread ``1 / c``. Workers win only when ``c > h / (2 - s)``: a call shorter than about the handoff
-gains nothing from a second thread and runs inline (``MARGIN`` = 1.5 covers ``s`` up to 1.33), within the same
-in-flight bound and accounting. ``max_block_s`` caps how long one inline call may block the event loop.
+With ``k`` requests in flight on ``k`` cores (``k`` = ``lanes``: max_in_flight, at most the CPU count), workers give
+``k / (w + h)`` requests per second and the awaiting thread ``1 / c``, where ``c`` is the engine call alone, ``w``
+the same call on a worker as it runs under this load (side by side with another call it waits for the GIL, shares
+caches and memory bandwidth: 1.15x ``c`` for a small CNN on two idle cores, more for memory-bound models) and ``h``
+the *handoff* (wake a worker, then resolve a future on the event loop: ~100-140 us a round trip on this 2-vCPU VM,
+far more on a busy machine). A request runs inline when ``k * c <= MARGIN * (w + h)``: a second thread cannot win
+back what the hop and the sharing cost (``MARGIN`` leaves the close calls inline, so async does not fall below
+sync). Inline requests stay within the in-flight bound and the accounting; ``max_block_s`` caps the (uncontended)
+call that may block the event loop.
 
-Both figures are measured, neither is assumed:
+All three figures are measured, none is assumed:
 
-* **call time**: the fastest of the last ``CALL_WINDOW`` *solo* calls (calls no other call of the scheduler
+* **call time** ``c``: the fastest of the last ``CALL_WINDOW`` *solo* calls (calls no other call of the scheduler
   overlapped). A call measured while another ran includes the time it waited for the GIL and a CPU, and other
   processes only ever make a call slower, so the minimum is the uncontended cost. (The bug this replaced: one
   moving average over all calls, measured on worker threads that always overlapped, stayed at 3x the
   uncontended 36 us of a tiny model and kept the inline path off.)
-* **handoff**: the median of the last ``HANDOFF_WINDOW`` worker requests, each (became ready to start -> started
-  on a worker) + (call ended -> its future resolved on the loop). This is a real cost whatever the machine is
-  doing, so it is not filtered: on a busy machine wake-ups are slower and more requests run inline.
+* **worker call time** ``w``: the median of the last ``HANDOFF_WINDOW`` calls on worker threads, contended or not.
+* **handoff** ``h``: the median of the last ``HANDOFF_WINDOW`` worker requests, each (became ready to start ->
+  started on a worker) + (call ended -> its future resolved on the loop). Both are real costs whatever the machine
+  is doing, so they are not filtered: on a busy machine wake-ups are slower and more requests run inline.
 
 Neither is measured on one path while requests take the other (steady async load overlaps every worker call;
 inline requests use no worker), so after ``refresh_every`` requests without a fresh sample, and at most every
@@ -35,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 INLINE, WORKER, PROBE = "inline", "worker", "probe"
-MARGIN = 1.5
+MARGIN = 1.15
 CALL_WINDOW = 8
 HANDOFF_WINDOW = 15
 BURST = 8
@@ -51,16 +54,21 @@ class InlinePolicy:
         refresh_every: requests without a fresh sample before it is refreshed (a probe or a burst).
         refresh_interval_s: seconds between refreshes of one kind at least (a fast model is not probed every
             few milliseconds).
+        lanes: requests that can run at once on workers (the scheduler's max_in_flight, at most the CPUs).
         call_s: uncontended engine call time (seconds), None until a solo call was seen.
+        worker_call_s: engine call time on worker threads as they run now (seconds), None until one ran.
         handoff_s: worker round-trip overhead (seconds), None until a worker request was measured.
     """
 
     max_block_s: float | None
     refresh_every: int = 500
     refresh_interval_s: float = 0.2
+    lanes: int = 2
     call_s: float | None = None
+    worker_call_s: float | None = None
     handoff_s: float | None = None
     _calls: deque[float] = field(default_factory=lambda: deque(maxlen=CALL_WINDOW))
+    _worker_calls: deque[float] = field(default_factory=lambda: deque(maxlen=HANDOFF_WINDOW))
     _handoffs: deque[float] = field(default_factory=lambda: deque(maxlen=HANDOFF_WINDOW))
     _since_call: int = 0
     _since_handoff: int = 0
@@ -70,16 +78,23 @@ class InlinePolicy:
     _probing: bool = False  # a probe is queued or running (one at a time)
     _inline: bool = False  # prefers_inline(), kept current by the record_ methods
 
-    def threshold_s(self) -> float | None:
-        """Engine calls shorter than this run inline (None: not known yet, or inline is off)."""
-        if self.max_block_s is None or self.handoff_s is None:
+    def worker_cycle_s(self) -> float | None:
+        """Seconds a worker spends per request, its call and the handoff (None: not measured yet)."""
+        if self.handoff_s is None or self.call_s is None:
             return None
-        return min(self.max_block_s, MARGIN * self.handoff_s)
+        return (self.worker_call_s if self.worker_call_s is not None else self.call_s) + self.handoff_s
 
     def prefers_inline(self) -> bool:
-        """Whether the measurements say the awaiting thread beats a worker."""
-        threshold = self.threshold_s()
-        return threshold is not None and self.call_s is not None and self.call_s < threshold
+        """Whether the measurements say the awaiting thread beats ``lanes`` workers."""
+        cycle = self.worker_cycle_s()
+        if (
+            self.max_block_s is None
+            or cycle is None
+            or self.call_s is None
+            or self.call_s >= self.max_block_s
+        ):
+            return False
+        return self.lanes * self.call_s <= MARGIN * cycle
 
     def route(self, clock: Callable[[], float]) -> str:
         """Where the next request should go: ``INLINE``, ``WORKER`` or ``PROBE`` (counts the request).
@@ -123,9 +138,14 @@ class InlinePolicy:
         """The probe finished, failed, or was cancelled / dropped before it ran."""
         self._probing = False
 
-    def record_call(self, seconds: float, solo: bool) -> None:
-        """One engine call ended; only a solo call's duration says what the engine costs."""
+    def record_call(self, seconds: float, solo: bool, on_worker: bool = False) -> None:
+        """One engine call ended; only a solo call's duration says what the engine costs alone."""
+        if on_worker:
+            self._worker_calls.append(seconds)
+            self.worker_call_s = sorted(self._worker_calls)[len(self._worker_calls) // 2]
         if not solo:
+            if on_worker:
+                self._inline = self.prefers_inline()
             return
         calls = self._calls
         evicted = calls[0] if len(calls) == calls.maxlen else None
@@ -135,7 +155,7 @@ class InlinePolicy:
             self.call_s = seconds
         elif evicted == self.call_s:  # the minimum left the window
             self.call_s = min(calls)
-        else:
+        elif not on_worker:
             return
         self._inline = self.prefers_inline()
 

@@ -22,6 +22,7 @@ loop gets to the first are delivered by one loop callback.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 import time
 from collections import deque
@@ -84,7 +85,11 @@ class InFlightScheduler:
         self._started: list[threading.Thread] = []  # every worker ever started (introspection, tests)
         self._closing = False
         self._stats = stats if stats is not None else Accounting()
-        self.policy = policy if policy is not None else InlinePolicy(inline_below_s)
+        self.policy = (
+            policy
+            if policy is not None
+            else InlinePolicy(inline_below_s, lanes=max(1, min(max_in_flight, os.cpu_count() or 1)))
+        )
         self._clock = clock
         # results waiting to be delivered, per event loop (one loop callback drains each)
         self._outbox: dict[asyncio.AbstractEventLoop, list[tuple[_Request, Any, BaseException | None]]] = {}
@@ -283,7 +288,9 @@ class InFlightScheduler:
         """A worker's call ended (lock held): free its slot, count it, learn its duration, wake a waiter."""
         # NOTE: only a call that nothing overlapped measures the engine: one that shared the machine with
         # another call also measured its waits for the GIL and a CPU
-        self.policy.record_call(end - req.started, solo=req.alone and self._starts == req.epoch)
+        self.policy.record_call(
+            end - req.started, solo=req.alone and self._starts == req.epoch, on_worker=True
+        )
         if req.probe:
             self._solo_running = False
         self._running -= 1
