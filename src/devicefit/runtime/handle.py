@@ -23,7 +23,7 @@ from devicefit.runtime.stream import StreamResult, stream
 # Requests are admitted only in ready; async submits during closing end as Dropped, synchronous calls too.
 CLOSED, LOADING, READY, CLOSING = "closed", "loading", "ready", "closing"
 # The longest engine call an async request may run on the awaiting thread, blocking its event loop; whether a call
-# shorter than this runs there is measured (devicefit.runtime.inline_policy: call time vs the worker handoff).
+# shorter than this runs there is decided from measurements (devicefit.runtime.inline_policy).
 INLINE_BELOW_S = 1e-3
 
 
@@ -46,8 +46,8 @@ class Model:
             drop_oldest, 0 for reject).
         cache: a SpecializationCache, None for the default one, False for none.
         inline_below_s: async requests may run on the awaiting thread instead of a worker when their engine
-            calls take less than this many seconds (uncontended) *and* less than a worker handoff is measured to
-            cost, so a second thread could not win the time back (:mod:`devicefit.runtime.inline_policy`);
+            calls take less than this many seconds (uncontended) *and* the workers are measured to be no faster
+            (the call on a worker plus the handoff, against the call alone: :mod:`devicefit.runtime.inline_policy`);
             such a call blocks the event loop while it runs. None: always a worker.
         **engine_options: passed to the engine (``example_inputs``, ``function``, ``threads``...).
     """
