@@ -1,14 +1,19 @@
 """Async and batch throughput of the interp engine vs sync ``predict``, interleaved round by round.
 
-For each model (a small depthwise-separable CNN, the zoo's ViT and BERT encoder, a tiny MLP for the
-"any model size" floor) it loads ``devicefit.load(pkg, engine="interp", max_in_flight=2)`` with the compiled
-path (default) and with ``compiled=False`` (the plain interpreter), torch at 1 thread, and alternates, round
-after round, a block of N sync ``predict`` calls, N ``predict_async`` calls from 2 concurrent callers, and one
-``predict_batch`` of N requests. Reported: the median over rounds of async / sync throughput and of batch /
-sync throughput (per sample). Targets (issue 13): async >= 1.6x sync for the small CNN with 2 in flight and
-never below 1.0x; batch >= 1.0x.
+For each model (a small depthwise-separable CNN, the zoo's ViT and BERT encoder, a tiny MLP for the "any model
+size" floor, and the same CNN at several input sizes so the crossover between the inline and the worker path is
+visible) it loads ``devicefit.load(pkg, engine="interp", max_in_flight=2)`` with the compiled path (default) and,
+for the main rows, with ``compiled=False`` (the plain interpreter), torch at 1 thread. Each round runs, one
+block after the other: N sync ``predict`` calls; N ``predict_async`` calls from 2 concurrent callers; the same
+from 2 callers through the stdlib pattern ``await loop.run_in_executor(ThreadPoolExecutor(2), handle.predict,
+feeds)`` (control: what plain asyncio + threads gets); N ``predict`` calls split over 2 plain threads (control:
+how far the engine itself parallelises); one ``predict_batch`` of N. Reported: medians over rounds of each
+throughput / sync throughput of the same round, the route the inline policy settled on (with its measured
+call times alone and on a worker, and the worker handoff), and, before and after, two threads of a GIL-free matmul vs one (the
+parallel capacity the machine gave: 2.0 on two idle cores). Targets (issue 13): async >= 1.6x sync for the small
+CNN with 2 in flight and never below 1.0x; batch >= 1.0x.
 
-    .venv/bin/python benchmarks/interp_async.py [--rounds 7] [--n 40] [--json out.json]
+    .venv/bin/python benchmarks/interp_async.py [--rounds 7] [--n 40] [--models ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -27,8 +32,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 warnings.filterwarnings("ignore")
 
 
-def small_cnn():  # type: ignore[no-untyped-def]
-    """Depthwise-separable conv net (MobileNet-v1 style), ~1-3 ms per 96x96 image on one thread."""
+def small_cnn(size: int = 96):  # type: ignore[no-untyped-def]
+    """Depthwise-separable conv net (MobileNet-v1 style), ~0.7 ms per 96x96 image on one thread."""
     import torch
     from torch import nn
 
@@ -44,7 +49,7 @@ def small_cnn():  # type: ignore[no-untyped-def]
     layers += dws(16, 32, 1) + dws(32, 64, 2) + dws(64, 64, 1) + dws(64, 128, 2)
     layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, 10)]
     torch.manual_seed(0)
-    return nn.Sequential(*layers).eval(), (torch.randn(1, 3, 96, 96),), ["x"]
+    return nn.Sequential(*layers).eval(), (torch.randn(1, 3, size, size),), ["x"]
 
 
 def tiny_mlp():  # type: ignore[no-untyped-def]
@@ -68,50 +73,100 @@ MODELS = {
     "vit": lambda: zoo_model("vit"),
     "bert_encoder": lambda: zoo_model("bert_encoder"),
     "tiny_mlp": tiny_mlp,
+    # the request-size sweep (compiled path only): the same CNN at other input sizes
+    "small_cnn_64px": lambda: small_cnn(64),
+    "small_cnn_128px": lambda: small_cnn(128),
+    "small_cnn_160px": lambda: small_cnn(160),
 }
+SWEEP = {"small_cnn_64px", "small_cnn_128px", "small_cnn_160px"}
 
 
 def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
     import devicefit
 
     handle = devicefit.load(pkg, engine="interp", max_in_flight=2, cache=False, compiled=compiled)
     for _ in range(10):
         handle.predict(feeds)
+    executor = ThreadPoolExecutor(2)
+    loop = asyncio.new_event_loop()
 
-    async def two_callers() -> float:
-        left = [n]
+    def two_callers(submit) -> float:  # type: ignore[no-untyped-def]
+        async def main() -> float:
+            left = [n]
 
-        async def caller() -> None:
-            while left[0] > 0:
-                left[0] -= 1
-                await handle.predict_async(feeds)
+            async def caller() -> None:
+                while left[0] > 0:
+                    left[0] -= 1
+                    await submit()
 
+            start = time.perf_counter()
+            await asyncio.gather(caller(), caller())
+            return time.perf_counter() - start
+
+        return loop.run_until_complete(main())
+
+    def handle_async():  # type: ignore[no-untyped-def]
+        return handle.predict_async(feeds)
+
+    def stdlib_executor():  # type: ignore[no-untyped-def]
+        return loop.run_in_executor(executor, handle.predict, feeds)
+
+    def two_threads() -> float:
+        def work(count: int) -> None:
+            for _ in range(count):
+                handle.predict(feeds)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in (n // 2, n - n // 2)]
         start = time.perf_counter()
-        await asyncio.gather(caller(), caller())
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
         return time.perf_counter() - start
 
-    loop = asyncio.new_event_loop()
-    loop.run_until_complete(two_callers())  # start the worker threads
-    async_ratio, batch_ratio, sync_ms = [], [], []
-    for _ in range(rounds):
+    def sync() -> float:
         start = time.perf_counter()
         for _ in range(n):
             handle.predict(feeds)
-        sync = time.perf_counter() - start
-        two = loop.run_until_complete(two_callers())
+        return time.perf_counter() - start
+
+    def batch() -> float:
         start = time.perf_counter()
         handle.predict_batch([feeds] * n)
-        batch = time.perf_counter() - start
-        async_ratio.append(sync / two)
-        batch_ratio.append(sync / batch)
-        sync_ms.append(sync / n * 1e3)
+        return time.perf_counter() - start
+
+    two_callers(handle_async)  # start the worker threads; the inline policy takes its first measurements
+    two_callers(stdlib_executor)
+    ratios: dict[str, list[float]] = {"async": [], "executor": [], "threads": [], "batch": []}
+    sync_ms = []
+    for _ in range(rounds):
+        base = sync()
+        ratios["async"].append(base / two_callers(handle_async))
+        ratios["executor"].append(base / two_callers(stdlib_executor))
+        ratios["threads"].append(base / two_threads())
+        ratios["batch"].append(base / batch())
+        sync_ms.append(base / n * 1e3)
     loop.close()
+    executor.shutdown()
+    sched = handle._scheduler
+    policy = getattr(sched, "policy", None)  # None: no scheduler yet, or a checkout before the policy
     handle.unload()
     return {
         "sync_ms": statistics.median(sync_ms),
-        "async_ratio": statistics.median(async_ratio),
-        "async_min": min(async_ratio),
-        "batch_ratio": statistics.median(batch_ratio),
+        "async_ratio": statistics.median(ratios["async"]),
+        "async_min": min(ratios["async"]),
+        "executor_ratio": statistics.median(ratios["executor"]),
+        "threads_ratio": statistics.median(ratios["threads"]),
+        "batch_ratio": statistics.median(ratios["batch"]),
+        "route": "inline" if policy is not None and policy.prefers_inline() else "workers",
+        "call_us": None if policy is None or policy.call_s is None else policy.call_s * 1e6,
+        "handoff_us": None if policy is None or policy.handoff_s is None else policy.handoff_s * 1e6,
+        "worker_call_us": None
+        if policy is None or policy.worker_call_s is None
+        else policy.worker_call_s * 1e6,
     }
 
 
@@ -151,7 +206,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--n", type=int, default=40, help="requests per block")
     parser.add_argument("--json", type=Path, default=None)
@@ -165,24 +220,41 @@ def main() -> int:
     tune_malloc()
     torch.set_num_threads(1)
     rows = []
+    header = (
+        f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'executor':>9s} {'2 threads':>9s} "
+        f"{'batch':>6s} {'route (c / w / h us)':>27s} {'machine':>8s}"
+    )
+    print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         for name in args.models.split(","):
             model, inputs, names = MODELS[name]()
             pkg = Path(tmp) / f"{name}.mlpackage"
             convert(model, inputs, target="iOS18", precision="fp32", input_names=names).save(str(pkg))
             feeds = {n: t.numpy() for n, t in zip(names, inputs)}
-            for compiled in (True, False):
+            for compiled in (True,) if name in SWEEP else (True, False):
                 before = machine_parallelism(0.5)
                 r = measure(pkg, feeds, compiled, args.rounds, args.n)
                 r["machine_parallelism"] = (before + machine_parallelism(0.5)) / 2
                 rows.append({"model": name, "compiled": compiled, **r})
+                known = [r["call_us"], r["worker_call_us"], r["handoff_us"]]
+                learned = (
+                    f"{r['route']} ({' / '.join(f'{v:.0f}' for v in known)})"
+                    if None not in known
+                    else r["route"]
+                )
                 print(
-                    f"{name:13s} {'compiled' if compiled else 'interpreter':11s} sync {r['sync_ms']:7.3f} ms/req  "
-                    f"async/sync {r['async_ratio']:.2f}x (min {r['async_min']:.2f}x)  "
-                    f"batch/sync per sample {r['batch_ratio']:.2f}x  "
-                    f"(control: 2 threads give {r['machine_parallelism']:.2f}x on a GIL-free matmul)",
+                    f"{name:16s} {'compiled' if compiled else 'interpreter':11s} {r['sync_ms']:8.3f} "
+                    f"{r['async_ratio']:5.2f}x (>={r['async_min']:.2f}) {r['executor_ratio']:8.2f}x "
+                    f"{r['threads_ratio']:8.2f}x {r['batch_ratio']:5.2f}x {learned:>27s} "
+                    f"{r['machine_parallelism']:7.2f}x",
                     flush=True,
                 )
+    print(
+        "async/sync, executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
+        "(per sample): throughput / sync throughput, medians over rounds (>= the worst round); route: where the "
+        "inline policy sent requests, from c (engine call alone), w (call on a worker under this load) and h (worker "
+        "handoff); machine: 2 threads / 1 on a GIL-free matmul (2.0 = two idle cores)"
+    )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))
     return 0

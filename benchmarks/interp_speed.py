@@ -4,7 +4,8 @@ For each zoo model and batch size (1 and 16) it converts the model with coremlto
 precision), then, with the same torch thread count, calls in turn, round after round (the order rotating):
   * PyTorch eager (``torch.inference_mode``),
   * the plain interpreter in fp32 and in fp16 emulation (``Program.run``),
-  * the compiled path in fp32 and in fp16 emulation (``interp.compile_program``; what the interp engine runs),
+  * the compiled path in fp32 and in fp16 emulation (``interp.compile_program``; what the interp engine runs:
+    the default build, with the rewrites of interp/rewrites.py within their stated tolerance),
 and reports the median latency of each and the median over rounds of the paired ratio x / eager (each ratio
 taken within one round, so load from other processes hits both sides alike). Targets (issue 13): compiled fp32
 <= 1.0x eager as a geometric mean over the zoo at batch 1 and at batch 16, worst model <= 1.2x; fp16 emulation
@@ -114,11 +115,19 @@ def main() -> int:
                 args.rounds,
             )
             fallbacks = [f.describe() for f in c32.fallbacks + c16.fallbacks]
+            specs = {"fp32": c32.specializations, "fp16": c16.specializations}
             row = {
                 "model": entry.name,
                 "batch": batch,
                 "ops": sum(v for k, v in p32.op_counts.items() if k != "const"),
                 **r,
+                # per precision: seconds to specialise, rewrite, trace and check one input shape
+                **{f"compile_{p}_s": round(s[0].compile_s, 3) if s else None for p, s in specs.items()},
+                **{
+                    f"graph_nodes_{p}": s[0].passes.nodes_after if s and s[0].passes else None
+                    for p, s in specs.items()
+                },
+                "rewritten": [p for p, s in specs.items() if s and (s[0].rewrites or s[0].half_ops)],
                 "fallbacks": fallbacks,
             }
             rows.append(row)
@@ -126,7 +135,9 @@ def main() -> int:
                 f"{entry.name:13s} {batch:2d} {row['ops']:4d} {r['eager_ms']:7.3f} | "
                 f"{r['interp_fp32_ms']:8.3f} {r['interp_fp32_ratio']:5.2f}x {r['compiled_fp32_ms']:10.3f} "
                 f"{r['compiled_fp32_ratio']:5.2f}x | {r['interp_fp16_ms']:8.3f} {r['interp_fp16_ratio']:5.2f}x "
-                f"{r['compiled_fp16_ms']:10.3f} {r['compiled_fp16_ratio']:5.2f}x"
+                f"{r['compiled_fp16_ms']:10.3f} {r['compiled_fp16_ratio']:5.2f}x | "
+                f"compile {row['compile_fp32_s']} / {row['compile_fp16_s']} s"
+                + (f" rewritten {','.join(row['rewritten'])}" if row["rewritten"] else "")
                 + (f"  FALLBACK: {'; '.join(fallbacks)}" if fallbacks else ""),
                 flush=True,
             )

@@ -130,30 +130,42 @@ def tiny_mlp() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
 
 
-def _interleaved(h: Model, x: dict, n: int, rounds: int) -> tuple[float, float]:
-    """Median over rounds of async(2 in flight)/sync and batch/sync throughput; each round runs the three
+def _interleaved(h: Model, x: dict, n: int, rounds: int) -> tuple[float, float, float]:
+    """Medians over rounds of async(2 in flight)/sync, batch/sync, and (control) the stdlib
+    ``run_in_executor(ThreadPoolExecutor(2), h.predict)`` from 2 callers / sync throughput; each round runs the
     modes back to back so that the machine's load changes disturb them alike."""
+    from concurrent.futures import ThreadPoolExecutor
 
-    async def two_callers() -> float:
+    executor = ThreadPoolExecutor(2)
+
+    async def two_callers(stdlib: bool) -> float:
         left = [n]
+        loop = asyncio.get_running_loop()
 
         async def caller() -> None:
             while left[0] > 0:
                 left[0] -= 1
-                await h.predict_async(x)
+                if stdlib:
+                    await loop.run_in_executor(executor, h.predict, x)
+                else:
+                    await h.predict_async(x)
 
         s = time.perf_counter()
         await asyncio.gather(caller(), caller())
         return time.perf_counter() - s
 
-    async_ratio, batch_ratio = [], []
+    asyncio.run(two_callers(False))  # the inline policy's first measurements
+    async_ratio, batch_ratio, executor_ratio = [], [], []
     for _ in range(rounds):
         sync = _t(lambda: [h.predict(x) for _ in range(n)])
-        two = asyncio.run(two_callers())
+        two = asyncio.run(two_callers(False))
+        control = asyncio.run(two_callers(True))
         batch = _t(lambda: h.predict_batch([x] * n))
         async_ratio.append(sync / two)
+        executor_ratio.append(sync / control)
         batch_ratio.append(sync / batch)
-    return statistics.median(async_ratio), statistics.median(batch_ratio)
+    executor.shutdown()
+    return statistics.median(async_ratio), statistics.median(batch_ratio), statistics.median(executor_ratio)
 
 
 def bench_engines_async(tmp: Path) -> None:
@@ -173,11 +185,13 @@ def bench_engines_async(tmp: Path) -> None:
             with Model(model, engine=engine, cache=False, max_in_flight=2, **opts) as h:
                 for _ in range(10):
                     h.predict(x)
-                a, b = _interleaved(h, x, n, rounds=7)
+                a, b, control = _interleaved(h, x, n, rounds=7)
+                policy = getattr(h._scheduler, "policy", None)  # None on a checkout before the policy (A/B)
+                route = "inline" if policy is not None and policy.prefers_inline() else "workers"
             ROWS.append(
                 (
                     f"async 2 in flight vs sync ({engine}, {label})",
-                    "median of 7 rounds",
+                    f"median of 7 rounds; route: {route}; control, stdlib run_in_executor: {control:.2f}x",
                     f"{a:.2f}x",
                     ">= 1.0x",
                 )

@@ -63,6 +63,18 @@ def test_big_endian_arrays_are_converted(embed):
     np.testing.assert_array_equal(got, expected)
 
 
+def test_reversed_views_are_read_in_their_logical_order(embed):
+    """A view reversed along an axis of length 1 is C-contiguous to numpy but has a negative stride, which
+    torch.from_numpy refuses (it raised a raw ValueError)."""
+    prog, ids, x = embed
+    expected = _out(prog.run({"ids": ids, "x": x}))
+    got = _out(prog.run({"ids": ids[::-1], "x": x[::-1]}))  # axis 0 has length 1: same values
+    np.testing.assert_array_equal(got, expected)
+    flipped = x[:, ::-1]  # a real reversal: the interpreter must read the flipped values
+    want = _out(prog.run({"ids": ids[:, ::-1].copy(), "x": flipped.copy()}))
+    np.testing.assert_array_equal(_out(prog.run({"ids": ids[:, ::-1], "x": flipped})), want)
+
+
 def test_bfloat16_tensors_are_widened(embed):
     prog, ids, x = embed
     x_bf16 = torch.from_numpy(x).to(torch.bfloat16)

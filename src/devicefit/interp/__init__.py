@@ -6,7 +6,7 @@ intermediate value available::
     import devicefit.interp as interp
     prog = interp.load("model.mlpackage")
     outputs = prog.run({"x": x}, precision="fp16", intermediates=True)
-    fast = interp.compile_program(prog, "fp32")     # traced per input shape, GIL-free, bit-identical
+    fast = interp.compile_program(prog, "fp32")     # traced per input shape, GIL-free (exact=True: bit-identical)
     outputs = fast.run({"x": x})
 
 The stages, each a module that imports only the ones before it (a test checks there is no cycle):

@@ -72,7 +72,13 @@ def to_held_tensor(value: object, mil_dtype: str | None) -> torch.Tensor:
     elif arr.dtype == np.uint32:
         arr = arr.astype(np.int64)
     # NOTE: np.ascontiguousarray returns at least rank 1; reshape keeps MIL scalars rank 0.
-    tensor = torch.from_numpy(np.ascontiguousarray(arr)).reshape(arr.shape)
+    # NOTE: a view reversed along a length-1 axis is C-contiguous to numpy (ascontiguousarray keeps it) but
+    # has a negative stride, which torch.from_numpy refuses: copy it.
+    shape = arr.shape
+    arr = np.ascontiguousarray(arr)
+    if any(s < 0 for s in arr.strides):
+        arr = arr.copy()
+    tensor = torch.from_numpy(arr).reshape(shape)
     return tensor.to(target) if tensor.dtype != target else tensor
 
 

@@ -80,19 +80,39 @@ class RoundEntry:
 
 
 @dataclass
+class FnEntry:
+    """A computation put in by a tape rewrite (``rewrites.py``): ``fn(*args)`` fills ``out_slots``.
+
+    ``fn`` runs the interpreter's kernels and ``post_process`` itself, so the casts and fp16 roundings stay
+    where the interpreter has them.
+    """
+
+    fn: Callable[..., Sequence[Any]]
+    args: list[Any]  # constants or Slots
+    out_slots: list[int]
+    label: str
+
+
+@dataclass
 class Tape:
     """A straight-line program over slots: inputs fill slots ``0..len(input_names)-1``."""
 
     precision: str
     input_names: list[str]
-    entries: list[CallEntry | RoundEntry] = field(default_factory=list)
+    entries: list[CallEntry | RoundEntry | FnEntry] = field(default_factory=list)
     slot_count: int = 0
     outputs: list[Any] = field(default_factory=list)  # per program output: a constant or a Slot
     unrolled_loops: list[tuple[str, int]] = field(default_factory=list)  # (while_loop name, iterations)
+    # slot -> (shape, dtype) of the value it held while specialising (tensors only), for the rewrites
+    meta: dict[int, tuple[tuple[int, ...], torch.dtype]] = field(default_factory=dict)
 
     def new_slot(self) -> int:
         self.slot_count += 1
         return self.slot_count - 1
+
+    def note(self, slot: int, value: Any) -> None:
+        if isinstance(value, torch.Tensor):
+            self.meta[slot] = (tuple(value.shape), value.dtype)
 
     def replay(self, inputs: Sequence[Any], on_entry: Callable[[CallEntry], None] | None = None) -> list[Any]:
         """Run the tape on ``inputs`` (one per input name); returns every program output."""
@@ -102,6 +122,11 @@ class Tape:
         for entry in self.entries:
             if isinstance(entry, RoundEntry):
                 slots[entry.dst] = dtypes.round_fp16(slots[entry.src])
+                continue
+            if isinstance(entry, FnEntry):
+                args = [slots[a.index] if isinstance(a, Slot) else a for a in entry.args]
+                for slot, value in zip(entry.out_slots, entry.fn(*args)):
+                    slots[slot] = value
                 continue
             if on_entry is not None:
                 on_entry(entry)
@@ -149,7 +174,9 @@ class Specializer:
             if name not in feeds:
                 raise NotLowerable("", "", f"main block input {name!r} is not a model input")
             self.tape.input_names.append(name)
-            values.append((feeds[name], Slot(self.tape.new_slot())))
+            slot = Slot(self.tape.new_slot())
+            values.append((feeds[name], slot))
+            self.tape.note(slot.index, feeds[name])
         outs = self.run_block(block, values)
         self.tape.outputs = [slot if slot is not None else value for value, slot in outs]
         return self.tape, [value for value, _ in outs]
@@ -161,6 +188,7 @@ class Specializer:
                 if slot is not None:
                     dst = self.tape.new_slot()
                     self.tape.entries.append(RoundEntry(slot.index, dst))
+                    self.tape.note(dst, value)
                     slot = Slot(dst)
             self.env[name] = (value, slot)
         for step in block.steps:
@@ -213,6 +241,7 @@ class Specializer:
         self.tape.entries.append(CallEntry(step, bound, slots))
         for name, value, slot in zip(step.outputs, outs, slots):
             self.env[name] = (value, Slot(slot))
+            self.tape.note(slot, value)
 
     # ------------------------------------------------------------------ control flow
     def _while_loop(self, step: Step) -> None:
@@ -263,6 +292,7 @@ class Specializer:
             dst = self.tape.new_slot()
             self.tape.entries.append(CallEntry(_single(step, i), {"__value__": slot}, [dst]))
             self.env[name] = (out, Slot(dst))
+            self.tape.note(dst, out)
 
 
 class DataRead(Exception):

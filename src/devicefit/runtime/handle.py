@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
+import time
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -21,8 +22,9 @@ from devicefit.runtime.stream import StreamResult, stream
 #                        `--load failed--> closed
 # Requests are admitted only in ready; async submits during closing end as Dropped, synchronous calls too.
 CLOSED, LOADING, READY, CLOSING = "closed", "loading", "ready", "closing"
-# Async requests whose engine calls average below this run on the caller's thread (see InFlightScheduler).
-INLINE_BELOW_S = 1e-4
+# The longest engine call an async request may run on the awaiting thread, blocking its event loop; whether a call
+# shorter than this runs there is decided from measurements (devicefit.runtime.inline_policy).
+INLINE_BELOW_S = 1e-3
 
 
 class PredictionError(RuntimeError):
@@ -43,10 +45,15 @@ class Model:
         max_queue: requests that may wait for a slot (default: unbounded for wait, ``max_in_flight`` for
             drop_oldest, 0 for reject).
         cache: a SpecializationCache, None for the default one, False for none.
-        inline_below_s: async requests whose engine calls average below this many seconds run on the awaiting
-            thread instead of a worker (a thread handoff would cost more than the call); None: always a worker.
+        inline_below_s: async requests may run on the awaiting thread instead of a worker when their engine
+            calls take less than this many seconds (uncontended) *and* the workers are measured to be no faster
+            (the call on a worker plus the handoff, against the call alone: :mod:`devicefit.runtime.inline_policy`);
+            such a call blocks the event loop while it runs. None: always a worker.
         **engine_options: passed to the engine (``example_inputs``, ``function``, ``threads``...).
     """
+
+    # what the async scheduler times engine calls and handoffs with (tests replace it with a fake clock)
+    _clock: Callable[[], float] = staticmethod(time.perf_counter)
 
     def __init__(
         self,
@@ -196,7 +203,7 @@ class Model:
     def _leave(self) -> None:
         with self._cond:
             self._active -= 1
-            if not self._active:
+            if not self._active and self._state == CLOSING:  # only unload() waits for engine calls to end
                 self._cond.notify_all()
 
     def _engine_call(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -259,6 +266,7 @@ class Model:
                 lock=self._lock,
                 stats=self._stats,
                 inline_below_s=self.inline_below_s,
+                clock=self._clock,
             )
         return self._scheduler
 
@@ -275,10 +283,10 @@ class Model:
             PredictionError: the engine failed on this request.
         """
         counted = False
+        inline = None
         try:
             while True:
-                with self._lock:
-                    state = self._state
+                state = self._state  # a hint only (re-checked under the lock below): saves a lock round trip
                 if state == CLOSING:
                     raise Dropped("request dropped: the model is being unloaded")
                 if state != READY:
@@ -286,9 +294,14 @@ class Model:
                 arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
                 with self._lock:
                     if self._state == READY:
-                        sched = self._sched_locked()
+                        sched = self._scheduler or self._sched_locked()
                         self._stats.submitted += 1
                         counted = True
+                        # NOTE: admitted, counted and registered as an engine call in this one critical section:
+                        # a call short enough to run inline is short enough for every lock round trip to show
+                        route, inline = sched.begin_locked()
+                        if inline is not None:
+                            self._active += 1
                         break
                     if self._state == CLOSING:
                         raise Dropped("request dropped: the model is being unloaded")
@@ -306,7 +319,20 @@ class Model:
                 self._stats.submitted += not counted
                 setattr(self._stats, outcome, getattr(self._stats, outcome) + 1)
             raise
-        return await sched.submit(arrays, counted=True)
+        if inline is None:
+            return await sched.submit(arrays, counted=True, route=route)
+        # on this (the awaiting) thread: the policy measured the call as shorter than a worker handoff
+        failed = True
+        try:
+            result = self._engine_call(arrays)
+            failed = False
+            return result
+        finally:
+            with self._lock:  # the condition's lock (a plain Lock: cheaper to enter than the Condition)
+                sched.end_inline_locked(inline, failed)
+                self._active -= 1
+                if not self._active and self._state == CLOSING:
+                    self._cond.notify_all()
 
     async def stream(
         self, frames: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]], keep: int = 1

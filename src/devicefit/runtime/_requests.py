@@ -1,0 +1,91 @@
+"""What a request is while the scheduler holds it, what can happen to it, and how its caller is told."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from typing import Any
+
+
+class Dropped(Exception):
+    """The request was dropped before it ran (a fresher one took its place, or the model was unloaded)."""
+
+
+class Rejected(Exception):
+    """The request was refused because the model was at capacity (``overflow="reject"``)."""
+
+
+@dataclass
+class Accounting:
+    """What happened to every request; ``submitted`` always equals the sum of the outcomes plus
+    the requests still pending."""
+
+    submitted: int = 0
+    completed: int = 0
+    failed: int = 0
+    dropped: int = 0
+    rejected: int = 0
+    cancelled: int = 0
+    peak_in_flight: int = 0
+    peak_queued: int = 0
+
+    @property
+    def settled(self) -> int:
+        return self.completed + self.failed + self.dropped + self.rejected + self.cancelled
+
+
+# an inline call: (its start's number, whether nothing else ran when it started, when it started)
+_Ticket = tuple[int, bool, float]
+
+
+class _Request:
+    """One request's life: new -> waiting (for admission) -> queued -> running -> done.
+
+    ``outcome`` is the Accounting field it was counted in once done, so a caller's late cancellation can move it.
+    The timing fields feed the inline policy: ``probe`` runs alone; ``epoch`` / ``alone`` tell whether another call
+    overlapped it; ``ready`` is when it could start on a worker, ``dispatch_s`` how long a worker took to start it,
+    ``ended`` when its call returned (its future is resolved on the loop some time later: the return handoff).
+    """
+
+    # NOTE: class-level defaults, no __slots__: a request is built on every predict_async (inline ones
+    # included), and setting only what differs is a third of the cost of filling every slot
+    admit: asyncio.Future | None = None
+    alone = False
+    cancel_requested = False
+    dispatch_s: float | None = None
+    ended: float | None = None
+    epoch = 0
+    outcome = ""
+    probe = False
+    ready: float | None = None
+    started = 0.0
+    state = "new"
+
+    def __init__(
+        self, feeds: Any, future: asyncio.Future | None, loop: asyncio.AbstractEventLoop | None
+    ) -> None:
+        self.feeds = feeds
+        self.future = future
+        self.loop = loop
+
+
+def _resolve(fut: asyncio.Future, result: Any, exc: BaseException | None) -> None:
+    if fut.done():  # the awaiting task was cancelled meanwhile
+        return
+    if exc is not None:
+        fut.set_exception(exc)
+    else:
+        fut.set_result(result)
+
+
+def _post(
+    loop: asyncio.AbstractEventLoop, fut: asyncio.Future, result: Any, exc: BaseException | None
+) -> bool:
+    """Resolve ``fut`` on its loop from any thread; False when the loop is closed (nobody will ever await it)."""
+    if loop.is_closed():
+        return False
+    try:
+        loop.call_soon_threadsafe(_resolve, fut, result, exc)
+    except RuntimeError:  # closed between the check and the call
+        return False
+    return True

@@ -1,0 +1,172 @@
+"""Where an async request runs: on the awaiting thread (inline) or on a worker, decided from measurements.
+
+With ``k`` requests in flight on ``k`` cores (``k`` = ``lanes``: max_in_flight, at most the CPU count), workers give
+``k / (w + h)`` requests per second and the awaiting thread ``1 / c``, where ``c`` is the engine call alone, ``w``
+the same call on a worker as it runs under this load (side by side with another call it waits for the GIL, shares
+caches and memory bandwidth: 1.15x ``c`` for a small CNN on two idle cores, more for memory-bound models) and ``h``
+the *handoff* (wake a worker, then resolve a future on the event loop: ~100-140 us a round trip on this 2-vCPU VM,
+far more on a busy machine). A request runs inline when ``k * c <= MARGIN * (w + h)``: a second thread cannot win
+back what the hop and the sharing cost (``MARGIN`` leaves the close calls inline, so async does not fall below
+sync). Inline requests stay within the in-flight bound and the accounting; ``max_block_s`` caps the (uncontended)
+call that may block the event loop.
+
+All three figures are measured, none is assumed:
+
+* **call time** ``c``: the fastest of the last ``CALL_WINDOW`` *solo* calls (calls no other call of the scheduler
+  overlapped). A call measured while another ran includes the time it waited for the GIL and a CPU, and other
+  processes only ever make a call slower, so the minimum is the uncontended cost. (The bug this replaced: one
+  moving average over all calls, measured on worker threads that always overlapped, stayed at 3x the
+  uncontended 36 us of a tiny model and kept the inline path off.)
+* **worker call time** ``w``: the median of the last ``HANDOFF_WINDOW`` calls on worker threads, contended or not.
+* **handoff** ``h``: the median of the last ``HANDOFF_WINDOW`` worker requests, each (became ready to start ->
+  started on a worker) + (call ended -> its future resolved on the loop). Both are real costs whatever the machine
+  is doing, so they are not filtered: on a busy machine wake-ups are slower and more requests run inline.
+
+Neither is measured on one path while requests take the other (steady async load overlaps every worker call;
+inline requests use no worker), so after ``refresh_every`` requests without a fresh sample, and at most every
+``refresh_interval_s``, the missing one is refreshed: a *probe* (one request that runs on a worker alone:
+nothing else starts while it runs) measures the call time; a *burst* of ``BURST`` requests sent to workers
+measures the handoff as it is under load (a lone request wakes threads that slept: a probe's handoff is not
+counted). A machine that got busier or quieter, or a model whose inputs changed size, is noticed within one
+refresh. Until both are known, requests go to workers (the behaviour with inline off).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+INLINE, WORKER, PROBE = "inline", "worker", "probe"
+MARGIN = 1.15
+CALL_WINDOW = 8
+HANDOFF_WINDOW = 15
+BURST = 8
+RECHECK = 32  # requests between looks at the clock while a due refresh waits for refresh_interval_s
+
+
+@dataclass
+class InlinePolicy:
+    """Routes requests and learns from what they measured (not thread-safe: the scheduler's lock guards it).
+
+    Attributes:
+        max_block_s: the longest (uncontended) engine call that may run on the awaiting thread; None: never inline.
+        refresh_every: requests without a fresh sample before it is refreshed (a probe or a burst).
+        refresh_interval_s: seconds between refreshes of one kind at least (a fast model is not probed every
+            few milliseconds).
+        lanes: requests that can run at once on workers (the scheduler's max_in_flight, at most the CPUs).
+        call_s: uncontended engine call time (seconds), None until a solo call was seen.
+        worker_call_s: engine call time on worker threads as they run now (seconds), None until one ran.
+        handoff_s: worker round-trip overhead (seconds), None until a worker request was measured.
+    """
+
+    max_block_s: float | None
+    refresh_every: int = 500
+    refresh_interval_s: float = 0.2
+    lanes: int = 2
+    call_s: float | None = None
+    worker_call_s: float | None = None
+    handoff_s: float | None = None
+    _calls: deque[float] = field(default_factory=lambda: deque(maxlen=CALL_WINDOW))
+    _worker_calls: deque[float] = field(default_factory=lambda: deque(maxlen=HANDOFF_WINDOW))
+    _handoffs: deque[float] = field(default_factory=lambda: deque(maxlen=HANDOFF_WINDOW))
+    _since_call: int = 0
+    _since_handoff: int = 0
+    _last_probe: float | None = None
+    _last_burst: float | None = None
+    _burst_left: int = 0
+    _probing: bool = False  # a probe is queued or running (one at a time)
+    _inline: bool = False  # prefers_inline(), kept current by the record_ methods
+
+    def worker_cycle_s(self) -> float | None:
+        """Seconds a worker spends per request, its call and the handoff (None: not measured yet)."""
+        if self.handoff_s is None or self.call_s is None:
+            return None
+        return (self.worker_call_s if self.worker_call_s is not None else self.call_s) + self.handoff_s
+
+    def prefers_inline(self) -> bool:
+        """Whether the measurements say the awaiting thread beats ``lanes`` workers."""
+        cycle = self.worker_cycle_s()
+        if (
+            self.max_block_s is None
+            or cycle is None
+            or self.call_s is None
+            or self.call_s >= self.max_block_s
+        ):
+            return False
+        return self.lanes * self.call_s <= MARGIN * cycle
+
+    def route(self, clock: Callable[[], float]) -> str:
+        """Where the next request should go: ``INLINE``, ``WORKER`` or ``PROBE`` (counts the request).
+
+        The scheduler may still send an ``INLINE`` request to a worker (no free slot, requests queued) and
+        runs a ``PROBE`` as soon as nothing else runs; it calls :meth:`probe_started` when the probe starts and
+        :meth:`probe_ended` however it ends. ``clock`` is read only when a refresh may be due.
+        """
+        if self.max_block_s is None:
+            return WORKER
+        self._since_call += 1
+        self._since_handoff += 1
+        if self._burst_left:
+            self._burst_left -= 1
+            return WORKER
+        if self._since_call <= self.refresh_every and self._since_handoff <= self.refresh_every:
+            # the common case, kept cheap: it runs on every predict_async
+            if self.call_s is not None and self.handoff_s is not None:
+                return INLINE if self._inline else WORKER
+        if self.call_s is None or self._since_call > self.refresh_every:
+            if not self._probing:
+                if _due(self._last_probe, clock, self.refresh_interval_s, self.call_s):
+                    self._probing = True
+                    return PROBE
+                self._since_call = self.refresh_every - RECHECK  # not yet: look again RECHECK requests later
+        elif self.handoff_s is None or self._since_handoff > self.refresh_every:
+            if _due(self._last_burst, clock, self.refresh_interval_s, self.handoff_s):
+                self._last_burst = clock()
+                self._since_handoff = 0
+                self._burst_left = BURST - 1
+                return WORKER
+            self._since_handoff = self.refresh_every - RECHECK
+        return INLINE if self._inline else WORKER
+
+    def probe_started(self, now: float) -> None:
+        """The probe left the queue."""
+        self._last_probe = now
+        self._since_call = 0
+
+    def probe_ended(self) -> None:
+        """The probe finished, failed, or was cancelled / dropped before it ran."""
+        self._probing = False
+
+    def record_call(self, seconds: float, solo: bool, on_worker: bool = False) -> None:
+        """One engine call ended; only a solo call's duration says what the engine costs alone."""
+        if on_worker:
+            self._worker_calls.append(seconds)
+            self.worker_call_s = sorted(self._worker_calls)[len(self._worker_calls) // 2]
+        if not solo:
+            if on_worker:
+                self._inline = self.prefers_inline()
+            return
+        calls = self._calls
+        evicted = calls[0] if len(calls) == calls.maxlen else None
+        calls.append(seconds)
+        self._since_call = 0
+        if self.call_s is None or seconds < self.call_s:
+            self.call_s = seconds
+        elif evicted == self.call_s:  # the minimum left the window
+            self.call_s = min(calls)
+        elif not on_worker:
+            return
+        self._inline = self.prefers_inline()
+
+    def record_handoff(self, seconds: float) -> None:
+        """One worker request's dispatch + return latency (not a probe's)."""
+        self._handoffs.append(seconds)
+        self.handoff_s = sorted(self._handoffs)[len(self._handoffs) // 2]  # a median, cheaply
+        self._since_handoff = 0
+        self._inline = self.prefers_inline()
+
+
+def _due(last: float | None, clock: Callable[[], float], interval: float, known: float | None) -> bool:
+    """A refresh may run now: never done, nothing known yet, or the last one is ``interval`` old."""
+    return last is None or known is None or clock() - last >= interval

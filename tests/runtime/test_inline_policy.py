@@ -1,0 +1,137 @@
+"""The inline policy alone: routing decisions from given measurements, with a fake clock (no timing involved)."""
+
+from __future__ import annotations
+
+import pytest
+
+from devicefit.runtime.inline_policy import BURST, INLINE, PROBE, RECHECK, WORKER, InlinePolicy
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _measured(call_s: float, handoff_s: float, max_block_s: float = 1e-3) -> InlinePolicy:
+    policy = InlinePolicy(max_block_s)
+    policy.record_call(call_s, solo=True)
+    policy.record_handoff(handoff_s)
+    return policy
+
+
+def test_nothing_known_probes_once_then_bursts_to_workers_then_decides():
+    clock = Clock()
+    policy = InlinePolicy(1e-3)
+    assert policy.route(clock) == PROBE
+    # while the probe is out nothing is known: workers (the behaviour with inline off), no second probe
+    assert [policy.route(clock) for _ in range(3)] == [WORKER] * 3
+    policy.probe_started(clock())
+    policy.record_call(30e-6, solo=True)
+    policy.probe_ended()
+    # the call time is known, the handoff not (a probe's is not counted): a burst measures it
+    assert [policy.route(clock) for _ in range(BURST)] == [WORKER] * BURST
+    for _ in range(BURST):
+        policy.record_handoff(200e-6)
+    assert policy.route(clock) == INLINE
+
+
+def test_route_follows_the_measured_worker_cycle_and_the_cap():
+    # the same 300 us call: inline when a handoff costs about as much, on workers when it is cheap
+    assert _measured(300e-6, handoff_s=300e-6).prefers_inline()
+    cheap_handoff = _measured(300e-6, handoff_s=100e-6)
+    assert not cheap_handoff.prefers_inline()
+    # ... unless calls side by side on the workers are slow (the GIL, memory bandwidth): measured, not assumed
+    for _ in range(5):
+        cheap_handoff.record_call(700e-6, solo=False, on_worker=True)
+    assert cheap_handoff.worker_cycle_s() == pytest.approx(800e-6) and cheap_handoff.prefers_inline()
+    # never longer than max_block_s on the event loop, however slow the handoff
+    assert not _measured(2e-3, handoff_s=10e-3, max_block_s=1e-3).prefers_inline()
+    # one lane (max_in_flight=1): a worker cannot make anything faster
+    one_lane = _measured(300e-6, handoff_s=100e-6)
+    one_lane.lanes = 1
+    assert one_lane.prefers_inline()
+
+
+def test_only_solo_calls_measure_the_engine():
+    policy = _measured(30e-6, handoff_s=100e-6)
+    for _ in range(50):  # overlapped calls waited for the GIL / a CPU: they say nothing about the engine
+        policy.record_call(900e-6, solo=False)
+    assert policy.call_s == 30e-6 and policy.prefers_inline()
+
+
+def test_call_time_is_the_minimum_of_a_window_so_a_slower_model_is_noticed():
+    policy = _measured(30e-6, handoff_s=100e-6)
+    policy.record_call(80e-6, solo=True)  # one descheduled solo call does not move the estimate
+    assert policy.call_s == 30e-6
+    for _ in range(8):  # the model became slower (larger inputs): the window forgets the old minimum
+        policy.record_call(400e-6, solo=True)
+    assert policy.call_s == 400e-6 and not policy.prefers_inline()
+
+
+def test_handoff_is_a_median_robust_to_outliers():
+    policy = _measured(120e-6, handoff_s=100e-6)
+    for seconds in (100e-6, 100e-6, 5e-3):
+        policy.record_handoff(seconds)
+    assert policy.handoff_s == 100e-6 and policy.worker_cycle_s() == pytest.approx(220e-6)
+
+
+def test_inline_mode_refreshes_the_handoff_with_a_burst_after_enough_requests_and_time():
+    clock = Clock()
+    policy = _measured(30e-6, handoff_s=100e-6)
+    policy.refresh_every, policy.refresh_interval_s = 10, 1.0
+    routes = []
+    for _ in range(30):  # inline calls are solo: the call time stays fresh, the handoff does not
+        routes.append(policy.route(clock))
+        policy.record_call(30e-6, solo=True)
+    assert routes[:10] == [INLINE] * 10
+    assert routes[10 : 10 + BURST] == [WORKER] * BURST  # the first refresh is due at once
+    for _ in range(BURST):
+        policy.record_handoff(10e-6)  # the machine got quieter: a worker now wins
+    assert policy.route(clock) == WORKER and not policy.prefers_inline()
+
+
+def test_refresh_waits_for_the_interval():
+    clock = Clock()
+    policy = _measured(30e-6, handoff_s=100e-6)
+    policy.refresh_every, policy.refresh_interval_s = 5, 1.0
+    policy._last_burst = 0.0
+    routes = []
+    for _ in range(20):  # 20 requests, no time passed
+        routes.append(policy.route(clock))
+        policy.record_call(30e-6, solo=True)
+    assert routes == [INLINE] * 20
+    clock.now = (
+        1.0  # due now: the policy notices within RECHECK requests (it does not read the clock each time)
+    )
+    routes = []
+    for _ in range(RECHECK + 1):
+        routes.append(policy.route(clock))
+        policy.record_call(30e-6, solo=True)
+    assert WORKER in routes
+
+
+def test_worker_mode_probes_the_call_time_alone():
+    clock = Clock()
+    policy = _measured(900e-6, handoff_s=100e-6)
+    policy.refresh_every = 10
+    routes = []
+    for _ in range(12):  # worker calls overlap: no solo sample, the handoff stays fresh
+        routes.append(policy.route(clock))
+        policy.record_call(950e-6, solo=False)
+        policy.record_handoff(100e-6)
+    assert routes[:10] == [WORKER] * 10 and routes[10] == PROBE
+    assert routes[11] == WORKER  # one probe at a time
+    policy.probe_started(clock())
+    policy.record_call(30e-6, solo=True)  # the model is cheap after all (it was contended)
+    policy.probe_ended()
+    assert policy.route(clock) == INLINE
+
+
+def test_off_routes_everything_to_workers():
+    policy = InlinePolicy(None)
+    policy.record_call(1e-6, solo=True)
+    policy.record_handoff(1.0)
+    assert {policy.route(Clock()) for _ in range(500)} == {WORKER}
