@@ -4,10 +4,11 @@ The interpreter's cost on a small model is mostly Python per op, paid once per r
 samples at once pays it once per chunk. Three modes, chosen once per search by a probe on the base program:
 
 * ``"stack"``: samples concatenated along axis 0 and run as one batch (:func:`devicefit.interp.stacked.run_stacked`).
-  Valid only when the program is batch-polymorphic: a package declaring a flexible batch, or one converted at
-  batch 1 that hard-codes nothing about it. Many do hard-code it (a flatten becomes a reshape to ``[1, 64]``;
-  an op may reduce over axis 0), so the probe accepts it only when every output comes back as the samples'
-  outputs concatenated, values matching a per-sample run.
+  Tried only when the package *declares* a batch axis that takes the chunk (a range or enumerated shape): a
+  package converted at batch 1 may hard-code it (a flatten becomes a reshape to ``[1, 64]``; an op may reduce
+  over axis 0), and running it at a shape it never declared hands kernels shapes its types never promised
+  (torch's fused ``lstm`` crashed the process on one). Even then the probe accepts it only when every output
+  comes back as the samples' outputs concatenated, values matching a per-sample run.
 * ``"vmap"``: the samples stacked on a new axis and the program run under ``torch.func.vmap``
   (:func:`devicefit.interp.stacked.run_vmapped`): every kernel sees one sample's shapes, so a hard-coded batch 1 is
   fine, and samples cannot mix. Kernels reading tensor values into Python (a gather bounds check, ``lstm``
@@ -92,7 +93,12 @@ def choose_batching(
     sample = list(feeds[:chunk])
     expected = _stack([prog.run(f, precision="fp32") for f in sample], [o.name for o in prog.outputs])
     refused = []
-    for mode in ("stack", "vmap"):
+    modes = ["vmap"]
+    if _declares_batch(prog, chunk):
+        modes.insert(0, "stack")
+    else:
+        refused.append("stack: not tried, the package declares no batch of that size on axis 0")
+    for mode in modes:
         try:
             got = _run_chunk(prog, sample, "fp32", mode)
         except Exception as e:  # any failure means "not this mode"; the per-sample run stays the reference
@@ -149,18 +155,20 @@ def _mismatch(expected: dict[str, np.ndarray], got: dict[str, np.ndarray]) -> st
     return None
 
 
-def _accepted_reason(prog: Any, chunk: int, mode: str) -> str:
-    if mode == "vmap":
-        return f"vmap over {chunk} samples matches the per-sample run"
+def _declares_batch(prog: Any, chunk: int) -> bool:
+    """Whether every input's declared shapes take ``chunk`` samples concatenated on axis 0."""
     from devicefit.interp.inputs import shape_allowed
 
-    declared = all(
+    return all(
         not spec.shape or shape_allowed(spec, (chunk * spec.shape[0], *spec.shape[1:]))[0]
         for spec in prog.inputs
     )
-    if declared:
-        return f"the declared inputs take {chunk} samples on axis 0; matches the per-sample run"
-    return f"batch-polymorphic: {chunk} samples stacked on axis 0 match the per-sample run"
+
+
+def _accepted_reason(prog: Any, chunk: int, mode: str) -> str:
+    if mode == "vmap":
+        return f"vmap over {chunk} samples matches the per-sample run"
+    return f"the declared inputs take {chunk} samples on axis 0; matches the per-sample run"
 
 
 def _chunk_by_memory(prog: Any) -> int:
