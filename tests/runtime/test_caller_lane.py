@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import pytest
 
@@ -82,3 +83,48 @@ def test_a_request_with_nothing_running_goes_to_a_worker():
         sched.close()
     assert threads["x"] != threading.current_thread().name
     assert sched.caller_lane_runs == 0
+
+
+def test_a_result_that_waited_for_a_caller_lane_call_does_not_count_that_wait_as_handoff():
+    # the wait overlapped useful work; counted as handoff it made the policy settle on inline (0.99x sync)
+    # where the workers with the caller lane gave 1.38x
+    now = [0.0]
+    lock = threading.Lock()
+
+    def clock() -> float:
+        with lock:
+            return now[0]
+
+    started, release = threading.Event(), threading.Event()
+
+    def run(feeds: str) -> str:
+        if feeds == "a":
+            started.set()
+            release.wait(10)
+        else:  # the caller-lane call: "a" finishes at its start, then this takes a (fake) second
+            release.set()
+            while sched.in_flight > 1:
+                time.sleep(0.001)
+            with lock:
+                now[0] += 1.0
+        return feeds
+
+    policy = InlinePolicy(10.0, lanes=2, call_s=5e-4, worker_call_s=5.5e-4, handoff_s=5e-5)
+    handoffs: list[float] = []
+    record = policy.record_handoff
+    policy.record_handoff = lambda seconds: (handoffs.append(seconds), record(seconds))[1]  # type: ignore[method-assign]
+    sched = InFlightScheduler(run, max_in_flight=2, policy=policy, clock=clock)
+
+    async def main() -> tuple[str, str]:
+        a = asyncio.ensure_future(sched.submit("a"))
+        await asyncio.to_thread(started.wait, 10)
+        b = await sched.submit("b")
+        return await a, b
+
+    try:
+        assert asyncio.run(main()) == ("a", "b")
+    finally:
+        release.set()
+        sched.close()
+    assert sched.caller_lane_runs == 1
+    assert handoffs and max(handoffs) < 0.5, handoffs
