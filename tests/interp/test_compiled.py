@@ -338,6 +338,10 @@ def test_engine_uses_the_compiled_path(tmp_path):
         assert_same(fast.predict(feeds), plain.predict(feeds))  # the second call with a shape compiles it
         assert len(fast.engine.compiled.specializations) == 1
         assert plain.engine.compiled is None
+        assert not fast.engine.compiled.exact  # the engine's default: rewrites within the stated tolerance
+    with devicefit.load(pkg, engine="interp", cache=False, exact=True) as exact:
+        exact.predict(feeds)
+        assert exact.engine.compiled is not None and exact.engine.compiled.exact
 
 
 def test_graph_runs_in_the_grad_mode_it_was_checked_in():
