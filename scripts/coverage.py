@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import re
 import sys
 import time
 import warnings
@@ -43,10 +44,16 @@ def stock_converts(source: object) -> str:
         _, result = attempt(source, frontend, ConvertOptions(precision="fp32", fp16_safe_constants=False))
         if result.ok:
             return "yes"
-        errors.append(
-            f"`{result.failed_op}`" if result.failed_op else (result.error or "").replace("|", "/")[:70]
-        )
+        errors.append(f"`{result.failed_op}`" if result.failed_op else stock_error_text(result.error or ""))
     return f"no ({'; '.join(dict.fromkeys(errors))})"
+
+
+def stock_error_text(error: str) -> str:
+    """A stock conversion error as a table cell: the op with no translation when the message names one."""
+    missing = re.search(r"convert function for op '([^']+)' not implemented", error)
+    if missing:
+        return f"`{missing.group(1)}`: no translation"
+    return error.replace("|", "/")[:70]
 
 
 def row(family: object) -> dict[str, str]:
