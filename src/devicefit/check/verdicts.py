@@ -147,7 +147,17 @@ def _fix(r: Any) -> str:
     fix = r.repair
     if fix is None:
         return ""
+    still_fails = fix.verified is not None and not fix.verified.passed
     if not fix.ops:
+        if fix.passed:
+            # NOTE: the repair searches for cosine >= its bound; a failure the cosine does not see (argmaxes
+            # flipped per pixel at cosine 0.9999) is not something it can fix, and saying "no op" alone reads
+            # as "nothing to do"
+            return (
+                f"; the fp16 repair (guided by cosine >= {fix.threshold:g}, which fp16 already meets) has no op "
+                "set to offer for this failure: keep the model in fp32 (--precision fp32), or the layers "
+                "feeding the failing output (--precision mixed --fp32-ops ...)"
+            )
         return "; the fp16 repair found no op to keep in fp32"
     if not fix.passed:
         return (
@@ -155,6 +165,11 @@ def _fix(r: Any) -> str:
         )
     labels = list(dict.fromkeys(o.origin or o.name for o in fix.ops))
     shown = ", ".join(labels[:3]) + (f" +{len(labels) - 3} more" if len(labels) > 3 else "")
+    if still_fails:
+        return (
+            f"; keeping {len(fix.ops)} op(s) in fp32 ({shown}: {fix.cli}) meets the repair's cosine bound but "
+            f"not the check (verified: {fix.verified.headline()}): use --precision fp32"
+        )
     verified = f" (verified: {fix.verified.headline()})" if fix.verified is not None else ""
     return f"; fix: keep {len(fix.ops)} op(s) in fp32 ({shown}): {fix.cli}{verified}"
 
