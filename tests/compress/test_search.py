@@ -192,6 +192,9 @@ def test_cli_writes_package_json_html_and_yaml(tmp_path):
     assert {"batching probe", "sensitivity", "search"} <= set(report["timings"])
     html = paths["html"].read_text()
     assert "<svg" in html
+    assert (
+        "How the search ran" in html and "sensitivity" in html and "Candidates evaluated: <b>vmap</b>" in html
+    )
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)  # self-contained: nothing fetched
     assert cto.OptimizationConfig.from_yaml(str(paths["yaml"])).op_name_configs
     assert interp.load(str(paths["mlpackage"])).op_counts.get("constexpr_lut_to_dense", 0) >= 1

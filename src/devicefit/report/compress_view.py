@@ -143,6 +143,14 @@ def html_report(result: SearchResult, origin: str) -> str:
             f"<p>fp16 repair: keep {len(r.fp32_ops)} op(s) in fp32 ({escape(', '.join(r.fp32_ops))}); metric "
             f"{_fmt(r.fp16_metric)} -> {_fmt(r.repaired_metric)} (bound {_fmt(r.threshold)}).</p>"
         )
+    run_rows = [[f"{stage}", f"{seconds:.1f} s"] for stage, seconds in (result.timings or {}).items()]
+    batching = getattr(result, "batching", None)
+    how = table(["stage", "time"], run_rows) if run_rows else ""
+    if batching is not None:
+        runs = "one run per sample" if batching.mode == "per-sample" else f"{batching.chunk} samples per run"
+        how += (
+            f"<p>Candidates evaluated: <b>{escape(batching.mode)}</b> ({runs}): {escape(batching.reason)}</p>"
+        )
     plan_rows = [[w, label] for w, label in d["plan"].items()]
     plan = table(["weight", "compression"], plan_rows) if plan_rows else "<p>no weight is compressed</p>"
     return page(
@@ -153,6 +161,7 @@ def html_report(result: SearchResult, origin: str) -> str:
             section("pareto", f"Size vs {result.budget.metric}", pareto_svg(result)),
             section("sensitivity", "Per-layer sensitivity", sensitivity_svg(result)),
             section("plan", "Plan", details(f"{len(plan_rows)} weights", plan, open_=len(plan_rows) <= 30)),
+            section("search", "How the search ran", how or "<p>not recorded</p>"),
             section("reapply", "Re-apply with coremltools", f"<pre>{escape(_yaml_or_note(result))}</pre>"),
         ],
     )
