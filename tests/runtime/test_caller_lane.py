@@ -85,7 +85,8 @@ def test_a_request_with_nothing_running_goes_to_a_worker():
     assert sched.caller_lane_runs == 0
 
 
-def test_a_result_that_waited_for_a_caller_lane_call_does_not_count_that_wait_as_handoff():
+@pytest.mark.parametrize("route_b", ["caller-lane", "inline"])
+def test_a_result_that_waited_for_a_caller_lane_call_does_not_count_that_wait_as_handoff(route_b):
     # the wait overlapped useful work; counted as handoff it made the policy settle on inline (0.99x sync)
     # where the workers with the caller lane gave 1.38x
     now = [0.0]
@@ -118,6 +119,8 @@ def test_a_result_that_waited_for_a_caller_lane_call_does_not_count_that_wait_as
     async def main() -> tuple[str, str]:
         a = asyncio.ensure_future(sched.submit("a"))
         await asyncio.to_thread(started.wait, 10)
+        if route_b == "inline":  # the policy now prefers inline: "b" runs there by route, not by the lane
+            policy._inline = True
         b = await sched.submit("b")
         return await a, b
 
@@ -126,5 +129,5 @@ def test_a_result_that_waited_for_a_caller_lane_call_does_not_count_that_wait_as
     finally:
         release.set()
         sched.close()
-    assert sched.caller_lane_runs == 1
+    assert sched.caller_lane_runs == (1 if route_b == "caller-lane" else 0) and sched.inline_runs == 1
     assert handoffs and max(handoffs) < 0.5, handoffs

@@ -55,7 +55,7 @@ class _Request:
     dispatch_s: float | None = None
     ended: float | None = None
     epoch = 0
-    lane_runs = 0  # the scheduler's caller-lane count when it started (did one run beside it?)
+    inline_runs = 0  # the scheduler's inline-run count when it started (did one run beside it?)
     outcome = ""
     probe = False
     ready: float | None = None
