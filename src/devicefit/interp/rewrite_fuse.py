@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from devicefit.interp.specialize import CallEntry, FnEntry, RoundEntry, Slot, Tape
+from devicefit.interp.specialize import CallEntry, FnEntry, RoundEntry, Slot, Tape, entry_reads
 
 
 def _kernels() -> dict[Any, str]:
@@ -35,11 +35,8 @@ class _Chains:
         self.producer: dict[int, int] = {}
         self.uses: dict[int, int] = {}
         for i, entry in enumerate(tape.entries):
-            if isinstance(entry, RoundEntry):
-                reads = [entry.src]
-            else:
-                values = entry.args if isinstance(entry, FnEntry) else entry.env.values()
-                reads = [v.index for v in values if isinstance(v, Slot)]
+            reads = entry_reads(entry)
+            if not isinstance(entry, RoundEntry):
                 for s in entry.out_slots:
                     self.producer[s] = i
             for r in reads:

@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from devicefit.interp.specialize import CallEntry, FnEntry, RoundEntry, Slot, Tape, post_process
+from devicefit.interp.specialize import CallEntry, FnEntry, RoundEntry, Slot, Tape, entry_reads, post_process
 
 
 def _kernels() -> tuple[dict[Any, bool], dict[Any, bool]]:
@@ -243,12 +243,7 @@ def collapse_write_chains(tape: Tape) -> int:
     writes = _Writes(tape)
     consumers: dict[int, list[int]] = {}
     for i, entry in enumerate(tape.entries):
-        if isinstance(entry, RoundEntry):
-            reads = [entry.src]
-        else:
-            values = entry.args if isinstance(entry, FnEntry) else entry.env.values()
-            reads = [v.index for v in values if isinstance(v, Slot)]
-        for r in reads:
+        for r in entry_reads(entry):
             consumers.setdefault(r, []).append(i)
     outputs = {o.index for o in tape.outputs if isinstance(o, Slot)}
     # write -> (next write, entries in between): the buffer goes only to that write (through casts)

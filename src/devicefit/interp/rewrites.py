@@ -38,7 +38,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from devicefit.interp.specialize import CallEntry, FnEntry, RoundEntry, Slot, Tape, post_process
+from devicefit.interp.specialize import (
+    CallEntry,
+    FnEntry,
+    RoundEntry,
+    Slot,
+    Tape,
+    entry_reads,
+    entry_writes,
+    post_process,
+)
 
 # Tolerances of the check of a rewritten specialisation against the interpreter: per output,
 # max |compiled - interpreter| <= RTOL * max |interpreter| (NaN where the interpreter has NaN).
@@ -102,16 +111,7 @@ def rewrite_tape(tape: Tape) -> RewriteStats:
 
 
 # ------------------------------------------------------------------ helpers
-def _reads(entry: Entry) -> list[int]:
-    if isinstance(entry, RoundEntry):
-        return [entry.src]
-    if isinstance(entry, FnEntry):
-        return [a.index for a in entry.args if isinstance(a, Slot)]
-    return [v.index for v in entry.env.values() if isinstance(v, Slot)]
-
-
-def _writes(entry: Entry) -> list[int]:
-    return [entry.dst] if isinstance(entry, RoundEntry) else list(entry.out_slots)
+_reads, _writes = entry_reads, entry_writes
 
 
 def _linear_args(entry: Entry, tape: Tape) -> dict[str, Any] | None:

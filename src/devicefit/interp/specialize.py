@@ -93,6 +93,20 @@ class FnEntry:
     label: str
 
 
+def entry_reads(entry: RoundEntry | FnEntry | CallEntry) -> list[int]:
+    """The slots a tape entry reads (what graph rewrites follow to find producers and consumers)."""
+    if isinstance(entry, RoundEntry):
+        return [entry.src]
+    if isinstance(entry, FnEntry):
+        return [a.index for a in entry.args if isinstance(a, Slot)]
+    return [v.index for v in entry.env.values() if isinstance(v, Slot)]
+
+
+def entry_writes(entry: RoundEntry | FnEntry | CallEntry) -> list[int]:
+    """The slots a tape entry writes."""
+    return [entry.dst] if isinstance(entry, RoundEntry) else list(entry.out_slots)
+
+
 @dataclass
 class Tape:
     """A straight-line program over slots: inputs fill slots ``0..len(input_names)-1``."""
