@@ -100,3 +100,15 @@ def test_argmax_iou_is_in_the_report_summary_and_gateable(flipping):
     assert report["summary"]["fp16.argmax_iou"] < 0.95
     tripped = gates.evaluate([gates.parse_gate("fp16.argmax_iou<0.95")], report["summary"])
     assert len(tripped) == 1
+
+
+def test_the_fp16_fix_for_flipped_pixels_is_found_and_verified(tmp_path):
+    # fp16 already meets the repair's first cosine bound (0.9999), so the first repair offered no op; the
+    # repair now tightens its bound until the repaired model passes the check's own per-pixel gate
+    result = _check(tmp_path, FLIPPING, "flip")
+    fix = result.repair
+    assert fix is not None and fix.ops, "no fix offered"
+    assert fix.verified is not None and fix.verified.passed, fix.verified.headline()
+    assert fix.threshold > 0.9995 and any("tightened" in n for n in fix.notes)
+    assert any(o.origin and o.origin.startswith("features (Conv2d)") for o in fix.ops)
+    assert "; fix: keep" in str(result.verdicts["numerics"])
