@@ -111,7 +111,10 @@ def test_rescued_ops_are_explained_not_a_warning():
     v = _verdicts(convert=SimpleNamespace(ok=True, rescued=["new_ones"], unsupported=[], error=None))[
         "convert"
     ]
-    assert v.status == "pass" and "new_ones converted by devicefit's own translations" in v.reason
+    assert v.status == "pass" and "devicefit's own translations used for new_ones" in v.reason
+    assert "(coremltools has no translation)" in v.reason
+    fixed = _verdicts(convert=SimpleNamespace(ok=True, rescued=["zeros_like"], unsupported=[], error=None))
+    assert "zeros_like (coremltools' own mishandles the case)" in fixed["convert"].reason
 
 
 def test_values_flushed_to_zero_with_outputs_in_tolerance_are_harmless():

@@ -38,11 +38,21 @@ def _convert(r: Any) -> Verdict:
             )
         return Verdict(FAIL, (r.convert.error or "conversion failed").splitlines()[0])
     if r.convert.rescued:
-        # devicefit's own translations of ops coremltools lacks: the numerics below validate them
+        # devicefit's own translations of ops coremltools lacks or mistranslates: the numerics below validate them
+        from devicefit.convert.rescue import RESCUES
+
+        overrides = {n for e in RESCUES.values() if e.override for n in (e.op, *e.aliases)}
+        fixed = [op for op in r.convert.rescued if op in overrides]
+        added = [op for op in r.convert.rescued if op not in fixed]
+        parts = []
+        if added:
+            parts.append(f"{', '.join(added)} (coremltools has no translation)")
+        if fixed:
+            parts.append(f"{', '.join(fixed)} (coremltools' own mishandles the case)")
         return Verdict(
             PASS,
-            f"converted; {', '.join(r.convert.rescued)} converted by devicefit's own translations (coremltools "
-            "has none), checked against PyTorch by the numerics below",
+            f"converted; devicefit's own translations used for {'; '.join(parts)}, checked against PyTorch by "
+            "the numerics below",
         )
     return Verdict(PASS, "converted")
 

@@ -48,3 +48,50 @@ def bitwise_and(context: Any, node: Any) -> None:
     x = x if types.is_bool(x.dtype) else mb.cast(x=x, dtype="bool")
     y = y if types.is_bool(y.dtype) else mb.cast(x=y, dtype="bool")
     context.add(mb.logical_and(x=x, y=y, name=node.name))
+
+
+_HELD = {"int64": "int32", "uint8": "int32", "int8": "int32", "int16": "int32", "fp64": "fp32"}
+
+
+def _filled_like(context: Any, node: Any, value: float | None) -> None:
+    """``torch.*_like(x, [fill_value,] dtype=...)``: ``x``'s shape, filled, of ``dtype`` (else ``x``'s dtype)."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=1 if value is not None else 2)
+    x = inputs[0]
+    dtype_at = 1 if value is not None else 2
+    if value is None:
+        value = float(inputs[1].val)
+    dtype = dtype_arg(context, node, inputs, dtype_at) or builtin_to_string(x.dtype)
+    filled = fill(mb.shape(x=x), value)
+    context.add(mb.cast(x=filled, dtype=_HELD.get(dtype, dtype), name=node.name))
+
+
+# NOTE: torch's own attention builds its float masks with zeros_like(bool_mask, dtype=float).masked_fill(
+# mask, -inf) (F._canonical_mask: nn.MultiheadAttention / nn.TransformerEncoder key padding masks).
+# coremltools 9.0 reads dtype only positionally, so under torch.export it made a *bool* zeros tensor; -inf
+# filled into it became True = 1.0, and every padded key was attended: silently wrong (SNR 8.7 dB on a 2-layer
+# encoder with 4 padded tokens). ones_like / full_like at iOS16+ ignore dtype altogether (fill_like).
+@rescue(
+    "zeros_like",
+    "coremltools 9.0 ignores a keyword dtype= (torch.export): zeros_like(bool_mask, dtype=float) came out bool",
+    override=True,
+    aliases=("empty_like",),
+)
+def zeros_like(context: Any, node: Any) -> None:
+    """``torch.zeros_like(x, dtype=...)`` / ``empty_like`` (zeros: an empty tensor's values are unspecified)."""
+    _filled_like(context, node, 0.0)
+
+
+@rescue("ones_like", "coremltools 9.0 ignores dtype= at iOS16+ (fill_like keeps x's type)", override=True)
+def ones_like(context: Any, node: Any) -> None:
+    """``torch.ones_like(x, dtype=...)``."""
+    _filled_like(context, node, 1.0)
+
+
+@rescue("full_like", "coremltools 9.0 ignores dtype= at iOS16+ (fill_like keeps x's type)", override=True)
+def full_like(context: Any, node: Any) -> None:
+    """``torch.full_like(x, fill_value, dtype=...)``."""
+    _filled_like(context, node, None)
