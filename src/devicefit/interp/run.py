@@ -83,7 +83,9 @@ class _Runner:
                 for i, name in enumerate(step.outputs):
                     value = held_output(step, i, out[i], strict)
                     if fp16 and i in step.round_fp16:
-                        if step.ctx.blocks:  # a nested block may return any value it saw: never in place
+                        # a nested block may return any value it saw: never in place; and a small value is
+                        # rounded the plain way before any aliasing list is built (this runs for every op)
+                        if step.ctx.blocks or value.numel() < dtypes.IN_PLACE_MIN_ELEMENTS:
                             value = dtypes.round_fp16(value)
                         else:  # every value the step could have returned unchanged
                             given = [env.get(n) for n in step.reads()]
