@@ -112,3 +112,28 @@ def test_the_fp16_fix_for_flipped_pixels_is_found_and_verified(tmp_path):
     assert fix.threshold > 0.9995 and any("tightened" in n for n in fix.notes)
     assert any(o.origin and o.origin.startswith("features (Conv2d)") for o in fix.ops)
     assert "; fix: keep" in str(result.verdicts["numerics"])
+
+
+def test_a_fix_without_a_pytorch_reference_is_verified_against_the_fp32_run_at_every_bound(tmp_path):
+    # the first bound is refused here; the bounds tried after it were verified as "vs pytorch" against the
+    # package's fp32 run once that run had been computed
+    import numpy as np
+
+    from devicefit.check.repair import fp16_fix
+    from devicefit.convert import ConvertOptions, convert
+    from devicefit.sources import load_source
+
+    path = tmp_path / "flip.py"
+    path.write_text(FLIPPING)
+    source = load_source(str(path))
+    fp32 = convert(source, ConvertOptions(precision="fp32")).mlmodel
+    rng = np.random.default_rng(0)
+    name = source.input_specs[0].name
+    feeds = [{name: rng.standard_normal((1, 3, 16, 16)).astype(np.float32)} for _ in range(4)]
+    fix = fp16_fix(fp32, feeds, None, None, source)
+    assert any("tightened" in n for n in fix.notes)  # more than one bound was tried
+    assert (
+        fix.verified is not None
+        and fix.verified.reference == "interp-fp32"
+        and fix.verified.name == "compute"
+    )

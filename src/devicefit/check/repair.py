@@ -138,6 +138,7 @@ def fp16_fix(
     prov = _provenance(fp32_mlmodel, source)
     outputs = {op.name: [v.name for v in op.outputs] for op in _ops(_main(fp32_mlmodel))}
     evaluations = 0
+    against_fp32 = reference is None  # no PyTorch reference: verified against the package's fp32 run
     tried: list[float] = []  # bounds whose repair the check's own gates refused
     for threshold in (REPAIR_COSINE, *TIGHTER_COSINES):
         budget = Budget("cosine", threshold, text=f"cosine>={threshold}")
@@ -149,10 +150,12 @@ def fp16_fix(
             repaired = interp.load(found.mlmodel)
             got = run_samples(repaired, feeds, "fp16")
             axes = head_axes(repaired)  # dense outputs are verified per position, like the check itself
-            if reference is None:
-                reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
+            if against_fp32:
+                if reference is None:  # the fp32 run, once for every bound tried
+                    reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
                 fix.verified = compare("compute", reference, got, "interp-fp32", class_axes=axes)
             else:
+                assert reference is not None
                 fix.verified = compare("fp16", reference, got, "pytorch", labels, class_axes=axes)
             fix.verified.samples = len(feeds)
         # we are here because fp16 failed the check: an empty set, or a set the verification refuses, is
