@@ -39,17 +39,20 @@ class InputArg:
     declared: InputSpec | None = None
 
     def array(self) -> np.ndarray | None:
-        """The data of a ``NAME=FILE.npy`` input (None for a declaration)."""
+        """The data of a ``NAME=FILE`` input (None for a declaration): a ``.npy``, or an ``.npz`` holding
+        one array or one named like the input.
+
+        Read by :func:`devicefit.sources.arrays.read_input_file`: a FIFO or device, an object array, or a
+        header declaring more than ``$DEVICEFIT_MAX_INPUT_BYTES`` (default 256 MiB) is refused before reading.
+        """
         if self.path is None:
             return None
-        import numpy as np
+        from devicefit.sources.arrays import read_input_file
+        from devicefit.sources.spec import MAX_INPUT_BYTES_ENV, max_input_bytes
 
-        if not self.path.is_file():
-            raise InputError(f"--input {self.name}: file not found: {self.path}")
-        try:
-            return np.load(self.path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise InputError(f"--input {self.name}: cannot read {self.path} as a .npy array ({e})") from e
+        return read_input_file(
+            self.name, self.path, max_input_bytes(), f"raise the limit with ${MAX_INPUT_BYTES_ENV} (bytes)"
+        )
 
     def spec(self) -> InputSpec:
         """The input's name, shape and dtype (read from the file for a data input)."""

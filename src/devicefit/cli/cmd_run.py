@@ -119,84 +119,9 @@ def _check_input_file(name: str, path: Path) -> None:
 def _read_input(name: str, path: Path, max_bytes: int) -> Any:
     """One input array from a .npy, or from an .npz holding a single array or one named ``name``.
 
-    The array's header is read first: object arrays, and shapes over ``max_bytes`` or larger than the
-    file's data, are refused before numpy allocates anything.
+    The array's header is read first (:mod:`devicefit.sources.arrays`): object arrays, and shapes over
+    ``max_bytes`` or larger than the file's data, are refused before numpy allocates anything.
     """
-    import zipfile
+    from devicefit.sources.arrays import read_input_file
 
-    from devicefit.errors import InputError
-
-    try:
-        if zipfile.is_zipfile(path):
-            return _read_npz_member(name, path, max_bytes)
-        with open(path, "rb") as f:
-            _check_npy_header(f, name, path, os.fstat(f.fileno()).st_size, max_bytes)
-            f.seek(0)
-            import numpy as np
-
-            return np.load(f, allow_pickle=False)
-    except InputError:
-        raise
-    except Exception as e:  # numpy raises ValueError / EOFError / OSError / zipfile errors on bad files
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise InputError(
-            f"could not read {path} as a .npy / .npz array for input {name!r}: {reason}"
-        ) from None
-
-
-def _read_npz_member(name: str, path: Path, max_bytes: int) -> Any:
-    import zipfile
-
-    import numpy as np
-
-    from devicefit.errors import InputError
-
-    with zipfile.ZipFile(path) as archive:
-        keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
-        if name in keys:
-            key = name
-        elif len(keys) == 1:
-            key = keys[0]
-        else:
-            raise InputError(
-                f"{name}={path} is an .npz archive with arrays {', '.join(keys) or '(none)'} but none named "
-                f"{name!r}; pass a .npy file per input, or use `devicefit check --data FILE.npz`"
-            )
-        info = archive.getinfo(key + ".npy")
-        with archive.open(info) as member:
-            _check_npy_header(member, name, path, info.file_size, max_bytes)
-        with archive.open(info) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
-
-
-def _check_npy_header(f: Any, name: str, path: Path, file_size: int, max_bytes: int) -> None:
-    import math
-
-    import numpy as np
-
-    from devicefit.errors import InputError
-
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version == (2, 0):
-        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    else:  # 3.0 (utf-8 field names) has no public reader
-        reader: Any = np.lib.format.__dict__["_read_array_header"]
-        shape, _fortran, dtype = reader(f, version)
-    if dtype.hasobject:
-        raise InputError(
-            f"{path} holds an object array for input {name!r}; devicefit reads numeric arrays only (no pickles)"
-        )
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > max_bytes:
-        raise InputError(
-            f"{path} declares a {'x'.join(map(str, shape))} {dtype} array for input {name!r} ({nbytes} bytes), "
-            f"over the {max_bytes}-byte limit; raise it with --max-input-mb"
-        )
-    data_bytes = file_size - f.tell()  # what follows the header
-    if nbytes > data_bytes:
-        raise InputError(
-            f"{path} declares a {'x'.join(map(str, shape))} {dtype} array for input {name!r} but holds only "
-            f"{data_bytes} bytes of data; the file is truncated or corrupted"
-        )
+    return read_input_file(name, path, max_bytes, "raise it with --max-input-mb")
