@@ -175,7 +175,7 @@ def check_output_path(path: str | os.PathLike[str], force: bool, flag: str = "ou
     import stat
     import tempfile
 
-    from devicefit.interp.files import shown
+    from devicefit.sources.untrusted_files import shown
 
     if is_stdout(path):
         return

@@ -103,7 +103,7 @@ def check_out_file(path: Path, force: bool) -> None:
 
 def _check_input_file(name: str, path: Path) -> None:
     from devicefit.errors import InputError
-    from devicefit.interp.files import shown
+    from devicefit.sources.untrusted_files import shown
 
     try:
         st = os.stat(path)

@@ -1,6 +1,6 @@
 """The load stage: an ML Program (``.mlpackage``, ``.mlmodel`` or ``MLModel``) as a pymil Program.
 
-Files are read and validated by ``package.py``; the pymil program is compiled into a plan by
+Files are read and validated by ``sources/coreml_package.py``; the pymil program is compiled into a plan by
 ``compile.py`` and run by ``run.py``. The plan types are re-exported here because engines and analyses
 import them from this module.
 """
@@ -15,8 +15,8 @@ from typing import Any
 from devicefit.errors import ModelLoadError, first_line
 from devicefit.interp.compile import compile_function
 from devicefit.interp.features import feature_spec
-from devicefit.interp.package import check_weight_blobs, read_spec
 from devicefit.interp.plan import Block, FunctionPlan, Step, TensorSpec
+from devicefit.sources.coreml_package import check_weight_blobs, read_spec
 
 # NOTE: the old private name, still imported by engines/coreml_engine.py.
 _feature_spec = feature_spec

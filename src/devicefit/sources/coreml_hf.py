@@ -18,9 +18,21 @@ HF_DEFAULT_SEQ = 128
 
 
 def load_coreml(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceModel:
-    """A SourceModel for a Core ML model (no PyTorch reference), inputs from its description."""
-    from devicefit._lazy import coremltools
+    """A SourceModel for a Core ML model (no PyTorch reference), inputs from its description.
 
+    The package is read and checked by :mod:`devicefit.sources.coreml_package` first: coremltools follows
+    whatever path its Manifest.json names (``../../dev/zero``, a FIFO) and its C++ blob reader trusts every
+    offset in the weight file.
+
+    Raises:
+        ModelLoadError: the package is missing, corrupted or crafted (see ``coreml_package.read_spec``).
+    """
+    from devicefit._lazy import coremltools
+    from devicefit.sources.coreml_package import check_weight_blobs, read_spec
+
+    checked, weights_dir, origin = read_spec(path)
+    if checked.WhichOneof("Type") == "mlProgram":
+        check_weight_blobs(checked, weights_dir, origin)
     ct = coremltools()
     try:
         mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
