@@ -165,7 +165,7 @@ def test_input_files_of_every_command_share_the_checks(tmp_path, monkeypatch):
 def test_cli_profile_input_fifo_and_absurd_header_exit_2(tmp_path, capsys):
     from devicefit.cli import main
 
-    model = tmp_path / "m.mlmodel"
+    model = tmp_path / "m.onnx"
     model.write_bytes(b"")  # never read: the inputs are refused first
     absurd = tmp_path / "absurd.npy"
     absurd.write_bytes(_header((2**40,)) + bytes(64))

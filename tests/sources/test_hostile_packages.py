@@ -111,3 +111,38 @@ def test_cli_check_on_a_manifest_leading_out_exits_2(package, tmp_path, capsys):
     assert _within(60, lambda: main(["check", str(crafted)])) == 2
     err = capsys.readouterr().err.strip()
     assert "must be a relative path inside" in err and len(err.splitlines()) == 1, err
+
+
+def _truncated(package: Path, tmp_path: Path) -> Path:
+    crafted = _copy(package, tmp_path)
+    with open(crafted / "Data" / "com.apple.CoreML" / "weights" / "weight.bin", "r+b") as f:
+        f.truncate(100)
+    return crafted
+
+
+def _one_line_exit_2(capsys, argv: list[str], message: str) -> None:
+    from devicefit.cli import main
+
+    assert _within(60, lambda: main(argv)) == 2
+    err = capsys.readouterr().err.strip()
+    assert message in err and len(err.splitlines()) == 1, err
+
+
+def test_cli_merge_checks_each_package_first(package, tmp_path, capsys):
+    """merge gave coremltools the paths unchecked: a truncated weight file was an internal error (exit 3)."""
+    out = tmp_path / "merged.mlpackage"
+    crafted = _truncated(package, tmp_path)
+    _one_line_exit_2(capsys, ["merge", str(package), str(crafted), "-o", str(out)], "truncated")
+    assert not out.exists()
+
+
+def test_cli_profile_of_a_damaged_package_is_bad_input(package, tmp_path, capsys):
+    """profile reported a damaged package as one failed row per engine and exit 1 (a verdict), not exit 2."""
+    crafted = _truncated(package, tmp_path)
+    _one_line_exit_2(capsys, ["profile", str(crafted), "--reps", "2"], "truncated")
+    not_a_folder = tmp_path / "file.mlpackage"
+    not_a_folder.write_bytes(b"hi")
+    _one_line_exit_2(capsys, ["profile", str(not_a_folder), "--reps", "2"], "an .mlpackage is a folder")
+    empty = tmp_path / "empty.mlmodel"
+    empty.write_bytes(b"")
+    _one_line_exit_2(capsys, ["profile", str(empty), "--reps", "2"], "holds no Core ML model")

@@ -119,6 +119,11 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(
             f"model not found: {args.model}; pass a .mlpackage, .mlmodel, .onnx or TorchScript file"
         )
+    if args.model.suffix in (".mlpackage", ".mlmodel"):
+        from devicefit.sources.coreml_package import check_package
+
+        # NOTE: once, up front: a damaged package is bad input (exit 2), not one failed row per engine.
+        check_package(args.model)
     if args.reps < 1 or args.max_in_flight < 1 or args.requests < 1:
         raise InputError("--reps, --max-in-flight and --requests must be positive integers")
     from devicefit.cli import lm_profile

@@ -34,7 +34,9 @@ def load_pymil(source: Any) -> tuple[Any, Any, str]:
             if kind == "neuralNetwork"
             else "devicefit runs ML Programs only"
         )
-        raise ModelLoadError(f"{origin} is a {kind or 'empty'} model, not an ML Program; {hint}")
+        raise ModelLoadError(
+            f"{origin} is {f'a {kind}' if kind else 'an empty'} model, not an ML Program; {hint}"
+        )
     from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
 
     if weights_dir is not None and not Path(weights_dir).exists():

@@ -28,11 +28,9 @@ def load_coreml(spec: str, path: Path, inputs: list[InputSpec] | None) -> Source
         ModelLoadError: the package is missing, corrupted or crafted (see ``coreml_package.read_spec``).
     """
     from devicefit._lazy import coremltools
-    from devicefit.sources.coreml_package import check_weight_blobs, read_spec
+    from devicefit.sources.coreml_package import check_package
 
-    checked, weights_dir, origin = read_spec(path)
-    if checked.WhichOneof("Type") == "mlProgram":
-        check_weight_blobs(checked, weights_dir, origin)
+    check_package(path)
     ct = coremltools()
     try:
         mlmodel = ct.models.MLModel(str(path), skip_model_load=True)

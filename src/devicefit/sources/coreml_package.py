@@ -50,6 +50,10 @@ def read_spec(source: Any) -> tuple[Any, str | None, str]:
             )
         spec, weights_dir = _read_package(path)
         return spec, weights_dir, origin
+    if path.suffix == ".mlpackage":
+        raise ModelLoadError(
+            f"{origin} is a file, but an .mlpackage is a folder; pass the whole package folder (or a .mlmodel)"
+        )
     spec = _parse_model(read_bounded(path, "model file", MODEL_MAX_BYTES), path)
     weights = path.parent / "weights"
     weights_st = stat_path(weights, "weights folder")
@@ -127,6 +131,23 @@ def _read_package(path: Path) -> tuple[Any, str | None]:
         return spec, None
     real = inside(path, os.path.relpath(weights, os.path.realpath(path)), "weights folder")
     return spec, str(real)
+
+
+def check_package(source: Any) -> str:
+    """Read and check a Core ML model on disk the way :func:`read_spec` and :func:`check_weight_blobs` do,
+    for callers that then hand the path to coremltools (which trusts the package); its shown origin.
+
+    Raises:
+        ModelLoadError: see :func:`read_spec` and :func:`check_weight_blobs`.
+    """
+    spec, weights_dir, origin = read_spec(source)
+    if spec.WhichOneof("Type") is None:
+        raise ModelLoadError(
+            f"{origin} holds no Core ML model (it parses as an empty one); pass a .mlpackage folder or .mlmodel"
+        )
+    if spec.WhichOneof("Type") == "mlProgram":
+        check_weight_blobs(spec, weights_dir, origin)
+    return origin
 
 
 def check_weight_blobs(spec: Any, weights_dir: str | None, origin: str) -> None:
