@@ -24,8 +24,7 @@ def _fmt(v: float | None) -> str:
 
 def _layer_name(layer: Any) -> str:
     """The PyTorch module first when the layer carries an origin, else the MIL op text."""
-    where = getattr(layer, "where", None)
-    return str(where) if where else str(layer.layer)
+    return str(layer.where)
 
 
 def sensitivity_table(result: SearchResult) -> Any:
