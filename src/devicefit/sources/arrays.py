@@ -26,13 +26,9 @@ from typing import IO, Any
 import numpy as np
 
 from devicefit.errors import InputError, first_line
+from devicefit.sources.untrusted_files import shown as _shown
 
 NPY_SUFFIX = ".npy"
-
-
-def _shown(path: Path) -> str:
-    text = os.fspath(path)
-    return text if len(text) <= 160 else f"{text[:80]}...({len(text)} characters)...{text[-80:]}"
 
 
 @contextmanager

@@ -12,14 +12,14 @@ import os
 import stat
 from pathlib import Path
 
-from devicefit.errors import ModelLoadError
+from devicefit.errors import ModelLoadError, printable
 
 _SHOWN_PATH_CHARS = 160
 
 
 def shown(path: str | os.PathLike[str]) -> str:
     """A path for a one-line message: shortened in the middle when absurdly long."""
-    text = os.fspath(path)
+    text = printable(os.fspath(path))  # a name with a newline must not break a one-line message
     if len(text) <= _SHOWN_PATH_CHARS:
         return text
     half = _SHOWN_PATH_CHARS // 2
