@@ -135,3 +135,27 @@ def test_python_dash_m_devicefit_runs_the_cli():
         [sys.executable, "-m", "devicefit", "no-such-command"], capture_output=True, text=True
     )
     assert bad.returncode == 2
+
+
+def test_cache_clear_never_deletes_a_folder_of_user_files(tmp_path, monkeypatch, capsys):
+    """With $DEVICEFIT_CACHE_DIR pointing at a folder in use, `cache clear` deleted its hashes/ and entries/."""
+    from devicefit.cli import main
+
+    user = tmp_path / "home"
+    (user / "hashes").mkdir(parents=True)
+    (user / "entries" / "photos").mkdir(parents=True)
+    (user / "hashes" / "mine.txt").write_text("precious")
+    (user / "entries" / "photos" / "a.jpg").write_text("precious")
+    (user / "notes.txt").write_text("precious")
+    monkeypatch.setenv("DEVICEFIT_CACHE_DIR", str(user))
+    assert main(["cache", "clear"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did not write" in err and len(err.splitlines()) == 1, err
+    assert (user / "hashes" / "mine.txt").read_text() == "precious"
+    assert (user / "entries" / "photos" / "a.jpg").read_text() == "precious"
+    # a real cache (only what devicefit writes) is still cleared
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DEVICEFIT_CACHE_DIR", str(cache))
+    assert main(["cache", "ls"]) == 0
+    assert main(["cache", "clear"]) == 0
+    assert "removed 0 cache entries" in capsys.readouterr().out
