@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from devicefit.cli import main
 from devicefit.cli._common import deployment_target, device_id, input_arrays, input_specs, parse_input
@@ -159,3 +160,34 @@ def test_cache_clear_never_deletes_a_folder_of_user_files(tmp_path, monkeypatch,
     assert main(["cache", "ls"]) == 0
     assert main(["cache", "clear"]) == 0
     assert "removed 0 cache entries" in capsys.readouterr().out
+
+
+def test_outputs_never_overwrite_each_other_or_an_input(tmp_path, capsys):
+    """``--json r --html r`` lost the JSON; ``run m.mlpackage --out m.mlpackage --force`` replaced the model."""
+    import shutil
+
+    from devicefit.cli import main
+    from tests.helpers import convert
+
+    model = tmp_path / "m.mlpackage"
+    convert(torch.nn.Linear(4, 3).eval(), torch.randn(2, 4)).save(str(model))
+    other = tmp_path / "other.mlpackage"
+    shutil.copytree(model, other)
+    same = tmp_path / "same.json"
+    cases = [
+        (["profile", str(model), "--json", str(same), "--html", str(same)], "same file"),
+        (["lint", str(model), "--json", str(model), "--force"], "would overwrite the model"),
+        (["run", str(model), "--out", str(model), "--force"], "would overwrite the model"),
+        (["run", str(model), "--out", str(other), "--force"], "folder"),  # an .npz never replaces a package
+        (["check", str(model), "--json", str(same), "--html", str(same)], "same file"),
+        (
+            ["compress", str(model), "--budget", "cosine>=0.9", "--json", str(same), "--plan", str(same)],
+            "same",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (argv, err)
+    assert not same.exists()
+    assert (model / "Manifest.json").is_file() and (other / "Manifest.json").is_file()

@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from devicefit import interp
-    from devicefit.cli._common import parse_input, parse_named_file
+    from devicefit.cli._common import parse_input, parse_named_file, refuse_overlaps
     from devicefit.interp.inputs import max_input_bytes
     from devicefit.io import atomic_save_npz
     from devicefit.report.terminal_views import run_outputs_table
@@ -54,9 +54,10 @@ def main(args: argparse.Namespace) -> int:
 
     max_bytes = max_input_bytes(None if args.max_input_mb is None else _mb_to_bytes(args.max_input_mb))
     # NOTE: every path is checked before the model runs, so a bad --out fails in a second, not after the work.
+    named = [parse_named_file(text) for text in args.input if "=" in text]
+    refuse_overlaps({"--out": args.out}, {"the model": args.model, **{f"--input {n}": p for n, p in named}})
     if args.out is not None:
         check_out_file(args.out, args.force)
-    named = [parse_named_file(text) for text in args.input if "=" in text]
     declared = [parse_input(text).spec() for text in args.input if "=" not in text]
     for name, path in named:
         _check_input_file(name, path)
@@ -98,7 +99,7 @@ def check_out_file(path: Path, force: bool) -> None:
     """
     from devicefit.cli._common import check_output_path
 
-    check_output_path(path, force, flag="--out")
+    check_output_path(path, force, flag="--out", package=False)
 
 
 def _check_input_file(name: str, path: Path) -> None:
