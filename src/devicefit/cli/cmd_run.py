@@ -86,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
 def _mb_to_bytes(mb: float) -> int:
     from devicefit.errors import InputError
 
-    if not mb > 0:
+    if not 0 < mb < float("inf"):  # NOTE: also refuses nan, and inf (int(inf) raises OverflowError)
         raise InputError(f"--max-input-mb must be a positive number, got {mb}")
     return int(mb * 2**20)
 
