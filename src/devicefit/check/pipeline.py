@@ -130,7 +130,7 @@ def _numerics(
     result.warnings.extend(numerics.warnings)
     if options.repair and runs.torch and _compute_failed(result):
         t = time.perf_counter()
-        result.repair = _fix(fp32_mlmodel(), runs, clean, options, source)
+        result.repair = _fix(fp32_mlmodel(), runs, clean, options, source, program)
         timings["fp16_repair"] = time.perf_counter() - t
     return runs.divergence_shapes
 
@@ -147,10 +147,10 @@ def _compute_failed(result: CheckResult) -> bool:
     return overflow or (compute is not None and compute.passed is False)
 
 
-def _fix(fp32_mlmodel: Any, runs: Any, clean: Any, options: CheckOptions, source: Any) -> Any:
+def _fix(fp32_mlmodel: Any, runs: Any, clean: Any, options: CheckOptions, source: Any, program: Any) -> Any:
     from devicefit.check.repair import fp16_fix
     from devicefit.compare.validate import stack_samples
 
-    feeds = [validate_stage.program_feeds(f, options.image_inputs) for f in clean.feeds]
+    feeds = [validate_stage.program_feeds(f, options.image_inputs, program) for f in clean.feeds]
     reference = stack_samples(runs.torch, list(runs.torch[0]))
     return fp16_fix(fp32_mlmodel, feeds, reference, clean.labels, source)
