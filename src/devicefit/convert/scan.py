@@ -87,6 +87,8 @@ class ScanReport:
     graph_errors: dict[str, str] = field(default_factory=dict)
     # sanitized kind -> where it first appears, per frontend (to place an op a frontend failed on)
     seen: dict[str, dict[str, NodeInfo]] = field(default_factory=dict, repr=False)
+    # node name -> node, per frontend: the node a frontend stopped at, when its op kind appears more than once
+    nodes: dict[str, dict[str, NodeInfo]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +163,7 @@ def static_scan(
         if graphs is not None:
             graphs[name] = graph
         seen = report.seen.setdefault(name, {})
+        report.nodes[name] = {node.output: node for node in nodes if node.output}
         with rescue_translations():
             statuses = [_lookup(node.kind, name) for node in nodes]
         counts: dict[str, int] = {}
@@ -193,14 +196,32 @@ def settle(report: ScanReport) -> ScanReport:
         kind = result.failed_op
         if result.ok or not kind or kind in listed:
             continue
-        node = report.seen.get(result.name, {}).get(kind) or next(
-            (seen[kind] for seen in report.seen.values() if kind in seen), None
+        node = _failed_node(report, result)
+        # coremltools has a translation but refused this use (a mode, a non-constant input): its reason is
+        # the actionable part, unless devicefit knows better for the op
+        hint = HINTS.get(kind) or (
+            f"coremltools refuses this use: {result.error}" if result.error else _DEFAULT_HINT
         )
-        entry = _unsupported(node, 1) if node else UnsupportedOp(kind, "", "", HINTS.get(kind, _DEFAULT_HINT))
+        entry = (
+            UnsupportedOp(node.op, node.location, node.module_path, hint, 1)
+            if node
+            else UnsupportedOp(kind, "", "", hint)
+        )
         entry.frontends.append(result.name)
         report.unsupported.append(entry)
         listed.add(kind)
     return report
+
+
+def _failed_node(report: ScanReport, result: FrontendResult) -> NodeInfo | None:
+    """The node ``result``'s frontend stopped at: by name when known, else the first node of its op kind."""
+    kind = result.failed_op
+    named = report.nodes.get(result.name, {}).get(result.failed_node or "")
+    if named is not None and named.kind == kind:
+        return named
+    return report.seen.get(result.name, {}).get(kind or "") or next(
+        (seen[kind] for seen in report.seen.values() if kind in seen), None
+    )
 
 
 def _unsupported(node: NodeInfo, count: int) -> UnsupportedOp:

@@ -1,0 +1,60 @@
+"""The scan blames the node a frontend stopped at, not the first node of the same op kind."""
+
+from __future__ import annotations
+
+import textwrap
+
+from devicefit.convert import scan
+from devicefit.sources import load_source
+
+# Two uses of one op: the first converts (a constant input coremltools folds), the second does not.
+TWO_INVERSES = textwrap.dedent(
+    """
+    import torch
+
+
+    class Whitening(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.cov = torch.nn.Parameter(torch.eye(4) * 2.0)
+
+        def forward(self, x):
+            return x @ torch.linalg.inv(self.cov)  # LINE_CONSTANT
+
+
+    class Solver(torch.nn.Module):
+        def forward(self, x):
+            gram = x.transpose(-1, -2) @ x + torch.eye(4)
+            return torch.linalg.inv(gram)  # LINE_DYNAMIC
+
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.whiten = Whitening()
+            self.solve = Solver()
+
+        def forward(self, x):
+            return self.solve(self.whiten(x))
+
+
+    def make_model():
+        return Net().eval(), torch.randn(1, 6, 4)
+    """
+)
+
+
+def _line(marker: str) -> int:
+    return next(i for i, line in enumerate(TWO_INVERSES.splitlines(), 1) if marker in line)
+
+
+def test_value_dependent_failure_is_placed_on_the_node_that_failed(tmp_path):
+    path = tmp_path / "whiten.py"
+    path.write_text(TWO_INVERSES)
+    report = scan(load_source(f"{path}:make_model"))
+    assert not report.ok
+    (entry,) = [u for u in report.unsupported if "inv" in u.op]
+    assert entry.location == f"whiten.py:{_line('LINE_DYNAMIC')}", entry
+    assert entry.module_path == "solve", entry
+    # the op exists in coremltools: the hint carries coremltools' reason for refusing this use
+    assert "register_torch_op" not in entry.hint, entry.hint
