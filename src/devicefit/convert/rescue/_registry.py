@@ -134,7 +134,8 @@ def is_rescue(fn: Callable | None) -> bool:
 def recorded_uses() -> Iterator[set[str]]:
     """Collect, in this thread, the ops whose devicefit translation built a node's MIL ops itself."""
     previous = getattr(_uses, "ops", None)
-    _uses.ops = used = set()
+    used: set[str] = set()
+    _uses.ops = used
     try:
         yield used
     finally:
