@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from devicefit.runtime.inline_policy import BURST, INLINE, PROBE, RECHECK, WORKER, InlinePolicy
+from devicefit.runtime.inline_policy import BURST, INLINE, MIN_SAMPLES, PROBE, RECHECK, WORKER, InlinePolicy
 
 
 class Clock:
@@ -18,7 +18,8 @@ class Clock:
 def _measured(call_s: float, handoff_s: float, max_block_s: float = 1e-3) -> InlinePolicy:
     policy = InlinePolicy(max_block_s)
     policy.record_call(call_s, solo=True)
-    policy.record_handoff(handoff_s)
+    for _ in range(MIN_SAMPLES):
+        policy.record_handoff(handoff_s)
     return policy
 
 
@@ -135,3 +136,14 @@ def test_off_routes_everything_to_workers():
     policy.record_call(1e-6, solo=True)
     policy.record_handoff(1.0)
     assert {policy.route(Clock()) for _ in range(500)} == {WORKER}
+
+
+def test_one_slow_handoff_sample_does_not_send_everything_inline():
+    # a single sample decided the route before: one slow wake-up kept a 0.65 ms CNN inline (1.0x sync)
+    policy = InlinePolicy(1e-3)
+    policy.record_call(650e-6, solo=True)
+    policy.record_handoff(3e-3)
+    assert not policy.prefers_inline()
+    for _ in range(MIN_SAMPLES - 1):
+        policy.record_handoff(3e-3)
+    assert policy.prefers_inline()  # measured again and again: the handoff really is that slow

@@ -52,6 +52,7 @@ class _Request:
     admit: asyncio.Future | None = None
     alone = False
     cancel_requested = False
+    cold = False  # the first request a new worker thread ran: its dispatch included starting the thread
     dispatch_s: float | None = None
     ended: float | None = None
     epoch = 0

@@ -42,6 +42,8 @@ MARGIN = 1.15
 CALL_WINDOW = 8
 HANDOFF_WINDOW = 15
 BURST = 8
+MIN_SAMPLES = 4  # handoffs measured before the workers are given up for inline (one sample
+# decided it before, and a slow one, a thread's first call or a machine hiccup, sent a CNN inline at 1.0x for good)
 RECHECK = 32  # requests between looks at the clock while a due refresh waits for refresh_interval_s
 
 
@@ -88,7 +90,8 @@ class InlinePolicy:
         """Whether the measurements say the awaiting thread beats ``lanes`` workers."""
         cycle = self.worker_cycle_s()
         if (
-            self.max_block_s is None
+            len(self._handoffs) < MIN_SAMPLES
+            or self.max_block_s is None
             or cycle is None
             or self.call_s is None
             or self.call_s >= self.max_block_s
@@ -138,9 +141,14 @@ class InlinePolicy:
         """The probe finished, failed, or was cancelled / dropped before it ran."""
         self._probing = False
 
-    def record_call(self, seconds: float, solo: bool, on_worker: bool = False) -> None:
-        """One engine call ended; only a solo call's duration says what the engine costs alone."""
-        if on_worker:
+    def record_call(self, seconds: float, solo: bool, on_worker: bool = False, cold: bool = False) -> None:
+        """One engine call ended; only a solo call's duration says what the engine costs alone.
+
+        ``cold``: a new worker thread's first call, which also paid the thread's warm-up (5.6 ms measured for
+        a 0.65 ms compiled CNN call): not a sample of the worker call time (a median of few samples), though
+        still one of the call time (the minimum of its window, which a slow sample cannot raise).
+        """
+        if on_worker and not cold:
             self._worker_calls.append(seconds)
             self.worker_call_s = sorted(self._worker_calls)[len(self._worker_calls) // 2]
         if not solo:

@@ -84,6 +84,7 @@ class InFlightScheduler:
         self._threads: list[threading.Thread] = []  # live workers, joined by close()
         self._started: list[threading.Thread] = []  # every worker ever started (introspection, tests)
         self._closing = False
+        self._free = 0  # live workers not running a request (waiting, or about to look at the queue again)
         self._stats = stats if stats is not None else Accounting()
         self.policy = (
             policy
@@ -136,10 +137,15 @@ class InFlightScheduler:
         without a ticket it passes ``route`` to :meth:`submit`. Kept lean: it runs on every predict_async.
         """
         route = self.policy.route(self._clock)
+        # NOTE: requests already queued hold their slots (a worker is waking for each): this one may still run
+        # here if a slot is left beyond them. Refusing whenever the queue was non-empty sent a request to the
+        # workers each time one had not yet woken for the previous one (it needs the GIL this thread holds), so
+        # the two requests then ran one after the other on one worker while this thread idled.
+        queued = len(self._queue)
         if (
             route == PROBE
-            or self._queue
-            or self._running >= self.max_in_flight
+            or self._running + queued >= self.max_in_flight
+            or (queued and self._queue[0].probe)
             or self._solo_running
             or self._closing
         ):
@@ -152,7 +158,7 @@ class InFlightScheduler:
             # event loop (``inline_below_s``).
             call = self.policy.call_s
             limit = self.policy.max_block_s
-            if self._running < 1 or call is None or limit is None or call >= limit:
+            if self._running + queued < 1 or call is None or limit is None or call >= limit:
                 return route, None
             self.caller_lane_runs += 1
         self.inline_runs += 1
@@ -304,11 +310,12 @@ class InFlightScheduler:
         # NOTE: only a call that nothing overlapped measures the engine: one that shared the machine with
         # another call also measured its waits for the GIL and a CPU
         self.policy.record_call(
-            end - req.started, solo=req.alone and self._starts == req.epoch, on_worker=True
+            end - req.started, solo=req.alone and self._starts == req.epoch, on_worker=True, cold=req.cold
         )
         if req.probe:
             self._solo_running = False
         self._running -= 1
+        self._free += 1
         if req.cancel_requested:
             self._settle(req, "cancelled")
         else:
@@ -333,7 +340,11 @@ class InFlightScheduler:
         req.state = "queued"
         self._queue.append(req)
         self._stats.peak_queued = max(self._stats.peak_queued, len(self._queue))
-        if len(self._threads) < self.max_in_flight:
+        # NOTE: a new thread only when the free workers cannot take every queued request: a new thread's start
+        # and its first call cost 3-4 ms and 5.6 ms on a 0.65 ms CNN (one request at a time started a second
+        # thread before)
+        if len(self._threads) < self.max_in_flight and self._free < len(self._queue):
+            self._free += 1
             t = threading.Thread(target=self._worker, name=f"{self.name}-{len(self._threads)}", daemon=True)
             self._threads.append(t)
             self._started.append(t)
@@ -356,6 +367,7 @@ class InFlightScheduler:
 
     # ------------------------------------------------------------------ workers
     def _worker(self) -> None:
+        cold = True
         while True:
             with self._cond:
                 # NOTE: a free slot, not only a queued request: requests run inline on callers' threads
@@ -365,6 +377,8 @@ class InFlightScheduler:
                 if not self._startable():  # closing: the queue was dropped; nothing to run
                     return
                 req = self._queue.popleft()
+                self._free -= 1
+                req.cold, cold = cold, False
                 self._start(req)
                 self._kick()  # another idle worker may take the next one (a probe held it back)
             result: Any = None
@@ -408,8 +422,9 @@ class InFlightScheduler:
         with self._cond:
             done = self._outbox.pop(loop, [])
             for req, _, _ in done:
-                # NOTE: not a probe's: it woke threads that had slept, which requests under load do not pay
-                if req.dispatch_s is not None and req.ended is not None and not req.probe:
+                # NOTE: not a probe's (it woke threads that had slept, which requests under load do not pay),
+                # nor one a new worker thread took first (its dispatch was the thread's start: 3-4 ms measured)
+                if req.dispatch_s is not None and req.ended is not None and not req.probe and not req.cold:
                     # NOTE: while an inline or caller-lane call ran on an awaiting thread, the result may have
                     # waited for it: that wait overlapped useful work, it is not handoff (counting it made the
                     # policy settle on inline at 0.99x sync where the workers with the caller lane gave 1.38x,
