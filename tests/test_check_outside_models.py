@@ -140,3 +140,41 @@ def test_topk_index_swap_at_the_kth_place_within_the_scores_error_is_a_tie():
     assert index_agreement(ref, cand, 0.99, ref_vals, cand_vals).value == 1.0
     # an index from outside the reference's top-k anywhere but at the k-th place is wrong, not a tie
     assert index_agreement(ref, np.array([[11, 7, 4]]), 0.99, ref_vals, ref_vals).value < 1.0
+
+
+def test_generated_masks_keep_a_real_token_in_every_row_before_padding():
+    # random 0/1 masks padded a causal LM on the left: the padding positions' rows attend to nothing, their
+    # (unused) logits are undefined and differ between PyTorch and Core ML; check called it a conversion problem
+    from devicefit.sources.data import generate
+    from devicefit.sources.spec import InputSpec
+
+    specs = [InputSpec("input_ids", (2, 12), "int32"), InputSpec("attention_mask", (2, 12), "int32")]
+    like = {"input_ids": np.arange(24).reshape(2, 12), "attention_mask": np.array([[1] * 9 + [0] * 3] * 2)}
+    data = generate(specs, 32, seed=0, like=like)
+    masks = np.stack([f["attention_mask"] for f in data.feeds]).reshape(-1, 12)
+    assert set(np.unique(masks)) == {0, 1}
+    assert (masks[:, 0] == 1).all()  # a real token first: padding only after it (right padding)
+    assert (np.diff(masks, axis=1) <= 0).all()  # never a 0 before a 1
+    assert len({int(m.sum()) for m in masks}) > 3  # the padding length still varies
+
+
+GPT2 = textwrap.dedent(
+    """
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+
+    def make_model():
+        torch.manual_seed(0)
+        cfg = GPT2Config(vocab_size=100, n_positions=32, n_embd=32, n_layer=1, n_head=4)
+        ids = torch.randint(0, 100, (1, 12))
+        mask = torch.ones(1, 12, dtype=torch.long)
+        mask[:, 9:] = 0
+        return GPT2LMHeadModel(cfg).eval(), {"input_ids": ids, "attention_mask": mask}
+    """
+)
+
+
+def test_causal_lm_with_an_attention_mask_is_not_a_conversion_problem(tmp_path):
+    result = _numerics(tmp_path, GPT2)
+    assert result.verdicts["numerics"].status != "fail", result.verdicts["numerics"].reason
