@@ -197,10 +197,10 @@ def settle(report: ScanReport) -> ScanReport:
         if result.ok or not kind or kind in listed:
             continue
         node = _failed_node(report, result)
-        # coremltools has a translation but refused this use (a mode, a non-constant input): its reason is
+        # a translation exists but refused this use (a mode, a non-constant input): its reason is
         # the actionable part, unless devicefit knows better for the op
         hint = HINTS.get(kind) or (
-            f"coremltools refuses this use: {result.error}" if result.error else _DEFAULT_HINT
+            f"this use does not convert: {result.error}" if result.error else _DEFAULT_HINT
         )
         entry = (
             UnsupportedOp(node.op, node.location, node.module_path, hint, 1)
