@@ -58,3 +58,34 @@ def test_value_dependent_failure_is_placed_on_the_node_that_failed(tmp_path):
     assert entry.module_path == "solve", entry
     # the op exists in coremltools: the hint carries coremltools' reason for refusing this use
     assert "register_torch_op" not in entry.hint, entry.hint
+
+
+DYNAMIC_FILL = textwrap.dedent(
+    """
+    import torch
+
+
+    class DropColumn(torch.nn.Module):
+        def forward(self, x, idx):
+            y = x.clone()
+            y[:, idx[0]] = 0.0  # LINE_FILL
+            return y * 2
+
+
+    def make_model():
+        return DropColumn().eval(), (torch.randn(4, 6), torch.tensor([1, 3]))
+    """
+)
+
+
+def test_a_rewritten_assignment_is_placed_on_the_assignment_with_a_fix(tmp_path):
+    # coremltools rewrites `y[:, i] = v` into an internal op the torch graph does not have: the scan listed it
+    # with no location and told the user to register a translation for coremltools' internal op
+    path = tmp_path / "drop.py"
+    path.write_text(DYNAMIC_FILL)
+    report = scan(load_source(f"{path}:make_model"))
+    assert not report.ok
+    (entry,) = report.unsupported
+    line = next(i for i, text in enumerate(DYNAMIC_FILL.splitlines(), 1) if "LINE_FILL" in text)
+    assert entry.location == f"drop.py:{line}", entry
+    assert "torch.where" in entry.hint, entry.hint

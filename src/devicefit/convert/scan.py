@@ -34,6 +34,16 @@ HINTS = {
     "i0": "replace with a series approximation, or move it out of the model",
     "linalg_inv": "precompute the inverse if the matrix is constant, or solve outside the model",
 }
+_ASSIGN_HINT = (
+    "an assignment at an index computed at run time (y[:, i] = v): write it as a masked select, e.g. "
+    "y = torch.where(torch.arange(y.shape[1]) == i, v, y), or make the index a constant"
+)
+HINTS["_internal_op_tensor_inplace_fill_"] = HINTS["_internal_op_tensor_inplace_copy_"] = _ASSIGN_HINT
+# coremltools' internal ops -> the torch op kinds they rewrite (to place them in the user's code)
+_REWRITTEN_FROM = {
+    "_internal_op_tensor_inplace_fill_": ("fill_", "fill"),
+    "_internal_op_tensor_inplace_copy_": ("copy_", "copy"),
+}
 _DEFAULT_HINT = (
     "rewrite it with supported ops, or register a translation with "
     "coremltools.converters.mil.frontend.torch.register_torch_op (see devicefit.convert.rescue)"
@@ -219,9 +229,17 @@ def _failed_node(report: ScanReport, result: FrontendResult) -> NodeInfo | None:
     named = report.nodes.get(result.name, {}).get(result.failed_node or "")
     if named is not None and named.kind == kind:
         return named
-    return report.seen.get(result.name, {}).get(kind or "") or next(
-        (seen[kind] for seen in report.seen.values() if kind in seen), None
-    )
+    for candidate in (kind or "", *_REWRITTEN_FROM.get(kind or "", ())):
+        found = report.seen.get(result.name, {}).get(candidate) or next(
+            (seen[candidate] for seen in report.seen.values() if candidate in seen), None
+        )
+        if found is not None:
+            return (
+                found
+                if candidate == kind
+                else NodeInfo(kind or "", kind or "", found.location, found.module_path)
+            )
+    return None
 
 
 def _unsupported(node: NodeInfo, count: int) -> UnsupportedOp:
