@@ -89,3 +89,38 @@ def test_a_rewritten_assignment_is_placed_on_the_assignment_with_a_fix(tmp_path)
     line = next(i for i, text in enumerate(DYNAMIC_FILL.splitlines(), 1) if "LINE_FILL" in text)
     assert entry.location == f"drop.py:{line}", entry
     assert "torch.where" in entry.hint, entry.hint
+
+
+PACKED_GRU = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.gru = nn.GRU(8, 16, batch_first=True)
+
+        def forward(self, x, lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.gru(packed)
+            return nn.utils.rnn.pad_packed_sequence(out, batch_first=True)[0]
+
+
+    def make_model():
+        return Tagger().eval(), (torch.randn(2, 5, 8), torch.tensor([5, 3]))
+    """
+)
+
+
+def test_a_translation_crash_on_a_packed_sequence_says_what_to_do(tmp_path):
+    # the hint was coremltools' crash, "AttributeError: 'list' object has no attribute 'val'"
+    path = tmp_path / "tagger.py"
+    path.write_text(PACKED_GRU)
+    report = scan(load_source(f"{path}:make_model"))
+    assert not report.ok
+    (entry,) = [u for u in report.unsupported if "gru" in u.op]
+    assert entry.module_path == "gru"
+    assert "pack_padded_sequence" in entry.hint and "mask" in entry.hint, entry.hint

@@ -209,9 +209,7 @@ def settle(report: ScanReport) -> ScanReport:
         node = _failed_node(report, result)
         # a translation exists but refused this use (a mode, a non-constant input): its reason is
         # the actionable part, unless devicefit knows better for the op
-        hint = HINTS.get(kind) or (
-            f"this use does not convert: {result.error}" if result.error else _DEFAULT_HINT
-        )
+        hint = HINTS.get(kind) or _use_hint(kind, result.error, report)
         entry = (
             UnsupportedOp(node.op, node.location, node.module_path, hint, 1)
             if node
@@ -221,6 +219,28 @@ def settle(report: ScanReport) -> ScanReport:
         report.unsupported.append(entry)
         listed.add(kind)
     return report
+
+
+# Python errors raised *inside* a coremltools translation: a form of input it does not handle, not a refusal
+_CRASHES = ("AttributeError", "TypeError", "KeyError", "IndexError", "AssertionError", "UnboundLocalError")
+_RNNS = frozenset({"gru", "rnn_tanh", "rnn_relu", "lstm"})
+
+
+def _use_hint(kind: str, error: str | None, report: ScanReport) -> str:
+    """What to do about an op whose translation exists but failed on this use."""
+    if not error:
+        return _DEFAULT_HINT
+    if kind in _RNNS and any("_pack_padded_sequence" in seen for seen in report.seen.values()):
+        return (
+            "packed sequences (pack_padded_sequence) do not convert here: run the RNN on the padded batch and "
+            "mask the padded steps (take each sequence's last valid step with a gather on the lengths)"
+        )
+    if error.startswith(_CRASHES):
+        return (
+            f"coremltools' translation of {kind} failed on this use ({error}): an input form it does not handle "
+            "(a list, a packed or non-constant argument); call it with plain tensors and constant arguments"
+        )
+    return f"this use does not convert: {error}"
 
 
 def _failed_node(report: ScanReport, result: FrontendResult) -> NodeInfo | None:
