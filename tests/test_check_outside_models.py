@@ -178,3 +178,37 @@ GPT2 = textwrap.dedent(
 def test_causal_lm_with_an_attention_mask_is_not_a_conversion_problem(tmp_path):
     result = _numerics(tmp_path, GPT2)
     assert result.verdicts["numerics"].status != "fail", result.verdicts["numerics"].reason
+
+
+HASHED = textwrap.dedent(
+    """
+    import torch
+
+
+    class HashedTokens(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = torch.nn.Embedding(97, 8)
+            self.head = torch.nn.Linear(8, 4)
+
+        def forward(self, ids):
+            scale = (ids.float() * 0.5 + 1.0).mean()  # several values of one shape on one line
+            buckets = (ids * 1000003 + 12345) % 97  # LINE_HASH: int32 wraps where int64 does not
+            return self.head(self.emb(buckets).mean(1)) * scale
+
+
+    def make_model():
+        return HashedTokens().eval(), torch.randint(0, 30000, (2, 16))
+    """
+)
+
+
+def test_conversion_problem_names_the_line_where_values_first_differ(tmp_path):
+    # the verdict said 'conversion problem: SNR -1.6 dB' and nothing about where
+    result = _numerics(tmp_path, HASHED)
+    verdict = result.verdicts["numerics"]
+    assert verdict.status == "fail" and "conversion problem" in verdict.reason
+    line = next(i for i, text in enumerate(HASHED.splitlines(), 1) if "LINE_HASH" in text)
+    assert f"model.py:{line}" in result.extras["conversion_divergence"]["where"]
+    assert f"model.py:{line}" in verdict.reason
