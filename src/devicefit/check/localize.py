@@ -44,33 +44,41 @@ def first_divergent_line(source: Any, program: Any, provenance: Any, feeds: dict
                          program_feeds: dict[str, Any]) -> ConversionDivergence | None:  # fmt: skip
     """The first value (in program order) whose source line computes something else in PyTorch; None if none."""
     try:
-        recorded = _record_torch(source, feeds)
         values = program.run(program_feeds, precision="fp32", intermediates=True)
-        return _first(program, provenance, recorded, values)
+        last = _last_per_line(program, provenance, values)
+        # only the (line, shape) pairs the program has are kept, as float32: one sample's worth at most
+        recorded = _record_torch(source, feeds, set(last))
+        for key, name in last.items():
+            ref = recorded.get(key)
+            if ref is None:
+                continue
+            error = _rel_error(np.asarray(values[name]), ref)
+            if error > REL_ERROR:
+                return ConversionDivergence(provenance.get(name).label(), name, error)
     except Exception:  # NOTE: localisation must never hide the verdict it explains
         return None
+    return None
 
 
-def _first(program: Any, provenance: Any, recorded: dict[tuple[str, tuple[int, ...]], np.ndarray],
-           values: dict[str, Any]) -> ConversionDivergence | None:  # fmt: skip
-    # a line computes several values of one shape (linear, then * 300): compare each line's last one with
-    # PyTorch's last one, in the order the program finishes them (the intermediates dict lists outputs first)
+def _last_per_line(
+    program: Any, provenance: Any, values: dict[str, Any]
+) -> dict[tuple[str, tuple[int, ...]], str]:
+    """(line, shape) -> the program's last value of that line and shape, in the order the program finishes them.
+
+    A line computes several values of one shape (linear, then * 300): each line's last one is compared with
+    PyTorch's last one. The intermediates dict lists the outputs first, so the program's steps give the order.
+    """
     last: dict[tuple[str, tuple[int, ...]], str] = {}
+    if provenance is None:
+        return last
     for step in program.plan.block.steps:
         for name in step.outputs:
-            origin = provenance.get(name) if provenance is not None and name in values else None
+            origin = provenance.get(name) if name in values else None
             if origin is not None and origin.location:
                 key = (_line_key(origin.location), tuple(np.shape(values[name])))
                 last.pop(key, None)  # re-inserted: dict order becomes the order of last values
                 last[key] = name
-    for key, name in last.items():
-        ref = recorded.get(key)
-        if ref is None:
-            continue
-        error = _rel_error(np.asarray(values[name]), ref)
-        if error > REL_ERROR:
-            return ConversionDivergence(provenance.get(name).label(), name, error)
-    return None
+    return last
 
 
 def _rel_error(value: np.ndarray, ref: np.ndarray) -> float:
@@ -94,8 +102,10 @@ def _line_key(location: str) -> str:
     return f"{Path(path).name}:{line}"
 
 
-def _record_torch(source: Any, feeds: dict[str, Any]) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
-    """PyTorch's result of every aten op on ``feeds``, by (user line, shape); the last of each kept."""
+def _record_torch(
+    source: Any, feeds: dict[str, Any], wanted: set[tuple[str, tuple[int, ...]]]
+) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
+    """PyTorch's result of every aten op on ``feeds`` by (user line, shape), for the ``wanted`` pairs; the last kept."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
 
@@ -120,8 +130,14 @@ def _record_torch(source: Any, feeds: dict[str, Any]) -> dict[tuple[str, tuple[i
             line = user_line()
             if line is not None:
                 for t in out if isinstance(out, tuple | list) else (out,):
-                    if isinstance(t, torch.Tensor) and t.layout == torch.strided and not t.is_complex():
-                        recorded[(line, tuple(t.shape))] = t.detach().to("cpu", torch.float64).numpy()
+                    if (
+                        isinstance(t, torch.Tensor)
+                        and (line, tuple(t.shape)) in wanted
+                        and not t.is_complex()
+                    ):
+                        keep = t.detach().to("cpu", torch.float32) if t.layout == torch.strided else None
+                        if keep is not None:
+                            recorded[(line, tuple(t.shape))] = keep.numpy().copy()
             return out
 
     with Recorder():
