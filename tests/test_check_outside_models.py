@@ -212,3 +212,44 @@ def test_conversion_problem_names_the_line_where_values_first_differ(tmp_path):
     line = next(i for i, text in enumerate(HASHED.splitlines(), 1) if "LINE_HASH" in text)
     assert f"model.py:{line}" in result.extras["conversion_divergence"]["where"]
     assert f"model.py:{line}" in verdict.reason
+
+
+NESTED_OUTPUTS = textwrap.dedent(
+    """
+    import torch
+
+
+    class Detector(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.head = torch.nn.Linear(4, 6)
+
+        def forward(self, x):
+            h = self.head(x)
+            return {"logits": h, "aux": (h.sum(-1), {"boxes": h.sigmoid()[..., :4]})}
+
+
+    def make_model():
+        return Detector().eval(), torch.randn(2, 4)
+    """
+)
+
+
+def test_nested_outputs_are_converted_not_dropped(tmp_path):
+    # the converted model had 'logits' only: 'aux' (a tuple holding a dict) vanished and check passed
+    result = _numerics(tmp_path, NESTED_OUTPUTS)
+    assert [o.name for o in result.program.outputs] == ["logits", "aux_0", "aux_1_boxes"]
+    assert {o.output for o in result.fp16.outputs} == {"logits", "aux_0", "aux_1_boxes"}
+    assert result.verdicts["numerics"].status != "fail", result.verdicts["numerics"].reason
+
+
+def test_flat_output_names_are_unchanged():
+    import torch
+
+    from devicefit.sources.spec import flatten_outputs
+
+    a, b = torch.zeros(1), torch.ones(1)
+    assert [n for n, _ in flatten_outputs((a, None, b))] == ["output_0", "output_1"]
+    assert [n for n, _ in flatten_outputs((None, a))] == ["output"]
+    assert [n for n, _ in flatten_outputs((a, [b, {"c": a}]))] == ["output_0", "output_1_0", "output_1_1_c"]
