@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import numpy as np
+import pytest
 
 from devicefit.check import CheckOptions, run_check
 from devicefit.cli import main
@@ -253,3 +254,67 @@ def test_flat_output_names_are_unchanged():
     assert [n for n, _ in flatten_outputs((a, None, b))] == ["output_0", "output_1"]
     assert [n for n, _ in flatten_outputs((None, a))] == ["output"]
     assert [n for n, _ in flatten_outputs((a, [b, {"c": a}]))] == ["output_0", "output_1_0", "output_1_1_c"]
+
+
+OUTLIER_RESIDUAL = textwrap.dedent(
+    """
+    import torch
+
+
+    class RMSNorm(torch.nn.Module):
+        def forward(self, x):
+            var = x.pow(2).mean(-1, keepdim=True)  # LINE_SQUARE: x ~ 400, x**2 > 65504 in fp16
+            return x * torch.rsqrt(var + 1e-6)
+
+
+    class Block(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.norm = RMSNorm()
+            self.mlp = torch.nn.Linear(32, 32)
+
+        def forward(self, x):
+            return x + self.mlp(self.norm(x))  # the residual hides the dead branch from the outputs
+
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = torch.nn.Embedding(50, 32)
+            with torch.no_grad():
+                self.emb.weight.mul_(400.0)
+            self.block = Block()
+            self.out = torch.nn.Linear(32, 50)
+
+        def forward(self, ids):
+            return self.out(self.block(self.emb(ids)))
+
+
+    def make_model():
+        return Net().eval(), torch.randint(0, 50, (1, 12))
+    """
+)
+
+
+@pytest.mark.slow
+def test_overflow_with_outputs_in_tolerance_gets_a_verified_fix(tmp_path):
+    # the fp16 variance overflows (inf -> rsqrt 0 -> the branch is dead) while the residual keeps the outputs
+    # within tolerance: the cosine-guided repair had 'no op set to offer'
+    path = tmp_path / "model.py"
+    path.write_text(OUTLIER_RESIDUAL)
+    result = run_check(CheckOptions(model=f"{path}:make_model", samples=4, devices=["iphone-12"]))
+    verdict = result.verdicts["numerics"]
+    assert verdict.status == "fail" and "overflow" in verdict.reason
+    fix = result.repair
+    assert fix is not None and fix.ops, verdict.reason
+    assert fix.verified is not None and fix.verified.passed
+    assert any("model.py:" in (o.origin or "") for o in fix.ops)
+    assert "--fp32-ops" in verdict.reason and "no op set" not in verdict.reason
+    # applying the fix removes the overflow
+    fixed = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=4, devices=["iphone-12"], precision="mixed",
+                     fp32_ops=[o.name for o in fix.ops])
+    )  # fmt: skip
+    assert not fixed.divergence.overflow_ops
+    assert fixed.verdicts["numerics"].status != "fail", fixed.verdicts["numerics"].reason

@@ -184,4 +184,9 @@ def _fix(fp32_mlmodel: Any, runs: Any, clean: Any, options: CheckOptions, source
 
     feeds = [validate_stage.program_feeds(f, options.image_inputs, program) for f in clean.feeds]
     reference = stack_samples(runs.torch, list(runs.torch[0]))
-    return fp16_fix(fp32_mlmodel, feeds, reference, clean.labels, source)
+    div = runs.divergence
+    # only when the fp32 run is finite: an inf there (a -inf mask fill) is not an fp16 overflow to repair
+    overflow = (
+        [o.op for o in div.overflow_ops] if div is not None and div.first_nonfinite_fp32 is None else []
+    )
+    return fp16_fix(fp32_mlmodel, feeds, reference, clean.labels, source, overflow)
