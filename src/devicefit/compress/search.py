@@ -36,7 +36,7 @@ from devicefit.compress.path import assignment_at, refine, upgrade_path
 from devicefit.compress.repair import Fp16Repair, repair_fp16
 from devicefit.compress.sensitivity import LayerSensitivity, Sensitivity, measure_sensitivity
 from devicefit.compress.verbs import apply_plan, as_mlmodel, fp16, quiet, save, target_of
-from devicefit.compress.weights import find_weights, input_bytes, plan_yaml, stored_bytes
+from devicefit.compress.weights import find_weights, input_bytes, plan_yaml, stored_bytes, weight_origins
 from devicefit.errors import InputError
 
 SCHEMES = ("palettize", "quantize")
@@ -275,7 +275,8 @@ def search(
             raise InputError(f"no weight has >= {options.min_elements} elements; lower --min-elements")
         base_sizes = input_bytes(base)
         base_bytes = stored_bytes(base)
-        layers = [LayerSensitivity(w.name, w.layer, w.numel) for w in weights]
+        origins = weight_origins(original, base, weights)
+        layers = [LayerSensitivity(w.name, w.layer, w.numel, origin=origins.get(w.name)) for w in weights]
         consumers = {w.name: [(op, param) for op, _, param in w.consumers] for w in weights}
         table: dict[str, dict[str, np.ndarray]] = {w.name: {} for w in weights}
         for i, label in enumerate(order[:-1]):

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from devicefit.compress.evaluate import Executor
+from devicefit.convert.provenance import Origin, where
 
 
 @dataclass
@@ -19,6 +20,7 @@ class LayerSensitivity:
         bytes: choice label -> stored bytes of this weight at that choice.
         metric: choice label -> budget metric with only this weight compressed that way.
         noise: choice label -> relative output noise (``sum(err^2) / sum(ref^2)``) likewise.
+        origin: the PyTorch module the weight belongs to (None: the package carries no provenance for it).
     """
 
     weight: str
@@ -27,6 +29,24 @@ class LayerSensitivity:
     bytes: dict[str, int] = field(default_factory=dict)
     metric: dict[str, float] = field(default_factory=dict)
     noise: dict[str, float] = field(default_factory=dict)
+    origin: Origin | None = None
+
+    @property
+    def where(self) -> str:
+        """What a user reads: PyTorch module, type and line, the MIL op after it (the op alone if unknown)."""
+        return where(self.origin, self.layer)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "weight": self.weight,
+            "layer": self.layer,
+            "where": self.where,
+            "origin": self.origin.to_dict() if self.origin is not None else None,
+            "numel": self.numel,
+            "bytes": self.bytes,
+            "metric": self.metric,
+            "noise": self.noise,
+        }
 
 
 @dataclass
@@ -43,7 +63,7 @@ class Sensitivity:
             "metric": self.metric_name,
             "choices": self.choices,
             "base_metric": self.base_metric,
-            "layers": [vars(layer) for layer in self.layers],
+            "layers": [layer.to_dict() for layer in self.layers],
         }
 
     def most_sensitive(self, choice: str) -> list[LayerSensitivity]:

@@ -7,6 +7,7 @@ from typing import Any
 
 from devicefit.analyze.size import Weight
 from devicefit.compress.configs import Config, Fp16Config, JointConfig, PalettizeConfig, QuantizeConfig
+from devicefit.convert.provenance import Origin
 from devicefit.errors import InputError
 
 
@@ -34,6 +35,42 @@ def find_weights(mlmodel: Any, min_elements: int = 256) -> list[Weight]:
     return [
         w for w in all_weights(program) if w.stored_as == "const" and w.numel >= min_elements and w.consumers
     ]
+
+
+# Suffixes coremltools' fp16 pass adds to the names of the values it casts: the fp16 base of an fp32 package
+# names ``conv1_weight`` ``conv1_weight_to_fp16`` and ``var_19`` ``var_19_cast_fp16``.
+_FP16_SUFFIXES = ("_to_fp16", "_cast_fp16")
+
+
+def weight_origins(original: Any, base: Any, weights: list[Weight]) -> dict[str, Origin]:
+    """Weight name -> the PyTorch module it came from, from the provenance ``original``'s metadata holds.
+
+    ``base`` is the package the weights were found in (``original`` itself, or its fp16 version, whose value
+    names carry the fp16 pass's suffixes). A weight is looked up by its reading op's outputs, the op, then
+    its own name, each also without those suffixes; weights with no known origin are left out.
+    """
+    from devicefit import interp
+    from devicefit.convert.provenance import load_from_package
+
+    provenance = load_from_package(original) or load_from_package(base)
+    if provenance is None:
+        return {}
+    outputs = {s.name: s.outputs for s in interp.load(base).plan.block.steps}
+    # coremltools scopes a weight constant by its module but without the source line its op has
+    located: dict[tuple[str | None, str | None], Origin] = {}
+    for _, origin in provenance.items():
+        if origin.location:
+            located.setdefault((origin.module_path, origin.module_type), origin)
+    found: dict[str, Origin] = {}
+    for w in weights:
+        names = [*outputs.get(w.op, []), w.op, w.name]
+        names += [n[: -len(sfx)] for n in names for sfx in _FP16_SUFFIXES if n.endswith(sfx)]
+        origins = [o for o in (provenance.get(n) for n in names) if o is not None]
+        if not origins:
+            continue
+        best = next((o for o in origins if o.location), origins[0])
+        found[w.name] = best if best.location else located.get((best.module_path, best.module_type), best)
+    return found
 
 
 def _const_bytes(op: Any) -> int:

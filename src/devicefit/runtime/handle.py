@@ -95,6 +95,8 @@ class Model:
         self._scheduler: InFlightScheduler | None = None
         self._stats = Accounting()  # shared by every scheduler this handle builds, across unloads
         self._active = 0  # engine calls under way (an unload waits for them before unloading the engine)
+        # when predict_async last gave the event loop control (inline calls do not: see predict_async)
+        self._last_yield = 0.0
 
     # ------------------------------------------------------------------ lifecycle
     @property
@@ -320,19 +322,35 @@ class Model:
                 setattr(self._stats, outcome, getattr(self._stats, outcome) + 1)
             raise
         if inline is None:
+            self._last_yield = self._clock()  # it suspends (a worker runs it)
             return await sched.submit(arrays, counted=True, route=route)
         # on this (the awaiting) thread: the policy measured the call as shorter than a worker handoff
         failed = True
         try:
             result = self._engine_call(arrays)
             failed = False
-            return result
         finally:
             with self._lock:  # the condition's lock (a plain Lock: cheaper to enter than the Condition)
                 sched.end_inline_locked(inline, failed)
                 self._active -= 1
                 if not self._active and self._state == CLOSING:
                     self._cond.notify_all()
+        # NOTE: a request run inline returns without suspending, so a caller awaiting one after another would
+        # hold the event loop until it stops (other tasks, callers, timeouts starved: measured, one heartbeat
+        # tick in 400 requests). Give the loop control once its thread ran inline calls for as long as one call
+        # may block it. After the call, not before: a yield before admission would reorder requests (FIFO,
+        # drop_oldest). Cheap: one clock read per request, one loop pass per millisecond or so.
+        now = self._clock()
+        if now - self._last_yield >= (self.inline_below_s or 0.0):
+            self._last_yield = now
+            try:
+                await asyncio.sleep(0)
+            except asyncio.CancelledError:  # completed, but the caller never sees it
+                with self._lock:
+                    self._stats.completed -= 1
+                    self._stats.cancelled += 1
+                raise
+        return result
 
     async def stream(
         self, frames: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]], keep: int = 1
