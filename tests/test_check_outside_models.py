@@ -318,3 +318,21 @@ def test_overflow_with_outputs_in_tolerance_gets_a_verified_fix(tmp_path):
     )  # fmt: skip
     assert not fixed.divergence.overflow_ops
     assert fixed.verdicts["numerics"].status != "fail", fixed.verdicts["numerics"].reason
+
+
+def test_the_fix_verification_judges_label_outputs_by_agreement(tmp_path):
+    from devicefit.check.repair import Fp16Fix, _verify
+    from devicefit.convert import ConvertOptions, convert
+    from devicefit.sources import load_source
+
+    path = tmp_path / "seg.py"
+    path.write_text(SEG_ARGMAX)
+    source = load_source(f"{path}:make_model")
+    mlmodel = convert(source, ConvertOptions(precision="fp32")).mlmodel
+    feeds = [source.example_inputs]
+    reference = {k: v.copy() for k, v in source.reference(feeds[0]).items()}
+    labels = reference["output"]
+    labels.flat[7] = (labels.flat[7] + 1) % 6  # one pixel of 4096 flipped: a near-tie, not a broken model
+    fix = Fp16Fix([], True, 1.0, 1.0, 0.9995)
+    _verify(mlmodel, fix, feeds, reference, None, against_fp32=False)
+    assert fix.verified.passed, fix.verified.headline()

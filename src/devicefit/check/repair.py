@@ -130,8 +130,6 @@ def fp16_fix(
             outputs already meet the cosine bound, the fix keeps those (and any the overflow moves to) in fp32.
     """
     from devicefit import interp
-    from devicefit.compare.class_axis import head_axes
-    from devicefit.compare.validate import compare
     from devicefit.compress.budget import Budget
     from devicefit.compress.evaluate import run_samples
     from devicefit.compress.repair import repair_fp16
@@ -150,17 +148,9 @@ def fp16_fix(
         ops = [Fp32Op(name, _origin(prov, name, outputs)) for name in found.fp32_ops]
         fix = Fp16Fix(ops, found.passed, found.fp16_metric, found.repaired_metric, found.threshold)
         if found.mlmodel is not None:
-            repaired = interp.load(found.mlmodel)
-            got = run_samples(repaired, feeds, "fp16")
-            axes = head_axes(repaired)  # dense outputs are verified per position, like the check itself
-            if against_fp32:
-                if reference is None:  # the fp32 run, once for every bound tried
-                    reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
-                fix.verified = compare("compute", reference, got, "interp-fp32", class_axes=axes)
-            else:
-                assert reference is not None
-                fix.verified = compare("fp16", reference, got, "pytorch", labels, class_axes=axes)
-            fix.verified.samples = len(feeds)
+            if against_fp32 and reference is None:  # the fp32 run, once for every bound tried
+                reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
+            _verify(found.mlmodel, fix, feeds, reference, labels, against_fp32)
         # we are here because fp16 failed the check: an empty set, or a set the verification refuses, is
         # no fix yet; a bound the repair cannot meet even with every op in fp32 will not be met tighter
         unverified = not fix.ops or (fix.verified is not None and not fix.verified.passed)
@@ -177,7 +167,10 @@ def fp16_fix(
         if keep:
             from devicefit.compress.verbs import fp16
 
-            fix = _verified(fp16(fp32_mlmodel, keep_fp32=keep), fix, feeds, reference, labels, against_fp32)
+            if against_fp32 and reference is None:
+                reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
+            _verify(fp16(fp32_mlmodel, keep_fp32=keep), fix, feeds, reference, labels, against_fp32)
+            fix.passed = fix.verified is not None and fix.verified.passed
             fix.ops = [Fp32Op(name, _origin(prov, name, outputs)) for name in keep]
             fix.notes.append(
                 "the outputs met the cosine bound, so the ops kept in fp32 are the ones that overflowed in fp16 "
@@ -191,24 +184,27 @@ def fp16_fix(
     return fix
 
 
-def _verified(mlmodel: Any, fix: Fp16Fix, feeds: list[dict[str, Any]], reference: Any, labels: Any,
-              against_fp32: bool) -> Fp16Fix:  # fmt: skip
-    """``fix`` with the verification of the repaired package ``mlmodel`` (emulating fp16) on every sample."""
+def _verify(mlmodel: Any, fix: Fp16Fix, feeds: list[dict[str, Any]], reference: Any, labels: Any,
+            against_fp32: bool) -> None:  # fmt: skip
+    """Set ``fix.verified``: the repaired package ``mlmodel`` emulating fp16 on every sample, judged like the
+    check judges (dense outputs per position, label outputs by agreement)."""
     from devicefit import interp
-    from devicefit.compare.class_axis import head_axes
+    from devicefit.compare.class_axis import head_axes, index_outputs
     from devicefit.compare.validate import compare
     from devicefit.compress.evaluate import run_samples
 
     repaired = interp.load(mlmodel)
     got = run_samples(repaired, feeds, "fp16")
-    axes = head_axes(repaired)
+    axes, labelled = head_axes(repaired), index_outputs(repaired)
     if against_fp32:
-        fix.verified = compare("compute", reference, got, "interp-fp32", class_axes=axes)
+        fix.verified = compare(
+            "compute", reference, got, "interp-fp32", class_axes=axes, index_outputs=labelled
+        )
     else:
-        fix.verified = compare("fp16", reference, got, "pytorch", labels, class_axes=axes)
+        fix.verified = compare(
+            "fp16", reference, got, "pytorch", labels, class_axes=axes, index_outputs=labelled
+        )
     fix.verified.samples = len(feeds)
-    fix.passed = fix.verified.passed
-    return fix
 
 
 # the fp16 pass renames a value it types fp16 ``<name>_cast_fp16``; the op keeps the fp32 conversion's name

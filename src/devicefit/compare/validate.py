@@ -263,15 +263,18 @@ def compare(
         if index_outputs is not None and cand_name in index_outputs:
             values = index_outputs[cand_name]
             known = values is not None and values in candidate and ref_of.get(values) in reference
+            got = np.asarray(candidate[cand_name])
+            if got.shape != ref.shape and got.size == ref.size:
+                got = got.reshape(ref.shape)
             agreement = index_agreement(
                 ref,
-                candidate[cand_name],
+                got,
                 tol.get("top1_agreement"),
                 reference[ref_of[values]] if known and values is not None else None,
                 candidate[values] if known and values is not None else None,
             )
             agreement.details["class_axis_evidence"] = "index output (argmax / argsort / topk indices)"
-            exact = METRICS["max_abs_error"](ref, candidate[cand_name])
+            exact = METRICS["max_abs_error"](ref, got)
             outputs.append(OutputComparison(cand_name, {"max_abs_error": exact, "top1_agreement": agreement}))
             continue
         cand = (
