@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.engines import Engine, create, validate_feeds
-from devicefit.errors import DevicefitError, InputError, first_line
+from devicefit.errors import DevicefitError, InputError, ModelLoadError, first_line
 from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, InFlightScheduler
 from devicefit.runtime.stream import StreamResult, stream
 
@@ -75,6 +76,13 @@ class Model:
         if overflow == "drop_oldest" and max_queue is not None and max_queue < 1:
             raise InputError(
                 "overflow='drop_oldest' needs max_queue >= 1: only waiting requests can be dropped"
+            )
+        if isinstance(model, (str, os.PathLike)) and not os.path.lexists(model):
+            # NOTE: loading is lazy, but a path that is not there fails now: a typo in a server's model path
+            # would otherwise surface only with the first request
+            raise ModelLoadError(
+                f"model not found: {os.fspath(model)} (expected a .mlpackage folder, a .mlmodel, .onnx or "
+                "TorchScript .pt file)"
             )
         # an Engine instance is used as is (custom engines, instrumented test engines)
         self.engine: Engine = (
