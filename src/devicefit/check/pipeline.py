@@ -56,6 +56,11 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
         result.verdicts = verdicts_stage.decide(result)
         return result
     result.mlmodel = converted.mlmodel
+    for warned in result.convert.trace_warnings[:3]:
+        result.warnings.append(
+            f"TorchScript tracing froze a Python-side value at {warned}: the converted model repeats what the "
+            "example input did there (the numerics below test other inputs)"
+        )
     t = time.perf_counter()
     program = interp.load(converted.mlmodel)
     result.program = program

@@ -110,6 +110,13 @@ def _numerics(r: Any) -> Verdict:
             if nonfinite
             else ""
         )
+        traced = r.convert.trace_warnings
+        if traced:
+            where += (
+                f"; likely cause: tracing froze a Python-side value at {traced[0]}"
+                f"{f' (+{len(traced) - 1} more)' if len(traced) > 1 else ''}: write data-dependent branches "
+                "with tensor ops (torch.where), or script that part"
+            )
         first = r.extras.get("conversion_divergence")
         if first:
             where += (

@@ -88,6 +88,8 @@ class ScanReport:
         handled: ops missing from coremltools' op table that still converted (coremltools' graph passes
             or the export decomposition took care of them); never blocking.
         graph_errors: frontend -> why its graph could not be built (tracing / export failed).
+        trace_warnings: torch's TracerWarnings while tracing, ``file.py:line: message``: Python control flow or
+            numbers computed from tensors, frozen at the example input (the converted model may not generalize).
     """
 
     unsupported: list[UnsupportedOp] = field(default_factory=list)
@@ -95,6 +97,8 @@ class ScanReport:
     rescued: list[str] = field(default_factory=list)
     handled: list[UnsupportedOp] = field(default_factory=list)
     graph_errors: dict[str, str] = field(default_factory=dict)
+    # torch's TracerWarnings while tracing ("file.py:line: message"): values the trace froze at the example
+    trace_warnings: list[str] = field(default_factory=list)
     # sanitized kind -> where it first appears, per frontend (to place an op a frontend failed on)
     seen: dict[str, dict[str, NodeInfo]] = field(default_factory=dict, repr=False)
     # node name -> node, per frontend: the node a frontend stopped at, when its op kind appears more than once
@@ -166,7 +170,7 @@ def static_scan(
     rescued: set[str] = set(report.rescued)
     for name in frontends:
         try:
-            graph, nodes = WALKERS[name](source)
+            graph, nodes = WALKERS[name](source, report.trace_warnings)
         except Exception as exc:
             report.graph_errors[name] = f"{type(exc).__name__}: {first_line(exc, limit=240)}"
             continue
