@@ -374,3 +374,5 @@ def test_a_branch_frozen_by_tracing_is_named_as_the_conversion_problem(tmp_path)
     assert verdict.status == "fail" and "conversion problem" in verdict.reason
     assert f"model.py:{line}" in verdict.reason and "tracing" in verdict.reason, verdict.reason
     assert any(f"model.py:{line}" in w for w in result.convert.trace_warnings)
+    # the example input took the traced branch: the localisation runs on the sample that differs most
+    assert "conversion_divergence" in result.extras

@@ -121,8 +121,8 @@ def _numerics(r: Any) -> Verdict:
         if first:
             where += (
                 f"; first differs from PyTorch at {first['where']} ({first['value']}, relative error "
-                f"{first['relative_error']:.3g}): check that line's ops (integer overflow past int32, an "
-                "unsupported argument silently dropped)"
+                f"{first['relative_error']:.3g}): look at that line and what it reads (integers beyond int32, an "
+                "argument the converter ignored)"
             )
         return Verdict(
             FAIL, f"conversion problem: {fid.measured_on}: {fid.comparison.headline()}{where}{also}"
