@@ -376,3 +376,20 @@ def test_a_branch_frozen_by_tracing_is_named_as_the_conversion_problem(tmp_path)
     assert any(f"model.py:{line}" in w for w in result.convert.trace_warnings)
     # the example input took the traced branch: the localisation runs on the sample that differs most
     assert "conversion_divergence" in result.extras
+
+
+def test_a_hugging_face_folder_keeps_its_task_head(tmp_path):
+    # AutoModel loaded the base model: a BertForSequenceClassification folder converted without its classifier
+    # (outputs last_hidden_state / pooler_output) and check passed the headless model
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from devicefit.sources import load_source
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16, num_labels=3)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
+    source = load_source(str(tmp_path / "clf"))
+    assert type(source.module).__name__ == "BertForSequenceClassification"
+    assert source.output_names == ["logits"]

@@ -76,7 +76,7 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
             config = transformers.AutoConfig.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False
             )
-            net, loading = transformers.AutoModel.from_pretrained(
+            net, loading = _model_class(transformers, config).from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True
             )
     except Exception as exc:
@@ -95,6 +95,20 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
     arrays = random_inputs(list(specs), int_high=vocab)
     example = {n: _torch_of(a) for n, a in arrays.items()}
     return from_module(spec, "hf", net, example, None, int_high=vocab)
+
+
+def _model_class(transformers: Any, config: Any) -> Any:
+    """The class the folder was saved from (``config.architectures``, e.g. ``BertForSequenceClassification``).
+
+    ``AutoModel`` builds the base model: a classifier folder lost its head (outputs ``last_hidden_state``, not
+    ``logits``) and its head's weights were silently dropped. Only classes transformers itself defines are used
+    (never code shipped with the folder); otherwise ``AutoModel``.
+    """
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, str(name), None)
+        if isinstance(cls, type) and hasattr(cls, "from_pretrained"):
+            return cls
+    return transformers.AutoModel
 
 
 def _torch_of(array: np.ndarray) -> Any:
