@@ -205,10 +205,16 @@ def settle(report: ScanReport) -> ScanReport:
         report.handled.extend(report.unsupported)
         report.unsupported = []
         return report
-    listed = {sanitize(u.op) for u in report.unsupported}
+    # one op, one entry: torch.export spells overloads (upsample_bilinear2d.vec) that TorchScript does not
+    listed = {_base(sanitize(u.op)): u for u in report.unsupported}
     for result in report.frontends:
         kind = result.failed_op
-        if result.ok or not kind or kind in listed:
+        if result.ok or not kind:
+            continue
+        same = listed.get(_base(kind))
+        if same is not None:
+            if result.name not in same.frontends:
+                same.frontends.append(result.name)
             continue
         node = _failed_node(report, result)
         # a translation exists but refused this use (a mode, a non-constant input): its reason is
@@ -221,8 +227,13 @@ def settle(report: ScanReport) -> ScanReport:
         )
         entry.frontends.append(result.name)
         report.unsupported.append(entry)
-        listed.add(kind)
+        listed[_base(kind)] = entry
     return report
+
+
+def _base(kind: str) -> str:
+    """An op kind without its overload (``upsample_bilinear2d.vec`` -> ``upsample_bilinear2d``)."""
+    return kind.split(".")[0]
 
 
 # Python errors raised *inside* a coremltools translation: a form of input it does not handle, not a refusal
