@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from devicefit.cli import main
 from devicefit.cli._common import deployment_target, device_id, input_arrays, input_specs, parse_input
@@ -135,3 +136,58 @@ def test_python_dash_m_devicefit_runs_the_cli():
         [sys.executable, "-m", "devicefit", "no-such-command"], capture_output=True, text=True
     )
     assert bad.returncode == 2
+
+
+def test_cache_clear_never_deletes_a_folder_of_user_files(tmp_path, monkeypatch, capsys):
+    """With $DEVICEFIT_CACHE_DIR pointing at a folder in use, `cache clear` deleted its hashes/ and entries/."""
+    from devicefit.cli import main
+
+    user = tmp_path / "home"
+    (user / "hashes").mkdir(parents=True)
+    (user / "entries" / "photos").mkdir(parents=True)
+    (user / "hashes" / "mine.txt").write_text("precious")
+    (user / "entries" / "photos" / "a.jpg").write_text("precious")
+    (user / "notes.txt").write_text("precious")
+    monkeypatch.setenv("DEVICEFIT_CACHE_DIR", str(user))
+    assert main(["cache", "clear"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "did not write" in err and len(err.splitlines()) == 1, err
+    assert (user / "hashes" / "mine.txt").read_text() == "precious"
+    assert (user / "entries" / "photos" / "a.jpg").read_text() == "precious"
+    # a real cache (only what devicefit writes) is still cleared
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("DEVICEFIT_CACHE_DIR", str(cache))
+    assert main(["cache", "ls"]) == 0
+    assert main(["cache", "clear"]) == 0
+    assert "removed 0 cache entries" in capsys.readouterr().out
+
+
+def test_outputs_never_overwrite_each_other_or_an_input(tmp_path, capsys):
+    """``--json r --html r`` lost the JSON; ``run m.mlpackage --out m.mlpackage --force`` replaced the model."""
+    import shutil
+
+    from devicefit.cli import main
+    from tests.helpers import convert
+
+    model = tmp_path / "m.mlpackage"
+    convert(torch.nn.Linear(4, 3).eval(), torch.randn(2, 4)).save(str(model))
+    other = tmp_path / "other.mlpackage"
+    shutil.copytree(model, other)
+    same = tmp_path / "same.json"
+    cases = [
+        (["profile", str(model), "--json", str(same), "--html", str(same)], "same file"),
+        (["lint", str(model), "--json", str(model), "--force"], "would overwrite the model"),
+        (["run", str(model), "--out", str(model), "--force"], "would overwrite the model"),
+        (["run", str(model), "--out", str(other), "--force"], "folder"),  # an .npz never replaces a package
+        (["check", str(model), "--json", str(same), "--html", str(same)], "same file"),
+        (
+            ["compress", str(model), "--budget", "cosine>=0.9", "--json", str(same), "--plan", str(same)],
+            "same",
+        ),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, (argv, err)
+    assert not same.exists()
+    assert (model / "Manifest.json").is_file() and (other / "Manifest.json").is_file()

@@ -175,6 +175,8 @@ def test_random_input_limit_flag(package, capsys):
     path, _, _ = package
     _one_line_exit_2(capsys, ["run", str(path), "--max-input-mb", "0.00001"], "--max-input-mb")
     _one_line_exit_2(capsys, ["run", str(path), "--max-input-mb", "-1"], "positive")
+    for odd in ("nan", "inf"):  # inf was an internal error (OverflowError converting it to bytes)
+        _one_line_exit_2(capsys, ["run", str(path), "--max-input-mb", odd], "positive")
 
 
 def test_run_takes_declared_shapes_like_every_command(package, capsys):

@@ -25,3 +25,15 @@ def test_first_line(error, expected):
 def test_first_line_limit():
     assert first_line(ValueError("x" * 50 + "\nmore"), limit=10) == "x" * 10 + "..."
     assert first_line("short", limit=10) == "short"
+
+
+def test_messages_quoting_odd_file_names_stay_one_line(tmp_path, capsys):
+    """A file name with a newline or a terminal escape in it: still one line, and no raw ESC reaches stderr."""
+    from devicefit.cli import main
+    from devicefit.errors import printable
+
+    assert printable("a\nb\x1b[31mc\té") == "a\\nb\\x1b[31mc\\té"
+    for name in ("bad\nname.mlpackage", "red\x1b[31m.mlpackage", "x\rover.npy"):
+        assert main(["run", str(tmp_path / name)]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "\x1b" not in err and "\r" not in err, repr(err)

@@ -29,6 +29,22 @@ class OutputExistsError(DevicefitError, FileExistsError):
     """An output path exists and ``--force`` was not given."""
 
 
+def printable(text: str) -> str:
+    """``text`` with control characters escaped (a newline as ``\\n``, ESC as ``\\x1b``), so that a message
+    quoting a file name stays one line and cannot drive the terminal: names come from users and packages."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() or ch == " " else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    special = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+    if ch in special:
+        return special[ch]
+    code = ord(ch)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}"
+
+
 def first_line(error: BaseException | str, limit: int | None = None) -> str:
     """The first line of an error message, for one-line reports.
 

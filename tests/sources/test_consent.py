@@ -262,3 +262,19 @@ def test_hugging_face_folder_missing_some_weights_is_an_error(tmp_path):
     save_file({k: v for k, v in weights.items() if k not in dropped}, str(folder / "model.safetensors"))
     with pytest.raises(ModelLoadError, match=r"pooler\.dense\.bias"):
         load_source(str(folder))
+
+
+def test_hugging_face_config_declaring_a_huge_model_is_refused_before_allocating(tmp_path):
+    """A config.json of a few bytes declared a 33 GB model; transformers allocated (and initialised) it all
+    before noticing that the weight files hold none of it."""
+    import json
+
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "crafted"
+    folder.mkdir()
+    config = {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 4096, "vocab_size": 2_000_000}
+    (folder / "config.json").write_text(json.dumps(config))
+    save_file({"unrelated": np.zeros((2, 2), np.float32)}, str(folder / "model.safetensors"))
+    with pytest.raises(ModelLoadError, match=r"declares a model of 8,39\d,\d+,\d+ parameters.*hold only"):
+        load_source(str(folder))

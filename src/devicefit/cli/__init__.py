@@ -20,7 +20,7 @@ import sys
 from collections.abc import Sequence
 
 from devicefit import __version__
-from devicefit.errors import DevicefitError
+from devicefit.errors import DevicefitError, printable
 
 # Exit codes: 0 ok, 1 a check or gate failed, 2 bad input, 3 internal error, 130 interrupted.
 INTERNAL_ERROR = 3
@@ -66,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DevicefitError as e:
         if args.debug:
             raise
-        print(f"devicefit {args.command}: error: {e}", file=sys.stderr)
+        # NOTE: printable(): a message quoting a file name with a newline or an escape sequence in it
+        # must still be one line and must not drive the terminal.
+        print(f"devicefit {args.command}: error: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print(f"devicefit {args.command}: interrupted", file=sys.stderr)
@@ -76,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         first = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(
-            f"devicefit {args.command}: internal error: {type(e).__name__}: {first}; "
+            f"devicefit {args.command}: internal error: {type(e).__name__}: {printable(first)}; "
             "rerun with --debug for the traceback and please report it",
             file=sys.stderr,
         )

@@ -39,17 +39,20 @@ class InputArg:
     declared: InputSpec | None = None
 
     def array(self) -> np.ndarray | None:
-        """The data of a ``NAME=FILE.npy`` input (None for a declaration)."""
+        """The data of a ``NAME=FILE`` input (None for a declaration): a ``.npy``, or an ``.npz`` holding
+        one array or one named like the input.
+
+        Read by :func:`devicefit.sources.arrays.read_input_file`: a FIFO or device, an object array, or a
+        header declaring more than ``$DEVICEFIT_MAX_INPUT_BYTES`` (default 256 MiB) is refused before reading.
+        """
         if self.path is None:
             return None
-        import numpy as np
+        from devicefit.sources.arrays import read_input_file
+        from devicefit.sources.spec import MAX_INPUT_BYTES_ENV, max_input_bytes
 
-        if not self.path.is_file():
-            raise InputError(f"--input {self.name}: file not found: {self.path}")
-        try:
-            return np.load(self.path, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise InputError(f"--input {self.name}: cannot read {self.path} as a .npy array ({e})") from e
+        return read_input_file(
+            self.name, self.path, max_input_bytes(), f"raise the limit with ${MAX_INPUT_BYTES_ENV} (bytes)"
+        )
 
     def spec(self) -> InputSpec:
         """The input's name, shape and dtype (read from the file for a data input)."""
@@ -157,11 +160,14 @@ def is_stdout(path: str | os.PathLike[str] | None) -> bool:
     return path is not None and str(path) == STDOUT
 
 
-def check_output_path(path: str | os.PathLike[str], force: bool, flag: str = "output") -> None:
+def check_output_path(
+    path: str | os.PathLike[str], force: bool, flag: str = "output", package: bool | None = None
+) -> None:
     """Refuse an output path a command cannot or must not write, before any work is done.
 
     ``--force`` replaces only what devicefit itself writes: a regular file, or for a ``.mlpackage`` path a
-    Core ML package folder (one holding ``Manifest.json``). A folder of other files, a FIFO or a device is
+    Core ML package folder (one holding ``Manifest.json``) - unless ``package=False`` says the output is a
+    file (``run --out`` writes an ``.npz``: it must not replace a model that happens to sit at that path). A folder of other files, a FIFO or a device is
     never replaced, whatever the flags. The parent folder is probed by creating and removing a temporary
     file in it, since permission bits do not tell (``/proc``, read-only mounts, root). ``-`` is stdout.
 
@@ -172,7 +178,7 @@ def check_output_path(path: str | os.PathLike[str], force: bool, flag: str = "ou
     import stat
     import tempfile
 
-    from devicefit.interp.files import shown
+    from devicefit.sources.untrusted_files import shown
 
     if is_stdout(path):
         return
@@ -187,7 +193,9 @@ def check_output_path(path: str | os.PathLike[str], force: bool, flag: str = "ou
         ) from None
     if st is not None:
         if stat.S_ISDIR(st.st_mode):
-            if not (path.suffix == ".mlpackage" and (path / "Manifest.json").is_file()):
+            if not (
+                package is not False and path.suffix == ".mlpackage" and (path / "Manifest.json").is_file()
+            ):
                 raise InputError(
                     f"{flag} {shown(path)} is a folder, and --force never replaces a folder of other files; "
                     "pass the path of the file to write"
@@ -214,6 +222,55 @@ def check_output_path(path: str | os.PathLike[str], force: bool, flag: str = "ou
         os.unlink(probe)
     except OSError as e:
         raise InputError(f"output folder {shown(parent)} is not writable: {e.strerror or e}") from None
+
+
+def refuse_overlaps(
+    outputs: dict[str, str | os.PathLike[str] | None], inputs: dict[str, str | os.PathLike[str] | None]
+) -> None:
+    """Refuse outputs that would overwrite each other or an input, before any work is done.
+
+    ``--json r.json --html r.json`` wrote the JSON and then replaced it with the HTML; ``run m.mlpackage --out
+    m.mlpackage --force`` replaced the user's model with the outputs. ``--force`` allows replacing what a
+    previous run wrote, never the files this run reads or writes twice. Paths are compared after resolving
+    symlinks; an output that is a folder holding an input counts as that input. ``None`` and ``-`` (stdout)
+    are skipped.
+
+    Args:
+        outputs: flag (e.g. ``"--json"``) -> path.
+        inputs: what names the input (e.g. ``"the model"``) -> path.
+
+    Raises:
+        InputError: naming both flags and the path.
+    """
+    from devicefit.sources.untrusted_files import shown
+
+    def real(path: str | os.PathLike[str]) -> str:
+        try:
+            return os.path.realpath(path)
+        except (OSError, ValueError):
+            return os.path.abspath(path)
+
+    seen: dict[str, str] = {}
+    for flag, path in outputs.items():
+        if path is None or is_stdout(path):
+            continue
+        key = real(path)
+        if key in seen:
+            raise InputError(
+                f"{seen[key]} and {flag} are the same file {shown(path)}; one would overwrite the other: give "
+                "each output its own path"
+            )
+        seen[key] = flag
+    for what, path in inputs.items():
+        if path is None or is_stdout(path):
+            continue
+        source = real(path)
+        for key, flag in seen.items():
+            if source == key or source.startswith(key.rstrip(os.sep) + os.sep):
+                raise InputError(
+                    f"{flag} {shown(key)} would overwrite {what} ({shown(path)}), which this command reads; "
+                    "write the output elsewhere"
+                )
 
 
 def write_text_output(path: str | os.PathLike[str], text: str) -> bool:

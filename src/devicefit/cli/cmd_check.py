@@ -86,7 +86,7 @@ STDOUT = Path("-")
 
 def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path | None]:
     """(package, JSON, HTML) paths, each checked before any work (exists without --force, a file as -o)."""
-    from devicefit.cli._common import check_output_path
+    from devicefit.cli._common import check_output_path, refuse_overlaps
     from devicefit.errors import InputError, OutputExistsError
 
     pkg = json_path = html_path = None
@@ -99,13 +99,17 @@ def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path |
         pkg = args.out_dir / "model.mlpackage"
         json_path, html_path = args.out_dir / "report.json", args.out_dir / "report.html"
     json_path, html_path = args.json or json_path, args.html or html_path
+    refuse_overlaps(
+        {"-o (model.mlpackage)": pkg, "--json": json_path, "--html": html_path},
+        {"the model": args.model, "--data": args.data},
+    )
     for path in (pkg, json_path, html_path):
         if path is None or path == STDOUT:
             continue
         if path.exists() and not args.force:
             raise OutputExistsError(f"{path} exists; pass --force to overwrite it or choose another path")
         if path.parent != args.out_dir:  # -o DIR is created; a single file's folder must exist
-            check_output_path(path, args.force)
+            check_output_path(path, args.force, package=path is pkg)
     return pkg, json_path, html_path
 
 

@@ -62,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from devicefit.cli import lm
-    from devicefit.cli._common import check_output_path, is_stdout, write_text_output
+    from devicefit.cli._common import check_output_path, is_stdout, refuse_overlaps, write_text_output
     from devicefit.compress import SearchOptions, parse_budget, search
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
@@ -80,7 +80,11 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(f"--bits expects comma-separated integers like 4,6,8; got {args.bits!r}") from e
     outputs = [p for p in (args.output, args.json, args.html, args.plan) if p is not None]
     for path in outputs:
-        check_output_path(path, args.force)
+        check_output_path(path, args.force, package=path is args.output)
+    refuse_overlaps(
+        {"-o": args.output, "--json": args.json, "--html": args.html, "--plan": args.plan},
+        {"the model": args.model, "--data": args.data},
+    )
     if args.output is not None and args.output.suffix != ".mlpackage":
         raise InputError(f"-o {args.output} must end in .mlpackage")
     options = SearchOptions(

@@ -26,11 +26,12 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from devicefit.analyze import ane_lint
-    from devicefit.cli._common import check_output_path, is_stdout, write_text_output
+    from devicefit.cli._common import check_output_path, is_stdout, refuse_overlaps, write_text_output
     from devicefit.report.lint_view import render_lint
 
+    refuse_overlaps({"--json": args.json}, {"the model": args.model})
     if args.json is not None:
-        check_output_path(args.json, args.force)
+        check_output_path(args.json, args.force, package=False)
     report = ane_lint.lint(args.model, function=args.function)
     console = Console(stderr=is_stdout(args.json))  # `--json -`: stdout carries the JSON alone
     render_lint(report, args.model, console, show_all=args.all)

@@ -23,7 +23,12 @@ def main(args: argparse.Namespace) -> int:
 
     from devicefit.convert.merge import merge
     from devicefit.report.terminal_views import merge_renderables
+    from devicefit.sources.coreml_package import check_package
 
+    # NOTE: merge hands each path to coremltools, which follows Manifest.json anywhere and trusts weight
+    # offsets: a crafted package would hang it (a FIFO) or crash it (exit 3), so each is checked first.
+    for model in args.models:
+        check_package(model)
     names = args.names.split(",") if args.names else None
     result = merge(args.models, args.output, names=names, default=args.default, force=args.force)
     console = Console()

@@ -55,6 +55,13 @@ def _feeds(texts: list[str]) -> dict[str, Any] | None:
     return feeds
 
 
+def _input_files(args: argparse.Namespace) -> dict[str, Any]:
+    """``--input NAME=FILE`` paths by flag, for :func:`devicefit.cli._common.refuse_overlaps`."""
+    from devicefit.cli._common import parse_input
+
+    return {f"--input {a.name}": a.path for a in map(parse_input, args.inputs) if a.path is not None}
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from devicefit.cli._common import add_input_argument
 
@@ -105,20 +112,28 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-    from devicefit.cli._common import check_output_path, is_stdout, write_text_output
+    from devicefit.cli._common import check_output_path, is_stdout, refuse_overlaps, write_text_output
     from devicefit.errors import InputError
     from devicefit.io import atomic_write_text
     from devicefit.profile import profile
     from devicefit.profile.bounds import check_targets
     from devicefit.report.profile_view import profile_renderables, render_html
 
+    refuse_overlaps(
+        {"--json": args.json, "--html": args.html}, {"the model": args.model, **_input_files(args)}
+    )
     for out in (args.json, args.html):
         if out is not None:
-            check_output_path(out, args.force)
+            check_output_path(out, args.force, package=False)
     if not args.model.exists():
         raise InputError(
             f"model not found: {args.model}; pass a .mlpackage, .mlmodel, .onnx or TorchScript file"
         )
+    if args.model.suffix in (".mlpackage", ".mlmodel"):
+        from devicefit.sources.coreml_package import check_package
+
+        # NOTE: once, up front: a damaged package is bad input (exit 2), not one failed row per engine.
+        check_package(args.model)
     if args.reps < 1 or args.max_in_flight < 1 or args.requests < 1:
         raise InputError("--reps, --max-in-flight and --requests must be positive integers")
     from devicefit.cli import lm_profile

@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from devicefit import interp
-    from devicefit.cli._common import parse_input, parse_named_file
+    from devicefit.cli._common import parse_input, parse_named_file, refuse_overlaps
     from devicefit.interp.inputs import max_input_bytes
     from devicefit.io import atomic_save_npz
     from devicefit.report.terminal_views import run_outputs_table
@@ -54,9 +54,10 @@ def main(args: argparse.Namespace) -> int:
 
     max_bytes = max_input_bytes(None if args.max_input_mb is None else _mb_to_bytes(args.max_input_mb))
     # NOTE: every path is checked before the model runs, so a bad --out fails in a second, not after the work.
+    named = [parse_named_file(text) for text in args.input if "=" in text]
+    refuse_overlaps({"--out": args.out}, {"the model": args.model, **{f"--input {n}": p for n, p in named}})
     if args.out is not None:
         check_out_file(args.out, args.force)
-    named = [parse_named_file(text) for text in args.input if "=" in text]
     declared = [parse_input(text).spec() for text in args.input if "=" not in text]
     for name, path in named:
         _check_input_file(name, path)
@@ -85,7 +86,7 @@ def main(args: argparse.Namespace) -> int:
 def _mb_to_bytes(mb: float) -> int:
     from devicefit.errors import InputError
 
-    if not mb > 0:
+    if not 0 < mb < float("inf"):  # NOTE: also refuses nan, and inf (int(inf) raises OverflowError)
         raise InputError(f"--max-input-mb must be a positive number, got {mb}")
     return int(mb * 2**20)
 
@@ -98,12 +99,12 @@ def check_out_file(path: Path, force: bool) -> None:
     """
     from devicefit.cli._common import check_output_path
 
-    check_output_path(path, force, flag="--out")
+    check_output_path(path, force, flag="--out", package=False)
 
 
 def _check_input_file(name: str, path: Path) -> None:
     from devicefit.errors import InputError
-    from devicefit.interp.files import shown
+    from devicefit.sources.untrusted_files import shown
 
     try:
         st = os.stat(path)
@@ -119,84 +120,9 @@ def _check_input_file(name: str, path: Path) -> None:
 def _read_input(name: str, path: Path, max_bytes: int) -> Any:
     """One input array from a .npy, or from an .npz holding a single array or one named ``name``.
 
-    The array's header is read first: object arrays, and shapes over ``max_bytes`` or larger than the
-    file's data, are refused before numpy allocates anything.
+    The array's header is read first (:mod:`devicefit.sources.arrays`): object arrays, and shapes over
+    ``max_bytes`` or larger than the file's data, are refused before numpy allocates anything.
     """
-    import zipfile
+    from devicefit.sources.arrays import read_input_file
 
-    from devicefit.errors import InputError
-
-    try:
-        if zipfile.is_zipfile(path):
-            return _read_npz_member(name, path, max_bytes)
-        with open(path, "rb") as f:
-            _check_npy_header(f, name, path, os.fstat(f.fileno()).st_size, max_bytes)
-            f.seek(0)
-            import numpy as np
-
-            return np.load(f, allow_pickle=False)
-    except InputError:
-        raise
-    except Exception as e:  # numpy raises ValueError / EOFError / OSError / zipfile errors on bad files
-        reason = " ".join(str(e).split()) or type(e).__name__
-        raise InputError(
-            f"could not read {path} as a .npy / .npz array for input {name!r}: {reason}"
-        ) from None
-
-
-def _read_npz_member(name: str, path: Path, max_bytes: int) -> Any:
-    import zipfile
-
-    import numpy as np
-
-    from devicefit.errors import InputError
-
-    with zipfile.ZipFile(path) as archive:
-        keys = [n[: -len(".npy")] for n in archive.namelist() if n.endswith(".npy")]
-        if name in keys:
-            key = name
-        elif len(keys) == 1:
-            key = keys[0]
-        else:
-            raise InputError(
-                f"{name}={path} is an .npz archive with arrays {', '.join(keys) or '(none)'} but none named "
-                f"{name!r}; pass a .npy file per input, or use `devicefit check --data FILE.npz`"
-            )
-        info = archive.getinfo(key + ".npy")
-        with archive.open(info) as member:
-            _check_npy_header(member, name, path, info.file_size, max_bytes)
-        with archive.open(info) as member:
-            return np.lib.format.read_array(member, allow_pickle=False)
-
-
-def _check_npy_header(f: Any, name: str, path: Path, file_size: int, max_bytes: int) -> None:
-    import math
-
-    import numpy as np
-
-    from devicefit.errors import InputError
-
-    version = np.lib.format.read_magic(f)
-    if version == (1, 0):
-        shape, _fortran, dtype = np.lib.format.read_array_header_1_0(f)
-    elif version == (2, 0):
-        shape, _fortran, dtype = np.lib.format.read_array_header_2_0(f)
-    else:  # 3.0 (utf-8 field names) has no public reader
-        reader: Any = np.lib.format.__dict__["_read_array_header"]
-        shape, _fortran, dtype = reader(f, version)
-    if dtype.hasobject:
-        raise InputError(
-            f"{path} holds an object array for input {name!r}; devicefit reads numeric arrays only (no pickles)"
-        )
-    nbytes = math.prod(shape) * dtype.itemsize
-    if nbytes > max_bytes:
-        raise InputError(
-            f"{path} declares a {'x'.join(map(str, shape))} {dtype} array for input {name!r} ({nbytes} bytes), "
-            f"over the {max_bytes}-byte limit; raise it with --max-input-mb"
-        )
-    data_bytes = file_size - f.tell()  # what follows the header
-    if nbytes > data_bytes:
-        raise InputError(
-            f"{path} declares a {'x'.join(map(str, shape))} {dtype} array for input {name!r} but holds only "
-            f"{data_bytes} bytes of data; the file is truncated or corrupted"
-        )
+    return read_input_file(name, path, max_bytes, "raise it with --max-input-mb")

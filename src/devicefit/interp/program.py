@@ -1,6 +1,6 @@
 """The load stage: an ML Program (``.mlpackage``, ``.mlmodel`` or ``MLModel``) as a pymil Program.
 
-Files are read and validated by ``package.py``; the pymil program is compiled into a plan by
+Files are read and validated by ``sources/coreml_package.py``; the pymil program is compiled into a plan by
 ``compile.py`` and run by ``run.py``. The plan types are re-exported here because engines and analyses
 import them from this module.
 """
@@ -15,8 +15,8 @@ from typing import Any
 from devicefit.errors import ModelLoadError, first_line
 from devicefit.interp.compile import compile_function
 from devicefit.interp.features import feature_spec
-from devicefit.interp.package import check_weight_blobs, read_spec
 from devicefit.interp.plan import Block, FunctionPlan, Step, TensorSpec
+from devicefit.sources.coreml_package import check_weight_blobs, read_spec
 
 # NOTE: the old private name, still imported by engines/coreml_engine.py.
 _feature_spec = feature_spec
@@ -34,7 +34,9 @@ def load_pymil(source: Any) -> tuple[Any, Any, str]:
             if kind == "neuralNetwork"
             else "devicefit runs ML Programs only"
         )
-        raise ModelLoadError(f"{origin} is a {kind or 'empty'} model, not an ML Program; {hint}")
+        raise ModelLoadError(
+            f"{origin} is {f'a {kind}' if kind else 'an empty'} model, not an ML Program; {hint}"
+        )
     from coremltools.converters.mil.frontend.milproto.load import load as milproto_load
 
     if weights_dir is not None and not Path(weights_dir).exists():

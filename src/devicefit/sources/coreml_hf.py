@@ -18,9 +18,19 @@ HF_DEFAULT_SEQ = 128
 
 
 def load_coreml(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceModel:
-    """A SourceModel for a Core ML model (no PyTorch reference), inputs from its description."""
-    from devicefit._lazy import coremltools
+    """A SourceModel for a Core ML model (no PyTorch reference), inputs from its description.
 
+    The package is read and checked by :mod:`devicefit.sources.coreml_package` first: coremltools follows
+    whatever path its Manifest.json names (``../../dev/zero``, a FIFO) and its C++ blob reader trusts every
+    offset in the weight file.
+
+    Raises:
+        ModelLoadError: the package is missing, corrupted or crafted (see ``coreml_package.read_spec``).
+    """
+    from devicefit._lazy import coremltools
+    from devicefit.sources.coreml_package import check_package
+
+    check_package(path)
     ct = coremltools()
     try:
         mlmodel = ct.models.MLModel(str(path), skip_model_load=True)
@@ -76,9 +86,12 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
             config = transformers.AutoConfig.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False
             )
+            _check_declared_size(path, transformers, config)
             net, loading = _model_class(transformers, config).from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True
             )
+    except ModelLoadError:
+        raise
     except Exception as exc:
         raise ModelLoadError(
             f"cannot load Hugging Face model {path}: {type(exc).__name__}: {one_line(exc)}"
@@ -115,6 +128,42 @@ def _torch_of(array: np.ndarray) -> Any:
     import torch
 
     return torch.from_numpy(array)
+
+
+# Weight files transformers reads; every parameter must come from one of them (see _check_weights_cover).
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
+# The fewest bytes a stored parameter can take (4-bit quantized); anything denser is not a weight file.
+_MIN_BYTES_PER_PARAMETER = 0.5
+_ALLOCATION_WORTH_REFUSING = 1 << 30
+
+
+def _check_declared_size(path: Path, transformers: Any, config: Any) -> None:
+    """Refuse a config.json declaring far more parameters than the folder's weight files can hold.
+
+    transformers allocates (and randomly initialises) every parameter before reading the weights, so a
+    crafted config of a few bytes (``vocab_size: 2000000, hidden_size: 4096``) would make it allocate
+    32 GB. The model is built on the meta device first (no memory) to count its parameters.
+
+    Raises:
+        ModelLoadError: the parameters cannot fit in the weight files.
+    """
+    import torch
+
+    cls = _model_class(transformers, config)
+    with torch.device("meta"):
+        skeleton = (
+            cls.from_config(config, trust_remote_code=False) if cls is transformers.AutoModel else cls(config)
+        )
+    count = sum(p.numel() for p in skeleton.parameters())
+    stored = sum(f.stat().st_size for f in path.iterdir() if f.suffix in _WEIGHT_SUFFIXES and f.is_file())
+    # NOTE: only where the allocation itself is the danger: a small model loads, and _check_weights_cover
+    # then names the parameters its weight files miss.
+    if count * 4 > _ALLOCATION_WORTH_REFUSING and count * _MIN_BYTES_PER_PARAMETER > stored:
+        raise ModelLoadError(
+            f"{path}: config.json declares a model of {count:,} parameters, but the folder's weight files hold "
+            f"only {stored:,} bytes; the folder is incomplete or its config is wrong (loading would allocate "
+            f"{count * 4 / 1e9:.1f} GB for random weights): point at the folder saved with save_pretrained"
+        )
 
 
 def _check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:

@@ -23,9 +23,31 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.errors import InputError, first_line
+from devicefit.errors import InputError
 
 LABELS = "labels"
+MAX_DATA_BYTES_ENV = "DEVICEFIT_MAX_DATA_BYTES"
+DEFAULT_MAX_DATA_BYTES = 4 << 30
+
+
+def max_data_bytes(override: int | None = None) -> int:
+    """The most bytes of arrays ``--data`` may hold: ``override``, else ``$DEVICEFIT_MAX_DATA_BYTES``, else 4 GiB.
+
+    Raises:
+        InputError: the environment variable is not a positive integer.
+    """
+    if override is not None:
+        return int(override)
+    text = os.environ.get(MAX_DATA_BYTES_ENV)
+    if not text:
+        return DEFAULT_MAX_DATA_BYTES
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InputError(f"{MAX_DATA_BYTES_ENV}={text[:40]!r} is not a positive number of bytes")
+    return value
 
 
 @dataclass
@@ -214,40 +236,51 @@ def _factory_arrays(result: Any, specs: Sequence[Any], origin: str) -> dict[str,
     raise InputError(f"{origin} returned {type(result).__name__}; expected a dict or a tuple of arrays")
 
 
-def load_data(path: str | os.PathLike[str], specs: Sequence[Any], samples: int | None = None) -> Dataset:
+def load_data(
+    path: str | os.PathLike[str],
+    specs: Sequence[Any],
+    samples: int | None = None,
+    max_bytes: int | None = None,
+) -> Dataset:
     """Load validation data from a ``.npz``, a folder of ``.npy`` files or ``file.py:function``.
+
+    Array files are read by :mod:`devicefit.sources.arrays`: only regular files (a FIFO in a data folder
+    would block forever), no object arrays, and every header is checked before its array is read, so the
+    declared sizes together must stay within ``max_bytes`` (a compressed ``.npz`` cannot decompress into
+    more memory than that).
 
     Args:
         path: the ``--data`` argument.
         specs: the model's inputs (objects with ``name``, ``shape``, ``dtype``).
         samples: keep at most this many samples.
+        max_bytes: the most bytes of arrays to read (default :func:`max_data_bytes`).
 
     Raises:
-        InputError: missing file, unknown format, missing input arrays, wrong shapes or dtypes.
+        InputError: missing file, unknown format, missing input arrays, wrong shapes or dtypes, arrays that
+            are not plain numeric or over the limit.
     """
+    from devicefit.sources.arrays import is_npz, read_npy, read_npz
+
     text = os.fspath(path)
     if text.endswith(".py") or ".py:" in text:
         target = text if ".py:" in text else f"{text}:make_data"
-        arrays = _factory_arrays(_load_factory(target), specs, target)
-        return from_arrays(arrays, specs, target, samples)
+        made = _factory_arrays(_load_factory(target), specs, target)
+        return from_arrays(made, specs, target, samples)
     p = Path(text)
     if not p.exists():
         raise InputError(f"data {p} not found; expected a .npz, a folder of .npy files or FILE.py:FUNCTION")
-    try:
-        if p.is_dir():
-            files = {f.stem: f for f in sorted(p.glob("*.npy"))}
-            arrays = {name: np.load(f, allow_pickle=False) for name, f in files.items()}
-        elif p.suffix == ".npz":
-            with np.load(p, allow_pickle=False) as npz:
-                arrays = {k: npz[k] for k in npz.files}
-        else:
-            raise InputError(
-                f"data {p} has an unknown format; expected a .npz, a folder of .npy files or FILE.py:FUNCTION"
-            )
-    except InputError:
-        raise
-    except Exception as e:
+    limit = max_data_bytes(max_bytes)
+    remedy = f"raise the limit with ${MAX_DATA_BYTES_ENV} (bytes) or pass fewer samples"
+    if p.is_dir():
+        arrays: dict[str, Any] = {}
+        used = 0
+        for f in sorted(p.glob("*.npy")):
+            arrays[f.stem] = read_npy(f, "data file", limit, remedy, used)
+            used += arrays[f.stem].nbytes
+    elif p.suffix == ".npz" or is_npz(p):
+        arrays = read_npz(p, "data", limit, remedy)
+    else:
         raise InputError(
-            f"could not read data {p}: {first_line(e)}; arrays must be plain numeric .npy/.npz (no pickles)"
-        ) from e
+            f"data {p} has an unknown format; expected a .npz, a folder of .npy files or FILE.py:FUNCTION"
+        )
     return from_arrays(arrays, specs, str(p), samples)
