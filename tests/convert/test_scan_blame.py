@@ -151,3 +151,38 @@ def test_an_op_both_frontends_refuse_is_listed_once(tmp_path):
     assert not report.ok
     assert len(report.unsupported) == 1, [u.op for u in report.unsupported]
     assert sorted(report.unsupported[0].frontends) == ["torch.export", "torchscript"]
+
+
+TWO_USERS = textwrap.dedent(
+    """
+    import torch
+
+
+    class Special(torch.nn.Module):
+        def forward(self, x):
+            return torch.special.erfcx(x)
+
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.left = Special()
+            self.right = Special()
+
+        def forward(self, x):
+            return self.left(x) + self.right(x)
+
+
+    def make_model():
+        return Net().eval(), torch.randn(2, 3)
+    """
+)
+
+
+def test_an_op_used_by_several_modules_names_each(tmp_path):
+    # the module column said 'left' for a count of 2: the user fixed one and met the same error again
+    path = tmp_path / "two.py"
+    path.write_text(TWO_USERS)
+    (entry,) = scan(load_source(f"{path}:make_model")).unsupported
+    assert entry.count == 2
+    assert entry.module_path == "left, right", entry

@@ -57,7 +57,8 @@ class UnsupportedOp:
     Attributes:
         op: torch op name, e.g. ``"aten::histc"``.
         location: ``"file.py:123"`` of the first use in the user's code, ``""`` if unknown.
-        module_path: submodule it sits in, e.g. ``"encoder.layer.0.attention"`` (``""`` = top level).
+        module_path: submodule it sits in, e.g. ``"encoder.layer.0.attention"`` (``""`` = top level); every
+            submodule using it, comma-separated, when several do.
         hint: what to do.
         count: how many nodes use it.
         frontends: the frontends whose graph contains it.
@@ -194,6 +195,10 @@ def static_scan(
                 entry.frontends.append(name)
             counts[node.kind] = counts.get(node.kind, 0) + 1
             entry.count = max(entry.count, counts[node.kind])  # the same op, seen by both graphs, counts once
+            # every module using it, so fixing the first one is not followed by the same error from the next
+            paths = entry.module_path.split(", ") if entry.module_path else []
+            if node.module_path and node.module_path not in paths:
+                entry.module_path = ", ".join([*paths, node.module_path])
     report.unsupported = list(found.values())
     report.rescued = sorted(rescued)
     return report
