@@ -56,3 +56,13 @@ def test_clear_of_a_cache_of_its_own_still_removes_everything(tmp_path):
     assert any((root / "hashes").iterdir())
     assert cache.clear() == 2 and not cache.entries()
     assert not any((root / "hashes").glob("*.json"))
+
+
+def test_a_users_file_where_a_cache_folder_belongs_is_not_deleted(tmp_path):
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "README.md").write_text("a project")
+    (root / "tmp").write_text("the user's notes")  # a file named like the cache's temporaries folder
+    with pytest.raises(InputError, match="did not write"):
+        SpecializationCache(root).get_or_build("1" * 40, "test", {}, _weights)
+    assert (root / "tmp").read_text() == "the user's notes"

@@ -113,6 +113,8 @@ class SpecializationCache:
         """``root/name`` as a folder; a file in its place (damage) is removed first."""
         d = self.root / name
         if d.exists() and not d.is_dir():
+            # a file in the cache's own folder is damage, repaired; in a folder in use it may be the user's
+            self._refuse_foreign_root()
             with contextlib.suppress(FileNotFoundError):
                 d.unlink()
             self.events.append(f"repaired {name}: a file stood where the folder belongs")
@@ -371,8 +373,8 @@ class SpecializationCache:
         return removed
 
     def _refuse_foreign_root(self) -> None:
-        """Refuse to clear a root holding files the cache did not write (``$DEVICEFIT_CACHE_DIR`` set to a
-        folder in use): clearing would delete them.
+        """Refuse to clear or repair a root holding files the cache did not write (``$DEVICEFIT_CACHE_DIR``
+        set to a folder in use): that would delete them.
 
         Raises:
             InputError: naming the first foreign file and what to do.
@@ -388,9 +390,9 @@ class SpecializationCache:
             raise InputError(f"cache folder {self.root} cannot be read: {e.strerror or e}") from None
         if foreign:
             raise InputError(
-                f"cache folder {self.root} holds {foreign[0]!r}, which devicefit did not write; clearing "
-                "clears only a folder used for devicefit's cache alone: point $DEVICEFIT_CACHE_DIR at a folder "
-                "of its own"
+                f"cache folder {self.root} holds {foreign[0]!r}, which devicefit did not write; the cache "
+                "deletes files only in a folder of its own: point $DEVICEFIT_CACHE_DIR at an empty or "
+                "devicefit-only folder"
             )
 
     def _remove_unreadable(self) -> None:
