@@ -336,3 +336,60 @@ def test_the_fix_verification_judges_label_outputs_by_agreement(tmp_path):
     fix = Fp16Fix([], True, 1.0, 1.0, 0.9995)
     _verify(mlmodel, fix, feeds, reference, None, against_fp32=False)
     assert fix.verified.passed, fix.verified.headline()
+
+
+BRANCHY = textwrap.dedent(
+    """
+    import torch
+
+
+    class Branchy(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.a = torch.nn.Linear(8, 8)
+            self.b = torch.nn.Linear(8, 8)
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            h = self.a(x)
+            if h.mean() > 0:  # LINE_BRANCH: tracing freezes the side the example input took
+                h = torch.relu(h)
+            else:
+                h = self.b(h)
+            return self.head(h)
+
+
+    def make_model():
+        return Branchy().eval(), torch.randn(1, 8)
+    """
+)
+
+
+def test_a_branch_frozen_by_tracing_is_named_as_the_conversion_problem(tmp_path):
+    # the verdict said 'conversion problem: SNR 16 dB' and the cause was only torch's raw TracerWarning
+    result = _numerics(tmp_path, BRANCHY)
+    verdict = result.verdicts["numerics"]
+    line = next(i for i, text in enumerate(BRANCHY.splitlines(), 1) if "LINE_BRANCH" in text)
+    assert verdict.status == "fail" and "conversion problem" in verdict.reason
+    assert f"model.py:{line}" in verdict.reason and "tracing" in verdict.reason, verdict.reason
+    assert any(f"model.py:{line}" in w for w in result.convert.trace_warnings)
+    # the example input took the traced branch: the localisation runs on the sample that differs most
+    assert "conversion_divergence" in result.extras
+
+
+def test_a_hugging_face_folder_keeps_its_task_head(tmp_path):
+    # AutoModel loaded the base model: a BertForSequenceClassification folder converted without its classifier
+    # (outputs last_hidden_state / pooler_output) and check passed the headless model
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from devicefit.sources import load_source
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=60, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16, num_labels=3)  # fmt: skip
+    BertForSequenceClassification(config).save_pretrained(tmp_path / "clf")
+    source = load_source(str(tmp_path / "clf"))
+    assert type(source.module).__name__ == "BertForSequenceClassification"
+    assert source.output_names == ["logits"]

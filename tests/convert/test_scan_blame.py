@@ -124,3 +124,65 @@ def test_a_translation_crash_on_a_packed_sequence_says_what_to_do(tmp_path):
     (entry,) = [u for u in report.unsupported if "gru" in u.op]
     assert entry.module_path == "gru"
     assert "pack_padded_sequence" in entry.hint and "mask" in entry.hint, entry.hint
+
+
+UPSAMPLE = textwrap.dedent(
+    """
+    import torch
+    import torch.nn.functional as F
+
+
+    class Up(torch.nn.Module):
+        def forward(self, x):
+            return F.interpolate(x, scale_factor=1.5, mode="bilinear", align_corners=False)
+
+
+    def make_model():
+        return Up().eval(), torch.randn(1, 3, 9, 10)
+    """
+)
+
+
+def test_an_op_both_frontends_refuse_is_listed_once(tmp_path):
+    # TorchScript names it upsample_bilinear2d, torch.export upsample_bilinear2d.vec: it was listed twice
+    path = tmp_path / "up.py"
+    path.write_text(UPSAMPLE)
+    report = scan(load_source(f"{path}:make_model"))
+    assert not report.ok
+    assert len(report.unsupported) == 1, [u.op for u in report.unsupported]
+    assert sorted(report.unsupported[0].frontends) == ["torch.export", "torchscript"]
+
+
+TWO_USERS = textwrap.dedent(
+    """
+    import torch
+
+
+    class Special(torch.nn.Module):
+        def forward(self, x):
+            return torch.special.erfcx(x)
+
+
+    class Net(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.left = Special()
+            self.right = Special()
+
+        def forward(self, x):
+            return self.left(x) + self.right(x)
+
+
+    def make_model():
+        return Net().eval(), torch.randn(2, 3)
+    """
+)
+
+
+def test_an_op_used_by_several_modules_names_each(tmp_path):
+    # the module column said 'left' for a count of 2: the user fixed one and met the same error again
+    path = tmp_path / "two.py"
+    path.write_text(TWO_USERS)
+    (entry,) = scan(load_source(f"{path}:make_model")).unsupported
+    assert entry.count == 2
+    assert entry.module_path == "left, right", entry

@@ -100,6 +100,10 @@ def convert(source: Any, options: CheckOptions) -> Converted:
         seconds=conv.seconds,
         rescued=list(getattr(scan, "rescued", []) or []),
         frontends=_frontend_entries(tried),
+        # a torch.export conversion refuses what tracing freezes: only TorchScript's warnings matter
+        trace_warnings=list(getattr(scan, "trace_warnings", []) or [])
+        if conv.frontend == "torchscript"
+        else [],
     )
     check_fp32_ops(conv.mlmodel, options.fp32_ops)
     if options.package_path is not None:

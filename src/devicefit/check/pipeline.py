@@ -56,6 +56,11 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
         result.verdicts = verdicts_stage.decide(result)
         return result
     result.mlmodel = converted.mlmodel
+    for warned in result.convert.trace_warnings[:3]:
+        result.warnings.append(
+            f"TorchScript tracing froze a Python-side value at {warned}: the converted model repeats what the "
+            "example input did there (the numerics below test other inputs)"
+        )
     t = time.perf_counter()
     program = interp.load(converted.mlmodel)
     result.program = program
@@ -118,8 +123,12 @@ def _numerics(
             timings["fp32_conversion"] = time.perf_counter() - t32
         return fp32_model[0]
 
+    separate: list[list[dict[str, Any]]] = []  # the fp32 conversion's outputs, kept for the localisation
+
     def fp32_conversion() -> list[dict[str, Any]]:
-        return validate_stage.run_outputs(interp.load(fp32_mlmodel()), clean, options, "fp32")
+        if not separate:
+            separate.append(validate_stage.run_outputs(interp.load(fp32_mlmodel()), clean, options, "fp32"))
+        return separate[0]
 
     weights_fp32 = options.precision == "fp32" and not converted.summary.skipped
     numerics = numerics_stage.compare_runs(
@@ -128,7 +137,10 @@ def _numerics(
     result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
     result.divergence, result.questions = numerics.divergence, numerics.questions
     result.warnings.extend(numerics.warnings)
-    _localize(result, program, source, clean, options, weights_fp32, fp32_mlmodel)
+    fidelity_runs = runs.fp32 if weights_fp32 else (separate[0] if separate else [])
+    _localize(
+        result, program, source, clean, options, weights_fp32, fp32_mlmodel, _worst(runs.torch, fidelity_runs)
+    )
     if options.repair and runs.torch and _compute_failed(result):
         t = time.perf_counter()
         result.repair = _fix(fp32_mlmodel(), runs, clean, options, source, program)
@@ -136,9 +148,26 @@ def _numerics(
     return runs.divergence_shapes
 
 
+def _worst(reference: list[dict[str, Any]], got: list[dict[str, Any]]) -> int:
+    """The sample whose outputs differ most from the reference (relative L2 over every output); 0 if unknown."""
+    import numpy as np
+
+    errors = []
+    for ref, out in zip(reference, got, strict=False):
+        num = den = 0.0
+        for r, o in zip(ref.values(), out.values(), strict=False):
+            a, b = np.asarray(o, np.float64).ravel(), np.asarray(r, np.float64).ravel()
+            if a.shape != b.shape:
+                continue
+            num += float(np.nansum((a - b) ** 2))
+            den += float(np.nansum(b**2))
+        errors.append(num / den if den > 0 else num)
+    return int(np.argmax(errors)) if errors else 0
+
+
 def _localize(
     result: CheckResult, program: Any, source: Any, clean: Any, options: CheckOptions, weights_fp32: bool,
-    fp32_mlmodel: Any,
+    fp32_mlmodel: Any, sample: int = 0,
 ) -> None:  # fmt: skip
     """A failed conversion-fidelity question: the first source line whose value differs from PyTorch."""
     from devicefit.check.numerics import FIDELITY
@@ -155,7 +184,7 @@ def _localize(
         provenance = load_from_package(package)
     except Exception:  # NOTE: the finding is a convenience; the verdict stands without it
         return
-    feeds = clean.feeds[0]
+    feeds = clean.feeds[min(sample, len(clean.feeds) - 1)]  # the sample that differs most shows it best
     model_feeds = validate_stage.program_feeds(feeds, options.image_inputs, package)
     found = first_divergent_line(source, package, provenance, feeds, model_feeds)
     if found is not None:

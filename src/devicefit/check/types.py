@@ -72,6 +72,9 @@ class ConvertSummary:
     skipped: bool = False
     # one entry per conversion frontend: {"name", "status": converted|failed|not tried, "error", "seconds"}
     frontends: list[dict[str, Any]] = field(default_factory=list)
+    # torch's TracerWarnings ("file.py:line: message") when the TorchScript frontend converted: Python-side
+    # control flow / numbers frozen at the example input
+    trace_warnings: list[str] = field(default_factory=list)
 
 
 @dataclass

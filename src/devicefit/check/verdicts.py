@@ -110,12 +110,19 @@ def _numerics(r: Any) -> Verdict:
             if nonfinite
             else ""
         )
+        traced = r.convert.trace_warnings
+        if traced:
+            where += (
+                f"; likely cause: tracing froze a Python-side value at {traced[0]}"
+                f"{f' (+{len(traced) - 1} more)' if len(traced) > 1 else ''}: write data-dependent branches "
+                "with tensor ops (torch.where), or script that part"
+            )
         first = r.extras.get("conversion_divergence")
         if first:
             where += (
                 f"; first differs from PyTorch at {first['where']} ({first['value']}, relative error "
-                f"{first['relative_error']:.3g}): check that line's ops (integer overflow past int32, an "
-                "unsupported argument silently dropped)"
+                f"{first['relative_error']:.3g}): look at that line and what it reads (integers beyond int32, an "
+                "argument the converter ignored)"
             )
         return Verdict(
             FAIL, f"conversion problem: {fid.measured_on}: {fid.comparison.headline()}{where}{also}"

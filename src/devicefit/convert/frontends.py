@@ -13,6 +13,7 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from devicefit.convert.fp16_constants import ConstantFix, fp16_safe_pass, pipeline_with_pass
@@ -55,12 +56,37 @@ def frontend_order(source: SourceModel, frontend: str) -> list[str]:
     return ["torchscript", "torch.export"]
 
 
-def trace_module(source: SourceModel) -> Any:
-    """The source traced with TorchScript (no_grad, no trace check)."""
+def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
+    """The source traced with TorchScript (no_grad, no trace check).
+
+    ``warned`` receives torch's TracerWarnings raised in the user's code as ``file.py:line: message`` (a Python
+    ``if`` on a tensor, a tensor turned into a Python number: the trace freezes what the example input did
+    there); those raised in libraries (transformers' shape checks, harmless at static shapes, on every model)
+    are dropped: the user cannot act on them. Other warnings are passed on.
+    """
+    import warnings
+
     import torch
 
-    with torch.no_grad():
-        return torch.jit.trace(source.traceable(), source.example_tensors(), check_trace=False, strict=False)
+    from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
+
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", torch.jit.TracerWarning)
+        traced = torch.jit.trace(
+            source.traceable(), source.example_tensors(), check_trace=False, strict=False
+        )
+    for w in caught:
+        if not issubclass(w.category, torch.jit.TracerWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            continue
+        if any(marker in w.filename for marker in _LIBRARY_MARKERS):
+            continue
+        # torch's first sentence says what was frozen; the rest is the same advice every time
+        what = first_line(str(w.message), limit=160).split(". ")[0].rstrip(".")
+        entry = f"{Path(w.filename).name}:{w.lineno}: {what}"
+        if warned is not None and entry not in warned:
+            warned.append(entry)
+    return traced
 
 
 def export_program(source: SourceModel) -> Any:

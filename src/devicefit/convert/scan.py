@@ -57,7 +57,8 @@ class UnsupportedOp:
     Attributes:
         op: torch op name, e.g. ``"aten::histc"``.
         location: ``"file.py:123"`` of the first use in the user's code, ``""`` if unknown.
-        module_path: submodule it sits in, e.g. ``"encoder.layer.0.attention"`` (``""`` = top level).
+        module_path: submodule it sits in, e.g. ``"encoder.layer.0.attention"`` (``""`` = top level); every
+            submodule using it, comma-separated, when several do.
         hint: what to do.
         count: how many nodes use it.
         frontends: the frontends whose graph contains it.
@@ -88,6 +89,8 @@ class ScanReport:
         handled: ops missing from coremltools' op table that still converted (coremltools' graph passes
             or the export decomposition took care of them); never blocking.
         graph_errors: frontend -> why its graph could not be built (tracing / export failed).
+        trace_warnings: torch's TracerWarnings while tracing, ``file.py:line: message``: Python control flow or
+            numbers computed from tensors, frozen at the example input (the converted model may not generalize).
     """
 
     unsupported: list[UnsupportedOp] = field(default_factory=list)
@@ -95,6 +98,8 @@ class ScanReport:
     rescued: list[str] = field(default_factory=list)
     handled: list[UnsupportedOp] = field(default_factory=list)
     graph_errors: dict[str, str] = field(default_factory=dict)
+    # torch's TracerWarnings while tracing ("file.py:line: message"): values the trace froze at the example
+    trace_warnings: list[str] = field(default_factory=list)
     # sanitized kind -> where it first appears, per frontend (to place an op a frontend failed on)
     seen: dict[str, dict[str, NodeInfo]] = field(default_factory=dict, repr=False)
     # node name -> node, per frontend: the node a frontend stopped at, when its op kind appears more than once
@@ -166,7 +171,7 @@ def static_scan(
     rescued: set[str] = set(report.rescued)
     for name in frontends:
         try:
-            graph, nodes = WALKERS[name](source)
+            graph, nodes = WALKERS[name](source, report.trace_warnings)
         except Exception as exc:
             report.graph_errors[name] = f"{type(exc).__name__}: {first_line(exc, limit=240)}"
             continue
@@ -190,6 +195,10 @@ def static_scan(
                 entry.frontends.append(name)
             counts[node.kind] = counts.get(node.kind, 0) + 1
             entry.count = max(entry.count, counts[node.kind])  # the same op, seen by both graphs, counts once
+            # every module using it, so fixing the first one is not followed by the same error from the next
+            paths = entry.module_path.split(", ") if entry.module_path else []
+            if node.module_path and node.module_path not in paths:
+                entry.module_path = ", ".join([*paths, node.module_path])
     report.unsupported = list(found.values())
     report.rescued = sorted(rescued)
     return report
@@ -201,10 +210,16 @@ def settle(report: ScanReport) -> ScanReport:
         report.handled.extend(report.unsupported)
         report.unsupported = []
         return report
-    listed = {sanitize(u.op) for u in report.unsupported}
+    # one op, one entry: torch.export spells overloads (upsample_bilinear2d.vec) that TorchScript does not
+    listed = {_base(sanitize(u.op)): u for u in report.unsupported}
     for result in report.frontends:
         kind = result.failed_op
-        if result.ok or not kind or kind in listed:
+        if result.ok or not kind:
+            continue
+        same = listed.get(_base(kind))
+        if same is not None:
+            if result.name not in same.frontends:
+                same.frontends.append(result.name)
             continue
         node = _failed_node(report, result)
         # a translation exists but refused this use (a mode, a non-constant input): its reason is
@@ -217,8 +232,13 @@ def settle(report: ScanReport) -> ScanReport:
         )
         entry.frontends.append(result.name)
         report.unsupported.append(entry)
-        listed.add(kind)
+        listed[_base(kind)] = entry
     return report
+
+
+def _base(kind: str) -> str:
+    """An op kind without its overload (``upsample_bilinear2d.vec`` -> ``upsample_bilinear2d``)."""
+    return kind.split(".")[0]
 
 
 # Python errors raised *inside* a coremltools translation: a form of input it does not handle, not a refusal

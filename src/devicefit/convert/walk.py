@@ -44,17 +44,17 @@ def sanitize(kind: str) -> str:
     return str(sanitize_op_kind(kind))
 
 
-def torchscript_nodes(source: SourceModel) -> tuple[Any, list[NodeInfo]]:
-    """The traced module and its op nodes (after coremltools' JIT passes)."""
+def torchscript_nodes(source: SourceModel, warned: list[str] | None = None) -> tuple[Any, list[NodeInfo]]:
+    """The traced module and its op nodes (after coremltools' JIT passes); tracing's warnings into ``warned``."""
     from coremltools.converters.mil.frontend.torch.torchscript_utils import _expand_and_optimize_ir
 
-    traced = trace_module(source)
+    traced = trace_module(source, warned)
     # the passes inline the module's graph in place (idempotent: coremltools runs them again on convert)
     graph = _expand_and_optimize_ir(traced)[0]
     return traced, list(_walk_ts_block(graph))
 
 
-def export_nodes(source: SourceModel) -> tuple[Any, list[NodeInfo]]:
+def export_nodes(source: SourceModel, warned: list[str] | None = None) -> tuple[Any, list[NodeInfo]]:
     """The decomposed ExportedProgram and its ``call_function`` nodes."""
     program = export_program(source)
     nodes = []
@@ -72,7 +72,7 @@ def export_nodes(source: SourceModel) -> tuple[Any, list[NodeInfo]]:
     return program, nodes
 
 
-WALKERS: dict[str, Callable[[SourceModel], tuple[Any, list[NodeInfo]]]] = {
+WALKERS: dict[str, Callable[[SourceModel, list[str]], tuple[Any, list[NodeInfo]]]] = {
     "torchscript": torchscript_nodes,
     "torch.export": export_nodes,
 }

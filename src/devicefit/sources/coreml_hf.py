@@ -87,7 +87,7 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
                 str(path), local_files_only=True, trust_remote_code=False
             )
             _check_declared_size(path, transformers, config)
-            net, loading = transformers.AutoModel.from_pretrained(
+            net, loading = _model_class(transformers, config).from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True
             )
     except ModelLoadError:
@@ -108,6 +108,20 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
     arrays = random_inputs(list(specs), int_high=vocab)
     example = {n: _torch_of(a) for n, a in arrays.items()}
     return from_module(spec, "hf", net, example, None, int_high=vocab)
+
+
+def _model_class(transformers: Any, config: Any) -> Any:
+    """The class the folder was saved from (``config.architectures``, e.g. ``BertForSequenceClassification``).
+
+    ``AutoModel`` builds the base model: a classifier folder lost its head (outputs ``last_hidden_state``, not
+    ``logits``) and its head's weights were silently dropped. Only classes transformers itself defines are used
+    (never code shipped with the folder); otherwise ``AutoModel``.
+    """
+    for name in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, str(name), None)
+        if isinstance(cls, type) and hasattr(cls, "from_pretrained"):
+            return cls
+    return transformers.AutoModel
 
 
 def _torch_of(array: np.ndarray) -> Any:
@@ -135,8 +149,11 @@ def _check_declared_size(path: Path, transformers: Any, config: Any) -> None:
     """
     import torch
 
+    cls = _model_class(transformers, config)
     with torch.device("meta"):
-        skeleton = transformers.AutoModel.from_config(config, trust_remote_code=False)
+        skeleton = (
+            cls.from_config(config, trust_remote_code=False) if cls is transformers.AutoModel else cls(config)
+        )
     count = sum(p.numel() for p in skeleton.parameters())
     stored = sum(f.stat().st_size for f in path.iterdir() if f.suffix in _WEIGHT_SUFFIXES and f.is_file())
     # NOTE: only where the allocation itself is the danger: a small model loads, and _check_weights_cover
