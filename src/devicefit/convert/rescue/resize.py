@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.convert.rescue._mil import arg, const_value, frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 _A = -0.75  # PyTorch's cubic convolution coefficient (aten/src/ATen/native/UpSample.h)
 
@@ -72,6 +72,8 @@ _TORCH_KERNELS = {
     "_upsample_bilinear2d_aa": ("_upsample_bilinear2d_aa", True),
     "_upsample_bicubic2d_aa": ("_upsample_bicubic2d_aa", True),
     "_upsample_nearest_exact2d": ("_upsample_nearest_exact2d", False),
+    "upsample_bilinear2d": ("upsample_bilinear2d", True),
+    "upsample_nearest2d": ("upsample_nearest2d", False),
 }
 
 
@@ -104,6 +106,73 @@ def upsample_bicubic2d_aa(context: Any, node: Any) -> None:
 def upsample_nearest_exact2d(context: Any, node: Any) -> None:
     """``F.interpolate(mode="nearest-exact")`` on static sizes."""
     _torch_kernel_resize(context, node, "_upsample_nearest_exact2d")
+
+
+@rescue(
+    "upsample_bilinear2d",
+    "coremltools 9.0 refuses a non-integer scale_factor without recompute_scale_factor (align_corners=False)",
+    override=True,
+    aliases=("upsample_bilinear2d.vec",),
+)
+def upsample_bilinear2d(context: Any, node: Any) -> object:
+    """``F.interpolate(mode="bilinear", scale_factor=s)`` with a non-integer ``s``: PyTorch's weights as matmuls.
+
+    PyTorch then maps ``src = (dst + 0.5) / s - 0.5`` with the given ``s``, which differs from the ``in / out``
+    of Core ML's upsample ops whenever ``in * s`` is not a whole number; other cases go to coremltools.
+    """
+    from coremltools.converters.mil.frontend.torch import ops
+
+    if not _fractional_scale(context, node, has_align=True):
+        ops.upsample_bilinear2d(context, node)
+        return DELEGATED
+    _torch_kernel_resize(context, node, "upsample_bilinear2d")
+    return None
+
+
+@rescue(
+    "upsample_nearest2d",
+    "coremltools 9.0 maps a non-integer scale_factor to Core ML's in/out spacing: wrong pixels, no error",
+    override=True,
+    aliases=("upsample_nearest2d.vec",),
+)
+def upsample_nearest2d(context: Any, node: Any) -> object:
+    """``F.interpolate(mode="nearest", scale_factor=s)`` with a non-integer ``s``: gathers of PyTorch's rows.
+
+    PyTorch picks ``floor(dst / s)`` with the given ``s``; Core ML's ``floor(dst * in / out)`` picks other
+    rows when ``in * s`` is not a whole number. Integer scales and explicit sizes go to coremltools.
+    """
+    from coremltools.converters.mil.frontend.torch import ops
+    from coremltools.converters.mil.mil import Builder as mb
+
+    if not _fractional_scale(context, node, has_align=False):
+        ops.upsample_nearest2d(context, node)
+        return DELEGATED
+    x, size_in, size_out, _, scales = _resize_args(context, node, has_align=False)
+
+    def rows(axis: int) -> np.ndarray:
+        # each row of a nearest matrix holds a single 1: its column is the source index
+        picked = torch_kernel_matrix("upsample_nearest2d", size_in[axis], size_out[axis], False, scales[axis])
+        return picked.argmax(axis=1).astype(np.int32)
+
+    wide = mb.gather(x=x, indices=rows(1), axis=3)
+    context.add(mb.gather(x=wide, indices=rows(0), axis=2, name=node.name), torch_name=node.name)
+    return None
+
+
+def _fractional_scale(context: Any, node: Any, has_align: bool) -> bool:
+    """Whether the node resizes by a user scale factor that is not a whole number (and maps with it)."""
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    x = frontend()._get_inputs(context, node, min_expected=1)[0]
+    if x.rank != 4 or any_symbolic(x.shape[-2:]):
+        return False  # coremltools' own translation handles (or refuses) flexible shapes
+    try:
+        _, _, _, align_corners, scales = _resize_args(context, node, has_align)
+    except NotImplementedError:
+        return False  # sizes computed at run time: coremltools' own translation
+
+    # align_corners maps with (in - 1) / (out - 1) whatever the scale, as Core ML does
+    return not align_corners and any(s is not None and float(s) != int(s) for s in scales)
 
 
 def torch_kernel_matrix(
@@ -175,7 +244,7 @@ def _numbers(value: Any) -> list[float] | None:
     if isinstance(value, list | tuple):
         items = [const_value(v) for v in value]
         if any(v is None for v in items):
-            raise NotImplementedError("bicubic upsampling needs constant sizes / scale factors")
+            raise NotImplementedError("resizing here needs constant sizes / scale factors")
         return [float(np.ravel(v)[0]) for v in items]
     found = const_value(value)
     return None if found is None else [float(v) for v in np.ravel(found)]
