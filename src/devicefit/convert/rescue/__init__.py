@@ -10,7 +10,17 @@ Each translation is tested against PyTorch through devicefit's interpreter in te
 from __future__ import annotations
 
 # Importing the family modules fills RESCUES.
-from devicefit.convert.rescue import activation, arith, assign, attention, masks, pad, resize, tensor  # noqa: F401
+from devicefit.convert.rescue import (  # noqa: F401
+    activation,
+    arith,
+    assign,
+    attention,
+    masks,
+    pad,
+    resize,
+    sampling,
+    tensor,
+)
 from devicefit.convert.rescue._registry import (
     DELEGATED,
     RESCUES,

@@ -1,0 +1,109 @@
+"""``F.grid_sample(mode="nearest")`` on a grid known at conversion time, as one gather of PyTorch's picks.
+
+coremltools 9.0 translates ``affine_grid`` + ``grid_sample`` to MIL ``affine``, which has bilinear sampling
+only, and its torch.export path reads the integer mode arguments as graph values ("Torch var 1 not found").
+When the grid is a constant (a constant ``theta`` through ``affine_grid``, or a constant grid) the source
+pixel of every output is fixed, so devicefit asks PyTorch's own kernel which pixel that is (sampling an image
+whose values are the pixel numbers) and emits one gather: exact whatever the runtime's rounding, fp16 too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devicefit.convert.rescue._mil import frontend
+from devicefit.convert.rescue._registry import DELEGATED, rescue
+
+# aten::grid_sampler's integer arguments (aten/src/ATen/native/GridSampler.h)
+_MODES = {0: "bilinear", 1: "nearest", 2: "bicubic"}
+_PADDING = {0: "zeros", 1: "border", 2: "reflection"}
+
+
+@rescue(
+    "grid_sampler",
+    "coremltools 9.0 refuses mode='nearest' ('sampling_mode' not supported; torch.export: Torch var not found)",
+    override=True,
+)
+def grid_sampler(context: Any, node: Any) -> object:
+    """``grid_sampler(x, grid, mode, padding_mode, align_corners)`` for ``mode="nearest"`` and a constant grid.
+
+    Other modes go to coremltools' own translation.
+    """
+    mode = _MODES.get(int(_literal(context, node.inputs[2])))
+    if mode != "nearest":
+        frontend().grid_sampler(context, node)
+        return DELEGATED
+    padding = _PADDING[int(_literal(context, node.inputs[3]))]
+    align_corners = bool(_literal(context, node.inputs[4]))
+    x = context[node.inputs[0]]
+    grid = _constant_grid(context, node.inputs[1])
+    if grid is None:
+        raise NotImplementedError(
+            "grid_sample(mode='nearest') with a grid computed at run time has no exact Core ML translation: "
+            "use mode='bilinear', or make theta / the grid a constant (a buffer) of the model"
+        )
+    if x.rank != 4 or not all(isinstance(d, int | np.integer) for d in x.shape):
+        raise NotImplementedError("grid_sample(mode='nearest') needs a rank-4 input of static shape")
+    _gather_picks(context, node, x, grid, padding, align_corners)
+    return None
+
+
+def _literal(context: Any, name: Any) -> Any:
+    """An argument's value: a named constant (TorchScript) or a Python literal (torch.export)."""
+    if isinstance(name, str) and name in context:
+        return context[name].val
+    return name
+
+
+def _constant_grid(context: Any, name: Any) -> np.ndarray | None:
+    """The (N, H_out, W_out, 2) float32 grid when it is known at conversion time, else None."""
+    import torch
+    import torch.nn.functional as F
+
+    theta_key = f"{name}_theta"  # coremltools' affine_grid_generator leaves its arguments under these names
+    if isinstance(name, str) and theta_key in context:
+        theta = context[theta_key].val
+        if isinstance(theta, str) or theta is None:  # a run-time theta is kept by its name
+            return None
+        size = [int(d) for d in np.ravel(context[f"{name}_size"].val)]
+        aligned = bool(context[f"{name}_align_corners"].val)
+        theta_t = torch.as_tensor(np.asarray(theta, dtype=np.float32))
+        return F.affine_grid(theta_t, size, align_corners=aligned).numpy()
+    if isinstance(name, str) and name in context and context[name].val is not None:
+        return np.asarray(context[name].val, dtype=np.float32)
+    return None
+
+
+def _gather_picks(
+    context: Any, node: Any, x: Any, grid: np.ndarray, padding: str, align_corners: bool
+) -> None:
+    """Gather PyTorch's nearest pick for every output pixel from ``x`` viewed as (N*H*W, C) rows."""
+    import torch
+    import torch.nn.functional as F
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
+
+    batch, channels, height, width = (int(d) for d in x.shape)
+    if grid.shape[0] != batch or grid.ndim != 4 or grid.shape[-1] != 2:
+        raise ValueError(f"grid_sample: grid of shape {grid.shape} does not fit an input of shape {x.shape}")
+    if batch * height * width >= 2**24:
+        raise NotImplementedError("grid_sample(mode='nearest') on more than 2**24 input pixels")
+    # Pixel numbers 1.. (0 marks a zero-padded sample), exact in float32 below 2**24. float32 as the model
+    # computes, so a coordinate that lands on a rounding tie picks the pixel PyTorch picks.
+    numbers = torch.arange(1, batch * height * width + 1, dtype=torch.float32).reshape(
+        batch, 1, height, width
+    )
+    sampled = F.grid_sample(
+        numbers, torch.from_numpy(grid), mode="nearest", padding_mode=padding, align_corners=align_corners
+    )
+    picked = sampled[:, 0].round().to(torch.int64).numpy()  # (N, H_out, W_out)
+    rows = mb.reshape(x=mb.transpose(x=x, perm=[0, 2, 3, 1]), shape=[batch * height * width, channels])
+    taken = mb.gather(x=rows, indices=np.maximum(picked - 1, 0).astype(np.int32), axis=0)  # (N, Ho, Wo, C)
+    result = mb.transpose(x=taken, perm=[0, 3, 1, 2])
+    if (picked == 0).any():
+        inside = (picked > 0)[:, None]  # (N, 1, Ho, Wo)
+        zero = np.zeros((), dtype=nptype_from_builtin(x.dtype))
+        result = mb.select(cond=inside, a=result, b=zero)
+    context.add(mb.identity(x=result, name=node.name), torch_name=node.name)
