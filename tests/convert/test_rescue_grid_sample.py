@@ -18,15 +18,16 @@ THETA = [[[0.9, 0.35, 0.1], [-0.3, 1.2, 0.07]], [[1.1, -0.2, -0.15], [0.25, 0.8,
 
 
 class AffineWarp(torch.nn.Module):
-    def __init__(self, padding_mode: str, align_corners: bool) -> None:
+    def __init__(self, padding_mode: str, align_corners: bool, mode: str = "nearest") -> None:
         super().__init__()
+        self.mode = mode
         self.register_buffer("theta", torch.tensor(THETA))
         self.padding_mode, self.align_corners = padding_mode, align_corners
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         grid = F.affine_grid(self.theta, [2, 3, 6, 8], align_corners=self.align_corners)
         return F.grid_sample(
-            x, grid, mode="nearest", padding_mode=self.padding_mode, align_corners=self.align_corners
+            x, grid, mode=self.mode, padding_mode=self.padding_mode, align_corners=self.align_corners
         )
 
 
@@ -89,3 +90,13 @@ def test_bilinear_stays_with_coremltools():
     torch.manual_seed(0)
     result, _ = convert_and_compare(LearnedWarp("bilinear"), (torch.randn(1, 3, 5, 7),))
     assert "grid_sampler" not in result.scan.rescued
+
+
+def test_bilinear_affine_warp_on_torch_export():
+    """coremltools' own path reads the literal mode arguments as graph values on torch.export and fails."""
+    torch.manual_seed(0)
+    result, _ = convert_and_compare(LearnedWarp("bilinear"), (torch.randn(1, 3, 5, 7),), "torch.export")
+    assert "grid_sampler" in result.scan.rescued
+    convert_and_compare(
+        AffineWarp("zeros", True, mode="bilinear"), (torch.randn(2, 3, 5, 7),), "torch.export"
+    )

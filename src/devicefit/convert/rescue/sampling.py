@@ -32,11 +32,14 @@ def grid_sampler(context: Any, node: Any) -> object:
     Other modes go to coremltools' own translation.
     """
     mode = _MODES.get(int(_literal(context, node.inputs[2])))
+    padding = _PADDING[int(_literal(context, node.inputs[3]))]
+    align_corners = bool(_literal(context, node.inputs[4]))
+    if mode == "bilinear" and _literal_arguments(node) and f"{node.inputs[1]}_theta" in context:
+        _affine_bilinear(context, node, padding, align_corners)
+        return None
     if mode != "nearest":
         frontend().grid_sampler(context, node)
         return DELEGATED
-    padding = _PADDING[int(_literal(context, node.inputs[3]))]
-    align_corners = bool(_literal(context, node.inputs[4]))
     x = context[node.inputs[0]]
     grid = _constant_grid(context, node.inputs[1])
     if grid is None:
@@ -48,6 +51,45 @@ def grid_sampler(context: Any, node: Any) -> object:
         raise NotImplementedError("grid_sample(mode='nearest') needs a rank-4 input of static shape")
     _gather_picks(context, node, x, grid, padding, align_corners)
     return None
+
+
+def _literal_arguments(node: Any) -> bool:
+    """Whether mode / padding / align_corners arrive as Python literals (torch.export), not named values."""
+    return not any(isinstance(name, str) for name in node.inputs[2:5])
+
+
+def _affine_bilinear(context: Any, node: Any, padding: str, align_corners: bool) -> None:
+    """``affine_grid`` + bilinear ``grid_sample`` as MIL ``affine``: coremltools' construction, literals read.
+
+    coremltools' own translation does the same but looks the literal arguments up as graph values.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    name = node.inputs[1]
+    theta = context[f"{name}_theta"]
+    size = [int(d) for d in np.ravel(context[f"{name}_size"].val)]
+    if padding != "zeros" or bool(context[f"{name}_align_corners"].val) != align_corners:
+        raise NotImplementedError(
+            "bilinear grid_sample after affine_grid converts (MIL affine) only with padding_mode='zeros' and the "
+            "same align_corners in both calls"
+        )
+    if isinstance(theta.val, str):  # a run-time theta is kept by its name
+        matrix = mb.reshape(x=context[theta.val], shape=[-1, 6])
+    else:
+        matrix = np.reshape(theta.val, (-1, 6)).astype(np.float32)
+    out = mb.affine(
+        x=context[node.inputs[0]],
+        transform_matrix=matrix,
+        output_height=size[2],
+        output_width=size[3],
+        sampling_mode="bilinear",
+        padding_mode="constant",
+        padding_value=0.0,
+        coordinates_mode="normalized_minus_one_to_one",
+        align_corners=align_corners,
+        name=node.name,
+    )
+    context.add(out, torch_name=node.name)
 
 
 def _literal(context: Any, name: Any) -> Any:
