@@ -100,3 +100,18 @@ def test_bilinear_affine_warp_on_torch_export():
     convert_and_compare(
         AffineWarp("zeros", True, mode="bilinear"), (torch.randn(2, 3, 5, 7),), "torch.export"
     )
+
+
+class GridInput(torch.nn.Module):
+    """The grid is a model input: coremltools' MIL resample handles it, devicefit leaves it alone."""
+
+    def forward(self, x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+        return F.grid_sample(x, grid, mode="nearest", align_corners=False)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_nearest_on_a_grid_input_stays_with_coremltools(frontend):
+    torch.manual_seed(0)
+    example = (torch.randn(1, 3, 5, 7), torch.rand(1, 4, 6, 2) * 2.4 - 1.2)
+    result, _ = convert_and_compare(GridInput(), example, frontend)
+    assert "grid_sampler" not in result.scan.rescued

@@ -29,7 +29,10 @@ _PADDING = {0: "zeros", 1: "border", 2: "reflection"}
 def grid_sampler(context: Any, node: Any) -> object:
     """``grid_sampler(x, grid, mode, padding_mode, align_corners)`` for ``mode="nearest"`` and a constant grid.
 
-    Other modes go to coremltools' own translation.
+    A grid tensor computed at run time goes to coremltools (MIL ``resample``, which has a nearest mode);
+    nearest through ``affine_grid`` with a run-time theta is refused (MIL ``affine`` is bilinear only, and an
+    arithmetic rebuild would not round ties as PyTorch does). Other modes go to coremltools' own translation,
+    except bilinear after ``affine_grid`` on torch.export, which coremltools fails to read.
     """
     mode = _MODES.get(int(_literal(context, node.inputs[2])))
     padding = _PADDING[int(_literal(context, node.inputs[3]))]
@@ -37,7 +40,9 @@ def grid_sampler(context: Any, node: Any) -> object:
     if mode == "bilinear" and _literal_arguments(node) and f"{node.inputs[1]}_theta" in context:
         _affine_bilinear(context, node, padding, align_corners)
         return None
-    if mode != "nearest":
+    grid_is_tensor = isinstance(node.inputs[1], str) and node.inputs[1] in context
+    if mode != "nearest" or (grid_is_tensor and context[node.inputs[1]].val is None):
+        # a run-time grid tensor: coremltools' MIL resample, which has a nearest mode
         frontend().grid_sampler(context, node)
         return DELEGATED
     x = context[node.inputs[0]]
