@@ -63,3 +63,20 @@ def test_fractional_scale_in_fp16(mode):
     convert_and_compare(
         Resize(scale_factor=1.5, mode=mode), (torch.randn(1, 2, 7, 9),), precision="fp16", tol=2e-3
     )
+
+
+CASES_1D = {
+    "linear_up": {"scale_factor": 1.5, "mode": "linear"},
+    "linear_down": {"scale_factor": 0.7, "mode": "linear"},
+    "linear_aligned": {"scale_factor": 1.5, "mode": "linear", "align_corners": True},
+    "nearest_up": {"scale_factor": 1.7, "mode": "nearest"},
+    "nearest_down": {"scale_factor": 0.7, "mode": "nearest"},
+    "nearest_integer": {"scale_factor": 3.0, "mode": "nearest"},
+}
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("case", CASES_1D)
+def test_fractional_scale_1d_matches_torch(case, frontend):
+    torch.manual_seed(0)
+    convert_and_compare(Resize(**CASES_1D[case]), (torch.randn(2, 3, 9),), frontend)

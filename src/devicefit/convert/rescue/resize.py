@@ -248,3 +248,89 @@ def _numbers(value: Any) -> list[float] | None:
         return [float(np.ravel(v)[0]) for v in items]
     found = const_value(value)
     return None if found is None else [float(v) for v in np.ravel(found)]
+
+
+@rescue(
+    "upsample_linear1d",
+    "coremltools 9.0 refuses a non-integer scale_factor without recompute_scale_factor (align_corners=False)",
+    override=True,
+    aliases=("upsample_linear1d.vec",),
+)
+def upsample_linear1d(context: Any, node: Any) -> object:
+    """``F.interpolate(mode="linear", scale_factor=s)``, non-integer ``s``: one matmul with PyTorch's weights."""
+    from coremltools.converters.mil.frontend.torch import ops
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
+
+    found = _fractional_scale_1d(context, node, has_align=True)
+    if found is None:
+        ops.upsample_linear1d(context, node)
+        return DELEGATED
+    x, size_out, scale = found
+    weights = _kernel_1d("upsample_linear1d", int(x.shape[-1]), size_out, scale)
+    dtype = nptype_from_builtin(x.dtype)
+    context.add(mb.matmul(x=x, y=np.ascontiguousarray(weights.T.astype(dtype)), name=node.name), node.name)
+    return None
+
+
+@rescue(
+    "upsample_nearest1d",
+    "coremltools 9.0 maps a non-integer scale_factor to Core ML's in/out spacing: wrong values, no error",
+    override=True,
+    aliases=("upsample_nearest1d.vec",),
+)
+def upsample_nearest1d(context: Any, node: Any) -> object:
+    """``F.interpolate(mode="nearest", scale_factor=s)`` on rank 3, non-integer ``s``: a gather of PyTorch's picks."""
+    from coremltools.converters.mil.frontend.torch import ops
+    from coremltools.converters.mil.mil import Builder as mb
+
+    found = _fractional_scale_1d(context, node, has_align=False)
+    if found is None:
+        ops.upsample_nearest1d(context, node)
+        return DELEGATED
+    x, size_out, scale = found
+    picks = (
+        _kernel_1d("upsample_nearest1d", int(x.shape[-1]), size_out, scale).argmax(axis=1).astype(np.int32)
+    )
+    context.add(mb.gather(x=x, indices=picks, axis=2, name=node.name), torch_name=node.name)
+    return None
+
+
+def _fractional_scale_1d(context: Any, node: Any, has_align: bool) -> tuple[Any, int, float] | None:
+    """(x, output length, scale) when a rank-3 resize maps with a non-integer user scale; None otherwise.
+
+    Both overloads, ``(x, output_size, [align_corners,] scales)`` and ``.vec`` ``(..., scale_factors)``,
+    carry one scale argument (a float or a one-element list).
+    """
+    from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    if x.rank != 3 or is_symbolic(x.shape[-1]):
+        return None
+    if has_align and const_value(arg(context, node, inputs, 2, "align_corners"), False):
+        return None  # align_corners maps with (in - 1) / (out - 1), as Core ML does
+    position = 3 if has_align else 2
+    try:
+        # torch.export may pass it by keyword: scale_factors (.vec) or scales (default overload)
+        found = _numbers(arg(context, node, inputs, position, "scale_factors"))
+        if found is None and len(inputs) <= position:
+            found = _numbers(arg(context, node, inputs, position, "scales"))
+    except NotImplementedError:
+        return None
+    if not found or float(found[0]) == int(found[0]):
+        return None
+    scale = float(found[0])
+    return x, math.floor(int(x.shape[-1]) * scale), scale
+
+
+def _kernel_1d(kernel: str, size_in: int, size_out: int, scale: float) -> np.ndarray:
+    """The (size_out, size_in) matrix of a 1-D aten resize kernel (align_corners False), from basis vectors."""
+    import torch
+
+    fn = getattr(torch.ops.aten, kernel).default
+    basis = torch.eye(size_in, dtype=torch.float64).reshape(size_in, 1, size_in)
+    response = (
+        fn(basis, [size_out], False, scale) if kernel == "upsample_linear1d" else fn(basis, [size_out], scale)
+    )
+    return response.reshape(size_in, size_out).T.numpy()
