@@ -134,18 +134,18 @@ UPSAMPLE = textwrap.dedent(
 
     class Up(torch.nn.Module):
         def forward(self, x):
-            return F.interpolate(x, scale_factor=1.5, mode="linear", align_corners=False)
+            return F.interpolate(x, scale_factor=1.5, mode="trilinear", align_corners=False)
 
 
     def make_model():
-        return Up().eval(), torch.randn(1, 3, 9)
+        return Up().eval(), torch.randn(1, 2, 4, 5, 6)
     """
 )
 
 
 def test_an_op_both_frontends_refuse_is_listed_once(tmp_path):
-    # TorchScript names it upsample_linear1d, torch.export upsample_linear1d.vec: it was listed twice
-    # (the 2-D bilinear case of this test converts now)
+    # TorchScript names it upsample_trilinear3d, torch.export upsample_trilinear3d.vec: listed twice
+    # (this test used 2-D bilinear with a fractional scale, which converts now)
     path = tmp_path / "up.py"
     path.write_text(UPSAMPLE)
     report = scan(load_source(f"{path}:make_model"))

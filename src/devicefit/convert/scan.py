@@ -167,7 +167,8 @@ def static_scan(
         graphs: receives each frontend's graph (traced module / ExportedProgram) for the conversion to reuse.
     """
     report = into if into is not None else ScanReport()
-    found: dict[str, UnsupportedOp] = {sanitize(u.op): u for u in report.unsupported}
+    # keyed without the overload: torch.export's upsample_trilinear3d.vec is TorchScript's upsample_trilinear3d
+    found: dict[str, UnsupportedOp] = {_base(sanitize(u.op)): u for u in report.unsupported}
     rescued: set[str] = set(report.rescued)
     for name in frontends:
         try:
@@ -188,13 +189,14 @@ def static_scan(
                 rescued.add(status.removeprefix("rescue:"))
             if status != "missing":
                 continue
-            entry = found.get(node.kind)
+            key = _base(node.kind)
+            entry = found.get(key)
             if entry is None:
-                entry = found[node.kind] = _unsupported(node, 0)
+                entry = found[key] = _unsupported(node, 0)
             if name not in entry.frontends:
                 entry.frontends.append(name)
-            counts[node.kind] = counts.get(node.kind, 0) + 1
-            entry.count = max(entry.count, counts[node.kind])  # the same op, seen by both graphs, counts once
+            counts[key] = counts.get(key, 0) + 1
+            entry.count = max(entry.count, counts[key])  # the same op, seen by both graphs, counts once
             # every module using it, so fixing the first one is not followed by the same error from the next
             paths = entry.module_path.split(", ") if entry.module_path else []
             if node.module_path and node.module_path not in paths:
