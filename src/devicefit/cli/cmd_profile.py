@@ -129,6 +129,9 @@ def main(args: argparse.Namespace) -> int:
         raise InputError(
             f"model not found: {args.model}; pass a .mlpackage, .mlmodel, .onnx or TorchScript file"
         )
+    from devicefit.sources.untrusted_files import require_file_or_folder
+
+    require_file_or_folder(args.model, "model")  # a FIFO would block the engine's loader forever
     if args.model.suffix in (".mlpackage", ".mlmodel"):
         from devicefit.sources.coreml_package import check_package
 
