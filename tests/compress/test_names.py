@@ -49,3 +49,36 @@ def test_sensitivity_rows_lead_with_the_pytorch_module_and_line():
 def test_a_weight_without_provenance_keeps_its_mil_name():
     layer = LayerSensitivity("w", "op_1 (conv)", 10)
     assert layer.where == "op_1 (conv)"
+
+
+class Overflowing(nn.Module):
+    """fp16 overflows in one spot: (1e3 * h)^2 exceeds 65504 before it is scaled back down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Linear(16, 16)
+        self.b = nn.Linear(16, 8)
+
+    def forward(self, x):
+        h = self.a(x)
+        big = torch.square(h * 1e3)
+        return self.b(torch.relu(h) + big * 1e-6)
+
+
+def test_fp16_repair_names_the_ops_it_keeps_by_pytorch_line():
+    import numpy as np
+
+    from devicefit.compress.budget import parse_budget
+
+    torch.manual_seed(0)
+    source = source_of(Overflowing(), (torch.zeros(1, 16),))
+    package = convert(source, ConvertOptions(target="iOS18", precision="fp32")).mlmodel
+    rng = np.random.default_rng(0)
+    feeds = [{"x": rng.standard_normal((1, 16)).astype(np.float32)} for _ in range(8)]
+    repair = compress.repair_fp16(package, feeds, parse_budget("cosine>=0.999"))
+    assert repair.passed and repair.fp32_ops
+    line = Overflowing.forward.__code__.co_firstlineno + 2  # big = torch.square(h * 1e3)
+    for text, op in zip(repair.where(), repair.fp32_ops):
+        assert text.startswith("the top module (Overflowing) at ") and text.endswith(f"({op})"), text
+    assert any(f"test_names.py:{line}" in text for text in repair.where()), (repair.where(), line)
+    assert repair.to_dict()["where"] == repair.where()

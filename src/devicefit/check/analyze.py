@@ -123,7 +123,7 @@ def _flexible_shapes(out: Analysis, program: Any, source: Any, options: CheckOpt
         program,
         source.traceable(),
         rtol=rtol,
-        to_model_feeds=lambda f: program_feeds(f, options.image_inputs),
+        to_model_feeds=lambda f: program_feeds(f, options.image_inputs, program),
     )
     out.flexible = {
         "all_ok": report.all_ok,

@@ -81,14 +81,16 @@ def compare_runs(
     """
     from functools import partial
 
-    from devicefit.compare.class_axis import head_axes
+    from devicefit.compare.class_axis import head_axes, index_outputs
     from devicefit.compare.divergence import looks_untrained
     from devicefit.compare.validate import TOLERANCES, match_outputs, stack_samples
     from devicefit.compare.validate import compare as compare_any
 
     # which axis holds the classes of each output, read once off the program's head ops (docs/metrics.md)
     heads = head_axes(program)
-    compare = partial(compare_any, class_axes=heads, user_class_axes=user_class_axes)
+    compare = partial(
+        compare_any, class_axes=heads, user_class_axes=user_class_axes, index_outputs=index_outputs(program)
+    )
     out = Numerics(divergence=runs.divergence)
     out_names = [o.name for o in program.outputs]
     known = [*out_names, *(n for n in (runs.torch[0] if runs.torch else {}) if n not in out_names)]

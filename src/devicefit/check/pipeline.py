@@ -128,11 +128,42 @@ def _numerics(
     result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
     result.divergence, result.questions = numerics.divergence, numerics.questions
     result.warnings.extend(numerics.warnings)
+    _localize(result, program, source, clean, options, weights_fp32, fp32_mlmodel)
     if options.repair and runs.torch and _compute_failed(result):
         t = time.perf_counter()
-        result.repair = _fix(fp32_mlmodel(), runs, clean, options, source)
+        result.repair = _fix(fp32_mlmodel(), runs, clean, options, source, program)
         timings["fp16_repair"] = time.perf_counter() - t
     return runs.divergence_shapes
+
+
+def _localize(
+    result: CheckResult, program: Any, source: Any, clean: Any, options: CheckOptions, weights_fp32: bool,
+    fp32_mlmodel: Any,
+) -> None:  # fmt: skip
+    """A failed conversion-fidelity question: the first source line whose value differs from PyTorch."""
+    from devicefit.check.numerics import FIDELITY
+
+    fidelity = result.questions.get(FIDELITY)
+    if fidelity is None or fidelity.passed is not False or not clean.feeds:
+        return
+    from devicefit import interp
+    from devicefit.check.localize import first_divergent_line
+    from devicefit.convert.provenance import load_from_package
+
+    try:
+        package = program if weights_fp32 else interp.load(fp32_mlmodel())
+        provenance = load_from_package(package)
+    except Exception:  # NOTE: the finding is a convenience; the verdict stands without it
+        return
+    feeds = clean.feeds[0]
+    model_feeds = validate_stage.program_feeds(feeds, options.image_inputs, package)
+    found = first_divergent_line(source, package, provenance, feeds, model_feeds)
+    if found is not None:
+        result.extras["conversion_divergence"] = {
+            "where": found.label,
+            "value": found.mil_name,
+            "relative_error": found.rel_error,
+        }
 
 
 def _compute_failed(result: CheckResult) -> bool:
@@ -147,10 +178,15 @@ def _compute_failed(result: CheckResult) -> bool:
     return overflow or (compute is not None and compute.passed is False)
 
 
-def _fix(fp32_mlmodel: Any, runs: Any, clean: Any, options: CheckOptions, source: Any) -> Any:
+def _fix(fp32_mlmodel: Any, runs: Any, clean: Any, options: CheckOptions, source: Any, program: Any) -> Any:
     from devicefit.check.repair import fp16_fix
     from devicefit.compare.validate import stack_samples
 
-    feeds = [validate_stage.program_feeds(f, options.image_inputs) for f in clean.feeds]
+    feeds = [validate_stage.program_feeds(f, options.image_inputs, program) for f in clean.feeds]
     reference = stack_samples(runs.torch, list(runs.torch[0]))
-    return fp16_fix(fp32_mlmodel, feeds, reference, clean.labels, source)
+    div = runs.divergence
+    # only when the fp32 run is finite: an inf there (a -inf mask fill) is not an fp16 overflow to repair
+    overflow = (
+        [o.op for o in div.overflow_ops] if div is not None and div.first_nonfinite_fp32 is None else []
+    )
+    return fp16_fix(fp32_mlmodel, feeds, reference, clean.labels, source, overflow)

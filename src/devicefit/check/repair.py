@@ -116,6 +116,7 @@ def fp16_fix(
     reference: dict[str, Any] | None,
     labels: Any,
     source: Any = None,
+    overflow_ops: list[str] | None = None,
 ) -> Fp16Fix:
     """Find and verify the fewest ops to keep in fp32.
 
@@ -125,10 +126,10 @@ def fp16_fix(
         reference: PyTorch's stacked outputs on ``feeds`` (None: verified against the fp32 run).
         labels: labels of ``feeds`` (task accuracy in the verification), or None.
         source: the model source, for provenance.
+        overflow_ops: fp16 program ops whose output overflowed (the check's divergence search); when the
+            outputs already meet the cosine bound, the fix keeps those (and any the overflow moves to) in fp32.
     """
     from devicefit import interp
-    from devicefit.compare.class_axis import head_axes
-    from devicefit.compare.validate import compare
     from devicefit.compress.budget import Budget
     from devicefit.compress.evaluate import run_samples
     from devicefit.compress.repair import repair_fp16
@@ -147,17 +148,9 @@ def fp16_fix(
         ops = [Fp32Op(name, _origin(prov, name, outputs)) for name in found.fp32_ops]
         fix = Fp16Fix(ops, found.passed, found.fp16_metric, found.repaired_metric, found.threshold)
         if found.mlmodel is not None:
-            repaired = interp.load(found.mlmodel)
-            got = run_samples(repaired, feeds, "fp16")
-            axes = head_axes(repaired)  # dense outputs are verified per position, like the check itself
-            if against_fp32:
-                if reference is None:  # the fp32 run, once for every bound tried
-                    reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
-                fix.verified = compare("compute", reference, got, "interp-fp32", class_axes=axes)
-            else:
-                assert reference is not None
-                fix.verified = compare("fp16", reference, got, "pytorch", labels, class_axes=axes)
-            fix.verified.samples = len(feeds)
+            if against_fp32 and reference is None:  # the fp32 run, once for every bound tried
+                reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
+            _verify(found.mlmodel, fix, feeds, reference, labels, against_fp32)
         # we are here because fp16 failed the check: an empty set, or a set the verification refuses, is
         # no fix yet; a bound the repair cannot meet even with every op in fp32 will not be met tighter
         unverified = not fix.ops or (fix.verified is not None and not fix.verified.passed)
@@ -169,8 +162,97 @@ def fp16_fix(
             f"at cosine>={tried[-1]:g} the repaired model still failed the check, so the repair tightened its "
             f"bound to cosine>={fix.threshold:g}"
         )
+    if not fix.ops and fix.passed and overflow_ops:
+        keep = overflow_keep(fp32_mlmodel, feeds, overflow_ops)
+        if keep:
+            from devicefit.compress.verbs import fp16
+
+            if against_fp32 and reference is None:
+                reference = run_samples(interp.load(fp32_mlmodel), feeds, "fp32")
+            _verify(fp16(fp32_mlmodel, keep_fp32=keep), fix, feeds, reference, labels, against_fp32)
+            fix.passed = fix.verified is not None and fix.verified.passed
+            fix.ops = [Fp32Op(name, _origin(prov, name, outputs)) for name in keep]
+            fix.notes.append(
+                "the outputs met the cosine bound, so the ops kept in fp32 are the ones that overflowed in fp16 "
+                "(and those the overflow moved to once they were kept)"
+            )
+            evaluations += 1
     fix.evaluations = evaluations
     if prov is None:
         fix.notes.append("module names need the conversion's provenance; MIL op names are given")
     fix.seconds = time.perf_counter() - t0
     return fix
+
+
+def _verify(mlmodel: Any, fix: Fp16Fix, feeds: list[dict[str, Any]], reference: Any, labels: Any,
+            against_fp32: bool) -> None:  # fmt: skip
+    """Set ``fix.verified``: the repaired package ``mlmodel`` emulating fp16 on every sample, judged like the
+    check judges (dense outputs per position, label outputs by agreement)."""
+    from devicefit import interp
+    from devicefit.compare.class_axis import head_axes, index_outputs
+    from devicefit.compare.validate import compare
+    from devicefit.compress.evaluate import run_samples
+
+    repaired = interp.load(mlmodel)
+    got = run_samples(repaired, feeds, "fp16")
+    axes, labelled = head_axes(repaired), index_outputs(repaired)
+    if against_fp32:
+        fix.verified = compare(
+            "compute", reference, got, "interp-fp32", class_axes=axes, index_outputs=labelled
+        )
+    else:
+        fix.verified = compare(
+            "fp16", reference, got, "pytorch", labels, class_axes=axes, index_outputs=labelled
+        )
+    fix.verified.samples = len(feeds)
+
+
+# the fp16 pass renames a value it types fp16 ``<name>_cast_fp16``; the op keeps the fp32 conversion's name
+_FP16_SUFFIX = "_cast_fp16"
+OVERFLOW_ROUNDS = 8
+
+
+def overflow_keep(fp32_mlmodel: Any, feeds: list[dict[str, Any]], overflow_ops: list[str]) -> list[str]:
+    """Ops to keep in fp32 so no value overflows in fp16 on the first samples; empty when that is not found.
+
+    Starts from the ops that overflowed; keeping one in fp32 can move the overflow to its reader (x**2 kept,
+    then its mean overflows), so each round adds the ops whose fp16 outputs still turn inf/NaN.
+    """
+    import numpy as np
+
+    from devicefit.compress.repair import MixedPrecision, compute_ops
+
+    order = compute_ops(fp32_mlmodel)
+    known = set(order)
+    keep = {n for n in (o.removesuffix(_FP16_SUFFIX) for o in overflow_ops) if n in known}
+    if not keep:
+        return []
+    mixed = MixedPrecision(fp32_mlmodel)
+    for _ in range(OVERFLOW_ROUNDS):
+        program = mixed.program(frozenset(keep))
+        steps = program.plan.block.steps
+        readers: dict[str, list[str]] = {}
+        for step in steps:
+            for read in step.ctx.input_names.values():
+                if isinstance(read, str):
+                    readers.setdefault(read, []).append(step.name)
+        more: set[str] = set()
+        for feed in feeds[:4]:
+            values = program.run(feed, precision="fp16", intermediates=True)
+            for step in steps:
+                for value in step.outputs:
+                    a = values.get(value)
+                    if not (isinstance(a, np.ndarray) and a.dtype.kind == "f" and not np.isfinite(a).all()):
+                        continue
+                    own = step.name.removesuffix(_FP16_SUFFIX)
+                    # a cast the fp16 pass put after a kept op overflows: its readers must stay in fp32 too
+                    names = (
+                        [own]
+                        if own in known
+                        else [r.removesuffix(_FP16_SUFFIX) for r in readers.get(value, [])]
+                    )
+                    more.update(n for n in names if n in known and n not in keep)
+        if not more:
+            return [n for n in order if n in keep]
+        keep |= more
+    return []

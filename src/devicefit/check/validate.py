@@ -59,15 +59,22 @@ def threads_for(program: Any) -> Iterator[None]:
                 torch.set_num_threads(_THREADS_BEFORE)
 
 
-def program_feeds(feeds: dict[str, Any], image_inputs: dict[str, Any]) -> dict[str, Any]:
-    """The data as the converted model takes it: image inputs as pixels.
+def program_feeds(feeds: dict[str, Any], image_inputs: dict[str, Any], program: Any = None) -> dict[str, Any]:
+    """The data as the converted model takes it: image inputs as pixels, bool masks as floats.
 
     Data (and PyTorch) use the normalised tensor ``x``; a Core ML image input applies ``pixel * scale + bias``
-    itself, so the program is fed ``(x - bias) / scale`` per channel (axis 1).
+    itself, so the program is fed ``(x - bias) / scale`` per channel (axis 1). Core ML has no bool inputs:
+    coremltools declares a bool tensor input (a padding mask) as fp32, so with ``program`` given, a bool array
+    for an input the program declares float is fed as 0.0 / 1.0 (what an app passes on the device).
     """
-    if not image_inputs:
-        return feeds
     out = dict(feeds)
+    if program is not None:
+        from devicefit.interp import dtypes
+
+        for spec in program.inputs:
+            value = out.get(spec.name)
+            if value is not None and np.asarray(value).dtype == np.bool_ and dtypes.is_float(spec.dtype):
+                out[spec.name] = np.asarray(value, dtype=np.float32)
     for name, img in image_inputs.items():
         if name not in out:
             continue
@@ -109,7 +116,7 @@ def run_samples(
         outputs = [o.name for o in program.outputs]
         total = len(dataset.feeds)
         for i, feeds in enumerate(dataset.feeds):
-            model_feeds = program_feeds(feeds, options.image_inputs)
+            model_feeds = program_feeds(feeds, options.image_inputs, program)
             if i < options.divergence_samples:
                 out32, out16 = tracker.add_sample(model_feeds)
             else:
@@ -130,5 +137,6 @@ def run_outputs(program: Any, dataset: Any, options: CheckOptions, precision: st
     """The program's outputs on every sample at ``precision`` (nothing else kept)."""
     with threads_for(program):
         return [
-            program.run(program_feeds(f, options.image_inputs), precision=precision) for f in dataset.feeds
+            program.run(program_feeds(f, options.image_inputs, program), precision=precision)
+            for f in dataset.feeds
         ]

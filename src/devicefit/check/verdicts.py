@@ -110,6 +110,13 @@ def _numerics(r: Any) -> Verdict:
             if nonfinite
             else ""
         )
+        first = r.extras.get("conversion_divergence")
+        if first:
+            where += (
+                f"; first differs from PyTorch at {first['where']} ({first['value']}, relative error "
+                f"{first['relative_error']:.3g}): check that line's ops (integer overflow past int32, an "
+                "unsupported argument silently dropped)"
+            )
         return Verdict(
             FAIL, f"conversion problem: {fid.measured_on}: {fid.comparison.headline()}{where}{also}"
         )

@@ -192,3 +192,41 @@ def _sized(ref: np.ndarray, axis: int, evidence: str) -> ClassAxis:
     if ref.shape[axis] <= 1:
         return ClassAxis(None, f"one element along the class axis ({evidence})")
     return ClassAxis(axis, evidence)
+
+
+# ops whose integer output is an index into the scores they read (its values are labels, not magnitudes)
+_INDEX_OPS = frozenset({"reduce_argmax", "reduce_argmin", "argsort", "topk"})
+_PASS_THROUGH = frozenset({"cast", "identity", "reshape", "squeeze", "expand_dims"})
+
+
+def index_outputs(program: Any) -> dict[str, str | None]:
+    """Output name -> the output holding the scores it indexes (topk's values when also an output, else None).
+
+    Outputs computed by ``reduce_argmax`` / ``reduce_argmin`` / ``argsort`` / ``topk`` (its indices) hold class
+    or position labels: label 3 vs 5 is a disagreement, not a relative error of 0.4.
+    """
+    block = program.plan.block
+    producer = {name: step for step in block.steps for name in step.outputs}
+
+    def origin(name: str) -> str:
+        for _ in range(8):
+            step = producer.get(name)
+            if step is None or step.op_type not in _PASS_THROUGH or step.ctx.input_names.get("x") is None:
+                break
+            name = step.ctx.input_names["x"]
+        return name
+
+    by_origin = {origin(name): name for name in block.outputs}
+    found: dict[str, str | None] = {}
+    for name in block.outputs:
+        current = origin(name)
+        step = producer.get(current)
+        if step is None or step.op_type not in _INDEX_OPS:
+            continue
+        if step.op_type == "topk":
+            if len(step.outputs) < 2 or step.outputs[1] != current:
+                continue  # topk's values are scores, not indices
+            found[name] = by_origin.get(step.outputs[0])
+        else:
+            found[name] = None
+    return found

@@ -244,3 +244,49 @@ def accuracy(labels: Any, scores: Any, tol: float | None = None, axis: int = -1)
         raise ValueError(f"{len(y)} labels for {len(s)} predicted samples")
     value = float((s.argmax(axis=1) == y).mean()) if len(y) else math.nan
     return MetricResult("accuracy", value, tol, higher_is_better=True, details={"samples": len(y)})
+
+
+def index_agreement(
+    reference: Any,
+    candidate: Any,
+    tol: float | None = None,
+    ref_values: Any = None,
+    cand_values: Any = None,
+    tie_rtol: float = 1e-3,
+) -> MetricResult:
+    """Fraction of index outputs (argmax labels, topk / argsort indices) equal to the reference's.
+
+    Reported as ``top1_agreement``. With the scores the indices select (topk's values output, rows along the
+    last axis), a differing position still agrees when it is a near-tie swap: the candidate's index sits
+    elsewhere in the reference's row with a score within ``tie`` of this position's reference score, or it is
+    outside the reference's row, this position's reference score is within ``tie`` of the row's last (k-th)
+    score and the candidate's score for it is within ``tie`` too. ``tie`` is the larger of ``tie_rtol * max |row
+    score|`` (the rule of :func:`topk_agreement`) and the largest error of the candidate's scores themselves:
+    scores that close cannot be ordered at the candidate's precision. Right scores with wrong indices still
+    disagree (their score error is zero).
+    """
+    r = np.asarray(reference)
+    c = np.asarray(candidate).reshape(r.shape)
+    same = r == c
+    ties = 0
+    if ref_values is not None and cand_values is not None and r.ndim >= 1 and r.size:
+        rows_r, rows_c = r.reshape(-1, r.shape[-1]), c.reshape(-1, r.shape[-1])
+        rv = np.asarray(ref_values, dtype=np.float64).reshape(rows_r.shape)
+        cv = np.asarray(cand_values, dtype=np.float64).reshape(rows_r.shape)
+        flat = same.reshape(rows_r.shape).copy()
+        both = np.isfinite(rv) & np.isfinite(cv)
+        score_error = float(np.abs(cv - rv)[both].max(initial=0.0))
+        for row, p in zip(*np.nonzero(~flat), strict=True):
+            tie = max(tie_rtol * float(np.abs(rv[row]).max()), score_error)
+            where = np.nonzero(rows_r[row] == rows_c[row, p])[0]
+            if where.size:
+                swap = abs(rv[row, where[0]] - rv[row, p]) <= tie
+            else:
+                swap = abs(rv[row, p] - rv[row, -1]) <= tie and abs(cv[row, p] - rv[row, p]) <= tie
+            if swap:
+                flat[row, p] = True
+                ties += 1
+        same = flat.reshape(r.shape)
+    value = float(same.mean()) if same.size else None
+    details = {"elements": int(same.size), "disagreeing": int((~same).sum()), "near_tie_swaps": ties}
+    return MetricResult("top1_agreement", value, tol, True, details)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.compare import class_axis
-from devicefit.compare.metrics import METRICS, MetricResult, accuracy, argmax_iou
+from devicefit.compare.metrics import METRICS, MetricResult, accuracy, argmax_iou, index_agreement
 
 # metric -> bound used for the verdict, per comparison. Classification metrics only apply to float
 # outputs with a class axis (last axis > k).
@@ -235,6 +235,7 @@ def compare(
     tolerances: dict[str, float] | None = None,
     class_axes: Mapping[str, class_axis.ClassAxis] | None = None,
     user_class_axes: Mapping[str, int | None] | None = None,
+    index_outputs: Mapping[str, str | None] | None = None,
 ) -> Comparison:
     """Compare stacked outputs (see :func:`stack_samples`) and, with labels, task accuracy.
 
@@ -248,13 +249,34 @@ def compare(
         class_axes: candidate output name -> the class axis its head op implies
             (:func:`devicefit.compare.class_axis.head_axes` of the program).
         user_class_axes: ``--class-axis`` overrides, output name -> axis or None (either name of a pair).
+        index_outputs: candidate output name -> the output with the scores it selects (or None): outputs
+            holding labels / indices (:func:`devicefit.compare.class_axis.index_outputs`), judged by
+            agreement (near-tie swaps accepted when the scores are known), not by error magnitudes.
     """
     tol = {**TOLERANCES.get(name, {}), **(tolerances or {})}
     pairs = match_outputs(list(reference), list(candidate))
     outputs = []
     axes: dict[str, class_axis.ClassAxis] = {}
+    ref_of = {c: r for r, c in pairs}
     for ref_name, cand_name in pairs:
         ref = reference[ref_name]
+        if index_outputs is not None and cand_name in index_outputs:
+            values = index_outputs[cand_name]
+            known = values is not None and values in candidate and ref_of.get(values) in reference
+            got = np.asarray(candidate[cand_name])
+            if got.shape != ref.shape and got.size == ref.size:
+                got = got.reshape(ref.shape)
+            agreement = index_agreement(
+                ref,
+                got,
+                tol.get("top1_agreement"),
+                reference[ref_of[values]] if known and values is not None else None,
+                candidate[values] if known and values is not None else None,
+            )
+            agreement.details["class_axis_evidence"] = "index output (argmax / argsort / topk indices)"
+            exact = METRICS["max_abs_error"](ref, got)
+            outputs.append(OutputComparison(cand_name, {"max_abs_error": exact, "top1_agreement": agreement}))
+            continue
         cand = (
             candidate[cand_name].astype(np.float64)
             if candidate[cand_name].dtype.kind == "f"

@@ -23,6 +23,7 @@ from devicefit.compress.budget import Budget, measure, meets
 from devicefit.compress.evaluate import run_samples
 from devicefit.compress.verbs import as_mlmodel, fp16, quiet
 from devicefit.compress.weights import _main, _ops
+from devicefit.convert.provenance import Origin, where
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Fp16Repair:
         first_divergent: the first op whose fp16 value diverged (None if none did).
         evaluations: models built and run during the search.
         mlmodel: the repaired model.
+        origins: op name -> the PyTorch module it came from (ops the package has no provenance for are absent).
     """
 
     fp32_ops: list[str]
@@ -48,6 +50,11 @@ class Fp16Repair:
     first_divergent: str | None
     evaluations: int
     mlmodel: Any = field(default=None, repr=False)
+    origins: dict[str, Origin] = field(default_factory=dict)
+
+    def where(self) -> list[str]:
+        """The ops kept in fp32 as a user reads them: PyTorch module, type and line first, the MIL op after."""
+        return [where(self.origins.get(name), name) for name in self.fp32_ops]
 
     def convert_options(self, target: str = "iOS18") -> Any:
         """devicefit ``ConvertOptions`` that convert the torch source this way."""
@@ -73,6 +80,7 @@ class Fp16Repair:
             "threshold": self.threshold,
             "passed": self.passed,
             "first_divergent": self.first_divergent,
+            "where": self.where(),
             "evaluations": self.evaluations,
             "coremltools": self.coremltools_snippet(),
         }
@@ -205,6 +213,7 @@ def repair_fp16(
     fp16_metric, fp16_program = score(frozenset())
     if meets(fp16_metric, threshold):
         return Fp16Repair([], fp16_metric, fp16_metric, threshold, True, None, len(cache), built([]))
+    origins = op_origins(mlmodel, p32)
     order = compute_ops(mlmodel)
     start_name = first_divergent(mlmodel, fp16_program, feeds)
     start = order.index(start_name) if start_name in order else 0
@@ -214,7 +223,15 @@ def repair_fp16(
         if not ok(frozenset(candidates)):
             value, _ = score(frozenset(candidates))
             return Fp16Repair(
-                candidates, fp16_metric, value, threshold, False, start_name, len(cache), built(candidates)
+                candidates,
+                fp16_metric,
+                value,
+                threshold,
+                False,
+                start_name,
+                len(cache),
+                built(candidates),
+                {n: origins[n] for n in candidates if n in origins},
             )
 
     def minimize(cands: list[str], fixed: frozenset[str]) -> list[str]:
@@ -245,4 +262,20 @@ def repair_fp16(
         start_name,
         len(cache) + 1,
         rebuilt,
+        {n: origins[n] for n in keep if n in origins},
     )
+
+
+def op_origins(mlmodel: Any, program: Any) -> dict[str, Origin]:
+    """Op name -> PyTorch origin, from the provenance in ``mlmodel``'s metadata (by the op's outputs)."""
+    from devicefit.convert.provenance import load_from_package
+
+    provenance = load_from_package(mlmodel)
+    if provenance is None:
+        return {}
+    found: dict[str, Origin] = {}
+    for step in program.plan.block.steps:
+        origin = provenance.find(*step.outputs, step.name)
+        if origin is not None:
+            found[step.name] = origin
+    return found

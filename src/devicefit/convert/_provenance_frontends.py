@@ -42,7 +42,7 @@ def torchscript_origin(
     if types and types[0] == "placeholder":  # casts of graph inputs, not a module's op
         return None
     # the last entry is the graph node itself (its debug name / aten kind), the others are modules
-    path = ".".join(names[:-1])
+    path = _full_path(".".join(names[:-1]), lines)
     kind = types[-1] if len(types) == len(names) else ""
     module_type = types[-2] if len(types) >= 2 else _class_name(module)
     key = (path, kind)
@@ -55,6 +55,29 @@ def torchscript_origin(
     if location is None and module is not None:
         location = _call_site(module, path)
     return (path, module_type, location)
+
+
+def _full_path(path: str, lines: dict[tuple[str, str], list[str]]) -> str:
+    """``path`` as the traced graph spells it: children of an ``nn.ModuleList`` lose the list's name in the scopes.
+
+    A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
+    called); the graph's own scope names have ``inner.blocks.0.norm``. The unique graph path that keeps
+    ``path``'s parts in order, with the same first and last part, is the one meant.
+    """
+    known = {p for p, _ in lines}
+    if not path or path in known:
+        return path
+    parts = path.split(".")
+    matches = {p for p in known if _fits(parts, p.split("."))}
+    return matches.pop() if len(matches) == 1 else path
+
+
+def _fits(parts: list[str], full: list[str]) -> bool:
+    """``parts`` is ``full`` with some middle parts left out."""
+    if len(full) <= len(parts) or full[0] != parts[0] or full[-1] != parts[-1]:
+        return False
+    rest = iter(full)
+    return all(part in rest for part in parts)
 
 
 def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from devicefit.convert.fp16_constants import ConstantFix
 from devicefit.convert.frontends import attempt, frontend_order, try_frontend
 from devicefit.convert.options import ConvertOptions
-from devicefit.convert.rescue import rescue_translations
+from devicefit.convert.rescue import recorded_uses, rescue_translations
 from devicefit.convert.scan import ScanReport, settle, static_scan
 from devicefit.errors import DevicefitError
 
@@ -90,9 +90,13 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
             # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
             static_scan(source, (name,), into=report, graphs=graphs)
             fixes: list[ConstantFix] = []
-            mlmodel, result = attempt(source, name, options, graphs.pop(name, None), fixes)
+            with recorded_uses() as used:
+                mlmodel, result = attempt(source, name, options, graphs.pop(name, None), fixes)
             report.frontends.append(result)
             if mlmodel is not None:
+                # the scan lists every op kind with a devicefit translation; keep those that translated a node
+                # themselves (an override such as pad hands all but one mode to coremltools)
+                report.rescued = [op for op in report.rescued if op in used]
                 settle(report)
                 return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start, fixes)
     settle(report)

@@ -35,6 +35,7 @@ class FrontendResult:
         error: its error, one line (None when ok).
         seconds: wall time of the attempt.
         failed_op: the torch op kind (sanitized, e.g. ``"linalg_inv"``) the frontend stopped at, when known.
+        failed_node: the name of the node it stopped at (to place it when the op kind appears more than once).
     """
 
     name: str
@@ -42,6 +43,7 @@ class FrontendResult:
     error: str | None
     seconds: float
     failed_op: str | None = None
+    failed_node: str | None = None
 
 
 def frontend_order(source: SourceModel, frontend: str) -> list[str]:
@@ -105,7 +107,8 @@ def attempt(
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {first_line(exc, limit=240)}"
-        return None, FrontendResult(name, False, error, time.perf_counter() - start, failing_op(exc))
+        seconds = time.perf_counter() - start
+        return None, FrontendResult(name, False, error, seconds, failing_op(exc), failing_node(exc))
     return mlmodel, FrontendResult(name, True, None, time.perf_counter() - start)
 
 
@@ -134,6 +137,15 @@ def failing_op(exc: BaseException) -> str | None:
         match = pattern.search(str(exc))
         if match:
             return match.group(1).strip(".,")
+    return None
+
+
+def failing_node(exc: BaseException) -> str | None:
+    """The name of the node coremltools' translation loop was at when ``exc`` was raised, if known."""
+    for frame_locals in _traceback_locals(exc):
+        name = getattr(frame_locals.get("node"), "name", None)
+        if isinstance(name, str) and name and frame_locals["__devicefit_frame__"] in _TRANSLATION_LOOP:
+            return name
     return None
 
 

@@ -34,6 +34,16 @@ HINTS = {
     "i0": "replace with a series approximation, or move it out of the model",
     "linalg_inv": "precompute the inverse if the matrix is constant, or solve outside the model",
 }
+_ASSIGN_HINT = (
+    "an assignment at an index computed at run time (y[:, i] = v): write it as a masked select, e.g. "
+    "y = torch.where(torch.arange(y.shape[1]) == i, v, y), or make the index a constant"
+)
+HINTS["_internal_op_tensor_inplace_fill_"] = HINTS["_internal_op_tensor_inplace_copy_"] = _ASSIGN_HINT
+# coremltools' internal ops -> the torch op kinds they rewrite (to place them in the user's code)
+_REWRITTEN_FROM = {
+    "_internal_op_tensor_inplace_fill_": ("fill_", "fill"),
+    "_internal_op_tensor_inplace_copy_": ("copy_", "copy"),
+}
 _DEFAULT_HINT = (
     "rewrite it with supported ops, or register a translation with "
     "coremltools.converters.mil.frontend.torch.register_torch_op (see devicefit.convert.rescue)"
@@ -87,6 +97,8 @@ class ScanReport:
     graph_errors: dict[str, str] = field(default_factory=dict)
     # sanitized kind -> where it first appears, per frontend (to place an op a frontend failed on)
     seen: dict[str, dict[str, NodeInfo]] = field(default_factory=dict, repr=False)
+    # node name -> node, per frontend: the node a frontend stopped at, when its op kind appears more than once
+    nodes: dict[str, dict[str, NodeInfo]] = field(default_factory=dict, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -161,6 +173,7 @@ def static_scan(
         if graphs is not None:
             graphs[name] = graph
         seen = report.seen.setdefault(name, {})
+        report.nodes[name] = {node.output: node for node in nodes if node.output}
         with rescue_translations():
             statuses = [_lookup(node.kind, name) for node in nodes]
         counts: dict[str, int] = {}
@@ -193,14 +206,60 @@ def settle(report: ScanReport) -> ScanReport:
         kind = result.failed_op
         if result.ok or not kind or kind in listed:
             continue
-        node = report.seen.get(result.name, {}).get(kind) or next(
-            (seen[kind] for seen in report.seen.values() if kind in seen), None
+        node = _failed_node(report, result)
+        # a translation exists but refused this use (a mode, a non-constant input): its reason is
+        # the actionable part, unless devicefit knows better for the op
+        hint = HINTS.get(kind) or _use_hint(kind, result.error, report)
+        entry = (
+            UnsupportedOp(node.op, node.location, node.module_path, hint, 1)
+            if node
+            else UnsupportedOp(kind, "", "", hint)
         )
-        entry = _unsupported(node, 1) if node else UnsupportedOp(kind, "", "", HINTS.get(kind, _DEFAULT_HINT))
         entry.frontends.append(result.name)
         report.unsupported.append(entry)
         listed.add(kind)
     return report
+
+
+# Python errors raised *inside* a coremltools translation: a form of input it does not handle, not a refusal
+_CRASHES = ("AttributeError", "TypeError", "KeyError", "IndexError", "AssertionError", "UnboundLocalError")
+_RNNS = frozenset({"gru", "rnn_tanh", "rnn_relu", "lstm"})
+
+
+def _use_hint(kind: str, error: str | None, report: ScanReport) -> str:
+    """What to do about an op whose translation exists but failed on this use."""
+    if not error:
+        return _DEFAULT_HINT
+    if kind in _RNNS and any("_pack_padded_sequence" in seen for seen in report.seen.values()):
+        return (
+            "packed sequences (pack_padded_sequence) do not convert here: run the RNN on the padded batch and "
+            "mask the padded steps (take each sequence's last valid step with a gather on the lengths)"
+        )
+    if error.startswith(_CRASHES):
+        return (
+            f"coremltools' translation of {kind} failed on this use ({error}): an input form it does not handle "
+            "(a list, a packed or non-constant argument); call it with plain tensors and constant arguments"
+        )
+    return f"this use does not convert: {error}"
+
+
+def _failed_node(report: ScanReport, result: FrontendResult) -> NodeInfo | None:
+    """The node ``result``'s frontend stopped at: by name when known, else the first node of its op kind."""
+    kind = result.failed_op
+    named = report.nodes.get(result.name, {}).get(result.failed_node or "")
+    if named is not None and named.kind == kind:
+        return named
+    for candidate in (kind or "", *_REWRITTEN_FROM.get(kind or "", ())):
+        found = report.seen.get(result.name, {}).get(candidate) or next(
+            (seen[candidate] for seen in report.seen.values() if candidate in seen), None
+        )
+        if found is not None:
+            return (
+                found
+                if candidate == kind
+                else NodeInfo(kind or "", kind or "", found.location, found.module_path)
+            )
+    return None
 
 
 def _unsupported(node: NodeInfo, count: int) -> UnsupportedOp:

@@ -24,12 +24,17 @@ _TS_CONSUMED = {"prim::GetAttr", "prim::Constant", "prim::Param", "prim::Return"
 
 @dataclass(frozen=True)
 class NodeInfo:
-    """One op node: display name (``"aten::histc"``), sanitized kind (``"histc"``), ``file:line``, module path."""
+    """One op node: display name (``"aten::histc"``), sanitized kind (``"histc"``), ``file:line``, module path.
+
+    ``output`` is the node's name as coremltools' frontend names it (the TorchScript value's debug name, the fx
+    node's name): how a conversion failure is matched back to the node it stopped at.
+    """
 
     op: str
     kind: str
     location: str
     module_path: str
+    output: str = ""
 
 
 def sanitize(kind: str) -> str:
@@ -63,7 +68,7 @@ def export_nodes(source: SourceModel) -> tuple[Any, list[NodeInfo]]:
         stack = node.meta.get("nn_module_stack") or {}
         path = list(stack.values())[-1][0] if stack else ""
         location = _fx_location(node.meta.get("stack_trace") or "")
-        nodes.append(NodeInfo(name, sanitize(name), location, _clean_path(path)))
+        nodes.append(NodeInfo(name, sanitize(name), location, _clean_path(path), node.name))
     return program, nodes
 
 
@@ -77,7 +82,11 @@ def _walk_ts_block(block: Any) -> Iterator[NodeInfo]:
     for node in block.nodes():
         kind = node.kind()
         if kind not in _TS_CONSUMED:
-            yield NodeInfo(kind, sanitize(kind), _ts_location(node), _ts_module_path(node.scopeName()))
+            outputs = list(node.outputs())
+            output = outputs[0].debugName() if outputs else ""
+            yield NodeInfo(
+                kind, sanitize(kind), _ts_location(node), _ts_module_path(node.scopeName()), output
+            )
         for inner in node.blocks():
             yield from _walk_ts_block(inner)
 

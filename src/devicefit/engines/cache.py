@@ -27,6 +27,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -82,6 +83,11 @@ class CacheEntry:
     created: float
     last_used: float
     meta: dict[str, Any]
+
+
+# What the cache writes at its root, and the keys it makes (:meth:`SpecializationCache.key`).
+_ROOT_PARTS = frozenset({"entries", "hashes", "locks", "tmp"})
+_KEY = re.compile(r"[0-9a-f]{40}")
 
 
 class SpecializationCache:
@@ -348,6 +354,7 @@ class SpecializationCache:
         builds in progress: only stale ones are swept, as in :meth:`evict`.
         """
         removed = 0
+        self._refuse_foreign_root()
         with self.lock("_evict"):
             self._remove_unreadable()
             for e in self.entries():
@@ -357,12 +364,41 @@ class SpecializationCache:
                         continue
                     self._remove(e.path)
                 removed += 1
-            shutil.rmtree(self.root / "hashes", ignore_errors=True)
+            for record in (self.root / "hashes").glob("*.json"):  # only the records it writes
+                with contextlib.suppress(OSError):
+                    record.unlink()
             self._sweep_stale_tmp()
         return removed
 
+    def _refuse_foreign_root(self) -> None:
+        """Refuse to clear a root holding files the cache did not write (``$DEVICEFIT_CACHE_DIR`` set to a
+        folder in use): clearing would delete them.
+
+        Raises:
+            InputError: naming the first foreign file and what to do.
+        """
+        try:
+            foreign = sorted(p.name for p in self.root.iterdir() if p.name not in _ROOT_PARTS)
+            hashes = self.root / "hashes"
+            if hashes.is_dir():
+                foreign += sorted(f"hashes/{p.name}" for p in hashes.iterdir() if p.suffix != ".json")
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise InputError(f"cache folder {self.root} cannot be read: {e.strerror or e}") from None
+        if foreign:
+            raise InputError(
+                f"cache folder {self.root} holds {foreign[0]!r}, which devicefit did not write; clearing "
+                "clears only a folder used for devicefit's cache alone: point $DEVICEFIT_CACHE_DIR at a folder "
+                "of its own"
+            )
+
     def _remove_unreadable(self) -> None:
-        """Remove entries whose manifest cannot be read (not in use), and stray files in ``entries/``."""
+        """Remove entries whose manifest cannot be read (not in use), and stray files in ``entries/``.
+
+        Only what is recognisably the cache's: a folder or file named like a key it makes, or a folder
+        holding a ``manifest.json``; anything else under ``entries/`` is left alone.
+        """
         for d in self._dir("entries").iterdir():
             if d.name.startswith("."):
                 continue
@@ -372,6 +408,8 @@ class SpecializationCache:
                     continue
                 except _DAMAGE:
                     pass
+            if not _KEY.fullmatch(d.name) and not (d.is_dir() and (d / "manifest.json").exists()):
+                continue
             with flock(self._dir("locks") / f"{d.name}.use", fcntl.LOCK_EX, blocking=False) as got:
                 if got:
                     self._remove(d)

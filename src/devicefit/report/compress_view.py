@@ -139,7 +139,7 @@ def html_report(result: SearchResult, origin: str) -> str:
     if result.repair is not None:
         r = result.repair
         summary += (
-            f"<p>fp16 repair: keep {len(r.fp32_ops)} op(s) in fp32 ({escape(', '.join(r.fp32_ops))}); metric "
+            f"<p>fp16 repair: keep {len(r.fp32_ops)} op(s) in fp32 ({escape('; '.join(r.where()))}); metric "
             f"{_fmt(r.fp16_metric)} -> {_fmt(r.repaired_metric)} (bound {_fmt(r.threshold)}).</p>"
         )
     run_rows = [[f"{stage}", f"{seconds:.1f} s"] for stage, seconds in (result.timings or {}).items()]
@@ -190,7 +190,8 @@ def summary_renderables(result: Any, origin: str) -> list[Any]:
         lines.append(f"evaluation: {batching.mode} ({runs}): {batching.reason}")
     if result.repair is not None:
         lines.append(
-            f"fp16 repair: keep {result.repair.fp32_ops} in fp32 -> {result.repair.coremltools_snippet()}"
+            f"fp16 repair: keep in fp32 {'; '.join(result.repair.where())} -> "
+            f"{result.repair.coremltools_snippet()}"
         )
     return lines
 

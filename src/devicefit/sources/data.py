@@ -82,7 +82,8 @@ def generate(
     ``like``: the model's own example inputs. Integer inputs then take values within the example's range
     (an attention mask stays 0/1, token ids stay within the ids the model was shown): integers are indices
     and masks far more often than quantities, and values outside what the model accepts (a mask of 7
-    summed into position ids past the embedding table) test nothing but the generator.
+    summed into position ids past the embedding table) test nothing but the generator. An example holding only
+    0 and 1 (a mask) gives right-padded rows: a random number of ones, at least one, then zeros.
     """
     rng = np.random.default_rng(seed)
     feeds = []
@@ -96,9 +97,26 @@ def generate(
                 feed[name] = rng.integers(0, 2, shape).astype(bool)
             else:
                 low, high = _int_range((like or {}).get(name))
-                feed[name] = rng.integers(low, high + 1, shape).astype(np.int32)
+                if (low, high) == (0, 1) and shape:
+                    feed[name] = _right_padded(rng, shape)
+                else:
+                    feed[name] = rng.integers(low, high + 1, shape).astype(np.int32)
         feeds.append(feed)
     return Dataset(feeds, None, f"{samples} random samples (seed {seed})")
+
+
+def _right_padded(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    """A 0/1 input (an attention mask) as real data has it: per row, ones for a random length >= 1, then zeros.
+
+    NOTE: independent random bits put padding before a sequence's first token. In a causal LM those positions'
+    rows then attend to nothing; their (unused) outputs are undefined and differ between PyTorch and Core ML,
+    which made check call a correct conversion wrong. A 0/1 input that is not a mask (token type ids) takes any
+    pattern, so this one serves both.
+    """
+    length = shape[-1]
+    rows = int(np.prod(shape[:-1], dtype=np.int64))
+    kept = rng.integers(1, length + 1, rows)[:, None]
+    return (np.arange(length)[None, :] < kept).astype(np.int32).reshape(shape)
 
 
 def _int_range(example: Any) -> tuple[int, int]:

@@ -211,14 +211,21 @@ class SourceModel:
 
 
 def flatten_outputs(out: Any) -> list[tuple[str, Any]]:
-    """(name, tensor) pairs of a module's output: a tensor, a tuple/list, a dict or a HF ModelOutput."""
+    """(name, tensor) pairs of a module's output: a tensor, a tuple/list, a dict or a HF ModelOutput.
+
+    Nested tuples / lists / dicts are flattened too, named by their path (``aux_0``, ``aux_1_boxes``): a
+    detector's auxiliary outputs are outputs of the converted model, not silently left out. Leaves that are not
+    tensors (None, a KV cache object) are skipped.
+    """
     import torch
 
     if isinstance(out, torch.Tensor):
         return [("output", out)]
     if isinstance(out, Mapping):
-        return [(str(k), v) for k, v in out.items() if isinstance(v, torch.Tensor)]
+        return [pair for k, v in out.items() for pair in _nested(str(k), v)]
     if isinstance(out, list | tuple):
+        if any(isinstance(v, Mapping | list | tuple) for v in out):
+            return [pair for i, v in enumerate(out) for pair in _nested(f"output_{i}", v)]
         tensors = [v for v in out if isinstance(v, torch.Tensor)]
         if len(tensors) == 1:
             return [("output", tensors[0])]
@@ -226,6 +233,18 @@ def flatten_outputs(out: Any) -> list[tuple[str, Any]]:
     raise ModelLoadError(
         f"model returned {type(out).__name__}; expected a tensor, tuple, list or dict of tensors"
     )
+
+
+def _nested(name: str, value: Any) -> list[tuple[str, Any]]:
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [(name, value)]
+    if isinstance(value, Mapping):
+        return [pair for k, v in value.items() for pair in _nested(f"{name}_{k}", v)]
+    if isinstance(value, list | tuple):
+        return [pair for i, v in enumerate(value) for pair in _nested(f"{name}_{i}", v)]
+    return []
 
 
 def _make_flat_module(module: Any, names: list[str], by_keyword: bool) -> Any:

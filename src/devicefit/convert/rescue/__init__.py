@@ -10,7 +10,15 @@ Each translation is tested against PyTorch through devicefit's interpreter in te
 from __future__ import annotations
 
 # Importing the family modules fills RESCUES.
-from devicefit.convert.rescue import activation, assign, attention, masks, resize, tensor  # noqa: F401
-from devicefit.convert.rescue._registry import RESCUES, Rescue, is_rescue, rescue, rescue_translations
+from devicefit.convert.rescue import activation, arith, assign, attention, masks, pad, resize, tensor  # noqa: F401
+from devicefit.convert.rescue._registry import (
+    DELEGATED,
+    RESCUES,
+    Rescue,
+    is_rescue,
+    recorded_uses,
+    rescue,
+    rescue_translations,
+)
 
-__all__ = ["RESCUES", "Rescue", "is_rescue", "rescue", "rescue_translations"]
+__all__ = ["DELEGATED", "RESCUES", "Rescue", "is_rescue", "recorded_uses", "rescue", "rescue_translations"]

@@ -35,6 +35,11 @@ class Rescue:
 
 RESCUES: dict[str, Rescue] = {}
 
+# Returned by a translation that handed its node to coremltools' own translation (an override that fixes one
+# case only, e.g. circular padding): the node is then not counted as a use of devicefit's translation.
+DELEGATED = object()
+_uses = threading.local()
+
 # Nesting depth of rescue_translations() and what the outermost one replaced (key -> original or None).
 _lock = threading.RLock()
 _depth = 0
@@ -125,9 +130,24 @@ def is_rescue(fn: Callable | None) -> bool:
     return getattr(fn, "_devicefit_rescue", False)
 
 
+@contextlib.contextmanager
+def recorded_uses() -> Iterator[set[str]]:
+    """Collect, in this thread, the ops whose devicefit translation built a node's MIL ops itself."""
+    previous = getattr(_uses, "ops", None)
+    used: set[str] = set()
+    _uses.ops = used
+    try:
+        yield used
+    finally:
+        _uses.ops = previous
+
+
 def _named(fn: Callable, op: str) -> Callable:
     def translation(context: Any, node: Any) -> None:
-        fn(context, node)
+        if fn(context, node) is not DELEGATED:
+            used = getattr(_uses, "ops", None)
+            if used is not None:
+                used.add(op)
 
     translation.__name__ = op
     translation.__doc__ = fn.__doc__

@@ -1,4 +1,4 @@
-"""Mask-building ops HF transformers emits: ``new_ones``, ``bitwise_and`` on float-typed masks."""
+"""Mask-building ops: ``new_ones``, ``&`` / ``|`` / ``^`` on bool (or float-typed bool) masks, ``*_like`` with dtype."""
 
 from __future__ import annotations
 
@@ -24,6 +24,31 @@ def new_ones(context: Any, node: Any) -> None:
     context.add(mb.cast(x=ones, dtype=dtype, name=node.name))
 
 
+_NO_INT_BITS = (
+    "Core ML has no integer bitwise ops: compute it outside the model, or use arithmetic (for non-negative x, "
+    "x & (2**k - 1) is x % 2**k and x >> k is x // 2**k)"
+)
+
+
+def _bitwise(context: Any, node: Any, name: str, fold: Any, logical: str) -> None:
+    """``a <op> b`` for ``&`` / ``|`` / ``^``: logical op on bool (or bool-valued float) tensors; exact on int constants."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    ops = frontend()
+    x, y = ops._get_inputs(context, node, expected=2)
+    ints = [v for v in (x, y) if types.is_int(v.dtype)]
+    if ints and len(ints) == 2:
+        if x.val is None or y.val is None:
+            raise NotImplementedError(f"{name} of non-constant integer tensors: {_NO_INT_BITS}")
+        context.add(mb.const(val=fold(x.val, y.val).astype(np.int32), name=node.name))
+        return
+    # torch defines these only on bool/int; a float here is a bool mask whose dtype the frontend dropped.
+    x = x if types.is_bool(x.dtype) else mb.cast(x=x, dtype="bool")
+    y = y if types.is_bool(y.dtype) else mb.cast(x=y, dtype="bool")
+    context.add(getattr(mb, logical)(x=x, y=y, name=node.name))
+
+
 @rescue(
     "bitwise_and",
     "coremltools 9.0 rejects non-bool inputs; HF masks reach it as float/int 0-1 tensors",
@@ -33,21 +58,27 @@ def new_ones(context: Any, node: Any) -> None:
 )
 def bitwise_and(context: Any, node: Any) -> None:
     """``a & b``: logical and on bool (or bool-valued float) tensors; exact bitwise and on int constants."""
-    from coremltools.converters.mil.mil import Builder as mb
-    from coremltools.converters.mil.mil import types
+    _bitwise(context, node, "bitwise_and", np.bitwise_and, "logical_and")
 
-    ops = frontend()
-    x, y = ops._get_inputs(context, node, expected=2)
-    ints = [v for v in (x, y) if types.is_int(v.dtype)]
-    if ints and len(ints) == 2:
-        if x.val is None or y.val is None:
-            raise NotImplementedError("bitwise_and of non-constant integer tensors has no Core ML op")
-        context.add(mb.const(val=np.bitwise_and(x.val, y.val).astype(np.int32), name=node.name))
-        return
-    # torch defines & only on bool/int; a float here is a bool mask whose dtype the frontend dropped.
-    x = x if types.is_bool(x.dtype) else mb.cast(x=x, dtype="bool")
-    y = y if types.is_bool(y.dtype) else mb.cast(x=y, dtype="bool")
-    context.add(mb.logical_and(x=x, y=y, name=node.name))
+
+@rescue(
+    "bitwise_or",
+    "coremltools 9.0 has no translation; attention masks combine bool masks with | (causal | self, padding)",
+    aliases=("or", "__or__", "__or_"),
+)
+def bitwise_or(context: Any, node: Any) -> None:
+    """``a | b``: logical or on bool (or bool-valued float) tensors; exact bitwise or on int constants."""
+    _bitwise(context, node, "bitwise_or", np.bitwise_or, "logical_or")
+
+
+@rescue(
+    "bitwise_xor",
+    "coremltools 9.0 has no translation (bool masks: a ^ b)",
+    aliases=("xor", "__xor__", "__xor_"),
+)
+def bitwise_xor(context: Any, node: Any) -> None:
+    """``a ^ b``: logical xor on bool (or bool-valued float) tensors; exact bitwise xor on int constants."""
+    _bitwise(context, node, "bitwise_xor", np.bitwise_xor, "logical_xor")
 
 
 _HELD = {"int64": "int32", "uint8": "int32", "int8": "int32", "int16": "int32", "fp64": "fp32"}

@@ -1,0 +1,145 @@
+"""Where a conversion problem starts: the first source line whose value in the Core ML program differs from PyTorch.
+
+When the fp32 program disagrees with PyTorch, the verdict used to give only the output's SNR. Here one sample is
+run twice: PyTorch under a dispatch mode recording every aten op's result with the user's source line (the
+innermost frame outside torch, coremltools, site-packages and devicefit: the rule provenance uses), and the program
+with every intermediate value. A program value is matched to the PyTorch result of the same line and shape (the
+last one of each: a line's final result; ops fused or decomposed by the converter share the line), and the first
+match in program order whose relative error exceeds ``1e-3`` (SNR 60 dB, the fidelity bound) is the place to look.
+A line with no PyTorch counterpart of that shape is skipped. It is a convenience: any failure returns None.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+# relative L2 error beyond which a value has left PyTorch's (the conversion-fidelity SNR bound, 60 dB)
+REL_ERROR = 1e-3
+
+
+@dataclass
+class ConversionDivergence:
+    """The first program value that differs from PyTorch's value for the same source line.
+
+    Attributes:
+        label: ``module (Type) at file:line`` from the program's provenance.
+        mil_name: the program value (named in parentheses, never first).
+        rel_error: ``||program - pytorch|| / ||pytorch||`` for that value.
+    """
+
+    label: str
+    mil_name: str
+    rel_error: float
+
+    def describe(self) -> str:
+        return f"{self.label} ({self.mil_name}, relative error {self.rel_error:.3g})"
+
+
+def first_divergent_line(source: Any, program: Any, provenance: Any, feeds: dict[str, Any],
+                         program_feeds: dict[str, Any]) -> ConversionDivergence | None:  # fmt: skip
+    """The first value (in program order) whose source line computes something else in PyTorch; None if none."""
+    try:
+        values = program.run(program_feeds, precision="fp32", intermediates=True)
+        last = _last_per_line(program, provenance, values)
+        # only the (line, shape) pairs the program has are kept, as float32: one sample's worth at most
+        recorded = _record_torch(source, feeds, set(last))
+        for key, name in last.items():
+            ref = recorded.get(key)
+            if ref is None:
+                continue
+            error = _rel_error(np.asarray(values[name]), ref)
+            if error > REL_ERROR:
+                return ConversionDivergence(provenance.get(name).label(), name, error)
+    except Exception:  # NOTE: localisation must never hide the verdict it explains
+        return None
+    return None
+
+
+def _last_per_line(
+    program: Any, provenance: Any, values: dict[str, Any]
+) -> dict[tuple[str, tuple[int, ...]], str]:
+    """(line, shape) -> the program's last value of that line and shape, in the order the program finishes them.
+
+    A line computes several values of one shape (linear, then * 300): each line's last one is compared with
+    PyTorch's last one. The intermediates dict lists the outputs first, so the program's steps give the order.
+    """
+    last: dict[tuple[str, tuple[int, ...]], str] = {}
+    if provenance is None:
+        return last
+    for step in program.plan.block.steps:
+        for name in step.outputs:
+            origin = provenance.get(name) if name in values else None
+            if origin is not None and origin.location:
+                key = (_line_key(origin.location), tuple(np.shape(values[name])))
+                last.pop(key, None)  # re-inserted: dict order becomes the order of last values
+                last[key] = name
+    return last
+
+
+def _rel_error(value: np.ndarray, ref: np.ndarray) -> float:
+    a, b = value.astype(np.float64), ref.astype(np.float64)
+    finite = np.isfinite(a) & np.isfinite(b)
+    if not finite.all():
+        # inf/NaN where PyTorch has none is a difference; the same non-finite pattern is not
+        return (
+            0.0
+            if np.array_equal(np.isfinite(a), np.isfinite(b)) and (a[~finite] == b[~finite]).all()
+            else 1.0
+        )
+    scale = float(np.linalg.norm(b))
+    diff = float(np.linalg.norm(a - b))
+    return diff / scale if scale > 0 else (0.0 if diff == 0 else 1.0)
+
+
+def _line_key(location: str) -> str:
+    """``net.py:42`` from ``/abs/path/net.py:42`` (provenance and stacks may spell the folder differently)."""
+    path, _, line = location.rpartition(":")
+    return f"{Path(path).name}:{line}"
+
+
+def _record_torch(
+    source: Any, feeds: dict[str, Any], wanted: set[tuple[str, tuple[int, ...]]]
+) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
+    """PyTorch's result of every aten op on ``feeds`` by (user line, shape), for the ``wanted`` pairs; the last kept."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import devicefit
+    from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
+
+    own = str(Path(devicefit.__file__).resolve().parent)
+    recorded: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+
+    def user_line() -> str | None:
+        frame = sys._getframe(2)
+        while frame is not None:
+            name = frame.f_code.co_filename
+            if not any(m in name for m in _LIBRARY_MARKERS) and not name.startswith(("<", own)):
+                return f"{Path(name).name}:{frame.f_lineno}"
+            frame = frame.f_back  # type: ignore[assignment]
+        return None
+
+    class Recorder(TorchDispatchMode):
+        def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+            out = func(*args, **(kwargs or {}))
+            line = user_line()
+            if line is not None:
+                for t in out if isinstance(out, tuple | list) else (out,):
+                    if (
+                        isinstance(t, torch.Tensor)
+                        and (line, tuple(t.shape)) in wanted
+                        and not t.is_complex()
+                    ):
+                        keep = t.detach().to("cpu", torch.float32) if t.layout == torch.strided else None
+                        if keep is not None:
+                            recorded[(line, tuple(t.shape))] = keep.numpy().copy()
+            return out
+
+    with Recorder():
+        source.reference(feeds)
+    return recorded

@@ -1,0 +1,40 @@
+"""``torch.fmod``: coremltools 9.0 had no translation."""
+
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pytest
+
+from devicefit import interp
+from devicefit.convert import ConvertOptions, convert
+from devicefit.sources import load_source
+
+FMOD = textwrap.dedent(
+    """
+    import torch
+
+
+    class Wrap(torch.nn.Module):
+        def forward(self, x, n):
+            return torch.fmod(x, 0.7), torch.fmod(x, -1.3), torch.fmod(n, 3), torch.fmod(x, x.flip(-1) + 5.0)
+
+
+    def make_model():
+        torch.manual_seed(0)
+        return Wrap().eval(), (torch.randn(2, 10) * 3, torch.randint(-20, 20, (2, 10)))
+    """
+)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_fmod_keeps_the_sign_of_the_dividend(tmp_path, frontend):
+    path = tmp_path / "wrap.py"
+    path.write_text(FMOD)
+    source = load_source(f"{path}:make_model")
+    result = convert(source, ConvertOptions(precision="fp32", frontend=frontend))
+    assert "fmod" in result.scan.rescued
+    outputs = interp.load(result.mlmodel).run(source.coreml_feeds(source.example_inputs), precision="fp32")
+    for name, expected in source.reference(source.example_inputs).items():
+        np.testing.assert_allclose(outputs[name], expected, atol=1e-5, err_msg=name)

@@ -1,0 +1,68 @@
+"""Circular padding (``F.pad(mode="circular")``, ``Conv2d(padding_mode="circular")``): coremltools 9.0 refused it.
+
+The rescue override builds it from slices and a concat and leaves every other pad mode to coremltools.
+"""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from devicefit import interp
+from devicefit.convert import ConvertOptions, convert
+from devicefit.sources import load_source
+from tests.helpers import rel_error
+
+CIRCULAR = textwrap.dedent(
+    """
+    import torch
+    import torch.nn.functional as F
+
+
+    class Periodic(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode="circular")
+            self.reflect = torch.nn.Conv2d(4, 4, 3, padding=2, padding_mode="reflect")
+            self.conv1d = torch.nn.Conv1d(4, 4, 5, padding=2, padding_mode="circular")
+
+        def forward(self, x):
+            h = self.conv(x)
+            h = F.pad(h, (2, 1, 0, 3), mode="circular")  # uneven sides, one axis left alone
+            h = self.reflect(h)
+            h = F.pad(h, (1, 2, 3, 1), mode="constant", value=0.5)
+            seq = self.conv1d(h.flatten(2)[..., :40])
+            return h, F.pad(seq, (3, 0), mode="circular")
+
+
+    def make_model():
+        return Periodic().eval(), torch.randn(2, 3, 6, 7)
+    """
+)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_circular_padding_converts_and_matches_pytorch(tmp_path, frontend):
+    path = tmp_path / "periodic.py"
+    path.write_text(CIRCULAR)
+    source = load_source(f"{path}:make_model")
+    result = convert(source, ConvertOptions(precision="fp32", frontend=frontend))
+    assert "pad" in result.scan.rescued
+    outputs = interp.load(result.mlmodel).run(source.coreml_feeds(source.example_inputs), precision="fp32")
+    for name, expected in source.reference(source.example_inputs).items():
+        assert outputs[name].shape == expected.shape, name
+        assert rel_error(outputs[name], expected) < 1e-5, name
+
+
+def test_ordinary_padding_is_not_reported_as_a_devicefit_translation(tmp_path):
+    path = tmp_path / "reflect.py"
+    path.write_text(
+        "import torch\n"
+        "def make_model():\n"
+        "    conv = torch.nn.Conv2d(3, 4, 3, padding=1, padding_mode='reflect')\n"
+        "    return conv.eval(), torch.randn(1, 3, 8, 8)\n"
+    )
+    result = convert(load_source(f"{path}:make_model"), ConvertOptions(precision="fp32"))
+    assert "pad" not in result.scan.rescued  # coremltools' own translation did the work
