@@ -220,3 +220,23 @@ def test_a_full_disk_is_a_one_line_error_and_keeps_the_old_output(tmp_path):
     assert "cannot write" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert out.read_text() == "previous"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["devices.json"]  # no temporary left
+
+
+def test_dash_is_stdout_for_json_only(tmp_path, monkeypatch, capsys):
+    """``run --out -`` and ``--html -`` wrote a file named '-' (and overwrote one without --force)."""
+    from devicefit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("the user's file")
+    model = tmp_path / "m.mlmodel"
+    model.write_bytes(b"")  # never read: the outputs are refused first
+    for argv in (
+        ["run", str(model), "--out", "-"],
+        ["profile", str(model), "--html", "-"],
+        ["check", str(model), "--html", "-"],
+        ["compress", str(model), "--budget", "cosine>=0.9", "--plan", "-"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert "cannot be '-'" in err and len(err.splitlines()) == 1, (argv, err)
+    assert (tmp_path / "-").read_text() == "the user's file"

@@ -103,6 +103,8 @@ def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path |
         {"-o (model.mlpackage)": pkg, "--json": json_path, "--html": html_path},
         {"the model": args.model, "--data": args.data},
     )
+    if html_path == STDOUT:
+        raise InputError("--html cannot be '-': only --json can go to stdout; give a file path")
     for path in (pkg, json_path, html_path):
         if path is None or path == STDOUT:
             continue

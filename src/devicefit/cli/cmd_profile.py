@@ -122,9 +122,9 @@ def main(args: argparse.Namespace) -> int:
     refuse_overlaps(
         {"--json": args.json, "--html": args.html}, {"the model": args.model, **_input_files(args)}
     )
-    for out in (args.json, args.html):
+    for flag, out in (("--json", args.json), ("--html", args.html)):
         if out is not None:
-            check_output_path(out, args.force, package=False)
+            check_output_path(out, args.force, flag=flag, package=False, stdout_ok=flag == "--json")
     if not args.model.exists():
         raise InputError(
             f"model not found: {args.model}; pass a .mlpackage, .mlmodel, .onnx or TorchScript file"
