@@ -234,6 +234,7 @@ def test_dash_is_stdout_for_json_only(tmp_path, monkeypatch, capsys):
         ["run", str(model), "--out", "-"],
         ["profile", str(model), "--html", "-"],
         ["check", str(model), "--html", "-"],
+        ["check", str(model), "-o", "-"],
         ["compress", str(model), "--budget", "cosine>=0.9", "--plan", "-"],
     ):
         assert main(argv) == 2, argv

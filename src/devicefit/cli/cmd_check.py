@@ -89,6 +89,9 @@ def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path |
     from devicefit.cli._common import check_output_path, refuse_overlaps
     from devicefit.errors import InputError, OutputExistsError
 
+    for flag, given in (("--html", args.html), ("-o", args.out_dir)):
+        if given == STDOUT:
+            raise InputError(f"{flag} cannot be '-': only --json can go to stdout; give a path (./- for '-')")
     pkg = json_path = html_path = None
     if args.out_dir is not None:
         if args.out_dir.exists() and not args.out_dir.is_dir():
@@ -103,8 +106,6 @@ def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path |
         {"-o (model.mlpackage)": pkg, "--json": json_path, "--html": html_path},
         {"the model": args.model, "--data": args.data},
     )
-    if html_path == STDOUT:
-        raise InputError("--html cannot be '-': only --json can go to stdout; give a file path")
     for path in (pkg, json_path, html_path):
         if path is None or path == STDOUT:
             continue
