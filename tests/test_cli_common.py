@@ -191,3 +191,53 @@ def test_outputs_never_overwrite_each_other_or_an_input(tmp_path, capsys):
         assert message in err and len(err.splitlines()) == 1, (argv, err)
     assert not same.exists()
     assert (model / "Manifest.json").is_file() and (other / "Manifest.json").is_file()
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs resource limits")
+def test_a_full_disk_is_a_one_line_error_and_keeps_the_old_output(tmp_path):
+    """Writing past a file-size limit (as on a full disk) was an internal error (exit 3, OSError)."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    out = tmp_path / "devices.json"
+    out.write_text("previous")
+
+    def limit_file_size() -> None:  # runs in the child only
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    done = subprocess.run(
+        [sys.executable, "-m", "devicefit", "devices", "--json", str(out), "--force"],
+        capture_output=True,
+        text=True,
+        preexec_fn=limit_file_size,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "cannot write" in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert out.read_text() == "previous"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["devices.json"]  # no temporary left
+
+
+def test_dash_is_stdout_for_json_only(tmp_path, monkeypatch, capsys):
+    """``run --out -`` and ``--html -`` wrote a file named '-' (and overwrote one without --force)."""
+    from devicefit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "-").write_text("the user's file")
+    model = tmp_path / "m.mlmodel"
+    model.write_bytes(b"")  # never read: the outputs are refused first
+    for argv in (
+        ["run", str(model), "--out", "-"],
+        ["profile", str(model), "--html", "-"],
+        ["check", str(model), "--html", "-"],
+        ["check", str(model), "-o", "-"],
+        ["compress", str(model), "--budget", "cosine>=0.9", "--plan", "-"],
+    ):
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err.strip()
+        assert "cannot be '-'" in err and len(err.splitlines()) == 1, (argv, err)
+    assert (tmp_path / "-").read_text() == "the user's file"

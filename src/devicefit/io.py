@@ -37,16 +37,32 @@ def atomic_path(path: str | os.PathLike[str], suffix: str = "") -> Iterator[Path
         raise InputError(f"cannot write {target}: {e.strerror or e}; choose a writable folder") from None
     tmp = tmp_dir / (target.name + suffix)
     try:
-        yield tmp
-        if target.is_dir() and not target.is_symlink():
-            backup = target.with_name(f".{target.name}.old-{os.getpid()}")
-            os.replace(target, backup)
-            os.replace(tmp, target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        try:
+            yield tmp
+            if target.is_dir() and not target.is_symlink():
+                backup = target.with_name(f".{target.name}.old-{os.getpid()}")
+                os.replace(target, backup)
+                os.replace(tmp, target)
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        except OSError as e:
+            # NOTE: a full disk or a file-size limit is the machine's state, not a devicefit bug: one line,
+            # exit 2, and the previous output (if any) is still in place.
+            raise InputError(
+                f"cannot write {target}: {_write_failure(e)}; free some space or choose another folder "
+                f"({target.name} was left as it was)"
+            ) from None
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
+
+
+def _write_failure(error: OSError) -> str:
+    """What went wrong in one line; ``shutil.Error`` (copying a package) carries a list of failures."""
+    if isinstance(error, shutil.Error) and error.args and isinstance(error.args[0], list) and error.args[0]:
+        first = error.args[0][0]
+        return str(first[-1]) if isinstance(first, tuple) else str(first)
+    return error.strerror or str(error) or type(error).__name__
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

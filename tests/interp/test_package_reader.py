@@ -308,3 +308,34 @@ def test_weights_folder_symlinked_out_is_refused(pkg):
 def test_a_device_given_as_the_model_is_refused_without_reading():
     error = _load_within(Path("/dev/zero"))
     assert isinstance(error, ModelLoadError) and "is a device" in str(error), error
+
+
+def _weight_file(pkg: Path) -> Path:
+    return pkg / "Data" / "com.apple.CoreML" / "weights" / "weight.bin"
+
+
+def test_blob_larger_than_its_declared_type_is_refused_before_reading(pkg):
+    """coremltools copies a blob by its header's size: a 2 GiB claim in a sparse file took 8.7 GB of memory
+    before failing. (64 MiB here, so that the old reader survives the test too.)"""
+    import struct
+
+    path = _weight_file(pkg)
+    data = bytearray(path.read_bytes())
+    first = data.find(struct.pack("<I", 0xDEADBEEF))
+    data_offset = struct.unpack("<Q", data[first + 16 : first + 24])[0]
+    claim = 64 << 20
+    data[first + 8 : first + 16] = struct.pack("<Q", claim)
+    path.write_bytes(data)
+    with open(path, "r+b") as f:
+        f.truncate(data_offset + claim + 64)  # sparse: a few KiB on disk
+    with pytest.raises(ModelLoadError, match=r"holds 67,108,864 bytes .* whose declared type needs \d+"):
+        interp.load(pkg)
+
+
+def test_weights_beyond_the_memory_limit_are_refused(pkg):
+    from devicefit.sources.coreml_package import check_weight_blobs, read_spec
+
+    spec, weights_dir, origin = read_spec(pkg)
+    check_weight_blobs(spec, weights_dir, origin)  # the machine's RAM: fine
+    with pytest.raises(ModelLoadError, match=r"more than the 0\.0 GiB of memory here"):
+        check_weight_blobs(spec, weights_dir, origin, max_total_bytes=16)

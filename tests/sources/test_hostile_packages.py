@@ -146,3 +146,12 @@ def test_cli_profile_of_a_damaged_package_is_bad_input(package, tmp_path, capsys
     empty = tmp_path / "empty.mlmodel"
     empty.write_bytes(b"")
     _one_line_exit_2(capsys, ["profile", str(empty), "--reps", "2"], "holds no Core ML model")
+
+
+def test_cli_profile_refuses_inputs_the_package_cannot_take(package, tmp_path, capsys):
+    """Every engine failed on them in turn: one failed row per engine and exit 1, for what is bad input."""
+    import numpy as np
+
+    np.save(tmp_path / "wrong.npy", np.zeros((3, 5), np.float32))
+    _one_line_exit_2(capsys, ["profile", str(package), "--input", f"x={tmp_path / 'wrong.npy'}"], "shape 3x5")
+    _one_line_exit_2(capsys, ["profile", str(package), "--input", "y:2x4"], "no such input")

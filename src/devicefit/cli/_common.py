@@ -161,7 +161,11 @@ def is_stdout(path: str | os.PathLike[str] | None) -> bool:
 
 
 def check_output_path(
-    path: str | os.PathLike[str], force: bool, flag: str = "output", package: bool | None = None
+    path: str | os.PathLike[str],
+    force: bool,
+    flag: str = "output",
+    package: bool | None = None,
+    stdout_ok: bool = False,
 ) -> None:
     """Refuse an output path a command cannot or must not write, before any work is done.
 
@@ -169,7 +173,9 @@ def check_output_path(
     Core ML package folder (one holding ``Manifest.json``) - unless ``package=False`` says the output is a
     file (``run --out`` writes an ``.npz``: it must not replace a model that happens to sit at that path). A folder of other files, a FIFO or a device is
     never replaced, whatever the flags. The parent folder is probed by creating and removing a temporary
-    file in it, since permission bits do not tell (``/proc``, read-only mounts, root). ``-`` is stdout.
+    file in it, since permission bits do not tell (``/proc``, read-only mounts, root). ``-`` is stdout where
+    the output can go there (``stdout_ok``, the ``--json`` outputs); elsewhere it is refused, since it used to
+    write (and overwrite, unchecked) a file named ``-``.
 
     Raises:
         OutputExistsError: ``path`` exists and ``force`` is False.
@@ -181,7 +187,11 @@ def check_output_path(
     from devicefit.sources.untrusted_files import shown
 
     if is_stdout(path):
-        return
+        if stdout_ok:
+            return
+        raise InputError(
+            f"{flag} cannot be '-': only --json can go to stdout; give a file path (./- for a file named '-')"
+        )
     path = Path(path)
     try:
         st = os.stat(path)

@@ -33,7 +33,7 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.report.terminal_views import cache_table
 
     if args.json is not None:
-        check_output_path(args.json, args.force, flag="--json", package=False)
+        check_output_path(args.json, args.force, flag="--json", package=False, stdout_ok=True)
     cache = SpecializationCache()
     console = Console()
     if args.action == "clear":

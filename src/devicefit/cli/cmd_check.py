@@ -89,6 +89,9 @@ def _outputs(args: argparse.Namespace) -> tuple[Path | None, Path | None, Path |
     from devicefit.cli._common import check_output_path, refuse_overlaps
     from devicefit.errors import InputError, OutputExistsError
 
+    for flag, given in (("--html", args.html), ("-o", args.out_dir)):
+        if given == STDOUT:
+            raise InputError(f"{flag} cannot be '-': only --json can go to stdout; give a path (./- for '-')")
     pkg = json_path = html_path = None
     if args.out_dir is not None:
         if args.out_dir.exists() and not args.out_dir.is_dir():

@@ -78,9 +78,14 @@ def main(args: argparse.Namespace) -> int:
         bits = tuple(int(b) for b in args.bits.split(","))
     except ValueError as e:
         raise InputError(f"--bits expects comma-separated integers like 4,6,8; got {args.bits!r}") from e
-    outputs = [p for p in (args.output, args.json, args.html, args.plan) if p is not None]
-    for path in outputs:
-        check_output_path(path, args.force, package=path is args.output)
+    for flag, path in (
+        ("-o", args.output),
+        ("--json", args.json),
+        ("--html", args.html),
+        ("--plan", args.plan),
+    ):
+        if path is not None:
+            check_output_path(path, args.force, flag, package=path is args.output, stdout_ok=flag == "--json")
     refuse_overlaps(
         {"-o": args.output, "--json": args.json, "--html": args.html, "--plan": args.plan},
         {"the model": args.model, "--data": args.data},

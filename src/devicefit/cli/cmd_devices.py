@@ -49,7 +49,7 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.report.terminal_views import catalog_table, engines_table
 
     if args.json is not None:
-        check_output_path(args.json, args.force, package=False)
+        check_output_path(args.json, args.force, flag="--json", package=False, stdout_ok=True)
     console = Console(stderr=is_stdout(args.json))  # `--json -`: stdout carries the JSON alone
     if args.catalog:
         rows = _catalog_rows()

@@ -31,7 +31,7 @@ def main(args: argparse.Namespace) -> int:
 
     refuse_overlaps({"--json": args.json}, {"the model": args.model})
     if args.json is not None:
-        check_output_path(args.json, args.force, package=False)
+        check_output_path(args.json, args.force, flag="--json", package=False, stdout_ok=True)
     report = ane_lint.lint(args.model, function=args.function)
     console = Console(stderr=is_stdout(args.json))  # `--json -`: stdout carries the JSON alone
     render_lint(report, args.model, console, show_all=args.all)

@@ -55,6 +55,33 @@ def _feeds(texts: list[str]) -> dict[str, Any] | None:
     return feeds
 
 
+def _check_coreml_feeds(model: Path, feeds: dict[str, Any]) -> None:
+    """Refuse ``--input`` values a Core ML model cannot take, once, before profiling.
+
+    Otherwise every engine fails on them in turn, and the command reported one failed table row per engine
+    and exit 1 (a verdict) for what is bad input (exit 2).
+
+    Raises:
+        InputError: an unknown or missing input, or one of the wrong shape or dtype.
+    """
+    from devicefit import interp
+    from devicefit.errors import InputError
+    from devicefit.interp.inputs import validate_input
+
+    specs = {s.name: s for s in interp.load(model).inputs}
+    described = ", ".join(s.describe() for s in specs.values())
+    unknown = sorted(set(feeds) - set(specs))
+    if unknown:
+        raise InputError(f"--input {unknown[0]}: {model.name} has no such input; its inputs are: {described}")
+    missing = [s for name, s in specs.items() if name not in feeds]
+    if missing:
+        raise InputError(
+            f"no --input for {missing[0].describe()}; give every input ({described}) or none (random ones)"
+        )
+    for name, value in feeds.items():
+        validate_input(specs[name], value, "fp32")
+
+
 def _input_files(args: argparse.Namespace) -> dict[str, Any]:
     """``--input NAME=FILE`` paths by flag, for :func:`devicefit.cli._common.refuse_overlaps`."""
     from devicefit.cli._common import parse_input
@@ -122,13 +149,16 @@ def main(args: argparse.Namespace) -> int:
     refuse_overlaps(
         {"--json": args.json, "--html": args.html}, {"the model": args.model, **_input_files(args)}
     )
-    for out in (args.json, args.html):
+    for flag, out in (("--json", args.json), ("--html", args.html)):
         if out is not None:
-            check_output_path(out, args.force, package=False)
+            check_output_path(out, args.force, flag=flag, package=False, stdout_ok=flag == "--json")
     if not args.model.exists():
         raise InputError(
             f"model not found: {args.model}; pass a .mlpackage, .mlmodel, .onnx or TorchScript file"
         )
+    from devicefit.sources.untrusted_files import require_file_or_folder
+
+    require_file_or_folder(args.model, "model")  # a FIFO would block the engine's loader forever
     if args.model.suffix in (".mlpackage", ".mlmodel"):
         from devicefit.sources.coreml_package import check_package
 
@@ -145,6 +175,8 @@ def main(args: argparse.Namespace) -> int:
     check_engine_names(args.engine or ["auto"], args.compute_units or ["all"])
     check_targets(args.model, args.devices)
     feeds = _feeds(args.inputs)
+    if feeds is not None and args.model.suffix in (".mlpackage", ".mlmodel"):
+        _check_coreml_feeds(args.model, feeds)
     extra = {"trust_code": True} if args.trust_code else {}
     console = Console(stderr=True)
     with Progress(

@@ -150,25 +150,39 @@ def check_package(source: Any) -> str:
     return origin
 
 
-def check_weight_blobs(spec: Any, weights_dir: str | None, origin: str) -> None:
-    """Refuse blob references outside the weight file before the C++ reader sees them.
+def check_weight_blobs(
+    spec: Any, weights_dir: str | None, origin: str, max_total_bytes: int | None = None
+) -> None:
+    """Refuse blob references outside the weight file, or larger than they claim, before the C++ reader sees them.
+
+    coremltools' reader copies each blob by the size its header states (and converts it), whatever type the
+    program declares: a 48-byte constant whose header claims 2 GiB, in a sparse weight file of a few KiB on
+    disk, took 8.7 GB of memory before failing. So each blob must fit its constant's declared type, and all
+    of them together must fit in ``max_total_bytes`` (default: this machine's RAM).
 
     Raises:
-        ModelLoadError: a referenced weight file is missing, special, outside the weights folder, or a
-            blob lies outside it.
+        ModelLoadError: a referenced weight file is missing, special, outside the weights folder; a blob lies
+            outside it, is larger than its declared type, or the blobs need more memory than there is.
     """
-    from devicefit.sources.weight_blobs import BLOB_FILE_MAX_BYTES, check_blob_file
+    from devicefit.sources.weight_blobs import (
+        BLOB_FILE_MAX_BYTES,
+        BLOB_SLACK_BYTES,
+        check_blob_file,
+        physical_memory_bytes,
+    )
 
     refs: dict[str, list[int]] = {}
+    declared: dict[tuple[str, int], tuple[int | None, str]] = {}
     for fn in spec.mlProgram.functions.values():
         for blk in fn.block_specializations.values():
-            _collect_blob_refs(blk, refs)
+            _collect_blob_refs(blk, refs, declared)
     if not refs:
         return
     if weights_dir is None:
         raise ModelLoadError(
             f"{origin} references weight files but has no weights folder; pass the whole .mlpackage"
         )
+    total = 0
     for file_name, offsets in refs.items():
         # NOTE: the same rule as coremltools' milproto loader (the last '/'-separated part, joined to the
         # weights folder), so the file checked here is the file it will read.
@@ -180,21 +194,36 @@ def check_weight_blobs(spec: Any, weights_dir: str | None, origin: str) -> None:
             )
         path = inside(Path(weights_dir), name, "weight file")
         size = require_regular(path, "weight file", BLOB_FILE_MAX_BYTES)
-        check_blob_file(path, offsets, origin, size)
+        for offset, nbytes in check_blob_file(path, offsets, origin, size).items():
+            want, op_name = declared.get((file_name, offset), (None, "?"))
+            if want is not None and nbytes > want + BLOB_SLACK_BYTES:
+                raise ModelLoadError(
+                    f"{origin}: weight file {name} holds {nbytes:,} bytes at offset {offset} for {op_name!r}, "
+                    f"whose declared type needs {want:,}; the package is corrupted or crafted, re-export it"
+                )
+            total += nbytes
+    limit = max_total_bytes if max_total_bytes is not None else physical_memory_bytes()
+    if limit is not None and total > limit:
+        raise ModelLoadError(
+            f"{origin}: its weights take {total / 2**30:.1f} GiB, more than the {limit / 2**30:.1f} GiB of memory "
+            "here; load it on a machine with more memory (or the package is corrupted)"
+        )
 
 
-def _collect_blob_refs(block: Any, refs: dict[str, list[int]]) -> None:
+def _collect_blob_refs(
+    block: Any, refs: dict[str, list[int]], declared: dict[tuple[str, int], tuple[int | None, str]]
+) -> None:
+    from devicefit.sources.weight_blobs import declared_bytes
+
     for op in block.operations:
-        for attr in op.attributes.values():
-            _add_ref(attr, refs)
+        where = op.outputs[0].name if op.outputs else op.type
+        values = list(op.attributes.values())
         for argument in op.inputs.values():
-            for binding in argument.arguments:
-                if binding.WhichOneof("binding") == "value":
-                    _add_ref(binding.value, refs)
+            values += [b.value for b in argument.arguments if b.WhichOneof("binding") == "value"]
+        for value in values:
+            if value.WhichOneof("value") == "blobFileValue":
+                blob = value.blobFileValue
+                refs.setdefault(blob.fileName, []).append(int(blob.offset))
+                declared[(blob.fileName, int(blob.offset))] = (declared_bytes(value.type), where)
         for b in op.blocks:
-            _collect_blob_refs(b, refs)
-
-
-def _add_ref(value: Any, refs: dict[str, list[int]]) -> None:
-    if value.WhichOneof("value") == "blobFileValue":
-        refs.setdefault(value.blobFileValue.fileName, []).append(int(value.blobFileValue.offset))
+            _collect_blob_refs(b, refs, declared)

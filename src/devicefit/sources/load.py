@@ -21,6 +21,7 @@ from devicefit.sources.coreml_hf import _coreml_input_spec as _coreml_input_spec
 from devicefit.sources.module import from_module, one_line
 from devicefit.sources.spec import InputSpec, SourceModel
 from devicefit.sources.torch_files import load_torch_file
+from devicefit.sources.untrusted_files import require_file_or_folder
 
 # Former private names, kept importable from here for callers that used them before the split.
 _from_module = from_module
@@ -61,6 +62,8 @@ def load_source(
     path = Path(path_text).expanduser()
     if not path.exists():
         raise ModelLoadError(f"model not found: {path_text}")
+    # NOTE: a FIFO or a device (/dev/zero) would block or never end in the zip / pickle probes below.
+    require_file_or_folder(path, "model")
     if path.is_dir():
         if path.suffix == ".mlpackage":
             return load_coreml(spec, path, inputs)

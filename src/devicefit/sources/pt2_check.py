@@ -53,6 +53,8 @@ def code_reason(path: Path) -> str | None:
     with zipfile.ZipFile(path) as archive:
         infos = archive.infolist()
         for info in infos:
+            refuse_bomb(path, info)
+        for info in infos:
             reason = _compiled_reason(info.filename, archive, info)
             if reason is not None:
                 return reason
@@ -67,6 +69,31 @@ def code_reason(path: Path) -> str | None:
             if reason is not None:
                 return reason
     return None
+
+
+# torch writes every entry uncompressed (stored, so that tensors can be memory-mapped); an entry that
+# decompresses to over this many times its stored size, and to more than _BOMB_MIN_BYTES, is a zip bomb
+# (zeros deflate about 1000:1, real weights barely compress).
+_BOMB_RATIO = 100
+_BOMB_MIN_BYTES = 16 << 20
+
+
+def refuse_bomb(path: Path, info: zipfile.ZipInfo) -> None:
+    """Refuse an entry that would decompress into far more memory than the archive holds, before reading it.
+
+    Raises:
+        ModelLoadError: naming the entry and both sizes.
+    """
+    from devicefit.errors import ModelLoadError
+
+    if info.compress_type == zipfile.ZIP_STORED or info.file_size <= _BOMB_MIN_BYTES:
+        return
+    if info.file_size > _BOMB_RATIO * max(info.compress_size, 1):
+        raise ModelLoadError(
+            f"{path.name}: entry {info.filename[:120]!r} would decompress {info.compress_size:,} bytes into "
+            f"{info.file_size:,} (torch writes archives uncompressed); the archive is corrupted or crafted, "
+            "re-export it with torch.export.save"
+        )
 
 
 def unsafe_pickle_reason(path: Path) -> str | None:

@@ -71,8 +71,14 @@ def load_torch_file(spec: str, path: Path, inputs: list[InputSpec] | None, trust
 
 
 def _zip_names(path: Path) -> list[str]:
+    """The entry names of a zip archive ([] for anything else), refusing a zip bomb before any entry is read
+    (torch's readers and the consent checks read entries whole)."""
+    from devicefit.sources.pt2_check import refuse_bomb
+
     try:
         with zipfile.ZipFile(path) as archive:
+            for info in archive.infolist():
+                refuse_bomb(path, info)
             return archive.namelist()
     except (zipfile.BadZipFile, OSError):
         return []
@@ -198,8 +204,11 @@ def torchscript_code_reason(path: Path) -> str | None:
     Plain TorchScript is interpreted by torch's own ops; a custom class (``torch.classes.ns.Name``) runs
     the methods of a C++ library on state from the file, starting with its ``__setstate__`` at load.
     """
+    from devicefit.sources.pt2_check import refuse_bomb
+
     with zipfile.ZipFile(path) as archive:
         for info in archive.infolist():
+            refuse_bomb(path, info)
             name = info.filename
             if "/code/" in name or name.endswith(".pkl"):
                 data = archive.read(info)

@@ -53,6 +53,22 @@ def stat_path(path: Path, what: str) -> os.stat_result | None:
         raise ModelLoadError(f"cannot examine {what} {shown(path)}: {reason}") from None
 
 
+def require_file_or_folder(path: Path, what: str) -> os.stat_result:
+    """``os.stat`` of an existing model path that is a folder or a regular file, never anything that blocks.
+
+    Raises:
+        ModelLoadError: missing, or a FIFO, device or socket (opening one would block or never end).
+    """
+    st = stat_path(path, what)
+    if st is None:
+        raise ModelLoadError(f"{what} not found: {shown(path)}")
+    if not (stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode)):
+        raise ModelLoadError(
+            f"{what} {shown(path)} is {_kind(st.st_mode)}, not a model file or folder; pass the model's path"
+        )
+    return st
+
+
 def inside(root: Path, rel: str, what: str) -> Path:
     """``root / rel`` resolved, refusing a path that is absolute, climbs with ``..`` or leads out by a symlink.
 
