@@ -49,8 +49,8 @@ def grid_sampler(context: Any, node: Any) -> object:
     grid = _constant_grid(context, node.inputs[1])
     if grid is None:
         raise NotImplementedError(
-            "grid_sample(mode='nearest') with a grid computed at run time has no exact Core ML translation: "
-            "use mode='bilinear', or make theta / the grid a constant (a buffer) of the model"
+            "grid_sample(mode='nearest') after affine_grid with a theta computed at run time has no exact Core ML "
+            "translation: use mode='bilinear', or make theta a constant (a buffer) of the model"
         )
     if x.rank != 4 or not all(isinstance(d, int | np.integer) for d in x.shape):
         raise NotImplementedError("grid_sample(mode='nearest') needs a rank-4 input of static shape")
