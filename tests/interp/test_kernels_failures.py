@@ -146,3 +146,39 @@ def test_package_whose_declared_types_were_edited_is_refused_at_load(tmp_path):
     edited = ct.models.MLModel(spec, weights_dir=mlmodel.weights_dir, skip_model_load=True)
     with pytest.raises(ModelLoadError):
         interp.load(edited)
+
+
+def _fill_from_input(tmp_path):
+    """A program whose ``fill`` takes its shape from an int32 input: the caller decides how much it allocates."""
+    import coremltools as ct
+    from coremltools.converters.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    @mb.program(input_specs=[mb.TensorSpec(shape=(2,), dtype=types.int32)], opset_version=ct.target.iOS16)
+    def prog(s):
+        return mb.reduce_sum(x=mb.fill(shape=s, value=1.0), axes=[0, 1])
+
+    package = tmp_path / "fill.mlpackage"
+    ct.convert(
+        prog,
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS16,
+        compute_precision=ct.precision.FLOAT32,
+    ).save(str(package))
+    return package
+
+
+def test_an_op_asked_for_more_memory_than_exists_is_bad_input_not_a_kernel_bug(tmp_path, capsys):
+    # 2^30 x 2^20 floats = 4 PiB: the allocator refuses at once (nothing is touched); it was reported as
+    # "a devicefit kernel bug" (KernelFailedError, exit 3) because the op's inputs match their declared types
+    package = _fill_from_input(tmp_path)
+    program = interp.load(str(package))
+    small = program.run({"s": np.array([3, 4], np.int32)})
+    assert float(next(iter(small.values()))) == 12.0
+    with pytest.raises(interp.OpFailedError, match=r"fill.*memory.*4 PiB|fill.*4 PiB.*memory") as info:
+        program.run({"s": np.array([2**30, 2**20], np.int32)})
+    assert "input" in str(info.value)  # says what to check
+    np.save(tmp_path / "s.npy", np.array([2**30, 2**20], np.int32))
+    assert main(["run", str(package), "--input", f"s={tmp_path / 's.npy'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "memory" in err

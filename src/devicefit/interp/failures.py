@@ -17,11 +17,16 @@ by the values that reached it:
   declaration says. Neither verdict is honest there -> :class:`OpFailedError` (exit 2) saying both
   possibilities.
 
+An op that could not get the memory it asked for (``MemoryError``, torch's allocator refusing) is neither: the
+values decided the size (a shape taken from an input, a long sequence), so it is :class:`OpFailedError` (exit 2)
+saying how much it asked for and what to check.
+
 Every message leads with the op's PyTorch origin when the package records it.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import torch
@@ -107,12 +112,45 @@ def _contradiction(value: torch.Tensor, shape: tuple | None, dtype: str | None) 
     return None
 
 
+_ALLOCATION = re.compile(
+    r"can't allocate memory|not enough memory|out of memory|Cannot allocate memory", re.I
+)
+_ASKED = re.compile(r"tried to allocate (\d+) bytes")
+
+
+def _out_of_memory(error: BaseException) -> str | None:
+    """How much an allocation that failed asked for ("" when unknown); None when ``error`` is not one."""
+    if not isinstance(error, MemoryError) and not (
+        isinstance(error, RuntimeError) and _ALLOCATION.search(str(error))
+    ):
+        return None
+    asked = _ASKED.search(str(error))
+    return _bytes(int(asked.group(1))) if asked else ""
+
+
+def _bytes(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024:
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.3g} {unit}"
+        value /= 1024
+    return f"{value:.3g} PiB"
+
+
 def op_failure(
     step: Step, env: dict[str, Any], plan: FunctionPlan, error: BaseException, spec: Any = None
 ) -> Exception:
     """The error to raise for ``step`` having raised ``error`` (see the module docstring for the rule)."""
-    declared = _declared(plan)
     where = _where(step, spec)
+    asked = _out_of_memory(error)
+    if asked is not None:
+        how_much = f" ({asked})" if asked else ""
+        return OpFailedError(
+            f"{where} asked for more memory than this machine can give{how_much}: check the input values that "
+            "decide its size (a shape or length taken from an input, a long sequence), or run it on a machine "
+            "with more memory"
+        )
+    declared = _declared(plan)
     why = first_line(error)
     static, stored = True, []
     for param, source in step.ctx.input_names.items():
