@@ -63,3 +63,33 @@ def test_check_lm_json_dash_writes_stdout(
     assert code == 0, captured.err
     assert not (tmp_path / "-").exists()
     assert json.loads(captured.out)["task"] == "text-generation"  # the tables went to stderr
+
+
+def test_max_context_beyond_the_models_positions_is_refused_before_converting(
+    llama_folder: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the tiny llama has 256 positions; a KV cache of 10^9 positions would be allocated (and the positions
+    # past 256 are not ones the model was built for)
+    assert main(["check", str(llama_folder), "--steps", "4", "--max-context", "1000000000", "--no-int4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "256" in err and "--max-context" in err
+
+
+def test_compress_max_context_beyond_the_models_positions_is_refused(
+    llama_folder: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "small.mlpackage"
+    code = main(
+        [
+            "compress",
+            str(llama_folder),
+            "--budget",
+            "perplexity<=+50%",
+            "--max-context",
+            "100000",
+            "-o",
+            str(out),
+        ]
+    )
+    assert code == 2 and not out.exists()
+    assert "256" in capsys.readouterr().err

@@ -147,3 +147,24 @@ def test_one_slow_handoff_sample_does_not_send_everything_inline():
     for _ in range(MIN_SAMPLES - 1):
         policy.record_handoff(3e-3)
     assert policy.prefers_inline()  # measured again and again: the handoff really is that slow
+
+
+def test_a_refresh_burst_decides_on_fresh_samples_only():
+    # A busy spell left the worker-call window full of contended calls (inline wins); the refresh burst measured
+    # the quiet machine again, but half its requests ran on the caller lane (no worker sample): the stale half of
+    # the 15-sample window kept the median, and the small CNN stayed inline at 1.0x where workers gave 1.4x
+    clock = Clock()
+    policy = _measured(650e-6, handoff_s=150e-6)
+    for _ in range(15):
+        policy.record_call(1150e-6, solo=False, on_worker=True)
+    assert policy.prefers_inline()
+    policy.refresh_every, policy.refresh_interval_s = 10, 0.0
+    routes = []
+    for _ in range(12):  # inline calls are solo: the call time stays fresh, the worker figures do not
+        routes.append(policy.route(clock))
+        policy.record_call(650e-6, solo=True)
+    assert WORKER in routes  # the burst
+    for _ in range(4):
+        policy.record_call(740e-6, solo=False, on_worker=True)
+        policy.record_handoff(120e-6)
+    assert policy.worker_call_s == pytest.approx(740e-6) and not policy.prefers_inline()

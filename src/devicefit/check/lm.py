@@ -163,13 +163,14 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
     from devicefit.compress.lm import compress_lm
     from devicefit.convert.lm_wrapper import lm_shape
     from devicefit.convert.merge import weight_bytes
-    from devicefit.convert.stateful import convert_causal_lm, load_causal_lm
+    from devicefit.convert.stateful import check_context, convert_causal_lm, load_causal_lm
     from devicefit.engines.lm_session import InterpLM, TorchLM
 
     say = progress or (lambda _m: None)
     folder = Path(options.model) if isinstance(options.model, (str, os.PathLike)) else None
     say("loading the model")
     model = load_causal_lm(options.model)
+    check_context(model, options.max_context)
     shape = lm_shape(model)
     text = LMText.for_model(folder, shape.vocab_size)
     prompts = text.prompts(options.prompts, folder)
@@ -239,13 +240,14 @@ def compress_causal_lm(
     from devicefit.compare.generation import check_generation
     from devicefit.compress.lm import parse_lm_budget, search_lm
     from devicefit.convert.lm_wrapper import lm_shape
-    from devicefit.convert.stateful import convert_causal_lm, load_causal_lm
+    from devicefit.convert.stateful import check_context, convert_causal_lm, load_causal_lm
     from devicefit.engines.lm_session import InterpLM, TorchLM, nll_per_token
 
     spec = parse_lm_budget(budget)
     say = progress or (lambda _m: None)
     folder = Path(model_source) if isinstance(model_source, (str, os.PathLike)) else None
     model = load_causal_lm(model_source)
+    check_context(model, max_context)
     text = LMText.for_model(folder, lm_shape(model).vocab_size)
     held_out = text.held_out(folder)
     prompt_ids = text.prompts(prompts, folder)

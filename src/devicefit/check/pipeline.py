@@ -44,6 +44,7 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
         ConvertSummary(ok=False),
         timings=timings,
     )
+    result.warnings.extend(getattr(source, "notes", []))  # e.g. example flags fixed as constants
     timings["load"] = time.perf_counter() - t0
     result.dataset = sources_stage.load_dataset(source, options)
     screen = sources_stage.screen_data(result.dataset)

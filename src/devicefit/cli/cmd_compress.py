@@ -157,6 +157,8 @@ def _load(args: argparse.Namespace):
 
         specs = input_specs(args.input)  # NAME:SHAPE[:DTYPE] or NAME=FILE.npy (shape and dtype of the file)
         source = load_source(args.model, inputs=specs)
+        if args.data is None:  # refuse absurd --samples before the conversion, not after it
+            data_mod.check_generated_samples(source.input_specs, args.samples)
     if source.mlmodel is not None:
         mlmodel = source.mlmodel
     else:

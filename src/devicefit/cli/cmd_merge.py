@@ -19,8 +19,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import os
+
+    # NOTE: tqdm reads TQDM_DISABLE once, when imported: it must be set before coremltools is, as check and
+    # compress do, or saving the merged package prints coremltools' per-pass progress bars.
+    os.environ.setdefault("TQDM_DISABLE", "1")
     from rich.console import Console
 
+    from devicefit.compress.verbs import quiet
     from devicefit.convert.merge import merge
     from devicefit.report.terminal_views import merge_renderables
     from devicefit.sources.coreml_package import check_package
@@ -30,7 +36,8 @@ def main(args: argparse.Namespace) -> int:
     for model in args.models:
         check_package(model)
     names = args.names.split(",") if args.names else None
-    result = merge(args.models, args.output, names=names, default=args.default, force=args.force)
+    with quiet():  # and its info logging
+        result = merge(args.models, args.output, names=names, default=args.default, force=args.force)
     console = Console()
     for renderable in merge_renderables(result, args.models):
         console.print(renderable)

@@ -55,6 +55,48 @@ def _feeds(texts: list[str]) -> dict[str, Any] | None:
     return feeds
 
 
+def _sample_bytes(model: Path, feeds: dict[str, Any] | None) -> int:
+    """Bytes of one sample's inputs: the feeds, else a Core ML model's declared inputs; 0 when unknown."""
+    import math
+
+    import numpy as np
+
+    if feeds is not None:
+        return sum(np.asarray(v).nbytes for v in feeds.values())
+    if model.suffix not in (".mlpackage", ".mlmodel"):
+        return 0  # a PyTorch / ONNX model's input shapes are known only once an engine loads it
+    from devicefit import interp
+
+    try:
+        specs = interp.load(model).inputs
+    except Exception:  # the engines load it next and report their own errors
+        return 0
+    return sum(math.prod(int(d) for d in (s.shape or ())) * (1 if s.dtype == "bool" else 4) for s in specs)
+
+
+def _check_batch_sizes(model: Path, feeds: dict[str, Any] | None, batch_sizes: list[int]) -> None:
+    """Refuse a ``--batch-sizes`` entry whose batch would exceed the generated-input limit, before any loading.
+
+    A batch of B samples is B copies of the inputs, stacked into one input (and a list of B feed dicts, at
+    least a pointer each, even when the input sizes are not known yet).
+
+    Raises:
+        InputError: naming the batch size, its size in bytes, the limit and the largest batch that fits.
+    """
+    from devicefit.errors import InputError
+    from devicefit.sources.spec import MAX_INPUT_BYTES_ENV, max_input_bytes
+
+    limit = max_input_bytes()
+    per_sample = max(_sample_bytes(model, feeds), 8)
+    biggest = max(batch_sizes)
+    if biggest * per_sample > limit:
+        raise InputError(
+            f"--batch-sizes {biggest:,}: a batch of {biggest:,} samples ({per_sample:,} bytes each) is "
+            f"{biggest * per_sample / 2**20:,.0f} MiB, over the {limit / 2**20:,.0f} MiB limit for generated "
+            f"inputs; use batch sizes up to {limit // per_sample:,} or raise the limit with {MAX_INPUT_BYTES_ENV}"
+        )
+
+
 def _check_coreml_feeds(model: Path, feeds: dict[str, Any]) -> None:
     """Refuse ``--input`` values a Core ML model cannot take, once, before profiling.
 
@@ -177,6 +219,8 @@ def main(args: argparse.Namespace) -> int:
     feeds = _feeds(args.inputs)
     if feeds is not None and args.model.suffix in (".mlpackage", ".mlmodel"):
         _check_coreml_feeds(args.model, feeds)
+    batch_sizes = _ints(args.batch_sizes)
+    _check_batch_sizes(args.model, feeds, batch_sizes)
     extra = {"trust_code": True} if args.trust_code else {}
     console = Console(stderr=True)
     with Progress(
@@ -193,7 +237,7 @@ def main(args: argparse.Namespace) -> int:
             compute_units=args.compute_units or ["all"],
             precisions=args.precision or ["fp32"],
             reps=args.reps,
-            batch_sizes=_ints(args.batch_sizes),
+            batch_sizes=batch_sizes,
             max_in_flight=args.max_in_flight,
             throughput_requests=args.requests,
             progress=lambda msg: bar.update(task, description=msg),

@@ -58,6 +58,9 @@ def as_mlmodel(model: Any) -> Any:
         path = Path(os.fspath(model))
         if not path.exists():
             raise ModelLoadError(f"model not found: {path}")
+        from devicefit.sources.coreml_package import check_package
+
+        check_package(path)  # coremltools trusts a package: Manifest.json paths, weight offsets
         try:
             with quiet():
                 mlmodel = ct.models.MLModel(str(path), skip_model_load=True)

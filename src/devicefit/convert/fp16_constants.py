@@ -212,6 +212,9 @@ def _program_of(model: Any) -> Any:
     if hasattr(model, "functions"):
         return model
     if not hasattr(model, "get_spec"):
+        from devicefit.sources.coreml_package import check_package
+
+        check_package(model)  # coremltools trusts a package: Manifest.json paths, weight offsets
         model = ct.models.MLModel(str(model), skip_model_load=True)
     program = getattr(model, "_mil_program", None)
     if program is not None:

@@ -57,6 +57,9 @@ def _default_function(path: Path) -> str:
     ct = coremltools()
     if not path.is_dir() or not (path / "Manifest.json").exists():
         raise ModelLoadError(f"{path} is not an .mlpackage folder; merge needs ML Program packages")
+    from devicefit.sources.coreml_package import check_package
+
+    check_package(path)  # coremltools trusts a package: Manifest.json paths, weight offsets
     try:
         spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
     except Exception as e:

@@ -183,13 +183,13 @@ def load_from_package(mlmodel_or_path: Any) -> Provenance | None:
     """
     spec = mlmodel_or_path
     if isinstance(mlmodel_or_path, (str, os.PathLike)):
-        from devicefit._lazy import coremltools
-
         path = Path(mlmodel_or_path)
         if not path.exists():
             return None
-        try:
-            spec = coremltools().utils.load_spec(str(path))
+        from devicefit.sources.coreml_package import read_spec
+
+        try:  # the checked reader: coremltools follows Manifest.json anywhere
+            spec, _, _ = read_spec(path)
         except Exception:  # an unreadable package has no provenance; the loader reports the real error
             return None
     elif hasattr(mlmodel_or_path, "get_spec"):

@@ -143,6 +143,28 @@ def _check_args(max_context: int, precision: str, lengths: Sequence[int] | None)
     return out
 
 
+_POSITION_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def check_context(model: Any, max_context: int) -> None:
+    """Refuse a KV-cache length beyond the positions the model's config declares (before any cache exists:
+    ``--max-context 1000000000`` allocated until it failed, an internal error).
+
+    Raises:
+        InputError: naming the model's limit and what to pass.
+    """
+    config = getattr(model, "config", None)
+    for key in _POSITION_KEYS:
+        positions = getattr(config, key, None)
+        if isinstance(positions, int) and positions > 0:
+            if max_context > positions:
+                raise InputError(
+                    f"--max-context {max_context} exceeds the {positions} positions the model's config declares "
+                    f"({key}); use --max-context <= {positions}"
+                )
+            return
+
+
 def convert_causal_lm(
     source: Any,
     output: str | os.PathLike[str],
@@ -185,7 +207,9 @@ def convert_causal_lm(
     say = progress or (lambda _msg: None)
     start = time.perf_counter()
     ct = coremltools()
-    wrapper = StatefulCausalLM(load_causal_lm(source), max_context).eval()
+    model = load_causal_lm(source)
+    check_context(model, max_context)
+    wrapper = StatefulCausalLM(model, max_context).eval()
     shape = wrapper.shape
     notes = []
     if shape.sliding_window is not None and shape.sliding_window < max_context:

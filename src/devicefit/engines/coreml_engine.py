@@ -62,6 +62,9 @@ class CoreMLEngine(Engine):
         path = Path(source)
         if not path.exists():
             raise ModelLoadError(f"model not found: {path} (expected a .mlpackage folder or .mlmodel file)")
+        from devicefit.sources.coreml_package import check_package
+
+        check_package(path)  # coremltools trusts a package: Manifest.json paths, weight offsets
         spec = ct.models.MLModel(str(path), skip_model_load=True).get_spec()
         self._describe(spec)
         cache = self.cache()

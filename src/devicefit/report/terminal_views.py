@@ -51,14 +51,27 @@ def run_outputs_table(title: str, names: Sequence[str], outputs: Mapping[str, An
                 name,
                 str(v.dtype),
                 "x".join(map(str, v.shape)),
-                f"{np.nanmin(f):.4g}",
-                f"{np.nanmax(f):.4g}",
-                f"{np.nanmean(f):.4g}",
+                *_summary(f),
                 str(int((~np.isfinite(f)).sum())),
             )
         else:
             table.add_row(name, type(v).__name__, "", "", "", "", "")
     return table
+
+
+def _summary(values: Any) -> tuple[str, str, str]:
+    """(min, max, mean) of the values that are not NaN; "all NaN" when none are.
+
+    NOTE: computed on the non-NaN values rather than with np.nanmin & co: those warn "All-NaN slice
+    encountered" on stderr for exactly the outputs a user runs ``run`` to look at.
+    """
+    import numpy as np
+
+    known = values[~np.isnan(values)]
+    if not known.size:
+        return "all NaN", "-", "-"
+    with np.errstate(invalid="ignore", over="ignore"):  # inf + -inf in the mean is NaN, quietly
+        return f"{known.min():.4g}", f"{known.max():.4g}", f"{known.mean():.4g}"
 
 
 def catalog_table(rows: Sequence[Mapping[str, Any]]) -> Any:

@@ -27,7 +27,8 @@ inline requests use no worker), so after ``refresh_every`` requests without a fr
 ``refresh_interval_s``, the missing one is refreshed: a *probe* (one request that runs on a worker alone:
 nothing else starts while it runs) measures the call time; a *burst* of ``BURST`` requests sent to workers
 measures the handoff as it is under load (a lone request wakes threads that slept: a probe's handoff is not
-counted). A machine that got busier or quieter, or a model whose inputs changed size, is noticed within one
+counted); a burst starts the handoff and worker-call windows afresh, and the route waits for ``MIN_SAMPLES`` of
+its handoffs. A machine that got busier or quieter, or a model whose inputs changed size, is noticed within one
 refresh. Until both are known, requests go to workers (the behaviour with inline off).
 """
 
@@ -128,6 +129,10 @@ class InlinePolicy:
                 self._last_burst = clock()
                 self._since_handoff = 0
                 self._burst_left = BURST - 1
+                # NOTE: the refresh is due because these are stale: decide on the burst's samples alone (kept,
+                # the stale half of a window outvoted a burst whose requests partly ran on the caller lane)
+                self._handoffs.clear()
+                self._worker_calls.clear()
                 return WORKER
             self._since_handoff = self.refresh_every - RECHECK
         return INLINE if self._inline else WORKER

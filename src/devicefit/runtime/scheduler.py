@@ -119,6 +119,10 @@ class InFlightScheduler:
         with self._cond:
             return len(self._queue)
 
+    def results_waiting(self) -> bool:
+        """Worker results are posted to an event loop that has not delivered them yet (a hint: no lock)."""
+        return bool(self._outbox)
+
     def threads(self) -> list[threading.Thread]:
         """Every worker thread this scheduler started (alive or joined)."""
         with self._cond:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from devicefit.errors import InputError, ModelLoadError
-from devicefit.sources.spec import InputSpec, SourceModel, flatten_outputs, random_inputs, spec_of
+from devicefit.sources.spec import (
+    InputSlot,
+    InputSpec,
+    SourceModel,
+    call_module,
+    flatten_outputs,
+    random_inputs,
+    spec_of,
+)
 
 
 def from_module(
@@ -32,7 +41,8 @@ def from_module(
     if not isinstance(net, torch.nn.Module):
         raise ModelLoadError(f"{spec}: expected a torch.nn.Module, got {type(net).__name__}")
     net = net.eval()
-    arrays, by_keyword = _example_arrays(net, example, spec)
+    example_call = _example_call(net, example, spec)
+    arrays, by_keyword, template = example_call.arrays, example_call.by_keyword, example_call.template
     if inputs:
         if arrays and len(inputs) != len(arrays):
             raise InputError(
@@ -43,6 +53,10 @@ def from_module(
                 f"--input names {[s.name for s in inputs]} do not match the model's {list(arrays)}"
             )
         specs = list(inputs)
+        if (
+            template is not None and not by_keyword
+        ):  # positional: --input renames the example's inputs in order
+            template = _renamed(template, dict(zip(arrays, (s.name for s in specs))))
         arrays = random_inputs(specs, int_high=int_high)
     elif arrays:
         specs = [spec_of(n, a) for n, a in arrays.items()]
@@ -59,26 +73,95 @@ def from_module(
         output_names=[],
         labels=None if labels is None else _to_numpy(labels),
         call_by_keyword=by_keyword,
+        notes=example_call.notes,
+        call_template=template,
     )
     source.output_names = _output_names(source)
     return source
 
 
-def _example_arrays(net: Any, example: Any, spec: str) -> tuple[dict[str, np.ndarray], bool]:
+@dataclass
+class _ExampleCall:
+    """The example call taken apart: its tensors (the model's inputs) and where they go."""
+
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    by_keyword: bool = False
+    template: Any = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _example_call(net: Any, example: Any, spec: str) -> _ExampleCall:
     import torch
 
+    call = _ExampleCall()
     if example is None:
-        return {}, False
+        return call
     if isinstance(example, torch.Tensor | np.ndarray):
         example = (example,)
     if isinstance(example, Mapping):
-        return {str(k): _to_numpy(v) for k, v in example.items()}, True
-    if isinstance(example, tuple | list):
+        call.by_keyword = True
+        call.template = {str(k): _take_apart(str(k), v, call, spec) for k, v in example.items()}
+    elif isinstance(example, tuple | list):
         names = _param_names(net, len(example))
-        return {n: _to_numpy(v) for n, v in zip(names, example)}, False
+        call.template = [_take_apart(n, v, call, spec) for n, v in zip(names, example)]
+    else:
+        raise ModelLoadError(
+            f"{spec}: example inputs are {type(example).__name__}; expected a tensor, a tuple or a dict of tensors"
+        )
+    if all(isinstance(v, InputSlot) for v in _arguments(call.template)):
+        call.template = None  # every argument is one tensor input: the plain call needs no template
+    return call
+
+
+def _arguments(template: Any) -> list[Any]:
+    return list(template.values()) if isinstance(template, Mapping) else list(template)
+
+
+def _take_apart(name: str, value: Any, call: _ExampleCall, spec: str) -> Any:
+    """``value``'s template; its tensors become inputs (a tuple argument ``pair`` gives ``pair_0``, ...)."""
+    import torch
+
+    if isinstance(value, torch.Tensor | np.ndarray):
+        if name in call.arrays:
+            raise ModelLoadError(
+                f"{spec}: two example inputs would both be named {name!r} (a tuple or dict argument's parts are "
+                "named ARG_0, ARG_KEY); rename one of the forward's arguments"
+            )
+        call.arrays[name] = _to_numpy(value)
+        return InputSlot(name)
+    if isinstance(value, tuple | list):
+        parts = [_take_apart(f"{name}_{i}", v, call, spec) for i, v in enumerate(value)]
+        if isinstance(value, tuple) and hasattr(value, "_fields"):  # a namedtuple keeps its type
+            return type(value)(*parts)
+        return type(value)(parts)
+    if isinstance(value, Mapping):
+        return {k: _take_apart(f"{name}_{k}", v, call, spec) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, bool | int | float | str):
+        # Core ML inputs are tensors: a flag or size in the example is part of the model, not an input
+        call.notes.append(
+            f"{name}={value!r} in the example inputs is not a tensor: it is fixed at {value!r} in the conversion, "
+            "not an input of the converted model (convert once per value to use others)"
+        )
+        return value
     raise ModelLoadError(
-        f"{spec}: example inputs are {type(example).__name__}; expected a tensor, a tuple or a dict of tensors"
+        f"{spec}: example input {name!r} is a {type(value).__name__}; devicefit converts tensors (alone or in "
+        "tuples, lists and dicts) and fixes Python numbers, bools, strings and None as constants: pass tensors "
+        f"for {name!r}, or leave it out and let forward() build it"
     )
+
+
+def _renamed(template: Any, names: dict[str, str]) -> Any:
+    if isinstance(template, InputSlot):
+        return InputSlot(names.get(template.name, template.name))
+    if isinstance(template, Mapping):
+        return {k: _renamed(v, names) for k, v in template.items()}
+    if isinstance(template, tuple) and hasattr(template, "_fields"):
+        return type(template)(*(_renamed(v, names) for v in template))
+    if isinstance(template, tuple | list):
+        return type(template)(_renamed(v, names) for v in template)
+    return template
 
 
 def _param_names(net: Any, count: int) -> list[str]:
@@ -112,10 +195,12 @@ def _output_names(source: SourceModel) -> list[str]:
     tensors = source.example_tensors()
     try:
         with torch.no_grad():
-            out = (
-                source.module(**dict(zip(source.example_inputs, tensors)))
-                if source.call_by_keyword
-                else (source.module(*tensors))
+            out = call_module(
+                source.module,
+                [s.name for s in source.input_specs],
+                tensors,
+                source.call_by_keyword,
+                source.call_template,
             )
     except Exception as exc:
         raise InputError(

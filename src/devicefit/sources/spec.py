@@ -143,6 +143,9 @@ class SourceModel:
         output_names: names of the model's tensor outputs, in order (the converted model uses them).
         labels: labelled targets, when a factory supplies them.
         call_by_keyword: the module is called as ``module(**inputs)`` rather than positionally.
+        notes: facts about the loading a user should see (e.g. example values baked in as constants).
+        call_template: the call's arguments (a list, or a dict when by keyword) with each input replaced by its
+            :class:`InputSlot` and non-tensor values kept as constants; None: the inputs are the arguments.
     """
 
     kind: str
@@ -156,6 +159,7 @@ class SourceModel:
     labels: np.ndarray | None = None
     call_by_keyword: bool = False
     notes: list[str] = field(default_factory=list)
+    call_template: Any = None
 
     def reference(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the PyTorch reference (no_grad) on ``feeds``; returns output name -> array.
@@ -204,7 +208,9 @@ class SourceModel:
         """The module wrapped to take positional tensors and return a flat tuple of tensor outputs."""
         if self.module is None:
             raise InputError(f"{self.origin} is a Core ML model; there is no PyTorch module to trace")
-        return _make_flat_module(self.module, [s.name for s in self.input_specs], self.call_by_keyword)
+        return _make_flat_module(
+            self.module, [s.name for s in self.input_specs], self.call_by_keyword, self.call_template
+        )
 
     def describe_inputs(self) -> str:
         return ", ".join(s.describe() for s in self.input_specs)
@@ -247,7 +253,39 @@ def _nested(name: str, value: Any) -> list[tuple[str, Any]]:
     return []
 
 
-def _make_flat_module(module: Any, names: list[str], by_keyword: bool) -> Any:
+@dataclass(frozen=True)
+class InputSlot:
+    """The place of input ``name`` in a :attr:`SourceModel.call_template`."""
+
+    name: str
+
+
+def call_module(module: Any, names: list[str], args: Any, by_keyword: bool, template: Any = None) -> Any:
+    """Call ``module`` with the tensors ``args`` (one per name in ``names``), rebuilding ``template`` if given.
+
+    A template puts each tensor back where the example had it (inside a tuple, list or dict argument) and
+    passes the example's non-tensor values (flags, sizes, None) as the constants they were.
+    """
+    feeds = dict(zip(names, args))
+    if template is None:
+        return module(**feeds) if by_keyword else module(*args)
+    built = _fill(template, feeds)
+    return module(**built) if by_keyword else module(*built)
+
+
+def _fill(template: Any, feeds: dict[str, Any]) -> Any:
+    if isinstance(template, InputSlot):
+        return feeds[template.name]
+    if isinstance(template, Mapping):
+        return {k: _fill(v, feeds) for k, v in template.items()}
+    if isinstance(template, tuple) and hasattr(template, "_fields"):  # a namedtuple rebuilds field by field
+        return type(template)(*(_fill(v, feeds) for v in template))
+    if isinstance(template, tuple | list):
+        return type(template)(_fill(v, feeds) for v in template)
+    return template
+
+
+def _make_flat_module(module: Any, names: list[str], by_keyword: bool, template: Any = None) -> Any:
     import torch
 
     class FlatModule(torch.nn.Module):
@@ -258,7 +296,7 @@ def _make_flat_module(module: Any, names: list[str], by_keyword: bool) -> Any:
             self.inner = module
 
         def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
-            out = self.inner(**dict(zip(names, args))) if by_keyword else self.inner(*args)
+            out = call_module(self.inner, names, args, by_keyword, template)
             return tuple(t for _, t in flatten_outputs(out))
 
     flat = FlatModule()
