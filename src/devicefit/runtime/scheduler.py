@@ -98,6 +98,7 @@ class InFlightScheduler:
         self._solo_running = False  # a probe runs: nothing else starts until it ends
         self.caller_lane_runs = 0  # requests run on the awaiting thread while a worker ran another
         self.inline_runs = 0  # requests run on an awaiting thread (inline or caller lane)
+        self._inline_running = 0  # of those, running now
 
     @property
     def inline_below_s(self) -> float | None:
@@ -166,6 +167,7 @@ class InFlightScheduler:
                 return route, None
             self.caller_lane_runs += 1
         self.inline_runs += 1
+        self._inline_running += 1
         self._running += 1
         if self._running > self._stats.peak_in_flight:
             self._stats.peak_in_flight = self._running
@@ -176,6 +178,7 @@ class InFlightScheduler:
         """An inline call started by :meth:`begin_locked` returned (lock held): count it and learn from it."""
         epoch, alone, started = ticket
         self.policy.record_call(self._clock() - started, solo=alone and self._starts == epoch)
+        self._inline_running -= 1
         self._running -= 1
         if failed:
             self._stats.failed += 1
@@ -293,7 +296,7 @@ class InFlightScheduler:
         now = self._clock()
         if req.ready is not None:
             req.dispatch_s = now - req.ready
-        req.inline_runs = self.inline_runs
+        req.inline_runs = self.inline_runs - self._inline_running  # one running now overlaps it too
         if req.probe:
             self._solo_running = True
             self.policy.probe_started(now)
