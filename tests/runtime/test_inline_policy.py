@@ -168,3 +168,19 @@ def test_a_refresh_burst_decides_on_fresh_samples_only():
         policy.record_call(740e-6, solo=False, on_worker=True)
         policy.record_handoff(120e-6)
     assert policy.worker_call_s == pytest.approx(740e-6) and not policy.prefers_inline()
+
+
+def test_the_route_weighs_the_caller_lane_by_its_measured_call_time():
+    # Worker calls read slow (they wait for the GIL the awaiting thread holds to finish their Python) while the
+    # awaiting thread's own calls beside them barely slow down: the lane still adds a worker's throughput.
+    # The all-workers formula (2 c <= 1.15 (w + h)) sent this inline (1.0x) where the lane measured 1.3x-1.5x.
+    policy = _measured(650e-6, handoff_s=100e-6)
+    for _ in range(5):
+        policy.record_call(1100e-6, solo=False, on_worker=True)
+        policy.record_call(680e-6, solo=False, lane=True)
+    assert 2 * policy.call_s <= 1.15 * policy.worker_cycle_s()  # what the all-workers formula read as inline
+    assert policy.lane_call_s == pytest.approx(680e-6) and not policy.prefers_inline()
+    # ... and when calls beside a worker's are as slow on the awaiting thread (a memory- or GIL-bound model)
+    for _ in range(15):
+        policy.record_call(1000e-6, solo=False, lane=True)
+    assert policy.prefers_inline()

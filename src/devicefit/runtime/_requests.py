@@ -35,7 +35,7 @@ class Accounting:
 
 
 # an inline call: (its start's number, whether nothing else ran when it started, when it started)
-_Ticket = tuple[int, bool, float]
+_Ticket = tuple[int, bool, float, bool]  # (start epoch, alone, start time, on the caller lane)
 
 
 class _Request:

@@ -166,18 +166,21 @@ class InFlightScheduler:
             if self._running + queued < 1 or call is None or limit is None or call >= limit:
                 return route, None
             self.caller_lane_runs += 1
+            lane = True
+        else:
+            lane = False
         self.inline_runs += 1
         self._inline_running += 1
         self._running += 1
         if self._running > self._stats.peak_in_flight:
             self._stats.peak_in_flight = self._running
         self._starts += 1
-        return route, (self._starts, self._running == 1, self._clock())
+        return route, (self._starts, self._running == 1, self._clock(), lane)
 
     def end_inline_locked(self, ticket: _Ticket, failed: bool) -> None:
         """An inline call started by :meth:`begin_locked` returned (lock held): count it and learn from it."""
-        epoch, alone, started = ticket
-        self.policy.record_call(self._clock() - started, solo=alone and self._starts == epoch)
+        epoch, alone, started, lane = ticket
+        self.policy.record_call(self._clock() - started, solo=alone and self._starts == epoch, lane=lane)
         self._inline_running -= 1
         self._running -= 1
         if failed:
