@@ -13,7 +13,7 @@ call times alone and on a worker, and the worker handoff), and, before and after
 parallel capacity the machine gave: 2.0 on two idle cores). Targets (issue 13): async >= 1.6x sync for the small
 CNN with 2 in flight and never below 1.0x; batch >= 1.0x.
 
-    .venv/bin/python benchmarks/interp_async.py [--rounds 7] [--n 40] [--models ...] [--json out.json]
+    .venv/bin/python benchmarks/interp_async.py [--rounds 7] [--n 200] [--models ...] [--json out.json]
 """
 
 from __future__ import annotations
@@ -167,6 +167,9 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
         "worker_call_us": None
         if policy is None or policy.worker_call_s is None
         else policy.worker_call_s * 1e6,
+        "lane_call_us": None
+        if policy is None or getattr(policy, "lane_call_s", None) is None
+        else policy.lane_call_s * 1e6,
     }
 
 
@@ -208,7 +211,10 @@ def main() -> int:
     )
     parser.add_argument("--models", default=",".join(MODELS), help=f"comma-separated, of {', '.join(MODELS)}")
     parser.add_argument("--rounds", type=int, default=7)
-    parser.add_argument("--n", type=int, default=40, help="requests per block")
+    # NOTE: 200, not 40: a block of 40 (~27 ms on the small CNN) was dominated by start-up (the 2-thread
+    # control starts its threads per block, and a new thread's first TorchScript call costs ~5 ms), which read
+    # 1.2x for two plain threads that reach 1.9x in longer blocks
+    parser.add_argument("--n", type=int, default=200, help="requests per block")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
 
@@ -222,7 +228,7 @@ def main() -> int:
     rows = []
     header = (
         f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'executor':>9s} {'2 threads':>9s} "
-        f"{'batch':>6s} {'route (c / w / h us)':>27s} {'machine':>8s}"
+        f"{'batch':>6s} {'route (c / w / h / l us)':>30s} {'machine':>8s}"
     )
     print(header, flush=True)
     with tempfile.TemporaryDirectory() as tmp:
@@ -236,24 +242,24 @@ def main() -> int:
                 r = measure(pkg, feeds, compiled, args.rounds, args.n)
                 r["machine_parallelism"] = (before + machine_parallelism(0.5)) / 2
                 rows.append({"model": name, "compiled": compiled, **r})
-                known = [r["call_us"], r["worker_call_us"], r["handoff_us"]]
+                known = [r["call_us"], r["worker_call_us"], r["handoff_us"], r["lane_call_us"]]
                 learned = (
-                    f"{r['route']} ({' / '.join(f'{v:.0f}' for v in known)})"
-                    if None not in known
+                    f"{r['route']} ({' / '.join('-' if v is None else f'{v:.0f}' for v in known)})"
+                    if None not in known[:3]
                     else r["route"]
                 )
                 print(
                     f"{name:16s} {'compiled' if compiled else 'interpreter':11s} {r['sync_ms']:8.3f} "
                     f"{r['async_ratio']:5.2f}x (>={r['async_min']:.2f}) {r['executor_ratio']:8.2f}x "
-                    f"{r['threads_ratio']:8.2f}x {r['batch_ratio']:5.2f}x {learned:>27s} "
+                    f"{r['threads_ratio']:8.2f}x {r['batch_ratio']:5.2f}x {learned:>30s} "
                     f"{r['machine_parallelism']:7.2f}x",
                     flush=True,
                 )
     print(
         "async/sync, executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
         "(per sample): throughput / sync throughput, medians over rounds (>= the worst round); route: where the "
-        "inline policy sent requests, from c (engine call alone), w (call on a worker under this load) and h (worker "
-        "handoff); machine: 2 threads / 1 on a GIL-free matmul (2.0 = two idle cores)"
+        "inline policy sent requests, from c (engine call alone), w (call on a worker under this load), h (worker "
+        "handoff) and l (call on the caller lane); machine: 2 threads / 1 on a GIL-free matmul (2.0 = two idle cores)"
     )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=2))

@@ -48,7 +48,10 @@ MARGIN = 1.15
 CALL_WINDOW = 8
 HANDOFF_WINDOW = 15
 BURST = 8
-MIN_SAMPLES = 4  # handoffs measured before the workers are given up for inline (one sample
+MIN_SAMPLES = (
+    8  # handoffs measured before the workers are given up for inline (4 read a 531 us median on a CNN
+)
+# whose handoff is ~110 us and sent it inline at 0.99x; one sample
 # decided it before, and a slow one, a thread's first call or a machine hiccup, sent a CNN inline at 1.0x for good)
 RECHECK = 32  # requests between looks at the clock while a due refresh waits for refresh_interval_s
 
