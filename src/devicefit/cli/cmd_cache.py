@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 NAME = "cache"
 ORDER = 70
@@ -37,7 +36,6 @@ def main(args: argparse.Namespace) -> int:
     cache = SpecializationCache()
     console = Console()
     if args.action == "clear":
-        _refuse_foreign_root(cache.root)
         n = cache.clear()
         console.print(f"removed {n} cache entr{'y' if n == 1 else 'ies'} from {cache.root}")
         return 0
@@ -65,37 +63,3 @@ def main(args: argparse.Namespace) -> int:
     table = cache_table(cache.root, entries, cache.size_bytes(), cache.max_bytes)
     console.print(table)
     return 0
-
-
-# What the cache writes at its root (see devicefit.engines.cache); anything else is not ours.
-_CACHE_PARTS = {"entries", "hashes", "locks", "tmp"}
-
-
-def _refuse_foreign_root(root: Path) -> None:
-    """Refuse to clear a cache root that holds files devicefit did not write.
-
-    ``clear`` deletes ``hashes/`` and every damaged folder under ``entries/``: with ``$DEVICEFIT_CACHE_DIR``
-    pointing at a folder in use (a home or project folder that has its own ``entries`` or ``hashes``), that
-    would delete the user's files.
-
-    Raises:
-        InputError: naming the first foreign file and what to do.
-    """
-    from devicefit.errors import InputError
-    from devicefit.sources.untrusted_files import shown
-
-    try:
-        foreign = sorted(p.name for p in root.iterdir() if p.name not in _CACHE_PARTS)
-        hashes = root / "hashes"
-        if hashes.is_dir():
-            foreign += sorted(f"hashes/{p.name}" for p in hashes.iterdir() if p.suffix != ".json")
-    except FileNotFoundError:
-        return
-    except OSError as e:
-        raise InputError(f"cache folder {shown(root)} cannot be read: {e.strerror or e}") from None
-    if foreign:
-        raise InputError(
-            f"cache folder {shown(root)} holds {shown(foreign[0])}, which devicefit did not write; `cache clear` "
-            "clears only a folder used for devicefit's cache alone: point $DEVICEFIT_CACHE_DIR at a folder of "
-            "its own"
-        )

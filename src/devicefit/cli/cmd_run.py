@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
-import stat
 from pathlib import Path
 from typing import Any
 
@@ -103,18 +101,10 @@ def check_out_file(path: Path, force: bool) -> None:
 
 
 def _check_input_file(name: str, path: Path) -> None:
-    from devicefit.errors import InputError
-    from devicefit.sources.untrusted_files import shown
+    from devicefit.sources.arrays import open_regular
 
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        raise InputError(f"input file {shown(path)} not found (for input {name!r})") from None
-    except (OSError, ValueError) as e:
-        reason = getattr(e, "strerror", None) or e
-        raise InputError(f"input file {shown(path)} cannot be read (for input {name!r}): {reason}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise InputError(f"input file {shown(path)} (for input {name!r}) is not a regular file")
+    with open_regular(path, f"input file (for input {name!r})"):
+        pass  # a regular, readable file: checked before the model runs
 
 
 def _read_input(name: str, path: Path, max_bytes: int) -> Any:
