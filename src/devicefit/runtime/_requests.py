@@ -34,8 +34,9 @@ class Accounting:
         return self.completed + self.failed + self.dropped + self.rejected + self.cancelled
 
 
-# an inline call: (its start's number, whether nothing else ran when it started, when it started)
-_Ticket = tuple[int, bool, float, bool]  # (start epoch, alone, start time, on the caller lane)
+# an inline call: (its start's number, whether nothing else ran when it started, when it started, whether it ran on
+# the caller lane: beside a worker's call)
+_Ticket = tuple[int, bool, float, bool]
 
 
 class _Request:

@@ -48,11 +48,10 @@ MARGIN = 1.15
 CALL_WINDOW = 8
 HANDOFF_WINDOW = 15
 BURST = 8
-MIN_SAMPLES = (
-    8  # handoffs measured before the workers are given up for inline (4 read a 531 us median on a CNN
-)
-# whose handoff is ~110 us and sent it inline at 0.99x; one sample
-# decided it before, and a slow one, a thread's first call or a machine hiccup, sent a CNN inline at 1.0x for good)
+# handoffs measured before the workers are given up for inline: one sample decided it before, and a slow one (a
+# thread's first call, a machine hiccup) sent a CNN inline at 1.0x for good; 4 read a 531 us median on a CNN whose
+# handoff is ~110 us and sent it inline at 0.99x
+MIN_SAMPLES = 8
 RECHECK = 32  # requests between looks at the clock while a due refresh waits for refresh_interval_s
 
 
@@ -181,10 +180,10 @@ class InlinePolicy:
         """
         if on_worker and not cold:
             self._worker_calls.append(seconds)
-            self.worker_call_s = sorted(self._worker_calls)[len(self._worker_calls) // 2]
+            self.worker_call_s = _median(self._worker_calls)
         if lane:
             self._lane_calls.append(seconds)
-            self.lane_call_s = sorted(self._lane_calls)[len(self._lane_calls) // 2]
+            self.lane_call_s = _median(self._lane_calls)
         if not solo:
             if on_worker or lane:
                 self._inline = self.prefers_inline()
@@ -204,9 +203,14 @@ class InlinePolicy:
     def record_handoff(self, seconds: float) -> None:
         """One worker request's dispatch + return latency (not a probe's)."""
         self._handoffs.append(seconds)
-        self.handoff_s = sorted(self._handoffs)[len(self._handoffs) // 2]  # a median, cheaply
+        self.handoff_s = _median(self._handoffs)
         self._since_handoff = 0
         self._inline = self.prefers_inline()
+
+
+def _median(window: deque[float]) -> float:
+    """The upper median of a short window, cheaply (runs on every worker request)."""
+    return sorted(window)[len(window) // 2]
 
 
 def _due(last: float | None, clock: Callable[[], float], interval: float, known: float | None) -> bool:
