@@ -82,3 +82,24 @@ def custom_class_torchscript(folder: Any) -> Any:
                 data += b"\n  _cls : __torch__.torch.classes.devicefit_test.Marker\n"
             dst.writestr(info, data)
     return crafted
+
+
+def within(seconds: float, fn: Any, blocked: str = "blocked on a file") -> Any:
+    """``fn()`` in a daemon thread: the test fails (``blocked``) instead of hanging the suite when it blocks."""
+    import threading
+
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = fn()
+        except BaseException as e:  # re-raised in the test thread
+            box["error"] = e
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    assert not thread.is_alive(), blocked
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")

@@ -8,7 +8,6 @@ compressed 1000:1 was read whole by the consent checks (2 GiB in memory from a 2
 from __future__ import annotations
 
 import os
-import threading
 import zipfile
 from pathlib import Path
 
@@ -17,25 +16,11 @@ import torch
 
 from devicefit.errors import ModelLoadError
 from devicefit.sources import load_source
+from tests.helpers import within
 
 
 def _within(seconds: float, fn):
-    """``fn()`` in a daemon thread; the test fails instead of hanging the suite when it blocks."""
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # re-raised in the test thread
-            box["error"] = e
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), "blocked opening the model path"
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("value")
+    return within(seconds, fn, "blocked opening the model path")
 
 
 def _add_bomb(archive: Path, entry: str, megabytes: int = 32) -> None:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import threading
 from pathlib import Path
 
 import pytest
@@ -20,7 +19,7 @@ import torch
 
 from devicefit.errors import ModelLoadError
 from devicefit.sources import load_source
-from tests.helpers import convert
+from tests.helpers import convert, within
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +43,7 @@ def _point_root_model_at(package: Path, rel: str) -> None:
 
 
 def _within(seconds: float, fn):
-    """``fn()`` in a daemon thread: the test fails instead of hanging the suite when it blocks."""
-    box: dict[str, object] = {}
-
-    def target() -> None:
-        try:
-            box["value"] = fn()
-        except BaseException as e:  # re-raised in the test thread
-            box["error"] = e
-
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    thread.join(seconds)
-    assert not thread.is_alive(), "blocked on a file named by the package"
-    if "error" in box:
-        raise box["error"]  # type: ignore[misc]
-    return box.get("value")
+    return within(seconds, fn, "blocked on a file named by the package")
 
 
 def test_intact_package_still_loads(package):
