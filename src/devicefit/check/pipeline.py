@@ -138,6 +138,8 @@ def _numerics(
     result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
     result.divergence, result.questions = numerics.divergence, numerics.questions
     result.warnings.extend(numerics.warnings)
+    if numerics.padding is not None:
+        result.extras["padding"] = numerics.padding.to_json()
     fidelity_runs = runs.fp32 if weights_fp32 else (separate[0] if separate else [])
     _localize(
         result, program, source, clean, options, weights_fp32, fp32_mlmodel, _worst(runs.torch, fidelity_runs)
