@@ -90,14 +90,8 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[obje
         convert_causal_lm(model, tmp_path / "a.mlpackage", max_context=8, prefill_lengths=[9])
     with pytest.raises(OutputExistsError):
         convert_causal_lm(model, pkg, max_context=8)
-    with pytest.raises(InputError, match="sliding window"):
-        import transformers as tf
-
-        cfg = tf.MistralConfig(
-            vocab_size=32, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-            num_key_value_heads=1, sliding_window=8,
-        )  # fmt: skip
-        convert_causal_lm(tf.MistralForCausalLM(cfg), tmp_path / "m.mlpackage", max_context=16)
+    with pytest.raises(InputError, match="original context"):
+        convert_causal_lm(tiny_lm("phi3_longrope"), tmp_path / "p.mlpackage", max_context=65)
 
 
 @pytest.mark.slow
