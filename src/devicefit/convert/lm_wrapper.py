@@ -127,6 +127,12 @@ class StatefulCausalLM(nn.Module):
         # dynamic at this length) are whatever transformers computes for positions [0, max_context).
         tables = fam.rope_tables(inner, self.shape.hidden_size, max_context)
         self.rope_key = {t: f"rope_{i}" for i, t in enumerate(tables)}
+        self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
+        # OLMo 2 normalises q / k over the whole projection (before the heads split); Qwen3, Gemma 3 and
+        # Cohere per head. Decided here, from the weight's shape, so that tracing sees no Python branch.
+        q_norm = getattr(inner.layers[0].self_attn, "q_norm", None)
+        s = self.shape
+        self.qk_norm_whole = q_norm is not None and tuple(q_norm.weight.shape) == (s.num_heads * s.head_dim,)
         for t, (cos, sin) in tables.items():
             self.register_buffer(f"{self.rope_key[t]}_cos", cos, persistent=False)
             self.register_buffer(f"{self.rope_key[t]}_sin", sin, persistent=False)
@@ -159,24 +165,24 @@ class StatefulCausalLM(nn.Module):
             q, k, v = attn.qkv_proj(x).split((q_size, kv_size, kv_size), dim=-1)
         else:
             q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
-        q_norm, k_norm = getattr(attn, "q_norm", None), getattr(attn, "k_norm", None)
-        whole = q_norm is not None and tuple(q_norm.weight.shape) == (s.num_heads * s.head_dim,)
-        if whole and s.num_heads > 1:  # OLMo 2: one norm over the whole projection, before the heads split
+        q_norm: Any = getattr(attn, "q_norm", None)
+        k_norm: Any = getattr(attn, "k_norm", None)
+        if q_norm is not None and self.qk_norm_whole:
             q, k = q_norm(q), k_norm(k)
         q = q.view(1, seq, s.num_heads, s.head_dim)
         k = k.view(1, seq, s.num_kv_heads, s.head_dim)
-        if q_norm is not None and not (whole and s.num_heads > 1):  # Qwen3, Gemma 3, Cohere: per head
+        if q_norm is not None and not self.qk_norm_whole:
             q, k = q_norm(q), k_norm(k)
         return q, k, v.view(1, seq, s.num_kv_heads, s.head_dim)
 
     def _rope(self, i: int, attn: Any, x: torch.Tensor, past: Any, end: Any) -> torch.Tensor:
         if not getattr(attn, "use_rope", True):  # SmolLM3: some layers use no positional encoding
             return x
-        key = self.rope_key[self.layer_rope[i]]
-        cos = getattr(self, f"{key}_cos")[past:end][None, None]
-        sin = getattr(self, f"{key}_sin")[past:end][None, None]
-        r = cos.shape[-1]
-        if r == x.shape[-1]:
+        kind = self.layer_rope[i]
+        cos = getattr(self, f"{self.rope_key[kind]}_cos")[past:end][None, None]
+        sin = getattr(self, f"{self.rope_key[kind]}_sin")[past:end][None, None]
+        r = self.rope_dims[kind]
+        if r == self.shape.head_dim:
             return x * cos + self.rotate(x) * sin
         # partial rotary (Phi, StableLM): the first r dims rotate
         return torch.cat((x[..., :r] * cos + self.rotate(x[..., :r]) * sin, x[..., r:]), dim=-1)
