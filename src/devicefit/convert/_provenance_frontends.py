@@ -25,6 +25,11 @@ _LIBRARY_MARKERS = (
     # devicefit's own wrappers (the flat-output module) are never the user's line
     str(Path(__file__).resolve().parents[1] / "sources") + os.sep,
 )
+# devicefit's own package: a frame here is devicefit calling the model (the trace), so every frame beyond it
+# is the program that called devicefit, never the model's code
+_OWN_CODE = str(Path(__file__).resolve().parents[1]) + os.sep
+# frameworks whose frames never locate a model's op (torch's functional wrappers, the converter itself)
+_FRAMEWORK_MARKERS = (f"{os.sep}torch{os.sep}", f"{os.sep}coremltools{os.sep}")
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 
@@ -35,7 +40,7 @@ _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 def torchscript_origin(
     names: list[str],
     types: list[str],
-    lines: dict[tuple[str, str], list[str]],
+    lines: dict[tuple[str, str], list[str | None]],
     module: Any,
     seen: dict[tuple[str, str], list[str]],
 ) -> OriginTuple | None:
@@ -57,7 +62,7 @@ def torchscript_origin(
     return (path, module_type, location)
 
 
-def _full_path(path: str, lines: dict[tuple[str, str], list[str]]) -> str:
+def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]]) -> str:
     """``path`` as the traced graph spells it: children of an ``nn.ModuleList`` lose the list's name in the scopes.
 
     A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
@@ -80,21 +85,22 @@ def _fits(parts: list[str], full: list[str]) -> bool:
     return all(part in rest for part in parts)
 
 
-def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
+def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str | None]]:
     """(module path, aten kind) -> innermost user frame of each node of a traced graph, in graph order."""
     graph = getattr(source, "inlined_graph", None)
     if graph is None:
         return {}
-    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    out: dict[tuple[str, str], list[str | None]] = defaultdict(list)
     for node in _graph_nodes(graph):
         kind = node.kind()
         if not kind.startswith("aten::"):
             continue
         scope = node.scopeName()
         path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
+        # NOTE: kept without a frame too (library code throughout, e.g. a Hugging Face model): the graph's
+        # module paths still name ModuleList children in full, and the origin falls back to the call site
         frame = _user_frame(_ts_frames(str(node.sourceRange())))
-        if frame:
-            out[(path, kind.split("::", 1)[1])].append(frame)
+        out[(path, kind.split("::", 1)[1])].append(frame)
     return dict(out)
 
 
@@ -145,34 +151,57 @@ def _call_site(module: Any, path: str) -> str | None:
 # --- torch.export --------------------------------------------------------------------------------------
 
 
-def export_origin(trace: str, modules: dict[str, tuple[str, str | None]]) -> OriginTuple:
+def export_origin(
+    trace: str, modules: dict[str | int, tuple[str, str | None]], handle: int | None = None
+) -> OriginTuple:
     frames = [(m["file"], int(m["line"])) for m in _FX_FRAME.finditer(trace)]
     frames.reverse()  # FX stack traces list the outermost frame first
-    path, module_type = modules.get(trace, (None, None))
+    # the node's own debug handle (see tag_export_nodes) first: repeated blocks share one stack trace
+    path, module_type = (
+        modules.get(handle, modules.get(trace, (None, None))) if handle else modules.get(trace, (None, None))
+    )
     return (path, module_type, _user_frame(frames))
 
 
-def export_modules(source: Any) -> dict[str, tuple[str, str | None]]:
-    """FX stack trace -> (module path, module type) of the innermost module, from ``nn_module_stack``."""
+def tag_export_nodes(source: Any) -> None:
+    """Give every node of an ExportedProgram a ``debug_handle`` (kept where one exists).
+
+    coremltools copies a node's handle into each op's scopes (``EXIR_DEBUG_HANDLE``); the stack trace alone
+    cannot tell the blocks of a ``ModuleList`` apart (every layer runs the same lines), so without it every
+    layer's ops were named after layer 0.
+    """
+    graph_module = getattr(source, "graph_module", None)
+    if graph_module is None:
+        return
+    for i, node in enumerate(graph_module.graph.nodes, start=1):
+        node.meta.setdefault("debug_handle", i)
+
+
+def export_modules(source: Any) -> dict[str | int, tuple[str, str | None]]:
+    """FX stack trace (and node debug handle) -> (module path, module type) of the innermost module, from
+    ``nn_module_stack``."""
     graph_module = getattr(source, "graph_module", None)
     if graph_module is None:
         return {}
-    out: dict[str, tuple[str, str | None]] = {}
+    out: dict[str | int, tuple[str, str | None]] = {}
     top_type: str | None = None
     for node in graph_module.graph.nodes:
         trace = node.meta.get("stack_trace")
         stack = node.meta.get("nn_module_stack")
+        handle = node.meta.get("debug_handle")
         if stack and top_type is None:
             top_type = str(next(iter(stack.values()))[1]).rsplit(".", 1)[-1]
-        if not trace or trace in out:
-            continue
         if not stack:  # an op of the top module's own forward
-            out[trace] = ("", None)
-            continue
-        path, qualified = list(stack.values())[-1]
-        out[trace] = (_clean_path(str(path)), str(qualified).rsplit(".", 1)[-1])
+            found: tuple[str, str | None] = ("", None)
+        else:
+            path, qualified = list(stack.values())[-1]
+            found = (_clean_path(str(path)), str(qualified).rsplit(".", 1)[-1])
+        if isinstance(handle, int):
+            out[handle] = found
+        if trace and trace not in out:
+            out[trace] = found
     # the top module's type is known only from nodes that have a module stack
-    return {trace: (path, kind if path else kind or top_type) for trace, (path, kind) in out.items()}
+    return {key: (path, kind if path else kind or top_type) for key, (path, kind) in out.items()}
 
 
 def _clean_path(path: str) -> str:
@@ -183,11 +212,33 @@ def _clean_path(path: str) -> str:
 
 
 def _user_frame(frames: list[tuple[str, int]]) -> str | None:
-    """The innermost frame outside library code, as ``file:line``."""
+    """The innermost frame outside library code, as ``file:line``.
+
+    A model written entirely in a library (a Hugging Face model) has no such frame before devicefit's own call
+    of it: its innermost frame in that library (not torch's internals) is the line instead,
+    ``transformers/models/llama/modeling_llama.py:262``. Frames beyond devicefit's call are the program that
+    called devicefit, never the model.
+    """
+    fallback = None
     for file, line in frames:
-        if not _is_library(file) and not file.startswith("<"):
+        if file.startswith(_OWN_CODE):
+            break
+        if file.startswith("<"):
+            continue
+        if not _is_library(file):
             return _location(file, line)
-    return None
+        if fallback is None and not any(m in file for m in _FRAMEWORK_MARKERS):
+            fallback = _library_location(file, line)
+    return fallback
+
+
+def _library_location(file: str, line: int) -> str:
+    """``transformers/models/llama/modeling_llama.py:262``: a library file from its package folder on."""
+    for marker in ("site-packages", "dist-packages"):
+        if marker in file:
+            file = file.split(marker + os.sep, 1)[-1]
+            break
+    return f"{file}:{line}"
 
 
 def _is_library(file: str) -> bool:
