@@ -8,7 +8,8 @@ block after the other: N sync ``predict`` calls; N ``predict_async`` calls from 
 awaiting its request before sending the next (a closed loop); N ``predict_async`` calls started at once
 (``asyncio.gather``, the shape issue 13 measured); 2 callers through the least possible round trip (control: a
 SimpleQueue to 2 bare threads running ``predict``, ``call_soon_threadsafe`` back: the ceiling of any
-await-a-thread design for closed-loop callers on this machine); the same from 2 callers through the stdlib pattern ``await loop.run_in_executor(ThreadPoolExecutor(2), handle.predict,
+await-a-thread design for closed-loop callers on this machine); 2 callers awaiting a bare coroutine that calls
+``predict`` (control: the floor of running requests on the awaiting thread); the same from 2 callers through the stdlib pattern ``await loop.run_in_executor(ThreadPoolExecutor(2), handle.predict,
 feeds)`` (control: what plain asyncio + threads gets); N ``predict`` calls split over 2 plain threads (control:
 how far the engine itself parallelises); one ``predict_batch`` of N. Reported: medians over rounds of each
 throughput / sync throughput of the same round, the route the inline policy settled on (with its measured
@@ -140,6 +141,10 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
     for t in bare_threads:
         t.start()
 
+    async def bare_inline():  # type: ignore[no-untyped-def]
+        # control: the least an awaited request run on the awaiting thread can cost (a coroutine around predict)
+        return handle.predict(feeds)
+
     def bare_round_trip():  # type: ignore[no-untyped-def]
         fut = loop.create_future()
         bare_queue.put((fut, loop))
@@ -180,6 +185,7 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
         "async": [],
         "gathered": [],
         "bare": [],
+        "bare_inline": [],
         "executor": [],
         "threads": [],
         "batch": [],
@@ -190,6 +196,7 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
         ratios["async"].append(base / two_callers(handle_async))
         ratios["gathered"].append(base / gathered())
         ratios["bare"].append(base / two_callers(bare_round_trip))
+        ratios["bare_inline"].append(base / two_callers(bare_inline))
         ratios["executor"].append(base / two_callers(stdlib_executor))
         ratios["threads"].append(base / two_threads())
         ratios["batch"].append(base / batch())
@@ -209,6 +216,7 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
         "async_min": min(ratios["async"]),
         "gathered_ratio": statistics.median(ratios["gathered"]),
         "bare_ratio": statistics.median(ratios["bare"]),
+        "bare_inline_ratio": statistics.median(ratios["bare_inline"]),
         "executor_ratio": statistics.median(ratios["executor"]),
         "threads_ratio": statistics.median(ratios["threads"]),
         "batch_ratio": statistics.median(ratios["batch"]),
@@ -277,7 +285,7 @@ def main() -> int:
     torch.set_num_threads(1)
     rows = []
     header = (
-        f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'gathered':>9s} {'bare':>6s} "
+        f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'gathered':>9s} {'bare':>6s} {'inl.':>5s} "
         f"{'executor':>9s} {'2 threads':>9s} "
         f"{'batch':>6s} {'route (c / w / h / l us)':>30s} {'machine':>8s}"
     )
@@ -302,6 +310,7 @@ def main() -> int:
                 print(
                     f"{name:16s} {'compiled' if compiled else 'interpreter':11s} {r['sync_ms']:8.3f} "
                     f"{r['async_ratio']:5.2f}x (>={r['async_min']:.2f}) {r['gathered_ratio']:8.2f}x {r['bare_ratio']:5.2f}x "
+                    f"{r['bare_inline_ratio']:4.2f}x "
                     f"{r['executor_ratio']:8.2f}x "
                     f"{r['threads_ratio']:8.2f}x {r['batch_ratio']:5.2f}x {learned:>30s} "
                     f"{r['machine_parallelism']:7.2f}x",
@@ -310,7 +319,8 @@ def main() -> int:
     print(
         "async/sync (2 callers, each awaiting its request before the next), gathered (N predict_async started at "
         "once, as issue 13 measured), bare (control: 2 callers through the least possible round trip, a SimpleQueue "
-        "to 2 bare threads and call_soon_threadsafe back), executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
+        "to 2 bare threads and call_soon_threadsafe back), inl. (control: 2 callers awaiting a bare coroutine around "
+        "predict, the floor of any request run on the awaiting thread), executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
         "(per sample): throughput / sync throughput, medians over rounds (>= the worst round); route: where the "
         "inline policy sent requests, from c (engine call alone), w (call on a worker under this load), h (worker "
         "handoff) and l (call on the caller lane); machine: 2 threads / 1 on a GIL-free matmul (2.0 = two idle cores)"
