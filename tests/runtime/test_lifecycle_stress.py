@@ -193,7 +193,6 @@ def test_lifecycle_stress_with_every_request_arriving_first(round_, fast_thread_
     """The same, with every request yielding in ``arrive()`` before its route (the burst path, scheduler.py):
     cancellations and unloads that land during that yield must keep the accounting exact and hang nothing."""
     from devicefit.runtime.inline_policy import InlinePolicy
-
     from devicefit.runtime.scheduler import InFlightScheduler
 
     monkeypatch.setattr(InlinePolicy, "holds_back_for_backlog", property(lambda self: True))
