@@ -144,3 +144,47 @@ def test_a_gathered_burst_through_the_model_handle_goes_to_the_workers(small_pkg
     assert len(results) == 10
     assert sched.inline_runs - runs_before <= 2  # before: all 10 ran on the awaiting thread
     assert model.stats.completed >= 10
+
+
+def test_two_closed_loop_callers_are_no_backlog_and_keep_the_measured_route():
+    # two callers, each awaiting its request before the next, with two slots: never more requests than slots,
+    # so each would still pay a handoff on a worker; the policy's inline route stands
+    policy = _policy(worker_call_s=1.05 * CALL_S, handoff_s=5e-3)
+    sched, ran = _scheduler(policy)
+
+    async def caller(base: int) -> None:
+        for i in range(5):
+            await sched.submit(base + i)
+
+    async def main() -> None:
+        await asyncio.gather(caller(0), caller(100))
+
+    try:
+        asyncio.run(main())
+    finally:
+        sched.close()
+    assert len(ran) == 10
+    assert {name for _, name in ran} == {threading.current_thread().name}
+
+
+def test_three_closed_loop_callers_on_two_slots_are_a_backlog():
+    policy = _policy(worker_call_s=1.05 * CALL_S, handoff_s=5e-3)
+    sched, ran = _scheduler(policy)
+
+    async def caller(base: int) -> None:
+        for i in range(5):
+            await sched.submit(base + i)
+
+    async def main() -> None:
+        await asyncio.gather(caller(0), caller(100), caller(200))
+
+    try:
+        asyncio.run(main())
+    finally:
+        sched.close()
+    here = threading.current_thread().name
+    assert len(ran) == 15
+    # the three first requests arrive together, one more than the slots: they go to the workers (the old code
+    # ran each on the awaiting thread); later ones meet whatever the timing leaves free
+    first = {i: name for i, name in ran if i in (0, 100, 200)}
+    assert sum(name != here for name in first.values()) >= 2

@@ -149,8 +149,10 @@ class InFlightScheduler:
         one returns control: one run on the awaiting thread held the rest back, so a burst of 60 ran one by
         one on the loop thread (1.0x sync) while two workers taking them back to back reach the plain-thread
         speed-up. Yielding first lets every request of the burst register here; :meth:`begin_locked` then
-        sends them to the workers while others are still arriving. One loop pass per request (a few us), paid
-        only where :meth:`wants_arrivals` (calls of a few hundred us and up).
+        sends them to the workers while there are more requests (arriving, queued, running) than slots. Two
+        closed-loop callers with two slots are no backlog: each worker request would still pay its handoff,
+        so the policy's route stands. One loop pass per request (a few us), paid only where
+        :meth:`wants_arrivals` (calls of a few hundred us and up).
         """
         with self._cond:
             self._arriving += 1
@@ -183,8 +185,12 @@ class InFlightScheduler:
             or (queued and self._queue[0].probe)
             or self._solo_running
             or self._closing
-            # a burst is arriving (arrive()): the workers take it back to back, none of it runs here
-            or (self._arriving and self.policy.holds_back_for_backlog)
+            # more requests than slots (a burst arriving, see arrive()): the workers take them back to back
+            or (
+                self._arriving
+                and self._arriving + queued + self._running >= self.max_in_flight
+                and self.policy.holds_back_for_backlog
+            )
         ):
             return route, None
         if route != INLINE:
