@@ -91,6 +91,14 @@ def _moved(r: Any) -> str:
 def _numerics(r: Any) -> Verdict:
     from devicefit.check.numerics import COMPUTE, FIDELITY, STORAGE
 
+    failure = r.extras.get("program_failure")
+    if failure:
+        return Verdict(
+            FAIL,
+            f"conversion problem: the converted program cannot run on inputs PyTorch accepts; {failure['where']} "
+            f"fails: {failure['error']}: the converter made an inconsistent program of that line; rewrite it with "
+            "plain tensor ops (no packed sequences, Python lists or sizes read from tensor values)",
+        )
     if r.fp16 is None:
         why = "every validation sample holds NaN/inf" if r.bad_samples else "the program did not run"
         return Verdict(SKIPPED, why)

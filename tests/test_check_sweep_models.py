@@ -1,0 +1,57 @@
+"""``check`` on architectures from outside the repo (the outside-model sweep): each test failed before its fix."""
+
+from __future__ import annotations
+
+import textwrap
+
+from devicefit.check import CheckOptions, run_check
+from devicefit.cli import main
+
+PACKED_LSTM = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = nn.Embedding(50, 8)
+            self.rnn = nn.LSTM(8, 8, batch_first=True)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, ids, lengths):
+            packed = nn.utils.rnn.pack_padded_sequence(self.emb(ids), lengths, batch_first=True)
+            out, _ = self.rnn(packed)  # LINE_RNN
+            out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=ids.shape[1])
+            return self.head(out)
+
+
+    def make_model():
+        return Tagger().eval(), (torch.randint(0, 50, (2, 6)), torch.tensor([6, 4]))
+    """
+)
+
+
+def _line(text: str, marker: str) -> int:
+    return next(i for i, line in enumerate(text.splitlines(), 1) if marker in line)
+
+
+def test_a_converted_program_that_cannot_run_is_a_conversion_problem_not_bad_input(tmp_path, capsys):
+    # coremltools converts packed sequences into a program whose LSTM state has the batch of the lengths' first
+    # value: the interpreter's refusal surfaced as exit 2 'check the shapes you feed' on the model's own input
+    path = tmp_path / "tagger.py"
+    path.write_text(PACKED_LSTM)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    verdict = result.verdicts["numerics"]
+    assert verdict.status == "fail"
+    assert verdict.reason.startswith("conversion problem"), verdict.reason
+    assert "rnn (LSTM) at " in verdict.reason, verdict.reason
+    assert f"tagger.py:{_line(PACKED_LSTM, 'LINE_RNN')}:" in verdict.reason, verdict.reason
+    assert "shapes you feed" not in verdict.reason
+    assert result.size is not None  # the rest of the check still ran
+    code = main(["check", f"{path}:make_model", "--samples", "2", "--target", "iphone-12", "--no-fix"])
+    assert code == 1, capsys.readouterr().err
