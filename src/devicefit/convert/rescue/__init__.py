@@ -17,6 +17,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     attention,
     masks,
     pad,
+    pooling,
     resize,
     sampling,
     tensor,
