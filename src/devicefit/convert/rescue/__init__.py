@@ -12,6 +12,7 @@ from __future__ import annotations
 # Importing the family modules fills RESCUES.
 from devicefit.convert.rescue import (  # noqa: F401
     activation,
+    aliases,
     arith,
     assign,
     attention,
