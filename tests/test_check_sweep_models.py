@@ -55,3 +55,43 @@ def test_a_converted_program_that_cannot_run_is_a_conversion_problem_not_bad_inp
     assert result.size is not None  # the rest of the check still ran
     code = main(["check", f"{path}:make_model", "--samples", "2", "--target", "iphone-12", "--no-fix"])
     assert code == 1, capsys.readouterr().err
+
+
+ADDITIVE_MASK = textwrap.dedent(
+    """
+    import torch
+
+    INF = 1e6  # HF Funnel's mask fill: beyond fp16, but far from finfo.min
+
+
+    class Attend(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.qk = torch.nn.Linear(16, 32)
+            self.head = torch.nn.Linear(16, 3)
+
+        def forward(self, x, mask):
+            q, k = self.qk(x).chunk(2, dim=-1)
+            scores = q @ k.transpose(1, 2) - INF * (1 - mask[:, None, :].float())
+            return self.head(scores.softmax(-1) @ x).mean(1)
+
+
+    def make_model():
+        mask = torch.ones(1, 10, dtype=torch.int32)
+        mask[:, 7:] = 0
+        return Attend().eval(), (torch.randn(1, 10, 16), mask)
+    """
+)
+
+
+def test_an_additive_mask_fill_beyond_fp16_is_not_an_fp16_overflow(tmp_path):
+    # 1e6 became 65504 (the nearest fp16), so 'score - 65504' overflowed to -inf in every padded column: check
+    # failed fp16 compute with outputs within tolerance (HF Funnel)
+    path = tmp_path / "attend.py"
+    path.write_text(ADDITIVE_MASK)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=4, devices=["iphone-12"], repair=False)
+    )
+    assert not result.divergence.overflow_ops, result.divergence.overflow_ops
+    assert result.verdicts["numerics"].status != "fail", result.verdicts["numerics"].reason
