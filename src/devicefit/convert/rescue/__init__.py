@@ -22,6 +22,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     resize,
     sampling,
     tensor,
+    windows,
 )
 from devicefit.convert.rescue._registry import (
     DELEGATED,
