@@ -95,3 +95,38 @@ def test_an_additive_mask_fill_beyond_fp16_is_not_an_fp16_overflow(tmp_path):
     )
     assert not result.divergence.overflow_ops, result.divergence.overflow_ops
     assert result.verdicts["numerics"].status != "fail", result.verdicts["numerics"].reason
+
+
+RANK6 = textwrap.dedent(
+    """
+    import torch
+
+
+    class Windows(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.qkv = torch.nn.Linear(8, 24)
+
+        def forward(self, x):
+            qkv = self.qkv(x).reshape(1, 2, 2, 4, 3, 8)  # LINE_RANK6: Hiera's mask-unit attention
+            return qkv.sum(dim=(1, 2))
+
+
+    def make_model():
+        torch.manual_seed(0)
+        return Windows().eval(), torch.randn(1, 16, 8)
+    """
+)
+
+
+def test_a_rank_6_tensor_is_named_by_its_source_line_not_the_core_ml_layer(tmp_path):
+    # the verdict was coremltools' 'Layer "qkv_3_cast_fp16", with type "reshape", outputs a rank 6 tensor'
+    path = tmp_path / "windows.py"
+    path.write_text(RANK6)
+    result = run_check(CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"]))
+    assert result.verdicts["convert"].status == "fail"
+    (op,) = result.convert.unsupported
+    assert op["location"] == f"windows.py:{_line(RANK6, 'LINE_RANK6')}", op
+    assert op["module_path"] == "" and op["op"] == "aten::reshape", op
+    assert "at most 5 dimensions" in op["hint"] and "cast_fp16" not in op["hint"], op
+    assert "cast_fp16" not in result.verdicts["convert"].reason
