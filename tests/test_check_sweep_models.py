@@ -130,3 +130,45 @@ def test_a_rank_6_tensor_is_named_by_its_source_line_not_the_core_ml_layer(tmp_p
     assert op["module_path"] == "" and op["op"] == "aten::reshape", op
     assert "at most 5 dimensions" in op["hint"] and "cast_fp16" not in op["hint"], op
     assert "cast_fp16" not in result.verdicts["convert"].reason
+
+
+RANDOM_MASKING = textwrap.dedent(
+    """
+    import torch
+
+
+    class RandomMasking(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.proj = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            noise = torch.rand(x.shape[0], x.shape[1])  # LINE_NOISE: ViTMAE's random patch shuffle
+            keep = torch.argsort(noise, dim=1)[:, :4]
+            kept = torch.gather(x, 1, keep[..., None].expand(-1, -1, x.shape[2]))
+            return self.proj(kept)
+
+
+    def make_model():
+        return RandomMasking().eval(), torch.randn(1, 8, 8)
+    """
+)
+
+
+def test_a_model_that_draws_random_numbers_is_not_called_a_conversion_problem(tmp_path, capsys):
+    # HF ViTMAE shuffles patches by torch.rand even in eval: PyTorch's reference changes run to run and check
+    # reported 'conversion problem: SNR -1.4 dB'
+    path = tmp_path / "masking.py"
+    path.write_text(RANDOM_MASKING)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    verdict = result.verdicts["numerics"]
+    assert verdict.status == "fail"
+    assert verdict.reason.startswith("not verifiable, not a conversion problem"), verdict.reason
+    assert (
+        "random" in verdict.reason and f"masking.py:{_line(RANDOM_MASKING, 'LINE_NOISE')}" in verdict.reason
+    )
+    assert "as an input" in verdict.reason  # what to do
+    assert main(["check", f"{path}:make_model", "--samples", "2", "--target", "iphone-12", "--no-fix"]) == 1
