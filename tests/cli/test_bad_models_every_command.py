@@ -62,3 +62,29 @@ def test_torch_commands_refuse_wrong_files_with_one_line(bad, tmp_path, capsys, 
     assert main(_argv(command, str(bad / name), tmp_path)) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(f"devicefit {command}: error: ")
+
+
+def test_a_model_file_given_as_input_data_says_so(bad, tmp_path, capsys):
+    """--input x=model.pt said "an .npz archive with arrays (none) but none named 'x'"."""
+    np.savez(tmp_path / "ok.npz", x=np.ones((1, 4), np.float32))
+    from devicefit.sources.arrays import read_input_file
+
+    assert read_input_file("x", tmp_path / "ok.npz", 1 << 20, "").shape == (1, 4)
+    assert main(["profile", str(bad / "script.pt"), "--input", f"x={bad / 'pickled.pt'}"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        "holding no .npy arrays (a model file?)" in err and "numpy.save" in err and len(err.splitlines()) == 1
+    )
+
+
+@pytest.mark.parametrize("command", ["check", "profile"])
+def test_a_torchscript_forward_failing_on_the_inputs_names_torchs_reason(bad, tmp_path, capsys, command):
+    """check quoted the first 300 characters of TorchScript's serialized traceback, which end before the error."""
+    argv = _argv(command, str(bad / "script.pt"), tmp_path)
+    argv = [a if a != "x:1x4" else "x:1x5" for a in argv] + (
+        [] if command == "profile" else ["--input", "x:1x5"]
+    )
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "mat1 and mat2 shapes cannot be multiplied (1x5 and 4x2)" in err
+    assert "TorchScript interpreter" not in err and "RuntimeError: RuntimeError" not in err

@@ -259,14 +259,11 @@ def _root_cause(error: BaseException) -> str:
     """The line that says what failed: the innermost cause's message, and of a TorchScript interpreter
     trace ("The following operation failed in the TorchScript interpreter." + a traceback) its last line,
     where torch puts the error itself ("RuntimeError: mat1 and mat2 shapes cannot be multiplied ...")."""
-    from devicefit.errors import first_line
+    from devicefit.errors import first_line, torchscript_cause
 
     while error.__cause__ is not None:
         error = error.__cause__
-    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-    if len(lines) > 1 and "TorchScript interpreter" in lines[0]:
-        return first_line(lines[-1], 300)
-    return f"{type(error).__name__}: {first_line(error, 300)}"
+    return f"{type(error).__name__}: {first_line(torchscript_cause(str(error)) or error, 300)}"
 
 
 def _example_feeds(engine: Any) -> dict[str, np.ndarray]:
