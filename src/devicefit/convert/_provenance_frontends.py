@@ -22,8 +22,10 @@ _LIBRARY_MARKERS = (
     "dist-packages",
     f"{os.sep}torch{os.sep}",
     f"{os.sep}coremltools{os.sep}",
-    # devicefit's own wrappers (the flat-output module) are never the user's line
+    # devicefit's own wrappers (the flat-output module) and its tracing / export calls are never the user's
+    # line, wherever devicefit is installed (an editable install is not under site-packages)
     str(Path(__file__).resolve().parents[1] / "sources") + os.sep,
+    str(Path(__file__).resolve().parents[1] / "convert") + os.sep,
 )
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
@@ -130,6 +132,8 @@ def _call_site(module: Any, path: str) -> str | None:
             src, start = inspect.getsourcelines(type(parent).forward)
             file = inspect.getsourcefile(type(parent).forward) or ""
         except (OSError, TypeError, AttributeError):
+            return None
+        if _is_library(file):  # a stock container (nn.Sequential) calls it: no line of the user's to show
             return None
         for offset, text in enumerate(src):
             if f"self.{parts[-1]}" in text or f"self[{parts[-1]}]" in text:
