@@ -16,20 +16,19 @@ from typing import Any
 # (module path, module type, file:line); each may be None when unknown
 OriginTuple = tuple[str | None, str | None, str | None]
 
-# Frames from these places are library code, never the line a user should edit.
-_LIBRARY_MARKERS = (
-    "site-packages",
-    "dist-packages",
+_PACKAGE = Path(__file__).resolve().parents[1]
+# Frames from these places are never the model's code: torch, coremltools, and devicefit's own wrappers and
+# calls (the flat-output module, the torch.jit.trace call): every devicefit subpackage; the bundled demo
+# model (devicefit/demo.py) is a model's code.
+_INTERNAL_MARKERS = (
     f"{os.sep}torch{os.sep}",
     f"{os.sep}coremltools{os.sep}",
-    # devicefit's own wrappers (the flat-output module) are never the user's line
-    str(Path(__file__).resolve().parents[1] / "sources") + os.sep,
+    *(str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and not p.name.startswith("_")),
 )
-# devicefit's own package: a frame here is devicefit calling the model (the trace), so every frame beyond it
-# is the program that called devicefit, never the model's code
-_OWN_CODE = str(Path(__file__).resolve().parents[1]) + os.sep
-# frameworks whose frames never locate a model's op (torch's functional wrappers, the converter itself)
-_FRAMEWORK_MARKERS = (f"{os.sep}torch{os.sep}", f"{os.sep}coremltools{os.sep}")
+# Frames from these places are library code, never the line a user should edit.
+_LIBRARY_MARKERS = ("site-packages", "dist-packages", *_INTERNAL_MARKERS)
+# Where the model's code ends: frames past these called the tracer (a script's line, not the model's)
+_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_INTERNAL_MARKERS[2:])
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 
@@ -137,6 +136,8 @@ def _call_site(module: Any, path: str) -> str | None:
             file = inspect.getsourcefile(type(parent).forward) or ""
         except (OSError, TypeError, AttributeError):
             return None
+        if _is_library(file):  # a stock container (nn.Sequential) calls it: no line of the user's to show
+            return None
         for offset, text in enumerate(src):
             if f"self.{parts[-1]}" in text or f"self[{parts[-1]}]" in text:
                 return _location(file, start + offset)
@@ -214,31 +215,19 @@ def _clean_path(path: str) -> str:
 def _user_frame(frames: list[tuple[str, int]]) -> str | None:
     """The innermost frame outside library code, as ``file:line``.
 
-    A model written entirely in a library (a Hugging Face model) has no such frame before devicefit's own call
-    of it: its innermost frame in that library (not torch's internals) is the line instead,
-    ``transformers/models/llama/modeling_llama.py:262``. Frames beyond devicefit's call are the program that
-    called devicefit, never the model.
+    A model whose code is all library code (a Hugging Face model) gets the innermost frame of that library
+    (``modeling_vit.py:123``, outside torch / coremltools / devicefit), which is where its op is.
     """
-    fallback = None
+    library = None
     for file, line in frames:
-        if file.startswith(_OWN_CODE):
-            break
-        if file.startswith("<"):
+        if any(marker in file for marker in _CALLERS):
+            break  # the tracing call and whoever made it: not the model
+        if file.startswith("<") or any(marker in file for marker in _INTERNAL_MARKERS):
             continue
         if not _is_library(file):
             return _location(file, line)
-        if fallback is None and not any(m in file for m in _FRAMEWORK_MARKERS):
-            fallback = _library_location(file, line)
-    return fallback
-
-
-def _library_location(file: str, line: int) -> str:
-    """``transformers/models/llama/modeling_llama.py:262``: a library file from its package folder on."""
-    for marker in ("site-packages", "dist-packages"):
-        if marker in file:
-            file = file.split(marker + os.sep, 1)[-1]
-            break
-    return f"{file}:{line}"
+        library = library or f"{Path(file).name}:{line}"
+    return library
 
 
 def _is_library(file: str) -> bool:
