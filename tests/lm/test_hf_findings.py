@@ -51,3 +51,23 @@ def test_hf_ops_name_the_module_and_the_transformers_line(provenance) -> None:
         if (m := re.match(r"model\.layers\.(\d+)\.", o.module_path or ""))
     }
     assert layers == {"0", "1"}
+
+
+@pytest.mark.slow
+def test_moe_plain_forward_says_the_text_generation_path_converts_it(tmp_path: Path) -> None:
+    """transformers' grouped expert dispatch has no static form; the finding says which path handles it."""
+    import json
+
+    from devicefit.cli import main
+
+    folder = tmp_path / "mixtral"
+    tiny_lm("mixtral").save_pretrained(folder)
+    report = tmp_path / "r.json"
+    code = main(
+        ["check", str(folder), "--task", "default", "--samples", "1", "--no-fix", "--json", str(report)]
+    )
+    assert code == 1
+    found = json.loads(report.read_text())["convert"]["unsupported"]
+    grouped = [u for u in found if "grouped_mm" in u["op"]]
+    assert grouped and all("experts" in u["module_path"] for u in grouped)
+    assert any("dense expert routing" in u["hint"] for u in grouped), grouped
