@@ -274,6 +274,9 @@ def main() -> int:
     # 1.2x for two plain threads that reach 1.9x in longer blocks
     parser.add_argument("--n", type=int, default=200, help="requests per block")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--compiled-only", action="store_true", help="skip the plain-interpreter rows (compiled path only)"
+    )
     args = parser.parse_args()
 
     import torch
@@ -296,7 +299,7 @@ def main() -> int:
             pkg = Path(tmp) / f"{name}.mlpackage"
             convert(model, inputs, target="iOS18", precision="fp32", input_names=names).save(str(pkg))
             feeds = {n: t.numpy() for n, t in zip(names, inputs)}
-            for compiled in (True,) if name in SWEEP else (True, False):
+            for compiled in (True,) if name in SWEEP or args.compiled_only else (True, False):
                 before = machine_parallelism(0.5)
                 r = measure(pkg, feeds, compiled, args.rounds, args.n)
                 r["machine_parallelism"] = (before + machine_parallelism(0.5)) / 2
