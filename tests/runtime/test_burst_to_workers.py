@@ -188,40 +188,34 @@ def test_a_gathered_burst_through_the_model_handle_goes_to_the_workers(small_pkg
     assert model.stats.completed >= 10
 
 
-def test_two_closed_loop_callers_are_no_backlog_and_keep_the_measured_route():
-    # two callers, each awaiting its request before the next, with two slots: never more requests than slots,
-    # so each would still pay a handoff on a worker; the policy's inline route stands
-    sched, ran = _scheduler(_inline_state())
+def _closed_loop(sched: InFlightScheduler, callers: int, each: int = 5) -> None:
+    """``callers`` coroutines, each awaiting its request before making the next (caller k sends 100k + i)."""
 
     async def caller(base: int) -> None:
-        for i in range(5):
+        for i in range(each):
             await sched.submit(base + i)
 
     async def main() -> None:
-        await asyncio.gather(caller(0), caller(100))
+        await asyncio.gather(*(caller(100 * k) for k in range(callers)))
 
     try:
         asyncio.run(main())
     finally:
         sched.close()
+
+
+def test_two_closed_loop_callers_are_no_backlog_and_keep_the_measured_route():
+    # two callers, each awaiting its request before the next, with two slots: never more requests than slots,
+    # so each would still pay a handoff on a worker; the policy's inline route stands
+    sched, ran = _scheduler(_inline_state())
+    _closed_loop(sched, callers=2)
     assert len(ran) == 10
     assert {name for _, name in ran} == {threading.current_thread().name}
 
 
 def test_three_closed_loop_callers_on_two_slots_are_a_backlog():
     sched, ran = _scheduler(_inline_state())
-
-    async def caller(base: int) -> None:
-        for i in range(5):
-            await sched.submit(base + i)
-
-    async def main() -> None:
-        await asyncio.gather(caller(0), caller(100), caller(200))
-
-    try:
-        asyncio.run(main())
-    finally:
-        sched.close()
+    _closed_loop(sched, callers=3)
     here = threading.current_thread().name
     assert len(ran) == 15
     # the three first requests arrive together, one more than the slots: they go to the workers (the old code
