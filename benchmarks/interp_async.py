@@ -87,12 +87,13 @@ MODELS = {
 SWEEP = {"small_cnn_64px", "small_cnn_128px", "small_cnn_160px"}
 
 
-def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict:
+def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int, inline_off: bool = False) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     import devicefit
 
-    handle = devicefit.load(pkg, engine="interp", max_in_flight=2, cache=False, compiled=compiled)
+    options: dict = {"inline_below_s": None} if inline_off else {}
+    handle = devicefit.load(pkg, engine="interp", max_in_flight=2, cache=False, compiled=compiled, **options)
     for _ in range(10):
         handle.predict(feeds)
     executor = ThreadPoolExecutor(2)
@@ -277,6 +278,11 @@ def main() -> int:
     parser.add_argument(
         "--compiled-only", action="store_true", help="skip the plain-interpreter rows (compiled path only)"
     )
+    parser.add_argument(
+        "--inline-off",
+        action="store_true",
+        help="load with inline_below_s=None: every async request on a worker",
+    )
     args = parser.parse_args()
 
     import torch
@@ -301,7 +307,7 @@ def main() -> int:
             feeds = {n: t.numpy() for n, t in zip(names, inputs)}
             for compiled in (True,) if name in SWEEP or args.compiled_only else (True, False):
                 before = machine_parallelism(0.5)
-                r = measure(pkg, feeds, compiled, args.rounds, args.n)
+                r = measure(pkg, feeds, compiled, args.rounds, args.n, args.inline_off)
                 r["machine_parallelism"] = (before + machine_parallelism(0.5)) / 2
                 rows.append({"model": name, "compiled": compiled, **r})
                 known = [r["call_us"], r["worker_call_us"], r["handoff_us"], r["lane_call_us"]]
