@@ -4,8 +4,12 @@ For each model (a small depthwise-separable CNN, the zoo's ViT and BERT encoder,
 size" floor, and the same CNN at several input sizes so the crossover between the inline and the worker path is
 visible) it loads ``devicefit.load(pkg, engine="interp", max_in_flight=2)`` with the compiled path (default) and,
 for the main rows, with ``compiled=False`` (the plain interpreter), torch at 1 thread. Each round runs, one
-block after the other: N sync ``predict`` calls; N ``predict_async`` calls from 2 concurrent callers; the same
-from 2 callers through the stdlib pattern ``await loop.run_in_executor(ThreadPoolExecutor(2), handle.predict,
+block after the other: N sync ``predict`` calls; N ``predict_async`` calls from 2 concurrent callers, each
+awaiting its request before sending the next (a closed loop); N ``predict_async`` calls started at once
+(``asyncio.gather``, the shape issue 13 measured); 2 callers through the least possible round trip (control: a
+SimpleQueue to 2 bare threads running ``predict``, ``call_soon_threadsafe`` back: the ceiling of any
+await-a-thread design for closed-loop callers on this machine); 2 callers awaiting a bare coroutine that calls
+``predict`` (control: the floor of running requests on the awaiting thread); the same from 2 callers through the stdlib pattern ``await loop.run_in_executor(ThreadPoolExecutor(2), handle.predict,
 feeds)`` (control: what plain asyncio + threads gets); N ``predict`` calls split over 2 plain threads (control:
 how far the engine itself parallelises); one ``predict_batch`` of N. Reported: medians over rounds of each
 throughput / sync throughput of the same round, the route the inline policy settled on (with its measured
@@ -21,9 +25,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import queue
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -82,7 +88,6 @@ SWEEP = {"small_cnn_64px", "small_cnn_128px", "small_cnn_160px"}
 
 
 def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict:
-    import threading
     from concurrent.futures import ThreadPoolExecutor
 
     import devicefit
@@ -110,6 +115,40 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
 
     def handle_async():  # type: ignore[no-untyped-def]
         return handle.predict_async(feeds)
+
+    def gathered() -> float:
+        # the other common shape of async load: every request started at once (asyncio.gather over a list,
+        # the way issue 13 measured it: 60 requests), max_in_flight=2 bounding how many run
+        async def main() -> float:
+            start = time.perf_counter()
+            await asyncio.gather(*[handle.predict_async(feeds) for _ in range(n)])
+            return time.perf_counter() - start
+
+        return loop.run_until_complete(main())
+
+    # Control: the least any "await a result computed on another thread" design costs, with nothing but the
+    # round trip itself (a SimpleQueue to 2 bare threads, call_soon_threadsafe back): what 2 closed-loop
+    # callers can reach on this machine whatever the scheduler does.
+    bare_queue: queue.SimpleQueue = queue.SimpleQueue()
+
+    def bare_worker() -> None:
+        while (item := bare_queue.get()) is not None:
+            fut, result_loop = item
+            result = handle.predict(feeds)
+            result_loop.call_soon_threadsafe(fut.set_result, result)
+
+    bare_threads = [threading.Thread(target=bare_worker, daemon=True) for _ in range(2)]
+    for t in bare_threads:
+        t.start()
+
+    async def bare_inline():  # type: ignore[no-untyped-def]
+        # control: the least an awaited request run on the awaiting thread can cost (a coroutine around predict)
+        return handle.predict(feeds)
+
+    def bare_round_trip():  # type: ignore[no-untyped-def]
+        fut = loop.create_future()
+        bare_queue.put((fut, loop))
+        return fut
 
     def stdlib_executor():  # type: ignore[no-untyped-def]
         return loop.run_in_executor(executor, handle.predict, feeds)
@@ -140,17 +179,34 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
 
     two_callers(handle_async)  # start the worker threads; the inline policy takes its first measurements
     two_callers(stdlib_executor)
-    ratios: dict[str, list[float]] = {"async": [], "executor": [], "threads": [], "batch": []}
+    two_callers(bare_round_trip)
+    gathered()
+    ratios: dict[str, list[float]] = {
+        "async": [],
+        "gathered": [],
+        "bare": [],
+        "bare_inline": [],
+        "executor": [],
+        "threads": [],
+        "batch": [],
+    }
     sync_ms = []
     for _ in range(rounds):
         base = sync()
         ratios["async"].append(base / two_callers(handle_async))
+        ratios["gathered"].append(base / gathered())
+        ratios["bare"].append(base / two_callers(bare_round_trip))
+        ratios["bare_inline"].append(base / two_callers(bare_inline))
         ratios["executor"].append(base / two_callers(stdlib_executor))
         ratios["threads"].append(base / two_threads())
         ratios["batch"].append(base / batch())
         sync_ms.append(base / n * 1e3)
     loop.close()
     executor.shutdown()
+    for _ in bare_threads:
+        bare_queue.put(None)
+    for t in bare_threads:
+        t.join()
     sched = handle._scheduler
     policy = getattr(sched, "policy", None)  # None: no scheduler yet, or a checkout before the policy
     handle.unload()
@@ -158,6 +214,9 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict
         "sync_ms": statistics.median(sync_ms),
         "async_ratio": statistics.median(ratios["async"]),
         "async_min": min(ratios["async"]),
+        "gathered_ratio": statistics.median(ratios["gathered"]),
+        "bare_ratio": statistics.median(ratios["bare"]),
+        "bare_inline_ratio": statistics.median(ratios["bare_inline"]),
         "executor_ratio": statistics.median(ratios["executor"]),
         "threads_ratio": statistics.median(ratios["threads"]),
         "batch_ratio": statistics.median(ratios["batch"]),
@@ -179,7 +238,6 @@ def machine_parallelism(seconds: float = 1.0) -> float:
     On a shared machine other processes take cores; this control says how much parallel capacity the
     async figures were measured with (2.0 on two idle cores).
     """
-    import threading
 
     import torch
 
@@ -227,7 +285,8 @@ def main() -> int:
     torch.set_num_threads(1)
     rows = []
     header = (
-        f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'executor':>9s} {'2 threads':>9s} "
+        f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'gathered':>9s} {'bare':>6s} {'inl.':>5s} "
+        f"{'executor':>9s} {'2 threads':>9s} "
         f"{'batch':>6s} {'route (c / w / h / l us)':>30s} {'machine':>8s}"
     )
     print(header, flush=True)
@@ -250,13 +309,18 @@ def main() -> int:
                 )
                 print(
                     f"{name:16s} {'compiled' if compiled else 'interpreter':11s} {r['sync_ms']:8.3f} "
-                    f"{r['async_ratio']:5.2f}x (>={r['async_min']:.2f}) {r['executor_ratio']:8.2f}x "
+                    f"{r['async_ratio']:5.2f}x (>={r['async_min']:.2f}) {r['gathered_ratio']:8.2f}x {r['bare_ratio']:5.2f}x "
+                    f"{r['bare_inline_ratio']:4.2f}x "
+                    f"{r['executor_ratio']:8.2f}x "
                     f"{r['threads_ratio']:8.2f}x {r['batch_ratio']:5.2f}x {learned:>30s} "
                     f"{r['machine_parallelism']:7.2f}x",
                     flush=True,
                 )
     print(
-        "async/sync, executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
+        "async/sync (2 callers, each awaiting its request before the next), gathered (N predict_async started at "
+        "once, as issue 13 measured), bare (control: 2 callers through the least possible round trip, a SimpleQueue "
+        "to 2 bare threads and call_soon_threadsafe back), inl. (control: 2 callers awaiting a bare coroutine around "
+        "predict, the floor of any request run on the awaiting thread), executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
         "(per sample): throughput / sync throughput, medians over rounds (>= the worst round); route: where the "
         "inline policy sent requests, from c (engine call alone), w (call on a worker under this load), h (worker "
         "handoff) and l (call on the caller lane); machine: 2 threads / 1 on a GIL-free matmul (2.0 = two idle cores)"

@@ -37,3 +37,14 @@ def test_messages_quoting_odd_file_names_stay_one_line(tmp_path, capsys):
         assert main(["run", str(tmp_path / name)]) == 2
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and "\x1b" not in err and "\r" not in err, repr(err)
+
+
+def test_torchscript_cause_is_the_last_line_without_its_type():
+    from devicefit.errors import torchscript_cause
+
+    trace = (
+        "The following operation failed in the TorchScript interpreter.\nTraceback of TorchScript:\n  File x\n"
+        "RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x5 and 4x2)\n"
+    )
+    assert torchscript_cause(trace) == "mat1 and mat2 shapes cannot be multiplied (1x5 and 4x2)"
+    assert torchscript_cause("RuntimeError: something else\nmore") is None

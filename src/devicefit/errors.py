@@ -59,3 +59,18 @@ def first_line(error: BaseException | str, limit: int | None = None) -> str:
     if limit is not None and len(line) > limit:
         return line[:limit] + "..."
     return line
+
+
+def torchscript_cause(text: str) -> str | None:
+    """The error itself from a TorchScript interpreter failure, or None for any other message.
+
+    torch words those as "The following operation failed in the TorchScript interpreter." and a serialized
+    traceback, and puts what failed ("RuntimeError: mat1 and mat2 shapes cannot be multiplied (1x5 and 4x2)")
+    on the last line; that line, without its exception-type prefix, is what a user can act on.
+    """
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if len(lines) < 2 or "TorchScript interpreter" not in lines[0]:
+        return None
+    last = lines[-1]
+    head, sep, rest = last.partition(": ")
+    return rest if sep and head.isidentifier() and head.endswith(("Error", "Exception")) else last

@@ -186,3 +186,23 @@ def test_lifecycle_stress(round_, fast_thread_switches):
     assert not engine.overlapped_unload
     assert not _workers()
     assert not model.loaded
+
+
+@pytest.mark.parametrize("round_", range(ROUNDS))
+def test_lifecycle_stress_with_every_request_arriving_first(round_, fast_thread_switches, monkeypatch):
+    """The same, with every request yielding in ``arrive()`` before its route (the burst path, scheduler.py):
+    cancellations and unloads that land during that yield must keep the accounting exact and hang nothing."""
+    from devicefit.runtime.inline_policy import InlinePolicy
+    from devicefit.runtime.scheduler import InFlightScheduler
+
+    monkeypatch.setattr(InlinePolicy, "holds_back_for_backlog", property(lambda self: True))
+    arrivals = [0]
+    arrive = InFlightScheduler.arrive
+
+    async def counted(self: InFlightScheduler) -> None:
+        arrivals[0] += 1
+        await arrive(self)
+
+    monkeypatch.setattr(InFlightScheduler, "arrive", counted)
+    test_lifecycle_stress(round_, None)
+    assert arrivals[0] > 0

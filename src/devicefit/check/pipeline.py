@@ -149,6 +149,8 @@ def _numerics(
     result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
     result.divergence, result.questions = numerics.divergence, numerics.questions
     result.warnings.extend(numerics.warnings)
+    if numerics.padding is not None:
+        result.extras["padding"] = numerics.padding.to_json()
     if randomness:  # no comparison can judge it: nothing to localise or repair
         return runs.divergence_shapes
     fidelity_runs = runs.fp32 if weights_fp32 else (separate[0] if separate else [])

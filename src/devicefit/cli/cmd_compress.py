@@ -136,7 +136,14 @@ def main(args: argparse.Namespace) -> int:
     if args.html is not None:
         atomic_write_text(args.html, html_report(result, origin))
         out.print(f"wrote {args.html}")
-    return 0 if result.generalizes else 1
+    if not result.generalizes:  # the reason last, on stderr, like check's failed verdicts and gates
+        import sys
+
+        from devicefit.report.compress_view import verdict_line
+
+        print(f"devicefit compress: budget failed: {verdict_line(result)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _load(args: argparse.Namespace):

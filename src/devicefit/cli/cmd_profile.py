@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+if TYPE_CHECKING:
+    from devicefit.errors import DevicefitError
+
+# the suffixes engine "auto" reads as TorchScript (devicefit.engines.resolve_auto)
+TORCHSCRIPT_SUFFIXES = (".pt", ".pth", ".ts", ".torchscript", ".jit")
 NAME = "profile"
 ORDER = 60
 HELP = (
     "time a model: first / uncached / cached load, first and warm latency (p50/p90/p99), throughput, peak RSS"
 )
-# Random inputs above this many elements are refused (a typo like 1x3x16384x16384 would allocate gigabytes).
-MAX_GENERATED_ELEMENTS = 1 << 27
 
 
 def _ints(text: str) -> list[int]:
@@ -29,29 +32,27 @@ def _ints(text: str) -> list[int]:
 
 def _feeds(texts: list[str]) -> dict[str, Any] | None:
     """``--input`` values (the shared vocabulary, cli._common) -> feeds: a ``NAME=FILE.npy`` array or, for a
-    ``NAME:SHAPE[:DTYPE]`` declaration, a seeded random array of that shape."""
-    import numpy as np
+    ``NAME:SHAPE[:DTYPE]`` declaration, a seeded random array of that shape.
 
+    Declarations are bounded in bytes like every generated input, before any is allocated: each by
+    ``$DEVICEFIT_MAX_INPUT_BYTES`` in its own dtype (an int64 element takes 8 bytes), all together by
+    ``$DEVICEFIT_MAX_DATA_BYTES`` (:func:`devicefit.sources.spec.random_inputs`).
+    """
     from devicefit.cli._common import parse_input
-    from devicefit.errors import InputError
     from devicefit.sources import random_inputs
 
     if not texts:
         return None
     feeds: dict[str, Any] = {}
+    declared = []
     for text in texts:
         arg = parse_input(text)
         data = arg.array()
         if data is not None:
             feeds[arg.name] = data
-            continue
-        spec = arg.spec()
-        if int(np.prod(spec.shape)) > MAX_GENERATED_ELEMENTS:
-            raise InputError(
-                f"--input {text}: {int(np.prod(spec.shape)):,} elements is too large to generate; "
-                "pass a smaller shape or NAME=FILE.npy"
-            )
-        feeds.update(random_inputs([spec]))
+        else:
+            declared.append(arg.spec())
+    feeds.update(random_inputs(declared))
     return feeds
 
 
@@ -122,6 +123,86 @@ def _check_coreml_feeds(model: Path, feeds: dict[str, Any]) -> None:
         )
     for name, value in feeds.items():
         validate_input(specs[name], value, "fp32")
+
+
+def _check_model_file(model: Path) -> None:
+    """Refuse, before any engine loads it, a model file that no profiling engine reads.
+
+    Without this, each engine failed on it in turn (torch.jit.load's long "PytorchStreamReader failed" for a
+    ``torch.save``'d module) as one failed table row per engine.
+
+    Raises:
+        ModelLoadError: a ``torch.save`` pickle, a ``.pt2``, data, a file with a TorchScript suffix that is
+            none of these, or a folder that is not a Core ML package; each says what to pass instead.
+    """
+    from devicefit.errors import ModelLoadError
+
+    if model.suffix in (".mlpackage", ".mlmodel"):
+        return  # checked by check_package, before the language-model route
+    wanted = "profile takes a .mlpackage, .mlmodel, .onnx or TorchScript (torch.jit.save) file"
+    convert = f"convert it first (devicefit check {model} -o DIR) and profile DIR/model.mlpackage"
+    if model.is_dir():
+        raise ModelLoadError(
+            f"{model} is a folder, not a Core ML package; {wanted}; for a model folder, {convert}"
+        )
+    from devicefit.sources.torch_files import torch_file_kind
+
+    kind = torch_file_kind(model)
+    if kind == "pickle":
+        raise ModelLoadError(
+            f"{model.name} was saved with torch.save (a pickled nn.Module or a state dict), not as TorchScript; "
+            f"{wanted}: save it with torch.jit.save(torch.jit.trace(model, example)), or {convert}"
+        )
+    if kind == "exported":
+        raise ModelLoadError(f"{model.name} is a torch.export .pt2 archive; {wanted}; {convert}")
+    if kind == "numpy":
+        raise ModelLoadError(f"{model.name} holds numpy arrays (data), not a model; {wanted}")
+    if kind == "unknown" and model.suffix.lower() in TORCHSCRIPT_SUFFIXES:
+        raise ModelLoadError(
+            f"{model.name} is not a TorchScript archive (nor any model file devicefit reads); {wanted}: save "
+            "it with torch.jit.save(torch.jit.trace(model, example))"
+        )
+
+
+def _check_engines_available(engines: list[str]) -> None:
+    """Refuse an engine named with ``--engine`` that this host cannot run (``coreml`` off macOS), before timing.
+
+    Raises:
+        InputError: naming the engine, why it is unavailable and the engines that are.
+    """
+    from devicefit.engines import ENGINE_NAMES, engine_class
+    from devicefit.errors import InputError
+
+    for name in dict.fromkeys(engines):
+        if name == "auto":
+            continue
+        avail = engine_class(name).availability()
+        if not avail.available:
+            here = [e for e in ENGINE_NAMES if e != name and engine_class(e).availability().available]
+            raise InputError(
+                f"engine {name!r} is not available on this host: {avail.reason}; choose one of {', '.join(here)} "
+                "(`devicefit devices` lists them)"
+            )
+
+
+def failure(report: Any) -> DevicefitError | None:
+    """The bad-input error (exit 2) of a profile with failed rows, or None when every row was measured.
+
+    The harness records an engine's DevicefitError (a model it cannot load, inputs the model does not take)
+    as that row's ``error``; a failed row is never a measurement, so the command must not exit 0 on it, and
+    it is the input's fault, not a verdict (1) or a devicefit bug (3, raised as is).
+    """
+    from devicefit.errors import DevicefitError, printable
+
+    failed = [p for p in report.profiles if p.error]
+    if not failed:
+        return None
+    errors = list(dict.fromkeys(printable(p.error.splitlines()[0] if p.error.strip() else p.error_type or "")
+                                for p in failed))  # fmt: skip
+    where = ", ".join(p.label for p in failed)
+    scope = "any engine" if len(failed) == len(report.profiles) else where
+    shown = errors[0] + (f" (and {len(errors) - 1} other error(s), in the table)" if len(errors) > 1 else "")
+    return DevicefitError(f"could not profile {report.model} on {scope}: {shown}")
 
 
 def _input_files(args: argparse.Namespace) -> dict[str, Any]:
@@ -212,9 +293,11 @@ def main(args: argparse.Namespace) -> int:
 
     if lm_profile.wants_lm(args):  # a causal LM: generation tokens/s instead of the latency table
         return lm_profile.run(args)
+    _check_model_file(args.model)
     from devicefit.profile.harness import check_engine_names
 
     check_engine_names(args.engine or ["auto"], args.compute_units or ["all"])
+    _check_engines_available(args.engine or ["auto"])
     check_targets(args.model, args.devices)
     feeds = _feeds(args.inputs)
     if feeds is not None and args.model.suffix in (".mlpackage", ".mlmodel"):
@@ -245,6 +328,9 @@ def main(args: argparse.Namespace) -> int:
             feeds=feeds,
             **extra,
         )
+    failed = failure(report)
+    if failed is not None and all(p.error for p in report.profiles):
+        raise failed  # nothing was measured: the one-line error alone, no empty table, no report files
     out = Console(stderr=is_stdout(args.json))  # with the JSON on stdout, the tables go to stderr
     for renderable in profile_renderables(report):
         out.print(renderable)
@@ -255,4 +341,11 @@ def main(args: argparse.Namespace) -> int:
     if args.html is not None:
         atomic_write_text(args.html, render_html(report))
         console.print(f"wrote {args.html}")
-    return 1 if all(p.error for p in report.profiles) else 0
+    if failed is not None:  # some rows measured (shown and written above), some not: still bad input
+        import sys
+
+        from devicefit.errors import printable
+
+        print(f"devicefit profile: error: {printable(str(failed))}", file=sys.stderr)
+        return failed.exit_code
+    return 0

@@ -144,9 +144,15 @@ class SearchResult:
         return None if self.heldout_metric is None else meets(self.heldout_metric, self.threshold)
 
     @property
+    def verified_met(self) -> bool | None:
+        """The built plan, re-measured on the calibration samples, meets the budget (None when not measured)."""
+        return None if self.verified_metric is None else meets(self.verified_metric, self.threshold)
+
+    @property
     def generalizes(self) -> bool:
-        """Met on the calibration samples (with margin) and, when there are any, on the held-out ones."""
-        return self.met and self.heldout_met is not False
+        """The verdict: met on the calibration samples (with margin), by the built plan re-measured, and, when
+        there are any, on the held-out ones. The CLI's exit code, the tables, the JSON and the page all say it."""
+        return self.met and self.verified_met is not False and self.heldout_met is not False
 
     @property
     def front(self) -> list[Candidate]:
@@ -170,7 +176,9 @@ class SearchResult:
             "budget": self.budget.text,
             "metric": self.budget.metric,
             "threshold": self.threshold,
+            "verdict": "pass" if self.generalizes else "fail",
             "met": self.met,
+            "verified_met": self.verified_met,
             "original_metric": self.original_metric,
             "original_bytes": self.original_bytes,
             "fp16_bytes": self.base_bytes,

@@ -135,6 +135,8 @@ def _call_site(module: Any, path: str) -> str | None:
             file = inspect.getsourcefile(type(parent).forward) or ""
         except (OSError, TypeError, AttributeError):
             return None
+        if _is_library(file):  # a stock container (nn.Sequential) calls it: no line of the user's to show
+            return None
         for offset, text in enumerate(src):
             if f"self.{parts[-1]}" in text or f"self[{parts[-1]}]" in text:
                 return _location(file, start + offset)

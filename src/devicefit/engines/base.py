@@ -125,8 +125,10 @@ def check_shape(spec: InputSpec, shape: tuple[int, ...]) -> str | None:
 def validate_feeds(specs: Sequence[InputSpec], feeds: Any) -> dict[str, np.ndarray]:
     """Check names, dtypes and shapes; return name -> numpy array. Raises InputError (one line)."""
     if not isinstance(feeds, Mapping):
+        names = [s.name for s in specs] or ["x"]
+        shown = ", ".join(f"{n!r}: array" for n in names[:4]) + (", ..." if len(names) > 4 else "")
         raise InputError(
-            f"inputs must be a dict of name -> array, got {type(feeds).__name__}; pass {{'x': array}}"
+            f"inputs must be a dict of name -> array, got {type(feeds).__name__}; pass {{{shown}}}"
         )
     expected = {s.name: s for s in specs}
     unknown = sorted(set(feeds) - set(expected))

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from devicefit.engines import create, resolve_auto
-from devicefit.engines.base import EngineUnavailableError
 from devicefit.engines.cache import SpecializationCache
 from devicefit.errors import DevicefitError, InputError
 from devicefit.profile.stats import LatencyStats
@@ -59,6 +58,14 @@ class EngineProfile:
     uncached_load_samples_s: list[float] = field(default_factory=list)
     cached_load_samples_s: list[float] = field(default_factory=list)
     cached_load_hits: list[bool | None] = field(default_factory=list)
+    # the class of the DevicefitError in ``error`` ("ModelLoadError", "InputError", "EngineUnavailableError"):
+    # a caller tells "this engine is not on this host" from "the model or its inputs are bad"
+    error_type: str | None = None
+
+    @property
+    def label(self) -> str:
+        """``engine · compute units · precision``, as the tables head the column."""
+        return f"{self.engine} · {self.compute_units} · {self.precision}"
 
 
 @dataclass
@@ -202,7 +209,7 @@ def profile_engine(
             prof.cached_load_s = min(prof.cached_load_samples_s)
             handle = Model(model, engine=name, cache=cache, max_in_flight=max_in_flight, **opts)
             handle.load()
-            prof.first_predict_ms = _timed(lambda: handle.predict(feeds)) * 1e3
+            prof.first_predict_ms = _first_predict(handle, name, model, feeds) * 1e3
             for _ in range(warmup):
                 handle.predict(feeds)
             say(f"{name}: latency x{reps}")
@@ -211,36 +218,79 @@ def profile_engine(
             say(f"{name}: throughput")
             prof.throughput = _throughput(handle, feeds, batch_sizes, max_in_flight, throughput_requests)
             handle.unload()
-        except (EngineUnavailableError, InputError) as e:
-            prof.error = str(e)
-        except DevicefitError as e:
-            prof.error = str(e)
+        except DevicefitError as e:  # EngineUnavailableError included; anything else is a bug: it propagates
+            prof.error, prof.error_type = str(e), type(e).__name__
         prof.peak_rss_mb = rss["mb"]
     return prof
 
 
+# Engines whose predictions run the user's own code (a TorchScript forward, an exported ONNX graph): an
+# exception from their first prediction on the caller's inputs is about the model and those inputs.
+_USER_CODE_ENGINES = ("torch", "onnxruntime")
+
+
+def _first_predict(handle: Any, name: str, model: Any, feeds: dict[str, np.ndarray]) -> float:
+    """Seconds of the first prediction; a failure of the model itself on these inputs is an InputError.
+
+    The torch engine runs the user's forward and onnxruntime the graph exported from it: a shape mismatch
+    there (``--input x:1x5`` for a ``Linear(4, 2)``) raises a RuntimeError, which is the inputs' fault, not a
+    devicefit bug (exit 2, not 3). The interpreter validates inputs against the program first, so an
+    exception from it stays an internal error.
+    """
+    if name not in _USER_CODE_ENGINES:
+        return _timed(lambda: handle.predict(feeds))
+    try:
+        return _timed(lambda: handle.predict(feeds))
+    except DevicefitError:
+        raise
+    except Exception as e:
+        given = ", ".join(f"{k}:{'x'.join(map(str, np.shape(v))) or 'scalar'}:{np.asarray(v).dtype}"
+                          for k, v in feeds.items())  # fmt: skip
+        shown = (
+            os.path.basename(str(model)) if isinstance(model, (str, os.PathLike)) else type(model).__name__
+        )
+        raise InputError(
+            f"{shown} fails on the inputs given ({given}) under {name}: {_root_cause(e)}; pass --input "
+            "shapes and dtypes its forward accepts"
+        ) from e
+
+
+def _root_cause(error: BaseException) -> str:
+    """The line that says what failed: the innermost cause's message, and of a TorchScript interpreter
+    trace ("The following operation failed in the TorchScript interpreter." + a traceback) its last line,
+    where torch puts the error itself ("RuntimeError: mat1 and mat2 shapes cannot be multiplied ...")."""
+    from devicefit.errors import first_line, torchscript_cause
+
+    while error.__cause__ is not None:
+        error = error.__cause__
+    return f"{type(error).__name__}: {first_line(torchscript_cause(str(error)) or error, 300)}"
+
+
 def _example_feeds(engine: Any) -> dict[str, np.ndarray]:
+    """Inputs for a model given none: the program's examples, the engine's, else random ones at the declared
+    shapes (unknown dimensions 1), each bounded like every generated input (``$DEVICEFIT_MAX_INPUT_BYTES``)."""
     program = getattr(engine, "program", None)
     if program is not None:
         return program.example_inputs()
     examples = engine.options.get("example_inputs")
     if isinstance(examples, dict):
         return {k: np.asarray(v) for k, v in examples.items()}
-    rng = np.random.default_rng(0)
-    feeds = {}
+    from devicefit.sources.spec import InputSpec as SourceSpec
+    from devicefit.sources.spec import random_inputs
+
+    specs = []
     for spec in engine.inputs:
         if spec.shape is None:
             raise InputError(
-                f"input {spec.name!r} has no declared shape; pass feeds=... (from the CLI: --input {spec.name}:DIMxDIM[:DTYPE] "
-                "or {spec.name}=FILE.npy) to profile"
+                f"input {spec.name!r} has no declared shape; pass feeds=... (from the CLI: --input "
+                f"{spec.name}:DIMxDIM[:DTYPE] or {spec.name}=FILE.npy) to profile"
             )
-        shape = tuple(1 if d is None else d for d in spec.shape)
-        feeds[spec.name] = (
-            rng.standard_normal(shape).astype(np.float32)
-            if spec.dtype in ("float", None)
-            else np.zeros(shape, np.int64)
-        )
-    return feeds
+        shape = tuple(1 if d is None else int(d) for d in spec.shape)
+        dtype = "float32" if spec.dtype in ("float", None) else "int64"
+        specs.append(SourceSpec(spec.name, shape, dtype))
+    # NOTE: random_inputs checks every input's bytes against the limit before allocating any: an ONNX model
+    # declaring a 1x3x16384x16384 input must be refused, not allocate 3 GiB.
+    return random_inputs(specs, int_high=1)  # integer inputs were zeros: ids and masks of 0 stay valid
 
 
 def _throughput(

@@ -65,9 +65,39 @@ def result_rows(result: SearchResult) -> list[tuple[str, str]]:
         (f"chosen {metric} (search)", _fmt(result.chosen.metric)),
         (f"chosen {metric} (re-measured)", _fmt(result.verified_metric)),
         ("bound", _fmt(result.threshold)),
-        ("budget met", "yes" if result.met else "NO"),
+        ("budget met (search, calibration)", "yes" if result.met else "NO"),
+        ("budget met (re-measured)", _yes_no(result.verified_met)),
+        ("budget met (held-out)", _yes_no(result.heldout_met)),
+        ("verdict", "PASS" if result.generalizes else "FAIL"),
         ("candidates evaluated", str(len(result.candidates))),
     ]
+
+
+def _yes_no(value: bool | None) -> str:
+    return "not measured" if value is None else "yes" if value else "NO"
+
+
+def verdict_line(result: Any) -> str | None:
+    """Why the verdict is FAIL, one line (None when it passes): what missed the budget, and where."""
+    metric, need = result.budget.metric, distinct
+    if not result.met:
+        return (
+            f"budget {result.budget.text} cannot be met: the best candidate found reaches "
+            f"{need(result.chosen.metric, result.threshold)}; it is the one written. Relax the budget, or add "
+            "bits (--bits) or keep more layers in fp16 (--min-elements)"
+        )
+    if result.verified_met is False:
+        return (
+            f"the built plan, re-measured, misses budget {result.budget.text}: {metric} "
+            f"{need(result.verified_metric, result.threshold)} on {result.calibration_samples} calibration samples"
+        )
+    if result.heldout_met is False:
+        return (
+            f"the plan misses budget {result.budget.text} on {result.heldout_samples} held-out samples the search "
+            f"never saw: {metric} {need(result.heldout_metric, result.threshold)}; it overfits the calibration "
+            "samples: pass more --samples (or real --data), or a stricter budget"
+        )
+    return None
 
 
 def result_table(result: SearchResult, origin: str) -> Any:
@@ -131,11 +161,14 @@ def sensitivity_svg(result: SearchResult, top: int = 25) -> str:
 def html_report(result: SearchResult, origin: str) -> str:
     """The ``compress`` page: summary, Pareto plot, sensitivity plot, plan and how to re-apply it."""
     d = result.to_dict()
-    verdict = "pass" if result.met else "fail"
+    verdict = "pass" if result.generalizes else "fail"
     summary = table(
         ["", "value"],
-        [[k, v] for k, v in result_rows(result)] + [["verdict", status(verdict)]],
+        [[k, status(v) if k == "verdict" else v] for k, v in result_rows(result)],
     ) + legend(["PASS", "FAIL"])
+    why = verdict_line(result)
+    if why is not None:
+        summary += f"<p>{escape(why)}</p>"
     if result.repair is not None:
         r = result.repair
         summary += (
@@ -154,7 +187,7 @@ def html_report(result: SearchResult, origin: str) -> str:
     plan = table(["weight", "compression"], plan_rows) if plan_rows else "<p>no weight is compressed</p>"
     return page(
         f"devicefit compress: {origin}",
-        f"budget {result.budget.text} (bound {_fmt(result.threshold)}): {'met' if result.met else 'NOT met'}",
+        f"budget {result.budget.text} (bound {_fmt(result.threshold)}): {verdict.upper()}",
         [
             section("summary", "Summary", summary),
             section("pareto", f"Size vs {result.budget.metric}", pareto_svg(result)),
@@ -175,12 +208,12 @@ def _yaml_or_note(result: SearchResult) -> str:
 
 def summary_renderables(result: Any, origin: str) -> list[Any]:
     """The compress command's terminal output: sensitivity and result tables, then one line per finding."""
+    from rich.markup import escape as rich_escape
+
     lines: list[Any] = [sensitivity_table(result), result_table(result, origin)]
-    if not result.met:
-        lines.append(
-            f"[red]budget {result.budget.text} cannot be met[/red]: best candidate found reaches "
-            f"{distinct(result.chosen.metric, result.threshold)}; it is the one written."
-        )
+    why = verdict_line(result)
+    if why is not None:
+        lines.append(f"[red]FAIL[/red]: {rich_escape(why)}")
     lines.append(generalisation_line(result))
     if result.timings:
         lines.append("time per stage: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()))

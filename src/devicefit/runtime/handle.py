@@ -302,6 +302,9 @@ class Model:
                 if state != READY:
                     await asyncio.to_thread(self.load)
                 arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
+                pending = self._scheduler
+                if pending is not None and pending.wants_arrivals():
+                    await pending.arrive()  # a burst made together is seen together (scheduler.arrive)
                 with self._lock:
                     if self._state == READY:
                         sched = self._scheduler or self._sched_locked()

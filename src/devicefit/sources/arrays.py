@@ -192,6 +192,11 @@ def read_input_file(name: str, path: Path, max_bytes: int, remedy: str) -> np.nd
     if not is_npz(path):
         return read_npy(path, what, max_bytes, remedy)
     keys = npz_keys(path, what)
+    if not keys:  # a zip without .npy members: a torch.save / TorchScript file, a .pt2, any other zip
+        raise InputError(
+            f"{name}={_shown(path)} is a zip archive holding no .npy arrays (a model file?), not input data; pass "
+            f"a .npy file (numpy.save) or an .npz with an array named {name!r}"
+        )
     if name not in keys and len(keys) != 1:
         raise InputError(
             f"{name}={_shown(path)} is an .npz archive with arrays {', '.join(keys) or '(none)'} but none named "

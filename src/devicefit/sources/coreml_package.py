@@ -54,10 +54,42 @@ def read_spec(source: Any) -> tuple[Any, str | None, str]:
         raise ModelLoadError(
             f"{origin} is a file, but an .mlpackage is a folder; pass the whole package folder (or a .mlmodel)"
         )
+    if path.suffix.lower() != ".mlmodel":
+        _refuse_other_model_kinds(path, origin)
     spec = _parse_model(read_bounded(path, "model file", MODEL_MAX_BYTES), path)
     weights = path.parent / "weights"
     weights_st = stat_path(weights, "weights folder")
     return spec, str(weights) if weights_st is not None and stat.S_ISDIR(weights_st.st_mode) else None, origin
+
+
+def _refuse_other_model_kinds(path: Path, origin: str) -> None:
+    """Name what a file given as a Core ML model really is (an ONNX, TorchScript, pickle, .pt2 or numpy
+    file), with what to do; protobuf would otherwise parse it as "corrupt" or, worse, as an empty model.
+
+    Raises:
+        ModelLoadError: the file is one of those kinds.
+    """
+    from devicefit.sources.torch_files import torch_file_kind
+
+    kind = "onnx" if path.suffix.lower() == ".onnx" else torch_file_kind(path)
+    what = {
+        "onnx": "an ONNX model",
+        "torchscript": "a TorchScript file",
+        "pickle": "a torch.save pickle",
+        "exported": "a torch.export .pt2 archive",
+    }.get(kind)
+    if kind == "numpy":
+        raise ModelLoadError(
+            f"{origin} holds numpy arrays (data), not a Core ML model; pass a .mlpackage folder or .mlmodel as the "
+            "model and the arrays with --input NAME=FILE"
+        )
+    if what is not None:
+        source = "the PyTorch model it came from" if kind == "onnx" else origin
+        raise ModelLoadError(
+            f"{origin} is {what}, not a Core ML model; this command reads .mlpackage / .mlmodel: convert "
+            f"{source} first (devicefit check {'MODEL' if kind == 'onnx' else origin} -o DIR) and pass "
+            "DIR/model.mlpackage"
+        )
 
 
 def _parse_model(data: bytes, path: Path) -> Any:

@@ -247,14 +247,27 @@ def _load_factory(spec: str) -> Any:
     module_spec = importlib.util.spec_from_file_location(f"devicefit_data_{path.stem}", path)
     if module_spec is None or module_spec.loader is None:
         raise InputError(f"cannot import {path} as Python; expected FILE.py:FUNCTION")
+    from devicefit.errors import first_line
+
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+        module_spec.loader.exec_module(module)
+    except Exception as exc:  # the user's code failed, not devicefit: bad input (exit 2), not a bug (3)
+        raise InputError(
+            f"importing data factory {path} raised {type(exc).__name__}: {first_line(exc, 300)}; fix the file"
+        ) from exc
     fn = getattr(module, func, None)
     if not callable(fn):
         raise InputError(
             f"{path} has no function {func!r}; expected FILE.py:FUNCTION returning a dict or tuple"
         )
-    return fn()
+    try:
+        return fn()
+    except Exception as exc:
+        raise InputError(
+            f"data factory {path.name}:{func}() raised {type(exc).__name__}: {first_line(exc, 300)}; fix the "
+            "function"
+        ) from exc
 
 
 def _factory_arrays(result: Any, specs: Sequence[Any], origin: str) -> dict[str, Any]:

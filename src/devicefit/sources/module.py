@@ -213,6 +213,9 @@ def _output_names(source: SourceModel) -> list[str]:
 
 
 def one_line(exc: BaseException) -> str:
-    """The exception text on one line, whitespace collapsed, cut at 300 characters."""
-    text = " ".join(str(exc).split())
+    """The exception text on one line, whitespace collapsed, cut at 300 characters (of a TorchScript
+    interpreter failure, the error at the end of its serialized traceback)."""
+    from devicefit.errors import torchscript_cause
+
+    text = " ".join((torchscript_cause(str(exc)) or str(exc)).split())
     return text[:300] + ("..." if len(text) > 300 else "")

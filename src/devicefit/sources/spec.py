@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -104,7 +105,7 @@ def check_random_size(spec: InputSpec, max_bytes: int, remedy: str) -> None:
     Raises:
         InputError: naming the input, its declared shape and size, the limit and ``remedy`` (what to do).
     """
-    size = int(np.prod(spec.shape, dtype=np.float64)) * np.dtype(spec.dtype).itemsize
+    size = random_bytes(spec)
     if size > max_bytes:
         shape = "x".join(map(str, spec.shape))
         raise InputError(
@@ -113,17 +114,47 @@ def check_random_size(spec: InputSpec, max_bytes: int, remedy: str) -> None:
         )
 
 
+def random_bytes(spec: InputSpec) -> int:
+    """Bytes of a random array for ``spec``, in its own dtype (int64 and float64 take 8 bytes an element);
+    Python integers, so a declared 2**40 x 2**40 shape cannot wrap around to a small size."""
+    return math.prod(int(d) for d in spec.shape) * np.dtype(spec.dtype).itemsize
+
+
+def check_random_total(specs: list[InputSpec], remedy: str) -> None:
+    """Refuse to generate random arrays for all of ``specs`` when together they exceed the in-memory data
+    limit (``$DEVICEFIT_MAX_DATA_BYTES``, :func:`devicefit.sources.data.max_data_bytes`), before allocating.
+
+    Each input alone is bounded by :func:`max_input_bytes`; a model with many inputs just under it would
+    still take their sum.
+
+    Raises:
+        InputError: naming the inputs' count, their total size, the limit and ``remedy``.
+    """
+    from devicefit.sources.data import MAX_DATA_BYTES_ENV, max_data_bytes
+
+    limit = max_data_bytes()
+    total = sum(random_bytes(s) for s in specs)
+    if total > limit:
+        raise InputError(
+            f"the {len(specs)} generated inputs ({', '.join(s.describe() for s in specs[:4])}"
+            f"{', ...' if len(specs) > 4 else ''}) take {total / 2**20:,.0f} MiB together, over the "
+            f"{limit / 2**20:,.0f} MiB limit for data held in memory (${MAX_DATA_BYTES_ENV}); {remedy}"
+        )
+
+
 def random_inputs(specs: list[InputSpec], seed: int = 0, int_high: int = 8) -> dict[str, np.ndarray]:
     """Random example inputs for ``specs`` (deterministic for a seed).
 
     Raises:
         InputError: an input would exceed :func:`max_input_bytes` (a description declaring 1x3x16384x16384
-            must not allocate gigabytes before anything checked it).
+            must not allocate gigabytes before anything checked it), or all of them together the data limit
+            (:func:`check_random_total`).
     """
     limit = max_input_bytes()
     remedy = f"feed real data (--data / --input) or raise the limit with {MAX_INPUT_BYTES_ENV}"
     for s in specs:
         check_random_size(s, limit, remedy)
+    check_random_total(specs, "feed real data (--data / --input) or declare fewer or smaller inputs")
     rng = np.random.default_rng(seed)
     return {s.name: s.random(rng, int_high) for s in specs}
 

@@ -50,24 +50,45 @@ def load_torch_file(spec: str, path: Path, inputs: list[InputSpec] | None, trust
             corrupt, or is of no kind devicefit reads.
         InputError: inputs are needed but not given, or do not fit the model.
     """
-    names = _zip_names(path)
-    if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+    kind = torch_file_kind(path)
+    if kind == "exported":
         return _load_exported(spec, path, inputs, trust_code)
-    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+    if kind == "torchscript":
         return _load_torchscript(spec, path, inputs, trust_code)
-    if (names and all(n.endswith(".npy") for n in names)) or _starts_with(path, _NPY_MAGIC):
-        kind = (
-            f"numpy arrays: {', '.join(n.removesuffix('.npy') for n in names[:4])}"
-            if names
-            else "a numpy array"
-        )
+    if kind == "numpy":
         raise ModelLoadError(
-            f"{path.name} is data ({kind}), not a model; pass it as --data {path} and give the model "
-            "(a .py factory, .pt2, TorchScript, .mlpackage or Hugging Face folder) as MODEL"
+            f"{path.name} is data ({_numpy_description(path)}), not a model; pass it as --data {path} and give "
+            "the model (a .py factory, .pt2, TorchScript, .mlpackage or Hugging Face folder) as MODEL"
         )
-    if not names and not _starts_with_pickle(path):
+    if kind == "unknown":
         raise ModelLoadError(f"{path}: {NOT_A_MODEL}")
     return _load_pickle(spec, path, inputs, trust_code)
+
+
+def torch_file_kind(path: Path) -> str:
+    """What a file torch might read is, from its content (never by unpickling it).
+
+    Returns:
+        ``"exported"`` (a torch.export ``.pt2``), ``"torchscript"`` (``torch.jit.save``), ``"numpy"`` (an
+        ``.npy`` / ``.npz``), ``"pickle"`` (``torch.save``: a pickled module or a state dict) or ``"unknown"``.
+    """
+    names = _zip_names(path)
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+        return "exported"
+    if any("/code/" in n for n in names) and any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if (names and all(n.endswith(".npy") for n in names)) or _starts_with(path, _NPY_MAGIC):
+        return "numpy"
+    if names or _starts_with_pickle(path):
+        return "pickle"
+    return "unknown"
+
+
+def _numpy_description(path: Path) -> str:
+    names = _zip_names(path)
+    return (
+        f"numpy arrays: {', '.join(n.removesuffix('.npy') for n in names[:4])}" if names else "a numpy array"
+    )
 
 
 def _zip_names(path: Path) -> list[str]:

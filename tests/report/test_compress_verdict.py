@@ -1,0 +1,45 @@
+"""compress says one verdict everywhere: the exit code, the terminal table, the JSON and the HTML page.
+
+A plan met on the calibration samples but missed on the held-out ones (or on its re-measurement) exits 1;
+the table said "budget met: yes" and the page "PASS ... met" for it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+
+import pytest
+from rich.console import Console
+
+from devicefit.report import compress_view
+from tests.report.test_views import _search_result
+
+
+def _text(result) -> str:
+    console = Console(file=io.StringIO(), width=100)
+    for r in compress_view.summary_renderables(result, "net.py"):
+        console.print(r)
+    return console.file.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("changes", "passes"),
+    [
+        ({}, True),
+        ({"met": False}, False),
+        ({"heldout_metric": 0.90, "heldout_samples": 4}, False),  # missed on samples the search never saw
+        ({"heldout_metric": 0.96, "heldout_samples": 4}, True),
+        ({"verified_metric": 0.94}, False),  # the built plan, re-measured, is under the bound
+    ],
+)
+def test_one_verdict_in_every_output(changes, passes):
+    result = dataclasses.replace(_search_result(), **changes)
+    assert result.generalizes is passes
+    assert result.to_dict()["verdict"] == ("pass" if passes else "fail")
+    text = _text(result)
+    assert ("verdict" in text and ("PASS" if passes else "FAIL") in text) and "budget met  " not in text
+    page = compress_view.html_report(result, "net.py")
+    meta = page[page.index('<p class="meta">') : page.index("</p>", page.index('<p class="meta">'))]
+    word = "PASS" if passes else "FAIL"
+    assert meta.endswith(word) and f'<span class="{word.lower()}">{word}</span>' in page
