@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from devicefit.check import CheckOptions, run_check
 from devicefit.cli import main
 
@@ -172,3 +174,31 @@ def test_a_model_that_draws_random_numbers_is_not_called_a_conversion_problem(tm
     )
     assert "as an input" in verdict.reason  # what to do
     assert main(["check", f"{path}:make_model", "--samples", "2", "--target", "iphone-12", "--no-fix"]) == 1
+
+
+@pytest.mark.parametrize("family", ["vision", "audio"])
+def test_a_hugging_face_vision_or_audio_folder_gets_inputs_of_its_kind(tmp_path, family):
+    # a saved DeiT folder was fed input_ids / attention_mask: 'failed on inputs input_ids:1x128:int32 ...:
+    # AttributeError', exit 2, with nothing saying which input the model takes
+    import torch
+    import transformers
+
+    from devicefit.sources import load_source
+
+    torch.manual_seed(0)
+    if family == "vision":
+        config = transformers.DeiTConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=24,
+            patch_size=8, num_channels=3,
+        )  # fmt: skip
+        model, expected = transformers.DeiTForImageClassification(config), ("pixel_values", (1, 3, 24, 24))
+    else:
+        config = transformers.Wav2Vec2Config(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+            conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+        )  # fmt: skip
+        model, expected = transformers.Wav2Vec2Model(config), ("input_values", (1, 16000))
+    model.eval().save_pretrained(tmp_path / "folder")
+    source = load_source(str(tmp_path / "folder"))
+    assert [(s.name, tuple(s.shape)) for s in source.input_specs] == [expected]
+    assert source.input_specs[0].dtype == "float32"
