@@ -202,3 +202,43 @@ def test_a_hugging_face_vision_or_audio_folder_gets_inputs_of_its_kind(tmp_path,
     source = load_source(str(tmp_path / "folder"))
     assert [(s.name, tuple(s.shape)) for s in source.input_specs] == [expected]
     assert source.input_specs[0].dtype == "float32"
+
+
+DATACLASS_ARGS = textwrap.dedent(
+    """
+    from __future__ import annotations
+
+    from dataclasses import dataclass
+
+    import torch
+
+
+    @dataclass
+    class ModelArgs:  # the LLaMA-style config most hand-written models carry
+        dim: int = 8
+
+
+    class Net(torch.nn.Module):
+        def __init__(self, args: ModelArgs):
+            super().__init__()
+            self.lin = torch.nn.Linear(args.dim, 4)
+
+        def forward(self, x):
+            return self.lin(x)
+
+
+    def make_model():
+        return Net(ModelArgs()).eval(), torch.randn(1, 8)
+    """
+)
+
+
+def test_a_model_file_with_a_dataclass_loads(tmp_path):
+    # dataclasses look their module up in sys.modules, where the model file was never registered:
+    # "importing model.py raised AttributeError: 'NoneType' object has no attribute '__dict__'", exit 2
+    from devicefit.sources import load_source
+
+    path = tmp_path / "model.py"
+    path.write_text(DATACLASS_ARGS)
+    source = load_source(f"{path}:make_model")
+    assert [s.name for s in source.input_specs] == ["x"]
