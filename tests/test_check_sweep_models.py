@@ -242,3 +242,38 @@ def test_a_model_file_with_a_dataclass_loads(tmp_path):
     path.write_text(DATACLASS_ARGS)
     source = load_source(f"{path}:make_model")
     assert [s.name for s in source.input_specs] == ["x"]
+
+
+def test_an_fp32_inf_in_a_conversion_problem_is_named_by_its_pytorch_module(tmp_path):
+    # the conversion-problem verdict led with the Core ML value name: 'first produces inf/NaN at var_12 (log)'
+    from types import SimpleNamespace
+
+    import torch
+
+    from devicefit import interp
+    from devicefit.check.verdicts import decide
+    from devicefit.convert import ConvertOptions, convert
+    from tests.convert.helpers import source_of
+
+    class LogHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.log(self.proj(x))
+
+    program = interp.load(convert(source_of(LogHead(), (torch.randn(1, 4),)), ConvertOptions()).mlmodel)
+    step = next(s for s in program.plan.block.steps if s.op_type == "log")
+    nonfinite = SimpleNamespace(op=step.name, op_type="log", value=step.outputs[0])
+    failed = SimpleNamespace(
+        passed=False, measured_on="fp32 conversion", comparison=SimpleNamespace(headline=lambda: "SNR 3 dB")
+    )
+    result = SimpleNamespace(
+        convert=SimpleNamespace(ok=True, rescued=[], trace_warnings=[]), data_findings=[], fp16=object(), fp32=None,
+        questions={"conversion_fidelity": failed}, divergence=SimpleNamespace(first_nonfinite_fp32=nonfinite),
+        extras={}, program=program, fits=[], repair=None, trained=None,
+    )  # fmt: skip
+    reason = decide(result)["numerics"].reason
+    assert "first produces inf/NaN at the top module (LogHead) at " in reason, reason
+    assert "test_check_sweep_models.py:" in reason
