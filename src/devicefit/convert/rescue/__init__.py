@@ -17,6 +17,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     assign,
     attention,
     masks,
+    norm,
     pad,
     pooling,
     resize,
