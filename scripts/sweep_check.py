@@ -136,6 +136,13 @@ def render(rows: list[dict[str, Any]]) -> str:
         "(`tests/corpus/test_outside.py`), a pass agreeing with the measured error, a fail exiting 1.",
         f"**{right} of {len(rows)} verdicts right.** `warn` is the untrained-model warning (random weights).",
         "",
+        "Saved the way users ship them, the models gave the same verdicts: Hugging Face folders (`save_pretrained`:",
+        "DeiT, DeBERTa-v2, MobileBERT, Data2VecVision, Funnel, ConvBERT; a vision folder now gets `pixel_values` by",
+        "default) and `torch.export` `.pt2` files (U-Net, 3-D conv net, masked attention, SDPA, LSTM); TorchScript",
+        "`.pt` files need `--input` (they record no shapes) and say so. Op-level findings of the sweep (coremltools",
+        "translating `reciprocal` / every `c / x` with Core ML's `inverse` epsilon, `rms_norm` with a wrong eps, and",
+        "ops without a translation) are devicefit translations now: see docs/convert.md.",
+        "",
         "| " + " | ".join(title for _, title in COLUMNS) + " |",
         "|" + "|".join("---" for _ in COLUMNS) + "|",
     ]

@@ -657,7 +657,12 @@ OUTSIDE: list[Outside] = [
     Outside("masked attention (einsum, where, masked_fill -inf)", "plain", make_where_einsum),
     Outside("SDPA is_causal=True", "plain", make_sdpa_causal),
     Outside("3-D conv net", "plain", make_conv3d, note="AdaptiveAvgPool3d: rescued"),
-    Outside("LSTM tagger", "plain", make_lstm),
+    Outside(
+        "LSTM tagger",
+        "plain",
+        make_lstm,
+        note="exit 1 from the neural_engine verdict: the LSTM (98% of FLOPs) predicted to fall back from the NE",
+    ),
     Outside(
         "LSTM tagger, packed sequences",
         "plain",
