@@ -54,7 +54,7 @@ def read_spec(source: Any) -> tuple[Any, str | None, str]:
         raise ModelLoadError(
             f"{origin} is a file, but an .mlpackage is a folder; pass the whole package folder (or a .mlmodel)"
         )
-    if path.suffix.lower() != ".mlmodel":
+    if path.suffix.lower() != ".mlmodel" and stat.S_ISREG(st.st_mode):  # a device or FIFO is never opened
         _refuse_other_model_kinds(path, origin)
     spec = _parse_model(read_bounded(path, "model file", MODEL_MAX_BYTES), path)
     weights = path.parent / "weights"
