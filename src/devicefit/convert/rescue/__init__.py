@@ -18,6 +18,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     attention,
     elementwise,
     masks,
+    moments,
     norm,
     pad,
     pooling,
