@@ -20,15 +20,14 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 # Frames from these places are never the model's code: torch, coremltools, and devicefit's own wrappers and
 # calls (the flat-output module, the torch.jit.trace call): every devicefit subpackage; the bundled demo
 # model (devicefit/demo.py) is a model's code.
-_INTERNAL_MARKERS = (
-    f"{os.sep}torch{os.sep}",
-    f"{os.sep}coremltools{os.sep}",
-    *(str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and not p.name.startswith("_")),
+_DEVICEFIT_DIRS = tuple(
+    str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and p.name[0] != "_"
 )
+_INTERNAL_MARKERS = (f"{os.sep}torch{os.sep}", f"{os.sep}coremltools{os.sep}", *_DEVICEFIT_DIRS)
 # Frames from these places are library code, never the line a user should edit.
 _LIBRARY_MARKERS = ("site-packages", "dist-packages", *_INTERNAL_MARKERS)
 # Where the model's code ends: frames past these called the tracer (a script's line, not the model's)
-_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_INTERNAL_MARKERS[2:])
+_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_DEVICEFIT_DIRS)
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 

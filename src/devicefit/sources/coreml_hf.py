@@ -97,17 +97,34 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
             f"cannot load Hugging Face model {path}: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
     _check_weights_cover(path, loading)
-    seq = min(
-        HF_DEFAULT_SEQ, int(getattr(config, "max_position_embeddings", HF_DEFAULT_SEQ) or HF_DEFAULT_SEQ)
-    )
-    specs = inputs or [
-        InputSpec("input_ids", (1, seq), "int32"),
-        InputSpec("attention_mask", (1, seq), "int32"),
-    ]
+    specs = inputs or _default_specs(net, config)
     vocab = int(getattr(config, "vocab_size", 8) or 8)
     arrays = random_inputs(list(specs), int_high=vocab)
     example = {n: _torch_of(a) for n, a in arrays.items()}
     return from_module(spec, "hf", net, example, None, int_high=vocab)
+
+
+HF_DEFAULT_AUDIO_SAMPLES = 16000  # one second at the 16 kHz wav2vec2 / HuBERT / WavLM expect
+
+
+def _default_specs(net: Any, config: Any) -> list[InputSpec]:
+    """The inputs the model's main input asks for: an image, a waveform, or token ids with a mask.
+
+    NOTE: every folder was fed ``input_ids`` / ``attention_mask``: a saved DeiT failed with an AttributeError
+    from inside its forward and exit 2, naming neither its input nor the ``--input`` that would fix it.
+    """
+    main = str(getattr(net, "main_input_name", "input_ids"))
+    if main == "pixel_values":
+        size = getattr(config, "image_size", 224) or 224
+        height, width = (size, size) if isinstance(size, int) else tuple(size)[:2]
+        channels = int(getattr(config, "num_channels", 3) or 3)
+        return [InputSpec(main, (1, channels, int(height), int(width)), "float32")]
+    if main == "input_values":
+        return [InputSpec(main, (1, HF_DEFAULT_AUDIO_SAMPLES), "float32")]
+    seq = min(
+        HF_DEFAULT_SEQ, int(getattr(config, "max_position_embeddings", HF_DEFAULT_SEQ) or HF_DEFAULT_SEQ)
+    )
+    return [InputSpec("input_ids", (1, seq), "int32"), InputSpec("attention_mask", (1, seq), "int32")]
 
 
 def _model_class(transformers: Any, config: Any) -> Any:
