@@ -6,6 +6,7 @@ module only reads coremltools' scopes and the traced / exported graph, and retur
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections import defaultdict
@@ -22,11 +23,12 @@ _LIBRARY_MARKERS = (
     "dist-packages",
     f"{os.sep}torch{os.sep}",
     f"{os.sep}coremltools{os.sep}",
-    # devicefit's own wrappers (the flat-output module) and its tracing / export calls are never the user's
-    # line, wherever devicefit is installed (an editable install is not under site-packages)
-    str(Path(__file__).resolve().parents[1] / "sources") + os.sep,
-    str(Path(__file__).resolve().parents[1] / "convert") + os.sep,
+    # devicefit's own code (the flat-output wrapper, the tracing / export calls in convert/ and check/) is
+    # never the user's line, wherever devicefit is installed (an editable install is not under site-packages)
+    str(Path(__file__).resolve().parents[1]) + os.sep,
 )
+# ...except the bundled demo model, whose lines are the ones its findings point at
+_OWN_MODELS = (str(Path(__file__).resolve().parents[1] / "demo.py"),)
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 
@@ -64,14 +66,21 @@ def _full_path(path: str, lines: dict[tuple[str, str], list[str]]) -> str:
 
     A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
     called); the graph's own scope names have ``inner.blocks.0.norm``. The unique graph path that keeps
-    ``path``'s parts in order, with the same first and last part, is the one meant.
+    ``path``'s parts in order, with the same first and last part (the shortest such when several do), is the
+    one meant.
     """
     known = {p for p, _ in lines}
     if not path or path in known:
         return path
     parts = path.split(".")
-    matches = {p for p in known if _fits(parts, p.split("."))}
-    return matches.pop() if len(matches) == 1 else path
+    matches = [p for p in known if _fits(parts, p.split("."))]
+    if not matches:
+        return path
+    # NOTE: the scopes leave out only the lists' names: of ``encoder.layer.0.output`` and
+    # ``encoder.layer.0.attention.output``, both fitting ``encoder.0.output``, the one with fewest parts is meant
+    fewest = min(len(m.split(".")) for m in matches)
+    shortest = [m for m in matches if len(m.split(".")) == fewest]
+    return shortest[0] if len(shortest) == 1 else path
 
 
 def _fits(parts: list[str], full: list[str]) -> bool:
@@ -95,8 +104,11 @@ def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
         scope = node.scopeName()
         path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
         frame = _user_frame(_ts_frames(str(node.sourceRange())))
+        # NOTE: the path is recorded without a frame too: _full_path reads the graph's module paths off these
+        # keys (a model whose code is all library code, e.g. transformers', has no user frame at all)
+        frames = out[(path, kind.split("::", 1)[1])]
         if frame:
-            out[(path, kind.split("::", 1)[1])].append(frame)
+            frames.append(frame)
     return dict(out)
 
 
@@ -194,8 +206,11 @@ def _user_frame(frames: list[tuple[str, int]]) -> str | None:
     return None
 
 
+@functools.lru_cache(maxsize=4096)  # called per frame of every traced node: realpath once per file
 def _is_library(file: str) -> bool:
-    return any(marker in file for marker in _LIBRARY_MARKERS)
+    if file in _OWN_MODELS or os.path.realpath(file) in _OWN_MODELS:
+        return False
+    return any(marker in file or marker in os.path.realpath(file) for marker in _LIBRARY_MARKERS)
 
 
 def _location(file: str, line: int) -> str:
