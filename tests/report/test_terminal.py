@@ -34,7 +34,11 @@ def test_terminal_lists_top_reasons(demo_report):
     }  # fmt: skip
     report["ane"]["reasons"] = [reason] * 4
     text = _render(report)
-    assert text.count("ANE-TOPK (2 ops, 10% of FLOPs): topk runs on the CPU [P]; fix: move topk out") == 3
+    # where first when known (tests/report/test_ane_findings_lead_with_module.py), the rule id after the fix
+    assert text.count("topk runs on the CPU [P]; fix: move topk out [ANE-TOPK: 2 ops, 10% of FLOPs]") == 3
+    reason["where"] = ["head.topk (TopK) at net.py:9 (topk_0)"]
+    text = _render(report)
+    assert text.count("head.topk (TopK) at net.py:9 (topk_0) (+1 more): topk runs on the CPU [P]; fix:") == 3
 
 
 def test_failed_frontend_with_an_empty_error_renders(demo_report):

@@ -163,13 +163,10 @@ def _neural_engine(ane: dict[str, Any], console: Any) -> None:
         highlight=False,
         markup=False,
     )
+    from devicefit.report.devices import reason_line
+
     for r in ane["reasons"][:3]:
-        where = (
-            "whole program" if r["scope"] == "program" else f"{r['ops']} ops, {r['flops_share']:.0%} of FLOPs"
-        )
-        console.print(
-            f"  {r['rule']} ({where}): {r['reason']}; fix: {r['fix']}", highlight=False, markup=False
-        )
+        console.print(f"  {reason_line(r)}", highlight=False, markup=False)
     console.print(f"[dim]{ane['disclaimer']}[/]")
 
 
