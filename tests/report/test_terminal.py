@@ -85,5 +85,9 @@ def test_fp16_findings_lead_with_the_pytorch_module(demo_report):
     d["overflow"] = [overflowing]
     d["first_divergent"] = overflowing
     text = _render(report)
-    assert f"fp16 overflow at {conv['where']} [conv]: 3 values" in text
-    assert f"fp16 first diverges at {conv['where']} [conv]" in text
+    assert f"{conv['where']} [conv]: fp16 overflow, 3 values beyond fp16's ±65504; keep it in fp32" in text
+    assert f"{conv['where']} [conv]: fp16 first diverges here" in text
+    d["underflow"] = [{**conv, "underflow": 2}]
+    report["verdicts"]["numerics"]["status"] = "pass"
+    text = _render(report)
+    assert f"{conv['where']} [conv]: fp16 underflow, 2 values flushed to zero; harmless here" in text
