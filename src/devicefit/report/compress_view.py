@@ -183,8 +183,14 @@ def html_report(result: SearchResult, origin: str) -> str:
         how += (
             f"<p>Candidates evaluated: <b>{escape(batching.mode)}</b> ({runs}): {escape(batching.reason)}</p>"
         )
-    plan_rows = [[w, label] for w, label in d["plan"].items()]
-    plan = table(["weight", "compression"], plan_rows) if plan_rows else "<p>no weight is compressed</p>"
+    # the PyTorch module first; the weight's MIL name (what the YAML plan names) after it
+    where = {layer.weight: layer.where for layer in result.sensitivity.layers}
+    plan_rows = [[where.get(w, w), w, label] for w, label in d["plan"].items()]
+    plan = (
+        table(["layer (PyTorch module, then MIL op)", "weight", "compression"], plan_rows)
+        if plan_rows
+        else "<p>no weight is compressed</p>"
+    )
     return page(
         f"devicefit compress: {origin}",
         f"budget {result.budget.text} (bound {_fmt(result.threshold)}): {verdict.upper()}",
