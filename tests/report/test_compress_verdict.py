@@ -54,3 +54,11 @@ def test_the_pages_plan_leads_with_the_pytorch_module():
     page = compress_view.html_report(result, "net.py")
     plan = page[page.index('<section id="plan">') :]
     assert plan.index("classifier (Linear) at net.py:12") < plan.index("fc_w")
+
+
+def test_a_package_without_provenance_says_why_layers_have_mil_names():
+    text = _text(_search_result())  # no layer has an origin
+    assert "carries no PyTorch provenance" in " ".join(text.split())
+    result = _search_result()
+    result.sensitivity.layers[0].origin = Origin("features.0", "Conv2d", "net.py:3")
+    assert "carries no PyTorch provenance" not in " ".join(_text(result).split())

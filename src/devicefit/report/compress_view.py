@@ -212,11 +212,21 @@ def _yaml_or_note(result: SearchResult) -> str:
         return f"(no single YAML: {e})"
 
 
+NO_PROVENANCE = (
+    "layers are named by their MIL ops: this package carries no PyTorch provenance; compress the PyTorch "
+    "model itself (devicefit compress model.py:make_model ...) or a package devicefit converted, to see "
+    "modules and source lines"
+)
+
+
 def summary_renderables(result: Any, origin: str) -> list[Any]:
     """The compress command's terminal output: sensitivity and result tables, then one line per finding."""
     from rich.markup import escape as rich_escape
 
-    lines: list[Any] = [sensitivity_table(result), result_table(result, origin)]
+    lines: list[Any] = [sensitivity_table(result)]
+    if result.sensitivity.layers and all(layer.origin is None for layer in result.sensitivity.layers):
+        lines.append(NO_PROVENANCE)
+    lines.append(result_table(result, origin))
     why = verdict_line(result)
     if why is not None:
         lines.append(f"[red]FAIL[/red]: {rich_escape(why)}")
