@@ -64,3 +64,11 @@ def test_the_page_leads_its_rule_table_with_where(section):
     head = page[page.index("<th>") :]
     assert head.index("where (PyTorch module, then MIL op)") < head.index(">rule<")
     assert "lstm (LSTM) at " in page
+
+
+def test_a_warning_verdict_also_says_where(section):
+    from devicefit.report.devices import ane_verdict
+
+    few = {**section, "fallback_flops_share": 0.1, "ne_barred_by": []}  # under the fail share: a warning
+    status, reason = ane_verdict(few)
+    assert status == "warn" and "most of it at lstm (LSTM) at " in reason and "fix:" in reason

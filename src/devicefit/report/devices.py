@@ -216,10 +216,11 @@ def reason_line(r: dict[str, Any]) -> str:
 
 def _costliest(section: dict[str, Any]) -> str:
     """``; most at lstm (LSTM) at net.py:12 (lstm_0): ... fix: ...``: the op rule costing most FLOPs."""
-    rules = [r for r in section["reasons"] if r["scope"] == "op" and r["severity"] == "fallback"]
+    ops = [r for r in section["reasons"] if r["scope"] == "op"]
+    rules = [r for r in ops if r["severity"] == "fallback"] or ops
     if not rules:
         return ""
-    top = max(rules, key=lambda r: r["flops_share"])
+    top = max(rules, key=lambda r: (r["flops_share"], r["ops"]))
     return f"; most of it at {reason_line(top)}"
 
 
@@ -239,5 +240,5 @@ def ane_verdict(section: dict[str, Any]) -> tuple[str, str]:
         return "fail", f"predicted: {counts}{_costliest(section)}"
     if section["fallback_ops"] or section["maybe_ops"]:
         maybe = f"; {section['maybe_ops']} may fall back" if section["maybe_ops"] else ""
-        return "warn", f"predicted: {counts}{maybe}"
+        return "warn", f"predicted: {counts}{maybe}{_costliest(section)}"
     return "pass", f"predicted: all {section['ops']} ops likely on the Neural Engine"
