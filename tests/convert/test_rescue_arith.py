@@ -6,6 +6,7 @@ import textwrap
 
 import numpy as np
 import pytest
+import torch
 
 from devicefit import interp
 from devicefit.convert import ConvertOptions, convert
@@ -38,3 +39,19 @@ def test_fmod_keeps_the_sign_of_the_dividend(tmp_path, frontend):
     outputs = interp.load(result.mlmodel).run(source.coreml_feeds(source.example_inputs), precision="fp32")
     for name, expected in source.reference(source.example_inputs).items():
         np.testing.assert_allclose(outputs[name], expected, atol=1e-5, err_msg=name)
+
+
+class Reciprocals(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        # `c / x` traces as reciprocal(x) * c (Tensor.__rtruediv__)
+        return torch.reciprocal(x), 1.0 / x, 3.0 / (x * x)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_reciprocal_is_exact_not_core_mls_inverse_with_its_epsilon(frontend):
+    # coremltools maps reciprocal to MIL inverse, whose epsilon defaults to 1e-4: 1 / (x + 1e-4), 9% off at
+    # x = 1e-3, silently (the interpreter computes what Core ML computes)
+    from tests.convert.helpers import convert_and_compare
+
+    x = torch.tensor([[1e-3, -2e-3, 0.01, 0.5, 1.0, -1.0, 7.0, 1e4]])
+    convert_and_compare(Reciprocals(), (x,), frontend, tol=1e-6)

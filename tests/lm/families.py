@@ -8,8 +8,68 @@ from __future__ import annotations
 
 from typing import Any
 
+# the families of the first release: the slow 64-step generation test runs over these
 FAMILIES = ("llama", "qwen2", "mistral", "phi", "gemma")
+# every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
+ALL_FAMILIES = (
+    *FAMILIES, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
+    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe",
+)  # fmt: skip
 VOCAB = 96
+
+# family -> (config class, model class, extra config): the differences each family brings, switched on
+_EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "llama": ("LlamaConfig", "LlamaForCausalLM", {"num_key_value_heads": 2}),
+    "qwen2": ("Qwen2Config", "Qwen2ForCausalLM", {"num_key_value_heads": 2}),
+    "mistral": ("MistralConfig", "MistralForCausalLM", {"num_key_value_heads": 2, "sliding_window": 4096}),
+    "phi": ("PhiConfig", "PhiForCausalLM", {"partial_rotary_factor": 0.5}),
+    "gemma": ("GemmaConfig", "GemmaForCausalLM", {"num_key_value_heads": 1, "head_dim": 16}),
+    "qwen3": ("Qwen3Config", "Qwen3ForCausalLM", {"num_key_value_heads": 2, "head_dim": 16}),
+    # soft-capping on, alternating sliding (window 6) and global layers
+    "gemma2": ("Gemma2Config", "Gemma2ForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 6, "attn_logit_softcapping": 5.0,
+        "final_logit_softcapping": 3.0, "query_pre_attn_scalar": 16,
+    }),
+    # local layers with their own rope base, q/k norm, window 6; 3 layers: 2 local + 1 global
+    "gemma3_text": ("Gemma3TextConfig", "Gemma3ForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 6, "num_hidden_layers": 3,
+        "layer_types": ["sliding_attention", "sliding_attention", "full_attention"],
+    }),
+    "phi3": ("Phi3Config", "Phi3ForCausalLM", {"num_key_value_heads": 2, "pad_token_id": 0}),
+    "phi3_longrope": ("Phi3Config", "Phi3ForCausalLM", {
+        "num_key_value_heads": 2, "pad_token_id": 0, "original_max_position_embeddings": 64,
+        "rope_parameters": {"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+                            "short_factor": [1.0 + 0.1 * i for i in range(6)],
+                            "long_factor": [2.0 + 0.5 * i for i in range(6)]},
+    }),
+    "olmo2": ("Olmo2Config", "Olmo2ForCausalLM", {"num_key_value_heads": 2}),
+    "stablelm": ("StableLmConfig", "StableLmForCausalLM", {
+        "num_key_value_heads": 2, "qk_layernorm": True, "use_qkv_bias": True,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+    }),
+    "granite": ("GraniteConfig", "GraniteForCausalLM", {
+        "num_key_value_heads": 2, "embedding_multiplier": 3.0, "residual_multiplier": 0.5,
+        "attention_multiplier": 0.1, "logits_scaling": 2.0,
+    }),
+    "smollm3": ("SmolLM3Config", "SmolLM3ForCausalLM", {
+        "num_key_value_heads": 2, "no_rope_layers": [1, 0], "pad_token_id": 0,
+    }),
+    "cohere": ("CohereConfig", "CohereForCausalLM", {
+        "num_key_value_heads": 2, "use_qk_norm": True, "logit_scale": 0.5, "pad_token_id": 0,
+    }),
+    "starcoder2": ("Starcoder2Config", "Starcoder2ForCausalLM", {"num_key_value_heads": 2, "sliding_window": None}),
+    "mixtral": ("MixtralConfig", "MixtralForCausalLM", {
+        "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
+    }),
+    "qwen2_moe": ("Qwen2MoeConfig", "Qwen2MoeForCausalLM", {
+        "num_key_value_heads": 2, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+        "shared_expert_intermediate_size": 48,
+    }),
+    "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32, "norm_topk_prob": True,
+    }),
+}  # fmt: skip
 
 
 def tiny_lm(family: str, seed: int = 0) -> Any:
@@ -17,6 +77,9 @@ def tiny_lm(family: str, seed: int = 0) -> Any:
     import torch
     import transformers as tf
 
+    if family not in _EXTRA:
+        raise ValueError(family)
+    config_name, model_name, extra = _EXTRA[family]
     torch.manual_seed(seed)
     common: dict[str, Any] = dict(
         vocab_size=VOCAB,
@@ -27,16 +90,5 @@ def tiny_lm(family: str, seed: int = 0) -> Any:
         max_position_embeddings=256,
         initializer_range=0.2,
     )
-    if family == "llama":
-        model = tf.LlamaForCausalLM(tf.LlamaConfig(num_key_value_heads=2, **common))
-    elif family == "qwen2":
-        model = tf.Qwen2ForCausalLM(tf.Qwen2Config(num_key_value_heads=2, **common))
-    elif family == "mistral":
-        model = tf.MistralForCausalLM(tf.MistralConfig(num_key_value_heads=2, sliding_window=4096, **common))
-    elif family == "phi":
-        model = tf.PhiForCausalLM(tf.PhiConfig(partial_rotary_factor=0.5, **common))
-    elif family == "gemma":
-        model = tf.GemmaForCausalLM(tf.GemmaConfig(num_key_value_heads=1, head_dim=16, **common))
-    else:
-        raise ValueError(family)
-    return model.eval()
+    common.update(extra)
+    return getattr(tf, model_name)(getattr(tf, config_name)(**common)).eval()

@@ -7,24 +7,55 @@ import torch
 
 from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask, lm_shape
 from devicefit.errors import InputError
-from tests.lm.families import FAMILIES, VOCAB, tiny_lm
+from tests.lm.families import ALL_FAMILIES, VOCAB, tiny_lm
 
 
-@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_wrapper_matches_transformers_prefill_then_decode(family: str) -> None:
+    # 14 positions: past the sliding window (6) of the gemma2 / gemma3 configs, so the window is exercised
     model = tiny_lm(family)
-    ids = torch.randint(0, VOCAB, (1, 9), generator=torch.Generator().manual_seed(1))
+    ids = torch.randint(0, VOCAB, (1, 14), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = model(ids).logits
         wrapper = StatefulCausalLM(model, max_context=16)
-        parts = [wrapper(ids[:, :6], causal_mask(6, 6))]
-        for pos in range(6, 9):
+        parts = [wrapper(ids[:, :8], causal_mask(8, 8))]
+        for pos in range(8, 14):
             parts.append(wrapper(ids[:, pos : pos + 1], causal_mask(1, pos + 1)))
     got = torch.cat(parts, dim=1)
     assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
-    # the cache holds exactly the 9 positions written; the rest stays zero
-    assert wrapper.k_cache[:, :, :, 9:].abs().max() == 0
-    assert wrapper.k_cache[:, :, :, :9].abs().max() > 0
+    # the cache holds exactly the 14 positions written; the rest stays zero
+    assert wrapper.k_cache[:, :, :, 14:].abs().max() == 0
+    assert wrapper.k_cache[:, :, :, :14].abs().max() > 0
+
+
+def test_sliding_window_beyond_the_window_matches_transformers() -> None:
+    import transformers as tf
+
+    torch.manual_seed(0)
+    config = tf.MistralConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
+        num_key_value_heads=1, sliding_window=4, initializer_range=0.2,
+    )  # fmt: skip
+    model = tf.MistralForCausalLM(config).eval()
+    ids = torch.randint(0, VOCAB, (1, 12), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        expected = model(ids).logits
+        wrapper = StatefulCausalLM(model, max_context=12)
+        got = torch.cat([wrapper(ids[:, :5], causal_mask(5, 5))] + [
+            wrapper(ids[:, p : p + 1], causal_mask(1, p + 1)) for p in range(5, 12)
+        ], dim=1)  # fmt: skip
+        full = StatefulCausalLM(model, max_context=12)
+        full.windows = [None, None]  # the same model attending to everything: the window must matter
+        ignored = full(ids, causal_mask(12, 12))
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+    assert not torch.allclose(ignored[:, 5:], expected[:, 5:], atol=1e-2)
+
+
+def test_long_rope_past_the_original_context_is_refused() -> None:
+    model = tiny_lm("phi3_longrope")  # original context 64
+    StatefulCausalLM(model, max_context=64)
+    with pytest.raises(InputError, match=r"exceeds this long-rope model's original context \(64\).*<= 64"):
+        StatefulCausalLM(model, max_context=65)
 
 
 def test_shape_reads_gqa_partial_rotary_and_sliding_window() -> None:
@@ -41,6 +72,12 @@ def test_uncovered_family_says_why() -> None:
     model = tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
     with pytest.raises(InputError, match=r"gpt2 models are not covered.*learned absolute positions"):
         lm_shape(model)
+    bloom = tf.BloomForCausalLM(tf.BloomConfig(n_layer=1, hidden_size=32, n_head=2, vocab_size=50))
+    with pytest.raises(InputError, match=r"bloom models are not covered.*\(ALiBi"):
+        lm_shape(bloom)
+    gptj = tf.GPTJForCausalLM(tf.GPTJConfig(n_layer=1, n_embd=32, n_head=2, vocab_size=50, rotary_dim=8))
+    with pytest.raises(InputError, match=r"gptj models are not covered"):
+        lm_shape(gptj)
 
 
 def test_causal_mask_blocks_future_slots_only() -> None:

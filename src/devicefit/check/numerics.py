@@ -50,6 +50,7 @@ class Numerics:
         divergence: per-op fp16 vs fp32 (:class:`devicefit.compare.divergence.Divergence`).
         trained: does the model look trained.
         warnings: findings for the terminal.
+        padding: the data's padding positions left out of every comparison (None: nothing left out).
     """
 
     fp32: Any = None
@@ -58,6 +59,7 @@ class Numerics:
     divergence: Any = None
     trained: Any = None
     warnings: list[str] = field(default_factory=list)
+    padding: Any = None
 
 
 def compare_runs(
@@ -88,10 +90,21 @@ def compare_runs(
 
     # which axis holds the classes of each output, read once off the program's head ops (docs/metrics.md)
     heads = head_axes(program)
+    # padded positions hold undefined values: each comparison keeps the token positions only
+    keep = {}
+    if runs.padding is not None:
+        keep = {**runs.padding.keeps(runs.fp32, record=not runs.torch), **runs.padding.keeps(runs.torch)}
     compare = partial(
-        compare_any, class_axes=heads, user_class_axes=user_class_axes, index_outputs=index_outputs(program)
+        compare_any,
+        class_axes=heads,
+        user_class_axes=user_class_axes,
+        index_outputs=index_outputs(program),
+        keep=keep,
     )
     out = Numerics(divergence=runs.divergence)
+    if keep:
+        out.padding = runs.padding
+        out.warnings.append(runs.padding.describe())
     out_names = [o.name for o in program.outputs]
     known = [*out_names, *(n for n in (runs.torch[0] if runs.torch else {}) if n not in out_names)]
     unknown = [n for n in user_class_axes or {} if n not in known]

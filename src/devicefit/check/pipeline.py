@@ -68,7 +68,15 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     clean = screen.clean
     observed: dict[str, tuple[int, ...]] = {}
     if clean.feeds:
-        observed = _numerics(result, program, source, converted, clean, options, progress)
+        try:
+            observed = _numerics(result, program, source, converted, clean, options, progress)
+        except interp.OpFailedError as exc:
+            # NOTE: PyTorch ran these very inputs: a program that cannot is what the conversion made of the
+            # model (coremltools' packed sequences give the LSTM state the batch of the first length), not a
+            # shape the user fed; without a reference the inputs may be at fault, and the error stands
+            if not (sources_stage.has_reference(source) and exc.where):
+                raise
+            result.extras["program_failure"] = {"where": exc.where, "error": exc.why}
     else:
         result.warnings.append("every validation sample holds NaN/inf: numerics were not compared")
     t = time.perf_counter()
@@ -131,6 +139,9 @@ def _numerics(
             separate.append(validate_stage.run_outputs(interp.load(fp32_mlmodel()), clean, options, "fp32"))
         return separate[0]
 
+    randomness = _randomness(program, source, clean, runs)
+    if randomness:
+        result.extras["randomness"] = randomness
     weights_fp32 = options.precision == "fp32" and not converted.summary.skipped
     numerics = numerics_stage.compare_runs(
         program, runs, clean.labels, weights_fp32, fp32_conversion, options.class_axes
@@ -138,6 +149,10 @@ def _numerics(
     result.fp32, result.fp16, result.trained = numerics.fp32, numerics.fp16, numerics.trained
     result.divergence, result.questions = numerics.divergence, numerics.questions
     result.warnings.extend(numerics.warnings)
+    if numerics.padding is not None:
+        result.extras["padding"] = numerics.padding.to_json()
+    if randomness:  # no comparison can judge it: nothing to localise or repair
+        return runs.divergence_shapes
     fidelity_runs = runs.fp32 if weights_fp32 else (separate[0] if separate else [])
     _localize(
         result, program, source, clean, options, weights_fp32, fp32_mlmodel, _worst(runs.torch, fidelity_runs)
@@ -147,6 +162,54 @@ def _numerics(
         result.repair = _fix(fp32_mlmodel(), runs, clean, options, source, program)
         timings["fp16_repair"] = time.perf_counter() - t
     return runs.divergence_shapes
+
+
+_RANDOM_OPS = ("random_uniform", "random_normal", "random_bernoulli", "random_categorical")
+
+
+def _randomness(program: Any, source: Any, clean: Any, runs: Any) -> dict[str, Any]:
+    """Where the model draws random numbers: the program's random ops, and whether PyTorch repeats itself.
+
+    NOTE: a model that samples at inference (HF ViTMAE shuffles patches by ``torch.rand`` in eval) gives other
+    outputs on every run, in PyTorch and in Core ML alike: no comparison can judge its conversion, and the
+    difference must not be reported as a conversion problem.
+    """
+    import numpy as np
+
+    from devicefit.convert.provenance import load_from_package
+
+    steps = [s for s in _all_steps(program.plan.block) if s.op_type in _RANDOM_OPS]
+    changed = 0.0
+    if runs.torch and clean.feeds:
+        again = source.reference(clean.feeds[0])
+        for name, first in runs.torch[0].items():
+            a, b = np.asarray(first, np.float64), np.asarray(again.get(name), np.float64)
+            if a.shape != b.shape:
+                changed = 1.0
+                continue
+            scale = float(np.nanmax(np.abs(a))) if a.size else 0.0
+            diff = float(np.nanmax(np.abs(a - b))) if a.size else 0.0
+            changed = max(changed, diff / scale if scale > 0 else diff)
+    if not steps and changed <= 1e-6:
+        return {}
+    try:
+        provenance = load_from_package(program)
+    except Exception:  # NOTE: naming is a convenience: the finding stands without it
+        provenance = None
+    where = []
+    for step in steps:
+        origin = provenance.find(*step.outputs, step.name) if provenance is not None else None
+        where.append(origin.label() if origin is not None else f"{step.op_type} ({step.outputs[0]})")
+    return {"where": list(dict.fromkeys(where)), "reference_change": changed}
+
+
+def _all_steps(block: Any) -> list[Any]:
+    steps = []
+    for step in block.steps:
+        steps.append(step)
+        for inner in getattr(step.ctx, "blocks", None) or []:
+            steps.extend(_all_steps(inner))
+    return steps
 
 
 def _worst(reference: list[dict[str, Any]], got: list[dict[str, Any]]) -> int:

@@ -94,6 +94,8 @@ class Runs:
         fp16: the program emulating fp16.
         divergence: the fp16-vs-fp32 per-op comparison over the first samples.
         divergence_shapes: value name -> shape, as seen in the first sample's run.
+        padding: where the data's attention mask marks padding (:class:`devicefit.compare.padding.Padding`,
+            None without padding): those positions are left out of the output comparisons.
     """
 
     torch: list[dict[str, Any]] = field(default_factory=list)
@@ -101,6 +103,7 @@ class Runs:
     fp16: list[dict[str, Any]] = field(default_factory=list)
     divergence: Any = None
     divergence_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    padding: Any = None
 
 
 def run_samples(
@@ -108,9 +111,10 @@ def run_samples(
 ) -> Runs:
     """Run reference, fp32 and fp16 on every sample; the first few are compared op by op."""
     from devicefit.compare.divergence import DivergenceTracker
+    from devicefit.compare.padding import find_padding
 
     with threads_for(program):
-        runs = Runs()
+        runs = Runs(padding=find_padding(dataset.feeds))
         tracker = DivergenceTracker(program)
         with_ref = has_reference(source)
         outputs = [o.name for o in program.outputs]
@@ -118,7 +122,8 @@ def run_samples(
         for i, feeds in enumerate(dataset.feeds):
             model_feeds = program_feeds(feeds, options.image_inputs, program)
             if i < options.divergence_samples:
-                out32, out16 = tracker.add_sample(model_feeds)
+                tokens = None if runs.padding is None else runs.padding.tokens[i]
+                out32, out16 = tracker.add_sample(model_feeds, tokens)
             else:
                 out32 = program.run(model_feeds, precision="fp32")
                 out16 = program.run(model_feeds, precision="fp16")

@@ -91,11 +91,22 @@ def _moved(r: Any) -> str:
 def _numerics(r: Any) -> Verdict:
     from devicefit.check.numerics import COMPUTE, FIDELITY, STORAGE
 
+    failure = r.extras.get("program_failure")
+    if failure:
+        return Verdict(
+            FAIL,
+            f"conversion problem: the converted program cannot run on inputs PyTorch accepts; {failure['where']} "
+            f"fails: {failure['error']}: the converter made an inconsistent program of that line; rewrite it with "
+            "plain tensor ops (no packed sequences, Python lists or sizes read from tensor values)",
+        )
     if r.fp16 is None:
         why = "every validation sample holds NaN/inf" if r.bad_samples else "the program did not run"
         return Verdict(SKIPPED, why)
     moved = _moved(r)
     also = f" ({moved})" if moved else ""
+    random = r.extras.get("randomness")
+    if random:
+        return _random(random, also)
     fid, sto, com = (r.questions.get(k) for k in (FIDELITY, STORAGE, COMPUTE))
     div = r.divergence
     unsafe = r.extras.get("unsafe_constants") or []
@@ -164,6 +175,24 @@ def _numerics(r: Any) -> Verdict:
     # values below fp16's normal range flushed to zero that leave the outputs within tolerance are harmless
     note = f"; {flushed} tiny value(s) flushed to zero in fp16, harmless here" if flushed else ""
     return Verdict(PASS, f"outputs within tolerance{also}{note}")
+
+
+def _random(random: dict[str, Any], also: str) -> Verdict:
+    """A model drawing random numbers: not comparable, which is neither a conversion nor an fp16 problem."""
+    where = random.get("where") or []
+    drawn = f" at {where[0]}" + (f" (+{len(where) - 1} more)" if len(where) > 1 else "") if where else ""
+    change = random.get("reference_change") or 0.0
+    repeat = (
+        f"; PyTorch itself gives outputs {change:.3g} apart (relative) on the same input"
+        if change > 1e-6
+        else ""
+    )
+    return Verdict(
+        FAIL,
+        f"not verifiable, not a conversion problem: the model draws random numbers{drawn}{repeat}, so no run "
+        "can be compared with another; pass the random values in as an input (or drop the sampling for "
+        f"inference) and check again{also}",
+    )
 
 
 def _fix(r: Any) -> str:

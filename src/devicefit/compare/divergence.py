@@ -180,6 +180,9 @@ class DivergenceTracker:
         self.first_nonfinite_fp32: OpError | None = None
         self.observed_shapes: dict[str, tuple[int, ...]] = {}
         self.samples = 0
+        # the current sample's attention mask (True = token), when its data has padding: values at padded
+        # positions are undefined in both runs (devicefit.compare.padding) and are not compared
+        self.tokens: np.ndarray | None = None
 
     def add_values(self, index: int, step: Any, name: str, dtype: str | None, fp16: Any, fp32: Any) -> None:
         """Fold one op output's fp16 and fp32 values (one sample) into the per-op statistics."""
@@ -194,6 +197,8 @@ class DivergenceTracker:
         entry.propagated |= any(src in self.poisoned16 for src in reads)
         if tuple(fp16.shape) != tuple(fp32.shape):
             return
+        if self.tokens is not None:
+            fp16, fp32 = _token_positions(fp16, fp32, self.tokens)
         err = value_error(fp16, fp32)
         entry.rel_error = max(entry.rel_error, err.rel_error)
         if dtype == "fp16":
@@ -207,11 +212,18 @@ class DivergenceTracker:
                 self.first_nonfinite_fp32 = OpError(index, step.name, step.op_type, name, math.inf)
             self.poisoned32.add(name)
 
-    def add_sample(self, feeds: dict[str, Any]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-        """Run ``feeds`` in fp32 and fp16 op by op, compare every float op output; returns both outputs."""
+    def add_sample(
+        self, feeds: dict[str, Any], tokens: np.ndarray | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Run ``feeds`` in fp32 and fp16 op by op, compare every float op output; returns both outputs.
+
+        ``tokens``: the sample's attention mask as bool ``(batch, sequence)`` when it has padding; values with
+        a sequence axis are then compared at token positions only.
+        """
         from devicefit.compare.stepwise import paired_run
 
         self.samples += 1
+        self.tokens = tokens
         if self.samples == 1:
             self.observed_shapes.update({k: tuple(np.shape(v)) for k, v in feeds.items()})
         outputs: dict[str, Any] = {}
@@ -234,6 +246,18 @@ class DivergenceTracker:
         result.underflow_ops = [o for o in ops if o.underflow]
         result.first_nonfinite_fp32 = self.first_nonfinite_fp32
         return result
+
+
+def _token_positions(fp16: Any, fp32: Any, tokens: np.ndarray) -> tuple[Any, Any]:
+    """Both values at the token positions only, when they have a sequence axis (else unchanged)."""
+    from devicefit.compare.padding import sequence_keep
+
+    a, b = _flat(fp16).reshape(fp16.shape), _flat(fp32).reshape(fp32.shape)
+    keep = sequence_keep(b, tokens, every_axis=True)
+    if keep is None or keep.all():
+        return fp16, fp32
+    full = np.broadcast_to(keep, b.shape)
+    return a[full], b[full]
 
 
 def find_divergence(

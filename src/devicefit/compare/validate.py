@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.compare import class_axis
+from devicefit.compare import class_axis, padding
 from devicefit.compare.metrics import METRICS, MetricResult, accuracy, argmax_iou, index_agreement
 
 # metric -> bound used for the verdict, per comparison. Classification metrics only apply to float
@@ -236,6 +236,7 @@ def compare(
     class_axes: Mapping[str, class_axis.ClassAxis] | None = None,
     user_class_axes: Mapping[str, int | None] | None = None,
     index_outputs: Mapping[str, str | None] | None = None,
+    keep: Mapping[str, np.ndarray] | None = None,
 ) -> Comparison:
     """Compare stacked outputs (see :func:`stack_samples`) and, with labels, task accuracy.
 
@@ -252,6 +253,8 @@ def compare(
         index_outputs: candidate output name -> the output with the scores it selects (or None): outputs
             holding labels / indices (:func:`devicefit.compare.class_axis.index_outputs`), judged by
             agreement (near-tie swaps accepted when the scores are known), not by error magnitudes.
+        keep: output name (either name of a pair) -> bool array broadcastable to the stacked output, True at
+            the positions to compare (:meth:`devicefit.compare.padding.Padding.keeps`: padding left out).
     """
     tol = {**TOLERANCES.get(name, {}), **(tolerances or {})}
     pairs = match_outputs(list(reference), list(candidate))
@@ -290,7 +293,12 @@ def compare(
         head = (class_axes or {}).get(cand_name)
         decided = class_axis.decide(ref_name, ref, head, user, labelled)
         axes[cand_name] = decided
-        metrics = compare_arrays(ref, cand, tol, decided.axis is not None, decided.axis)
+        axis = decided.axis
+        sel = padding.kept(keep, (ref_name, cand_name), ref.shape)
+        picked = None if sel is None else padding.select(ref, cand, sel, axis)
+        if picked is not None:
+            ref, cand, axis = picked
+        metrics = compare_arrays(ref, cand, tol, axis is not None, axis)
         for m in metrics.values():
             if m.name.startswith("top") or m.name == "argmax_iou":
                 m.details["class_axis_evidence"] = decided.evidence

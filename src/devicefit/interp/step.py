@@ -26,7 +26,15 @@ class OpFailedError(DevicefitError, RuntimeError):
 
     Its message names the op (with its PyTorch origin when the package records it) and why the program or
     its inputs are at fault; see :mod:`devicefit.interp.failures` for the rule.
+
+    Attributes:
+        where: the failing op, ``module (Type) at file:line: op 'lstm' (name)`` (empty when unknown).
+        why: the kernel's one-line reason (empty when unknown).
     """
+
+    def __init__(self, message: str, where: str = "", why: str = "") -> None:
+        super().__init__(message)
+        self.where, self.why = where, why
 
 
 class KernelFailedError(RuntimeError):

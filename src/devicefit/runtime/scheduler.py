@@ -424,19 +424,21 @@ class InFlightScheduler:
     # ------------------------------------------------------------------ workers
     def _worker(self) -> None:
         cold = True
+        req: _Request | None = None  # taken in the same critical section as the previous request's end
         while True:
-            with self._cond:
-                # NOTE: a free slot, not only a queued request: requests run inline on callers' threads
-                # (_run_inline) hold slots too, so max_in_flight workers alone do not bound what runs
-                while not self._closing and not self._startable():
-                    self._cond.wait()
-                if not self._startable():  # closing: the queue was dropped; nothing to run
-                    return
-                req = self._queue.popleft()
-                self._free -= 1
-                req.cold, cold = cold, False
-                self._start(req)
-                self._kick()  # another idle worker may take the next one (a probe held it back)
+            if req is None:
+                with self._cond:
+                    # NOTE: a free slot, not only a queued request: requests run inline on callers' threads
+                    # (_run_inline) hold slots too, so max_in_flight workers alone do not bound what runs
+                    while not self._closing and not self._startable():
+                        self._cond.wait()
+                    if not self._startable():  # closing: the queue was dropped; nothing to run
+                        return
+                    req = self._take(cold)
+                cold = False
+            req.started = (
+                self._clock()
+            )  # (re)stamped here: a request taken at the last one's end waited for its post
             result: Any = None
             exc: BaseException | None = None
             try:
@@ -459,9 +461,23 @@ class InFlightScheduler:
                         box = self._outbox[loop] = []
                         post = True
                     box.append((req, result, exc))
+                # NOTE: the next request is taken here, in the same critical section: under a backlog every
+                # lock round trip is one more wait for the lock and the GIL the loop thread and the other worker
+                # contend for (a worker then paid ~50 us of its own bookkeeping per request)
+                nxt = self._take(False) if self._startable() else None
             if post and not self._post_outbox(loop):
                 with self._cond:
                     self._outbox.pop(loop, None)  # the loop closed: nobody will await these
+            req = nxt
+
+    def _take(self, cold: bool) -> _Request:
+        """Take the queue's head to run on this worker (lock held; ``_startable()`` was true)."""
+        req = self._queue.popleft()
+        self._free -= 1
+        req.cold = cold
+        self._start(req)
+        self._kick()  # another idle worker may take the next one (a probe held it back)
+        return req
 
     def _post_outbox(self, loop: asyncio.AbstractEventLoop) -> bool:
         if loop.is_closed():

@@ -12,14 +12,17 @@ from __future__ import annotations
 # Importing the family modules fills RESCUES.
 from devicefit.convert.rescue import (  # noqa: F401
     activation,
+    aliases,
     arith,
     assign,
     attention,
     masks,
     pad,
+    pooling,
     resize,
     sampling,
     tensor,
+    windows,
 )
 from devicefit.convert.rescue._registry import (
     DELEGATED,

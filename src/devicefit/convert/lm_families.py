@@ -1,0 +1,189 @@
+"""What differs between the causal-LM families the stateful wrapper covers, read off each model.
+
+The wrapper (:mod:`devicefit.convert.lm_wrapper`) reuses a model's own modules; this module says how they are
+wired: the residual layout of a decoder layer, where q/k normalisation sits, how the rotary embedding pairs
+dimensions, which scalars (embedding / residual multipliers, logit scaling and soft-capping) the family's
+forward applies, per-layer sliding windows and rotary tables, and a dense form of mixture-of-experts routing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+# model_type -> decoder-layer layout:
+# "sequential": x + attn(norm1(x)), then + mlp(norm2(.)) (LLaMA);
+# "parallel": x + attn(norm(x)) + mlp(norm(x)) (Phi, Cohere);
+# "post_norm": x + norm1(attn(x)), then + norm2(mlp(.)) (OLMo 2);
+# "sandwich": x + norm2(attn(norm1(x))), then + norm4(mlp(norm3(.))) (Gemma 2 / 3).
+SUPPORTED_FAMILIES: dict[str, str] = {
+    "llama": "sequential",
+    "qwen2": "sequential",
+    "qwen3": "sequential",
+    "mistral": "sequential",
+    "gemma": "sequential",
+    "gemma2": "sandwich",
+    "gemma3_text": "sandwich",
+    "phi": "parallel",
+    "phi3": "sequential",
+    "olmo2": "post_norm",
+    "stablelm": "sequential",  # or parallel: the model's use_parallel_residual decides
+    "granite": "sequential",
+    "smollm3": "sequential",
+    "cohere": "parallel",
+    "starcoder2": "sequential",
+    "mixtral": "sequential",
+    "qwen2_moe": "sequential",
+    "qwen3_moe": "sequential",
+}
+
+# Families seen in transformers that this wrapper deliberately does not cover, and why (shown to the user).
+UNSUPPORTED_REASONS: dict[str, str] = {
+    "gemma3": (
+        "this is the multimodal Gemma 3 (vision tower); load its text model (Gemma3ForCausalLM, model_type "
+        "gemma3_text) to convert the language model"
+    ),
+    "gpt_neox": "fused query_key_value projection is not implemented",
+    "falcon": "fused query_key_value projection and alibi variants are not implemented",
+    "gpt2": "learned absolute positions and Conv1D projections are not implemented",
+    "opt": "learned absolute positions are not implemented",
+    "gptj": "the transformer.h module layout (GPT-J's own names, interleaved rotary) is not mapped",
+    "bloom": "ALiBi position biases and the fused query_key_value projection are not implemented",
+}
+
+
+def layout(model: Any, family: str) -> str:
+    """The family's decoder-layer layout; StableLM's is chosen per model by ``use_parallel_residual``."""
+    if family == "stablelm" and getattr(model.config, "use_parallel_residual", False):
+        return "parallel"
+    return SUPPORTED_FAMILIES[family]
+
+
+def rope_tables(
+    inner: Any, hidden: int, max_context: int
+) -> dict[str | None, tuple[torch.Tensor, torch.Tensor]]:
+    """cos / sin tables for positions ``[0, max_context)`` from the model's own rotary module.
+
+    Keyed by layer type where the module computes one table per type (Gemma 3: local layers use another rope
+    base than global ones), else by None. Rope-scaling variants are whatever transformers computes.
+    """
+    import inspect
+
+    rotary = inner.rotary_emb
+    _check_longrope(rotary, max_context)
+    probe = torch.zeros(1, 1, hidden)
+    positions = torch.arange(max_context)[None]
+    with torch.no_grad():
+        if "layer_type" in inspect.signature(rotary.forward).parameters:
+            types = sorted(set(inner.config.layer_types))
+            return {t: _squeeze(rotary(probe, positions, t)) for t in types}
+        return {None: _squeeze(rotary(probe, positions))}
+
+
+def _check_longrope(rotary: Any, max_context: int) -> None:
+    """Refuse a cache longer than a long-rope model's original context: transformers switches *every*
+    position to the long factors once a sequence passes it, which one static table cannot follow."""
+    from devicefit.errors import InputError
+
+    params = getattr(rotary.config, "rope_parameters", None) or {}
+    if getattr(rotary, "rope_type", None) != "longrope" or not isinstance(params, dict):
+        return
+    original = params.get("original_max_position_embeddings")
+    if isinstance(original, int) and max_context > original:
+        raise InputError(
+            f"--max-context {max_context} exceeds this long-rope model's original context ({original}): "
+            "transformers then re-rotates every position with the long factors, which a static KV cache "
+            f"cannot follow; use --max-context <= {original}"
+        )
+
+
+def _squeeze(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    return pair[0][0].float().clone(), pair[1][0].float().clone()
+
+
+def layer_type(config: Any, index: int) -> str | None:
+    types = getattr(config, "layer_types", None)
+    return types[index] if types else None
+
+
+def sliding_window(config: Any, attn: Any, index: int) -> int | None:
+    """The window of layer ``index``'s attention (None: full attention).
+
+    Families that alternate local and global layers set ``sliding_window`` on each attention module; the
+    others (Mistral, Mixtral, Starcoder2, Phi-3) apply the config's window to every layer.
+    """
+    if hasattr(attn, "sliding_window"):
+        return attn.sliding_window or None
+    if not getattr(config, "use_sliding_window", True):
+        return None
+    return getattr(config, "sliding_window", None) or None
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """LLaMA's pairing: dimension i rotates with i + d/2."""
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def rotate_interleaved(x: torch.Tensor) -> torch.Tensor:
+    """Cohere's pairing: dimension 2i rotates with 2i + 1 (its cos/sin tables are interleaved to match)."""
+    pairs = x.unflatten(-1, (-1, 2))
+    return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
+
+
+def logits_transform(config: Any, family: str, logits: torch.Tensor) -> torch.Tensor:
+    """What the family's ``*ForCausalLM.forward`` applies to ``lm_head``'s output."""
+    if family == "granite":
+        return logits / config.logits_scaling
+    if family == "cohere":
+        return logits * config.logit_scale
+    cap = getattr(config, "final_logit_softcapping", None)
+    if cap:
+        return torch.tanh(logits / cap) * cap
+    return logits
+
+
+def is_moe(mlp: Any) -> bool:
+    return hasattr(mlp, "experts") and hasattr(mlp, "gate")
+
+
+def check_moe(mlp: Any, where: str) -> None:
+    """Refuse an expert layout :func:`dense_moe` does not reproduce, naming the module."""
+    from devicefit.errors import InputError
+
+    experts = mlp.experts
+    for name in ("gate_up_proj", "down_proj"):
+        weight = getattr(experts, name, None)
+        if not isinstance(weight, torch.Tensor) or weight.ndim != 3:
+            raise InputError(
+                f"{where} ({type(experts).__name__}) stores its experts without a 3-D {name} tensor: this expert "
+                "layout is not mapped onto the dense routing of the stateful LM conversion"
+            )
+    if any(hasattr(experts, b) for b in ("gate_up_proj_bias", "down_proj_bias")):
+        raise InputError(f"{where} ({type(experts).__name__}): experts with biases are not mapped onto the dense "
+                         "routing of the stateful LM conversion")  # fmt: skip
+
+
+def dense_moe(mlp: Any, x: torch.Tensor) -> torch.Tensor:
+    """A sparse mixture-of-experts block computed densely: every expert runs on every token, and each token
+    sums the experts its router picked, weighted as the router weighs them.
+
+    NOTE: transformers dispatches tokens to experts with data-dependent loops (``nonzero``, ``index_add_``)
+    that tracing freezes to the example's routing. The model's own router (softmax, top-k, renormalisation)
+    still decides; only the dispatch becomes a fixed-shape one-hot sum, exact up to summation order. Compute
+    grows by experts / top-k, which is fine for prefill of small models and decode.
+    """
+    flat = x.reshape(-1, x.shape[-1])
+    _, weights, index = mlp.gate(flat)
+    experts = mlp.experts
+    count = experts.gate_up_proj.shape[0]
+    picked = (index[..., None] == torch.arange(count)).to(flat.dtype)  # (tokens, top-k, experts)
+    per_expert = (picked * weights[..., None].to(flat.dtype)).sum(dim=1)  # (tokens, experts)
+    gate_up = torch.einsum("th,eih->tei", flat, experts.gate_up_proj)
+    gate, up = gate_up.chunk(2, dim=-1)
+    out = torch.einsum("tei,ehi->teh", experts.act_fn(gate) * up, experts.down_proj)
+    mixed = (out * per_expert[..., None]).sum(dim=1)
+    if hasattr(mlp, "shared_expert"):  # Qwen2-MoE: an always-on expert behind a sigmoid gate
+        mixed = mixed + torch.sigmoid(mlp.shared_expert_gate(flat)) * mlp.shared_expert(flat)
+    return mixed.reshape(x.shape)

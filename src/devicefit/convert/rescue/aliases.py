@@ -1,0 +1,58 @@
+"""PyTorch's alias names (``torch.multiply``, ``torch.greater``...), which coremltools 9.0 does not know.
+
+TorchScript tracing keeps the name the code called (HF ConvBERT calls ``torch.multiply``); each alias has the
+schema of the op it names, so coremltools' own translation of that op is used as it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from devicefit.convert.rescue._mil import frontend
+from devicefit.convert.rescue._registry import rescue
+
+# alias (as coremltools sanitizes the kind) -> the op it names, in coremltools' registry
+ALIASES = {
+    "multiply": "mul",
+    "divide": "div",
+    "subtract": "sub",
+    "greater": "gt",
+    "greater_equal": "ge",
+    "less": "lt",
+    "less_equal": "le",
+    "not_equal": "ne",
+    "absolute": "abs",
+    "negative": "neg",
+    "arccos": "acos",
+    "arcsin": "asin",
+    "arctan": "atan",
+    "swapaxes": "transpose",
+    "swapdims": "transpose",
+    "concatenate": "cat",
+    "special_expit": "sigmoid",
+    "special_erf": "erf",
+}
+
+
+def _delegate(target: str) -> Callable[[Any, Any], None]:
+    def translate(context: Any, node: Any) -> None:
+        from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY
+
+        fn = _TORCH_OPS_REGISTRY.get_func(target)
+        if fn is None:  # NOTE: only if a coremltools version drops the op the alias names
+            raise NotImplementedError(
+                f"coremltools has no translation of {target!r}, which {node.kind!r} names"
+            )
+        fn(context, node)
+
+    translate.__name__ = f"alias_of_{target}"
+    return translate
+
+
+for _alias, _target in ALIASES.items():
+    rescue(_alias, f"coremltools 9.0 does not know PyTorch's alias {_alias!r} of {_target!r}")(
+        _delegate(_target)
+    )
+
+__all__ = ["ALIASES", "frontend"]
