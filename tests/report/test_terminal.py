@@ -91,3 +91,10 @@ def test_fp16_findings_lead_with_the_pytorch_module(demo_report):
     report["verdicts"]["numerics"]["status"] = "pass"
     text = _render(report)
     assert f"{conv['where']} [conv]: fp16 underflow, 2 values flushed to zero; harmless here" in text
+
+
+def test_unsupported_ops_lead_with_where_they_are(failed_report):
+    """The terminal table led with the aten op; the page (and every other finding) leads with the source."""
+    text = _render(failed_report)
+    header = next(line for line in text.splitlines() if "what to do" in line and "count" in line)
+    assert header.index("where") < header.index("module") < header.index(" op ")

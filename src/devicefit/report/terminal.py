@@ -194,11 +194,12 @@ def _unsupported(convert: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     t = Table(title="ops coremltools cannot convert (all of them, from one scan)")
-    for col in ("op", "where", "module", "count", "what to do"):
+    # the source first (as every finding leads with it), then the op it holds
+    for col in ("where", "module", "op", "count", "what to do"):
         t.add_column(col, overflow="fold")
     for u in convert["unsupported"]:
         t.add_row(
-            *(escape(str(u.get(k) or "")) for k in ("op", "location", "module_path")),
+            *(escape(str(u.get(k) or "")) for k in ("location", "module_path", "op")),
             str(u.get("count", 1)),
             escape(str(u.get("hint") or "")),
         )
