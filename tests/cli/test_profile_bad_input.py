@@ -132,3 +132,30 @@ def test_many_inputs_are_bounded_together(files, capsys, monkeypatch):
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert "4 generated inputs" in err and "DEVICEFIT_MAX_DATA_BYTES" in err
+
+
+class _OneSampleOnly(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(1, 2, 2).sum(0)  # a fixed batch of 1: stacking requests on axis 0 breaks it
+
+
+def test_a_forward_that_rejects_stacked_batches_is_exit_2_not_an_internal_error(tmp_path, capsys):
+    """--batch-sizes 4 stacks 4 requests on axis 0; a forward with a fixed batch raised "internal error" (3)."""
+    path = tmp_path / "one.pt"
+    torch.jit.save(torch.jit.trace(_OneSampleOnly(), torch.ones(1, 4)), str(path))
+    argv = [
+        "profile",
+        str(path),
+        "--input",
+        "x:1x4",
+        "--reps",
+        "2",
+        "--requests",
+        "4",
+        "--max-in-flight",
+        "1",
+    ]
+    assert main([*argv, "--batch-sizes", "4"]) == 2
+    err = _one_line_error(capsys)
+    assert "batch of 4" in err and "--batch-sizes 1" in err and "shape '[1, 2, 2]' is invalid" in err
+    assert main([*argv, "--batch-sizes", "1"]) == 0
