@@ -159,3 +159,22 @@ def test_a_forward_that_rejects_stacked_batches_is_exit_2_not_an_internal_error(
     err = _one_line_error(capsys)
     assert "batch of 4" in err and "--batch-sizes 1" in err and "shape '[1, 2, 2]' is invalid" in err
     assert main([*argv, "--batch-sizes", "1"]) == 0
+
+
+class _ThreeInputs(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return a + b + c
+
+
+@pytest.mark.parametrize("command", ["run", "profile"])
+def test_a_packages_inputs_are_bounded_together(tmp_path, capsys, monkeypatch, command):
+    """Each generated input was bounded alone: a model with many inputs just under the limit took their sum."""
+    from tests.helpers import convert
+
+    x = torch.zeros(1, 256, 1024)  # 1 MiB of float32 each
+    convert(_ThreeInputs().eval(), (x, x, x), target="iOS17").save(str(tmp_path / "three.mlpackage"))
+    monkeypatch.setenv("DEVICEFIT_MAX_DATA_BYTES", str(2 << 20))
+    argv = [command, str(tmp_path / "three.mlpackage")] + (FAST if command == "profile" else [])
+    assert main(argv) == 2
+    err = _one_line_error(capsys)
+    assert "3 generated inputs" in err and "3 MiB together" in err and "DEVICEFIT_MAX_DATA_BYTES" in err

@@ -286,6 +286,9 @@ def _example_feeds(engine: Any) -> dict[str, np.ndarray]:
     shapes (unknown dimensions 1), each bounded like every generated input (``$DEVICEFIT_MAX_INPUT_BYTES``)."""
     program = getattr(engine, "program", None)
     if program is not None:
+        from devicefit.sources.spec import check_program_inputs_total
+
+        check_program_inputs_total(program.inputs, "feed them (from the CLI: --input NAME=FILE.npy)")
         return program.example_inputs()
     examples = engine.options.get("example_inputs")
     if isinstance(examples, dict):
