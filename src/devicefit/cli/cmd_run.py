@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import contextlib
+
     import numpy as np
     from rich.console import Console
 
@@ -71,7 +73,13 @@ def main(args: argparse.Namespace) -> int:
         # each input is bounded by example_inputs; all of them together by the data limit
         check_program_inputs_total(prog.inputs, "feed them yourself (--input NAME=FILE.npy)")
         feeds = prog.example_inputs(max_bytes=max_bytes)
-    outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
+    spinner = Console(stderr=True)
+    # NOTE: a spinner only on a terminal (none in logs and pipes): a large program runs for minutes
+    running: Any = contextlib.nullcontext()
+    if spinner.is_terminal:
+        running = spinner.status(f"running {prog.function} ({args.precision})")
+    with running:
+        outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
     console = Console()
     names = [o.name for o in prog.outputs] + [s.name for s in prog.states]
     title = f"{args.model} · function {prog.function} · {args.precision}"
