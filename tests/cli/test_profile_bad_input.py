@@ -178,3 +178,19 @@ def test_a_packages_inputs_are_bounded_together(tmp_path, capsys, monkeypatch, c
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert "3 generated inputs" in err and "3 MiB together" in err and "DEVICEFIT_MAX_DATA_BYTES" in err
+
+
+def test_several_causes_are_each_named_on_one_line():
+    from types import SimpleNamespace
+
+    from devicefit.cli.cmd_profile import failure
+    from devicefit.profile.harness import EngineProfile
+
+    rows = [EngineProfile("torch", "all", "fp16", error="bad a"), EngineProfile("onnxruntime", "all", "fp16",
+            error="bad b\nmore")]  # fmt: skip
+    text = str(failure(SimpleNamespace(model="m.pt", profiles=rows)))
+    assert (
+        text
+        == "could not profile m.pt on any engine: torch · all · fp16: bad a | onnxruntime · all · fp16: bad b"
+    )
+    assert failure(SimpleNamespace(model="m.pt", profiles=[EngineProfile("torch", "all", "fp32")])) is None
