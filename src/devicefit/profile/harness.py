@@ -209,9 +209,8 @@ def profile_engine(
             prof.cached_load_s = min(prof.cached_load_samples_s)
             handle = Model(model, engine=name, cache=cache, max_in_flight=max_in_flight, **opts)
             handle.load()
-            stack.callback(
-                handle.unload
-            )  # also when the model fails mid-profile: no worker threads left behind
+            # also when the model fails mid-profile: no worker threads left behind
+            stack.callback(handle.unload)
             prof.first_predict_ms = _first_predict(handle, name, model, feeds) * 1e3
             for _ in range(warmup):
                 handle.predict(feeds)
