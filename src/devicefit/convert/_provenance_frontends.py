@@ -65,14 +65,21 @@ def _full_path(path: str, lines: dict[tuple[str, str], list[str]]) -> str:
 
     A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
     called); the graph's own scope names have ``inner.blocks.0.norm``. The unique graph path that keeps
-    ``path``'s parts in order, with the same first and last part, is the one meant.
+    ``path``'s parts in order, with the same first and last part (the shortest such when several do), is the
+    one meant.
     """
     known = {p for p, _ in lines}
     if not path or path in known:
         return path
     parts = path.split(".")
-    matches = {p for p in known if _fits(parts, p.split("."))}
-    return matches.pop() if len(matches) == 1 else path
+    matches = [p for p in known if _fits(parts, p.split("."))]
+    if not matches:
+        return path
+    # NOTE: the scopes leave out only the lists' names: of ``encoder.layer.0.output`` and
+    # ``encoder.layer.0.attention.output``, both fitting ``encoder.0.output``, the one with fewest parts is meant
+    fewest = min(len(m.split(".")) for m in matches)
+    shortest = [m for m in matches if len(m.split(".")) == fewest]
+    return shortest[0] if len(shortest) == 1 else path
 
 
 def _fits(parts: list[str], full: list[str]) -> bool:
@@ -96,8 +103,11 @@ def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
         scope = node.scopeName()
         path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
         frame = _user_frame(_ts_frames(str(node.sourceRange())))
+        # NOTE: the path is recorded without a frame too: _full_path reads the graph's module paths off these
+        # keys (a model whose code is all library code, e.g. transformers', has no user frame at all)
+        frames = out[(path, kind.split("::", 1)[1])]
         if frame:
-            out[(path, kind.split("::", 1)[1])].append(frame)
+            frames.append(frame)
     return dict(out)
 
 
