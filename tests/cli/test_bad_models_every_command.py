@@ -88,3 +88,9 @@ def test_a_torchscript_forward_failing_on_the_inputs_names_torchs_reason(bad, tm
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "mat1 and mat2 shapes cannot be multiplied (1x5 and 4x2)" in err
     assert "TorchScript interpreter" not in err and "RuntimeError: RuntimeError" not in err
+
+
+def test_a_missing_model_says_what_model_can_be(tmp_path, capsys):
+    assert main(["check", str(tmp_path / "nope.pt")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model not found" in err and "check the path" in err and "FILE.py:FUNCTION" in err

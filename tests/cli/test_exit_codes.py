@@ -137,3 +137,9 @@ def test_run_merge_devices_cache_have_no_verdict_and_exit_0(models, tmp_path, ca
     assert main(["cache", "ls", "--json", "-"]) == 0
     assert main(["merge", pkg16, pkg32, "-o", str(tmp_path / "m.mlpackage"), "--names", "a,b"]) == 2  # exists
     assert "--force" in capsys.readouterr().err
+
+
+def test_run_shows_no_spinner_in_a_pipe(models, capsys):
+    assert main(["run", str(models / "fp16.mlpackage")]) == 0
+    captured = capsys.readouterr()
+    assert captured.err == "" and "output" in captured.out

@@ -132,3 +132,65 @@ def test_many_inputs_are_bounded_together(files, capsys, monkeypatch):
     assert main(argv) == 2
     err = _one_line_error(capsys)
     assert "4 generated inputs" in err and "DEVICEFIT_MAX_DATA_BYTES" in err
+
+
+class _OneSampleOnly(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(1, 2, 2).sum(0)  # a fixed batch of 1: stacking requests on axis 0 breaks it
+
+
+def test_a_forward_that_rejects_stacked_batches_is_exit_2_not_an_internal_error(tmp_path, capsys):
+    """--batch-sizes 4 stacks 4 requests on axis 0; a forward with a fixed batch raised "internal error" (3)."""
+    path = tmp_path / "one.pt"
+    torch.jit.save(torch.jit.trace(_OneSampleOnly(), torch.ones(1, 4)), str(path))
+    argv = [
+        "profile",
+        str(path),
+        "--input",
+        "x:1x4",
+        "--reps",
+        "2",
+        "--requests",
+        "4",
+        "--max-in-flight",
+        "1",
+    ]
+    assert main([*argv, "--batch-sizes", "4"]) == 2
+    err = _one_line_error(capsys)
+    assert "batch of 4" in err and "--batch-sizes 1" in err and "shape '[1, 2, 2]' is invalid" in err
+    assert main([*argv, "--batch-sizes", "1"]) == 0
+
+
+class _ThreeInputs(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        return a + b + c
+
+
+@pytest.mark.parametrize("command", ["run", "profile"])
+def test_a_packages_inputs_are_bounded_together(tmp_path, capsys, monkeypatch, command):
+    """Each generated input was bounded alone: a model with many inputs just under the limit took their sum."""
+    from tests.helpers import convert
+
+    x = torch.zeros(1, 256, 1024)  # 1 MiB of float32 each
+    convert(_ThreeInputs().eval(), (x, x, x), target="iOS17").save(str(tmp_path / "three.mlpackage"))
+    monkeypatch.setenv("DEVICEFIT_MAX_DATA_BYTES", str(2 << 20))
+    argv = [command, str(tmp_path / "three.mlpackage")] + (FAST if command == "profile" else [])
+    assert main(argv) == 2
+    err = _one_line_error(capsys)
+    assert "3 generated inputs" in err and "3 MiB together" in err and "DEVICEFIT_MAX_DATA_BYTES" in err
+
+
+def test_several_causes_are_each_named_on_one_line():
+    from types import SimpleNamespace
+
+    from devicefit.cli.cmd_profile import failure
+    from devicefit.profile.harness import EngineProfile
+
+    rows = [EngineProfile("torch", "all", "fp16", error="bad a"), EngineProfile("onnxruntime", "all", "fp16",
+            error="bad b\nmore")]  # fmt: skip
+    text = str(failure(SimpleNamespace(model="m.pt", profiles=rows)))
+    assert (
+        text
+        == "could not profile m.pt on any engine: torch · all · fp16: bad a | onnxruntime · all · fp16: bad b"
+    )
+    assert failure(SimpleNamespace(model="m.pt", profiles=[EngineProfile("torch", "all", "fp32")])) is None

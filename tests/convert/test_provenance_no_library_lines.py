@@ -33,3 +33,35 @@ def test_a_sequential_of_stock_layers_gets_no_library_line():
             package in str(Path(origin.location.rsplit(":", 1)[0]).resolve())
             or torch_dir in str(Path(origin.location.rsplit(":", 1)[0]).resolve())
         ), origin
+
+
+def test_every_devicefit_file_but_the_demo_is_library_code():
+    """check/convert.py:72 (the conversion call) led BERT's and ViT's findings through `check`."""
+    from devicefit.convert._provenance_frontends import _is_library
+
+    package = Path(devicefit.__file__).resolve().parent
+    inner = [str(p) for p in package.rglob("*.py") if p.parent != package]  # every subpackage
+    assert str(package / "check" / "convert.py") in inner
+    assert all(_is_library(f) for f in inner)
+    assert not _is_library(str(package / "demo.py"))  # the bundled demo's findings point into it
+    assert not _is_library(str(Path(__file__).resolve()))  # a user's model file
+
+
+def test_a_model_of_library_code_keeps_its_module_list_paths():
+    """Without a frame of the user's, `bert.encoder.layer.0.attention.self` became `bert.encoder.0.attention.self`
+    (the scopes drop a ModuleList's name; the graph's paths that restore it were kept only beside a frame)."""
+    from transformers import BertConfig, BertModel
+
+    from devicefit.convert import ConvertOptions, convert, provenance
+    from devicefit.sources.module import from_module
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=32, max_position_embeddings=16)  # fmt: skip
+    net = BertModel(config).eval()
+    example = {"input_ids": torch.randint(0, 50, (1, 8), dtype=torch.int32)}
+    converted = convert(from_module("bert", "hf", net, example, None), ConvertOptions(precision="fp32"))
+    found = provenance.load_from_package(converted.mlmodel)
+    paths = {o.module_path for _, o in found.items() if o.module_path}
+    assert any(p.startswith("encoder.layer.0.") for p in paths), sorted(paths)
+    assert not any(p.startswith("encoder.0.") for p in paths), sorted(paths)

@@ -12,6 +12,7 @@ import io
 import pytest
 from rich.console import Console
 
+from devicefit.convert.provenance import Origin
 from devicefit.report import compress_view
 from tests.report.test_views import _search_result
 
@@ -43,3 +44,21 @@ def test_one_verdict_in_every_output(changes, passes):
     meta = page[page.index('<p class="meta">') : page.index("</p>", page.index('<p class="meta">'))]
     word = "PASS" if passes else "FAIL"
     assert meta.endswith(word) and f'<span class="{word.lower()}">{word}</span>' in page
+
+
+def test_the_pages_plan_leads_with_the_pytorch_module():
+    """The plan table listed MIL weight names alone (const_2_to_fp16) on the page."""
+    result = _search_result()
+    result.sensitivity.layers[1].origin = Origin("classifier", "Linear", "net.py:12")
+    result.chosen.assignment = {"fc_w": "pal4"}
+    page = compress_view.html_report(result, "net.py")
+    plan = page[page.index('<section id="plan">') :]
+    assert plan.index("classifier (Linear) at net.py:12") < plan.index("fc_w")
+
+
+def test_a_package_without_provenance_says_why_layers_have_mil_names():
+    text = _text(_search_result())  # no layer has an origin
+    assert "carries no PyTorch provenance" in " ".join(text.split())
+    result = _search_result()
+    result.sensitivity.layers[0].origin = Origin("features.0", "Conv2d", "net.py:3")
+    assert "carries no PyTorch provenance" not in " ".join(_text(result).split())

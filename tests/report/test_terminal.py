@@ -34,7 +34,11 @@ def test_terminal_lists_top_reasons(demo_report):
     }  # fmt: skip
     report["ane"]["reasons"] = [reason] * 4
     text = _render(report)
-    assert text.count("ANE-TOPK (2 ops, 10% of FLOPs): topk runs on the CPU [P]; fix: move topk out") == 3
+    # where first when known (tests/report/test_ane_findings_lead_with_module.py), the rule id after the fix
+    assert text.count("topk runs on the CPU [P]; fix: move topk out [ANE-TOPK: 2 ops, 10% of FLOPs]") == 3
+    reason["where"] = ["head.topk (TopK) at net.py:9 (topk_0)"]
+    text = _render(report)
+    assert text.count("head.topk (TopK) at net.py:9 (topk_0) (+1 more): topk runs on the CPU [P]; fix:") == 3
 
 
 def test_failed_frontend_with_an_empty_error_renders(demo_report):
@@ -81,5 +85,16 @@ def test_fp16_findings_lead_with_the_pytorch_module(demo_report):
     d["overflow"] = [overflowing]
     d["first_divergent"] = overflowing
     text = _render(report)
-    assert f"fp16 overflow at {conv['where']} [conv]: 3 values" in text
-    assert f"fp16 first diverges at {conv['where']} [conv]" in text
+    assert f"{conv['where']} [conv]: fp16 overflow, 3 values beyond fp16's ±65504; keep it in fp32" in text
+    assert f"{conv['where']} [conv]: fp16 first diverges here" in text
+    d["underflow"] = [{**conv, "underflow": 2}]
+    report["verdicts"]["numerics"]["status"] = "pass"
+    text = _render(report)
+    assert f"{conv['where']} [conv]: fp16 underflow, 2 values flushed to zero; harmless here" in text
+
+
+def test_unsupported_ops_lead_with_where_they_are(failed_report):
+    """The terminal table led with the aten op; the page (and every other finding) leads with the source."""
+    text = _render(failed_report)
+    header = next(line for line in text.splitlines() if "what to do" in line and "count" in line)
+    assert header.index("where") < header.index("module") < header.index(" op ")

@@ -116,11 +116,7 @@ def _numerics(r: Any) -> Verdict:
         also += f"; constant {c['constant']} = {c['value']} is beyond the fp16 range{more} (see warnings)"
     if fid is not None and fid.passed is False:
         nonfinite = div.first_nonfinite_fp32 if div is not None else None
-        where = (
-            f"; the fp32 run first produces inf/NaN at {nonfinite.op} ({nonfinite.op_type})"
-            if nonfinite
-            else ""
-        )
+        where = f"; the fp32 run first produces inf/NaN at {_where(r, nonfinite)}" if nonfinite else ""
         traced = r.convert.trace_warnings
         if traced:
             where += (
@@ -242,6 +238,16 @@ def _memory(r: Any) -> Verdict:
         return Verdict(SKIPPED, "no device in the fit table has a known app memory budget")
     if not fitting:
         return Verdict(FAIL, "working set exceeds every device's app memory budget")
+    # the devices the user asked about (--target) must each fit; the rest of a catalog-wide table may not
+    asked = {str(d).strip().lower() for d in (getattr(r.options, "devices", None) or [])}
+    missed = [f for f in known if not f.fits and (f.device.lower() in asked or f.name.lower() in asked)]
+    if missed:
+        names = ", ".join(f.name for f in missed)
+        return Verdict(
+            FAIL,
+            f"working set exceeds the app memory budget of --target {names}; shrink it (devicefit compress, a "
+            "smaller input) or drop that target",
+        )
     if len(fitting) < len(known):
         return Verdict(WARN, f"fits {len(fitting)} of {len(known)} devices with a known budget")
     return Verdict(PASS, f"fits all {len(known)} devices with a known budget")

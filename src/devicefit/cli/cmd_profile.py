@@ -197,12 +197,18 @@ def failure(report: Any) -> DevicefitError | None:
     failed = [p for p in report.profiles if p.error]
     if not failed:
         return None
-    errors = list(dict.fromkeys(printable(p.error.splitlines()[0] if p.error.strip() else p.error_type or "")
-                                for p in failed))  # fmt: skip
-    where = ", ".join(p.label for p in failed)
-    scope = "any engine" if len(failed) == len(report.profiles) else where
-    shown = errors[0] + (f" (and {len(errors) - 1} other error(s), in the table)" if len(errors) > 1 else "")
-    return DevicefitError(f"could not profile {report.model} on {scope}: {shown}")
+    by_error: dict[str, list[str]] = {}
+    for p in failed:
+        text = printable(
+            p.error.strip().splitlines()[0] if p.error.strip() else p.error_type or "unknown error"
+        )
+        by_error.setdefault(text, []).append(p.label)
+    scope = "any engine" if len(failed) == len(report.profiles) else ", ".join(p.label for p in failed)
+    if len(by_error) == 1:
+        return DevicefitError(f"could not profile {report.model} on {scope}: {next(iter(by_error))}")
+    # several causes: each with the rows it stopped, still on one line
+    causes = " | ".join(f"{', '.join(labels)}: {text}" for text, labels in by_error.items())
+    return DevicefitError(f"could not profile {report.model} on {scope}: {causes}")
 
 
 def _input_files(args: argparse.Namespace) -> dict[str, Any]:

@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    import contextlib
+
     import numpy as np
     from rich.console import Console
 
@@ -48,7 +50,7 @@ def main(args: argparse.Namespace) -> int:
     from devicefit.interp.inputs import max_input_bytes
     from devicefit.io import atomic_save_npz
     from devicefit.report.terminal_views import run_outputs_table
-    from devicefit.sources.spec import check_random_size
+    from devicefit.sources.spec import check_program_inputs_total, check_random_size, check_random_total
 
     max_bytes = max_input_bytes(None if args.max_input_mb is None else _mb_to_bytes(args.max_input_mb))
     # NOTE: every path is checked before the model runs, so a bad --out fails in a second, not after the work.
@@ -63,12 +65,21 @@ def main(args: argparse.Namespace) -> int:
         check_random_size(spec, max_bytes, "pass a smaller shape or raise --max-input-mb")
     prog = interp.load(args.model, function=args.function)
     if args.input:
+        check_random_total(declared, "declare smaller inputs or feed them (--input NAME=FILE.npy)")
         feeds = {name: _read_input(name, path, max_bytes) for name, path in named}
         rng = np.random.default_rng(0)
         feeds.update({spec.name: spec.random(rng) for spec in declared})
     else:
+        # each input is bounded by example_inputs; all of them together by the data limit
+        check_program_inputs_total(prog.inputs, "feed them yourself (--input NAME=FILE.npy)")
         feeds = prog.example_inputs(max_bytes=max_bytes)
-    outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
+    spinner = Console(stderr=True)
+    # NOTE: a spinner only on a terminal (none in logs and pipes): a large program runs for minutes
+    running: Any = contextlib.nullcontext()
+    if spinner.is_terminal:
+        running = spinner.status(f"running {prog.function} ({args.precision})")
+    with running:
+        outputs = prog.run(feeds, precision=args.precision, intermediates=args.intermediates)
     console = Console()
     names = [o.name for o in prog.outputs] + [s.name for s in prog.states]
     title = f"{args.model} · function {prog.function} · {args.precision}"

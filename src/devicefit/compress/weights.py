@@ -69,8 +69,24 @@ def weight_origins(original: Any, base: Any, weights: list[Weight]) -> dict[str,
         if not origins:
             continue
         best = next((o for o in origins if o.location), origins[0])
-        found[w.name] = best if best.location else located.get((best.module_path, best.module_type), best)
+        best = best if best.location else located.get((best.module_path, best.module_type), best)
+        found[w.name] = _folded(best, w.op_type)
     return found
+
+
+# Ops whose weights coremltools folds a following normalization into (fuse_conv_batchnorm / _bias / _scale):
+# the fused weight is then scoped by the norm module, which alone would name the wrong layer.
+_FOLDS_INTO = ("conv", "conv_transpose", "linear")
+
+
+def _folded(origin: Origin, op_type: str) -> Origin:
+    """``origin``, saying so when it is a normalization module whose parameters were folded into a conv /
+    linear weight (the weight a user would look for is that conv's, with the norm folded in)."""
+    from dataclasses import replace
+
+    if op_type in _FOLDS_INTO and origin.module_type and "Norm" in origin.module_type:
+        return replace(origin, module_type=f"{origin.module_type}, folded into the {op_type} before it")
+    return origin
 
 
 def _const_bytes(op: Any) -> int:

@@ -20,15 +20,14 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 # Frames from these places are never the model's code: torch, coremltools, and devicefit's own wrappers and
 # calls (the flat-output module, the torch.jit.trace call): every devicefit subpackage; the bundled demo
 # model (devicefit/demo.py) is a model's code.
-_INTERNAL_MARKERS = (
-    f"{os.sep}torch{os.sep}",
-    f"{os.sep}coremltools{os.sep}",
-    *(str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and not p.name.startswith("_")),
+_DEVICEFIT_DIRS = tuple(
+    str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and p.name[0] != "_"
 )
+_INTERNAL_MARKERS = (f"{os.sep}torch{os.sep}", f"{os.sep}coremltools{os.sep}", *_DEVICEFIT_DIRS)
 # Frames from these places are library code, never the line a user should edit.
 _LIBRARY_MARKERS = ("site-packages", "dist-packages", *_INTERNAL_MARKERS)
 # Where the model's code ends: frames past these called the tracer (a script's line, not the model's)
-_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_INTERNAL_MARKERS[2:])
+_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_DEVICEFIT_DIRS)
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 
@@ -39,7 +38,7 @@ _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 def torchscript_origin(
     names: list[str],
     types: list[str],
-    lines: dict[tuple[str, str], list[str | None]],
+    lines: dict[tuple[str, str], list[str]],
     module: Any,
     seen: dict[tuple[str, str], list[str]],
 ) -> OriginTuple | None:
@@ -61,19 +60,26 @@ def torchscript_origin(
     return (path, module_type, location)
 
 
-def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]]) -> str:
+def _full_path(path: str, lines: dict[tuple[str, str], list[str]]) -> str:
     """``path`` as the traced graph spells it: children of an ``nn.ModuleList`` lose the list's name in the scopes.
 
     A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
     called); the graph's own scope names have ``inner.blocks.0.norm``. The unique graph path that keeps
-    ``path``'s parts in order, with the same first and last part, is the one meant.
+    ``path``'s parts in order, with the same first and last part (the shortest such when several do), is the
+    one meant.
     """
     known = {p for p, _ in lines}
     if not path or path in known:
         return path
     parts = path.split(".")
-    matches = {p for p in known if _fits(parts, p.split("."))}
-    return matches.pop() if len(matches) == 1 else path
+    matches = [p for p in known if _fits(parts, p.split("."))]
+    if not matches:
+        return path
+    # NOTE: the scopes leave out only the lists' names: of ``encoder.layer.0.output`` and
+    # ``encoder.layer.0.attention.output``, both fitting ``encoder.0.output``, the one with fewest parts is meant
+    fewest = min(len(m.split(".")) for m in matches)
+    shortest = [m for m in matches if len(m.split(".")) == fewest]
+    return shortest[0] if len(shortest) == 1 else path
 
 
 def _fits(parts: list[str], full: list[str]) -> bool:
@@ -84,22 +90,24 @@ def _fits(parts: list[str], full: list[str]) -> bool:
     return all(part in rest for part in parts)
 
 
-def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str | None]]:
+def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
     """(module path, aten kind) -> innermost user frame of each node of a traced graph, in graph order."""
     graph = getattr(source, "inlined_graph", None)
     if graph is None:
         return {}
-    out: dict[tuple[str, str], list[str | None]] = defaultdict(list)
+    out: dict[tuple[str, str], list[str]] = defaultdict(list)
     for node in _graph_nodes(graph):
         kind = node.kind()
         if not kind.startswith("aten::"):
             continue
         scope = node.scopeName()
         path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
-        # NOTE: kept without a frame too (library code throughout, e.g. a Hugging Face model): the graph's
-        # module paths still name ModuleList children in full, and the origin falls back to the call site
         frame = _user_frame(_ts_frames(str(node.sourceRange())))
-        out[(path, kind.split("::", 1)[1])].append(frame)
+        # NOTE: the path is recorded without a frame too: _full_path reads the graph's module paths off these
+        # keys (a model whose code is all library code, e.g. transformers', has no user frame at all)
+        frames = out[(path, kind.split("::", 1)[1])]
+        if frame:
+            frames.append(frame)
     return dict(out)
 
 

@@ -209,6 +209,8 @@ def profile_engine(
             prof.cached_load_s = min(prof.cached_load_samples_s)
             handle = Model(model, engine=name, cache=cache, max_in_flight=max_in_flight, **opts)
             handle.load()
+            # also when the model fails mid-profile: no worker threads left behind
+            stack.callback(handle.unload)
             prof.first_predict_ms = _first_predict(handle, name, model, feeds) * 1e3
             for _ in range(warmup):
                 handle.predict(feeds)
@@ -216,7 +218,12 @@ def profile_engine(
             samples = [_timed(lambda: handle.predict(feeds)) * 1e3 for _ in range(reps)]
             prof.latency = LatencyStats.from_samples(samples)
             say(f"{name}: throughput")
-            prof.throughput = _throughput(handle, feeds, batch_sizes, max_in_flight, throughput_requests)
+            prof.throughput = _throughput(
+                handle, feeds, batch_sizes, max_in_flight, throughput_requests, lambda b: _model_fails(
+                    name, model, f"fails on a batch of {b} requests stacked on axis 0",
+                    "its forward takes a fixed batch: profile with --batch-sizes 1",
+                )
+            )  # fmt: skip
             handle.unload()
         except DevicefitError as e:  # EngineUnavailableError included; anything else is a bug: it propagates
             prof.error, prof.error_type = str(e), type(e).__name__
@@ -237,22 +244,29 @@ def _first_predict(handle: Any, name: str, model: Any, feeds: dict[str, np.ndarr
     devicefit bug (exit 2, not 3). The interpreter validates inputs against the program first, so an
     exception from it stays an internal error.
     """
-    if name not in _USER_CODE_ENGINES:
+    given = ", ".join(f"{k}:{'x'.join(map(str, np.shape(v))) or 'scalar'}:{np.asarray(v).dtype}"
+                      for k, v in feeds.items())  # fmt: skip
+    with _model_fails(name, model, f"fails on the inputs given ({given})", "pass --input shapes and dtypes its "
+                      "forward accepts"):  # fmt: skip
         return _timed(lambda: handle.predict(feeds))
+
+
+@contextlib.contextmanager
+def _model_fails(name: str, model: Any, what: str, todo: str) -> Iterator[None]:
+    """Turn an exception raised by the user's own code under a user-code engine into an InputError naming
+    the model, ``what`` it failed on, torch's reason and ``todo``; devicefit errors, and any exception under
+    the other engines, pass through unchanged."""
     try:
-        return _timed(lambda: handle.predict(feeds))
+        yield
     except DevicefitError:
         raise
     except Exception as e:
-        given = ", ".join(f"{k}:{'x'.join(map(str, np.shape(v))) or 'scalar'}:{np.asarray(v).dtype}"
-                          for k, v in feeds.items())  # fmt: skip
+        if name not in _USER_CODE_ENGINES:
+            raise
         shown = (
             os.path.basename(str(model)) if isinstance(model, (str, os.PathLike)) else type(model).__name__
         )
-        raise InputError(
-            f"{shown} fails on the inputs given ({given}) under {name}: {_root_cause(e)}; pass --input "
-            "shapes and dtypes its forward accepts"
-        ) from e
+        raise InputError(f"{shown} {what} under {name}: {_root_cause(e)}; {todo}") from e
 
 
 def _root_cause(error: BaseException) -> str:
@@ -271,6 +285,9 @@ def _example_feeds(engine: Any) -> dict[str, np.ndarray]:
     shapes (unknown dimensions 1), each bounded like every generated input (``$DEVICEFIT_MAX_INPUT_BYTES``)."""
     program = getattr(engine, "program", None)
     if program is not None:
+        from devicefit.sources.spec import check_program_inputs_total
+
+        check_program_inputs_total(program.inputs, "feed them (from the CLI: --input NAME=FILE.npy)")
         return program.example_inputs()
     examples = engine.options.get("example_inputs")
     if isinstance(examples, dict):
@@ -294,7 +311,14 @@ def _example_feeds(engine: Any) -> dict[str, np.ndarray]:
 
 
 def _throughput(
-    handle: Any, feeds: dict[str, np.ndarray], batch_sizes: Sequence[int], max_in_flight: int, n: int
+    handle: Any,
+    feeds: dict[str, np.ndarray],
+    batch_sizes: Sequence[int],
+    max_in_flight: int,
+    n: int,
+    batch_guard: Callable[[int], contextlib.AbstractContextManager[None]] = lambda _b: (
+        contextlib.nullcontext()
+    ),
 ) -> list[ThroughputPoint]:
     def sync() -> None:
         for _ in range(n):  # NOTE: each result dropped at once: a list of them grew with --requests
@@ -305,8 +329,9 @@ def _throughput(
         rounds = max(1, n // b)
         batch = [feeds] * b
         start = time.perf_counter()
-        for _ in range(rounds):
-            handle.predict_batch(batch)
+        with batch_guard(b):
+            for _ in range(rounds):
+                handle.predict_batch(batch)
         secs = time.perf_counter() - start
         points.append(ThroughputPoint("batch", b, rounds * b, secs))
     for k in range(1, max_in_flight + 1):

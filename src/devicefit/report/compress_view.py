@@ -183,8 +183,14 @@ def html_report(result: SearchResult, origin: str) -> str:
         how += (
             f"<p>Candidates evaluated: <b>{escape(batching.mode)}</b> ({runs}): {escape(batching.reason)}</p>"
         )
-    plan_rows = [[w, label] for w, label in d["plan"].items()]
-    plan = table(["weight", "compression"], plan_rows) if plan_rows else "<p>no weight is compressed</p>"
+    # the PyTorch module first; the weight's MIL name (what the YAML plan names) after it
+    where = {layer.weight: layer.where for layer in result.sensitivity.layers}
+    plan_rows = [[where.get(w, w), w, label] for w, label in d["plan"].items()]
+    plan = (
+        table(["layer (PyTorch module, then MIL op)", "weight", "compression"], plan_rows)
+        if plan_rows
+        else "<p>no weight is compressed</p>"
+    )
     return page(
         f"devicefit compress: {origin}",
         f"budget {result.budget.text} (bound {_fmt(result.threshold)}): {verdict.upper()}",
@@ -206,11 +212,21 @@ def _yaml_or_note(result: SearchResult) -> str:
         return f"(no single YAML: {e})"
 
 
+NO_PROVENANCE = (
+    "layers are named by their MIL ops: this package carries no PyTorch provenance; compress the PyTorch "
+    "model itself (devicefit compress model.py:make_model ...) or a package devicefit converted, to see "
+    "modules and source lines"
+)
+
+
 def summary_renderables(result: Any, origin: str) -> list[Any]:
     """The compress command's terminal output: sensitivity and result tables, then one line per finding."""
     from rich.markup import escape as rich_escape
 
-    lines: list[Any] = [sensitivity_table(result), result_table(result, origin)]
+    lines: list[Any] = [sensitivity_table(result)]
+    if result.sensitivity.layers and all(layer.origin is None for layer in result.sensitivity.layers):
+        lines.append(NO_PROVENANCE)
+    lines.append(result_table(result, origin))
     why = verdict_line(result)
     if why is not None:
         lines.append(f"[red]FAIL[/red]: {rich_escape(why)}")

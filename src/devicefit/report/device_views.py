@@ -52,6 +52,14 @@ def per_shape(report: dict[str, Any]) -> str:
     return "<h3>Cost at each accepted shape</h3>" + table(heads, body) + legend(["partial"])
 
 
+def _rule_where(r: dict[str, Any]) -> str:
+    if r["scope"] == "program":
+        return "whole program"
+    places = r.get("where") or []
+    more = f" (+{r['ops'] - 1} more)" if r["ops"] > 1 and places else ""
+    return f"{places[0]}{more}" if places else ""
+
+
 def neural_engine(a: dict[str, Any] | None) -> str:
     if not a:
         return ""
@@ -68,20 +76,24 @@ def neural_engine(a: dict[str, Any] | None) -> str:
         + ".</p>",
     ]
     if a["reasons"]:
+        # where first (PyTorch module and line), then why and what to do; the rule's id and source follow
         rows = [
             [
+                _rule_where(r),
+                r["reason"],
+                r["fix"],
                 r["rule"],
                 r["title"],
                 r["severity"],
                 "whole program" if r["scope"] == "program" else r["ops"],
                 f"{r['flops_share']:.0%}",
-                r["reason"],
-                r["fix"],
                 r["source"],
             ]
             for r in a["reasons"]
         ]
-        out.append(table(["rule", "constraint", "severity", "ops", "FLOPs", "e.g.", "fix", "source"], rows))
+        heads = ["where (PyTorch module, then MIL op)", "why", "fix", "rule", "constraint", "severity", "ops",
+                 "FLOPs", "source"]  # fmt: skip
+        out.append(table(heads, rows))
     flagged = [o for o in a["per_op"] if o["findings"]]
     if flagged:
         rows = [

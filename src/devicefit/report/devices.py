@@ -115,10 +115,12 @@ def _reasons(lint: Any) -> list[dict[str, Any]]:
     ops: Counter[str] = Counter()
     flops: Counter[str] = Counter()
     info: dict[str, Any] = {}
+    fired_at: dict[str, list[Any]] = {}
     for op in lint.ops:
         for rule in {f.rule for f in op.findings}:
             ops[rule] += 1
             flops[rule] += op.flops
+            fired_at.setdefault(rule, []).append(op)
         for f in op.findings:
             info.setdefault(f.rule, f)
     rows = [
@@ -143,6 +145,10 @@ def _reasons(lint: Any) -> list[dict[str, Any]]:
                 "title": f.title,
                 "severity": f.severity,
                 "scope": "op",
+                # where it fires, the costliest ops first: what a finding leads with (PyTorch module and line)
+                "where": list(dict.fromkeys(o.where for o in sorted(fired_at[rule], key=lambda o: -o.flops)))[
+                    :5
+                ],
                 "ops": count,
                 "flops_share": flops[rule] / total_flops if total_flops else 0.0,
                 "reason": f.reason,
@@ -198,6 +204,26 @@ def ane_summary(section: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def reason_line(r: dict[str, Any]) -> str:
+    """One Neural Engine finding: where (PyTorch module and line) first, why, what to do, then the rule."""
+    if r["scope"] == "program":
+        return f"whole program: {r['reason']}; fix: {r['fix']} [{r['rule']}]"
+    places = r.get("where") or []
+    more = f" (+{r['ops'] - 1} more)" if r["ops"] > 1 else ""
+    where = f"{places[0]}{more}: " if places else ""
+    return f"{where}{r['reason']}; fix: {r['fix']} [{r['rule']}: {r['ops']} ops, {r['flops_share']:.0%} of FLOPs]"
+
+
+def _costliest(section: dict[str, Any]) -> str:
+    """``; most at lstm (LSTM) at net.py:12 (lstm_0): ... fix: ...``: the op rule costing most FLOPs."""
+    ops = [r for r in section["reasons"] if r["scope"] == "op"]
+    rules = [r for r in ops if r["severity"] == "fallback"] or ops
+    if not rules:
+        return ""
+    top = max(rules, key=lambda r: (r["flops_share"], r["ops"]))
+    return f"; most of it at {reason_line(top)}"
+
+
 def ane_verdict(section: dict[str, Any]) -> tuple[str, str]:
     """(status, reason) for the ``neural_engine`` verdict; the reason says it is a prediction."""
     share, flops_share = section["fallback_ops_share"], section["fallback_flops_share"]
@@ -211,8 +237,8 @@ def ane_verdict(section: dict[str, Any]) -> tuple[str, str]:
             f"predicted: the whole model is barred from the NE by {', '.join(section['ne_barred_by'])}",
         )
     if flops_share > ANE_FAIL_FLOPS_SHARE:
-        return "fail", f"predicted: {counts}"
+        return "fail", f"predicted: {counts}{_costliest(section)}"
     if section["fallback_ops"] or section["maybe_ops"]:
         maybe = f"; {section['maybe_ops']} may fall back" if section["maybe_ops"] else ""
-        return "warn", f"predicted: {counts}{maybe}"
+        return "warn", f"predicted: {counts}{maybe}{_costliest(section)}"
     return "pass", f"predicted: all {section['ops']} ops likely on the Neural Engine"

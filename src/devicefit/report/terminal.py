@@ -105,23 +105,9 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
                 ),
             )
         console.print(t)
-        d = num.get("divergence") or {}
-        if d.get("first_divergent"):
-            fd = d["first_divergent"]
-            console.print(
-                f"fp16 first diverges at [bold]{escape(fd.get('where') or fd['op'])}[/] {escape('[' + fd['op_type'] + ']')}, relative error "
-                f"{number(fd['rel_error'])}"
-            )
-        for o in d.get("overflow", []):
-            console.print(
-                f"[red]fp16 overflow[/] at {escape(o.get('where') or o['op'])} {escape('[' + o['op_type'] + ']')}: "
-                f"{o['overflow'] + o['nonfinite']} values"
-            )
-        for o in d.get("underflow", [])[:3]:
-            console.print(
-                f"[yellow]fp16 underflow[/] at {escape(o.get('where') or o['op'])} {escape('[' + o['op_type'] + ']')}: {o['underflow']} "
-                "values flushed to zero"
-            )
+        _divergence(
+            num.get("divergence") or {}, report["verdicts"].get("numerics", {}).get("status"), console
+        )
     size, mem = report.get("size"), report.get("memory")
     if size and mem:
         pkg = size["package_bytes"]
@@ -154,6 +140,40 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         console.print(f"[yellow]warning:[/] {w}")
 
 
+def _divergence(d: dict[str, Any], numerics: str | None, console: Any) -> None:
+    """fp16 findings, each leading with where (PyTorch module and line, then the MIL op) and saying what to do:
+    with the outputs within tolerance there is nothing to do; when they fail, the numerics verdict has the fix."""
+
+    def where(o: dict[str, Any]) -> str:
+        return f"{escape(o.get('where') or o['op'])} {escape('[' + o['op_type'] + ']')}"
+
+    failed = numerics == "fail"
+    if d.get("first_divergent"):
+        fd = d["first_divergent"]
+        todo = (
+            "start there (the numerics verdict has the fix)"
+            if failed
+            else "the outputs stay within tolerance"
+        )
+        console.print(
+            f"[bold]{where(fd)}[/]: fp16 first diverges here, relative error {number(fd['rel_error'])}; {todo}"
+        )
+    for o in d.get("overflow", []):
+        console.print(
+            f"{where(o)}: [red]fp16 overflow[/], {o['overflow'] + o['nonfinite']} values beyond fp16's ±65504; keep "
+            "it in fp32 (the numerics verdict's --fp32-ops fix) or scale down what it computes"
+        )
+    for o in d.get("underflow", [])[:3]:
+        todo = (
+            "if the failure starts here, keep it in fp32 (the numerics verdict's fix)"
+            if failed
+            else "harmless here: the outputs stay within tolerance"
+        )
+        console.print(
+            f"{where(o)}: [yellow]fp16 underflow[/], {o['underflow']} values flushed to zero; {todo}"
+        )
+
+
 def _neural_engine(ane: dict[str, Any], console: Any) -> None:
     console.print(
         f"neural engine (predicted, not measured): {ane['fallback_ops']} of {ane['ops']} ops"
@@ -163,13 +183,10 @@ def _neural_engine(ane: dict[str, Any], console: Any) -> None:
         highlight=False,
         markup=False,
     )
+    from devicefit.report.devices import reason_line
+
     for r in ane["reasons"][:3]:
-        where = (
-            "whole program" if r["scope"] == "program" else f"{r['ops']} ops, {r['flops_share']:.0%} of FLOPs"
-        )
-        console.print(
-            f"  {r['rule']} ({where}): {r['reason']}; fix: {r['fix']}", highlight=False, markup=False
-        )
+        console.print(f"  {reason_line(r)}", highlight=False, markup=False)
     console.print(f"[dim]{ane['disclaimer']}[/]")
 
 
@@ -177,11 +194,12 @@ def _unsupported(convert: dict[str, Any], console: Any) -> None:
     from rich.table import Table
 
     t = Table(title="ops coremltools cannot convert (all of them, from one scan)")
-    for col in ("op", "where", "module", "count", "what to do"):
+    # the source first (as every finding leads with it), then the op it holds
+    for col in ("where", "module", "op", "count", "what to do"):
         t.add_column(col, overflow="fold")
     for u in convert["unsupported"]:
         t.add_row(
-            *(escape(str(u.get(k) or "")) for k in ("op", "location", "module_path")),
+            *(escape(str(u.get(k) or "")) for k in ("location", "module_path", "op")),
             str(u.get("count", 1)),
             escape(str(u.get("hint") or "")),
         )

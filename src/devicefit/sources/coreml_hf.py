@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.dtypes import proto_array_numpy
-from devicefit.errors import ModelLoadError
+from devicefit.errors import InputError, ModelLoadError
 from devicefit.sources.module import from_module, one_line
 from devicefit.sources.spec import InputSpec, SourceModel, random_inputs
 
@@ -97,17 +97,48 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
             f"cannot load Hugging Face model {path}: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
     _check_weights_cover(path, loading)
-    seq = min(
-        HF_DEFAULT_SEQ, int(getattr(config, "max_position_embeddings", HF_DEFAULT_SEQ) or HF_DEFAULT_SEQ)
-    )
-    specs = inputs or [
-        InputSpec("input_ids", (1, seq), "int32"),
-        InputSpec("attention_mask", (1, seq), "int32"),
-    ]
+    specs = inputs or _default_specs(path, config, str(getattr(net, "main_input_name", "input_ids")))
     vocab = int(getattr(config, "vocab_size", 8) or 8)
     arrays = random_inputs(list(specs), int_high=vocab)
     example = {n: _torch_of(a) for n, a in arrays.items()}
     return from_module(spec, "hf", net, example, None, int_high=vocab)
+
+
+HF_DEFAULT_AUDIO_SAMPLES = 16000  # one second at the 16 kHz wav2vec2 / HuBERT / WavLM expect
+
+
+def _default_specs(path: Path, config: Any, main_input: str) -> list[InputSpec]:
+    """The inputs to try a folder's model with when none are declared, by the kind of its main input.
+
+    Text models take ``input_ids`` (and an attention mask), vision models ``pixel_values`` at the config's
+    image size, raw-waveform audio models ``input_values`` (one second at 16 kHz); anything else (spectrogram
+    features, ...) has no size devicefit can read off every config.
+
+    NOTE: every folder was fed ``input_ids`` / ``attention_mask``: a saved DeiT failed with an AttributeError
+    from inside its forward and exit 2, naming neither its input nor the ``--input`` that would fix it.
+
+    Raises:
+        InputError: the main input is of another kind; says which ``--input`` to declare.
+    """
+    if main_input == "input_ids":
+        seq = min(
+            HF_DEFAULT_SEQ, int(getattr(config, "max_position_embeddings", HF_DEFAULT_SEQ) or HF_DEFAULT_SEQ)
+        )
+        return [InputSpec("input_ids", (1, seq), "int32"), InputSpec("attention_mask", (1, seq), "int32")]
+    if main_input == "input_values":
+        return [InputSpec(main_input, (1, HF_DEFAULT_AUDIO_SAMPLES), "float32")]
+    size = getattr(config, "image_size", None)
+    if isinstance(size, dict):  # some processors' configs: {"height": 224, "width": 224}
+        size = (size.get("height"), size.get("width"))
+    height, width = (size, size) if isinstance(size, int) else tuple(size or (None, None))[:2]
+    channels = int(getattr(config, "num_channels", 3) or 3)
+    if main_input == "pixel_values" and isinstance(height, int) and isinstance(width, int):
+        return [InputSpec("pixel_values", (1, channels, height, width), "float32")]
+    raise InputError(
+        f"{path.name} is a Hugging Face {type(config).__name__.removesuffix('Config')} model whose main input is "
+        f"{main_input!r}, whose shape devicefit cannot read off its config; declare it: --input "
+        f"{main_input}:DIMxDIM[:DTYPE] (e.g. the shape its feature extractor produces)"
+    )
 
 
 def _model_class(transformers: Any, config: Any) -> Any:

@@ -54,9 +54,10 @@ def read_spec(source: Any) -> tuple[Any, str | None, str]:
         raise ModelLoadError(
             f"{origin} is a file, but an .mlpackage is a folder; pass the whole package folder (or a .mlmodel)"
         )
+    data = read_bounded(path, "model file", MODEL_MAX_BYTES)  # refuses a FIFO or device before any read
     if path.suffix.lower() != ".mlmodel":
         _refuse_other_model_kinds(path, origin)
-    spec = _parse_model(read_bounded(path, "model file", MODEL_MAX_BYTES), path)
+    spec = _parse_model(data, path)
     weights = path.parent / "weights"
     weights_st = stat_path(weights, "weights folder")
     return spec, str(weights) if weights_st is not None and stat.S_ISDIR(weights_st.st_mode) else None, origin

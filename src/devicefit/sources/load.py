@@ -21,7 +21,7 @@ from devicefit.sources.coreml_hf import _coreml_input_spec as _coreml_input_spec
 from devicefit.sources.module import from_module, one_line
 from devicefit.sources.spec import InputSpec, SourceModel
 from devicefit.sources.torch_files import load_torch_file
-from devicefit.sources.untrusted_files import require_file_or_folder
+from devicefit.sources.untrusted_files import require_file_or_folder, shown
 
 # Former private names, kept importable from here for callers that used them before the split.
 _from_module = from_module
@@ -61,7 +61,10 @@ def load_source(
     path_text, factory = _split_factory(spec)
     path = Path(path_text).expanduser()
     if not path.exists():
-        raise ModelLoadError(f"model not found: {path_text}")
+        raise ModelLoadError(
+            f"model not found: {shown(path)}; check the path (MODEL is a FILE.py:FUNCTION factory, a .pt2, "
+            "TorchScript or pickled-module file, a .mlpackage / .mlmodel, or a Hugging Face folder)"
+        )
     # NOTE: a FIFO or a device (/dev/zero) would block or never end in the zip / pickle probes below.
     require_file_or_folder(path, "model")
     if path.is_dir():
@@ -118,9 +121,13 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(import_spec)
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)  # so the model file can import its neighbours
+    # NOTE: registered under its unique name: dataclasses (and typing) look a class's module up in sys.modules,
+    # so a model file with a @dataclass config failed to import without it
+    sys.modules[name] = module
     try:
         import_spec.loader.exec_module(module)
     except Exception as exc:
+        sys.modules.pop(name, None)
         raise ModelLoadError(f"importing {path} raised {type(exc).__name__}: {one_line(exc)}") from exc
     finally:
         if folder in sys.path:

@@ -142,6 +142,24 @@ def check_random_total(specs: list[InputSpec], remedy: str) -> None:
         )
 
 
+def check_program_inputs_total(inputs: list[Any], remedy: str) -> None:
+    """:func:`check_random_total` for an interpreter program's inputs (``devicefit.interp`` TensorSpecs at
+    their default shapes, generated as float32 / int32 / bool by ``Program.example_inputs``)."""
+    specs = [
+        InputSpec(
+            t.name,
+            tuple(int(d) for d in (t.shape or ())),
+            "bool"
+            if t.dtype == "bool"
+            else "float32"
+            if str(t.dtype).startswith(("fp", "float"))
+            else "int32",
+        )
+        for t in inputs
+    ]
+    check_random_total(specs, remedy)
+
+
 def random_inputs(specs: list[InputSpec], seed: int = 0, int_high: int = 8) -> dict[str, np.ndarray]:
     """Random example inputs for ``specs`` (deterministic for a seed).
 
