@@ -38,7 +38,7 @@ _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 def torchscript_origin(
     names: list[str],
     types: list[str],
-    lines: dict[tuple[str, str], list[str]],
+    lines: dict[tuple[str, str], list[str | None]],
     module: Any,
     seen: dict[tuple[str, str], list[str]],
 ) -> OriginTuple | None:
@@ -60,7 +60,7 @@ def torchscript_origin(
     return (path, module_type, location)
 
 
-def _full_path(path: str, lines: dict[tuple[str, str], list[str]]) -> str:
+def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]]) -> str:
     """``path`` as the traced graph spells it: children of an ``nn.ModuleList`` lose the list's name in the scopes.
 
     A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
@@ -90,24 +90,24 @@ def _fits(parts: list[str], full: list[str]) -> bool:
     return all(part in rest for part in parts)
 
 
-def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
+def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str | None]]:
     """(module path, aten kind) -> innermost user frame of each node of a traced graph, in graph order."""
     graph = getattr(source, "inlined_graph", None)
     if graph is None:
         return {}
-    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    out: dict[tuple[str, str], list[str | None]] = defaultdict(list)
     for node in _graph_nodes(graph):
         kind = node.kind()
         if not kind.startswith("aten::"):
             continue
         scope = node.scopeName()
         path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
+        # NOTE: kept without a frame too (library code throughout, e.g. a Hugging Face model): the graph's
+        # module paths still name ModuleList children in full, and the origin falls back to the call site
         frame = _user_frame(_ts_frames(str(node.sourceRange())))
-        # NOTE: the path is recorded without a frame too: _full_path reads the graph's module paths off these
-        # keys (a model whose code is all library code, e.g. transformers', has no user frame at all)
-        frames = out[(path, kind.split("::", 1)[1])]
-        if frame:
-            frames.append(frame)
+        # NOTE: None kept in place: torchscript_origin matches a module's nodes of one kind to these by their
+        # order in the graph, so a frameless node must still hold its position
+        out[(path, kind.split("::", 1)[1])].append(frame)
     return dict(out)
 
 
