@@ -23,6 +23,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     pad,
     pooling,
     resize,
+    resize3d,
     sampling,
     tensor,
     windows,
