@@ -16,6 +16,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     arith,
     assign,
     attention,
+    distance,
     elementwise,
     masks,
     moments,
