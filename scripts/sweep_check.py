@@ -143,7 +143,7 @@ def render(rows: list[dict[str, Any]]) -> str:
         "translating `reciprocal` / every `c / x` with Core ML's `inverse` epsilon, `rms_norm` with a wrong eps, and",
         "ops without a translation) are devicefit translations now: see docs/convert.md. Ops the same sweep found",
         "still without a translation, which check lists at once with their source lines: `erfinv`, `diag`,",
-        " `diag_embed`, `count_nonzero`, `aminmax`, `isin`, `bucketize`, `take_along_dim`,",
+        "`diag_embed`, `count_nonzero`, `aminmax`, `isin`, `bucketize`, `take_along_dim`,",
         "`index_add`, `embedding_bag`, `bilinear`, `pairwise_distance`, `asinh`, `searchsorted` on a 1-D sequence,",
         "`max_pool2d` with dilation > 1; HF Informer's ProbSparse attention (`index_put_` with computed indices).",
         "",
