@@ -243,7 +243,7 @@ def _memory(r: Any) -> Verdict:
     if not fitting:
         return Verdict(FAIL, "working set exceeds every device's app memory budget")
     # the devices the user asked about (--target) must each fit; the rest of a catalog-wide table may not
-    asked = {str(d).strip().lower() for d in (getattr(r.options, "devices", None) or [])}
+    asked = {str(d).strip().lower() for d in (getattr(getattr(r, "options", None), "devices", None) or [])}
     missed = [f for f in known if not f.fits and (f.device.lower() in asked or f.name.lower() in asked)]
     if missed:
         names = ", ".join(f.name for f in missed)
