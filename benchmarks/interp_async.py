@@ -87,12 +87,13 @@ MODELS = {
 SWEEP = {"small_cnn_64px", "small_cnn_128px", "small_cnn_160px"}
 
 
-def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int) -> dict:
+def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int, inline_off: bool = False) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     import devicefit
 
-    handle = devicefit.load(pkg, engine="interp", max_in_flight=2, cache=False, compiled=compiled)
+    options: dict = {"inline_below_s": None} if inline_off else {}
+    handle = devicefit.load(pkg, engine="interp", max_in_flight=2, cache=False, compiled=compiled, **options)
     for _ in range(10):
         handle.predict(feeds)
     executor = ThreadPoolExecutor(2)
@@ -274,6 +275,14 @@ def main() -> int:
     # 1.2x for two plain threads that reach 1.9x in longer blocks
     parser.add_argument("--n", type=int, default=200, help="requests per block")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--compiled-only", action="store_true", help="skip the plain-interpreter rows (compiled path only)"
+    )
+    parser.add_argument(
+        "--inline-off",
+        action="store_true",
+        help="load with inline_below_s=None: every async request on a worker",
+    )
     args = parser.parse_args()
 
     import torch
@@ -296,9 +305,9 @@ def main() -> int:
             pkg = Path(tmp) / f"{name}.mlpackage"
             convert(model, inputs, target="iOS18", precision="fp32", input_names=names).save(str(pkg))
             feeds = {n: t.numpy() for n, t in zip(names, inputs)}
-            for compiled in (True,) if name in SWEEP else (True, False):
+            for compiled in (True,) if name in SWEEP or args.compiled_only else (True, False):
                 before = machine_parallelism(0.5)
-                r = measure(pkg, feeds, compiled, args.rounds, args.n)
+                r = measure(pkg, feeds, compiled, args.rounds, args.n, args.inline_off)
                 r["machine_parallelism"] = (before + machine_parallelism(0.5)) / 2
                 rows.append({"model": name, "compiled": compiled, **r})
                 known = [r["call_us"], r["worker_call_us"], r["handoff_us"], r["lane_call_us"]]

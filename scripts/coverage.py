@@ -156,7 +156,11 @@ def main() -> None:
                 f.write(json.dumps(rows[-1]) + "\n")
     from devicefit.io import atomic_write_text
 
-    atomic_write_text(args.out, render(rows))
+    # NOTE: the outside-model section below the families' table is scripts/sweep_check.py's: kept as it is
+    marker = "## check on models from outside the repo"
+    previous = Path(args.out).read_text(encoding="utf-8") if Path(args.out).exists() else ""
+    kept = marker + previous.split(marker, 1)[1] if marker in previous else ""
+    atomic_write_text(args.out, render(rows) + ("\n" + kept if kept else ""))
     print(f"wrote {args.out}", file=sys.stderr)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from devicefit.check import CheckOptions, run_check
 from devicefit.cli import main
 
@@ -172,3 +174,106 @@ def test_a_model_that_draws_random_numbers_is_not_called_a_conversion_problem(tm
     )
     assert "as an input" in verdict.reason  # what to do
     assert main(["check", f"{path}:make_model", "--samples", "2", "--target", "iphone-12", "--no-fix"]) == 1
+
+
+@pytest.mark.parametrize("family", ["vision", "audio"])
+def test_a_hugging_face_vision_or_audio_folder_gets_inputs_of_its_kind(tmp_path, family):
+    # a saved DeiT folder was fed input_ids / attention_mask: 'failed on inputs input_ids:1x128:int32 ...:
+    # AttributeError', exit 2, with nothing saying which input the model takes
+    import torch
+    import transformers
+
+    from devicefit.sources import load_source
+
+    torch.manual_seed(0)
+    if family == "vision":
+        config = transformers.DeiTConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, image_size=24,
+            patch_size=8, num_channels=3,
+        )  # fmt: skip
+        model, expected = transformers.DeiTForImageClassification(config), ("pixel_values", (1, 3, 24, 24))
+    else:
+        config = transformers.Wav2Vec2Config(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+            conv_stride=(5, 4), conv_kernel=(10, 4), num_conv_pos_embeddings=8, num_conv_pos_embedding_groups=2,
+        )  # fmt: skip
+        model, expected = transformers.Wav2Vec2Model(config), ("input_values", (1, 16000))
+    model.eval().save_pretrained(tmp_path / "folder")
+    source = load_source(str(tmp_path / "folder"))
+    assert [(s.name, tuple(s.shape)) for s in source.input_specs] == [expected]
+    assert source.input_specs[0].dtype == "float32"
+
+
+DATACLASS_ARGS = textwrap.dedent(
+    """
+    from __future__ import annotations
+
+    from dataclasses import dataclass
+
+    import torch
+
+
+    @dataclass
+    class ModelArgs:  # the LLaMA-style config most hand-written models carry
+        dim: int = 8
+
+
+    class Net(torch.nn.Module):
+        def __init__(self, args: ModelArgs):
+            super().__init__()
+            self.lin = torch.nn.Linear(args.dim, 4)
+
+        def forward(self, x):
+            return self.lin(x)
+
+
+    def make_model():
+        return Net(ModelArgs()).eval(), torch.randn(1, 8)
+    """
+)
+
+
+def test_a_model_file_with_a_dataclass_loads(tmp_path):
+    # dataclasses look their module up in sys.modules, where the model file was never registered:
+    # "importing model.py raised AttributeError: 'NoneType' object has no attribute '__dict__'", exit 2
+    from devicefit.sources import load_source
+
+    path = tmp_path / "model.py"
+    path.write_text(DATACLASS_ARGS)
+    source = load_source(f"{path}:make_model")
+    assert [s.name for s in source.input_specs] == ["x"]
+
+
+def test_an_fp32_inf_in_a_conversion_problem_is_named_by_its_pytorch_module(tmp_path):
+    # the conversion-problem verdict led with the Core ML value name: 'first produces inf/NaN at var_12 (log)'
+    from types import SimpleNamespace
+
+    import torch
+
+    from devicefit import interp
+    from devicefit.check.verdicts import decide
+    from devicefit.convert import ConvertOptions, convert
+    from tests.convert.helpers import source_of
+
+    class LogHead(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.proj = torch.nn.Linear(4, 4)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.log(self.proj(x))
+
+    program = interp.load(convert(source_of(LogHead(), (torch.randn(1, 4),)), ConvertOptions()).mlmodel)
+    step = next(s for s in program.plan.block.steps if s.op_type == "log")
+    nonfinite = SimpleNamespace(op=step.name, op_type="log", value=step.outputs[0])
+    failed = SimpleNamespace(
+        passed=False, measured_on="fp32 conversion", comparison=SimpleNamespace(headline=lambda: "SNR 3 dB")
+    )
+    result = SimpleNamespace(
+        convert=SimpleNamespace(ok=True, rescued=[], trace_warnings=[]), data_findings=[], fp16=object(), fp32=None,
+        questions={"conversion_fidelity": failed}, divergence=SimpleNamespace(first_nonfinite_fp32=nonfinite),
+        extras={}, program=program, fits=[], repair=None, trained=None,
+    )  # fmt: skip
+    reason = decide(result)["numerics"].reason
+    assert "first produces inf/NaN at the top module (LogHead) at " in reason, reason
+    assert "test_check_sweep_models.py:" in reason

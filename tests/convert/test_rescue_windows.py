@@ -37,3 +37,18 @@ class SinePositions(torch.nn.Module):
 def test_outer_of_an_int_and_a_float_vector_converts_and_matches_pytorch(frontend):
     result, _ = convert_and_compare(SinePositions(), (torch.randn(2, 6, 8),), frontend, tol=1e-6)
     assert "outer" in result.scan.rescued
+
+
+class FloatRange(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        positions = torch.arange(x.shape[1], dtype=torch.float32)  # coremltools made it int32
+        steps = torch.arange(1, 9, 2, dtype=torch.float32)
+        grid = torch.arange(0, x.shape[1], 1, dtype=torch.float16).float()
+        return x + torch.sin(positions)[None, :, None] * steps + torch.cos(grid)[None, :, None]
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_arange_keeps_the_float_dtype_asked_for(frontend):
+    # sin(arange(n, dtype=float32)) failed to convert: 'expects tensor or scalar of dtype fp16/fp32, got int32'
+    result, _ = convert_and_compare(FloatRange(), (torch.randn(2, 6, 4),), frontend, tol=1e-6)
+    assert "arange" in result.scan.rescued

@@ -58,7 +58,22 @@ def _scheduler(policy: InlinePolicy, overflow: str = "wait", max_queue: int | No
         return i * 10
 
     sched = InFlightScheduler(run, max_in_flight=2, overflow=overflow, max_queue=max_queue, policy=policy)
+    # the order requests left the queue (under the scheduler's lock; two workers may then record their runs in
+    # either order)
+    sched._started_feeds = []  # type: ignore[attr-defined]
+    start = sched._start
+
+    def recorded(req):  # type: ignore[no-untyped-def]
+        sched._started_feeds.append(req.feeds)  # type: ignore[attr-defined]
+        start(req)
+
+    sched._start = recorded  # type: ignore[method-assign]
     return sched, ran
+
+
+def _fifo(sched: InFlightScheduler) -> bool:
+    started = [i for i in sched._started_feeds]  # type: ignore[attr-defined]
+    return started == sorted(started)
 
 
 def _burst(sched: InFlightScheduler, n: int) -> list[int]:
@@ -77,7 +92,7 @@ def test_a_gathered_burst_runs_on_the_workers_whatever_a_lone_request_would_do(s
     assert _burst(sched, 12) == [i * 10 for i in range(12)]
     here = threading.current_thread().name
     assert sum(name != here for _, name in ran) >= 10  # old code: half (caller lane) or none (inline) there
-    assert [i for i, _ in ran] == sorted(i for i, _ in ran)
+    assert _fifo(sched)
 
 
 def test_a_gathered_burst_runs_on_the_workers_when_they_take_a_backlog_faster():
@@ -88,7 +103,7 @@ def test_a_gathered_burst_runs_on_the_workers_when_they_take_a_backlog_faster():
     assert len(on_workers) >= 10  # the old code ran every other one here, on the caller lane
     assert sched.stats.peak_in_flight == 2
     # first come, first served: the workers started them in the order they were made
-    assert [i for i, _ in ran] == sorted(i for i, _ in ran)
+    assert _fifo(sched)
     stats = sched.stats
     assert (stats.submitted, stats.completed) == (12, 12)
     assert sched._arriving == 0
@@ -173,40 +188,34 @@ def test_a_gathered_burst_through_the_model_handle_goes_to_the_workers(small_pkg
     assert model.stats.completed >= 10
 
 
-def test_two_closed_loop_callers_are_no_backlog_and_keep_the_measured_route():
-    # two callers, each awaiting its request before the next, with two slots: never more requests than slots,
-    # so each would still pay a handoff on a worker; the policy's inline route stands
-    sched, ran = _scheduler(_inline_state())
+def _closed_loop(sched: InFlightScheduler, callers: int, each: int = 5) -> None:
+    """``callers`` coroutines, each awaiting its request before making the next (caller k sends 100k + i)."""
 
     async def caller(base: int) -> None:
-        for i in range(5):
+        for i in range(each):
             await sched.submit(base + i)
 
     async def main() -> None:
-        await asyncio.gather(caller(0), caller(100))
+        await asyncio.gather(*(caller(100 * k) for k in range(callers)))
 
     try:
         asyncio.run(main())
     finally:
         sched.close()
+
+
+def test_two_closed_loop_callers_are_no_backlog_and_keep_the_measured_route():
+    # two callers, each awaiting its request before the next, with two slots: never more requests than slots,
+    # so each would still pay a handoff on a worker; the policy's inline route stands
+    sched, ran = _scheduler(_inline_state())
+    _closed_loop(sched, callers=2)
     assert len(ran) == 10
     assert {name for _, name in ran} == {threading.current_thread().name}
 
 
 def test_three_closed_loop_callers_on_two_slots_are_a_backlog():
     sched, ran = _scheduler(_inline_state())
-
-    async def caller(base: int) -> None:
-        for i in range(5):
-            await sched.submit(base + i)
-
-    async def main() -> None:
-        await asyncio.gather(caller(0), caller(100), caller(200))
-
-    try:
-        asyncio.run(main())
-    finally:
-        sched.close()
+    _closed_loop(sched, callers=3)
     here = threading.current_thread().name
     assert len(ran) == 15
     # the three first requests arrive together, one more than the slots: they go to the workers (the old code

@@ -116,11 +116,7 @@ def _numerics(r: Any) -> Verdict:
         also += f"; constant {c['constant']} = {c['value']} is beyond the fp16 range{more} (see warnings)"
     if fid is not None and fid.passed is False:
         nonfinite = div.first_nonfinite_fp32 if div is not None else None
-        where = (
-            f"; the fp32 run first produces inf/NaN at {nonfinite.op} ({nonfinite.op_type})"
-            if nonfinite
-            else ""
-        )
+        where = f"; the fp32 run first produces inf/NaN at {_where(r, nonfinite)}" if nonfinite else ""
         traced = r.convert.trace_warnings
         if traced:
             where += (

@@ -173,9 +173,11 @@ def _weight_shapes(spec: Any) -> dict[str, tuple[int, ...]]:
 def _check_blocks(name: str, shape: tuple[int, ...], width: str) -> None:
     m = re.fullmatch(r"int4-b(\d+)", width)
     if m and shape[-1] % int(m.group(1)):
+        fits = [b for b in (128, 64, 32, 16, 8) if shape[-1] % b == 0]
+        hint = f"e.g. int4-b{fits[0]}" if fits else "or int8 for this group"
         raise InputError(
             f"block size {m.group(1)} does not divide the input size {shape[-1]} of {name}; "
-            "choose a block size that divides it (e.g. 32)"
+            f"choose a block size that divides it ({hint})"
         )
 
 

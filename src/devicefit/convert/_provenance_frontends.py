@@ -20,15 +20,14 @@ _PACKAGE = Path(__file__).resolve().parents[1]
 # Frames from these places are never the model's code: torch, coremltools, and devicefit's own wrappers and
 # calls (the flat-output module, the torch.jit.trace call): every devicefit subpackage; the bundled demo
 # model (devicefit/demo.py) is a model's code.
-_INTERNAL_MARKERS = (
-    f"{os.sep}torch{os.sep}",
-    f"{os.sep}coremltools{os.sep}",
-    *(str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and not p.name.startswith("_")),
+_DEVICEFIT_DIRS = tuple(
+    str(p) + os.sep for p in sorted(_PACKAGE.iterdir()) if p.is_dir() and p.name[0] != "_"
 )
+_INTERNAL_MARKERS = (f"{os.sep}torch{os.sep}", f"{os.sep}coremltools{os.sep}", *_DEVICEFIT_DIRS)
 # Frames from these places are library code, never the line a user should edit.
 _LIBRARY_MARKERS = ("site-packages", "dist-packages", *_INTERNAL_MARKERS)
 # Where the model's code ends: frames past these called the tracer (a script's line, not the model's)
-_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_INTERNAL_MARKERS[2:])
+_CALLERS = (f"{os.sep}torch{os.sep}jit{os.sep}_trace.py", *_DEVICEFIT_DIRS)
 _FX_FRAME = re.compile(r'File "(?P<file>[^"]+)", line (?P<line>\d+), in (?P<func>\S+)')
 _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 
@@ -39,7 +38,7 @@ _TS_FRAME = re.compile(r"^(?P<file>.+?)\((?P<line>\d+)\): (?P<func>\S+)$")
 def torchscript_origin(
     names: list[str],
     types: list[str],
-    lines: dict[tuple[str, str], list[str]],
+    lines: dict[tuple[str, str], list[str | None]],
     module: Any,
     seen: dict[tuple[str, str], list[str]],
 ) -> OriginTuple | None:
@@ -61,7 +60,7 @@ def torchscript_origin(
     return (path, module_type, location)
 
 
-def _full_path(path: str, lines: dict[tuple[str, str], list[str]]) -> str:
+def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]]) -> str:
     """``path`` as the traced graph spells it: children of an ``nn.ModuleList`` lose the list's name in the scopes.
 
     A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
@@ -91,24 +90,24 @@ def _fits(parts: list[str], full: list[str]) -> bool:
     return all(part in rest for part in parts)
 
 
-def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str]]:
+def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str | None]]:
     """(module path, aten kind) -> innermost user frame of each node of a traced graph, in graph order."""
     graph = getattr(source, "inlined_graph", None)
     if graph is None:
         return {}
-    out: dict[tuple[str, str], list[str]] = defaultdict(list)
+    out: dict[tuple[str, str], list[str | None]] = defaultdict(list)
     for node in _graph_nodes(graph):
         kind = node.kind()
         if not kind.startswith("aten::"):
             continue
         scope = node.scopeName()
         path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
+        # NOTE: kept without a frame too (library code throughout, e.g. a Hugging Face model): the graph's
+        # module paths still name ModuleList children in full, and the origin falls back to the call site
         frame = _user_frame(_ts_frames(str(node.sourceRange())))
-        # NOTE: the path is recorded without a frame too: _full_path reads the graph's module paths off these
-        # keys (a model whose code is all library code, e.g. transformers', has no user frame at all)
-        frames = out[(path, kind.split("::", 1)[1])]
-        if frame:
-            frames.append(frame)
+        # NOTE: None kept in place: torchscript_origin matches a module's nodes of one kind to these by their
+        # order in the graph, so a frameless node must still hold its position
+        out[(path, kind.split("::", 1)[1])].append(frame)
     return dict(out)
 
 
@@ -161,34 +160,57 @@ def _call_site(module: Any, path: str) -> str | None:
 # --- torch.export --------------------------------------------------------------------------------------
 
 
-def export_origin(trace: str, modules: dict[str, tuple[str, str | None]]) -> OriginTuple:
+def export_origin(
+    trace: str, modules: dict[str | int, tuple[str, str | None]], handle: int | None = None
+) -> OriginTuple:
     frames = [(m["file"], int(m["line"])) for m in _FX_FRAME.finditer(trace)]
     frames.reverse()  # FX stack traces list the outermost frame first
-    path, module_type = modules.get(trace, (None, None))
+    # the node's own debug handle (see tag_export_nodes) first: repeated blocks share one stack trace
+    path, module_type = (
+        modules.get(handle, modules.get(trace, (None, None))) if handle else modules.get(trace, (None, None))
+    )
     return (path, module_type, _user_frame(frames))
 
 
-def export_modules(source: Any) -> dict[str, tuple[str, str | None]]:
-    """FX stack trace -> (module path, module type) of the innermost module, from ``nn_module_stack``."""
+def tag_export_nodes(source: Any) -> None:
+    """Give every node of an ExportedProgram a ``debug_handle`` (kept where one exists).
+
+    coremltools copies a node's handle into each op's scopes (``EXIR_DEBUG_HANDLE``); the stack trace alone
+    cannot tell the blocks of a ``ModuleList`` apart (every layer runs the same lines), so without it every
+    layer's ops were named after layer 0.
+    """
+    graph_module = getattr(source, "graph_module", None)
+    if graph_module is None:
+        return
+    for i, node in enumerate(graph_module.graph.nodes, start=1):
+        node.meta.setdefault("debug_handle", i)
+
+
+def export_modules(source: Any) -> dict[str | int, tuple[str, str | None]]:
+    """FX stack trace (and node debug handle) -> (module path, module type) of the innermost module, from
+    ``nn_module_stack``."""
     graph_module = getattr(source, "graph_module", None)
     if graph_module is None:
         return {}
-    out: dict[str, tuple[str, str | None]] = {}
+    out: dict[str | int, tuple[str, str | None]] = {}
     top_type: str | None = None
     for node in graph_module.graph.nodes:
         trace = node.meta.get("stack_trace")
         stack = node.meta.get("nn_module_stack")
+        handle = node.meta.get("debug_handle")
         if stack and top_type is None:
             top_type = str(next(iter(stack.values()))[1]).rsplit(".", 1)[-1]
-        if not trace or trace in out:
-            continue
         if not stack:  # an op of the top module's own forward
-            out[trace] = ("", None)
-            continue
-        path, qualified = list(stack.values())[-1]
-        out[trace] = (_clean_path(str(path)), str(qualified).rsplit(".", 1)[-1])
+            found: tuple[str, str | None] = ("", None)
+        else:
+            path, qualified = list(stack.values())[-1]
+            found = (_clean_path(str(path)), str(qualified).rsplit(".", 1)[-1])
+        if isinstance(handle, int):
+            out[handle] = found
+        if trace and trace not in out:
+            out[trace] = found
     # the top module's type is known only from nodes that have a module stack
-    return {trace: (path, kind if path else kind or top_type) for trace, (path, kind) in out.items()}
+    return {key: (path, kind if path else kind or top_type) for key, (path, kind) in out.items()}
 
 
 def _clean_path(path: str) -> str:

@@ -196,6 +196,10 @@ def _convert_with(
     else:
         model = graph if graph is not None and not options.flexible else _export_for(source, options)
     kwargs = ct_convert_kwargs(ct, options)
+    if frontend == "torch.export":
+        from devicefit.convert._provenance_frontends import tag_export_nodes
+
+        tag_export_nodes(model)  # per-node handles: the provenance tells repeated blocks apart
     with _quiet_coremltools(), contextlib.ExitStack() as stack:
         if options.fp16_safe_constants and options.precision != "fp32":
             kwargs["pass_pipeline"] = pipeline_with_pass(ct, stack.enter_context(fp16_safe_pass(fixes)))

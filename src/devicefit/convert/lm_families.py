@@ -180,10 +180,12 @@ def dense_moe(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     count = experts.gate_up_proj.shape[0]
     picked = (index[..., None] == torch.arange(count)).to(flat.dtype)  # (tokens, top-k, experts)
     per_expert = (picked * weights[..., None].to(flat.dtype)).sum(dim=1)  # (tokens, experts)
-    gate_up = torch.einsum("th,eih->tei", flat, experts.gate_up_proj)
-    gate, up = gate_up.chunk(2, dim=-1)
-    out = torch.einsum("tei,ehi->teh", experts.act_fn(gate) * up, experts.down_proj)
-    mixed = (out * per_expert[..., None]).sum(dim=1)
+    # NOTE: the expert tensors are matmul operands exactly as stored (no einsum, no transpose): coremltools then
+    # keeps their PyTorch names on the constants, which is how compression finds each weight's role
+    tokens_last = flat.transpose(0, 1)[None]  # (1, hidden, tokens)
+    gate, up = torch.matmul(experts.gate_up_proj, tokens_last).chunk(2, dim=1)  # (experts, inter, tokens)
+    out = torch.matmul(experts.down_proj, experts.act_fn(gate) * up)  # (experts, hidden, tokens)
+    mixed = (out * per_expert.transpose(0, 1)[:, None, :]).sum(dim=0).transpose(0, 1)  # (tokens, hidden)
     if hasattr(mlp, "shared_expert"):  # Qwen2-MoE: an always-on expert behind a sigmoid gate
         mixed = mixed + torch.sigmoid(mlp.shared_expert_gate(flat)) * mlp.shared_expert(flat)
     return mixed.reshape(x.shape)

@@ -69,7 +69,8 @@ def lm_shape(model: Any) -> LMShape:
         why = UNSUPPORTED_REASONS.get(family, "this family has not been mapped onto the stateful wrapper")
         covered = ", ".join(sorted(SUPPORTED_FAMILIES))
         raise InputError(
-            f"{family} models are not covered by the stateful LM conversion ({why}); covered: {covered}"
+            f"{family} models are not covered by the stateful LM conversion ({why}); covered: {covered}; "
+            f"`devicefit check MODEL --task default` checks the plain forward (no KV cache) instead"
         )
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads

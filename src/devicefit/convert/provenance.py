@@ -159,7 +159,10 @@ def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
         else:
             traces = scopes.get(ScopeSource.EXIR_STACK_TRACE) or []
             trace = next((t for t in traces if isinstance(t, str) and "File " in t), None)
-            found = frontends.export_origin(trace, fx_modules) if trace else None
+            handle = next(
+                (h for h in scopes.get(ScopeSource.EXIR_DEBUG_HANDLE) or [] if isinstance(h, int)), None
+            )
+            found = frontends.export_origin(trace, fx_modules, handle) if trace else None
         if found is None:
             continue
         origin = _relative(Origin(*found), root)

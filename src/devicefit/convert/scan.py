@@ -40,6 +40,13 @@ _ASSIGN_HINT = (
     "y = torch.where(torch.arange(y.shape[1]) == i, v, y), or make the index a constant"
 )
 HINTS["_internal_op_tensor_inplace_fill_"] = HINTS["_internal_op_tensor_inplace_copy_"] = _ASSIGN_HINT
+# transformers' mixture-of-experts layers route tokens to experts at run time (grouped matmuls over per-expert
+# token counts): no static program; the LM path computes the experts densely with the model's own router
+_MOE_HINT = (
+    "transformers' mixture-of-experts dispatch (tokens grouped per expert at run time): for a *ForCausalLM "
+    "folder, `devicefit check FOLDER` (text-generation task) converts it with dense expert routing"
+)
+HINTS["_grouped_mm"] = HINTS["grouped_mm_fallback"] = HINTS["transformers::grouped_mm_fallback"] = _MOE_HINT
 # coremltools' internal ops -> the torch op kinds they rewrite (to place them in the user's code)
 _REWRITTEN_FROM = {
     "_internal_op_tensor_inplace_fill_": ("fill_", "fill"),

@@ -195,6 +195,7 @@ def convert_causal_lm(
     import torch
 
     from devicefit._lazy import coremltools
+    from devicefit.convert.frontends import _quiet_coremltools
     from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
     from devicefit.convert.merge import merge
 
@@ -229,15 +230,18 @@ def convert_causal_lm(
         for function in ("prefill", "decode"):
             say(f"converting {function}")
             try:
-                mlmodel = ct.convert(
-                    traced,
-                    inputs=_ct_inputs(ct, np, function, max_context, lengths),
-                    outputs=[ct.TensorType(OUTPUT_NAME, dtype=np.float32)],
-                    states=states,
-                    minimum_deployment_target=ct.target.iOS18,
-                    compute_precision=compute,
-                    skip_model_load=True,
-                )
+                # NOTE: quiet: every layer writes the two cache buffers, and coremltools warns "Torch var
+                # k_cache is added again" for each write (the expected pattern for states)
+                with _quiet_coremltools():
+                    mlmodel = ct.convert(
+                        traced,
+                        inputs=_ct_inputs(ct, np, function, max_context, lengths),
+                        outputs=[ct.TensorType(OUTPUT_NAME, dtype=np.float32)],
+                        states=states,
+                        minimum_deployment_target=ct.target.iOS18,
+                        compute_precision=compute,
+                        skip_model_load=True,
+                    )
             except Exception as e:  # coremltools raises bare exceptions; give the user one line
                 raise DevicefitError(f"converting the {function} function failed: {first_line(e)}") from e
             part = Path(tmp) / f"{function}.mlpackage"

@@ -226,13 +226,10 @@ class Model:
             raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
 
     def _run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # Scheduler workers: admitted while ready, and unload() joins them before it unloads the engine.
-        with self._cond:
-            self._active += 1
-        try:
-            return self._engine_call(arrays)
-        finally:
-            self._leave()
+        # Scheduler workers: admitted while ready, and unload() joins them (scheduler.close) before it waits for
+        # the other engine calls and unloads the engine, so a worker's call needs no _active count of its own
+        # (its two lock round trips per request were two more waits for the lock and the GIL under a backlog).
+        return self._engine_call(arrays)
 
     def predict(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Validate and run one request (thread-safe).

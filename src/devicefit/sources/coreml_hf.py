@@ -104,11 +104,18 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
     return from_module(spec, "hf", net, example, None, int_high=vocab)
 
 
+HF_DEFAULT_AUDIO_SAMPLES = 16000  # one second at the 16 kHz wav2vec2 / HuBERT / WavLM expect
+
+
 def _default_specs(path: Path, config: Any, main_input: str) -> list[InputSpec]:
     """The inputs to try a folder's model with when none are declared, by the kind of its main input.
 
     Text models take ``input_ids`` (and an attention mask), vision models ``pixel_values`` at the config's
-    image size; anything else (audio features, ...) has no size devicefit can read off every config.
+    image size, raw-waveform audio models ``input_values`` (one second at 16 kHz); anything else (spectrogram
+    features, ...) has no size devicefit can read off every config.
+
+    NOTE: every folder was fed ``input_ids`` / ``attention_mask``: a saved DeiT failed with an AttributeError
+    from inside its forward and exit 2, naming neither its input nor the ``--input`` that would fix it.
 
     Raises:
         InputError: the main input is of another kind; says which ``--input`` to declare.
@@ -118,6 +125,8 @@ def _default_specs(path: Path, config: Any, main_input: str) -> list[InputSpec]:
             HF_DEFAULT_SEQ, int(getattr(config, "max_position_embeddings", HF_DEFAULT_SEQ) or HF_DEFAULT_SEQ)
         )
         return [InputSpec("input_ids", (1, seq), "int32"), InputSpec("attention_mask", (1, seq), "int32")]
+    if main_input == "input_values":
+        return [InputSpec(main_input, (1, HF_DEFAULT_AUDIO_SAMPLES), "float32")]
     size = getattr(config, "image_size", None)
     if isinstance(size, dict):  # some processors' configs: {"height": 224, "width": 224}
         size = (size.get("height"), size.get("width"))

@@ -121,9 +121,13 @@ def _import_file(path: Path) -> Any:
     module = importlib.util.module_from_spec(import_spec)
     folder = str(path.resolve().parent)
     sys.path.insert(0, folder)  # so the model file can import its neighbours
+    # NOTE: registered under its unique name: dataclasses (and typing) look a class's module up in sys.modules,
+    # so a model file with a @dataclass config failed to import without it
+    sys.modules[name] = module
     try:
         import_spec.loader.exec_module(module)
     except Exception as exc:
+        sys.modules.pop(name, None)
         raise ModelLoadError(f"importing {path} raised {type(exc).__name__}: {one_line(exc)}") from exc
     finally:
         if folder in sys.path:

@@ -130,8 +130,10 @@ def channel_shuffle(context: Any, node: Any) -> None:
     aliases=("clip",),
 )
 def clamp(context: Any, node: Any) -> None:
-    """``torch.clamp(x, min, max)`` where a bound may be a tensor (broadcast), else coremltools' own ``clip``."""
+    """``torch.clamp(x, min, max)``: tensor bounds (broadcast) and integer ``x`` (kept integer) as ``maximum`` /
+    ``minimum``; float ``x`` with scalar bounds by coremltools' own ``clip``."""
     from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
     from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
 
     ops = frontend()
@@ -139,9 +141,13 @@ def clamp(context: Any, node: Any) -> None:
     x = inputs[0]
     low = arg(context, node, inputs, 1, "min")
     high = arg(context, node, inputs, 2, "max")
-    if all(b is None or b.rank == 0 or (b.val is not None and np.size(b.val) == 1) for b in (low, high)):
+    scalar = all(b is None or b.rank == 0 or (b.val is not None and np.size(b.val) == 1) for b in (low, high))
+    float_bound = any(b is not None and not types.is_int(b.dtype) for b in (low, high))
+    if scalar and (not types.is_int(x.dtype) or float_bound):  # a float bound promotes x to float in torch
         ops.clamp(context, node)  # scalar bounds: coremltools' translation (clip) handles them
         return
+    # NOTE: tensor bounds, or an integer x: coremltools' clip casts integers to fp32, so clamped indices
+    # (one_hot(ids.clamp(max=n - 1), n), a gather) failed to convert at the op reading them
     out = x
     for bound, op in ((low, mb.maximum), (high, mb.minimum)):
         if bound is not None:

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.convert.rescue._mil import const_value, frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
 @rescue("unfold", "coremltools 9.0 has no translation of Tensor.unfold (PatchTST patches a series with it)")
@@ -57,3 +57,34 @@ def outer(context: Any, node: Any) -> None:
     column = mb.expand_dims(x=a, axes=[1])
     row = mb.expand_dims(x=b, axes=[0])
     context.add(mb.mul(x=column, y=row, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "arange",
+    "override: coremltools gives torch.arange(n, dtype=torch.float32) an int32 result, which float-only ops "
+    "(sin, cos of sinusoidal position embeddings) refuse",
+    override=True,
+    aliases=("arange.start", "arange_start_step", "arange.start_step"),
+)
+def arange(context: Any, node: Any) -> object:
+    """``torch.arange(..., dtype=float)``: coremltools' own translation, cast to the float dtype asked for.
+
+    Integer-valued bounds give coremltools an int32 range whatever ``dtype`` says; the values are exact integers,
+    so the cast is exact. Ranges without a float ``dtype`` are left to coremltools as they are.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    from devicefit.convert.rescue._mil import dtype_arg
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=1)
+    position = len(inputs) - 4 if node.kind == "arange" and len(inputs) in (5, 6, 7) else len(inputs)
+    wanted = dtype_arg(context, node, inputs, position)
+    (ops.arange_start_step if node.kind.endswith("start_step") else ops.arange)(context, node)
+    made = context[node.name]
+    if wanted not in ("fp16", "fp32", "fp64") or not types.is_int(made.dtype):
+        return DELEGATED
+    cast = mb.cast(x=made, dtype="fp16" if wanted == "fp16" else "fp32", name=f"{node.name}_as_{wanted}")
+    context.add(cast, torch_name=node.name, override=True)
+    return None

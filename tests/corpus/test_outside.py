@@ -1,0 +1,35 @@
+"""``check`` gives each outside model (tests/corpus/outside.py) the verdicts measured for it, exit code included.
+
+Slow: one check per model (5-40 s each on 2 cores). scripts/sweep_check.py renders the same runs into
+docs/coverage.md with independently measured errors.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.corpus.outside import OUTSIDE
+
+FILE = Path(__file__).with_name("outside.py")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", OUTSIDE, ids=lambda m: m.name)
+def test_check_verdicts_on_outside_models(model, tmp_path):
+    import json
+
+    from devicefit.cli import main
+
+    report = tmp_path / "report.json"
+    argv = ["check", f"{FILE}:{model.build.__name__}", "--samples", "4", "--target", "iphone-12", "--no-fix"]
+    code = main([*argv, "--json", str(report)])
+    verdicts = json.loads(report.read_text())["verdicts"]
+    assert verdicts["convert"]["status"] == model.convert, verdicts["convert"]["reason"]
+    numerics = verdicts["numerics"]
+    allowed = {"pass", "warn"} if model.numerics == "pass" else {model.numerics}
+    assert numerics["status"] in allowed, numerics["reason"]
+    assert code == (1 if any(v["status"] == "fail" for v in verdicts.values()) else 0)
+    for verdict in verdicts.values():  # a finding never leads with an internal Core ML value name
+        assert "_cast_fp16" not in verdict["reason"].split(" (")[0], verdict["reason"]
