@@ -54,6 +54,7 @@ class _Request:
     alone = False
     cancel_requested = False
     cold = False  # the first request a new worker thread ran: its dispatch included starting the thread
+    queued_behind = False  # others were still queued when it started: part of a backlog, not a lone handoff
     dispatch_s: float | None = None
     ended: float | None = None
     epoch = 0
