@@ -171,29 +171,3 @@ def test_a_request_queued_for_a_waking_worker_leaves_the_caller_lane_free():
         sched.close()
     assert threads["b"] == threading.current_thread().name and threads["a"] != threads["b"], threads
     assert sched.caller_lane_runs == 1
-
-
-def test_a_second_worker_takes_the_request_where_the_workers_alone_beat_the_lane():
-    from devicefit.runtime.inline_policy import MIN_SAMPLES
-
-    started, release = threading.Event(), threading.Event()
-    threads: dict[str, str] = {}
-
-    def run(feeds: str) -> str:
-        threads[feeds] = threading.current_thread().name
-        if feeds == "a":
-            started.set()
-            release.wait(10)
-        return feeds.upper()
-
-    policy = InlinePolicy(10e-3, lanes=2)
-    policy.record_call(661e-6, solo=True)
-    policy.record_call(753e-6, solo=False, on_worker=True)
-    for _ in range(MIN_SAMPLES):
-        policy.record_handoff(78e-6)
-    assert not policy.uses_caller_lane and not policy.prefers_inline()
-    sched = InFlightScheduler(run, max_in_flight=2, policy=policy)
-    sched._test_events = (started, release)  # type: ignore[attr-defined]
-    assert _a_then_b(sched) == ("A", "B")
-    assert threading.current_thread().name not in (threads["a"], threads["b"])
-    assert sched.caller_lane_runs == 0

@@ -184,30 +184,3 @@ def test_the_route_weighs_the_caller_lane_by_its_measured_call_time():
     for _ in range(15):
         policy.record_call(1000e-6, solo=False, lane=True)
     assert policy.prefers_inline()
-
-
-def test_the_caller_lane_is_used_only_where_it_beats_the_workers_alone():
-    def measured(c: float, w: float, h: float, lane: float) -> InlinePolicy:
-        policy = InlinePolicy(10e-3, lanes=2)
-        policy.record_call(c, solo=True)
-        policy.record_call(w, solo=False, on_worker=True)
-        policy.record_call(lane, solo=False, lane=True)
-        for _ in range(MIN_SAMPLES):
-            policy.record_handoff(h)
-        return policy
-
-    # the small CNN as measured after the worker path lost its extra lock round trips: the workers alone win
-    # (2.41 vs 2.05 requests per ms by the formulas; 1.32x-1.50x measured against the lane's 1.25x-1.36x)
-    cnn = measured(661e-6, 753e-6, 78e-6, 681e-6)
-    assert not cnn.lane_beats_workers() and not cnn.uses_caller_lane and not cnn.prefers_inline()
-    # lane calls much faster than worker calls (these wait for the GIL), or handoffs as slow as a call: the lane
-    assert measured(661e-6, 1200e-6, 78e-6, 661e-6).uses_caller_lane
-    assert measured(661e-6, 700e-6, 900e-6, 700e-6).lane_beats_workers()
-    # nothing decided before MIN_SAMPLES handoffs: the lane, as before the comparison existed
-    early = InlinePolicy(10e-3, lanes=2)
-    early.record_call(661e-6, solo=True)
-    early.record_handoff(78e-6)
-    assert early.lane_beats_workers()
-    # inline must beat the better of the two worker routes
-    rates = cnn.worker_rates()
-    assert rates[1] > rates[0]

@@ -7,11 +7,8 @@ with ``k`` lanes (max_in_flight, at most the CPU count) it gives ``1 / (l + h / 
 load (beside another call it waits for the GIL, shares caches and memory bandwidth: 1.1-1.6x ``c`` for a small CNN
 on two cores) and ``h`` the *handoff* (wake a worker, then resolve a future on the event loop: ~50-140 us on this
 2-vCPU VM, far more on a busy machine); half of it is the awaiting thread's own work, and a worker's result waits
-for the lane call to end. The workers alone (a second worker instead of the lane) give ``k / (w + h)``; the lane is
-used only where its rate is the higher (:meth:`InlinePolicy.lane_beats_workers`: on the small CNN the workers alone
-win since the worker path lost its extra lock round trips). A request runs inline when ``c`` times the better
-worker route's rate is at most ``MARGIN`` (close calls stay inline, so async does not fall below sync); with one
-lane, when ``c <= MARGIN * (w + h)``. Fitted on
+for the lane call to end. A request runs inline when ``c`` times that rate is at most ``MARGIN`` (close calls stay
+inline, so async does not fall below sync); with one lane, when ``c <= MARGIN * (w + h)``. Fitted on
 ``benchmarks/interp_async.py``: small CNN predicted 1.29x, measured 1.34x; vit 1.20x / 1.21x; the tiny MLP and
 bert_encoder inline. Inline requests stay within the in-flight bound and the accounting; ``max_block_s`` caps the
 (uncontended) call that may block the event loop.
@@ -93,7 +90,6 @@ class InlinePolicy:
     _probing: bool = False  # a probe is queued or running (one at a time)
     _inline: bool = False  # prefers_inline(), kept current by the record_ methods
     _backlog: bool = False  # backlog_prefers_workers(), kept current likewise
-    _lane: bool = True  # lane_beats_workers(), kept current likewise
 
     def worker_cycle_s(self) -> float | None:
         """Seconds a worker spends per request, its call and the handoff (None: not measured yet)."""
@@ -121,40 +117,11 @@ class InlinePolicy:
         # benchmark: small CNN predicted 1.29x, measured 1.34x; vit 1.20x / 1.21x; the tiny MLP and
         # bert_encoder stay inline. ``2 c <= MARGIN (w + h)``, which assumed every request on a worker, sent
         # the small CNN inline (1.0x) whenever a busy spell read w ~1.1 ms, where the lane measured 1.3x-1.5x.
-        # The workers alone (no caller lane) give ``k / (w + h)``; the better of the two worker routes is what
-        # inline must beat (see worker_rates).
-        lane_rate, workers_rate = self.worker_rates()
-        return self.call_s * max(lane_rate, workers_rate) <= MARGIN
-
-    def worker_rates(self) -> tuple[float, float]:
-        """Requests per second of the worker route with the caller lane, and of the workers alone.
-
-        With the lane, the awaiting thread runs a request per ``l + h / 2`` and each other lane one per
-        ``w + h + l``; without it, each of the ``k`` lanes is a worker running one per ``w + h``. Unknown
-        figures read as the call time (``w``, ``l``) or 0 (``h``).
-        """
-        call = self.call_s or 0.0
-        worker = self.worker_call_s if self.worker_call_s is not None else call
+        worker = self.worker_call_s if self.worker_call_s is not None else self.call_s
         lane = self.lane_call_s if self.lane_call_s is not None else worker
         handoff = self.handoff_s or 0.0
-        lane_rate = 1.0 / max(lane + handoff / 2, 1e-9) + (self.lanes - 1) / max(
-            worker + handoff + lane, 1e-9
-        )
-        return lane_rate, self.lanes / max(worker + handoff, 1e-9)
-
-    def lane_beats_workers(self) -> bool:
-        """Whether the caller lane should run a request beside a worker's (else a second worker takes it).
-
-        The lane saves half the handoffs but makes each worker result wait for the lane call to end: measured
-        on the small CNN after the worker path lost its extra lock round trips (2026-11-30), the workers alone
-        gave 1.32x-1.50x in a closed loop where the lane gave 1.25x-1.36x, as ``k / (w + h)`` against the lane
-        formula predicts (c 661 / w 753 / h 78 / l 681 us: 2.41 vs 2.05 requests per ms). Until
-        ``MIN_SAMPLES`` handoffs were measured (as for inline), the lane: the behaviour before the comparison.
-        """
-        if self.handoff_s is None or len(self._handoffs) < MIN_SAMPLES or self.lanes < 2:
-            return True
-        lane_rate, workers_rate = self.worker_rates()
-        return lane_rate > workers_rate
+        lane_rate = 1.0 / (lane + handoff / 2) + (self.lanes - 1) / (worker + handoff + lane)
+        return self.call_s * lane_rate <= MARGIN
 
     def backlog_prefers_workers(self) -> bool:
         """With more requests waiting than slots, whether workers beat the awaiting thread for them.
@@ -184,20 +151,9 @@ class InlinePolicy:
         """backlog_prefers_workers() as last measured (cheap: read on every request, without the lock)."""
         return self._backlog
 
-    @property
-    def prefers_inline_now(self) -> bool:
-        """prefers_inline() as last measured (cheap)."""
-        return self._inline
-
-    @property
-    def uses_caller_lane(self) -> bool:
-        """lane_beats_workers() as last measured (cheap: read on every request under the lock)."""
-        return self._lane
-
     def _decide(self) -> None:
         self._inline = self.prefers_inline()
         self._backlog = self.backlog_prefers_workers()
-        self._lane = self.lane_beats_workers()
 
     def route(self, clock: Callable[[], float]) -> str:
         """Where the next request should go: ``INLINE``, ``WORKER`` or ``PROBE`` (counts the request).

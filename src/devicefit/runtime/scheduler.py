@@ -136,18 +136,11 @@ class InFlightScheduler:
     def wants_arrivals(self) -> bool:
         """Whether a request should :meth:`arrive` before it is routed (a hint, read without the lock).
 
-        Only where a backlog would go to the workers while a request may run on the awaiting thread, and
+        Only where a backlog would go to the workers while a lone request may run on the awaiting thread, and
         only with ``overflow="wait"``: every request of a burst then yields once, in order, so admission stays
         first come first served (a dropping policy must see requests in the order they were made).
         """
-        policy = self.policy
-        # NOTE: only where a request could run here (inline, or the caller lane): with the workers alone as the
-        # route every request goes to them anyway, and a yield each would be waste
-        return (
-            self.overflow == "wait"
-            and policy.holds_back_for_backlog
-            and (policy.prefers_inline_now or policy.uses_caller_lane)
-        )
+        return self.overflow == "wait" and self.policy.holds_back_for_backlog
 
     async def arrive(self) -> None:
         """Give the event loop one turn before this request is routed, so the requests made with it are seen.
@@ -208,13 +201,7 @@ class InFlightScheduler:
             # event loop (``inline_below_s``).
             call = self.policy.call_s
             limit = self.policy.max_block_s
-            if (
-                self._running + queued < 1
-                or call is None
-                or limit is None
-                or call >= limit
-                or not self.policy.uses_caller_lane  # a second worker is measured to do better
-            ):
+            if self._running + queued < 1 or call is None or limit is None or call >= limit:
                 return route, None
             self.caller_lane_runs += 1
             lane = True
