@@ -373,13 +373,14 @@ def make_videomae() -> tuple[nn.Module, Any]:
     ), torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
 
 
-def make_detr() -> tuple[nn.Module, Any]:
+def _detr(model_class: str, config_class: str) -> tuple[nn.Module, Any]:
+    """A tiny DETR-family detector (DETR and Conditional DETR share the config fields) on a small ResNet."""
     bb = _t().ResNetConfig(
         embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], out_features=["stage4"]
     )
     return _hf(
-        "DetrForObjectDetection",
-        "DetrConfig",
+        model_class,
+        config_class,
         use_timm_backbone=False,
         backbone_config=bb,
         d_model=32,
@@ -392,27 +393,14 @@ def make_detr() -> tuple[nn.Module, Any]:
         num_queries=8,
         num_labels=5,
     ), _px(64)
+
+
+def make_detr() -> tuple[nn.Module, Any]:
+    return _detr("DetrForObjectDetection", "DetrConfig")
 
 
 def make_cond_detr() -> tuple[nn.Module, Any]:
-    bb = _t().ResNetConfig(
-        embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], out_features=["stage4"]
-    )
-    return _hf(
-        "ConditionalDetrForObjectDetection",
-        "ConditionalDetrConfig",
-        use_timm_backbone=False,
-        backbone_config=bb,
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
-        num_queries=8,
-        num_labels=5,
-    ), _px(64)
+    return _detr("ConditionalDetrForObjectDetection", "ConditionalDetrConfig")
 
 
 def make_rtdetr() -> tuple[nn.Module, Any]:
