@@ -36,17 +36,26 @@ def max_data_bytes(override: int | None = None) -> int:
     Raises:
         InputError: the environment variable is not a positive integer.
     """
+    return bytes_limit(MAX_DATA_BYTES_ENV, DEFAULT_MAX_DATA_BYTES, override)
+
+
+def bytes_limit(env: str, default: int, override: int | None = None) -> int:
+    """A byte limit: ``override``, else the environment variable ``env``, else ``default``.
+
+    Raises:
+        InputError: the environment variable is not a positive integer.
+    """
     if override is not None:
         return int(override)
-    text = os.environ.get(MAX_DATA_BYTES_ENV)
+    text = os.environ.get(env)
     if not text:
-        return DEFAULT_MAX_DATA_BYTES
+        return default
     try:
         value = int(text)
     except ValueError:
         value = 0
     if value <= 0:
-        raise InputError(f"{MAX_DATA_BYTES_ENV}={text[:40]!r} is not a positive number of bytes")
+        raise InputError(f"{env}={text[:40]!r} is not a positive number of bytes")
     return value
 
 

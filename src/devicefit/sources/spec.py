@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from devicefit.errors import InputError, ModelLoadError
+from devicefit.sources.data import bytes_limit
 
 if TYPE_CHECKING:
     import torch
@@ -26,18 +26,7 @@ def max_input_bytes(override: int | None = None) -> int:
     Raises:
         InputError: the environment variable is not a positive integer.
     """
-    if override is not None:
-        return int(override)
-    text = os.environ.get(MAX_INPUT_BYTES_ENV)
-    if not text:
-        return DEFAULT_MAX_INPUT_BYTES
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise InputError(f"{MAX_INPUT_BYTES_ENV}={text[:40]!r} is not a positive number of bytes")
-    return value
+    return bytes_limit(MAX_INPUT_BYTES_ENV, DEFAULT_MAX_INPUT_BYTES, override)
 
 
 DTYPES = ("float32", "float16", "int32", "int64", "bool")
