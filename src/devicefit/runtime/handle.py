@@ -225,12 +225,6 @@ class Model:
             first = first_line(e)
             raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
 
-    def _run(self, arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        # Scheduler workers: admitted while ready, and unload() joins them (scheduler.close) before it waits for
-        # the other engine calls and unloads the engine, so a worker's call needs no _active count of its own
-        # (its two lock round trips per request were two more waits for the lock and the GIL under a backlog).
-        return self._engine_call(arrays)
-
     def predict(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Validate and run one request (thread-safe).
 
@@ -265,7 +259,10 @@ class Model:
         """The scheduler for the current ready period (built on first use; the lock is held)."""
         if self._scheduler is None:
             self._scheduler = InFlightScheduler(
-                self._run,
+                # NOTE: the engine call itself, no _active count: unload() joins the workers (scheduler.close)
+                # before it waits for the other engine calls and unloads the engine (a count took two more lock
+                # round trips per worker request, two more waits for the lock and the GIL under a backlog)
+                self._engine_call,
                 self.max_in_flight,
                 self.overflow,
                 self.max_queue,

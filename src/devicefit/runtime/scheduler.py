@@ -436,9 +436,8 @@ class InFlightScheduler:
                         return
                     req = self._take(cold)
                 cold = False
-            req.started = (
-                self._clock()
-            )  # (re)stamped here: a request taken at the last one's end waited for its post
+            # (re)stamped here: a request taken at the last one's end also waited for that one's post
+            req.started = self._clock()
             result: Any = None
             exc: BaseException | None = None
             try:
