@@ -37,9 +37,17 @@ def run_fn(
     return [outputs[name] for name in reference], list(reference.values()), list(result.scan.rescued)
 
 
+def _shape_checked(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    # NOTE: a Core ML model output has rank >= 1: coremltools gives a 0-d result (any full reduction) shape (1,)
+    if expected.ndim == 0 and got.shape == (1,):
+        got = got.reshape(())
+    assert got.shape == expected.shape, (got.shape, expected.shape)
+    return got
+
+
 def assert_close_elementwise(got: np.ndarray, expected: np.ndarray, rtol: float, atol: float = 0.0) -> None:
     """Same shape, NaNs, infinities and signs of zero, every finite value within ``rtol`` of PyTorch's."""
-    assert got.shape == expected.shape, (got.shape, expected.shape)
+    got = _shape_checked(got, expected)
     np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
     infinite = np.isinf(expected)
     np.testing.assert_array_equal(got[infinite], expected[infinite])
@@ -49,8 +57,12 @@ def assert_close_elementwise(got: np.ndarray, expected: np.ndarray, rtol: float,
 
 
 def assert_same_integers(got: np.ndarray, expected: np.ndarray) -> None:
-    """Integer (or bool) outputs: same kind, shape and values (Core ML's int32 stands for PyTorch's int64)."""
-    assert got.shape == expected.shape, (got.shape, expected.shape)
+    """Integer (or bool) outputs: same kind, shape and values (Core ML's int32 stands for PyTorch's int64; a
+    model output cannot be bool in Core ML, so coremltools casts a bool output to fp32 at the very end)."""
+    got = _shape_checked(got, expected)
+    if expected.dtype == np.bool_ and got.dtype == np.float32:
+        assert set(np.unique(got)) <= {0.0, 1.0}
+        got = got.astype(np.bool_)
     assert got.dtype.kind == expected.dtype.kind or {got.dtype.kind, expected.dtype.kind} <= {"i", "u"}, (
         got.dtype,
         expected.dtype,

@@ -27,6 +27,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     resize,
     resize3d,
     sampling,
+    search,
     tensor,
     windows,
 )
