@@ -168,3 +168,33 @@ def test_batch_raises_the_single_call_error_when_every_sample_fails():
     with devicefit.load(Picky(), engine="torch", example_inputs={"x": x}) as handle:
         with pytest.raises(PredictionError, match="value too large"):
             handle.predict_batch([{"x": x}, {"x": x * 1e7}])
+
+
+def test_module_engines_name_outputs_alike_and_cast_to_the_declared_dtype():
+    """One engine protocol: the same nn.Module answers under the same output names on torch and onnxruntime
+    (onnxruntime said '3', the exporter's value number), and both take integer data for a float input (as
+    onnxruntime and the interpreter do; the torch engine failed in its forward: 'Long and Float')."""
+    import torch
+
+    import devicefit
+
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            y = self.fc(x)
+            return y, y.softmax(-1)
+
+    torch.manual_seed(0)
+    one = torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()
+    x = np.ones((1, 4), np.float32)
+    for net, names in ((one, ["output"]), (Two().eval(), ["output_0", "output_1"])):
+        outs = {}
+        for engine in ("torch", "onnxruntime"):
+            with devicefit.load(net, engine=engine, example_inputs={"x": x}, cache=False) as handle:
+                outs[engine] = handle.predict({"x": x.astype(np.int64)})
+        assert list(outs["torch"]) == names and list(outs["onnxruntime"]) == names
+        for name in names:
+            np.testing.assert_allclose(outs["onnxruntime"][name], outs["torch"][name], rtol=1e-5, atol=1e-6)
