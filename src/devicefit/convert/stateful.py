@@ -196,7 +196,7 @@ def convert_causal_lm(
 
     from devicefit._lazy import coremltools
     from devicefit.convert.frontends import _quiet_coremltools
-    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
+    from devicefit.convert.lm_wrapper import causal_mask, stateful_wrapper
     from devicefit.convert.merge import merge
 
     lengths = _check_args(max_context, precision, prefill_lengths)
@@ -210,7 +210,7 @@ def convert_causal_lm(
     ct = coremltools()
     model = load_causal_lm(source)
     check_context(model, max_context)
-    wrapper = StatefulCausalLM(model, max_context).eval()
+    wrapper = stateful_wrapper(model, max_context).eval()
     shape = wrapper.shape
     notes = []
     if shape.sliding_window is not None and shape.sliding_window < max_context:
