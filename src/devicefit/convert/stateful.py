@@ -153,7 +153,12 @@ def check_context(model: Any, max_context: int) -> None:
     Raises:
         InputError: naming the model's limit and what to pass.
     """
+    from devicefit.convert.lm_classic import check_positions
+    from devicefit.convert.lm_families import CLASSIC_FAMILIES
+
     config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) in CLASSIC_FAMILIES:
+        check_positions(model, max_context)  # the learned table itself (GPT-2's n_positions, OPT, GPT-J)
     for key in _POSITION_KEYS:
         positions = getattr(config, key, None)
         if isinstance(positions, int) and positions > 0:
