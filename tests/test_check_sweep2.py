@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from devicefit.check import CheckOptions, run_check
 
 BUFFER_UPDATE = textwrap.dedent(
@@ -64,3 +66,72 @@ def test_a_model_returning_a_dataclass_has_one_output_per_field():
     assert [name for name, _ in flatten_outputs((out, torch.zeros(1)))] == [
         "output_0_scores", "output_0_embedding", "output_1"
     ]  # fmt: skip
+
+
+def test_a_bfloat16_model_is_checked_as_its_exact_float32_copy_with_a_note():
+    # bf16 weights and inputs: "internal error: TypeError: Got unsupported ScalarType BFloat16", exit 3
+    import torch
+
+    from devicefit.sources.module import from_module
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)).to(
+        torch.bfloat16
+    )
+    x = torch.randn(2, 4).to(torch.bfloat16)
+    source = from_module("net.py", "python", net, x, None)
+    assert source.input_specs[0].dtype == "float32"
+    assert next(net.parameters()).dtype == torch.bfloat16  # the user's model is left as it was
+    out = source.reference(source.example_inputs)["output"]
+    expected = net.float()(x.float()).detach().numpy()
+    assert abs(out - expected).max() < 1e-6
+    assert any("bfloat16" in n and ".float()" in n for n in source.notes), source.notes
+
+
+TINY = textwrap.dedent(
+    """
+    import torch
+
+
+    def make_model():
+        torch.manual_seed(0)
+        return torch.nn.Linear(6, 3).eval(), torch.ones(1, 6)
+    """
+)
+
+
+def test_data_holding_only_nan_is_bad_input_exit_2_in_one_line(tmp_path, capsys):
+    # every sample NaN: check converted, compared nothing and exited 1 with a 'data' verdict
+    import numpy as np
+
+    from devicefit.cli import main
+
+    (tmp_path / "tiny.py").write_text(TINY)
+    np.savez(tmp_path / "nan.npz", input=np.full((3, 1, 6), np.nan, np.float32))
+    code = main(["check", str(tmp_path / "tiny.py"), "--data", str(tmp_path / "nan.npz"), "--samples", "2"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1, err
+    assert "NaN" in err and "nan.npz" in err and "every" in err, err
+
+
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("return torch.ones(1, 6), torch.nn.Linear(6, 3)", "item 2 of the tuple is the module"),
+        ("return torch.nn.Linear(6, 3).state_dict(), torch.ones(1, 6)", "a state dict"),
+        ("return (torch.ones(1, 6),)", "(Tensor)"),
+    ],
+)
+def test_a_factory_returning_the_wrong_tuple_says_what_it_returned_and_what_to_do(tmp_path, body, said):
+    # was: "factory make_model() returned tuple; expected (nn.Module, example_inputs) or {...}"
+    from devicefit.errors import ModelLoadError
+    from devicefit.sources import load_source
+
+    (tmp_path / "bad.py").write_text(f"import torch\n\n\ndef make_model():\n    {body}\n")
+    with pytest.raises(ModelLoadError) as info:
+        load_source(f"{tmp_path / 'bad.py'}:make_model")
+    message = str(info.value)
+    assert said in message, message
+    assert "return (model, example_inputs)" in message, message
+    assert "\n" not in message

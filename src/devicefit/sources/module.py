@@ -40,8 +40,11 @@ def from_module(
 
     if not isinstance(net, torch.nn.Module):
         raise ModelLoadError(f"{spec}: expected a torch.nn.Module, got {type(net).__name__}")
+    net, bf16_note = _without_bfloat16(net)
     net = net.eval()
     example_call = _example_call(net, example, spec)
+    if bf16_note:
+        example_call.notes.append(bf16_note)
     arrays, by_keyword, template = example_call.arrays, example_call.by_keyword, example_call.template
     if inputs:
         if arrays and len(inputs) != len(arrays):
@@ -178,10 +181,33 @@ def _param_names(net: Any, count: int) -> list[str]:
     return ["x"] if count == 1 else [f"x{i}" for i in range(count)]
 
 
+def _without_bfloat16(net: Any) -> tuple[Any, str]:
+    """A float32 copy of a module holding bfloat16 weights or buffers, and a note saying so.
+
+    Core ML computes in fp16 or fp32, never bfloat16, and numpy has no bfloat16: the model is checked as its
+    float32 copy, which holds the same values exactly (bfloat16 is float32 with a shorter mantissa). The
+    user's module is left as it was.
+    """
+    import copy
+
+    import torch
+
+    tensors = [*net.parameters(), *net.buffers()]
+    if not any(t.dtype == torch.bfloat16 for t in tensors):
+        return net, ""
+    note = (
+        "the model holds bfloat16 weights, which Core ML does not compute in: checked as its float32 copy "
+        "(the same values); call model.float() before converting it"
+    )
+    return copy.deepcopy(net).float(), note
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     import torch
 
     if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds its values exactly
+            value = value.float()
         return value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
         return value
