@@ -156,6 +156,7 @@ def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
                 ts_lines,
                 module,
                 seen_per_key,
+                tree=source,
             )
         traces = scopes.get(ScopeSource.EXIR_STACK_TRACE) or []
         trace = next((t for t in traces if isinstance(t, str) and "File " in t), None)
