@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,11 +40,15 @@ def from_module(
 
     if not isinstance(net, torch.nn.Module):
         raise ModelLoadError(f"{spec}: expected a torch.nn.Module, got {type(net).__name__}")
-    net, bf16_note = _without_bfloat16(net)
+    net, half_note = _as_float32(net)
     net = net.eval()
     example_call = _example_call(net, example, spec)
-    if bf16_note:
-        example_call.notes.append(bf16_note)
+    if half_note:  # the copy takes float32: so do the inputs that were half precision
+        example_call.notes.append(half_note)
+        example_call.arrays = {
+            n: a.astype(np.float32) if a.dtype == np.float16 else a for n, a in example_call.arrays.items()
+        }
+        inputs = [replace(s, dtype="float32") if s.dtype == "float16" else s for s in inputs or []] or None
     arrays, by_keyword, template = example_call.arrays, example_call.by_keyword, example_call.template
     if inputs:
         if arrays and len(inputs) != len(arrays):
@@ -181,25 +185,31 @@ def _param_names(net: Any, count: int) -> list[str]:
     return ["x"] if count == 1 else [f"x{i}" for i in range(count)]
 
 
-def _without_bfloat16(net: Any) -> tuple[Any, str]:
-    """A float32 copy of a module holding bfloat16 weights or buffers, and a note saying so.
+def _as_float32(net: Any) -> tuple[Any, str]:
+    """A float32 copy of a module holding half-precision (float16 / bfloat16) weights, and a note saying so.
 
-    Core ML computes in fp16 or fp32, never bfloat16, and numpy has no bfloat16: the model is checked as its
-    float32 copy, which holds the same values exactly (bfloat16 is float32 with a shorter mantissa). The
-    user's module is left as it was.
+    Core ML computes in fp16 or fp32 (never bfloat16), numpy has no bfloat16, coremltools meets an fp16 bias
+    beside the fp32 weight it made of a scripted conv (and calls the conv unsupported), and a PyTorch reference
+    computed in half precision carries its own rounding into every comparison. The float32 copy holds the same
+    weight values exactly; the user's module is left as it was.
     """
     import copy
+    import warnings
 
     import torch
 
-    tensors = [*net.parameters(), *net.buffers()]
-    if not any(t.dtype == torch.bfloat16 for t in tensors):
+    halves = {t.dtype for t in (*net.parameters(), *net.buffers())} & {torch.float16, torch.bfloat16}
+    if not halves:
         return net, ""
+    names = " and ".join(sorted(str(d).removeprefix("torch.") for d in halves))
     note = (
-        "the model holds bfloat16 weights, which Core ML does not compute in: checked as its float32 copy "
-        "(the same values); call model.float() before converting it"
+        f"the model holds {names} weights: checked as its float32 copy (the same values, the inputs as float32); "
+        "the Core ML package stores them in fp16 by default, as for any float32 model"
     )
-    return copy.deepcopy(net).float(), note
+    with warnings.catch_warnings():
+        # NOTE: a ScriptModule's _apply reads each parameter's .grad, and torch warns about non-leaf tensors
+        warnings.filterwarnings("ignore", message=r"The \.grad attribute", category=UserWarning)
+        return copy.deepcopy(net).float(), note
 
 
 def _to_numpy(value: Any) -> np.ndarray:
