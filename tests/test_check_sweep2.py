@@ -189,3 +189,20 @@ def test_an_fp16_script_module_converts_as_its_float32_copy(recwarn):
     assert result.mlmodel is not None
     out = source.reference(source.example_inputs)["output"]
     assert abs(out - net.float()(x.float()).detach().numpy()).max() < 1e-5
+
+
+def test_a_model_left_in_training_mode_is_checked_in_eval_mode_and_told_so():
+    # BatchNorm / dropout left in train mode were silently switched to eval: the user's own model(x) answers
+    # differently from everything check measured, and nothing said why
+    import torch
+
+    from devicefit.sources.module import from_module
+
+    net = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.BatchNorm1d(8), torch.nn.Dropout(0.2))
+    source = from_module("net.py", "python", net.train(), torch.randn(2, 4), None)
+    note = next((n for n in source.notes if "training mode" in n), None)
+    assert note is not None, source.notes
+    assert "1 (BatchNorm1d)" in note and "2 (Dropout)" in note and "model.eval()" in note, note
+    # train mode without a layer that behaves differently in it changes nothing: no note
+    plain = from_module("net.py", "python", torch.nn.Linear(4, 2).train(), torch.randn(2, 4), None)
+    assert not [n for n in plain.notes if "training mode" in n]

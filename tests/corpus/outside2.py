@@ -443,13 +443,13 @@ def make_beit_seg() -> tuple[nn.Module, Any]:
         "BeitConfig",
         image_size=32,
         patch_size=8,
-        out_indices=[1, 1, 2, 2],
+        out_indices=[1, 2, 3, 4],
         use_relative_position_bias=True,
         pool_scales=[1, 2],
         auxiliary_channels=16,
         use_auxiliary_head=False,
         num_labels=4,
-        **V,
+        **dict(V, num_hidden_layers=4),
     ), _px(32)
 
 
@@ -457,10 +457,10 @@ def make_mobilevitv2() -> tuple[nn.Module, Any]:
     return _hf(
         "MobileViTV2ForImageClassification",
         "MobileViTV2Config",
-        image_size=32,
+        image_size=64,
         width_multiplier=0.25,
         num_labels=5,
-    ), _px(32)
+    ), _px(64)
 
 
 def make_dinov2_registers() -> tuple[nn.Module, Any]:
