@@ -8,10 +8,12 @@ afresh.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -121,9 +123,17 @@ def export_program(source: SourceModel) -> Any:
     if source.exported is not None:
         program = source.exported
     else:
-        with torch.no_grad():
+        with torch.no_grad(), _unprinted():
             program = torch.export.export(source.traceable(), source.example_tensors(), strict=False)
     return program.run_decompositions({})
+
+
+@contextlib.contextmanager
+def _unprinted() -> Iterator[None]:
+    """Keep what torch.export prints off the terminal: on a failure it prints its partial FX graph (hundreds
+    of lines for a transformer) to stderr before raising; the error itself is what devicefit reports."""
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def try_frontend(source: SourceModel, name: str, options: ConvertOptions | None = None) -> FrontendResult:
@@ -225,7 +235,10 @@ def _convert_with(
         from devicefit.convert._provenance_frontends import tag_export_nodes
 
         tag_export_nodes(model)  # per-node handles: the provenance tells repeated blocks apart
-    with _quiet_coremltools(), contextlib.ExitStack() as stack:
+    with _quiet_coremltools(), contextlib.ExitStack() as stack, warnings.catch_warnings():
+        # NOTE: numpy warnings raised inside coremltools' passes (optimize_repeat_ops' value-range
+        # bookkeeping overflows in a cast) say nothing the user can act on
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"coremltools\.")
         if options.fp16_safe_constants and options.precision != "fp32":
             kwargs["pass_pipeline"] = pipeline_with_pass(ct, stack.enter_context(fp16_safe_pass(fixes)))
         mlmodel = ct.convert(
@@ -260,7 +273,7 @@ def _export_for(source: SourceModel, options: ConvertOptions) -> Any:
                 if len(sizes) > 1:
                     dims[axis] = torch.export.Dim(f"{spec.name}_{axis}", min=min(sizes), max=max(sizes))
         dynamic.append(dims or None)
-    with torch.no_grad():
+    with torch.no_grad(), _unprinted():
         program = torch.export.export(
             source.traceable(), source.example_tensors(), dynamic_shapes=(tuple(dynamic),), strict=False
         )
