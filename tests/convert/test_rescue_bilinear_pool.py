@@ -89,3 +89,41 @@ def test_undilated_max_pool_stays_with_coremltools():
 def test_dilated_max_pool_in_fp16():
     x = torch.randn(1, 2, 9, 8, generator=torch.Generator().manual_seed(0))
     _check(lambda t: F.max_pool2d(t, 3, 1, 1, 2), (x,), "torchscript", "max_pool2d", 1e-3, precision="fp16")
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_cosine_similarity_clamps_each_norm(frontend):
+    torch.manual_seed(0)
+    a, b = torch.randn(4, 6), torch.randn(4, 6)
+    a[1] = 1e-10  # a norm below eps: PyTorch clamps it alone (coremltools clamped the product of both)
+    b[2] = 0.0
+    _check(lambda x, y: F.cosine_similarity(x, y, dim=1), (a, b), frontend, "cosine_similarity", 1e-6)
+    _check(
+        lambda x, y: F.cosine_similarity(x, y, dim=-1, eps=1e-3), (a, b), frontend, "cosine_similarity", 1e-6
+    )
+
+
+def test_cosine_similarity_of_long_embeddings_in_fp16():
+    # |a|^2 |b|^2 = 512 * 512 overflows fp16: coremltools' form gave a cosine of 0 for every row
+    torch.manual_seed(0)
+    a = torch.randn(3, 512)
+    b = a + 0.5 * torch.randn(3, 512)
+    got, expected, _ = run_fn(lambda x, y: F.cosine_similarity(x, y, dim=1), (a, b), "torchscript", "fp16")
+    assert_close_elementwise(got[0], expected[0], rtol=2e-3)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("dim", [None, 1, -1])
+def test_prod(frontend, dim):
+    x = torch.tensor([[1.5, -2.0, 0.5], [3.0, 0.0, -1.0]])
+    fn = (lambda t: torch.prod(t)) if dim is None else (lambda t: torch.prod(t, dim, keepdim=dim == 1))
+    _check(fn, (x,), frontend, "prod", 1e-7)
+
+
+def test_prod_of_integers_stays_integer():
+    from tests.convert.elementwise_helpers import assert_same_integers
+
+    x = torch.tensor([[2, -3, 4], [1, 5, -1]], dtype=torch.int32)
+    got, expected, rescued = run_fn(lambda t: torch.prod(t, 1), (x,), "torchscript")
+    assert "prod" in rescued
+    assert_same_integers(got[0], expected[0])

@@ -1,5 +1,5 @@
-"""``torch.cdist``, ``F.pairwise_distance``, ``nn.Bilinear`` (metric learning, point clouds) and ``torch.median(x,
-dim)``: coremltools 9.0 lacks them."""
+"""``torch.cdist``, ``F.pairwise_distance``, ``F.cosine_similarity``, ``nn.Bilinear`` (metric learning, point
+clouds) and ``torch.median(x, dim)``: coremltools 9.0 lacks or mistranslates them."""
 
 from __future__ import annotations
 
@@ -145,3 +145,28 @@ def bilinear(context: Any, node: Any) -> None:
     if isinstance(shape, list):
         shape = np.array(shape, dtype=np.int32)
     context.add(mb.reshape(x=y, shape=shape, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "cosine_similarity",
+    "override: coremltools divides by sqrt(max(|a|^2 |b|^2, eps^2)): the product of squared norms overflows fp16 "
+    "from norms of 16 up (a cosine of 0, silently), clamps the product instead of each norm, and torch.export's "
+    "call without defaults fails",
+    override=True,
+)
+def cosine_similarity(context: Any, node: Any) -> None:
+    """``F.cosine_similarity(a, b, dim=1, eps=1e-8)``: PyTorch's ``sum(a / max(|a|, eps) * b / max(|b|, eps))``
+    over ``dim`` (each norm clamped on its own; no product of squared norms)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    a, b = frontend().promote_input_dtypes([inputs[0], inputs[1]])
+    dim = int(const_value(arg(context, node, inputs, 2, "dim"), 1))
+    eps = float(const_value(arg(context, node, inputs, 3, "eps"), 1e-8))
+
+    def unit(v: Any) -> Any:
+        norm = mb.sqrt(x=mb.reduce_sum(x=mb.square(x=v), axes=[dim], keep_dims=True))
+        return mb.real_div(x=v, y=mb.maximum(x=norm, y=eps))
+
+    product = mb.mul(x=unit(a), y=unit(b))
+    context.add(mb.reduce_sum(x=product, axes=[dim], keep_dims=False, name=node.name), torch_name=node.name)

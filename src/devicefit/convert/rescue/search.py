@@ -1,5 +1,5 @@
 """Counting and searching ops coremltools 9.0 lacks: ``bucketize``, ``searchsorted``, ``isin``,
-``count_nonzero``, ``aminmax``.
+``count_nonzero``, ``aminmax``, ``prod``.
 
 A sorted search is a count: the insertion point of ``v`` is how many boundaries lie before it, so each value is
 compared with every boundary (a broadcast) and the comparisons summed. That is exact, ties included, and has no
@@ -185,3 +185,25 @@ def aminmax(context: Any, node: Any) -> None:
     if boolean:
         low, high = mb.cast(x=low, dtype="bool"), mb.cast(x=high, dtype="bool")
     _outputs(context, node, [low, high])
+
+
+@rescue("prod", "coremltools 9.0 has no translation (torch.prod)", aliases=("prod.dim_int",))
+def prod(context: Any, node: Any) -> None:
+    """``torch.prod(x, dim, keepdim, dtype)``: MIL ``reduce_prod`` (every element when no ``dim``); integers and
+    bools give an integer product, as in PyTorch."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    if types.is_bool(x.dtype):
+        x = mb.cast(x=x, dtype="int32")
+    # TorchScript: prod(x, dtype) or prod(x, dim, keepdim, dtype); torch.export: prod(x) or prod.dim_int(x, dim)
+    has_dim = len(inputs) >= 3 or node.kind.endswith("dim_int")
+    dim = arg(context, node, inputs, 1, "dim") if has_dim else None
+    keepdim = bool(const_value(arg(context, node, inputs, 2, "keepdim"), False)) if dim is not None else False
+    axes = [int(const_value(dim)) % max(x.rank, 1)] if dim is not None else list(range(x.rank))
+    if not axes:
+        context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
+        return
+    context.add(mb.reduce_prod(x=x, axes=axes, keep_dims=keepdim, name=node.name), torch_name=node.name)
