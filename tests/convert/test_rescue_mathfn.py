@@ -98,3 +98,28 @@ def test_integer_input_gives_float_like_torch(fn):
     got, expected, _ = _run(fn, x, "torchscript")
     assert got.dtype == np.float32
     np.testing.assert_allclose(got, expected, rtol=5e-7)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_log_of_zero_is_minus_inf(frontend):
+    # MIL log's default epsilon made log(0) = -103.3 in fp32, so isinf(log(x)) masks were False
+    x = torch.tensor([0.0, 1e-30, 0.5, 3.0, INF, -1.0, NAN])
+    got, expected, rescued = _run(lambda t: torch.isinf(torch.log(t)).float() + torch.log(t), x, frontend)
+    assert "log" in rescued
+    _assert_close_elementwise(got, expected, rtol=2e-7)
+
+
+TINY = [0.0, -0.0, 1e-30, -3e-9, 6e-8, 1e-6, -1e-4, 0.01, -0.3, 0.49, 0.51, 2.0, -5.0, 80.0, -100.0]
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_log1p_and_expm1_are_accurate_near_zero(frontend):
+    # coremltools: log(x + 1) and exp(x) - 1, 0 for |x| < 6e-8 (100% off) and 1e-3 off at 1e-4
+    x = torch.tensor([*TINY, INF, -INF, NAN])
+    got, expected, rescued = _run(torch.expm1, x, frontend)
+    assert "expm1" in rescued
+    _assert_close_elementwise(got, expected, rtol=4e-7)
+    y = torch.tensor([*[v for v in TINY if v > -1], -1.0, -2.0, INF, NAN])
+    got, expected, rescued = _run(torch.log1p, y, frontend)
+    assert "log1p" in rescued
+    _assert_close_elementwise(got, expected, rtol=4e-7)

@@ -1,5 +1,5 @@
 """Math functions coremltools 9.0 lacks or mistranslates: ``asinh``, ``acosh``, ``erfinv``, ``softplus`` with a
-threshold.
+threshold, ``log`` at 0, ``log1p`` and ``expm1`` near 0.
 
 MIL has no ``asinh`` / ``acosh`` / ``log1p`` op, and the textbook ``log(x + sqrt(x^2 + 1))`` loses every digit for
 small ``|x|`` (the log of a number near 1) and overflows ``x^2`` for large ones. The forms here keep fp32 accuracy
@@ -30,7 +30,7 @@ def _float_input(context: Any, node: Any, count: int = 1) -> list:
 
 
 def _log1p(u: Any) -> Any:
-    """``log(1 + u)`` for ``u >= 0``, accurate for tiny ``u``: ``u * log(w) / (w - 1)`` with ``w = 1 + u``.
+    """``log(1 + u)``, accurate for tiny ``u``: ``u * log(w) / (w - 1)`` with ``w = 1 + u``.
 
     NOTE: Goldberg's trick: the rounding of ``1 + u`` cancels between ``log(w)`` and ``w - 1``; where ``w``
     rounds to 1, ``log1p(u) = u`` to working precision.
@@ -39,8 +39,11 @@ def _log1p(u: Any) -> Any:
 
     w = mb.add(x=u, y=1.0)
     wm1 = mb.sub(x=w, y=1.0)
-    ratio = mb.real_div(x=mb.log(x=w), y=mb.select(cond=mb.equal(x=wm1, y=0.0), a=1.0, b=wm1))
-    return mb.select(cond=mb.equal(x=wm1, y=0.0), a=u, b=mb.mul(x=u, y=ratio))
+    log_w = mb.log(x=w, epsilon=0.0)
+    ratio = mb.real_div(x=log_w, y=mb.select(cond=mb.equal(x=wm1, y=0.0), a=1.0, b=wm1))
+    near = mb.select(cond=mb.equal(x=wm1, y=0.0), a=u, b=mb.mul(x=u, y=ratio))
+    # from w = 2 on log(w) loses nothing (and u = inf would make inf / inf)
+    return mb.select(cond=mb.greater(x=w, y=2.0), a=log_w, b=near)
 
 
 @rescue(
@@ -165,3 +168,52 @@ def softplus(context: Any, node: Any) -> object:
     out = mb.select(cond=mb.greater(x=scaled, y=threshold), a=x, b=smooth, name=node.name)
     context.add(out, torch_name=node.name)
     return None
+
+
+@rescue(
+    "log",
+    "override: coremltools' MIL log keeps the op's default epsilon 1e-45, log(x + 1e-45): log(0) is -103.3 in fp32, "
+    "not -inf (isinf(log(x)) masks came out False)",
+    override=True,
+)
+def log(context: Any, node: Any) -> None:
+    """``torch.log(x)`` with ``epsilon=0``: ``log(0) = -inf`` as in PyTorch (fp16 already rounded 1e-45 to 0)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    context.add(mb.log(x=x, epsilon=0.0, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "log1p",
+    "override: coremltools computes log1p as log(x + 1): 0 for |x| < 6e-8 and ~1e-3 relative off at 1e-4, silently",
+    override=True,
+)
+def log1p(context: Any, node: Any) -> None:
+    """``torch.log1p(x)`` by Goldberg's ``x * log(1 + x) / ((1 + x) - 1)``, exact to a few ulp down to tiny x."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    context.add(mb.identity(x=_log1p(x), name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "expm1",
+    "override: coremltools computes expm1 as exp(x) - 1: 0 for |x| < 6e-8 and ~1e-3 relative off at 1e-4, silently",
+    override=True,
+)
+def expm1(context: Any, node: Any) -> None:
+    """``torch.expm1(x)`` by Kahan's ``(u - 1) * x / log(u)`` with ``u = exp(x)``: ``x`` where ``u`` rounds to 1,
+    ``u - 1`` where it is far from 1 (-1 and inf included)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    u = mb.exp(x=x)
+    um1 = mb.sub(x=u, y=1.0)
+    log_u = mb.log(x=u, epsilon=0.0)
+    safe_log = mb.select(cond=mb.equal(x=log_u, y=0.0), a=1.0, b=log_u)
+    kahan = mb.real_div(x=mb.mul(x=um1, y=x), y=safe_log)
+    near = mb.select(cond=mb.equal(x=um1, y=0.0), a=x, b=kahan)
+    # far from 0 the plain difference is exact enough and Kahan's form would make inf / inf
+    out = mb.select(cond=mb.less(x=mb.abs(x=x), y=0.5), a=near, b=um1, name=node.name)
+    context.add(out, torch_name=node.name)
