@@ -119,7 +119,10 @@ def _written_views(context: Any, node: Any) -> list[str]:
                 "with torch.export (--frontend torch.export)"
             )
         names.append(view.inputs[0])
-    return names
+    # the target itself: the tracer already points later uses at the op's result; a state (a KV cache) is
+    # updated by coremltools' in-place handling, which a rebound name would cut off
+    states = getattr(context, "name_to_source_state", {})
+    return [name for name in names[1:] if name not in states]
 
 
 def _const(context: Any, name: str | None) -> Any:
