@@ -10,10 +10,15 @@ from typing import Any
 
 # the families of the first release: the slow 64-step generation test runs over these
 FAMILIES = ("llama", "qwen2", "mistral", "phi", "gemma")
+# the classic GPT-style families (convert/lm_classic.py), with their variants
+CLASSIC = (
+    "gpt2", "gpt_neox", "gpt_neox_sequential", "opt", "opt_350m", "gptj", "falcon", "falcon_mq", "falcon_alibi",
+    "bloom",
+)  # fmt: skip
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
     *FAMILIES, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
-    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe",
+    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", *CLASSIC,
 )  # fmt: skip
 VOCAB = 96
 
@@ -68,6 +73,36 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", {
         "num_key_value_heads": 2, "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2,
         "moe_intermediate_size": 32, "norm_topk_prob": True,
+    }),
+    # learned positions (n_positions), fused Conv1D c_attn, gelu_new, tied lm_head; per-layer 1 / (i + 1) scaling
+    "gpt2": ("GPT2Config", "GPT2LMHeadModel", {
+        "scale_attn_by_inverse_layer_idx": True, "n_inner": 128, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    # fused per-head query_key_value, partial rotary, parallel residual (Pythia); and the sequential form
+    "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", {"rotary_pct": 0.25, "use_parallel_residual": True}),
+    "gpt_neox_sequential": ("GPTNeoXConfig", "GPTNeoXForCausalLM", {
+        "rotary_pct": 0.5, "use_parallel_residual": False, "attention_bias": False,
+    }),
+    # learned positions with OPT's offset of 2, pre-norm; OPT-350m: post-norm and project_in / project_out
+    "opt": ("OPTConfig", "OPTForCausalLM", {"ffn_dim": 128, "pad_token_id": 1}),
+    "opt_350m": ("OPTConfig", "OPTForCausalLM", {
+        "ffn_dim": 128, "pad_token_id": 1, "do_layer_norm_before": False, "word_embed_proj_dim": 32,
+    }),
+    # interleaved rotary on the first rotary_dim dims, parallel attention + MLP from one LayerNorm
+    "gptj": ("GPTJConfig", "GPTJForCausalLM", {"rotary_dim": 8, "n_inner": 128}),
+    # new decoder architecture: fused grouped q/k/v (2 kv heads), two norms in parallel (Falcon-40B style)
+    "falcon": ("FalconConfig", "FalconForCausalLM", {
+        "new_decoder_architecture": True, "num_kv_heads": 2, "bias": True,
+    }),
+    # multi-query (one kv head), parallel attention (Falcon-7B style)
+    "falcon_mq": ("FalconConfig", "FalconForCausalLM", {"multi_query": True, "parallel_attn": True}),
+    # ALiBi, one q/k/v per head, sequential layers (Falcon-RW style)
+    "falcon_alibi": ("FalconConfig", "FalconForCausalLM", {
+        "alibi": True, "multi_query": False, "parallel_attn": False, "bias": True,
+    }),
+    # ALiBi with 6 heads (not a power of two: the interleaved extra slopes), embedding LayerNorm, fused qkv
+    "bloom": ("BloomConfig", "BloomForCausalLM", {
+        "hidden_size": 96, "num_attention_heads": 6, "apply_residual_connection_post_layernorm": True,
     }),
 }  # fmt: skip
 

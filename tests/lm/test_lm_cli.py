@@ -93,3 +93,30 @@ def test_compress_max_context_beyond_the_models_positions_is_refused(
     )
     assert code == 2 and not out.exists()
     assert "256" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("family", "table"), [("gpt2", "transformer.wpe"), ("opt", "embed_positions")])
+def test_context_past_a_learned_position_table_is_refused(
+    family: str, table: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """GPT-2 / OPT positions are a learned table (256 rows here): a longer cache is --max-context too large."""
+    folder = tmp_path / family
+    tiny_lm(family).save_pretrained(folder)
+    assert main(["check", str(folder), "--steps", "4", "--max-context", "257", "--no-int4"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert (
+        len(err.splitlines()) == 1 and "--max-context 257 exceeds the 256 positions" in err and table in err
+    )
+
+
+@pytest.mark.slow
+def test_check_a_gpt2_folder_runs_the_lm_path(tmp_path: Path) -> None:
+    """A user's first `devicefit check gpt2-folder` (Conv1D, learned positions, tied head) passes, int4 included."""
+    folder = tmp_path / "gpt2"
+    tiny_lm("gpt2").save_pretrained(folder)
+    report = tmp_path / "r.json"
+    code = main(["check", str(folder), "--steps", "8", "--max-context", "24", "--json", str(report)])
+    data = json.loads(report.read_text())
+    runs = {r["name"]: r for r in data["generation"]["runs"]}
+    assert data["family"] == "gpt2" and runs["fp32"]["token_agreement"] == 1.0 and code == 0
+    assert data["summary"]["lm.int4.weight_mb"] < data["summary"]["lm.fp16.weight_mb"]

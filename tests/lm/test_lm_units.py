@@ -38,6 +38,18 @@ def test_weight_groups_follow_pytorch_names_and_spare_rotary_tables() -> None:
     assert group_of("hf_model_layers_0_mlp_down_proj_weight") == "mlp"
     assert group_of("rope_cos_to_fp16") is None
     assert group_of("hf_model_layers_0_input_layernorm_weight") is None
+    # the classic families' names (GPT-2, GPT-NeoX, OPT, BLOOM); their position tables are kept
+    assert group_of("hf_transformer_wte_weight") == "embeddings"
+    assert group_of("hf_transformer_h_0_attn_c_attn_weight") == "attention"
+    assert group_of("hf_transformer_h_1_mlp_c_fc_weight") == "mlp"
+    assert group_of("hf_gpt_neox_embed_in_weight") == "embeddings"
+    assert group_of("hf_gpt_neox_layers_0_attention_query_key_value_weight") == "attention"
+    assert group_of("hf_embed_out_weight") == "lm_head"
+    assert group_of("hf_model_decoder_layers_0_fc1_weight") == "mlp"
+    assert group_of("hf_transformer_word_embeddings_weight") == "embeddings"
+    assert group_of("hf_transformer_h_0_self_attention_dense_weight") == "attention"
+    assert group_of("hf_transformer_wpe_weight") is None
+    assert group_of("hf_model_decoder_embed_positions_weight") is None
 
 
 def test_kv_cache_memory_and_decode_bound() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask, lm_shape
+from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask, lm_shape, stateful_wrapper
 from devicefit.errors import InputError
 from tests.lm.families import ALL_FAMILIES, VOCAB, tiny_lm
 
@@ -17,7 +17,7 @@ def test_wrapper_matches_transformers_prefill_then_decode(family: str) -> None:
     ids = torch.randint(0, VOCAB, (1, 14), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = model(ids).logits
-        wrapper = StatefulCausalLM(model, max_context=16)
+        wrapper = stateful_wrapper(model, max_context=16)
         parts = [wrapper(ids[:, :8], causal_mask(8, 8))]
         for pos in range(8, 14):
             parts.append(wrapper(ids[:, pos : pos + 1], causal_mask(1, pos + 1)))
@@ -69,17 +69,55 @@ def test_shape_reads_gqa_partial_rotary_and_sliding_window() -> None:
 def test_uncovered_family_says_why() -> None:
     import transformers as tf
 
-    model = tf.GPT2LMHeadModel(tf.GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=50))
-    with pytest.raises(InputError, match=r"gpt2 models are not covered.*learned absolute positions"):
-        lm_shape(model)
-    bloom = tf.BloomForCausalLM(tf.BloomConfig(n_layer=1, hidden_size=32, n_head=2, vocab_size=50))
-    with pytest.raises(InputError, match=r"bloom models are not covered.*\(ALiBi"):
-        lm_shape(bloom)
-    gptj = tf.GPTJForCausalLM(tf.GPTJConfig(n_layer=1, n_embd=32, n_head=2, vocab_size=50, rotary_dim=8))
+    model = tf.CodeGenForCausalLM(
+        tf.CodeGenConfig(n_layer=1, n_embd=32, n_head=2, vocab_size=50, rotary_dim=8)
+    )
     with pytest.raises(
-        InputError, match=r"gptj models are not covered.*--task default` checks the plain forward"
+        InputError, match=r"codegen models are not covered.*--task default` checks the plain forward"
     ):
-        lm_shape(gptj)
+        lm_shape(model)
+    gemma3 = type("M", (), {"config": type("C", (), {"model_type": "gemma3"})()})()
+    with pytest.raises(InputError, match=r"gemma3 models are not covered.*load its text model"):
+        lm_shape(gemma3)
+
+
+@pytest.mark.parametrize(
+    ("family", "table"),
+    [
+        ("gpt2", "transformer.wpe"),
+        ("opt", "model.decoder.embed_positions"),
+        ("gptj", "transformer.rotary_emb"),
+    ],
+)
+def test_positions_past_the_learned_table_are_refused(family: str, table: str) -> None:
+    """A cache longer than the position table would index past it (or wrap on a device): refused, one line."""
+    model = tiny_lm(family)  # 256 positions
+    stateful_wrapper(model, max_context=256)
+    with pytest.raises(InputError, match=rf"--max-context 257 exceeds the 256 positions .*\({table}\); use"):
+        stateful_wrapper(model, max_context=257)
+
+
+@pytest.mark.parametrize("family", ["bloom", "falcon_alibi"])
+@pytest.mark.parametrize("implementation", ["eager", "sdpa"])
+def test_alibi_biases_are_exact_and_matter(family: str, implementation: str) -> None:
+    """ALiBi over the static cache equals transformers (Falcon's eager path adds the bias twice, sdpa once;
+    BLOOM has one path); without the bias the logits differ, so the test can fail."""
+    model = tiny_lm(family)
+    if family == "bloom" and implementation == "sdpa":
+        pytest.skip("BLOOM has no sdpa attention")
+    model.set_attn_implementation(implementation)
+    ids = torch.randint(0, VOCAB, (1, 14), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        expected = model(ids).logits
+        wrapper = stateful_wrapper(model, max_context=16)
+        got = torch.cat([wrapper(ids[:, :9], causal_mask(9, 9))] + [
+            wrapper(ids[:, p : p + 1], causal_mask(1, p + 1)) for p in range(9, 14)
+        ], dim=1)  # fmt: skip
+        unbiased = stateful_wrapper(model, max_context=16)
+        unbiased.alibi.zero_()
+        ignored = unbiased(ids, causal_mask(14, 14))
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+    assert not torch.allclose(ignored, expected, atol=1e-2)
 
 
 def test_causal_mask_blocks_future_slots_only() -> None:

@@ -37,12 +37,17 @@ __all__ = [
 ]
 
 GROUPS = ("embeddings", "lm_head", "attention", "mlp")
+# substrings of the (underscore-joined) PyTorch parameter names; the classic families' names are here too
+# (GPT-2 / GPT-J wte, attn, GPT-NeoX embed_in / embed_out / attention, BLOOM / Falcon word_embeddings /
+# self_attention, OPT fc1 / fc2)
 _GROUP_PATTERNS = (
-    ("embeddings", "embed_tokens"),
-    ("lm_head", "lm_head"),
-    ("attention", "self_attn"),
-    ("mlp", "mlp"),
+    ("embeddings", ("embed_tokens", "_wte_", "embed_in_", "word_embeddings_weight")),
+    ("lm_head", ("lm_head", "embed_out")),
+    ("attention", ("self_attn", "_attn_", "attention_")),
+    ("mlp", ("mlp", "_fc1_", "_fc2_")),
 )
+# never compressed: norms, and position tables (learned positions drift like rotary tables would)
+_KEEP = ("rope_", "alibi", "layernorm", "layer_norm", "_ln_", "_wpe_", "embed_positions")
 
 
 def _width_config(width: str) -> Any:
@@ -132,10 +137,10 @@ def parse_lm_budget(text: str) -> LMBudget:
 
 def group_of(const_name: str) -> str | None:
     """The role of a weight constant (by its PyTorch parameter name), or None (norms, rotary tables)."""
-    if "rope_" in const_name:
+    if any(keep in const_name for keep in _KEEP):
         return None
-    for group, pattern in _GROUP_PATTERNS:
-        if pattern in const_name:
+    for group, patterns in _GROUP_PATTERNS:
+        if any(p in const_name for p in patterns):
             return group
     return None
 

@@ -11,6 +11,7 @@ import contextlib
 import io
 import logging
 import re
+import sys
 import time
 import warnings
 from collections.abc import Iterator
@@ -58,6 +59,26 @@ def frontend_order(source: SourceModel, frontend: str) -> list[str]:
     return ["torchscript", "torch.export"]
 
 
+@contextlib.contextmanager
+def _library_logs_quiet() -> Iterator[None]:
+    """transformers' warnings to its logger off while tracing, when it is loaded (restored after).
+
+    Tracing reads the model's properties: transformers then logs "`loss_type=None` was set in the config but it
+    is unrecognized" for an encoder that has no loss, which says nothing about the model's conversion.
+    """
+    transformers = sys.modules.get("transformers")
+    tlog = getattr(getattr(transformers, "utils", None), "logging", None)
+    if tlog is None:
+        yield
+        return
+    verbosity = tlog.get_verbosity()
+    tlog.set_verbosity_error()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(verbosity)
+
+
 def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
     """The source traced with TorchScript (no_grad, no trace check).
 
@@ -72,14 +93,18 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
 
     from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
 
-    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _library_logs_quiet():
         warnings.simplefilter("always", torch.jit.TracerWarning)
         traced = torch.jit.trace(
             source.traceable(), source.example_tensors(), check_trace=False, strict=False
         )
     for w in caught:
         if not issubclass(w.category, torch.jit.TracerWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            # NOTE: a library's notice about its own API (transformers' "`is_gradient_checkpointing` is
+            # deprecated", raised by the tracer reading the model's properties) is nothing the user can act on
+            library = any(marker in w.filename for marker in _LIBRARY_MARKERS)
+            if not (library and issubclass(w.category, (DeprecationWarning, FutureWarning))):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             continue
         if any(marker in w.filename for marker in _LIBRARY_MARKERS):
             continue

@@ -36,7 +36,17 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     "mixtral": "sequential",
     "qwen2_moe": "sequential",
     "qwen3_moe": "sequential",
+    # the classic GPT-style families (convert/lm_classic.py); some layouts are read per model there
+    "gpt2": "sequential",
+    "gpt_neox": "parallel",  # or sequential: use_parallel_residual decides
+    "opt": "sequential",  # or post_norm: do_layer_norm_before decides
+    "gptj": "parallel",
+    "falcon": "parallel",  # or sequential: parallel_attn / new_decoder_architecture decide
+    "bloom": "sequential",
 }
+
+# families whose module layout is not LLaMA's: wrapped by lm_classic.ClassicCausalLM
+CLASSIC_FAMILIES = frozenset({"gpt2", "gpt_neox", "opt", "gptj", "falcon", "bloom"})
 
 # Families seen in transformers that this wrapper deliberately does not cover, and why (shown to the user).
 UNSUPPORTED_REASONS: dict[str, str] = {
@@ -44,12 +54,6 @@ UNSUPPORTED_REASONS: dict[str, str] = {
         "this is the multimodal Gemma 3 (vision tower); load its text model (Gemma3ForCausalLM, model_type "
         "gemma3_text) to convert the language model"
     ),
-    "gpt_neox": "fused query_key_value projection is not implemented",
-    "falcon": "fused query_key_value projection and alibi variants are not implemented",
-    "gpt2": "learned absolute positions and Conv1D projections are not implemented",
-    "opt": "learned absolute positions are not implemented",
-    "gptj": "the transformer.h module layout (GPT-J's own names, interleaved rotary) is not mapped",
-    "bloom": "ALiBi position biases and the fused query_key_value projection are not implemented",
 }
 
 

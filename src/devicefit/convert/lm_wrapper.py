@@ -30,6 +30,7 @@ __all__ = [
     "StatefulCausalLM",
     "causal_mask",
     "lm_shape",
+    "stateful_wrapper",
 ]
 
 MASK_MIN = -1e4  # additive mask value: exp(-1e4) is 0 in fp32 and fp16 alike, and it stays finite in fp16
@@ -72,6 +73,10 @@ def lm_shape(model: Any) -> LMShape:
             f"{family} models are not covered by the stateful LM conversion ({why}); covered: {covered}; "
             f"`devicefit check MODEL --task default` checks the plain forward (no KV cache) instead"
         )
+    if family in fam.CLASSIC_FAMILIES:
+        from devicefit.convert.lm_classic import classic_shape
+
+        return classic_shape(model)
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     layers = model.model.layers
@@ -189,16 +194,38 @@ class StatefulCausalLM(nn.Module):
         return torch.cat((x[..., :r] * cos + self.rotate(x[..., :r]) * sin, x[..., r:]), dim=-1)
 
     def _attention(self, i: int, attn: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        s = self.shape
-        seq = x.shape[1]
         end = mask.shape[-1]
-        past = end - seq
+        past = end - x.shape[1]
         q, k, v = self._qkv(attn, x)
         q, k, v = q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)
         if getattr(attn, "qk_layernorm", False):  # Phi, StableLM (per head, on the head-first layout)
             q = attn.q_layernorm(q)
             k = attn.k_layernorm(k)
         q, k = self._rope(i, attn, q, past, end), self._rope(i, attn, k, past, end)
+        out = self._attend(i, q, k, v, mask, attn.scaling, getattr(attn, "attn_logit_softcapping", None))
+        proj = attn.o_proj if hasattr(attn, "o_proj") else attn.dense
+        return proj(out)
+
+    def _attend(
+        self,
+        i: int,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        mask: torch.Tensor,
+        scaling: float,
+        cap: float | None = None,
+        bias: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Write layer ``i``'s new keys / values (head first, rotated) into the cache and attend over it.
+
+        Returns the heads' outputs as (1, seq, heads * head dim), before the output projection. ``bias``: an
+        additive per-key bias (heads, 1, end) added to the scaled scores (ALiBi).
+        """
+        s = self.shape
+        seq = q.shape[2]
+        end = mask.shape[-1]
+        past = end - seq
         if self.round_cache_fp16:
             k = k.half().float()
             v = v.half().float()
@@ -218,10 +245,11 @@ class StatefulCausalLM(nn.Module):
                 .expand(1, s.num_kv_heads, rep, end, s.head_dim)
                 .reshape(1, s.num_heads, end, -1)
             )
-        scores = torch.matmul(q, keys.transpose(2, 3)) * attn.scaling
-        cap = getattr(attn, "attn_logit_softcapping", None)
+        scores = torch.matmul(q, keys.transpose(2, 3)) * scaling
         if cap:  # Gemma 2: scores soft-capped before the mask
             scores = torch.tanh(scores / cap) * cap
+        if bias is not None:
+            scores = scores + bias
         window = self.windows[i]
         if window is not None and window < self.max_context:
             # keys at distance >= window from the query are masked (transformers: kv > q - window)
@@ -229,9 +257,7 @@ class StatefulCausalLM(nn.Module):
             cols = self.positions[:end][None, :]
             mask = mask + (rows - cols >= window).float() * MASK_MIN
         probs = torch.softmax(scores + mask, dim=-1)
-        out = torch.matmul(probs, values).transpose(1, 2).reshape(1, seq, s.num_heads * s.head_dim)
-        proj = attn.o_proj if hasattr(attn, "o_proj") else attn.dense
-        return proj(out)
+        return torch.matmul(probs, values).transpose(1, 2).reshape(1, seq, s.num_heads * s.head_dim)
 
     def _mlp(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
         return fam.dense_moe(layer.mlp, x) if fam.is_moe(layer.mlp) else layer.mlp(x)
@@ -263,6 +289,16 @@ class StatefulCausalLM(nn.Module):
         final_norm = inner.norm if hasattr(inner, "norm") else inner.final_layernorm
         logits = self.hf.lm_head(final_norm(h))
         return fam.logits_transform(self.hf.config, self.shape.family, logits)
+
+
+def stateful_wrapper(model: Any, max_context: int, round_cache_fp16: bool = False) -> StatefulCausalLM:
+    """The stateful wrapper of ``model``'s family: :class:`StatefulCausalLM`, or its classic-family form
+    (:class:`~devicefit.convert.lm_classic.ClassicCausalLM`: GPT-2, GPT-NeoX, OPT, GPT-J, Falcon, BLOOM)."""
+    if getattr(getattr(model, "config", None), "model_type", None) in fam.CLASSIC_FAMILIES:
+        from devicefit.convert.lm_classic import ClassicCausalLM
+
+        return ClassicCausalLM(model, max_context, round_cache_fp16)
+    return StatefulCausalLM(model, max_context, round_cache_fp16)
 
 
 def causal_mask(seq: int, end: int) -> torch.Tensor:

@@ -153,7 +153,12 @@ def check_context(model: Any, max_context: int) -> None:
     Raises:
         InputError: naming the model's limit and what to pass.
     """
+    from devicefit.convert.lm_classic import check_positions
+    from devicefit.convert.lm_families import CLASSIC_FAMILIES
+
     config = getattr(model, "config", None)
+    if getattr(config, "model_type", None) in CLASSIC_FAMILIES:
+        check_positions(model, max_context)  # the learned table itself (GPT-2's n_positions, OPT, GPT-J)
     for key in _POSITION_KEYS:
         positions = getattr(config, key, None)
         if isinstance(positions, int) and positions > 0:
@@ -196,7 +201,7 @@ def convert_causal_lm(
 
     from devicefit._lazy import coremltools
     from devicefit.convert.frontends import _quiet_coremltools
-    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
+    from devicefit.convert.lm_wrapper import causal_mask, stateful_wrapper
     from devicefit.convert.merge import merge
 
     lengths = _check_args(max_context, precision, prefill_lengths)
@@ -210,7 +215,7 @@ def convert_causal_lm(
     ct = coremltools()
     model = load_causal_lm(source)
     check_context(model, max_context)
-    wrapper = StatefulCausalLM(model, max_context).eval()
+    wrapper = stateful_wrapper(model, max_context).eval()
     shape = wrapper.shape
     notes = []
     if shape.sliding_window is not None and shape.sliding_window < max_context:

@@ -18,7 +18,10 @@ from devicefit.convert.rescue import (  # noqa: F401
     attention,
     distance,
     elementwise,
+    gather,
+    index_put,
     masks,
+    mathfn,
     moments,
     norm,
     pad,
@@ -26,6 +29,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     resize,
     resize3d,
     sampling,
+    search,
     tensor,
     windows,
 )
