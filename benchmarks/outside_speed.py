@@ -96,7 +96,7 @@ def main() -> int:
         f"{'agree fp32':>10s} {'agree fp16':>10s}  fallbacks"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for entry in [*OUTSIDE, *OUTSIDE2]:
+        for index, entry in enumerate([*OUTSIDE, *OUTSIDE2]):
             if (wanted and entry.name not in wanted) or entry.convert != "pass":
                 continue
             net, example = entry.build()
@@ -104,7 +104,7 @@ def main() -> int:
             programs = {}
             try:
                 for precision in ("fp32", "fp16"):
-                    path = Path(tmp) / f"{len(rows)}-{precision}.mlpackage"
+                    path = Path(tmp) / f"{index}-{precision}.mlpackage"
                     convert(source, ConvertOptions(target="iOS17", precision=precision)).save(str(path))
                     programs[precision] = interp.load(path)
             except Exception as e:  # a model the sweep expects to convert and that did not: say so
