@@ -193,7 +193,7 @@ def trace_safe(reference: Callable[..., Any]) -> Callable[..., Any] | None:
     """
     from devicefit.interp.ops import indexing
 
-    variants = {
+    variants: dict[Any, Callable[..., Any]] = {
         getattr(indexing, "gather", None): gather,
         getattr(indexing, "gather_ios17", None): gather_ios17,
         getattr(indexing, "gather_along_axis", None): gather_along_axis,
