@@ -607,14 +607,12 @@ def make_convnextv2_seg() -> tuple[nn.Module, Any]:
     ), _px(32)
 
 
-NE = "exit 1 from the neural_engine verdict: "
-
 OUTSIDE2: list[Outside] = [
     Outside(
         "DeepLabV3 ASPP head",
         "segmentation",
         make_deeplab_aspp,
-        note=NE + "dilated convs (72% of FLOPs) named as the Conv2d (was its fused BatchNorm)",
+        note="dilated convs: 'may fall back' (was an NE FAIL on a contested rule), named as the Conv2d (was its BatchNorm)",
     ),
     Outside("LRASPP", "segmentation", make_lraspp, note="conv-head output no longer judged 'untrained'"),
     Outside("SSDlite head", "detection", make_ssdlite_head),
@@ -626,7 +624,7 @@ OUTSIDE2: list[Outside] = [
         "1-D conv audio net (causal GLU)",
         "plain",
         make_audio_conv1d,
-        note=NE + "dilated Conv1d named blocks.1 at its line (was '1 (Conv1d)', no line)",
+        note="dilated Conv1d named blocks.1 at its line (was '1 (Conv1d)', no line)",
     ),
     Outside("GNN (index_select, scatter_add)", "plain", make_gnn),
     Outside("dict in, list/tuple out", "plain", make_dict_io),
@@ -642,8 +640,8 @@ OUTSIDE2: list[Outside] = [
         note="'not verifiable': names the updated buffer (was 'draws random numbers')",
     ),
     Outside("NaN guards (where, masked_fill, nan_to_num)", "plain", make_nan_guard),
-    Outside("fp16 weights", "plain", make_fp16_weights, note="checked as its float32 copy, with a note"),
-    Outside("bf16 weights", "plain", make_bf16_weights, note="float32 copy, with a note (was exit 3)"),
+    Outside("fp16 weights", "plain", make_fp16_weights, note="checked in float32, with a note"),
+    Outside("bf16 weights", "plain", make_bf16_weights, note="checked in float32, with a note (was exit 3)"),
     Outside("BatchNorm left in train mode", "plain", make_bn_train_mode, note="eval mode, with a note"),
     Outside("dropout left in train mode", "plain", make_dropout_train_mode, note="eval mode, with a note"),
     Outside("MobileNetV2 + DeepLabV3", "segmentation", make_mnv2_deeplab),

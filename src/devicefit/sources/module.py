@@ -189,14 +189,13 @@ def _param_names(net: Any, count: int) -> list[str]:
 
 
 def _as_float32(net: Any) -> tuple[Any, str]:
-    """A float32 copy of a module holding half-precision (float16 / bfloat16) weights, and a note saying so.
+    """A module holding half-precision (float16 / bfloat16) weights cast to float32, and a note saying so.
 
     Core ML computes in fp16 or fp32 (never bfloat16), numpy has no bfloat16, coremltools meets an fp16 bias
     beside the fp32 weight it made of a scripted conv (and calls the conv unsupported), and a PyTorch reference
-    computed in half precision carries its own rounding into every comparison. The float32 copy holds the same
-    weight values exactly; the user's module is left as it was.
+    computed in half precision carries its own rounding into every comparison. float32 holds the same weight
+    values exactly. Cast in place, as ``eval()`` is: a copy would hold a large model twice.
     """
-    import copy
     import warnings
 
     import torch
@@ -206,13 +205,13 @@ def _as_float32(net: Any) -> tuple[Any, str]:
         return net, ""
     names = " and ".join(sorted(str(d).removeprefix("torch.") for d in halves))
     note = (
-        f"the model holds {names} weights: checked as its float32 copy (the same values, the inputs as float32); "
+        f"the model holds {names} weights: checked in float32 (the same values exactly, the inputs as float32); "
         "the Core ML package stores them in fp16 by default, as for any float32 model"
     )
     with warnings.catch_warnings():
         # NOTE: a ScriptModule's _apply reads each parameter's .grad, and torch warns about non-leaf tensors
         warnings.filterwarnings("ignore", message=r"The \.grad attribute", category=UserWarning)
-        return copy.deepcopy(net).float(), note
+        return net.float(), note
 
 
 def _training_mode_note(net: Any) -> str:
