@@ -194,3 +194,21 @@ def test_several_causes_are_each_named_on_one_line():
         == "could not profile m.pt on any engine: torch · all · fp16: bad a | onnxruntime · all · fp16: bad b"
     )
     assert failure(SimpleNamespace(model="m.pt", profiles=[EngineProfile("torch", "all", "fp32")])) is None
+
+
+def test_the_onnxruntime_fp16_refusal_speaks_cli_flags(files, tmp_path, capsys):
+    # the engine's message said "use precision='fp32', or engine='interp'": library words on the command line
+    argv = [
+        "profile",
+        str(files / "linear.pt"),
+        "-e",
+        "onnxruntime",
+        "--precision",
+        "fp16",
+        "--input",
+        "x:1x4",
+    ]
+    assert main([*argv, *FAST, "--json", str(tmp_path / "p.json")]) == 2
+    err = _one_line_error(capsys)
+    assert "--precision fp32" in err and "--engine interp" in err, err
+    assert "precision='" not in err and "engine='" not in err, err

@@ -101,3 +101,20 @@ def test_untrained_check_skips_integer_outputs():
     result = looks_untrained({"indices": rng.integers(0, 5, (8, 5)), "logits": trained_like})
     assert result.output == "logits"
     assert not result.looks_untrained
+
+
+def test_untrained_check_judges_only_class_scores_not_linear_features():
+    from devicefit.compare.class_axis import ClassAxis
+
+    # a trained embedding model: a Linear projection to 64 small features, softmax of which is near-uniform
+    feats = np.random.default_rng(0).normal(scale=0.1, size=(8, 64))
+    linear = {"output": ClassAxis(1, "linear head (op_3)")}
+    assert not looks_untrained({"output": feats}, linear).looks_untrained
+    assert not looks_untrained(
+        {"output": feats}, {"output": ClassAxis(1, "conv head (op_3)")}
+    ).looks_untrained
+    # the same numbers are judged when something says they are class scores
+    assert looks_untrained({"logits": feats}, {"logits": ClassAxis(1, "linear head (op_3)")}).looks_untrained
+    assert looks_untrained({"output": feats}, {"output": ClassAxis(1, "softmax (op_4)")}).looks_untrained
+    assert looks_untrained({"output": feats}, linear, labelled="output").looks_untrained
+    assert looks_untrained({"output": feats}, linear, user={"output": 1}).looks_untrained

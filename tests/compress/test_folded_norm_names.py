@@ -1,5 +1,6 @@
 """A conv weight with a BatchNorm folded into it is named as such, not as the BatchNorm alone: compress's
-sensitivity table listed a U-Net's 16x8x3x3 conv weight as "down2.bn1 (BatchNorm2d) at unet.py:13"."""
+sensitivity table listed a U-Net's 16x8x3x3 conv weight as "down2.bn1 (BatchNorm2d) at unet.py:13"; the fused
+conv is named as the conv (its BatchNorm folded in), as every finding about that conv op is."""
 
 from __future__ import annotations
 
@@ -29,5 +30,5 @@ def test_a_conv_weight_with_its_batchnorm_folded_in_says_so():
     origins = weight_origins(mlmodel, mlmodel, weights)
     labels = {w.shape: origins[w.name].label() for w in weights if w.name in origins}
     folded = labels[(16, 8, 3, 3)]
-    assert folded.startswith("bn (BatchNorm2d, folded into the conv before it) at ") and ".py:" in folded
+    assert folded.startswith("conv (Conv2d, with bn (BatchNorm2d) folded in) at ") and ".py:" in folded
     assert labels[(4, 16, 1, 1)].startswith("head (Conv2d) at ")  # a plain conv keeps its own name

@@ -91,9 +91,9 @@ def test_every_candidate_evaluation_is_timed_under_sensitivity_or_search(monkeyp
     seen: list[str] = []
     original = evaluate.Evaluator.evaluate
 
-    def spy(self, assignment):
+    def spy(self, assignment, samples=None):
         seen.append(stage["now"])
-        return original(self, assignment)
+        return original(self, assignment, samples)
 
     monkeypatch.setattr(evaluate.Evaluator, "evaluate", spy)
     ml = convert(demo.load_module(), torch.zeros(1, 1, 8, 8), target="iOS18", input_names=["image"])

@@ -60,3 +60,42 @@ def test_module_list_children_keep_their_full_path_and_line(tmp_path):
     line = next(i for i, text in enumerate(STACK.splitlines(), 1) if "LINE_NORM" in text)
     assert origins["blocks.1.norm"].location.endswith(f"net.py:{line}"), origins["blocks.1.norm"]
     assert origins["blocks.0.mlp"].module_type == "Linear"
+
+
+SEQUENTIAL_AND_LIST = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.front = nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU())
+            self.blocks = nn.ModuleList([nn.Conv1d(4, 4, 3, padding=2, dilation=2) for _ in range(2)])
+
+        def forward(self, x):
+            x = self.front(x)
+            for conv in self.blocks:
+                x = x + conv(x)  # LINE_BLOCK
+            return x
+
+
+    def make_model():
+        return Net().eval(), torch.randn(1, 1, 32)
+    """
+)
+
+
+def test_a_list_child_is_not_confused_with_a_sequential_child_of_the_same_index(tmp_path):
+    # scoped "0" (the list's name lost), the list's conv matched both "blocks.0" and "front.0": the finding
+    # read "1 (Conv1d)" with no source line
+    path = tmp_path / "net.py"
+    path.write_text(SEQUENTIAL_AND_LIST)
+    result = convert(
+        load_source(f"{path}:make_model"), ConvertOptions(precision="fp32", frontend="torchscript")
+    )
+    origins = {o.module_path: o for _, o in load_from_package(result.mlmodel).items()}
+    assert {"blocks.0", "blocks.1", "front.0"} <= set(origins) and "1" not in origins, sorted(origins)
+    line = next(i for i, text in enumerate(SEQUENTIAL_AND_LIST.splitlines(), 1) if "LINE_BLOCK" in text)
+    assert origins["blocks.1"].location.endswith(f"net.py:{line}"), origins["blocks.1"]

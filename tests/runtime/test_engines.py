@@ -111,3 +111,90 @@ def test_batch_stacks_when_batch_axis_is_free(small_onnx, small_pkg, small_feeds
         assert it.timings.predict_count == 5
     for a, b in zip(stacked, looped):
         np.testing.assert_allclose(next(iter(a.values())), next(iter(b.values())), rtol=1e-4, atol=1e-5)
+
+
+def test_batch_falls_back_per_sample_when_the_model_refuses_a_stack():
+    """A model that declares a free batch axis but hard-codes batch 1 (``x.view(1, -1)``) still batches.
+
+    Stacking is an optimisation: the torch engine's batch axis is free, so ``predict_batch`` stacks; the forward
+    then fails on the stack. The library answer is N single calls (as for a fixed batch), not a PredictionError.
+    """
+    import torch
+
+    import devicefit
+
+    class Batch1(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(12, 3)
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            return self.fc(x.view(1, -1))
+
+    torch.manual_seed(0)
+    net = Batch1().eval()
+    x = np.random.RandomState(0).randn(1, 3, 4).astype(np.float32)
+    batch = [{"x": x * (i + 1)} for i in range(4)]
+    with devicefit.load(net, engine="torch", example_inputs={"x": x}) as handle:
+        net.calls = 0
+        got = handle.predict_batch(batch)
+        again = handle.predict_batch(batch)
+        calls = net.calls
+    assert len(got) == 4
+    for feeds, out, out2 in zip(batch, got, again):
+        ref = net(torch.from_numpy(feeds["x"])).detach().numpy()
+        np.testing.assert_allclose(next(iter(out.values())), ref, rtol=1e-6)
+        np.testing.assert_array_equal(next(iter(out2.values())), next(iter(out.values())))
+    # the refused stack is remembered: the second batch goes straight to single calls (one failed stack, 4 + 4)
+    assert calls == 9
+
+
+def test_batch_raises_the_single_call_error_when_every_sample_fails():
+    """A stack refused AND a single sample refused: the error is the sample's, not the stack's."""
+    import torch
+
+    import devicefit
+    from devicefit.runtime import PredictionError
+
+    class Picky(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if float(x.sum()) > 1e6:
+                raise ValueError("value too large for this model")
+            return x.view(1, -1) * 2
+
+    x = np.ones((1, 4), np.float32)
+    with devicefit.load(Picky(), engine="torch", example_inputs={"x": x}) as handle:
+        with pytest.raises(PredictionError, match="value too large"):
+            handle.predict_batch([{"x": x}, {"x": x * 1e7}])
+
+
+def test_module_engines_name_outputs_alike_and_cast_to_the_declared_dtype():
+    """One engine protocol: the same nn.Module answers under the same output names on torch and onnxruntime
+    (onnxruntime said '3', the exporter's value number), and both take integer data for a float input (as
+    onnxruntime and the interpreter do; the torch engine failed in its forward: 'Long and Float')."""
+    import torch
+
+    import devicefit
+
+    class Two(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = torch.nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            y = self.fc(x)
+            return y, y.softmax(-1)
+
+    torch.manual_seed(0)
+    one = torch.nn.Sequential(torch.nn.Linear(4, 3)).eval()
+    x = np.ones((1, 4), np.float32)
+    for net, names in ((one, ["output"]), (Two().eval(), ["output_0", "output_1"])):
+        outs = {}
+        for engine in ("torch", "onnxruntime"):
+            with devicefit.load(net, engine=engine, example_inputs={"x": x}, cache=False) as handle:
+                outs[engine] = handle.predict({"x": x.astype(np.int64)})
+        assert list(outs["torch"]) == names and list(outs["onnxruntime"]) == names
+        for name in names:
+            np.testing.assert_allclose(outs["onnxruntime"][name], outs["torch"][name], rtol=1e-5, atol=1e-6)

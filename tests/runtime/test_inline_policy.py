@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from devicefit.runtime.inline_policy import BURST, INLINE, MIN_SAMPLES, PROBE, RECHECK, WORKER, InlinePolicy
@@ -184,3 +186,37 @@ def test_the_route_weighs_the_caller_lane_by_its_measured_call_time():
     for _ in range(15):
         policy.record_call(1000e-6, solo=False, lane=True)
     assert policy.prefers_inline()
+
+
+def _burst_times(policy: InlinePolicy, clock: Clock, handoff_s: float, until: float) -> list[float]:
+    """Run inline-mode requests 1 ms apart until ``until``; answer each burst with ``handoff_s`` samples."""
+    starts = []
+    while clock.now < until:
+        if policy.route(clock) == WORKER and policy._burst_left == BURST - 1:
+            starts.append(round(clock.now, 3))
+            for _ in range(BURST - 1):
+                policy.route(clock)
+            for _ in range(MIN_SAMPLES):
+                policy.record_handoff(handoff_s)
+        policy.record_call(30e-6, solo=True)
+        clock.now += 0.001
+    return starts
+
+
+def test_a_burst_that_confirms_the_route_doubles_the_wait_and_a_flip_resets_it():
+    # every burst sends BURST requests the slow way: a steady route is refreshed less and less often
+    clock = Clock()
+    policy = _measured(30e-6, handoff_s=100e-6)
+    policy.refresh_every, policy.refresh_interval_s = 1, 1.0
+    policy._last_burst = 0.0
+    starts = _burst_times(policy, clock, 100e-6, until=130.0)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    # (the clock is read every RECHECK requests: a gap may run up to RECHECK ms late)
+    expected = [2.0, 4.0, 8.0, 16.0, 32.0, 32.0, 32.0]
+    assert len(gaps) == len(expected)
+    assert all(want <= got <= want + RECHECK * 1e-3 + 1e-9 for got, want in zip(gaps, expected)), gaps
+    assert policy.prefers_inline()
+    # the machine got quieter: the next burst flips the route to the workers and the wait starts again at 1 s
+    flipped = _burst_times(policy, clock, 5e-6, until=clock.now + 35.0)
+    assert not policy.prefers_inline()
+    assert len(flipped) >= 2 and 1.0 <= flipped[1] - flipped[0] <= 1.0 + RECHECK * 1e-3 + 1e-9

@@ -114,7 +114,7 @@ def _dilation(op: Any) -> str | None:
         return None
     dil = _const(op, "dilations")
     if dil is not None and any(int(d) > 1 for d in dil):
-        return f"dilated {op.op_type} (dilations {list(map(int, dil))}) is not supported on the NE"
+        return f"dilated {op.op_type} (dilations {list(map(int, dil))}) may not run on the NE"
     return None
 
 
@@ -204,8 +204,11 @@ OP_RULES: tuple[OpRule, ...] = (
            "keep lookups at the model's edge (embed outside the model) or use a one-hot matmul", _gather),
     OpRule("ANE-TOPK", "topk / argsort", "fallback", "roboflow/rf-detr PR #1495 (MLComputePlan)",
            "do top-k after the model, in app code", _topk),
-    OpRule("ANE-DILATION", "dilated convolution", "fallback", UNSUPPORTED,
-           "use an undilated kernel or space-to-batch around a plain convolution", _dilation),
+    # NOTE: "maybe": hollance lists dilated convs among its self-declared guesses, while Apple ships DeepLabV3
+    # (atrous convs) for the Neural Engine; a contested rule must not fail a model on its own
+    OpRule("ANE-DILATION", "dilated convolution", "maybe", f"{UNSUPPORTED} (listed as a guess)",
+           "if profiling shows it off the NE: an undilated kernel or space-to-batch around a plain convolution",
+           _dilation),
     OpRule("ANE-POOL", "pooling kernel > 13 or stride > 2", "fallback", UNSUPPORTED,
            "split the pooling into smaller stages (kernel <= 13, stride <= 2)", _pooling),
     OpRule("ANE-UPSAMPLE", "upsampling scale > 2", "fallback", UNSUPPORTED,

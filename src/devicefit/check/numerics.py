@@ -118,7 +118,8 @@ def compare_runs(
         torch_out = stack_samples(runs.torch, list(runs.torch[0]))
         out.fp16 = compare("fp16", torch_out, fp16, "pytorch", labels)
         by_torch_name = {r: heads[c] for r, c in match_outputs(list(torch_out), out_names) if c in heads}
-        out.trained = looks_untrained(torch_out, by_torch_name)
+        labelled = next(iter(torch_out), None) if labels is not None else None
+        out.trained = looks_untrained(torch_out, by_torch_name, user=user_class_axes, labelled=labelled)
         if weights_fp32:
             out.fp32 = compare("fp32", torch_out, fp32, "pytorch", labels)
             fidelity = Question(FIDELITY, out.fp32, "the package (fp32 weights) run in fp32 vs PyTorch")
@@ -143,7 +144,8 @@ def compare_runs(
     else:
         out.warnings.append("no PyTorch reference (model given as Core ML): fp16 is compared with fp32")
         out.fp16 = compare("fp16", fp32, fp16, "interp-fp32", labels)
-        out.trained = looks_untrained(fp32, heads)
+        labelled = out_names[0] if labels is not None and out_names else None
+        out.trained = looks_untrained(fp32, heads, user=user_class_axes, labelled=labelled)
     out.questions[COMPUTE] = Question(
         COMPUTE, compute, "the package emulating fp16 vs the same package in fp32"
     )

@@ -180,8 +180,16 @@ def _randomness(program: Any, source: Any, clean: Any, runs: Any) -> dict[str, A
 
     steps = [s for s in _all_steps(program.plan.block) if s.op_type in _RANDOM_OPS]
     changed = 0.0
+    mutated: list[str] = []
     if runs.torch and clean.feeds:
+        before = _buffers(source)
         again = source.reference(clean.feeds[0])
+        after = _buffers(source)
+        # NOTE: a forward that updates its own buffers (an online normaliser, BatchNorm statistics) also
+        # changes run to run; named as such, it is not "draws random numbers"
+        mutated = [
+            n for n, b in before.items() if n in after and not np.array_equal(b, after[n], equal_nan=True)
+        ]
         for name, first in runs.torch[0].items():
             a, b = np.asarray(first, np.float64), np.asarray(again.get(name), np.float64)
             if a.shape != b.shape:
@@ -200,7 +208,20 @@ def _randomness(program: Any, source: Any, clean: Any, runs: Any) -> dict[str, A
     for step in steps:
         origin = provenance.find(*step.outputs, step.name) if provenance is not None else None
         where.append(origin.label() if origin is not None else f"{step.op_type} ({step.outputs[0]})")
-    return {"where": list(dict.fromkeys(where)), "reference_change": changed}
+    found: dict[str, Any] = {"where": list(dict.fromkeys(where)), "reference_change": changed}
+    if mutated:
+        found["mutated_buffers"] = mutated
+    return found
+
+
+def _buffers(source: Any) -> dict[str, Any]:
+    """The module's float / integer buffers as numpy copies (empty without an ``nn.Module``)."""
+    module = getattr(source, "module", None)
+    if module is None or not hasattr(module, "named_buffers"):
+        return {}
+    return {
+        name: b.detach().cpu().float().numpy().copy() for name, b in module.named_buffers() if b is not None
+    }
 
 
 def _all_steps(block: Any) -> list[Any]:

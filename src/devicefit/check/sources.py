@@ -121,6 +121,12 @@ def screen_data(dataset: Any) -> DataScreen:
     if not bad:
         return DataScreen(dataset, [], [])
     keep = [i for i in range(len(dataset.feeds)) if i not in set(bad)]
+    if not keep:  # nothing left to validate on: the data is wrong, not the model (exit 2 before any work)
+        inputs = ", ".join(repr(n) for n in per_input)
+        raise InputError(
+            f"{dataset.origin}: every one of its {len(dataset.feeds)} sample(s) holds NaN/inf (in input {inputs}), "
+            "so there is nothing to validate on; pass finite data"
+        )
     labels = dataset.labels
     if labels is not None:
         labels = np.asarray(labels)

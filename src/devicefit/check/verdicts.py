@@ -183,6 +183,16 @@ def _random(random: dict[str, Any], also: str) -> Verdict:
         if change > 1e-6
         else ""
     )
+    mutated = random.get("mutated_buffers") or []
+    if mutated and not where:
+        named = ", ".join(mutated[:3]) + (f" (+{len(mutated) - 3} more)" if len(mutated) > 3 else "")
+        return Verdict(
+            FAIL,
+            f"not verifiable, not a conversion problem: the model's forward updates its own buffer(s) {named}"
+            f"{repeat}, so each call answers differently and the converted model (which keeps them constant) "
+            "cannot match; keep forward from changing the model's state (update the buffers outside forward, "
+            f"or pass the state in as an input and return the new state) and check again{also}",
+        )
     return Verdict(
         FAIL,
         f"not verifiable, not a conversion problem: the model draws random numbers{drawn}{repeat}, so no run "

@@ -14,6 +14,7 @@ stays instant. Errors derived from :class:`devicefit.errors.DevicefitError` prin
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import pkgutil
 import sys
@@ -52,6 +53,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def cli_words(message: str, command: str) -> str:
+    """``message`` in the command line's words: a library argument it names (``precision='fp32'``) becomes the
+    flag of ``command`` that sets it (``--precision fp32``); names that are no flag of it are left as they are.
+
+    Library errors speak the API's arguments; the same error printed by the CLI must speak its flags.
+    """
+    import re
+
+    flags = _flags(command)
+
+    def flag(match: re.Match[str]) -> str:
+        option = "--" + match.group(1).replace("_", "-")
+        return f"{option} {match.group(3)}" if option in flags else match.group(0)
+
+    return re.sub(r"\b([a-z][a-z0-9_]*)=(['\"])([^'\"]*)\2", flag, message)
+
+
+@functools.cache
+def _flags(command: str) -> frozenset[str]:
+    for action in build_parser()._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return frozenset(action.choices[command]._option_string_actions)
+    return frozenset()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -68,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         # NOTE: printable(): a message quoting a file name with a newline or an escape sequence in it
         # must still be one line and must not drive the terminal.
-        print(f"devicefit {args.command}: error: {printable(str(e))}", file=sys.stderr)
+        print(
+            f"devicefit {args.command}: error: {printable(cli_words(str(e), args.command))}", file=sys.stderr
+        )
         return e.exit_code
     except KeyboardInterrupt:
         print(f"devicefit {args.command}: interrupted", file=sys.stderr)

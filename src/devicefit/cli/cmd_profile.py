@@ -350,8 +350,9 @@ def main(args: argparse.Namespace) -> int:
     if failed is not None:  # some rows measured (shown and written above), some not: still bad input
         import sys
 
+        from devicefit.cli import cli_words
         from devicefit.errors import printable
 
-        print(f"devicefit profile: error: {printable(str(failed))}", file=sys.stderr)
+        print(f"devicefit profile: error: {printable(cli_words(str(failed), 'profile'))}", file=sys.stderr)
         return failed.exit_code
     return 0

@@ -307,28 +307,45 @@ MIN_ENTROPY_SPREAD = 0.02
 
 
 def looks_untrained(
-    outputs: dict[str, np.ndarray], class_axes: Mapping[str, Any] | None = None
+    outputs: dict[str, np.ndarray],
+    class_axes: Mapping[str, Any] | None = None,
+    *,
+    user: Mapping[str, int | None] | None = None,
+    labelled: str | None = None,
 ) -> TrainedCheck:
     """Heuristic: near-uniform class scores (high mean entropy) or the same entropy for every sample.
 
     Only float outputs with a class axis are examined (:func:`devicefit.compare.class_axis.decide`: not hidden
     states, embeddings or boxes, whose softmax entropy says nothing about training), along that axis
-    (``class_axes``: output name -> the program head's :class:`~devicefit.compare.class_axis.ClassAxis`);
-    rows that are already probabilities (non-negative, summing to 1) are used as is, others go through a
-    softmax.
+    (``class_axes``: output name -> the program head's :class:`~devicefit.compare.class_axis.ClassAxis`), and
+    of those only the ones something says are class scores: a name such as ``logits``, a softmax head, rows
+    that are already probabilities (non-negative, summing to 1, used as is), the labelled output, or the
+    user's ``--class-axis`` (``user``). A linear or conv head alone is no such evidence: an embedding
+    projection ends in a Linear too, and its trained features are near-uniform under a softmax.
     """
-    from devicefit.compare.class_axis import decide
+    from devicefit.compare.class_axis import SCORE_NAME, decide
 
     for name, arr in outputs.items():
         raw = np.asarray(arr)
-        axis = decide(name, raw, (class_axes or {}).get(name)).axis
+        decided = decide(name, raw, (class_axes or {}).get(name), user)
+        axis = decided.axis
         if axis is None:  # indices, labels, masks, features are not class scores
             continue
         a = np.moveaxis(raw.astype(np.float64), axis, -1)
         if a.shape[-1] < 2 or not np.isfinite(a).all():
             continue
         rows = a.reshape(-1, a.shape[-1])
-        if (rows >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3):
+        probabilities = bool((rows >= 0).all() and np.allclose(rows.sum(axis=1), 1.0, atol=1e-3))
+        says_scores = (
+            probabilities
+            or name == labelled
+            or bool(user and name in user)
+            or decided.evidence.startswith("softmax")
+            or bool(SCORE_NAME.search(name.lower()))
+        )
+        if not says_scores:
+            continue
+        if probabilities:
             p = rows
         else:
             z = rows - rows.max(axis=1, keepdims=True)

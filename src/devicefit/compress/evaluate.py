@@ -136,19 +136,29 @@ class Evaluator:
                 subs.setdefault(op_name, {})[param] = new.to(old.dtype).reshape(old.shape)
         return with_constants(self.prog, subs) if subs else self.prog
 
-    def evaluate(self, assignment: dict[str, str]) -> Measure:
-        """Run the program with ``assignment``'s weights (others as in the base)."""
-        out = run_samples(self.program_for(assignment), self.spec.feeds, "fp16", self.spec.batching)
+    def evaluate(self, assignment: dict[str, str], samples: int | None = None) -> Measure:
+        """Run the program with ``assignment``'s weights (others as in the base).
+
+        ``samples``: only the first that many samples (the per-layer sensitivity), None: all of them.
+        """
         spec = self.spec
-        value = measure(spec.metric, out, spec.reference, spec.labels, self.first_output)
-        spread = margin(per_sample(spec.metric, out, spec.reference, spec.labels, self.first_output))
-        return Measure(value if not math.isnan(value) else -math.inf, noise(out, spec.reference), spread)
+        feeds, reference, labels = spec.feeds, spec.reference, spec.labels
+        if samples is not None and samples < len(feeds):
+            feeds = feeds[:samples]
+            reference = {k: v[:samples] for k, v in reference.items()}
+            labels = None if labels is None else labels[:samples]
+        out = run_samples(self.program_for(assignment), feeds, "fp16", spec.batching)
+        value = measure(spec.metric, out, reference, labels, self.first_output)
+        spread = margin(per_sample(spec.metric, out, reference, labels, self.first_output))
+        return Measure(value if not math.isnan(value) else -math.inf, noise(out, reference), spread)
 
 
 class Executor(Protocol):
     """Evaluates assignments, possibly in parallel; results in input order."""
 
-    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]: ...
+    def evaluate(
+        self, assignments: Sequence[dict[str, str]], samples: int | None = None
+    ) -> list[Measure]: ...
 
     def close(self) -> None: ...
 
@@ -159,8 +169,8 @@ class SerialExecutor:
     def __init__(self, spec: EvalSpec):
         self._evaluator = Evaluator(spec)
 
-    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]:
-        return [self._evaluator.evaluate(a) for a in assignments]
+    def evaluate(self, assignments: Sequence[dict[str, str]], samples: int | None = None) -> list[Measure]:
+        return [self._evaluator.evaluate(a, samples) for a in assignments]
 
     def close(self) -> None:
         pass
@@ -177,9 +187,9 @@ def _init_worker(spec: EvalSpec) -> None:
     _WORKER = Evaluator(spec)
 
 
-def _evaluate_in_worker(assignment: dict[str, str]) -> Measure:
+def _evaluate_in_worker(assignment: dict[str, str], samples: int | None = None) -> Measure:
     assert _WORKER is not None, "worker not initialised"
-    return _WORKER.evaluate(assignment)
+    return _WORKER.evaluate(assignment, samples)
 
 
 class ProcessExecutor:
@@ -196,8 +206,8 @@ class ProcessExecutor:
             initargs=(spec,),
         )
 
-    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]:
-        return list(self._pool.map(_evaluate_in_worker, assignments))
+    def evaluate(self, assignments: Sequence[dict[str, str]], samples: int | None = None) -> list[Measure]:
+        return list(self._pool.map(_evaluate_in_worker, assignments, [samples] * len(assignments)))
 
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
@@ -220,8 +230,10 @@ class RayExecutor:
         # Any: ray's actor-handle typing differs between versions (and ray is an optional extra)
         self._actors: list[Any] = [actor_cls.remote(spec_ref) for _ in range(max(1, workers))]
 
-    def evaluate(self, assignments: Sequence[dict[str, str]]) -> list[Measure]:
-        refs = [self._actors[i % len(self._actors)].evaluate.remote(a) for i, a in enumerate(assignments)]
+    def evaluate(self, assignments: Sequence[dict[str, str]], samples: int | None = None) -> list[Measure]:
+        refs = [
+            self._actors[i % len(self._actors)].evaluate.remote(a, samples) for i, a in enumerate(assignments)
+        ]
         return list(self._ray.get(refs))
 
     def close(self) -> None:
@@ -235,8 +247,8 @@ class _RayEvaluator:
     def __init__(self, spec: EvalSpec):
         _init_worker(spec)
 
-    def evaluate(self, assignment: dict[str, str]) -> Measure:
-        return _evaluate_in_worker(assignment)
+    def evaluate(self, assignment: dict[str, str], samples: int | None = None) -> Measure:
+        return _evaluate_in_worker(assignment, samples)
 
 
 def make_executor(spec: EvalSpec, workers: int = 1, ray_address: str | None = None) -> Executor:

@@ -57,12 +57,14 @@ class Sensitivity:
     choices: list[str]
     base_metric: float
     layers: list[LayerSensitivity]
+    samples: int | None = None  # calibration samples measured on (None: all of them)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "metric": self.metric_name,
             "choices": self.choices,
             "base_metric": self.base_metric,
+            "samples": self.samples,
             "layers": [layer.to_dict() for layer in self.layers],
         }
 
@@ -78,13 +80,18 @@ def measure_sensitivity(
     metric_name: str,
     base_metric: float,
     progress: Any = None,
+    samples: int | None = None,
 ) -> Sensitivity:
-    """Evaluate every (layer, choice) alone, other weights uncompressed; fills ``layers`` in place."""
+    """Evaluate every (layer, choice) alone, other weights uncompressed; fills ``layers`` in place.
+
+    ``samples``: on the first that many calibration samples only (None: all); ``base_metric`` must be the fp16
+    base measured on the same samples.
+    """
     jobs = [(layer, c) for layer in layers for c in choices if c != "fp16"]
     batch = 8
     for start in range(0, len(jobs), batch):
         chunk = jobs[start : start + batch]
-        results = executor.evaluate([{layer.weight: c} for layer, c in chunk])
+        results = executor.evaluate([{layer.weight: c} for layer, c in chunk], samples)
         for (layer, c), m in zip(chunk, results):
             layer.metric[c] = m.metric
             layer.noise[c] = m.noise
@@ -93,4 +100,4 @@ def measure_sensitivity(
     for layer in layers:
         layer.metric["fp16"] = base_metric
         layer.noise["fp16"] = 0.0
-    return Sensitivity(metric_name, choices, base_metric, layers)
+    return Sensitivity(metric_name, choices, base_metric, layers, samples)

@@ -70,7 +70,9 @@ def weight_origins(original: Any, base: Any, weights: list[Weight]) -> dict[str,
             continue
         best = next((o for o in origins if o.location), origins[0])
         best = best if best.location else located.get((best.module_path, best.module_type), best)
-        found[w.name] = _folded(best, w.op_type)
+        own_names = [w.name] + [w.name[: -len(sfx)] for sfx in _FP16_SUFFIXES if w.name.endswith(sfx)]
+        own = next((o for o in map(provenance.get, own_names) if o is not None), None)
+        found[w.name] = _folded(best, w.op_type, own)
     return found
 
 
@@ -79,13 +81,25 @@ def weight_origins(original: Any, base: Any, weights: list[Weight]) -> dict[str,
 _FOLDS_INTO = ("conv", "conv_transpose", "linear")
 
 
-def _folded(origin: Origin, op_type: str) -> Origin:
-    """``origin``, saying so when it is a normalization module whose parameters were folded into a conv /
-    linear weight (the weight a user would look for is that conv's, with the norm folded in)."""
+def _folded(origin: Origin, op_type: str, own: Origin | None = None) -> Origin:
+    """``origin``, saying so when a normalization module's parameters were folded into a conv / linear
+    weight (the weight a user would look for is that conv's, with the norm folded in).
+
+    ``own`` is the weight constant's own origin: the fused weight keeps the norm's scope while its op is
+    named as the conv (:func:`devicefit.convert.provenance.collect`), so the label names the conv and the norm.
+    """
     from dataclasses import replace
 
-    if op_type in _FOLDS_INTO and origin.module_type and "Norm" in origin.module_type:
+    def is_norm(o: Origin | None) -> bool:
+        return o is not None and bool(o.module_type) and "Norm" in str(o.module_type)
+
+    if op_type not in _FOLDS_INTO:
+        return origin
+    if is_norm(origin):
         return replace(origin, module_type=f"{origin.module_type}, folded into the {op_type} before it")
+    if own is not None and is_norm(own) and origin.module_type:
+        norm = f"{own.module_path} ({own.module_type})" if own.module_path else str(own.module_type)
+        return replace(origin, module_type=f"{origin.module_type}, with {norm} folded in")
     return origin
 
 

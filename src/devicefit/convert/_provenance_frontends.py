@@ -41,11 +41,14 @@ def torchscript_origin(
     lines: dict[tuple[str, str], list[str | None]],
     module: Any,
     seen: dict[tuple[str, str], list[str]],
+    tree: Any = None,
 ) -> OriginTuple | None:
+    """The origin of one op from its TorchScript scope; ``tree`` is the traced module (its submodule kinds tell
+    a ModuleList child from a Sequential child of the same index)."""
     if types and types[0] == "placeholder":  # casts of graph inputs, not a module's op
         return None
     # the last entry is the graph node itself (its debug name / aten kind), the others are modules
-    path = _full_path(".".join(names[:-1]), lines)
+    path = _full_path(".".join(names[:-1]), lines, tree if tree is not None else module)
     kind = types[-1] if len(types) == len(names) else ""
     module_type = types[-2] if len(types) >= 2 else _class_name(module)
     key = (path, kind)
@@ -60,7 +63,7 @@ def torchscript_origin(
     return (path, module_type, location)
 
 
-def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]]) -> str:
+def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]], module: Any = None) -> str:
     """``path`` as the traced graph spells it: children of an ``nn.ModuleList`` lose the list's name in the scopes.
 
     A module held in a list that ``forward`` iterates is scoped ``inner.0.norm`` (the list itself is never
@@ -73,6 +76,10 @@ def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]]) -> str
         return path
     parts = path.split(".")
     matches = [p for p in known if _fits(parts, p.split("."))]
+    if module is not None and len(matches) > 1:
+        # only containers that are never called lose their name: ``front.0`` of a called Sequential keeps
+        # ``front`` in its scope, so ``inner.0`` is ``inner.blocks.0`` of the iterated list, not ``inner.front.0``
+        matches = [m for m in matches if _omits_only_containers(parts, m.split("."), module)] or matches
     if not matches:
         return path
     # NOTE: the scopes leave out only the lists' names: of ``encoder.layer.0.output`` and
@@ -80,6 +87,23 @@ def _full_path(path: str, lines: dict[tuple[str, str], list[str | None]]) -> str
     fewest = min(len(m.split(".")) for m in matches)
     shortest = [m for m in matches if len(m.split(".")) == fewest]
     return shortest[0] if len(shortest) == 1 else path
+
+
+def _omits_only_containers(parts: list[str], full: list[str], module: Any) -> bool:
+    """Every part of ``full`` missing from ``parts`` names an ``nn.ModuleList`` / ``nn.ModuleDict``."""
+    rest = list(parts)
+    for i, part in enumerate(full):
+        if rest and part == rest[0]:
+            rest.pop(0)
+            continue
+        try:
+            omitted = module.get_submodule(".".join(full[: i + 1]))
+        except AttributeError:
+            return False
+        # a traced graph's submodules are ScriptModules that keep their class name as ``original_name``
+        if getattr(omitted, "original_name", type(omitted).__name__) not in ("ModuleList", "ModuleDict"):
+            return False
+    return True
 
 
 def _fits(parts: list[str], full: list[str]) -> bool:

@@ -8,9 +8,12 @@ afresh.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
+import sys
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +59,26 @@ def frontend_order(source: SourceModel, frontend: str) -> list[str]:
     return ["torchscript", "torch.export"]
 
 
+@contextlib.contextmanager
+def _library_logs_quiet() -> Iterator[None]:
+    """transformers' warnings to its logger off while tracing, when it is loaded (restored after).
+
+    Tracing reads the model's properties: transformers then logs "`loss_type=None` was set in the config but it
+    is unrecognized" for an encoder that has no loss, which says nothing about the model's conversion.
+    """
+    transformers = sys.modules.get("transformers")
+    tlog = getattr(getattr(transformers, "utils", None), "logging", None)
+    if tlog is None:
+        yield
+        return
+    verbosity = tlog.get_verbosity()
+    tlog.set_verbosity_error()
+    try:
+        yield
+    finally:
+        tlog.set_verbosity(verbosity)
+
+
 def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
     """The source traced with TorchScript (no_grad, no trace check).
 
@@ -70,14 +93,18 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
 
     from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
 
-    with torch.no_grad(), warnings.catch_warnings(record=True) as caught:
+    with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _library_logs_quiet():
         warnings.simplefilter("always", torch.jit.TracerWarning)
         traced = torch.jit.trace(
             source.traceable(), source.example_tensors(), check_trace=False, strict=False
         )
     for w in caught:
         if not issubclass(w.category, torch.jit.TracerWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+            # NOTE: a library's notice about its own API (transformers' "`is_gradient_checkpointing` is
+            # deprecated", raised by the tracer reading the model's properties) is nothing the user can act on
+            library = any(marker in w.filename for marker in _LIBRARY_MARKERS)
+            if not (library and issubclass(w.category, (DeprecationWarning, FutureWarning))):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
             continue
         if any(marker in w.filename for marker in _LIBRARY_MARKERS):
             continue
@@ -96,9 +123,17 @@ def export_program(source: SourceModel) -> Any:
     if source.exported is not None:
         program = source.exported
     else:
-        with torch.no_grad():
+        with torch.no_grad(), _unprinted():
             program = torch.export.export(source.traceable(), source.example_tensors(), strict=False)
     return program.run_decompositions({})
+
+
+@contextlib.contextmanager
+def _unprinted() -> Iterator[None]:
+    """Keep what torch.export prints off the terminal: on a failure it prints its partial FX graph (hundreds
+    of lines for a transformer) to stderr before raising; the error itself is what devicefit reports."""
+    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def try_frontend(source: SourceModel, name: str, options: ConvertOptions | None = None) -> FrontendResult:
@@ -200,7 +235,10 @@ def _convert_with(
         from devicefit.convert._provenance_frontends import tag_export_nodes
 
         tag_export_nodes(model)  # per-node handles: the provenance tells repeated blocks apart
-    with _quiet_coremltools(), contextlib.ExitStack() as stack:
+    with _quiet_coremltools(), contextlib.ExitStack() as stack, warnings.catch_warnings():
+        # NOTE: numpy warnings raised inside coremltools' passes (optimize_repeat_ops' value-range
+        # bookkeeping overflows in a cast) say nothing the user can act on
+        warnings.filterwarnings("ignore", category=RuntimeWarning, module=r"coremltools\.")
         if options.fp16_safe_constants and options.precision != "fp32":
             kwargs["pass_pipeline"] = pipeline_with_pass(ct, stack.enter_context(fp16_safe_pass(fixes)))
         mlmodel = ct.convert(
@@ -235,7 +273,7 @@ def _export_for(source: SourceModel, options: ConvertOptions) -> Any:
                 if len(sizes) > 1:
                     dims[axis] = torch.export.Dim(f"{spec.name}_{axis}", min=min(sizes), max=max(sizes))
         dynamic.append(dims or None)
-    with torch.no_grad():
+    with torch.no_grad(), _unprinted():
         program = torch.export.export(
             source.traceable(), source.example_tensors(), dynamic_shapes=(tuple(dynamic),), strict=False
         )

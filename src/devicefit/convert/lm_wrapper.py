@@ -223,9 +223,7 @@ class StatefulCausalLM(nn.Module):
         additive per-key bias (heads, 1, end) added to the scaled scores (ALiBi).
         """
         s = self.shape
-        # NOTE: from v, not the rotated q: q's length went through the cos / sin slice [past:end], whose
-        # symbolic length coremltools cannot equate with 1, and the decode logits' shape was lost with it
-        seq = v.shape[2]
+        seq = mask.shape[-2]
         end = mask.shape[-1]
         past = end - seq
         if self.round_cache_fp16:

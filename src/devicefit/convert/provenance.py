@@ -145,30 +145,60 @@ def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
     module = frontends.nn_module(source)
     seen_per_key: dict[tuple[str, str], list[str]] = defaultdict(list)
     origins: dict[str, Origin] = {}
-    for op in _walk(program):
+
+    def origin_of(op: Any) -> tuple[str | None, str | None, str | None] | None:
         scopes = op.scopes
         names = scopes.get(ScopeSource.TORCHSCRIPT_MODULE_NAME)
         if names:
-            found = frontends.torchscript_origin(
+            return frontends.torchscript_origin(
                 list(names),
                 list(scopes.get(ScopeSource.TORCHSCRIPT_MODULE_TYPE) or []),
                 ts_lines,
                 module,
                 seen_per_key,
+                tree=source,
             )
-        else:
-            traces = scopes.get(ScopeSource.EXIR_STACK_TRACE) or []
-            trace = next((t for t in traces if isinstance(t, str) and "File " in t), None)
-            handle = next(
-                (h for h in scopes.get(ScopeSource.EXIR_DEBUG_HANDLE) or [] if isinstance(h, int)), None
-            )
-            found = frontends.export_origin(trace, fx_modules, handle) if trace else None
+        traces = scopes.get(ScopeSource.EXIR_STACK_TRACE) or []
+        trace = next((t for t in traces if isinstance(t, str) and "File " in t), None)
+        handle = next(
+            (h for h in scopes.get(ScopeSource.EXIR_DEBUG_HANDLE) or [] if isinstance(h, int)), None
+        )
+        return frontends.export_origin(trace, fx_modules, handle) if trace else None
+
+    for op in _walk(program):
+        found = _fused_conv_origin(op, origin_of, ScopeSource) or origin_of(op)
         if found is None:
             continue
         origin = _relative(Origin(*found), root)
         for out in op.outputs:
             origins[out.name] = origin
     return Provenance(origins)
+
+
+# a conv's own parameters: the fusing passes rewrite weight and bias, never these
+_CONV_OWN_PARAMS = ("dilations", "strides", "pad", "pad_type", "groups")
+
+
+def _fused_conv_origin(op: Any, origin_of: Any, scope_source: Any) -> Any:
+    """The origin of the Conv2d a BatchNorm / bias / scale was fused into, not of the fused layer.
+
+    ``fuse_conv_batchnorm`` (and ``fuse_conv_bias`` / ``fuse_conv_scale``) give the new conv the scope of the
+    op it replaces, the BatchNorm, so a finding about the convolution (a dilated kernel, its FLOPs) would
+    blame ``bn (BatchNorm2d)``. The conv's own parameter constants (dilations, strides) keep its scope.
+    """
+    if op.op_type not in ("conv", "conv_transpose"):
+        return None
+    passes = op.scopes.get(scope_source.COREMLTOOLS_GRAPH_PASS) or []
+    if not any(str(p).startswith("fuse_conv") for p in passes):
+        return None
+    for param in _CONV_OWN_PARAMS:
+        var = op.inputs.get(param)
+        producer = getattr(var, "op", None)
+        if producer is not None and producer.op_type == "const":
+            found = origin_of(producer)
+            if found is not None:
+                return found
+    return None
 
 
 def attach(mlmodel: Any, provenance: Provenance) -> None:

@@ -194,6 +194,9 @@ class Engine:
         self._loaded = False
         self._state_lock = threading.Lock()
         self._stats_lock = threading.Lock()
+        # set when the model failed on requests stacked on axis 0 while single ones run (a forward that hard-codes
+        # batch 1 behind a free batch axis): later batches go straight to one call per request
+        self._stack_error: Exception | None = None
 
     # ------------------------------------------------------------------ protocol
     @classmethod
@@ -259,6 +262,11 @@ class Engine:
         known = [c for c in caps if c is not None]
         return min(known) if known else None
 
+    @property
+    def stack_error(self) -> Exception | None:
+        """How the model failed on requests stacked on axis 0 (batches then run one call per request), or None."""
+        return self._stack_error
+
     def predict_batch(self, batch: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]]:
         """Predict a list of requests: stacked along axis 0 when the model allows it, else one by one."""
         arrays = [validate_feeds(self.inputs if self._loaded else self._require_loaded(), f) for f in batch]
@@ -268,7 +276,7 @@ class Engine:
         if not batch:
             return []
         cap = self.batch_capacity()
-        if cap == 1 or len(batch) == 1:
+        if cap == 1 or len(batch) == 1 or self._stack_error is not None:
             return [self.predict_validated(f) for f in batch]
         results: list[dict[str, np.ndarray]] = []
         step = len(batch) if cap is None else cap
@@ -290,7 +298,17 @@ class Engine:
         stacked = {n: np.concatenate([f[n] for f in chunk], axis=0) for n in chunk[0]}
         if any(check_shape(s, tuple(stacked[s.name].shape)) for s in self.inputs):
             return [self.predict_validated(f) for f in chunk]
-        out = self.predict_validated(stacked)
+        try:
+            out = self.predict_validated(stacked)
+        except DevicefitError:
+            raise
+        except Exception as e:
+            # NOTE: stacking is an optimisation the declared shapes allowed, not something the caller asked
+            # for: a model that refuses the stack answers one call per request (whose own error, if one fails
+            # too, is the one the caller sees)
+            results = [self.predict_validated(f) for f in chunk]
+            self._stack_error = e.with_traceback(None)  # not its frames (and their tensors)
+            return results
         total = sum(sizes)
         if any(np.ndim(v) == 0 or np.shape(v)[0] != total for v in out.values()):
             # outputs are not batch-major (a reduction over the batch): stacking changed the meaning

@@ -32,6 +32,16 @@ def example_specs(examples: Mapping[str, Any], dynamic_batch: bool = True) -> li
     return specs
 
 
+def output_names_for(out: Any) -> list[str]:
+    """The names a module's outputs get (every engine that runs an nn.Module names them alike): a dict's keys,
+    ``output`` for one tensor, ``output_0``, ``output_1``, ... for a tuple or list."""
+    if isinstance(out, Mapping):
+        return [str(k) for k in out]
+    if isinstance(out, (tuple, list)):
+        return ["output"] if len(out) == 1 else [f"output_{i}" for i in range(len(out))]
+    return ["output"]
+
+
 def normalize_examples(examples: Any, names: list[str] | None) -> dict[str, Any]:
     """Examples given as a dict, a tuple or a single array -> name -> array."""
     if examples is None:
@@ -119,6 +129,7 @@ class TorchEngine(Engine):
         else:
             self.inputs = [InputSpec(n, None, None) for n in self.arg_names]
         self.output_names = list(self.options.get("output_names") or [])
+        self._float_inputs = {s.name for s in self.inputs if s.dtype == "float"}
         return None
 
     @staticmethod
@@ -135,7 +146,9 @@ class TorchEngine(Engine):
         args = []
         for n in self.arg_names:
             t = torch.from_numpy(np.ascontiguousarray(feeds[n])).to(self.device)
-            if t.is_floating_point():
+            # NOTE: integer data for an input declared float (by its example) is cast, as onnxruntime and the
+            # interpreter cast to the declared type (the forward failed on it: 'Long and Float')
+            if t.is_floating_point() or n in self._float_inputs:
                 t = t.to(torch.float16 if self.precision == "fp16" else torch.float32)
             args.append(t)
         with torch.inference_mode():
@@ -146,9 +159,7 @@ class TorchEngine(Engine):
         if isinstance(out, Mapping):
             return {str(k): v.detach().cpu().numpy() for k, v in out.items()}
         items = list(out) if isinstance(out, (tuple, list)) else [out]
-        names = self.output_names or (
-            ["output"] if len(items) == 1 else [f"output_{i}" for i in range(len(items))]
-        )
+        names = self.output_names or output_names_for(out)
         return {n: v.detach().cpu().numpy() for n, v in zip(names, items)}
 
     def _unload(self) -> None:

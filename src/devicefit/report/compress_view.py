@@ -27,13 +27,21 @@ def _layer_name(layer: Any) -> str:
     return str(layer.where)
 
 
+def _on(result: SearchResult) -> str:
+    """'; on 32 of 150 calibration samples' when the sensitivity ran on a subset (empty otherwise)."""
+    n = result.sensitivity.samples
+    return "" if n is None else f"; on {n} of {result.calibration_samples} calibration samples"
+
+
 def sensitivity_table(result: SearchResult) -> Any:
     """Per-layer sensitivity: the metric with only that weight compressed at each choice."""
     from rich.markup import escape as rich_escape
     from rich.table import Table
 
     sens = result.sensitivity
-    table_ = Table(title=f"per-layer sensitivity ({sens.metric_name}; fp16 base {_fmt(sens.base_metric)})")
+    table_ = Table(
+        title=f"per-layer sensitivity ({sens.metric_name}; fp16 base {_fmt(sens.base_metric)}{_on(result)})"
+    )
     table_.add_column("layer (PyTorch module, then MIL op)", overflow="fold", ratio=3)
     table_.add_column("elements", justify="right", no_wrap=True)
     for c in sens.choices[:-1]:
@@ -153,7 +161,7 @@ def sensitivity_svg(result: SearchResult, top: int = 25) -> str:
     return charts.bar_chart(
         [_layer_name(layer) for layer in layers],
         values,
-        f"relative output noise with only this weight at {choice} (most sensitive {len(layers)})",
+        f"relative output noise with only this weight at {choice} (most sensitive {len(layers)}{_on(result)})",
         "",
     )
 

@@ -33,8 +33,9 @@ inline requests use no worker), so after ``refresh_every`` requests without a fr
 nothing else starts while it runs) measures the call time; a *burst* of ``BURST`` requests sent to workers
 measures the handoff as it is under load (a lone request wakes threads that slept: a probe's handoff is not
 counted); a burst starts the handoff and worker-call windows afresh, and the route waits for ``MIN_SAMPLES`` of
-its handoffs. A machine that got busier or quieter, or a model whose inputs changed size, is noticed within one
-refresh. Until both are known, requests go to workers (the behaviour with inline off).
+its handoffs. A burst that confirms the route doubles the wait before the next one (up to ``MAX_BACKOFF`` times
+``refresh_interval_s``: a burst sends requests the slow way); one that flips it starts again at the minimum. A
+machine that got busier or quieter, or a model whose inputs changed size, is noticed within one refresh. Until both are known, requests go to workers (the behaviour with inline off).
 """
 
 from __future__ import annotations
@@ -53,6 +54,11 @@ BURST = 8
 # handoff is ~110 us and sent it inline at 0.99x
 MIN_SAMPLES = 8
 RECHECK = 32  # requests between looks at the clock while a due refresh waits for refresh_interval_s
+# a refresh burst that confirms the route doubles the time to the next one, up to this many refresh_interval_s:
+# each burst sends BURST requests the slow way (bert_encoder, inline: 8 requests of ~0.9 ms on workers instead of
+# 0.3 ms inline every 0.2 s cost ~5% of its throughput, 0.88x-0.92x in the rounds with a burst against 0.95x-1.13x
+# without, same run); a route that flips starts again at refresh_interval_s
+MAX_BACKOFF = 32
 
 
 @dataclass
@@ -88,6 +94,8 @@ class InlinePolicy:
     _last_burst: float | None = None
     _burst_left: int = 0
     _probing: bool = False  # a probe is queued or running (one at a time)
+    _backoff: int = 1  # the handoff refresh waits refresh_interval_s times this (see MAX_BACKOFF)
+    _burst_route: bool | None = None  # the route when the last burst began, until its samples decide
     _inline: bool = False  # prefers_inline(), kept current by the record_ methods
     _backlog: bool = False  # backlog_prefers_workers(), kept current likewise
 
@@ -154,6 +162,10 @@ class InlinePolicy:
     def _decide(self) -> None:
         self._inline = self.prefers_inline()
         self._backlog = self.backlog_prefers_workers()
+        if self._burst_route is not None and len(self._handoffs) >= MIN_SAMPLES:
+            # the burst's samples decided: the same route again -> refresh less often; a flip -> as often as allowed
+            self._backoff = min(2 * self._backoff, MAX_BACKOFF) if self._inline == self._burst_route else 1
+            self._burst_route = None
 
     def route(self, clock: Callable[[], float]) -> str:
         """Where the next request should go: ``INLINE``, ``WORKER`` or ``PROBE`` (counts the request).
@@ -180,10 +192,11 @@ class InlinePolicy:
                     return PROBE
                 self._since_call = self.refresh_every - RECHECK  # not yet: look again RECHECK requests later
         elif self.handoff_s is None or self._since_handoff > self.refresh_every:
-            if _due(self._last_burst, clock, self.refresh_interval_s, self.handoff_s):
+            if _due(self._last_burst, clock, self.refresh_interval_s * self._backoff, self.handoff_s):
                 self._last_burst = clock()
                 self._since_handoff = 0
                 self._burst_left = BURST - 1
+                self._burst_route = self._inline if self.handoff_s is not None else None
                 # NOTE: the refresh is due because these are stale: decide on the burst's samples alone (kept,
                 # the stale half of a window outvoted a burst whose requests partly ran on the caller lane)
                 self._handoffs.clear()

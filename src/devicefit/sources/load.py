@@ -149,6 +149,30 @@ def _unpack_factory_result(made: Any, where: str) -> tuple[Any, Any, Any]:
     if isinstance(getattr(made, "module", None), torch.nn.Module):
         return made.module, getattr(made, "inputs", None), getattr(made, "labels", labels)
     raise ModelLoadError(
-        f"factory {where}() returned {type(made).__name__}; expected (nn.Module, example_inputs) or "
-        "{'module': ..., 'inputs': ...}"
+        f"factory {where}() returned {_described(made)}; {_what_to_do(made)}return (model, example_inputs) "
+        "or (model, example_inputs, labels), with model a torch.nn.Module, e.g. "
+        "`return Net().eval(), torch.randn(1, 3, 224, 224)`"
     )
+
+
+def _described(value: Any) -> str:
+    """``a tuple of (Tensor, Linear)``: the kinds of what came back, for a user to recognise."""
+    if isinstance(value, tuple | list):
+        kinds = ", ".join(type(v).__name__ for v in list(value)[:4]) + (", ..." if len(value) > 4 else "")
+        return f"a {type(value).__name__} of ({kinds})"
+    return type(value).__name__
+
+
+def _what_to_do(value: Any) -> str:
+    """The likely mistake behind a wrong factory result, as the start of the advice ('' when none is clear)."""
+    import torch
+
+    items = list(value) if isinstance(value, tuple | list) else [value]
+    at = next((i for i, v in enumerate(items) if isinstance(v, torch.nn.Module)), None)
+    if at is not None and isinstance(value, tuple | list):
+        return f"item {at + 1} of the {type(value).__name__} is the module: put it first and "
+    if any(
+        isinstance(v, Mapping) and v and all(isinstance(t, torch.Tensor) for t in v.values()) for v in items
+    ):
+        return "a state dict holds weights, not the model: build the module, load_state_dict() into it and "
+    return ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,8 +40,18 @@ def from_module(
 
     if not isinstance(net, torch.nn.Module):
         raise ModelLoadError(f"{spec}: expected a torch.nn.Module, got {type(net).__name__}")
+    net, half_note = _as_float32(net)
+    training_note = _training_mode_note(net)
     net = net.eval()
     example_call = _example_call(net, example, spec)
+    if half_note:  # the copy takes float32: so do the inputs that were half precision
+        example_call.notes.append(half_note)
+        example_call.arrays = {
+            n: a.astype(np.float32) if a.dtype == np.float16 else a for n, a in example_call.arrays.items()
+        }
+        inputs = [replace(s, dtype="float32") if s.dtype == "float16" else s for s in inputs or []] or None
+    if training_note:
+        example_call.notes.append(training_note)
     arrays, by_keyword, template = example_call.arrays, example_call.by_keyword, example_call.template
     if inputs:
         if arrays and len(inputs) != len(arrays):
@@ -178,10 +188,62 @@ def _param_names(net: Any, count: int) -> list[str]:
     return ["x"] if count == 1 else [f"x{i}" for i in range(count)]
 
 
+def _as_float32(net: Any) -> tuple[Any, str]:
+    """A module holding half-precision (float16 / bfloat16) weights cast to float32, and a note saying so.
+
+    Core ML computes in fp16 or fp32 (never bfloat16), numpy has no bfloat16, coremltools meets an fp16 bias
+    beside the fp32 weight it made of a scripted conv (and calls the conv unsupported), and a PyTorch reference
+    computed in half precision carries its own rounding into every comparison. float32 holds the same weight
+    values exactly. Cast in place, as ``eval()`` is: a copy would hold a large model twice.
+    """
+    import warnings
+
+    import torch
+
+    halves = {t.dtype for t in (*net.parameters(), *net.buffers())} & {torch.float16, torch.bfloat16}
+    if not halves:
+        return net, ""
+    names = " and ".join(sorted(str(d).removeprefix("torch.") for d in halves))
+    note = (
+        f"the model holds {names} weights: checked in float32 (the same values exactly, the inputs as float32); "
+        "the Core ML package stores them in fp16 by default, as for any float32 model"
+    )
+    with warnings.catch_warnings():
+        # NOTE: a ScriptModule's _apply reads each parameter's .grad, and torch warns about non-leaf tensors
+        warnings.filterwarnings("ignore", message=r"The \.grad attribute", category=UserWarning)
+        return net.float(), note
+
+
+def _training_mode_note(net: Any) -> str:
+    """A note naming the layers that behave differently in training mode when the model was left in it.
+
+    Core ML runs a model as ``eval()`` does (BatchNorm's running statistics, no dropout), and so does check;
+    a user who forgot ``model.eval()`` gets other answers from their own ``model(x)`` and should know why.
+    """
+    import torch
+
+    batch_norm = torch.nn.modules.batchnorm._BatchNorm
+    dropout = torch.nn.modules.dropout._DropoutNd
+    layers = [
+        f"{name or 'the top module'} ({type(m).__name__})"
+        for name, m in net.named_modules()
+        if m.training and (isinstance(m, batch_norm) or (isinstance(m, dropout) and m.p > 0))
+    ]
+    if not layers:
+        return ""
+    named = ", ".join(layers[:3]) + (f" (+{len(layers) - 3} more)" if len(layers) > 3 else "")
+    return (
+        f"the model was in training mode, where {named} behave differently (batch statistics, random "
+        "dropout): checked in eval mode, as the converted model runs; call model.eval() before converting it"
+    )
+
+
 def _to_numpy(value: Any) -> np.ndarray:
     import torch
 
     if isinstance(value, torch.Tensor):
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16; float32 holds its values exactly
+            value = value.float()
         return value.detach().cpu().numpy()
     if isinstance(value, np.ndarray):
         return value

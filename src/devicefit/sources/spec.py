@@ -265,18 +265,34 @@ def flatten_outputs(out: Any) -> list[tuple[str, Any]]:
 
     if isinstance(out, torch.Tensor):
         return [("output", out)]
+    if _is_dataclass_instance(out):  # a user's own result type: one output per field, like a ModelOutput
+        out = _fields(out)
     if isinstance(out, Mapping):
         return [pair for k, v in out.items() for pair in _nested(str(k), v)]
     if isinstance(out, list | tuple):
-        if any(isinstance(v, Mapping | list | tuple) for v in out):
+        if any(isinstance(v, Mapping | list | tuple) or _is_dataclass_instance(v) for v in out):
             return [pair for i, v in enumerate(out) for pair in _nested(f"output_{i}", v)]
         tensors = [v for v in out if isinstance(v, torch.Tensor)]
         if len(tensors) == 1:
             return [("output", tensors[0])]
         return [(f"output_{i}", v) for i, v in enumerate(tensors)]
     raise ModelLoadError(
-        f"model returned {type(out).__name__}; expected a tensor, tuple, list or dict of tensors"
+        f"model returned {type(out).__name__}; expected a tensor, tuple, list, dict or dataclass of tensors"
     )
+
+
+def _is_dataclass_instance(value: Any) -> bool:
+    """A dataclass instance that is not also a Mapping (a HF ModelOutput is both: its mapping skips Nones)."""
+    import dataclasses
+
+    return dataclasses.is_dataclass(value) and not isinstance(value, type | Mapping)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    """A dataclass's fields by name (not ``asdict``: that deep-copies every tensor)."""
+    import dataclasses
+
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 
 def _nested(name: str, value: Any) -> list[tuple[str, Any]]:
@@ -284,6 +300,8 @@ def _nested(name: str, value: Any) -> list[tuple[str, Any]]:
 
     if isinstance(value, torch.Tensor):
         return [(name, value)]
+    if _is_dataclass_instance(value):
+        value = _fields(value)
     if isinstance(value, Mapping):
         return [pair for k, v in value.items() for pair in _nested(f"{name}_{k}", v)]
     if isinstance(value, list | tuple):

@@ -90,6 +90,7 @@ def rescue_translations() -> Iterator[list[str]]:
 
 
 def _install() -> None:
+    _patch_early_exit()
     mapping = _registry().name_to_func_mapping
     get = _registry().get_func
     _saved.clear()
@@ -106,6 +107,7 @@ def _install() -> None:
 
 
 def _restore() -> None:
+    _unpatch_early_exit()
     mapping = _registry().name_to_func_mapping
     for key, original in _saved.items():
         if original is None:
@@ -114,6 +116,44 @@ def _restore() -> None:
             mapping[key] = original
     _saved.clear()
     _active.clear()
+
+
+# TorchScript in-place ops that write into a tensor a graph output may alias (see rescue/index_put.py)
+_PENDING_WRITES = frozenset({"index_put_"})
+_early_exit: list[Callable] = []
+
+
+def _patch_early_exit() -> None:
+    """Keep coremltools' TorchScript loop converting until every ``index_put_`` node is translated.
+
+    NOTE: coremltools stops converting as soon as every graph output has a value. An in-place write that comes
+    after the output's producer (``y = x.clone(); y[i, j, :] = v; return y``) was never translated, so the model
+    silently returned ``y`` unwritten.
+    """
+    from coremltools.converters.mil.frontend.torch import ops
+
+    original = ops._all_outputs_present
+    _early_exit.append(original)
+
+    def outputs_present_and_writes_done(context: Any, graph: Any) -> bool:
+        if not original(context, graph):
+            return False
+        for node in getattr(graph, "nodes", ()):
+            if node.kind in _PENDING_WRITES:
+                try:
+                    context[node.outputs[0]]
+                except ValueError:
+                    return False
+        return True
+
+    ops._all_outputs_present = outputs_present_and_writes_done
+
+
+def _unpatch_early_exit() -> None:
+    from coremltools.converters.mil.frontend.torch import ops
+
+    if _early_exit:
+        ops._all_outputs_present = _early_exit.pop()
 
 
 def _registry() -> Any:

@@ -1,4 +1,5 @@
-"""``torch.cdist`` (metric learning, point clouds) and ``torch.median(x, dim)``: coremltools 9.0 lacks both."""
+"""``torch.cdist``, ``F.pairwise_distance``, ``nn.Bilinear`` (metric learning, point clouds) and ``torch.median(x,
+dim)``: coremltools 9.0 lacks them."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, tail_shape
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -81,3 +82,66 @@ def median(context: Any, node: Any) -> None:
         context.add(mb.identity(x=index, name=node.outputs[1]), torch_name=node.outputs[1])
     else:  # torch.export: a tuple its getitem nodes index
         context.add((values, index), torch_name=node.name)
+
+
+@rescue(
+    "pairwise_distance",
+    "coremltools 9.0 has no translation (F.pairwise_distance / nn.PairwiseDistance, triplet-loss embeddings)",
+)
+def pairwise_distance(context: Any, node: Any) -> None:
+    """``F.pairwise_distance(a, b, p, eps, keepdim)``: PyTorch's ``norm(a - b + eps, p)`` over the last axis of
+    the broadcast pair (``eps`` is added to the difference, not to the norm). ``p`` = 0 counts non-zero entries,
+    ``±inf`` takes the largest / smallest magnitude."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    a, b = frontend().promote_input_dtypes([inputs[0], inputs[1]])
+    p = float(const_value(arg(context, node, inputs, 2, "p"), 2.0))
+    eps = float(const_value(arg(context, node, inputs, 3, "eps"), 1e-6))
+    keepdim = bool(const_value(arg(context, node, inputs, 4, "keepdim"), False))
+    diff = mb.abs(x=mb.add(x=mb.sub(x=a, y=b), y=eps))
+    reduce = {"axes": [-1], "keep_dims": keepdim}
+    if np.isinf(p) or abs(p) >= 1e30:  # TorchScript turns an inf constant into float max
+        out = (mb.reduce_max if p > 0 else mb.reduce_min)(x=diff, **reduce)
+    elif p == 0:
+        out = mb.reduce_sum(x=mb.cast(x=mb.not_equal(x=diff, y=0.0), dtype="fp32"), **reduce)
+    elif p == 1:
+        out = mb.reduce_sum(x=diff, **reduce)
+    elif p == 2:
+        out = mb.sqrt(x=mb.reduce_sum(x=mb.square(x=diff), **reduce))
+    else:
+        out = mb.pow(x=mb.reduce_sum(x=mb.pow(x=diff, y=p), **reduce), y=1.0 / p)
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue("bilinear", "coremltools 9.0 has no translation (nn.Bilinear: y = x1^T W x2 + b per output feature)")
+def bilinear(context: Any, node: Any) -> None:
+    """``F.bilinear(x1, x2, weight, bias)``: ``y[..., o] = sum_ij x1[..., i] W[o, i, j] x2[..., j] + b[o]``.
+
+    One matmul of ``x1`` with ``W`` laid out ``(I, O*J)``, then a product with ``x2`` summed over ``j``; leading
+    axes are flattened and restored.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=3)
+    x1, x2, weight = inputs[0], inputs[1], inputs[2]
+    bias = inputs[3] if len(inputs) > 3 else None
+    if len(weight.shape) != 3 or any(not isinstance(d, int | np.integer) for d in weight.shape):
+        raise NotImplementedError("bilinear needs a weight of static shape (out, in1, in2)")
+    outs, in1, in2 = (int(d) for d in weight.shape)
+    if weight.val is not None:
+        laid = mb.const(
+            val=np.ascontiguousarray(np.transpose(weight.val, (1, 0, 2)).reshape(in1, outs * in2))
+        )
+    else:
+        laid = mb.reshape(x=mb.transpose(x=weight, perm=[1, 0, 2]), shape=[in1, outs * in2])
+    left = mb.reshape(x=x1, shape=[-1, in1])
+    right = mb.expand_dims(x=mb.reshape(x=x2, shape=[-1, in2]), axes=[1])  # (N, 1, J)
+    mixed = mb.reshape(x=mb.matmul(x=left, y=laid), shape=[-1, outs, in2])  # (N, O, J)
+    y = mb.reduce_sum(x=mb.mul(x=mixed, y=right), axes=[-1], keep_dims=False)
+    if bias is not None and not (bias.val is not None and np.size(bias.val) == 0):
+        y = mb.add(x=y, y=bias)
+    shape = tail_shape(x1, x1.rank - 1, [outs])
+    if isinstance(shape, list):
+        shape = np.array(shape, dtype=np.int32)
+    context.add(mb.reshape(x=y, shape=shape, name=node.name), torch_name=node.name)

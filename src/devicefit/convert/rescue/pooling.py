@@ -1,14 +1,16 @@
-"""Adaptive 3-D pooling (video and volumetric nets), which coremltools 9.0 cannot translate."""
+"""Adaptive 3-D pooling (video and volumetric nets) and dilated max pooling, which coremltools 9.0 cannot
+translate."""
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import const_value, frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 _SPATIAL = 3
 
@@ -82,3 +84,73 @@ def adaptive_avg_pool3d(context: Any, node: Any) -> None:
 @rescue("adaptive_max_pool3d", "coremltools 9.0 has no translation (AdaptiveMaxPool3d)")
 def adaptive_max_pool3d(context: Any, node: Any) -> None:
     _adaptive_pool3d(context, node, "max")
+
+
+def _per_axis(value: Any, count: int, default: list[int]) -> list[int]:
+    found = const_value(value, None)
+    if found is None:
+        return default
+    found = [int(v) for v in np.asarray(found).ravel()]
+    if not found:
+        return default
+    return found * count if len(found) == 1 else found
+
+
+def _dilated_max_pool(context: Any, node: Any) -> object:
+    """``F.max_pool{1,2,3}d`` with ``dilation > 1``, which MIL ``max_pool`` cannot express; without dilation the
+    node goes to coremltools' own translation.
+
+    The input is padded with ``-inf`` (PyTorch's implicit padding: it never wins a window, and every dilated
+    window holds at least one input element), then each of the ``prod(kernel)`` taps is one strided slice and the
+    result their ``maximum``. ``ceil_mode`` pads the far end enough for the extra window PyTorch allows (one that
+    starts inside the input or the left padding). Static spatial sizes.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x = inputs[0]
+    kernel = [int(k) for k in np.asarray(const_value(inputs[1])).ravel()]
+    count = len(kernel)
+    stride = _per_axis(arg(context, node, inputs, 2, "stride"), count, kernel)
+    padding = _per_axis(arg(context, node, inputs, 3, "padding"), count, [0] * count)
+    dilation = _per_axis(arg(context, node, inputs, 4, "dilation"), count, [1] * count)
+    ceil_mode = bool(const_value(arg(context, node, inputs, 5, "ceil_mode"), False))
+    if all(d == 1 for d in dilation):
+        frontend().max_pool1d(context, node)  # coremltools' translation of all three ranks
+        return DELEGATED
+    spatial = list(x.shape[-count:])
+    if any(is_symbolic(d) for d in spatial):
+        raise NotImplementedError(f"max_pool with dilation {dilation} on flexible spatial sizes {spatial}")
+    lengths, pads = [], []
+    for size, k, s, p, d in zip((int(v) for v in spatial), kernel, stride, padding, dilation):
+        span = d * (k - 1) + 1
+        out = (size + 2 * p - span + (s - 1 if ceil_mode else 0)) // s + 1
+        if ceil_mode and (out - 1) * s >= size + p:
+            out -= 1
+        if out <= 0:
+            raise ValueError(f"max_pool: output size {out} from input {size}, kernel {k}, dilation {d}")
+        lengths.append(out)
+        pads += [p, max(p, (out - 1) * s + span - size - p)]
+    lead = x.rank - count
+    padded = mb.pad(x=x, pad=[0] * (2 * lead) + pads, mode="constant", constant_val=float("-inf"))
+    best = None
+    for taps in itertools.product(*(range(k) for k in kernel)):
+        begin = [0] * lead + [t * d for t, d in zip(taps, dilation)]
+        end = [0] * lead + [b + (n - 1) * s + 1 for b, n, s in zip(begin[lead:], lengths, stride)]
+        mask = [True] * lead + [False] * count
+        window = mb.slice_by_index(
+            x=padded, begin=begin, end=end, stride=[1] * lead + stride, begin_mask=mask, end_mask=mask
+        )
+        best = window if best is None else mb.maximum(x=best, y=window)
+    context.add(mb.identity(x=best, name=node.name), torch_name=node.name)
+    return None
+
+
+for _kind in ("max_pool1d", "max_pool2d", "max_pool3d"):
+    rescue(
+        _kind,
+        f"override: coremltools refuses {_kind} with dilation > 1 (MIL max_pool has no dilation); "
+        "every other use stays with coremltools",
+        override=True,
+    )(_dilated_max_pool)

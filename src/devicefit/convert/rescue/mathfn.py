@@ -1,0 +1,167 @@
+"""Math functions coremltools 9.0 lacks or mistranslates: ``asinh``, ``acosh``, ``erfinv``, ``softplus`` with a
+threshold.
+
+MIL has no ``asinh`` / ``acosh`` / ``log1p`` op, and the textbook ``log(x + sqrt(x^2 + 1))`` loses every digit for
+small ``|x|`` (the log of a number near 1) and overflows ``x^2`` for large ones. The forms here keep fp32 accuracy
+over the whole range and stay finite in fp16.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._registry import DELEGATED, rescue
+
+_LN2 = math.log(2.0)
+
+
+def _float_input(context: Any, node: Any, count: int = 1) -> list:
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    inputs = list(frontend()._get_inputs(context, node, min_expected=count))
+    if not types.is_float(inputs[0].dtype):  # torch computes these in the default float dtype
+        inputs[0] = mb.cast(x=inputs[0], dtype="fp32")
+    return inputs
+
+
+def _log1p(u: Any) -> Any:
+    """``log(1 + u)`` for ``u >= 0``, accurate for tiny ``u``: ``u * log(w) / (w - 1)`` with ``w = 1 + u``.
+
+    NOTE: Goldberg's trick: the rounding of ``1 + u`` cancels between ``log(w)`` and ``w - 1``; where ``w``
+    rounds to 1, ``log1p(u) = u`` to working precision.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    w = mb.add(x=u, y=1.0)
+    wm1 = mb.sub(x=w, y=1.0)
+    ratio = mb.real_div(x=mb.log(x=w), y=mb.select(cond=mb.equal(x=wm1, y=0.0), a=1.0, b=wm1))
+    return mb.select(cond=mb.equal(x=wm1, y=0.0), a=u, b=mb.mul(x=u, y=ratio))
+
+
+@rescue(
+    "asinh",
+    "override: coremltools 9.0 registers asinh but fails (MIL has no asinh op: 'Builder' has no attribute 'asinh')",
+    override=True,
+)
+def asinh(context: Any, node: Any) -> None:
+    """``torch.asinh(x) = sign(x) * asinh(|x|)``.
+
+    ``|x| <= 1``: ``log1p(a + a^2 / (1 + sqrt(1 + a^2)))``; ``|x| > 1``: ``log(a) + log(1 + sqrt(1 + 1/a^2))``, which
+    never squares a large value (``x^2`` overflows fp16 at 256). ``-0`` and NaN are kept.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    a = mb.abs(x=x)
+    small = mb.minimum(x=a, y=1.0)
+    small_sq = mb.square(x=small)
+    u = mb.add(x=small, y=mb.real_div(x=small_sq, y=mb.add(x=mb.sqrt(x=mb.add(x=small_sq, y=1.0)), y=1.0)))
+    near = _log1p(u)
+    big = mb.maximum(x=a, y=1.0)
+    inv_sq = mb.square(x=mb.real_div(x=1.0, y=big))
+    far = mb.add(x=mb.log(x=big), y=mb.log(x=mb.add(x=mb.sqrt(x=mb.add(x=inv_sq, y=1.0)), y=1.0)))
+    magnitude = mb.select(cond=mb.greater(x=a, y=1.0), a=far, b=near)
+    # sign(x) * m loses -0 (sign(-0) = 0): copy x's sign by a select instead; NaN passes through select's b
+    signed = mb.select(cond=mb.less(x=x, y=0.0), a=mb.mul(x=magnitude, y=-1.0), b=magnitude)
+    out = mb.select(cond=mb.equal(x=a, y=0.0), a=x, b=signed, name=node.name)
+    context.add(out, torch_name=node.name)
+
+
+@rescue(
+    "acosh",
+    "override: coremltools 9.0 registers acosh but fails (MIL has no acosh op: 'Builder' has no attribute 'acosh')",
+    override=True,
+)
+def acosh(context: Any, node: Any) -> None:
+    """``torch.acosh(x)`` for ``x >= 1`` (NaN below, as PyTorch).
+
+    ``x <= 2``: ``log1p(d + sqrt(d * (d + 2)))`` with ``d = x - 1`` (exact there), accurate near 1 where
+    ``acosh`` behaves like ``sqrt(2 d)``; ``x > 2``: ``log(x) + log(1 + sqrt(1 - 1/x^2))``, no overflow.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    d = mb.sub(x=mb.minimum(x=x, y=2.0), y=1.0)  # negative below 1: the sqrt makes NaN, like PyTorch
+    near = _log1p(mb.add(x=d, y=mb.sqrt(x=mb.mul(x=d, y=mb.add(x=d, y=2.0)))))
+    big = mb.maximum(x=x, y=2.0)
+    root = mb.sqrt(x=mb.sub(x=1.0, y=mb.square(x=mb.real_div(x=1.0, y=big))))
+    far = mb.add(x=mb.log(x=big), y=mb.log(x=mb.add(x=root, y=1.0)))
+    context.add(mb.select(cond=mb.greater(x=x, y=2.0), a=far, b=near, name=node.name), torch_name=node.name)
+
+
+# PyTorch's calc_erfinv (ATen/native/Math.h): a rational first guess, then two Newton steps on erf
+_ERFINV_A = (0.886226899, -1.645349621, 0.914624893, -0.140543331)
+_ERFINV_B = (-2.118377725, 1.442710462, -0.329097515, 0.012229801)
+_ERFINV_C = (-1.970840454, -1.624906493, 3.429567803, 1.641345311)
+_ERFINV_D = (3.543889200, 1.637067800)
+
+
+def _horner(mb: Any, z: Any, coefficients: tuple[float, ...], last: float | None = None) -> Any:
+    """``((c[n] z + c[n-1]) z + ...) z + c[0]``, then ``* z + last`` when ``last`` is given."""
+    acc = mb.add(x=mb.mul(x=z, y=coefficients[-1]), y=coefficients[-2])
+    for c in reversed(coefficients[:-2]):
+        acc = mb.add(x=mb.mul(x=acc, y=z), y=c)
+    if last is not None:
+        acc = mb.add(x=mb.mul(x=acc, y=z), y=last)
+    return acc
+
+
+@rescue(
+    "erfinv", "coremltools 9.0 has no translation (torch.erfinv, e.g. truncated-normal initializers, flows)"
+)
+def erfinv(context: Any, node: Any) -> None:
+    """``torch.erfinv(y)`` by PyTorch's own algorithm: a rational guess (central ``|y| <= 0.7`` or tail), two
+    Newton steps ``x -= (erf(x) - y) / (2/sqrt(pi) exp(-x^2))``; ``±1`` gives ``±inf``, ``|y| > 1`` NaN."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    y = _float_input(context, node)[0]
+    y_abs = mb.abs(x=y)
+    # the central branch on y clipped into its range, the tail on |y| clipped below 1: no NaN in the unused branch
+    yc = mb.clip(x=y, alpha=-0.7, beta=0.7)
+    z = mb.square(x=yc)
+    central = mb.real_div(x=mb.mul(x=yc, y=_horner(mb, z, _ERFINV_A)), y=_horner(mb, z, _ERFINV_B, last=1.0))
+    ya_tail = mb.clip(x=y_abs, alpha=0.7, beta=float(np.nextafter(np.float32(1), np.float32(0))))
+    zt = mb.sqrt(x=mb.mul(x=mb.log(x=mb.real_div(x=mb.sub(x=1.0, y=ya_tail), y=2.0)), y=-1.0))
+    tail_abs = mb.real_div(x=_horner(mb, zt, _ERFINV_C), y=_horner(mb, zt, _ERFINV_D, last=1.0))
+    tail = mb.select(cond=mb.less(x=y, y=0.0), a=mb.mul(x=tail_abs, y=-1.0), b=tail_abs)
+    x = mb.select(cond=mb.less_equal(x=y_abs, y=0.7), a=central, b=tail)
+    scale = float(np.float32(2.0) / np.float32(math.sqrt(math.pi)))
+    for _ in range(2):
+        slope = mb.mul(x=mb.exp(x=mb.mul(x=mb.square(x=x), y=-1.0)), y=scale)
+        x = mb.sub(x=x, y=mb.real_div(x=mb.sub(x=mb.erf(x=x), y=y), y=slope))
+    infinite = mb.select(cond=mb.less(x=y, y=0.0), a=float("-inf"), b=float("inf"))
+    x = mb.select(cond=mb.equal(x=y_abs, y=1.0), a=infinite, b=x)
+    out = mb.select(cond=mb.greater(x=y_abs, y=1.0), a=float("nan"), b=x, name=node.name)
+    context.add(out, torch_name=node.name)
+
+
+@rescue(
+    "softplus",
+    "override: coremltools ignores softplus' threshold (PyTorch returns x where beta * x > threshold)",
+    override=True,
+)
+def softplus(context: Any, node: Any) -> object:
+    """``F.softplus(x, beta, threshold)``: ``log(1 + exp(beta x)) / beta``, and ``x`` itself where
+    ``beta * x > threshold``. The default (beta 1, threshold 20) stays with coremltools (the difference is below
+    fp32 rounding there)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    beta = float(const_value(arg(context, node, inputs, 1, "beta"), 1.0))
+    threshold = float(const_value(arg(context, node, inputs, 2, "threshold"), 20.0))
+    if beta == 1.0 and threshold >= 20.0:
+        frontend().softplus(context, node)
+        return DELEGATED
+    scaled = mb.mul(x=x, y=beta) if beta != 1.0 else x
+    smooth = mb.softplus(x=scaled)
+    if beta != 1.0:
+        smooth = mb.real_div(x=smooth, y=beta)
+    out = mb.select(cond=mb.greater(x=scaled, y=threshold), a=x, b=smooth, name=node.name)
+    context.add(out, torch_name=node.name)
+    return None
