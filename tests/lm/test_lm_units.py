@@ -112,3 +112,17 @@ def test_check_refuses_prompts_past_the_context_before_converting() -> None:
     options = LMCheckOptions(model=lambda: tiny_lm("llama"), max_context=16, steps=20)
     with pytest.raises(InputError, match="exceeds --max-context 16"):
         run_lm_check(options)
+
+
+def test_mlp_width_is_read_under_each_familys_config_name() -> None:
+    """The activation estimate used 4 x hidden for OPT (ffn_dim) and GPT-2 / GPT-J (n_inner)."""
+    from types import SimpleNamespace
+
+    import transformers as tf
+
+    from devicefit.check.lm import _intermediate
+
+    assert _intermediate(tiny_lm("llama")) == 128
+    assert _intermediate(SimpleNamespace(config=tf.OPTConfig(hidden_size=64, ffn_dim=96))) == 96
+    assert _intermediate(SimpleNamespace(config=tf.GPT2Config(n_embd=64, n_inner=96))) == 96
+    assert _intermediate(SimpleNamespace(config=tf.GPT2Config(n_embd=64))) == 256  # n_inner None: 4 x hidden

@@ -159,3 +159,50 @@ def test_localisation_skips_padded_positions_and_names_the_real_line(tmp_path):
     assert verdict.status == "fail" and "conversion problem" in verdict.reason
     line = next(i for i, text in enumerate(MASKED_THEN_HASHED.splitlines(), 1) if "LINE_HASH" in text)
     assert result.extras["conversion_divergence"]["where"].endswith(f"model.py:{line}"), result.extras
+
+
+MASKED_THEN_OVERFLOW = """
+import torch
+
+
+class MaskedAttentionOverflow(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(64, 8)
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, input_ids, attention_mask):
+        x = self.emb(input_ids)[:, None]
+        n = input_ids.shape[1]
+        allowed = (attention_mask[:, None, None, :] > 0) & torch.ones(n, n, dtype=torch.bool).tril()
+        probs = torch.softmax((x @ x.transpose(-1, -2)).masked_fill(~allowed, float("-inf")), -1)
+        att = (probs @ x)[:, 0]
+        big = att * 300.0
+        square = big * big  # beyond fp16's 65504 where |att| > 0.85
+        return self.head(att + square.mean(-1, keepdim=True) * 1e-4)
+
+
+def make_model():
+    ids = torch.randint(1, 64, (1, 10))
+    return MaskedAttentionOverflow().eval(), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+"""
+
+
+@pytest.mark.slow
+def test_fp16_repair_verification_skips_padded_positions(tmp_path):
+    """The fp16 fix is verified against PyTorch like the check compares: the padded rows (NaN in PyTorch)
+    made a correct fix 'meet the repair's bound but not the check's'."""
+    from devicefit.check.pipeline import run_check
+    from devicefit.check.types import CheckOptions
+
+    (tmp_path / "model.py").write_text(MASKED_THEN_OVERFLOW)
+    np.savez(tmp_path / "left.npz", **_left_padded(64))
+    result = run_check(CheckOptions(
+        model=f"{tmp_path / 'model.py'}:make_model", data=str(tmp_path / "left.npz"), samples=4,
+        inputs=[f"input_ids:1x{LENGTH}:int64", f"attention_mask:1x{LENGTH}:int64"], devices=["iphone-12"],
+    ))  # fmt: skip
+    fix = result.repair
+    assert fix is not None and fix.ops and fix.verified is not None
+    assert fix.verified.passed, fix.verified
+    assert "(verified: SNR" in result.verdicts["numerics"].reason

@@ -214,8 +214,14 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
 
 
 def _intermediate(model: Any) -> int:
+    """The MLP width, under each family's config name (OPT ffn_dim, GPT-2 / GPT-J n_inner, Falcon
+    ffn_hidden_size); 4 x hidden where the config leaves it to the default."""
     config = model.config
-    return int(getattr(config, "intermediate_size", None) or 4 * config.hidden_size)
+    for key in ("intermediate_size", "ffn_dim", "n_inner", "ffn_hidden_size"):
+        value = getattr(config, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return int(4 * config.hidden_size)
 
 
 def compress_causal_lm(

@@ -190,19 +190,24 @@ def _verify(mlmodel: Any, fix: Fp16Fix, feeds: list[dict[str, Any]], reference: 
     check judges (dense outputs per position, label outputs by agreement)."""
     from devicefit import interp
     from devicefit.compare.class_axis import head_axes, index_outputs
+    from devicefit.compare.padding import find_padding
     from devicefit.compare.validate import compare
     from devicefit.compress.evaluate import run_samples
 
     repaired = interp.load(mlmodel)
     got = run_samples(repaired, feeds, "fp16")
     axes, labelled = head_axes(repaired), index_outputs(repaired)
+    # as the check compares: positions the attention mask marks as padding are left out (PyTorch fills a
+    # fully masked row differently from the program, and no app reads it)
+    padding = find_padding(feeds)
+    keep = None if padding is None else {**padding.keeps_stacked(got), **padding.keeps_stacked(reference)}
     if against_fp32:
         fix.verified = compare(
-            "compute", reference, got, "interp-fp32", class_axes=axes, index_outputs=labelled
+            "compute", reference, got, "interp-fp32", class_axes=axes, index_outputs=labelled, keep=keep
         )
     else:
         fix.verified = compare(
-            "fp16", reference, got, "pytorch", labels, class_axes=axes, index_outputs=labelled
+            "fp16", reference, got, "pytorch", labels, class_axes=axes, index_outputs=labelled, keep=keep
         )
     fix.verified.samples = len(feeds)
 

@@ -80,6 +80,18 @@ class Padding:
                     self.outputs[name] = int(keep.size - keep.sum())
         return found
 
+    def keeps_stacked(self, stacked: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """:meth:`keeps` for outputs already stacked over samples (axis 0), not recorded in the report."""
+        sizes = [t.shape[0] for t in self.tokens]
+        per_sample: list[dict[str, Any]] = [{} for _ in sizes]
+        for name, value in stacked.items():
+            array = np.asarray(value)
+            if array.ndim == 0 or array.shape[0] != sum(sizes):
+                continue
+            for found, part in zip(per_sample, np.split(array, np.cumsum(sizes)[:-1]), strict=True):
+                found[name] = part
+        return self.keeps(per_sample, record=False)
+
     def describe(self) -> str:
         """One line for the report: how many positions were left out of which outputs, and why."""
         names = ", ".join(sorted(self.outputs))
