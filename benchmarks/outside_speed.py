@@ -1,7 +1,7 @@
 """The compiled path on models from outside the zoo: agreement with the interpreter and speed vs PyTorch eager.
 
-For every model of the outside sweep (``tests/corpus/outside.py``: Hugging Face vision / text / audio / video /
-detection models as their own classes, plus plain user-style models) that converts, it converts the model the way
+For every model of the outside sweeps (``tests/corpus/outside.py`` and ``outside2.py``: Hugging Face vision / text
+/ audio / video / detection models as their own classes, plus plain user-style models) that converts, it converts the model the way
 ``devicefit check`` does (``devicefit.sources`` -> ``devicefit.convert``, rescues included) at fp32 and fp16
 compute precision, then:
 
@@ -50,14 +50,15 @@ def worst_relative(got: dict, ref: dict) -> float:
 
 
 def _eager(source: Any, tensors: list[Any]) -> None:
-    """One PyTorch eager call of the source module on its example inputs."""
+    """One PyTorch eager call of the source module on its example inputs, as check calls it (structured
+    arguments rebuilt from the call template)."""
     import torch
 
+    from devicefit.sources.spec import call_module
+
+    names = list(source.example_inputs)
     with torch.inference_mode():
-        if source.call_by_keyword:
-            source.module(**dict(zip(source.example_inputs, tensors)))
-        else:
-            source.module(*tensors)
+        call_module(source.module, names, tensors, source.call_by_keyword, source.call_template)
 
 
 def _agreement(value: float) -> str:
@@ -82,6 +83,7 @@ def main() -> int:
     from devicefit.convert import ConvertOptions, convert
     from devicefit.sources.module import from_module
     from tests.corpus.outside import OUTSIDE
+    from tests.corpus.outside2 import OUTSIDE2
 
     logging.disable(logging.WARNING)  # coremltools' and the compiled path's chatter
     tune_malloc()
@@ -94,7 +96,7 @@ def main() -> int:
         f"{'agree fp32':>10s} {'agree fp16':>10s}  fallbacks"
     )
     with tempfile.TemporaryDirectory() as tmp:
-        for entry in OUTSIDE:
+        for index, entry in enumerate([*OUTSIDE, *OUTSIDE2]):
             if (wanted and entry.name not in wanted) or entry.convert != "pass":
                 continue
             net, example = entry.build()
@@ -102,7 +104,7 @@ def main() -> int:
             programs = {}
             try:
                 for precision in ("fp32", "fp16"):
-                    path = Path(tmp) / f"{len(rows)}-{precision}.mlpackage"
+                    path = Path(tmp) / f"{index}-{precision}.mlpackage"
                     convert(source, ConvertOptions(target="iOS17", precision=precision)).save(str(path))
                     programs[precision] = interp.load(path)
             except Exception as e:  # a model the sweep expects to convert and that did not: say so

@@ -55,3 +55,29 @@ def test_reciprocal_is_exact_not_core_mls_inverse_with_its_epsilon(frontend):
 
     x = torch.tensor([[1e-3, -2e-3, 0.01, 0.5, 1.0, -1.0, 7.0, 1e4]])
     convert_and_compare(Reciprocals(), (x,), frontend, tol=1e-6)
+
+
+class IntegerDivisions(torch.nn.Module):
+    def forward(self, a: torch.Tensor, b: torch.Tensor):
+        return (
+            a // 4,
+            torch.floor_divide(a, b),
+            torch.div(a, -3, rounding_mode="floor"),
+            torch.div(a, b, rounding_mode="trunc"),
+            torch.div(a.float(), 2.5, rounding_mode="floor"),  # floats stay with coremltools
+        )
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_integer_division_stays_integer(frontend):
+    # coremltools cast these to fp32: right values, wrong dtype (an index computed with // stopped being one)
+    from tests.convert.elementwise_helpers import assert_close_elementwise, assert_same_integers, run_fn
+
+    a = torch.tensor([[-9, -8, -7, -1, 0, 1, 5, 7, 8, 100]], dtype=torch.int32)
+    b = torch.tensor([[4, -4, 3, -3, 2, -2, 7, -7, 1, -1]], dtype=torch.int32)
+    got, expected, rescued = run_fn(IntegerDivisions(), (a, b), frontend)
+    assert {"floor_divide", "div"} & set(rescued)
+    for g, e in zip(got[:4], expected[:4]):
+        assert g.dtype.kind == "i"
+        assert_same_integers(g, e)
+    assert_close_elementwise(got[4], expected[4], rtol=0)

@@ -134,7 +134,7 @@ UPSAMPLE = textwrap.dedent(
 
     class Up(torch.nn.Module):
         def forward(self, x):
-            return torch.bucketize(x, torch.tensor([-1.0, 0.0, 1.0])).float()
+            return torch.float_power(x, 2).float()
 
 
     def make_model():
@@ -144,8 +144,8 @@ UPSAMPLE = textwrap.dedent(
 
 
 def test_an_op_both_frontends_refuse_is_listed_once(tmp_path):
-    # TorchScript names it bucketize, torch.export bucketize.Tensor: listed twice (this test used 2-D bilinear
-    # with a fractional scale, then trilinear resizing: both convert now)
+    # TorchScript names it float_power, torch.export float_power.Tensor_Scalar: listed twice (this test used 2-D
+    # bilinear with a fractional scale, trilinear resizing, then bucketize: all convert now)
     path = tmp_path / "up.py"
     path.write_text(UPSAMPLE)
     report = scan(load_source(f"{path}:make_model"))

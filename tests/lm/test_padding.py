@@ -111,3 +111,51 @@ def test_left_padded_user_data_does_not_fail_a_correct_causal_lm(llama_folder, t
     assert padding["outputs"] == {"logits": sum(PADS)}
     said = " ".join(capsys.readouterr().out.split())
     assert f"{sum(PADS)} of {len(PADS) * LENGTH} positions have attention_mask marking padding" in said
+
+
+MASKED_THEN_HASHED = """
+import torch
+
+
+class MaskedAttentionThenHash(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb = torch.nn.Embedding(64, 8)
+        self.emb2 = torch.nn.Embedding(97, 8)
+        self.head = torch.nn.Linear(8, 5)
+
+    def forward(self, input_ids, attention_mask):
+        x = self.emb(input_ids)[:, None]
+        n = input_ids.shape[1]
+        allowed = (attention_mask[:, None, None, :] > 0) & torch.ones(n, n, dtype=torch.bool).tril()
+        # a left-padded query row masks every key: NaN in PyTorch, finite in the program
+        probs = torch.softmax((x @ x.transpose(-1, -2)).masked_fill(~allowed, float("-inf")), -1)  # LINE_ATTN
+        att = (probs @ x)[:, 0]
+        buckets = ((att.sum(-1).abs() * 100000).long() * 1000003 + 12345) % 97  # LINE_HASH: int32 wraps
+        return self.head(att + self.emb2(buckets))
+
+
+def make_model():
+    ids = torch.randint(1, 64, (1, 10))
+    return MaskedAttentionThenHash().eval(), {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+"""
+
+
+def test_localisation_skips_padded_positions_and_names_the_real_line(tmp_path):
+    """A left-padded row attends to nothing: PyTorch's softmax there is NaN, the program's finite. The
+    localisation compared those rows and blamed the attention line; the conversion problem is the hash."""
+    from devicefit.check.pipeline import run_check
+    from devicefit.check.types import CheckOptions
+
+    (tmp_path / "model.py").write_text(MASKED_THEN_HASHED)
+    np.savez(tmp_path / "left.npz", **_left_padded(64))
+    result = run_check(CheckOptions(
+        model=f"{tmp_path / 'model.py'}:make_model", data=str(tmp_path / "left.npz"), samples=4,
+        inputs=[f"input_ids:1x{LENGTH}:int64", f"attention_mask:1x{LENGTH}:int64"], devices=["iphone-12"],
+        repair=False,
+    ))  # fmt: skip
+    verdict = result.verdicts["numerics"]
+    assert verdict.status == "fail" and "conversion problem" in verdict.reason
+    line = next(i for i, text in enumerate(MASKED_THEN_HASHED.splitlines(), 1) if "LINE_HASH" in text)
+    assert result.extras["conversion_divergence"]["where"].endswith(f"model.py:{line}"), result.extras

@@ -6,7 +6,9 @@ innermost frame outside torch, coremltools, site-packages and devicefit: the rul
 with every intermediate value. A program value is matched to the PyTorch result of the same line and shape (the
 last one of each: a line's final result; ops fused or decomposed by the converter share the line), and the first
 match in program order whose relative error exceeds ``1e-3`` (SNR 60 dB, the fidelity bound) is the place to look.
-A line with no PyTorch counterpart of that shape is skipped. It is a convenience: any failure returns None.
+A line with no PyTorch counterpart of that shape is skipped. Positions the sample's attention mask marks as
+padding are left out (as in the output comparisons, :mod:`devicefit.compare.padding`). It is a convenience: any
+failure returns None.
 """
 
 from __future__ import annotations
@@ -48,11 +50,12 @@ def first_divergent_line(source: Any, program: Any, provenance: Any, feeds: dict
         last = _last_per_line(program, provenance, values)
         # only the (line, shape) pairs the program has are kept, as float32: one sample's worth at most
         recorded = _record_torch(source, feeds, set(last))
+        tokens = _tokens(feeds)
         for key, name in last.items():
             ref = recorded.get(key)
             if ref is None:
                 continue
-            error = _rel_error(np.asarray(values[name]), ref)
+            error = _rel_error(*_unpadded(np.asarray(values[name]), ref, tokens))
             if error > REL_ERROR:
                 return ConversionDivergence(provenance.get(name).label(), name, error)
     except Exception:  # NOTE: localisation must never hide the verdict it explains
@@ -79,6 +82,28 @@ def _last_per_line(
                 last.pop(key, None)  # re-inserted: dict order becomes the order of last values
                 last[key] = name
     return last
+
+
+def _tokens(feeds: dict[str, Any]) -> np.ndarray | None:
+    """Where the sample's attention mask marks tokens, (batch, sequence); None without padding."""
+    from devicefit.compare.padding import find_padding
+
+    found = find_padding([{k: np.asarray(v) for k, v in feeds.items()}])
+    return None if found is None else found.tokens[0]
+
+
+def _unpadded(value: np.ndarray, ref: np.ndarray, tokens: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """The two values at token positions only: a padded position (query row or key column) is undefined, and
+    PyTorch (NaN in a fully masked softmax row) and the program (a finite mask) fill it differently."""
+    from devicefit.compare.padding import sequence_keep
+
+    if tokens is None or value.shape != ref.shape:
+        return value, ref
+    keep = sequence_keep(ref, tokens, every_axis=True)
+    if keep is None:
+        return value, ref
+    keep = np.broadcast_to(keep, ref.shape)
+    return value[keep], ref[keep]
 
 
 def _rel_error(value: np.ndarray, ref: np.ndarray) -> float:

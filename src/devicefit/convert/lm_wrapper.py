@@ -223,7 +223,7 @@ class StatefulCausalLM(nn.Module):
         additive per-key bias (heads, 1, end) added to the scaled scores (ALiBi).
         """
         s = self.shape
-        seq = q.shape[2]
+        seq = mask.shape[-2]
         end = mask.shape[-1]
         past = end - seq
         if self.round_cache_fp16:

@@ -200,7 +200,7 @@ def convert_causal_lm(
     import torch
 
     from devicefit._lazy import coremltools
-    from devicefit.convert.frontends import _quiet_coremltools
+    from devicefit.convert.frontends import _library_logs_quiet, _quiet_coremltools
     from devicefit.convert.lm_wrapper import causal_mask, stateful_wrapper
     from devicefit.convert.merge import merge
 
@@ -222,7 +222,7 @@ def convert_causal_lm(
         notes.append(f"sliding-window attention (window {shape.sliding_window}) applied within the cache")
     say("tracing the stateful wrapper")
     example = (torch.zeros(1, 2, dtype=torch.int32), causal_mask(2, 2))
-    with torch.no_grad():
+    with torch.no_grad(), _library_logs_quiet():
         traced = torch.jit.trace(wrapper, example, check_trace=False)
     wrapper.reset_cache()
     cache = shape.cache_shape(max_context)

@@ -30,6 +30,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     resize3d,
     sampling,
     search,
+    special,
     tensor,
     windows,
 )

@@ -1,4 +1,5 @@
-"""Arithmetic ops coremltools 9.0 lacks or mistranslates: ``fmod``, ``reciprocal``."""
+"""Arithmetic ops coremltools 9.0 lacks or mistranslates: ``fmod``, ``reciprocal``, integer ``floor_divide`` and
+``div`` with a rounding mode."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
 @rescue("fmod", "coremltools 9.0 has no translation (angle / phase wrapping: torch.fmod(x, period))")
@@ -55,3 +56,63 @@ def reciprocal(context: Any, node: Any) -> None:
         x = mb.cast(x=x, dtype="fp32")
     one = np.array(1.0, dtype=np.float16 if x.dtype == types.fp16 else np.float32)
     context.add(mb.real_div(x=one, y=x, name=node.name), torch_name=node.name)
+
+
+def _integer_pair(context: Any, node: Any) -> tuple[Any, Any] | None:
+    """The two operands, promoted, when both are integer tensors (else None)."""
+    from coremltools.converters.mil.mil import types
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=2)
+    x, y = ops.promote_input_dtypes([inputs[0], inputs[1]])
+    return (x, y) if types.is_int(x.dtype) and types.is_int(y.dtype) else None
+
+
+@rescue(
+    "floor_divide",
+    "override: coremltools casts the quotient of two integer tensors to fp32 (PyTorch keeps int64), so an index "
+    "computed with `//` stopped being an integer",
+    override=True,
+    aliases=("floordiv",),
+)
+def floor_divide(context: Any, node: Any) -> object:
+    """``a // b`` on integers: MIL ``floor_div`` in the integer dtype; floats stay with coremltools."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    pair = _integer_pair(context, node)
+    if pair is None:
+        frontend().floor_divide(context, node)
+        return DELEGATED
+    context.add(mb.floor_div(x=pair[0], y=pair[1], name=node.name), torch_name=node.name)
+    return None
+
+
+@rescue(
+    "div",
+    "override: coremltools casts torch.div(a, b, rounding_mode='floor' / 'trunc') of integers to fp32 (PyTorch "
+    "keeps the integer dtype); every other division stays with coremltools",
+    override=True,
+    aliases=("div.tensor_mode", "div.scalar_mode"),
+)
+def div(context: Any, node: Any) -> object:
+    """Integer ``torch.div`` with a rounding mode, kept integer: ``floor_div``; ``trunc`` is the floor plus one
+    where the quotient is negative and inexact (``mod`` is the floored remainder)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    mode = const_value(arg(context, node, inputs, 2, "rounding_mode"), None)
+    pair = _integer_pair(context, node) if mode in ("floor", "trunc") else None
+    if pair is None:
+        frontend().div(context, node)
+        return DELEGATED
+    x, y = pair
+    floor = mb.floor_div(x=x, y=y)
+    if mode == "floor":
+        context.add(mb.identity(x=floor, name=node.name), torch_name=node.name)
+        return None
+    zero = np.array(0, dtype=np.int32)
+    inexact = mb.not_equal(x=mb.mod(x=x, y=y), y=zero)
+    opposite = mb.logical_xor(x=mb.less(x=x, y=zero), y=mb.less(x=y, y=zero))
+    bump = mb.cast(x=mb.logical_and(x=inexact, y=opposite), dtype="int32")
+    context.add(mb.add(x=floor, y=bump, name=node.name), torch_name=node.name)
+    return None
