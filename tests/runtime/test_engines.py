@@ -198,3 +198,30 @@ def test_module_engines_name_outputs_alike_and_cast_to_the_declared_dtype():
         assert list(outs["torch"]) == names and list(outs["onnxruntime"]) == names
         for name in names:
             np.testing.assert_allclose(outs["onnxruntime"][name], outs["torch"][name], rtol=1e-5, atol=1e-6)
+
+
+def test_torch_engine_runs_a_half_precision_model_in_fp32(tmp_path):
+    """A model saved in fp16 (a TorchScript file) or held in bf16 runs at fp32 precision (the default) on float16
+    or float32 data: it failed in its first layer ('expected scalar type Float but found Half'). The caller's own
+    module is not changed."""
+    import torch
+
+    import devicefit
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.Flatten(), torch.nn.Linear(16, 2)
+    )
+    x = np.random.RandomState(0).randn(1, 3, 4, 4).astype(np.float32)
+    path = tmp_path / "half.pt"
+    torch.jit.save(torch.jit.trace(net.eval().half(), torch.from_numpy(x).half()), str(path))
+    want = net.float()(torch.from_numpy(x)).detach().numpy()
+    with devicefit.load(str(path), engine="torch", example_inputs={"x": x.astype(np.float16)}) as handle:
+        out = next(iter(handle.predict({"x": x.astype(np.float16)}).values()))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, want, rtol=2e-2, atol=2e-2)  # the weights were rounded to fp16 when saved
+    bf16 = net.to(torch.bfloat16)
+    with devicefit.load(bf16, engine="torch", example_inputs={"x": x}) as handle:
+        out = next(iter(handle.predict({"x": x}).values()))
+    assert out.dtype == np.float32 and np.isfinite(out).all()
+    assert next(bf16.parameters()).dtype == torch.bfloat16  # the caller's module is left as it was

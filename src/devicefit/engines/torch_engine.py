@@ -88,6 +88,23 @@ def load_torchscript(path: Path, trust_code: bool = False) -> Any:
         ) from e
 
 
+def _half_weights(module: Any) -> bool:
+    """Whether a floating parameter or buffer of ``module`` is float16 / bfloat16."""
+    import torch
+
+    tensors = [*module.parameters(), *module.buffers()]
+    return any(t.dtype in (torch.float16, torch.bfloat16) for t in tensors)
+
+
+def _as_float32(module: Any) -> Any:
+    """``module`` with float32 weights (in place); a ScriptModule's ``.float()`` warns about ``.grad``: not ours."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        return module.float()
+
+
 class TorchEngine(Engine):
     """Runs an ``nn.Module`` (or a TorchScript file saved with ``torch.jit.save``) eagerly.
 
@@ -120,6 +137,14 @@ class TorchEngine(Engine):
         self.device = torch.device("cuda" if use_cuda else "cpu")
         if self.precision == "fp16":
             module = copy.deepcopy(module).half()
+        elif _half_weights(module):
+            # NOTE: fp32 precision computes in float32 (inputs are cast to it): a model saved in fp16 / bf16 failed
+            # in its first layer ('expected scalar type Float but found Half'). A file loaded here is ours to cast
+            # in place; a module the caller passed is copied, not changed under them
+            if module is not self.model:
+                module = _as_float32(module)
+            else:
+                module = _as_float32(copy.deepcopy(module))
         self.module = module.eval().to(self.device)
         self.arg_names = self.options.get("input_names") or self._forward_names(module)
         examples = normalize_examples(self.options.get("example_inputs"), self.arg_names)
