@@ -90,8 +90,9 @@ def make_glpn() -> tuple[nn.Module, Any]:
     ), _px()
 
 
-def make_upernet() -> tuple[nn.Module, Any]:
-    bb = _t().ConvNextConfig(
+def make_upernet(backbone: str = "ConvNextConfig") -> tuple[nn.Module, Any]:
+    """UperNet segmentation on a tiny ConvNeXt (``backbone``: its config class, e.g. ``ConvNextV2Config``)."""
+    bb = getattr(_t(), backbone)(
         num_channels=3,
         hidden_sizes=[8, 16, 24, 32],
         depths=[1, 1, 1, 1],

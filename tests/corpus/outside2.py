@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.corpus.families import randomize, text_inputs
-from tests.corpus.outside import TX, Outside, V, _hf, _px, _t
+from tests.corpus.outside import TX, Outside, V, _hf, _px, make_upernet
 
 
 def _seeded(module: nn.Module) -> nn.Module:
@@ -590,21 +590,7 @@ def make_ts_transformer() -> tuple[nn.Module, Any]:
 
 
 def make_convnextv2_seg() -> tuple[nn.Module, Any]:
-    bb = _t().ConvNextV2Config(
-        num_channels=3,
-        hidden_sizes=[8, 16, 24, 32],
-        depths=[1, 1, 1, 1],
-        out_features=["stage1", "stage2", "stage3", "stage4"],
-    )
-    return _hf(
-        "UperNetForSemanticSegmentation",
-        "UperNetConfig",
-        backbone_config=bb,
-        hidden_size=16,
-        auxiliary_in_channels=24,
-        num_labels=4,
-        use_auxiliary_head=False,
-    ), _px(32)
+    return make_upernet("ConvNextV2Config")
 
 
 OUTSIDE2: list[Outside] = [
