@@ -212,3 +212,16 @@ def test_the_onnxruntime_fp16_refusal_speaks_cli_flags(files, tmp_path, capsys):
     err = _one_line_error(capsys)
     assert "--precision fp32" in err and "--engine interp" in err, err
     assert "precision='" not in err and "engine='" not in err, err
+
+
+def test_a_partly_measured_profile_speaks_cli_flags_in_its_rows_too(files, tmp_path, capsys):
+    # torch measures fp16, onnxruntime refuses it: the refused row's text in the table and the JSON said
+    # "precision='fp32'" (library words) while the last stderr line spoke flags
+    argv = ["profile", str(files / "linear.pt"), "-e", "torch", "-e", "onnxruntime", "--precision", "fp16"]
+    out = tmp_path / "p.json"
+    assert main([*argv, "--input", "x:1x4", *FAST, "--json", str(out)]) == 2
+    captured = capsys.readouterr()
+    rows = [p for p in json.loads(out.read_text())["profiles"] if p.get("error")]
+    assert rows and all("precision='" not in p["error"] for p in rows), rows
+    assert any("--precision fp32" in p["error"] for p in rows), rows
+    assert "precision='" not in captured.out + captured.err

@@ -334,6 +334,11 @@ def main(args: argparse.Namespace) -> int:
             feeds=feeds,
             **extra,
         )
+    from devicefit.cli import cli_words
+
+    for row in report.profiles:  # a row's error is read in this command's table and JSON: in its flags
+        if row.error:
+            row.error = cli_words(row.error, "profile")
     failed = failure(report)
     if failed is not None and all(p.error for p in report.profiles):
         raise failed  # nothing was measured: the one-line error alone, no empty table, no report files
@@ -350,9 +355,8 @@ def main(args: argparse.Namespace) -> int:
     if failed is not None:  # some rows measured (shown and written above), some not: still bad input
         import sys
 
-        from devicefit.cli import cli_words
         from devicefit.errors import printable
 
-        print(f"devicefit profile: error: {printable(cli_words(str(failed), 'profile'))}", file=sys.stderr)
+        print(f"devicefit profile: error: {printable(str(failed))}", file=sys.stderr)
         return failed.exit_code
     return 0
