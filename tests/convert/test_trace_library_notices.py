@@ -78,3 +78,15 @@ def test_transformers_logs_nothing_while_an_encoder_is_traced(capfd):
     assert not [w for w in caught if issubclass(w.category, FutureWarning)]
     assert transformers.utils.logging.get_verbosity() == verbosity  # restored
     assert "transformers" in sys.modules
+
+
+def test_the_stateful_lm_conversion_passes_on_no_transformers_deprecation(tmp_path):
+    # `devicefit check` on a GPT-2 folder printed transformers' is_gradient_checkpointing FutureWarning: the
+    # tracer reads every property of the wrapped model
+    from devicefit.convert.stateful import convert_causal_lm
+    from tests.lm.conftest import tiny_lm
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        convert_causal_lm(tiny_lm("llama"), tmp_path / "lm.mlpackage", max_context=8, precision="fp32")
+    assert not [w for w in caught if issubclass(w.category, FutureWarning) and "transformers" in w.filename]

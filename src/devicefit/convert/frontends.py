@@ -61,22 +61,30 @@ def frontend_order(source: SourceModel, frontend: str) -> list[str]:
 
 @contextlib.contextmanager
 def _library_logs_quiet() -> Iterator[None]:
-    """transformers' warnings to its logger off while tracing, when it is loaded (restored after).
+    """transformers' notices off while tracing: its logger's warnings (when it is loaded) and its deprecation
+    warnings (restored after).
 
     Tracing reads the model's properties: transformers then logs "`loss_type=None` was set in the config but it
     is unrecognized" for an encoder that has no loss, which says nothing about the model's conversion.
     """
+    import warnings
+
     transformers = sys.modules.get("transformers")
     tlog = getattr(getattr(transformers, "utils", None), "logging", None)
-    if tlog is None:
-        yield
-        return
-    verbosity = tlog.get_verbosity()
-    tlog.set_verbosity_error()
-    try:
-        yield
-    finally:
-        tlog.set_verbosity(verbosity)
+    with warnings.catch_warnings():
+        # the tracer reads every property of every submodule (torch.jit's export scan): transformers' deprecated
+        # ones warn ("`is_gradient_checkpointing` is deprecated"), about its API, not the user's model
+        for category in (FutureWarning, DeprecationWarning):
+            warnings.filterwarnings("ignore", category=category, module=r"transformers(\.|$)")
+        if tlog is None:
+            yield
+            return
+        verbosity = tlog.get_verbosity()
+        tlog.set_verbosity_error()
+        try:
+            yield
+        finally:
+            tlog.set_verbosity(verbosity)
 
 
 def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
