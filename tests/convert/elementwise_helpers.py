@@ -68,3 +68,23 @@ def assert_same_integers(got: np.ndarray, expected: np.ndarray) -> None:
         expected.dtype,
     )
     np.testing.assert_array_equal(got, expected.astype(got.dtype))
+
+
+def check_rescued(
+    fn: Callable[..., Any],
+    inputs: tuple,
+    frontend: str,
+    op: str,
+    rtol: float = 0.0,
+    precision: str = "fp32",
+    atol: float = 0.0,
+) -> None:
+    """``fn`` converted with ``frontend`` uses devicefit's translation of ``op``, and the interpreter's outputs
+    match PyTorch's: integers exactly, floats elementwise within ``rtol`` / ``atol``."""
+    got, expected, rescued = run_fn(fn, inputs, frontend, precision)
+    assert op in rescued, rescued
+    for g, e in zip(got, expected):
+        if e.dtype.kind in "iub":
+            assert_same_integers(g, e)
+        else:
+            assert_close_elementwise(g, e, rtol=rtol, atol=atol)

@@ -7,16 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.convert.elementwise_helpers import assert_close_elementwise, run_fn
+from tests.convert.elementwise_helpers import assert_close_elementwise, check_rescued, run_fn
 
 FRONTENDS = ["torchscript", "torch.export"]
-
-
-def _check(fn, inputs, frontend, op, rtol, precision="fp32", atol=0.0):
-    got, expected, rescued = run_fn(fn, inputs, frontend, precision)
-    assert op in rescued, rescued
-    for g, e in zip(got, expected):
-        assert_close_elementwise(g, e, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -25,14 +18,14 @@ def test_pairwise_distance(frontend, p):
     torch.manual_seed(0)
     a, b = torch.randn(4, 6), torch.randn(4, 6)
     b[0] = a[0]  # identical rows: the distance is norm(eps), not 0
-    _check(lambda x, y: F.pairwise_distance(x, y, p=p), (a, b), frontend, "pairwise_distance", 1e-6)
+    check_rescued(lambda x, y: F.pairwise_distance(x, y, p=p), (a, b), frontend, "pairwise_distance", 1e-6)
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
 def test_pairwise_distance_broadcast_keepdim_and_module(frontend):
     torch.manual_seed(0)
     a, b = torch.randn(2, 3, 5), torch.randn(5)
-    _check(
+    check_rescued(
         lambda x, y: F.pairwise_distance(x, y, eps=0.0, keepdim=True),
         (a, b),
         frontend,
@@ -40,7 +33,7 @@ def test_pairwise_distance_broadcast_keepdim_and_module(frontend):
         1e-6,
     )
     module = torch.nn.PairwiseDistance(p=1.0)
-    _check(module, (a, a.flip(1)), frontend, "pairwise_distance", 1e-6)
+    check_rescued(module, (a, a.flip(1)), frontend, "pairwise_distance", 1e-6)
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -49,14 +42,14 @@ def test_bilinear_module(frontend, bias):
     torch.manual_seed(0)
     layer = torch.nn.Bilinear(5, 3, 4, bias=bias).eval()
     x1, x2 = torch.randn(2, 6, 5), torch.randn(2, 6, 3)
-    _check(layer, (x1, x2), frontend, "bilinear", 2e-6, atol=1e-6)
+    check_rescued(layer, (x1, x2), frontend, "bilinear", 2e-6, atol=1e-6)
 
 
 def test_bilinear_in_fp16():
     torch.manual_seed(0)
     layer = torch.nn.Bilinear(8, 8, 4).eval()
     x1, x2 = torch.randn(3, 8), torch.randn(3, 8)
-    _check(layer, (x1, x2), "torchscript", "bilinear", 1e-2, precision="fp16", atol=1e-2)
+    check_rescued(layer, (x1, x2), "torchscript", "bilinear", 1e-2, precision="fp16", atol=1e-2)
 
 
 POOLS = {
@@ -75,7 +68,7 @@ def test_dilated_max_pool(frontend, case):
     fn, shape = POOLS[case]
     torch.manual_seed(0)
     x = torch.randn(*shape) - 5.0  # all negative: a padded -inf or 0 must never win
-    _check(fn, (x,), frontend, "max_pool" + case[:2] if case[0].isdigit() else "max_pool2d", 0.0)
+    check_rescued(fn, (x,), frontend, "max_pool" + case[:2] if case[0].isdigit() else "max_pool2d", 0.0)
 
 
 def test_undilated_max_pool_stays_with_coremltools():
@@ -88,7 +81,9 @@ def test_undilated_max_pool_stays_with_coremltools():
 
 def test_dilated_max_pool_in_fp16():
     x = torch.randn(1, 2, 9, 8, generator=torch.Generator().manual_seed(0))
-    _check(lambda t: F.max_pool2d(t, 3, 1, 1, 2), (x,), "torchscript", "max_pool2d", 1e-3, precision="fp16")
+    check_rescued(
+        lambda t: F.max_pool2d(t, 3, 1, 1, 2), (x,), "torchscript", "max_pool2d", 1e-3, precision="fp16"
+    )
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -97,8 +92,8 @@ def test_cosine_similarity_clamps_each_norm(frontend):
     a, b = torch.randn(4, 6), torch.randn(4, 6)
     a[1] = 1e-10  # a norm below eps: PyTorch clamps it alone (coremltools clamped the product of both)
     b[2] = 0.0
-    _check(lambda x, y: F.cosine_similarity(x, y, dim=1), (a, b), frontend, "cosine_similarity", 1e-6)
-    _check(
+    check_rescued(lambda x, y: F.cosine_similarity(x, y, dim=1), (a, b), frontend, "cosine_similarity", 1e-6)
+    check_rescued(
         lambda x, y: F.cosine_similarity(x, y, dim=-1, eps=1e-3), (a, b), frontend, "cosine_similarity", 1e-6
     )
 
@@ -117,7 +112,7 @@ def test_cosine_similarity_of_long_embeddings_in_fp16():
 def test_prod(frontend, dim):
     x = torch.tensor([[1.5, -2.0, 0.5], [3.0, 0.0, -1.0]])
     fn = (lambda t: torch.prod(t)) if dim is None else (lambda t: torch.prod(t, dim, keepdim=dim == 1))
-    _check(fn, (x,), frontend, "prod", 1e-7)
+    check_rescued(fn, (x,), frontend, "prod", 1e-7)
 
 
 def test_prod_of_integers_stays_integer():

@@ -7,27 +7,17 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.convert.elementwise_helpers import assert_close_elementwise, assert_same_integers, run_fn
+from tests.convert.elementwise_helpers import assert_close_elementwise, check_rescued, run_fn
 
 FRONTENDS = ["torchscript", "torch.export"]
 INF, NAN = float("inf"), float("nan")
-
-
-def _check(fn, inputs, frontend, op, rtol=0.0):
-    got, expected, rescued = run_fn(fn, inputs, frontend)
-    assert op in rescued, rescued
-    for g, e in zip(got, expected):
-        if e.dtype.kind in "iub":
-            assert_same_integers(g, e)
-        else:
-            assert_close_elementwise(g, e, rtol=rtol)
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
 @pytest.mark.parametrize("offset", [0, 2, -1])
 def test_diag_of_a_vector(frontend, offset):
     v = torch.tensor([1.5, -INF, NAN, 0.25])  # inf / NaN stay on the diagonal; zeros elsewhere (no inf * 0)
-    _check(lambda t: torch.diag(t, offset), (v,), frontend, "diag")
+    check_rescued(lambda t: torch.diag(t, offset), (v,), frontend, "diag")
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -36,11 +26,13 @@ def test_diag_of_a_matrix(frontend, offset):
     x = torch.arange(12.0).reshape(3, 4)
     if offset == 7 and frontend == "torch.export":
         pytest.skip("an empty diagonal is a constant torch.export folds away")
-    _check(lambda t: torch.diag(t, offset) + 0, (x,), frontend, "diag")
+    check_rescued(lambda t: torch.diag(t, offset) + 0, (x,), frontend, "diag")
 
 
 def test_diag_keeps_ints():
-    _check(lambda t: torch.diag(t, 1), (torch.tensor([3, -2, 7], dtype=torch.int32),), "torchscript", "diag")
+    check_rescued(
+        lambda t: torch.diag(t, 1), (torch.tensor([3, -2, 7], dtype=torch.int32),), "torchscript", "diag"
+    )
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -48,7 +40,7 @@ def test_diag_keeps_ints():
 def test_diag_embed(frontend, offset, dim1, dim2):
     torch.manual_seed(0)
     x = torch.randn(2, 3)
-    _check(lambda t: torch.diag_embed(t, offset, dim1, dim2), (x,), frontend, "diag_embed")
+    check_rescued(lambda t: torch.diag_embed(t, offset, dim1, dim2), (x,), frontend, "diag_embed")
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -60,7 +52,7 @@ def test_take_along_dim(frontend, dim):
         indices = torch.tensor([[0, 14], [7, 7]])
     else:
         indices = torch.argsort(x, dim=dim)[:2] if dim == 0 else torch.topk(x, 2, dim=dim).indices
-    _check(lambda t, i: torch.take_along_dim(t, i, dim), (x, indices), frontend, "take_along_dim")
+    check_rescued(lambda t, i: torch.take_along_dim(t, i, dim), (x, indices), frontend, "take_along_dim")
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -68,7 +60,7 @@ def test_take_along_dim_broadcasts_size_one_axes(frontend):
     torch.manual_seed(0)
     x = torch.randn(4, 5, 1)
     indices = torch.randint(0, 5, (1, 3, 6))
-    _check(lambda t, i: torch.take_along_dim(t, i, 1), (x, indices), frontend, "take_along_dim")
+    check_rescued(lambda t, i: torch.take_along_dim(t, i, 1), (x, indices), frontend, "take_along_dim")
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -78,13 +70,15 @@ def test_index_add_accumulates_repeated_indices(frontend, dim, alpha):
     base = torch.randn(4, 5)
     index = torch.tensor([0, 2, 0, 3]) if dim == 0 else torch.tensor([4, 4, 1])
     source = torch.randn(4, 5) if dim == 0 else torch.randn(4, 3)
-    _check(lambda b, s: b.index_add(dim, index, s, alpha=alpha), (base, source), frontend, "index_add", 1e-6)
+    check_rescued(
+        lambda b, s: b.index_add(dim, index, s, alpha=alpha), (base, source), frontend, "index_add", 1e-6
+    )
 
 
 def test_index_add_keeps_ints():
     base = torch.zeros(3, 2, dtype=torch.int32)
     source = torch.tensor([[1, 2], [3, 4], [5, 6]], dtype=torch.int32)
-    _check(
+    check_rescued(
         lambda b, s: b.index_add(0, torch.tensor([2, 2, 0]), s), (base, source), "torchscript", "index_add"
     )
 
@@ -98,7 +92,7 @@ def test_embedding_bag_with_offsets_and_an_empty_bag(frontend, mode):
     indices = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9])
     offsets = torch.tensor([0, 3, 3, 6])  # bag 1 is empty: zeros, like PyTorch
     fn = lambda i, o: F.embedding_bag(i, WEIGHT, o, mode=mode)  # noqa: E731
-    _check(fn, (indices, offsets), frontend, "embedding_bag", 1e-6)
+    check_rescued(fn, (indices, offsets), frontend, "embedding_bag", 1e-6)
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -106,10 +100,10 @@ def test_embedding_bag_with_offsets_and_an_empty_bag(frontend, mode):
 def test_embedding_bag_2d_padding_idx_and_last_offset(frontend, mode):
     ids = torch.tensor([[1, 0, 4], [0, 0, 0], [9, 9, 2]])  # row 1: padding only, an empty bag
     fn = lambda i: F.embedding_bag(i, WEIGHT, mode=mode, padding_idx=0)  # noqa: E731
-    _check(fn, (ids,), frontend, "embedding_bag", 1e-6)
+    check_rescued(fn, (ids,), frontend, "embedding_bag", 1e-6)
     flat, offsets = torch.tensor([3, 1, 4, 1, 5, 9]), torch.tensor([0, 2, 5])
     fn = lambda i: F.embedding_bag(i, WEIGHT, offsets, mode=mode, include_last_offset=True)  # noqa: E731
-    _check(fn, (flat,), frontend, "embedding_bag", 1e-6)
+    check_rescued(fn, (flat,), frontend, "embedding_bag", 1e-6)
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
@@ -117,7 +111,7 @@ def test_embedding_bag_per_sample_weights(frontend):
     indices, offsets = torch.tensor([1, 2, 4, 5, 4]), torch.tensor([0, 2])
     psw = torch.tensor([0.5, 2.0, -1.0, 1.0, 3.0])
     fn = lambda i, w: F.embedding_bag(i, WEIGHT, offsets, mode="sum", per_sample_weights=w)  # noqa: E731
-    _check(fn, (indices, psw), frontend, "embedding_bag", 1e-6)
+    check_rescued(fn, (indices, psw), frontend, "embedding_bag", 1e-6)
 
 
 def test_embedding_bag_module_in_fp16():
