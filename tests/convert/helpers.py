@@ -40,3 +40,20 @@ def convert_and_compare(
         else:
             assert rel_error(got, expected) < tol, (name, rel_error(got, expected))
     return result, outputs
+
+
+def ct_convert(ct: Any, model: Any, x: Any, frontend: str) -> tuple[Any, Any]:
+    """``model`` on the one input ``x`` through coremltools alone (iOS17 ML Program): ``(mlmodel, source)``, the
+    source being the traced ScriptModule (``"torchscript"``) or the decomposed ExportedProgram (any other)."""
+    import torch
+
+    if frontend == "torchscript":
+        source = torch.jit.trace(model, x)
+        inputs = [ct.TensorType(name="x", shape=x.shape)]
+    else:
+        source = torch.export.export(model, (x,)).run_decompositions({})
+        inputs = None
+    mlmodel = ct.convert(
+        source, inputs=inputs, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17
+    )
+    return mlmodel, source

@@ -9,6 +9,7 @@ import torch
 
 from devicefit.convert import provenance
 from devicefit.convert.provenance import Origin, Provenance
+from tests.convert.helpers import ct_convert
 
 
 class Block(torch.nn.Module):
@@ -42,18 +43,7 @@ HERE = __file__.rsplit("/", 1)[-1]
 
 
 def _convert(ct, frontend: str):
-    model = Net().eval()
-    x = torch.randn(1, 3, 8, 8)
-    if frontend == "torchscript":
-        source = torch.jit.trace(model, x)
-        inputs = [ct.TensorType(name="x", shape=x.shape)]
-    else:
-        source = torch.export.export(model, (x,)).run_decompositions({})
-        inputs = None
-    mlmodel = ct.convert(
-        source, inputs=inputs, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17
-    )
-    return mlmodel, source
+    return ct_convert(ct, Net().eval(), torch.randn(1, 3, 8, 8), frontend)
 
 
 def _conv_name(mlmodel) -> str:

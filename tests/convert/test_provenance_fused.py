@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from devicefit.convert import provenance
+from tests.convert.helpers import ct_convert
 
 
 class DilatedBlock(torch.nn.Module):
@@ -21,16 +22,7 @@ class DilatedBlock(torch.nn.Module):
 @pytest.mark.parametrize("frontend", ["torchscript", "export"])
 def test_fused_conv_batchnorm_is_named_as_the_conv(frontend):
     ct = pytest.importorskip("coremltools")
-    model, x = DilatedBlock().eval(), torch.randn(1, 3, 8, 8)
-    if frontend == "torchscript":
-        source = torch.jit.trace(model, x)
-        inputs = [ct.TensorType(name="x", shape=x.shape)]
-    else:
-        source = torch.export.export(model, (x,)).run_decompositions({})
-        inputs = None
-    mlmodel = ct.convert(
-        source, inputs=inputs, convert_to="mlprogram", minimum_deployment_target=ct.target.iOS17
-    )
+    mlmodel, source = ct_convert(ct, DilatedBlock().eval(), torch.randn(1, 3, 8, 8), frontend)
     conv = next(op for op in mlmodel._mil_program.functions["main"].operations if op.op_type == "conv")
     origin = provenance.collect(mlmodel, source).get(conv.outputs[0].name)
     assert origin is not None
