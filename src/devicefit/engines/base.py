@@ -18,6 +18,8 @@ from devicefit.errors import DevicefitError, InputError
 
 COMPUTE_UNITS = ("all", "cpu_only", "cpu_and_gpu", "cpu_and_ne")
 MAX_STACKED_INPUT_BYTES = 256 * 1024
+# the most queued predict_async requests one engine call takes (Engine.request_batch_limit)
+REQUEST_BATCH_LIMIT = 16
 PRECISIONS = ("fp32", "fp16")
 
 
@@ -266,6 +268,19 @@ class Engine:
     def stack_error(self) -> Exception | None:
         """How the model failed on requests stacked on axis 0 (batches then run one call per request), or None."""
         return self._stack_error
+
+    def request_batch_limit(self) -> int:
+        """How many queued requests one engine call may take for ``predict_async`` (1: one call per request).
+
+        The runtime coalesces requests with equal input shapes that wait for a worker into one
+        :meth:`predict_batch_validated` call of at most this many. Only worth it where that call is cheaper per
+        request than one call each: models that stack on axis 0 (until a stack was refused); an engine with
+        another batched path (the interpreter's vmapped graphs) says so by overriding this.
+        """
+        if self._stack_error is not None:
+            return 1
+        cap = self.batch_capacity()
+        return REQUEST_BATCH_LIMIT if cap is None else max(1, min(cap, REQUEST_BATCH_LIMIT))
 
     def predict_batch(self, batch: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]]:
         """Predict a list of requests: stacked along axis 0 when the model allows it, else one by one."""
