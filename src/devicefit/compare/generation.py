@@ -58,6 +58,8 @@ class GenerationRun:
         reference_perplexity: PyTorch's perplexity on the same text.
         verdict: ``"pass"``, ``"warn"`` (fp16 / compressed below the bounds) or ``"fail"`` (fp32 below them).
         reason: one sentence saying why.
+        localization: where the first differing step diverges, module and line
+            (:class:`devicefit.check.lm_localize.StepLocation` as JSON), when the check localised it.
     """
 
     name: str
@@ -70,6 +72,7 @@ class GenerationRun:
     prompts: list[PromptResult] = field(default_factory=list)
     verdict: str = "pass"
     reason: str = ""
+    localization: dict[str, Any] | None = None
 
     @property
     def perplexity_change(self) -> float | None:
@@ -105,6 +108,7 @@ class GenerationCheck:
     prompts: int
     held_out_tokens: int
     runs: list[GenerationRun]
+    prompt_ids: list[np.ndarray] = field(default_factory=list, repr=False)  # what each run was fed
 
     @property
     def verdict(self) -> str:
@@ -278,4 +282,5 @@ def check_generation(
         prompts=len(prompts),
         held_out_tokens=min(len(held_out), context) if held_out is not None else 0,
         runs=runs,
+        prompt_ids=[np.asarray(p) for p in prompts],
     )
