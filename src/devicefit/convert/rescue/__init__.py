@@ -20,6 +20,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     elementwise,
     gather,
     index_put,
+    lm_casts,
     masks,
     mathfn,
     moments,
