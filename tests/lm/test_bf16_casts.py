@@ -77,4 +77,4 @@ def test_plain_check_of_an_alibi_falcon_converts_and_is_faithful(tmp_path: Path)
     assert result.convert.ok, result.convert.error
     fidelity = result.questions["conversion_fidelity"].comparison
     assert fidelity.passed, fidelity.headline()
-    assert np.isfinite(fidelity.worst("snr_db")) is False or fidelity.worst("snr_db") > 60
+    assert fidelity.worst("snr_db") > 60  # the bias rounded as PyTorch rounds it (unrounded: 41.5 dB)
