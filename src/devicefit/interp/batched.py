@@ -1,0 +1,323 @@
+"""Batched compiled graphs: k requests to a fixed-batch program in a few graph calls instead of k.
+
+Most packages converted from PyTorch declare a batch of 1, so requests cannot be stacked on axis 0 (and a
+reshape to a hard-coded ``[1, -1]`` inside would refuse it anyway). Here the compiled single-sample graph of a
+signature (``compiled.Specialization.graph``) is batched on a *new* leading axis instead: ``torch.func.vmap``
+of the graph, recorded as aten ops with ``make_fx`` and traced with ``torch.jit.trace``. Every kernel still
+sees the declared batch-1 shapes, while torch computes B samples per kernel call; like the single graph, the
+call runs no Python per op and releases the GIL.
+
+Measured at 1 thread (per sample, against one single-graph call): a Linear 16-16-4 MLP 8.1 us -> 3.7 us at
+B=4 and 0.9 us at B=16; the zoo's bert_encoder 204 us -> 85 us (B=4), 38 us (B=16); a 96 px depthwise-
+separable CNN 605 us -> 374 us (B=4).
+
+Graphs are built for B in powers of two up to :data:`MAX_BATCH`, the second time a (signature, B) is needed (a
+batch of 7 runs as 4 + 2 + 1, the 1 on the single graph), and cached per (signature, B). A batched graph is
+used only after its per-sample outputs matched the single graph's on the batch it was built from and on a
+second batch of distinct samples (the inputs' values permuted differently per sample, so a graph that mixed
+samples or baked a value would disagree): bit for bit with ``exact=True``, else within ``rewrites.FP32_RTOL``
+/ ``FP16_RTOL`` of each output's largest magnitude (batched matmul kernels may sum in another order; the
+single graph is itself within that tolerance of the interpreter, or equal to it where it was built exact).
+Anything that fails (vmap or make_fx refuses an op, a value read into Python, a mismatch, a signature the
+interpreter runs, a graph whose outputs are all static) leaves that signature to one call per request, with
+the reason in :attr:`BatchedRunner.fallbacks`, logged once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import warnings
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from devicefit.errors import DevicefitError, first_line
+from devicefit.interp.agreement import same_array
+from devicefit.interp.compiled import CompiledProgram, Fallback, Signature, Specialization, signature_of
+from devicefit.interp.rewrites import FP16_RTOL, FP32_RTOL
+from devicefit.interp.run import output_to_numpy
+from devicefit.interp.specialize import Slot
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 16  # the largest batched graph: per-sample cost flattens out around here on the models measured
+
+
+class NotBatchable(Exception):
+    """A signature's single graph cannot be batched (the reason is the message)."""
+
+
+@dataclass(frozen=True)
+class BatchFallback:
+    """Why one signature's batches run one call per request.
+
+    Attributes:
+        signature: the input names, shapes and dtypes.
+        size: the batch size whose build failed (0: no batched graph is tried for the signature at all).
+        reason: what stops batching.
+    """
+
+    signature: Signature
+    size: int
+    reason: str
+
+    def describe(self) -> str:
+        shapes = ", ".join(f"{n}[{'x'.join(map(str, s))}]" for n, s, _ in self.signature)
+        at = f" (batch of {self.size})" if self.size else ""
+        return f"{shapes}{at}: not batched: {self.reason}; one call per request"
+
+
+@dataclass
+class BatchedGraph:
+    """The single graph of a signature batched for ``size`` samples on a new leading axis.
+
+    Attributes:
+        signature: the per-sample input signature.
+        size: samples per call.
+        build_s: seconds spent building and checking it.
+        exact: its outputs equaled the single graph's bit for bit on both checks.
+    """
+
+    signature: Signature
+    size: int
+    build_s: float = 0.0
+    exact: bool = True
+    graph: Any = field(default=None, repr=False)  # the traced ScriptModule
+
+    def run(self, stacked: Sequence[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """The graph's dynamic outputs for stacked inputs, each with the samples on axis 0."""
+        grad = torch.is_grad_enabled()
+        torch._C._set_grad_enabled(False)  # as Specialization.call: checked without grad, run without
+        try:
+            return tuple(self.graph(*stacked))
+        finally:
+            torch._C._set_grad_enabled(grad)
+
+
+def chunk_sizes(count: int, largest: int = MAX_BATCH) -> list[int]:
+    """Powers of two, largest first, that add up to ``count`` (7 -> [4, 2, 1])."""
+    sizes = []
+    while count > 0:
+        size = min(largest, 1 << (count.bit_length() - 1))
+        sizes.append(size)
+        count -= size
+    return sizes
+
+
+class BatchedRunner:
+    """Runs lists of same-signature requests through batched graphs of a :class:`CompiledProgram` (thread-safe).
+
+    Args:
+        compiled: the compiled program whose single graphs are batched.
+        build_after: times a (signature, batch size) is needed before its graph is built; the earlier ones
+            run one single-graph call per request.
+        max_graphs: batched graphs kept (least recently used dropped first).
+    """
+
+    def __init__(self, compiled: CompiledProgram, build_after: int = 2, max_graphs: int = 32):
+        self.compiled = compiled
+        self.build_after = max(1, build_after)
+        self.max_graphs = max_graphs
+        self._graphs: OrderedDict[tuple[Signature, int], BatchedGraph] = OrderedDict()
+        self._failed: OrderedDict[Signature, BatchFallback] = OrderedDict()
+        self._seen: dict[tuple[Signature, int], int] = {}
+        self._last: Signature | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def fallbacks(self) -> list[BatchFallback]:
+        """Signatures whose batches run one call per request, with the reason."""
+        with self._lock:
+            return list(self._failed.values())
+
+    @property
+    def graphs(self) -> list[BatchedGraph]:
+        with self._lock:
+            return list(self._graphs.values())
+
+    def limit(self) -> int:
+        """Requests one batch should hold: :data:`MAX_BATCH`, or 1 once the signature last run fell back."""
+        last = self._last
+        return 1 if last is not None and last in self._failed else MAX_BATCH
+
+    def run(self, inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]] | None:
+        """Each request's outputs, as ``compiled.run`` returns them; None when the signatures differ."""
+        compiled = self.compiled
+        feeds = [compiled.feeds(x) for x in inputs]
+        sig = signature_of(feeds[0]) if feeds else ()
+        if any(signature_of(f) != sig for f in feeds[1:]):
+            return None
+        self._last = sig
+        entry = compiled.get(feeds[0])
+        if not isinstance(entry, Specialization) or entry.graph is None:
+            if isinstance(entry, Fallback):
+                self._fail(sig, 0, "the signature runs on the interpreter (not compiled)")
+            elif entry is not None:
+                self._fail(sig, 0, "every output is static (nothing to batch)")
+            return [compiled.run(x) for x in inputs]
+        results: list[dict[str, np.ndarray]] = []
+        start = 0
+        for size in chunk_sizes(len(feeds)):
+            chunk = feeds[start : start + size]
+            batched = self._graph(sig, size, entry, chunk) if size > 1 else None
+            outs: tuple[torch.Tensor, ...] | None = None
+            if batched is not None:
+                try:
+                    outs = batched.run([torch.stack([f[n] for f in chunk]) for n in entry.input_names])
+                except (
+                    Exception
+                ) as e:  # an input the graph refuses: the single path gives its own answer/error
+                    log.debug("batched graph failed (%s); one call per request", first_line(e))
+            for i in range(size):
+                if outs is None:
+                    results.append(compiled.run(inputs[start + i]))
+                else:
+                    results.append(self._outputs(entry, [o[i] for o in outs]))
+            start += size
+        return results
+
+    def _outputs(self, spec: Specialization, dynamic: list[torch.Tensor]) -> dict[str, np.ndarray]:
+        it = iter(dynamic)
+        values = [next(it) if isinstance(o, Slot) else o for o in spec.outputs]
+        program, precision = self.compiled.program, self.compiled.precision
+        # output_to_numpy copies: no request's array is a view of the batch another request holds
+        return {s.name: output_to_numpy(v, s, precision) for s, v in zip(program.outputs, values)}
+
+    def _fail(self, sig: Signature, size: int, reason: str) -> None:
+        with self._lock:
+            self._fail_locked(sig, size, reason)
+
+    def _fail_locked(self, sig: Signature, size: int, reason: str) -> None:
+        if sig in self._failed:
+            return
+        fallback = BatchFallback(sig, size, reason)
+        self._failed[sig] = fallback
+        while len(self._failed) > 4 * self.max_graphs:
+            self._failed.popitem(last=False)
+        log.info("batched interpreter: %s", fallback.describe())  # once per signature
+
+    def _graph(
+        self, sig: Signature, size: int, spec: Specialization, chunk: list[dict[str, torch.Tensor]]
+    ) -> BatchedGraph | None:
+        """The batched graph for (sig, size), built on its ``build_after``-th need (None: run singles)."""
+        key = (sig, size)
+        with self._lock:
+            if sig in self._failed:
+                return None
+            hit = self._graphs.get(key)
+            if hit is not None:
+                self._graphs.move_to_end(key)
+                return hit
+            seen = self._seen.pop(key, 0) + 1
+            if seen < self.build_after:
+                if len(self._seen) >= 64 * self.max_graphs:
+                    self._seen.clear()
+                self._seen[key] = seen
+                return None
+            # NOTE: built under the lock (as the single path compiles): concurrent batches build it once
+            try:
+                built = build_batched(spec, chunk, self.compiled.precision, self.compiled.exact)
+            except DevicefitError:
+                raise
+            except Exception as e:
+                reason = str(e) if isinstance(e, NotBatchable) else f"{type(e).__name__}: {first_line(e)}"
+                self._fail_locked(sig, size, reason)
+                return None
+            self._graphs[key] = built
+            while len(self._graphs) > self.max_graphs:
+                self._graphs.popitem(last=False)
+            log.debug("batched interpreter: %s x%d built in %.3f s", sig, size, built.build_s)
+            return built
+
+
+def build_batched(
+    spec: Specialization, chunk: list[dict[str, torch.Tensor]], precision: str, exact: bool
+) -> BatchedGraph:
+    """Batch ``spec``'s graph for ``len(chunk)`` samples and check it against the single graph.
+
+    Raises:
+        NotBatchable: vmap, make_fx or the tracer refused the graph, or its outputs disagree.
+    """
+    from torch.fx.experimental.proxy_tensor import make_fx
+
+    start = time.perf_counter()
+    size = len(chunk)
+    stacked = [torch.stack([f[n] for f in chunk]) for n in spec.input_names]
+    # NOTE: vmap of the ScriptFunction itself costs ~40 us a call in Python dispatch, and the tracer cannot
+    # record vmap directly ("Unsupported value kind: Tensor"): make_fx records the batched aten ops first.
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            module = make_fx(torch.func.vmap(spec.graph))(*stacked)
+            graph = torch.jit.trace(module, tuple(stacked), check_trace=False)
+        except Exception as e:
+            raise NotBatchable(f"vmap/trace failed: {type(e).__name__}: {first_line(e)}") from e
+    built = BatchedGraph(spec.signature, size, graph=graph)
+    rtol = None if exact else (FP16_RTOL if precision == "fp16" else FP32_RTOL)
+    # three calls: TorchScript's profiling executor optimises the graph on the second one
+    for _ in range(3):
+        built.exact &= _check(built, spec, stacked, rtol, "the batch it was built from")
+    others = distinct_samples(chunk[0], size)
+    stacked = [torch.stack([f[n] for f in others]) for n in spec.input_names]
+    built.exact &= _check(built, spec, stacked, rtol, "a batch of distinct samples")
+    built.build_s = time.perf_counter() - start
+    return built
+
+
+def distinct_samples(feeds: dict[str, torch.Tensor], count: int) -> list[dict[str, torch.Tensor]]:
+    """``count`` samples holding ``feeds``' values, each permuted differently (valid wherever ``feeds`` is)."""
+    samples = []
+    for i in range(count):
+        gen = torch.Generator().manual_seed(4321 + i)
+        sample = {}
+        for name, t in feeds.items():
+            flat = t.reshape(-1)
+            sample[name] = flat[torch.randperm(flat.numel(), generator=gen)].reshape(t.shape).clone()
+        samples.append(sample)
+    return samples
+
+
+def _check(
+    built: BatchedGraph, spec: Specialization, stacked: list[torch.Tensor], rtol: float | None, what: str
+) -> bool:
+    """Whether the batched outputs equal the single graph's bit for bit; raise when outside ``rtol``."""
+    try:
+        got = built.run(stacked)
+    except Exception as e:
+        raise NotBatchable(f"the batched graph failed on {what}: {type(e).__name__}: {first_line(e)}") from e
+    names = [f"#{i}" for i, o in enumerate(spec.outputs) if isinstance(o, Slot)]
+    bitwise = True
+    for i in range(built.size):
+        sample = {n: s[i] for n, s in zip(spec.input_names, stacked)}
+        try:
+            grad = torch.is_grad_enabled()
+            torch._C._set_grad_enabled(False)
+            try:
+                ref = tuple(spec.graph(*[sample[n] for n in spec.input_names]))
+            finally:
+                torch._C._set_grad_enabled(grad)
+        except Exception as e:  # the single graph refuses these values: nothing to compare against
+            log.debug("batched interpreter: check on %s skipped (%s)", what, first_line(e))
+            return bitwise
+        if len(ref) != len(got):
+            raise NotBatchable(f"the batched graph returns {len(got)} outputs, the single one {len(ref)}")
+        for name, g, r in zip(names, got, ref):
+            a, b = g[i].numpy(), r.numpy()
+            if same_array(a, b):
+                continue
+            bitwise = False
+            if rtol is None or not same_array(a, b, rtol):
+                bound = "bit for bit" if rtol is None else f"within {rtol:.3g} of its scale"
+                raise NotBatchable(
+                    f"output {name} of sample {i} differs from the single graph ({bound}) on {what}"
+                )
+    return bitwise
+
+
+__all__ = ["MAX_BATCH", "BatchFallback", "BatchedGraph", "BatchedRunner", "build_batched", "chunk_sizes"]
