@@ -226,7 +226,7 @@ class BatchedRunner:
             except DevicefitError:
                 raise
             except Exception as e:
-                reason = str(e) if isinstance(e, NotBatchable) else f"{type(e).__name__}: {first_line(e)}"
+                reason = str(e) if isinstance(e, NotBatchable) else _reason(e)
                 self._fail_locked(sig, size, reason)
                 return None
             self._graphs[key] = built
@@ -249,15 +249,18 @@ def build_batched(
     start = time.perf_counter()
     size = len(chunk)
     stacked = [torch.stack([f[n] for f in chunk]) for n in spec.input_names]
+    graph_ir = spec.graph.graph.copy()
+    out_of_place(graph_ir)
+    single = torch._C._create_function_from_graph("batchable", graph_ir)
     # NOTE: vmap of the ScriptFunction itself costs ~40 us a call in Python dispatch, and the tracer cannot
     # record vmap directly ("Unsupported value kind: Tensor"): make_fx records the batched aten ops first.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            module = make_fx(torch.func.vmap(spec.graph))(*stacked)
+            module = make_fx(torch.func.vmap(single))(*stacked)
             graph = torch.jit.trace(module, tuple(stacked), check_trace=False)
         except Exception as e:
-            raise NotBatchable(f"vmap/trace failed: {type(e).__name__}: {first_line(e)}") from e
+            raise NotBatchable(f"vmap/trace failed: {_reason(e)}") from e
     built = BatchedGraph(spec.signature, size, graph=graph)
     rtol = None if exact else (FP16_RTOL if precision == "fp16" else FP32_RTOL)
     # three calls: TorchScript's profiling executor optimises the graph on the second one
@@ -268,6 +271,37 @@ def build_batched(
     built.exact &= _check(built, spec, stacked, rtol, "a batch of distinct samples")
     built.build_s = time.perf_counter() - start
     return built
+
+
+def out_of_place(graph: torch._C.Graph) -> int:
+    """Turn in-place ops on a fresh clone into their out-of-place form (``x = clone(c); x.scatter_add_(..)``).
+
+    vmap cannot write batched values into an unbatched tensor in place (a scatter into a clone of a constant,
+    as the GRU's unrolled output buffer is filled); the out-of-place op computes the same values. Only where
+    the clone has no other use, so no other value sees the mutation. Returns the ops replaced.
+    """
+    replaced = 0
+    for node in list(graph.nodes()):
+        kind = node.kind()
+        if not kind.startswith("aten::") or not kind.endswith("_") or kind.endswith("__"):
+            continue
+        target = node.inputsAt(0)
+        if target.node().kind() != "aten::clone" or len(target.uses()) != 1:
+            continue
+        functional = graph.create(kind[:-1], list(node.inputs()), 1)
+        functional.insertBefore(node)
+        functional.output().setType(node.output().type())
+        node.output().replaceAllUsesWith(functional.output())
+        node.destroy()
+        replaced += 1
+    return replaced
+
+
+def _reason(e: BaseException) -> str:
+    text = str(e).strip()
+    if text.startswith("The following operation failed in the TorchScript interpreter"):
+        text = text.splitlines()[-1]  # the cause; the lines before are the trace's Python frames
+    return f"{type(e).__name__}: {first_line(text)}"
 
 
 def distinct_samples(feeds: dict[str, torch.Tensor], count: int) -> list[dict[str, torch.Tensor]]:
@@ -290,7 +324,7 @@ def _check(
     try:
         got = built.run(stacked)
     except Exception as e:
-        raise NotBatchable(f"the batched graph failed on {what}: {type(e).__name__}: {first_line(e)}") from e
+        raise NotBatchable(f"the batched graph failed on {what}: {_reason(e)}") from e
     names = [f"#{i}" for i, o in enumerate(spec.outputs) if isinstance(o, Slot)]
     bitwise = True
     for i in range(built.size):
