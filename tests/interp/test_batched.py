@@ -271,3 +271,45 @@ def test_distinct_samples_differ_from_each_other():
         assert all(v.shape == t.shape and v.dtype == t.dtype for v in values)
         assert all(torch.equal(v.sort().values.reshape(-1), t.reshape(-1)) for v in values)
         assert len({tuple(v.reshape(-1).tolist()) for v in values}) == 4
+
+
+def test_requests_of_different_enumerated_shapes_run_one_by_one():
+    from devicefit._lazy import coremltools
+
+    ct = coremltools()
+    torch.manual_seed(0)
+    model, x = _mlp()
+    shapes = ct.EnumeratedShapes(shapes=[(1, 16), (3, 16)], default=(1, 16))
+    mlmodel = convert(model.eval(), x, target="iOS18", inputs=[ct.TensorType(name="x", shape=shapes)])
+    engine = InterpEngine(mlmodel, cache=False).load()
+    assert engine.batch_capacity() == 1
+    batch = requests((1, 16), 2) + requests((3, 16), 1)
+    want = [engine.predict_validated(f) for f in batch]
+    for _ in range(2):
+        assert_matches(engine.predict_batch_validated(batch), want, None)
+    assert engine.batched.run(batch) is None  # mixed signatures: not one batch
+    assert not engine.batched.graphs and not engine.batched.fallbacks
+
+
+def test_out_of_place_rewrites_only_unshared_clones():
+    def fill(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+        y = c.clone()
+        y.add_(x)
+        return y
+
+    def shared(x: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = c.clone()
+        z = y.view(-1)  # sees the mutation below
+        y.add_(x)
+        return y, z
+
+    x, c = torch.randn(2, 3), torch.randn(2, 3)
+    for fn, replaced in ((fill, 1), (shared, 0)):
+        graph = torch.jit.trace(fn, (x, c)).graph.copy()
+        assert batched_mod.out_of_place(graph) == replaced
+        rewritten = torch._C._create_function_from_graph("f", graph)
+        got, want = rewritten(x, c), fn(x, c)
+        for g, w in zip(
+            got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
+        ):
+            assert torch.equal(g, w)

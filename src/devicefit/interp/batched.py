@@ -100,6 +100,26 @@ class BatchedGraph:
             torch._C._set_grad_enabled(grad)
 
 
+def _same_arrays(inputs: Sequence[Mapping[str, Any]]) -> bool:
+    """Whether all requests are numpy arrays with the first one's names, shapes and dtypes (same signature).
+
+    False is not proof of the opposite (lists, other dtypes converted alike): the caller then compares the
+    converted signatures (1.5 us a request, a fifth of a tiny model's batched cost per request).
+    """
+    first = inputs[0]
+    shapes = {n: (v.shape, v.dtype) for n, v in first.items() if type(v) is np.ndarray}
+    if len(shapes) != len(first):
+        return False
+    for other in inputs[1:]:
+        if len(other) != len(shapes):
+            return False
+        for name, value in other.items():
+            want = shapes.get(name)
+            if want is None or type(value) is not np.ndarray or want != (value.shape, value.dtype):
+                return False
+    return True
+
+
 def chunk_sizes(count: int, largest: int = MAX_BATCH) -> list[int]:
     """Powers of two, largest first, that add up to ``count`` (7 -> [4, 2, 1])."""
     sizes = []
@@ -149,9 +169,11 @@ class BatchedRunner:
     def run(self, inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]] | None:
         """Each request's outputs, as ``compiled.run`` returns them; None when the signatures differ."""
         compiled = self.compiled
+        if not inputs:
+            return None
         feeds = [compiled.feeds(x) for x in inputs]
-        sig = signature_of(feeds[0]) if feeds else ()
-        if any(signature_of(f) != sig for f in feeds[1:]):
+        sig = signature_of(feeds[0])
+        if not _same_arrays(inputs) and any(signature_of(f) != sig for f in feeds[1:]):
             return None
         self._last = sig
         entry = compiled.get(feeds[0])
@@ -174,20 +196,34 @@ class BatchedRunner:
                     Exception
                 ) as e:  # an input the graph refuses: the single path gives its own answer/error
                     log.debug("batched graph failed (%s); one call per request", first_line(e))
-            for i in range(size):
-                if outs is None:
-                    results.append(compiled.run(inputs[start + i]))
-                else:
-                    results.append(self._outputs(entry, [o[i] for o in outs]))
+            if outs is None:
+                results.extend(compiled.run(x) for x in inputs[start : start + size])
+            else:
+                results.extend(self._split(entry, outs, size))
             start += size
         return results
 
-    def _outputs(self, spec: Specialization, dynamic: list[torch.Tensor]) -> dict[str, np.ndarray]:
-        it = iter(dynamic)
-        values = [next(it) if isinstance(o, Slot) else o for o in spec.outputs]
+    def _split(self, spec: Specialization, outs: tuple[torch.Tensor, ...], size: int) -> list[dict[str, Any]]:
+        """Per-sample outputs as ``output_to_numpy`` gives them, each array its own copy."""
         program, precision = self.compiled.program, self.compiled.precision
-        # output_to_numpy copies: no request's array is a view of the batch another request holds
-        return {s.name: output_to_numpy(v, s, precision) for s, v in zip(program.outputs, values)}
+        results: list[dict[str, Any]] = [{} for _ in range(size)]
+        it = iter(outs)
+        for out_spec, value in zip(program.outputs, spec.outputs):
+            if not isinstance(value, Slot):
+                for result in results:
+                    result[out_spec.name] = output_to_numpy(value, out_spec, precision)
+                continue
+            tensor = next(it)
+            # NOTE: one .numpy() for the batch and a copy per sample (4x cheaper than output_to_numpy per sample
+            # on small outputs); the copy also keeps requests from sharing memory (an output vmap expanded from
+            # an unbatched value has stride 0 over the samples)
+            whole = (tensor.detach() if tensor.requires_grad else tensor).numpy()
+            half = precision == "fp16" and out_spec.dtype == "fp16"
+            rank0 = out_spec.kind == "tensor" and whole.ndim == 1
+            for i, result in enumerate(results):
+                arr = whole[i].astype(np.float16) if half else whole[i].copy()
+                result[out_spec.name] = arr.reshape(1) if rank0 else arr
+        return results
 
     def _fail(self, sig: Signature, size: int, reason: str) -> None:
         with self._lock:
