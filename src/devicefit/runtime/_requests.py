@@ -62,6 +62,9 @@ class _Request:
     outcome = ""
     probe = False
     ready: float | None = None
+    riders: list[
+        _Request
+    ] = []  # queued requests this one's worker runs with it in one batch call (never mutated)
     started = 0.0
     state = "new"
 

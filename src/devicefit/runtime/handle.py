@@ -225,6 +225,10 @@ class Model:
             first = first_line(e)
             raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
 
+    def _engine_batch_call(self, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+        """Coalesced async requests in one engine call (the scheduler reruns them one by one if it raises)."""
+        return self.engine.predict_batch_validated(batch)
+
     def predict(self, feeds: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Validate and run one request (thread-safe).
 
@@ -271,6 +275,8 @@ class Model:
                 stats=self._stats,
                 inline_below_s=self.inline_below_s,
                 clock=self._clock,
+                run_batch=self._engine_batch_call,
+                batch_limit=self.engine.request_batch_limit,
             )
         return self._scheduler
 
