@@ -313,3 +313,20 @@ def test_out_of_place_rewrites_only_unshared_clones():
             got if isinstance(got, tuple) else (got,), want if isinstance(want, tuple) else (want,)
         ):
             assert torch.equal(g, w)
+
+
+def test_zoo_bert_encoder_batches():
+    """Integer ids, an attention mask and a 0-dim double constant (the attention scale) in the graph."""
+    from tests.zoo import ZOO, build
+
+    entry = next(e for e in ZOO if e.name == "bert_encoder")
+    model, inputs = build(entry, batch=1)
+    mlmodel = convert(model, inputs, target="iOS18", input_names=entry.input_names)
+    engine = InterpEngine(mlmodel, cache=False).load()
+    feeds = {n: t.numpy() for n, t in zip(entry.input_names, inputs)}
+    batch = [feeds, {n: np.ascontiguousarray(v[:, ::-1]) for n, v in feeds.items()}]
+    want = [engine.predict_validated(f) for f in batch]
+    for _ in range(2):
+        assert_matches(engine.predict_batch_validated(batch), want, RTOL["fp32"])
+    assert not engine.batched.fallbacks, [f.describe() for f in engine.batched.fallbacks]
+    assert [g.size for g in engine.batched.graphs] == [2]

@@ -285,18 +285,28 @@ def build_batched(
     start = time.perf_counter()
     size = len(chunk)
     stacked = [torch.stack([f[n] for f in chunk]) for n in spec.input_names]
-    graph_ir = spec.graph.graph.copy()
-    out_of_place(graph_ir)
-    single = torch._C._create_function_from_graph("batchable", graph_ir)
     # NOTE: vmap of the ScriptFunction itself costs ~40 us a call in Python dispatch, and the tracer cannot
     # record vmap directly ("Unsupported value kind: Tensor"): make_fx records the batched aten ops first.
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            module = make_fx(torch.func.vmap(single))(*stacked)
-            graph = torch.jit.trace(module, tuple(stacked), check_trace=False)
+            graph = torch.jit.trace(
+                make_fx(torch.func.vmap(spec.graph))(*stacked), tuple(stacked), check_trace=False
+            )
         except Exception as e:
-            raise NotBatchable(f"vmap/trace failed: {_reason(e)}") from e
+            # in place into an unbatched clone (the unrolled GRU's output buffer)? retry with those out of place.
+            # NOTE: only as the retry: a function made from a copied graph is run another way by TorchScript
+            # (bert_encoder's 0-dim double constant then reached aten as a Python float and vmap failed)
+            graph_ir = spec.graph.graph.copy()
+            if not out_of_place(graph_ir):
+                raise NotBatchable(f"vmap/trace failed: {_reason(e)}") from e
+            single = torch._C._create_function_from_graph("batchable", graph_ir)
+            try:
+                graph = torch.jit.trace(
+                    make_fx(torch.func.vmap(single))(*stacked), tuple(stacked), check_trace=False
+                )
+            except Exception as again:
+                raise NotBatchable(f"vmap/trace failed: {_reason(again)}") from again
     built = BatchedGraph(spec.signature, size, graph=graph)
     rtol = None if exact else (FP16_RTOL if precision == "fp16" else FP32_RTOL)
     # three calls: TorchScript's profiling executor optimises the graph on the second one
