@@ -330,3 +330,62 @@ def test_zoo_bert_encoder_batches():
         assert_matches(engine.predict_batch_validated(batch), want, RTOL["fp32"])
     assert not engine.batched.fallbacks, [f.describe() for f in engine.batched.fallbacks]
     assert [g.size for g in engine.batched.graphs] == [2]
+
+
+class ShapeOnly(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (
+            torch.ones(1, 4) * x.shape[-1]
+        )  # folded to a constant: the compiled graph has no dynamic output
+
+
+def test_static_outputs_are_not_batched():
+    engine = InterpEngine(convert(ShapeOnly(), torch.randn(1, 4), target="iOS18"), cache=False).load()
+    batch = requests((1, 4), 3)
+    want = [engine.predict_validated(f) for f in batch]
+    for _ in range(2):
+        assert_matches(engine.predict_batch_validated(batch), want, None)
+    (fallback,) = engine.batched.fallbacks
+    assert "every output is static" in fallback.reason and fallback.size == 0
+    assert engine.request_batch_limit() == 1
+
+
+def test_stateful_program_is_not_batched():
+    from devicefit._lazy import coremltools
+    from tests.interp.test_state import KVCache
+
+    ct = coremltools()
+    example = (torch.zeros(1, 2, 1, 3), torch.tensor([0], dtype=torch.int32))
+    mlmodel = ct.convert(
+        torch.jit.trace(KVCache().eval(), example),
+        inputs=[
+            ct.TensorType(name="x", shape=(1, 2, 1, 3)),
+            ct.TensorType(name="pos", shape=(1,), dtype=np.int32),
+        ],
+        states=[
+            ct.StateType(wrapped_type=ct.TensorType(shape=(1, 2, 4, 3), dtype=np.float16), name="cache"),
+            ct.StateType(wrapped_type=ct.TensorType(shape=(1, 3), dtype=np.float16), name="acc"),
+        ],
+        convert_to="mlprogram",
+        minimum_deployment_target=ct.target.iOS18,
+    )
+    engine = InterpEngine(mlmodel, cache=False).load()
+    assert engine.compiled is None and engine.batched is None
+    assert engine.request_batch_limit() == 1
+
+
+def test_graph_that_mixes_samples_is_caught_on_distinct_samples(monkeypatch):
+    engine, shape = engine_for("mlp")
+    real = batched_mod._vmap_trace
+
+    def mixing(single, stacked):  # a "batched graph" that hands each sample its neighbour's outputs
+        graph = real(single, stacked)
+        return lambda *xs: tuple(o.roll(1, dims=0) for o in graph(*xs))
+
+    monkeypatch.setattr(batched_mod, "_vmap_trace", mixing)
+    batch = requests(shape, 1) * 4  # identical requests: only the distinct-sample check can tell
+    want = [engine.predict_validated(f) for f in batch]
+    for _ in range(2):
+        assert_matches(engine.predict_batch_validated(batch), want, None)
+    (fallback,) = engine.batched.fallbacks
+    assert "a batch of distinct samples" in fallback.reason
