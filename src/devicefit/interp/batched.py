@@ -7,9 +7,8 @@ of the graph, recorded as aten ops with ``make_fx`` and traced with ``torch.jit.
 sees the declared batch-1 shapes, while torch computes B samples per kernel call; like the single graph, the
 call runs no Python per op and releases the GIL.
 
-Measured at 1 thread (per sample, against one single-graph call): a Linear 16-16-4 MLP 8.1 us -> 3.7 us at
-B=4 and 0.9 us at B=16; the zoo's bert_encoder 204 us -> 85 us (B=4), 38 us (B=16); a 96 px depthwise-
-separable CNN 605 us -> 374 us (B=4).
+Graph time per sample at 1 thread, single -> B=4 -> B=16: 16-16-4 MLP 8.1 -> 3.7 -> 0.9 us; zoo bert_encoder
+204 -> 85 -> 38 us; a 96 px depthwise-separable CNN 605 -> 374 -> 357 us.
 
 Graphs are built for B in powers of two up to :data:`MAX_BATCH`, the second time a (signature, B) is needed (a
 batch of 7 runs as 4 + 2 + 1, the 1 on the single graph), and cached per (signature, B). A batched graph is
@@ -190,11 +189,10 @@ class BatchedRunner:
             batched = self._graph(sig, size, entry, chunk) if size > 1 else None
             outs: tuple[torch.Tensor, ...] | None = None
             if batched is not None:
+                # an input the graph refuses (an index out of range): the single path gives its own answer or error
                 try:
                     outs = batched.run([torch.stack([f[n] for f in chunk]) for n in entry.input_names])
-                except (
-                    Exception
-                ) as e:  # an input the graph refuses: the single path gives its own answer/error
+                except Exception as e:
                     log.debug("batched graph failed (%s); one call per request", first_line(e))
             if outs is None:
                 results.extend(compiled.run(x) for x in inputs[start : start + size])
