@@ -140,3 +140,120 @@ def test_coalescing_keeps_the_overflow_policies(overflow):
         assert sum(engine.sizes) == 3 and stats.dropped == 2  # the two oldest waiting were dropped unrun
     else:
         assert sum(engine.sizes) == 5 and stats.completed == 5
+
+
+# ---------------------------------------------------------------- gathering: many callers, calls on the caller
+
+
+def _tiny_state():  # type: ignore[no-untyped-def]
+    """As a tiny model measures: requests run on the awaiting thread, and a backlog stays there too."""
+    from tests.runtime.test_burst_to_workers import CALL_S, _policy
+
+    policy = _policy(worker_call_s=3 * CALL_S, handoff_s=2 * CALL_S)
+    assert policy.prefers_inline() and not policy.backlog_prefers_workers()
+    return policy
+
+
+def _run_callers(engine: BatchSizes, make_calls) -> tuple[list, object, int]:  # type: ignore[no-untyped-def]
+    async def main():
+        with Model(engine, max_in_flight=2) as m:
+            m.predict(row(0.001))
+            engine.sizes.clear()
+            m._sched_locked().policy = _tiny_state()
+            results = await make_calls(m)
+            return results, m.stats, m._scheduler.gathering.batches
+
+    return asyncio.run(main())
+
+
+def test_requests_made_at_once_by_many_callers_run_in_batch_calls_on_the_awaiting_thread():
+    engine = BatchSizes(limit=8)
+    feeds = [row(0.001 * (i + 1)) for i in range(20)]
+
+    async def calls(m):  # type: ignore[no-untyped-def]
+        return await asyncio.gather(*[m.predict_async(f) for f in feeds])
+
+    results, stats, batches = _run_callers(engine, calls)
+    assert sum(engine.sizes) == 20 and max(engine.sizes) == 8 and batches >= 2
+    for f, out in zip(feeds, results):
+        np.testing.assert_array_equal(out["y"], f["x"] * 2)
+    assert (stats.submitted, stats.completed, stats.settled) == (20, 20, 20)
+
+
+def test_two_closed_loop_callers_do_not_gather():
+    # a batch of two gains nothing on a tiny model and the turn costs more: one call per request
+    engine = BatchSizes()
+
+    async def calls(m):  # type: ignore[no-untyped-def]
+        async def caller(k: int) -> list:
+            return [await m.predict_async(row(0.001 * (k + i))) for i in range(40)]
+
+        return await asyncio.gather(caller(0), caller(100))
+
+    _, stats, batches = _run_callers(engine, calls)
+    assert batches == 0 and set(engine.sizes) == {1}
+    assert stats.completed == 80
+
+
+def test_a_failing_request_in_a_gathered_batch_fails_alone():
+    engine = BatchSizes()
+    feeds = [row(0.001 * (i + 1)) for i in range(8)]
+    feeds[3]["x"][0, 0] = np.nan
+
+    async def calls(m):  # type: ignore[no-untyped-def]
+        return await asyncio.gather(*[m.predict_async(f) for f in feeds], return_exceptions=True)
+
+    results, stats, batches = _run_callers(engine, calls)
+    assert batches >= 1
+    assert isinstance(results[3], PredictionError) and "kernel exploded" in str(results[3])
+    assert all(isinstance(r, dict) for i, r in enumerate(results) if i != 3)
+    assert (stats.submitted, stats.completed, stats.failed) == (8, 7, 1)
+
+
+def test_a_gathered_request_cancelled_before_it_runs_never_runs_and_is_counted_once():
+    engine = BatchSizes()
+
+    # request 5 is shaped otherwise, so the leader before it does not take it: it still waits when cancelled
+    feeds = [row(0.001 * (i + 1), width=3 if i == 5 else 2) for i in range(8)]
+
+    async def calls(m):  # type: ignore[no-untyped-def]
+        tasks = [asyncio.ensure_future(m.predict_async(f)) for f in feeds]
+        await asyncio.sleep(0)  # the requests after the first few now wait for their turn in the gathering
+        tasks[5].cancel()
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results, stats, batches = _run_callers(engine, calls)
+    assert isinstance(results[5], asyncio.CancelledError) and batches == 2
+    assert sum(engine.sizes) == 7  # the cancelled request never reached the engine
+    for i in (6, 7):  # the requests behind it gathered without it
+        np.testing.assert_array_equal(results[i]["y"], feeds[i]["x"] * 2)
+    assert (stats.submitted, stats.completed, stats.cancelled) == (8, 7, 1)
+
+
+def test_a_gathered_request_cancelled_after_its_leader_ran_it_is_counted_cancelled_only():
+    engine = BatchSizes()
+
+    async def calls(m):  # type: ignore[no-untyped-def]
+        tasks = [asyncio.ensure_future(m.predict_async(row(0.001 * (i + 1)))) for i in range(8)]
+        await asyncio.sleep(0)
+        tasks[5].cancel()  # delivered at its next step: after the leader ran it with the others
+        return await asyncio.gather(*tasks, return_exceptions=True)
+
+    results, stats, _ = _run_callers(engine, calls)
+    assert isinstance(results[5], asyncio.CancelledError)
+    assert (stats.submitted, stats.completed, stats.cancelled, stats.settled) == (8, 7, 1, 8)
+
+
+@pytest.mark.parametrize(("max_batch", "sizes"), [(1, [1] * 7), (2, [1, 2, 2, 2])])
+def test_max_batch_caps_or_turns_off_coalescing(max_batch, sizes):
+    engine = BatchSizes()
+    _, stats, _ = run_behind_gate(engine, [row(0.001 * (i + 1)) for i in range(6)], max_batch=max_batch)
+    assert engine.sizes == sizes and stats.completed == 7
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "4"])
+def test_a_bad_max_batch_is_one_clear_error(bad):
+    from devicefit.errors import InputError
+
+    with pytest.raises(InputError, match="max_batch must be a positive integer"):
+        Model(BatchSizes(), max_batch=bad)

@@ -15,6 +15,7 @@ import numpy as np
 
 from devicefit.engines import Engine, create, validate_feeds
 from devicefit.errors import DevicefitError, InputError, ModelLoadError, first_line
+from devicefit.runtime.gather import DONE, Slot
 from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, InFlightScheduler
 from devicefit.runtime.stream import StreamResult, stream
 
@@ -50,6 +51,12 @@ class Model:
             calls take less than this many seconds (uncontended) *and* the workers are measured to be no faster
             (the call on a worker plus the handoff, against the call alone: :mod:`devicefit.runtime.inline_policy`);
             such a call blocks the event loop while it runs. None: always a worker.
+        max_batch: the most async requests one engine call may take when requests pile up (coalescing on a
+            worker, gathering on the awaiting thread: :mod:`devicefit.runtime.gather`). None: as many as the
+            engine says help (``Engine.request_batch_limit``: 16 for models that stack on axis 0 and for the
+            interpreter's batched graphs, 1 otherwise); 1: one engine call per request. A coalesced request's
+            result equals its own call's within the engine's batch tolerance (stacking changes the order of
+            sums: ulp-level, as :meth:`predict_batch`).
         **engine_options: passed to the engine (``example_inputs``, ``function``, ``threads``...).
     """
 
@@ -67,6 +74,7 @@ class Model:
         max_queue: int | None = None,
         cache: Any = None,
         inline_below_s: float | None = INLINE_BELOW_S,
+        max_batch: int | None = None,
         **engine_options: Any,
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
@@ -77,6 +85,8 @@ class Model:
             raise InputError(
                 "overflow='drop_oldest' needs max_queue >= 1: only waiting requests can be dropped"
             )
+        if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
+            raise InputError(f"max_batch must be a positive integer or None, got {max_batch!r}")
         if isinstance(model, (str, os.PathLike)) and not os.path.lexists(model):
             # NOTE: loading is lazy, but a path that is not there fails now: a typo in a server's model path
             # would otherwise surface only with the first request
@@ -96,6 +106,7 @@ class Model:
         self.overflow = overflow
         self.max_queue = max_queue
         self.inline_below_s = inline_below_s
+        self.max_batch = max_batch
         # One lock for the state, the scheduler slot, the accounting and every scheduler's own bookkeeping.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -225,6 +236,10 @@ class Model:
             first = first_line(e)
             raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
 
+    def _batch_limit(self) -> int:
+        limit = self.engine.request_batch_limit()
+        return limit if self.max_batch is None else min(limit, self.max_batch)
+
     def _engine_batch_call(self, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Coalesced async requests in one engine call (the scheduler reruns them one by one if it raises)."""
         return self.engine.predict_batch_validated(batch)
@@ -275,8 +290,8 @@ class Model:
                 stats=self._stats,
                 inline_below_s=self.inline_below_s,
                 clock=self._clock,
-                run_batch=self._engine_batch_call,
-                batch_limit=self.engine.request_batch_limit,
+                run_batch=None if self.max_batch == 1 else self._engine_batch_call,
+                batch_limit=self._batch_limit,
             )
         return self._scheduler
 
@@ -294,6 +309,8 @@ class Model:
         """
         counted = False
         inline = None
+        slot: Slot | None = None  # this request's place in a gathering (runtime/gather.py)
+        riders: list[Slot] = []
         try:
             while True:
                 state = self._state  # a hint only (re-checked under the lock below): saves a lock round trip
@@ -303,7 +320,13 @@ class Model:
                     await asyncio.to_thread(self.load)
                 arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
                 pending = self._scheduler
-                if pending is not None and pending.wants_arrivals():
+                if pending is not None and slot is None and state == READY:
+                    with self._lock:
+                        slot = pending.gather_join_locked(arrays, asyncio.get_running_loop())
+                    if slot is not None and await self._gather_turn(pending, slot):
+                        counted = True  # and settled: a leader ran it with its own (outcome below)
+                        break
+                if pending is not None and slot is None and pending.wants_arrivals():
                     await pending.arrive()  # a burst made together is seen together (scheduler.arrive)
                 with self._lock:
                     if self._state == READY:
@@ -315,6 +338,11 @@ class Model:
                         route, inline = sched.begin_locked()
                         if inline is not None:
                             self._active += 1
+                            if (
+                                slot is not None and sched is pending
+                            ):  # it leads: the others waiting run with it
+                                riders = sched.gather_riders_locked(slot, arrays)
+                                self._stats.submitted += len(riders)
                         break
                     if self._state == CLOSING:
                         raise Dropped("request dropped: the model is being unloaded")
@@ -332,17 +360,21 @@ class Model:
                 self._stats.submitted += not counted
                 setattr(self._stats, outcome, getattr(self._stats, outcome) + 1)
             raise
+        if slot is not None and slot.state == DONE:
+            if slot.exc is not None:
+                raise slot.exc
+            return slot.result  # type: ignore[no-any-return]
         if inline is None:
             self._last_yield = self._clock()  # it suspends (a worker runs it)
             return await sched.submit(arrays, counted=True, route=route)
         # on this (the awaiting) thread: the policy measured the call as shorter than a worker handoff
         failed = True
         try:
-            result = self._engine_call(arrays)
+            result = self._run_gathered(arrays, riders) if riders else self._engine_call(arrays)
             failed = False
         finally:
             with self._lock:  # the condition's lock (a plain Lock: cheaper to enter than the Condition)
-                sched.end_inline_locked(inline, failed)
+                sched.end_inline_locked(inline, failed, riders)
                 self._active -= 1
                 if not self._active and self._state == CLOSING:
                     self._cond.notify_all()
@@ -365,6 +397,49 @@ class Model:
                     self._stats.cancelled += 1
                 raise
         return result
+
+    async def _gather_turn(self, sched: InFlightScheduler, slot: Slot) -> bool:
+        """Give the loop one turn in a gathering; True if a leader ran this request meanwhile (``slot`` done).
+
+        A request that none took leads: it leaves the gathering and goes on to be routed like any other.
+        """
+        try:
+            await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            with self._lock:
+                if slot.state == DONE:  # counted by its leader: the caller never sees that outcome
+                    self._stats.completed -= slot.exc is None
+                    self._stats.failed -= slot.exc is not None
+                    self._stats.submitted -= 1  # counted again, as cancelled, by predict_async
+                else:
+                    sched.gathering.leave(slot)
+            raise
+        if slot.state == DONE:
+            return True
+        with self._lock:
+            sched.gathering.leave(slot)
+        return False
+
+    def _run_gathered(self, arrays: dict[str, np.ndarray], riders: list[Slot]) -> dict[str, np.ndarray]:
+        """This request and the gathered ``riders`` in one batch call; each rider's result or error set on it.
+
+        A failed batch reruns each request alone, so a failure is its own request's (raised for the leader).
+        """
+        try:
+            results = self._engine_batch_call([arrays, *[r.feeds for r in riders]])
+        except Exception:
+            results = []
+        if len(results) == len(riders) + 1:
+            for r, out in zip(riders, results[1:]):
+                r.result, r.state = out, DONE
+            return results[0]
+        for r in riders:
+            try:
+                r.result = self._engine_call(r.feeds)
+            except Exception as e:
+                r.exc = e
+            r.state = DONE
+        return self._engine_call(arrays)
 
     async def stream(
         self, frames: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]], keep: int = 1

@@ -154,6 +154,13 @@ class InlinePolicy:
             return False
         return self.lanes * self.call_s >= MARGIN * (self.worker_call_s + self.handoff_s)
 
+    def may_run_on_caller(self) -> bool:
+        """Whether a request may run on the awaiting thread at all: inline, or on the caller lane (a call
+        measured under ``max_block_s``)."""
+        if self._inline:
+            return True
+        return self.call_s is not None and self.max_block_s is not None and self.call_s < self.max_block_s
+
     @property
     def holds_back_for_backlog(self) -> bool:
         """backlog_prefers_workers() as last measured (cheap: read on every request, without the lock)."""

@@ -33,6 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from devicefit.runtime._requests import Accounting, Dropped, Rejected, _post, _Request, _resolve, _Ticket
+from devicefit.runtime.gather import Gathering, Slot
 from devicefit.runtime.inline_policy import INLINE, PROBE, InlinePolicy
 
 OVERFLOW_POLICIES = ("wait", "drop_oldest", "reject")
@@ -117,6 +118,7 @@ class InFlightScheduler:
         self.inline_runs = 0  # requests run on an awaiting thread (inline or caller lane)
         self._inline_running = 0  # of those, running now
         self._arriving = 0  # requests that gave the loop a turn before their route (see arrive())
+        self.gathering = Gathering()  # inline requests of several callers, run as one batch (gather.py)
 
     @property
     def inline_below_s(self) -> float | None:
@@ -230,10 +232,45 @@ class InFlightScheduler:
         self._starts += 1
         return route, (self._starts, self._running == 1, self._clock(), lane)
 
-    def end_inline_locked(self, ticket: _Ticket, failed: bool) -> None:
-        """An inline call started by :meth:`begin_locked` returned (lock held): count it and learn from it."""
+    def gather_join_locked(self, feeds: Any, loop: asyncio.AbstractEventLoop) -> Slot | None:
+        """A slot in ``loop``'s gathering when this request should wait one turn for company (lock held).
+
+        Only for requests that may run on the awaiting thread (inline or on the caller lane) while a backlog
+        would not go to the workers, made while many callers are active, on an engine that runs a batch for
+        less than one call each, with ``overflow="wait"`` (see gather.py).
+        """
+        if (
+            self.run_batch is None
+            or self.batch_limit is None
+            or self.overflow != "wait"
+            or self._closing
+            # where a backlog goes to the workers (arrive()), they coalesce it; else it may run here
+            or self.policy.holds_back_for_backlog
+            or not self.policy.may_run_on_caller()
+        ):
+            return None
+        if not self.gathering.wanted(self.batch_limit):
+            return None
+        return self.gathering.join(feeds, loop)
+
+    def gather_riders_locked(self, slot: Slot, feeds: Any) -> list[Slot]:
+        """The waiting requests ``slot``'s leader runs with its own, now on the awaiting thread (lock held)."""
+        return self.gathering.take(slot.loop, _shapes(feeds), self.gathering.limit - 1, _shapes)
+
+    def end_inline_locked(self, ticket: _Ticket, failed: bool, riders: list[Slot] | None = None) -> None:
+        """An inline call started by :meth:`begin_locked` returned (lock held): count it and learn from it.
+
+        ``riders``: the gathered requests that ran in the same (batch) call, each already resolved.
+        """
         epoch, alone, started, lane = ticket
-        self.policy.record_call(self._clock() - started, solo=alone and self._starts == epoch, lane=lane)
+        if riders:  # a batch call's duration is no sample of one request's
+            for r in riders:
+                if r.exc is None:
+                    self._stats.completed += 1
+                else:
+                    self._stats.failed += 1
+        else:
+            self.policy.record_call(self._clock() - started, solo=alone and self._starts == epoch, lane=lane)
         self._inline_running -= 1
         self._running -= 1
         if failed:
