@@ -141,6 +141,11 @@ class InterpEngine(Engine):
         self.batched = BatchedRunner(self.compiled) if self.compiled is not None else None
 
     def request_batch_limit(self) -> int:
+        """16 for a fixed-batch package on the compiled path (batched graphs); 1 where they cannot help.
+
+        1: the plain interpreter (``compiled=False``; vmap over per-op Python is no faster), a stateful
+        program, or a signature whose batched graph fell back (``engine.batched.fallbacks``).
+        """
         if self.batch_capacity() != 1:
             return super().request_batch_limit()
         return self.batched.limit() if self.batched is not None else 1
