@@ -249,7 +249,7 @@ class InFlightScheduler:
             or not self.policy.may_run_on_caller()
         ):
             return None
-        if not self.gathering.wanted(self.batch_limit):
+        if not self.gathering.wanted(self.batch_limit, self.policy.call_s):
             return None
         return self.gathering.join(feeds, loop)
 
@@ -263,7 +263,8 @@ class InFlightScheduler:
         ``riders``: the gathered requests that ran in the same (batch) call, each already resolved.
         """
         epoch, alone, started, lane = ticket
-        if riders:  # a batch call's duration is no sample of one request's
+        if riders:  # a batch call's duration is no sample of one request's, but of the batch's
+            self.gathering.record(len(riders) + 1, self._clock() - started)
             for r in riders:
                 if r.exc is None:
                     self._stats.completed += 1
