@@ -131,5 +131,5 @@ def test_fp16_overflow_in_one_layer_is_named_by_the_lm_check(tmp_path: Path) -> 
     assert fp16.verdict == "warn" and fp16.localization is not None
     expected = f"model.layers.1.mlp.up_proj (Linear) at {_line_of(LlamaMLP, 'self.up_proj(')}"
     assert fp16.localization["where"] == expected, fp16.localization
-    assert expected in fp16.reason and "fp32" in fp16.reason
+    assert expected in fp16.reason and "overflows fp16" in fp16.reason and 'precision="fp32"' in fp16.reason
     assert result.to_json()["generation"]["runs"][1]["localization"]["where"] == expected

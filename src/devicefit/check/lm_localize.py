@@ -148,7 +148,8 @@ def _localize(
             return StepLocation(
                 **base, where=call.label(), value=name, rel_error=error,
                 last_agreeing=last_ok.label() if last_ok else None,
-                reason=_advice(run, step, traced.function, call, error, tolerance, last_ok),
+                reason=_advice(run, step, traced.function, call, error, tolerance, last_ok, overflow=bool(
+                    np.isfinite(call.output).all() and not np.isfinite(np.asarray(traced.values[name])).all())),
             )  # fmt: skip
         last_ok = call
         if worst is None or error > worst[0]:
@@ -168,7 +169,14 @@ def _localize(
 
 
 def _advice(
-    run: str, step: int, function: str, call: _Call, error: float, tol: float, ok: _Call | None
+    run: str,
+    step: int,
+    function: str,
+    call: _Call,
+    error: float,
+    tol: float,
+    ok: _Call | None,
+    overflow: bool,
 ) -> str:
     after = f", after {ok.path} still agrees" if ok else ""
     found = (f"step {step} ({function}) first diverges at {call.label()} (relative error {error:.3g} > {tol:g}"
@@ -178,8 +186,10 @@ def _advice(
                 "check that module's translation (and devicefit's stateful attention, convert/lm_wrapper.py, "
                 "when it lies between the two)")  # fmt: skip
     if run == "fp16":
-        return (f"{found}: fp16 compute loses it there; keep that module's ops in fp32 or ship fp32 compute "
-                "for it")  # fmt: skip
+        why = "overflows fp16 (beyond +-65504)" if overflow else "loses it to fp16 rounding"
+        return (f"{found}: fp16 compute {why} there; the fp32-compute package (convert_causal_lm(..., "
+                "precision=\"fp32\")) computes it as PyTorch does, or keep that module's values within fp16's "
+                "range")  # fmt: skip
     return (f"{found}: the {run} weights lose it there; keep that module's weights wider (compress --budget "
             "picks mixed plans)")  # fmt: skip
 
