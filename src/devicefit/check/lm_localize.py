@@ -304,6 +304,8 @@ def localize_runs(
         )
         prompt = run.prompts[index]
         package, precision = packages[run.name]
+        if index >= len(generation.prompt_ids):  # a check built without its prompts: nothing to replay
+            continue
         found = localize_step(
             model, package, precision, np.asarray(generation.prompt_ids[index]),
             np.asarray(prompt.reference_tokens), int(prompt.first_diff_step), run.name, index,
