@@ -133,3 +133,24 @@ def test_fp16_overflow_in_one_layer_is_named_by_the_lm_check(tmp_path: Path) -> 
     assert fp16.localization["where"] == expected, fp16.localization
     assert expected in fp16.reason and "overflows fp16" in fp16.reason and 'precision="fp32"' in fp16.reason
     assert result.to_json()["generation"]["runs"][1]["localization"]["where"] == expected
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["mixtral", "gpt2", "falcon_alibi", "stablelm"])
+def test_correct_packages_of_other_families_localise_nothing(family: str, tmp_path: Path) -> None:
+    """No module is blamed in a correct package. Mixtral's router returns (logits, weights, indices): pairing
+    its first output with the program's last value of that shape (the softmax) blamed model.layers.0.mlp.gate
+    at relative error 0.9."""
+    from devicefit.check.lm_localize import localize_step
+    from devicefit.convert.stateful import convert_causal_lm
+    from devicefit.engines.lm_session import TorchLM, greedy
+    from tests.lm.families import tiny_lm
+
+    model = tiny_lm(family)
+    package = tmp_path / "lm.mlpackage"
+    convert_causal_lm(model, package, 16, "fp32")
+    prompt = np.array([3, 5, 7])
+    forced = greedy(TorchLM(model, 16), prompt, 3).argmax(-1)
+    for step in (0, 2):
+        found = localize_step(model, package, "fp32", prompt, forced, step, "fp32")
+        assert found.where is None and "near-tie" in found.reason, found.reason

@@ -212,7 +212,9 @@ def _torch_calls(model: Any, max_context: int, traced: Any, round_cache_fp16: bo
     names = {m: n for n, m in model.named_modules() if n}
 
     def hook(module: Any, _args: Any, output: Any) -> None:
-        out = output[0] if isinstance(output, tuple | list) and output else output
+        # NOTE: one tensor only: of a tuple (a router's logits, weights and indices) the program's last value of
+        # the first one's shape may be another of them (the softmax), so tuples are not paired at all
+        out = output
         if isinstance(out, torch.Tensor) and out.is_floating_point():
             calls.append(_Call(names[module], type(module).__name__, out.detach().float().numpy().copy(),
                                _call_site()))  # fmt: skip
