@@ -29,6 +29,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     resize,
     resize3d,
     sampling,
+    scatter,
     search,
     special,
     tensor,
