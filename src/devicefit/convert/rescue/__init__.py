@@ -24,6 +24,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     mathfn,
     moments,
     norm,
+    order,
     pad,
     pooling,
     resize,
