@@ -26,6 +26,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     norm,
     order,
     pad,
+    pointwise,
     pooling,
     resize,
     resize3d,
