@@ -94,8 +94,13 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int, inline_
 
     options: dict = {"inline_below_s": None} if inline_off else {}
     handle = devicefit.load(pkg, engine="interp", max_in_flight=2, cache=False, compiled=compiled, **options)
+    # control: the same, one engine call per request (no coalescing / gathering: the behaviour before them)
+    single = devicefit.load(
+        pkg, engine="interp", max_in_flight=2, cache=False, compiled=compiled, max_batch=1, **options
+    )
     for _ in range(10):
         handle.predict(feeds)
+        single.predict(feeds)
     executor = ThreadPoolExecutor(2)
     loop = asyncio.new_event_loop()
 
@@ -117,12 +122,12 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int, inline_
     def handle_async():  # type: ignore[no-untyped-def]
         return handle.predict_async(feeds)
 
-    def gathered() -> float:
+    def gathered(h=handle) -> float:  # type: ignore[no-untyped-def]
         # the other common shape of async load: every request started at once (asyncio.gather over a list,
         # the way issue 13 measured it: 60 requests), max_in_flight=2 bounding how many run
         async def main() -> float:
             start = time.perf_counter()
-            await asyncio.gather(*[handle.predict_async(feeds) for _ in range(n)])
+            await asyncio.gather(*[h.predict_async(feeds) for _ in range(n)])
             return time.perf_counter() - start
 
         return loop.run_until_complete(main())
@@ -182,9 +187,13 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int, inline_
     two_callers(stdlib_executor)
     two_callers(bare_round_trip)
     gathered()
+    two_callers(lambda: single.predict_async(feeds))
+    gathered(single)
     ratios: dict[str, list[float]] = {
         "async": [],
+        "async_single": [],
         "gathered": [],
+        "gathered_single": [],
         "bare": [],
         "bare_inline": [],
         "executor": [],
@@ -196,6 +205,8 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int, inline_
         base = sync()
         ratios["async"].append(base / two_callers(handle_async))
         ratios["gathered"].append(base / gathered())
+        ratios["async_single"].append(base / two_callers(lambda: single.predict_async(feeds)))
+        ratios["gathered_single"].append(base / gathered(single))
         ratios["bare"].append(base / two_callers(bare_round_trip))
         ratios["bare_inline"].append(base / two_callers(bare_inline))
         ratios["executor"].append(base / two_callers(stdlib_executor))
@@ -211,11 +222,16 @@ def measure(pkg: Path, feeds: dict, compiled: bool, rounds: int, n: int, inline_
     sched = handle._scheduler
     policy = getattr(sched, "policy", None)  # None: no scheduler yet, or a checkout before the policy
     handle.unload()
+    single.unload()
     return {
         "sync_ms": statistics.median(sync_ms),
         "async_ratio": statistics.median(ratios["async"]),
         "async_min": min(ratios["async"]),
         "gathered_ratio": statistics.median(ratios["gathered"]),
+        "async_single_ratio": statistics.median(ratios["async_single"]),
+        "gathered_single_ratio": statistics.median(ratios["gathered_single"]),
+        "batched_calls": getattr(sched, "batched_runs", 0)
+        + getattr(getattr(sched, "gathering", None), "batches", 0),
         "bare_ratio": statistics.median(ratios["bare"]),
         "bare_inline_ratio": statistics.median(ratios["bare_inline"]),
         "executor_ratio": statistics.median(ratios["executor"]),
@@ -294,7 +310,8 @@ def main() -> int:
     torch.set_num_threads(1)
     rows = []
     header = (
-        f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'gathered':>9s} {'bare':>6s} {'inl.':>5s} "
+        f"{'model':16s} {'path':11s} {'sync ms':>8s} {'async/sync':>14s} {'gathered':>9s} {'1-call':>11s} "
+        f"{'bare':>6s} {'inl.':>5s} "
         f"{'executor':>9s} {'2 threads':>9s} "
         f"{'batch':>6s} {'route (c / w / h / l us)':>30s} {'machine':>8s}"
     )
@@ -318,7 +335,8 @@ def main() -> int:
                 )
                 print(
                     f"{name:16s} {'compiled' if compiled else 'interpreter':11s} {r['sync_ms']:8.3f} "
-                    f"{r['async_ratio']:5.2f}x (>={r['async_min']:.2f}) {r['gathered_ratio']:8.2f}x {r['bare_ratio']:5.2f}x "
+                    f"{r['async_ratio']:5.2f}x (>={r['async_min']:.2f}) {r['gathered_ratio']:8.2f}x "
+                    f"{r['async_single_ratio']:4.2f}/{r['gathered_single_ratio']:4.2f}x {r['bare_ratio']:5.2f}x "
                     f"{r['bare_inline_ratio']:4.2f}x "
                     f"{r['executor_ratio']:8.2f}x "
                     f"{r['threads_ratio']:8.2f}x {r['batch_ratio']:5.2f}x {learned:>30s} "
@@ -327,7 +345,8 @@ def main() -> int:
                 )
     print(
         "async/sync (2 callers, each awaiting its request before the next), gathered (N predict_async started at "
-        "once, as issue 13 measured), bare (control: 2 callers through the least possible round trip, a SimpleQueue "
+        "once, as issue 13 measured), 1-call (control: the same two with max_batch=1, one engine call per request, "
+        "no coalescing or gathering: closed loop / gathered), bare (control: 2 callers through the least possible round trip, a SimpleQueue "
         "to 2 bare threads and call_soon_threadsafe back), inl. (control: 2 callers awaiting a bare coroutine around "
         "predict, the floor of any request run on the awaiting thread), executor (stdlib run_in_executor, 2 threads), 2 threads (plain threads on predict) and batch "
         "(per sample): throughput / sync throughput, medians over rounds (>= the worst round); route: where the "

@@ -130,11 +130,15 @@ def tiny_mlp() -> torch.nn.Module:
     return torch.nn.Sequential(torch.nn.Linear(16, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
 
 
-def _interleaved(h: Model, x: dict, n: int, rounds: int) -> tuple[float, float, float, float]:
+def _interleaved(
+    h: Model, x: dict, n: int, rounds: int, single: Model | None = None
+) -> tuple[float, float, float, float, float]:
     """Medians over rounds of async(2 in flight)/sync, batch/sync, (control) the stdlib
     ``run_in_executor(ThreadPoolExecutor(2), h.predict)`` from 2 callers / sync, and n ``predict_async`` started
     at once (``asyncio.gather``, the shape issue 13 measured) / sync throughput; each round runs the modes back
-    to back so that the machine's load changes disturb them alike."""
+    to back so that the machine's load changes disturb them alike. ``single``: the same model with
+    ``max_batch=1`` (one engine call per request, no coalescing): its gathered ratio is the last value (0.0
+    without it)."""
     from concurrent.futures import ThreadPoolExecutor
 
     executor = ThreadPoolExecutor(2)
@@ -155,19 +159,21 @@ def _interleaved(h: Model, x: dict, n: int, rounds: int) -> tuple[float, float, 
         await asyncio.gather(caller(), caller())
         return time.perf_counter() - s
 
-    async def gathered() -> float:
+    async def gathered(handle: Model = h) -> float:
         s = time.perf_counter()
-        await asyncio.gather(*(h.predict_async(x) for _ in range(n)))
+        await asyncio.gather(*(handle.predict_async(x) for _ in range(n)))
         return time.perf_counter() - s
 
     asyncio.run(two_callers(False))  # the inline policy's first measurements
-    async_ratio, batch_ratio, executor_ratio, gathered_ratio = [], [], [], []
+    async_ratio, batch_ratio, executor_ratio, gathered_ratio, single_ratio = [], [], [], [], []
     for _ in range(rounds):
         sync = _t(lambda: [h.predict(x) for _ in range(n)])
         two = asyncio.run(two_callers(False))
         control = asyncio.run(two_callers(True))
         batch = _t(lambda: h.predict_batch([x] * n))
         burst = asyncio.run(gathered())
+        if single is not None:
+            single_ratio.append(sync / asyncio.run(gathered(single)))
         async_ratio.append(sync / two)
         gathered_ratio.append(sync / burst)
         executor_ratio.append(sync / control)
@@ -178,6 +184,7 @@ def _interleaved(h: Model, x: dict, n: int, rounds: int) -> tuple[float, float, 
         statistics.median(batch_ratio),
         statistics.median(executor_ratio),
         statistics.median(gathered_ratio),
+        statistics.median(single_ratio) if single_ratio else 0.0,
     )
 
 
@@ -195,10 +202,14 @@ def bench_engines_async(tmp: Path) -> None:
             ("onnxruntime", onnx, {"threads": 1}),
             ("torch", net, {"example_inputs": dict(x)}),
         ):
-            with Model(model, engine=engine, cache=False, max_in_flight=2, **opts) as h:
+            with (
+                Model(model, engine=engine, cache=False, max_in_flight=2, **opts) as h,
+                Model(model, engine=engine, cache=False, max_in_flight=2, max_batch=1, **opts) as single,
+            ):
                 for _ in range(10):
                     h.predict(x)
-                a, b, control, burst = _interleaved(h, x, n, rounds=7)
+                    single.predict(x)
+                a, b, control, burst, one_call = _interleaved(h, x, n, rounds=7, single=single)
                 policy = getattr(h._scheduler, "policy", None)  # None on a checkout before the policy (A/B)
                 route = "inline" if policy is not None and policy.prefers_inline() else "workers"
             ROWS.append(
@@ -212,7 +223,8 @@ def bench_engines_async(tmp: Path) -> None:
             ROWS.append(
                 (
                     f"async, {n} started at once vs sync ({engine}, {label})",
-                    "asyncio.gather, max_in_flight=2, median of 7 rounds",
+                    f"asyncio.gather, max_in_flight=2, median of 7 rounds; control, max_batch=1 (one call per "
+                    f"request): {one_call:.2f}x",
                     f"{burst:.2f}x",
                     ">= 1.0x",
                 )

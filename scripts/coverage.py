@@ -15,7 +15,6 @@ table is rendered from the file.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import re
 import sys
@@ -27,11 +26,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+from _tables import append_row, cosine, load_rows, markdown_table  # noqa: E402
 
 
 def stock_converts(source: object) -> str:
@@ -76,10 +73,10 @@ def row(family: object) -> dict[str, str]:
     out["devicefit"] = f"yes ({fp32.frontend})"
     out["rescued"] = ", ".join(fp32.scan.rescued) or "-"
     out["fp32_rel"] = f"{np.abs(got - reference).max() / np.abs(reference).max():.1e}"
-    out["fp32_cos"] = f"{_cosine(got, reference):.6f}"
+    out["fp32_cos"] = f"{cosine(got, reference):.6f}"
     fp16 = convert(source, ConvertOptions(precision="fp16", frontend=fp32.frontend))
     half = next(iter(interp.load(fp16.mlmodel).run(feeds, precision="fp16").values()))
-    out["fp16_cos"] = f"{_cosine(half, reference):.4f}" if np.isfinite(half).all() else "non-finite"
+    out["fp16_cos"] = f"{cosine(half, reference):.4f}" if np.isfinite(half).all() else "non-finite"
     out["fixes"] = str(len(fp16.fp16_constant_fixes))
     return out
 
@@ -115,11 +112,8 @@ def render(rows: list[dict[str, str]]) -> str:
         f"torch {torch.__version__}, coremltools {coremltools.__version__}, transformers {transformers.__version__}.",
         f"**devicefit converts {converted} of {len(rows)}; stock coremltools {stock} of {len(rows)}.**",
         "",
-        "| " + " | ".join(title for _, title in COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
+        *markdown_table(COLUMNS, rows),
     ]
-    for r in rows:
-        lines.append("| " + " | ".join(r.get(key, "") for key, _ in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -134,12 +128,7 @@ def main() -> None:
     from tests.corpus.families import FAMILIES
 
     chosen = [f for f in FAMILIES if not args.families or f.name in args.families]
-    done: dict[str, dict[str, str]] = {}
-    if args.rows and Path(args.rows).exists():
-        for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                done[entry["family"]] = entry
+    done = load_rows(args.rows, "family")
     rows = []
     for family in chosen:
         if family.name in done:
@@ -151,9 +140,7 @@ def main() -> None:
         except Exception as e:  # a family that fails to build or run is a row, not a crash
             rows.append({"family": family.name, "group": family.group, "devicefit": f"error: {e}"[:100]})
         print(f"{family.name}: {rows[-1]} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
-        if args.rows:
-            with open(args.rows, "a", encoding="utf-8") as f:
-                f.write(json.dumps(rows[-1]) + "\n")
+        append_row(args.rows, rows[-1])
     from devicefit.io import atomic_write_text
 
     # NOTE: the outside-model section below the families' table is scripts/sweep_check.py's: kept as it is

@@ -28,13 +28,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+
+from _tables import append_row, cosine, load_rows, markdown_table  # noqa: E402
+
 MARKER = "## check on models from outside the repo"
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64).ravel(), b.astype(np.float64).ravel()
-    denom = np.linalg.norm(a) * np.linalg.norm(b)
-    return float(a @ b / denom) if denom > 0 else float(np.array_equal(a, b))
 
 
 def measure(build: Any) -> dict[str, str]:
@@ -70,8 +68,8 @@ def measure(build: Any) -> dict[str, str]:
             continue
         scale = float(np.abs(ref).max()) or 1.0
         rel = max(rel, float(np.abs(a - ref).max()) / scale)
-        cos32 = min(cos32, _cosine(a, ref))
-        cos16 = min(cos16, _cosine(h, ref) if np.isfinite(h).all() else float("nan"))
+        cos32 = min(cos32, cosine(a, ref))
+        cos16 = min(cos16, cosine(h, ref) if np.isfinite(h).all() else float("nan"))
     out.update(fp32_rel=f"{rel:.1e}", fp32_cos=f"{cos32:.6f}", fp16_cos=f"{cos16:.4f}")
     return out
 
@@ -149,11 +147,8 @@ def render(rows: list[dict[str, Any]]) -> str:
         "dilated `max_pool`, Informer's `index_put_`). Still without one, listed by check at its source line:",
         "`as_strided` (HF Longformer's sliding-window chunks, round 2).",
         "",
-        "| " + " | ".join(title for _, title in COLUMNS) + " |",
-        "|" + "|".join("---" for _ in COLUMNS) + "|",
+        *markdown_table(COLUMNS, rows),
     ]
-    for r in rows:
-        lines.append("| " + " | ".join(str(r.get(key, "")).replace("|", "/") for key, _ in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -190,13 +185,8 @@ def main() -> None:
     from tests.corpus.outside import OUTSIDE
     from tests.corpus.outside2 import OUTSIDE2
 
-    done: dict[str, dict[str, Any]] = {}
     kept = page_rows(Path(args.out)) if args.names else {}  # rows of models not named stay as on the page
-    if args.rows and Path(args.rows).exists():
-        for line in Path(args.rows).read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                entry = json.loads(line)
-                done[entry["name"]] = entry
+    done = load_rows(args.rows, "name")
     rows = []
     for model in OUTSIDE + OUTSIDE2:
         if args.names and model.name not in args.names:
@@ -212,9 +202,7 @@ def main() -> None:
         except Exception as e:  # a model that fails to build or run is a row, not a crash
             rows.append({"name": model.name, "kind": model.kind, "right": "NO", "note": f"error: {e}"[:100]})
         print(f"{model.name}: {rows[-1]} ({time.perf_counter() - start:.0f} s)", file=sys.stderr, flush=True)
-        if args.rows:
-            with open(args.rows, "a", encoding="utf-8") as f:
-                f.write(json.dumps(rows[-1]) + "\n")
+        append_row(args.rows, rows[-1])
     write_section(Path(args.out), render(rows))
     print(f"wrote {args.out}", file=sys.stderr)
 

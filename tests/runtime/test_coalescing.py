@@ -242,3 +242,18 @@ def test_a_gathered_request_cancelled_after_its_leader_ran_it_is_counted_cancell
     results, stats, _ = _run_callers(engine, calls)
     assert isinstance(results[5], asyncio.CancelledError)
     assert (stats.submitted, stats.completed, stats.cancelled, stats.settled) == (8, 7, 1, 8)
+
+
+@pytest.mark.parametrize(("max_batch", "sizes"), [(1, [1] * 7), (2, [1, 2, 2, 2])])
+def test_max_batch_caps_or_turns_off_coalescing(max_batch, sizes):
+    engine = BatchSizes()
+    _, stats, _ = run_behind_gate(engine, [row(0.001 * (i + 1)) for i in range(6)], max_batch=max_batch)
+    assert engine.sizes == sizes and stats.completed == 7
+
+
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "4"])
+def test_a_bad_max_batch_is_one_clear_error(bad):
+    from devicefit.errors import InputError
+
+    with pytest.raises(InputError, match="max_batch must be a positive integer"):
+        Model(BatchSizes(), max_batch=bad)

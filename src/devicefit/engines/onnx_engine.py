@@ -15,7 +15,6 @@ import os
 import platform
 import warnings
 import zipfile
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -87,7 +86,7 @@ def export_onnx(
     """Export ``module`` with torch.onnx (the TorchScript exporter first: it is ~10x faster to run)."""
     import torch
 
-    from devicefit.engines.torch_engine import output_names_for
+    from devicefit.engines.torch_engine import flat_outputs, output_names_for
 
     args = tuple(torch.as_tensor(np.asarray(v)) if not hasattr(v, "detach") else v for v in examples.values())
     names = list(examples)
@@ -95,15 +94,8 @@ def export_onnx(
     # answers under the same names on every engine; a nested structure keeps the exporter's names
     with torch.no_grad():
         out = module.eval()(*args)
-    flat = (
-        list(out.values())
-        if isinstance(out, Mapping)
-        else list(out)
-        if isinstance(out, (tuple, list))
-        else [out]
-    )
     output_names = output_names or (
-        output_names_for(out) if all(isinstance(v, torch.Tensor) for v in flat) else None
+        output_names_for(out) if all(isinstance(v, torch.Tensor) for v in flat_outputs(out)) else None
     )
     axes = {n: {0: "batch"} for n in names} if dynamic_batch else None
     errors = []

@@ -32,6 +32,13 @@ def example_specs(examples: Mapping[str, Any], dynamic_batch: bool = True) -> li
     return specs
 
 
+def flat_outputs(out: Any) -> list[Any]:
+    """A module's outputs in the order :func:`output_names_for` names them: a dict's values, a tuple's items."""
+    if isinstance(out, Mapping):
+        return list(out.values())
+    return list(out) if isinstance(out, (tuple, list)) else [out]
+
+
 def output_names_for(out: Any) -> list[str]:
     """The names a module's outputs get (every engine that runs an nn.Module names them alike): a dict's keys,
     ``output`` for one tensor, ``output_0``, ``output_1``, ... for a tuple or list."""
@@ -181,11 +188,10 @@ class TorchEngine(Engine):
         return self._name_outputs(out)
 
     def _name_outputs(self, out: Any) -> dict[str, np.ndarray]:
-        if isinstance(out, Mapping):
-            return {str(k): v.detach().cpu().numpy() for k, v in out.items()}
-        items = list(out) if isinstance(out, (tuple, list)) else [out]
-        names = self.output_names or output_names_for(out)
-        return {n: v.detach().cpu().numpy() for n, v in zip(names, items)}
+        names = (
+            output_names_for(out) if isinstance(out, Mapping) else self.output_names or output_names_for(out)
+        )
+        return {n: v.detach().cpu().numpy() for n, v in zip(names, flat_outputs(out))}
 
     def _unload(self) -> None:
         self.module = None  # type: ignore[assignment]

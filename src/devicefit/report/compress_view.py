@@ -10,7 +10,7 @@ import math
 from html import escape
 from typing import TYPE_CHECKING, Any
 
-from devicefit.report import charts
+from devicefit.report import charts, scatter
 from devicefit.report.page import details, legend, page, section, status, table
 from devicefit.report.units import human_bytes
 
@@ -128,7 +128,7 @@ def pareto_svg(result: SearchResult) -> str:
     biggest = max((c.bytes for c in result.candidates), default=0)
     scale, unit = (1024 * 1024, "MiB") if biggest >= 1024 * 1024 else (1024, "KiB")
     points = [
-        charts.Point(
+        scatter.Point(
             c.bytes / scale,
             c.metric,
             c.passed,
@@ -138,7 +138,7 @@ def pareto_svg(result: SearchResult) -> str:
         for c in result.candidates
     ]
     front = [(c.bytes / scale, c.metric) for c in result.front if math.isfinite(c.metric)]
-    return charts.scatter_chart(
+    return scatter.scatter_chart(
         points,
         f"size vs {metric}: every candidate",
         f"weight size ({unit})",

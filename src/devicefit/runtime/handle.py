@@ -51,6 +51,12 @@ class Model:
             calls take less than this many seconds (uncontended) *and* the workers are measured to be no faster
             (the call on a worker plus the handoff, against the call alone: :mod:`devicefit.runtime.inline_policy`);
             such a call blocks the event loop while it runs. None: always a worker.
+        max_batch: the most async requests one engine call may take when requests pile up (coalescing on a
+            worker, gathering on the awaiting thread: :mod:`devicefit.runtime.gather`). None: as many as the
+            engine says help (``Engine.request_batch_limit``: 16 for models that stack on axis 0 and for the
+            interpreter's batched graphs, 1 otherwise); 1: one engine call per request. A coalesced request's
+            result equals its own call's within the engine's batch tolerance (stacking changes the order of
+            sums: ulp-level, as :meth:`predict_batch`).
         **engine_options: passed to the engine (``example_inputs``, ``function``, ``threads``...).
     """
 
@@ -68,6 +74,7 @@ class Model:
         max_queue: int | None = None,
         cache: Any = None,
         inline_below_s: float | None = INLINE_BELOW_S,
+        max_batch: int | None = None,
         **engine_options: Any,
     ) -> None:
         if overflow not in OVERFLOW_POLICIES:
@@ -78,6 +85,8 @@ class Model:
             raise InputError(
                 "overflow='drop_oldest' needs max_queue >= 1: only waiting requests can be dropped"
             )
+        if max_batch is not None and (not isinstance(max_batch, int) or max_batch < 1):
+            raise InputError(f"max_batch must be a positive integer or None, got {max_batch!r}")
         if isinstance(model, (str, os.PathLike)) and not os.path.lexists(model):
             # NOTE: loading is lazy, but a path that is not there fails now: a typo in a server's model path
             # would otherwise surface only with the first request
@@ -97,6 +106,7 @@ class Model:
         self.overflow = overflow
         self.max_queue = max_queue
         self.inline_below_s = inline_below_s
+        self.max_batch = max_batch
         # One lock for the state, the scheduler slot, the accounting and every scheduler's own bookkeeping.
         self._lock = threading.Lock()
         self._cond = threading.Condition(self._lock)
@@ -226,6 +236,10 @@ class Model:
             first = first_line(e)
             raise PredictionError(f"engine {self.engine.name!r} failed on this request: {first}") from e
 
+    def _batch_limit(self) -> int:
+        limit = self.engine.request_batch_limit()
+        return limit if self.max_batch is None else min(limit, self.max_batch)
+
     def _engine_batch_call(self, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         """Coalesced async requests in one engine call (the scheduler reruns them one by one if it raises)."""
         return self.engine.predict_batch_validated(batch)
@@ -276,8 +290,8 @@ class Model:
                 stats=self._stats,
                 inline_below_s=self.inline_below_s,
                 clock=self._clock,
-                run_batch=self._engine_batch_call,
-                batch_limit=self.engine.request_batch_limit,
+                run_batch=None if self.max_batch == 1 else self._engine_batch_call,
+                batch_limit=self._batch_limit,
             )
         return self._scheduler
 
