@@ -20,6 +20,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     elementwise,
     gather,
     index_put,
+    layout,
     linalg,
     masks,
     mathfn,
