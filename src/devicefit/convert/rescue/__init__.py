@@ -19,6 +19,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     distance,
     elementwise,
     gather,
+    histogram,
     index_put,
     layout,
     linalg,
