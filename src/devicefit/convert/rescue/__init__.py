@@ -38,6 +38,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     search,
     special,
     tensor,
+    unpool,
     windows,
 )
 from devicefit.convert.rescue._registry import (

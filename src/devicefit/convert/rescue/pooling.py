@@ -96,9 +96,24 @@ def _per_axis(value: Any, count: int, default: list[int]) -> list[int]:
     return found * count if len(found) == 1 else found
 
 
+def _plain_max_pool(
+    x: Any, kernel: list[int], stride: list[int], padding: list[int], ceil: bool, name: str
+) -> Any:
+    """MIL ``max_pool`` as coremltools builds it (``-inf`` padding is implicit in MIL's max_pool)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    if ceil and len(kernel) > 2:
+        raise NotImplementedError("max_pool3d with ceil_mode and no stride given")
+    pad = [p for p in padding for _ in range(2)]
+    return mb.max_pool(
+        x=x, kernel_sizes=kernel, strides=stride, pad_type="custom", pad=pad, ceil_mode=ceil, name=name
+    )
+
+
 def _dilated_max_pool(context: Any, node: Any) -> object:
     """``F.max_pool{1,2,3}d`` with ``dilation > 1``, which MIL ``max_pool`` cannot express; without dilation the
-    node goes to coremltools' own translation.
+    node goes to coremltools' own translation (or, when torch.export leaves out the default stride, which
+    coremltools requires, the same MIL ``max_pool`` built here).
 
     The input is padded with ``-inf`` (PyTorch's implicit padding: it never wins a window, and every dilated
     window holds at least one input element), then each of the ``prod(kernel)`` taps is one strided slice and the
@@ -117,6 +132,11 @@ def _dilated_max_pool(context: Any, node: Any) -> object:
     dilation = _per_axis(arg(context, node, inputs, 4, "dilation"), count, [1] * count)
     ceil_mode = bool(const_value(arg(context, node, inputs, 5, "ceil_mode"), False))
     if all(d == 1 for d in dilation):
+        if len(inputs) < 3:  # torch.export omits a default stride, and coremltools wants it given
+            context.add(
+                _plain_max_pool(x, kernel, stride, padding, ceil_mode, node.name), torch_name=node.name
+            )
+            return None
         frontend().max_pool1d(context, node)  # coremltools' translation of all three ranks
         return DELEGATED
     spatial = list(x.shape[-count:])
