@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import numpy as np
 import pytest
@@ -180,19 +181,43 @@ def test_requests_made_at_once_by_many_callers_run_in_batch_calls_on_the_awaitin
     assert (stats.submitted, stats.completed, stats.settled) == (20, 20, 20)
 
 
-def test_two_closed_loop_callers_do_not_gather():
-    # a batch of two gains nothing on a tiny model and the turn costs more: one call per request
-    engine = BatchSizes()
+class NoBatchGain(BatchSizes):
+    """A batch of k costs k calls (a tiny model, where stacking saves nothing)."""
+
+    def _predict(self, feeds):
+        x = feeds["x"]
+        time.sleep(float(x[0, 0]) / 1e3 * (len(x) - 1))  # the rest of the batch: k calls' time in all
+        return super()._predict(feeds)
+
+
+def _two_closed_loop_callers(m, ms: float, each: int = 40):  # type: ignore[no-untyped-def]
+    async def caller(k: int) -> list:
+        return [await m.predict_async(row(ms + 1e-6 * (k + i))) for i in range(each)]
+
+    return asyncio.gather(caller(0), caller(1000))
+
+
+@pytest.mark.parametrize(("engine_type", "gathers"), [(BatchSizes, True), (NoBatchGain, False)])
+def test_two_closed_loop_callers_gather_only_where_a_batch_is_measured_cheaper(engine_type, gathers):
+    # the policy's call alone is CALL_S (2 ms): each request here sleeps 2 ms; a batch of two costs 2 ms in
+    # all (BatchSizes: 1 ms a request, gathering pays) or 4 ms (NoBatchGain: nothing saved, the turn is a loss)
+    from devicefit.runtime.gather import TRIAL
+
+    engine = engine_type()
 
     async def calls(m):  # type: ignore[no-untyped-def]
-        async def caller(k: int) -> list:
-            return [await m.predict_async(row(0.001 * (k + i))) for i in range(40)]
+        return await _two_closed_loop_callers(m, 2.0)
 
-        return await asyncio.gather(caller(0), caller(100))
-
-    _, stats, batches = _run_callers(engine, calls)
-    assert batches == 0 and set(engine.sizes) == {1}
+    results, stats, batches = _run_callers(engine, calls)
     assert stats.completed == 80
+    for k, outs in enumerate(results):
+        for i, out in enumerate(outs):
+            assert out["y"][0, 0] == pytest.approx(2 * (2.0 + 1e-6 * (1000 * k + i)))
+    if gathers:
+        assert batches >= 30 and max(engine.sizes) == 2
+    else:
+        assert 1 <= batches <= TRIAL  # the trial measured it, then each request ran alone
+        assert engine.sizes.count(1) >= 80 - 2 * TRIAL
 
 
 def test_a_failing_request_in_a_gathered_batch_fails_alone():

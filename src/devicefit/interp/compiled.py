@@ -168,12 +168,15 @@ class CompiledProgram:
         with self._lock:
             return [v for v in self._cache.values() if isinstance(v, Specialization)]
 
+    def feeds(self, inputs: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """The inputs converted as the graphs take them (validated, fp16 inputs rounded under fp16)."""
+        feeds = self._known_feeds(inputs)
+        return feeds if feeds is not None else self.program._convert_inputs(inputs, self.precision)
+
     def run(self, inputs: Mapping[str, Any]) -> dict[str, np.ndarray]:
         """Run like ``program.run(inputs, precision=...)``; compiles on the first call per input signature."""
         program = self.program
-        feeds = self._known_feeds(inputs)
-        if feeds is None:
-            feeds = program._convert_inputs(inputs, self.precision)
+        feeds = self.feeds(inputs)
         entry = self.get(feeds)
         if entry is None or isinstance(entry, Fallback):
             return program.run(inputs, precision=self.precision)
@@ -217,7 +220,7 @@ class CompiledProgram:
 
     def get(self, feeds: Mapping[str, torch.Tensor]) -> Specialization | Fallback | None:
         """The specialisation for these converted inputs, compiled on a miss (None: not compiled yet)."""
-        sig: Signature = tuple((n, tuple(t.shape), str(t.dtype)) for n, t in feeds.items())
+        sig = signature_of(feeds)
         with self._lock:
             hit = self._cache.get(sig)
             if hit is not None:
@@ -324,6 +327,11 @@ class CompiledProgram:
                 )
 
 
+def signature_of(feeds: Mapping[str, torch.Tensor]) -> Signature:
+    """The cache key of converted inputs: names, shapes and dtypes."""
+    return tuple((n, tuple(t.shape), str(t.dtype)) for n, t in feeds.items())
+
+
 def _trace(tape: Tape, sig: Signature, feeds: dict[str, torch.Tensor], half_ops: bool) -> Specialization:
     """Trace the tape's replay into a TorchScript graph."""
     dyn_positions = [i for i, o in enumerate(tape.outputs) if isinstance(o, Slot)]
@@ -381,4 +389,4 @@ def compile_program(program: Program, precision: str = "fp32", exact: bool = Fal
     return CompiledProgram(program, precision, exact=exact)
 
 
-__all__ = ["CompiledProgram", "Fallback", "Specialization", "compile_program"]
+__all__ = ["CompiledProgram", "Fallback", "Specialization", "compile_program", "signature_of"]

@@ -321,8 +321,7 @@ class Model:
                 arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
                 pending = self._scheduler
                 if pending is not None and slot is None and state == READY:
-                    with self._lock:
-                        slot = pending.gather_join_locked(arrays, asyncio.get_running_loop())
+                    slot = pending.gather_join(arrays)
                     if slot is not None and await self._gather_turn(pending, slot):
                         counted = True  # and settled: a leader ran it with its own (outcome below)
                         break

@@ -32,24 +32,18 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
-from devicefit.runtime._requests import Accounting, Dropped, Rejected, _post, _Request, _resolve, _Ticket
+from devicefit.runtime._requests import Accounting, Dropped, Rejected, _post, _Request, _Ticket
 from devicefit.runtime.gather import Gathering, Slot
 from devicefit.runtime.inline_policy import INLINE, PROBE, InlinePolicy
+from devicefit.runtime.workers import WorkerSide, _shapes
 
 OVERFLOW_POLICIES = ("wait", "drop_oldest", "reject")
-
-
-def _shapes(feeds: Any) -> Any:
-    """What must match for two requests to run in one batch call: input names, shapes and dtypes."""
-    if isinstance(feeds, dict):
-        return [(k, getattr(v, "shape", None), getattr(v, "dtype", None)) for k, v in feeds.items()]
-    return feeds  # not a mapping of arrays (tests' plain values): equal values only
 
 
 __all__ = ["OVERFLOW_POLICIES", "Accounting", "Dropped", "InFlightScheduler", "Rejected"]
 
 
-class InFlightScheduler:
+class InFlightScheduler(WorkerSide):
     """Runs ``run(feeds)`` on up to ``max_in_flight`` threads for awaiting callers (thread-safe).
 
     Requests whose engine calls are too short to gain from a worker thread run on the awaiting thread instead,
@@ -232,12 +226,14 @@ class InFlightScheduler:
         self._starts += 1
         return route, (self._starts, self._running == 1, self._clock(), lane)
 
-    def gather_join_locked(self, feeds: Any, loop: asyncio.AbstractEventLoop) -> Slot | None:
-        """A slot in ``loop``'s gathering when this request should wait one turn for company (lock held).
+    def gather_join(self, feeds: Any) -> Slot | None:
+        """A slot in the running loop's gathering when this request should wait one turn for company.
 
         Only for requests that may run on the awaiting thread (inline or on the caller lane) while a backlog
-        would not go to the workers, made while many callers are active, on an engine that runs a batch for
-        less than one call each, with ``overflow="wait"`` (see gather.py).
+        would not go to the workers, on an engine that runs a batch cheaper per request, with
+        ``overflow="wait"``, where gathering is measured to pay (see gather.py). Without the lock: a loop's
+        gathering is only ever touched from that loop's thread, and the rest are hints (a request per call:
+        a lock round trip here cost 6% of a 25 us call).
         """
         if (
             self.run_batch is None
@@ -249,9 +245,9 @@ class InFlightScheduler:
             or not self.policy.may_run_on_caller()
         ):
             return None
-        if not self.gathering.wanted(self.batch_limit):
+        if not self.gathering.wanted(self.batch_limit, self.policy.call_s):
             return None
-        return self.gathering.join(feeds, loop)
+        return self.gathering.join(feeds, asyncio.get_running_loop())
 
     def gather_riders_locked(self, slot: Slot, feeds: Any) -> list[Slot]:
         """The waiting requests ``slot``'s leader runs with its own, now on the awaiting thread (lock held)."""
@@ -263,7 +259,8 @@ class InFlightScheduler:
         ``riders``: the gathered requests that ran in the same (batch) call, each already resolved.
         """
         epoch, alone, started, lane = ticket
-        if riders:  # a batch call's duration is no sample of one request's
+        if riders:  # a batch call's duration is no sample of one request's, but of the batch's
+            self.gathering.record(len(riders) + 1, self._clock() - started)
             for r in riders:
                 if r.exc is None:
                     self._stats.completed += 1
@@ -473,167 +470,6 @@ class InFlightScheduler:
             if _post(req.loop, req.admit, None, None):
                 return
             self._settle(req, "dropped")  # its loop is gone: it will never take the slot
-
-    # ------------------------------------------------------------------ workers
-    def _worker(self) -> None:
-        cold = True
-        req: _Request | None = None  # taken in the same critical section as the previous request's end
-        while True:
-            if req is None:
-                with self._cond:
-                    # NOTE: a free slot, not only a queued request: requests run inline on callers' threads
-                    # (_run_inline) hold slots too, so max_in_flight workers alone do not bound what runs
-                    while not self._closing and not self._startable():
-                        self._cond.wait()
-                    if not self._startable():  # closing: the queue was dropped; nothing to run
-                        return
-                    req = self._take(cold)
-                cold = False
-            # (re)stamped here: a request taken at the last one's end also waited for that one's post
-            req.started = self._clock()
-            riders = req.riders
-            if riders:
-                outcomes = self._run_together([req, *riders])
-                result, exc = outcomes[0]
-            else:
-                result = None
-                exc = None
-                try:
-                    result = self.run(req.feeds)
-                except (
-                    BaseException
-                ) as e:  # fails this request only (even SystemExit & co.); the worker lives on,
-                    exc = e  # the slot is released and the caller's future resolved below
-            req.ended = self._clock()
-            loop = req.loop
-            assert loop is not None  # worker requests always come from a loop
-            with self._cond:
-                self._finish(req, req.ended, failed=exc is not None)
-                # NOTE: one wake-up of the loop for every result that finished before it got to the first:
-                # the callback drains the loop's outbox (results that coincide, or pile up on a busy loop)
-                posts: list[asyncio.AbstractEventLoop] = []
-                if not req.cancel_requested:
-                    self._to_outbox(req, result, exc, posts)
-                for rider, (r_result, r_exc) in zip(riders, outcomes[1:] if riders else ()):
-                    rider.ended = req.ended
-                    self._settle(
-                        rider, "cancelled" if rider.cancel_requested else "failed" if r_exc else "completed"
-                    )
-                    if not rider.cancel_requested:
-                        self._to_outbox(rider, r_result, r_exc, posts)
-                # NOTE: the next request is taken here, in the same critical section: under a backlog every
-                # lock round trip is one more wait for the lock and the GIL the loop thread and the other worker
-                # contend for (a worker then paid ~50 us of its own bookkeeping per request)
-                nxt = self._take(False) if self._startable() else None
-            for target in posts:
-                if not self._post_outbox(target):
-                    with self._cond:
-                        self._outbox.pop(target, None)  # the loop closed: nobody will await these
-            req = nxt
-
-    def _to_outbox(
-        self, req: _Request, result: Any, exc: BaseException | None, posts: list[asyncio.AbstractEventLoop]
-    ) -> None:
-        """Queue ``req``'s result for its loop (lock held); a loop with nothing queued yet goes in ``posts``."""
-        loop = req.loop
-        assert loop is not None
-        box = self._outbox.get(loop)
-        if box is None:
-            box = self._outbox[loop] = []
-            posts.append(loop)
-        box.append((req, result, exc))
-
-    def _run_together(self, reqs: list[_Request]) -> list[tuple[Any, BaseException | None]]:
-        """Run coalesced requests as one batch call; if it fails, each alone (a failure is its own request's)."""
-        assert self.run_batch is not None
-        try:
-            results = self.run_batch([r.feeds for r in reqs])
-            if len(results) == len(reqs):
-                self.batched_runs += 1
-                return [(res, None) for res in results]
-        except BaseException:  # rerun one by one below: a failing request gets its own error
-            pass
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        for r in reqs:
-            try:
-                outcomes.append((self.run(r.feeds), None))
-            except BaseException as e:
-                outcomes.append((None, e))
-        return outcomes
-
-    def _take(self, cold: bool) -> _Request:
-        """Take the queue's head to run on this worker (lock held; ``_startable()`` was true)."""
-        req = self._queue.popleft()
-        self._free -= 1
-        req.cold = cold
-        req.queued_behind = bool(self._queue)
-        self._start(req)
-        if self._queue and self.run_batch is not None and not req.probe:
-            self._coalesce(req)
-        self._kick()  # another idle worker may take the next one (a probe held it back)
-        return req
-
-    def _coalesce(self, head: _Request) -> None:
-        """Take queued requests shaped like ``head`` to run with it in one batch call (lock held).
-
-        One request is left queued for each other worker that could start one now: two calls at once beat one
-        batch on a thread for models whose batch gains little (a CNN: 1.25x per sample batched by 2, against
-        ~1.5x for two threads on two cores), and batches form where requests pile up (a burst, a busy machine).
-        """
-        limit = self.batch_limit() if self.batch_limit is not None else 1
-        spare = max(0, min(self._free, self.max_in_flight - self._running))
-        take = min(limit - 1, len(self._queue) - spare)
-        if take <= 0:
-            return
-        shapes = _shapes(head.feeds)
-        riders: list[_Request] = []
-        while len(riders) < take and self._queue:
-            nxt = self._queue[0]
-            if nxt.probe or _shapes(nxt.feeds) != shapes:
-                break
-            self._queue.popleft()
-            nxt.state = "running"
-            nxt.started = head.started
-            riders.append(nxt)
-        head.riders = riders
-
-    def _post_outbox(self, loop: asyncio.AbstractEventLoop) -> bool:
-        if loop.is_closed():
-            return False
-        try:
-            loop.call_soon_threadsafe(self._deliver, loop)
-        except RuntimeError:  # closed between the check and the call
-            return False
-        return True
-
-    def _deliver(self, loop: asyncio.AbstractEventLoop) -> None:
-        """On the callers' loop: resolve the futures of the results posted to it; learn the handoffs."""
-        now = self._clock()
-        with self._cond:
-            done = self._outbox.pop(loop, [])
-            for req, _, _ in done:
-                # NOTE: not a probe's (it woke threads that had slept, which requests under load do not pay),
-                # nor one a new worker thread took first (its dispatch was the thread's start: 3-4 ms measured)
-                # NOTE: nor one of a backlog (others queued when it started, or results delivered together): its
-                # result also waited for the loop to deliver the rest and finish their tasks (a gathered burst of
-                # 200 read a 1.3 ms median "handoff" and sent the CNN inline, 1.0x, for the closed loop after)
-                if (
-                    req.dispatch_s is not None
-                    and req.ended is not None
-                    and not req.probe
-                    and not req.cold
-                    and not req.queued_behind
-                    and len(done) == 1
-                ):
-                    # NOTE: while an inline or caller-lane call ran on an awaiting thread, the result may have
-                    # waited for it: that wait overlapped useful work, it is not handoff (counting it made the
-                    # policy settle on inline at 0.99x sync where the workers with the caller lane gave 1.38x,
-                    # and a burst measured while requests ran inline read 0.7-0.9 ms of "handoff")
-                    overlapped = self.inline_runs != req.inline_runs
-                    self.policy.record_handoff(req.dispatch_s + (0.0 if overlapped else now - req.ended))
-        for req, result, exc in done:
-            assert req.future is not None
-            _resolve(req.future, result, exc)
 
     def close(self, timeout: float | None = None) -> None:
         """Drop queued and waiting requests, let running ones finish, and join the worker threads.
