@@ -160,3 +160,16 @@ def test_scatter_reduce_of_constants_is_folded_with_its_reduction():
         return t + torch.zeros(1, 3).scatter_reduce(1, index, torch.arange(1.0, 5.0)[None], "sum")
 
     check_rescued(fn, (torch.randn(1, 3),), "torchscript", "scatter_reduce")
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("reduce", ["mean", "amin"])
+def test_scatter_reduce_with_a_run_time_index(frontend, reduce):
+    base, src, index = _segments()
+    check_rescued(
+        lambda b, s, i: b.scatter_reduce(1, i, s, reduce, include_self=False),
+        (base, src, index),
+        frontend,
+        "scatter_reduce",
+        rtol=1e-6,
+    )

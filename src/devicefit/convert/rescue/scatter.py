@@ -31,13 +31,8 @@ def _dtype_name(var: Any) -> str:
 
 
 def _identity(reduce: str, dtype: Any) -> Any:
-    """The value a reduction starts from (what ``include_self=False`` puts in the written slots)."""
-    if reduce in ("sum", "mean"):
-        return dtype(0)
-    if reduce == "prod":
-        return dtype(1)
-    big = np.inf if np.issubdtype(dtype, np.floating) else np.iinfo(dtype).max
-    return dtype(-big if reduce == "amax" else big)
+    """What a sum (mean) or product starts from (what ``include_self=False`` puts in the written slots)."""
+    return dtype(1 if reduce == "prod" else 0)
 
 
 def _static_shape(var: Any, what: str) -> list[int]:
@@ -58,8 +53,9 @@ def scatter_reduce(context: Any, node: Any) -> None:
     matching mode (sum: add, prod: mul, amax: max, amin: min; mean: a sum divided by the count of values that
     landed on each slot, plus one for ``x`` itself with ``include_self``, floored for integers as PyTorch does).
 
-    ``include_self=False`` first writes the reduction's identity (0, 1, -inf, +inf; the integer extremes for
-    integers) into every slot ``index`` names, so those slots reduce over ``src`` alone. ``src`` is cut to
+    ``include_self=False`` first writes into every slot ``index`` names the reduction's identity (0 for sums and
+    means, 1 for products) or, for amax / amin, one of the slot's own ``src`` values, so those slots reduce over
+    ``src`` alone. ``src`` is cut to
     ``index``'s shape (PyTorch reads only that part); ``index`` must cover ``x`` on every axis but ``dim``.
     """
     from coremltools.converters.mil.mil import Builder as mb
@@ -97,7 +93,11 @@ def scatter_reduce(context: Any, node: Any) -> None:
     dtype = _np_dtype(x)
     base = x
     if not include_self:
-        start = mb.const(val=np.full(index_shape, _identity(reduce, dtype), dtype=dtype))
+        # amax / amin: the slots first take one of their own src values (no ±inf constant, which fp16-safe
+        # constants would turn into ±32752); sum / prod / mean: 0 or 1
+        start = (
+            src if reduce in ("amax", "amin") else np.full(index_shape, _identity(reduce, dtype), dtype=dtype)
+        )
         base = mb.scatter_along_axis(data=x, indices=index, updates=start, axis=dim, mode="update")
     out = mb.scatter_along_axis(data=base, indices=index, updates=src, axis=dim, mode=_REDUCTIONS[reduce])
     if reduce == "mean":
