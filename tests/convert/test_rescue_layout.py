@@ -56,10 +56,11 @@ def test_cartesian_prod_on_torchscript():
     check_rescued(lambda x: torch.cartesian_prod(x, x), (ints,), "torchscript", "cartesian_prod")
 
 
+@pytest.mark.parametrize("frontend", FRONTENDS)
 @pytest.mark.parametrize("shift", [2, -3, 0, 13])
-def test_roll_without_dims_on_torch_export(shift):
+def test_roll_without_dims(frontend, shift):
     x = torch.arange(12.0).reshape(3, 4)
-    check_rescued(lambda t: torch.roll(t, shift) + 0, (x,), "torch.export", "roll")
+    check_rescued(lambda t: torch.roll(t, shift) + 0, (x,), frontend, "roll")
 
 
 def test_roll_with_dims_stays_with_coremltools():
