@@ -53,8 +53,15 @@ def test_histc_of_a_matrix_with_default_bins():
     check_rescued(lambda t: torch.histc(t, min=0.0, max=1.0), (x,), "torchscript", "histc")
 
 
-def test_histc_refuses_a_range_from_the_data():
-    from devicefit.convert import ConversionError
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("bins", [1, 4, 37])
+def test_histc_with_the_range_from_the_data(frontend, bins):
+    torch.manual_seed(0)
+    # the data's own extremes are edges; values at and next to the inner edges of [-2.5, 4] are included
+    x = torch.cat([_edge_values(-2.5, 4.0, bins)[1:], torch.rand(200) * 6.5 - 2.5, torch.tensor([-2.5, 4.0])])
+    x = x[(x >= -2.5) & (x <= 4.0)]
+    check_rescued(lambda t: torch.histc(t, bins), (x,), frontend, "histc")
 
-    with pytest.raises(ConversionError, match="min == max"):
-        check_rescued(lambda t: torch.histc(t, 4), (torch.randn(10),), "torchscript", "histc")
+
+def test_histc_of_one_repeated_value_widens_the_range():
+    check_rescued(lambda t: torch.histc(t, 3), (torch.full((5,), 0.75),), "torchscript", "histc")

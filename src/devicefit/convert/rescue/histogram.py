@@ -52,9 +52,8 @@ def bin_thresholds(low: float, high: float, bins: int) -> np.ndarray:
 
 @rescue("histc", "coremltools 9.0 has no translation (torch.histc: activation histograms, soft binning)")
 def histc(context: Any, node: Any) -> None:
-    """``torch.histc(x, bins=100, min, max)`` with a constant range: counts of the values in ``[min, max]`` (NaN
-    and values outside are not counted) per bin, in ``x``'s dtype; exact in fp32. ``min == max`` (the range taken
-    from the data at run time) is refused."""
+    """``torch.histc(x, bins=100, min=0, max=0)``: counts of the values in ``[min, max]`` (NaN and values outside
+    are not counted) per bin, in ``x``'s dtype; exact in fp32. ``min == max`` takes the range from the data."""
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import types
     from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
@@ -66,21 +65,38 @@ def histc(context: Any, node: Any) -> None:
     high = float(const_value(arg(context, node, inputs, 3, "max"), 0.0))
     if bins <= 0:
         raise ValueError(f"histc: bins must be positive (got {bins})")
-    if low == high:
-        raise NotImplementedError("histc with min == max (the range taken from the data at run time)")
     if low > high:
         raise ValueError(f"histc: max {high} must be larger than min {low}")
     if not types.is_float(x.dtype):
         raise NotImplementedError("histc of an integer tensor (PyTorch's CPU kernel has none either)")
     flat = mb.reshape(x=x, shape=[-1, 1])
-    inside = mb.logical_and(
-        x=mb.greater_equal(x=flat, y=np.float32(low)), y=mb.less_equal(x=flat, y=np.float32(high))
-    )  # (N, 1); NaN compares false
-    if bins > 1:
-        reached = mb.greater_equal(x=flat, y=bin_thresholds(low, high, bins)[None, :])  # (N, bins - 1)
-        index = mb.reduce_sum(x=mb.cast(x=reached, dtype="int32"), axes=[1], keep_dims=True)  # (N, 1)
+    if low == high:
+        lowest, highest, index = _binned_by_the_data(flat, bins)
     else:
-        index = mb.mul(x=mb.cast(x=inside, dtype="int32"), y=np.int32(0))
+        lowest, highest = np.float32(low), np.float32(high)
+        if bins > 1:
+            reached = mb.greater_equal(x=flat, y=bin_thresholds(low, high, bins)[None, :])  # (N, bins - 1)
+            index = mb.reduce_sum(x=mb.cast(x=reached, dtype="int32"), axes=[1], keep_dims=True)  # (N, 1)
+        else:
+            index = np.zeros((1, 1), np.int32)
+    # NaN compares false: not counted, as in PyTorch
+    inside = mb.logical_and(x=mb.greater_equal(x=flat, y=lowest), y=mb.less_equal(x=flat, y=highest))
     member = mb.logical_and(x=mb.equal(x=index, y=np.arange(bins, dtype=np.int32)[None, :]), y=inside)
     counts = mb.reduce_sum(x=mb.cast(x=member, dtype="int32"), axes=[0], keep_dims=False)  # (bins,)
     context.add(mb.cast(x=counts, dtype=builtin_to_string(x.dtype), name=node.name), torch_name=node.name)
+
+
+def _binned_by_the_data(flat: Any, bins: int) -> tuple[Any, Any, Any]:
+    """``min == max``: PyTorch takes the range from the data (widened by 1 each way when it is one value). The
+    range is then computed at run time, so the division is no constant coremltools could rewrite: PyTorch's
+    fp32 formula itself, ``floor((v - lo) * bins / (hi - lo))``, the last bin taking ``hi``."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    lowest = mb.reduce_min(x=flat, axes=[0, 1], keep_dims=False)
+    highest = mb.reduce_max(x=flat, axes=[0, 1], keep_dims=False)
+    single = mb.equal(x=lowest, y=highest)
+    lowest = mb.select(cond=single, a=mb.sub(x=lowest, y=1.0), b=lowest)
+    highest = mb.select(cond=single, a=mb.add(x=highest, y=1.0), b=highest)
+    scaled = mb.real_div(x=mb.mul(x=mb.sub(x=flat, y=lowest), y=float(bins)), y=mb.sub(x=highest, y=lowest))
+    index = mb.minimum(x=mb.cast(x=mb.floor(x=scaled), dtype="int32"), y=np.int32(bins - 1))
+    return lowest, highest, index
