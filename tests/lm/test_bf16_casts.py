@@ -1,0 +1,80 @@
+"""Casts to bfloat16 convert, and the program computes what PyTorch computes in bfloat16 (convert/rescue/lm_casts.py).
+
+Falcon's ALiBi (``build_alibi_tensor``, Falcon-RW) rounds its slopes to bfloat16 and multiplies them by the
+integer positions in bfloat16: coremltools has no bfloat16 and refused ``aten::to`` (``KeyError: 15``), so the
+plain ``check --task default`` of any ALiBi Falcon failed to convert. Leaving the rounding out is not an
+answer either: with 16 heads (slopes 2^-k/2, not powers of two) the unrounded bias moves the logits to SNR
+41.5 dB, which the fidelity bound (60 dB) would call a conversion problem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tests.convert.elementwise_helpers import check_rescued
+
+
+def _alibi(mask: torch.Tensor) -> torch.Tensor:
+    """Falcon's ALiBi for 16 heads, written as transformers writes it (slopes 2^(-k/2): bfloat16 rounds them)."""
+    slopes = torch.pow(torch.full((), 2 ** (-0.5)), torch.arange(1, 17, dtype=torch.int32))
+    positions = ((mask.cumsum(dim=-1) - 1) * mask)[:, None, :]
+    alibi = slopes[..., None].bfloat16() * positions  # a bfloat16 product of bfloat16 slopes and integers
+    return alibi.reshape(16, 1, mask.shape[1]).to(torch.float32)
+
+
+def test_alibi_bias_is_bfloat16_exact() -> None:
+    # 300 positions: integers past 256 are rounded to bfloat16 too (PyTorch casts them to the common dtype)
+    mask = torch.ones(1, 300, dtype=torch.int32)
+    mask[0, 290:] = 0
+    check_rescued(_alibi, (mask,), "torchscript", "to")
+
+
+def test_a_runtime_value_rounds_like_pytorch() -> None:
+    """A cast of a computed value (not a constant) rounds to nearest even on bfloat16's 8-bit mantissa."""
+    x = torch.randn(4, 64) * torch.logspace(-8, 4, 64)  # 1e-8 to 1e4: every step of the grid ladder
+    check_rescued(lambda v: (v * 3.7).bfloat16().to(torch.float32) + 0.0, (x,), "torchscript", "to")
+
+
+def test_bfloat16_arithmetic_rounds_each_result() -> None:
+    """(a + b) * 3 in bfloat16 rounds the sum and the product, as PyTorch does."""
+    x = torch.randn(2, 50) * 7
+    fn = lambda v: ((v.bfloat16() + torch.arange(50, dtype=torch.int32)) * 3).to(torch.float32)  # noqa: E731
+    check_rescued(fn, (x,), "torchscript", "to")
+
+
+def test_bfloat16_times_a_float_tensor_is_float() -> None:
+    """bfloat16 * float32 tensor is float32 in PyTorch: the product is not rounded (only the cast operand is)."""
+    x, w = torch.randn(3, 40) * 5, torch.randn(3, 40)
+    check_rescued(lambda a, b: (a.bfloat16() * b).to(torch.float32), (x, w), "torchscript", "to")
+
+
+def test_other_casts_are_coremltools_own() -> None:
+    from tests.convert.elementwise_helpers import run_fn
+
+    fn = lambda v: v.to(torch.int32) + v.to(torch.float16).to(torch.float32)  # noqa: E731
+    got, expected, rescued = run_fn(fn, (torch.randn(3, 5) * 9,), "torchscript")
+    assert "to" not in rescued  # handed to coremltools' own translation
+    np.testing.assert_allclose(got[0], expected[0], rtol=1e-3)
+
+
+@pytest.mark.slow
+def test_plain_check_of_an_alibi_falcon_converts_and_is_faithful(tmp_path: Path) -> None:
+    import transformers as tf
+
+    from devicefit.check.pipeline import run_check
+    from devicefit.check.types import CheckOptions
+    from tests.lm.families import _EXTRA, VOCAB
+
+    config = dict(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=2, num_attention_heads=16,
+                  initializer_range=0.2, **_EXTRA["falcon_alibi"][2])  # fmt: skip
+    torch.manual_seed(0)
+    tf.FalconForCausalLM(tf.FalconConfig(**config)).eval().save_pretrained(tmp_path / "falcon")
+    result = run_check(CheckOptions(model=str(tmp_path / "falcon"), samples=2, repair=False))
+    assert result.convert.ok, result.convert.error
+    fidelity = result.questions["conversion_fidelity"].comparison
+    assert fidelity.passed, fidelity.headline()
+    assert fidelity.worst("snr_db") > 60  # the bias rounded as PyTorch rounds it (unrounded: 41.5 dB)
