@@ -96,9 +96,24 @@ def _per_axis(value: Any, count: int, default: list[int]) -> list[int]:
     return found * count if len(found) == 1 else found
 
 
+def _plain_max_pool(
+    x: Any, kernel: list[int], stride: list[int], padding: list[int], ceil: bool, name: str
+) -> Any:
+    """MIL ``max_pool`` as coremltools builds it (``-inf`` padding is implicit in MIL's max_pool)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    if ceil and len(kernel) > 2:
+        raise NotImplementedError("max_pool3d with ceil_mode and no stride given")
+    pad = [p for p in padding for _ in range(2)]
+    return mb.max_pool(
+        x=x, kernel_sizes=kernel, strides=stride, pad_type="custom", pad=pad, ceil_mode=ceil, name=name
+    )
+
+
 def _dilated_max_pool(context: Any, node: Any) -> object:
     """``F.max_pool{1,2,3}d`` with ``dilation > 1``, which MIL ``max_pool`` cannot express; without dilation the
-    node goes to coremltools' own translation.
+    node goes to coremltools' own translation (or, when torch.export leaves out the default stride, which
+    coremltools requires, the same MIL ``max_pool`` built here).
 
     The input is padded with ``-inf`` (PyTorch's implicit padding: it never wins a window, and every dilated
     window holds at least one input element), then each of the ``prod(kernel)`` taps is one strided slice and the
@@ -117,6 +132,11 @@ def _dilated_max_pool(context: Any, node: Any) -> object:
     dilation = _per_axis(arg(context, node, inputs, 4, "dilation"), count, [1] * count)
     ceil_mode = bool(const_value(arg(context, node, inputs, 5, "ceil_mode"), False))
     if all(d == 1 for d in dilation):
+        if len(inputs) < 3:  # torch.export omits a default stride, and coremltools wants it given
+            context.add(
+                _plain_max_pool(x, kernel, stride, padding, ceil_mode, node.name), torch_name=node.name
+            )
+            return None
         frontend().max_pool1d(context, node)  # coremltools' translation of all three ranks
         return DELEGATED
     spatial = list(x.shape[-count:])
@@ -154,3 +174,53 @@ for _kind in ("max_pool1d", "max_pool2d", "max_pool3d"):
         "every other use stays with coremltools",
         override=True,
     )(_dilated_max_pool)
+
+
+@rescue(
+    "avg_pool2d",
+    "override: coremltools 9.0 refuses avg_pool2d(divisor_override=); without it coremltools' translation",
+    override=True,
+)
+def avg_pool2d(context: Any, node: Any) -> object:
+    """``F.avg_pool2d(x, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)``.
+
+    With ``divisor_override = d`` every window's sum is divided by ``d``. The input is padded with zeros for
+    ``padding`` and, with ``ceil_mode``, for the last partial windows (PyTorch's output size: a window must
+    start inside the input or its left padding), so every window is a full ``kh x kw`` box; its sum is the box
+    mean (MIL ``avg_pool``, no padding) times ``kh kw``, divided by ``d``: within 2e-7 relative of PyTorch.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    divisor = const_value(arg(context, node, inputs, 6, "divisor_override"), None)
+    if divisor is None:
+        frontend().avg_pool2d(context, node)
+        return DELEGATED
+    divisor = int(divisor)
+    if divisor == 0:
+        raise ValueError("avg_pool2d: divisor_override must not be 0")
+    x = inputs[0]
+    kernel = _per_axis(inputs[1], 2, [])
+    stride = _per_axis(arg(context, node, inputs, 2, "stride"), 2, kernel) or kernel
+    padding = _per_axis(arg(context, node, inputs, 3, "padding"), 2, [0, 0])
+    ceil_mode = bool(const_value(arg(context, node, inputs, 4, "ceil_mode"), False))
+    spatial = [d for d in x.shape[-2:]]
+    if not all(isinstance(d, int | np.integer) for d in spatial):
+        raise NotImplementedError("avg_pool2d(divisor_override=) on flexible spatial sizes")
+    pads = []
+    for size, k, s, p in zip(spatial, kernel, stride, padding):
+        span = int(size) + 2 * p - k
+        out = (-(-span // s) if ceil_mode else span // s) + 1
+        if ceil_mode and (out - 1) * s >= int(size) + p:  # PyTorch: the last window must start inside
+            out -= 1
+        extra = max(0, (out - 1) * s + k - (int(size) + 2 * p))
+        pads += [p, p + extra]
+    if any(pads):
+        x = mb.pad(x=x, pad=[0] * (2 * (x.rank - 2)) + pads, mode="constant", constant_val=0.0)
+    mean = mb.avg_pool(x=x, kernel_sizes=kernel, strides=stride, pad_type="valid")
+    scale = kernel[0] * kernel[1] / divisor
+    out = (
+        mb.mul(x=mean, y=float(scale), name=node.name) if scale != 1 else mb.identity(x=mean, name=node.name)
+    )
+    context.add(out, torch_name=node.name)
+    return None

@@ -79,7 +79,7 @@ def alias(context: Any, node: Any) -> None:
 @rescue(
     "where.scalarother",
     "coremltools 9.0 has no translation for torch.export's scalar overloads of where (MPNet's masks)",
-    aliases=("where.scalarself", "where.scalar"),
+    aliases=("where.scalar",),
 )
 def where_scalar(context: Any, node: Any) -> None:
     """``torch.where(cond, a, b)`` where ``a`` and/or ``b`` is a Python scalar (``aten.where.ScalarOther`` etc.)."""
@@ -97,6 +97,17 @@ def where_scalar(context: Any, node: Any) -> None:
         dtype = "fp32"
     a, b = (v if builtin_to_string(v.dtype) == dtype else mb.cast(x=v, dtype=dtype) for v in (a, b))
     context.add(mb.select(cond=cond, a=a, b=b, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "where.scalarself",
+    "override: coremltools 9.0's where.ScalarSelf selects between an int scalar and a float tensor and fails "
+    "(torch.where(mask, 0, x) on torch.export; F.hardshrink decomposes to it)",
+    override=True,
+)
+def where_scalar_self(context: Any, node: Any) -> None:
+    """``torch.where(cond, scalar, x)``: the scalar in ``x``'s dtype (see :func:`where_scalar`)."""
+    where_scalar(context, node)
 
 
 @rescue(

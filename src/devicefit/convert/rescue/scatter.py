@@ -1,0 +1,207 @@
+"""Writes along one axis that coremltools 9.0 lacks: ``scatter_reduce``, ``index_fill``, ``index_copy``.
+
+All three map onto MIL ``scatter_along_axis`` / ``scatter`` / ``select`` with the target's own dtype, so integer
+tensors stay integer and every reduction is computed the way PyTorch's kernel combines values (one ``max`` /
+``min`` / ``add`` / ``mul`` per update).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._registry import rescue
+
+# torch reduce name -> MIL scatter mode (mean: a sum, divided afterwards)
+_REDUCTIONS = {"sum": "add", "prod": "mul", "amax": "max", "amin": "min", "mean": "add"}
+
+
+def _np_dtype(var: Any) -> Any:
+    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
+
+    return nptype_from_builtin(var.dtype)
+
+
+def _dtype_name(var: Any) -> str:
+    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
+
+    return builtin_to_string(var.dtype)
+
+
+def _identity(reduce: str, dtype: Any) -> Any:
+    """What a sum (mean) or product starts from (what ``include_self=False`` puts in the written slots)."""
+    return dtype(1 if reduce == "prod" else 0)
+
+
+def _static_shape(var: Any, what: str) -> list[int]:
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    if any_symbolic(var.shape):
+        raise NotImplementedError(f"{what} needs static shapes (got {var.shape})")
+    return [int(d) for d in var.shape]
+
+
+@rescue(
+    "scatter_reduce",
+    "coremltools 9.0 has no translation (Tensor.scatter_reduce: segment sums / maxima of graph and point nets)",
+    aliases=("scatter_reduce.two",),
+)
+def scatter_reduce(context: Any, node: Any) -> None:
+    """``x.scatter_reduce(dim, index, src, reduce, include_self=True)``: MIL ``scatter_along_axis`` with the
+    matching mode (sum: add, prod: mul, amax: max, amin: min; mean: a sum divided by the count of values that
+    landed on each slot, plus one for ``x`` itself with ``include_self``, floored for integers as PyTorch does).
+
+    ``include_self=False`` first writes into every slot ``index`` names the reduction's identity (0 for sums and
+    means, 1 for products) or, for amax / amin, one of the slot's own ``src`` values, so those slots reduce over
+    ``src`` alone. ``src`` is cut to
+    ``index``'s shape (PyTorch reads only that part); ``index`` must cover ``x`` on every axis but ``dim``.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=5)
+    x, index, src = inputs[0], inputs[2], inputs[3]
+    dim = int(const_value(inputs[1])) % max(x.rank, 1)
+    reduce = str(const_value(inputs[4]))
+    include_self = bool(const_value(arg(context, node, inputs, 5, "include_self"), True))
+    if reduce not in _REDUCTIONS:
+        raise ValueError(f"scatter_reduce: reduce={reduce!r} is not one of {sorted(_REDUCTIONS)}")
+    x_shape, index_shape = _static_shape(x, "scatter_reduce"), _static_shape(index, "scatter_reduce")
+    for axis, (have, need) in enumerate(zip(index_shape, x_shape)):
+        if axis != dim and have != need:
+            raise NotImplementedError(
+                f"scatter_reduce with an index of shape {index_shape} that does not cover the input {x_shape} "
+                f"on axis {axis} (only dim={dim} may differ)"
+            )
+    if all(v.val is not None for v in (x, index, src)):
+        # NOTE: coremltools' constant folding of scatter_along_axis ignores the mode (it always writes), so a
+        # scatter of constants is computed here instead
+        import torch
+
+        data = torch.from_numpy(np.array(x.val))
+        positions = torch.from_numpy(np.array(index.val)).long()
+        values = torch.from_numpy(np.array(src.val)).to(data.dtype)
+        folded = data.scatter_reduce(dim, positions, values, reduce, include_self=include_self)
+        context.add(mb.const(val=folded.numpy(), name=node.name), torch_name=node.name)
+        return
+    index = mb.cast(x=index, dtype="int32")
+    if _static_shape(src, "scatter_reduce") != index_shape:
+        src = mb.slice_by_index(x=src, begin=[0] * src.rank, end=index_shape)
+    if src.dtype != x.dtype:
+        src = mb.cast(x=src, dtype=_dtype_name(x))
+    dtype = _np_dtype(x)
+    base = x
+    if not include_self:
+        # amax / amin: the slots first take one of their own src values (no ±inf constant, which fp16-safe
+        # constants would turn into ±32752); sum / prod / mean: 0 or 1
+        start = (
+            src if reduce in ("amax", "amin") else np.full(index_shape, _identity(reduce, dtype), dtype=dtype)
+        )
+        base = mb.scatter_along_axis(data=x, indices=index, updates=start, axis=dim, mode="update")
+    out = mb.scatter_along_axis(data=base, indices=index, updates=src, axis=dim, mode=_REDUCTIONS[reduce])
+    if reduce == "mean":
+        out = _divide_by_count(out, index, x_shape, dim, include_self)
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+def _divide_by_count(total: Any, index: Any, shape: list[int], dim: int, include_self: bool) -> Any:
+    """``total`` divided by how many values reduced into each slot (at least 1; floored for integers)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    start = np.full(shape, 1 if include_self else 0, dtype=np.int32)
+    if index.val is not None:
+        # NOTE: not a MIL scatter of constants: coremltools folds it ignoring mode="add" (counts of 1)
+        np.add.at(start, _along(np.asarray(index.val), dim), 1)
+        count: Any = np.maximum(start, 1)
+    else:
+        ones = mb.fill(shape=mb.shape(x=index), value=np.int32(1))
+        count = mb.scatter_along_axis(data=start, indices=index, updates=ones, axis=dim, mode="add")
+        count = mb.maximum(x=count, y=np.int32(1))  # untouched slots keep x (divided by 1)
+    if _is_float(total):
+        if isinstance(count, np.ndarray):
+            return mb.real_div(x=total, y=count.astype(_np_dtype(total)))
+        return mb.real_div(x=total, y=mb.cast(x=count, dtype=_dtype_name(total)))
+    return mb.floor_div(x=total, y=count)
+
+
+def _along(index: np.ndarray, dim: int) -> tuple[np.ndarray, ...]:
+    """numpy fancy indices addressing ``index[p]`` along ``dim`` at each position ``p`` (scatter's slots)."""
+    grid = list(np.indices(index.shape, sparse=True))
+    grid[dim] = index
+    return tuple(grid)
+
+
+def _is_float(var: Any) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return bool(types.is_float(var.dtype))
+
+
+def _slots_along(index: Any, size: int, dim: int, rank: int) -> Any:
+    """A bool mask broadcasting along ``dim``: True at the positions ``index`` (1-D or 0-d, negatives wrapped)
+    names."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    index = mb.reshape(x=mb.cast(x=index, dtype="int32"), shape=[-1, 1])
+    index = mb.select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=np.int32(size)), b=index)
+    hit = mb.equal(x=index, y=np.arange(size, dtype=np.int32)[None, :])  # (len(index), size)
+    named = mb.reduce_max(x=mb.cast(x=hit, dtype="int32"), axes=[0], keep_dims=False)
+    shape = [1] * rank
+    shape[dim] = size
+    return mb.cast(x=mb.reshape(x=named, shape=shape), dtype="bool")
+
+
+@rescue(
+    "index_fill",
+    "coremltools 9.0 has no translation (Tensor.index_fill: masking whole rows / channels)",
+    aliases=("index_fill.int_scalar", "index_fill.int_tensor"),
+)
+def index_fill(context: Any, node: Any) -> None:
+    """``x.index_fill(dim, index, value)``: a ``select`` between ``value`` and ``x`` on a mask of the slices
+    ``index`` names along ``dim`` (index may be computed at run time; static length along ``dim``)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, expected=4)
+    x, index, value = inputs[0], inputs[2], inputs[3]
+    if x.rank == 0:
+        raise NotImplementedError("index_fill on a 0-d tensor")
+    dim = int(const_value(inputs[1])) % x.rank
+    size = x.shape[dim]
+    if not isinstance(size, int | np.integer):
+        raise NotImplementedError("index_fill along an axis of flexible length")
+    if index.shape and index.shape[0] == 0:  # nothing to fill (a reduction over no indices has no identity)
+        context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
+        return
+    mask = _slots_along(index, int(size), dim, x.rank)
+    if value.val is not None:
+        value = mb.const(val=np.asarray(value.val).astype(_np_dtype(x)).reshape(()))
+    elif value.dtype != x.dtype:
+        value = mb.cast(x=value, dtype=_dtype_name(x))
+    context.add(mb.select(cond=mask, a=value, b=x, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "index_copy", "coremltools 9.0 has no translation (Tensor.index_copy: writing rows at given positions)"
+)
+def index_copy(context: Any, node: Any) -> None:
+    """``x.index_copy(dim, index, source)``: MIL ``scatter`` with ``mode="update"`` along ``dim`` (negative
+    indices wrapped; repeated indices are undefined in PyTorch too)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, expected=4)
+    x, index, source = inputs[0], inputs[2], inputs[3]
+    if x.rank == 0:
+        raise NotImplementedError("index_copy on a 0-d tensor")
+    dim = int(const_value(inputs[1])) % x.rank
+    size = x.shape[dim]
+    if not isinstance(size, int | np.integer):
+        raise NotImplementedError("index_copy along an axis of flexible length")
+    index = mb.reshape(x=mb.cast(x=index, dtype="int32"), shape=[-1])
+    index = mb.select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=np.int32(size)), b=index)
+    if source.rank < x.rank:  # a 0-d index takes a source without the dim axis
+        source = mb.expand_dims(x=source, axes=[dim])
+    if source.dtype != x.dtype:
+        source = mb.cast(x=source, dtype=_dtype_name(x))
+    out = mb.scatter(data=x, indices=index, updates=source, axis=dim, mode="update", name=node.name)
+    context.add(out, torch_name=node.name)
