@@ -154,3 +154,22 @@ def test_correct_packages_of_other_families_localise_nothing(family: str, tmp_pa
     for step in (0, 2):
         found = localize_step(model, package, "fp32", prompt, forced, step, "fp32")
         assert found.where is None and "near-tie" in found.reason, found.reason
+
+
+def test_a_failing_run_whose_tokens_all_agree_is_localised_at_its_lowest_cosine(
+    llama_pkg: Any, broken_silu: None
+) -> None:
+    """The logits (or perplexity) moved without flipping a token: the step of lowest cosine is localised."""
+    from devicefit.check.lm_localize import localize_runs
+    from devicefit.engines.lm_session import InterpLM
+
+    model, package = llama_pkg
+    generation = _generation(model, {"fp32": InterpLM(package)}, steps=4)
+    (run,) = generation.runs
+    for p in run.prompts:  # as if no greedy token had moved
+        p.first_diff_step = None
+    run.first_diff_step, run.verdict = None, "fail"
+    run.step_cosine = [1.0, 1.0, 0.9, 1.0]
+    localize_runs(generation, model, {"fp32": (package, "fp32")})
+    assert run.localization is not None and run.localization["step"] == 2
+    assert run.localization["where"].startswith("model.layers.0.mlp.act_fn (SiLUActivation)")

@@ -291,28 +291,37 @@ def _output_of(names: list[str], values: dict[str, Any], shape: tuple[int, ...])
 def localize_runs(
     generation: Any, model: Any, packages: dict[str, tuple[Any, str]], provenance: Any = None
 ) -> None:
-    """Localise the first differing step of every run of ``generation`` that has one, in place.
+    """Localise the first differing step of every run of ``generation`` that has one, in place (a failing run
+    without one: its step of lowest logits cosine).
 
     Each such run gets ``localization`` (a :class:`StepLocation` as JSON); a run that is not a pass also gets the
     finding in its ``reason``. ``packages``: run name -> (package, interpreter precision); ``provenance``: the
     package whose provenance the compressed copies share (they lose it when compressed).
     """
     for run in generation.runs:
-        if run.first_diff_step is None or run.name not in packages:
+        target = _step_to_localize(run)
+        if target is None or run.name not in packages:
             continue
-        index = min(
-            (i for i, p in enumerate(run.prompts) if p.first_diff_step is not None),
-            key=lambda i: run.prompts[i].first_diff_step,
-        )
-        prompt = run.prompts[index]
+        index, step = target
         package, precision = packages[run.name]
         if index >= len(generation.prompt_ids):  # a check built without its prompts: nothing to replay
             continue
         found = localize_step(
             model, package, precision, np.asarray(generation.prompt_ids[index]),
-            np.asarray(prompt.reference_tokens), int(prompt.first_diff_step), run.name, index,
-            provenance,
+            np.asarray(run.prompts[index].reference_tokens), step, run.name, index, provenance,
         )  # fmt: skip
         run.localization = found.to_json()
         if run.verdict != "pass":
             run.reason = f"{run.reason}. Located: {found.reason}"
+
+
+def _step_to_localize(run: Any) -> tuple[int, int] | None:
+    """(prompt, step): the earliest first differing step; for a run that fails with every token equal (its
+    logits or perplexity moved), the step of lowest logits cosine; None when there is nothing to explain."""
+    firsts = [(p.first_diff_step, i) for i, p in enumerate(run.prompts) if p.first_diff_step is not None]
+    if firsts:
+        step, index = min(firsts)
+        return index, int(step)
+    if run.verdict == "pass" or not run.step_cosine or not run.prompts:
+        return None
+    return 0, int(np.argmin(run.step_cosine))
