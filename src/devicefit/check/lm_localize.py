@@ -164,7 +164,8 @@ def _localize(
     return StepLocation(
         **base, where=None, value=None, rel_error=worst[0] if worst else None, last_agreeing=None,
         reason=f"in step {step} ({traced.function}) no module's output leaves PyTorch's by more than {tolerance:g} "
-        f"relative{largest}: the differing token is a near-tie of the logits, not a localised divergence",
+        f"relative{largest}: nothing in this step leaves PyTorch's beyond rounding, so a token that differs here "
+        "is a near-tie of the logits, not a localised divergence",
     )  # fmt: skip
 
 
