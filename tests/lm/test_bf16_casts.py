@@ -82,3 +82,40 @@ def test_plain_check_of_an_alibi_falcon_converts_and_is_faithful(tmp_path: Path)
     fidelity = result.questions["conversion_fidelity"].comparison
     assert fidelity.passed, fidelity.headline()
     assert fidelity.worst("snr_db") > 60  # the bias rounded as PyTorch rounds it (unrounded: 41.5 dB)
+
+
+def test_a_runtime_value_beyond_fp16_range_rounds_like_pytorch() -> None:
+    """fp32 programs hold values up to 3e38: 72419.5 rounds to 72192 on bfloat16's 512-wide grid there (it was
+    rounded on a 256 grid, 72448: the step ladder stopped at 2^16), and so up to fp32's largest octaves."""
+    torch.manual_seed(39)
+    octaves = torch.tensor([2.0**k for k in range(-20, 127, 3)])
+    x = torch.cat([torch.tensor([72419.546875 / 3.7]), (torch.rand(len(octaves)) + 1.0) * octaves])
+    check_rescued(
+        lambda v: (v * 3.7).bfloat16().to(torch.float32) + 0.0, (x.reshape(1, -1),), "torchscript", "to"
+    )
+
+
+def test_a_runtime_value_below_the_ladder_rounds_like_pytorch() -> None:
+    """Down to fp32's subnormals (bfloat16's fixed subnormal step): 7.548e-10 was kept as it was (2^-30 and up only)."""
+    torch.manual_seed(4)
+    octaves = torch.tensor([2.0**k for k in range(-148, -20, 3)])
+    x = torch.cat(
+        [torch.tensor([7.54844242667474e-10 / 3.7, 0.0, -0.0]), (torch.rand(len(octaves)) + 1.0) * octaves]
+    )
+    check_rescued(
+        lambda v: (v * 3.7).bfloat16().to(torch.float32) + 0.0, (x.reshape(1, -1),), "torchscript", "to"
+    )
+
+
+def test_an_fp16_program_rounds_its_whole_range_like_pytorch() -> None:
+    """The levels for magnitudes fp16 cannot hold must not touch an fp16 program's values (their constants
+    become 0 or the fp16-safe 32752 there): values from fp16's subnormals up to 65280, fp16-exact inputs (past
+    65408 bfloat16 rounds to 65536, which fp16 cannot hold: the documented limit of fp16 programs)."""
+    torch.manual_seed(5)
+    octaves = torch.tensor([2.0**k for k in range(-24, 16)])
+    x = ((torch.rand(3, len(octaves)) + 1.0) * octaves).clamp(max=65280).half().float()
+    x = (
+        torch.cat([x, torch.tensor([[65280.0] * len(octaves)])])
+        * torch.tensor([1.0, -1.0, 1.0, -1.0])[:, None]
+    )
+    check_rescued(lambda v: v.bfloat16().to(torch.float32) + 0.0, (x,), "torchscript", "to", precision="fp16")

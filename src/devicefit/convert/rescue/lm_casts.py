@@ -7,9 +7,9 @@ difference the fidelity bound calls a conversion problem. So the rounding is emu
 
 * the cast rounds to bfloat16 (8 significant bits, round to nearest even). A constant is rounded at conversion
   time by PyTorch itself; a computed value by :func:`round_bf16` (a grid step picked by comparisons with powers
-  of two, then ``round``: every step exact in fp32 and fp16). The value stays in the program's float type: fp32
-  holds every bfloat16 exactly; fp16 holds its 8-bit mantissas but not its range (+-65504 where bfloat16
-  reaches 3e38); magnitudes below 2^-30 (fp16: its subnormals) are kept as they are. In an fp16 program a product is
+  of two, then ``round``: every step exact in fp32 and fp16; magnitudes past 2^16 scaled into range by exact
+  powers of two). The value stays in the program's float type: fp32 holds every bfloat16 exactly; fp16 holds its 8-bit mantissas but not its range (+-65504 where bfloat16
+  reaches 3e38, and nothing below its subnormals). In an fp16 program a product is
   rounded to fp16 before bfloat16 (two roundings): one bfloat16 step off for 2.8% of a 16-head ALiBi table.
 * arithmetic PyTorch then does *in* bfloat16 (an elementwise ``add`` / ``sub`` / ``mul`` / ``real_div`` of a
   bfloat16 tensor with integer tensors or scalars, through reshapes) is rebuilt when the value is cast back to a
@@ -84,14 +84,52 @@ def _dtype(context: Any, node: Any, inputs: list) -> int | None:
     return None if value is None else int(value)
 
 
+# (scale exponent s, threshold exponent t): |x| >= 2^t is rounded as x * 2^-s on the ladder, then scaled back by
+# 2^s; the scaled value lands in the ladder's range [2^-30, 2^16) (fp32 reaches 2^128)
+_LARGE = ((45, 16), (90, 61), (112, 106))
+# likewise below: |x| < 2^-t is rounded as x * 2^s (t = 30, 75, 120 -> [2^-30, 2^16) again, and
+# [2^-126, 2^-120) -> [2^-26, 2^-20)); under 2^-126 (subnormal) bfloat16's step is fixed, 2^-133
+_SMALL = ((45, 30), (90, 75), (100, 120))
+
+
 def round_bf16(x: Any, name: str | None = None) -> Any:
     """``x`` rounded to bfloat16's 8 significant bits, to nearest even (``round`` is), as MIL ops.
+
+    :func:`_round_on_ladder` rounds ``2^-30 <= |x| < 2^16`` exactly in fp16 and fp32 programs alike (fp16 holds
+    nothing outside it but 0). Other magnitudes (fp32 programs only) are scaled into that range by an exact
+    power of two, rounded there and scaled back; fp32 subnormals (below 2^-126) round on bfloat16's fixed
+    subnormal step 2^-133. Exact over fp32's whole range. The level tests compare ``|x|`` times a power of two
+    with a constant in fp16's range: a constant past 65504 would become the fp16-safe 32752 in an fp16 program
+    and send its values down the wrong level; one under fp16's smallest only underflows to 0 (never selected).
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    def scaled(v: Any, up: float, down: float) -> Any:
+        return mb.mul(x=_round_on_ladder(mb.mul(x=v, y=np.float32(up))), y=np.float32(down))
+
+    magnitude = mb.abs(x=x)
+    result = _round_on_ladder(x)
+    for scale, threshold in _LARGE:
+        use = mb.greater_equal(x=mb.mul(x=magnitude, y=np.float32(2.0**-threshold)), y=np.float32(1.0))
+        result = mb.select(cond=use, a=scaled(x, 2.0**-scale, 2.0**scale), b=result)
+    tiny = mb.mul(x=magnitude, y=np.float32(2.0**14))
+    for scale, threshold in _SMALL:
+        use = mb.less(x=tiny, y=np.float32(2.0 ** (14 - threshold)))
+        result = mb.select(cond=use, a=scaled(x, 2.0**scale, 2.0**-scale), b=result)
+    # subnormal: round(x / 2^-133) * 2^-133, each factor split in two (2^133 is past fp32's range)
+    steps = mb.round(x=mb.mul(x=mb.mul(x=x, y=np.float32(2.0**120)), y=np.float32(2.0**13)))
+    subnormal = mb.mul(x=mb.mul(x=steps, y=np.float32(2.0**-13)), y=np.float32(2.0**-120))
+    use = mb.less(x=tiny, y=np.float32(2.0 ** (14 - 126)))
+    return mb.select(cond=use, a=subnormal, b=result, **({"name": name} if name else {}))
+
+
+def _round_on_ladder(x: Any) -> Any:
+    """``x`` rounded to bfloat16 where ``2^-30 <= |x| < 2^16``; ``x`` below; a finer grid above (see callers).
 
     The grid step ``2^(floor(log2 |x|) - 7)`` is the largest of ``2^(k - 7)`` over the powers ``2^k`` (k in
     -30..15) that ``|x|`` reaches; then ``round(x / step) * step``. Comparisons and powers of two are exact in
     fp16 and fp32 alike, so both programs pick the same step for the same value (a logarithm would not: fp16's
-    misses powers of two). Exact for ``2^-30 <= |x| < 2^16``; smaller values are kept as they are, larger ones
-    (fp32 programs only) keep the step ``2^8``, finer than bfloat16's.
+    misses powers of two).
     """
     from coremltools.converters.mil.mil import Builder as mb
 
@@ -103,8 +141,7 @@ def round_bf16(x: Any, name: str | None = None) -> Any:
     has_step = mb.greater(x=step, y=np.float32(0.0))
     divisor = mb.select(cond=has_step, a=step, b=np.float32(1.0))
     rounded = mb.mul(x=mb.round(x=mb.real_div(x=x, y=divisor)), y=step)
-    kwargs = {"name": name} if name else {}
-    return mb.select(cond=has_step, a=rounded, b=x, **kwargs)
+    return mb.select(cond=has_step, a=rounded, b=x)
 
 
 def _rounded(value: Any) -> np.ndarray:
