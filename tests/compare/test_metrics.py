@@ -60,7 +60,7 @@ def test_top1_counts_near_ties_as_agreeing():
     ref = np.array([[1.0, 0.9995, 0.2]])
     cand = np.array([[0.99, 1.0, 0.2]])  # picks class 1, within 1e-3 of the reference's best
     assert METRICS["top1_agreement"](ref, cand).value == 1.0
-    strict = topk_agreement(ref, cand, 1, tie_rtol=0.0, tie_atol=0.0)
+    strict = topk_agreement(ref, cand, 1, tie_rtol=0.0, tie_atol=0.0, noise_z=0.0)
     assert strict.value == 0.0
 
 

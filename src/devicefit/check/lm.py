@@ -159,6 +159,7 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
     """Convert, run generation against PyTorch (fp32, fp16, int4), and bound memory and speed."""
     from devicefit.analyze.catalog import get_device, load_catalog
     from devicefit.analyze.kv_cache import lm_memory
+    from devicefit.check.lm_localize import localize_runs
     from devicefit.compare.generation import check_generation
     from devicefit.compress.lm import compress_lm
     from devicefit.convert.lm_wrapper import lm_shape
@@ -199,6 +200,12 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
         generation = check_generation(
             TorchLM(model, options.max_context), candidates, prompts, options.steps, held_out
         )
+        # the first differing step of each run, run again with every value: which module it starts at
+        say("localising the first differing steps")
+        packages = {"fp32": (p32, "fp32"), "fp16": (p16, "fp16")}
+        if options.int4:
+            packages["int4"] = (p4, "fp16")
+        localize_runs(generation, model, packages, provenance=p16)
     parameters = sum(p.numel() for p in model.parameters())
     shipped = sizes.get("int4", sizes["fp16"])
     memory = lm_memory(shape, options.max_context, shipped, parameters, _intermediate(model), devices)

@@ -6,7 +6,11 @@ innermost frame outside torch, coremltools, site-packages and devicefit: the rul
 with every intermediate value. A program value is matched to the PyTorch result of the same line and shape (the
 last one of each: a line's final result; ops fused or decomposed by the converter share the line), and the first
 match in program order whose relative error exceeds ``1e-3`` (SNR 60 dB, the fidelity bound) is the place to look.
-A line with no PyTorch counterpart of that shape is skipped. Positions the sample's attention mask marks as
+The two must also be the same *kind* of value (bool / integer / float) computed from the same model inputs: a fused
+PyTorch kernel hides what the program decomposes, so (line, shape) alone can pair unrelated values. On an
+``F.scaled_dot_product_attention`` line with a boolean mask the only PyTorch value of the weights' shape is the
+mask made additive (from the mask input alone), and the program's softmax (from every input) is not it.
+A line with no PyTorch counterpart of that shape, kind and inputs is skipped. Positions the sample's attention mask marks as
 padding are left out (as in the output comparisons, :mod:`devicefit.compare.padding`). It is a convenience: any
 failure returns None.
 """
@@ -14,6 +18,7 @@ failure returns None.
 from __future__ import annotations
 
 import sys
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -49,10 +54,11 @@ def first_divergent_line(source: Any, program: Any, provenance: Any, feeds: dict
         values = program.run(program_feeds, precision="fp32", intermediates=True)
         last = _last_per_line(program, provenance, values)
         # only the (line, shape) pairs the program has are kept, as float32: one sample's worth at most
-        recorded = _record_torch(source, feeds, set(last))
+        recorded, torch_inputs = _record_torch(source, feeds, set(last))
+        signature = _program_signatures(program, values, torch_inputs)
         tokens = _tokens(feeds)
         for key, name in last.items():
-            ref = recorded.get(key)
+            ref = recorded.get(key, {}).get(signature(name))
             if ref is None:
                 continue
             error = _rel_error(*_unpadded(np.asarray(values[name]), ref, tokens))
@@ -61,6 +67,33 @@ def first_divergent_line(source: Any, program: Any, provenance: Any, feeds: dict
     except Exception:  # NOTE: localisation must never hide the verdict it explains
         return None
     return None
+
+
+Signature = tuple[str, frozenset[str] | None]
+
+
+def _kind(dtype: Any) -> str:
+    """``b`` (bool), ``i`` (any integer) or ``f`` (float): int64 in PyTorch is int32 in the program."""
+    kind = np.dtype(dtype).kind
+    return "i" if kind == "u" else kind
+
+
+def _program_signatures(program: Any, values: dict[str, Any], torch_inputs: list[str] | None) -> Any:
+    """name -> (kind, the program inputs it is computed from); the inputs are None when they cannot be matched
+    with PyTorch's by name (then values pair by kind alone)."""
+    inputs = [i.name for i in program.inputs]
+    deps: dict[str, frozenset[str]] | None = None
+    if torch_inputs is not None and sorted(inputs) == sorted(torch_inputs):
+        deps = {n: frozenset({n}) for n in inputs}
+        for step in program.plan.block.steps:
+            read = frozenset().union(*(deps.get(r, frozenset()) for r in step.reads()))
+            for out in step.outputs:
+                deps[out] = read
+
+    def signature(name: str) -> Signature:
+        return _kind(np.asarray(values[name]).dtype), None if deps is None else deps.get(name, frozenset())
+
+    return signature
 
 
 def _last_per_line(
@@ -129,16 +162,35 @@ def _line_key(location: str) -> str:
 
 def _record_torch(
     source: Any, feeds: dict[str, Any], wanted: set[tuple[str, tuple[int, ...]]]
-) -> dict[tuple[str, tuple[int, ...]], np.ndarray]:
-    """PyTorch's result of every aten op on ``feeds`` by (user line, shape), for the ``wanted`` pairs; the last kept."""
+) -> tuple[dict[tuple[str, tuple[int, ...]], dict[Signature, np.ndarray]], list[str] | None]:
+    """PyTorch's result of every aten op on ``feeds`` by (user line, shape), for the ``wanted`` pairs: the last one of
+    each signature (kind, the inputs it is computed from); and the input names (None when they are not known)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_leaves
 
     import devicefit
     from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
 
     own = str(Path(devicefit.__file__).resolve().parent)
-    recorded: dict[tuple[str, tuple[int, ...]], np.ndarray] = {}
+    recorded: dict[tuple[str, tuple[int, ...]], dict[Signature, np.ndarray]] = {}
+    # id -> (a weak reference, the inputs a tensor is computed from); the reference guards against reused ids
+    deps: dict[int, tuple[Any, frozenset[str]]] = {}
+    names: list[str] | None = None
+    inputs: tuple[Any, ...] = ()
+    if hasattr(source, "to_tensors") and hasattr(source, "traceable"):
+        inputs = source.to_tensors(feeds)  # outside the recorder: the casts are not the model's
+        names = [spec.name for spec in source.input_specs]
+        for name, t in zip(names, inputs, strict=True):
+            deps[id(t)] = (weakref.ref(t), frozenset({name}))
+
+    def depends(args: Any) -> frozenset[str]:
+        found: frozenset[str] = frozenset()
+        for t in tree_leaves(args):
+            entry = deps.get(id(t)) if isinstance(t, torch.Tensor) else None
+            if entry is not None and entry[0]() is t:
+                found |= entry[1]
+        return found
 
     def user_line() -> str | None:
         frame = sys._getframe(2)
@@ -153,18 +205,25 @@ def _record_torch(
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
             out = func(*args, **(kwargs or {}))
             line = user_line()
-            if line is not None:
-                for t in out if isinstance(out, tuple | list) else (out,):
-                    if (
-                        isinstance(t, torch.Tensor)
-                        and (line, tuple(t.shape)) in wanted
-                        and not t.is_complex()
-                    ):
-                        keep = t.detach().to("cpu", torch.float32) if t.layout == torch.strided else None
-                        if keep is not None:
-                            recorded[(line, tuple(t.shape))] = keep.numpy().copy()
+            outs = [
+                t for t in (out if isinstance(out, tuple | list) else (out,)) if isinstance(t, torch.Tensor)
+            ]
+            read = depends((args, kwargs)) if names is not None else frozenset()
+            for t in outs:  # an in-place op's output is one of its arguments: it keeps what it read before
+                deps[id(t)] = (weakref.ref(t), read | depends(t))
+            if line is None:
+                return out
+            for t in outs:
+                if (line, tuple(t.shape)) in wanted and not t.is_complex() and t.layout == torch.strided:
+                    kind = "f" if t.is_floating_point() else "b" if t.dtype == torch.bool else "i"
+                    keep = t.detach().to("cpu", torch.float32).numpy().copy()
+                    recorded.setdefault((line, tuple(t.shape)), {})[(kind, read if names else None)] = keep
             return out
 
-    with Recorder():
-        source.reference(feeds)
-    return recorded
+    if names is None:
+        with Recorder():
+            source.reference(feeds)
+    else:
+        with torch.no_grad(), Recorder():
+            source.traceable()(*inputs)
+    return recorded, names

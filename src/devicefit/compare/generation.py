@@ -52,11 +52,14 @@ class GenerationRun:
         token_agreement: mean over prompts of the share of steps whose greedy token equals PyTorch's.
         first_diff_step: the earliest step (0-based) at which any prompt's greedy token differs; None if none.
         step_cosine: per step, mean over prompts of the logits cosine similarity.
-        step_top5: per step, mean over prompts of |top5(PyTorch) & top5(candidate)| / 5.
+        step_top5: per step, mean over prompts of the share of the candidate's top-5 that lies in PyTorch's
+            top-5 extended by near-ties (the plain check's rule, :func:`devicefit.compare.metrics.topk_accepted`).
         perplexity: the candidate's perplexity on the held-out text (None without one).
         reference_perplexity: PyTorch's perplexity on the same text.
         verdict: ``"pass"``, ``"warn"`` (fp16 / compressed below the bounds) or ``"fail"`` (fp32 below them).
         reason: one sentence saying why.
+        localization: where the first differing step diverges, module and line
+            (:class:`devicefit.check.lm_localize.StepLocation` as JSON), when the check localised it.
     """
 
     name: str
@@ -69,6 +72,7 @@ class GenerationRun:
     prompts: list[PromptResult] = field(default_factory=list)
     verdict: str = "pass"
     reason: str = ""
+    localization: dict[str, Any] | None = None
 
     @property
     def perplexity_change(self) -> float | None:
@@ -104,6 +108,7 @@ class GenerationCheck:
     prompts: int
     held_out_tokens: int
     runs: list[GenerationRun]
+    prompt_ids: list[np.ndarray] = field(default_factory=list, repr=False)  # what each run was fed
 
     @property
     def verdict(self) -> str:
@@ -146,9 +151,24 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(a64 @ b64 / denom) if denom > 0 else float("nan")
 
 
-def _top5(a: np.ndarray, b: np.ndarray) -> float:
-    k = min(5, a.shape[-1])
-    return len(set(np.argsort(-a)[:k].tolist()) & set(np.argsort(-b)[:k].tolist())) / k
+def _top5_overlap(reference: list[np.ndarray], candidate: list[np.ndarray]) -> np.ndarray:
+    """(prompts, steps): the share of the candidate's top-5 within PyTorch's top-5 extended by near-ties.
+
+    The plain check's rule (:func:`devicefit.compare.metrics.topk_accepted`): classes closer than one fp16 step
+    of the top score or than the run's own rounding noise (measured over every step of every prompt) cannot be
+    ordered by the candidate, so swapping them is not a disagreement.
+    """
+    from devicefit.compare.metrics import score_noise, topk_accepted
+
+    ref = np.stack(reference).astype(np.float64)
+    cand = np.stack(candidate).astype(np.float64)
+    vocab = ref.shape[-1]
+    if vocab <= 5:
+        return np.ones(ref.shape[:2])
+    rows_ref, rows_cand = ref.reshape(-1, vocab), cand.reshape(-1, vocab)
+    accepted = topk_accepted(rows_ref, 5, score_noise(rows_ref, rows_cand))
+    top = np.argsort(-np.nan_to_num(rows_cand, nan=-np.inf), axis=1, kind="stable")[:, :5]
+    return np.take_along_axis(accepted, top, axis=1).mean(axis=1).reshape(ref.shape[:2])
 
 
 def _verdict(run: GenerationRun) -> tuple[str, str]:
@@ -188,14 +208,13 @@ def compare_run(
     """Compare ``candidate`` with PyTorch's per-prompt greedy logits ``reference`` (see the module doc)."""
     steps = reference[0].shape[0] if reference else 0
     cos = np.zeros((len(prompts), steps))
-    top5 = np.zeros((len(prompts), steps))
-    results = []
+    results, logits = [], []
     for i, (prompt, ref) in enumerate(zip(prompts, reference)):
         ref_tokens = ref.argmax(axis=-1)
         got = greedy(candidate, prompt, steps, forced=ref_tokens)
         got_tokens = got.argmax(axis=-1)
         cos[i] = [_cosine(a, b) for a, b in zip(ref, got)]
-        top5[i] = [_top5(a, b) for a, b in zip(ref, got)]
+        logits.append(got)
         diff = np.flatnonzero(got_tokens != ref_tokens)
         results.append(
             PromptResult(
@@ -215,7 +234,7 @@ def compare_run(
         token_agreement=float(np.mean([r.token_agreement for r in results])) if results else float("nan"),
         first_diff_step=min(firsts) if firsts else None,
         step_cosine=cos.mean(axis=0).tolist(),
-        step_top5=top5.mean(axis=0).tolist(),
+        step_top5=_top5_overlap(reference[: len(logits)], logits).mean(axis=0).tolist() if logits else [],
         perplexity=ppl,
         reference_perplexity=ref_ppl,
         prompts=results,
@@ -263,4 +282,5 @@ def check_generation(
         prompts=len(prompts),
         held_out_tokens=min(len(held_out), context) if held_out is not None else 0,
         runs=runs,
+        prompt_ids=[np.asarray(p) for p in prompts],
     )

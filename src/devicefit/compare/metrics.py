@@ -7,10 +7,14 @@ Arrays of any shape are compared elementwise as float64; classification metrics 
 samples: a segmentation map's every pixel, a token classifier's every position, is one sample.
 
 Near-tie rule for top-k agreement (see docs/metrics.md): for each sample, let ``s_k`` be the reference's
-k-th largest score and ``tie = tie_rtol * max(|s_1|, |s_k|) + tie_atol`` (finite scores only). The *accepted set* is every
-class whose reference score is ``>= s_k - tie`` (the reference top-k, extended by near-ties). The
-candidate agrees on that sample when its own top-k classes all lie in the accepted set. So swapping two
-classes whose reference scores are within ``tie`` of each other is not counted as a disagreement.
+k-th largest score, ``m = max(|s_1|, |s_k|)`` (finite scores only) and ``sigma`` the candidate's rounding
+noise, measured robustly over the whole output (``1.4826 * median |c - r|``: a few large genuine errors do
+not move a median). Then ``tie = max(tie_rtol * m, min(noise_z * sigma, tie_cap * m)) + tie_atol``. The
+*accepted set* is every class whose reference score is ``>= s_k - tie`` (the reference top-k, extended by
+near-ties). The candidate agrees on that sample when its own top-k classes all lie in the accepted set. So
+swapping two classes whose reference scores are closer than the candidate can resolve (one fp16 step of the
+top score, or the noise its computation carries: fp16 compute through a network leaves each logit ~10x
+coarser than one step of its own) is not a disagreement; a swap across a larger gap still is.
 """
 
 from __future__ import annotations
@@ -159,6 +163,44 @@ def _rows(a: np.ndarray, axis: int = -1) -> np.ndarray:
     return np.moveaxis(a, axis, -1).reshape(-1, a.shape[axis])
 
 
+# Noise-aware near-ties: a swap needs noise_z = 3 * sqrt(2) sigmas of the difference of two noisy scores to
+# count as a tie (a 0.13% chance that pure noise of sigma swaps a wider gap); the window never passes
+# tie_cap of the top score (1%): noise that large is not a near-tie question, the SNR bound judges it.
+NOISE_Z = 3.0 * math.sqrt(2.0)
+TIE_CAP = 1e-2
+
+
+def score_noise(reference: Any, candidate: Any) -> float:
+    """The candidate's typical score error: ``1.4826 * median |c - r|`` over the finite pairs (a Gaussian's sigma).
+
+    A median, so that a few large genuine errors (a wrong class, a broken row) do not pass for rounding noise.
+    """
+    r, c = _pair(reference, candidate)
+    both = np.isfinite(r) & np.isfinite(c)
+    return float(1.4826 * np.median(np.abs(c[both] - r[both]))) if both.any() else 0.0
+
+
+def topk_accepted(
+    reference_rows: np.ndarray,
+    k: int,
+    noise: float = 0.0,
+    tie_rtol: float = 1e-3,
+    tie_atol: float = 1e-6,
+    noise_z: float = NOISE_Z,
+    tie_cap: float = TIE_CAP,
+) -> np.ndarray:
+    """Per row (one sample, classes along it): which classes are the reference's top-k extended by near-ties."""
+    ordered = -np.sort(-reference_rows, axis=1)
+    kth = ordered[:, k - 1]
+    # The tie window scales with the magnitude of the top scores (finite ones only): the row's largest
+    # |score| would let one huge negative logit or a masked -inf widen the window to everything.
+    top = np.where(np.isfinite(ordered[:, 0]), np.abs(ordered[:, 0]), 0.0)
+    kth_mag = np.where(np.isfinite(kth), np.abs(kth), 0.0)
+    scale = np.maximum(top, kth_mag)
+    tie = np.maximum(tie_rtol * scale, np.minimum(noise_z * noise, tie_cap * scale)) + tie_atol
+    return reference_rows >= (kth - tie)[:, None]
+
+
 def topk_agreement(
     reference: Any,
     candidate: Any,
@@ -167,31 +209,33 @@ def topk_agreement(
     tie_rtol: float = 1e-3,
     tie_atol: float = 1e-6,
     axis: int = -1,
+    noise_z: float = NOISE_Z,
+    tie_cap: float = TIE_CAP,
 ) -> MetricResult:
     """Fraction of sample positions whose candidate top-k lies in the reference top-k extended by near-ties.
 
-    See the module docstring for the rule. ``axis`` is the class axis; every other axis indexes samples
-    (for ``N x C x H x W`` segmentation logits and ``axis=1`` the value is the fraction of agreeing pixels).
-    The metric is None for outputs with fewer than ``k + 1`` classes (top-k of k classes always agrees).
+    See the module docstring for the rule (``noise_z=0`` turns the measured-noise part off). ``axis`` is the
+    class axis; every other axis indexes samples (for ``N x C x H x W`` segmentation logits and ``axis=1``
+    the value is the fraction of agreeing pixels). The metric is None for outputs with fewer than ``k + 1``
+    classes (top-k of k classes always agrees).
     """
     r, c = _pair(reference, candidate)
     name = f"top{k}_agreement"
     if r.ndim == 0 or r.shape[axis] <= k:
         return MetricResult(name, None, tol, details={"reason": f"needs more than {k} classes"})
     rr, cr = _rows(r, axis), _rows(c, axis)
-    ordered = -np.sort(-rr, axis=1)
-    kth = ordered[:, k - 1]
-    # The tie window scales with the magnitude of the top scores (finite ones only): the row's largest
-    # |score| would let one huge negative logit or a masked -inf widen the window to everything.
-    top = np.where(np.isfinite(ordered[:, 0]), np.abs(ordered[:, 0]), 0.0)
-    kth_mag = np.where(np.isfinite(kth), np.abs(kth), 0.0)
-    tie = tie_rtol * np.maximum(top, kth_mag) + tie_atol
-    accepted = rr >= (kth - tie)[:, None]
+    noise = score_noise(rr, cr)
+    accepted = topk_accepted(rr, k, noise, tie_rtol, tie_atol, noise_z, tie_cap)
     # NOTE: argsort of -x puts NaN last, so a NaN candidate row picks arbitrary classes and mostly disagrees.
     cand_top = np.argsort(-np.nan_to_num(cr, nan=-np.inf), axis=1, kind="stable")[:, :k]
     agree = np.take_along_axis(accepted, cand_top, axis=1).all(axis=1) & ~np.isnan(cr).any(axis=1)
     value = float(agree.mean()) if len(agree) else math.nan
-    details = {"samples": len(agree), "disagreeing": int((~agree).sum()), "tie_rtol": tie_rtol}
+    details = {
+        "samples": len(agree),
+        "disagreeing": int((~agree).sum()),
+        "tie_rtol": tie_rtol,
+        "noise": noise,
+    }
     if r.ndim > 2:  # dense: say which axis held the classes and how many positions each sample has
         details.update(class_axis=axis % r.ndim, positions_per_sample=len(agree) // max(r.shape[0], 1))
     return MetricResult(name, value, tol, higher_is_better=True, details=details)

@@ -200,6 +200,7 @@ def convert_causal_lm(
     import torch
 
     from devicefit._lazy import coremltools
+    from devicefit.convert import provenance
     from devicefit.convert.frontends import _library_logs_quiet, _quiet_coremltools
     from devicefit.convert.lm_wrapper import causal_mask, stateful_wrapper
     from devicefit.convert.merge import merge
@@ -230,6 +231,7 @@ def convert_causal_lm(
         ct.StateType(wrapped_type=ct.TensorType(shape=cache, dtype=np.float16), name=n) for n in STATE_NAMES
     ]
     compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
+    origins: dict[str, Any] = {}  # both functions come from one trace: a value name has one origin
     with tempfile.TemporaryDirectory(prefix="devicefit-lm-") as tmp:
         parts = []
         for function in ("prefill", "decode"):
@@ -249,11 +251,15 @@ def convert_causal_lm(
                     )
             except Exception as e:  # coremltools raises bare exceptions; give the user one line
                 raise DevicefitError(f"converting the {function} function failed: {first_line(e)}") from e
+            # which wrapper call each op came from (module name and type, as the trace scoped it): the
+            # generation check's localisation maps them onto the model's modules (check/lm_localize.py)
+            origins.update(provenance.collect(mlmodel, traced).items())
             part = Path(tmp) / f"{function}.mlpackage"
             mlmodel.save(str(part))
             parts.append(part)
         say("merging prefill + decode with shared weights")
         merged = merge(parts, out, names=["prefill", "decode"], default="decode", force=force)
+    store_provenance(out, provenance.Provenance(origins))
     return LMConversion(
         output=out,
         family=shape.family,
@@ -265,3 +271,22 @@ def convert_causal_lm(
         notes=notes,
         seconds=time.perf_counter() - start,
     )
+
+
+def store_provenance(package: Path, found: Any) -> None:
+    """Write ``found`` (a :class:`~devicefit.convert.provenance.Provenance`) into a package devicefit just wrote.
+
+    ``save_multifunction`` (the merge) keeps no user-defined metadata, so it is added to the merged model's spec
+    afterwards, as :func:`devicefit.convert.provenance.attach` would have.
+    """
+    import json
+
+    from devicefit.convert.provenance import METADATA_KEY
+    from devicefit.sources.coreml_package import _manifest_model_path, read_spec
+
+    if not len(found):
+        return
+    spec, _, _ = read_spec(package)
+    spec.description.metadata.userDefined[METADATA_KEY] = json.dumps(found.to_json(), separators=(",", ":"))
+    model_file = package / "Data" / _manifest_model_path(package)
+    model_file.write_bytes(spec.SerializeToString())

@@ -16,7 +16,7 @@ import numpy as np
 
 from devicefit.errors import InputError
 
-__all__ = ["InterpLM", "LMRunner", "TorchLM", "greedy", "nll_per_token"]
+__all__ = ["InterpLM", "LMRunner", "StepTrace", "TorchLM", "greedy", "nll_per_token"]
 
 
 class LMRunner(Protocol):
@@ -135,6 +135,49 @@ class InterpLM:
             rows.append(self._run(self._fns.decode, np.array([token]), 1)[0])
             self.position += 1
         return np.stack(rows)
+
+    def trace(self, ids: np.ndarray) -> StepTrace:
+        """Append ``ids`` in one call, as :meth:`feed` would (a prompt into an empty cache: ``prefill``; one
+        token: ``decode``), keeping every intermediate value: what localising a generation step compares."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
+        if self.position == 0 and len(ids) > 1:
+            function, fn, padded = "prefill", self._fns.prefill, ids
+            lengths = self._fns.prefill_lengths
+            fit = [n for n in lengths or [] if n >= len(ids)]
+            if lengths is not None and not fit:
+                raise InputError(f"a {len(ids)}-token prompt exceeds every prefill length ({lengths})")
+            if fit:
+                padded = np.concatenate([ids, np.zeros(fit[0] - len(ids), dtype=np.int64)])
+        elif len(ids) == 1 and self.position + 1 <= self.max_context:
+            function, fn, padded = "decode", self._fns.decode, ids
+        else:
+            raise InputError("trace takes a prompt into an empty session, or one token that fits the context")
+        end = self.position + len(padded)
+        feeds = {"input_ids": padded.astype(np.int32)[None], "causal_mask": _mask(len(padded), end)}
+        before = {k: np.array(v, dtype=np.float32, copy=True) for k, v in self.states.items()}
+        values = fn.run(feeds, precision=self.precision, states=self.states, intermediates=True)
+        self.states = {"k_cache": values["k_cache"], "v_cache": values["v_cache"]}
+        self.position += len(ids)
+        return StepTrace(function, fn, feeds, before, values)
+
+
+@dataclass
+class StepTrace:
+    """One call of a package function with every intermediate value (see :meth:`InterpLM.trace`).
+
+    Attributes:
+        function: ``"prefill"`` or ``"decode"``.
+        program: the function's :class:`devicefit.interp.Program`.
+        feeds: its inputs (``input_ids``, ``causal_mask``).
+        states: the KV cache it read (``k_cache`` / ``v_cache`` before the call).
+        values: every named value it computed (outputs, intermediates and the states after).
+    """
+
+    function: str
+    program: Any
+    feeds: dict[str, np.ndarray]
+    states: dict[str, np.ndarray]
+    values: dict[str, Any]
 
 
 class TorchLM:

@@ -23,6 +23,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     index_put,
     layout,
     linalg,
+    lm_casts,
     masks,
     mathfn,
     moments,
