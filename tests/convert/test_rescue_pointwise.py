@@ -124,3 +124,9 @@ def test_round_without_decimals_stays_with_coremltools():
     got, expected, rescued = run_fn(lambda t: torch.round(t * 3), (torch.randn(10),), "torch.export")
     assert "round" not in rescued
     np.testing.assert_array_equal(got[0], expected[0])
+
+
+def test_round_with_zero_decimals_on_torchscript():
+    # TorchScript passes decimals=0 as a second input, which coremltools' own translation refused
+    x = torch.tensor([0.5, 1.5, 2.5, -0.5, -1.7, 3.2])
+    check_rescued(lambda t: torch.round(t, decimals=0), (x,), "torchscript", "round")
