@@ -14,16 +14,18 @@ go their own way (the worker coalesces whatever queues up behind it).
 Only where it pays, measured:
 
 * several callers must be active: the requests of one task, one after the other, cannot be batched, and the turn
-  is pure cost. Callers = the distinct tasks that made requests in the last window of ``WINDOW`` requests (a
-  burst made with ``asyncio.gather``: every request its own task; two closed-loop callers: 2);
+  is pure cost. Callers = the distinct tasks among the last ``WINDOW`` requests (a burst made with
+  ``asyncio.gather``: every request its own task; two closed-loop callers: 2). A sliding window of 8: with a
+  tumbling window of 32, two closed-loop callers right after a burst gathered for up to 32 requests as if the
+  burst's callers were still there (0.71x sync against 0.85x without gathering, in the benchmark's blocks);
 * a batch of the size those callers make (``k`` = callers, at most the limit) must cost less per request than a
   call alone, by more than the turn: ``batch(k) / k + TURN_S < c``. A batch of two gains nothing on a tiny
   model (11.3 us per request stacked by two on onnxruntime against 11.0 us alone; 25.7 against 29.5 us on
   torch) while the turn and its bookkeeping cost ~10 us a request (two closed-loop callers fell from 0.85x to
   0.47x sync on onnxruntime when they always gathered); on the interpreter's batched graphs bert_encoder's
-  batch of two costs 0.65x two calls, 100 us a request saved. ``batch(k) / k`` is the median of the last
-  batch calls of that size class (2, 3, 4-7, 8+) led here; ``c`` the policy's call time alone. Unknown or
-  stale (``RETRY`` requests without a sample): a *trial* of ``TRIAL`` requests gathers to measure it.
+  batch of two costs 0.65x two calls, 100 us a request saved. ``batch(k) / k`` is measured
+  (:class:`~devicefit.runtime.batch_costs.BatchCosts`, over the batch calls led here); ``c`` the policy's call
+  time alone. Unknown or stale: a *trial* of ``TRIAL`` requests gathers to measure it.
 
 A loop's waiting list is only ever touched from that loop's thread (join, leave, take), so none of this takes
 the scheduler's lock on the way in; the window and the estimates are hints (several loops on several threads
@@ -33,20 +35,18 @@ may race on a count, never on a request).
 from __future__ import annotations
 
 import asyncio
-from collections import deque
-from statistics import median
+from collections import Counter, deque
 from typing import Any
 
-# requests per window over which distinct callers are counted
-WINDOW = 32
+from devicefit.runtime.batch_costs import BatchCosts
+
+# requests over which distinct callers are counted (sliding)
+WINDOW = 8
 # what gathering costs a request beyond running inline: the loop turn, the slot, the leader's bookkeeping
 # (measured ~10 us a request on onnxruntime's tiny MLP, 2 vCPUs; with margin)
 TURN_S = 15e-6
-# a size class's batch-cost estimate is re-measured after this many requests without a sample, by a trial of
-# TRIAL requests that gather whatever the estimate says
-RETRY = 2048
+# requests that gather, whatever the estimate, to measure a size class that is unknown or stale
 TRIAL = 8
-SAMPLES = 8
 # gather checks between reads of the engine's batch limit (it changes only when a model refuses a stack)
 LIMIT_REFRESH = 256
 
@@ -71,16 +71,12 @@ class Gathering:
 
     def __init__(self) -> None:
         self._waiting: dict[asyncio.AbstractEventLoop, list[Slot]] = {}
-        self._tasks: set[int] = set()  # the tasks that made requests in this window
-        self._seen = 0  # requests in this window
-        self._callers = 0  # distinct tasks in the last full window
+        self._recent: deque[int] = deque()  # the tasks of the last WINDOW requests
+        self._counts: Counter[int] = Counter()  # of each, how many of those requests
         self.limit = 1  # the engine's batch limit as last read
         self._limit_age = LIMIT_REFRESH
         self.batches = 0  # batch calls led so far (introspection, tests)
-        # per size class: seconds per request of the last batch calls, and requests since its last sample
-        self._per_request: dict[int, deque[float]] = {}
-        self._estimate: dict[int, float] = {}  # their medians (kept: a median per request cost ~3 us)
-        self._stale: dict[int, int] = {}
+        self.costs = BatchCosts()  # of the batch calls led here
         self._trial = 0  # requests left in the current trial
 
     def wanted(self, limit: Any, call_s: float | None) -> int:
@@ -89,13 +85,17 @@ class Gathering:
         ``limit``: the engine's ``request_batch_limit`` (called at most every ``LIMIT_REFRESH`` checks);
         ``call_s``: the engine call alone (the inline policy's ``call_s``; None: not measured, no gathering).
         """
-        self._tasks.add(id(asyncio.current_task()))
-        self._seen += 1
-        if self._seen >= WINDOW:
-            self._callers = len(self._tasks)
-            self._tasks.clear()
-            self._seen = 0
-        callers = max(self._callers, len(self._tasks))
+        task = id(asyncio.current_task())
+        self._recent.append(task)
+        self._counts[task] += 1
+        if len(self._recent) > WINDOW:
+            old = self._recent.popleft()
+            left = self._counts[old] - 1
+            if left:
+                self._counts[old] = left
+            else:
+                del self._counts[old]
+        callers = len(self._counts)
         if callers < 2 or call_s is None:
             return 0
         self._limit_age += 1
@@ -107,25 +107,14 @@ class Gathering:
         if self._trial:
             self._trial -= 1
             return self.limit
-        size = _size_class(min(callers, self.limit))
-        stale = self._stale.get(size, RETRY)
-        estimate = self._estimate.get(size)
-        if estimate is None or stale >= RETRY:
-            self._stale[size] = 0
-            self._trial = TRIAL - 1
-            return self.limit
-        self._stale[size] = stale + 1
-        return self.limit if estimate + TURN_S < call_s else 0
+        verdict = self.costs.decide(min(callers, self.limit), call_s, TURN_S)
+        if verdict == "measure":
+            self._trial = TRIAL - 1  # the next requests gather too, so batches form to be measured
+        return 0 if verdict == "no" else self.limit
 
     def record(self, size: int, seconds: float) -> None:
         """A batch call of ``size`` requests led here took ``seconds``."""
-        key = _size_class(size)
-        samples = self._per_request.get(key)
-        if samples is None:
-            samples = self._per_request[key] = deque(maxlen=SAMPLES)
-        samples.append(seconds / size)
-        self._estimate[key] = median(samples)
-        self._stale[key] = 0
+        self.costs.record(size, seconds)
 
     def join(self, feeds: Any, loop: asyncio.AbstractEventLoop) -> Slot:
         slot = Slot(feeds, loop)
@@ -155,8 +144,3 @@ class Gathering:
         if taken:
             self.batches += 1
         return taken
-
-
-def _size_class(k: int) -> int:
-    """Batch sizes whose per-request cost is estimated together: 2, 3, 4-7, 8 and up."""
-    return k if k < 4 else 4 if k < 8 else 8

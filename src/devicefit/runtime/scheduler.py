@@ -33,6 +33,7 @@ from dataclasses import replace
 from typing import Any
 
 from devicefit.runtime._requests import Accounting, Dropped, Rejected, _post, _Request, _Ticket
+from devicefit.runtime.batch_costs import BatchCosts
 from devicefit.runtime.gather import Gathering, Slot
 from devicefit.runtime.inline_policy import INLINE, PROBE, InlinePolicy
 from devicefit.runtime.workers import WorkerSide, _shapes
@@ -83,6 +84,7 @@ class InFlightScheduler(WorkerSide):
         self.run_batch = run_batch
         self.batch_limit = batch_limit
         self.batched_runs = 0  # engine calls that ran more than one request
+        self.batch_costs = BatchCosts()  # what the workers' batch calls cost per request (batch_costs.py)
         self.max_in_flight = max_in_flight
         self.overflow = overflow
         self.max_queue = max_queue

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from devicefit.runtime._requests import _Request, _resolve
+from devicefit.runtime.batch_costs import BatchCosts
 from devicefit.runtime.inline_policy import InlinePolicy
 
 
@@ -34,6 +35,7 @@ class WorkerSide:
     run_batch: Callable[[list[Any]], list[Any]] | None
     batch_limit: Callable[[], int] | None
     batched_runs: int
+    batch_costs: BatchCosts
     max_in_flight: int
     policy: InlinePolicy
     inline_runs: int
@@ -77,8 +79,9 @@ class WorkerSide:
             # (re)stamped here: a request taken at the last one's end also waited for that one's post
             req.started = self._clock()
             riders = req.riders
+            batched = False
             if riders:
-                outcomes = self._run_together([req, *riders])
+                outcomes, batched = self._run_together([req, *riders])
                 result, exc = outcomes[0]
             else:
                 result = None
@@ -93,6 +96,8 @@ class WorkerSide:
             loop = req.loop
             assert loop is not None  # worker requests always come from a loop
             with self._cond:
+                if batched:
+                    self.batch_costs.record(len(riders) + 1, req.ended - req.started)
                 self._finish(req, req.ended, failed=exc is not None)
                 # NOTE: one wake-up of the loop for every result that finished before it got to the first:
                 # the callback drains the loop's outbox (results that coincide, or pile up on a busy loop)
@@ -128,14 +133,15 @@ class WorkerSide:
             posts.append(loop)
         box.append((req, result, exc))
 
-    def _run_together(self, reqs: list[_Request]) -> list[tuple[Any, BaseException | None]]:
-        """Run coalesced requests as one batch call; if it fails, each alone (a failure is its own request's)."""
+    def _run_together(self, reqs: list[_Request]) -> tuple[list[tuple[Any, BaseException | None]], bool]:
+        """Run coalesced requests as one batch call (True); if it fails, each alone (False: a failure is its
+        own request's)."""
         assert self.run_batch is not None
         try:
             results = self.run_batch([r.feeds for r in reqs])
             if len(results) == len(reqs):
                 self.batched_runs += 1
-                return [(res, None) for res in results]
+                return [(res, None) for res in results], True
         except BaseException:  # rerun one by one below: a failing request gets its own error
             pass
         outcomes: list[tuple[Any, BaseException | None]] = []
@@ -144,7 +150,7 @@ class WorkerSide:
                 outcomes.append((self.run(r.feeds), None))
             except BaseException as e:
                 outcomes.append((None, e))
-        return outcomes
+        return outcomes, False
 
     def _take(self, cold: bool) -> _Request:
         """Take the queue's head to run on this worker (lock held; ``_startable()`` was true)."""
@@ -169,6 +175,10 @@ class WorkerSide:
         spare = max(0, min(self._free, self.max_in_flight - self._running))
         take = min(limit - 1, len(self._queue) - spare)
         if take <= 0:
+            return
+        # only where a batch is measured cheaper per request than a call each (batch_costs.py)
+        single = self.policy.worker_call_s if self.policy.worker_call_s is not None else self.policy.call_s
+        if self.batch_costs.decide(take + 1, single) == "no":
             return
         shapes = _shapes(head.feeds)
         riders: list[_Request] = []
