@@ -323,3 +323,17 @@ def test_workers_stop_coalescing_where_a_batch_is_measured_slower_per_request():
     assert sorted(set(engine.sizes)) == [1, 2, 3, 4]  # each class batched once, no more
     assert [engine.sizes.count(k) for k in (2, 3, 4)] == [1, 1, 1]
     assert stats.completed == 20
+
+
+def test_a_batch_call_that_also_built_its_graph_is_no_sample_of_its_cost():
+    # the interpreter builds a size's batched graph on its second use (0.05-0.7 s): one such call read 35 ms a
+    # request for a CNN whose batches cost 0.4 ms, and turned its coalescing off for good
+    from devicefit.runtime.batch_costs import MIN_SAMPLES, BatchCosts
+
+    costs = BatchCosts()
+    costs.record(8, 8 * 35e-3)  # the build
+    assert costs.decide(8, 0.7e-3) == "measure"  # one sample decides nothing
+    for _ in range(MIN_SAMPLES):
+        costs.record(8, 8 * 0.4e-3)
+    assert costs.estimate(8) == pytest.approx(0.4e-3)
+    assert costs.decide(8, 0.7e-3) == "yes" and costs.decide(8, 0.3e-3) == "no"

@@ -6,7 +6,11 @@ batched graphs a 96 px CNN's batch of 16 costs 0.56x sixteen calls, bert_encoder
 CNN at 160 px ran *slower* batched (0.93x per sample: activations fall out of cache), and coalescing it took
 async from 1.86x to 1.46x sync on a burst. So the cost is measured, never assumed: the median seconds per
 request of the last ``SAMPLES`` batch calls of a size class (2, 3, 4-7, 8 and up), against a single call's.
-Unknown or stale (``RETRY`` decisions without a sample): batch once more to measure it.
+Unknown, stale (``RETRY`` decisions without a sample) or measured fewer than ``MIN_SAMPLES`` times: batch to
+measure it. A batch call that also built its engine's batched form (the interpreter builds a size's graph on its
+second use: 0.05-0.7 s) is no sample of its cost: samples more than ``OUTLIER`` times the class's fastest are
+left out of the median (one such build read 35 ms a request for a 96 px CNN whose batches cost 0.4 ms, and
+turned its coalescing off for good).
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from collections import deque
 from statistics import median
 
 SAMPLES = 8
+MIN_SAMPLES = 3
+OUTLIER = 4.0
 RETRY = 2048
 
 
@@ -44,7 +50,7 @@ class BatchCosts:
         key = size_class(size)
         stale = self._stale.get(key, RETRY)
         estimate = self._estimate.get(key)
-        if estimate is None or stale >= RETRY:
+        if estimate is None or stale >= RETRY or len(self._samples[key]) < MIN_SAMPLES:
             self._stale[key] = 0
             return "measure"
         self._stale[key] = stale + 1
@@ -57,5 +63,6 @@ class BatchCosts:
         if samples is None:
             samples = self._samples[key] = deque(maxlen=SAMPLES)
         samples.append(seconds / size)
-        self._estimate[key] = median(samples)
+        fastest = min(samples)
+        self._estimate[key] = median([v for v in samples if v <= OUTLIER * fastest])
         self._stale[key] = 0
