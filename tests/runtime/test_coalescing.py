@@ -295,8 +295,8 @@ class SlowerBatched(BatchSizes):
 
 
 def test_workers_stop_coalescing_where_a_batch_is_measured_slower_per_request():
-    # a worker's call is 2 ms (the frozen policy); each batch size class (4-7, 3, 2) is batched once to measure
-    # it (3 ms a request), then runs one call per request (before: every backlog batched: 160 px CNN bursts at
+    # a worker's call is 2 ms (the frozen policy); each batch size class (4-7, 3, 2) is batched MIN_SAMPLES times
+    # to measure it (3 ms a request), then runs one call per request (before: every backlog batched: 160 px CNN bursts at
     # 1.46x sync against 1.86x with one call per request)
     from tests.runtime.test_burst_to_workers import CALL_S, _policy
 
@@ -305,7 +305,7 @@ def test_workers_stop_coalescing_where_a_batch_is_measured_slower_per_request():
     async def main():
         with Model(engine, max_in_flight=1) as m:
             m._sched_locked().policy = _policy(worker_call_s=CALL_S, handoff_s=0.1 * CALL_S)
-            for _ in range(4):
+            for _ in range(12):
                 engine.gate.clear()
                 first = asyncio.ensure_future(m.predict_async(row(2.0, gated=True)))
                 await asyncio.to_thread(engine.started.acquire)
@@ -317,12 +317,14 @@ def test_workers_stop_coalescing_where_a_batch_is_measured_slower_per_request():
                     engine.started.acquire(blocking=False)
             return m.stats
 
+    from devicefit.runtime.batch_costs import MIN_SAMPLES
+
     stats = asyncio.run(main())
     assert engine.sizes[:2] == [1, 4]  # measured
     assert engine.sizes[-5:] == [1, 1, 1, 1, 1]  # every class measured slower: one call per request
-    assert sorted(set(engine.sizes)) == [1, 2, 3, 4]  # each class batched once, no more
-    assert [engine.sizes.count(k) for k in (2, 3, 4)] == [1, 1, 1]
-    assert stats.completed == 20
+    assert sorted(set(engine.sizes)) == [1, 2, 3, 4]
+    assert all(engine.sizes.count(k) <= MIN_SAMPLES for k in (2, 3, 4))  # measured, then no more
+    assert stats.completed == 60
 
 
 def test_a_batch_call_that_also_built_its_graph_is_no_sample_of_its_cost():
