@@ -38,7 +38,14 @@ import torch
 
 from devicefit.errors import DevicefitError, first_line
 from devicefit.interp.agreement import same_array
-from devicefit.interp.compiled import CompiledProgram, Fallback, Signature, Specialization, signature_of
+from devicefit.interp.compiled import (
+    CompiledProgram,
+    Fallback,
+    Signature,
+    Specialization,
+    describe_signature,
+    signature_of,
+)
 from devicefit.interp.rewrites import FP16_RTOL, FP32_RTOL
 from devicefit.interp.run import output_to_numpy
 from devicefit.interp.specialize import Slot
@@ -67,9 +74,8 @@ class BatchFallback:
     reason: str
 
     def describe(self) -> str:
-        shapes = ", ".join(f"{n}[{'x'.join(map(str, s))}]" for n, s, _ in self.signature)
         at = f" (batch of {self.size})" if self.size else ""
-        return f"{shapes}{at}: not batched: {self.reason}; one call per request"
+        return f"{describe_signature(self.signature)}{at}: not batched: {self.reason}; one call per request"
 
 
 @dataclass

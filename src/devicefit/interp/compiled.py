@@ -58,6 +58,11 @@ Signature = tuple[tuple[str, tuple[int, ...], str], ...]
 _FLOAT_INPUTS = frozenset({"fp32", "fp16"})
 
 
+def describe_signature(signature: Signature) -> str:
+    """A signature as a user reads it: ``x[1x3x8x8], mask[1x16]``."""
+    return ", ".join(f"{n}[{'x'.join(map(str, s))}]" for n, s, _ in signature)
+
+
 @dataclass(frozen=True)
 class Fallback:
     """Why one input-shape signature runs on the plain interpreter.
@@ -75,9 +80,8 @@ class Fallback:
     reason: str
 
     def describe(self) -> str:
-        shapes = ", ".join(f"{n}[{'x'.join(map(str, s))}]" for n, s, _ in self.signature)
         where = f"op {self.op_type!r} ({self.op_name}) " if self.op_type else ""
-        return f"{shapes}: {where}not compiled: {self.reason}; the interpreter runs it"
+        return f"{describe_signature(self.signature)}: {where}not compiled: {self.reason}; the interpreter runs it"
 
 
 @dataclass
