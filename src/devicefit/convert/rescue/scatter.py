@@ -164,21 +164,27 @@ def index_fill(context: Any, node: Any) -> None:
 
     inputs = frontend()._get_inputs(context, node, expected=4)
     x, index, value = inputs[0], inputs[2], inputs[3]
-    if x.rank == 0:
-        raise NotImplementedError("index_fill on a 0-d tensor")
-    dim = int(const_value(inputs[1])) % x.rank
-    size = x.shape[dim]
-    if not isinstance(size, int | np.integer):
-        raise NotImplementedError("index_fill along an axis of flexible length")
+    dim, size = _static_axis(x, inputs[1], "index_fill")
     if index.shape and index.shape[0] == 0:  # nothing to fill (a reduction over no indices has no identity)
         context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
         return
-    mask = _slots_along(index, int(size), dim, x.rank)
+    mask = _slots_along(index, size, dim, x.rank)
     if value.val is not None:
         value = mb.const(val=np.asarray(value.val).astype(_np_dtype(x)).reshape(()))
     elif value.dtype != x.dtype:
         value = mb.cast(x=value, dtype=_dtype_name(x))
     context.add(mb.select(cond=mask, a=value, b=x, name=node.name), torch_name=node.name)
+
+
+def _static_axis(x: Any, dim_input: Any, op: str) -> tuple[int, int]:
+    """``dim`` normalised and ``x``'s static length along it (index_fill / index_copy need both)."""
+    if x.rank == 0:
+        raise NotImplementedError(f"{op} on a 0-d tensor")
+    dim = int(const_value(dim_input)) % x.rank
+    size = x.shape[dim]
+    if not isinstance(size, int | np.integer):
+        raise NotImplementedError(f"{op} along an axis of flexible length")
+    return dim, int(size)
 
 
 @rescue(
@@ -191,12 +197,7 @@ def index_copy(context: Any, node: Any) -> None:
 
     inputs = frontend()._get_inputs(context, node, expected=4)
     x, index, source = inputs[0], inputs[2], inputs[3]
-    if x.rank == 0:
-        raise NotImplementedError("index_copy on a 0-d tensor")
-    dim = int(const_value(inputs[1])) % x.rank
-    size = x.shape[dim]
-    if not isinstance(size, int | np.integer):
-        raise NotImplementedError("index_copy along an axis of flexible length")
+    dim, size = _static_axis(x, inputs[1], "index_copy")
     index = mb.reshape(x=mb.cast(x=index, dtype="int32"), shape=[-1])
     index = mb.select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=np.int32(size)), b=index)
     if source.rank < x.rank:  # a 0-d index takes a source without the dim axis
