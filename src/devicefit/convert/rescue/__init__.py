@@ -18,6 +18,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     attention,
     distance,
     elementwise,
+    fold,
     gather,
     histogram,
     index_put,
