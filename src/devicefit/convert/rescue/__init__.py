@@ -19,6 +19,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     distance,
     elementwise,
     fold,
+    gamma,
     gather,
     histogram,
     index_put,
