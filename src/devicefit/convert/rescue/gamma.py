@@ -29,13 +29,10 @@ _SHIFTS = 6  # recurrence steps from [1.5, 2.5) up to 8.5, where Stirling's 4 te
 def _core_coefficients(degree: int = 13) -> tuple[float, ...]:
     """Chebyshev coefficients of ``R(z) = lgamma(2 + z) / z`` on ``[-0.5, 0.5]`` (``R(0) = 1 - Euler's gamma``)."""
 
-    def r(z: np.ndarray) -> np.ndarray:
-        out = np.empty_like(z)
-        for i, v in enumerate(z * 0.5):  # chebinterpolate samples on [-1, 1]
-            out[i] = math.lgamma(2.0 + v) / v if v != 0 else 1.0 - 0.5772156649015329
-        return out
-
-    return tuple(float(c) for c in np.polynomial.chebyshev.chebinterpolate(r, degree))
+    # Chebyshev interpolation at the points of the first kind on [-1, 1], i.e. z = t / 2
+    t = np.cos(np.pi * (np.arange(degree + 1) + 0.5) / (degree + 1))
+    values = [math.lgamma(2.0 + v) / v if v != 0 else 1.0 - 0.5772156649015329 for v in t * 0.5]
+    return tuple(float(c) for c in np.polynomial.chebyshev.chebfit(t, values, degree))
 
 
 def _chebyshev(mb: Any, z: Any, coefficients: tuple[float, ...]) -> Any:
