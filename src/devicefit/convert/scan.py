@@ -28,8 +28,6 @@ __all__ = ["FRONTENDS", "FrontendResult", "ScanReport", "UnsupportedOp", "scan",
 
 # What to do about an op coremltools lacks, by op; the default says how to add a translation.
 HINTS = {
-    "special_i0": "replace with a series approximation, or move it out of the model",
-    "i0": "replace with a series approximation, or move it out of the model",
     "linalg_inv": "precompute the inverse if the matrix is constant, or solve outside the model",
 }
 _ASSIGN_HINT = (
