@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from devicefit.convert.frontends import FRONTENDS, FrontendResult, attempt
 from devicefit.convert.options import ConvertOptions
-from devicefit.convert.rescue import is_rescue, rescue_translations
+from devicefit.convert.rescue import RESCUES, is_rescue, recorded_uses, rescue_translations
 from devicefit.convert.walk import WALKERS, NodeInfo, sanitize
 from devicefit.errors import first_line
 
@@ -146,13 +146,36 @@ def scan(source: SourceModel) -> ScanReport:
         used, and which frontend works.
     """
     graphs: dict[str, Any] = {}
+    converted: set[str] = set()
+    failed: set[str] = set()
     with rescue_translations():
         report = static_scan(source, graphs=graphs)
         for name in FRONTENDS:
-            report.frontends.append(
-                attempt(source, name, ConvertOptions(precision="fp32"), graphs.pop(name, None))[1]
-            )
+            with recorded_uses() as used:
+                result = attempt(source, name, ConvertOptions(precision="fp32"), graphs.pop(name, None))[1]
+            report.frontends.append(result)
+            (converted if result.ok else failed).update(used)
+    keep_used_rescues(report, converted if report.ok else failed)
     return settle(report)
+
+
+def keep_used_rescues(report: ScanReport, used: set[str]) -> None:
+    """Narrow ``report.rescued`` (every op kind in the graphs with a devicefit registry entry) to real uses.
+
+    After a conversion: the translations that built a node's ops in it (``used``). After a failure: those, plus
+    devicefit's translations of ops coremltools lacks (each builds its node wherever a conversion reaches it);
+    an override that handed every node back to coremltools (``to`` for a cast other than bfloat16, ``pad`` in a
+    mode other than circular) is not listed, as it was before, as "rescued" on a model that did not convert.
+    """
+    if report.ok and report.frontends:
+        report.rescued = [op for op in report.rescued if op in used]
+        return
+    report.rescued = [op for op in report.rescued if op in used or not _override(op)]
+
+
+def _override(op: str) -> bool:
+    entry = RESCUES.get(op)
+    return entry is None or entry.override
 
 
 def static_scan(
