@@ -30,6 +30,21 @@ __all__ = ["FRONTENDS", "FrontendResult", "ScanReport", "UnsupportedOp", "scan",
 HINTS = {
     "linalg_inv": "precompute the inverse if the matrix is constant, or solve outside the model",
 }
+# ops whose output shape depends on the data: no Core ML program can have it, so the hint is the fixed-shape rewrite
+HINTS["masked_select"] = (
+    "its output length is the count of True mask entries, known only at run time (a Core ML output has a fixed "
+    "shape): keep the shape with torch.where(mask, x, fill) and reduce or mask downstream, or pick a fixed number "
+    "k of entries with torch.topk(mask.float(), k).indices and a gather"
+)
+HINTS["unique_consecutive"] = (
+    "its output length depends on the data (a Core ML output has a fixed shape): mark the runs with a fixed-size "
+    "mask instead, starts = torch.cat([torch.ones_like(x[:1], dtype=torch.bool), x[1:] != x[:-1]]), and use "
+    "torch.where / cumsum over it (run ids: starts.cumsum(0) - 1)"
+)
+HINTS["fractional_max_pool2d"] = (
+    "its pooling regions are drawn at random on every call: use F.adaptive_max_pool2d(x, output_size) (or "
+    "max_pool2d) in the converted model"
+)
 _ASSIGN_HINT = (
     "an assignment at an index computed at run time (y[:, i] = v): write it as a masked select, e.g. "
     "y = torch.where(torch.arange(y.shape[1]) == i, v, y), or make the index a constant"
