@@ -58,6 +58,7 @@ class _Request:
     dispatch_s: float | None = None
     ended: float | None = None
     epoch = 0
+    batch_epoch = -1  # the scheduler's batch starts when it started, -1 if a batch ran then (a crowded call)
     inline_runs = 0  # the scheduler's inline-run count when it started (did one run beside it?)
     outcome = ""
     probe = False

@@ -46,6 +46,8 @@ class WorkerSide:
     _free: int
     _running: int
     _closing: bool
+    _batch_starts: int
+    _batches_running: int
 
     def _startable(self) -> bool:
         raise NotImplementedError
@@ -96,6 +98,8 @@ class WorkerSide:
             loop = req.loop
             assert loop is not None  # worker requests always come from a loop
             with self._cond:
+                if riders:
+                    self._batches_running -= 1
                 if batched:
                     self.batch_costs.record(len(riders) + 1, req.ended - req.started)
                 self._finish(req, req.ended, failed=exc is not None)
@@ -178,6 +182,10 @@ class WorkerSide:
             return
         # only where a batch is measured cheaper per request than a call each (batch_costs.py)
         single = self.policy.worker_call_s if self.policy.worker_call_s is not None else self.policy.call_s
+        if single is None:
+            # nothing to judge a batch by yet: single calls first (two workers each running one measure what a
+            # single call costs beside another; every batch would crowd them out of the samples)
+            return
         if self.batch_costs.decide(take + 1, single) == "no":
             return
         shapes = _shapes(head.feeds)
@@ -191,6 +199,9 @@ class WorkerSide:
             nxt.started = head.started
             riders.append(nxt)
         head.riders = riders
+        if riders:
+            self._batch_starts += 1
+            self._batches_running += 1
 
     def _post_outbox(self, loop: asyncio.AbstractEventLoop) -> bool:
         if loop.is_closed():
