@@ -65,3 +65,43 @@ def test_batches_are_judged_against_single_calls_no_batch_crowded():
     assert tail == [1] * len(tail), tail
     # the reference itself: what a single worker call costs beside single calls, not beside batches
     assert sched.policy.worker_call_s < 4e-3
+
+
+class SinglesGetFaster(BatchSizes):
+    """Single calls cost 6 ms for the first ``slow`` of them (a loaded machine), 2 ms after; batches 3 ms a
+    request throughout."""
+
+    def __init__(self, slow: int) -> None:
+        super().__init__()
+        self.slow = slow
+        self.singles = 0
+
+    def _predict(self, feeds):  # type: ignore[no-untyped-def]
+        x = feeds["x"]
+        self.sizes.append(len(x))
+        if len(x) > 1:
+            time.sleep(3e-3 * len(x))
+        else:
+            self.singles += 1
+            time.sleep(6e-3 if self.singles <= self.slow else 2e-3)
+        return {"y": x * 2}
+
+
+def test_the_single_call_reference_is_measured_again_while_bursts_are_batched(monkeypatch):
+    # batches judged against single calls measured once, on a loaded machine, were batched for ever after
+    from devicefit.runtime import workers
+
+    monkeypatch.setattr(workers, "REFRESH_SINGLES", 4)
+    engine = SinglesGetFaster(slow=8)
+
+    async def main():  # type: ignore[no-untyped-def]
+        with Model(engine, max_in_flight=2, inline_below_s=None) as m:
+            for _ in range(24):
+                await asyncio.gather(*[m.predict_async(row(SINGLE_MS + 1e-3 * i)) for i in range(12)])
+            return m._scheduler
+
+    sched = asyncio.run(main())
+    assert any(size > 1 for size in engine.sizes[:40])  # 3 ms a request beat the 6 ms singles: batched
+    tail = engine.sizes[-24:]
+    assert tail == [1] * len(tail), tail  # measured again at 2 ms: batches of 3 ms a request lose
+    assert sched.policy.worker_call_s < 4e-3

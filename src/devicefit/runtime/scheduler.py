@@ -89,6 +89,8 @@ class InFlightScheduler(WorkerSide):
         # single call that a batch ran beside is no sample of what a single call costs (see _finish)
         self._batch_starts = 0
         self._batches_running = 0
+        self._clean_singles = 0  # such single worker calls measured since coalescing last refreshed them
+        self._batches_since_singles = 0  # coalesced calls since then
         self.max_in_flight = max_in_flight
         self.overflow = overflow
         self.max_queue = max_queue
@@ -433,6 +435,7 @@ class InFlightScheduler(WorkerSide):
             self.policy.record_call(
                 end - req.started, solo=req.alone and self._starts == req.epoch, on_worker=True, cold=req.cold
             )
+            self._clean_singles += not req.cold
         if req.probe:
             self._solo_running = False
         self._running -= 1

@@ -19,6 +19,11 @@ from devicefit.runtime._requests import _Request, _resolve
 from devicefit.runtime.batch_costs import BatchCosts
 from devicefit.runtime.inline_policy import InlinePolicy
 
+# clean single worker calls (no batch beside them) coalescing needs before it judges a batch, and coalesced calls
+# after which it measures single calls again (a reference kept for ever went stale while every burst was batched)
+MIN_SINGLES = 3
+REFRESH_SINGLES = 64
+
 
 def _shapes(feeds: Any) -> Any:
     """What must match for two requests to run in one batch call: input names, shapes and dtypes."""
@@ -48,6 +53,8 @@ class WorkerSide:
     _closing: bool
     _batch_starts: int
     _batches_running: int
+    _clean_singles: int
+    _batches_since_singles: int
 
     def _startable(self) -> bool:
         raise NotImplementedError
@@ -181,10 +188,14 @@ class WorkerSide:
         if take <= 0:
             return
         # only where a batch is measured cheaper per request than a call each (batch_costs.py)
+        if self._batches_since_singles >= REFRESH_SINGLES:
+            self._batches_since_singles = 0
+            self._clean_singles = 0  # what single calls cost now: measured again before the next batch
         single = self.policy.worker_call_s if self.policy.worker_call_s is not None else self.policy.call_s
-        if single is None:
+        if single is None or self._clean_singles < MIN_SINGLES:
             # nothing to judge a batch by yet: single calls first (two workers each running one measure what a
-            # single call costs beside another; every batch would crowd them out of the samples)
+            # single call costs beside another; every batch would crowd them out of the samples). A reference of
+            # one or two samples read 6.1 ms for a 2 ms call on a loaded machine, and batches 2x slower passed.
             return
         if self.batch_costs.decide(take + 1, single) == "no":
             return
@@ -202,6 +213,7 @@ class WorkerSide:
         if riders:
             self._batch_starts += 1
             self._batches_running += 1
+            self._batches_since_singles += 1
 
     def _post_outbox(self, loop: asyncio.AbstractEventLoop) -> bool:
         if loop.is_closed():
