@@ -49,6 +49,9 @@ TURN_S = 15e-6
 TRIAL = 8
 # gather checks between reads of the engine's batch limit (it changes only when a model refuses a stack)
 LIMIT_REFRESH = 256
+# requests that skip the check after it said no (the window and the estimate cost ~3 us a request, 10% of a tiny
+# model's call, where two closed-loop callers are told no on every request); a burst is seen at most this late
+QUIET = 16
 
 WAITING, TAKEN, DONE = "waiting", "taken", "done"
 
@@ -78,6 +81,7 @@ class Gathering:
         self.batches = 0  # batch calls led so far (introspection, tests)
         self.costs = BatchCosts()  # of the batch calls led here
         self._trial = 0  # requests left in the current trial
+        self._quiet = 0  # requests left that skip the check (it last said no)
 
     def wanted(self, limit: Any, call_s: float | None) -> int:
         """The batch limit if this request should gather, else 0 (see the module's doc).
@@ -85,6 +89,9 @@ class Gathering:
         ``limit``: the engine's ``request_batch_limit`` (called at most every ``LIMIT_REFRESH`` checks);
         ``call_s``: the engine call alone (the inline policy's ``call_s``; None: not measured, no gathering).
         """
+        if self._quiet:
+            self._quiet -= 1
+            return 0
         task = id(asyncio.current_task())
         self._recent.append(task)
         self._counts[task] += 1
@@ -110,7 +117,13 @@ class Gathering:
         verdict = self.costs.decide(min(callers, self.limit), call_s, TURN_S)
         if verdict == "measure":
             self._trial = TRIAL - 1  # the next requests gather too, so batches form to be measured
-        return 0 if verdict == "no" else self.limit
+        if verdict == "no":
+            self._quiet = QUIET
+            # NOTE: the window restarts after the quiet spell: tasks counted before it say nothing about now
+            self._recent.clear()
+            self._counts.clear()
+            return 0
+        return self.limit
 
     def record(self, size: int, seconds: float) -> None:
         """A batch call of ``size`` requests led here took ``seconds``."""
