@@ -15,7 +15,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from devicefit.runtime._requests import _Request, _resolve
+from devicefit.runtime._requests import Outcome, _Request, _resolve, run_as_batch
 from devicefit.runtime.batch_costs import BatchCosts
 from devicefit.runtime.inline_policy import InlinePolicy
 
@@ -144,24 +144,13 @@ class WorkerSide:
             posts.append(loop)
         box.append((req, result, exc))
 
-    def _run_together(self, reqs: list[_Request]) -> tuple[list[tuple[Any, BaseException | None]], bool]:
+    def _run_together(self, reqs: list[_Request]) -> tuple[list[Outcome], bool]:
         """Run coalesced requests as one batch call (True); if it fails, each alone (False: a failure is its
         own request's)."""
         assert self.run_batch is not None
-        try:
-            results = self.run_batch([r.feeds for r in reqs])
-            if len(results) == len(reqs):
-                self.batched_runs += 1
-                return [(res, None) for res in results], True
-        except BaseException:  # rerun one by one below: a failing request gets its own error
-            pass
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        for r in reqs:
-            try:
-                outcomes.append((self.run(r.feeds), None))
-            except BaseException as e:
-                outcomes.append((None, e))
-        return outcomes, False
+        outcomes, batched = run_as_batch(self.run_batch, self.run, [r.feeds for r in reqs])
+        self.batched_runs += batched
+        return outcomes, batched
 
     def _take(self, cold: bool) -> _Request:
         """Take the queue's head to run on this worker (lock held; ``_startable()`` was true)."""
