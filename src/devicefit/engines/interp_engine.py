@@ -18,7 +18,7 @@ from devicefit.engines.base import Availability, Engine, InputSpec
 from devicefit.interp.program import TensorSpec
 
 if TYPE_CHECKING:
-    from devicefit.interp.batched import BatchedRunner
+    from devicefit.interp.batched_runner import BatchedRunner
     from devicefit.interp.compiled import CompiledProgram
 
 log = logging.getLogger(__name__)
@@ -126,7 +126,7 @@ class InterpEngine(Engine):
         return hit
 
     def _describe(self) -> None:
-        from devicefit.interp.batched import BatchedRunner
+        from devicefit.interp.batched_runner import BatchedRunner
         from devicefit.interp.compiled import CompiledProgram
 
         self.inputs = [input_spec_from_tensor_spec(s) for s in self.program.inputs]
