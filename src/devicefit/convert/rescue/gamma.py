@@ -116,7 +116,13 @@ def lgamma(context: Any, node: Any) -> None:
     """
     from coremltools.converters.mil.mil import Builder as mb
 
-    x = _float_input(context, node)
+    context.add(
+        mb.identity(x=lgamma_of(mb, _float_input(context, node)), name=node.name), torch_name=node.name
+    )
+
+
+def lgamma_of(mb: Any, x: Any) -> Any:
+    """``lgamma(x)`` of a float MIL var (see :func:`lgamma`)."""
     ax = mb.abs(x=x)
     tiny = mb.clip(x=x, alpha=-0.5, beta=0.5)  # the |x| < 0.5 branch on its own domain
     small = mb.sub(
@@ -132,7 +138,26 @@ def lgamma(context: Any, node: Any) -> None:
     value = mb.select(cond=mb.less(x=ax, y=0.5), a=small, b=value)
     # ±inf give +inf (|x|); NaN stays NaN
     value = mb.select(cond=mb.equal(x=ax, y=float("inf")), a=ax, b=value)
-    out = mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value, name=node.name)
+    return mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value)
+
+
+@rescue(
+    "mvlgamma", "coremltools 9.0 has no translation (torch.mvlgamma: Wishart / multivariate t log-densities)"
+)
+def mvlgamma(context: Any, node: Any) -> None:
+    """``torch.mvlgamma(x, p)``: PyTorch's ``sum_i lgamma(x + a_i) + p (p - 1) log(pi) / 4``, ``a_i`` from
+    ``-(p - 1) / 2`` to 0 by halves, summed in that order. PyTorch raises when ``x <= (p - 1) / 2``; a Core ML
+    model cannot, and returns lgamma's values there."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x = _float_input(context, node)
+    p = int(inputs[1].val)
+    total: Any = None
+    for i in range(p):
+        term = lgamma_of(mb, mb.add(x=x, y=-(p - 1) * 0.5 + 0.5 * i))
+        total = term if total is None else mb.add(x=total, y=term)
+    out = mb.add(x=total, y=p * (p - 1) * math.log(math.pi) / 4.0, name=node.name)
     context.add(out, torch_name=node.name)
 
 
