@@ -29,6 +29,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     lm_casts,
     masks,
     mathfn,
+    nanreduce,
     moments,
     norm,
     normal,

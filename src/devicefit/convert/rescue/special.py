@@ -177,3 +177,33 @@ def rad2deg(context: Any, node: Any) -> None:
     from coremltools.converters.mil.mil import Builder as mb
 
     _add(context, node, mb.mul(x=_as_float(_inputs(context, node, 1)[0]), y=180.0 / math.pi))
+
+
+@rescue("sgn", "coremltools 9.0 has no translation (torch.sgn: sign, for real tensors)")
+def sgn(context: Any, node: Any) -> None:
+    """``torch.sgn`` of a real tensor is ``torch.sign``: -1, 0 or 1 (NaN kept, ``-0`` gives 0)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _inputs(context, node, 1)[0]
+    _add(context, node, mb.sign(x=x))
+
+
+@rescue("angle", "coremltools 9.0 has no translation (torch.angle of a real tensor: pi below 0)")
+def angle(context: Any, node: Any) -> None:
+    """``torch.angle`` of a real tensor: ``pi`` where ``x < 0``, else 0; NaN kept; integers give fp32."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _as_float(_inputs(context, node, 1)[0])
+    value = mb.select(cond=mb.less(x=x, y=0.0), a=np.float32(math.pi), b=np.float32(0.0))
+    _add(context, node, mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value))
+
+
+@rescue(
+    "ldexp", "coremltools 9.0 has no translation (torch.ldexp: x * 2^e)", aliases=("ldexp.tensor", "ldexp.Tensor")
+)
+def ldexp(context: Any, node: Any) -> None:
+    """PyTorch's ``x * pow(2, e)`` (fp32; an integer ``x`` is cast as PyTorch promotes it)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x, e = (_as_float(v) for v in _inputs(context, node, 2)[:2])
+    _add(context, node, mb.mul(x=x, y=mb.pow(x=np.float32(2.0), y=e)))
