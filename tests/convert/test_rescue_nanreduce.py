@@ -49,4 +49,6 @@ def test_sgn_angle_ldexp(frontend):
 
 
 def test_nanmean_in_fp16():
-    check_rescued(lambda t: torch.nanmean(t, dim=2), (_with_nans(),), "torchscript", "nanmean", 2e-3, "fp16", 2e-3)
+    check_rescued(
+        lambda t: torch.nanmean(t, dim=2), (_with_nans(),), "torchscript", "nanmean", 2e-3, "fp16", 2e-3
+    )

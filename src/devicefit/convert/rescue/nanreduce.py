@@ -46,7 +46,9 @@ def _sum(x: Any, axes: list[int] | None, keepdim: bool, name: str | None = None)
     return mb.reduce_sum(x=x, axes=axes, keep_dims=keepdim, **kwargs)
 
 
-@rescue("nansum", "coremltools 9.0 has no translation (torch.nansum: sums over padded / masked-with-NaN data)")
+@rescue(
+    "nansum", "coremltools 9.0 has no translation (torch.nansum: sums over padded / masked-with-NaN data)"
+)
 def nansum(context: Any, node: Any) -> None:
     """``sum(where(isnan(x), 0, x))`` over ``dim`` (all axes when absent), ``keepdim``; integers summed as fp32."""
     x, axes, keepdim, _ = _reduce_args(context, node)

@@ -199,7 +199,9 @@ def angle(context: Any, node: Any) -> None:
 
 
 @rescue(
-    "ldexp", "coremltools 9.0 has no translation (torch.ldexp: x * 2^e)", aliases=("ldexp.tensor", "ldexp.Tensor")
+    "ldexp",
+    "coremltools 9.0 has no translation (torch.ldexp: x * 2^e)",
+    aliases=("ldexp.tensor", "ldexp.Tensor"),
 )
 def ldexp(context: Any, node: Any) -> None:
     """PyTorch's ``x * pow(2, e)`` (fp32; an integer ``x`` is cast as PyTorch promotes it)."""
