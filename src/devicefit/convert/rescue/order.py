@@ -173,3 +173,13 @@ def logcumsumexp(context: Any, node: Any) -> None:
     if perm != list(range(x.rank)):
         out = mb.transpose(x=out, perm=[perm.index(a) for a in range(x.rank)])
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue("msort", "coremltools 9.0 has no translation (torch.msort: a sort along the first axis)")
+def msort(context: Any, node: Any) -> None:
+    """``torch.msort(x) = sort(x, dim=0).values``: an ascending ``argsort`` along axis 0 and a gather (NaN last)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = frontend()._get_inputs(context, node, expected=1)[0]
+    order = mb.argsort(x=x, axis=0, ascending=True)
+    context.add(mb.gather_along_axis(x=x, indices=order, axis=0, name=node.name), torch_name=node.name)
