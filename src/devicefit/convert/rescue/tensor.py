@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -197,7 +198,7 @@ def tensor_split(context: Any, node: Any) -> None:
     else:
         cuts = [min(max(int(c) if c >= 0 else int(c) + length, 0), length) for c in split.ravel()]
         bounds = [0, *cuts, length]
-        sizes = [max(b - a, 0) for a, b in zip(bounds[:-1], bounds[1:])]
+        sizes = [max(b - a, 0) for a, b in itertools.pairwise(bounds)]
     if min(sizes) <= 0:
         raise NotImplementedError(
             f"torch.tensor_split into an empty piece (sizes {sizes}): Core ML has no empty tensor"
