@@ -14,7 +14,7 @@ def spec(factory: str) -> str:
 
 
 class ThreeUnsupported(torch.nn.Module):
-    """special.ndtri, special.bessel_j0 and special.airy_ai: ops coremltools 9.0 (and devicefit) have no translation
+    """special.bessel_j1, special.bessel_j0 and special.airy_ai: ops coremltools 9.0 (and devicefit) have no translation
     for."""
 
     def __init__(self) -> None:
@@ -23,7 +23,7 @@ class ThreeUnsupported(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.proj(x)
-        a = torch.special.ndtri(torch.sigmoid(y)) * x  # LINE_NDTRI
+        a = torch.special.bessel_j1(y) * x  # LINE_J1
         b = torch.special.bessel_j0(y)  # LINE_J0
         c = torch.special.airy_ai(torch.tanh(x) + 2)  # LINE_AIRY
         return a + b + c

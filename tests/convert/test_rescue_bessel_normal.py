@@ -82,3 +82,14 @@ def test_in_fp16(frontend):
         (torch.special.erfcx, "special_erfcx", 1e-2, 0.0),
     ]:
         check_within(fn, x if op != "special_erfcx" else x.clamp(min=-3.0), frontend, op, rtol, atol, "fp16")
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_ndtri(frontend):
+    # PyTorch's calc_ndtri step by step: within 3.6e-7 relative, subnormal probabilities and 1 - 1e-7 included
+    y = np.concatenate(
+        [np.geomspace(1e-45, 0.5, 2000), 1 - np.geomspace(1e-7, 0.5, 1000), [0, 1, -0.5, 2, math.nan]]
+    )
+    check_within(
+        torch.special.ndtri, torch.tensor(y, dtype=torch.float32), frontend, "special_ndtri", 4e-7, 1e-6
+    )

@@ -48,3 +48,18 @@ def test_lgamma_and_digamma_in_fp16(frontend):
     x = torch.cat([torch.linspace(0.05, 30.0, 400), torch.tensor([0.0, -2.0, 1e-3, -0.5, -1.5, -2.5, -3.5])])
     check_within(torch.lgamma, x, frontend, "lgamma", rtol=4e-3, atol=4e-3, precision="fp16")
     check_within(torch.digamma, x, frontend, "digamma", rtol=1e-2, atol=4e-3, precision="fp16")
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_mvlgamma(frontend):
+    x = torch.cat([torch.linspace(2.01, 40.0, 300), torch.logspace(1.7, 30.0, 50)])
+    check_within(lambda t: torch.mvlgamma(t, 4), x, frontend, "mvlgamma", rtol=1e-6)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_polygamma_orders_zero_and_one(frontend):
+    x = torch.cat(
+        [torch.linspace(-9.9, 30.0, 500), torch.logspace(-6, 20, 60), torch.tensor([0.5, 1.0, -2.5])]
+    )
+    check_within(lambda t: torch.polygamma(1, t), x, frontend, "polygamma", rtol=1e-6)
+    check_within(lambda t: torch.special.polygamma(0, t), x, frontend, "polygamma", rtol=3e-5, atol=1e-6)

@@ -30,6 +30,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     masks,
     mathfn,
     moments,
+    nanreduce,
     norm,
     normal,
     order,

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.convert.rescue._mil import frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
 @rescue(
@@ -49,3 +49,26 @@ def _symbolic(dim: Any) -> bool:
     from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
     return bool(is_symbolic(dim))
+
+
+@rescue(
+    "gelu",
+    "override: on torch.export coremltools reads only positional inputs, so nn.GELU(approximate='tanh') (a keyword "
+    "there) became the exact erf GELU: 2e-3 off, silently",
+    override=True,
+)
+def gelu(context: Any, node: Any) -> object:
+    """``F.gelu(x, approximate="tanh")`` given as a keyword (torch.export): MIL ``gelu`` in its tanh mode. Every
+    other GELU (positional arguments, the exact form) is coremltools' own translation."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    from devicefit.convert.rescue._mil import arg, const_value
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=1)
+    approximate = str(const_value(arg(context, node, inputs, 1, "approximate"), "none"))
+    if len(inputs) > 1 or approximate != "tanh":
+        ops.gelu(context, node)
+        return DELEGATED
+    context.add(mb.gelu(x=inputs[0], mode="TANH_APPROXIMATION", name=node.name), torch_name=node.name)
+    return None

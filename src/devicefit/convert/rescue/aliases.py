@@ -32,6 +32,16 @@ ALIASES = {
     "concatenate": "cat",
     "special_expit": "sigmoid",
     "special_erf": "erf",
+    # torch.special's names for ops coremltools (or devicefit) translates under the plain name (probed: refused)
+    "special_logsumexp": "logsumexp",
+    "special_softmax": "softmax",
+    "special_log_softmax": "log_softmax",
+    "special_expm1": "expm1",
+    "special_exp2": "exp2",
+    "special_log1p": "log1p",
+    "special_round": "round",
+    "special_sinc": "sinc",
+    "special_multigammaln": "mvlgamma",
 }
 
 
@@ -44,7 +54,14 @@ def _delegate(target: str) -> Callable[[Any, Any], None]:
             raise NotImplementedError(
                 f"coremltools has no translation of {target!r}, which {node.kind!r} names"
             )
-        fn(context, node)
+        # NOTE: some of coremltools' translations branch on node.kind (its shared reduction translation asserts
+        # the kind is "logsumexp"): the alias is presented under the name it stands for while it translates
+        kind = node.kind
+        node.kind = target
+        try:
+            fn(context, node)
+        finally:
+            node.kind = kind
 
     translate.__name__ = f"alias_of_{target}"
     return translate

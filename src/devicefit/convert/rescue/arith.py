@@ -13,7 +13,12 @@ from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 @rescue("fmod", "coremltools 9.0 has no translation (angle / phase wrapping: torch.fmod(x, period))")
 def fmod(context: Any, node: Any) -> None:
-    """``torch.fmod(x, y)``: ``x - trunc(x / y) * y``, the remainder with the sign of ``x`` (C's ``fmod``).
+    """``torch.fmod(x, y)``: ``x - trunc(x / y) * y``, the remainder with the sign of ``x`` (C's ``fmod``), a zero
+    remainder too (``-0`` for negative ``x``).
+
+    NOTE: PyTorch's (C's) fmod is exact; here ``x / y`` is rounded, so where the true quotient lies within an ulp
+    below an integer the result is 0 (or ``y``) instead of just under ``y`` (``fmod(2, -0.4)``: 0 for
+    0.39999998): a jump at the function's own discontinuity, not a drift elsewhere.
 
     Integer inputs are computed in fp32 and cast back (exact for |x| < 2**24).
     """
@@ -34,7 +39,10 @@ def fmod(context: Any, node: Any) -> None:
         out = mb.sub(x=x, y=mb.mul(x=trunc, y=y))
         context.add(mb.cast(x=out, dtype=dtype, name=node.name), torch_name=node.name)
     else:
-        context.add(mb.sub(x=x, y=mb.mul(x=trunc, y=y), name=node.name), torch_name=node.name)
+        out = mb.sub(x=x, y=mb.mul(x=trunc, y=y))
+        # a zero remainder has x's sign (fmod(-3, 1.5) is -0 in PyTorch; x - 2 * 1.5 gives +0): x * 0 carries it
+        out = mb.select(cond=mb.equal(x=out, y=0.0), a=mb.mul(x=x, y=0.0), b=out, name=node.name)
+        context.add(out, torch_name=node.name)
 
 
 @rescue(

@@ -19,7 +19,7 @@ def _promoted(*values: Any) -> list:
 
 @rescue("trunc", "coremltools 9.0 has no translation (torch.trunc, rounding toward zero)")
 def trunc(context: Any, node: Any) -> None:
-    """``torch.trunc(x)``: ``sign(x) * floor(|x|)``; integers are already whole."""
+    """``torch.trunc(x)``: ``ceil(x)`` below 0, ``floor(x)`` elsewhere; integers are already whole."""
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import types
 
@@ -27,7 +27,9 @@ def trunc(context: Any, node: Any) -> None:
     if types.is_int(x.dtype):
         context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
         return
-    context.add(mb.mul(x=mb.sign(x=x), y=mb.floor(x=mb.abs(x=x)), name=node.name), torch_name=node.name)
+    # ceil below 0, floor elsewhere: -0 stays -0 (sign(-0) * floor(0) gave +0), -0.3 gives -0 as in PyTorch
+    out = mb.select(cond=mb.less(x=x, y=0.0), a=mb.ceil(x=x), b=mb.floor(x=x), name=node.name)
+    context.add(out, torch_name=node.name)
 
 
 def _scaled_combination(context: Any, node: Any, combine: str) -> None:

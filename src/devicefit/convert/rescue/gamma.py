@@ -116,7 +116,13 @@ def lgamma(context: Any, node: Any) -> None:
     """
     from coremltools.converters.mil.mil import Builder as mb
 
-    x = _float_input(context, node)
+    context.add(
+        mb.identity(x=lgamma_of(mb, _float_input(context, node)), name=node.name), torch_name=node.name
+    )
+
+
+def lgamma_of(mb: Any, x: Any) -> Any:
+    """``lgamma(x)`` of a float MIL var (see :func:`lgamma`)."""
     ax = mb.abs(x=x)
     tiny = mb.clip(x=x, alpha=-0.5, beta=0.5)  # the |x| < 0.5 branch on its own domain
     small = mb.sub(
@@ -132,7 +138,26 @@ def lgamma(context: Any, node: Any) -> None:
     value = mb.select(cond=mb.less(x=ax, y=0.5), a=small, b=value)
     # ±inf give +inf (|x|); NaN stays NaN
     value = mb.select(cond=mb.equal(x=ax, y=float("inf")), a=ax, b=value)
-    out = mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value, name=node.name)
+    return mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value)
+
+
+@rescue(
+    "mvlgamma", "coremltools 9.0 has no translation (torch.mvlgamma: Wishart / multivariate t log-densities)"
+)
+def mvlgamma(context: Any, node: Any) -> None:
+    """``torch.mvlgamma(x, p)``: PyTorch's ``sum_i lgamma(x + a_i) + p (p - 1) log(pi) / 4``, ``a_i`` from
+    ``-(p - 1) / 2`` to 0 by halves, summed in that order. PyTorch raises when ``x <= (p - 1) / 2``; a Core ML
+    model cannot, and returns lgamma's values there."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x = _float_input(context, node)
+    p = int(inputs[1].val)
+    total: Any = None
+    for i in range(p):
+        term = lgamma_of(mb, mb.add(x=x, y=-(p - 1) * 0.5 + 0.5 * i))
+        total = term if total is None else mb.add(x=total, y=term)
+    out = mb.add(x=total, y=p * (p - 1) * math.log(math.pi) / 4.0, name=node.name)
     context.add(out, torch_name=node.name)
 
 
@@ -161,7 +186,13 @@ def digamma(context: Any, node: Any) -> None:
     ``±0`` gives ``∓inf``."""
     from coremltools.converters.mil.mil import Builder as mb
 
-    x = _float_input(context, node)
+    context.add(
+        mb.identity(x=_digamma_of(mb, _float_input(context, node)), name=node.name), torch_name=node.name
+    )
+
+
+def _digamma_of(mb: Any, x: Any) -> Any:
+    """``digamma(x)`` of a float MIL var (see :func:`digamma`)."""
     negative = mb.less(x=x, y=0.0)
     current = mb.select(cond=negative, a=mb.sub(x=1.0, y=x), b=x)
     current = mb.select(cond=mb.equal(x=current, y=0.0), a=1.0, b=current)  # x = ±0 is set apart below
@@ -182,5 +213,49 @@ def digamma(context: Any, node: Any) -> None:
     integer = mb.equal(x=x, y=mb.floor(x=x))  # -inf counts as an integer, as in PyTorch
     value = mb.select(cond=mb.logical_and(x=negative, y=integer), a=np.float32(np.nan), b=value)
     value = mb.select(cond=mb.equal(x=x, y=0.0), a=mb.real_div(x=-1.0, y=x), b=value)
-    out = mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value, name=node.name)
-    context.add(out, torch_name=node.name)
+    return mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value)
+
+
+def _trigamma_of(mb: Any, x: Any) -> Any:
+    """PyTorch's float ``trigamma``: ``x < 0.5`` reflected (``pi² / sin²(pi x) - trigamma(1 - x)``), 6 steps of
+    ``+ 1 / x²``, then ``(1 + 1 / (2x) + x⁻² (1/6 - x⁻² (1/30 - x⁻² / 42))) / x``."""
+    pi = float(np.float32(math.pi))
+    reflect = mb.less(x=x, y=0.5)
+    sine = mb.sin(x=mb.mul(x=x, y=pi))
+    result: Any = mb.select(
+        cond=reflect, a=mb.mul(x=mb.real_div(x=pi * pi, y=mb.mul(x=sine, y=sine)), y=-1.0), b=np.float32(0.0)
+    )
+    current = mb.select(cond=reflect, a=mb.sub(x=1.0, y=x), b=x)
+    for _ in range(6):
+        result = mb.add(x=result, y=mb.real_div(x=1.0, y=mb.mul(x=current, y=current)))
+        current = mb.add(x=current, y=1.0)
+    ixx = mb.real_div(x=1.0, y=mb.mul(x=current, y=current))
+    series = mb.mul(
+        x=ixx, y=mb.sub(x=1.0 / 6.0, y=mb.mul(x=ixx, y=mb.sub(x=1.0 / 30.0, y=mb.mul(x=ixx, y=1.0 / 42.0))))
+    )
+    series = mb.add(x=mb.add(x=mb.real_div(x=1.0, y=mb.mul(x=current, y=2.0)), y=1.0), y=series)
+    result = mb.add(x=result, y=mb.real_div(x=series, y=current))
+    return mb.select(cond=reflect, a=mb.mul(x=result, y=-1.0), b=result)
+
+
+@rescue(
+    "polygamma",
+    "coremltools 9.0 has no translation (torch.polygamma: digamma / trigamma in Bayesian layers)",
+    aliases=("special_polygamma",),
+)
+def polygamma(context: Any, node: Any) -> None:
+    """``torch.polygamma(n, x)`` for ``n = 0`` (digamma) and ``n = 1`` (PyTorch's trigamma); higher orders (a
+    Hurwitz zeta in PyTorch) are refused with a hint."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    inputs = frontend()._get_inputs(context, node, expected=2)
+    n = int(inputs[0].val if hasattr(inputs[0], "val") else inputs[0])
+    x = inputs[1] if types.is_float(inputs[1].dtype) else mb.cast(x=inputs[1], dtype="fp32")
+    if n not in (0, 1):
+        raise NotImplementedError(
+            f"torch.polygamma of order {n}: only orders 0 (digamma) and 1 (trigamma) convert; compute higher "
+            "orders outside the model"
+        )
+    value = _digamma_of(mb, x) if n == 0 else _trigamma_of(mb, x)
+    context.add(mb.identity(x=value, name=node.name), torch_name=node.name)

@@ -223,3 +223,44 @@ def block_diag(context: Any, node: Any) -> None:
         left += cols
     out = mb.concat(values=bands, axis=0) if len(bands) > 1 else bands[0]
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue("addbmm", "coremltools 9.0 has no translation (torch.addbmm: a sum of batched matmuls)")
+def addbmm(context: Any, node: Any) -> None:
+    """``beta * input + alpha * sum_b(b1[b] @ b2[b])``: one batched ``matmul`` reduced over the batch; ``beta = 0``
+    ignores ``input`` (NaN in it too), as PyTorch."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=3)
+    bias, b1, b2 = inputs[:3]
+    beta = float(const_value(arg(context, node, inputs, 3, "beta"), 1.0))
+    alpha = float(const_value(arg(context, node, inputs, 4, "alpha"), 1.0))
+    product = mb.reduce_sum(x=mb.matmul(x=b1, y=b2), axes=[0], keep_dims=False)
+    if alpha != 1.0:
+        product = mb.mul(x=product, y=alpha)
+    out = product if beta == 0.0 else mb.add(x=product, y=bias if beta == 1.0 else mb.mul(x=bias, y=beta))
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue("dist", "coremltools 9.0 has no translation (torch.dist: the p-norm of a difference)")
+def dist(context: Any, node: Any) -> None:
+    """``torch.dist(a, b, p)``: the p-norm of ``a - b`` over every element: p = 0 (count of nonzeros), 1, 2, inf
+    (TorchScript's constant ``inf`` arrives as 3.4e38) or any p > 0."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=2)
+    a, b = ops.promote_input_dtypes(inputs[:2])
+    p = float(const_value(arg(context, node, inputs, 2, "p"), 2.0))
+    d = mb.abs(x=mb.reshape(x=mb.sub(x=a, y=b), shape=[-1]))
+    if p == 0.0:
+        out = mb.reduce_sum(x=mb.cast(x=mb.not_equal(x=d, y=0.0), dtype="fp32"), axes=[0], keep_dims=False)
+    elif p >= 3.3e38:
+        out = mb.reduce_max(x=d, axes=[0], keep_dims=False)
+    elif p == 1.0:
+        out = mb.reduce_sum(x=d, axes=[0], keep_dims=False)
+    elif p == 2.0:
+        out = mb.sqrt(x=mb.reduce_sum(x=mb.mul(x=d, y=d), axes=[0], keep_dims=False))
+    else:
+        out = mb.pow(x=mb.reduce_sum(x=mb.pow(x=d, y=p), axes=[0], keep_dims=False), y=1.0 / p)
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)

@@ -259,3 +259,62 @@ def expm1(context: Any, node: Any) -> None:
     # far from 0 the plain difference is exact enough and Kahan's form would make inf / inf
     out = mb.select(cond=mb.less(x=mb.abs(x=x), y=0.5), a=near, b=um1, name=node.name)
     context.add(out, torch_name=node.name)
+
+
+def _snapped_log(mb: Any, x: Any, scale: float) -> Any:
+    """``log(x) * scale`` (``scale = 1 / ln b``) snapped to the integer ``k != 0`` within 4 ulps of it.
+
+    NOTE: the product is 1-2 ulps off, so log2(2^15) came out 14.999999 and ``floor(log2(x))`` gave 14 (PyTorch's
+    ``std::log2`` is exact there). A true log within 4 ulps of a nonzero integer rounds to it or to a neighbour, so
+    snapping costs at most those ulps elsewhere; near ``x = 1`` (``k = 0``) nothing is snapped.
+    """
+    r = mb.mul(x=mb.log(x=x, epsilon=0.0), y=scale)
+    k = mb.round(x=r)
+    near = mb.less_equal(x=mb.abs(x=mb.sub(x=r, y=k)), y=mb.mul(x=mb.abs(x=k), y=4.8e-7))
+    snap = mb.logical_and(x=near, y=mb.not_equal(x=k, y=0.0))
+    return mb.select(cond=snap, a=k, b=r)
+
+
+@rescue(
+    "log2",
+    "override: coremltools' log2 is log(x) / ln 2 with MIL log's default epsilon: log2(0) = -149, not -inf, and "
+    "powers of two miss their integer (log2(2^15) = 14.999999, so floor(log2(x)) was 14), silently",
+    override=True,
+)
+def log2(context: Any, node: Any) -> None:
+    """``torch.log2``: ``log(x) / ln 2`` with ``epsilon=0``, exact integers at powers of two (:func:`_snapped_log`)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    context.add(mb.identity(x=_snapped_log(mb, x, 1.0 / _LN2), name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "log10",
+    "override: coremltools' log10 is log(x) / ln 10 with MIL log's default epsilon: log10(0) = -44.9, not -inf, "
+    "and powers of ten miss their integer (log10(1e-9) = -9.000001), silently",
+    override=True,
+)
+def log10(context: Any, node: Any) -> None:
+    """``torch.log10``: ``log(x) / ln 10`` with ``epsilon=0``, integers at powers of ten (:func:`_snapped_log`)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    context.add(
+        mb.identity(x=_snapped_log(mb, x, 1.0 / math.log(10.0)), name=node.name), torch_name=node.name
+    )
+
+
+@rescue(
+    "rsqrt",
+    "override: coremltools maps rsqrt to MIL rsqrt, whose epsilon defaults to 1e-12: 1 / sqrt(x + 1e-12) is 1e6 "
+    "at 0 (PyTorch: inf) and 29% off at 1e-12, silently",
+    override=True,
+)
+def rsqrt(context: Any, node: Any) -> None:
+    """``torch.rsqrt(x) = 1 / sqrt(x)`` (``inf`` at 0, NaN below): MIL ``rsqrt`` with ``epsilon=0`` (still one
+    ``rsqrt`` op: RMSNorm layers keep their Core ML op)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _float_input(context, node)[0]
+    context.add(mb.rsqrt(x=x, epsilon=0.0, name=node.name), torch_name=node.name)

@@ -124,3 +124,67 @@ def special_entr(context: Any, node: Any) -> None:
     value = mb.mul(x=mb.mul(x=safe, y=mb.log(x=safe, epsilon=0.0)), y=-1.0)
     value = mb.select(cond=mb.less(x=x, y=0.0), a=np.float32(-np.inf), b=value)
     _finish(context, node, x, value)
+
+
+# PyTorch's calc_ndtri (Cephes ndtri): a rational function of (y - 1/2) in the centre, of 1 / sqrt(-2 log y) in
+# the tails (two ranges)
+_NDTRI_P0 = (-5.99633501014107895267e1, 9.80010754185999661536e1, -5.66762857469070293439e1,
+             1.39312609387279679503e1, -1.23916583867381258016e0)  # fmt: skip
+_NDTRI_Q0 = (1.0, 1.95448858338141759834e0, 4.67627912898881538453e0, 8.63602421390890590575e1,
+             -2.25462687854119370527e2, 2.00260212380060660359e2, -8.20372256168333339912e1,
+             1.59056225126211695515e1, -1.18331621121330003142e0)  # fmt: skip
+_NDTRI_P1 = (4.05544892305962419923e0, 3.15251094599893866154e1, 5.71628192246421288162e1,
+             4.40805073893200834700e1, 1.46849561928858024014e1, 2.18663306850790267539e0,
+             -1.40256079171354495875e-1, -3.50424626827848203418e-2, -8.57456785154685413611e-4)  # fmt: skip
+_NDTRI_Q1 = (1.0, 1.57799883256466749731e1, 4.53907635128879210584e1, 4.13172038254672030440e1,
+             1.50425385692907503408e1, 2.50464946208309415979e0, -1.42182922854787788574e-1,
+             -3.80806407691578277194e-2, -9.33259480895457427372e-4)  # fmt: skip
+_NDTRI_P2 = (3.23774891776946035970e0, 6.91522889068984211695e0, 3.93881025292474443415e0,
+             1.33303460815807542389e0, 2.01485389549179081538e-1, 1.23716634817820021358e-2,
+             3.01581553508235416007e-4, 2.65806974686737550832e-6, 6.23974539184983293730e-9)  # fmt: skip
+_NDTRI_Q2 = (1.0, 6.02427039364742014255e0, 3.67983563856160859403e0, 1.37702099489081330271e0,
+             2.16236993594496635890e-1, 1.34204006088543189037e-2, 3.28014464682127739104e-4,
+             2.89247864745380683936e-6, 6.79019408009981274425e-9)  # fmt: skip
+_EXP_M2 = 0.13533528323661269189  # exp(-2)
+
+
+def _polevl(mb: Any, x: Any, coefficients: tuple[float, ...]) -> Any:
+    """Cephes' ``polevl``: ``c[0] x^n + ... + c[n]`` by Horner, highest first, in PyTorch's order."""
+    acc: Any = coefficients[0]
+    for c in coefficients[1:]:
+        acc = mb.add(x=mb.mul(x=acc, y=x), y=c)
+    return acc
+
+
+@rescue("special_ndtri", "coremltools 9.0 has no translation (torch.special.ndtri: the inverse normal CDF)")
+def special_ndtri(context: Any, node: Any) -> None:
+    """``torch.special.ndtri(y)`` by PyTorch's ``calc_ndtri`` step by step: ``y`` above ``1 - exp(-2)`` is
+    reflected (``1 - y``, as PyTorch rounds it), the centre ``|y - 1/2| <= 3/8`` a rational function of
+    ``(y - 1/2)²``, the tails ``x0 - z P(z) / Q(z)`` with ``x = sqrt(-2 log y)``, ``x0 = x - log(x) / x``,
+    ``z = 1 / x`` (two coefficient sets, split at ``x = 8``); 0 and 1 give ``∓inf``, outside ``[0, 1]`` NaN."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    y0 = _inputs(context, node, 1)[0]
+    upper = mb.greater(x=y0, y=1.0 - _EXP_M2)
+    y = mb.select(cond=upper, a=mb.sub(x=1.0, y=y0), b=y0)
+    # centre: y - 0.5 on y clipped into its range, so the unused branch stays finite
+    yc = mb.sub(x=mb.clip(x=y, alpha=_EXP_M2, beta=1.0 - _EXP_M2), y=0.5)
+    y2 = mb.mul(x=yc, y=yc)
+    ratio = mb.real_div(x=_polevl(mb, y2, _NDTRI_P0), y=_polevl(mb, y2, _NDTRI_Q0))
+    centre = mb.mul(x=mb.add(x=yc, y=mb.mul(x=yc, y=mb.mul(x=y2, y=ratio))), y=2.50662827463100050242)
+    # tails on y clipped into (0, exp(-2)]
+    yt = mb.clip(x=y, alpha=1.4e-45, beta=_EXP_M2)  # subnormals included (the smallest: 1.4e-45)
+    x = mb.sqrt(x=mb.mul(x=mb.log(x=yt, epsilon=0.0), y=-2.0))
+    x0 = mb.sub(x=x, y=mb.real_div(x=mb.log(x=x, epsilon=0.0), y=x))
+    z = mb.real_div(x=1.0, y=x)
+    near = mb.real_div(x=mb.mul(x=z, y=_polevl(mb, z, _NDTRI_P1)), y=_polevl(mb, z, _NDTRI_Q1))
+    far = mb.real_div(x=mb.mul(x=z, y=_polevl(mb, z, _NDTRI_P2)), y=_polevl(mb, z, _NDTRI_Q2))
+    tail = mb.sub(x=x0, y=mb.select(cond=mb.less(x=x, y=8.0), a=near, b=far))
+    tail = mb.select(cond=upper, a=tail, b=mb.mul(x=tail, y=-1.0))
+    value = mb.select(cond=mb.greater(x=y, y=_EXP_M2), a=centre, b=tail)
+    # y0 = 0 / 1: ∓inf as -log(0) makes them (no inf constant: fp16-safe constants would move it)
+    infinite = mb.mul(x=mb.log(x=mb.abs(x=mb.sub(x=y0, y=y0)), epsilon=0.0), y=-1.0)  # +inf for finite y0
+    value = mb.select(cond=mb.equal(x=y0, y=1.0), a=infinite, b=value)
+    value = mb.select(cond=mb.equal(x=y0, y=0.0), a=mb.mul(x=infinite, y=-1.0), b=value)
+    outside = mb.logical_or(x=mb.less(x=y0, y=0.0), y=mb.greater(x=y0, y=1.0))
+    _finish(context, node, y0, mb.select(cond=outside, a=np.float32(np.nan), b=value))

@@ -1,4 +1,5 @@
-"""Order statistics coremltools 9.0 lacks: ``cummax``, ``cummin``, ``kthvalue``.
+"""Order statistics coremltools 9.0 lacks: ``cummax``, ``cummin``, ``kthvalue``; ``logcumsumexp``, which it
+mistranslates, is built on the same prefix mask.
 
 Running extrema are built from an ``(n, n)`` lower-triangular mask over the scanned axis (``j <= i``), so every
 output position reduces over its prefix in one ``reduce_max`` / ``reduce_min``: ``n²`` elements per row, meant
@@ -128,3 +129,57 @@ def kthvalue(context: Any, node: Any) -> None:
     elif not keepdim:
         values, index = mb.squeeze(x=values, axes=[dim]), mb.squeeze(x=index, axes=[dim])
     _outputs(context, node, values, index)
+
+
+@rescue(
+    "logcumsumexp",
+    "override: coremltools computes log(cumsum(exp(x))): inf from x = 89 (exp overflows) and -103 for -inf (MIL "
+    "log's epsilon), silently",
+    override=True,
+)
+def logcumsumexp(context: Any, node: Any) -> None:
+    """``out_i = m_i + log(sum_{j <= i} exp(x_j - m_i))`` with ``m_i`` the running maximum, over an ``(n, n)``
+    prefix mask (no overflow, ``-inf`` entries contribute 0). ``m_i = ±inf`` gives ``m_i`` (PyTorch's result);
+    a NaN spreads from where it appears on.
+
+    The masked-out slots take ``x_0`` (already in every prefix), never a constant ``-inf``: see
+    :func:`_running_extreme`.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, expected=2)
+    x = inputs[0]
+    if x.rank == 0:
+        x = mb.reshape(x=x, shape=[1])
+    dim = int(const_value(inputs[1])) % x.rank
+    n = _axis_length(x, dim, "logcumsumexp")
+    perm = [a for a in range(x.rank) if a != dim] + [dim]
+    if perm != list(range(x.rank)):
+        x = mb.transpose(x=x, perm=perm)
+    prefix = np.tril(np.ones((n, n), dtype=bool))  # prefix[i, j]: j <= i
+    columns = mb.expand_dims(x=x, axes=[-2])  # (..., 1, n): x_j
+    first = mb.slice_by_index(
+        x=x, begin=[0] * x.rank, end=[0] * (x.rank - 1) + [1], end_mask=[True] * (x.rank - 1) + [False]
+    )
+    filled = mb.select(cond=prefix, a=columns, b=mb.expand_dims(x=first, axes=[-1]))  # (..., n, n)
+    running_max = mb.reduce_max(x=filled, axes=[-1], keep_dims=True)  # (..., n, 1)
+    terms = mb.select(cond=prefix, a=mb.exp(x=mb.sub(x=filled, y=running_max)), b=np.float32(0.0))
+    total = mb.log(x=mb.reduce_sum(x=terms, axes=[-1], keep_dims=False), epsilon=0.0)
+    peak = mb.squeeze(x=running_max, axes=[-1])
+    out = mb.add(x=peak, y=total)
+    # an infinite running maximum (inf - inf made NaN above) is the result itself; tested without an inf constant
+    infinite = mb.logical_and(x=mb.not_equal(x=mb.sub(x=peak, y=peak), y=0.0), y=mb.equal(x=peak, y=peak))
+    out = mb.select(cond=infinite, a=peak, b=out)
+    if perm != list(range(x.rank)):
+        out = mb.transpose(x=out, perm=[perm.index(a) for a in range(x.rank)])
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue("msort", "coremltools 9.0 has no translation (torch.msort: a sort along the first axis)")
+def msort(context: Any, node: Any) -> None:
+    """``torch.msort(x) = sort(x, dim=0).values``: an ascending ``argsort`` along axis 0 and a gather (NaN last)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = frontend()._get_inputs(context, node, expected=1)[0]
+    order = mb.argsort(x=x, axis=0, ascending=True)
+    context.add(mb.gather_along_axis(x=x, indices=order, axis=0, name=node.name), torch_name=node.name)

@@ -177,3 +177,66 @@ def rad2deg(context: Any, node: Any) -> None:
     from coremltools.converters.mil.mil import Builder as mb
 
     _add(context, node, mb.mul(x=_as_float(_inputs(context, node, 1)[0]), y=180.0 / math.pi))
+
+
+@rescue("sgn", "coremltools 9.0 has no translation (torch.sgn: sign, for real tensors)")
+def sgn(context: Any, node: Any) -> None:
+    """``torch.sgn`` of a real tensor is ``torch.sign``: -1, 0 or 1 (NaN kept, ``-0`` gives 0)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _inputs(context, node, 1)[0]
+    _add(context, node, mb.sign(x=x))
+
+
+@rescue("angle", "coremltools 9.0 has no translation (torch.angle of a real tensor: pi below 0)")
+def angle(context: Any, node: Any) -> None:
+    """``torch.angle`` of a real tensor: ``pi`` where ``x < 0``, else 0; NaN kept; integers give fp32."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x = _as_float(_inputs(context, node, 1)[0])
+    value = mb.select(cond=mb.less(x=x, y=0.0), a=np.float32(math.pi), b=np.float32(0.0))
+    _add(context, node, mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value))
+
+
+@rescue(
+    "ldexp",
+    "coremltools 9.0 has no translation (torch.ldexp: x * 2^e)",
+    aliases=("ldexp.tensor", "ldexp.Tensor"),
+)
+def ldexp(context: Any, node: Any) -> None:
+    """PyTorch's ``x * pow(2, e)`` (fp32; an integer ``x`` is cast as PyTorch promotes it)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    x, e = (_as_float(v) for v in _inputs(context, node, 2)[:2])
+    _add(context, node, mb.mul(x=x, y=mb.pow(x=np.float32(2.0), y=e)))
+
+
+@rescue(
+    "atan2",
+    "override: coremltools' atan2 gives 0 for atan2(0, -1) (PyTorch: pi; the phase of a negative real, e.g. an "
+    "rfft's real DC bin), loses the signs of zero and returns NaN for two infinities, silently",
+    override=True,
+    aliases=("arctan2",),
+)
+def atan2(context: Any, node: Any) -> None:
+    """C's ``atan2(y, x)``: ``atan(y / x)``, plus ``±pi`` (the sign bit of ``y``, ``-0`` included) where ``x`` is
+    negative (``-0`` included when ``y`` is zero); ``±pi/2`` on the y axis; ``±pi/4`` / ``±3pi/4`` for two
+    infinities; NaN kept."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = _inputs(context, node, 2)
+    y, x = frontend().promote_input_dtypes([_as_float(inputs[0]), _as_float(inputs[1])])
+    y_negative = _negative(y)
+    x_negative = _negative(x)  # -0 counts: atan2(0, -0) is pi
+    half_turn = mb.select(cond=y_negative, a=np.float32(-math.pi), b=np.float32(math.pi))
+    base = mb.atan(x=mb.real_div(x=y, y=x))
+    value = mb.select(cond=mb.less(x=x, y=0.0), a=mb.add(x=base, y=half_turn), b=base)
+    # x = ±0: ±pi/2 off the origin; at the origin 0 with y's sign (x = +0) or ±pi (x = -0)
+    quarter = mb.mul(x=half_turn, y=0.5)
+    origin = mb.select(cond=x_negative, a=half_turn, b=mb.mul(x=y, y=0.0))
+    on_y_axis = mb.select(cond=mb.equal(x=y, y=0.0), a=origin, b=quarter)
+    value = mb.select(cond=mb.equal(x=x, y=0.0), a=on_y_axis, b=value)
+    # both infinite (inf / inf is NaN): pi/4 toward +x, 3pi/4 toward -x, y's sign
+    both = mb.logical_and(x=_infinite(y, 0), y=_infinite(x, 0))
+    corner = mb.mul(x=half_turn, y=mb.select(cond=x_negative, a=np.float32(0.75), b=np.float32(0.25)))
+    _add(context, node, mb.select(cond=both, a=corner, b=value))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -166,3 +167,44 @@ def clamp(context: Any, node: Any) -> None:
                 bound = mb.cast(x=bound, dtype=builtin_to_string(out.dtype))
             out = op(x=out, y=bound)
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "tensor_split",
+    "coremltools 9.0 has no translation (torch.tensor_split on TorchScript; torch.export decomposes it)",
+    aliases=("tensor_split.sections", "tensor_split.indices"),
+)
+def tensor_split(context: Any, node: Any) -> None:
+    """``torch.tensor_split(x, sections | indices, dim)`` as one MIL ``split`` with PyTorch's static sizes: ``n``
+    sections give ``L % n`` pieces of ``L // n + 1`` then ``L // n``; indices cut at each (clamped to ``[0, L]``).
+    An empty piece (a section count above ``L``, repeated indices) is refused: Core ML has no empty tensors."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x = inputs[0]
+    split = np.asarray(const_value(inputs[1]))
+    dim = int(const_value(inputs[2], 0)) if len(inputs) > 2 else 0
+    dim %= max(x.rank, 1)
+    length = x.shape[dim]
+    if is_symbolic(length) or split.dtype.kind not in "iu":
+        raise NotImplementedError(
+            "torch.tensor_split needs a static axis length and constant sections / indices"
+        )
+    length = int(length)
+    if split.ndim == 0:
+        count = int(split)
+        sizes = [length // count + (1 if i < length % count else 0) for i in range(count)]
+    else:
+        cuts = [min(max(int(c) if c >= 0 else int(c) + length, 0), length) for c in split.ravel()]
+        bounds = [0, *cuts, length]
+        sizes = [max(b - a, 0) for a, b in itertools.pairwise(bounds)]
+    if min(sizes) <= 0:
+        raise NotImplementedError(
+            f"torch.tensor_split into an empty piece (sizes {sizes}): Core ML has no empty tensor"
+        )
+    if len(sizes) == 1:
+        context.add((mb.identity(x=x, name=node.name),), torch_name=node.name)
+        return
+    pieces = mb.split(x=x, split_sizes=np.array(sizes, dtype=np.int32), axis=dim, name=node.name)
+    context.add(pieces, torch_name=node.name)
