@@ -1,0 +1,54 @@
+"""Ops the third outside-model sweep met that coremltools 9.0 does not know.
+
+``unsafe_chunk`` / ``unsafe_split`` / ``unsafe_split_with_sizes``: TorchScript inlines ``nn.GRUCell`` and
+``nn.LSTMCell`` into two linears and an ``unsafe_chunk`` of the gates (a seq2seq decoder stepping a GRUCell
+did not convert). "Unsafe" only drops autograd's aliasing checks: the values are those of ``chunk`` / ``split``,
+so each becomes one exact ``split``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._registry import rescue
+
+
+def chunk_sizes(total: int, chunks: int) -> list[int]:
+    """``torch.chunk``'s piece sizes: ``ceil(total / chunks)`` each, the last one shorter (maybe fewer pieces)."""
+    size = math.ceil(total / chunks)
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+@rescue("unsafe_chunk", "coremltools 9.0 does not know it (TorchScript's GRUCell / LSTMCell gates)")
+def unsafe_chunk(context: Any, node: Any) -> None:
+    """``torch.unsafe_chunk(x, chunks, dim=0)``: one ``split`` into ``torch.chunk``'s sizes. The split axis
+    must have a static length (the number of outputs depends on it)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x = inputs[0]
+    chunks = int(const_value(inputs[1]))
+    dim = int(const_value(arg(context, node, inputs, 2, "dim"), 0)) % x.rank
+    total = x.shape[dim]
+    if not isinstance(total, int):
+        raise NotImplementedError("unsafe_chunk along an axis of flexible length")
+    sizes = chunk_sizes(total, chunks)
+    if len(sizes) == 1:  # NOTE: MIL's split needs two pieces at least; one chunk is the tensor itself
+        out: Any = (mb.identity(x=x, name=node.name),)
+    else:
+        out = mb.split(x=x, split_sizes=sizes, axis=dim, name=node.name)
+    context.add(out, torch_name=node.name)
+
+
+def _split(context: Any, node: Any) -> None:
+    from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY
+
+    _TORCH_OPS_REGISTRY.get_func("split")(context, node)
+
+
+rescue("unsafe_split", "coremltools 9.0 does not know it; the values are split's")(_split)
+rescue("unsafe_split_with_sizes", "coremltools 9.0 does not know it; the values are split_with_sizes'")(
+    _split
+)
