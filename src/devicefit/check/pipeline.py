@@ -47,6 +47,7 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     result.warnings.extend(getattr(source, "notes", []))  # e.g. example flags fixed as constants
     timings["load"] = time.perf_counter() - t0
     result.dataset = sources_stage.load_dataset(source, options)
+    result.warnings.extend(getattr(result.dataset, "notes", []))
     screen = sources_stage.screen_data(result.dataset)
     result.data_findings, result.bad_samples = screen.findings, screen.bad_samples
     t = time.perf_counter()

@@ -1,0 +1,54 @@
+"""``check`` on the round-3 outside models (tests/corpus/outside3.py): each test failed before its fix."""
+
+from __future__ import annotations
+
+import textwrap
+
+from devicefit.check import CheckOptions, run_check
+from devicefit.cli import main
+
+BOXES = textwrap.dedent(
+    """
+    import torch
+
+
+    class BoxEmbed(torch.nn.Module):
+        # LayoutLM's layout embedding: widths and heights of [x0, y0, x1, y1] boxes index a table
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.width = torch.nn.Embedding(64, 8)
+            self.height = torch.nn.Embedding(64, 8)
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, boxes):
+            w = self.width(boxes[..., 2] - boxes[..., 0])
+            h = self.height(boxes[..., 3] - boxes[..., 1])
+            return self.head(w + h)
+
+
+    def make_model():
+        g = torch.Generator().manual_seed(0)
+        corner = torch.randint(0, 30, (1, 6, 2), generator=g)
+        size = torch.randint(1, 30, (1, 6, 2), generator=g)
+        return BoxEmbed().eval(), torch.cat([corner, corner + size], -1)
+    """
+)
+
+
+def test_generated_samples_the_pytorch_model_refuses_are_left_out_not_blamed_on_the_user(tmp_path, capsys):
+    # HF LayoutLM: random integers in the example's range make boxes with x1 < x0; check fed them and exited 2,
+    # "gather: index -37 ... is out of range; check the values fed to the index inputs": the user fed nothing
+    path = tmp_path / "boxes.py"
+    path.write_text(BOXES)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=6, devices=["iphone-12"], repair=False)
+    )
+    assert result.verdicts["numerics"].status == "pass", result.verdicts["numerics"].reason
+    assert len(result.fp32.outputs) == 1
+    note = next((w for w in result.warnings if "generated" in w and "refused" in w), None)
+    assert note is not None, result.warnings
+    assert "IndexError" in note and "--data" in note, note
+    assert "boxes.py:" in note, note  # where PyTorch refused them: the user's line
+    code = main(["check", f"{path}:make_model", "--samples", "6", "--target", "iphone-12", "--no-fix"])
+    assert code == 0, capsys.readouterr().err
