@@ -35,3 +35,49 @@ def test_unsafe_chunk_splits_like_chunk(chunks, dim):
 def test_unsafe_split_splits_like_split():
     x = torch.arange(2 * 7, dtype=torch.float32).reshape(2, 7)
     check_rescued(lambda t: [p + 0 for p in torch.unsafe_split(t, 3, 1)], (x,), "torchscript", "unsafe_split")
+
+
+@pytest.mark.parametrize("conj", [torch.conj, torch.conj_physical])
+def test_cross_correlation_by_fft_with_a_conjugate(conj):
+    # HF Autoformer's auto-correlation: irfft(rfft(q) * conj(rfft(k))): "1 unsupported op(s): aten::_conj"
+    torch.manual_seed(0)
+    q, k = torch.randn(2, 3, 12), torch.randn(2, 3, 12)
+    check_rescued(
+        lambda a, b: torch.fft.irfft(
+            torch.fft.rfft(a, dim=-1) * conj(torch.fft.rfft(b, dim=-1)), n=12, dim=-1
+        ),
+        (q, k),
+        "torchscript",
+        "_conj",  # one translation, also under its aliases
+        1e-4,
+        atol=1e-5,
+    )
+
+
+def test_the_conjugate_of_a_real_tensor_is_the_tensor():
+    x = torch.randn(3, 4)
+    check_rescued(lambda a: torch.conj_physical(a) * 2, (x,), "torchscript", "_conj")
+
+
+def test_a_spectrum_times_a_real_filter():
+    torch.manual_seed(0)
+    x, w = torch.randn(2, 16), torch.rand(9)
+    check_rescued(
+        lambda a, f: torch.fft.irfft(torch.fft.rfft(a) * f, n=16),
+        (x, w),
+        "torchscript",
+        "mul",
+        1e-4,
+        atol=1e-5,
+    )
+
+
+def test_real_products_stay_with_coremltools():
+    # the override hands every real (and bool) product back: not counted as devicefit's translation
+    from tests.convert.elementwise_helpers import run_fn
+
+    got, expected, rescued = run_fn(
+        lambda a, b: (a * b, (a > 0) * (b > 0)), (torch.randn(3), torch.randn(3)), "torchscript"
+    )
+    assert "mul" not in rescued
+    assert abs(got[0] - expected[0]).max() == 0

@@ -12,7 +12,7 @@ import math
 from typing import Any
 
 from devicefit.convert.rescue._mil import arg, const_value, frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
 def chunk_sizes(total: int, chunks: int) -> list[int]:
@@ -52,3 +52,57 @@ rescue("unsafe_split", "coremltools 9.0 does not know it; the values are split's
 rescue("unsafe_split_with_sizes", "coremltools 9.0 does not know it; the values are split_with_sizes'")(
     _split
 )
+
+
+@rescue(
+    "_conj",
+    "coremltools 9.0 does not know it (HF Autoformer: irfft(rfft(q) * conj(rfft(k))))",
+    aliases=("conj", "conj_physical", "resolve_conj"),
+)
+def conj(context: Any, node: Any) -> None:
+    """``torch.conj(x)``: a complex ``x`` (from an FFT) becomes ``complex(real, -imag)`` in coremltools' complex
+    dialect, which its passes lower with the FFT around it; a real ``x`` is itself (PyTorch's no-op)."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    x = frontend()._get_inputs(context, node, expected=1)[0]
+    if types.is_complex(x.dtype):
+        imag = mb.mul(x=mb.complex_imag(data=x), y=-1.0)
+        out = mb.complex(real_data=mb.complex_real(data=x), imag_data=imag, name=node.name)
+    else:
+        out = mb.identity(x=x, name=node.name)
+    context.add(out, node.name)
+
+
+@rescue(
+    "mul",
+    "override: coremltools 9.0 adds complex tensors but refuses to multiply them (an FFT spectrum times a "
+    "conjugate: Autoformer's auto-correlation); every real product stays with coremltools",
+    override=True,
+)
+def mul(context: Any, node: Any) -> object:
+    """A complex product ``(a + bi)(c + di) = (ac - bd) + (ad + bc)i`` in coremltools' complex dialect (a real
+    operand has no imaginary part), as coremltools' own ``add`` does it; anything else is coremltools' ``mul``."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    inputs = frontend()._get_inputs(context, node, expected=2)
+    if not any(types.is_complex(getattr(v, "dtype", None)) for v in inputs):
+        frontend().mul(context, node)
+        return DELEGATED
+    parts = []
+    for v in inputs:
+        if types.is_complex(v.dtype):
+            parts.append((mb.complex_real(data=v), mb.complex_imag(data=v)))
+        else:
+            parts.append((v, None))
+    (a, b), (c, d) = parts
+    real = mb.mul(x=a, y=c)
+    imag_terms = [mb.mul(x=a, y=d)] if d is not None else []
+    if b is not None:
+        imag_terms.append(mb.mul(x=b, y=c))
+        if d is not None:
+            real = mb.sub(x=real, y=mb.mul(x=b, y=d))
+    imag = imag_terms[0] if len(imag_terms) == 1 else mb.add(x=imag_terms[0], y=imag_terms[1])
+    context.add(mb.complex(real_data=real, imag_data=imag, name=node.name), node.name)
+    return None
