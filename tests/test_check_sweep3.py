@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import textwrap
 
+import pytest
+
 from devicefit.check import CheckOptions, run_check
 from devicefit.cli import main
 
@@ -52,3 +54,25 @@ def test_generated_samples_the_pytorch_model_refuses_are_left_out_not_blamed_on_
     assert "boxes.py:" in note, note  # where PyTorch refused them: the user's line
     code = main(["check", f"{path}:make_model", "--samples", "6", "--target", "iphone-12", "--no-fix"])
     assert code == 0, capsys.readouterr().err
+
+
+def test_a_failed_torch_export_does_not_log_tracebacks(capfd):
+    # HF Nystromformer under torch.export: torch's fake-tensor logger wrote two 40-line tracebacks ("E1201 ...
+    # failed while attempting to run meta for aten.add.Tensor") to the terminal before check's one-line verdict
+    import torch
+
+    from devicefit.convert.frontends import export_program
+    from devicefit.sources.module import from_module
+
+    class ExportOnlyBug(torch.nn.Module):
+        def forward(self, x):
+            if torch.compiler.is_exporting():  # a shape bug only the exported path has (HF's tracing masks)
+                return x + torch.ones(1, 3, 5)
+            return x * 2
+
+    source = from_module("bug.py", "python", ExportOnlyBug().eval(), torch.ones(1, 4, 5), None)
+    with pytest.raises(RuntimeError):
+        export_program(source)
+    captured = capfd.readouterr()
+    assert "Traceback" not in captured.err + captured.out, captured.err[:300]
+    assert "fake_tensor" not in captured.err, captured.err[:300]
