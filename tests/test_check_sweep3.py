@@ -76,3 +76,44 @@ def test_a_failed_torch_export_does_not_log_tracebacks(capfd):
     captured = capfd.readouterr()
     assert "Traceback" not in captured.err + captured.out, captured.err[:300]
     assert "fake_tensor" not in captured.err, captured.err[:300]
+
+
+TRACE_ONLY_BUG = textwrap.dedent(
+    """
+    import torch
+
+
+    class Landmarks(torch.nn.Module):
+        # HF Nystromformer: under tracing transformers builds a [q, k] mask its landmark attention cannot add
+        def __init__(self):
+            super().__init__()
+            self.proj = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            scores = self.proj(x)[:, :4]
+            if torch.jit.is_tracing() or torch.compiler.is_exporting():
+                scores = scores + torch.zeros(1, x.shape[1], 8)  # LINE_BUG
+            return scores.softmax(-1)
+
+
+    def make_model():
+        torch.manual_seed(0)
+        return Landmarks().eval(), torch.randn(1, 16, 8)
+    """
+)
+
+
+def test_a_model_that_raises_only_while_traced_is_named_at_its_line(tmp_path):
+    # was: "torchscript: failed (RuntimeError: The size of tensor a (4) must match the size of tensor b (16) at
+    # non-singleton dimension 1)": no place, and nothing said PyTorch ran the model fine outside the tracer
+    path = tmp_path / "landmarks.py"
+    path.write_text(TRACE_ONLY_BUG)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    assert not result.convert.ok
+    line = next(i for i, t in enumerate(TRACE_ONLY_BUG.splitlines(), 1) if "LINE_BUG" in t)
+    for frontend in result.convert.frontends:
+        assert f"landmarks.py:{line}" in frontend["error"], frontend
+        assert "while tracing" in frontend["error"], frontend
+    assert f"landmarks.py:{line}" in result.verdicts["convert"].reason, result.verdicts["convert"].reason

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,27 +103,15 @@ def _drop_refused(source: Any, dataset: Any) -> None:
     dataset.feeds = [f for i, f in enumerate(dataset.feeds) if i not in gone]
     dataset.origin = f"{dataset.origin}; {len(gone)} the model refused left out"
     _, first = refused[0]
-    from devicefit.sources.module import one_line
+    from devicefit.sources.module import one_line, raised_at
 
-    where = _raised_at(first)
+    where = raised_at(first)
     dataset.notes.append(
         f"{len(refused)} of {len(gone) + len(dataset.feeds)} generated samples were refused by the PyTorch model "
         f"itself ({type(first).__name__}{f' at {where}' if where else ''}: {one_line(first)[:120]}) and were "
         "left out: random integers in the example's range break a structure the model relies on; pass real "
         "inputs with --data to validate on more samples"
     )
-
-
-def _raised_at(exc: BaseException) -> str | None:
-    """``file.py:line`` of the innermost frame outside torch and devicefit (the model's own code)."""
-    import traceback
-    from pathlib import Path
-
-    skip = (f"{os.sep}torch{os.sep}", f"{os.sep}devicefit{os.sep}")
-    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
-        if not any(marker in frame.filename for marker in skip):
-            return f"{Path(frame.filename).name}:{frame.lineno}"
-    return None
 
 
 def load(options: CheckOptions) -> Sources:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from devicefit.convert.fp16_constants import ConstantFix, fp16_safe_pass, pipeline_with_pass
 from devicefit.convert.options import ConvertOptions, ct_convert_kwargs, ct_inputs, ct_outputs
 from devicefit.errors import DevicefitError, first_line
+from devicefit.sources.module import raised_at
 
 if TYPE_CHECKING:
     from devicefit.sources import SourceModel
@@ -198,6 +199,9 @@ def attempt(
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {first_line(exc, limit=240)}"
+        where = raised_at(exc)
+        if where is not None:  # NOTE: the model's own code raised: PyTorch ran it, the tracer's path differs
+            error = f"{type(exc).__name__} at {where} while tracing the model: {first_line(exc, limit=240)}"
         seconds = time.perf_counter() - start
         return None, FrontendResult(name, False, error, seconds, failing_op(exc), failing_node(exc))
     return mlmodel, FrontendResult(name, True, None, time.perf_counter() - start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -281,3 +282,18 @@ def one_line(exc: BaseException) -> str:
 
     text = " ".join((torchscript_cause(str(exc)) or str(exc)).split())
     return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def raised_at(exc: BaseException) -> str | None:
+    """``file.py:line`` where the model's own code raised ``exc``: the innermost frame outside torch,
+    coremltools and devicefit (a Hugging Face ``modeling_*.py`` counts as the model's code); None when none is."""
+    import traceback
+    from pathlib import Path
+
+    package = str(Path(__file__).resolve().parent.parent) + os.sep
+    libraries = (f"{os.sep}torch{os.sep}", f"{os.sep}coremltools{os.sep}", package)
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        file = frame.filename
+        if not file.startswith("<") and not any(marker in str(Path(file).resolve()) for marker in libraries):
+            return f"{Path(file).name}:{frame.lineno}"
+    return None
