@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 
 import numpy as np
@@ -11,6 +12,7 @@ import pytest
 from devicefit.engines.base import InputSpec
 from devicefit.runtime import Model
 from devicefit.runtime.handle import PredictionError
+from devicefit.runtime.workers import MIN_SINGLES
 from tests.runtime.test_concurrency import GateEngine
 
 
@@ -45,18 +47,38 @@ def row(value: float, width: int = 2, gated: bool = False) -> dict:
     return {"x": x}
 
 
+WARM_UP = MIN_SINGLES + 1  # a new worker's first call is no sample (it started the thread)
+
+
+async def warm_up(m: Model, engine: BatchSizes) -> None:
+    """Run the single calls coalescing judges batches by (workers.MIN_SINGLES), then forget them in ``engine``."""
+    for _ in range(WARM_UP):
+        await m.predict_async(row(0.5))
+    for _ in range(WARM_UP):
+        engine.started.acquire(blocking=False)
+    engine.sizes.clear()
+
+
 def run_behind_gate(engine: BatchSizes, queued: list[dict], **options):
-    """One gated request holds the only slot while ``queued`` requests wait; then the gate opens."""
+    """One gated request holds the only slot while ``queued`` requests wait; then the gate opens.
+
+    Every request on the worker (``inline_below_s=None``), after a warm-up whose requests are left out of the
+    returned stats.
+    """
 
     async def main():
-        with Model(engine, max_in_flight=1, **options) as m:
+        with Model(engine, max_in_flight=1, inline_below_s=None, **options) as m:
+            await warm_up(m, engine)
             first = asyncio.ensure_future(m.predict_async(row(0.5, gated=True)))
             await asyncio.to_thread(engine.started.acquire)
             rest = [asyncio.ensure_future(m.predict_async(f)) for f in queued]
             await asyncio.sleep(0.02)  # every request queued behind the gated one
             engine.gate.set()
             results = await asyncio.gather(first, *rest, return_exceptions=True)
-            return results, m.stats, m._scheduler.batched_runs
+            stats = dataclasses.replace(
+                m.stats, submitted=m.stats.submitted - WARM_UP, completed=m.stats.completed - WARM_UP
+            )
+            return results, stats, m._scheduler.batched_runs
 
     return asyncio.run(main())
 
@@ -113,7 +135,8 @@ def test_a_cancelled_request_in_a_batch_is_counted_cancelled_and_the_rest_comple
     engine = BatchSizes()
 
     async def main():
-        with Model(engine, max_in_flight=1) as m:
+        with Model(engine, max_in_flight=1, inline_below_s=None) as m:
+            await warm_up(m, engine)
             first = asyncio.ensure_future(m.predict_async(row(0.5, gated=True)))
             await asyncio.to_thread(engine.started.acquire)
             slow = asyncio.ensure_future(m.predict_async(row(30.0)))  # 30 ms: the batch runs a while
@@ -129,7 +152,7 @@ def test_a_cancelled_request_in_a_batch_is_counted_cancelled_and_the_rest_comple
     (out, cancelled), stats = asyncio.run(main())
     assert engine.sizes == [1, 2]
     assert isinstance(out, dict) and isinstance(cancelled, asyncio.CancelledError)
-    assert (stats.submitted, stats.completed, stats.cancelled) == (3, 2, 1)
+    assert (stats.submitted - WARM_UP, stats.completed - WARM_UP, stats.cancelled) == (3, 2, 1)
 
 
 @pytest.mark.parametrize("overflow", ["drop_oldest", "wait"])
@@ -320,7 +343,8 @@ def test_workers_stop_coalescing_where_a_batch_is_measured_slower_per_request():
     from devicefit.runtime.batch_costs import MIN_SAMPLES
 
     stats = asyncio.run(main())
-    assert engine.sizes[:2] == [1, 4]  # measured
+    assert engine.sizes[:5] == [1, 1, 1, 1, 1]  # single calls measured first (workers.MIN_SINGLES)
+    assert engine.sizes[5:7] == [1, 4]  # then the batch measured
     assert engine.sizes[-5:] == [1, 1, 1, 1, 1]  # every class measured slower: one call per request
     assert sorted(set(engine.sizes)) == [1, 2, 3, 4]
     assert all(engine.sizes.count(k) <= MIN_SAMPLES for k in (2, 3, 4))  # measured, then no more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +59,7 @@ class _Request:
     dispatch_s: float | None = None
     ended: float | None = None
     epoch = 0
+    batch_epoch = -1  # the scheduler's batch starts when it started, -1 if a batch ran then (a crowded call)
     inline_runs = 0  # the scheduler's inline-run count when it started (did one run beside it?)
     outcome = ""
     probe = False
@@ -96,3 +98,33 @@ def _post(
     except RuntimeError:  # closed between the check and the call
         return False
     return True
+
+
+Outcome = tuple[Any, BaseException | None]  # a request's result, or the error it failed with
+
+
+def run_as_batch(
+    run_batch: Callable[[list[Any]], list[Any]],
+    run: Callable[[Any], Any],
+    feeds: Sequence[Any],
+    catch: type[BaseException] = BaseException,
+) -> tuple[list[Outcome], bool]:
+    """Run requests in one batch call (True); if it fails or returns a wrong count, each alone (False).
+
+    A failed batch is rerun one request at a time so that a failure is its own request's: its batch mates still
+    complete. ``catch``: the errors a call may fail with (a worker thread catches everything; the awaiting
+    thread lets KeyboardInterrupt and the like through).
+    """
+    try:
+        results = run_batch(list(feeds))
+        if len(results) == len(feeds):
+            return [(r, None) for r in results], True
+    except catch:  # rerun one by one below: a failing request gets its own error
+        pass
+    outcomes: list[Outcome] = []
+    for f in feeds:
+        try:
+            outcomes.append((run(f), None))
+        except catch as e:
+            outcomes.append((None, e))
+    return outcomes, False

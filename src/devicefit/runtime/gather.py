@@ -49,6 +49,9 @@ TURN_S = 15e-6
 TRIAL = 8
 # gather checks between reads of the engine's batch limit (it changes only when a model refuses a stack)
 LIMIT_REFRESH = 256
+# requests that reuse a no without asking the estimate again, while no more callers are counted than it saw (two
+# closed-loop callers on a tiny model are told no on every request); more callers (a burst) ask again at once
+QUIET = 16
 
 WAITING, TAKEN, DONE = "waiting", "taken", "done"
 
@@ -78,6 +81,8 @@ class Gathering:
         self.batches = 0  # batch calls led so far (introspection, tests)
         self.costs = BatchCosts()  # of the batch calls led here
         self._trial = 0  # requests left in the current trial
+        self._quiet = 0  # requests left that reuse the last no (with no more callers than it saw)
+        self._no_for = 0  # the callers that no was for
 
     def wanted(self, limit: Any, call_s: float | None) -> int:
         """The batch limit if this request should gather, else 0 (see the module's doc).
@@ -98,6 +103,10 @@ class Gathering:
         callers = len(self._counts)
         if callers < 2 or call_s is None:
             return 0
+        if self._quiet:
+            self._quiet -= 1
+            if callers <= self._no_for:
+                return 0  # no more callers than when the estimate said no: still no
         self._limit_age += 1
         if self._limit_age >= LIMIT_REFRESH:
             self._limit_age = 0
@@ -110,7 +119,11 @@ class Gathering:
         verdict = self.costs.decide(min(callers, self.limit), call_s, TURN_S)
         if verdict == "measure":
             self._trial = TRIAL - 1  # the next requests gather too, so batches form to be measured
-        return 0 if verdict == "no" else self.limit
+        if verdict == "no":
+            self._quiet, self._no_for = QUIET, callers
+            return 0
+        self._quiet = 0
+        return self.limit
 
     def record(self, size: int, seconds: float) -> None:
         """A batch call of ``size`` requests led here took ``seconds``."""

@@ -15,6 +15,7 @@ import numpy as np
 
 from devicefit.engines import Engine, create, validate_feeds
 from devicefit.errors import DevicefitError, InputError, ModelLoadError, first_line
+from devicefit.runtime._requests import run_as_batch
 from devicefit.runtime.gather import DONE, Slot
 from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, InFlightScheduler
 from devicefit.runtime.stream import StreamResult, stream
@@ -424,21 +425,15 @@ class Model:
 
         A failed batch reruns each request alone, so a failure is its own request's (raised for the leader).
         """
-        try:
-            results = self._engine_batch_call([arrays, *[r.feeds for r in riders]])
-        except Exception:
-            results = []
-        if len(results) == len(riders) + 1:
-            for r, out in zip(riders, results[1:]):
-                r.result, r.state = out, DONE
-            return results[0]
-        for r in riders:
-            try:
-                r.result = self._engine_call(r.feeds)
-            except Exception as e:
-                r.exc = e
-            r.state = DONE
-        return self._engine_call(arrays)
+        outcomes, _ = run_as_batch(
+            self._engine_batch_call, self._engine_call, [arrays, *[r.feeds for r in riders]], catch=Exception
+        )
+        for r, (result, exc) in zip(riders, outcomes[1:]):
+            r.result, r.exc, r.state = result, exc, DONE
+        result, exc = outcomes[0]
+        if exc is not None:
+            raise exc
+        return result  # type: ignore[no-any-return]
 
     async def stream(
         self, frames: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]], keep: int = 1

@@ -15,9 +15,14 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from devicefit.runtime._requests import _Request, _resolve
+from devicefit.runtime._requests import Outcome, _Request, _resolve, run_as_batch
 from devicefit.runtime.batch_costs import BatchCosts
 from devicefit.runtime.inline_policy import InlinePolicy
+
+# clean single worker calls (no batch beside them) coalescing needs before it judges a batch, and coalesced calls
+# after which it measures single calls again (a reference kept for ever went stale while every burst was batched)
+MIN_SINGLES = 3
+REFRESH_SINGLES = 64
 
 
 def _shapes(feeds: Any) -> Any:
@@ -46,6 +51,10 @@ class WorkerSide:
     _free: int
     _running: int
     _closing: bool
+    _batch_starts: int
+    _batches_running: int
+    _clean_singles: int
+    _batches_since_singles: int
 
     def _startable(self) -> bool:
         raise NotImplementedError
@@ -96,6 +105,8 @@ class WorkerSide:
             loop = req.loop
             assert loop is not None  # worker requests always come from a loop
             with self._cond:
+                if riders:
+                    self._batches_running -= 1
                 if batched:
                     self.batch_costs.record(len(riders) + 1, req.ended - req.started)
                 self._finish(req, req.ended, failed=exc is not None)
@@ -133,24 +144,13 @@ class WorkerSide:
             posts.append(loop)
         box.append((req, result, exc))
 
-    def _run_together(self, reqs: list[_Request]) -> tuple[list[tuple[Any, BaseException | None]], bool]:
+    def _run_together(self, reqs: list[_Request]) -> tuple[list[Outcome], bool]:
         """Run coalesced requests as one batch call (True); if it fails, each alone (False: a failure is its
         own request's)."""
         assert self.run_batch is not None
-        try:
-            results = self.run_batch([r.feeds for r in reqs])
-            if len(results) == len(reqs):
-                self.batched_runs += 1
-                return [(res, None) for res in results], True
-        except BaseException:  # rerun one by one below: a failing request gets its own error
-            pass
-        outcomes: list[tuple[Any, BaseException | None]] = []
-        for r in reqs:
-            try:
-                outcomes.append((self.run(r.feeds), None))
-            except BaseException as e:
-                outcomes.append((None, e))
-        return outcomes, False
+        outcomes, batched = run_as_batch(self.run_batch, self.run, [r.feeds for r in reqs])
+        self.batched_runs += batched
+        return outcomes, batched
 
     def _take(self, cold: bool) -> _Request:
         """Take the queue's head to run on this worker (lock held; ``_startable()`` was true)."""
@@ -177,7 +177,15 @@ class WorkerSide:
         if take <= 0:
             return
         # only where a batch is measured cheaper per request than a call each (batch_costs.py)
+        if self._batches_since_singles >= REFRESH_SINGLES:
+            self._batches_since_singles = 0
+            self._clean_singles = 0  # what single calls cost now: measured again before the next batch
         single = self.policy.worker_call_s if self.policy.worker_call_s is not None else self.policy.call_s
+        if single is None or self._clean_singles < MIN_SINGLES:
+            # nothing to judge a batch by yet: single calls first (two workers each running one measure what a
+            # single call costs beside another; every batch would crowd them out of the samples). A reference of
+            # one or two samples read 6.1 ms for a 2 ms call on a loaded machine, and batches 2x slower passed.
+            return
         if self.batch_costs.decide(take + 1, single) == "no":
             return
         shapes = _shapes(head.feeds)
@@ -191,6 +199,10 @@ class WorkerSide:
             nxt.started = head.started
             riders.append(nxt)
         head.riders = riders
+        if riders:
+            self._batch_starts += 1
+            self._batches_running += 1
+            self._batches_since_singles += 1
 
     def _post_outbox(self, loop: asyncio.AbstractEventLoop) -> bool:
         if loop.is_closed():
