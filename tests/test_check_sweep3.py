@@ -117,3 +117,43 @@ def test_a_model_that_raises_only_while_traced_is_named_at_its_line(tmp_path):
         assert f"landmarks.py:{line}" in frontend["error"], frontend
         assert "while tracing" in frontend["error"], frontend
     assert f"landmarks.py:{line}" in result.verdicts["convert"].reason, result.verdicts["convert"].reason
+
+
+THREAD_SUMS = textwrap.dedent(
+    """
+    import torch
+
+
+    class ThreadSums(torch.nn.Module):
+        # stands for a deep model whose float sums PyTorch splits by thread count (HF Depth Anything differs by
+        # 2.6e-6 between 1 and 2 threads): deterministic at any one setting
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.fc(x) * (1 + 5e-6 * torch.get_num_threads())
+
+
+    def make_model():
+        return ThreadSums().eval(), torch.randn(2, 8)
+    """
+)
+
+
+def test_thread_count_float_noise_is_not_called_random(tmp_path):
+    # HF Depth Anything: "not verifiable: the model draws random numbers; PyTorch itself gives outputs 2.64e-06
+    # apart": check ran PyTorch single-threaded while validating and again with every thread to test repeatability
+    import torch
+
+    path = tmp_path / "sums.py"
+    path.write_text(THREAD_SUMS)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # the validation runs small models on one thread: make the two settings differ
+    try:
+        result = run_check(CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False))
+    finally:
+        torch.set_num_threads(before)
+    assert "randomness" not in result.extras, result.extras
+    assert result.verdicts["numerics"].status != "fail", result.verdicts["numerics"].reason
