@@ -106,3 +106,40 @@ def mul(context: Any, node: Any) -> object:
     imag = imag_terms[0] if len(imag_terms) == 1 else mb.add(x=imag_terms[0], y=imag_terms[1])
     context.add(mb.complex(real_data=real, imag_data=imag, name=node.name), node.name)
     return None
+
+
+@rescue(
+    "cumsum",
+    "override: coremltools 9.0 hands a negative dim other than -1 to MIL's cumsum, which refuses it (HF Informer: "
+    "cumsum(dim=-2)); the dim is made non-negative, the rest is coremltools' translation",
+    override=True,
+    aliases=("logcumsumexp", "_logcumsumexp"),
+)
+def cumsum(context: Any, node: Any) -> object:
+    """``torch.cumsum(x, dim, dtype=None)`` (bool counted as int32, ``dtype`` cast first) and
+    ``torch.logcumsumexp(x, dim)`` (coremltools' ``log(cumsum(exp(x)))``), along ``dim % rank``; a dim MIL
+    takes (``-1`` or non-negative) stays with coremltools."""
+    from coremltools.converters.mil.frontend.torch.utils import NUM_TO_DTYPE_STRING
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=2)
+    x = inputs[0]
+    dim = int(const_value(inputs[1]))
+    if dim >= -1:
+        ops.cumsum(context, node)
+        return DELEGATED
+    axis = dim % x.rank
+    dtype = inputs[2] if len(inputs) > 2 else ops._get_kwinputs(context, node, "dtype", default=[None])[0]
+    if types.is_bool(x.dtype):
+        x = mb.cast(x=x, dtype="int32")
+    if node.kind == "cumsum":
+        wanted = None if const_value(dtype) is None else NUM_TO_DTYPE_STRING[int(const_value(dtype))]
+        if wanted is not None and types.builtin_to_string(x.dtype) != wanted:
+            x = mb.cast(x=x, dtype=wanted)
+        out = mb.cumsum(x=x, axis=axis, name=node.name)
+    else:
+        out = mb.log(x=mb.cumsum(x=mb.exp(x=x), axis=axis), name=node.name)
+    context.add(out)
+    return None
