@@ -152,8 +152,35 @@ def test_thread_count_float_noise_is_not_called_random(tmp_path):
     before = torch.get_num_threads()
     torch.set_num_threads(2)  # the validation runs small models on one thread: make the two settings differ
     try:
-        result = run_check(CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False))
+        result = run_check(
+            CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+        )
     finally:
         torch.set_num_threads(before)
     assert "randomness" not in result.extras, result.extras
     assert result.verdicts["numerics"].status != "fail", result.verdicts["numerics"].reason
+
+
+def test_an_error_inside_coremltools_is_not_called_the_models_own():
+    # a frame of numpy called by coremltools is no model line: "ValueError at fromnumeric.py:57 while tracing the
+    # model" was shown for coremltools' failure to translate an expand (HF Informer, torch.export)
+    import numpy as np
+
+    from devicefit.sources.module import raised_at
+
+    def translate():  # stands for coremltools' translation, calling numpy
+        return np.reshape(np.arange(64), (1, 1, 1, 1))
+
+    code = compile(
+        "def convert(f):\n    return f()\n",
+        "/site-packages/coremltools/converters/_converters_entry.py",
+        "exec",
+    )
+    scope: dict = {}
+    exec(code, scope)  # a frame whose file is coremltools'
+    with pytest.raises(ValueError) as info:
+        scope["convert"](translate)
+    assert raised_at(info.value) is None
+    with pytest.raises(ValueError) as info:
+        translate()  # no coremltools frame: the innermost frame outside the libraries is this file's
+    assert raised_at(info.value).startswith("test_check_sweep3.py:")
