@@ -99,3 +99,45 @@ def test_cumsum_along_a_negative_axis(frontend, fn):
     # (coremltools 9.0 passes the negative dim to MIL, whose cumsum accepts -1 only)
     torch.manual_seed(0)
     check_rescued(fn, (torch.randn(2, 5, 3),), frontend, "cumsum", 1e-5, atol=1e-5)
+
+
+class FakeQuant(torch.nn.Module):
+    """A QAT model's fake-quant ops left in for export: activations per tensor, weights per channel."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 4, 3, padding=1)
+        self.register_buffer("scale", torch.tensor([0.05]))
+        self.register_buffer("zero_point", torch.tensor([3], dtype=torch.int32))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        a = torch.fake_quantize_per_tensor_affine(x, 0.05, 0, -128, 127)
+        b = torch.fake_quantize_per_tensor_affine(x, self.scale, self.zero_point, 0, 255)  # tensor qparams
+        w = torch.fake_quantize_per_channel_affine(
+            self.conv.weight, torch.tensor([0.01, 0.02, 0.03, 0.04]), torch.tensor([0, 1, -2, 0], dtype=torch.int32),
+            0, -128, 127,
+        )  # fmt: skip
+        return a, b, torch.nn.functional.conv2d(a, w, self.conv.bias, padding=1)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_fake_quantize_is_exact(frontend):
+    # a QAT model exported with its fake-quant ops: "2 unsupported op(s): aten::fake_quantize_per_tensor_affine,
+    # aten::fake_quantize_per_channel_affine"; ties (x / scale = k + 0.5) round to even, as PyTorch's nearbyint
+    from tests.convert.elementwise_helpers import assert_close_elementwise, run_fn
+
+    x = torch.cat(
+        [
+            torch.randn(1, 3, 6, 6) * 4,
+            (torch.arange(-6, 6.0) * 0.025 + 0.0).reshape(1, 3, 2, 2).expand(1, 3, 2, 2).repeat(1, 1, 3, 3),
+        ],
+        0,
+    )
+    got, expected, rescued = run_fn(FakeQuant().eval(), (x,), frontend)
+    assert "fake_quantize_per_tensor_affine" in rescued and "fake_quantize_per_channel_affine" in rescued, (
+        rescued
+    )
+    for g, e in zip(got[:2], expected[:2], strict=True):
+        assert_close_elementwise(g, e, rtol=0.0)  # quantized values: exact
+    assert_close_elementwise(got[2], expected[2], rtol=1e-5, atol=1e-5)

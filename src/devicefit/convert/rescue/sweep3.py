@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from devicefit.convert.rescue._mil import arg, const_value, frontend
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
@@ -143,3 +145,90 @@ def cumsum(context: Any, node: Any) -> object:
         out = mb.log(x=mb.cumsum(x=mb.exp(x=x), axis=axis), name=node.name)
     context.add(out)
     return None
+
+
+def _param(value: Any, rank: int, axis: int | None) -> Any:
+    """A quantization parameter as float32, shaped to broadcast along ``axis`` (per channel) or as a scalar."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    const = const_value(value)
+    if const is not None:
+        arr = np.asarray(const, dtype=np.float32)
+        return (
+            arr.reshape([-1 if d == axis else 1 for d in range(rank)])
+            if axis is not None
+            else arr.reshape(())
+        )
+    var = mb.cast(x=value, dtype="fp32") if value.dtype != _fp32() else value
+    if axis is None:
+        return mb.reshape(x=var, shape=[1] * rank)
+    return mb.reshape(x=var, shape=[-1 if d == axis else 1 for d in range(rank)])
+
+
+def _fp32() -> Any:
+    from coremltools.converters.mil.mil import types
+
+    return types.fp32
+
+
+def _fake_quantize(context: Any, node: Any, x: Any, scale: Any, zero_point: Any, low: Any, high: Any) -> None:
+    """``(clamp(round_half_even(x * (1 / scale)) + zp, low, high) - zp) * scale``, PyTorch's kernel step by
+    step: the inverse scale in float32, MIL's ``round`` rounds ties to even like ``std::nearbyint``. The clamp
+    is applied as ``[low - zp, high - zp]`` to the rounded value, and a round trip through int32 makes a
+    rounded ``-0`` the ``+0`` PyTorch's integer arithmetic gives."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inverse = (
+        np.float32(1.0) / scale if isinstance(scale, np.ndarray) else mb.real_div(x=np.float32(1.0), y=scale)
+    )
+    rounded = mb.round(x=mb.mul(x=x, y=inverse))
+    lo = np.float32(const_value(low))
+    hi = np.float32(const_value(high))
+    if isinstance(zero_point, np.ndarray):
+        floor, ceiling = (lo - zero_point).astype(np.float32), (hi - zero_point).astype(np.float32)
+    else:
+        floor, ceiling = mb.sub(x=lo, y=zero_point), mb.sub(x=hi, y=zero_point)
+    q = mb.minimum(x=mb.maximum(x=rounded, y=floor), y=ceiling)
+    q = mb.cast(x=mb.cast(x=q, dtype="int32"), dtype="fp32")
+    context.add(mb.mul(x=q, y=scale, name=node.name), node.name)
+
+
+@rescue(
+    "fake_quantize_per_tensor_affine",
+    "coremltools 9.0 does not know it (a QAT model exported with its fake-quant ops)",
+    aliases=("fake_quantize_per_tensor_affine.tensor_qparams",),
+)
+def fake_quantize_per_tensor(context: Any, node: Any) -> None:
+    """``torch.fake_quantize_per_tensor_affine(x, scale, zero_point, quant_min, quant_max)``: exact in fp32
+    (every step but the first product is on integers)."""
+    inputs = frontend()._get_inputs(context, node, expected=5)
+    x = inputs[0]
+    _fake_quantize(
+        context,
+        node,
+        x,
+        _param(inputs[1], x.rank, None),
+        _param(inputs[2], x.rank, None),
+        inputs[3],
+        inputs[4],
+    )
+
+
+@rescue(
+    "fake_quantize_per_channel_affine",
+    "coremltools 9.0 does not know it (a QAT model's per-channel weight fake-quant)",
+)
+def fake_quantize_per_channel(context: Any, node: Any) -> None:
+    """``torch.fake_quantize_per_channel_affine(x, scale, zero_point, axis, quant_min, quant_max)``."""
+    inputs = frontend()._get_inputs(context, node, expected=6)
+    x = inputs[0]
+    axis = int(const_value(inputs[3])) % x.rank
+    _fake_quantize(
+        context,
+        node,
+        x,
+        _param(inputs[1], x.rank, axis),
+        _param(inputs[2], x.rank, axis),
+        inputs[4],
+        inputs[5],
+    )
