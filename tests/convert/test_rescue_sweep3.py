@@ -141,3 +141,19 @@ def test_fake_quantize_is_exact(frontend):
     for g, e in zip(got[:2], expected[:2], strict=True):
         assert_close_elementwise(g, e, rtol=0.0)  # quantized values: exact
     assert_close_elementwise(got[2], expected[2], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_log_softmax_of_far_apart_logits_stays_finite(frontend, precision):
+    # PointNet on points in millimetres: coremltools' log(softmax(x)) gave -103.3 (log of the smallest float32)
+    # for -2.9e9; in fp16 a logit 17 below the top one already underflows softmax to 0 and log to -inf
+    # (a CTC head's blank-dominated frames)
+    gen = torch.Generator().manual_seed(0)
+    if precision == "fp32":
+        x, rtol, atol = torch.randn(2, 5, 6, generator=gen) * 1e3, 1e-5, 1e-4
+    else:  # integer logits: exact in fp16, so the error is the op's, not the inputs' rounding
+        x, rtol, atol = torch.randint(-40, 40, (2, 5, 6), generator=gen).float(), 1e-3, 2e-3
+    check_rescued(
+        lambda t: torch.log_softmax(t, dim=-1), (x,), frontend, "log_softmax", rtol, precision, atol
+    )

@@ -232,3 +232,23 @@ def fake_quantize_per_channel(context: Any, node: Any) -> None:
         inputs[4],
         inputs[5],
     )
+
+
+@rescue(
+    "log_softmax",
+    "override: coremltools 9.0 computes log(softmax(x)), which is -inf (fp16) or log of the smallest float "
+    "(fp32) wherever softmax underflows: a logit 17 below the top one in fp16 (CTC heads), 104 in fp32",
+    override=True,
+    aliases=("_log_softmax",),
+)
+def log_softmax(context: Any, node: Any) -> None:
+    """``torch.log_softmax(x, dim)`` as PyTorch computes it: ``(x - max) - log(sum(exp(x - max)))``; every
+    term is finite (the sum is at least 1)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x = inputs[0]
+    axis = int(const_value(inputs[1])) % x.rank
+    shifted = mb.sub(x=x, y=mb.reduce_max(x=x, axes=[axis], keep_dims=True))
+    total = mb.reduce_sum(x=mb.exp(x=shifted), axes=[axis], keep_dims=True)
+    context.add(mb.sub(x=shifted, y=mb.log(x=total), name=node.name), node.name)
