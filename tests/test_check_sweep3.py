@@ -184,3 +184,33 @@ def test_an_error_inside_coremltools_is_not_called_the_models_own():
     with pytest.raises(ValueError) as info:
         translate()  # no coremltools frame: the innermost frame outside the libraries is this file's
     assert raised_at(info.value).startswith("test_check_sweep3.py:")
+
+
+MILLIMETRES = textwrap.dedent(
+    """
+    import torch
+
+
+    def make_model():
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(
+            torch.nn.Conv1d(3, 16, 1), torch.nn.BatchNorm1d(16), torch.nn.ReLU(), torch.nn.Conv1d(16, 4, 1)
+        )
+        return net.eval(), torch.randn(2, 3, 64) * 3e4  # LiDAR points in millimetres: beyond fp16's 65504
+    """
+)
+
+
+def test_an_input_beyond_fp16_is_named_as_the_input(tmp_path):
+    # PointNet on millimetre points: "fp16 overflow at tnet.1 (BatchNorm1d) at net.py:408 (cast_2)": the
+    # overflowing op was the cast of the model's input to fp16, named by a stale coremltools op name
+    path = tmp_path / "points.py"
+    path.write_text(MILLIMETRES)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    reason = result.verdicts["numerics"].reason
+    assert result.verdicts["numerics"].status == "fail", reason
+    assert "fp16 overflow at the input" in reason, reason
+    assert "scale x into range" in reason or "scale input into range" in reason, reason  # what to do
+    assert "BatchNorm1d" not in reason.split("(+")[0], reason
