@@ -2,7 +2,8 @@
 
 A QAT model exported with its fake-quant ops left in, a uint8 HWC image input normalized inside, a float64
 model (numpy's default dtype), a mixture of experts routing by ``topk`` + ``gather``, a 0-d output beside a
-tensor, ``nn.MultiheadAttention`` returning per-head weights under a key padding mask. Listed in
+tensor, ``nn.MultiheadAttention`` returning per-head weights under a key padding mask, PointNet fed points
+in millimetres (beyond fp16), a VAE head whose ``exp`` overflows fp16. Listed in
 :data:`tests.corpus.outside3.OUTSIDE3`.
 """
 
@@ -125,6 +126,30 @@ def make_mha_heads() -> tuple[nn.Module, Any]:
     return randomize(MHAHeads()), (torch.randn(2, 7, 16, generator=_gen()), pad)
 
 
+def make_pointnet_mm() -> tuple[nn.Module, Any]:
+    from tests.corpus.outside3 import PointNet  # NOTE: lazy: outside3 imports this module
+
+    torch.manual_seed(0)
+    return randomize(PointNet()), torch.randn(2, 3, 64, generator=_gen()) * 3e4  # LiDAR points in millimetres
+
+
+class VAEHead(nn.Module):
+    """A VAE encoder's head: std = exp(0.5 * logvar) and the KL term, with wide log-variances."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(16, 8)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logvar = self.fc(x) * 8
+        return torch.exp(0.5 * logvar), (logvar.exp() - logvar - 1).sum(-1)
+
+
+def make_vae_head() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(VAEHead()), torch.randn(4, 16, generator=_gen()) * 2
+
+
 QUIRKS3: list[Outside] = [
     Outside(
         "QAT fake-quant ops left in", "plain", make_qat, note="fake_quantize per tensor / channel: rescued"
@@ -134,4 +159,19 @@ QUIRKS3: list[Outside] = [
     Outside("mixture of experts (topk routing)", "plain", make_moe),
     Outside("0-d output beside a tensor", "plain", make_scalar_out),
     Outside("MHA per-head weights + key padding mask", "plain", make_mha_heads),
+    Outside(
+        "PointNet on millimetre points",
+        "plain",
+        make_pointnet_mm,
+        numerics="fail",
+        note="log_softmax rescued (was a 'conversion problem': -103 for -2.9e9 in fp32); the fp16 overflow named "
+        "at the input (was its BatchNorm1d)",
+    ),
+    Outside(
+        "VAE head (exp of wide log-variances)",
+        "plain",
+        make_vae_head,
+        numerics="fail",
+        note="fp16 overflow at its line; no numpy RuntimeWarning, 'SNR NaN dB' in words",
+    ),
 ]

@@ -35,6 +35,7 @@ FAST = {
     "nn.MultiheadAttention need_weights",
     "QAT fake-quant ops left in",
     "0-d output beside a tensor",
+    "VAE head (exp of wide log-variances)",
 }
 PLACE = re.compile(r"\b[\w.-]+\.py:\d+")
 
