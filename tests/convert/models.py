@@ -14,7 +14,8 @@ def spec(factory: str) -> str:
 
 
 class ThreeUnsupported(torch.nn.Module):
-    """special.ndtr, special.i0 and lgamma: ops coremltools 9.0 (and devicefit) have no translation for."""
+    """special.ndtri, special.bessel_j0 and special.airy_ai: ops coremltools 9.0 (and devicefit) have no translation
+    for."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -22,9 +23,9 @@ class ThreeUnsupported(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.proj(x)
-        a = torch.special.ndtr(y) * x  # LINE_NDTR
-        b = torch.special.i0(y)  # LINE_I0
-        c = torch.lgamma(torch.tanh(x) + 2)  # LINE_LGAMMA
+        a = torch.special.ndtri(torch.sigmoid(y)) * x  # LINE_NDTRI
+        b = torch.special.bessel_j0(y)  # LINE_J0
+        c = torch.special.airy_ai(torch.tanh(x) + 2)  # LINE_AIRY
         return a + b + c
 
 

@@ -12,7 +12,7 @@ from devicefit.convert.fp16_constants import ConstantFix
 from devicefit.convert.frontends import attempt, frontend_order, try_frontend
 from devicefit.convert.options import ConvertOptions
 from devicefit.convert.rescue import recorded_uses, rescue_translations
-from devicefit.convert.scan import ScanReport, settle, static_scan
+from devicefit.convert.scan import ScanReport, keep_used_rescues, settle, static_scan
 from devicefit.errors import DevicefitError
 
 if TYPE_CHECKING:
@@ -85,6 +85,7 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
         return ConversionResult(source.mlmodel, "coreml", options, ScanReport(), 0.0)
     report = ScanReport()
     graphs: dict[str, Any] = {}
+    tried: set[str] = set()
     with rescue_translations():
         for name in frontend_order(source, options.frontend):
             # scan each frontend's graph only when we get to it: a TorchScript success needs no export graph
@@ -96,8 +97,10 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
             if mlmodel is not None:
                 # the scan lists every op kind with a devicefit translation; keep those that translated a node
                 # themselves (an override such as pad hands all but one mode to coremltools)
-                report.rescued = [op for op in report.rescued if op in used]
+                keep_used_rescues(report, used)
                 settle(report)
                 return ConversionResult(mlmodel, name, options, report, time.perf_counter() - start, fixes)
+            tried |= used
+    keep_used_rescues(report, tried)
     settle(report)
     raise ConversionError(f"cannot convert {source.origin}: {report.summary()}", report)

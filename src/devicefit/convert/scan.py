@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from devicefit.convert.frontends import FRONTENDS, FrontendResult, attempt
 from devicefit.convert.options import ConvertOptions
-from devicefit.convert.rescue import is_rescue, rescue_translations
+from devicefit.convert.rescue import RESCUES, is_rescue, recorded_uses, rescue_translations
 from devicefit.convert.walk import WALKERS, NodeInfo, sanitize
 from devicefit.errors import first_line
 
@@ -28,10 +28,23 @@ __all__ = ["FRONTENDS", "FrontendResult", "ScanReport", "UnsupportedOp", "scan",
 
 # What to do about an op coremltools lacks, by op; the default says how to add a translation.
 HINTS = {
-    "special_i0": "replace with a series approximation, or move it out of the model",
-    "i0": "replace with a series approximation, or move it out of the model",
     "linalg_inv": "precompute the inverse if the matrix is constant, or solve outside the model",
 }
+# ops whose output shape depends on the data: no Core ML program can have it, so the hint is the fixed-shape rewrite
+HINTS["masked_select"] = (
+    "its output length is the count of True mask entries, known only at run time (a Core ML output has a fixed "
+    "shape): keep the shape with torch.where(mask, x, fill) and reduce or mask downstream, or pick a fixed number "
+    "k of entries with torch.topk(mask.float(), k).indices and a gather"
+)
+HINTS["unique_consecutive"] = (
+    "its output length depends on the data (a Core ML output has a fixed shape): mark the runs with a fixed-size "
+    "mask instead, starts = torch.cat([torch.ones_like(x[:1], dtype=torch.bool), x[1:] != x[:-1]]), and use "
+    "torch.where / cumsum over it (run ids: starts.cumsum(0) - 1)"
+)
+HINTS["fractional_max_pool2d"] = (
+    "its pooling regions are drawn at random on every call: use F.adaptive_max_pool2d(x, output_size) (or "
+    "max_pool2d) in the converted model"
+)
 _ASSIGN_HINT = (
     "an assignment at an index computed at run time (y[:, i] = v): write it as a masked select, e.g. "
     "y = torch.where(torch.arange(y.shape[1]) == i, v, y), or make the index a constant"
@@ -148,13 +161,36 @@ def scan(source: SourceModel) -> ScanReport:
         used, and which frontend works.
     """
     graphs: dict[str, Any] = {}
+    converted: set[str] = set()
+    failed: set[str] = set()
     with rescue_translations():
         report = static_scan(source, graphs=graphs)
         for name in FRONTENDS:
-            report.frontends.append(
-                attempt(source, name, ConvertOptions(precision="fp32"), graphs.pop(name, None))[1]
-            )
+            with recorded_uses() as used:
+                result = attempt(source, name, ConvertOptions(precision="fp32"), graphs.pop(name, None))[1]
+            report.frontends.append(result)
+            (converted if result.ok else failed).update(used)
+    keep_used_rescues(report, converted if report.ok else failed)
     return settle(report)
+
+
+def keep_used_rescues(report: ScanReport, used: set[str]) -> None:
+    """Narrow ``report.rescued`` (every op kind in the graphs with a devicefit registry entry) to real uses.
+
+    After a conversion: the translations that built a node's ops in it (``used``). After a failure: those, plus
+    devicefit's translations of ops coremltools lacks (each builds its node wherever a conversion reaches it);
+    an override that handed every node back to coremltools (``to`` for a cast other than bfloat16, ``pad`` in a
+    mode other than circular) is not listed, as it was before, as "rescued" on a model that did not convert.
+    """
+    if report.ok and report.frontends:
+        report.rescued = [op for op in report.rescued if op in used]
+        return
+    report.rescued = [op for op in report.rescued if op in used or not _override(op)]
+
+
+def _override(op: str) -> bool:
+    entry = RESCUES.get(op)
+    return entry is None or entry.override
 
 
 def static_scan(

@@ -19,6 +19,10 @@ that finishes takes the next queued request without waking another, and results 
 loop gets to the first are delivered by one loop callback. Where a backlog is better off on the workers, a request
 first gives the loop one turn (:meth:`InFlightScheduler.arrive`), so a burst made at once (``asyncio.gather``) goes
 to the workers together instead of running one by one on the awaiting thread.
+
+The worker threads and coalescing live in :mod:`devicefit.runtime.workers`, what runs on the awaiting thread
+(inline calls, the caller lane, gathering) in :mod:`devicefit.runtime.caller_side`; admission, queueing,
+cancellation and the accounting here.
 """
 
 from __future__ import annotations
@@ -34,9 +38,10 @@ from typing import Any
 
 from devicefit.runtime._requests import Accounting, Dropped, Rejected, _post, _Request, _Ticket
 from devicefit.runtime.batch_costs import BatchCosts
-from devicefit.runtime.gather import Gathering, Slot
-from devicefit.runtime.inline_policy import INLINE, PROBE, InlinePolicy
-from devicefit.runtime.workers import WorkerSide, _shapes
+from devicefit.runtime.caller_side import CallerSide
+from devicefit.runtime.gather import Gathering
+from devicefit.runtime.inline_policy import PROBE, InlinePolicy
+from devicefit.runtime.workers import WorkerSide
 
 OVERFLOW_POLICIES = ("wait", "drop_oldest", "reject")
 
@@ -44,7 +49,7 @@ OVERFLOW_POLICIES = ("wait", "drop_oldest", "reject")
 __all__ = ["OVERFLOW_POLICIES", "Accounting", "Dropped", "InFlightScheduler", "Rejected"]
 
 
-class InFlightScheduler(WorkerSide):
+class InFlightScheduler(CallerSide, WorkerSide):
     """Runs ``run(feeds)`` on up to ``max_in_flight`` threads for awaiting callers (thread-safe).
 
     Requests whose engine calls are too short to gain from a worker thread run on the awaiting thread instead,
@@ -152,145 +157,10 @@ class InFlightScheduler(WorkerSide):
             return list(self._started)
 
     # ------------------------------------------------------------------ submit
-    def wants_arrivals(self) -> bool:
-        """Whether a request should :meth:`arrive` before it is routed (a hint, read without the lock).
-
-        Only where a backlog would go to the workers while a lone request may run on the awaiting thread, and
-        only with ``overflow="wait"``: every request of a burst then yields once, in order, so admission stays
-        first come first served (a dropping policy must see requests in the order they were made).
-        """
-        return self.overflow == "wait" and self.policy.holds_back_for_backlog
-
-    async def arrive(self) -> None:
-        """Give the event loop one turn before this request is routed, so the requests made with it are seen.
-
-        Requests started together (``asyncio.gather`` over a list) each become ready only when the previous
-        one returns control: one run on the awaiting thread held the rest back, so a burst of 60 ran one by
-        one on the loop thread (1.0x sync) while two workers taking them back to back reach the plain-thread
-        speed-up. Yielding first lets every request of the burst register here; :meth:`begin_locked` then
-        sends them to the workers while there are more requests (arriving, queued, running) than slots. Two
-        closed-loop callers with two slots are no backlog: each worker request would still pay its handoff,
-        so the policy's route stands. One loop pass per request (a few us), paid only where
-        :meth:`wants_arrivals` (calls of a few hundred us and up).
-        """
-        with self._cond:
-            self._arriving += 1
-        try:
-            await asyncio.sleep(0)
-        finally:
-            with self._cond:
-                self._arriving -= 1
-
     def _full(self) -> bool:
         if self.max_queue is None:
             return False
         return self._running + len(self._queue) >= self.max_in_flight + self.max_queue
-
-    def begin_locked(self) -> tuple[str, _Ticket | None]:
-        """Route the next request (lock held): ``(route, ticket)``, ticket set when it runs inline right now.
-
-        The caller then runs the engine on its own thread and calls :meth:`end_inline_locked` with the ticket;
-        without a ticket it passes ``route`` to :meth:`submit`. Kept lean: it runs on every predict_async.
-        """
-        route = self.policy.route(self._clock)
-        # NOTE: requests already queued hold their slots (a worker is waking for each): this one may still run
-        # here if a slot is left beyond them. Refusing whenever the queue was non-empty sent a request to the
-        # workers each time one had not yet woken for the previous one (it needs the GIL this thread holds), so
-        # the two requests then ran one after the other on one worker while this thread idled.
-        queued = len(self._queue)
-        if (
-            route == PROBE
-            or self._running + queued >= self.max_in_flight
-            or (queued and self._queue[0].probe)
-            or self._solo_running
-            or self._closing
-            # more requests than slots (a burst arriving, see arrive()): the workers take them back to back
-            or (
-                self._arriving
-                and self._arriving + queued + self._running >= self.max_in_flight
-                and self.policy.holds_back_for_backlog
-            )
-        ):
-            return route, None
-        if route != INLINE:
-            # The caller lane: while a worker runs another request, the awaiting thread runs this one
-            # itself instead of handing it to a second worker. Two requests still run at once, but only the
-            # worker's pays a thread handoff, and that handoff overlaps this call (measured on the small CNN:
-            # async/sync 1.1-1.3x with every request on workers). Only for calls short enough to block the
-            # event loop (``inline_below_s``).
-            call = self.policy.call_s
-            limit = self.policy.max_block_s
-            if self._running + queued < 1 or call is None or limit is None or call >= limit:
-                return route, None
-            self.caller_lane_runs += 1
-            lane = True
-        else:
-            lane = False
-        self.inline_runs += 1
-        self._inline_running += 1
-        self._running += 1
-        if self._running > self._stats.peak_in_flight:
-            self._stats.peak_in_flight = self._running
-        self._starts += 1
-        return route, (self._starts, self._running == 1, self._clock(), lane)
-
-    def gather_join(self, feeds: Any) -> Slot | None:
-        """A slot in the running loop's gathering when this request should wait one turn for company.
-
-        Only for requests that may run on the awaiting thread (inline or on the caller lane) while a backlog
-        would not go to the workers, on an engine that runs a batch cheaper per request, with
-        ``overflow="wait"``, where gathering is measured to pay (see gather.py). Without the lock: a loop's
-        gathering is only ever touched from that loop's thread, and the rest are hints (a request per call:
-        a lock round trip here cost 6% of a 25 us call).
-        """
-        if (
-            self.run_batch is None
-            or self.batch_limit is None
-            or self.overflow != "wait"
-            or self._closing
-            # where a backlog goes to the workers (arrive()), they coalesce it; else it may run here
-            or self.policy.holds_back_for_backlog
-            or not self.policy.may_run_on_caller()
-        ):
-            return None
-        if not self.gathering.wanted(self.batch_limit, self.policy.call_s):
-            return None
-        return self.gathering.join(feeds, asyncio.get_running_loop())
-
-    def gather_riders_locked(self, slot: Slot, feeds: Any) -> list[Slot]:
-        """The waiting requests ``slot``'s leader runs with its own, now on the awaiting thread (lock held)."""
-        riders = self.gathering.take(slot.loop, _shapes(feeds), self.gathering.limit - 1, _shapes)
-        if riders:
-            self._batch_starts += 1
-            self._batches_running += 1
-        return riders
-
-    def end_inline_locked(self, ticket: _Ticket, failed: bool, riders: list[Slot] | None = None) -> None:
-        """An inline call started by :meth:`begin_locked` returned (lock held): count it and learn from it.
-
-        ``riders``: the gathered requests that ran in the same (batch) call, each already resolved.
-        """
-        epoch, alone, started, lane = ticket
-        if riders:  # a batch call's duration is no sample of one request's, but of the batch's
-            self.gathering.record(len(riders) + 1, self._clock() - started)
-            self._batches_running -= 1
-            for r in riders:
-                if r.exc is None:
-                    self._stats.completed += 1
-                else:
-                    self._stats.failed += 1
-        else:
-            self.policy.record_call(self._clock() - started, solo=alone and self._starts == epoch, lane=lane)
-        self._inline_running -= 1
-        self._running -= 1
-        if failed:
-            self._stats.failed += 1
-        else:
-            self._stats.completed += 1
-        if self._admission:
-            self._wake_admission()
-        if self._queue:
-            self._kick()
 
     async def submit(self, feeds: Any, *, counted: bool = False, route: str | None = None) -> Any:
         """Run ``feeds`` when a slot is free; returns the result or raises the request's outcome.
@@ -413,16 +283,6 @@ class InFlightScheduler(WorkerSide):
             self._solo_running = True
             self.policy.probe_started(now)
         req.started = now
-
-    def _run_inline(self, feeds: Any, ticket: _Ticket) -> Any:
-        failed = True
-        try:
-            result = self.run(feeds)
-            failed = False
-        finally:
-            with self._cond:
-                self.end_inline_locked(ticket, failed)
-        return result
 
     def _finish(self, req: _Request, end: float, failed: bool) -> None:
         """A worker's call ended (lock held): free its slot, count it, learn its duration, wake a waiter."""

@@ -100,3 +100,44 @@ def _binned_by_the_data(flat: Any, bins: int) -> tuple[Any, Any, Any]:
     scaled = mb.real_div(x=mb.mul(x=mb.sub(x=flat, y=lowest), y=float(bins)), y=mb.sub(x=highest, y=lowest))
     index = mb.minimum(x=mb.cast(x=mb.floor(x=scaled), dtype="int32"), y=np.int32(bins - 1))
     return lowest, highest, index
+
+
+_BINCOUNT_HINT = (
+    "torch.bincount without minlength has a data-dependent length (max(x) + 1), which a Core ML output cannot "
+    "have: pass minlength=N with N above every value (torch.bincount(x, minlength=N)), or count with "
+    "F.one_hot(x, N).sum(0)"
+)
+
+
+@rescue("bincount", "coremltools 9.0 has no translation (torch.bincount: class counts, histogram of labels)")
+def bincount(context: Any, node: Any) -> None:
+    """``torch.bincount(x, weights, minlength)`` with a constant ``minlength``, which is the output's length.
+
+    The count of bin ``b`` is ``sum(x == b)`` (weighted: ``sum(where(x == b, w, 0))``) over a broadcast ``(N,
+    minlength)`` comparison. NOTE: PyTorch lengthens the output to ``max(x) + 1`` when a value reaches
+    ``minlength``; a Core ML output has a fixed length, so such values (and negative ones, which PyTorch rejects)
+    are not counted: ``minlength`` must bound the values. Without ``minlength`` the length is data-dependent and
+    the op is refused with a hint.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    weights = arg(context, node, inputs, 1, "weights")
+    minlength = int(const_value(arg(context, node, inputs, 2, "minlength"), 0))
+    if minlength <= 0:
+        raise NotImplementedError(_BINCOUNT_HINT)
+    if x.rank != 1:
+        raise ValueError(f"torch.bincount needs a 1-D input, got shape {x.shape}")
+    if not types.is_int(x.dtype):
+        x = mb.cast(x=x, dtype="int32")
+    hits = mb.equal(x=mb.expand_dims(x=x, axes=[1]), y=np.arange(minlength, dtype=np.int32)[None, :])
+    if weights is None:
+        counts = mb.reduce_sum(x=mb.cast(x=hits, dtype="int32"), axes=[0], keep_dims=False, name=node.name)
+    else:
+        if not types.is_float(weights.dtype):
+            weights = mb.cast(x=weights, dtype="fp32")
+        picked = mb.select(cond=hits, a=mb.expand_dims(x=weights, axes=[1]), b=np.float32(0.0))
+        counts = mb.reduce_sum(x=picked, axes=[0], keep_dims=False, name=node.name)
+    context.add(counts, torch_name=node.name)

@@ -1,4 +1,5 @@
-"""``F.grid_sample(mode="nearest")`` on a grid known at conversion time, as one gather of PyTorch's picks.
+"""``F.grid_sample(mode="nearest")`` on a grid known at conversion time, as one gather of PyTorch's picks
+(``mode="bicubic"``, any grid: ``sampling_bicubic.py``).
 
 coremltools 9.0 translates ``affine_grid`` + ``grid_sample`` to MIL ``affine``, which has bilinear sampling
 only, and its torch.export path reads the integer mode arguments as graph values ("Torch var 1 not found").
@@ -23,7 +24,8 @@ _PADDING = {0: "zeros", 1: "border", 2: "reflection"}
 
 @rescue(
     "grid_sampler",
-    "coremltools 9.0 refuses mode='nearest' ('sampling_mode' not supported; torch.export: Torch var not found)",
+    "coremltools 9.0 refuses mode='nearest' ('sampling_mode' not supported; torch.export: Torch var not found) "
+    "and mode='bicubic'",
     override=True,
 )
 def grid_sampler(context: Any, node: Any) -> object:
@@ -37,6 +39,9 @@ def grid_sampler(context: Any, node: Any) -> object:
     mode = _MODES.get(int(_literal(context, node.inputs[2])))
     padding = _PADDING[int(_literal(context, node.inputs[3]))]
     align_corners = bool(_literal(context, node.inputs[4]))
+    if mode == "bicubic":
+        _bicubic(context, node, padding, align_corners)
+        return None
     if mode == "bilinear" and _literal_arguments(node) and f"{node.inputs[1]}_theta" in context:
         _affine_bilinear(context, node, padding, align_corners)
         return None
@@ -56,6 +61,36 @@ def grid_sampler(context: Any, node: Any) -> object:
         raise NotImplementedError("grid_sample(mode='nearest') needs a rank-4 input of static shape")
     _gather_picks(context, node, x, grid, padding, align_corners)
     return None
+
+
+def _bicubic(context: Any, node: Any, padding: str, align_corners: bool) -> None:
+    """Bicubic sampling (coremltools has none) from the grid as a MIL var: a grid tensor, or ``affine_grid``'s."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    from devicefit.convert.rescue.sampling_bicubic import affine_grid_var, grid_sample_bicubic
+
+    name = node.inputs[1]
+    grid = _constant_grid(context, name)
+    if grid is not None:
+        grid_var = mb.const(val=grid.astype(np.float32))
+    elif isinstance(name, str) and f"{name}_theta" in context:  # affine_grid with a run-time theta
+        size = [int(d) for d in np.ravel(context[f"{name}_size"].val)]
+        aligned = bool(context[f"{name}_align_corners"].val)
+        grid_var = affine_grid_var(_var_named(context, context[f"{name}_theta"].val), size, aligned)
+    else:
+        grid_var = context[name]
+    grid_sample_bicubic(context, node, context[node.inputs[0]], grid_var, padding, align_corners)
+
+
+def _var_named(context: Any, mil_name: str) -> Any:
+    """The var ``affine_grid_generator`` recorded by its MIL name (a graph input's differs from its torch name)."""
+    if mil_name in context:
+        return context[mil_name]
+    for scope in reversed(context._current_graph):
+        for var in scope.values():
+            if getattr(var, "name", None) == mil_name:
+                return var
+    raise ValueError(f"grid_sample: affine_grid's theta {mil_name!r} is not in the graph")
 
 
 def _literal_arguments(node: Any) -> bool:
