@@ -1,9 +1,12 @@
-"""Ops the third outside-model sweep met that coremltools 9.0 does not know.
+"""Ops the third outside-model sweep met that coremltools 9.0 lacks or mishandles.
 
-``unsafe_chunk`` / ``unsafe_split`` / ``unsafe_split_with_sizes``: TorchScript inlines ``nn.GRUCell`` and
-``nn.LSTMCell`` into two linears and an ``unsafe_chunk`` of the gates (a seq2seq decoder stepping a GRUCell
-did not convert). "Unsafe" only drops autograd's aliasing checks: the values are those of ``chunk`` / ``split``,
-so each becomes one exact ``split``.
+* ``unsafe_chunk`` / ``unsafe_split`` / ``unsafe_split_with_sizes``: TorchScript inlines ``nn.GRUCell`` and
+  ``nn.LSTMCell`` into two linears and an ``unsafe_chunk`` of the gates (a seq2seq decoder stepping a GRUCell
+  did not convert). "Unsafe" only drops autograd's aliasing checks: each becomes one exact ``split``.
+* ``conj`` and complex ``mul``: an FFT spectrum times a conjugate (HF Autoformer's auto-correlation).
+* ``cumsum`` / ``logcumsumexp`` along a negative dim other than -1 (HF Informer), which MIL refuses.
+* ``fake_quantize_per_tensor_affine`` / ``_per_channel_affine``: a QAT model exported with its fake-quant ops.
+* ``log_softmax`` computed stably: coremltools' ``log(softmax(x))`` saturates where softmax underflows.
 """
 
 from __future__ import annotations
