@@ -1,4 +1,4 @@
-"""Run ``devicefit check`` on the outside models (tests/corpus/outside.py) and measure each one independently.
+"""Run ``devicefit check`` on the outside models (tests/corpus/outside*.py) and measure each one independently.
 
 For every model: the CLI as a user runs it (``check FILE.py:make_x --samples 4 --target iphone-12 --json``: exit
 code and verdicts), and, separately, the fp32 conversion run in fp32 and the default fp16 package run in fp16
@@ -184,11 +184,12 @@ def main() -> None:
     logging.getLogger("coremltools").setLevel(logging.ERROR)
     from tests.corpus.outside import OUTSIDE
     from tests.corpus.outside2 import OUTSIDE2
+    from tests.corpus.outside3 import OUTSIDE3
 
     kept = page_rows(Path(args.out)) if args.names else {}  # rows of models not named stay as on the page
     done = load_rows(args.rows, "name")
     rows = []
-    for model in OUTSIDE + OUTSIDE2:
+    for model in OUTSIDE + OUTSIDE2 + OUTSIDE3:
         if args.names and model.name not in args.names:
             if model.name in kept:
                 rows.append(kept[model.name])

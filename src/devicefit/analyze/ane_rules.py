@@ -69,12 +69,15 @@ def _const(op: Any, param: str) -> Any:
     return v.val
 
 
-def _tensors(op: Any) -> list[Any]:
-    vs: list[Any] = []
-    for v in op.inputs.values():
-        vs.extend(v if isinstance(v, (list, tuple)) else [v])
-    vs.extend(op.outputs)
-    return [v for v in vs if shape_of(v)]
+def _tensors(op: Any) -> list[tuple[str, Any]]:
+    """(role, value) of each shaped input and output; the role (``its input x``, ``its output``) names the
+    value in a finding: the op's place (PyTorch module and line) is shown beside it, and a Core ML value name
+    (``input_21_cast_fp16``) means nothing to the user."""
+    vs: list[tuple[str, Any]] = []
+    for param, v in op.inputs.items():
+        vs.extend((f"its input {param}", x) for x in (v if isinstance(v, (list, tuple)) else [v]))
+    vs.extend(("its output", v) for v in op.outputs)
+    return [(role, v) for role, v in vs if shape_of(v)]
 
 
 def _dtype(var: Any) -> str:
@@ -145,18 +148,18 @@ def _upsample(op: Any) -> str | None:
 
 
 def _rank(op: Any) -> str | None:
-    for v in _tensors(op):
+    for role, v in _tensors(op):
         shape = shape_of(v) or ()
         if len(shape) > MAX_RANK:
-            return f"tensor {v.name} has rank {len(shape)} (the NE refuses rank >= 6)"
+            return f"{role} has rank {len(shape)} (the NE refuses rank >= 6)"
     return None
 
 
 def _big_dim(op: Any) -> str | None:
-    for v in _tensors(op):
+    for role, v in _tensors(op):
         shape = shape_of(v) or ()
         if any(d > MAX_DIM for d in shape):
-            return f"tensor {v.name} [{_fmt(shape)}] has a dimension > 16384, which the NE refuses"
+            return f"{role} [{_fmt(shape)}] has a dimension > 16384, which the NE refuses"
     return None
 
 
@@ -172,7 +175,9 @@ def _last_axis_one(op: Any) -> str | None:
     for v in op.outputs:
         shape = shape_of(v) or ()
         if len(shape) >= 2 and shape[-1] == 1 and any(d > 1 for d in shape[:-1]):
-            return f"output {v.name} [{_fmt(shape)}] has last axis 1: padded to 64 bytes (up to 32x memory at fp16)"
+            return (
+                f"its output [{_fmt(shape)}] has last axis 1: padded to 64 bytes (up to 32x memory at fp16)"
+            )
     return None
 
 

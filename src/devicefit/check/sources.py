@@ -74,7 +74,44 @@ def load_dataset(source: Any, options: CheckOptions) -> Any:
         # The source's own example comes first: it is the one input known to be realistic.
         generated.feeds[0] = {k: np.asarray(v) for k, v in examples.items()}
         generated.origin = f"{generated.origin} (the first sample is the model's own example input)"
+        if has_reference(source) and any(_is_int(s.dtype) for s in specs):
+            _drop_refused(source, generated)
     return generated
+
+
+def _is_int(dtype: Any) -> bool:
+    return str(dtype).startswith(("int", "uint"))  # InputSpec dtypes are numpy names: int32, int64
+
+
+def _drop_refused(source: Any, dataset: Any) -> None:
+    """Leave out the generated samples the PyTorch model itself refuses, with a note saying why.
+
+    NOTE: generated integers stay within the example's range, but an integer input may have structure
+    random values break (LayoutLM's ``[x0, y0, x1, y1]`` boxes: ``x1 - x0`` indexes a table and must not be
+    negative). PyTorch raises on such a sample and the converted model reads out of bounds; blaming the user
+    ("check the values fed") for data check made up is wrong. The example input (sample 0) always stays.
+    """
+    refused: list[tuple[int, BaseException]] = []
+    for i, feeds in enumerate(dataset.feeds[1:], start=1):
+        try:
+            source.reference(feeds)
+        except Exception as exc:  # NOTE: whatever the model raises, the sample is not one it takes
+            refused.append((i, exc))
+    if not refused:
+        return
+    gone = {i for i, _ in refused}
+    dataset.feeds = [f for i, f in enumerate(dataset.feeds) if i not in gone]
+    dataset.origin = f"{dataset.origin}; {len(gone)} the model refused left out"
+    _, first = refused[0]
+    from devicefit.sources.module import one_line, raised_at
+
+    where = raised_at(first)
+    dataset.notes.append(
+        f"{len(refused)} of {len(gone) + len(dataset.feeds)} generated samples were refused by the PyTorch model "
+        f"itself ({type(first).__name__}{f' at {where}' if where else ''}: {one_line(first)[:120]}) and were "
+        "left out: random integers in the example's range break a structure the model relies on; pass real "
+        "inputs with --data to validate on more samples"
+    )
 
 
 def load(options: CheckOptions) -> Sources:

@@ -66,7 +66,8 @@ _LABELS = {
 
 def _where(r: Any, op: Any) -> str:
     """``module (Type) at file:line (mil_name)`` for an op finding (the MIL name and type alone if unknown)."""
-    from devicefit.convert.provenance import load_from_package, where
+    from devicefit.compare.divergence import op_place
+    from devicefit.convert.provenance import load_from_package
 
     prov = None
     if r.program is not None:
@@ -74,8 +75,8 @@ def _where(r: Any, op: Any) -> str:
             prov = load_from_package(r.program)
         except Exception:  # NOTE: naming is a convenience: never let it hide the verdict
             prov = None
-    origin = prov.find(op.value, op.op) if prov is not None else None
-    return where(origin, op.op) if origin is not None else f"{op.op} ({op.op_type})"
+    origin, text = op_place(op, prov)
+    return text if origin is not None or getattr(op, "model_input", None) else f"{op.op} ({op.op_type})"
 
 
 def _moved(r: Any) -> str:
@@ -149,6 +150,10 @@ def _numerics(r: Any) -> Verdict:
             o = overflow[0]
             more = f" (+{len(overflow) - 1} more)" if len(overflow) > 1 else ""
             where = f"; fp16 overflow at {_where(r, o)}{more}"
+            if getattr(o, "model_input", None):  # no op can be kept in fp32 to hold the input's own values
+                where += (
+                    f": its values exceed fp16's ±65504; scale {o.model_input} into range before the model"
+                )
         elif div is not None and div.first_divergent is not None:
             first = div.first_divergent
             where = f"; first diverges at {_where(r, first)}"

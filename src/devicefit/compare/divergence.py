@@ -34,6 +34,24 @@ class OpError:
     underflow: int = 0
     nonfinite: int = 0
     propagated: bool = False
+    # the program input this op casts to fp16, when it is that cast: a finding there is about the input's
+    # values (e.g. beyond fp16's range), not about a layer
+    model_input: str | None = None
+
+
+def op_place(o: OpError, provenance: Any = None) -> tuple[Any, str]:
+    """(the PyTorch origin or None, ``module (Type) at file:line (mil_name)``) of an op finding.
+
+    NOTE: the cast of a program input is named as the input: coremltools reuses op names, so a provenance
+    entry for ``cast_2`` may be a layer's own cast removed during conversion (PointNet's input cast was
+    reported as its BatchNorm1d).
+    """
+    from devicefit.convert.provenance import where
+
+    if o.model_input is not None:
+        return None, f"the input {o.model_input} ({o.op}, its cast to fp16)"
+    origin = provenance.find(o.value, o.op) if provenance is not None else None
+    return origin, where(origin, o.op)
 
 
 @dataclass
@@ -183,6 +201,7 @@ class DivergenceTracker:
         # the current sample's attention mask (True = token), when its data has padding: values at padded
         # positions are undefined in both runs (devicefit.compare.padding) and are not compared
         self.tokens: np.ndarray | None = None
+        self.inputs = {spec.name for spec in getattr(program, "inputs", [])}
 
     def add_values(self, index: int, step: Any, name: str, dtype: str | None, fp16: Any, fp32: Any) -> None:
         """Fold one op output's fp16 and fp32 values (one sample) into the per-op statistics."""
@@ -193,6 +212,8 @@ class DivergenceTracker:
         entry = self.entries.get(name)
         if entry is None:
             entry = self.entries[name] = OpError(index, step.name, step.op_type, name, 0.0)
+            source = step.ctx.input_names.get("x") if step.op_type == "cast" else None
+            entry.model_input = source if source in self.inputs else None
         reads = step.reads()  # nested blocks' reads too
         entry.propagated |= any(src in self.poisoned16 for src in reads)
         if tuple(fp16.shape) != tuple(fp32.shape):

@@ -144,8 +144,13 @@ def describe_metric(name: str, value: float | None) -> str:
     """``SNR 34.2 dB``, ``cosine 0.999912``... with enough digits to see how close it is to a bound."""
     if value is None:
         return f"{name} n/a"
-    if math.isnan(value):
-        return f"{name} NaN"
+    if math.isnan(value):  # in words, as the finite values are
+        words = {
+            "snr_db": "SNR NaN dB",
+            "cosine_similarity": "cosine NaN",
+            "max_rel_error": "max relative error NaN",
+        }
+        return words.get(name, f"{name.replace('_', ' ')} NaN")
     if name == "snr_db":
         return f"SNR {value:.1f} dB" if math.isfinite(value) else f"SNR {'inf' if value > 0 else '-inf'} dB"
     if name == "cosine_similarity":

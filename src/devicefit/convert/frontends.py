@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from devicefit.convert.fp16_constants import ConstantFix, fp16_safe_pass, pipeline_with_pass
 from devicefit.convert.options import ConvertOptions, ct_convert_kwargs, ct_inputs, ct_outputs
 from devicefit.errors import DevicefitError, first_line
+from devicefit.sources.module import raised_at
 
 if TYPE_CHECKING:
     from devicefit.sources import SourceModel
@@ -139,9 +140,31 @@ def export_program(source: SourceModel) -> Any:
 @contextlib.contextmanager
 def _unprinted() -> Iterator[None]:
     """Keep what torch.export prints off the terminal: on a failure it prints its partial FX graph (hundreds
-    of lines for a transformer) to stderr before raising; the error itself is what devicefit reports."""
-    with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
-        yield
+    of lines for a transformer) to stderr before raising; the error itself is what devicefit reports.
+
+    NOTE: torch's loggers also write there through handlers that hold the stream they were created with
+    (``redirect_stderr`` does not reach them): its fake-tensor logger logs a whole traceback for an op whose
+    shapes fail (HF Nystromformer), so their records are dropped while exporting.
+    """
+    handlers = {
+        h
+        for name, lg in list(logging.root.manager.loggerDict.items())
+        if name == "torch" or name.startswith("torch.")
+        if isinstance(lg, logging.Logger)
+        for h in lg.handlers
+    }
+    for h in handlers:
+        h.addFilter(_drop_record)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        for h in handlers:
+            h.removeFilter(_drop_record)
+
+
+def _drop_record(record: logging.LogRecord) -> bool:
+    return False
 
 
 def try_frontend(source: SourceModel, name: str, options: ConvertOptions | None = None) -> FrontendResult:
@@ -176,6 +199,9 @@ def attempt(
         raise
     except Exception as exc:
         error = f"{type(exc).__name__}: {first_line(exc, limit=240)}"
+        where = raised_at(exc)
+        if where is not None:  # NOTE: the model's own code raised: PyTorch ran it, the tracer's path differs
+            error = f"{type(exc).__name__} at {where} while tracing the model: {first_line(exc, limit=240)}"
         seconds = time.perf_counter() - start
         return None, FrontendResult(name, False, error, seconds, failing_op(exc), failing_node(exc))
     return mlmodel, FrontendResult(name, True, None, time.perf_counter() - start)

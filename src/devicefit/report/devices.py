@@ -121,8 +121,10 @@ def _reasons(lint: Any) -> list[dict[str, Any]]:
             ops[rule] += 1
             flops[rule] += op.flops
             fired_at.setdefault(rule, []).append(op)
-        for f in op.findings:
-            info.setdefault(f.rule, f)
+    for rule, fired in fired_at.items():
+        # NOTE: the reason shown is the costliest op's, the op a finding leads with (its place comes first)
+        costliest = max(fired, key=lambda o: o.flops)
+        info[rule] = next(f for f in costliest.findings if f.rule == rule)
     rows = [
         {
             "rule": f.rule,

@@ -80,15 +80,15 @@ def _origin(origin: Any) -> dict[str, Any] | None:
 
 
 def _op_error(o: Any, prov: Any = None) -> dict[str, Any]:
-    from devicefit.convert.provenance import where
+    from devicefit.compare.divergence import op_place
 
-    origin = prov.find(o.value, o.op) if prov is not None else None
+    origin, where = op_place(o, prov)
     return {
         "index": o.index,
         "op": o.op,
         "op_type": o.op_type,
         "origin": _origin(origin),
-        "where": where(origin, o.op),
+        "where": where,
         "value": o.value,
         "rel_error": o.rel_error,
         "overflow": o.overflow,

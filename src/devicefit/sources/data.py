@@ -17,7 +17,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +67,13 @@ class Dataset:
         feeds: one dict (input name -> array at the model's input shape) per sample.
         labels: integer labels, one per row of the first output (None without labels).
         origin: where the data came from (for the report).
+        notes: what was done to the data on the way (e.g. generated samples the model refused, left out).
     """
 
     feeds: list[dict[str, np.ndarray]]
     labels: np.ndarray | None
     origin: str
+    notes: list[str] = field(default_factory=list)
 
 
 def _spec_parts(spec: Any) -> tuple[str, tuple[int, ...], str]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -281,3 +282,23 @@ def one_line(exc: BaseException) -> str:
 
     text = " ".join((torchscript_cause(str(exc)) or str(exc)).split())
     return text[:300] + ("..." if len(text) > 300 else "")
+
+
+def raised_at(exc: BaseException) -> str | None:
+    """``file.py:line`` where the model's own code raised ``exc``: the innermost frame outside torch, numpy and
+    devicefit (a Hugging Face ``modeling_*.py`` counts as the model's code). None when none is, or when
+    coremltools is on the stack: it never runs the model's code, so the error is its own (a numpy frame under
+    it is not a model line)."""
+    import traceback
+    from pathlib import Path
+
+    package = str(Path(__file__).resolve().parent.parent) + os.sep
+    frames = traceback.extract_tb(exc.__traceback__)
+    if any(f"{os.sep}coremltools{os.sep}" in frame.filename for frame in frames):
+        return None
+    libraries = (f"{os.sep}torch{os.sep}", f"{os.sep}numpy{os.sep}", package)
+    for frame in reversed(frames):
+        file = frame.filename
+        if not file.startswith("<") and not any(marker in str(Path(file).resolve()) for marker in libraries):
+            return f"{Path(file).name}:{frame.lineno}"
+    return None

@@ -43,6 +43,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     scatter,
     search,
     special,
+    sweep3,
     tensor,
     unpool,
     windows,
