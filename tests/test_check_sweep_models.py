@@ -265,7 +265,7 @@ def test_an_fp32_inf_in_a_conversion_problem_is_named_by_its_pytorch_module(tmp_
 
     program = interp.load(convert(source_of(LogHead(), (torch.randn(1, 4),)), ConvertOptions()).mlmodel)
     step = next(s for s in program.plan.block.steps if s.op_type == "log")
-    nonfinite = SimpleNamespace(op=step.name, op_type="log", value=step.outputs[0])
+    nonfinite = SimpleNamespace(op=step.name, op_type="log", value=step.outputs[0], model_input=None)
     failed = SimpleNamespace(
         passed=False, measured_on="fp32 conversion", comparison=SimpleNamespace(headline=lambda: "SNR 3 dB")
     )

@@ -56,7 +56,8 @@ def test_ndtr_keeps_the_lower_tail(frontend):
     got, _, _ = run_fn(torch.special.ndtr, (x,), frontend)
     truth = (0.5 * torch.erfc(-x.double() * math.sqrt(0.5))).numpy()
     sized = np.isfinite(truth) & (truth > 1e-37)
-    assert np.max(np.abs(got[0][sized] - truth[sized]) / truth[sized]) < 3.5e-7
+    # (3.1e-7 measured on one machine, 3.7e-7 on another: torch's vectorised exp differs by CPU)
+    assert np.max(np.abs(got[0][sized] - truth[sized]) / truth[sized]) < 4.5e-7
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)

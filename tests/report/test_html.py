@@ -109,7 +109,7 @@ def test_failed_conversion_has_no_empty_numerics(failed_report):
     page = render_html(failed_report)
     assert '<section id="numerics">' not in page and "<h2>Numerics</h2>" not in page
     conversion = _section(page, "conversion")
-    assert "ndtr" in conversion and "models.py:" in conversion
+    assert "bessel_j1" in conversion and "models.py:" in conversion
 
 
 def test_line_chart_marks_and_handles_edge_cases():

@@ -4,7 +4,7 @@
   ``nn.LSTMCell`` into two linears and an ``unsafe_chunk`` of the gates (a seq2seq decoder stepping a GRUCell
   did not convert). "Unsafe" only drops autograd's aliasing checks: each becomes one exact ``split``.
 * ``conj`` and complex ``mul``: an FFT spectrum times a conjugate (HF Autoformer's auto-correlation).
-* ``cumsum`` / ``logcumsumexp`` along a negative dim other than -1 (HF Informer), which MIL refuses.
+* ``cumsum`` along a negative dim other than -1 (HF Informer), which MIL refuses (``logcumsumexp``: rescue/order.py).
 * ``fake_quantize_per_tensor_affine`` / ``_per_channel_affine``: a QAT model exported with its fake-quant ops.
 * ``log_softmax`` computed stably: coremltools' ``log(softmax(x))`` saturates where softmax underflows.
 """
@@ -118,12 +118,10 @@ def mul(context: Any, node: Any) -> object:
     "override: coremltools 9.0 hands a negative dim other than -1 to MIL's cumsum, which refuses it (HF Informer: "
     "cumsum(dim=-2)); the dim is made non-negative, the rest is coremltools' translation",
     override=True,
-    aliases=("logcumsumexp", "_logcumsumexp"),
 )
 def cumsum(context: Any, node: Any) -> object:
-    """``torch.cumsum(x, dim, dtype=None)`` (bool counted as int32, ``dtype`` cast first) and
-    ``torch.logcumsumexp(x, dim)`` (coremltools' ``log(cumsum(exp(x)))``), along ``dim % rank``; a dim MIL
-    takes (``-1`` or non-negative) stays with coremltools."""
+    """``torch.cumsum(x, dim, dtype=None)`` (bool counted as int32, ``dtype`` cast first) along ``dim % rank``; a
+    dim MIL takes (``-1`` or non-negative) stays with coremltools. (``logcumsumexp``, any dim: rescue/order.py.)"""
     from coremltools.converters.mil.frontend.torch.utils import NUM_TO_DTYPE_STRING
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import types
@@ -139,14 +137,10 @@ def cumsum(context: Any, node: Any) -> object:
     dtype = inputs[2] if len(inputs) > 2 else ops._get_kwinputs(context, node, "dtype", default=[None])[0]
     if types.is_bool(x.dtype):
         x = mb.cast(x=x, dtype="int32")
-    if node.kind == "cumsum":
-        wanted = None if const_value(dtype) is None else NUM_TO_DTYPE_STRING[int(const_value(dtype))]
-        if wanted is not None and types.builtin_to_string(x.dtype) != wanted:
-            x = mb.cast(x=x, dtype=wanted)
-        out = mb.cumsum(x=x, axis=axis, name=node.name)
-    else:
-        out = mb.log(x=mb.cumsum(x=mb.exp(x=x), axis=axis), name=node.name)
-    context.add(out)
+    wanted = None if const_value(dtype) is None else NUM_TO_DTYPE_STRING[int(const_value(dtype))]
+    if wanted is not None and types.builtin_to_string(x.dtype) != wanted:
+        x = mb.cast(x=x, dtype=wanted)
+    context.add(mb.cumsum(x=x, axis=axis, name=node.name))
     return None
 
 
