@@ -188,6 +188,39 @@ def test_the_route_weighs_the_caller_lane_by_its_measured_call_time():
     assert policy.prefers_inline()
 
 
+def test_the_worker_route_drops_the_caller_lane_where_the_workers_alone_are_faster():
+    # Measured on a 2-vCPU VM whose calls slow down ~1.3x beside each other (a 0.92 ms CNN): with the lane's
+    # lockstep the worker route predicts 1.05x, so it ran inline (0.96x sync) while the bare await-a-thread
+    # control read 1.43x; the workers alone predict 1.25x.
+    policy = _measured(924e-6, handoff_s=223e-6, max_block_s=5e-3)
+    for _ in range(5):
+        policy.record_call(1261e-6, solo=False, on_worker=True)
+        policy.record_call(1192e-6, solo=False, lane=True)
+    with_lane, alone = policy._worker_rates()
+    assert 924e-6 * with_lane == pytest.approx(1.054, abs=0.01) and 924e-6 * alone == pytest.approx(
+        1.245, abs=0.01
+    )
+    assert not policy.prefers_inline()  # the lane alone read as inline (1.05x <= 1.15)
+    assert not policy.lane_pays() and not policy.uses_lane
+    # where the awaiting thread's calls beside a worker stay fast, the lane still wins (and is used)
+    for _ in range(15):
+        policy.record_call(700e-6, solo=False, lane=True)
+    assert policy.lane_pays() and policy.uses_lane and not policy.prefers_inline()
+
+
+def test_a_refresh_burst_uses_the_lane_so_its_call_time_stays_measured():
+    clock = Clock()
+    policy = _measured(924e-6, handoff_s=223e-6, max_block_s=5e-3)
+    for _ in range(5):
+        policy.record_call(1261e-6, solo=False, on_worker=True)
+        policy.record_call(1192e-6, solo=False, lane=True)
+    assert not policy.uses_lane
+    policy._since_handoff = policy.refresh_every + 1  # a handoff refresh is due
+    policy._since_call = 0
+    assert policy.route(clock) == WORKER and policy._burst_left == BURST - 1
+    assert policy.uses_lane
+
+
 def _burst_times(policy: InlinePolicy, clock: Clock, handoff_s: float, until: float) -> list[float]:
     """Run inline-mode requests 1 ms apart until ``until``; answer each burst with ``handoff_s`` samples."""
     starts = []

@@ -116,7 +116,13 @@ class CallerSide:
             # event loop (``inline_below_s``).
             call = self.policy.call_s
             limit = self.policy.max_block_s
-            if self._running + queued < 1 or call is None or limit is None or call >= limit:
+            if (
+                self._running + queued < 1
+                or call is None
+                or limit is None
+                or call >= limit
+                or not self.policy.uses_lane  # measured slower than the workers alone
+            ):
                 return route, None
             self.caller_lane_runs += 1
             lane = True

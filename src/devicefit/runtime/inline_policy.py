@@ -7,7 +7,9 @@ with ``k`` lanes (max_in_flight, at most the CPU count) it gives ``1 / (l + h / 
 load (beside another call it waits for the GIL, shares caches and memory bandwidth: 1.1-1.6x ``c`` for a small CNN
 on two cores) and ``h`` the *handoff* (wake a worker, then resolve a future on the event loop: ~50-140 us on this
 2-vCPU VM, far more on a busy machine); half of it is the awaiting thread's own work, and a worker's result waits
-for the lane call to end. A request runs inline when ``c`` times that rate is at most ``MARGIN`` (close calls stay
+for the lane call to end; or, without the lane, ``k / (w + h)`` (the workers alone: better where calls slow down a
+lot beside each other, as the lane's lockstep then costs more than the handoffs it saves). The worker route uses
+the faster of the two. A request runs inline when ``c`` times that rate is at most ``MARGIN`` (close calls stay
 inline, so async does not fall below sync); with one lane, when ``c <= MARGIN * (w + h)``. Fitted on
 ``benchmarks/interp_async.py``: small CNN predicted 1.29x, measured 1.34x; vit 1.20x / 1.21x; the tiny MLP and
 bert_encoder inline. Inline requests stay within the in-flight bound and the accounting; ``max_block_s`` caps the
@@ -98,6 +100,7 @@ class InlinePolicy:
     _burst_route: bool | None = None  # the route when the last burst began, until its samples decide
     _inline: bool = False  # prefers_inline(), kept current by the record_ methods
     _backlog: bool = False  # backlog_prefers_workers(), kept current likewise
+    _lane: bool = True  # lane_pays(), kept current likewise
 
     def worker_cycle_s(self) -> float | None:
         """Seconds a worker spends per request, its call and the handoff (None: not measured yet)."""
@@ -125,11 +128,36 @@ class InlinePolicy:
         # benchmark: small CNN predicted 1.29x, measured 1.34x; vit 1.20x / 1.21x; the tiny MLP and
         # bert_encoder stay inline. ``2 c <= MARGIN (w + h)``, which assumed every request on a worker, sent
         # the small CNN inline (1.0x) whenever a busy spell read w ~1.1 ms, where the lane measured 1.3x-1.5x.
+        return self.call_s * max(self._worker_rates()) <= MARGIN
+
+    def _worker_rates(self) -> tuple[float, float]:
+        """Requests per second of the worker route (with the caller lane, without it); needs both measured.
+
+        Without the lane, the workers alone run ``lanes / (w + h)``. Which is faster depends on the machine:
+        where a call beside another slows down a lot, the lane's lockstep (a worker's result waits for the
+        lane call) costs more than the handoff it saves: a 0.92 ms CNN with ``w`` 1.26 ms, ``l`` 1.19 ms and
+        ``h`` 0.22 ms predicts 1.05x with the lane (so it ran inline, 0.96x measured) and 1.25x without (the
+        bare await-a-thread control read 1.43x in the same run).
+        """
+        assert self.call_s is not None
         worker = self.worker_call_s if self.worker_call_s is not None else self.call_s
         lane = self.lane_call_s if self.lane_call_s is not None else worker
         handoff = self.handoff_s or 0.0
-        lane_rate = 1.0 / (lane + handoff / 2) + (self.lanes - 1) / (worker + handoff + lane)
-        return self.call_s * lane_rate <= MARGIN
+        with_lane = 1.0 / (lane + handoff / 2) + (self.lanes - 1) / (worker + handoff + lane)
+        return with_lane, self.lanes / (worker + handoff)
+
+    def lane_pays(self) -> bool:
+        """Whether the worker route should use the caller lane (measured faster than the workers alone; also
+        while nothing is measured yet, and always during a refresh burst, whose lane calls keep ``l`` fresh)."""
+        if self._burst_left or self.lanes < 2 or self.call_s is None or self.handoff_s is None:
+            return True
+        with_lane, without = self._worker_rates()
+        return with_lane >= without
+
+    @property
+    def uses_lane(self) -> bool:
+        """lane_pays() as last decided (cheap: read on every worker-route request, without the lock)."""
+        return self._lane or self._burst_left > 0
 
     def backlog_prefers_workers(self) -> bool:
         """With more requests waiting than slots, whether workers beat the awaiting thread for them.
@@ -168,6 +196,7 @@ class InlinePolicy:
 
     def _decide(self) -> None:
         self._inline = self.prefers_inline()
+        self._lane = self.lane_pays()
         self._backlog = self.backlog_prefers_workers()
         if self._burst_route is not None and len(self._handoffs) >= MIN_SAMPLES:
             # the burst's samples decided: the same route again -> refresh less often; a flip -> as often as allowed
