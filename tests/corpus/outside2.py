@@ -562,31 +562,36 @@ def make_data2vec_audio() -> tuple[nn.Module, Any]:
     ), torch.randn(1, 1600, generator=_gen())
 
 
-def make_ts_transformer() -> tuple[nn.Module, Any]:
-    m = _hf(
-        "TimeSeriesTransformerModel",
-        "TimeSeriesTransformerConfig",
-        prediction_length=4,
-        context_length=8,
-        lags_sequence=[1, 2],
-        num_time_features=1,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-    )
+# a small encoder-decoder forecaster of HF's time-series family (TimeSeriesTransformer, Autoformer, Informer)
+SERIES = dict(
+    prediction_length=4,
+    context_length=8,
+    lags_sequence=[1, 2],
+    num_time_features=1,
+    d_model=16,
+    encoder_layers=1,
+    decoder_layers=1,
+    encoder_attention_heads=2,
+    decoder_attention_heads=2,
+    encoder_ffn_dim=32,
+    decoder_ffn_dim=32,
+)
+
+
+def forecast_inputs(past: int = 8 + 2, future: int = 4) -> dict[str, torch.Tensor]:
+    """Inputs for :data:`SERIES` models: ``past`` = context length + the largest lag."""
     g = _gen()
-    past = 8 + 2
-    return m, {
+    return {
         "past_values": torch.randn(1, past, generator=g),
         "past_time_features": torch.linspace(0, 1, past)[None, :, None],
         "past_observed_mask": torch.ones(1, past),
-        "future_values": torch.randn(1, 4, generator=g),
-        "future_time_features": torch.linspace(1, 1.4, 4)[None, :, None],
+        "future_values": torch.randn(1, future, generator=g),
+        "future_time_features": torch.linspace(1, 1.4, future)[None, :, None],
     }
+
+
+def make_ts_transformer() -> tuple[nn.Module, Any]:
+    return _hf("TimeSeriesTransformerModel", "TimeSeriesTransformerConfig", **SERIES), forecast_inputs()
 
 
 def make_convnextv2_seg() -> tuple[nn.Module, Any]:

@@ -15,6 +15,7 @@ from torch import nn
 
 from tests.corpus.families import text_inputs
 from tests.corpus.outside import TX, Outside, V, _hf, _px
+from tests.corpus.outside2 import SERIES, forecast_inputs
 
 
 def _gen(seed: int = 3) -> torch.Generator:
@@ -95,61 +96,11 @@ def make_ibert() -> tuple[nn.Module, Any]:
 
 
 def make_autoformer() -> tuple[nn.Module, Any]:
-    model = _hf(
-        "AutoformerModel",
-        "AutoformerConfig",
-        prediction_length=4,
-        context_length=8,
-        lags_sequence=[1, 2],
-        num_time_features=1,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-        label_length=4,
-    )
-    past = 8 + 2
-    g = _gen()
-    return model, {
-        "past_values": torch.randn(1, past, generator=g),
-        "past_time_features": torch.linspace(0, 1, past)[None, :, None],
-        "past_observed_mask": torch.ones(1, past),
-        "future_values": torch.randn(1, 4, generator=g),
-        "future_time_features": torch.linspace(1, 1.4, 4)[None, :, None],
-    }
-
-
-def _forecast_inputs(past: int = 10, future: int = 4) -> dict[str, torch.Tensor]:
-    g = _gen()
-    return {
-        "past_values": torch.randn(1, past, generator=g),
-        "past_time_features": torch.linspace(0, 1, past)[None, :, None],
-        "past_observed_mask": torch.ones(1, past),
-        "future_values": torch.randn(1, future, generator=g),
-        "future_time_features": torch.linspace(1, 1.4, future)[None, :, None],
-    }
+    return _hf("AutoformerModel", "AutoformerConfig", label_length=4, **SERIES), forecast_inputs()
 
 
 def make_informer() -> tuple[nn.Module, Any]:
-    model = _hf(
-        "InformerModel",
-        "InformerConfig",
-        prediction_length=4,
-        context_length=8,
-        lags_sequence=[1, 2],
-        num_time_features=1,
-        d_model=16,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=2,
-        decoder_attention_heads=2,
-        encoder_ffn_dim=32,
-        decoder_ffn_dim=32,
-    )
-    return model, _forecast_inputs()
+    return _hf("InformerModel", "InformerConfig", **SERIES), forecast_inputs()
 
 
 def make_timesformer() -> tuple[nn.Module, Any]:
