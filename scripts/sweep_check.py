@@ -63,7 +63,8 @@ def measure(build: Any) -> dict[str, str]:
         if ref.dtype.kind not in "fc" or name not in got32:
             continue
         a, h = np.asarray(got32[name], np.float64), np.asarray(got16[name], np.float64)
-        if ref.ndim == 0 and a.shape == (1,):  # Core ML has no rank-0 outputs: a 0-d output comes as shape [1]
+        # Core ML has no rank-0 outputs: a 0-d output comes as shape [1]
+        if ref.ndim == 0 and a.shape == (1,):
             a, h = a.reshape(()), h.reshape(())
         if a.shape != ref.shape:
             rel = float("inf")
