@@ -264,8 +264,11 @@ def _load_factory(spec: str) -> Any:
     try:
         module_spec.loader.exec_module(module)
     except Exception as exc:  # the user's code failed, not devicefit: bad input (exit 2), not a bug (3)
+        from devicefit.sources.load import missing_module_hint
+
+        what = missing_module_hint(exc, path) or "; fix the file"
         raise InputError(
-            f"importing data factory {path} raised {type(exc).__name__}: {first_line(exc, 300)}; fix the file"
+            f"importing data factory {path} raised {type(exc).__name__}: {first_line(exc, 300)}{what}"
         ) from exc
     fn = getattr(module, func, None)
     if not callable(fn):

@@ -128,11 +128,28 @@ def _import_file(path: Path) -> Any:
         import_spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ModelLoadError(f"importing {path} raised {type(exc).__name__}: {one_line(exc)}") from exc
+        hint = missing_module_hint(exc, path)
+        raise ModelLoadError(f"importing {path} raised {type(exc).__name__}: {one_line(exc)}{hint}") from exc
     finally:
         if folder in sys.path:
             sys.path.remove(folder)
     return module
+
+
+def missing_module_hint(exc: Exception, path: Path) -> str:
+    """What to do about a module the model file imports and Python cannot find ("" for other errors).
+
+    Only the file's own folder is put on the path: a file one folder below its project root that imports the
+    project's package (``from mypkg.models import Net``) needs the root on ``PYTHONPATH``, named here when a folder
+    above the file holds that package.
+    """
+    if not isinstance(exc, ModuleNotFoundError) or not exc.name:
+        return ""
+    top = exc.name.split(".")[0]
+    for folder in path.resolve().parents:
+        if (folder / top / "__init__.py").is_file() or (folder / f"{top}.py").is_file():
+            return f"; {top!r} is in {folder}: run with PYTHONPATH={folder}"
+    return "; install it in this environment (pip install ...) or put its folder on PYTHONPATH"
 
 
 def _unpack_factory_result(made: Any, where: str) -> tuple[Any, Any, Any]:
