@@ -287,6 +287,12 @@ class Engine:
         arrays = [validate_feeds(self.inputs if self._loaded else self._require_loaded(), f) for f in batch]
         return self.predict_batch_validated(arrays)
 
+    def batch_ready(self, batch: list[dict[str, np.ndarray]]) -> bool:
+        """Whether a batch call on these runs without a one-time preparation first (a thread that must not
+        stall, the event loop's, runs them one call each otherwise). Engines that stack on axis 0 prepare
+        nothing; the interpreter builds a batched graph per size (:meth:`InterpEngine.batch_ready`)."""
+        return True
+
     def predict_batch_validated(self, batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
         if not batch:
             return []

@@ -72,6 +72,7 @@ class BatchedRunner:
         self._seen: dict[tuple[Signature, int], int] = {}
         self._last: Signature | None = None
         self._lock = threading.Lock()
+        self._building: set[tuple[Signature, int]] = set()  # graphs built on a background thread (ready())
 
     @property
     def fallbacks(self) -> list[BatchFallback]:
@@ -88,6 +89,55 @@ class BatchedRunner:
         """Requests one batch should hold: :data:`MAX_BATCH`, or 1 once the signature last run fell back."""
         last = self._last
         return 1 if last is not None and last in self._failed else MAX_BATCH
+
+    def ready(self, inputs: Sequence[Mapping[str, Any]]) -> bool:
+        """Whether :meth:`run` on these requests would build no batched graph (nor wait for one being built).
+
+        For a thread that must not stall, the event loop's: building a size's graph takes 0.05-0.7 s (traced,
+        checked and timed), and a leader of gathered requests once built one there, holding every other task
+        of the loop for that long. Where run() would build one (the size's ``build_after``-th need), the build
+        starts on a background thread instead (once a graph) and this returns False: the caller runs the
+        requests one call each until it is there. Reads the runner's tables without its lock (a build holds it).
+        """
+        if len(inputs) < 2:
+            return True
+        if self._building:
+            return False
+        if not _same_arrays(inputs):
+            return True  # rare (lists, mixed dtypes): run() sorts the signatures out, building where it must
+        compiled = self.compiled
+        sig = signature_of(compiled.feeds(inputs[0]))
+        entry = compiled._cache.get(sig)
+        if not isinstance(entry, Specialization) or entry.graph is None or sig in self._failed:
+            return True  # run() runs one call per request (or compiles the single graph, as a call would)
+        start = 0
+        for size in chunk_sizes(len(inputs)):
+            key = (sig, size)
+            if size > 1 and key not in self._graphs and self._seen.get(key, 0) + 1 >= self.build_after:
+                chunk = [compiled.feeds(x) for x in inputs[start : start + size]]
+                self._build_later(key, entry, chunk)
+                return False
+            start += size
+        return True
+
+    def _build_later(
+        self, key: tuple[Signature, int], spec: Specialization, chunk: list[dict[str, torch.Tensor]]
+    ) -> None:
+        with self._lock:
+            if key in self._building or key in self._graphs:
+                return
+            self._building.add(key)
+
+        def build() -> None:
+            try:
+                self._graph(key[0], key[1], spec, chunk, force=True)
+            except Exception as e:  # noted like a failed build; the requests run singly meanwhile anyway
+                log.debug("batched interpreter: background build failed (%s)", first_line(e))
+            finally:
+                with self._lock:
+                    self._building.discard(key)
+
+        threading.Thread(target=build, name="devicefit-batched-build", daemon=True).start()
 
     def run(self, inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]] | None:
         """Each request's outputs, as ``compiled.run`` returns them; None when the signatures differ."""
@@ -165,9 +215,15 @@ class BatchedRunner:
         log.info("batched interpreter: %s", fallback.describe())  # once per signature
 
     def _graph(
-        self, sig: Signature, size: int, spec: Specialization, chunk: list[dict[str, torch.Tensor]]
+        self,
+        sig: Signature,
+        size: int,
+        spec: Specialization,
+        chunk: list[dict[str, torch.Tensor]],
+        force: bool = False,
     ) -> BatchedGraph | None:
-        """The batched graph for (sig, size), built on its ``build_after``-th need (None: run singles)."""
+        """The batched graph for (sig, size), built on its ``build_after``-th need, or now with ``force``
+        (None: run singles)."""
         key = (sig, size)
         with self._lock:
             if sig in self._failed:
@@ -177,7 +233,7 @@ class BatchedRunner:
                 self._graphs.move_to_end(key)
                 return hit
             seen = self._seen.pop(key, 0) + 1
-            if seen < self.build_after:
+            if seen < self.build_after and not force:
                 if len(self._seen) >= 64 * self.max_graphs:
                     self._seen.clear()
                 self._seen[key] = seen

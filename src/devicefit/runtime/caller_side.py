@@ -167,14 +167,18 @@ class CallerSide:
             self._batches_running += 1
         return riders
 
-    def end_inline_locked(self, ticket: _Ticket, failed: bool, riders: list[Slot] | None = None) -> None:
+    def end_inline_locked(
+        self, ticket: _Ticket, failed: bool, riders: list[Slot] | None = None, batched: bool = True
+    ) -> None:
         """An inline call started by :meth:`begin_locked` returned (lock held): count it and learn from it.
 
-        ``riders``: the gathered requests that ran in the same (batch) call, each already resolved.
+        ``riders``: the gathered requests that ran with it, each already resolved; ``batched``: whether they ran
+        in one batch call (not: each alone, a failed batch or one the engine was still preparing).
         """
         epoch, alone, started, lane = ticket
         if riders:  # a batch call's duration is no sample of one request's, but of the batch's
-            self.gathering.record(len(riders) + 1, self._clock() - started)
+            if batched:  # calls one by one are no sample of what a batch costs
+                self.gathering.record(len(riders) + 1, self._clock() - started)
             self._batches_running -= 1
             for r in riders:
                 if r.exc is None:

@@ -30,6 +30,11 @@ CLOSED, LOADING, READY, CLOSING = "closed", "loading", "ready", "closing"
 INLINE_BELOW_S = 1e-3
 
 
+def _not_ready(batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
+    """The batch call of a batch the engine is still preparing: none (run_as_batch runs each alone)."""
+    raise RuntimeError("batch not ready")
+
+
 class PredictionError(RuntimeError):
     """An engine failed on one request (the handle stays usable)."""
 
@@ -369,12 +374,16 @@ class Model:
             return await sched.submit(arrays, counted=True, route=route)
         # on this (the awaiting) thread: the policy measured the call as shorter than a worker handoff
         failed = True
+        batched = True
         try:
-            result = self._run_gathered(arrays, riders) if riders else self._engine_call(arrays)
+            if riders:
+                result, batched = self._run_gathered(arrays, riders)
+            else:
+                result = self._engine_call(arrays)
             failed = False
         finally:
             with self._lock:  # the condition's lock (a plain Lock: cheaper to enter than the Condition)
-                sched.end_inline_locked(inline, failed, riders)
+                sched.end_inline_locked(inline, failed, riders, batched)
                 self._active -= 1
                 if not self._active and self._state == CLOSING:
                     self._cond.notify_all()
@@ -420,20 +429,25 @@ class Model:
             sched.gathering.leave(slot)
         return False
 
-    def _run_gathered(self, arrays: dict[str, np.ndarray], riders: list[Slot]) -> dict[str, np.ndarray]:
+    def _run_gathered(
+        self, arrays: dict[str, np.ndarray], riders: list[Slot]
+    ) -> tuple[dict[str, np.ndarray], bool]:
         """This request and the gathered ``riders`` in one batch call; each rider's result or error set on it.
+        Returns the leader's result and whether they ran as a batch.
 
         A failed batch reruns each request alone, so a failure is its own request's (raised for the leader).
+        Where the engine would first prepare the batch (the interpreter builds a batched graph, 0.05-0.7 s: the
+        event loop stood still that long), it prepares it on another thread and these run one call each.
         """
-        outcomes, _ = run_as_batch(
-            self._engine_batch_call, self._engine_call, [arrays, *[r.feeds for r in riders]], catch=Exception
-        )
+        feeds = [arrays, *[r.feeds for r in riders]]
+        batch_call = self._engine_batch_call if self.engine.batch_ready(feeds) else _not_ready
+        outcomes, batched = run_as_batch(batch_call, self._engine_call, feeds, catch=Exception)
         for r, (result, exc) in zip(riders, outcomes[1:]):
             r.result, r.exc, r.state = result, exc, DONE
         result, exc = outcomes[0]
         if exc is not None:
             raise exc
-        return result  # type: ignore[no-any-return]
+        return result, batched
 
     async def stream(
         self, frames: AsyncIterable[Mapping[str, Any]] | Iterable[Mapping[str, Any]], keep: int = 1
