@@ -56,6 +56,7 @@ class _Request:
     cancel_requested = False
     cold = False  # the first request a new worker thread ran: its dispatch included starting the thread
     queued_behind = False  # others were still queued when it started: part of a backlog, not a lone handoff
+    waited_for_worker = False  # ready while a worker's call ran, taken by that worker at its end: no handoff
     dispatch_s: float | None = None
     ended: float | None = None
     epoch = 0

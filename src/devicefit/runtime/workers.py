@@ -126,6 +126,10 @@ class WorkerSide:
                 # lock round trip is one more wait for the lock and the GIL the loop thread and the other worker
                 # contend for (a worker then paid ~50 us of its own bookkeeping per request)
                 nxt = self._take(False) if self._startable() else None
+                if nxt is not None and nxt.ready is not None and nxt.ready < req.ended:
+                    # it was ready (a slot free) while this call ran, and no other worker took it: it waited for
+                    # this worker, and that wait overlapped this call (useful work), so it is no handoff sample
+                    nxt.waited_for_worker = True
             for target in posts:
                 if not self._post_outbox(target):
                     with self._cond:
@@ -230,6 +234,7 @@ class WorkerSide:
                     and not req.probe
                     and not req.cold
                     and not req.queued_behind
+                    and not req.waited_for_worker
                     and len(done) == 1
                 ):
                     # NOTE: while an inline or caller-lane call ran on an awaiting thread, the result may have
