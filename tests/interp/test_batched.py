@@ -151,6 +151,9 @@ def test_fp16_emulation_batched(name):
 
 
 def test_seven_requests_run_as_four_two_one(monkeypatch):
+    # the chunking is tested here, not the timing at build: on a loaded machine a batch of two of this tiny MLP
+    # was once timed slower than two calls and ran as singles (the CI run read sizes [4], not [4, 2])
+    monkeypatch.setattr(BatchedGraph, "faster", property(lambda self: True))
     engine, shape = engine_for("mlp")
     batch = requests(shape, 7)
     want = [engine.predict_validated(f) for f in batch]
