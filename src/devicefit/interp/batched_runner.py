@@ -113,12 +113,16 @@ class BatchedRunner:
         start = 0
         for size in chunk_sizes(len(inputs)):
             key = (sig, size)
-            if size > 1 and key not in self._graphs and self._seen.get(key, 0) + 1 >= self.build_after:
+            if size > 1 and key not in self._graphs and self._builds_next(key):
                 chunk = [compiled.feeds(x) for x in inputs[start : start + size]]
                 self._build_later(key, entry, chunk)
                 return False
             start += size
         return True
+
+    def _builds_next(self, key: tuple[Signature, int]) -> bool:
+        """Whether the next need of ``key`` builds its graph (its ``build_after``-th)."""
+        return self._seen.get(key, 0) + 1 >= self.build_after
 
     def _build_later(
         self, key: tuple[Signature, int], spec: Specialization, chunk: list[dict[str, torch.Tensor]]
@@ -232,12 +236,13 @@ class BatchedRunner:
             if hit is not None:
                 self._graphs.move_to_end(key)
                 return hit
-            seen = self._seen.pop(key, 0) + 1
-            if seen < self.build_after and not force:
+            if not (force or self._builds_next(key)):
+                seen = self._seen.get(key, 0) + 1
                 if len(self._seen) >= 64 * self.max_graphs:
                     self._seen.clear()
                 self._seen[key] = seen
                 return None
+            self._seen.pop(key, None)
             # NOTE: built under the lock (as the single path compiles): concurrent batches build it once
             try:
                 built = build_batched(spec, chunk, self.compiled.precision, self.compiled.exact)

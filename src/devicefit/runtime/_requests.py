@@ -122,10 +122,17 @@ def run_as_batch(
             return [(r, None) for r in results], True
     except catch:  # rerun one by one below: a failing request gets its own error
         pass
+    return run_each(run, feeds, catch), False
+
+
+def run_each(
+    run: Callable[[Any], Any], feeds: Sequence[Any], catch: type[BaseException] = BaseException
+) -> list[Outcome]:
+    """Run requests one call each; a failure is its own request's outcome."""
     outcomes: list[Outcome] = []
     for f in feeds:
         try:
             outcomes.append((run(f), None))
         except catch as e:
             outcomes.append((None, e))
-    return outcomes, False
+    return outcomes

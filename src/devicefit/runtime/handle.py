@@ -15,7 +15,7 @@ import numpy as np
 
 from devicefit.engines import Engine, create, validate_feeds
 from devicefit.errors import DevicefitError, InputError, ModelLoadError, first_line
-from devicefit.runtime._requests import run_as_batch
+from devicefit.runtime._requests import run_as_batch, run_each
 from devicefit.runtime.gather import DONE, Slot
 from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, InFlightScheduler
 from devicefit.runtime.stream import StreamResult, stream
@@ -28,11 +28,6 @@ CLOSED, LOADING, READY, CLOSING = "closed", "loading", "ready", "closing"
 # The longest engine call an async request may run on the awaiting thread, blocking its event loop; whether a call
 # shorter than this runs there is decided from measurements (devicefit.runtime.inline_policy).
 INLINE_BELOW_S = 1e-3
-
-
-def _not_ready(batch: list[dict[str, np.ndarray]]) -> list[dict[str, np.ndarray]]:
-    """The batch call of a batch the engine is still preparing: none (run_as_batch runs each alone)."""
-    raise RuntimeError("batch not ready")
 
 
 class PredictionError(RuntimeError):
@@ -440,8 +435,12 @@ class Model:
         event loop stood still that long), it prepares it on another thread and these run one call each.
         """
         feeds = [arrays, *[r.feeds for r in riders]]
-        batch_call = self._engine_batch_call if self.engine.batch_ready(feeds) else _not_ready
-        outcomes, batched = run_as_batch(batch_call, self._engine_call, feeds, catch=Exception)
+        if self.engine.batch_ready(feeds):
+            outcomes, batched = run_as_batch(
+                self._engine_batch_call, self._engine_call, feeds, catch=Exception
+            )
+        else:  # being prepared on another thread: one call each meanwhile
+            outcomes, batched = run_each(self._engine_call, feeds, catch=Exception), False
         for r, (result, exc) in zip(riders, outcomes[1:]):
             r.result, r.exc, r.state = result, exc, DONE
         result, exc = outcomes[0]

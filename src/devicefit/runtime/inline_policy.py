@@ -148,8 +148,9 @@ class InlinePolicy:
 
     def lane_pays(self) -> bool:
         """Whether the worker route should use the caller lane (measured faster than the workers alone; also
-        while nothing is measured yet, and always during a refresh burst, whose lane calls keep ``l`` fresh)."""
-        if self._burst_left or self.lanes < 2 or self.call_s is None or self.handoff_s is None:
+        while nothing is measured yet). A refresh burst always uses it (:attr:`uses_lane`): its lane calls keep
+        ``l`` fresh."""
+        if self.lanes < 2 or self.call_s is None or self.handoff_s is None:
             return True
         with_lane, without = self._worker_rates()
         return with_lane >= without
