@@ -94,3 +94,28 @@ def test_a_missing_model_says_what_model_can_be(tmp_path, capsys):
     assert main(["check", str(tmp_path / "nope.pt")]) == 2
     err = capsys.readouterr().err.strip()
     assert "model not found" in err and "check the path" in err and "FILE.py:FUNCTION" in err
+
+
+@pytest.fixture(scope="module")
+def torch_sources(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("torch-sources")
+    (folder / "net.py").write_text(
+        "import torch\n\ndef make():\n    return torch.nn.Linear(4, 2).eval(), (torch.randn(1, 4),)\n"
+    )
+    (folder / "hf").mkdir()
+    (folder / "hf" / "config.json").write_text('{"model_type": "bert", "architectures": ["BertModel"]}')
+    return folder
+
+
+@pytest.mark.parametrize("command", ["run", "lint", "merge"])
+@pytest.mark.parametrize("spec", ["net.py:make", "net.py", "hf"])
+def test_core_ml_commands_given_a_pytorch_model_say_to_convert_it_first(
+    torch_sources, tmp_path, capsys, command, spec
+):
+    """``lint net.py:make`` said "model not found", ``lint net.py`` quoted protobuf ("Wire format was corrupt"),
+    and a Hugging Face folder "not an .mlpackage": none said that a PyTorch model is converted first."""
+    assert main(_argv(command, str(torch_sources / spec), tmp_path)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(f"devicefit {command}: error: ")
+    assert "PyTorch" in err and "devicefit check" in err and ".mlpackage" in err, err
+    assert "not found" not in err and "Wire format" not in err

@@ -42,9 +42,11 @@ def read_spec(source: Any) -> tuple[Any, str | None, str]:
     origin = shown(path)
     st = stat_path(path, "model")
     if st is None:
+        _refuse_pytorch_source(path, origin)
         raise ModelLoadError(f"model not found: {origin} (expected a .mlpackage folder or .mlmodel file)")
     if stat.S_ISDIR(st.st_mode):
         if stat_path(path / "Manifest.json", "Manifest.json") is None:
+            _refuse_pytorch_source(path, origin)
             raise ModelLoadError(
                 f"{origin} is a folder but not an .mlpackage (no Manifest.json); pass the .mlpackage folder itself"
             )
@@ -56,11 +58,33 @@ def read_spec(source: Any) -> tuple[Any, str | None, str]:
         )
     data = read_bounded(path, "model file", MODEL_MAX_BYTES)  # refuses a FIFO or device before any read
     if path.suffix.lower() != ".mlmodel":
+        _refuse_pytorch_source(path, origin)
         _refuse_other_model_kinds(path, origin)
     spec = _parse_model(data, path)
     weights = path.parent / "weights"
     weights_st = stat_path(weights, "weights folder")
     return spec, str(weights) if weights_st is not None and stat.S_ISDIR(weights_st.st_mode) else None, origin
+
+
+def _refuse_pytorch_source(path: Path, origin: str) -> None:
+    """Say so when ``path`` names a PyTorch model as ``check`` takes it (``FILE.py:FUNCTION``, a ``.py`` file, a
+    Hugging Face folder): Core ML commands read converted packages, and ``check`` converts.
+
+    Raises:
+        ModelLoadError: ``path`` is one of those.
+    """
+    name = path.name
+    factory = ":" in name and Path(str(path).rsplit(":", 1)[0]).suffix == ".py"
+    if factory or path.suffix == ".py":
+        what = "a FILE.py:FUNCTION factory" if factory else "a Python file"
+    elif path.is_dir() and (path / "config.json").is_file():
+        what = "a Hugging Face folder"
+    else:
+        return
+    raise ModelLoadError(
+        f"{origin} is a PyTorch model ({what}), not a Core ML model; this command reads .mlpackage / .mlmodel: convert it "
+        f"first (devicefit check {origin} -o DIR) and pass DIR/model.mlpackage"
+    )
 
 
 def _refuse_other_model_kinds(path: Path, origin: str) -> None:
