@@ -119,3 +119,10 @@ def test_core_ml_commands_given_a_pytorch_model_say_to_convert_it_first(
     assert len(err.splitlines()) == 1 and err.startswith(f"devicefit {command}: error: ")
     assert "PyTorch" in err and "devicefit check" in err and ".mlpackage" in err, err
     assert "not found" not in err and "Wire format" not in err
+
+
+@pytest.mark.parametrize("spec", ["gone.py:make", "gone.py"])
+def test_a_missing_python_file_is_not_called_a_pytorch_model(tmp_path, capsys, spec):
+    assert main(["lint", str(tmp_path / spec)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "model not found" in err and "PyTorch" not in err

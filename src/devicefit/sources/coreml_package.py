@@ -73,9 +73,9 @@ def _refuse_pytorch_source(path: Path, origin: str) -> None:
     Raises:
         ModelLoadError: ``path`` is one of those.
     """
-    name = path.name
-    factory = ":" in name and Path(str(path).rsplit(":", 1)[0]).suffix == ".py"
-    if factory or path.suffix == ".py":
+    file = Path(str(path).rsplit(":", 1)[0]) if ":" in path.name else None
+    factory = file is not None and file.suffix == ".py" and file.is_file()
+    if factory or (path.suffix == ".py" and path.is_file()):
         what = "a FILE.py:FUNCTION factory" if factory else "a Python file"
     elif path.is_dir() and (path / "config.json").is_file():
         what = "a Hugging Face folder"
