@@ -200,3 +200,10 @@ def test_cli_writes_package_json_html_and_yaml(tmp_path):
     assert interp.load(str(paths["mlpackage"])).op_counts.get("constexpr_lut_to_dense", 0) >= 1
     again = cli_main(["compress", "--budget", "accuracy>=-1%", "-o", str(paths["mlpackage"])])
     assert again == 2  # exists, no --force
+
+
+def test_no_weight_over_the_threshold_names_the_option_for_library_and_cli_users():
+    data = demo.held_out(4)
+    with pytest.raises(InputError) as e:
+        compress.search(demo_fp32(), data.feeds, compress.SearchOptions("cosine>=0.99", min_elements=10**9))
+    assert "min_elements" in str(e.value) and "--min-elements" in str(e.value)

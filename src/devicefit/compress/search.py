@@ -289,7 +289,10 @@ def search(
             batching = choose_batching(interp.load(base), feeds)
         weights = find_weights(base, options.min_elements)
         if not weights:
-            raise InputError(f"no weight has >= {options.min_elements} elements; lower --min-elements")
+            raise InputError(
+                f"no weight has >= {options.min_elements} elements; lower min_elements (--min-elements on the "
+                "command line)"
+            )
         base_sizes = input_bytes(base)
         base_bytes = stored_bytes(base)
         origins = weight_origins(original, base, weights)
