@@ -10,8 +10,8 @@ wrong caller, lost, or given twice fails the round.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
-import sys
 import threading
 import time
 
@@ -21,8 +21,9 @@ import pytest
 from devicefit.engines.base import Engine, InputSpec
 from devicefit.runtime import Dropped, Model, PredictionError
 from devicefit.runtime.gather import Gathering
+from tests.runtime._stress import assert_exact_accounting, cycler
 
-ROUNDS = int(__import__("os").environ.get("DEVICEFIT_STRESS_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("DEVICEFIT_STRESS_ROUNDS", "3"))
 MAX_IN_FLIGHT = 2
 
 
@@ -99,27 +100,6 @@ def _client(model: Model, n: int, seed: int, outcomes: list[str]) -> None:
             outcomes.append(f"unexpected {type(r).__name__}: {r}")
 
 
-def _cycler(model: Model, cycles: int, seed: int, errors: list[str]) -> None:
-    rng = random.Random(seed)
-    for _ in range(cycles):
-        try:
-            time.sleep(rng.random() * 0.015)
-            model.unload()
-            if rng.random() < 0.5:
-                model.load()
-        except Exception as e:
-            errors.append(f"{type(e).__name__}: {e}")
-
-
-@pytest.fixture
-def fast_thread_switches():
-    """Switch threads every 0.1 ms instead of 5 ms: more interleavings per round."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    yield
-    sys.setswitchinterval(before)
-
-
 @pytest.mark.parametrize("overflow", ["wait", "drop_oldest"])
 @pytest.mark.parametrize("round_", range(ROUNDS))
 def test_gathered_and_coalesced_requests_each_get_their_own_result(
@@ -136,7 +116,7 @@ def test_gathered_and_coalesced_requests_each_get_their_own_result(
         threading.Thread(target=_client, args=(model, per_client, round_ * 10 + k + 1, outcomes))
         for k in range(3)
     ]
-    threads.append(threading.Thread(target=_cycler, args=(model, 3, round_, errors)))
+    threads.append(threading.Thread(target=cycler, args=(model, 3, round_, errors, 0.015)))
     for t in threads:
         t.start()
     for t in threads:
@@ -145,19 +125,7 @@ def test_gathered_and_coalesced_requests_each_get_their_own_result(
     model.unload()
 
     assert errors == []
-    assert not [o for o in outcomes if o.startswith("unexpected")], [
-        o for o in outcomes if o.startswith("unexp")
-    ]
-    s = model.stats
-    assert len(outcomes) == 3 * per_client
-    assert s.submitted == len(outcomes) - outcomes.count("never called")
-    assert s.submitted == s.completed + s.failed + s.cancelled + s.dropped + s.rejected
-    assert (s.completed, s.failed, s.dropped) == (
-        outcomes.count("completed"),
-        outcomes.count("failed"),
-        outcomes.count("dropped"),
-    )
-    assert s.cancelled == outcomes.count("cancelled")
+    assert_exact_accounting(model, outcomes, 3 * per_client)
     assert engine.max_active <= MAX_IN_FLIGHT
     if len(engine.rows_per_call) >= 60:  # (a round whose unloads dropped most requests may batch nothing)
         assert max(engine.rows_per_call) > 1  # batches ran: the paths under test were taken

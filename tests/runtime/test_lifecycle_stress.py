@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import os
 import random
-import sys
 import threading
 import time
 
@@ -23,6 +22,7 @@ import pytest
 
 from devicefit.engines.base import Engine, InputSpec
 from devicefit.runtime import Dropped, Model, PredictionError
+from tests.runtime._stress import assert_exact_accounting, cycler
 
 ROUNDS = int(os.environ.get("DEVICEFIT_STRESS_ROUNDS", "3"))
 MAX_IN_FLIGHT = 2
@@ -119,29 +119,8 @@ def _sync_client(model: Model, n: int, errors: list[str]) -> None:
             errors.append(f"{type(e).__name__}: {e}")
 
 
-def _cycler(model: Model, cycles: int, seed: int, errors: list[str]) -> None:
-    rng = random.Random(seed)
-    for _ in range(cycles):
-        try:
-            time.sleep(rng.random() * 0.012)
-            model.unload()
-            if rng.random() < 0.5:
-                model.load()
-        except Exception as e:
-            errors.append(f"{type(e).__name__}: {e}")
-
-
 def _workers() -> list[threading.Thread]:
     return [t for t in threading.enumerate() if t.name.startswith("devicefit-") and t.is_alive()]
-
-
-@pytest.fixture
-def fast_thread_switches():
-    """Switch threads every 0.1 ms instead of 5 ms: more interleavings per round, shorter unload windows."""
-    before = sys.getswitchinterval()
-    sys.setswitchinterval(1e-4)
-    yield
-    sys.setswitchinterval(before)
 
 
 @pytest.mark.parametrize("round_", range(ROUNDS))
@@ -157,8 +136,8 @@ def test_lifecycle_stress(round_, fast_thread_switches):
     ]
     threads += [
         threading.Thread(target=_sync_client, args=(model, 30, errors)),
-        threading.Thread(target=_cycler, args=(model, 4, round_, errors)),
-        threading.Thread(target=_cycler, args=(model, 4, round_ + 1000, errors)),
+        threading.Thread(target=cycler, args=(model, 4, round_, errors)),
+        threading.Thread(target=cycler, args=(model, 4, round_ + 1000, errors)),
     ]
     for t in threads:
         t.start()
@@ -168,21 +147,9 @@ def test_lifecycle_stress(round_, fast_thread_switches):
     model.unload()
 
     assert errors == []
-    assert not [o for o in outcomes if o.startswith("unexpected")], outcomes
-    s = model.stats
-    assert len(outcomes) == 3 * per_client
-    assert s.submitted == len(outcomes) - outcomes.count("never called")
-    assert s.submitted == s.completed + s.failed + s.cancelled + s.dropped + s.rejected
-    assert (s.completed, s.failed, s.dropped) == (
-        outcomes.count("completed"),
-        outcomes.count("failed"),
-        outcomes.count("dropped"),
-    )
-    # a request cancelled after it finished running counts as cancelled in the stats only when its result was
-    # discarded; the caller always sees CancelledError
-    assert s.cancelled == outcomes.count("cancelled")
+    assert_exact_accounting(model, outcomes, 3 * per_client)
     assert engine.max_active_async <= MAX_IN_FLIGHT
-    assert s.peak_in_flight <= MAX_IN_FLIGHT
+    assert model.stats.peak_in_flight <= MAX_IN_FLIGHT
     assert not engine.overlapped_unload
     assert not _workers()
     assert not model.loaded
