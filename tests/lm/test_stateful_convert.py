@@ -94,6 +94,30 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[obje
         convert_causal_lm(tiny_lm("phi3_longrope"), tmp_path / "p.mlpackage", max_context=65)
 
 
+MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe")
+
+
+def _router_gap(model, context: int, prompts: list, steps: int, step: int) -> float:  # type: ignore[no-untyped-def]
+    """The smallest gap, over layers and prompts, between the k-th and the next router logit at ``step`` of
+    PyTorch's greedy generation (fp32)."""
+    import torch
+
+    from devicefit.engines.lm_session import greedy
+
+    gaps = []
+    for prompt in prompts:
+        tokens = greedy(TorchLM(model, context), np.asarray(prompt), steps).argmax(axis=-1)
+        ids = torch.tensor(np.concatenate([prompt, tokens])[None])
+        with torch.no_grad():
+            routers = model(ids, output_router_logits=True).router_logits
+        k = model.config.num_experts_per_tok
+        at = len(prompt) - 1 + step
+        for logits in routers:
+            ranked = torch.sort(logits[at].float(), descending=True).values
+            gaps.append(float(ranked[k - 1] - ranked[k]))
+    return min(gaps)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("family", ALL_FAMILIES)
 def test_64_greedy_steps_fp32_exact_and_fp16_reported(family: str, tmp_path: Path) -> None:
@@ -115,4 +139,12 @@ def test_64_greedy_steps_fp32_exact_and_fp16_reported(family: str, tmp_path: Pat
     fp32, fp16 = result.runs
     assert fp32.token_agreement == 1.0 and fp32.first_diff_step is None and fp32.verdict == "pass"
     assert fp16.perplexity is not None and np.isfinite(fp16.perplexity)
-    assert len(fp16.step_cosine) == steps and min(fp16.step_cosine) > 0.99
+    assert len(fp16.step_cosine) == steps
+    low = [i for i, c in enumerate(fp16.step_cosine) if c <= 0.99]
+    # A step whose fp16 logits part from PyTorch's must be explained: only a mixture of experts may have one, at
+    # a token whose router ranks its k-th and next expert closer than fp16 can tell apart (fp16 then may pick the
+    # other expert). Mixtral, 2026-12-01: step 38 read 0.954 (the rest >= 0.99997) where the fp32 router's
+    # top-2 / third gap is 0.0011 (fp16's spacing near 1 is 0.00098).
+    for step in low:
+        assert family in MOE_FAMILIES, (family, step, fp16.step_cosine[step])
+        assert _router_gap(model, context, prompts, steps, step) < 2e-3, (step, fp16.step_cosine[step])
