@@ -100,3 +100,66 @@ def test_a_gathered_burst_builds_no_batched_graph_on_the_event_loop(small_pkg, m
     finally:
         model.unload()
     assert model.stats.submitted == model.stats.completed == 6 * 16
+
+
+def _slow_builds(monkeypatch, seconds: float) -> threading.Event:
+    """Builds take ``seconds`` longer; the event is set when one has started."""
+    started = threading.Event()
+    build = batched_runner.build_batched
+
+    def slow(*args, **kwargs):  # type: ignore[no-untyped-def]
+        started.set()
+        time.sleep(seconds)
+        return build(*args, **kwargs)
+
+    monkeypatch.setattr(batched_runner, "build_batched", slow)
+    return started
+
+
+def test_unload_waits_for_a_background_build(small_pkg, monkeypatch):
+    """An engine unloaded while a batched graph was being built left the build running on a daemon thread; a
+    process ending then was aborted by the C++ runtime ('terminate called without an active exception', exit
+    134: `profile_engine` with batch sizes 1,4 and 2 in flight, in a script)."""
+    import devicefit
+
+    started = _slow_builds(monkeypatch, 0.3)
+    model = devicefit.load(small_pkg, engine="interp", cache=False)
+    feeds = [{"x": np.full((1, 3, 8, 8), i, np.float32)} for i in range(2)]
+    for f in feeds:
+        model.predict(f)  # the single graph compiles on its second use
+    model.predict_batch(feeds)  # counted; the next need builds
+    assert not model.engine.batch_ready(feeds)  # the build starts elsewhere
+    assert started.wait(10)
+    model.unload()
+    assert not [t for t in threading.enumerate() if t.name == "devicefit-batched-build"]
+
+
+def test_a_process_ending_during_a_background_build_exits_cleanly(small_pkg, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = tmp_path / "ends_while_building.py"
+    script.write_text(
+        "import threading, numpy as np, devicefit\n"
+        "started = threading.Event()\n"
+        "from devicefit.interp import batched_runner\n"
+        "build = batched_runner.build_batched\n"
+        "def slow(*a, **k):\n"
+        "    started.set()\n"
+        "    return [build(*a, **k) for _ in range(20)][-1]  # ~20 builds: still building at exit\n"
+        "batched_runner.build_batched = slow\n"
+        f"model = devicefit.load({str(small_pkg)!r}, engine='interp', cache=False)\n"
+        "feeds = [{'x': np.full((1, 3, 8, 8), i, np.float32)} for i in range(2)]\n"
+        "[model.predict(f) for f in feeds]\n"
+        "model.predict_batch(feeds)\n"
+        "assert not model.engine.batch_ready(feeds) and started.wait(30)\n"
+        "print('exiting')\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120, cwd=root,
+        env={**__import__("os").environ, "PYTHONPATH": str(root / "src")},
+    )  # fmt: skip
+    assert done.returncode == 0, (done.returncode, done.stderr[-500:])
+    assert "exiting" in done.stdout and "terminate called" not in done.stderr

@@ -184,6 +184,8 @@ class InterpEngine(Engine):
         return self.program.run(feeds, precision=self.precision)
 
     def _unload(self) -> None:
+        if self.batched is not None:
+            self.batched.close()  # no batched graph still being built on another thread
         self.program = None  # type: ignore[assignment]
         self.compiled = None
         self.batched = None

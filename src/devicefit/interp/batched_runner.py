@@ -73,6 +73,7 @@ class BatchedRunner:
         self._last: Signature | None = None
         self._lock = threading.Lock()
         self._building: set[tuple[Signature, int]] = set()  # graphs built on a background thread (ready())
+        self._builders: list[threading.Thread] = []  # those threads, joined by close()
 
     @property
     def fallbacks(self) -> list[BatchFallback]:
@@ -141,7 +142,20 @@ class BatchedRunner:
                 with self._lock:
                     self._building.discard(key)
 
-        threading.Thread(target=build, name="devicefit-batched-build", daemon=True).start()
+        # NOTE: not a daemon, and joined by close() (the engine's unload): a daemon thread still tracing when the
+        # process ended was aborted inside torch ('terminate called without an active exception', exit 134)
+        thread = threading.Thread(target=build, name="devicefit-batched-build")
+        with self._lock:
+            self._builders = [t for t in self._builders if t.is_alive()]
+            self._builders.append(thread)
+        thread.start()
+
+    def close(self) -> None:
+        """Wait for the graphs being built on background threads (a build is 0.05-0.7 s)."""
+        with self._lock:
+            builders, self._builders = self._builders, []
+        for thread in builders:
+            thread.join()
 
     def run(self, inputs: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]] | None:
         """Each request's outputs, as ``compiled.run`` returns them; None when the signatures differ."""
