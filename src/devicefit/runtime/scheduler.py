@@ -28,9 +28,11 @@ cancellation and the accounting here.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import os
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import replace
@@ -44,6 +46,23 @@ from devicefit.runtime.inline_policy import PROBE, InlinePolicy
 from devicefit.runtime.workers import WorkerSide
 
 OVERFLOW_POLICIES = ("wait", "drop_oldest", "reject")
+# how long the process's exit waits for the engine calls still running on workers (then it leaves them)
+EXIT_WAIT_S = 60.0
+
+_live: weakref.WeakSet[InFlightScheduler] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_at_exit() -> None:
+    """Let the engine calls still running on workers end, and join the workers, before the process ends.
+
+    Workers are daemon threads (an idle one must not keep the process alive). One still inside an engine call
+    when the interpreter finalized was aborted by torch's C++ runtime ('terminate called without an active
+    exception', exit 134): a script whose ``asyncio.run`` returned with requests in flight. Exit handlers run
+    before daemon threads are stopped, so closing here lets those calls finish (queued requests are dropped).
+    """
+    for sched in list(_live):
+        sched.close(EXIT_WAIT_S)
 
 
 __all__ = ["OVERFLOW_POLICIES", "Accounting", "Dropped", "InFlightScheduler", "Rejected"]
@@ -108,6 +127,7 @@ class InFlightScheduler(CallerSide, WorkerSide):
         self._running = 0
         self._threads: list[threading.Thread] = []  # live workers, joined by close()
         self._started: list[threading.Thread] = []  # every worker ever started (introspection, tests)
+        _live.add(self)  # closed at the process's exit
         self._closing = False
         self._free = 0  # live workers not running a request (waiting, or about to look at the queue again)
         self._stats = stats if stats is not None else Accounting()
