@@ -138,10 +138,17 @@ def _numerics(r: Any) -> Verdict:
     if fid is not None and fid.passed is None and r.fp32 is not None and not r.fp32.passed:
         return Verdict(FAIL, f"fp32 run differs from PyTorch and no fp32 conversion was possible{also}")
     if sto is not None and sto.passed is False:
+        first = r.extras.get("storage_divergence")
+        where = (
+            f"; first differs from PyTorch at {first['where']} ({first['value']}, relative error "
+            f"{first['relative_error']:.3g}): the weights or constants that line reads lose too much when stored"
+            if first
+            else ""
+        )
         return Verdict(
             FAIL,
             f"weight storage loss, not a conversion problem: {sto.measured_on}: {sto.comparison.headline()}"
-            f"{also}; keep more precision for the weights (--precision fp32, or compress less)",
+            f"{where}{also}; keep more precision for the weights (--precision fp32, or compress less)",
         )
     overflow = div.overflow_ops if div is not None else []
     if (com is not None and com.passed is False) or overflow:
