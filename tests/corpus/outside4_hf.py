@@ -1,0 +1,86 @@
+"""Outside models, round 4: Hugging Face classes not yet swept, from tiny random configs built in code.
+
+Mamba (the slow path's sequential selective scan), RWKV (its recurrent WKV written in PyTorch), XLNet
+(two-stream relative attention), SuperPoint (keypoints chosen from the score map), the SpeechT5 HiFi-GAN
+vocoder (transposed Conv1d upsampling, multi-receptive-field residual blocks), ViViT (tubelet embedding).
+Listed in :data:`tests.corpus.outside4.OUTSIDE4`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from tests.corpus.families import text_inputs
+from tests.corpus.outside import TX, Outside, _hf
+
+
+def _gen(seed: int = 4) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _ids(n: int = 12, vocab: int = 128) -> torch.Tensor:
+    return torch.randint(3, vocab, (1, n), generator=_gen())
+
+
+def make_mamba_hf() -> tuple[nn.Module, Any]:
+    cfg = dict(vocab_size=128, hidden_size=16, state_size=4, num_hidden_layers=2, expand=2, conv_kernel=4)
+    return _hf("MambaForCausalLM", "MambaConfig", use_cache=False, **cfg), _ids()
+
+
+def make_rwkv() -> tuple[nn.Module, Any]:
+    cfg = dict(
+        vocab_size=128, hidden_size=32, num_hidden_layers=2, attention_hidden_size=32, context_length=32
+    )
+    return _hf("RwkvForCausalLM", "RwkvConfig", use_cache=False, intermediate_size=64, **cfg), _ids()
+
+
+def make_xlnet() -> tuple[nn.Module, Any]:
+    cfg = dict(vocab_size=128, d_model=32, n_layer=2, n_head=4, d_inner=64, num_labels=3)
+    return _hf("XLNetForSequenceClassification", "XLNetConfig", use_mems_eval=False, **cfg), text_inputs()
+
+
+def make_superpoint() -> tuple[nn.Module, Any]:
+    cfg = dict(encoder_hidden_sizes=[8, 8, 16, 16], decoder_hidden_size=32, keypoint_decoder_dim=65,
+               descriptor_decoder_dim=16, max_keypoints=16)  # fmt: skip
+    gray = torch.rand(1, 3, 32, 32, generator=_gen())
+    return _hf("SuperPointForKeypointDetection", "SuperPointConfig", **cfg), gray
+
+
+def make_hifigan() -> tuple[nn.Module, Any]:
+    cfg = dict(model_in_dim=16, upsample_initial_channel=32, upsample_rates=[4, 4], upsample_kernel_sizes=[8, 8],
+               resblock_kernel_sizes=[3, 5], resblock_dilation_sizes=[[1, 3], [1, 3]])  # fmt: skip
+    return _hf("SpeechT5HifiGan", "SpeechT5HifiGanConfig", **cfg), torch.randn(1, 10, 16, generator=_gen())
+
+
+def make_vivit() -> tuple[nn.Module, Any]:
+    cfg = dict(image_size=16, num_frames=4, tubelet_size=[2, 8, 8], num_labels=4, hidden_size=32,
+               num_hidden_layers=2, num_attention_heads=4, intermediate_size=64)  # fmt: skip
+    video = torch.randn(1, 4, 3, 16, 16, generator=_gen())
+    return _hf("VivitForVideoClassification", "VivitConfig", **cfg), video
+
+
+_ = TX  # the shared text config of earlier rounds; XLNet names its sizes differently
+
+HF4: list[Outside] = [
+    Outside("Mamba (HF, slow-path scan)", "text", make_mamba_hf),
+    Outside("RWKV", "text", make_rwkv, note="ZeroPad2d((0, 0, 1, -1)) token shift: negative pad rescued"),
+    Outside("XLNet (two-stream relative attention)", "text", make_xlnet),
+    Outside(
+        "SuperPoint (keypoints)",
+        "vision",
+        make_superpoint,
+        numerics="fail",
+        note="unbatched max_pool2d rescued; keypoint count frozen by tracing (len() in library code): conversion "
+        "problem, no line named",
+    ),
+    Outside(
+        "SpeechT5 HiFi-GAN vocoder",
+        "audio",
+        make_hifigan,
+        note="zip(convs1, convs2): named resblocks.3.convs1.1 (was '3.1 (Conv1d)', no line)",
+    ),
+    Outside("ViViT (tubelets)", "video", make_vivit),
+]
