@@ -51,7 +51,10 @@ def torchscript_origin(
         return None
     # the last entry is the graph node itself (its debug name / aten kind), the others are modules
     path = _full_path(".".join(names[:-1]), lines, tree if tree is not None else module)
-    if path and path not in {p for p, _ in lines}:
+    known = {p for p, _ in lines}
+    if path and path not in known and sum(_fits(path.split("."), p.split(".")) for p in known) > 1:
+        # NOTE: only a scope several graph paths fit is settled by the node's name: a scope that fits none (a
+        # wrapper's trace scoped by module names alone, which the generation check pairs by suffix) is kept
         path = _named_path(path, names[-1], node_paths or {})
     kind = types[-1] if len(types) == len(names) else ""
     module_type = types[-2] if len(types) >= 2 else _class_name(module)
