@@ -73,8 +73,8 @@ HF4: list[Outside] = [
         "vision",
         make_superpoint,
         numerics="fail",
-        note="unbatched max_pool2d rescued; keypoint count frozen by tracing (len() in library code): conversion "
-        "problem, no line named",
+        note="unbatched max_pool2d rescued; keypoint count frozen by tracing: conversion problem named at "
+        "modeling_superpoint.py (was no place)",
     ),
     Outside(
         "SpeechT5 HiFi-GAN vocoder",

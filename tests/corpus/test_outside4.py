@@ -8,7 +8,7 @@ float32 by the interpreter beside PyTorch):
 * it converts, or the refusal names a source line (``file.py:N``);
 * the ``numerics`` verdict agrees with those errors: a faithful conversion is not called a conversion problem,
   an unfaithful one is not passed, nor a package whose fp16 weights alone exceed check's fp16 bound;
-* a numerics FAIL names where (``file.py:N``), except where noted below;
+* a numerics FAIL names where (``file.py:N``);
 * the exit code is the verdicts' (1 when one fails, else 0), or, for a model whose example input Core ML cannot
   take, 2 with a one-line message naming the input;
 * no verdict leads with a Core ML value name (``..._cast_fp16``).
@@ -44,9 +44,6 @@ FAST = {
     "dynamic per-sample conv weights",
     "log-space linear recurrence (cumsum, logcumsumexp)",
 }
-# numerics FAILs whose reason cannot name a line yet (see docs/coverage.md): the Python-side decision tracing
-# froze is in library code (transformers), whose tracer warnings check leaves out
-NO_PLACE = {"SuperPoint (keypoints)"}
 
 
 def _params() -> list:
@@ -83,5 +80,5 @@ def test_check_verdicts_hold_on_outside4_models(model, tmp_path, capsys):
         assert numerics["status"] == "fail", (errors, numerics["reason"])
     allowed = {"pass", "warn"} if model.numerics == "pass" else {model.numerics}
     assert numerics["status"] in allowed, numerics["reason"]
-    if numerics["status"] == "fail" and model.name not in NO_PLACE:
+    if numerics["status"] == "fail":
         assert PLACE.search(numerics["reason"]), numerics["reason"]
