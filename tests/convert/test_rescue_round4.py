@@ -66,3 +66,52 @@ def test_embedding_max_norm(norm_type):
     # TorchScript only: torch.export makes the in-place renorm a parameter mutation, which coremltools refuses
     ids = torch.tensor([[1, 3, 3, 12], [19, 0, 5, 12]])
     check_rescued(MaxNormLookup(norm_type).eval(), (ids,), "torchscript", "embedding_renorm", 1e-6)
+
+
+class ISTFTHead(torch.nn.Module):
+    """Vocos' head: magnitude and phase from a linear layer, a complex spectrum, ``torch.istft``."""
+
+    def __init__(
+        self, n_fft: int, hop: int, win_length: int | None, center: bool, length: int | None
+    ) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.out = torch.nn.Linear(8, n_fft + 2)
+        self.register_buffer("window", torch.hann_window(win_length or n_fft))
+        self.n_fft, self.hop, self.win_length, self.center, self.length = (
+            n_fft,
+            hop,
+            win_length,
+            center,
+            length,
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mag, phase = self.out(x).transpose(1, 2).chunk(2, dim=1)
+        mag = torch.exp(mag.clamp(max=3.0))
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        return torch.istft(
+            spec,
+            self.n_fft,
+            self.hop,
+            self.win_length,
+            window=self.window,
+            center=self.center,
+            length=self.length,
+        )
+
+
+@pytest.mark.parametrize(
+    ("n_fft", "hop", "win_length", "center", "length"),
+    [(16, 4, None, True, None), (16, 4, 12, True, 30), (16, 8, None, True, None), (8, 2, None, True, 21)],
+)
+def test_istft(n_fft, hop, win_length, center, length):
+    x = torch.randn(2, 9, 8, generator=torch.Generator().manual_seed(0))
+    check_rescued(
+        ISTFTHead(n_fft, hop, win_length, center, length).eval(),
+        (x,),
+        "torchscript",
+        "istft",
+        1e-4,
+        atol=1e-5,
+    )
