@@ -101,6 +101,7 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
     import torch
 
     from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
+    from devicefit.convert.complex_constants import split_complex_constants
 
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _library_logs_quiet():
         warnings.simplefilter("always", torch.jit.TracerWarning)
@@ -110,6 +111,7 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
             check_trace=False,
             strict=False,
         )
+    split_complex_constants(traced)
     for w in caught:
         if not issubclass(w.category, torch.jit.TracerWarning):
             # NOTE: a library's notice about its own API (transformers' "`is_gradient_checkpointing` is
