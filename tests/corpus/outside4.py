@@ -8,7 +8,8 @@ tensors), a Whisper-style encoder (strided Conv1d, sinusoidal table), a log-mel 
 spatial transformer (``affine_grid`` + ``grid_sample``), a NeRF MLP, axial attention written with 5-D
 ``einsum``, capsule routing, slot attention, causal linear attention (``cumsum``), dynamic per-sample conv
 weights, an ArcFace margin head, integral pose regression (soft-argmax), an RK4 neural ODE, a KAN layer, an
-EfficientFormer-style pool mixer with attention biases. Hugging Face classes not yet swept are in
+EfficientFormer-style pool mixer with attention biases, Vocos' ISTFT head, DGCNN's EdgeConv, a spectral-norm
+discriminator, an antialiased resize, GFNet's global filter. Hugging Face classes not yet swept are in
 outside4_hf.py; models the way users get them slightly off in outside4_quirks.py.
 
 :data:`OUTSIDE4` lists all three with the verdicts ``devicefit check`` must give; ``tests/corpus/test_outside4.py``
@@ -681,6 +682,124 @@ def make_efficientformer() -> tuple[nn.Module, Any]:
     return net, _px(16)
 
 
+class VocosHead(nn.Module):
+    """Vocos' ISTFT head as written: magnitude (``exp``, clipped) and phase from a linear layer, the spectrum
+    built as ``mag * (cos + 1j * sin)``, then ``torch.istft``."""
+
+    def __init__(self, d: int = 16, n_fft: int = 32, hop: int = 8) -> None:
+        super().__init__()
+        self.out = nn.Linear(d, n_fft + 2)
+        self.register_buffer("window", torch.hann_window(n_fft))
+        self.n_fft, self.hop = n_fft, hop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mag, p = self.out(x).transpose(1, 2).chunk(2, dim=1)
+        mag = torch.clip(torch.exp(mag), max=1e2)
+        spec = mag * (torch.cos(p) + 1j * torch.sin(p))
+        return torch.istft(spec, self.n_fft, self.hop, window=self.window, center=True)
+
+
+def make_vocos() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(VocosHead()), torch.randn(1, 12, 16, generator=_gen())
+
+
+class EdgeConv(nn.Module):
+    """DGCNN's EdgeConv as its reference code writes it: k nearest neighbours by ``topk`` of negative squared
+    distances, neighbour features gathered through flat indices, edge features ``(x_j - x_i, x_i)``, max over
+    neighbours, then a global max pool."""
+
+    def __init__(self, k: int = 4) -> None:
+        super().__init__()
+        self.k = k
+        self.mlp = nn.Sequential(nn.Conv2d(6, 16, 1, bias=False), nn.BatchNorm2d(16), nn.LeakyReLU(0.2))
+        self.head = nn.Linear(16, 5)
+
+    def forward(self, pts: torch.Tensor) -> torch.Tensor:
+        b, c, n = pts.shape
+        inner = -2 * torch.matmul(pts.transpose(2, 1), pts)
+        xx = torch.sum(pts**2, dim=1, keepdim=True)
+        idx = (-xx - inner - xx.transpose(2, 1)).topk(k=self.k, dim=-1)[1]
+        idx = (idx + torch.arange(b).view(-1, 1, 1) * n).view(-1)
+        x = pts.transpose(2, 1).contiguous()
+        neighbours = x.view(b * n, -1)[idx, :].view(b, n, self.k, c)
+        x = x.view(b, n, 1, c).repeat(1, 1, self.k, 1)
+        edges = torch.cat((neighbours - x, x), dim=3).permute(0, 3, 1, 2)
+        return self.head(self.mlp(edges).max(dim=-1)[0].max(dim=-1)[0])
+
+
+def make_edgeconv() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(EdgeConv()), torch.randn(2, 3, 32, generator=_gen())
+
+
+class SNDiscriminator(nn.Module):
+    """A GAN discriminator with ``nn.utils.parametrizations.spectral_norm`` on every layer (SN-GAN, BigGAN)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        sn = nn.utils.parametrizations.spectral_norm
+        self.c1, self.c2 = sn(nn.Conv2d(3, 8, 4, 2, 1)), sn(nn.Conv2d(8, 16, 4, 2, 1))
+        self.fc = sn(nn.Linear(16, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = F.leaky_relu(self.c2(F.leaky_relu(self.c1(x), 0.2)), 0.2)
+        return self.fc(h.mean((2, 3)))
+
+
+def make_sn_discriminator() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    net = SNDiscriminator()
+    with torch.no_grad():  # a few power iterations in training mode, as training leaves u and v
+        for _ in range(3):
+            net.train()(torch.randn(2, 3, 16, 16, generator=_gen(7)))
+    return net.eval(), torch.randn(1, 3, 16, 16, generator=_gen())
+
+
+class AntialiasResize(nn.Module):
+    """Preprocessing inside the model: ``F.interpolate(antialias=True)`` down to the network's size."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.fc = nn.Conv2d(3, 8, 3), nn.Linear(8, 4)
+
+    def forward(self, img: torch.Tensor) -> torch.Tensor:
+        x = F.interpolate(img, size=(24, 24), mode="bilinear", antialias=True, align_corners=False)
+        return self.fc(F.relu(self.conv(x)).mean((2, 3)))
+
+
+def make_antialias() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(AntialiasResize()), torch.rand(1, 3, 64, 64, generator=_gen())
+
+
+class GlobalFilterBlock(nn.Module):
+    """GFNet's global filter layer: ``rfft2`` over the token grid, a learned complex filter stored as a real
+    ``(..., 2)`` parameter (``view_as_complex``), ``irfft2`` back."""
+
+    def __init__(self, d: int = 8, h: int = 8, w: int = 8) -> None:
+        super().__init__()
+        self.complex_weight = nn.Parameter(torch.randn(h, w // 2 + 1, d, 2) * 0.02)
+        self.norm, self.mlp = nn.LayerNorm(d), nn.Sequential(nn.Linear(d, 16), nn.GELU(), nn.Linear(16, d))
+        self.h, self.w = h, w
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        y = torch.fft.rfft2(self.norm(x).view(b, self.h, self.w, c), dim=(1, 2), norm="ortho")
+        y = torch.fft.irfft2(y * torch.view_as_complex(self.complex_weight), s=(self.h, self.w), dim=(1, 2),
+                             norm="ortho")  # fmt: skip
+        x = x + y.reshape(b, n, c)
+        return x + self.mlp(x)
+
+
+def make_gfnet() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    net = randomize(GlobalFilterBlock())
+    with torch.no_grad():
+        net.complex_weight.normal_(0, 1, generator=_gen())
+    return net, torch.randn(2, 64, 8, generator=_gen())
+
+
 PLAIN4: list[Outside] = [
     Outside(
         "Mamba LM (selective scan loop)",
@@ -712,6 +831,21 @@ PLAIN4: list[Outside] = [
     Outside("neural ODE (RK4 unrolled)", "plain", make_neural_ode),
     Outside("KAN layers (B-splines)", "plain", make_kan),
     Outside("EfficientFormer-ish (pool mixer, attention biases)", "vision", make_efficientformer),
+    Outside(
+        "Vocos ISTFT head (1j, torch.istft)",
+        "audio",
+        make_vocos,
+        note="istft rescued; the 1j constant split (was convert FAIL: coremltools' 'no attribute cs', no line)",
+    ),
+    Outside("DGCNN EdgeConv (kNN by topk)", "plain", make_edgeconv),
+    Outside("spectral-norm discriminator", "vision", make_sn_discriminator, note="vdot (sigma): rescued"),
+    Outside("antialiased resize inside the model", "vision", make_antialias),
+    Outside(
+        "GFNet global filter (rfft2, view_as_complex)",
+        "vision",
+        make_gfnet,
+        note="rfft2 / irfft2 / view_as_complex: rescued",
+    ),
 ]
 
 OUTSIDE4: list[Outside] = PLAIN4 + HF4 + QUIRKS4

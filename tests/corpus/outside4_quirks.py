@@ -3,7 +3,8 @@
 A ``torch.jit.script``-ed module, a ``torch.compile``-wrapped module (``OptimizedModule``), a forward with
 ``.item()`` steering Python control flow, in-place ops on the input, a bool mask input, a 120-layer residual
 MLP, outputs holding ``None`` and nested dicts, a classifier whose temperature-scaled logits overflow fp16,
-a CNN in ``channels_last`` memory format, hashed int64 ids beyond the int32 range. Listed in
+a CNN in ``channels_last`` memory format, hashed int64 ids beyond the int32 range, an ``nn.Embedding(max_norm=...)``
+renormalizing its weights in forward. Listed in
 :data:`tests.corpus.outside4.OUTSIDE4`.
 """
 
@@ -185,6 +186,22 @@ def make_hashed_ids() -> tuple[nn.Module, Any]:
     return randomize(HashedEmbedding()), ids
 
 
+class MaxNormEmbedding(nn.Module):
+    """``nn.Embedding(max_norm=1.0)``: PyTorch renormalizes the rows it looks up, in place, in every forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb, self.fc = nn.Embedding(50, 8, max_norm=1.0), nn.Linear(8, 3)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.emb(ids).mean(1))
+
+
+def make_max_norm() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(MaxNormEmbedding()), torch.randint(0, 50, (2, 7), generator=_gen())
+
+
 QUIRKS4: list[Outside] = [
     Outside(
         "torch.jit.script module",
@@ -212,6 +229,12 @@ QUIRKS4: list[Outside] = [
         note="fp16 overflow named at the division's line",
     ),
     Outside("channels_last CNN", "vision", make_channels_last),
+    Outside(
+        "Embedding(max_norm=1.0)",
+        "plain",
+        make_max_norm,
+        note="embedding_renorm_ (in-place in forward): rescued",
+    ),
     Outside(
         "hashed int64 ids beyond int32",
         "plain",

@@ -43,6 +43,9 @@ FAST = {
     "nested dict output with None",
     "dynamic per-sample conv weights",
     "log-space linear recurrence (cumsum, logcumsumexp)",
+    "spectral-norm discriminator",
+    "Embedding(max_norm=1.0)",
+    "antialiased resize inside the model",
 }
 
 
