@@ -1,7 +1,7 @@
 """Outside models, round 4: architectures rounds 1-3 (outside*.py) and the family corpus lack.
 
 Plain PyTorch written the way papers and reference code write it (nothing downloaded): a Mamba block whose
-selective scan is a Python loop, a linear recurrence solved in log space with ``cumsum`` / ``exp``, a
+selective scan is a Python loop, S4D's complex Vandermonde kernel, a linear recurrence solved in log space with ``cumsum`` / ``exp``, a
 diffusion U-Net block (sinusoidal timestep embedding, GroupNorm, spatial self-attention, two inputs), a CLIP
 text tower pooled at the EOS token by ``argmax``, T5's relative position buckets (``log`` / ``floor`` on int
 tensors), a Whisper-style encoder (strided Conv1d, sinusoidal table), a log-mel front end (``torch.stft``), a
@@ -800,6 +800,50 @@ def make_gfnet() -> tuple[nn.Module, Any]:
     return net, torch.randn(2, 64, 8, generator=_gen())
 
 
+class S4DKernel(nn.Module):
+    """The S4 repository's minimal S4D kernel: diagonal complex state matrix, Vandermonde kernel by complex
+    ``exp`` and ``einsum`` (state-space parameters only: the input never reaches it)."""
+
+    def __init__(self, d: int, n: int = 8, dt_min: float = 0.001, dt_max: float = 0.1) -> None:
+        super().__init__()
+        g = _gen(6)
+        log_dt = torch.rand(d, generator=g) * (math.log(dt_max) - math.log(dt_min)) + math.log(dt_min)
+        self.C = nn.Parameter(torch.view_as_real(torch.randn(d, n // 2, dtype=torch.cfloat, generator=g)))
+        self.log_dt = nn.Parameter(log_dt)
+        self.log_A_real = nn.Parameter(torch.log(0.5 * torch.ones(d, n // 2)))
+        self.A_imag = nn.Parameter(math.pi * torch.arange(n // 2).float().repeat(d, 1))
+
+    def forward(self, length: int) -> torch.Tensor:
+        dt = torch.exp(self.log_dt)
+        c = torch.view_as_complex(self.C)
+        a = -torch.exp(self.log_A_real) + 1j * self.A_imag
+        dt_a = a * dt.unsqueeze(-1)
+        k = dt_a.unsqueeze(-1) * torch.arange(length)
+        c = c * (torch.exp(dt_a) - 1.0) / a
+        return 2 * torch.einsum("hn, hnl -> hl", c, torch.exp(k)).real
+
+
+class S4D(nn.Module):
+    """An S4D layer: the kernel convolved with the input by FFT (``rfft`` / ``irfft`` at twice the length)."""
+
+    def __init__(self, d: int = 8) -> None:
+        super().__init__()
+        self.D = nn.Parameter(torch.randn(d, generator=_gen(7)))
+        self.kernel = S4DKernel(d)
+        self.output_linear = nn.Sequential(nn.Conv1d(d, 2 * d, kernel_size=1), nn.GLU(dim=-2))
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        length = u.size(-1)
+        k_f = torch.fft.rfft(self.kernel(length), n=2 * length)
+        y = torch.fft.irfft(torch.fft.rfft(u, n=2 * length) * k_f, n=2 * length)[..., :length]
+        return self.output_linear(F.gelu(y + u * self.D.unsqueeze(-1)))
+
+
+def make_s4d() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return S4D().eval(), torch.randn(2, 8, 32, generator=_gen())
+
+
 PLAIN4: list[Outside] = [
     Outside(
         "Mamba LM (selective scan loop)",
@@ -808,6 +852,14 @@ PLAIN4: list[Outside] = [
         note="zip(self.norms, self.layers): findings name layers.1 at its line (was '1 (MambaBlock)', no line)",
     ),
     Outside("log-space linear recurrence (cumsum, logcumsumexp)", "plain", make_log_scan),
+    Outside(
+        "S4D (complex Vandermonde kernel, FFT conv)",
+        "text",
+        make_s4d,
+        convert="fail",
+        numerics="skipped",
+        note="complex tensors beyond FFTs (unsqueeze of a complex64 value): named at its line",
+    ),
     Outside("causal linear attention (cumsum)", "plain", make_linear_attention),
     Outside("diffusion U-Net block (timestep, GroupNorm, attention)", "vision", make_diffusion_block),
     Outside("CLIP text tower (argmax EOS pooling)", "text", make_clip_text),
