@@ -209,7 +209,12 @@ QUIRKS4: list[Outside] = [
         make_scripted,
         note="specialized to the example (was convert FAIL: prim::If, RaiseException, aten::format, no line)",
     ),
-    Outside("torch.compile wrapped module", "plain", make_compiled),
+    Outside(
+        "torch.compile wrapped module",
+        "plain",
+        make_compiled,
+        note="checked as its eager module, with a note (each reference run compiled it: 6.7 s, now 3.6 s)",
+    ),
     Outside(
         "data-dependent .item() branch",
         "plain",
