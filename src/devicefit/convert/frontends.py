@@ -102,6 +102,7 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
 
     from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
     from devicefit.convert.complex_constants import split_complex_constants
+    from devicefit.convert.slice_assign import pad_assignment_chains
 
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _library_logs_quiet():
         warnings.simplefilter("always", torch.jit.TracerWarning)
@@ -112,6 +113,7 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
             strict=False,
         )
     split_complex_constants(traced)
+    pad_assignment_chains(traced)
     for w in caught:
         if not issubclass(w.category, torch.jit.TracerWarning):
             # NOTE: a library's notice about its own API (transformers' "`is_gradient_checkpointing` is
