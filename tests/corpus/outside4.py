@@ -9,7 +9,7 @@ spatial transformer (``affine_grid`` + ``grid_sample``), a NeRF MLP, axial atten
 ``einsum``, capsule routing, slot attention, causal linear attention (``cumsum``), dynamic per-sample conv
 weights, an ArcFace margin head, integral pose regression (soft-argmax), an RK4 neural ODE, a KAN layer, an
 EfficientFormer-style pool mixer with attention biases, Vocos' ISTFT head, DGCNN's EdgeConv, a spectral-norm
-discriminator, an antialiased resize, GFNet's global filter. Hugging Face classes not yet swept are in
+discriminator, an antialiased resize, GFNet's global filter, box post-processing by in-place slice updates. Hugging Face classes not yet swept are in
 outside4_hf.py; models the way users get them slightly off in outside4_quirks.py.
 
 :data:`OUTSIDE4` lists all three with the verdicts ``devicefit check`` must give; ``tests/corpus/test_outside4.py``
@@ -844,6 +844,32 @@ def make_s4d() -> tuple[nn.Module, Any]:
     return S4D().eval(), torch.randn(2, 8, 32, generator=_gen())
 
 
+class BoxPostprocess(nn.Module):
+    """A detector head's post-processing as detection code writes it: sigmoid box offsets in place on slices,
+    ``boxes[..., 0::2] *= width``, centre-size to corners."""
+
+    def __init__(self, ch: int = 8, anchors: int = 3) -> None:
+        super().__init__()
+        self.head = nn.Conv2d(ch, anchors * 4, 1)
+        self.anchors = anchors
+
+    def forward(self, feats: torch.Tensor) -> torch.Tensor:
+        b, _, hgt, wid = feats.shape
+        boxes = self.head(feats).view(b, self.anchors, 4, hgt, wid).permute(0, 1, 3, 4, 2).sigmoid()
+        boxes = boxes.reshape(b, -1, 4)
+        boxes[..., 0::2] *= 320.0  # x, w in pixels
+        boxes[..., 1::2] *= 240.0  # y, h in pixels
+        corners = boxes.clone()
+        corners[..., :2] = boxes[..., :2] - boxes[..., 2:] / 2
+        corners[..., 2:] = boxes[..., :2] + boxes[..., 2:] / 2
+        return corners
+
+
+def make_box_postprocess() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(BoxPostprocess()), torch.randn(1, 8, 6, 5, generator=_gen())
+
+
 PLAIN4: list[Outside] = [
     Outside(
         "Mamba LM (selective scan loop)",
@@ -890,6 +916,13 @@ PLAIN4: list[Outside] = [
         note="istft rescued; the 1j constant split (was convert FAIL: coremltools' 'no attribute cs', no line)",
     ),
     Outside("DGCNN EdgeConv (kNN by topk)", "plain", make_edgeconv),
+    Outside(
+        "box post-processing (in-place slice updates)",
+        "detection",
+        make_box_postprocess,
+        note="boxes[..., 0::2] *= w: converts by TorchScript (was refused there: coremltools put the slice on "
+        "axis 0; where the shapes happened to fit, a silently wrong program)",
+    ),
     Outside("spectral-norm discriminator", "vision", make_sn_discriminator, note="vdot (sigma): rescued"),
     Outside("antialiased resize inside the model", "vision", make_antialias),
     Outside(

@@ -2,7 +2,9 @@
 
 Mamba (the slow path's sequential selective scan), RWKV (its recurrent WKV written in PyTorch), XLNet
 (two-stream relative attention), SuperPoint (keypoints chosen from the score map), the SpeechT5 HiFi-GAN
-vocoder (transposed Conv1d upsampling, multi-receptive-field residual blocks), ViViT (tubelet embedding).
+vocoder (transposed Conv1d upsampling, multi-receptive-field residual blocks), ViViT (tubelet embedding), the
+DAC codec (snake activations, residual vector quantization by nearest codebook entry), RT-DETR (multi-scale
+deformable attention by ``grid_sample``, top-k query selection).
 Listed in :data:`tests.corpus.outside4.OUTSIDE4`.
 """
 
@@ -62,6 +64,27 @@ def make_vivit() -> tuple[nn.Module, Any]:
     return _hf("VivitForVideoClassification", "VivitConfig", **cfg), video
 
 
+def make_dac() -> tuple[nn.Module, Any]:
+    cfg = dict(encoder_hidden_size=8, downsampling_ratios=[2, 4], decoder_hidden_size=16, upsampling_ratios=[4, 2],
+               n_codebooks=2, codebook_size=16, codebook_dim=4, hidden_size=16, sampling_rate=8000)  # fmt: skip
+    return _hf("DacModel", "DacConfig", **cfg), torch.randn(1, 1, 64, generator=_gen())
+
+
+def make_rtdetr() -> tuple[nn.Module, Any]:
+    import transformers
+
+    backbone = transformers.RTDetrResNetConfig(
+        embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1], layer_type="basic",
+        out_features=["stage2", "stage3", "stage4"],
+    )  # fmt: skip
+    cfg = dict(backbone_config=backbone, encoder_hidden_dim=16, encoder_in_channels=[16, 16, 16],
+               feat_strides=[8, 16, 32], encoder_layers=1, encoder_ffn_dim=32, encoder_attention_heads=2, d_model=16,
+               num_queries=10, decoder_layers=1, decoder_ffn_dim=32, decoder_attention_heads=2, decoder_n_points=2,
+               num_labels=3, num_feature_levels=3, decoder_in_channels=[16, 16, 16], num_denoising=0,
+               use_pretrained_backbone=False)  # fmt: skip
+    return _hf("RTDetrForObjectDetection", "RTDetrConfig", **cfg), torch.randn(1, 3, 64, 64, generator=_gen())
+
+
 _ = TX  # the shared text config of earlier rounds; XLNet names its sizes differently
 
 HF4: list[Outside] = [
@@ -83,4 +106,13 @@ HF4: list[Outside] = [
         note="zip(convs1, convs2): named resblocks.3.convs1.1 (was '3.1 (Conv1d)', no line)",
     ),
     Outside("ViViT (tubelets)", "video", make_vivit),
+    Outside("DAC codec (snake, residual VQ)", "audio", make_dac),
+    Outside(
+        "RT-DETR (deformable attention, query selection)",
+        "detection",
+        make_rtdetr,
+        convert="fail",
+        numerics="skipped",
+        note="rank-6 view (deformable attention) named at its line; its anchors' grid[..., 0] /= w fixed (was refused)",
+    ),
 ]

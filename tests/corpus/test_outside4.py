@@ -46,6 +46,7 @@ FAST = {
     "spectral-norm discriminator",
     "Embedding(max_norm=1.0)",
     "antialiased resize inside the model",
+    "box post-processing (in-place slice updates)",
 }
 
 
