@@ -40,11 +40,15 @@ def _chain(assign: Any) -> list[Any]:
 
 
 def _pad_chain(graph: Any, chain: list[Any]) -> int:
+    import torch
+
     inserted = 0
     axis = 0  # where coremltools will apply the next op, in the current (viewed) tensor's axes
     for node in chain:
         source, dim_value = list(node.inputs())[:2]
-        rank, dim = source.type().dim(), dim_value.toIValue()
+        kind = source.type()
+        rank = kind.dim() if isinstance(kind, torch._C.TensorType) else None
+        dim = dim_value.toIValue()
         if rank is None or not isinstance(dim, int):
             return inserted  # NOTE: unknown rank or a computed dim: left as coremltools reads it
         dim = dim + rank if dim < 0 else dim
