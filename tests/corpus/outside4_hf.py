@@ -67,7 +67,7 @@ def make_vivit() -> tuple[nn.Module, Any]:
 def make_dac() -> tuple[nn.Module, Any]:
     cfg = dict(encoder_hidden_size=8, downsampling_ratios=[2, 4], decoder_hidden_size=16, upsampling_ratios=[4, 2],
                n_codebooks=2, codebook_size=16, codebook_dim=4, hidden_size=16, sampling_rate=8000)  # fmt: skip
-    return _hf("DacModel", "DacConfig", **cfg), torch.randn(1, 1, 64, generator=_gen())
+    return _hf("DacModel", "DacConfig", **cfg), torch.randn(1, 1, 256, generator=_gen())
 
 
 def make_rtdetr() -> tuple[nn.Module, Any]:
@@ -106,7 +106,14 @@ HF4: list[Outside] = [
         note="zip(convs1, convs2): named resblocks.3.convs1.1 (was '3.1 (Conv1d)', no line)",
     ),
     Outside("ViViT (tubelets)", "video", make_vivit),
-    Outside("DAC codec (snake, residual VQ)", "audio", make_dac),
+    Outside(
+        "DAC codec (snake, residual VQ)",
+        "audio",
+        make_dac,
+        numerics="fail",
+        note="fp16 compute: the decoded waveform up to 0.35 off at single samples (SNR 26-36 dB, codes equal), "
+        "named at the first diverging Snake1d",
+    ),
     Outside(
         "RT-DETR (deformable attention, query selection)",
         "detection",
