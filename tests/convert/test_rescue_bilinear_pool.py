@@ -79,6 +79,24 @@ def test_undilated_max_pool_stays_with_coremltools():
     assert_close_elementwise(got[0], expected[0], rtol=0)
 
 
+UNBATCHED = {
+    "2d": (lambda t: F.max_pool2d(t, kernel_size=5, stride=1, padding=2), (2, 9, 8)),  # SuperPoint's NMS
+    "2d_s2_ceil": (lambda t: F.max_pool2d(t, 3, stride=2, padding=1, ceil_mode=True), (1, 10, 9)),
+    "1d": (lambda t: F.max_pool1d(t, 3, stride=2), (4, 11)),
+}
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("case", sorted(UNBATCHED))
+def test_unbatched_max_pool(frontend, case):
+    # a (C, H, W) input, no batch axis: coremltools 9.0 refused it ("input_shape (length 1), kernel_shape
+    # (length 2) ... must all be the same length"), SuperPoint's keypoint NMS pools (batch, H, W) scores
+    fn, shape = UNBATCHED[case]
+    torch.manual_seed(0)
+    x = torch.randn(*shape) - 5.0  # all negative: a padded 0 must never win
+    check_rescued(fn, (x,), frontend, "max_pool" + case[:2], 0.0)
+
+
 def test_dilated_max_pool_in_fp16():
     x = torch.randn(1, 2, 9, 8, generator=torch.Generator().manual_seed(0))
     check_rescued(

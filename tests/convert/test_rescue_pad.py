@@ -66,3 +66,39 @@ def test_ordinary_padding_is_not_reported_as_a_devicefit_translation(tmp_path):
     )
     result = convert(load_source(f"{path}:make_model"), ConvertOptions(precision="fp32"))
     assert "pad" not in result.scan.rescued  # coremltools' own translation did the work
+
+
+CROPPING = textwrap.dedent(
+    """
+    import torch
+    import torch.nn.functional as F
+
+
+    class TimeShift(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.shift = torch.nn.ZeroPad2d((0, 0, 1, -1))  # RWKV's token shift: one step later, last dropped
+
+        def forward(self, x):
+            shifted = self.shift(x)
+            both = F.pad(x, (-1, 2, 2, -3), value=0.25)  # crop and pad on each axis
+            return shifted, both
+
+
+    def make_model():
+        return TimeShift().eval(), torch.randn(2, 6, 5)
+    """
+)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_negative_padding_crops(tmp_path, frontend):
+    # RWKV's nn.ZeroPad2d((0, 0, 1, -1)): coremltools 9.0 refused the negative pad ("aten::pad" unsupported)
+    path = tmp_path / "shift.py"
+    path.write_text(CROPPING)
+    source = load_source(f"{path}:make_model")
+    result = convert(source, ConvertOptions(precision="fp32", frontend=frontend))
+    outputs = interp.load(result.mlmodel).run(source.coreml_feeds(source.example_inputs), precision="fp32")
+    for name, expected in source.reference(source.example_inputs).items():
+        assert outputs[name].shape == expected.shape, name
+        assert rel_error(outputs[name], expected) < 1e-6, name

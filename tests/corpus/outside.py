@@ -577,6 +577,8 @@ class Outside:
         convert: expected ``convert`` verdict status.
         numerics: expected ``numerics`` verdict status (``pass`` also accepts ``warn``: the untrained warning).
         note: what the row shows, for docs/coverage.md.
+        exit: the exit code when check must stop before any verdict (2: the example input is bad input, said
+            in one line), else None.
     """
 
     name: str
@@ -585,6 +587,7 @@ class Outside:
     convert: str = "pass"
     numerics: str = "pass"
     note: str = ""
+    exit: int | None = None
 
 
 OUTSIDE: list[Outside] = [

@@ -2,7 +2,8 @@
 
 When the fp32 program disagrees with PyTorch, the verdict used to give only the output's SNR. Here one sample is
 run twice: PyTorch under a dispatch mode recording every aten op's result with the user's source line (the
-innermost frame outside torch, coremltools, site-packages and devicefit: the rule provenance uses), and the program
+innermost frame outside torch, coremltools, site-packages and devicefit, or in a model whose code is all library
+code, the innermost library frame: the rule provenance uses), and the program
 with every intermediate value. A program value is matched to the PyTorch result of the same line and shape (the
 last one of each: a line's final result; ops fused or decomposed by the converter share the line), and the first
 match in program order whose relative error exceeds ``1e-3`` (SNR 60 dB, the fidelity bound) is the place to look.
@@ -169,10 +170,8 @@ def _record_torch(
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
-    import devicefit
-    from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
+    from devicefit.convert._provenance_frontends import _CALLERS, _INTERNAL_MARKERS, _LIBRARY_MARKERS
 
-    own = str(Path(devicefit.__file__).resolve().parent)
     recorded: dict[tuple[str, tuple[int, ...]], dict[Signature, np.ndarray]] = {}
     # id -> (a weak reference, the inputs a tensor is computed from); the reference guards against reused ids
     deps: dict[int, tuple[Any, frozenset[str]]] = {}
@@ -193,13 +192,21 @@ def _record_torch(
         return found
 
     def user_line() -> str | None:
-        frame = sys._getframe(2)
+        # NOTE: provenance's rule (convert._provenance_frontends._user_frame): the innermost frame outside library
+        # code, or, in a model whose code is all library code (Hugging Face), the innermost library frame outside
+        # torch / coremltools / devicefit, which is where provenance names that model's ops; the search stops at
+        # devicefit's own call into the model (beyond it is check's caller, never the model)
+        frame, library = sys._getframe(2), None
         while frame is not None:
             name = frame.f_code.co_filename
-            if not any(m in name for m in _LIBRARY_MARKERS) and not name.startswith(("<", own)):
-                return f"{Path(name).name}:{frame.f_lineno}"
+            if any(m in name for m in _CALLERS):
+                break
+            if not name.startswith("<") and not any(m in name for m in _INTERNAL_MARKERS):
+                if not any(m in name for m in _LIBRARY_MARKERS):
+                    return f"{Path(name).name}:{frame.f_lineno}"
+                library = library or f"{Path(name).name}:{frame.f_lineno}"
             frame = frame.f_back  # type: ignore[assignment]
-        return None
+        return library
 
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:

@@ -258,18 +258,26 @@ def _localize(
     result: CheckResult, program: Any, source: Any, clean: Any, options: CheckOptions, weights_fp32: bool,
     fp32_mlmodel: Any, sample: int = 0,
 ) -> None:  # fmt: skip
-    """A failed conversion-fidelity question: the first source line whose value differs from PyTorch."""
-    from devicefit.check.numerics import FIDELITY
+    """A failed conversion-fidelity question: the first source line whose value differs from PyTorch; a failed
+    weight-storage question (fidelity passing): the same search in the shipped package run in fp32, whose only
+    difference from PyTorch is then its stored weights and constants."""
+    from devicefit.check.numerics import FIDELITY, STORAGE
 
-    fidelity = result.questions.get(FIDELITY)
-    if fidelity is None or fidelity.passed is not False or not clean.feeds:
+    fidelity, storage = result.questions.get(FIDELITY), result.questions.get(STORAGE)
+    if not clean.feeds:
+        return
+    if fidelity is not None and fidelity.passed is False:
+        key, shipped = "conversion_divergence", weights_fp32
+    elif storage is not None and storage.passed is False:
+        key, shipped = "storage_divergence", True
+    else:
         return
     from devicefit import interp
     from devicefit.check.localize import first_divergent_line
     from devicefit.convert.provenance import load_from_package
 
     try:
-        package = program if weights_fp32 else interp.load(fp32_mlmodel())
+        package = program if shipped else interp.load(fp32_mlmodel())
         provenance = load_from_package(package)
     except Exception:  # NOTE: the finding is a convenience; the verdict stands without it
         return
@@ -277,7 +285,7 @@ def _localize(
     model_feeds = validate_stage.program_feeds(feeds, options.image_inputs, package)
     found = first_divergent_line(source, package, provenance, feeds, model_feeds)
     if found is not None:
-        result.extras["conversion_divergence"] = {
+        result.extras[key] = {
             "where": found.label,
             "value": found.mil_name,
             "relative_error": found.rel_error,

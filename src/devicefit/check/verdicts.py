@@ -32,9 +32,10 @@ def _convert(r: Any) -> Verdict:
     if not r.convert.ok:
         unsupported = r.convert.unsupported or []
         if unsupported:
-            names = ", ".join(u["op"] if isinstance(u, dict) else str(u) for u in unsupported)
+            shown = ", ".join(_op_at(u) for u in unsupported[:3])
+            more = f" (+{len(unsupported) - 3} more)" if len(unsupported) > 3 else ""
             return Verdict(
-                FAIL, f"{len(unsupported)} unsupported op(s): {names} (where and what to do: see below)"
+                FAIL, f"{len(unsupported)} unsupported op(s): {shown}{more} (what to do: see below)"
             )
         return Verdict(FAIL, (r.convert.error or "conversion failed").splitlines()[0])
     if r.convert.rescued:
@@ -138,10 +139,17 @@ def _numerics(r: Any) -> Verdict:
     if fid is not None and fid.passed is None and r.fp32 is not None and not r.fp32.passed:
         return Verdict(FAIL, f"fp32 run differs from PyTorch and no fp32 conversion was possible{also}")
     if sto is not None and sto.passed is False:
+        first = r.extras.get("storage_divergence")
+        where = (
+            f"; first differs from PyTorch at {first['where']} ({first['value']}, relative error "
+            f"{first['relative_error']:.3g}): the weights or constants that line reads lose too much when stored"
+            if first
+            else ""
+        )
         return Verdict(
             FAIL,
             f"weight storage loss, not a conversion problem: {sto.measured_on}: {sto.comparison.headline()}"
-            f"{also}; keep more precision for the weights (--precision fp32, or compress less)",
+            f"{where}{also}; keep more precision for the weights (--precision fp32, or compress less)",
         )
     overflow = div.overflow_ops if div is not None else []
     if (com is not None and com.passed is False) or overflow:
@@ -176,6 +184,15 @@ def _numerics(r: Any) -> Verdict:
     # values below fp16's normal range flushed to zero that leave the outputs within tolerance are harmless
     note = f"; {flushed} tiny value(s) flushed to zero in fp16, harmless here" if flushed else ""
     return Verdict(PASS, f"outputs within tolerance{also}{note}")
+
+
+def _op_at(op: Any) -> str:
+    """``aten::x at file.py:N (module)``: an unsupported op with where the model calls it, when known."""
+    if not isinstance(op, dict):
+        return str(op)
+    where = f" at {op['location']}" if op.get("location") else ""
+    module = f" ({op['module_path']})" if op.get("module_path") else ""
+    return f"{op['op']}{where}{module}"
 
 
 def _random(random: dict[str, Any], also: str) -> Verdict:

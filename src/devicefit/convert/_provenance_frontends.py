@@ -42,13 +42,20 @@ def torchscript_origin(
     module: Any,
     seen: dict[tuple[str, str], list[str]],
     tree: Any = None,
+    node_paths: dict[str, str] | None = None,
 ) -> OriginTuple | None:
     """The origin of one op from its TorchScript scope; ``tree`` is the traced module (its submodule kinds tell
-    a ModuleList child from a Sequential child of the same index)."""
+    a ModuleList child from a Sequential child of the same index); ``node_paths`` maps the traced graph's value
+    names to their full module paths (:func:`torchscript_node_paths`)."""
     if types and types[0] == "placeholder":  # casts of graph inputs, not a module's op
         return None
     # the last entry is the graph node itself (its debug name / aten kind), the others are modules
     path = _full_path(".".join(names[:-1]), lines, tree if tree is not None else module)
+    known = {p for p, _ in lines}
+    if path and path not in known and sum(_fits(path.split("."), p.split(".")) for p in known) > 1:
+        # NOTE: only a scope several graph paths fit is settled by the node's name: a scope that fits none (a
+        # wrapper's trace scoped by module names alone, which the generation check pairs by suffix) is kept
+        path = _named_path(path, names[-1], node_paths or {})
     kind = types[-1] if len(types) == len(names) else ""
     module_type = types[-2] if len(types) >= 2 else _class_name(module)
     key = (path, kind)
@@ -114,6 +121,26 @@ def _fits(parts: list[str], full: list[str]) -> bool:
     return all(part in rest for part in parts)
 
 
+def _named_path(path: str, node: str, node_paths: dict[str, str]) -> str:
+    """The full path of a scope ``_full_path`` left ambiguous, read off the node's name.
+
+    Several lists iterated together (``zip(self.norms, self.layers)``) leave ``1`` fitting both ``norms.1`` and
+    ``layers.1``. An op's node keeps its value name from the traced graph, whose scopes name the module in full;
+    a weight's node is named by its full attribute path (``inner.blocks.0.convs1.0.bias``).
+    """
+    parts = path.split(".")
+    full = node_paths.get(node) or (node.rsplit(".", 1)[0] if "." in node else None)
+    return full if full is not None and _keeps_order(parts, full.split(".")) else path
+
+
+def _keeps_order(parts: list[str], full: list[str]) -> bool:
+    """``parts`` is ``full`` with some parts (a root-level list's name too) left out, the last one kept."""
+    if not parts or not full or full[-1] != parts[-1]:
+        return False
+    rest = iter(full)
+    return all(part in rest for part in parts)
+
+
 def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str | None]]:
     """(module path, aten kind) -> innermost user frame of each node of a traced graph, in graph order."""
     graph = getattr(source, "inlined_graph", None)
@@ -133,6 +160,21 @@ def torchscript_lines(source: Any) -> dict[tuple[str, str], list[str | None]]:
         # order in the graph, so a frameless node must still hold its position
         out[(path, kind.split("::", 1)[1])].append(frame)
     return dict(out)
+
+
+def torchscript_node_paths(source: Any) -> dict[str, str]:
+    """Value name -> full module path of the node producing it, in a traced graph (coremltools names its nodes
+    by these value names)."""
+    graph = getattr(source, "inlined_graph", None)
+    if graph is None:
+        return {}
+    out: dict[str, str] = {}
+    for node in _graph_nodes(graph):
+        scope = node.scopeName()
+        path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
+        for value in node.outputs():
+            out[value.debugName()] = path
+    return out
 
 
 def _graph_nodes(graph: Any) -> Iterator[Any]:

@@ -101,12 +101,19 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
     import torch
 
     from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
+    from devicefit.convert.complex_constants import split_complex_constants
+    from devicefit.convert.slice_assign import pad_assignment_chains
 
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _library_logs_quiet():
         warnings.simplefilter("always", torch.jit.TracerWarning)
         traced = torch.jit.trace(
-            source.traceable(), source.example_tensors(), check_trace=False, strict=False
+            _scripted_specialized(source).traceable(),
+            source.example_tensors(),
+            check_trace=False,
+            strict=False,
         )
+    split_complex_constants(traced)
+    pad_assignment_chains(traced)
     for w in caught:
         if not issubclass(w.category, torch.jit.TracerWarning):
             # NOTE: a library's notice about its own API (transformers' "`is_gradient_checkpointing` is
@@ -123,6 +130,19 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
         if warned is not None and entry not in warned:
             warned.append(entry)
     return traced
+
+
+def _scripted_specialized(source: SourceModel) -> SourceModel:
+    """``source`` with a ``torch.jit.script``-ed module specialized to the example input (its shape checks
+    folded: :mod:`devicefit.convert.scripted`); the source itself otherwise. The reference keeps the user's
+    module."""
+    import dataclasses
+
+    from devicefit.convert.scripted import specialized
+
+    positional = not source.call_by_keyword and source.call_template is None
+    module = specialized(source.module, source.example_tensors() if positional else ())
+    return source if module is source.module else dataclasses.replace(source, module=module)
 
 
 def export_program(source: SourceModel) -> Any:

@@ -141,6 +141,7 @@ def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
     from coremltools.converters.mil.mil.scope import ScopeSource
 
     ts_lines = frontends.torchscript_lines(source)
+    ts_node_paths = frontends.torchscript_node_paths(source)
     fx_modules = frontends.export_modules(source)
     module = frontends.nn_module(source)
     seen_per_key: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -157,6 +158,7 @@ def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
                 module,
                 seen_per_key,
                 tree=source,
+                node_paths=ts_node_paths,
             )
         traces = scopes.get(ScopeSource.EXIR_STACK_TRACE) or []
         trace = next((t for t in traces if isinstance(t, str) and "File " in t), None)

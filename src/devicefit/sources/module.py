@@ -41,6 +41,7 @@ def from_module(
 
     if not isinstance(net, torch.nn.Module):
         raise ModelLoadError(f"{spec}: expected a torch.nn.Module, got {type(net).__name__}")
+    net, compiled_note = _eager(net)
     net, half_note = _as_float32(net)
     training_note = _training_mode_note(net)
     net = net.eval()
@@ -53,6 +54,8 @@ def from_module(
         inputs = [replace(s, dtype="float32") if s.dtype == "float16" else s for s in inputs or []] or None
     if training_note:
         example_call.notes.append(training_note)
+    if compiled_note:
+        example_call.notes.append(compiled_note)
     arrays, by_keyword, template = example_call.arrays, example_call.by_keyword, example_call.template
     if inputs:
         if arrays and len(inputs) != len(arrays):
@@ -89,6 +92,20 @@ def from_module(
     )
     source.output_names = _output_names(source)
     return source
+
+
+def _eager(net: Any) -> tuple[Any, str | None]:
+    """The eager module a ``torch.compile`` wrapper (``OptimizedModule``) holds, with a note; ``net`` otherwise.
+
+    Each reference run through the wrapper compiles it again for a new input shape (seconds with Inductor, and a C
+    compiler the machine may not have); it computes the eager module's function, which is what converts."""
+    inner = getattr(net, "_orig_mod", None)
+    if type(net).__name__ != "OptimizedModule" or inner is None:
+        return net, None
+    return inner, (
+        "the model is a torch.compile wrapper: checked and converted the eager module it wraps "
+        "(torch.compile changes how PyTorch runs it, not what it computes)"
+    )
 
 
 @dataclass

@@ -17,6 +17,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     assign,
     attention,
     bessel,
+    complex_ops,
     distance,
     elementwise,
     fold,

@@ -1,5 +1,5 @@
 """Indexing ops coremltools 9.0 lacks: ``diag``, ``diag_embed``, ``take_along_dim``, ``index_add``,
-``embedding_bag``.
+``embedding_bag``, ``embedding_renorm_`` (``nn.Embedding(max_norm=...)``).
 
 Diagonals are built with a constant position mask and a ``select`` (not a product with an identity matrix: an
 infinite or NaN entry times 0 would leak NaN where PyTorch writes 0).
@@ -239,3 +239,27 @@ def embedding_bag(context: Any, node: Any) -> None:
         context.add(out, torch_name=node.outputs[0])
     else:
         context.add((out,), torch_name=node.name)
+
+
+@rescue(
+    "embedding_renorm",
+    "coremltools 9.0 has no translation (nn.Embedding(max_norm=...) renormalizes the rows it reads in place)",
+)
+def embedding_renorm(context: Any, node: Any) -> None:
+    """``torch.embedding_renorm_(weight, indices, max_norm, norm_type)``: every row whose ``norm_type``-norm exceeds
+    ``max_norm`` scaled by ``max_norm / (norm + 1e-7)`` (PyTorch's factor). PyTorch rescales only the rows
+    ``indices`` names, in place, and the lookup that follows reads only those rows: rescaling every row gives
+    the same lookup (and a row, once rescaled, stays within the bound, so later calls agree too)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, expected=4)
+    weight = inputs[0]
+    max_norm, norm_type = float(const_value(inputs[2])), float(const_value(inputs[3]))
+    if norm_type == 2.0:
+        norm = mb.sqrt(x=mb.reduce_sum(x=mb.mul(x=weight, y=weight), axes=[-1], keep_dims=True))
+    else:
+        powered = mb.pow(x=mb.abs(x=weight), y=norm_type)
+        norm = mb.pow(x=mb.reduce_sum(x=powered, axes=[-1], keep_dims=True), y=1.0 / norm_type)
+    scale = mb.real_div(x=max_norm, y=mb.add(x=norm, y=1e-7))
+    scale = mb.select(cond=mb.greater(x=norm, y=max_norm), a=scale, b=np.float32(1.0))
+    context.add(mb.mul(x=weight, y=scale, name=node.name), node.name)

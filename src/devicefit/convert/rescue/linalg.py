@@ -264,3 +264,20 @@ def dist(context: Any, node: Any) -> None:
     else:
         out = mb.pow(x=mb.reduce_sum(x=mb.pow(x=d, y=p), axes=[0], keep_dims=False), y=1.0 / p)
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue("vdot", "coremltools 9.0 has no translation (parametrizations.spectral_norm's sigma = vdot(u, W v))")
+def vdot(context: Any, node: Any) -> None:
+    """``torch.vdot(a, b)`` of real vectors: ``dot(a, b)`` (vdot conjugates ``a``, a no-op for real values)."""
+    from coremltools.converters.mil.frontend.torch.torch_op_registry import _TORCH_OPS_REGISTRY
+    from coremltools.converters.mil.mil import types
+
+    inputs = frontend()._get_inputs(context, node, expected=2)
+    if any(types.is_complex(v.dtype) for v in inputs):
+        raise NotImplementedError("vdot of complex vectors")
+    kind = node.kind
+    node.kind = "dot"
+    try:
+        _TORCH_OPS_REGISTRY.get_func("dot")(context, node)
+    finally:
+        node.kind = kind

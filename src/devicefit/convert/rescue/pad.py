@@ -1,4 +1,4 @@
-"""Circular padding, which coremltools 9.0 refuses (``mb.pad`` has no circular mode)."""
+"""Circular padding and negative pads (cropping), which coremltools 9.0 refuses (``mb.pad`` has neither)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 @rescue(
     "pad",
-    "coremltools 9.0 refuses mode='circular' (Conv2d(padding_mode='circular'), F.pad(mode='circular'))",
+    "coremltools 9.0 refuses mode='circular' (Conv2d(padding_mode='circular'), F.pad(mode='circular')) and "
+    "negative pads (cropping: RWKV's ZeroPad2d((0, 0, 1, -1)) token shift)",
     override=True,
 )
 def pad(context: Any, node: Any) -> object:
-    """``F.pad(x, pad, mode, value)``: circular mode built from slices and a concat; other modes by coremltools.
+    """``F.pad(x, pad, mode, value)``: circular mode built from slices and a concat, negative pads in constant
+    mode as a crop then a pad; other modes by coremltools.
 
     Torch lists the pads from the last axis backwards, ``(left, right)`` per axis; circular padding wraps
     ``x[..., -left:]`` before and ``x[..., :right]`` after. Axes are padded one after the other, each on the
@@ -28,11 +30,15 @@ def pad(context: Any, node: Any) -> object:
     ops = frontend()
     inputs = ops._get_inputs(context, node, min_expected=2)
     mode = const_value(arg(context, node, inputs, 2, "mode"), "constant")
+    sizes = None if isinstance(inputs[1], list) else const_value(inputs[1])
+    if mode == "constant" and sizes is not None and min(int(p) for p in np.asarray(sizes).ravel()) < 0:
+        value = const_value(arg(context, node, inputs, 3, "value"), 0.0)
+        _crop_then_pad(mb, context, node, inputs[0], [int(p) for p in np.asarray(sizes).ravel()], value)
+        return None
     if mode != "circular":
         ops.pad(context, node)  # coremltools' own translation
         return DELEGATED
     x = inputs[0]
-    sizes = const_value(inputs[1])
     if sizes is None or isinstance(inputs[1], list):
         raise NotImplementedError("circular padding with pad sizes computed at run time has no Core ML op")
     pads = [int(p) for p in np.asarray(sizes).ravel()]
@@ -55,6 +61,26 @@ def pad(context: Any, node: Any) -> object:
             x = mb.concat(values=parts, axis=axis)
     context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
     return None
+
+
+def _crop_then_pad(mb: Any, context: Any, node: Any, x: Any, pads: list[int], value: Any) -> None:
+    """Torch's pads, last axis first: the negative ones cut ``x`` (a slice), the positive ones pad the result."""
+    rank = x.rank
+    begin, end = [0] * rank, [0] * rank
+    begin_mask, end_mask = [True] * rank, [True] * rank
+    grow = [0] * (2 * rank)  # mb.pad's order: first axis first, (before, after) per axis
+    for i in range(len(pads) // 2):
+        axis, left, right = rank - 1 - i, pads[2 * i], pads[2 * i + 1]
+        if left < 0:
+            begin[axis], begin_mask[axis] = -left, False
+        if right < 0:
+            end[axis], end_mask[axis] = right, False
+        grow[2 * axis], grow[2 * axis + 1] = max(left, 0), max(right, 0)
+    if not all(begin_mask) or not all(end_mask):
+        x = mb.slice_by_index(x=x, begin=begin, end=end, begin_mask=begin_mask, end_mask=end_mask)
+    if any(grow):
+        x = mb.pad(x=x, pad=np.array(grow, np.int32), mode="constant", constant_val=float(value or 0.0))
+    context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
 
 
 def _slice(mb: Any, x: Any, axis: int, rank: int, begin: int, end: int | None) -> Any:

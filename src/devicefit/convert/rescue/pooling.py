@@ -111,9 +111,10 @@ def _plain_max_pool(
 
 
 def _dilated_max_pool(context: Any, node: Any) -> object:
-    """``F.max_pool{1,2,3}d`` with ``dilation > 1``, which MIL ``max_pool`` cannot express; without dilation the
-    node goes to coremltools' own translation (or, when torch.export leaves out the default stride, which
-    coremltools requires, the same MIL ``max_pool`` built here).
+    """``F.max_pool{1,2,3}d`` with ``dilation > 1``, which MIL ``max_pool`` cannot express, or on an unbatched
+    input (``(C, H, W)``, which coremltools refuses); otherwise the node goes to coremltools' own translation
+    (or, when torch.export leaves out the default stride, which coremltools requires, the same MIL ``max_pool``
+    built here).
 
     The input is padded with ``-inf`` (PyTorch's implicit padding: it never wins a window, and every dilated
     window holds at least one input element), then each of the ``prod(kernel)`` taps is one strided slice and the
@@ -132,6 +133,11 @@ def _dilated_max_pool(context: Any, node: Any) -> object:
     dilation = _per_axis(arg(context, node, inputs, 4, "dilation"), count, [1] * count)
     ceil_mode = bool(const_value(arg(context, node, inputs, 5, "ceil_mode"), False))
     if all(d == 1 for d in dilation):
+        if x.rank == count + 1:  # unbatched (C, H, W): MIL max_pool wants (N, C, spatial...), so one is added
+            batched = mb.expand_dims(x=x, axes=[0])
+            pooled = _plain_max_pool(batched, kernel, stride, padding, ceil_mode, node.name + "_batched")
+            context.add(mb.squeeze(x=pooled, axes=[0], name=node.name), torch_name=node.name)
+            return None
         if len(inputs) < 3:  # torch.export omits a default stride, and coremltools wants it given
             context.add(
                 _plain_max_pool(x, kernel, stride, padding, ceil_mode, node.name), torch_name=node.name
@@ -170,8 +176,8 @@ def _dilated_max_pool(context: Any, node: Any) -> object:
 for _kind in ("max_pool1d", "max_pool2d", "max_pool3d"):
     rescue(
         _kind,
-        f"override: coremltools refuses {_kind} with dilation > 1 (MIL max_pool has no dilation); "
-        "every other use stays with coremltools",
+        f"override: coremltools refuses {_kind} with dilation > 1 (MIL max_pool has no dilation) or on an "
+        "unbatched input; every other use stays with coremltools",
         override=True,
     )(_dilated_max_pool)
 

@@ -1,0 +1,88 @@
+"""What must hold for every round-4 outside model (tests/corpus/outside4*.py) through ``devicefit check``.
+
+The same contract as round 3 (tests/corpus/test_outside3.py): each model goes through the CLI as a user runs it
+(``FILE.py:make_x``, ``-o DIR``), then is checked against errors measured here, independently of check's
+metrics, on the samples check used (a float32 conversion made here, and the package check saved, each run in
+float32 by the interpreter beside PyTorch):
+
+* it converts, or the refusal names a source line (``file.py:N``);
+* the ``numerics`` verdict agrees with those errors: a faithful conversion is not called a conversion problem,
+  an unfaithful one is not passed, nor a package whose fp16 weights alone exceed check's fp16 bound;
+* a numerics FAIL names where (``file.py:N``);
+* the exit code is the verdicts' (1 when one fails, else 0), or, for a model whose example input Core ML cannot
+  take, 2 with a one-line message naming the input;
+* no verdict leads with a Core ML value name (``..._cast_fp16``).
+
+The fast subset runs in the default suite (under 30 s on 2 shared cores); the rest is marked slow.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tests.corpus.outside4 import OUTSIDE4
+from tests.corpus.test_outside3 import FIDELITY, PLACE, STORAGE, direct_errors, spec_of
+
+# small plain-PyTorch models, ~1-2 s each through the whole check and the direct measurement (2 shared cores)
+FAST = {
+    "causal linear attention (cumsum)",
+    "T5 relative position buckets",
+    "log-mel front end (torch.stft)",
+    "spatial transformer (affine_grid, grid_sample)",
+    "NeRF MLP (positional encoding)",
+    "ArcFace margin head (acos)",
+    "torch.jit.script module",
+    "data-dependent .item() branch",
+    "in-place ops on the input",
+    "bool mask input",
+    "temperature-scaled logits (fp16 overflow)",
+    "hashed int64 ids beyond int32",
+    "channels_last CNN",
+    "nested dict output with None",
+    "dynamic per-sample conv weights",
+    "log-space linear recurrence (cumsum, logcumsumexp)",
+    "spectral-norm discriminator",
+    "Embedding(max_norm=1.0)",
+    "antialiased resize inside the model",
+    "box post-processing (in-place slice updates)",
+}
+
+
+def _params() -> list:
+    return [pytest.param(m, id=m.name, marks=() if m.name in FAST else (pytest.mark.slow,)) for m in OUTSIDE4]
+
+
+@pytest.mark.parametrize("model", _params())
+def test_check_verdicts_hold_on_outside4_models(model, tmp_path, capsys):
+    from devicefit.cli import main
+
+    spec, out = spec_of(model), tmp_path / "out"
+    code = main(["check", spec, "--samples", "2", "--target", "iphone-12", "--no-fix", "-o", str(out)])
+    if model.exit is not None:  # stopped before any verdict: the message says which input and why
+        assert code == model.exit
+        message = capsys.readouterr().err.strip().splitlines()[-1]
+        assert message.startswith("devicefit check: error: input "), message
+        assert not (out / "report.json").exists()
+        return
+    verdicts = json.loads((out / "report.json").read_text())["verdicts"]
+    assert code == (1 if any(v["status"] == "fail" for v in verdicts.values()) else 0), verdicts
+    assert verdicts["convert"]["status"] == model.convert, verdicts["convert"]["reason"]
+    for verdict in verdicts.values():  # a finding never leads with an internal Core ML value name
+        assert "_cast_fp16" not in verdict["reason"].split(" (")[0], verdict["reason"]
+    if model.convert == "fail":
+        assert PLACE.search(verdicts["convert"]["reason"]), verdicts["convert"]["reason"]
+        return
+    errors = direct_errors(spec, out / "model.mlpackage")
+    numerics = verdicts["numerics"]
+    if errors["fidelity"][0] < FIDELITY:  # a faithful conversion is not called a conversion problem
+        assert not numerics["reason"].startswith("conversion problem"), (errors, numerics["reason"])
+    else:  # ...and an unfaithful one is not passed
+        assert numerics["status"] == "fail", (errors, numerics["reason"])
+    if errors["storage"][0] > STORAGE:
+        assert numerics["status"] == "fail", (errors, numerics["reason"])
+    allowed = {"pass", "warn"} if model.numerics == "pass" else {model.numerics}
+    assert numerics["status"] in allowed, numerics["reason"]
+    if numerics["status"] == "fail":
+        assert PLACE.search(numerics["reason"]), numerics["reason"]
