@@ -36,6 +36,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     order,
     pad,
     pointwise,
+    pool_ceil,
     pooling,
     resize,
     resize3d,
