@@ -43,6 +43,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     sampling,
     scatter,
     search,
+    shape_rules,
     special,
     sweep3,
     tensor,
