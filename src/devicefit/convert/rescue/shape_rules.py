@@ -23,7 +23,7 @@ def matrix_transpose(context: Any, node: Any) -> None:
     x = frontend()._get_inputs(context, node, min_expected=1)[0]
     if x.rank < 2:
         raise ValueError(f"x.mT needs at least 2 dimensions, got a tensor of rank {x.rank}")
-    perm = list(range(x.rank - 2)) + [x.rank - 1, x.rank - 2]
+    perm = [*range(x.rank - 2), x.rank - 1, x.rank - 2]
     context.add(mb.transpose(x=x, perm=perm, name=node.name), torch_name=node.name)
 
 
