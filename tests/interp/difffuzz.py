@@ -41,7 +41,8 @@ CATEGORIES = {
     "convert_crash": "(c) coremltools raised something other than a ConversionError while converting",
     "interp_error": "(a) the interpreter raised while loading or running the fp32 package",
     "fp32_mismatch": "(a)/(c) the fp32 interpreter disagrees with PyTorch beyond rounding",
-    "undefined": "not compared: a float -> int cast of inf / NaN / a value beyond int32 (undefined everywhere)",
+    "undefined": "not compared: a result PyTorch leaves unspecified on these values (a float -> int cast of inf / "
+    "NaN / beyond int32; the index order of tied values in topk / sort)",
     "ill_conditioned": "fp32 disagreement explained by rounding sensitivity (ties, cancellation)",
     "nonfinite": "(c) NaN / inf placement differs in a program whose PyTorch values include inf or NaN",
     "signed_zero": "(c) only the sign of a zero differs (coremltools folds -0.0 into +0.0, e.g. matmul -> linear)",

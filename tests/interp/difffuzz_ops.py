@@ -129,6 +129,27 @@ UNARY: dict[str, Fn] = {
     "logsigmoid": F.logsigmoid,
     "mish": F.mish,
     "selu": F.selu,
+    "frac": torch.frac,
+    "exp2": torch.exp2,
+    "log2": torch.log2,
+    "log10": torch.log10,
+    "sinh": torch.sinh,
+    "cosh": torch.cosh,
+    "asinh": torch.asinh,
+    "asin": torch.asin,
+    "acos": torch.acos,
+    "tan": torch.tan,
+    "softsign": F.softsign,
+    "tanhshrink": F.tanhshrink,
+    "hardshrink": F.hardshrink,
+    "softshrink": lambda x: F.softshrink(x, 0.5),
+    "threshold": lambda x: F.threshold(x, 0.5, -2.0),
+    "celu": lambda x: F.celu(x, 0.7),
+    "expm1": torch.expm1,
+    "softplus_beta": lambda x: F.softplus(x, beta=2.0, threshold=5.0),
+    "elu_alpha": lambda x: F.elu(x, alpha=0.5),
+    "rrelu_eval": lambda x: F.rrelu(x, training=False),
+    "nan_to_num": lambda x: torch.nan_to_num(x, nan=0.0, posinf=10.0, neginf=-10.0),
 }
 
 
@@ -368,6 +389,7 @@ def order(b: Builder) -> Step | None:
     x = b.values[v]
     d = b.dim(v)
     part = b.int_(0, 1)
+    ties = (lambda x: _has_ties(x, d)) if part == 1 else None
     if b.chance(0.5):
         k = b.int_(1, x.shape[d])
         largest = b.chance(0.7)
@@ -375,13 +397,21 @@ def order(b: Builder) -> Step | None:
             f"topk(v{v}, k={k}, dim={d}, largest={largest})[{part}]",
             lambda m, x: torch.topk(x, k, dim=d, largest=largest)[part],
             (v,),
+            ties,
         )
     desc = b.chance(0.5)
     return Step(
         f"sort(v{v}, dim={d}, descending={desc})[{part}]",
         lambda m, x: torch.sort(x, dim=d, descending=desc)[part],
         (v,),
+        ties,
     )
+
+
+def _has_ties(x: torch.Tensor, dim: int) -> bool:
+    """Equal values along ``dim``: PyTorch leaves the order of their indices unspecified (topk, unstable sort)."""
+    ordered = torch.sort(x, dim=dim)[0]
+    return bool((ordered.diff(dim=dim) == 0).any()) if x.shape[dim] > 1 else False
 
 
 # ------------------------------------------------------------------ linear algebra
@@ -767,6 +797,65 @@ def index(b: Builder) -> Step | None:
     return Step(f"v{v}[{':, ' * (d % x.dim())}{picks}]", lambda m, x: x[(*lead, picks)], (v,))
 
 
+def misc(b: Builder) -> Step | None:
+    """Ops that fit no family above: masks, triangles, lerp, glu, one_hot, full reductions, batched products."""
+    v = b.pick("any", min_rank=1)
+    if v is None:
+        return None
+    x = b.values[v]
+    floating = x.is_floating_point()
+    forms = ["full_sum", "full_max", "argsort", "abs_neg"]
+    if floating:
+        forms += ["masked_fill", "lerp", "full_mean", "clamp_tensor", "addcmul"]
+        if x.dim() >= 2:
+            forms += ["triu", "tril", "baddbmm" if x.dim() == 3 else "addmm" if x.dim() == 2 else "triu"]
+        if x.shape[-1] % 2 == 0:
+            forms.append("glu")
+        if x.dim() == 4 and x.shape[1] % 4 == 0:
+            forms.append("pixel_shuffle")
+    else:
+        forms += ["one_hot", "logical_not", "int_mul_add"]
+    form = b.choice(forms)
+    d = b.dim(v)
+    k = b.int_(-1, 1)
+    table: dict[str, tuple[str, Fn]] = {
+        "full_sum": (f"v{v}.sum()", lambda m, x: x.sum()),
+        "full_max": (f"v{v}.max()", lambda m, x: x.max()),
+        "full_mean": (f"v{v}.mean()", lambda m, x: x.mean()),
+        "argsort": (f"argsort(v{v}, {d}, stable=True)", lambda m, x: torch.argsort(x, dim=d, stable=True)),
+        "abs_neg": (f"-abs(v{v})", lambda m, x: -torch.abs(x)),
+        "masked_fill": (f"v{v}.masked_fill(v{v} < 0, -3.5)", lambda m, x: x.masked_fill(x < 0, -3.5)),
+        "lerp": (f"lerp(v{v}, sin(v{v}), 0.3)", lambda m, x: torch.lerp(x, torch.sin(x), 0.3)),
+        "clamp_tensor": (
+            f"clamp(v{v}, min=-abs(v{v}).mean())",
+            lambda m, x: torch.clamp(x, min=-x.abs().mean()),
+        ),
+        "addcmul": (
+            f"addcmul(v{v}, v{v}, cos(v{v}), value=0.5)",
+            lambda m, x: torch.addcmul(x, x, torch.cos(x), value=0.5),
+        ),
+        "triu": (f"triu(v{v}, {k})", lambda m, x: torch.triu(x, k)),
+        "tril": (f"tril(v{v}, {k})", lambda m, x: torch.tril(x, k)),
+        "glu": (f"glu(v{v}, -1)", lambda m, x: F.glu(x, -1)),
+        "pixel_shuffle": (f"pixel_shuffle(v{v}, 2)", lambda m, x: F.pixel_shuffle(x, 2)),
+        "one_hot": (f"one_hot(v{v} % 4, 4)", lambda m, x: F.one_hot(x.long() % 4, 4)),
+        "logical_not": (f"logical_not(v{v}).int()", lambda m, x: torch.logical_not(x).int()),
+        "int_mul_add": (f"v{v} * 3 - v{v} // 2", lambda m, x: x * 3 - x // 2),
+    }
+    if form in ("baddbmm", "addmm"):
+        n = b.int_(1, 4)
+        w = b.float_const((*x.shape[:-2], x.shape[-1], n) if x.dim() == 3 else (x.shape[-1], n))
+        c = b.float_const((1, n))
+        fn = torch.baddbmm if form == "baddbmm" else torch.addmm
+        return Step(
+            f"{form}({c}, v{v}, {w}, beta=0.5, alpha=2)",
+            lambda m, x: fn(getattr(m, c), x, getattr(m, w), beta=0.5, alpha=2.0),
+            (v,),
+        )
+    text, fn_ = table[form]
+    return Step(text, fn_, (v,))
+
+
 # family -> (generator, weight)
 GRAMMAR: dict[str, tuple[Callable[[Builder], Step | None], float]] = {
     "unary": (unary, 3.0),
@@ -789,4 +878,5 @@ GRAMMAR: dict[str, tuple[Callable[[Builder], Step | None], float]] = {
     "layout": (layout, 3.0),
     "combine": (combine, 1.2),
     "index": (index, 1.0),
+    "misc": (misc, 1.5),
 }
