@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     by_category: dict[str, list[int]] = collections.defaultdict(list)
     start = time.perf_counter()
     for seed in range(args.start, args.start + args.seeds):
-        result = run_case(seed, fp16=not args.no_fp16, compiled=not args.no_compiled)
+        try:
+            result = run_case(seed, fp16=not args.no_fp16, compiled=not args.no_compiled)
+        except Exception as e:  # the fuzzer's own failure: report it and go on
+            print(f"seed {seed}: harness error: {type(e).__name__}: {e}", flush=True)
+            by_category["harness_error"].append(seed)
+            continue
         by_category[result.category].append(seed)
         if result.category != "ok" and not args.quiet:
             print(f"seed {seed}: {result.category}: {result.detail}", flush=True)
@@ -60,11 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\n{args.seeds} programs (seeds {args.start}..{args.start + args.seeds - 1}) in {elapsed:.0f} s\n")
     width = max(len(c) for c in CATEGORIES)
     print(f"{'category':<{width}}  {'count':>5}  seeds / meaning")
-    for category, meaning in CATEGORIES.items():
+    for category, meaning in {
+        **CATEGORIES,
+        "harness_error": "the fuzzer itself failed (a bug in difffuzz)",
+    }.items():
         seeds = by_category.get(category, [])
         shown = ", ".join(map(str, seeds[:12])) + (" ..." if len(seeds) > 12 else "")
         print(f"{category:<{width}}  {len(seeds):>5}  {shown or '-'}   ({meaning})")
-    return 1 if any(by_category.get(c) for c in TRIAGE) else 0
+    return 1 if any(by_category.get(c) for c in (*TRIAGE, "harness_error")) else 0
 
 
 if __name__ == "__main__":

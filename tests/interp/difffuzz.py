@@ -38,7 +38,7 @@ FP16_TINY = 2.0**-14  # below fp16's smallest normal, values lose precision (and
 CATEGORIES = {
     "ok": "every check agreed",
     "refused": "(d) conversion refused the program (ConversionError naming the op)",
-    "convert_crash": "(c) coremltools raised something other than a ConversionError while converting",
+    "convert_crash": "(c) conversion failed inside coremltools without naming an unsupported op",
     "interp_error": "(a) the interpreter raised while loading or running the fp32 package",
     "fp32_mismatch": "(a)/(c) the fp32 interpreter disagrees with PyTorch beyond rounding",
     "undefined": "not compared: a result PyTorch leaves unspecified on these values (a float -> int cast of inf / "
@@ -47,6 +47,7 @@ CATEGORIES = {
     "nonfinite": "(c) NaN / inf placement differs in a program whose PyTorch values include inf or NaN",
     "signed_zero": "(c) only the sign of a zero differs (coremltools folds -0.0 into +0.0, e.g. matmul -> linear)",
     "compiled_mismatch": "(b) the compiled path disagrees with the plain interpreter",
+    "compiled_fallback": "every result agreed, but the compiled path fell back to the interpreter (slower only)",
     "fp16_error": "(a) the interpreter raised while running the fp16 package",
     "fp16_mismatch": "(a)/(c) fp16 emulation outside the fp16 bound with no overflow to explain it",
     "fp16_range": "fp16 outside the bound, explained by a value beyond the fp16 range or below its normals (legitimate)",
@@ -63,6 +64,7 @@ class FuzzModule(torch.nn.Module):
         self.outputs = outputs
         for name, tensor in consts.items():
             self.register_buffer(name, tensor.clone())
+        self.fdtype = torch.float32  # the dtype of casts to float (float64 for the sensitivity runs)
         self.noise: tuple[torch.Generator, float] | None = None
         self.round_to: torch.dtype | None = None  # store every float value at this precision (float64 runs)
         self.positive_zeros = False  # turn every -0.0 into +0.0 (float results only)
@@ -183,7 +185,7 @@ def generate(seed: int) -> FuzzProgram:
 
 def _try(step: Step, builder: Builder) -> torch.Tensor | None:
     """The step's value on the example values, or None when it raises or makes a tensor unfit for the pool."""
-    consts = SimpleNamespace(**builder.consts)
+    consts = SimpleNamespace(fdtype=builder.fdtype, **builder.consts)
     try:
         with warnings.catch_warnings(), torch.no_grad():
             warnings.simplefilter("ignore")
@@ -237,6 +239,7 @@ def sensitivity(
     """Per output, the largest error that a relative ``eps`` perturbation of every float value causes (float64
     runs), and, with ``round_to``, storing every float value at that precision."""
     module = copy.deepcopy(program.module()).double()
+    module.fdtype = torch.float64
     feeds = [t.double() if t.is_floating_point() else t for t in program.inputs]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -245,11 +248,18 @@ def sensitivity(
         settings: list[tuple[tuple[torch.Generator, float] | None, torch.dtype | None]] = [
             ((torch.Generator().manual_seed(k), eps), None) for k in range(runs)
         ]
-        if round_to is not None:
-            settings.append((None, round_to))
         for noise, dtype in settings:
             module.noise, module.round_to = noise, dtype
             for i, out in enumerate(module(*feeds)):
+                worst[i] = max(worst[i], output_error(out.numpy(), base[i]))
+        if round_to is not None:
+            # the package stores the constants at that precision too (fp16 weights)
+            rounded = copy.deepcopy(module)
+            rounded.noise, rounded.round_to = None, round_to
+            for buffer in rounded.buffers():
+                if buffer.is_floating_point():
+                    buffer.copy_(buffer.to(round_to).to(buffer.dtype))
+            for i, out in enumerate(rounded(*feeds)):
                 worst[i] = max(worst[i], output_error(out.numpy(), base[i]))
     return worst
 
@@ -325,6 +335,7 @@ def run_program(program: FuzzProgram, fp16: bool = True, compiled: bool = True) 
     from devicefit import interp
 
     checks: list[str] = []
+    fallbacks: list[str] = []
     try:
         loaded = interp.load(mlmodel)
         outputs = loaded.run(feeds, precision="fp32")
@@ -345,15 +356,17 @@ def run_program(program: FuzzProgram, fp16: bool = True, compiled: bool = True) 
         )
     checks.append("fp32")
     if compiled:
-        bad = _compiled_check(loaded, feeds, outputs, program, "fp32")
+        bad = _compiled_check(loaded, feeds, outputs, program, "fp32", fallbacks)
         if bad:
             return result("compiled_mismatch", bad)
         checks.append("compiled fp32")
     if fp16:
-        outcome = _fp16_check(program, reference, env_range, compiled)
+        outcome = _fp16_check(program, reference, env_range, compiled, fallbacks)
         if outcome is not None:
             return result(*outcome, checks=checks)
         checks.append("fp16")
+    if fallbacks:
+        return result("compiled_fallback", "; ".join(dict.fromkeys(fallbacks)), checks)
     return result("ok", "", checks)
 
 
@@ -370,14 +383,19 @@ def _convert(program: FuzzProgram, precision: str) -> tuple[Any, dict[str, np.nd
             warnings.simplefilter("ignore")
             converted = convert(source, options)
     except ConversionError as e:
-        return CaseResult(program.seed, "refused", _first_line(e), "")
+        # a refusal names each unsupported torch op and its source line; anything else is coremltools failing
+        named = "unsupported op" in str(e)
+        return CaseResult(program.seed, "refused" if named else "convert_crash", _first_line(e), "")
     except Exception as e:
         return CaseResult(program.seed, "convert_crash", f"{type(e).__name__}: {_first_line(e)}", "")
     return converted.mlmodel, source.coreml_feeds(source.example_inputs)
 
 
-def _compiled_check(loaded: Any, feeds: dict, plain: dict, program: FuzzProgram, precision: str) -> str:
-    """'' when the compiled path (exact and default builds) agrees with the plain interpreter, else what differs."""
+def _compiled_check(
+    loaded: Any, feeds: dict, plain: dict, program: FuzzProgram, precision: str, fallbacks: list[str]
+) -> str:
+    """'' when the compiled path (exact and default builds) agrees with the plain interpreter, else what differs;
+    the reasons of fallbacks to the interpreter (no wrong result, a slower one) are added to ``fallbacks``."""
     from devicefit.interp.agreement import same_array
     from devicefit.interp.compiled import compile_program
     from devicefit.interp.rewrites import FP16_RTOL as C16
@@ -403,11 +421,16 @@ def _compiled_check(loaded: Any, feeds: dict, plain: dict, program: FuzzProgram,
         for fb in runner.fallbacks:
             if "differs" in fb.reason:
                 return f"exact={exact}: fallback {fb.describe()}"
+            fallbacks.append(f"{precision} exact={exact}: {_first_line(Exception(fb.reason))[:160]}")
     return ""
 
 
 def _fp16_check(
-    program: FuzzProgram, reference: list[np.ndarray], env_range: tuple[float, float], compiled: bool
+    program: FuzzProgram,
+    reference: list[np.ndarray],
+    env_range: tuple[float, float],
+    compiled: bool,
+    fallbacks: list[str],
 ) -> tuple[str, str] | None:
     from devicefit import interp
 
@@ -427,7 +450,7 @@ def _fp16_check(
         isinstance(v, np.ndarray) and v.dtype == np.float16 and np.isinf(v).any() for v in every.values()
     )
     if compiled:
-        bad = _compiled_check(loaded, feeds, outputs, program, "fp16")
+        bad = _compiled_check(loaded, feeds, outputs, program, "fp16", fallbacks)
         if bad:
             return ("compiled_mismatch", "fp16 " + bad)
     got = [outputs[o.name] for o in loaded.outputs]

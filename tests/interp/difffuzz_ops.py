@@ -5,7 +5,8 @@ and returns a :class:`Step` — a description and ``fn(module, *values)`` — or
 Parameters are drawn at random but within what PyTorch accepts; the builder runs every step on the example
 values and drops one that raises or makes an empty or huge tensor, so a generator may be optimistic.
 Constant operands (weights, index tensors) are module buffers named ``c<k>``: ``module.double()`` turns the
-float ones to float64 for the reference runs that measure how sensitive a program is to rounding.
+float ones to float64 for the reference runs that measure how sensitive a program is to rounding; casts to a
+float make ``module.fdtype`` for the same reason.
 """
 
 from __future__ import annotations
@@ -40,6 +41,9 @@ class Builder:
         self.rng = rng
         self.values = values
         self.consts: dict[str, torch.Tensor] = {}
+        self.fdtype = (
+            torch.float32
+        )  # what a cast to float makes (``module.fdtype``: float64 in reference runs)
 
     # -------------------------------------------------------------- drawing
     def choice(self, options: Any) -> Any:
@@ -271,7 +275,7 @@ def compare_where(b: Builder) -> Step | None:
             (v,),
         )
     if form == "to_float":
-        return Step(f"{op}(v{v}, {threshold}).float()", lambda m, x: cmp(x, threshold).float(), (v,))
+        return Step(f"{op}(v{v}, {threshold}).float()", lambda m, x: cmp(x, threshold).to(m.fdtype), (v,))
     if form == "logical" and other:
         w = b.choice(other)
         return Step(
@@ -300,16 +304,15 @@ def cast(b: Builder) -> Step | None:
     if b.values[v].is_floating_point():
         form = b.choice(["int", "long", "bool_float"])
         fns: dict[str, Fn] = {
-            "int": lambda x: x.to(torch.int32),
-            "long": lambda x: x.long(),
-            "bool_float": lambda x: x.bool().float(),
+            "int": lambda m, x: x.to(torch.int32),
+            "long": lambda m, x: x.long(),
+            "bool_float": lambda m, x: x.bool().to(m.fdtype),
         }
     else:
         form = b.choice(["float", "float_mul"])
-        fns = {"float": lambda x: x.float(), "float_mul": lambda x: x.float() * 0.5}
-    fn = fns[form]
+        fns = {"float": lambda m, x: x.to(m.fdtype), "float_mul": lambda m, x: x.to(m.fdtype) * 0.5}
     to_int = form in ("int", "long")
-    return Step(f"cast_{form}(v{v})", lambda m, x: fn(x), (v,), _beyond_int32 if to_int else None)
+    return Step(f"cast_{form}(v{v})", fns[form], (v,), _beyond_int32 if to_int else None)
 
 
 def _beyond_int32(x: torch.Tensor) -> bool:
@@ -822,7 +825,7 @@ def misc(b: Builder) -> Step | None:
         "full_sum": (f"v{v}.sum()", lambda m, x: x.sum()),
         "full_max": (f"v{v}.max()", lambda m, x: x.max()),
         "full_mean": (f"v{v}.mean()", lambda m, x: x.mean()),
-        "argsort": (f"argsort(v{v}, {d}, stable=True)", lambda m, x: torch.argsort(x, dim=d, stable=True)),
+        "argsort": (f"argsort(v{v}, {d})", lambda m, x: torch.argsort(x, dim=d)),
         "abs_neg": (f"-abs(v{v})", lambda m, x: -torch.abs(x)),
         "masked_fill": (f"v{v}.masked_fill(v{v} < 0, -3.5)", lambda m, x: x.masked_fill(x < 0, -3.5)),
         "lerp": (f"lerp(v{v}, sin(v{v}), 0.3)", lambda m, x: torch.lerp(x, torch.sin(x), 0.3)),
@@ -853,7 +856,7 @@ def misc(b: Builder) -> Step | None:
             (v,),
         )
     text, fn_ = table[form]
-    return Step(text, fn_, (v,))
+    return Step(text, fn_, (v,), (lambda x: _has_ties(x, d)) if form == "argsort" else None)
 
 
 # family -> (generator, weight)
