@@ -51,3 +51,15 @@ def test_tile_with_fewer_reps_stays_with_coremltools():
     got, expected, rescued = run_fn(lambda t: torch.tile(t, (2,)), (x,), "torchscript")
     assert "tile" not in rescued
     torch.testing.assert_close(torch.from_numpy(got[0]), torch.from_numpy(expected[0]))
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+@pytest.mark.parametrize("bounds", [{"max": 6.0}, {"min": -0.5}, {"min": -1.0, "max": 1.0}])
+def test_one_sided_clamp_keeps_infinities(bounds, frontend):
+    """coremltools' clip filled the missing bound with the fp32 extreme: clamp(-inf, max=6) gave -3.4e38
+    (PyTorch -inf); the differential fuzzer, seeds 5085 and 5766."""
+    from tests.convert.elementwise_helpers import assert_close_elementwise, run_fn
+
+    x = torch.tensor([[-float("inf"), -2.0, -0.0, 0.25, 3.0, 7.5, float("inf"), float("nan")]])
+    got, expected, _ = run_fn(lambda t: torch.clamp(t, **bounds), (x,), frontend)
+    assert_close_elementwise(got[0], expected[0], rtol=0.0)
