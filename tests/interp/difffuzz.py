@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from devicefit.errors import ModelLoadError
 from tests.interp.difffuzz_ops import GRAMMAR, Builder, Step
 
 FP32_RTOL = 1e-4  # relative to the output's scale; an 8-op fp32 chain is ~1e-6 when well conditioned
@@ -39,6 +40,8 @@ CATEGORIES = {
     "ok": "every check agreed",
     "refused": "(d) conversion refused the program (ConversionError naming the op)",
     "convert_crash": "(c) conversion failed inside coremltools without naming an unsupported op",
+    "load_refused": "(d) the interpreter refused the package at load, naming the op (e.g. matmul of a 1-D x by a "
+    "batched y, which the Core ML runtime refuses: see the matmul row)",
     "interp_error": "(a) the interpreter raised while loading or running the fp32 package",
     "fp32_mismatch": "(a)/(c) the fp32 interpreter disagrees with PyTorch beyond rounding",
     "undefined": "not compared: a result PyTorch leaves unspecified on these values (a float -> int cast of inf / "
@@ -338,28 +341,25 @@ def run_program(program: FuzzProgram, fp16: bool = True, compiled: bool = True) 
     fallbacks: list[str] = []
     try:
         loaded = interp.load(mlmodel)
+    except ModelLoadError as e:  # a program the Core ML runtime would not run, refused with a reason
+        return result("load_refused", _first_line(e))
+    try:
         outputs = loaded.run(feeds, precision="fp32")
     except Exception as e:
         return result("interp_error", f"{type(e).__name__}: {_first_line(e)}")
     got = [outputs[o.name] for o in loaded.outputs]
-    errors = [output_error(g, r) for g, r in zip(got, reference)]
-    if any(e > FP32_RTOL for e in errors):
-        sens = sensitivity(program, eps=2**-20)
-        if all(e <= FP32_RTOL or e <= SENSITIVITY_FACTOR * s for e, s in zip(errors, sens)):
-            return result("ill_conditioned", f"errors {_fmt(errors)}, sensitivity {_fmt(sens)}")
-        if matches_with_positive_zeros(program, got):
-            return result("signed_zero", f"errors {_fmt(errors)}; equal to PyTorch with -0.0 made +0.0")
-        if not np.isfinite(env_range[1]) and all(e <= FP32_RTOL or np.isinf(e) for e in errors):
-            return result("nonfinite", f"errors {_fmt(errors)}; " + _describe(got, reference))
-        return result(
-            "fp32_mismatch", f"errors {_fmt(errors)}, sensitivity {_fmt(sens)}; " + _describe(got, reference)
-        )
-    checks.append("fp32")
-    if compiled:
+    verdict = _judge_fp32(program, got, reference, env_range)
+    if verdict is not None and verdict[0] == "fp32_mismatch":
+        return result(*verdict)
+    if verdict is None:
+        checks.append("fp32")
+    if compiled:  # the compiled path answers to the interpreter, whatever PyTorch says
         bad = _compiled_check(loaded, feeds, outputs, program, "fp32", fallbacks)
         if bad:
             return result("compiled_mismatch", bad)
         checks.append("compiled fp32")
+    if verdict is not None:
+        return result(*verdict, checks=checks)
     if fp16:
         outcome = _fp16_check(program, reference, env_range, compiled, fallbacks)
         if outcome is not None:
@@ -368,6 +368,23 @@ def run_program(program: FuzzProgram, fp16: bool = True, compiled: bool = True) 
     if fallbacks:
         return result("compiled_fallback", "; ".join(dict.fromkeys(fallbacks)), checks)
     return result("ok", "", checks)
+
+
+def _judge_fp32(
+    program: FuzzProgram, got: list[np.ndarray], reference: list[np.ndarray], env_range: tuple[float, float]
+) -> tuple[str, str] | None:
+    """None when the fp32 interpreter agrees with PyTorch, else (category, detail)."""
+    errors = [output_error(g, r) for g, r in zip(got, reference)]
+    if all(e <= FP32_RTOL for e in errors):
+        return None
+    sens = sensitivity(program, eps=2**-20)
+    if all(e <= FP32_RTOL or e <= SENSITIVITY_FACTOR * s for e, s in zip(errors, sens)):
+        return ("ill_conditioned", f"errors {_fmt(errors)}, sensitivity {_fmt(sens)}")
+    if matches_with_positive_zeros(program, got):
+        return ("signed_zero", f"errors {_fmt(errors)}; equal to PyTorch with -0.0 made +0.0")
+    if not np.isfinite(env_range[1]) and all(e <= FP32_RTOL or np.isinf(e) for e in errors):
+        return ("nonfinite", f"errors {_fmt(errors)}; " + _describe(got, reference))
+    return ("fp32_mismatch", f"errors {_fmt(errors)}, sensitivity {_fmt(sens)}; " + _describe(got, reference))
 
 
 def _convert(program: FuzzProgram, precision: str) -> tuple[Any, dict[str, np.ndarray]] | CaseResult:
