@@ -5,6 +5,10 @@ first's input. It models a cast to bool as the range [0, 1] at resolution 1, so 
 ``cast(fp32 -> int32) -> cast(int32 -> bool)`` into ``cast(fp32 -> bool)``; but a cast to bool tests for
 non-zero, so the truncation of the int step is lost: ``x.int().bool()`` of 0.5 became True (PyTorch: False).
 Found by the differential fuzzer (tests/interp/difffuzz.py). A float -> int -> bool pair is now left unfused.
+
+``reduce_transposes`` reads the ``axes`` input of every reduce op a transpose reaches; a full reduction
+(``x.permute(...).sum()``) has none, and the conversion failed with ``KeyError: 'axes'``. Such an op now stops
+the transpose (it could not move through it anyway: there are no axes to remap). Also found by the fuzzer.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 _saved: list[Callable[..., bool]] = []
+_saved_reduce: list[tuple[Callable[..., None], Callable[..., bool]]] = []
 
 
 def _truncates_before_bool(cast_1: Any, cast_2: Any) -> bool:
@@ -37,6 +42,28 @@ def patch_passes() -> None:
         return original(self, cast_1, cast_2)
 
     cast_optimization._is_cast_ops_fusable = is_fusable  # type: ignore[method-assign]
+    _patch_full_reductions()
+
+
+def _patch_full_reductions() -> None:
+    from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import _TransformReduceMean
+
+    init, can_pass = _TransformReduceMean.__init__, _TransformReduceMean.can_transpose_pass
+    _saved_reduce.append((init, can_pass))
+
+    def safe_init(self: Any, **kwargs: Any) -> None:
+        try:
+            init(self, **kwargs)
+        except KeyError:
+            if "axes" in getattr(self, "op", None).inputs:  # type: ignore[union-attr]
+                raise  # another missing key: not the case handled here
+            self.axes_var = None  # a full reduction: no axes input
+
+    def safe_can_pass(self: Any) -> bool:
+        return self.axes_var is not None and can_pass(self)
+
+    _TransformReduceMean.__init__ = safe_init  # type: ignore[method-assign]
+    _TransformReduceMean.can_transpose_pass = safe_can_pass  # type: ignore[method-assign]
 
 
 def unpatch_passes() -> None:
@@ -44,3 +71,9 @@ def unpatch_passes() -> None:
 
     if _saved:
         cast_optimization._is_cast_ops_fusable = _saved.pop()  # type: ignore[method-assign]
+    if _saved_reduce:
+        from coremltools.converters.mil.mil.passes.defs.optimize_repeat_ops import _TransformReduceMean
+
+        _TransformReduceMean.__init__, _TransformReduceMean.can_transpose_pass = (  # type: ignore[method-assign]
+            _saved_reduce.pop()
+        )
