@@ -1,8 +1,9 @@
 """Differential fuzzer: random small PyTorch programs -> devicefit.convert -> the interpreter, against PyTorch eager.
 
-A seed makes one program (:func:`generate`): 1-2 inputs (float, sometimes int; negatives, zeros, large values) and
-a chain / DAG of 2-8 ops drawn from ``difffuzz_ops.GRAMMAR``. :func:`run_case` converts it with devicefit's own
-conversion (rescue translations installed), runs the package on the plain interpreter in fp32 and on the compiled
+A seed makes one program (:func:`generate`): 1-2 inputs (float, sometimes int; negatives, zeros, exact halves and
+quarters, large values) and a chain / DAG of 2-8 ops drawn from ``difffuzz_ops.GRAMMAR``. :func:`run_case`
+converts it with devicefit's own conversion (TorchScript, or torch.export for a quarter of the seeds; rescue
+translations installed), runs the package on the plain interpreter in fp32 and on the compiled
 path (exact and default builds), converts it again at fp16 and runs the fp16 emulation, and sorts the outcome into
 one :data:`CATEGORIES` entry.
 
@@ -104,13 +105,14 @@ class FuzzProgram:
     consts: dict[str, torch.Tensor]
     target: str
     families: list[str] = field(default_factory=list)
+    frontend: str = "torchscript"
 
     def module(self) -> FuzzModule:
         return FuzzModule(self.steps, self.outputs, self.consts).eval()
 
     def text(self) -> str:
         """The program as readable lines (``v0 = input float32[2, 3]``, ``v2 = exp(v1)``, ``return v2``)."""
-        lines = [f"# seed {self.seed}, {self.target}"]
+        lines = [f"# seed {self.seed}, {self.target}, {self.frontend}"]
         lines += [f"v{i} = input {str(t.dtype)[6:]}{list(t.shape)}" for i, t in enumerate(self.inputs)]
         base = len(self.inputs)
         lines += [f"v{base + i} = {s.text}" for i, s in enumerate(self.steps)]
@@ -183,7 +185,9 @@ def generate(seed: int) -> FuzzProgram:
     if len(steps) > 1 and rng.random() < 0.3:
         outputs.insert(0, int(rng.integers(len(inputs), n - 1)))
     target = str(rng.choice(["iOS16", "iOS17", "iOS18"]))
-    return FuzzProgram(seed, inputs, steps, outputs, builder.consts, target, used)
+    # drawn apart from the program's rng, so adding the choice left every seed's program as it was
+    frontend = "torch.export" if np.random.default_rng([seed, 1]).random() < 0.25 else "torchscript"
+    return FuzzProgram(seed, inputs, steps, outputs, builder.consts, target, used, frontend)
 
 
 def _try(step: Step, builder: Builder) -> torch.Tensor | None:
@@ -394,7 +398,7 @@ def _convert(program: FuzzProgram, precision: str) -> tuple[Any, dict[str, np.nd
     source = from_module(
         f"difffuzz seed {program.seed}", "python", program.module(), tuple(program.inputs), None
     )
-    options = ConvertOptions(target=program.target, precision=precision, frontend="torchscript")
+    options = ConvertOptions(target=program.target, precision=precision, frontend=program.frontend)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
