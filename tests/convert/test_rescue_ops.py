@@ -204,3 +204,25 @@ def test_stock_antialiased_bilinear_is_silently_wrong(monkeypatch):
     monkeypatch.delitem(RESCUES, "_upsample_bilinear2d_aa")
     with pytest.raises(AssertionError):
         convert_and_compare(Fn(TORCHVISION_STYLE["bilinear_antialias_down"]), (torch.randn(1, 4, 8, 10),))
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("size", [(3, 5), (11, 7)])
+def test_nearest_exact_copies_values(size, frontend):
+    """nearest-exact copies input values, so inf, NaN and -0.0 stay where PyTorch puts them and nothing else
+    changes. devicefit's translation was a product with one-hot matrices: ``0 * inf`` made NaN of every output
+    in the row and column of an inf (the differential fuzzer, tests/interp/difffuzz.py, seed 5274)."""
+    from tests.convert.elementwise_helpers import assert_close_elementwise, run_fn
+
+    x = torch.randn(1, 2, 6, 4, generator=torch.Generator().manual_seed(0))
+    x[0, 0, 1, 2], x[0, 1, 4, 0], x[0, 0, 0, 0], x[0, 1, 5, 3] = (
+        float("inf"),
+        float("nan"),
+        -0.0,
+        -float("inf"),
+    )
+    got, expected, rescued = run_fn(
+        lambda t: F.interpolate(t, size=size, mode="nearest-exact"), (x,), frontend
+    )
+    assert "_upsample_nearest_exact2d" in rescued
+    assert_close_elementwise(got[0], expected[0], rtol=0.0)

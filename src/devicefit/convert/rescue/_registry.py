@@ -90,7 +90,10 @@ def rescue_translations() -> Iterator[list[str]]:
 
 
 def _install() -> None:
+    from devicefit.convert.rescue.passes import patch_passes
+
     _patch_early_exit()
+    patch_passes()
     mapping = _registry().name_to_func_mapping
     get = _registry().get_func
     _saved.clear()
@@ -107,7 +110,10 @@ def _install() -> None:
 
 
 def _restore() -> None:
+    from devicefit.convert.rescue.passes import unpatch_passes
+
     _unpatch_early_exit()
+    unpatch_passes()
     mapping = _registry().name_to_func_mapping
     for key, original in _saved.items():
         if original is None:

@@ -11,6 +11,7 @@ import numpy as np
 
 from devicefit.convert.rescue._mil import arg, const_value, frontend
 from devicefit.convert.rescue._registry import DELEGATED, rescue
+from devicefit.convert.rescue.pool_ceil import ceil_mode_pool
 
 _SPATIAL = 3
 
@@ -138,6 +139,8 @@ def _dilated_max_pool(context: Any, node: Any) -> object:
             pooled = _plain_max_pool(batched, kernel, stride, padding, ceil_mode, node.name + "_batched")
             context.add(mb.squeeze(x=pooled, axes=[0], name=node.name), torch_name=node.name)
             return None
+        if ceil_mode_pool(context, node, "max", count):  # a ceil-mode window PyTorch drops
+            return None
         if len(inputs) < 3:  # torch.export omits a default stride, and coremltools wants it given
             context.add(
                 _plain_max_pool(x, kernel, stride, padding, ceil_mode, node.name), torch_name=node.name
@@ -177,14 +180,16 @@ for _kind in ("max_pool1d", "max_pool2d", "max_pool3d"):
     rescue(
         _kind,
         f"override: coremltools refuses {_kind} with dilation > 1 (MIL max_pool has no dilation) or on an "
-        "unbatched input; every other use stays with coremltools",
+        "unbatched input and, with ceil_mode, keeps a last window PyTorch drops; every other use stays with "
+        "coremltools",
         override=True,
     )(_dilated_max_pool)
 
 
 @rescue(
     "avg_pool2d",
-    "override: coremltools 9.0 refuses avg_pool2d(divisor_override=); without it coremltools' translation",
+    "override: coremltools 9.0 refuses avg_pool2d(divisor_override=) and, with ceil_mode, keeps a last window "
+    "PyTorch drops; otherwise coremltools' translation",
     override=True,
 )
 def avg_pool2d(context: Any, node: Any) -> object:
@@ -200,6 +205,8 @@ def avg_pool2d(context: Any, node: Any) -> object:
     inputs = frontend()._get_inputs(context, node, min_expected=2)
     divisor = const_value(arg(context, node, inputs, 6, "divisor_override"), None)
     if divisor is None:
+        if ceil_mode_pool(context, node, "avg", 2):  # a ceil-mode window PyTorch drops
+            return None
         frontend().avg_pool2d(context, node)
         return DELEGATED
     divisor = int(divisor)

@@ -1,8 +1,9 @@
 """Separable resizes as two matmuls with constant weights: ``W_h @ x @ W_w^T``.
 
 Bicubic (``upsample_bicubic2d``) computes its weights here from PyTorch's formula; the antialiased
-bilinear / bicubic and ``nearest-exact`` modes take theirs from PyTorch's own kernel applied to basis vectors
-(these kernels are separable, so that is exact).
+bilinear / bicubic modes take theirs from PyTorch's own kernel applied to basis vectors (these kernels are
+separable, so that is exact). Nearest modes are gathers of the rows and columns that kernel picks (a product
+with one-hot weights would turn an inf into NaNs across its row and column).
 """
 
 from __future__ import annotations
@@ -104,8 +105,12 @@ def upsample_bicubic2d_aa(context: Any, node: Any) -> None:
     aliases=("_upsample_nearest_exact2d.vec",),
 )
 def upsample_nearest_exact2d(context: Any, node: Any) -> None:
-    """``F.interpolate(mode="nearest-exact")`` on static sizes."""
-    _torch_kernel_resize(context, node, "_upsample_nearest_exact2d")
+    """``F.interpolate(mode="nearest-exact")`` on static sizes: gathers of the rows and columns PyTorch picks.
+
+    NOTE: not a product with the one-hot matrices: ``0 * inf`` made NaN of every output sharing a row or column
+    with an inf, and a sum of zeros lost -0.0 (found by the differential fuzzer, tests/interp/difffuzz.py).
+    """
+    _nearest_gathers(context, node, "_upsample_nearest_exact2d")
 
 
 @rescue(
@@ -142,21 +147,27 @@ def upsample_nearest2d(context: Any, node: Any) -> object:
     rows when ``in * s`` is not a whole number. Integer scales and explicit sizes go to coremltools.
     """
     from coremltools.converters.mil.frontend.torch import ops
-    from coremltools.converters.mil.mil import Builder as mb
 
     if not _fractional_scale(context, node, has_align=False):
         ops.upsample_nearest2d(context, node)
         return DELEGATED
+    _nearest_gathers(context, node, "upsample_nearest2d")
+    return None
+
+
+def _nearest_gathers(context: Any, node: Any, kernel: str) -> None:
+    """A nearest-neighbour resize as two gathers of the source rows / columns PyTorch's ``kernel`` picks."""
+    from coremltools.converters.mil.mil import Builder as mb
+
     x, size_in, size_out, _, scales = _resize_args(context, node, has_align=False)
 
     def rows(axis: int) -> np.ndarray:
         # each row of a nearest matrix holds a single 1: its column is the source index
-        picked = torch_kernel_matrix("upsample_nearest2d", size_in[axis], size_out[axis], False, scales[axis])
+        picked = torch_kernel_matrix(kernel, size_in[axis], size_out[axis], False, scales[axis])
         return picked.argmax(axis=1).astype(np.int32)
 
     wide = mb.gather(x=x, indices=rows(1), axis=3)
     context.add(mb.gather(x=wide, indices=rows(0), axis=2, name=node.name), torch_name=node.name)
-    return None
 
 
 def _fractional_scale(context: Any, node: Any, has_align: bool) -> bool:

@@ -142,8 +142,8 @@ def channel_shuffle(context: Any, node: Any) -> None:
     aliases=("clip",),
 )
 def clamp(context: Any, node: Any) -> None:
-    """``torch.clamp(x, min, max)``: tensor bounds (broadcast) and integer ``x`` (kept integer) as ``maximum`` /
-    ``minimum``; float ``x`` with scalar bounds by coremltools' own ``clip``."""
+    """``torch.clamp(x, min, max)``: tensor bounds (broadcast), one bound, and integer ``x`` (kept integer) as
+    ``maximum`` / ``minimum``; float ``x`` with two scalar bounds by coremltools' own ``clip``."""
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import types
     from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
@@ -155,12 +155,15 @@ def clamp(context: Any, node: Any) -> None:
     high = arg(context, node, inputs, 2, "max")
     scalar = all(b is None or b.rank == 0 or (b.val is not None and np.size(b.val) == 1) for b in (low, high))
     float_bound = any(b is not None and not types.is_int(b.dtype) for b in (low, high))
-    if scalar and (not types.is_int(x.dtype) or float_bound):  # a float bound promotes x to float in torch
-        ops.clamp(context, node)  # scalar bounds: coremltools' translation (clip) handles them
+    one_sided = low is None or high is None
+    if scalar and not one_sided and (not types.is_int(x.dtype) or float_bound):
+        ops.clamp(context, node)  # two scalar bounds (a float one promotes x in torch): coremltools' clip
         return
+    # NOTE: one bound: coremltools' clip fills the other with the fp32 extreme, so clamp(-inf, max=6) was
+    # -3.4e38 (PyTorch -inf); maximum / minimum keep the unbounded side as it is
     # NOTE: tensor bounds, or an integer x: coremltools' clip casts integers to fp32, so clamped indices
     # (one_hot(ids.clamp(max=n - 1), n), a gather) failed to convert at the op reading them
-    out = x
+    out = mb.cast(x=x, dtype="fp32") if types.is_int(x.dtype) and float_bound else x  # torch promotes
     for bound, op in ((low, mb.maximum), (high, mb.minimum)):
         if bound is not None:
             if bound.dtype != out.dtype:

@@ -264,5 +264,11 @@ def non_zero(x):
 def band_part(x, lower=-1, upper=-1):
     rows = torch.arange(x.shape[-2]).unsqueeze(1)
     cols = torch.arange(x.shape[-1]).unsqueeze(0)
-    keep = ((lower < 0) | (rows - cols <= lower)) & ((upper < 0) | (cols - rows <= upper))
+    # NOTE: the bounds are Python ints: a side < 0 is unbounded. Not `(lower < 0) | mask`, which traces as
+    # bitwise_or(Tensor, bool), an op TorchScript's alias analysis rejects (the compiled path fell back)
+    keep = torch.ones((x.shape[-2], x.shape[-1]), dtype=torch.bool)
+    if lower >= 0:
+        keep = keep & (rows - cols <= lower)
+    if upper >= 0:
+        keep = keep & (cols - rows <= upper)
     return torch.where(keep, x, torch.zeros((), dtype=x.dtype))

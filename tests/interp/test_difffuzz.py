@@ -1,0 +1,100 @@
+"""The differential fuzzer (tests/interp/difffuzz.py): random PyTorch programs through devicefit.convert and the
+interpreter (plain fp32, compiled exact and default builds, fp16 emulation) against PyTorch eager.
+
+The default run takes 40 fixed seeds (about 20 s on one core); ``-m slow`` runs 300 more. A seed fails when
+the interpreter disagrees with PyTorch beyond rounding, the compiled path with the interpreter, the fp16 result
+beyond its bound without a range overflow / underflow to explain it, or the interpreter or coremltools raises
+something other than a conversion refusal naming the op. Known coremltools behaviours that only a device could
+settle are their own categories (``signed_zero``); see docs/interpreter-conformance.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from tests.interp.difffuzz import CATEGORIES, FuzzProgram, generate, run_case, run_program
+from tests.interp.difffuzz_ops import Step
+
+# known outcomes that are no interpreter bug (docs/interpreter-conformance.md, "Differential fuzzer")
+ACCEPTED = {
+    "ok",
+    "compiled_fallback",
+    "undefined",
+    "ill_conditioned",
+    "signed_zero",
+    "nonfinite",
+    "fp16_range",
+    "refused",
+    "load_refused",
+    "convert_crash",
+}
+FAST_SEEDS = list(range(40))
+SLOW_SEEDS = list(range(1000, 1300))
+
+
+def _check(seed: int) -> None:
+    result = run_case(seed)
+    assert result.category in CATEGORIES
+    assert result.category in ACCEPTED, f"{result.category}: {result.detail}\n{result.program}"
+    if result.category == "refused":
+        # a refusal must name the torch op and the line of the model's source that uses it
+        assert "unsupported op" in result.detail and ".py:" in result.detail, result.detail
+
+
+@pytest.mark.parametrize("seed", FAST_SEEDS)
+def test_difffuzz_seed(seed):
+    _check(seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SLOW_SEEDS)
+def test_difffuzz_seed_long(seed):
+    _check(seed)
+
+
+def test_generator_is_deterministic_and_varied():
+    first = [generate(seed).text() for seed in range(20)]
+    assert first == [generate(seed).text() for seed in range(20)]
+    assert len(set(first)) == 20
+    steps = [len(generate(seed).steps) for seed in range(20)]
+    assert min(steps) >= 2 and max(steps) <= 8
+
+
+def _remainder_program() -> FuzzProgram:
+    x = torch.tensor([[-7.25, -2.5, -0.75, 0.0, 1.5, 6.25]])
+    return FuzzProgram(0, [x], [Step("v0 % 2.5", lambda m, v: v % 2.5, (0,))], [1], {}, "iOS17")
+
+
+def test_a_wrong_kernel_is_caught(monkeypatch):
+    """A floor_div kernel that truncates (wrong for negative quotients) makes a remainder program fail."""
+    from devicefit.interp import registry
+
+    assert run_program(_remainder_program(), fp16=False, compiled=False).category == "ok"
+    registry.lookup("floor_div", 18)  # loads the kernels
+
+    def truncating(x, y):
+        return torch.div(x, y, rounding_mode="trunc")
+
+    versions = registry._KERNELS["floor_div"]
+    monkeypatch.setitem(
+        registry._KERNELS, "floor_div", [dataclasses.replace(k, fn=truncating) for k in versions]
+    )
+    result = run_program(_remainder_program(), fp16=False, compiled=False)
+    assert result.category == "fp32_mismatch", (result.category, result.detail)
+
+
+def test_sensitivity_separates_ties_from_smooth_programs():
+    from tests.interp.difffuzz import sensitivity
+
+    x = torch.tensor([0.9999999, 2.0, 3.0])
+    smooth = FuzzProgram(0, [x], [Step("exp", lambda m, v: torch.exp(v), (0,))], [1], {}, "iOS17")
+    jumpy = FuzzProgram(
+        0, [x], [Step("floor", lambda m, v: torch.floor(v * 1.0000001), (0,))], [1], {}, "iOS17"
+    )
+    assert sensitivity(smooth, 2**-20)[0] < 1e-5
+    assert sensitivity(jumpy, 2**-20)[0] > 0.1
+    assert np.isfinite(sensitivity(smooth, 2**-11, round_to=torch.float16)[0])
