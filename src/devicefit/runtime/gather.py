@@ -19,7 +19,7 @@ Only where it pays, measured:
   tumbling window of 32, two closed-loop callers right after a burst gathered for up to 32 requests as if the
   burst's callers were still there (0.71x sync against 0.85x without gathering, in the benchmark's blocks);
 * a batch of the size those callers make (``k`` = callers, at most the limit) must cost less per request than a
-  call alone, by more than the turn: ``batch(k) / k + turn_s(callers) < c``. A batch of two gains nothing on a tiny
+  call alone, by more than the turn: ``batch(k) / k + TURN_S < c``. A batch of two gains nothing on a tiny
   model (11.3 us per request stacked by two on onnxruntime against 11.0 us alone; 25.7 against 29.5 us on
   torch) while the turn and its bookkeeping cost ~10 us a request (two closed-loop callers fell from 0.85x to
   0.47x sync on onnxruntime when they always gathered); on the interpreter's batched graphs bert_encoder's
