@@ -42,33 +42,3 @@ def test_two_callers_told_no_reuse_it_and_a_burst_after_them_gathers_at_once():
     # a third caller asks again at once: the burst gathers as soon as its callers are counted (3 callers: a size
     # class never measured, so a trial; 8: measured cheaper)
     assert burst[0] == 16 and burst[-8:] == [16] * 8
-
-
-def test_a_burst_of_calls_shorter_than_two_closed_loop_turns_still_gathers():
-    """The loop turn's cost is shared by the callers that gather in it: two closed-loop callers pay ~10-15 us a
-    request for it, a burst ~1-5 us. A fixed 15 us kept a burst of 10 us onnxruntime calls, whose batches of 16
-    cost 2.5 us a request, from ever gathering (0.28x-0.52x sync)."""
-    g = Gathering()
-    call = 10e-6
-    for _ in range(3):
-        g.record(2, 2 * 9e-6)  # a batch of two: barely cheaper than two calls
-        g.record(16, 16 * 2.5e-6)  # a batch of 16: a quarter of the calls
-
-    async def main():  # type: ignore[no-untyped-def]
-        async def one() -> int:
-            return g.wanted(lambda: 16, call)
-
-        async def caller(each: int) -> list[int]:
-            out = []
-            for _ in range(each):
-                out.append(await one())
-                await asyncio.sleep(0)
-            return out
-
-        closed = [w for ws in await asyncio.gather(caller(12), caller(12)) for w in ws]
-        burst = await asyncio.gather(*[asyncio.create_task(one()) for _ in range(WINDOW + 8)])
-        return closed, list(burst)
-
-    closed, burst = asyncio.run(main())
-    assert not any(closed)  # two callers: the turn costs more than a batch of two saves
-    assert burst[-8:] == [16] * 8  # the burst: 2.5 us + its share of the turn is well under a 10 us call

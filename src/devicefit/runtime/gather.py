@@ -42,14 +42,9 @@ from devicefit.runtime.batch_costs import BatchCosts
 
 # requests over which distinct callers are counted (sliding)
 WINDOW = 8
-# What gathering costs a request beyond running inline: its share of the loop pass its turn takes (the callers
-# that gather share that pass) plus its own task step, slot and the leader's bookkeeping. Two closed-loop callers
-# on onnxruntime's tiny MLP measured ~10 us a request (2 vCPUs; 15 us with margin: 28 / 2 + 1); a burst of 400
-# made with asyncio.gather, one pass for all: ~1 us (an extra `await asyncio.sleep(0)` per coroutine, 2.9 -> 3.8
-# us a coroutine). A fixed 15 us kept a burst of 11 us calls from ever gathering: 0.28x-0.52x sync, where its
-# batches of 16 cost 2.5 us a request.
-TURN_PASS_S = 28e-6
-TURN_TASK_S = 1e-6
+# what gathering costs a request beyond running inline: the loop turn, the slot, the leader's bookkeeping
+# (measured ~10 us a request on onnxruntime's tiny MLP, 2 vCPUs; with margin)
+TURN_S = 15e-6
 # requests that gather, whatever the estimate, to measure a size class that is unknown or stale
 TRIAL = 8
 # gather checks between reads of the engine's batch limit (it changes only when a model refuses a stack)
@@ -59,12 +54,6 @@ LIMIT_REFRESH = 256
 QUIET = 16
 
 WAITING, TAKEN, DONE = "waiting", "taken", "done"
-
-
-def turn_s(callers: int) -> float:
-    """What gathering costs a request made among ``callers`` callers: the loop pass split among them, plus its
-    own step."""
-    return TURN_PASS_S / max(callers, 1) + TURN_TASK_S
 
 
 class Slot:
@@ -127,7 +116,7 @@ class Gathering:
         if self._trial:
             self._trial -= 1
             return self.limit
-        verdict = self.costs.decide(min(callers, self.limit), call_s, turn_s(callers))
+        verdict = self.costs.decide(min(callers, self.limit), call_s, TURN_S)
         if verdict == "measure":
             self._trial = TRIAL - 1  # the next requests gather too, so batches form to be measured
         if verdict == "no":
