@@ -94,12 +94,21 @@ def direct_errors(spec: str, package: Path) -> dict[str, tuple[float, str]]:
 FIDELITY, STORAGE = 1e-3, 10 ** (-30 / 20)
 
 
-@pytest.mark.parametrize("model", _params())
-def test_check_verdicts_hold_on_outside3_models(model, tmp_path):
+def check_holds(model, tmp_path, capsys=None, fail_names_place: bool = False) -> None:  # type: ignore[no-untyped-def]
+    """Run ``devicefit check`` on ``model`` as a user does and hold its verdicts to errors measured here (the
+    module's doc); ``fail_names_place``: a numerics FAIL must name where (``file.py:N``)."""
     from devicefit.cli import main
 
     spec, out = spec_of(model), tmp_path / "out"
     code = main(["check", spec, "--samples", "2", "--target", "iphone-12", "--no-fix", "-o", str(out)])
+    if (
+        getattr(model, "exit", None) is not None
+    ):  # stopped before any verdict: the message says which input, why
+        assert code == model.exit and capsys is not None
+        message = capsys.readouterr().err.strip().splitlines()[-1]
+        assert message.startswith("devicefit check: error: input "), message
+        assert not (out / "report.json").exists()
+        return
     verdicts = json.loads((out / "report.json").read_text())["verdicts"]
     assert code == (1 if any(v["status"] == "fail" for v in verdicts.values()) else 0), verdicts
     assert verdicts["convert"]["status"] == model.convert, verdicts["convert"]["reason"]
@@ -118,3 +127,10 @@ def test_check_verdicts_hold_on_outside3_models(model, tmp_path):
         assert numerics["status"] == "fail", (errors, numerics["reason"])
     allowed = {"pass", "warn"} if model.numerics == "pass" else {model.numerics}
     assert numerics["status"] in allowed, numerics["reason"]
+    if fail_names_place and numerics["status"] == "fail":
+        assert PLACE.search(numerics["reason"]), numerics["reason"]
+
+
+@pytest.mark.parametrize("model", _params())
+def test_check_verdicts_hold_on_outside3_models(model, tmp_path):
+    check_holds(model, tmp_path)

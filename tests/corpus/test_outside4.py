@@ -18,12 +18,10 @@ The fast subset runs in the default suite (under 30 s on 2 shared cores); the re
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from tests.corpus.outside4 import OUTSIDE4
-from tests.corpus.test_outside3 import FIDELITY, PLACE, STORAGE, direct_errors, spec_of
+from tests.corpus.test_outside3 import check_holds
 
 # small plain-PyTorch models, ~1-2 s each through the whole check and the direct measurement (2 shared cores)
 FAST = {
@@ -56,33 +54,4 @@ def _params() -> list:
 
 @pytest.mark.parametrize("model", _params())
 def test_check_verdicts_hold_on_outside4_models(model, tmp_path, capsys):
-    from devicefit.cli import main
-
-    spec, out = spec_of(model), tmp_path / "out"
-    code = main(["check", spec, "--samples", "2", "--target", "iphone-12", "--no-fix", "-o", str(out)])
-    if model.exit is not None:  # stopped before any verdict: the message says which input and why
-        assert code == model.exit
-        message = capsys.readouterr().err.strip().splitlines()[-1]
-        assert message.startswith("devicefit check: error: input "), message
-        assert not (out / "report.json").exists()
-        return
-    verdicts = json.loads((out / "report.json").read_text())["verdicts"]
-    assert code == (1 if any(v["status"] == "fail" for v in verdicts.values()) else 0), verdicts
-    assert verdicts["convert"]["status"] == model.convert, verdicts["convert"]["reason"]
-    for verdict in verdicts.values():  # a finding never leads with an internal Core ML value name
-        assert "_cast_fp16" not in verdict["reason"].split(" (")[0], verdict["reason"]
-    if model.convert == "fail":
-        assert PLACE.search(verdicts["convert"]["reason"]), verdicts["convert"]["reason"]
-        return
-    errors = direct_errors(spec, out / "model.mlpackage")
-    numerics = verdicts["numerics"]
-    if errors["fidelity"][0] < FIDELITY:  # a faithful conversion is not called a conversion problem
-        assert not numerics["reason"].startswith("conversion problem"), (errors, numerics["reason"])
-    else:  # ...and an unfaithful one is not passed
-        assert numerics["status"] == "fail", (errors, numerics["reason"])
-    if errors["storage"][0] > STORAGE:
-        assert numerics["status"] == "fail", (errors, numerics["reason"])
-    allowed = {"pass", "warn"} if model.numerics == "pass" else {model.numerics}
-    assert numerics["status"] in allowed, numerics["reason"]
-    if numerics["status"] == "fail":
-        assert PLACE.search(numerics["reason"]), numerics["reason"]
+    check_holds(model, tmp_path, capsys, fail_names_place=True)

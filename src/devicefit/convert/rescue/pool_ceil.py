@@ -43,6 +43,7 @@ def _static_spatial(x: Any, count: int) -> list[int] | None:
 
 
 def _per_axis(value: Any, count: int, default: list[int]) -> list[int]:
+    """A pooling argument (kernel, stride, padding, dilation) per spatial axis; ``default`` when not given."""
     found = const_value(value, None)
     if found is None:
         return default

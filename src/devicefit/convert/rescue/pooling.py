@@ -11,7 +11,7 @@ import numpy as np
 
 from devicefit.convert.rescue._mil import arg, const_value, frontend
 from devicefit.convert.rescue._registry import DELEGATED, rescue
-from devicefit.convert.rescue.pool_ceil import ceil_mode_pool
+from devicefit.convert.rescue.pool_ceil import _per_axis, ceil_mode_pool
 
 _SPATIAL = 3
 
@@ -85,16 +85,6 @@ def adaptive_avg_pool3d(context: Any, node: Any) -> None:
 @rescue("adaptive_max_pool3d", "coremltools 9.0 has no translation (AdaptiveMaxPool3d)")
 def adaptive_max_pool3d(context: Any, node: Any) -> None:
     _adaptive_pool3d(context, node, "max")
-
-
-def _per_axis(value: Any, count: int, default: list[int]) -> list[int]:
-    found = const_value(value, None)
-    if found is None:
-        return default
-    found = [int(v) for v in np.asarray(found).ravel()]
-    if not found:
-        return default
-    return found * count if len(found) == 1 else found
 
 
 def _plain_max_pool(
