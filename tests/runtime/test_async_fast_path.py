@@ -144,8 +144,9 @@ def test_contended_worker_calls_do_not_keep_a_cheap_model_off_the_inline_path():
     with _model(engine, clock, max_in_flight=2) as model:
         asyncio.run(two_callers(model))
         s = model.stats
+        policy = model._scheduler.policy
     # after the probe (alone: cheap) and the burst that measured the handoff, requests run inline
-    assert engine.threads[-10:] == ["MainThread"] * 10
+    assert engine.threads[-10:] == ["MainThread"] * 10, (engine.threads, policy)
     assert s.submitted == s.completed == 80 and s.peak_in_flight <= 2
 
 

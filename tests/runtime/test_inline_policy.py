@@ -253,3 +253,32 @@ def test_a_burst_that_confirms_the_route_doubles_the_wait_and_a_flip_resets_it()
     flipped = _burst_times(policy, clock, 5e-6, until=clock.now + 35.0)
     assert not policy.prefers_inline()
     assert len(flipped) >= 2 and 1.0 <= flipped[1] - flipped[0] <= 1.0 + RECHECK * 1e-3 + 1e-9
+
+
+def test_a_burst_short_of_samples_goes_on_to_workers_then_decides_on_what_it_measured():
+    """A burst whose requests yield few handoff samples (results delivered together, requests that waited for a
+    busy worker: none is a sample) left the window under MIN_SAMPLES, and with it the route on the workers until
+    the next refresh, 500 requests later: a cheap model measured at 0.1 ms a handoff ran its 80 closed-loop
+    requests on the workers (tests/runtime/test_async_fast_path.py, failing under xdist)."""
+    clock = Clock()
+    policy = InlinePolicy(1e-3)
+    policy.record_call(20e-6, solo=True)  # as after the probe: cheap alone
+    routes = [policy.route(clock) for _ in range(BURST)]
+    assert routes == [WORKER] * BURST
+    policy.record_handoff(100e-6)  # the burst gave two samples only
+    policy.record_handoff(400e-6)
+    extra = list(itertools.takewhile(lambda r: r == WORKER, (policy.route(clock) for _ in range(200))))
+    # more requests go to the workers to measure (bounded), then the route decides on the samples it has
+    assert 0 < len(extra) <= 4 * BURST
+    assert policy.prefers_inline() and policy.route(clock) == INLINE
+
+
+def test_a_burst_extended_for_samples_stops_as_soon_as_it_has_enough():
+    clock = Clock()
+    policy = InlinePolicy(1e-3)
+    policy.record_call(20e-6, solo=True)
+    assert [policy.route(clock) for _ in range(BURST)] == [WORKER] * BURST
+    assert policy.route(clock) == WORKER  # still short of samples: one more to the workers
+    for _ in range(MIN_SAMPLES):
+        policy.record_handoff(200e-6)
+    assert policy.route(clock) == INLINE

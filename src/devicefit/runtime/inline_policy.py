@@ -61,6 +61,11 @@ RECHECK = 32  # requests between looks at the clock while a due refresh waits fo
 # 0.3 ms inline every 0.2 s cost ~5% of its throughput, 0.88x-0.92x in the rounds with a burst against 0.95x-1.13x
 # without, same run); a route that flips starts again at refresh_interval_s
 MAX_BACKOFF = 32
+# requests a burst short of MIN_SAMPLES handoff samples goes on sending to the workers (then the route is decided
+# on the samples it has): results delivered together and requests that waited for a busy worker are no samples,
+# and a burst of two closed-loop callers often gave 2 of 8; the route then stayed on the workers until the next
+# refresh, 500 requests later
+EXTEND = 3 * BURST
 
 
 @dataclass
@@ -101,6 +106,8 @@ class InlinePolicy:
     _inline: bool = False  # prefers_inline(), kept current by the record_ methods
     _backlog: bool = False  # backlog_prefers_workers(), kept current likewise
     _lane: bool = True  # lane_pays(), kept current likewise
+    _extend: int = 0  # requests the current burst may still send to the workers while short of samples
+    _short: bool = False  # the last burst ended short of MIN_SAMPLES samples: decide on those it has
 
     def worker_cycle_s(self) -> float | None:
         """Seconds a worker spends per request, its call and the handoff (None: not measured yet)."""
@@ -112,7 +119,7 @@ class InlinePolicy:
         """Whether the measurements say the awaiting thread beats ``lanes`` workers."""
         cycle = self.worker_cycle_s()
         if (
-            len(self._handoffs) < MIN_SAMPLES
+            (len(self._handoffs) < MIN_SAMPLES and not self._short)
             or self.max_block_s is None
             or cycle is None
             or self.call_s is None
@@ -218,6 +225,14 @@ class InlinePolicy:
         if self._burst_left:
             self._burst_left -= 1
             return WORKER
+        if self._extend:  # the burst is short of samples: more requests measure the handoff, up to EXTEND
+            if len(self._handoffs) < MIN_SAMPLES:
+                self._extend -= 1
+                if self._extend:
+                    return WORKER
+                self._short = True  # none left: decide on the samples there are
+            self._extend = 0
+            self._decide()
         if self._since_call <= self.refresh_every and self._since_handoff <= self.refresh_every:
             # the common case, kept cheap: it runs on every predict_async
             if self.call_s is not None and self.handoff_s is not None:
@@ -233,6 +248,7 @@ class InlinePolicy:
                 self._last_burst = clock()
                 self._since_handoff = 0
                 self._burst_left = BURST - 1
+                self._extend, self._short = EXTEND, False
                 self._burst_route = self._inline if self.handoff_s is not None else None
                 # NOTE: the refresh is due because these are stale: decide on the burst's samples alone (kept,
                 # the stale half of a window outvoted a burst whose requests partly ran on the caller lane)
