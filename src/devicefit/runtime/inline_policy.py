@@ -35,7 +35,8 @@ inline requests use no worker), so after ``refresh_every`` requests without a fr
 nothing else starts while it runs) measures the call time; a *burst* of ``BURST`` requests sent to workers
 measures the handoff as it is under load (a lone request wakes threads that slept: a probe's handoff is not
 counted); a burst starts the handoff and worker-call windows afresh, and the route waits for ``MIN_SAMPLES`` of
-its handoffs. A burst that confirms the route doubles the wait before the next one (up to ``MAX_BACKOFF`` times
+its handoffs (a burst short of them sends up to ``EXTEND`` more requests to the workers, then decides on the
+samples it has). A burst that confirms the route doubles the wait before the next one (up to ``MAX_BACKOFF`` times
 ``refresh_interval_s``: a burst sends requests the slow way); one that flips it starts again at the minimum. A
 machine that got busier or quieter, or a model whose inputs changed size, is noticed within one refresh. Until both are known, requests go to workers (the behaviour with inline off).
 """
