@@ -16,6 +16,7 @@ from typing import Any
 
 from devicefit._lazy import coremltools
 from devicefit.errors import ModelLoadError, first_line
+from devicefit.sources.spec import split_factory
 from devicefit.sources.untrusted_files import inside, read_bounded, require_regular, shown, stat_path
 
 # Real manifests are a few hundred bytes; model protos with weights in weight.bin are small, but an
@@ -66,6 +67,14 @@ def read_spec(source: Any) -> tuple[Any, str | None, str]:
     return spec, str(weights) if weights_st is not None and stat.S_ISDIR(weights_st.st_mode) else None, origin
 
 
+def _convert_first(what: str, model: str) -> str:
+    """The end of a refusal of a non-Core ML model: what these commands read, and how to get it."""
+    return (
+        f"not a Core ML model; this command reads .mlpackage / .mlmodel: convert {what} first (devicefit check "
+        f"{model} -o DIR) and pass DIR/model.mlpackage"
+    )
+
+
 def _refuse_pytorch_source(path: Path, origin: str) -> None:
     """Say so when ``path`` names a PyTorch model as ``check`` takes it (``FILE.py:FUNCTION``, a ``.py`` file, a
     Hugging Face folder): Core ML commands read converted packages, and ``check`` converts.
@@ -73,18 +82,15 @@ def _refuse_pytorch_source(path: Path, origin: str) -> None:
     Raises:
         ModelLoadError: ``path`` is one of those.
     """
-    file = Path(str(path).rsplit(":", 1)[0]) if ":" in path.name else None
-    factory = file is not None and file.suffix == ".py" and file.is_file()
+    file, function = split_factory(str(path))
+    factory = function is not None and Path(file).is_file()
     if factory or (path.suffix == ".py" and path.is_file()):
         what = "a FILE.py:FUNCTION factory" if factory else "a Python file"
     elif path.is_dir() and (path / "config.json").is_file():
         what = "a Hugging Face folder"
     else:
         return
-    raise ModelLoadError(
-        f"{origin} is a PyTorch model ({what}), not a Core ML model; this command reads .mlpackage / .mlmodel: convert it "
-        f"first (devicefit check {origin} -o DIR) and pass DIR/model.mlpackage"
-    )
+    raise ModelLoadError(f"{origin} is a PyTorch model ({what}), {_convert_first('it', origin)}")
 
 
 def _refuse_other_model_kinds(path: Path, origin: str) -> None:
@@ -111,9 +117,7 @@ def _refuse_other_model_kinds(path: Path, origin: str) -> None:
     if what is not None:
         source = "the PyTorch model it came from" if kind == "onnx" else origin
         raise ModelLoadError(
-            f"{origin} is {what}, not a Core ML model; this command reads .mlpackage / .mlmodel: convert "
-            f"{source} first (devicefit check {'MODEL' if kind == 'onnx' else origin} -o DIR) and pass "
-            "DIR/model.mlpackage"
+            f"{origin} is {what}, {_convert_first(source, 'MODEL' if kind == 'onnx' else origin)}"
         )
 
 

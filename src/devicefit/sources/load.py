@@ -19,7 +19,7 @@ from devicefit.errors import ModelLoadError
 from devicefit.sources.coreml_hf import HF_DEFAULT_SEQ, load_coreml, load_hf
 from devicefit.sources.coreml_hf import _coreml_input_spec as _coreml_input_spec  # the old home
 from devicefit.sources.module import from_module, one_line
-from devicefit.sources.spec import InputSpec, SourceModel
+from devicefit.sources.spec import InputSpec, SourceModel, split_factory
 from devicefit.sources.torch_files import load_torch_file
 from devicefit.sources.untrusted_files import require_file_or_folder, shown
 
@@ -58,7 +58,7 @@ def load_source(
         InputError: inputs are needed but not given, or do not fit the model.
     """
     trusted = trust_code or trust_pickle
-    path_text, factory = _split_factory(spec)
+    path_text, factory = split_factory(spec)
     path = Path(path_text).expanduser()
     if not path.exists():
         raise ModelLoadError(
@@ -82,13 +82,6 @@ def load_source(
     if path.suffix == ".mlmodel":
         return load_coreml(spec, path, inputs)
     return load_torch_file(spec, path, inputs, trusted)
-
-
-def _split_factory(spec: str) -> tuple[str, str | None]:
-    head, sep, tail = spec.rpartition(":")
-    if sep and head.endswith(".py") and tail.isidentifier():
-        return head, tail
-    return spec, None
 
 
 def _load_python(spec: str, path: Path, factory_name: str, inputs: list[InputSpec] | None) -> SourceModel:

@@ -34,6 +34,14 @@ _DTYPE_ALIASES = {"fp32": "float32", "fp16": "float16", "f32": "float32", "i32":
 _INPUT_RE = re.compile(r"^([A-Za-z_][\w.]*):(\d+(?:x\d+)*)?(?::(\w+))?$")
 
 
+def split_factory(spec: str) -> tuple[str, str | None]:
+    """``"net.py:make"`` -> ``("net.py", "make")``; any other model spec -> ``(spec, None)``."""
+    head, sep, tail = spec.rpartition(":")
+    if sep and head.endswith(".py") and tail.isidentifier():
+        return head, tail
+    return spec, None
+
+
 @dataclass
 class InputSpec:
     """One model input.
