@@ -232,8 +232,8 @@ class InlinePolicy:
                 if self._extend:
                     return WORKER
                 self._short = True  # none left: decide on the samples there are
-            self._extend = 0
-            self._decide()
+                self._decide()
+            self._extend = 0  # (enough samples: record_handoff decided already)
         if self._since_call <= self.refresh_every and self._since_handoff <= self.refresh_every:
             # the common case, kept cheap: it runs on every predict_async
             if self.call_s is not None and self.handoff_s is not None:
