@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import sys
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,7 @@ def _record_torch(
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
-    from devicefit.convert._provenance_frontends import _CALLERS, _INTERNAL_MARKERS, _LIBRARY_MARKERS
+    from devicefit.convert._provenance_frontends import _user_frame
 
     recorded: dict[tuple[str, tuple[int, ...]], dict[Signature, np.ndarray]] = {}
     # id -> (a weak reference, the inputs a tensor is computed from); the reference guards against reused ids
@@ -192,21 +193,15 @@ def _record_torch(
         return found
 
     def user_line() -> str | None:
-        # NOTE: provenance's rule (convert._provenance_frontends._user_frame): the innermost frame outside library
-        # code, or, in a model whose code is all library code (Hugging Face), the innermost library frame outside
-        # torch / coremltools / devicefit, which is where provenance names that model's ops; the search stops at
-        # devicefit's own call into the model (beyond it is check's caller, never the model)
-        frame, library = sys._getframe(2), None
-        while frame is not None:
-            name = frame.f_code.co_filename
-            if any(m in name for m in _CALLERS):
-                break
-            if not name.startswith("<") and not any(m in name for m in _INTERNAL_MARKERS):
-                if not any(m in name for m in _LIBRARY_MARKERS):
-                    return f"{Path(name).name}:{frame.f_lineno}"
-                library = library or f"{Path(name).name}:{frame.f_lineno}"
-            frame = frame.f_back  # type: ignore[assignment]
-        return library
+        # provenance's rule (convert._provenance_frontends._user_frame), so that lines match its labels
+        def frames() -> Iterator[tuple[str, int]]:
+            frame = sys._getframe(4)  # past this generator, _user_frame, user_line and the dispatch
+            while frame is not None:
+                yield frame.f_code.co_filename, frame.f_lineno
+                frame = frame.f_back  # type: ignore[assignment]
+
+        found = _user_frame(frames())
+        return None if found is None else Path(found).name  # "dir/net.py:12" -> "net.py:12"
 
     class Recorder(TorchDispatchMode):
         def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -286,7 +286,7 @@ def _clean_path(path: str) -> str:
     return re.sub(r"\._modules\['([^']+)'\]", r".\1", path).lstrip(".")
 
 
-def _user_frame(frames: list[tuple[str, int]]) -> str | None:
+def _user_frame(frames: Iterable[tuple[str, int]]) -> str | None:
     """The innermost frame outside library code, as ``file:line``.
 
     A model whose code is all library code (a Hugging Face model) gets the innermost frame of that library
