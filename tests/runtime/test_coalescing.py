@@ -363,3 +363,18 @@ def test_a_batch_call_that_also_built_its_graph_is_no_sample_of_its_cost():
         costs.record(8, 8 * 0.4e-3)
     assert costs.estimate(8) == pytest.approx(0.4e-3)
     assert costs.decide(8, 0.7e-3) == "yes" and costs.decide(8, 0.3e-3) == "no"
+
+
+def test_the_batch_key_separates_names_shapes_and_dtypes():
+    from devicefit.runtime.workers import _shapes
+
+    f32 = np.zeros((1, 4), np.float32)
+    assert _shapes({"x": f32}) == _shapes({"x": np.ones((1, 4), np.float32)})
+    assert _shapes({"x": f32}) != _shapes({"x": np.zeros((1, 4), np.float64)})
+    assert _shapes({"x": f32}) != _shapes({"x": np.zeros((1, 5), np.float32)})
+    assert _shapes({"x": f32}) != _shapes({"y": f32})
+    two = {"a": f32, "b": np.zeros((1, 2), np.int32)}
+    assert _shapes(two) == _shapes({"a": f32.copy(), "b": np.ones((1, 2), np.int32)})
+    assert _shapes(two) != _shapes({"a": f32, "b": np.zeros((1, 2), np.int64)})
+    assert _shapes({"x": 1}) == _shapes({"x": 2})  # not arrays: no shape to tell them apart
+    assert _shapes(3) == 3 and _shapes(3) != _shapes(4)  # not a mapping: equal values only

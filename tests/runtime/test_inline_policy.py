@@ -6,7 +6,16 @@ import itertools
 
 import pytest
 
-from devicefit.runtime.inline_policy import BURST, INLINE, MIN_SAMPLES, PROBE, RECHECK, WORKER, InlinePolicy
+from devicefit.runtime.inline_policy import (
+    BURST,
+    INLINE,
+    MAX_BACKOFF,
+    MIN_SAMPLES,
+    PROBE,
+    RECHECK,
+    WORKER,
+    InlinePolicy,
+)
 
 
 class Clock:
@@ -22,6 +31,15 @@ def _measured(call_s: float, handoff_s: float, max_block_s: float = 1e-3) -> Inl
     policy.record_call(call_s, solo=True)
     for _ in range(MIN_SAMPLES):
         policy.record_handoff(handoff_s)
+    return policy
+
+
+def _close_call(handoff_s: float = 100e-6) -> InlinePolicy:
+    """Inline, but not plainly (the workers at their best, a handoff of 20 us, would win): a route that its
+    refresh bursts may flip."""
+    policy = _measured(120e-6, handoff_s=handoff_s)
+    policy.record_handoff(20e-6)  # one fast wake-up: the floor, not the median
+    assert policy.prefers_inline() and not policy.plainly_inline()
     return policy
 
 
@@ -98,13 +116,13 @@ def test_inline_mode_refreshes_the_handoff_with_a_burst_after_enough_requests_an
 
 def test_refresh_waits_for_the_interval():
     clock = Clock()
-    policy = _measured(30e-6, handoff_s=100e-6)
+    policy = _close_call()
     policy.refresh_every, policy.refresh_interval_s = 5, 1.0
     policy._last_burst = 0.0
     routes = []
     for _ in range(20):  # 20 requests, no time passed
         routes.append(policy.route(clock))
-        policy.record_call(30e-6, solo=True)
+        policy.record_call(120e-6, solo=True)
     assert routes == [INLINE] * 20
     clock.now = (
         1.0  # due now: the policy notices within RECHECK requests (it does not read the clock each time)
@@ -112,7 +130,7 @@ def test_refresh_waits_for_the_interval():
     routes = []
     for _ in range(RECHECK + 1):
         routes.append(policy.route(clock))
-        policy.record_call(30e-6, solo=True)
+        policy.record_call(120e-6, solo=True)
     assert WORKER in routes
 
 
@@ -231,7 +249,7 @@ def _burst_times(policy: InlinePolicy, clock: Clock, handoff_s: float, until: fl
                 policy.route(clock)
             for _ in range(MIN_SAMPLES):
                 policy.record_handoff(handoff_s)
-        policy.record_call(30e-6, solo=True)
+        policy.record_call(policy.call_s or 30e-6, solo=True)
         clock.now += 0.001
     return starts
 
@@ -239,7 +257,7 @@ def _burst_times(policy: InlinePolicy, clock: Clock, handoff_s: float, until: fl
 def test_a_burst_that_confirms_the_route_doubles_the_wait_and_a_flip_resets_it():
     # every burst sends BURST requests the slow way: a steady route is refreshed less and less often
     clock = Clock()
-    policy = _measured(30e-6, handoff_s=100e-6)
+    policy = _close_call()
     policy.refresh_every, policy.refresh_interval_s = 1, 1.0
     policy._last_burst = 0.0
     starts = _burst_times(policy, clock, 100e-6, until=130.0)
@@ -282,3 +300,81 @@ def test_a_burst_extended_for_samples_stops_as_soon_as_it_has_enough():
     for _ in range(MIN_SAMPLES):
         policy.record_handoff(200e-6)
     assert policy.route(clock) == INLINE
+
+
+def test_a_call_the_workers_could_not_beat_at_their_best_stays_inline_through_a_refresh_burst():
+    """onnxruntime's 11 us MLP: a refresh burst sent its 8 requests to the workers, and the route waited there for
+    MIN_SAMPLES fresh handoffs; under a 400-request asyncio.gather the requests queued behind those held every
+    slot, and the whole burst ran on the workers (0.32x sync against 0.6x-0.8x in the other rounds)."""
+    clock = Clock()
+    policy = _measured(11e-6, handoff_s=80e-6)
+    assert policy.plainly_inline() and policy.handoff_floor_s == 80e-6
+    policy.refresh_every, policy.refresh_interval_s = 10, 0.0
+    for _ in range(10):
+        assert policy.route(clock) == INLINE
+        policy.record_call(11e-6, solo=True)
+    assert [policy.route(clock) for _ in range(BURST)] == [WORKER] * BURST  # a refresh burst samples
+    policy.record_handoff(90e-6)  # its first sample, far from MIN_SAMPLES fresh ones
+    assert policy.route(clock) == INLINE  # no extension, no flip to the workers meanwhile
+    assert policy.prefers_inline()
+
+
+def test_a_plainly_inline_route_refreshes_the_handoff_at_the_longest_back_off_only():
+    clock = Clock()
+    policy = _measured(11e-6, handoff_s=80e-6)
+    policy.refresh_every, policy.refresh_interval_s = 1, 1.0
+    policy._last_burst = 0.0
+    starts = _burst_times(policy, clock, 80e-6, until=70.0)
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
+    assert gaps and all(MAX_BACKOFF <= g <= MAX_BACKOFF + RECHECK * 1e-3 + 1e-9 for g in gaps), gaps
+    # the machine got quieter than ever measured (a 2 us handoff): the workers may win now, the route is
+    # decided on the samples again, and the wait starts again at refresh_interval_s
+    starts = _burst_times(policy, clock, 2e-6, until=clock.now + 40.0)
+    assert not policy.plainly_inline() and not policy.prefers_inline()
+    assert len(starts) >= 2 and 1.0 <= starts[1] - starts[0] <= 2.0 + RECHECK * 1e-3 + 1e-9
+
+
+def test_a_plainly_inline_route_refreshes_its_call_time_with_a_solo_call_not_a_probe():
+    """A probe runs on a worker and nothing starts beside it: under a burst, every request queued behind it went
+    to the workers. A plainly inline route asks for one request run alone on the awaiting thread instead."""
+    clock = Clock()
+    policy = _measured(11e-6, handoff_s=80e-6)
+    policy.refresh_every, policy._last_burst = 10, 0.0  # (no handoff refresh due in this test)
+    routes = []
+    for _ in range(30):  # gathered batches: no solo call sample, the call time goes stale
+        routes.append(policy.route(clock))
+    assert set(routes) == {INLINE} and policy.solo_due
+    policy.record_call(12e-6, solo=True)  # the request run alone
+    assert not policy.solo_due and policy.route(clock) == INLINE
+    # not plainly inline (a slow call): the probe as before
+    slow = _measured(900e-6, handoff_s=100e-6)
+    slow.refresh_every = 10
+    routes = []
+    for _ in range(12):
+        routes.append(slow.route(clock))
+        slow.record_handoff(100e-6)
+    assert PROBE in routes and not slow.solo_due
+
+
+def test_one_slow_handoff_is_no_floor():
+    policy = InlinePolicy(1e-3)
+    policy.record_call(650e-6, solo=True)
+    for _ in range(MIN_SAMPLES - 1):
+        policy.record_handoff(3e-3)
+        assert not policy.plainly_inline()
+    policy.record_handoff(3e-3)
+    assert policy.plainly_inline()
+
+
+def test_a_due_refresh_waits_while_requests_are_gathered_to_run_together():
+    """A refresh's requests sent to the workers under a burst wait for busy workers (no samples) and, holding the
+    slots, sent the rest of a 400-request asyncio.gather to the workers after them (0.45x sync that round)."""
+    for policy in (_close_call(), _measured(900e-6, handoff_s=100e-6)):  # a handoff refresh / a probe due
+        clock = Clock()
+        policy.refresh_every = 10
+        policy._since_call = policy._since_handoff = 11
+        usual = INLINE if policy.prefers_inline() else WORKER
+        assert [policy.route(clock, crowded=True) for _ in range(5)] == [usual] * 5
+        assert policy._burst_left == 0 and not policy._probing
+        assert policy.route(clock) in (WORKER, PROBE)  # the first request with nobody waiting starts it
+        assert policy._burst_left == BURST - 1 or policy._probing

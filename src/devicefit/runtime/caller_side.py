@@ -88,7 +88,7 @@ class CallerSide:
         The caller then runs the engine on its own thread and calls :meth:`end_inline_locked` with the ticket;
         without a ticket it passes ``route`` to :meth:`submit`. Kept lean: it runs on every predict_async.
         """
-        route = self.policy.route(self._clock)
+        route = self.policy.route(self._clock, self.gathering.crowded())
         # NOTE: requests already queued hold their slots (a worker is waking for each): this one may still run
         # here if a slot is left beyond them. Refusing whenever the queue was non-empty sent a request to the
         # workers each time one had not yet woken for the previous one (it needs the GIL this thread holds), so
@@ -153,6 +153,7 @@ class CallerSide:
             # where a backlog goes to the workers (arrive()), they coalesce it; else it may run here
             or self.policy.holds_back_for_backlog
             or not self.policy.may_run_on_caller()
+            or self.policy.solo_due  # this one runs alone: its duration refreshes the call time
         ):
             return None
         if not self.gathering.wanted(self.batch_limit, self.policy.call_s):

@@ -19,7 +19,7 @@ Only where it pays, measured:
   tumbling window of 32, two closed-loop callers right after a burst gathered for up to 32 requests as if the
   burst's callers were still there (0.71x sync against 0.85x without gathering, in the benchmark's blocks);
 * a batch of the size those callers make (``k`` = callers, at most the limit) must cost less per request than a
-  call alone, by more than the turn: ``batch(k) / k + TURN_S < c``. A batch of two gains nothing on a tiny
+  call alone, by more than the turn: ``batch(k) / k + turn_s(k) < c``. A batch of two gains nothing on a tiny
   model (11.3 us per request stacked by two on onnxruntime against 11.0 us alone; 25.7 against 29.5 us on
   torch) while the turn and its bookkeeping cost ~10 us a request (two closed-loop callers fell from 0.85x to
   0.47x sync on onnxruntime when they always gathered); on the interpreter's batched graphs bert_encoder's
@@ -35,22 +35,38 @@ may race on a count, never on a request).
 from __future__ import annotations
 
 import asyncio
-from collections import Counter, deque
+from collections import deque
 from typing import Any
 
 from devicefit.runtime.batch_costs import BatchCosts
 
 # requests over which distinct callers are counted (sliding)
 WINDOW = 8
-# what gathering costs a request beyond running inline: the loop turn, the slot, the leader's bookkeeping
-# (measured ~10 us a request on onnxruntime's tiny MLP, 2 vCPUs; with margin)
-TURN_S = 15e-6
+# what gathering costs a request beyond running inline, net: its own part (one await, the slot, its share of the
+# leader's bookkeeping) and the loop pass its turn takes, shared by the callers whose requests wait in that pass,
+# less the inline path's own bookkeeping outside the measured call (the lock, the route, the accounting), which a
+# rider skips. Measured on 2 vCPUs, onnxruntime's 11 us MLP, forced on and off in the same run: a 400-request
+# asyncio.gather ran at 0.77x sync gathered (batches at 5.6 us a request, begin to end as a call is measured)
+# against 0.59x one call at a time, a net turn of about nothing. A fixed 15 us (two callers' cost, from an older
+# measurement, with margin) kept such bursts from ever gathering. An await alone costs 2.4 us a task with 2 tasks a
+# loop pass, 1.5-1.7 us with 8 and more.
+TURN_TASK_S = 1e-6
+TURN_PASS_S = 8e-6
+
+
+def turn_s(callers: int) -> float:
+    """What gathering costs a request with ``callers`` callers sharing each loop pass."""
+    return TURN_TASK_S + TURN_PASS_S / max(1, callers)
+
+
 # requests that gather, whatever the estimate, to measure a size class that is unknown or stale
 TRIAL = 8
 # gather checks between reads of the engine's batch limit (it changes only when a model refuses a stack)
 LIMIT_REFRESH = 256
 # requests that reuse a no without asking the estimate again, while no more callers are counted than it saw (two
-# closed-loop callers on a tiny model are told no on every request); more callers (a burst) ask again at once
+# closed-loop callers on a tiny model are told no on every request); more callers (a burst) ask again at once. A
+# yes likewise, while at least as many callers are counted (each request of a burst asked: 2.3 us a request, a
+# fifth of an 11 us call)
 QUIET = 16
 
 WAITING, TAKEN, DONE = "waiting", "taken", "done"
@@ -75,7 +91,7 @@ class Gathering:
     def __init__(self) -> None:
         self._waiting: dict[asyncio.AbstractEventLoop, list[Slot]] = {}
         self._recent: deque[int] = deque()  # the tasks of the last WINDOW requests
-        self._counts: Counter[int] = Counter()  # of each, how many of those requests
+        self._counts: dict[int, int] = {}  # of each, how many of those requests
         self.limit = 1  # the engine's batch limit as last read
         self._limit_age = LIMIT_REFRESH
         self.batches = 0  # batch calls led so far (introspection, tests)
@@ -83,6 +99,8 @@ class Gathering:
         self._trial = 0  # requests left in the current trial
         self._quiet = 0  # requests left that reuse the last no (with no more callers than it saw)
         self._no_for = 0  # the callers that no was for
+        self._yes = 0  # likewise, requests left that reuse the last yes (with at least as many callers)
+        self._yes_for = 0
 
     def wanted(self, limit: Any, call_s: float | None) -> int:
         """The batch limit if this request should gather, else 0 (see the module's doc).
@@ -91,16 +109,17 @@ class Gathering:
         ``call_s``: the engine call alone (the inline policy's ``call_s``; None: not measured, no gathering).
         """
         task = id(asyncio.current_task())
-        self._recent.append(task)
-        self._counts[task] += 1
-        if len(self._recent) > WINDOW:
-            old = self._recent.popleft()
-            left = self._counts[old] - 1
+        recent, counts = self._recent, self._counts
+        recent.append(task)
+        counts[task] = counts.get(task, 0) + 1  # (a plain dict: Counter's missing-key hook is a Python call)
+        if len(recent) > WINDOW:
+            old = recent.popleft()
+            left = counts[old] - 1
             if left:
-                self._counts[old] = left
+                counts[old] = left
             else:
-                del self._counts[old]
-        callers = len(self._counts)
+                del counts[old]
+        callers = len(counts)
         if callers < 2 or call_s is None:
             return 0
         if self._quiet:
@@ -116,14 +135,24 @@ class Gathering:
         if self._trial:
             self._trial -= 1
             return self.limit
-        verdict = self.costs.decide(min(callers, self.limit), call_s, TURN_S)
+        if self._yes:
+            self._yes -= 1
+            if callers >= self._yes_for:
+                return self.limit  # at least as many callers as when the estimate said yes: still yes
+        verdict = self.costs.decide(min(callers, self.limit), call_s, turn_s(callers))
         if verdict == "measure":
             self._trial = TRIAL - 1  # the next requests gather too, so batches form to be measured
         if verdict == "no":
-            self._quiet, self._no_for = QUIET, callers
+            self._quiet, self._no_for, self._yes = QUIET, callers, 0
             return 0
         self._quiet = 0
+        if verdict == "yes":
+            self._yes, self._yes_for = QUIET, callers
         return self.limit
+
+    def crowded(self) -> bool:
+        """Whether requests wait in a gathering now (a burst is being run; a hint, read without the lock)."""
+        return bool(self._waiting)
 
     def record(self, size: int, seconds: float) -> None:
         """A batch call of ``size`` requests led here took ``seconds``."""

@@ -39,6 +39,17 @@ its handoffs (a burst short of them sends up to ``EXTEND`` more requests to the 
 samples it has). A burst that confirms the route doubles the wait before the next one (up to ``MAX_BACKOFF`` times
 ``refresh_interval_s``: a burst sends requests the slow way); one that flips it starts again at the minimum. A
 machine that got busier or quieter, or a model whose inputs changed size, is noticed within one refresh. Until both are known, requests go to workers (the behaviour with inline off).
+
+A call so short that the workers would lose even at their best is *plainly inline*: ``c`` times the worker
+route's rate stays within ``MARGIN`` with every worker and lane call as fast as ``c`` and the handoff as fast as
+the fastest of all measured here, ``MIN_SAMPLES`` at least (:attr:`InlinePolicy.handoff_floor_s`; a handoff only
+gets slower with load). Its
+route then needs no fresh handoff: a refresh burst keeps it inline while its samples come in (without this, the
+requests after a burst's went to the workers until it had ``MIN_SAMPLES``, and under a burst of requests the
+queue they formed held every slot: onnxruntime's 11 us MLP ran a 400-request ``asyncio.gather`` at 0.32x sync in
+such a round, 0.6x-0.8x in the others), it is refreshed at the longest back-off only, and its call time is
+refreshed by a solo call on the awaiting thread (:attr:`InlinePolicy.solo_due`) instead of a probe, which runs on
+a worker and holds every request queued behind it there.
 """
 
 from __future__ import annotations
@@ -67,6 +78,9 @@ MAX_BACKOFF = 32
 # and a burst of two closed-loop callers often gave 2 of 8; the route then stayed on the workers until the next
 # refresh, 500 requests later
 EXTEND = 3 * BURST
+# an inline call that moves the call time (the minimum of its window) by at most this share of the call time
+# the route was decided on does not decide it again (a quarter of a tiny MLP's inline calls did, ~3 us each)
+DRIFT = 0.05
 
 
 @dataclass
@@ -109,6 +123,12 @@ class InlinePolicy:
     _lane: bool = True  # lane_pays(), kept current likewise
     _extend: int = 0  # requests the current burst may still send to the workers while short of samples
     _short: bool = False  # the last burst ended short of MIN_SAMPLES samples: decide on those it has
+    handoff_floor_s: float | None = (
+        None  # the fastest handoff measured so far (a lower bound on this machine)
+    )
+    _handoffs_seen: int = 0  # handoff samples ever recorded (the floor counts from MIN_SAMPLES on)
+    _plain: bool = False  # plainly_inline(), kept current by the record_ methods
+    _decided_call_s: float | None = None  # call_s when the route was last decided
 
     def worker_cycle_s(self) -> float | None:
         """Seconds a worker spends per request, its call and the handoff (None: not measured yet)."""
@@ -116,8 +136,36 @@ class InlinePolicy:
             return None
         return (self.worker_call_s if self.worker_call_s is not None else self.call_s) + self.handoff_s
 
+    def plainly_inline(self) -> bool:
+        """Whether the awaiting thread beats the workers even at their best: every call on a worker or the lane
+        as fast as the solo call ``c``, the handoff the fastest ever measured (see the module's doc)."""
+        floor = self.handoff_floor_s
+        call = self.call_s
+        if (
+            floor is None
+            or self._handoffs_seen < MIN_SAMPLES  # one slow wake-up is no floor (see MIN_SAMPLES)
+            or call is None
+            or self.max_block_s is None
+            or call >= self.max_block_s
+        ):
+            return False
+        if self.lanes < 2:
+            return True
+        best = max(
+            1.0 / (call + floor / 2) + (self.lanes - 1) / (2 * call + floor), self.lanes / (call + floor)
+        )
+        return call * best <= MARGIN
+
+    @property
+    def solo_due(self) -> bool:
+        """A plainly inline route wants its call time refreshed: the next request should run alone on the
+        awaiting thread (not gathered with others), its duration a solo sample (cheap: read on every request)."""
+        return self._plain and self._since_call > self.refresh_every
+
     def prefers_inline(self) -> bool:
         """Whether the measurements say the awaiting thread beats ``lanes`` workers."""
+        if self._plain:
+            return True
         cycle = self.worker_cycle_s()
         if (
             (len(self._handoffs) < MIN_SAMPLES and not self._short)
@@ -204,20 +252,33 @@ class InlinePolicy:
         return self._backlog
 
     def _decide(self) -> None:
+        self._decided_call_s = self.call_s
+        was_plain, self._plain = self._plain, self.plainly_inline()
+        if was_plain and not self._plain:  # a faster handoff or a slower call: refresh as often as allowed
+            self._backoff = 1
         self._inline = self.prefers_inline()
         self._lane = self.lane_pays()
         self._backlog = self.backlog_prefers_workers()
-        if self._burst_route is not None and len(self._handoffs) >= MIN_SAMPLES:
+        if self._plain:  # no handoff can change the route but a faster one than ever seen: refresh rarely
+            self._backoff = MAX_BACKOFF
+            self._extend = 0
+            self._burst_route = None
+        elif self._burst_route is not None and len(self._handoffs) >= MIN_SAMPLES:
             # the burst's samples decided: the same route again -> refresh less often; a flip -> as often as allowed
             self._backoff = min(2 * self._backoff, MAX_BACKOFF) if self._inline == self._burst_route else 1
             self._burst_route = None
 
-    def route(self, clock: Callable[[], float]) -> str:
+    def route(self, clock: Callable[[], float], crowded: bool = False) -> str:
         """Where the next request should go: ``INLINE``, ``WORKER`` or ``PROBE`` (counts the request).
 
         The scheduler may still send an ``INLINE`` request to a worker (no free slot, requests queued) and
         runs a ``PROBE`` as soon as nothing else runs; it calls :meth:`probe_started` when the probe starts and
         :meth:`probe_ended` however it ends. ``clock`` is read only when a refresh may be due.
+
+        ``crowded``: other requests are waiting to run with this one (a gathering: a burst made at once). A
+        refresh that falls due then waits for a quieter request: its requests would wait for busy workers (no
+        samples) and, holding the slots, send the whole burst after them to the workers (onnxruntime's 11 us MLP:
+        a 400-request asyncio.gather at 0.45x sync in such a round, 0.7x-0.9x in the others).
         """
         if self.max_block_s is None:
             return WORKER
@@ -238,6 +299,10 @@ class InlinePolicy:
             # the common case, kept cheap: it runs on every predict_async
             if self.call_s is not None and self.handoff_s is not None:
                 return INLINE if self._inline else WORKER
+        if self._plain and self._since_call > self.refresh_every:
+            return INLINE  # refreshed by a solo call on the awaiting thread (solo_due), not by a probe
+        if crowded and self.call_s is not None and self.handoff_s is not None:
+            return INLINE if self._inline else WORKER  # a due refresh waits for a quieter request
         if self.call_s is None or self._since_call > self.refresh_every:
             if not self._probing:
                 if _due(self._last_probe, clock, self.refresh_interval_s, self.call_s):
@@ -249,7 +314,8 @@ class InlinePolicy:
                 self._last_burst = clock()
                 self._since_handoff = 0
                 self._burst_left = BURST - 1
-                self._extend, self._short = EXTEND, False
+                # (a plainly inline route keeps its route while the samples come in: nothing to extend for)
+                self._extend, self._short = (0 if self._plain else EXTEND), False
                 self._burst_route = self._inline if self.handoff_s is not None else None
                 # NOTE: the refresh is due because these are stale: decide on the burst's samples alone (kept,
                 # the stale half of a window outvoted a burst whose requests partly ran on the caller lane)
@@ -298,12 +364,18 @@ class InlinePolicy:
             self.call_s = min(calls)
         elif not on_worker:
             return
+        decided = self._decided_call_s
+        if not on_worker and decided is not None and abs(self.call_s - decided) <= DRIFT * decided:
+            return  # (the minimum moves a little every few inline calls: a decision costs ~3 us)
         self._decide()
 
     def record_handoff(self, seconds: float) -> None:
         """One worker request's dispatch + return latency (not a probe's)."""
         self._handoffs.append(seconds)
         self.handoff_s = _median(self._handoffs)
+        self._handoffs_seen += 1
+        if self.handoff_floor_s is None or seconds < self.handoff_floor_s:
+            self.handoff_floor_s = seconds
         self._since_handoff = 0
         self._decide()
 
