@@ -49,3 +49,32 @@ def test_run_table_of_all_nan_outputs_warns_nothing_and_says_all_nan():
     some_row = next(line for line in lines if line.lstrip("│ ").startswith("some"))
     assert "all NaN" in nan_row and "6" in nan_row
     assert "1" in some_row and "3" in some_row and "2" in some_row and "NaN" not in some_row
+
+
+MODEL = """
+import torch
+
+
+def make():
+    return torch.nn.Sequential(torch.nn.Linear(8, 4), torch.nn.ReLU()).eval(), (torch.randn(1, 8),)
+"""
+
+
+def test_check_of_a_pytorch_model_prints_none_of_coremltools_import_warnings(tmp_path):
+    """coremltools warns at import about its missing macOS proxies and untested torch / scikit-learn versions:
+    expected off a Mac, and noise that reads like an error to a user ('Failed to load _MLModelProxy'). They were
+    silenced only where devicefit imported coremltools itself first; `check` on a PyTorch model imported it
+    through the rescue translations before that, and printed all ten lines."""
+    (tmp_path / "m.py").write_text(MODEL)
+    env = {**os.environ, "PYTHONPATH": SRC}
+    done = subprocess.run(
+        [sys.executable, "-m", "devicefit", "check", "m.py:make", "-o", "out"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    for noise in ("Failed to load _", "has not been tested with coremltools", "is not supported. Minimum"):
+        assert noise not in done.stderr and noise not in done.stdout, done.stderr

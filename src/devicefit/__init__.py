@@ -12,7 +12,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from devicefit._lazy import quiet_coremltools
+
 __version__ = "0.1.0"
+
+# coremltools' import-time warnings about its macOS-only parts are expected off a Mac: filtered before any
+# module of devicefit (or the user's) imports it (devicefit/_lazy.py)
+quiet_coremltools()
 
 _LAZY = {"load": ("devicefit.runtime", "load")}
 _SUBMODULES = {
