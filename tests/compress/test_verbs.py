@@ -210,3 +210,29 @@ def test_ios18_features_rejected_on_older_targets():
         compress.quantize(base16, compress.QuantizeConfig(dtype="int4", granularity="per_block"))
     with pytest.raises(InputError, match="needs an iOS18 model"):
         compress.palettize(base16, compress.PalettizeConfig(granularity="per_grouped_channel"))
+
+
+def test_an_all_zero_block_quantizes_to_zero_without_numpy_warnings():
+    # An embedding's padding row is all zeros (every LM with a pad token): coremltools' int4 per-block scale of
+    # such a block is 0, and its 0 / 0 printed numpy's "invalid value encountered in divide / cast" to the user
+    # (check on an OLMo folder). The stored block dequantizes to exact zeros (q * 0).
+    import warnings
+
+    import numpy as np
+
+    torch.manual_seed(0)
+    emb = torch.nn.Sequential(torch.nn.Embedding(16, 64, padding_idx=0), torch.nn.Linear(64, 8)).eval()
+    ids = torch.tensor([[0, 3, 0, 5]], dtype=torch.int32)
+    base = compress.fp16(convert(emb, ids, target="iOS18", precision="fp32", input_names=["ids"]))
+    table = next(w.name for w in compress.find_weights(base, 16) if tuple(w.shape) == (16, 64))
+    config = compress.QuantizeConfig(dtype="int4", granularity="per_block", block_size=32, weight_threshold=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        out = compress.apply_plan(base, {table: config})
+    assert constexpr_ops(out)
+    got = next(iter(interp.load(out).run({"ids": ids.numpy()}).values()))
+    bias = emb[1].bias.detach().numpy()
+    assert np.isfinite(got).all()
+    # the padding token's embedding stayed exactly zero: its outputs are the linear layer's bias alone
+    np.testing.assert_allclose(got[0, 0], bias, rtol=0, atol=1e-3)
+    np.testing.assert_allclose(got[0, 2], bias, rtol=0, atol=1e-3)
