@@ -173,3 +173,38 @@ def test_scatter_reduce_with_a_run_time_index(frontend, reduce):
         "scatter_reduce",
         rtol=1e-6,
     )
+
+
+class _MaskTop(torch.nn.Module):
+    """Phi-MoE's router step: mask each row's largest score with -inf (index computed from the input)."""
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        top = scores.max(dim=-1, keepdim=True).indices
+        return torch.softmax(torch.scatter(scores, -1, top, float("-inf")), dim=-1)
+
+
+def test_scatter_of_a_scalar_over_a_flexible_length():
+    # coremltools 9.0 filled the scalar to the index's shape as a constant: 'Cannot add const (is35400, 1)' once
+    # the rows are a RangeDim (an LM's prefill length)
+    import numpy as np
+
+    from devicefit import interp
+    from devicefit._lazy import coremltools
+    from devicefit.convert import rescue_translations
+
+    ct = coremltools()
+    scores = torch.randn(5, 4, generator=torch.Generator().manual_seed(0))
+    traced = torch.jit.trace(_MaskTop().eval(), (scores,))
+    with rescue_translations():
+        mlmodel = ct.convert(
+            traced,
+            inputs=[ct.TensorType("scores", shape=(ct.RangeDim(1, 16), 4))],
+            minimum_deployment_target=ct.target.iOS18,
+            compute_precision=ct.precision.FLOAT32,
+            skip_model_load=True,
+        )
+    program = interp.load(mlmodel)
+    for rows in (1, 5, 9):
+        x = torch.randn(rows, 4, generator=torch.Generator().manual_seed(rows))
+        got = next(iter(program.run({"scores": x.numpy()}).values()))
+        np.testing.assert_allclose(got, _MaskTop()(x).numpy(), rtol=1e-6, atol=1e-7)

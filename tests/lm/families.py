@@ -15,10 +15,15 @@ CLASSIC = (
     "gpt2", "gpt_neox", "gpt_neox_sequential", "opt", "opt_350m", "gptj", "falcon", "falcon_mq", "falcon_alibi",
     "bloom",
 )  # fmt: skip
+# families the wrapper was not written for (not in SUPPORTED_FAMILIES), covered because their modules carry
+# LLaMA's names and the wrapper reproduced their logits (convert/lm_infer.py)
+INFERRED = (
+    "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
+)  # fmt: skip
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
     *FAMILIES, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
-    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", *CLASSIC,
+    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", *CLASSIC, *INFERRED,
 )  # fmt: skip
 VOCAB = 96
 
@@ -103,6 +108,31 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     # ALiBi with 6 heads (not a power of two: the interleaved extra slopes), embedding LayerNorm, fused qkv
     "bloom": ("BloomConfig", "BloomForCausalLM", {
         "hidden_size": 96, "num_attention_heads": 6, "apply_residual_connection_post_layernorm": True,
+    }),
+    # inferred families (INFERRED): OLMo's norms without weights; OLMo 3's sliding-window layers (window 6); a
+    # mixture of experts each in OLMoE and Phi-MoE; Nemotron's relu^2 MLP and partial rotary; EXAONE 4's post-norm
+    "olmo": ("OlmoConfig", "OlmoForCausalLM", {"num_key_value_heads": 2, "pad_token_id": 0, "eos_token_id": 0}),
+    "olmo3": ("Olmo3Config", "Olmo3ForCausalLM", {
+        "num_key_value_heads": 2, "sliding_window": 6, "pad_token_id": 0, "eos_token_id": 0,
+        "layer_types": ["sliding_attention", "full_attention"],
+    }),
+    "olmoe": ("OlmoeConfig", "OlmoeForCausalLM", {
+        "num_key_value_heads": 2, "num_experts": 4, "num_experts_per_tok": 2, "pad_token_id": 0, "eos_token_id": 0,
+    }),
+    "nemotron": ("NemotronConfig", "NemotronForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "partial_rotary_factor": 0.5, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    "seed_oss": ("SeedOssConfig", "SeedOssForCausalLM", {"num_key_value_heads": 2, "head_dim": 16}),
+    "arcee": ("ArceeConfig", "ArceeForCausalLM", {"num_key_value_heads": 2, "bos_token_id": 0, "eos_token_id": 0}),
+    "exaone4": ("Exaone4Config", "Exaone4ForCausalLM", {"num_key_value_heads": 2, "head_dim": 16}),
+    # rotary pairs 2i / 2i + 1 from the first half of LLaMA-layout tables; GLM's partial rotary (half the dims)
+    "helium": ("HeliumConfig", "HeliumForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "bos_token_id": 0, "eos_token_id": 0, "pad_token_id": 0,
+    }),
+    "ernie4_5": ("Ernie4_5Config", "Ernie4_5ForCausalLM", {"num_key_value_heads": 2, "head_dim": 16}),
+    "glm": ("GlmConfig", "GlmForCausalLM", {"num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0}),
+    "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
+        "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
     }),
 }  # fmt: skip
 

@@ -136,6 +136,12 @@ def rotate_interleaved(x: torch.Tensor) -> torch.Tensor:
     return torch.stack((-pairs[..., 1], pairs[..., 0]), dim=-1).flatten(-2)
 
 
+def interleave_halves(cos: torch.Tensor, sin: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """LLaMA-layout tables ``[f_0..f_n, f_0..f_n]`` as interleaved ones ``[f_0, f_0, f_1, f_1, ...]``."""
+    half = cos.shape[-1] // 2
+    return cos[..., :half].repeat_interleave(2, dim=-1), sin[..., :half].repeat_interleave(2, dim=-1)
+
+
 def logits_transform(config: Any, family: str, logits: torch.Tensor) -> torch.Tensor:
     """What the family's ``*ForCausalLM.forward`` applies to ``lm_head``'s output."""
     if family == "granite":
@@ -149,7 +155,14 @@ def logits_transform(config: Any, family: str, logits: torch.Tensor) -> torch.Te
 
 
 def is_moe(mlp: Any) -> bool:
-    return hasattr(mlp, "experts") and hasattr(mlp, "gate")
+    return hasattr(mlp, "experts") and _router(mlp) is not None
+
+
+def _router(mlp: Any) -> Any:
+    """The module that scores and picks the experts: ``gate`` (Mixtral, Qwen-MoE, OLMoE) or ``router`` (Phi-MoE),
+    returning (logits, weights of the picked experts, their indices)."""
+    gate = getattr(mlp, "gate", None)
+    return gate if gate is not None else getattr(mlp, "router", None)
 
 
 def check_moe(mlp: Any, where: str) -> None:
@@ -179,7 +192,7 @@ def dense_moe(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     grows by experts / top-k, which is fine for prefill of small models and decode.
     """
     flat = x.reshape(-1, x.shape[-1])
-    _, weights, index = mlp.gate(flat)
+    _, weights, index = _router(mlp)(flat)
     experts = mlp.experts
     count = experts.gate_up_proj.shape[0]
     picked = (index[..., None] == torch.arange(count)).to(flat.dtype)  # (tokens, top-k, experts)

@@ -22,6 +22,7 @@ from torch import nn
 
 from devicefit.convert import lm_families as fam
 from devicefit.convert.lm_families import SUPPORTED_FAMILIES, UNSUPPORTED_REASONS
+from devicefit.convert.lm_infer import Wiring
 
 __all__ = [
     "SUPPORTED_FAMILIES",
@@ -50,14 +51,23 @@ class LMShape:
     head_dim: int
     rotary_dim: int
     sliding_window: int | None  # the smallest window of any layer (None: every layer attends to all)
+    rotation: str = (
+        "half"  # rotary pairing: "half" (LLaMA: i with i + d/2) or "interleaved" (Cohere: 2i with 2i + 1)
+    )
+    verified: float | None = None  # a family not written for: its probe's logit difference (lm_infer.py)
 
     def cache_shape(self, max_context: int) -> tuple[int, int, int, int, int]:
         """Shape of one of the two cache states (keys or values): (layers, batch 1, kv heads, context, head dim)."""
         return (self.num_layers, 1, self.num_kv_heads, max_context, self.head_dim)
 
 
-def lm_shape(model: Any) -> LMShape:
-    """Read the geometry of ``model`` (a transformers ``*ForCausalLM``); raise ``UnsupportedLMError`` if not covered."""
+def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
+    """Read the geometry of ``model`` (a transformers ``*ForCausalLM``); raise ``InputError`` if not covered.
+
+    A family outside :data:`SUPPORTED_FAMILIES` is covered when its modules carry LLaMA's names and the wrapper
+    reproduces its logits (:mod:`devicefit.convert.lm_infer`); ``wiring`` skips that verification (the probe's
+    own wrappers pass the wiring they try).
+    """
     from devicefit.errors import InputError
 
     config = getattr(model, "config", None)
@@ -67,12 +77,15 @@ def lm_shape(model: Any) -> LMShape:
             f"{type(model).__name__} has no transformers config; pass a Hugging Face *ForCausalLM model or folder"
         )
     if family not in SUPPORTED_FAMILIES:
-        why = UNSUPPORTED_REASONS.get(family, "this family has not been mapped onto the stateful wrapper")
-        covered = ", ".join(sorted(SUPPORTED_FAMILIES))
-        raise InputError(
-            f"{family} models are not covered by the stateful LM conversion ({why}); covered: {covered}; "
-            f"`devicefit check MODEL --task default` checks the plain forward (no KV cache) instead"
-        )
+        if family in UNSUPPORTED_REASONS:
+            raise not_covered(family, UNSUPPORTED_REASONS[family])
+        if wiring is None:
+            from devicefit.convert.lm_infer import verified_wiring
+
+            verdict = verified_wiring(model)
+            if isinstance(verdict, str):
+                raise not_covered(family, verdict)
+            wiring = verdict
     if family in fam.CLASSIC_FAMILIES:
         from devicefit.convert.lm_classic import classic_shape
 
@@ -88,7 +101,7 @@ def lm_shape(model: Any) -> LMShape:
             fam.check_moe(layer.mlp, f"model.layers.{i}.mlp")
     return LMShape(
         family=family,
-        layout=fam.layout(model, family),
+        layout=wiring.layout if wiring else fam.layout(model, family),
         vocab_size=config.vocab_size,
         hidden_size=config.hidden_size,
         num_layers=config.num_hidden_layers,
@@ -97,6 +110,20 @@ def lm_shape(model: Any) -> LMShape:
         head_dim=head_dim,
         rotary_dim=rotary_dim,
         sliding_window=min((w for w in windows if w), default=None),
+        rotation=wiring.rotation if wiring else ("interleaved" if family == "cohere" else "half"),
+        verified=wiring.probe_error if wiring else None,
+    )
+
+
+def not_covered(family: str, why: str) -> Exception:
+    """The refusal of a family the stateful LM conversion does not cover, saying why and what to do."""
+    from devicefit.errors import InputError
+
+    covered = ", ".join(sorted(SUPPORTED_FAMILIES))
+    return InputError(
+        f"{family} models are not covered by the stateful LM conversion ({why}); covered: {covered} and "
+        "LLaMA-shaped families the wrapper reproduces; `devicefit check MODEL --task default` checks the plain "
+        "forward (no KV cache) instead"
     )
 
 
@@ -114,6 +141,7 @@ class StatefulCausalLM(nn.Module):
         max_context: cache length (prompt + generated tokens).
         round_cache_fp16: round what is written into the cache to fp16, as Core ML (fp16-only states) stores it;
             used for the PyTorch reference that isolates conversion fidelity from cache storage.
+        wiring: layout and rotary pairing for a family not written for (default: verified, lm_infer.py).
     """
 
     k_cache: torch.Tensor
@@ -121,9 +149,11 @@ class StatefulCausalLM(nn.Module):
     positions: torch.Tensor
     hf: Any
 
-    def __init__(self, model: Any, max_context: int, round_cache_fp16: bool = False):
+    def __init__(
+        self, model: Any, max_context: int, round_cache_fp16: bool = False, wiring: Wiring | None = None
+    ):
         super().__init__()
-        self.shape = lm_shape(model)
+        self.shape = lm_shape(model, wiring)
         self.hf = model
         self.max_context = max_context
         self.round_cache_fp16 = round_cache_fp16
@@ -139,18 +169,23 @@ class StatefulCausalLM(nn.Module):
         q_norm = getattr(inner.layers[0].self_attn, "q_norm", None)
         s = self.shape
         self.qk_norm_whole = q_norm is not None and tuple(q_norm.weight.shape) == (s.num_heads * s.head_dim,)
+        if self.shape.rotation == "interleaved_halves":
+            # Helium, ERNIE 4.5, GLM: the model's rotary module returns LLaMA's [f_0..f_n, f_0..f_n] tables and its
+            # attention interleaves the first half ([f_0, f_0, f_1, f_1, ...]) to rotate pairs 2i / 2i + 1
+            tables = {t: fam.interleave_halves(cos, sin) for t, (cos, sin) in tables.items()}
+            self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
         for t, (cos, sin) in tables.items():
             self.register_buffer(f"{self.rope_key[t]}_cos", cos, persistent=False)
             self.register_buffer(f"{self.rope_key[t]}_sin", sin, persistent=False)
         self.layer_rope = [
-            fam.layer_type(config, i) if len(tables) > 1 else None for i in range(len(inner.layers))
+            fam.layer_type(config, i) if None not in tables else None for i in range(len(inner.layers))
         ]
         self.windows = [
             fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(inner.layers)
         ]
         # slot index of each cache position: sliding-window layers mask keys by distance from the query
         self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
-        self.rotate = fam.rotate_interleaved if self.shape.family == "cohere" else fam.rotate_half
+        self.rotate = fam.rotate_half if self.shape.rotation == "half" else fam.rotate_interleaved
         self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
         self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
         cache = self.shape.cache_shape(max_context)

@@ -204,6 +204,7 @@ def convert_causal_lm(
     from devicefit.convert.frontends import _library_logs_quiet, _quiet_coremltools
     from devicefit.convert.lm_wrapper import causal_mask, stateful_wrapper
     from devicefit.convert.merge import merge
+    from devicefit.convert.rescue import rescue_translations
 
     lengths = _check_args(max_context, precision, prefill_lengths)
     out = Path(output)
@@ -219,6 +220,12 @@ def convert_causal_lm(
     wrapper = stateful_wrapper(model, max_context).eval()
     shape = wrapper.shape
     notes = []
+    if shape.verified is not None:
+        notes.append(
+            f"{shape.family} is not one of the families the wrapper was written for: its modules follow LLaMA's "
+            f"{shape.layout} layout and the wrapper reproduced its logits on a probe sequence (largest difference "
+            f"{shape.verified:.1g} of the largest logit)"
+        )
     if shape.sliding_window is not None and shape.sliding_window < max_context:
         notes.append(f"sliding-window attention (window {shape.sliding_window}) applied within the cache")
     say("tracing the stateful wrapper")
@@ -239,7 +246,7 @@ def convert_causal_lm(
             try:
                 # NOTE: quiet: every layer writes the two cache buffers, and coremltools warns "Torch var
                 # k_cache is added again" for each write (the expected pattern for states)
-                with _quiet_coremltools():
+                with _quiet_coremltools(), rescue_translations():
                     mlmodel = ct.convert(
                         traced,
                         inputs=_ct_inputs(ct, np, function, max_context, lengths),

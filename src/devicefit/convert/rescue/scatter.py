@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.convert.rescue._mil import arg, const_value, frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 # torch reduce name -> MIL scatter mode (mean: a sum, divided afterwards)
 _REDUCTIONS = {"sum": "add", "prod": "mul", "amax": "max", "amin": "min", "mean": "add"}
@@ -206,3 +206,36 @@ def index_copy(context: Any, node: Any) -> None:
         source = mb.cast(x=source, dtype=_dtype_name(x))
     out = mb.scatter(data=x, indices=index, updates=source, axis=dim, mode="update", name=node.name)
     context.add(out, torch_name=node.name)
+
+
+@rescue(
+    "scatter",
+    "override: coremltools 9.0 fills a scalar update to the index's shape as a constant, which fails once that "
+    "shape is symbolic (a flexible sequence length: Phi-MoE's router masks its first expert with scatter(-inf))",
+    override=True,
+    aliases=("scatter.value",),
+)
+def scatter_value(context: Any, node: Any) -> object:
+    """``x.scatter(dim, index, value)`` with a scalar ``value`` and an index of symbolic shape: the update is
+    filled to the index's runtime shape (MIL ``fill`` of ``shape(index)``). Every other scatter is coremltools'
+    own translation."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, expected=(4, 5))
+    x, dim, index, value = inputs[0], inputs[1], inputs[2], inputs[3]
+    scalar = types.is_scalar(value.sym_type) and value.val is not None
+    if len(inputs) > 4 or not scalar or not any_symbolic(index.shape) or dim.val is None:
+        ops.scatter(context, node)
+        return DELEGATED
+    fill = np.array(value.val, dtype=_np_dtype(x))
+    updates = mb.fill(shape=mb.shape(x=index), value=fill)
+    context.add(
+        mb.scatter_along_axis(
+            data=x, indices=index, updates=updates, axis=int(dim.val), mode="update", name=node.name
+        ),
+        torch_name=node.name,
+    )
+    return None

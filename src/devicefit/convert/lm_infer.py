@@ -1,0 +1,147 @@
+"""Causal-LM families the stateful wrapper was not written for, covered when they provably fit it.
+
+transformers gains LLaMA-shaped decoder families every release (OLMo, Nemotron, Helium, Arcee, ERNIE 4.5,
+EXAONE 4, Seed-OSS, ...) whose modules carry LLaMA's names. Rather than refuse every family not listed in
+:data:`~devicefit.convert.lm_families.SUPPORTED_FAMILIES`, such a model is covered when
+
+1. its modules have the names the wrapper reads (``model.layers[i].self_attn.q_proj`` ..., ``rotary_emb``,
+   ``embed_tokens``, ``norm``, ``lm_head``), the decoder-layer layout read off which norms a layer has; and
+2. the wrapper, so wired, reproduces the model's own logits: a probe sequence run as a prompt then token by
+   token through the wrapper's KV cache, against transformers' forward over the whole sequence, with the
+   model's own weights. Each rotary pairing (LLaMA's halves, Cohere's interleaved pairs) is tried.
+
+Anything the family computes that the wrapper does not (clipped q/k/v, another mask, a scaled residual) shows
+as a logit difference, and the family is refused with that figure instead of converted wrong. The verdict is
+kept per model object, so the probe runs once per model.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Any
+
+from devicefit.convert import lm_families as fam
+
+# a wiring reproduces the model when its logits differ by at most this, relative to the largest logit: fp32
+# summation order gives ~1e-6; a computation the wrapper lacks gives 1e-2 and up
+PROBE_RTOL = 1e-3
+PROBE_PROMPT = 5  # tokens fed as the prompt, then PROBE_DECODE one at a time through the cache
+PROBE_DECODE = 3
+ROTATIONS = ("half", "interleaved", "interleaved_halves")
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """How the wrapper runs a family it was not written for: the decoder-layer layout and rotary pairing."""
+
+    layout: str
+    rotation: str = "half"
+    probe_error: float = 0.0  # the verifying probe's largest logit difference, relative to its largest logit
+
+
+_VERDICTS: weakref.WeakKeyDictionary[Any, Wiring | str] = weakref.WeakKeyDictionary()
+
+
+def layout_of(model: Any) -> str:
+    """The decoder-layer layout read off a LLaMA-named model's first layer, or raise ValueError saying which
+    module the wrapper needs and the model lacks."""
+    inner: Any = getattr(model, "model", None)
+    for path in ("lm_head", "model.embed_tokens", "model.layers", "model.rotary_emb"):
+        owner = model if path == "lm_head" else inner
+        if owner is None or not hasattr(owner, path.rsplit(".", 1)[-1]):
+            raise ValueError(f"it has no {path} (the wrapper reads LLaMA's module names)")
+    if not (hasattr(inner, "norm") or hasattr(inner, "final_layernorm")):
+        raise ValueError("it has no final norm (model.norm)")
+    layer = inner.layers[0]
+    attn = getattr(layer, "self_attn", None)
+    if attn is None or not hasattr(layer, "mlp"):
+        raise ValueError("its decoder layers have no self_attn / mlp")
+    projections = hasattr(attn, "qkv_proj") or all(hasattr(attn, p) for p in ("q_proj", "k_proj", "v_proj"))
+    if not projections or not (hasattr(attn, "o_proj") or hasattr(attn, "dense")):
+        raise ValueError("its attention has no q_proj / k_proj / v_proj / o_proj")
+    if not isinstance(getattr(attn, "scaling", None), float | int):
+        raise ValueError("its attention has no scaling factor")
+    for i, each in enumerate(inner.layers):
+        mlp = getattr(each, "mlp", None)
+        if hasattr(mlp, "experts") and not fam.is_moe(mlp):
+            # NOTE: tracing would freeze its token dispatch (nonzero / index_add loops) to the probe's routing
+            raise ValueError(f"its mixture of experts model.layers.{i}.mlp has no gate / router module")
+    norms = {n for n in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                         "post_feedforward_layernorm") if getattr(layer, n, None) is not None}  # fmt: skip
+    if {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm"} <= norms and (
+        "post_feedforward_layernorm" in norms
+    ):
+        return "sandwich"
+    if "input_layernorm" not in norms and {"post_attention_layernorm", "post_feedforward_layernorm"} <= norms:
+        return "post_norm"
+    if norms == {"input_layernorm", "post_attention_layernorm"}:
+        return "sequential"
+    if norms == {"input_layernorm"}:
+        return "parallel"
+    raise ValueError(f"its decoder layers have norms {sorted(norms)}, none of the layouts the wrapper runs")
+
+
+def verified_wiring(model: Any) -> Wiring | str:
+    """The wiring that reproduces ``model``'s logits, or why there is none (a one-line reason)."""
+    try:
+        return _VERDICTS[model]
+    except (KeyError, TypeError):
+        pass
+    verdict = _verify(model)
+    try:
+        _VERDICTS[model] = verdict
+    except TypeError:  # not weak-referenceable: verified again next time
+        pass
+    return verdict
+
+
+def _verify(model: Any) -> Wiring | str:
+    import torch
+
+    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
+    from devicefit.errors import InputError, first_line
+
+    try:
+        layout = layout_of(model)
+    except ValueError as e:
+        return f"its modules do not follow LLaMA's layout: {e}"
+    config = model.config
+    total = PROBE_PROMPT + PROBE_DECODE
+    vocab = int(getattr(config, "vocab_size", 0) or 0)
+    if vocab < 2:
+        return "its config has no vocab_size"
+    ids = torch.randint(0, vocab, (1, total), generator=torch.Generator().manual_seed(0))
+    worst: list[str] = []
+    try:
+        with torch.no_grad():
+            expected = model(ids).logits.float()
+    except Exception as e:  # the model's own forward: nothing to compare against
+        return f"its own forward failed on a probe sequence ({first_line(e)})"
+    scale = float(expected.abs().max()) or 1.0
+    for rotation in ROTATIONS:
+        wiring = Wiring(layout, rotation)
+        try:
+            with torch.no_grad():
+                wrapper = StatefulCausalLM(model, max_context=total, wiring=wiring)
+                parts = [wrapper(ids[:, :PROBE_PROMPT], causal_mask(PROBE_PROMPT, PROBE_PROMPT))]
+                for pos in range(PROBE_PROMPT, total):
+                    parts.append(wrapper(ids[:, pos : pos + 1], causal_mask(1, pos + 1)))
+            got = torch.cat(parts, dim=1).float()
+        except InputError as e:  # a refusal of the wrapper's own (an expert layout it does not map)
+            return str(e)
+        except Exception as e:
+            worst.append(f"{rotation} rotary pairing failed: {type(e).__name__}: {first_line(e)}")
+            continue
+        if got.shape != expected.shape:
+            worst.append(f"{rotation} rotary pairing gave logits of shape {tuple(got.shape)}")
+            continue
+        error = float((got - expected).abs().max()) / scale
+        if error <= PROBE_RTOL:
+            return Wiring(layout, rotation, error)
+        worst.append(f"{rotation} rotary pairing {error:.2g}")
+    return (
+        f"its modules follow LLaMA's {layout} layout, but the wrapper does not reproduce its logits on a "
+        f"probe sequence (largest difference relative to the largest logit: {'; '.join(worst)}; at most "
+        f"{PROBE_RTOL:g} passes): the family computes something the wrapper does not"
+    )
