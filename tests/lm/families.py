@@ -12,7 +12,7 @@ from typing import Any
 FAMILIES = ("llama", "qwen2", "mistral", "phi", "gemma")
 # the classic GPT-style families (convert/lm_classic.py), with their variants
 CLASSIC = (
-    "gpt2", "gpt_neox", "gpt_neox_sequential", "opt", "opt_350m", "gptj", "falcon", "falcon_mq", "falcon_alibi",
+    "gpt2", "gpt_bigcode", "gpt_bigcode_mha", "gpt_neox", "gpt_neox_sequential", "opt", "opt_350m", "gptj", "falcon", "falcon_mq", "falcon_alibi",
     "bloom",
 )  # fmt: skip
 # families the wrapper was not written for (not in SUPPORTED_FAMILIES), covered because their modules carry
@@ -82,6 +82,14 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     # learned positions (n_positions), fused Conv1D c_attn, gelu_new, tied lm_head; per-layer 1 / (i + 1) scaling
     "gpt2": ("GPT2Config", "GPT2LMHeadModel", {
         "scale_attn_by_inverse_layer_idx": True, "n_inner": 128, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    # StarCoder / SantaCoder: GPT-2's layout with a Linear c_attn, multi-query ([q | k | v] of one kv head) or per
+    # head ([q_h | k_h | v_h])
+    "gpt_bigcode": ("GPTBigCodeConfig", "GPTBigCodeForCausalLM", {
+        "multi_query": True, "n_inner": 128, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    "gpt_bigcode_mha": ("GPTBigCodeConfig", "GPTBigCodeForCausalLM", {
+        "multi_query": False, "n_inner": 128, "bos_token_id": 0, "eos_token_id": 0,
     }),
     # fused per-head query_key_value, partial rotary, parallel residual (Pythia); and the sequential form
     "gpt_neox": ("GPTNeoXConfig", "GPTNeoXForCausalLM", {"rotary_pct": 0.25, "use_parallel_residual": True}),

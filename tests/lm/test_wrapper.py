@@ -85,6 +85,7 @@ def test_uncovered_family_says_why() -> None:
     ("family", "table"),
     [
         ("gpt2", "transformer.wpe"),
+        ("gpt_bigcode", "transformer.wpe"),
         ("opt", "model.decoder.embed_positions"),
         ("gptj", "transformer.rotary_emb"),
     ],

@@ -1,4 +1,5 @@
-"""The stateful wrapper for the classic GPT-style families: GPT-2, GPT-NeoX (Pythia), OPT, GPT-J, Falcon, BLOOM.
+"""The stateful wrapper for the classic GPT-style families: GPT-2, GPT-BigCode (StarCoder, SantaCoder), GPT-NeoX
+(Pythia), OPT, GPT-J, Falcon, BLOOM.
 
 These predate the LLaMA module layout (``model.model.layers[i].self_attn.q_proj``): their modules live under
 ``transformer.h`` / ``gpt_neox.layers`` / ``model.decoder.layers``, several fuse q/k/v into one projection laid
@@ -76,6 +77,8 @@ def classic_shape(model: Any) -> LMShape:
     heads = config.num_attention_heads
     head_dim = config.hidden_size // heads
     kv_heads = _falcon_kv_heads(config) if config.model_type == "falcon" else heads
+    if config.model_type == "gpt_bigcode" and config.multi_query:
+        kv_heads = 1
     return LMShape(
         family=config.model_type,
         layout=_layout(model),
@@ -94,7 +97,7 @@ def _position_limit(model: Any) -> tuple[int, str] | None:
     """How many positions the model's own position table holds, and its module name (None: no table)."""
     family = model.config.model_type
     inner = _parts(model)[0]
-    if family == "gpt2":
+    if family in ("gpt2", "gpt_bigcode"):
         return int(inner.wpe.num_embeddings), "transformer.wpe"
     if family == "opt":
         table = inner.embed_positions
@@ -190,6 +193,13 @@ class ClassicCausalLM(StatefulCausalLM):
         seq = x.shape[1]
         if family == "gpt2":  # one Conv1D: [q | k | v] along the features
             q, k, v = attn.c_attn(x).split(s.hidden_size, dim=2)
+        elif (
+            family == "gpt_bigcode" and s.num_kv_heads < s.num_heads
+        ):  # multi-query: [q | k | v] of 1 kv head
+            kv = s.num_kv_heads * s.head_dim
+            q, k, v = attn.c_attn(x).split((s.hidden_size, kv, kv), dim=2)
+        elif family == "gpt_bigcode":  # per head: [q_h | k_h | v_h]
+            q, k, v = attn.c_attn(x).view(1, seq, s.num_heads, 3 * s.head_dim).split(s.head_dim, dim=-1)
         elif family == "gpt_neox":  # per head: [q_h | k_h | v_h]
             q, k, v = attn.query_key_value(x).view(1, seq, s.num_heads, 3 * s.head_dim).chunk(3, dim=-1)
         elif family == "bloom" or (
@@ -227,7 +237,7 @@ class ClassicCausalLM(StatefulCausalLM):
         family = self.shape.family
         inner = _parts(self.hf)[0]
         positions = self.position_ids[:, past:end]
-        if family == "gpt2":
+        if family in ("gpt2", "gpt_bigcode"):
             return inner.wte(input_ids) + inner.wpe(positions)
         if family == "opt":  # its own table adds OPT's offset of 2
             h = inner.embed_tokens(input_ids)
@@ -242,7 +252,7 @@ class ClassicCausalLM(StatefulCausalLM):
     def _layer(self, i: int, layer: Any, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         family = self.shape.family
         attn = _attn(layer)
-        if family == "gpt2":
+        if family in ("gpt2", "gpt_bigcode"):
             h = h + attn.c_proj(self._classic_attention(i, attn, layer.ln_1(h), mask))
             return h + layer.mlp(layer.ln_2(h))
         if family == "gptj":  # attention and MLP both read ln_1's output

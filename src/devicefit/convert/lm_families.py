@@ -38,6 +38,7 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     "qwen3_moe": "sequential",
     # the classic GPT-style families (convert/lm_classic.py); some layouts are read per model there
     "gpt2": "sequential",
+    "gpt_bigcode": "sequential",
     "gpt_neox": "parallel",  # or sequential: use_parallel_residual decides
     "opt": "sequential",  # or post_norm: do_layer_norm_before decides
     "gptj": "parallel",
@@ -46,7 +47,7 @@ SUPPORTED_FAMILIES: dict[str, str] = {
 }
 
 # families whose module layout is not LLaMA's: wrapped by lm_classic.ClassicCausalLM
-CLASSIC_FAMILIES = frozenset({"gpt2", "gpt_neox", "opt", "gptj", "falcon", "bloom"})
+CLASSIC_FAMILIES = frozenset({"gpt2", "gpt_bigcode", "gpt_neox", "opt", "gptj", "falcon", "bloom"})
 
 # Families seen in transformers that this wrapper deliberately does not cover, and why (shown to the user).
 UNSUPPORTED_REASONS: dict[str, str] = {
