@@ -19,6 +19,7 @@ CLASSIC = (
 # LLaMA's names and the wrapper reproduced their logits (convert/lm_infer.py)
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
+    "cohere2",
 )  # fmt: skip
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
@@ -139,6 +140,11 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     }),
     "ernie4_5": ("Ernie4_5Config", "Ernie4_5ForCausalLM", {"num_key_value_heads": 2, "head_dim": 16}),
     "glm": ("GlmConfig", "GlmForCausalLM", {"num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0}),
+    # Cohere 2: rotary on the sliding-window layers only (window 6), the global layer NoPE; Cohere's logit_scale
+    "cohere2": ("Cohere2Config", "Cohere2ForCausalLM", {
+        "num_key_value_heads": 2, "sliding_window": 6, "layer_types": ["sliding_attention", "full_attention"],
+        "logit_scale": 0.5, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
     }),

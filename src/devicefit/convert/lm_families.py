@@ -147,7 +147,10 @@ def logits_transform(config: Any, family: str, logits: torch.Tensor) -> torch.Te
     """What the family's ``*ForCausalLM.forward`` applies to ``lm_head``'s output."""
     if family == "granite":
         return logits / config.logits_scaling
-    if family == "cohere":
+    scale = getattr(config, "logit_scale", None)
+    if family == "cohere" or (family not in SUPPORTED_FAMILIES and isinstance(scale, float)):
+        # Cohere, and a family the wrapper was not written for with Cohere's logit_scale (Cohere 2): the probe
+        # of convert/lm_infer.py verifies it is applied as Cohere applies it
         return logits * config.logit_scale
     cap = getattr(config, "final_logit_softcapping", None)
     if cap:

@@ -8,7 +8,8 @@ EXAONE 4, Seed-OSS, ...) whose modules carry LLaMA's names. Rather than refuse e
    ``embed_tokens``, ``norm``, ``lm_head``), the decoder-layer layout read off which norms a layer has; and
 2. the wrapper, so wired, reproduces the model's own logits: a probe sequence run as a prompt then token by
    token through the wrapper's KV cache, against transformers' forward over the whole sequence, with the
-   model's own weights. Each rotary pairing (LLaMA's halves, Cohere's interleaved pairs) is tried.
+   model's own weights. Each rotary pairing (LLaMA's halves, Cohere's interleaved pairs, LLaMA's tables with their
+   first half interleaved) is tried, and rotary on the sliding-window layers only where a model has both kinds.
 
 Anything the family computes that the wrapper does not (clipped q/k/v, another mask, a scaled residual) shows
 as a logit difference, and the family is refused with that figure instead of converted wrong. The verdict is
@@ -37,6 +38,9 @@ class Wiring:
 
     layout: str
     rotation: str = "half"
+    rope_windowed_only: bool = (
+        False  # Cohere 2: only the sliding-window layers rotate (the global ones are NoPE)
+    )
     probe_error: float = 0.0  # the verifying probe's largest logit difference, relative to its largest logit
 
 
@@ -119,8 +123,11 @@ def _verify(model: Any) -> Wiring | str:
     except Exception as e:  # the model's own forward: nothing to compare against
         return f"its own forward failed on a probe sequence ({first_line(e)})"
     scale = float(expected.abs().max()) or 1.0
-    for rotation in ROTATIONS:
-        wiring = Wiring(layout, rotation)
+    windows = [fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(model.model.layers)]
+    mixed = any(w is None for w in windows) and any(w is not None for w in windows)
+    for rotation, windowed_only in [(r, False) for r in ROTATIONS] + [(r, True) for r in ROTATIONS if mixed]:
+        wiring = Wiring(layout, rotation, windowed_only)
+        label = f"{rotation} rotary pairing" + (" on the sliding-window layers only" if windowed_only else "")
         try:
             with torch.no_grad():
                 wrapper = StatefulCausalLM(model, max_context=total, wiring=wiring)
@@ -131,15 +138,15 @@ def _verify(model: Any) -> Wiring | str:
         except InputError as e:  # a refusal of the wrapper's own (an expert layout it does not map)
             return str(e)
         except Exception as e:
-            worst.append(f"{rotation} rotary pairing failed: {type(e).__name__}: {first_line(e)}")
+            worst.append(f"{label} failed: {type(e).__name__}: {first_line(e)}")
             continue
         if got.shape != expected.shape:
-            worst.append(f"{rotation} rotary pairing gave logits of shape {tuple(got.shape)}")
+            worst.append(f"{label} gave logits of shape {tuple(got.shape)}")
             continue
         error = float((got - expected).abs().max()) / scale
         if error <= PROBE_RTOL:
-            return Wiring(layout, rotation, error)
-        worst.append(f"{rotation} rotary pairing {error:.2g}")
+            return Wiring(layout, rotation, windowed_only, error)
+        worst.append(f"{label} {error:.2g}")
     return (
         f"its modules follow LLaMA's {layout} layout, but the wrapper does not reproduce its logits on a "
         f"probe sequence (largest difference relative to the largest logit: {'; '.join(worst)}; at most "

@@ -51,8 +51,11 @@ class LMShape:
     head_dim: int
     rotary_dim: int
     sliding_window: int | None  # the smallest window of any layer (None: every layer attends to all)
-    rotation: str = (
-        "half"  # rotary pairing: "half" (LLaMA: i with i + d/2) or "interleaved" (Cohere: 2i with 2i + 1)
+    # rotary pairing: "half" (LLaMA: i with i + d/2), "interleaved" (Cohere: 2i with 2i + 1, tables interleaved by
+    # the model's rotary module) or "interleaved_halves" (2i with 2i + 1, the tables' first half interleaved)
+    rotation: str = "half"
+    rope_windowed_only: bool = (
+        False  # only the sliding-window layers rotate (Cohere 2's global layers are NoPE)
     )
     verified: float | None = None  # a family not written for: its probe's logit difference (lm_infer.py)
 
@@ -111,6 +114,7 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
         rotary_dim=rotary_dim,
         sliding_window=min((w for w in windows if w), default=None),
         rotation=wiring.rotation if wiring else ("interleaved" if family == "cohere" else "half"),
+        rope_windowed_only=wiring.rope_windowed_only if wiring else False,
         verified=wiring.probe_error if wiring else None,
     )
 
@@ -218,6 +222,8 @@ class StatefulCausalLM(nn.Module):
 
     def _rope(self, i: int, attn: Any, x: torch.Tensor, past: Any, end: Any) -> torch.Tensor:
         if not getattr(attn, "use_rope", True):  # SmolLM3: some layers use no positional encoding
+            return x
+        if self.shape.rope_windowed_only and self.windows[i] is None:  # Cohere 2's global layers
             return x
         kind = self.layer_rope[i]
         cos = getattr(self, f"{self.rope_key[kind]}_cos")[past:end][None, None]
