@@ -89,6 +89,17 @@ def test_a_model_without_llama_names_is_refused_naming_what_is_missing() -> None
         lm_shape(model)
 
 
+def test_a_norm_the_wrapper_would_not_call_is_refused_naming_the_norms() -> None:
+    # a layer with one norm more than LLaMA's: the wrapper must not skip it silently
+    model = _llama("extra_norm_llama")
+    for layer in model.model.layers:
+        layer.extra_layernorm = torch.nn.LayerNorm(model.config.hidden_size)
+    with pytest.raises(
+        InputError, match=r"norms \['extra_layernorm', 'input_layernorm', 'post_attention_layernorm'\]"
+    ):
+        lm_shape(model)
+
+
 def test_the_verdict_is_kept_per_model(monkeypatch: pytest.MonkeyPatch) -> None:
     import devicefit.convert.lm_infer as infer
 

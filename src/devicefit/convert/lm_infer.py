@@ -71,13 +71,20 @@ def layout_of(model: Any) -> str:
         if hasattr(mlp, "experts") and not fam.is_moe(mlp):
             # NOTE: tracing would freeze its token dispatch (nonzero / index_add loops) to the probe's routing
             raise ValueError(f"its mixture of experts model.layers.{i}.mlp has no gate / router module")
-    norms = {n for n in ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                         "post_feedforward_layernorm") if getattr(layer, n, None) is not None}  # fmt: skip
-    if {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm"} <= norms and (
-        "post_feedforward_layernorm" in norms
-    ):
+    # every norm module of the layer (by name), so that one the wrapper would not call is a refusal, not a
+    # silently skipped norm
+    norms = {name for name, child in layer.named_children() if child is not None and "norm" in name.lower()}
+    if norms == {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                 "post_feedforward_layernorm"}:  # fmt: skip
         return "sandwich"
-    if "input_layernorm" not in norms and {"post_attention_layernorm", "post_feedforward_layernorm"} <= norms:
+    if norms == {
+        "input_layernorm",
+        "post_self_attn_layernorm",
+        "post_attention_layernorm",
+        "post_mlp_layernorm",
+    }:
+        return "glm4_sandwich"  # GLM-4: the sandwich under its own names
+    if norms == {"post_attention_layernorm", "post_feedforward_layernorm"}:
         return "post_norm"
     if norms == {"input_layernorm", "post_attention_layernorm"}:
         return "sequential"

@@ -323,6 +323,9 @@ class StatefulCausalLM(nn.Module):
             elif layout == "sandwich":
                 h = h + layer.post_attention_layernorm(attn_out)
                 h = h + layer.post_feedforward_layernorm(self._mlp(layer, layer.pre_feedforward_layernorm(h)))
+            elif layout == "glm4_sandwich":  # the same, under GLM-4's names
+                h = h + layer.post_self_attn_layernorm(attn_out)
+                h = h + layer.post_mlp_layernorm(self._mlp(layer, layer.post_attention_layernorm(h)))
             else:
                 h = h + attn_out * r if r != 1.0 else h + attn_out
                 mlp_out = self._mlp(layer, layer.post_attention_layernorm(h))
