@@ -19,7 +19,7 @@ CLASSIC = (
 # LLaMA's names and the wrapper reproduced their logits (convert/lm_infer.py)
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
-    "cohere2", "glm4",
+    "cohere2", "glm4", "hunyuan_v1_dense",
 )  # fmt: skip
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
@@ -147,6 +147,10 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     }),
     # GLM-4: sandwich layers under its own norm names, GLM's rotary
     "glm4": ("Glm4Config", "Glm4ForCausalLM", {"num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0}),
+    # HunYuan: per-head q/k norm after the rotation (query_layernorm / key_layernorm)
+    "hunyuan_v1_dense": ("HunYuanDenseV1Config", "HunYuanDenseV1ForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
     }),

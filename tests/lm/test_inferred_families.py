@@ -51,7 +51,7 @@ def test_a_renamed_llama_is_covered_and_exact() -> None:
 
 def test_a_family_computing_more_than_the_wrapper_is_refused_with_the_difference() -> None:
     # a family whose attention forward does more than its projections and the softmax (here: scales the first
-    # layer's output), as HunYuan's q/k norm after the rotation or GLM-4's extra norms do:
+    # layer's output), as Helium's rotary pairing did before the wrapper learned it:
     # the names are LLaMA's, the math is not
     model = _llama("scaled_llama")
     original = model.model.layers[0].self_attn.forward

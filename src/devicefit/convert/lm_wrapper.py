@@ -243,6 +243,8 @@ class StatefulCausalLM(nn.Module):
             q = attn.q_layernorm(q)
             k = attn.k_layernorm(k)
         q, k = self._rope(i, attn, q, past, end), self._rope(i, attn, k, past, end)
+        if hasattr(attn, "query_layernorm"):  # HunYuan: per-head q/k norm after the rotation
+            q, k = attn.query_layernorm(q), attn.key_layernorm(k)
         out = self._attend(i, q, k, v, mask, attn.scaling, getattr(attn, "attn_logit_softcapping", None))
         proj = attn.o_proj if hasattr(attn, "o_proj") else attn.dense
         return proj(out)
