@@ -19,7 +19,7 @@ CLASSIC = (
 # LLaMA's names and the wrapper reproduced their logits (convert/lm_infer.py)
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
-    "cohere2", "glm4", "hunyuan_v1_dense",
+    "cohere2", "glm4", "hunyuan_v1_dense", "gpt_oss",
 )  # fmt: skip
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
@@ -150,6 +150,15 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     # HunYuan: per-head q/k norm after the rotation (query_layernorm / key_layernorm)
     "hunyuan_v1_dense": ("HunYuanDenseV1Config", "HunYuanDenseV1ForCausalLM", {
         "num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    # gpt-oss: attention sinks, alternating sliding-window layers (window 6), YaRN rope from half-width tables,
+    # experts with biases and its clamped swiglu, the router's own bias
+    "gpt_oss": ("GptOssConfig", "GptOssForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "num_local_experts": 4, "num_experts_per_tok": 2,
+        "sliding_window": 6, "layer_types": ["sliding_attention", "full_attention"], "pad_token_id": 0,
+        "bos_token_id": 0, "eos_token_id": 0,
+        "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
+                            "rope_theta": 150000.0, "beta_fast": 32.0, "beta_slow": 1.0},
     }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,

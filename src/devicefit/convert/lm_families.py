@@ -181,9 +181,17 @@ def check_moe(mlp: Any, where: str) -> None:
                 f"{where} ({type(experts).__name__}) stores its experts without a 3-D {name} tensor: this expert "
                 "layout is not mapped onto the dense routing of the stateful LM conversion"
             )
-    if any(hasattr(experts, b) for b in ("gate_up_proj_bias", "down_proj_bias")):
+    if not _gpt_oss_experts(experts) and any(
+        hasattr(experts, b) for b in ("gate_up_proj_bias", "down_proj_bias")
+    ):
         raise InputError(f"{where} ({type(experts).__name__}): experts with biases are not mapped onto the dense "
                          "routing of the stateful LM conversion")  # fmt: skip
+
+
+def _gpt_oss_experts(experts: Any) -> bool:
+    """gpt-oss's expert layout: inputs first (``x @ gate_up_proj``, (experts, hidden, 2 inter), gate and up
+    interleaved), biases on both projections, and its own clamped swiglu (``_apply_gate``)."""
+    return all(hasattr(experts, a) for a in ("gate_up_proj_bias", "down_proj_bias", "_apply_gate"))
 
 
 def dense_moe(mlp: Any, x: torch.Tensor) -> torch.Tensor:
@@ -203,6 +211,13 @@ def dense_moe(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     per_expert = (picked * weights[..., None].to(flat.dtype)).sum(dim=1)  # (tokens, experts)
     # NOTE: the expert tensors are matmul operands exactly as stored (no einsum, no transpose): coremltools then
     # keeps their PyTorch names on the constants, which is how compression finds each weight's role
+    if _gpt_oss_experts(experts):
+        gate_up = torch.matmul(flat[None], experts.gate_up_proj) + experts.gate_up_proj_bias[:, None, :]
+        out = (
+            torch.matmul(experts._apply_gate(gate_up), experts.down_proj) + experts.down_proj_bias[:, None, :]
+        )
+        mixed = (out * per_expert.transpose(0, 1)[:, :, None]).sum(dim=0)  # (tokens, hidden)
+        return mixed.reshape(x.shape)
     tokens_last = flat.transpose(0, 1)[None]  # (1, hidden, tokens)
     gate, up = torch.matmul(experts.gate_up_proj, tokens_last).chunk(2, dim=1)  # (experts, inter, tokens)
     out = torch.matmul(experts.down_proj, experts.act_fn(gate) * up)  # (experts, hidden, tokens)

@@ -29,7 +29,7 @@ from devicefit.convert import lm_families as fam
 PROBE_RTOL = 1e-3
 PROBE_PROMPT = 5  # tokens fed as the prompt, then PROBE_DECODE one at a time through the cache
 PROBE_DECODE = 3
-ROTATIONS = ("half", "interleaved", "interleaved_halves")
+ROTATIONS = ("half", "interleaved", "interleaved_halves", "half_doubled")
 
 
 @dataclass(frozen=True)

@@ -173,6 +173,13 @@ class StatefulCausalLM(nn.Module):
         q_norm = getattr(inner.layers[0].self_attn, "q_norm", None)
         s = self.shape
         self.qk_norm_whole = q_norm is not None and tuple(q_norm.weight.shape) == (s.num_heads * s.head_dim,)
+        if self.shape.rotation == "half_doubled":
+            # gpt-oss: the model's rotary module returns one cos / sin per pair, [f_0..f_n]; LLaMA's pairing
+            # (i with i + d/2) needs them for both halves
+            tables = {
+                t: (torch.cat((c, c), dim=-1), torch.cat((n, n), dim=-1)) for t, (c, n) in tables.items()
+            }
+            self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
         if self.shape.rotation == "interleaved_halves":
             # Helium, ERNIE 4.5, GLM: the model's rotary module returns LLaMA's [f_0..f_n, f_0..f_n] tables and its
             # attention interleaves the first half ([f_0, f_0, f_1, f_1, ...]) to rotate pairs 2i / 2i + 1
@@ -189,7 +196,7 @@ class StatefulCausalLM(nn.Module):
         ]
         # slot index of each cache position: sliding-window layers mask keys by distance from the query
         self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
-        self.rotate = fam.rotate_half if self.shape.rotation == "half" else fam.rotate_interleaved
+        self.rotate = fam.rotate_half if self.shape.rotation.startswith("half") else fam.rotate_interleaved
         self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
         self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
         cache = self.shape.cache_shape(max_context)
@@ -245,7 +252,8 @@ class StatefulCausalLM(nn.Module):
         q, k = self._rope(i, attn, q, past, end), self._rope(i, attn, k, past, end)
         if hasattr(attn, "query_layernorm"):  # HunYuan: per-head q/k norm after the rotation
             q, k = attn.query_layernorm(q), attn.key_layernorm(k)
-        out = self._attend(i, q, k, v, mask, attn.scaling, getattr(attn, "attn_logit_softcapping", None))
+        cap = getattr(attn, "attn_logit_softcapping", None)
+        out = self._attend(i, q, k, v, mask, attn.scaling, cap, sinks=getattr(attn, "sinks", None))
         proj = attn.o_proj if hasattr(attn, "o_proj") else attn.dense
         return proj(out)
 
@@ -259,11 +267,13 @@ class StatefulCausalLM(nn.Module):
         scaling: float,
         cap: float | None = None,
         bias: torch.Tensor | None = None,
+        sinks: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Write layer ``i``'s new keys / values (head first, rotated) into the cache and attend over it.
 
         Returns the heads' outputs as (1, seq, heads * head dim), before the output projection. ``bias``: an
-        additive per-key bias (heads, 1, end) added to the scaled scores (ALiBi).
+        additive per-key bias (heads, 1, end) added to the scaled scores (ALiBi). ``sinks``: one learned logit per
+        head that joins each row's softmax and takes its share of the weight without a value (gpt-oss).
         """
         s = self.shape
         seq = mask.shape[-2]
@@ -299,7 +309,12 @@ class StatefulCausalLM(nn.Module):
             rows = self.positions[past:end][:, None]
             cols = self.positions[:end][None, :]
             mask = mask + (rows - cols >= window).float() * MASK_MIN
-        probs = torch.softmax(scores + mask, dim=-1)
+        if sinks is not None:
+            logits = scores + mask
+            sink = sinks.reshape(1, -1, 1, 1).expand(1, s.num_heads, seq, 1).to(logits.dtype)
+            probs = torch.softmax(torch.cat((logits, sink), dim=-1), dim=-1)[..., :-1]
+        else:
+            probs = torch.softmax(scores + mask, dim=-1)
         return torch.matmul(probs, values).transpose(1, 2).reshape(1, seq, s.num_heads * s.head_dim)
 
     def _mlp(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
