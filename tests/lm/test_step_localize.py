@@ -173,3 +173,23 @@ def test_a_failing_run_whose_tokens_all_agree_is_localised_at_its_lowest_cosine(
     localize_runs(generation, model, {"fp32": (package, "fp32")})
     assert run.localization is not None and run.localization["step"] == 2
     assert run.localization["where"].startswith("model.layers.0.mlp.act_fn (SiLUActivation)")
+
+
+def test_compressed_embeddings_are_blamed_on_the_embedding(llama_pkg: Any, tmp_path: Path) -> None:
+    """int4 embeddings: the finding names model.embed_tokens, not the first norm after it.
+
+    Compression re-runs coremltools' passes, whose new index ops took names the source package used elsewhere at the
+    wrapper's top level ('select_0'); their stale top-level provenance split the embedding's run of ops in two, so
+    it was never paired and the first norm (which has no compressed weights) was blamed: 'keep that module's
+    weights wider' named a module without weights.
+    """
+    from devicefit.check.lm_localize import localize_step
+    from devicefit.compress.lm import compress_lm
+    from devicefit.engines.lm_session import TorchLM, greedy
+
+    model, package = llama_pkg
+    int4 = compress_lm(package, {"embeddings": "int4-b32"}, tmp_path / "int4.mlpackage")
+    prompt = np.array([3, 5, 7, 9])
+    forced = greedy(TorchLM(model, 24), prompt, 2).argmax(-1)
+    found = localize_step(model, int4, "fp16", prompt, forced, 0, "int4", provenance_package=package)
+    assert found.where is not None and found.where.startswith("model.embed_tokens"), found.reason

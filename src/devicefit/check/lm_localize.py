@@ -252,8 +252,12 @@ def _pairs(
     open_runs: dict[str, list[str]] = {}
     for step in program.plan.block.steps:
         origin = provenance.get(step.outputs[0]) if step.outputs else None
-        if origin is None or origin.module_path is None:
-            continue  # constants and ops without a scope neither extend nor end a run
+        if origin is None or not origin.module_path:
+            # constants, ops without a scope and the wrapper's own top-level ops neither extend nor end a run.
+            # NOTE: a compressed copy's new ops (coremltools re-runs its passes) may reuse a name the source
+            # package gave a top-level op elsewhere ('select_0' between the embedding's index ops and its gather):
+            # ending runs there split the embedding's run in two, and it was never paired
+            continue
         path = origin.module_path
         parts = path.split(".") if path else []
         scopes = {".".join(parts[: i + 1]) for i in range(len(parts))}
