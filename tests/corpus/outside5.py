@@ -9,8 +9,10 @@ input, SIREN, a straight-through Gumbel-softmax head in eval, top-2 mixture-of-e
 Swin's shifted windows (``torch.roll``), a multi-resolution hash encoding (integer hashing, with XOR and
 without), dense graph
 attention (GAT), Transformer-XL's relative shift, CBAM, octave convolution, monotone quantile heads
-(``sort``), CRF Viterbi decoding (a Python loop with a backtrace), greedy beam top-k in a loop, and a
-deformable conv emulated by ``grid_sample``. Models the way users get them slightly off are in
+(``sort``), CRF Viterbi decoding (a Python loop with a backtrace), greedy beam top-k in a loop, a
+deformable conv emulated by ``grid_sample``, sparsemax, RealNVP couplings, Sinkhorn matching with dustbins,
+AlexNet's LocalResponseNorm, DLRM (``EmbeddingBag`` with offsets), ShuffleNetV2's channel shuffle and local
+attention by ``F.unfold``. Models the way users get them slightly off are in
 outside5_quirks.py.
 
 :data:`OUTSIDE5` lists both with the verdicts ``devicefit check`` must give; ``tests/corpus/test_outside5.py``
@@ -834,6 +836,194 @@ def make_beam() -> tuple[nn.Module, Any]:
     return randomize(GreedyBeam()), torch.randn(1, 8, generator=_gen())
 
 
+# ---- sparse heads, flows, matching, recommendation
+
+
+class Sparsemax(nn.Module):
+    """Sparsemax attention weights (Martins & Astudillo): sort descending, ``cumsum``, the support size from a
+    comparison with ``arange``, the threshold by ``gather``, ``clamp(min=0)``."""
+
+    def __init__(self, d: int = 16, classes: int = 10) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.proj(x)
+        z_sorted = torch.sort(z, dim=-1, descending=True).values
+        k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
+        support = (1 + k * z_sorted) > torch.cumsum(z_sorted, dim=-1)
+        k_z = support.sum(dim=-1, keepdim=True)
+        tau = (torch.cumsum(z_sorted, dim=-1).gather(-1, k_z - 1) - 1) / k_z.to(z.dtype)
+        return torch.clamp(z - tau, min=0)
+
+
+def make_sparsemax() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(Sparsemax()), _seq(length=6)
+
+
+class RealNVP(nn.Module):
+    """RealNVP affine couplings: a checkerboard of halves by ``torch.flip``, scale by ``tanh`` then ``exp``, the
+    log-determinant summed alongside (two outputs)."""
+
+    def __init__(self, d: int = 8, hidden: int = 32, layers: int = 4) -> None:
+        super().__init__()
+        self.nets = nn.ModuleList(
+            nn.Sequential(nn.Linear(d // 2, hidden), nn.ReLU(), nn.Linear(hidden, d)) for _ in range(layers)
+        )
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logdet = torch.zeros(x.shape[0])
+        for net in self.nets:
+            a, b = x.chunk(2, dim=-1)
+            scale, shift = net(a).chunk(2, dim=-1)
+            scale = torch.tanh(scale)
+            b = b * torch.exp(scale) + shift
+            logdet = logdet + scale.sum(-1)
+            x = torch.flip(torch.cat([a, b], -1), dims=[-1])
+        return x, logdet
+
+
+def make_realnvp() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(RealNVP()), torch.randn(4, 8, generator=_gen())
+
+
+class SinkhornMatcher(nn.Module):
+    """SuperGlue-style matching: descriptor scores with a learned dustbin row and column, then log-space
+    Sinkhorn normalization (``logsumexp`` in a Python loop of 10 iterations)."""
+
+    def __init__(self, d: int = 16, iters: int = 10) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d, d)
+        self.dustbin = nn.Parameter(torch.tensor(1.0))
+        self.iters = iters
+
+    def forward(self, desc0: torch.Tensor, desc1: torch.Tensor) -> torch.Tensor:
+        scores = self.proj(desc0) @ self.proj(desc1).transpose(1, 2) / 4.0
+        b, m, n = scores.shape
+        bins0 = self.dustbin.expand(b, m, 1)
+        bins1 = self.dustbin.expand(b, 1, n + 1)
+        couplings = torch.cat([torch.cat([scores, bins0], -1), bins1], 1)
+        norm = -math.log(m + n)
+        log_mu = torch.cat([torch.full((m,), norm), torch.tensor([math.log(n) + norm])])
+        log_nu = torch.cat([torch.full((n,), norm), torch.tensor([math.log(m) + norm])])
+        u, v = torch.zeros(b, m + 1), torch.zeros(b, n + 1)
+        for _ in range(self.iters):
+            u = log_mu - torch.logsumexp(couplings + v[:, None, :], dim=2)
+            v = log_nu - torch.logsumexp(couplings + u[:, :, None], dim=1)
+        return couplings + u[:, :, None] + v[:, None, :] - norm
+
+
+def make_sinkhorn() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    g = _gen()
+    return randomize(SinkhornMatcher()), (
+        torch.randn(1, 6, 16, generator=g),
+        torch.randn(1, 7, 16, generator=g),
+    )
+
+
+class AlexNetLRN(nn.Module):
+    """AlexNet's front: conv, ``nn.LocalResponseNorm(5)``, overlapping ``MaxPool2d(3, 2)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.Conv2d(3, 16, 5, 2, 2), nn.ReLU(), nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=2.0),
+            nn.MaxPool2d(3, 2), nn.Conv2d(16, 24, 3, padding=1), nn.ReLU(), nn.LocalResponseNorm(5),
+            nn.MaxPool2d(3, 2),
+        )  # fmt: skip
+        self.fc = nn.Linear(24, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.features(x).flatten(2).mean(-1))
+
+
+def make_lrn() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(AlexNetLRN()), _px(32)
+
+
+class DLRM(nn.Module):
+    """DLRM: a bottom MLP on dense features, ``nn.EmbeddingBag(mode="sum")`` lookups of multi-hot ids with
+    ``offsets``, pairwise dot interactions kept by ``triu_indices``, a top MLP and a sigmoid."""
+
+    def __init__(self, dense: int = 4, d: int = 8, tables: int = 3, rows: int = 40) -> None:
+        super().__init__()
+        self.bottom = nn.Sequential(nn.Linear(dense, 16), nn.ReLU(), nn.Linear(16, d), nn.ReLU())
+        self.bags = nn.ModuleList(nn.EmbeddingBag(rows, d, mode="sum") for _ in range(tables))
+        pairs = (tables + 1) * tables // 2
+        self.top = nn.Sequential(nn.Linear(d + pairs, 16), nn.ReLU(), nn.Linear(16, 1))
+        rows_, cols_ = torch.triu_indices(tables + 1, tables + 1, offset=1)
+        self.register_buffer("rows", rows_)
+        self.register_buffer("cols", cols_)
+
+    def forward(self, dense: torch.Tensor, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        x = self.bottom(dense)
+        feats = [x] + [bag(ids[i], offsets) for i, bag in enumerate(self.bags)]
+        t = torch.stack(feats, 1)
+        z = t @ t.transpose(1, 2)
+        return torch.sigmoid(self.top(torch.cat([x, z[:, self.rows, self.cols]], -1)))
+
+
+def make_dlrm() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    g = _gen()
+    ids = torch.randint(0, 40, (3, 10), generator=g)
+    offsets = torch.tensor([0, 3, 4, 8])  # 4 samples holding 3, 1, 4 and 2 ids
+    return randomize(DLRM()), (torch.randn(4, 4, generator=g), ids, offsets)
+
+
+class ShuffleUnit(nn.Module):
+    """ShuffleNetV2's unit: channel split, a depthwise branch, concat, then the channel shuffle by
+    ``view(b, 2, c/2, h, w).transpose(1, 2)``."""
+
+    def __init__(self, ch: int = 16) -> None:
+        super().__init__()
+        half = ch // 2
+        self.branch = nn.Sequential(
+            nn.Conv2d(half, half, 1), nn.BatchNorm2d(half), nn.ReLU(),
+            nn.Conv2d(half, half, 3, padding=1, groups=half), nn.BatchNorm2d(half),
+            nn.Conv2d(half, half, 1), nn.BatchNorm2d(half), nn.ReLU(),
+        )  # fmt: skip
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        out = torch.cat([a, self.branch(b)], 1)
+        n, c, h, w = out.shape
+        return out.view(n, 2, c // 2, h, w).transpose(1, 2).reshape(n, c, h, w)
+
+
+def make_shufflenet() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1), ShuffleUnit(), ShuffleUnit(), nn.AdaptiveAvgPool2d(1))
+    return randomize(net), _px(16)
+
+
+class LocalUnfoldAttention(nn.Module):
+    """Local (halo-style) attention by ``F.unfold``: each pixel attends to its 3x3 neighbourhood's keys."""
+
+    def __init__(self, ch: int = 16, k: int = 3) -> None:
+        super().__init__()
+        self.q, self.kv = nn.Conv2d(ch, ch, 1), nn.Conv2d(ch, 2 * ch, 1)
+        self.k = k
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        q = self.q(x).view(b, c, 1, h * w)
+        kv = F.unfold(self.kv(x), self.k, padding=self.k // 2).view(b, 2 * c, self.k * self.k, h * w)
+        key, value = kv.chunk(2, dim=1)
+        att = ((q * key).sum(1, keepdim=True) / math.sqrt(c)).softmax(2)
+        return x + (att * value).sum(2).view(b, c, h, w)
+
+
+def make_unfold_attention() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), LocalUnfoldAttention())
+    return randomize(net), _px(12)
+
+
 PLAIN5: list[Outside] = [
     Outside("RetNet retention (decay mask)", "text", make_retnet),
     Outside("Hyena operator (implicit filter, FFT conv)", "text", make_hyena),
@@ -882,6 +1072,24 @@ PLAIN5: list[Outside] = [
     Outside("top-2 MoE dispatch (nonzero, index_add_)", "plain", make_moe_dispatch),
     Outside("CRF Viterbi decode (loops, gather)", "text", make_crf),
     Outside("beam search loop (topk, index_select)", "text", make_beam),
+    Outside(
+        "sparsemax (sort, cumsum, gather)",
+        "plain",
+        make_sparsemax,
+        note="bool mask .sum() is an integer count: rescued (was convert FAIL: the fp32 count refused as an index)",
+    ),
+    Outside("RealNVP couplings (flip, exp, log-det)", "plain", make_realnvp),
+    Outside("Sinkhorn matching (logsumexp loop, dustbins)", "vision", make_sinkhorn),
+    Outside("AlexNet LocalResponseNorm", "vision", make_lrn),
+    Outside(
+        "DLRM (EmbeddingBag offsets, triu interactions)",
+        "plain",
+        make_dlrm,
+        note="bags declared (bags, D) (was convert FAIL at torch.stack: each bag typed (1, D)); random offsets "
+        "the model refuses are left out, with a warning",
+    ),
+    Outside("ShuffleNetV2 channel shuffle", "vision", make_shufflenet),
+    Outside("local attention (F.unfold)", "vision", make_unfold_attention),
 ]
 
 OUTSIDE5: list[Outside] = PLAIN5 + QUIRKS5
