@@ -119,3 +119,25 @@ def test_an_fp16_program_rounds_its_whole_range_like_pytorch() -> None:
         * torch.tensor([1.0, -1.0, 1.0, -1.0])[:, None]
     )
     check_rescued(lambda v: v.bfloat16().to(torch.float32) + 0.0, (x,), "torchscript", "to", precision="fp16")
+
+
+def test_the_rounding_declares_the_shapes_it_computes() -> None:
+    """Every value of the rounding has the type its values have: the grid-step candidates were a ``select`` whose
+    condition alone had the value's shape, and coremltools types a select by ``a`` and ``b`` alone, so the
+    program declared a (1, 3, 16, 16) cast's step a (46,) vector, then a scalar (the interpreter computed the
+    right values; a runtime that trusts the types would not)."""
+    from devicefit import interp
+    from devicefit.convert import ConvertOptions, convert
+    from tests.convert.elementwise_helpers import Fn, source_of
+
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    source = source_of(Fn(lambda v: v.bfloat16().to(torch.float32) * 2.0).eval(), (x,))
+    program = interp.load(convert(source, ConvertOptions(precision="fp32")).mlmodel)
+    values = program.run(source.coreml_feeds(source.example_inputs), precision="fp32", intermediates=True)
+    wrong = [
+        (name, declared, np.shape(values[name]))
+        for step in program.plan.block.steps
+        for name, declared in zip(step.outputs, step.declared_shapes)
+        if declared is not None and name in values and tuple(declared) != np.shape(values[name])
+    ]
+    assert not wrong, wrong
