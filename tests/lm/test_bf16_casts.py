@@ -126,18 +126,8 @@ def test_the_rounding_declares_the_shapes_it_computes() -> None:
     condition alone had the value's shape, and coremltools types a select by ``a`` and ``b`` alone, so the
     program declared a (1, 3, 16, 16) cast's step a (46,) vector, then a scalar (the interpreter computed the
     right values; a runtime that trusts the types would not)."""
-    from devicefit import interp
-    from devicefit.convert import ConvertOptions, convert
-    from tests.convert.elementwise_helpers import Fn, source_of
+    from tests.convert.elementwise_helpers import mistyped_values
 
     x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    source = source_of(Fn(lambda v: v.bfloat16().to(torch.float32) * 2.0).eval(), (x,))
-    program = interp.load(convert(source, ConvertOptions(precision="fp32")).mlmodel)
-    values = program.run(source.coreml_feeds(source.example_inputs), precision="fp32", intermediates=True)
-    wrong = [
-        (name, declared, np.shape(values[name]))
-        for step in program.plan.block.steps
-        for name, declared in zip(step.outputs, step.declared_shapes)
-        if declared is not None and name in values and tuple(declared) != np.shape(values[name])
-    ]
+    wrong = mistyped_values(lambda v: v.bfloat16().to(torch.float32) * 2.0, (x,))
     assert not wrong, wrong
