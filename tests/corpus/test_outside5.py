@@ -6,7 +6,7 @@ check's metrics, on the samples check used: it converts or the refusal names a s
 verdict agrees with those errors and a FAIL names where; the exit code is the verdicts'; no verdict leads with
 a Core ML value name.
 
-The fast subset runs in the default suite (about 1-2 s a model on 2 shared cores, 30 s in all); the rest is
+The fast subset runs in the default suite (about 1-2 s a model on 2 shared cores, 21-32 s in all); the rest is
 marked slow.
 """
 
@@ -28,6 +28,8 @@ FAST = {
     "PixelCNN masked convs",
     "monotone quantiles (sort)",
     "straight-through one-hot (argmax)",
+    "sparsemax (sort, cumsum, gather)",
+    "DLRM (EmbeddingBag offsets, triu interactions)",
     "NamedTuple output",
     "tuple holding a list of tensors",
     "@torch.inference_mode() forward",
