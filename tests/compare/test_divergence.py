@@ -79,6 +79,42 @@ def test_real_model_overflow_attributed_to_producing_op():
     assert later and all(o.propagated and o.nonfinite for o in later)
 
 
+class _GuardedBlowup(torch.nn.Module):
+    """``torch.where`` keeps the other branch wherever the product overflows: the inf never reaches an output."""
+
+    def forward(self, x):
+        big = x * 1e5  # > 65504 for |x| > 0.66: inf in fp16
+        return torch.where(x.abs() < 1e-3, big, x) * 2.0
+
+
+def test_overflow_discarded_by_a_select_is_not_a_finding():
+    from devicefit import interp
+    from tests.helpers import convert
+
+    ml = convert(_GuardedBlowup(), torch.ones(1, 4), precision="fp16", target="iOS17")
+    prog = interp.load(ml)
+    feeds = {"x": np.array([[1.0, -2.0, 0.5, 3.0]], dtype=np.float32)}
+    d = find_divergence(
+        prog, [prog.run(feeds, "fp32", intermediates=True)], [prog.run(feeds, "fp16", intermediates=True)]
+    )
+    assert any(o.nonfinite for o in d.ops)  # the overflow happens (at the product's cast to fp16)...
+    assert d.overflow_ops == []  # ...and the select drops it: no overflow to report
+
+
+def test_overflow_a_select_passes_on_is_a_finding():
+    prog = _program([("a", "mul", "va"), ("b", "select", "vb"), ("c", "mul", "vc")])
+    steps = prog.plan.block.steps
+    steps[1].reads, steps[2].reads = (lambda: ["va"]), (lambda: ["vb"])
+    prog.plan.block.outputs = ["vc"]
+    fp32 = {"va": np.array([7e4, 1.0]), "vb": np.array([7e4, 1.0]), "vc": np.array([1.0, 1.0])}
+    fp16 = {"va": np.array([np.inf, 1.0]), "vb": np.array([np.inf, 1.0]), "vc": np.array([np.inf, 1.0])}
+    # the select passes the inf on to the output: the overflow is a finding
+    assert [o.op for o in find_divergence(prog, [fp32], [fp16]).overflow_ops] == ["a", "b"]
+    fp32["vb"] = fp16["vb"] = np.array([5.0, 1.0])  # the select keeps the other, finite branch in both runs
+    fp16["vc"] = np.array([1.0, 1.0])
+    assert find_divergence(prog, [fp32], [fp16]).overflow_ops == []
+
+
 def test_untrained_uniform_outputs():
     rng = np.random.default_rng(0)
     uniform = rng.normal(0, 0.01, (16, 10))

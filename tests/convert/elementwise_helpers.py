@@ -37,6 +37,23 @@ def run_fn(
     return [outputs[name] for name in reference], list(reference.values()), list(result.scan.rescued)
 
 
+def mistyped_values(fn: Callable[..., Any], inputs: tuple, frontend: str = "torchscript") -> list[tuple]:
+    """(value, declared shape, computed shape) for every value of ``fn``'s fp32 program whose declared shape is not
+    the shape the interpreter computes for it (a runtime that trusts the types would go wrong there)."""
+    from devicefit import interp
+    from devicefit.convert import ConvertOptions, convert
+
+    source = source_of(Fn(fn).eval(), inputs)
+    program = interp.load(convert(source, ConvertOptions(precision="fp32", frontend=frontend)).mlmodel)
+    values = program.run(source.coreml_feeds(source.example_inputs), precision="fp32", intermediates=True)
+    return [
+        (name, tuple(declared), np.shape(values[name]))
+        for step in program.plan.block.steps
+        for name, declared in zip(step.outputs, step.declared_shapes)
+        if declared is not None and name in values and tuple(declared) != np.shape(values[name])
+    ]
+
+
 def _shape_checked(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     # NOTE: a Core ML model output has rank >= 1: coremltools gives a 0-d result (any full reduction) shape (1,)
     if expected.ndim == 0 and got.shape == (1,):

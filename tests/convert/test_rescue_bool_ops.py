@@ -77,3 +77,38 @@ def test_integer_or_says_what_to_do(tmp_path):
     (entry,) = report.unsupported
     assert entry.location.startswith("buckets.py:")
     assert "%" in entry.hint or "outside the model" in entry.hint, entry.hint
+
+
+COUNTS = textwrap.dedent(
+    """
+    import torch
+
+
+    class Support(torch.nn.Module):
+        def forward(self, z):
+            z_sorted = torch.sort(z, dim=-1, descending=True).values
+            k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype)
+            support = (1 + k * z_sorted) > torch.cumsum(z_sorted, dim=-1)
+            k_z = support.sum(dim=-1, keepdim=True)  # an integer count in PyTorch
+            tau = (torch.cumsum(z_sorted, dim=-1).gather(-1, k_z - 1) - 1) / k_z.to(z.dtype)
+            return torch.clamp(z - tau, min=0), (z > 0).sum(), k_z
+
+
+    def make_model():
+        return Support().eval(), torch.randn(2, 3, 7)
+    """
+)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_sum_of_a_bool_mask_is_an_integer(tmp_path, frontend):
+    # coremltools summed a bool tensor as fp32: gather refused the count as an index (sparsemax's support size)
+    path = tmp_path / "counts.py"
+    path.write_text(COUNTS)
+    source = load_source(f"{path}:make_model")
+    result = convert(source, ConvertOptions(precision="fp32", frontend=frontend))
+    assert "sum" in result.scan.rescued
+    outputs = interp.load(result.mlmodel).run(source.coreml_feeds(source.example_inputs), precision="fp32")
+    for name, expected in source.reference(source.example_inputs).items():
+        assert outputs[name].dtype.kind == expected.dtype.kind, name
+        assert rel_error(outputs[name], expected) < 1e-5, name

@@ -119,3 +119,13 @@ def test_embedding_bag_module_in_fp16():
     indices, offsets = torch.tensor([1, 2, 4, 5, 4]), torch.tensor([0, 2])
     got, expected, _ = run_fn(bag, (indices, offsets), "torchscript", precision="fp16")
     assert_close_elementwise(got[0], expected[0], rtol=2e-3, atol=1e-3)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("mode", ["sum", "max"])
+def test_embedding_bag_declares_one_row_per_bag(frontend, mode):
+    # the bags came out right but were declared (1, D): stacking them with a (bags, D) tensor failed to convert
+    # (DLRM's interaction of the dense features with the bags)
+    indices, offsets = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), torch.tensor([0, 3, 3, 6])
+    fn = lambda i, o, x: torch.stack([x, F.embedding_bag(i, WEIGHT, o, mode=mode)], 1)  # noqa: E731
+    check_rescued(fn, (indices, offsets, torch.randn(4, 4)), frontend, "embedding_bag", 1e-6)

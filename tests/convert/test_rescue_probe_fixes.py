@@ -55,3 +55,14 @@ def test_logcumsumexp_without_overflow(frontend):
 def test_logcumsumexp_in_fp16():
     x = torch.randn(2, 16) * 3.0
     check_rescued(lambda t: torch.logcumsumexp(t, 1), (x,), "torchscript", "logcumsumexp", 2e-3, "fp16", 2e-2)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_logcumsumexp_declares_the_shapes_it_computes(frontend):
+    # the prefix rows were select(prefix, x_j, x_0): coremltools types a select by a and b alone, so the (n, n)
+    # table was declared (1, n) and the result's running maximum (..., 1, 1) (right values in the interpreter)
+    from tests.convert.elementwise_helpers import mistyped_values
+
+    x = torch.randn(2, 10, 3, generator=torch.Generator().manual_seed(0))
+    wrong = mistyped_values(lambda t: torch.logcumsumexp(t, 1), (x,), frontend)
+    assert not wrong, wrong

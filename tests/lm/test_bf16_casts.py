@@ -119,3 +119,15 @@ def test_an_fp16_program_rounds_its_whole_range_like_pytorch() -> None:
         * torch.tensor([1.0, -1.0, 1.0, -1.0])[:, None]
     )
     check_rescued(lambda v: v.bfloat16().to(torch.float32) + 0.0, (x,), "torchscript", "to", precision="fp16")
+
+
+def test_the_rounding_declares_the_shapes_it_computes() -> None:
+    """Every value of the rounding has the type its values have: the grid-step candidates were a ``select`` whose
+    condition alone had the value's shape, and coremltools types a select by ``a`` and ``b`` alone, so the
+    program declared a (1, 3, 16, 16) cast's step a (46,) vector, then a scalar (the interpreter computed the
+    right values; a runtime that trusts the types would not)."""
+    from tests.convert.elementwise_helpers import mistyped_values
+
+    x = torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    wrong = mistyped_values(lambda v: v.bfloat16().to(torch.float32) * 2.0, (x,))
+    assert not wrong, wrong

@@ -4,9 +4,11 @@ When the fp32 program disagrees with PyTorch, the verdict used to give only the 
 run twice: PyTorch under a dispatch mode recording every aten op's result with the user's source line (the
 innermost frame outside torch, coremltools, site-packages and devicefit, or in a model whose code is all library
 code, the innermost library frame: the rule provenance uses), and the program
-with every intermediate value. A program value is matched to the PyTorch result of the same line and shape (the
-last one of each: a line's final result; ops fused or decomposed by the converter share the line), and the first
-match in program order whose relative error exceeds ``1e-3`` (SNR 60 dB, the fidelity bound) is the place to look.
+with every intermediate value. A program value is matched to the PyTorch results of the same line and shape (the
+program's last one of each: a line's final result; ops fused or decomposed by the converter share the line), and the
+first in program order whose relative error to each of them exceeds ``1e-3`` (SNR 60 dB, the fidelity bound) is the
+place to look. A line run in a loop has one result per run, and the converter merges and reorders the runs' copies:
+the program's last value of the line may be any run's, so it is compared with the line's last :data:`RUNS` results.
 The two must also be the same *kind* of value (bool / integer / float) computed from the same model inputs: a fused
 PyTorch kernel hides what the program decomposes, so (line, shape) alone can pair unrelated values. On an
 ``F.scaled_dot_product_attention`` line with a boolean mask the only PyTorch value of the weights' shape is the
@@ -29,6 +31,8 @@ import numpy as np
 
 # relative L2 error beyond which a value has left PyTorch's (the conversion-fidelity SNR bound, 60 dB)
 REL_ERROR = 1e-3
+# results of a line kept per (shape, signature): a loop's runs (a 4-level x 4-corner hash grid runs a line 16 times)
+RUNS = 16
 
 
 @dataclass
@@ -60,10 +64,11 @@ def first_divergent_line(source: Any, program: Any, provenance: Any, feeds: dict
         signature = _program_signatures(program, values, torch_inputs)
         tokens = _tokens(feeds)
         for key, name in last.items():
-            ref = recorded.get(key, {}).get(signature(name))
-            if ref is None:
+            refs = recorded.get(key, {}).get(signature(name))
+            if not refs:
                 continue
-            error = _rel_error(*_unpadded(np.asarray(values[name]), ref, tokens))
+            value = np.asarray(values[name])
+            error = min(_rel_error(*_unpadded(value, ref, tokens)) for ref in reversed(refs))
             if error > REL_ERROR:
                 return ConversionDivergence(provenance.get(name).label(), name, error)
     except Exception:  # NOTE: localisation must never hide the verdict it explains
@@ -164,16 +169,17 @@ def _line_key(location: str) -> str:
 
 def _record_torch(
     source: Any, feeds: dict[str, Any], wanted: set[tuple[str, tuple[int, ...]]]
-) -> tuple[dict[tuple[str, tuple[int, ...]], dict[Signature, np.ndarray]], list[str] | None]:
-    """PyTorch's result of every aten op on ``feeds`` by (user line, shape), for the ``wanted`` pairs: the last one of
-    each signature (kind, the inputs it is computed from); and the input names (None when they are not known)."""
+) -> tuple[dict[tuple[str, tuple[int, ...]], dict[Signature, list[np.ndarray]]], list[str] | None]:
+    """PyTorch's result of every aten op on ``feeds`` by (user line, shape), for the ``wanted`` pairs: the last
+    :data:`RUNS` of each signature (kind, the inputs it is computed from), oldest first; and the input names (None
+    when they are not known)."""
     import torch
     from torch.utils._python_dispatch import TorchDispatchMode
     from torch.utils._pytree import tree_leaves
 
     from devicefit.convert._provenance_frontends import _user_frame
 
-    recorded: dict[tuple[str, tuple[int, ...]], dict[Signature, np.ndarray]] = {}
+    recorded: dict[tuple[str, tuple[int, ...]], dict[Signature, list[np.ndarray]]] = {}
     # id -> (a weak reference, the inputs a tensor is computed from); the reference guards against reused ids
     deps: dict[int, tuple[Any, frozenset[str]]] = {}
     names: list[str] | None = None
@@ -219,7 +225,11 @@ def _record_torch(
                 if (line, tuple(t.shape)) in wanted and not t.is_complex() and t.layout == torch.strided:
                     kind = "f" if t.is_floating_point() else "b" if t.dtype == torch.bool else "i"
                     keep = t.detach().to("cpu", torch.float32).numpy().copy()
-                    recorded.setdefault((line, tuple(t.shape)), {})[(kind, read if names else None)] = keep
+                    runs = recorded.setdefault((line, tuple(t.shape)), {}).setdefault(
+                        (kind, read if names else None), []
+                    )
+                    runs.append(keep)
+                    del runs[:-RUNS]
             return out
 
     if names is None:

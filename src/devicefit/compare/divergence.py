@@ -263,10 +263,49 @@ class DivergenceTracker:
         ops = sorted(self.entries.values(), key=lambda o: o.index)
         result = Divergence(ops, self.tolerance)
         result.first_divergent = next((o for o in ops if o.rel_error > self.tolerance), None)
-        result.overflow_ops = [o for o in ops if o.overflow or (o.nonfinite and not o.propagated)]
+        overflowed = [o for o in ops if o.overflow or (o.nonfinite and not o.propagated)]
+        result.overflow_ops = [o for o in overflowed if not self._absorbed(o.value)] if overflowed else []
         result.underflow_ops = [o for o in ops if o.underflow]
         result.first_nonfinite_fp32 = self.first_nonfinite_fp32
         return result
+
+    def _spoiled(self, name: str) -> bool:
+        """``name``'s fp16 value is off: overflowed, non-finite where fp32 is finite, or diverged; a value the
+        tracker does not compare (booleans, integers) counts as off, since it may carry the overflow on."""
+        entry = self.entries.get(name)
+        return entry is None or bool(entry.overflow or entry.nonfinite) or entry.rel_error > self.tolerance
+
+    def _absorbed(self, value: str) -> bool:
+        """The overflow in ``value`` ends at ops that drop or bound it: every path from it reaches a ``select`` /
+        ``clip`` / ``minimum`` / ``maximum`` whose fp16 output is finite and agrees with fp32 (fp16-safe code
+        written with ``torch.where``, devicefit's own bfloat16 rounding), never a program output.
+
+        NOTE: only ops that pick or bound values end it: an ``add`` whose output is within tolerance may only
+        dilute a wrong value (a residual around a branch the overflow killed), which remains a finding.
+        """
+        block = self.program.plan.block
+        outputs = set(getattr(block, "outputs", ()))
+        readers: dict[str, list[Any]] = {}
+        for step in block.steps:
+            for src in set(step.reads()):
+                readers.setdefault(src, []).append(step)
+        seen, todo = {value}, [value]
+        while todo:
+            name = todo.pop()
+            if name in outputs or not readers.get(name):
+                return False
+            for step in readers[name]:
+                if step.op_type in _DROPS and not any(self._spoiled(out) for out in step.outputs):
+                    continue
+                for out in step.outputs:
+                    if out not in seen:
+                        seen.add(out)
+                        todo.append(out)
+        return True
+
+
+# ops whose finite, agreeing output shows an overflowed input was dropped or bounded, not mixed in
+_DROPS = frozenset({"select", "clip", "minimum", "maximum"})
 
 
 def _token_positions(fp16: Any, fp32: Any, tokens: np.ndarray) -> tuple[Any, Any]:

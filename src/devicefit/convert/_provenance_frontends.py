@@ -43,10 +43,12 @@ def torchscript_origin(
     seen: dict[tuple[str, str], list[str]],
     tree: Any = None,
     node_paths: dict[str, str] | None = None,
+    node_lines: dict[str, str] | None = None,
 ) -> OriginTuple | None:
     """The origin of one op from its TorchScript scope; ``tree`` is the traced module (its submodule kinds tell
     a ModuleList child from a Sequential child of the same index); ``node_paths`` maps the traced graph's value
-    names to their full module paths (:func:`torchscript_node_paths`)."""
+    names to their full module paths (:func:`torchscript_node_paths`), ``node_lines`` to their source lines
+    (:func:`torchscript_node_lines`)."""
     if types and types[0] == "placeholder":  # casts of graph inputs, not a module's op
         return None
     # the last entry is the graph node itself (its debug name / aten kind), the others are modules
@@ -64,7 +66,11 @@ def torchscript_origin(
     if names[-1] not in order:
         order.append(names[-1])
     candidates = lines.get(key) or []
-    location = candidates[min(order.index(names[-1]), len(candidates) - 1)] if candidates else None
+    # NOTE: the node's own line first: matching by order of appearance shifts once the converter folds or drops
+    # some of a module's nodes of that kind (a loop's copies), and names the line of another node
+    location = (node_lines or {}).get(names[-1])
+    if location is None and candidates:
+        location = candidates[min(order.index(names[-1]), len(candidates) - 1)]
     if location is None and module is not None:
         location = _call_site(module, path)
     return (path, module_type, location)
@@ -174,6 +180,22 @@ def torchscript_node_paths(source: Any) -> dict[str, str]:
         path = scope.split("/")[-1].removeprefix("__module").lstrip(".") if scope else ""
         for value in node.outputs():
             out[value.debugName()] = path
+    return out
+
+
+def torchscript_node_lines(source: Any) -> dict[str, str]:
+    """Value name -> innermost user frame of the aten node producing it, in a traced graph (those with a frame)."""
+    graph = getattr(source, "inlined_graph", None)
+    if graph is None:
+        return {}
+    out: dict[str, str] = {}
+    for node in _graph_nodes(graph):
+        if not node.kind().startswith("aten::"):
+            continue
+        frame = _user_frame(_ts_frames(str(node.sourceRange())))
+        if frame is not None:
+            for value in node.outputs():
+                out[value.debugName()] = frame
     return out
 
 

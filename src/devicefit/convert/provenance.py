@@ -142,6 +142,7 @@ def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
 
     ts_lines = frontends.torchscript_lines(source)
     ts_node_paths = frontends.torchscript_node_paths(source)
+    ts_node_lines = frontends.torchscript_node_lines(source)
     fx_modules = frontends.export_modules(source)
     module = frontends.nn_module(source)
     seen_per_key: dict[tuple[str, str], list[str]] = defaultdict(list)
@@ -159,6 +160,7 @@ def collect(mlmodel: Any, source: Any = None, *, root: str = "") -> Provenance:
                 seen_per_key,
                 tree=source,
                 node_paths=ts_node_paths,
+                node_lines=ts_node_lines,
             )
         traces = scopes.get(ScopeSource.EXIR_STACK_TRACE) or []
         trace = next((t for t in traces if isinstance(t, str) and "File " in t), None)

@@ -245,7 +245,9 @@ def _training_mode_note(net: Any) -> str:
     layers = [
         f"{name or 'the top module'} ({type(m).__name__})"
         for name, m in net.named_modules()
-        if m.training and (isinstance(m, batch_norm) or (isinstance(m, dropout) and m.p > 0))
+        # NOTE: getattr: torch.jit.freeze drops ``training`` from a ScriptModule and its submodules
+        if getattr(m, "training", False)
+        and (isinstance(m, batch_norm) or (isinstance(m, dropout) and m.p > 0))
     ]
     if not layers:
         return ""

@@ -1,5 +1,5 @@
-"""Arithmetic ops coremltools 9.0 lacks or mistranslates: ``fmod``, ``reciprocal``, integer ``floor_divide`` and
-``div`` with a rounding mode."""
+"""Arithmetic ops coremltools 9.0 lacks or mistranslates: ``fmod``, ``reciprocal``, integer ``floor_divide``,
+``div`` with a rounding mode, and the ``sum`` of a bool tensor (a count)."""
 
 from __future__ import annotations
 
@@ -123,4 +123,36 @@ def div(context: Any, node: Any) -> object:
     opposite = mb.logical_xor(x=mb.less(x=x, y=zero), y=mb.less(x=y, y=zero))
     bump = mb.cast(x=mb.logical_and(x=inexact, y=opposite), dtype="int32")
     context.add(mb.add(x=floor, y=bump, name=node.name), torch_name=node.name)
+    return None
+
+
+@rescue(
+    "sum",
+    "override: coremltools 9.0 sums a bool tensor in fp32, where PyTorch counts in int64: the count then fails as "
+    "an index (gather in sparsemax's support size) and compares as a float",
+    override=True,
+    aliases=("sum.dim_intlist",),
+)
+def sum_(context: Any, node: Any) -> object:
+    """``mask.sum(dim, keepdim)``: a bool tensor counted in int32; every other sum is coremltools' own."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    # a full reduction: aten::sum(x, dtype) in both frontends; a dim list: aten::sum.dim_IntList(x, dim, keepdim)
+    reduces_dims = node.kind != "sum" or len(inputs) > 2
+    dtype = inputs[1] if len(inputs) == 2 and not reduces_dims else inputs[3] if len(inputs) > 3 else None
+    if x.dtype != types.bool or const_value(dtype) is not None:
+        ops.mean(context, node)  # coremltools registers its sum under its mean translation
+        return DELEGATED
+    kwargs: dict[str, Any] = {}
+    dim = const_value(arg(context, node, inputs, 1, "dim")) if reduces_dims else None
+    if dim is not None and np.size(dim):
+        kwargs["axes"] = [int(d) for d in np.atleast_1d(dim)]
+    if reduces_dims and bool(const_value(arg(context, node, inputs, 2, "keepdim"), False)):
+        kwargs["keep_dims"] = True
+    count = mb.reduce_sum(x=mb.cast(x=x, dtype="int32"), name=node.name, **kwargs)
+    context.add(count, torch_name=node.name)
     return None

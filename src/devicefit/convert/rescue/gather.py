@@ -223,7 +223,9 @@ def embedding_bag(context: Any, node: Any) -> None:
     if per_sample is not None:
         rows = mb.mul(x=rows, y=mb.expand_dims(x=per_sample, axes=[1]))
     chosen = mb.expand_dims(x=member, axes=[2])  # (bags, positions, 1)
-    spread = mb.expand_dims(x=rows, axes=[0])  # (1, positions, D)
+    # NOTE: tiled to (bags, positions, D), not broadcast: coremltools' select takes its output shape from a and b
+    # alone, so a (1, positions, D) a declared every bag result (1, D) (right values, wrong shape downstream)
+    spread = mb.tile(x=mb.expand_dims(x=rows, axes=[0]), reps=[bags, 1, 1])
     count = mb.reduce_sum(x=mb.cast(x=counted, dtype="int32"), axes=[1], keep_dims=True)  # (bags, 1)
     if mode == "max":
         # positions outside the bag take the column's smallest value: never above the bag's own maximum

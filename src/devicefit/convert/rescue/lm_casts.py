@@ -132,10 +132,14 @@ def _round_on_ladder(x: Any) -> Any:
     misses powers of two).
     """
     from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
 
     powers = np.arange(-30, 16)
     reached = mb.greater_equal(x=mb.expand_dims(x=mb.abs(x=x), axes=[-1]), y=np.float32(2.0) ** powers)
-    candidates = mb.select(cond=reached, a=np.float32(2.0) ** (powers - 7), b=np.float32(0.0))
+    # NOTE: a product with the 0/1 mask, not select(reached, steps, 0): coremltools types a select by a and b
+    # alone, so that declared the candidates (46,) and the step a scalar whatever x's shape
+    mask = mb.cast(x=reached, dtype=builtin_to_string(x.dtype))
+    candidates = mb.mul(x=mask, y=np.float32(2.0) ** (powers - 7))
     step = mb.reduce_max(x=candidates, axes=[-1], keep_dims=False)
     # the step is at least 2^-37, or 0 below 2^-30 (2^-24 in fp16): there the division gets 1, the select keeps x
     has_step = mb.greater(x=step, y=np.float32(0.0))

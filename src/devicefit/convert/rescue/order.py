@@ -157,7 +157,8 @@ def logcumsumexp(context: Any, node: Any) -> None:
     if perm != list(range(x.rank)):
         x = mb.transpose(x=x, perm=perm)
     prefix = np.tril(np.ones((n, n), dtype=bool))  # prefix[i, j]: j <= i
-    columns = mb.expand_dims(x=x, axes=[-2])  # (..., 1, n): x_j
+    # (..., n, n): x_j in every row, tiled: MIL select's output shape is the broadcast of a and b only
+    columns = mb.tile(x=mb.expand_dims(x=x, axes=[-2]), reps=[1] * (x.rank - 1) + [n, 1])
     first = mb.slice_by_index(
         x=x, begin=[0] * x.rank, end=[0] * (x.rank - 1) + [1], end_mask=[True] * (x.rank - 1) + [False]
     )
