@@ -20,6 +20,7 @@ CLASSIC = (
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
     "cohere2", "glm4", "hunyuan_v1_dense", "gpt_oss",
+    "apertus", "vaultgemma", "ministral",
 )  # fmt: skip
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
@@ -159,6 +160,16 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
         "bos_token_id": 0, "eos_token_id": 0,
         "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
                             "rope_theta": 150000.0, "beta_fast": 32.0, "beta_slow": 1.0},
+    }),
+    # norms under other names: Apertus (attention_ / feedforward_layernorm, xIELU MLP), VaultGemma (Gemma's
+    # pre_feedforward_layernorm in LLaMA's sequential layout); Ministral: alternating sliding-window layers
+    "apertus": ("ApertusConfig", "ApertusForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    "vaultgemma": ("VaultGemmaConfig", "VaultGemmaForCausalLM", {"num_key_value_heads": 2, "head_dim": 16}),
+    "ministral": ("MinistralConfig", "MinistralForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 6,
+        "layer_types": ["sliding_attention", "full_attention"],
     }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,

@@ -43,7 +43,7 @@ def test_inferred_families_are_verified_not_listed(family: str) -> None:
 
 def test_a_renamed_llama_is_covered_and_exact() -> None:
     model = _llama("llama_finetune")
-    assert layout_of(model) == "sequential"
+    assert layout_of(model) == ("sequential", ("input_layernorm", None, "post_attention_layernorm", None))
     shape = lm_shape(model)
     assert (shape.layout, shape.rotation, shape.family) == ("sequential", "half", "llama_finetune")
     assert _prefill_then_decode(model, stateful_wrapper(model, max_context=16)) < 1e-4

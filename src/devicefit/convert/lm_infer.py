@@ -32,11 +32,39 @@ PROBE_DECODE = 3
 ROTATIONS = ("half", "interleaved", "interleaved_halves", "half_doubled")
 
 
+# (norm before attention, after attention, before the MLP, after the MLP): module names, None where absent
+Roles = tuple[str | None, str | None, str | None, str | None]
+
+# a decoder layer's set of norm modules -> (layout, the role of each); a set not listed is refused
+NORM_ROLES: dict[frozenset[str], tuple[str, Roles]] = {
+    frozenset({"input_layernorm", "post_attention_layernorm"}): (
+        "sequential", ("input_layernorm", None, "post_attention_layernorm", None)),
+    frozenset({"input_layernorm", "pre_feedforward_layernorm"}): (  # VaultGemma
+        "sequential", ("input_layernorm", None, "pre_feedforward_layernorm", None)),
+    frozenset({"attention_layernorm", "feedforward_layernorm"}): (  # Apertus
+        "sequential", ("attention_layernorm", None, "feedforward_layernorm", None)),
+    frozenset({"input_layernorm"}): ("parallel", ("input_layernorm", None, "input_layernorm", None)),
+    frozenset({"post_attention_layernorm", "post_feedforward_layernorm"}): (
+        "post_norm", (None, "post_attention_layernorm", None, "post_feedforward_layernorm")),
+    frozenset({"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+               "post_feedforward_layernorm"}): (  # Gemma 2 / 3
+        "sandwich", ("input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
+                     "post_feedforward_layernorm")),
+    frozenset({"input_layernorm", "post_self_attn_layernorm", "post_attention_layernorm", "post_mlp_layernorm"}): (
+        "sandwich", ("input_layernorm", "post_self_attn_layernorm", "post_attention_layernorm",  # GLM-4
+                     "post_mlp_layernorm")),
+    frozenset({"input_layernorm", "post_attention_layernorm", "pre_mlp_layernorm", "post_mlp_layernorm"}): (
+        "sandwich", ("input_layernorm", "post_attention_layernorm", "pre_mlp_layernorm",  # AFMoE
+                     "post_mlp_layernorm")),
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Wiring:
     """How the wrapper runs a family it was not written for: the decoder-layer layout and rotary pairing."""
 
     layout: str
+    roles: Roles
     rotation: str = "half"
     rope_windowed_only: bool = (
         False  # Cohere 2: only the sliding-window layers rotate (the global ones are NoPE)
@@ -47,9 +75,9 @@ class Wiring:
 _VERDICTS: weakref.WeakKeyDictionary[Any, Wiring | str] = weakref.WeakKeyDictionary()
 
 
-def layout_of(model: Any) -> str:
-    """The decoder-layer layout read off a LLaMA-named model's first layer, or raise ValueError saying which
-    module the wrapper needs and the model lacks."""
+def layout_of(model: Any) -> tuple[str, Roles]:
+    """The decoder-layer layout read off a LLaMA-named model's first layer (its name and which norm module
+    plays each role), or raise ValueError saying which module the wrapper needs and the model lacks."""
     inner: Any = getattr(model, "model", None)
     for path in ("lm_head", "model.embed_tokens", "model.layers", "model.rotary_emb"):
         owner = model if path == "lm_head" else inner
@@ -73,23 +101,11 @@ def layout_of(model: Any) -> str:
             raise ValueError(f"its mixture of experts model.layers.{i}.mlp has no gate / router module")
     # every norm module of the layer (by name), so that one the wrapper would not call is a refusal, not a
     # silently skipped norm
-    norms = {name for name, child in layer.named_children() if child is not None and "norm" in name.lower()}
-    if norms == {"input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm",
-                 "post_feedforward_layernorm"}:  # fmt: skip
-        return "sandwich"
-    if norms == {
-        "input_layernorm",
-        "post_self_attn_layernorm",
-        "post_attention_layernorm",
-        "post_mlp_layernorm",
-    }:
-        return "glm4_sandwich"  # GLM-4: the sandwich under its own names
-    if norms == {"post_attention_layernorm", "post_feedforward_layernorm"}:
-        return "post_norm"
-    if norms == {"input_layernorm", "post_attention_layernorm"}:
-        return "sequential"
-    if norms == {"input_layernorm"}:
-        return "parallel"
+    norms = frozenset(
+        name for name, child in layer.named_children() if child is not None and "norm" in name.lower()
+    )
+    if norms in NORM_ROLES:
+        return NORM_ROLES[norms]
     raise ValueError(f"its decoder layers have norms {sorted(norms)}, none of the layouts the wrapper runs")
 
 
@@ -114,7 +130,7 @@ def _verify(model: Any) -> Wiring | str:
     from devicefit.errors import InputError, first_line
 
     try:
-        layout = layout_of(model)
+        layout, roles = layout_of(model)
     except ValueError as e:
         return f"its modules do not follow LLaMA's layout: {e}"
     config = model.config
@@ -133,7 +149,7 @@ def _verify(model: Any) -> Wiring | str:
     windows = [fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(model.model.layers)]
     mixed = any(w is None for w in windows) and any(w is not None for w in windows)
     for rotation, windowed_only in [(r, False) for r in ROTATIONS] + [(r, True) for r in ROTATIONS if mixed]:
-        wiring = Wiring(layout, rotation, windowed_only)
+        wiring = Wiring(layout, roles, rotation, windowed_only)
         label = f"{rotation} rotary pairing" + (" on the sliding-window layers only" if windowed_only else "")
         try:
             with torch.no_grad():
@@ -152,7 +168,7 @@ def _verify(model: Any) -> Wiring | str:
             continue
         error = float((got - expected).abs().max()) / scale
         if error <= PROBE_RTOL:
-            return Wiring(layout, rotation, windowed_only, error)
+            return Wiring(layout, roles, rotation, windowed_only, error)
         worst.append(f"{label} {error:.2g}")
     return (
         f"its modules follow LLaMA's {layout} layout, but the wrapper does not reproduce its logits on a "

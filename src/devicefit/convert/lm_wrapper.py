@@ -52,12 +52,14 @@ class LMShape:
     rotary_dim: int
     sliding_window: int | None  # the smallest window of any layer (None: every layer attends to all)
     # rotary pairing: "half" (LLaMA: i with i + d/2), "interleaved" (Cohere: 2i with 2i + 1, tables interleaved by
-    # the model's rotary module) or "interleaved_halves" (2i with 2i + 1, the tables' first half interleaved)
+    # the model's rotary module), "interleaved_halves" (2i with 2i + 1, the tables' first half interleaved) or
+    # "half_doubled" (LLaMA's pairing from half-width tables: gpt-oss)
     rotation: str = "half"
-    rope_windowed_only: bool = (
-        False  # only the sliding-window layers rotate (Cohere 2's global layers are NoPE)
-    )
-    verified: float | None = None  # a family not written for: its probe's logit difference (lm_infer.py)
+    # only the sliding-window layers rotate (Cohere 2's global layers are NoPE)
+    rope_windowed_only: bool = False
+    # a family not written for: the probe's logit difference, and its norm modules by role (lm_infer.py)
+    verified: float | None = None
+    roles: tuple[str | None, ...] | None = None
 
     def cache_shape(self, max_context: int) -> tuple[int, int, int, int, int]:
         """Shape of one of the two cache states (keys or values): (layers, batch 1, kv heads, context, head dim)."""
@@ -116,6 +118,7 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
         rotation=wiring.rotation if wiring else ("interleaved" if family == "cohere" else "half"),
         rope_windowed_only=wiring.rope_windowed_only if wiring else False,
         verified=wiring.probe_error if wiring else None,
+        roles=wiring.roles if wiring else None,
     )
 
 
@@ -197,6 +200,7 @@ class StatefulCausalLM(nn.Module):
         # slot index of each cache position: sliding-window layers mask keys by distance from the query
         self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
         self.rotate = fam.rotate_half if self.shape.rotation.startswith("half") else fam.rotate_interleaved
+        self.roles = self.shape.roles
         self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
         self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
         cache = self.shape.cache_shape(max_context)
@@ -317,6 +321,18 @@ class StatefulCausalLM(nn.Module):
             probs = torch.softmax(scores + mask, dim=-1)
         return torch.matmul(probs, values).transpose(1, 2).reshape(1, seq, s.num_heads * s.head_dim)
 
+    def _layer_by_roles(self, i: int, layer: Any, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """One decoder layer of a family not written for, its norms called by role: before / after attention,
+        before / after the MLP (a role without a module is the identity); parallel: both read one norm."""
+        pre_attn, post_attn, pre_mlp, post_mlp = (getattr(layer, n) if n else None for n in self.roles or ())
+        x = pre_attn(h) if pre_attn is not None else h
+        attn_out = self._attention(i, layer.self_attn, x, mask)
+        if self.shape.layout == "parallel":
+            return h + attn_out + self._mlp(layer, x)
+        h = h + (post_attn(attn_out) if post_attn is not None else attn_out)
+        mlp_out = self._mlp(layer, pre_mlp(h) if pre_mlp is not None else h)
+        return h + (post_mlp(mlp_out) if post_mlp is not None else mlp_out)
+
     def _mlp(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
         return fam.dense_moe(layer.mlp, x) if fam.is_moe(layer.mlp) else layer.mlp(x)
 
@@ -329,6 +345,9 @@ class StatefulCausalLM(nn.Module):
         layout = self.shape.layout
         layer: Any
         for i, layer in enumerate(inner.layers):
+            if self.roles is not None:  # a family not written for: its norms by role (lm_infer.NORM_ROLES)
+                h = self._layer_by_roles(i, layer, h, causal_mask)
+                continue
             if layout == "post_norm":
                 h = h + layer.post_attention_layernorm(self._attention(i, layer.self_attn, h, causal_mask))
                 h = h + layer.post_feedforward_layernorm(self._mlp(layer, h))
@@ -340,9 +359,6 @@ class StatefulCausalLM(nn.Module):
             elif layout == "sandwich":
                 h = h + layer.post_attention_layernorm(attn_out)
                 h = h + layer.post_feedforward_layernorm(self._mlp(layer, layer.pre_feedforward_layernorm(h)))
-            elif layout == "glm4_sandwich":  # the same, under GLM-4's names
-                h = h + layer.post_self_attn_layernorm(attn_out)
-                h = h + layer.post_mlp_layernorm(self._mlp(layer, layer.post_attention_layernorm(h)))
             else:
                 h = h + attn_out * r if r != 1.0 else h + attn_out
                 mlp_out = self._mlp(layer, layer.post_attention_layernorm(h))
