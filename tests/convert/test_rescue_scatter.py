@@ -208,3 +208,20 @@ def test_scatter_of_a_scalar_over_a_flexible_length():
         x = torch.randn(rows, 4, generator=torch.Generator().manual_seed(rows))
         got = next(iter(program.run({"scores": x.numpy()}).values()))
         np.testing.assert_allclose(got, _MaskTop()(x).numpy(), rtol=1e-6, atol=1e-7)
+
+
+class _GroupMask(torch.nn.Module):
+    """GLM-4-MoE's router: a float mask with 1 written at each row's best group (an int scalar into floats)."""
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        best = scores.topk(2, dim=-1).indices
+        mask = torch.zeros_like(scores)
+        mask.scatter_(1, best, 1)
+        return scores * mask
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_scatter_of_an_int_scalar_into_floats(frontend):
+    # coremltools 9.0 filled the update in the scalar's dtype: 'updates has dtype int32 whereas data has dtype fp32'
+    scores = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    check_rescued(lambda s: _GroupMask()(s), (scores,), frontend, "scatter", rtol=0)

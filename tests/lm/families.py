@@ -20,7 +20,7 @@ CLASSIC = (
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
     "cohere2", "glm4", "hunyuan_v1_dense", "gpt_oss",
-    "apertus", "vaultgemma", "ministral",
+    "apertus", "vaultgemma", "ministral", "glm4_moe", "exaone_moe",
 )  # fmt: skip
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
@@ -170,6 +170,15 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     "ministral": ("MinistralConfig", "MinistralForCausalLM", {
         "num_key_value_heads": 2, "head_dim": 16, "sliding_window": 6,
         "layer_types": ["sliding_attention", "full_attention"],
+    }),
+    # mixtures of experts with always-on shared experts and sigmoid routers with a score-correction bias
+    "glm4_moe": ("Glm4MoeConfig", "Glm4MoeForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "n_routed_experts": 4, "num_experts_per_tok": 2,
+        "moe_intermediate_size": 32, "pad_token_id": 0,
+    }),
+    "exaone_moe": ("ExaoneMoeConfig", "ExaoneMoeForCausalLM", {
+        "num_key_value_heads": 2, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+        "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
     }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,

@@ -94,7 +94,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[obje
         convert_causal_lm(tiny_lm("phi3_longrope"), tmp_path / "p.mlpackage", max_context=65)
 
 
-MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "gpt_oss")
+MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "gpt_oss", "glm4_moe", "exaone_moe")
 # routers that mask experts by a relative-distance threshold (Phi-MoE's sparsemixer: (best - s) / |s| > 0.02) flip
 # more often in fp16 than a top-k ranking: the tiny config's fp16 run, 2026-12-02, had low steps 13 (0.950, 2.3
 # fp16 spacings from the threshold), 14 (0.868, carried by the cache) and 30 (0.978, 16 spacings: beyond the bound

@@ -224,4 +224,6 @@ def dense_moe(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     mixed = (out * per_expert.transpose(0, 1)[:, None, :]).sum(dim=0).transpose(0, 1)  # (tokens, hidden)
     if hasattr(mlp, "shared_expert"):  # Qwen2-MoE: an always-on expert behind a sigmoid gate
         mixed = mixed + torch.sigmoid(mlp.shared_expert_gate(flat)) * mlp.shared_expert(flat)
+    elif hasattr(mlp, "shared_experts"):  # GLM-4-MoE, DeepSeek style: always-on experts, ungated
+        mixed = mixed + mlp.shared_experts(flat)
     return mixed.reshape(x.shape)

@@ -210,15 +210,17 @@ def index_copy(context: Any, node: Any) -> None:
 
 @rescue(
     "scatter",
-    "override: coremltools 9.0 fills a scalar update to the index's shape as a constant, which fails once that "
-    "shape is symbolic (a flexible sequence length: Phi-MoE's router masks its first expert with scatter(-inf))",
+    "override: coremltools 9.0 fills a scalar update to the index's shape as a constant of the scalar's own dtype, "
+    "which fails once that shape is symbolic (a flexible sequence length: Phi-MoE's router masks its first expert "
+    "with scatter(-inf)) and when the scalar's dtype is not the target's (GLM-4-MoE's group_mask.scatter_(1, idx, "
+    "1) into a float mask: 'updates has dtype int32 whereas data has dtype fp32')",
     override=True,
     aliases=("scatter.value",),
 )
 def scatter_value(context: Any, node: Any) -> object:
-    """``x.scatter(dim, index, value)`` with a scalar ``value`` and an index of symbolic shape: the update is
-    filled to the index's runtime shape (MIL ``fill`` of ``shape(index)``). Every other scatter is coremltools'
-    own translation."""
+    """``x.scatter(dim, index, value)`` with a scalar ``value``: the update is ``value`` in ``x``'s dtype (as
+    PyTorch casts it), filled to the index's shape (its runtime shape where symbolic: MIL ``fill`` of
+    ``shape(index)``). Every other scatter is coremltools' own translation."""
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import types
     from coremltools.converters.mil.mil.types.symbolic import any_symbolic
@@ -227,11 +229,14 @@ def scatter_value(context: Any, node: Any) -> object:
     inputs = ops._get_inputs(context, node, expected=(4, 5))
     x, dim, index, value = inputs[0], inputs[1], inputs[2], inputs[3]
     scalar = types.is_scalar(value.sym_type) and value.val is not None
-    if len(inputs) > 4 or not scalar or not any_symbolic(index.shape) or dim.val is None:
+    if len(inputs) > 4 or not scalar or dim.val is None:
         ops.scatter(context, node)
         return DELEGATED
     fill = np.array(value.val, dtype=_np_dtype(x))
-    updates = mb.fill(shape=mb.shape(x=index), value=fill)
+    if any_symbolic(index.shape):
+        updates = mb.fill(shape=mb.shape(x=index), value=fill)
+    else:
+        updates = mb.const(val=np.full(tuple(int(d) for d in index.shape), fill, dtype=fill.dtype))
     context.add(
         mb.scatter_along_axis(
             data=x, indices=index, updates=updates, axis=int(dim.val), mode="update", name=node.name
