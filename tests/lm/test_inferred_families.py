@@ -133,3 +133,12 @@ def test_experts_without_a_router_module_are_refused_naming_the_layer() -> None:
         InputError, match=r"loopy_moe models are not covered .*model\.layers\.1\.mlp has no gate"
     ):
         lm_shape(model)
+
+
+def test_layers_with_different_norms_are_refused_naming_the_layer() -> None:
+    model = _llama("uneven_llama")
+    model.model.layers[1].extra_layernorm = torch.nn.LayerNorm(model.config.hidden_size)
+    with pytest.raises(
+        InputError, match=r"model\.layers\.1 has norms \['extra_layernorm', 'input_layernorm'"
+    ):
+        lm_shape(model)

@@ -61,15 +61,15 @@ NORM_ROLES: dict[frozenset[str], tuple[str, Roles]] = {
 
 @dataclass(frozen=True)
 class Wiring:
-    """How the wrapper runs a family it was not written for: the decoder-layer layout and rotary pairing."""
+    """How the wrapper runs a family it was not written for: the decoder-layer layout, which norm module plays
+    each role, the rotary pairing, and whether only the sliding-window layers rotate (Cohere 2's global layers
+    are NoPE); ``probe_error``: the verifying probe's largest logit difference, relative to its largest logit."""
 
     layout: str
     roles: Roles
     rotation: str = "half"
-    rope_windowed_only: bool = (
-        False  # Cohere 2: only the sliding-window layers rotate (the global ones are NoPE)
-    )
-    probe_error: float = 0.0  # the verifying probe's largest logit difference, relative to its largest logit
+    rope_windowed_only: bool = False
+    probe_error: float = 0.0
 
 
 _VERDICTS: weakref.WeakKeyDictionary[Any, Wiring | str] = weakref.WeakKeyDictionary()
@@ -101,12 +101,19 @@ def layout_of(model: Any) -> tuple[str, Roles]:
             raise ValueError(f"its mixture of experts model.layers.{i}.mlp has no gate / router module")
     # every norm module of the layer (by name), so that one the wrapper would not call is a refusal, not a
     # silently skipped norm
-    norms = frozenset(
-        name for name, child in layer.named_children() if child is not None and "norm" in name.lower()
-    )
+    norms = _norms(layer)
+    for i, each in enumerate(inner.layers):
+        if _norms(each) != norms:
+            raise ValueError(f"model.layers.{i} has norms {sorted(_norms(each))}, layer 0 {sorted(norms)}")
     if norms in NORM_ROLES:
         return NORM_ROLES[norms]
     raise ValueError(f"its decoder layers have norms {sorted(norms)}, none of the layouts the wrapper runs")
+
+
+def _norms(layer: Any) -> frozenset[str]:
+    return frozenset(
+        name for name, child in layer.named_children() if child is not None and "norm" in name.lower()
+    )
 
 
 def verified_wiring(model: Any) -> Wiring | str:
