@@ -43,6 +43,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     resize3d,
     sampling,
     scatter,
+    sdpa,
     search,
     shape_rules,
     special,
