@@ -19,6 +19,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     bessel,
     complex_ops,
     distance,
+    einsum,
     elementwise,
     fold,
     gamma,
