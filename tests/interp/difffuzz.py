@@ -514,7 +514,8 @@ def _describe(got: list[np.ndarray], reference: list[np.ndarray]) -> str:
         g64, r64 = g.astype(np.float64), r.astype(np.float64)
         finite = r64[np.isfinite(r64)]
         scale = float(np.abs(finite).max()) if finite.size else 0.0
-        same = (g64 == r64) | (np.isnan(g64) & np.isnan(r64)) | (np.abs(g64 - r64) <= FP32_RTOL * scale)
+        with np.errstate(invalid="ignore"):  # inf - inf where both have the same infinity
+            same = (g64 == r64) | (np.isnan(g64) & np.isnan(r64)) | (np.abs(g64 - r64) <= FP32_RTOL * scale)
         bad = np.argwhere(~same)
         if bad.size:
             i = tuple(int(k) for k in bad[0])
