@@ -226,3 +226,25 @@ def test_nearest_exact_copies_values(size, frontend):
     )
     assert "_upsample_nearest_exact2d" in rescued
     assert_close_elementwise(got[0], expected[0], rtol=0.0)
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("size", [(3, 1), (1, 3), (1, 1), (2, 1)])
+def test_antialiased_resize_to_one_row_or_column(size, mode):
+    """PyTorch's antialiased CPU kernels weigh one axis differently when the other axis' output size is 1
+    (``F.interpolate(x[1, 1, 4, 2], size=(3, 1), antialias=True)``: every output row gets the first row's weights,
+    where the per-axis weights of a size-(3, 2) resize differ by row). The weights were taken per axis with the
+    other axis left alone, so the package disagreed with PyTorch by up to 2x the output's scale (the
+    differential fuzzer, tests/interp/difffuzz.py, seed 99); they are now PyTorch's response in the node's own
+    sizes."""
+    from tests.convert.elementwise_helpers import assert_close_elementwise, run_fn
+
+    x = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(1))
+    for align in (False, True):
+        got, expected, rescued = run_fn(
+            lambda t, a=align: F.interpolate(t, size=size, mode=mode, antialias=True, align_corners=a),
+            (x,),
+            "torchscript",
+        )
+        assert f"_upsample_{mode}2d_aa" in rescued
+        assert_close_elementwise(got[0], expected[0], rtol=1e-5, atol=1e-6)

@@ -8,10 +8,13 @@ from __future__ import annotations
 import textwrap
 
 import pytest
+import torch
+import torch.nn.functional as F
 
 from devicefit import interp
 from devicefit.convert import ConvertOptions, convert
 from devicefit.sources import load_source
+from tests.convert.elementwise_helpers import run_fn
 from tests.helpers import rel_error
 
 CIRCULAR = textwrap.dedent(
@@ -102,3 +105,15 @@ def test_negative_padding_crops(tmp_path, frontend):
     for name, expected in source.reference(source.example_inputs).items():
         assert outputs[name].shape == expected.shape, name
         assert rel_error(outputs[name], expected) < 1e-6, name
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_a_crop_that_empties_an_axis_leaves_only_the_padding(frontend):
+    # difffuzz seed 46: F.pad(x, (-1, 1)) of a size-1 axis crops it to nothing, then pads one value: PyTorch gives
+    # a tensor of the fill value; the crop's slice kept the axis (Core ML has no empty tensors), so the result
+    # had 2 values on it
+    x = torch.randn(7, 2, 1, generator=torch.Generator().manual_seed(0))
+    for pads, value in (((-1, 1), 0.0), ((0, 0, -2, 3), 1.5)):
+        got, expected, _ = run_fn(lambda t, p=pads, v=value: F.pad(t, p, value=v) * 1.0, (x,), frontend)
+        assert got[0].shape == expected[0].shape
+        torch.testing.assert_close(torch.from_numpy(got[0]), torch.from_numpy(expected[0]))

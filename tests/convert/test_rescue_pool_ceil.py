@@ -77,3 +77,18 @@ def test_pool_without_a_dropped_window_stays_with_coremltools(op, ceil_mode):
     got, expected, rescued = run_fn(lambda t: fn(t, 2, 3, 0, ceil_mode=ceil_mode), (x,), "torchscript")
     assert f"{op}_pool2d" not in rescued
     torch.testing.assert_close(torch.from_numpy(got[0]), torch.from_numpy(expected[0]))
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("op", ["max", "avg"])
+def test_pool3d_ceil_mode_drops_the_last_window(frontend, op):
+    # the difffuzz seed 167 case: 6 values, kernel 1, stride 2: the ceil-mode window at 6 would start past the
+    # input, so PyTorch gives 3 values; coremltools' 3-D pad adjustment kept it (4 values)
+    x = torch.randn(1, 1, 7, 5, 6, generator=torch.Generator().manual_seed(3))
+    fn = getattr(F, f"{op}_pool3d")
+    kwargs = {"count_include_pad": False} if op == "avg" else {}
+
+    def pool(t):
+        return fn(t, (3, 1, 1), (1, 1, 2), (1, 0, 0), ceil_mode=True, **kwargs)
+
+    check_rescued(pool, (x,), frontend, f"{op}_pool3d", rtol=1e-6, atol=1e-6)

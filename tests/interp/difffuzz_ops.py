@@ -41,6 +41,7 @@ class Builder:
         self.rng = rng
         self.values = values
         self.consts: dict[str, torch.Tensor] = {}
+        self.modules: dict[str, torch.nn.Module] = {}  # layers with weights (nn.LSTM), ``n<k>``
         self.fdtype = (
             torch.float32
         )  # what a cast to float makes (``module.fdtype``: float64 in reference runs)
@@ -77,6 +78,11 @@ class Builder:
     def const(self, tensor: torch.Tensor) -> str:
         name = f"c{len(self.consts)}"
         self.consts[name] = tensor
+        return name
+
+    def module(self, layer: torch.nn.Module) -> str:
+        name = f"n{len(self.modules)}"
+        self.modules[name] = layer
         return name
 
     def float_const(self, shape: tuple[int, ...], scale: float = 1.0) -> str:

@@ -76,6 +76,24 @@ def test_instance_norm(shape):
     )
 
 
+@pytest.mark.parametrize("shape", [(2, 3, 1), (2, 3, 1, 1), (1, 2, 1, 1, 1)])
+def test_instance_norm_of_one_spatial_element(shape):
+    # one value per sample and channel: mean is the value, variance 0, so the result is beta. The kernel's fast
+    # path (F.instance_norm, a training-mode batch norm) raised "Expected more than 1 spatial element" instead
+    # (the differential fuzzer, tests/interp/difffuzz.py, seed 2367)
+    from coremltools.converters.mil import Builder as mb
+
+    x, gamma, beta = _rand(*shape), _rand(shape[1]), _rand(shape[1])
+
+    def prog(x):
+        return mb.instance_norm(x=x, gamma=gamma, beta=beta, epsilon=1e-2)
+
+    expected = np.broadcast_to(_channel(beta, len(shape)), shape)
+    np.testing.assert_allclose(
+        milprog.run(prog, {"x": x}, op="instance_norm"), expected, rtol=1e-5, atol=1e-6
+    )
+
+
 @pytest.mark.parametrize("shape", [(2, 3, 7), (2, 3, 4, 5), (1, 3, 2, 3, 4)])
 def test_batch_norm(shape):
     from coremltools.converters.mil import Builder as mb

@@ -49,9 +49,10 @@ def median(context: Any, node: Any) -> None:
     """``torch.median(x, dim, keepdim)``: values and indices of the lower median (``(n - 1) // 2``-th smallest).
 
     An ascending ``argsort`` and a gather at that rank; the index is where that value sits (for repeated values
-    PyTorch may name another of the equal entries). ``torch.median(x)`` over all elements flattens first.
+    PyTorch may name another of the equal entries). A slice holding a NaN gives NaN at its first NaN's index. ``torch.median(x)`` over all elements flattens first.
     """
     from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
 
     inputs = frontend()._get_inputs(context, node, min_expected=1)
     x = inputs[0]
@@ -72,6 +73,13 @@ def median(context: Any, node: Any) -> None:
     mask[dim] = False
     index = mb.slice_by_index(x=order, begin=begin, end=end, begin_mask=mask, end_mask=mask)
     values = mb.gather_along_axis(x=x, indices=index, axis=dim)
+    if types.is_float(x.dtype):
+        # NOTE: a slice holding a NaN has median NaN at its first NaN's index (argsort ranks a NaN last)
+        nan = mb.cast(x=mb.not_equal(x=x, y=x), dtype="int32")
+        has_nan = mb.greater(x=mb.reduce_max(x=nan, axes=[dim], keep_dims=True), y=0)
+        first_nan = mb.cast(x=mb.reduce_argmax(x=nan, axis=dim, keep_dims=True), dtype="int32")
+        values = mb.select(cond=has_nan, a=np.float32(np.nan), b=values)
+        index = mb.select(cond=has_nan, a=first_nan, b=mb.cast(x=index, dtype="int32"))
     if not keepdim:
         values, index = mb.squeeze(x=values, axes=[dim]), mb.squeeze(x=index, axes=[dim])
     if dim_arg is None:

@@ -45,3 +45,37 @@ def rms_norm(context: Any, node: Any) -> None:
         context.add(mb.mul(x=out, y=weight, name=node.name), torch_name=node.name)
     else:
         context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue(
+    "instance_norm",
+    "override: coremltools 9.0 ignores use_input_stats=False (nn.InstanceNorm with track_running_stats in eval "
+    "mode) and normalizes with the input's statistics instead of the running ones: wrong values, no error",
+    override=True,
+)
+def instance_norm(context: Any, node: Any) -> object:
+    """``F.instance_norm(x, running_mean, running_var, weight, bias, use_input_stats, momentum, eps)``.
+
+    With ``use_input_stats=False`` every sample is normalized with the running statistics, which is a batch norm
+    (found by the differential fuzzer, tests/interp/difffuzz.py, seed 2360); otherwise coremltools' translation.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    from devicefit.convert.rescue._mil import arg, const_value
+    from devicefit.convert.rescue._registry import DELEGATED
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    use_input_stats = const_value(arg(context, node, inputs, 5, "use_input_stats"), True)
+    mean, var = arg(context, node, inputs, 3, "running_mean"), arg(context, node, inputs, 4, "running_var")
+    if bool(use_input_stats) or mean is None or var is None:
+        frontend().instance_norm(context, node)
+        return DELEGATED
+    x = inputs[0]
+    weight, bias = arg(context, node, inputs, 1, "weight"), arg(context, node, inputs, 2, "bias")
+    eps = float(const_value(arg(context, node, inputs, 7, "eps"), 1e-5))
+    optional = {k: v for k, v in (("gamma", weight), ("beta", bias)) if v is not None and v.val is not None}
+    if (weight is not None and weight.val is None) or (bias is not None and bias.val is None):
+        raise NotImplementedError("instance_norm with running statistics and weights computed at run time")
+    out = mb.batch_norm(x=x, mean=mean, variance=var, epsilon=eps, name=node.name, **optional)
+    context.add(out, torch_name=node.name)
+    return None

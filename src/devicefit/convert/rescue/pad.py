@@ -64,8 +64,18 @@ def pad(context: Any, node: Any) -> object:
 
 
 def _crop_then_pad(mb: Any, context: Any, node: Any, x: Any, pads: list[int], value: Any) -> None:
-    """Torch's pads, last axis first: the negative ones cut ``x`` (a slice), the positive ones pad the result."""
+    """Torch's pads, last axis first: the negative ones cut ``x`` (a slice), the positive ones pad the result.
+
+    A crop that leaves nothing of an axis (``F.pad(x, (-1, 1))`` of a size-1 axis) leaves only padding: the
+    result is the fill value everywhere (Core ML has no empty tensors, and the slice would keep the axis).
+    """
     rank = x.rank
+    filled = _all_padding(x, pads)
+    if filled is not None:
+        const = np.full(filled, value or 0.0, dtype=np.float32)
+        out = _fill_like(mb, x, const)
+        context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+        return
     begin, end = [0] * rank, [0] * rank
     begin_mask, end_mask = [True] * rank, [True] * rank
     grow = [0] * (2 * rank)  # mb.pad's order: first axis first, (before, after) per axis
@@ -81,6 +91,26 @@ def _crop_then_pad(mb: Any, context: Any, node: Any, x: Any, pads: list[int], va
     if any(grow):
         x = mb.pad(x=x, pad=np.array(grow, np.int32), mode="constant", constant_val=float(value or 0.0))
     context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
+
+
+def _all_padding(x: Any, pads: list[int]) -> tuple[int, ...] | None:
+    """The output shape when a crop empties an axis of ``x`` (static sizes), else None."""
+    shape = list(x.shape)
+    if not all(isinstance(d, int | np.integer) for d in shape):
+        return None
+    emptied = False
+    for i in range(len(pads) // 2):
+        axis, left, right = len(shape) - 1 - i, pads[2 * i], pads[2 * i + 1]
+        emptied = emptied or int(shape[axis]) + min(left, 0) + min(right, 0) <= 0
+        shape[axis] = int(shape[axis]) + left + right
+    return tuple(int(d) for d in shape) if emptied and min(shape) > 0 else None
+
+
+def _fill_like(mb: Any, x: Any, const: np.ndarray) -> Any:
+    """``const`` in ``x``'s dtype (an int tensor padded with a float value stays int, as in PyTorch)."""
+    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
+
+    return mb.const(val=const.astype(nptype_from_builtin(x.dtype)))
 
 
 def _slice(mb: Any, x: Any, axis: int, rank: int, begin: int, end: int | None) -> Any:

@@ -1,4 +1,4 @@
-"""1-D / 2-D max and average pooling with ``ceil_mode=True`` where PyTorch drops the last window.
+"""1-D / 2-D / 3-D max and average pooling with ``ceil_mode=True`` where PyTorch drops the last window.
 
 coremltools 9.0 hands ``ceil_mode`` straight to MIL's ``max_pool`` / ``avg_pool``, whose output size is
 ``ceil((n + 2p - k) / s) + 1``. PyTorch applies one more rule: the last window must start inside the input or
@@ -67,7 +67,7 @@ def ceil_mode_pool(context: Any, node: Any, kind: str, count: int) -> bool:
     inputs = frontend()._get_inputs(context, node, min_expected=2)
     x = inputs[0]
     ceil_at = 5 if kind == "max" else 4
-    if count > 2 or not bool(const_value(arg(context, node, inputs, ceil_at, "ceil_mode"), False)):
+    if not bool(const_value(arg(context, node, inputs, ceil_at, "ceil_mode"), False)):
         return False
     spatial = _static_spatial(x, count)
     kernel = _per_axis(inputs[1], count, [])
@@ -117,4 +117,18 @@ def avg_pool1d(context: Any, node: Any) -> object:
     if ceil_mode_pool(context, node, "avg", 1):
         return None
     frontend().avg_pool1d(context, node)
+    return DELEGATED
+
+
+@rescue(
+    "avg_pool3d",
+    "override: with ceil_mode, coremltools 9.0 pads the far end for the 3-D ceil window without PyTorch's rule "
+    "that drops a last window starting past the input (wrong output size); every other use stays with coremltools",
+    override=True,
+)
+def avg_pool3d(context: Any, node: Any) -> object:
+    """``F.avg_pool3d`` whose ceil mode drops a window (see :func:`ceil_mode_pool`); else coremltools'."""
+    if ceil_mode_pool(context, node, "avg", 3):
+        return None
+    frontend().avg_pool3d(context, node)
     return DELEGATED

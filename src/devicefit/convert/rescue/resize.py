@@ -201,14 +201,38 @@ def torch_kernel_matrix(
     return response.reshape(size_in, size_out).T.numpy()
 
 
+def torch_kernel_matrices(
+    kernel: str, size_in: list[int], size_out: list[int], align_corners: bool, scales: list
+) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, cols) matrices of a separable 2-D aten resize kernel, ``out = rows @ x @ cols.T``: its response
+    to inputs constant along the other axis, in the node's own sizes.
+
+    NOTE: not each axis alone (the other axis 1 -> 1): PyTorch's antialiased CPU kernels give every output row
+    the first row's weights when the output width is 1, so only the response in the node's sizes is PyTorch's
+    (the differential fuzzer, tests/interp/difffuzz.py, seed 99).
+    """
+    import torch
+
+    fn = getattr(torch.ops.aten, kernel).default
+    (h_in, w_in), (h_out, w_out) = size_in, size_out
+
+    def response(basis: torch.Tensor) -> torch.Tensor:
+        if _TORCH_KERNELS[kernel][1]:
+            return fn(basis, [h_out, w_out], align_corners, scales[0], scales[1])
+        return fn(basis, [h_out, w_out], scales[0], scales[1])
+
+    rows = torch.eye(h_in, dtype=torch.float64).reshape(h_in, 1, h_in, 1).expand(h_in, 1, h_in, w_in)
+    cols = torch.eye(w_in, dtype=torch.float64).reshape(w_in, 1, 1, w_in).expand(w_in, 1, h_in, w_in)
+    return (
+        response(rows.contiguous())[:, 0, :, 0].T.numpy(),
+        response(cols.contiguous())[:, 0, 0, :].T.numpy(),
+    )
+
+
 def _torch_kernel_resize(context: Any, node: Any, kernel: str) -> None:
     has_align = _TORCH_KERNELS[kernel][1]
     x, size_in, size_out, align_corners, scales = _resize_args(context, node, has_align)
-
-    def matrix(axis: int) -> np.ndarray:
-        return torch_kernel_matrix(kernel, size_in[axis], size_out[axis], align_corners, scales[axis])
-
-    _apply(context, node, x, matrix(0), matrix(1))
+    _apply(context, node, x, *torch_kernel_matrices(kernel, size_in, size_out, align_corners, scales))
 
 
 def _resize_args(context: Any, node: Any, has_align: bool) -> tuple[Any, list[int], list[int], bool, list]:
