@@ -22,7 +22,7 @@ def declared_type_findings(program: Any, shapes: Mapping[str, tuple]) -> list[di
         shapes: value name -> the shape a run computed for it.
     """
     from devicefit.convert.provenance import load_from_package
-    from devicefit.interp.run import type_mismatches
+    from devicefit.interp.step import type_mismatches
 
     mismatches = type_mismatches(program.plan, shapes)
     if not mismatches:

@@ -8,8 +8,7 @@ SSA names are unique in a program, so nested blocks (while_loop / cond) share on
 from __future__ import annotations
 
 import functools
-import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -20,46 +19,21 @@ from devicefit.interp import dtypes
 from devicefit.interp.compile import compile_function
 from devicefit.interp.failures import op_failure
 from devicefit.interp.inputs import check_generated_size, input_array, validate_input
-from devicefit.interp.plan import Block, FunctionPlan, Step, TensorSpec
+from devicefit.interp.plan import Block, FunctionPlan, TensorSpec
 from devicefit.interp.program import load_pymil
 from devicefit.interp.step import (
+    STRICT_TYPES_ENV,
     KernelContractError,
     KernelFailedError,
     TypeMismatch,
     call_step,
     held_output,
-    shape_mismatch,
+    strict_by_default,
+    type_mismatches,
     wrong_count,
 )
 
 PRECISIONS = ("fp32", "fp16")
-STRICT_TYPES_ENV = "DEVICEFIT_STRICT_TYPES"
-
-
-def strict_by_default() -> bool:
-    """Whether runs check declared types unless told: ``DEVICEFIT_STRICT_TYPES`` set to anything but 0 / empty."""
-    return os.environ.get(STRICT_TYPES_ENV, "") not in ("", "0")
-
-
-def all_steps(block: Block) -> Iterator[Step]:
-    """Every step of ``block``, nested blocks' steps (loop bodies, branches) after the op that holds them."""
-    for step in block.steps:
-        yield step
-        for inner in step.ctx.blocks:
-            yield from all_steps(inner)
-
-
-def type_mismatches(plan: FunctionPlan, shapes: Mapping[str, tuple]) -> list[TypeMismatch]:
-    """Every op output named in ``shapes`` (value name -> computed shape) whose shape is not its declared static
-    shape, in program order."""
-    found = []
-    for step in all_steps(plan.block):
-        for i, name in enumerate(step.outputs):
-            if name in shapes:
-                mismatch = shape_mismatch(step, i, tuple(shapes[name]))
-                if mismatch is not None:
-                    found.append(mismatch)
-    return found
 
 
 class _Runner:

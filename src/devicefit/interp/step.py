@@ -7,7 +7,8 @@ imports the other.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 import torch
 
 from devicefit.errors import DevicefitError
-from devicefit.interp.plan import Step
+from devicefit.interp.plan import Block, FunctionPlan, Step
 
 
 class KernelContractError(RuntimeError):
@@ -183,3 +184,32 @@ def check_shape(step: Step, i: int, value: torch.Tensor) -> None:
     mismatch = shape_mismatch(step, i, tuple(value.shape))
     if mismatch is not None:
         raise DeclaredTypeError(mismatch, step.kernel.where)
+
+
+STRICT_TYPES_ENV = "DEVICEFIT_STRICT_TYPES"
+
+
+def strict_by_default() -> bool:
+    """Whether runs check declared types unless told: ``DEVICEFIT_STRICT_TYPES`` set to anything but 0 / empty."""
+    return os.environ.get(STRICT_TYPES_ENV, "") not in ("", "0")
+
+
+def all_steps(block: Block) -> Iterator[Step]:
+    """Every step of ``block``, nested blocks' steps (loop bodies, branches) after the op that holds them."""
+    for step in block.steps:
+        yield step
+        for inner in step.ctx.blocks:
+            yield from all_steps(inner)
+
+
+def type_mismatches(plan: FunctionPlan, shapes: Mapping[str, tuple]) -> list[TypeMismatch]:
+    """Every op output named in ``shapes`` (value name -> computed shape) whose shape is not its declared static
+    shape, in program order."""
+    found = []
+    for step in all_steps(plan.block):
+        for i, name in enumerate(step.outputs):
+            if name in shapes:
+                mismatch = shape_mismatch(step, i, tuple(shapes[name]))
+                if mismatch is not None:
+                    found.append(mismatch)
+    return found
