@@ -9,6 +9,9 @@ import pytest
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# NOTE: every interpreter run in the tests checks each value against its declared static shape (a device plans
+# from the declared types; interp/run.py); DEVICEFIT_STRICT_TYPES=0 turns it off
+os.environ.setdefault("DEVICEFIT_STRICT_TYPES", "1")
 warnings.filterwarnings("ignore")
 
 

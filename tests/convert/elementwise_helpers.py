@@ -45,13 +45,8 @@ def mistyped_values(fn: Callable[..., Any], inputs: tuple, frontend: str = "torc
 
     source = source_of(Fn(fn).eval(), inputs)
     program = interp.load(convert(source, ConvertOptions(precision="fp32", frontend=frontend)).mlmodel)
-    values = program.run(source.coreml_feeds(source.example_inputs), precision="fp32", intermediates=True)
-    return [
-        (name, tuple(declared), np.shape(values[name]))
-        for step in program.plan.block.steps
-        for name, declared in zip(step.outputs, step.declared_shapes)
-        if declared is not None and name in values and tuple(declared) != np.shape(values[name])
-    ]
+    found = program.type_mismatches(source.coreml_feeds(source.example_inputs))
+    return [(m.value, m.declared, m.computed) for m in found]
 
 
 def _shape_checked(got: np.ndarray, expected: np.ndarray) -> np.ndarray:

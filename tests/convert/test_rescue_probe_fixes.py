@@ -41,6 +41,18 @@ def test_atan2_quadrants_zeros_and_infinities(frontend):
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
+def test_atan2_broadcast_declares_the_shapes_it_computes(frontend):
+    # a (1,) y against a (2, 3) x: the origin's select(x is negative, half turn, y * 0) chose between two (1,)
+    # values by a (2, 3) mask, and coremltools types a select by a and b alone: declared (1,), computed (2, 3)
+    from tests.convert.elementwise_helpers import mistyped_values
+
+    y = torch.tensor([-0.5])
+    x = torch.tensor([[-1.0, 0.0, -0.0], [2.0, -3.0, 0.0]])
+    check_rescued(torch.atan2, (y, x), frontend, "atan2", rtol=2e-7)
+    assert mistyped_values(torch.atan2, (y, x), frontend) == []
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
 def test_logcumsumexp_without_overflow(frontend):
     torch.manual_seed(0)
     x = torch.randn(3, 7, 5) * 60.0  # exp overflows fp32 from 89

@@ -103,7 +103,11 @@ def test_wrong_shape_from_an_upstream_kernel_names_that_kernel(package, monkeypa
     with pytest.raises(
         interp.KernelFailedError, match=r"is 2x2 where its type is 2x4: the kernel of .*'relu'"
     ):
-        program.run({"x": np.ones((2, 4), np.float32)})
+        program.run({"x": np.ones((2, 4), np.float32)}, strict=False)  # a user's run: found downstream
+    with pytest.raises(
+        interp.DeclaredTypeError, match=r"declared \(2, 4\) but computes \(2, 2\).*short_relu"
+    ):
+        program.run({"x": np.ones((2, 4), np.float32)}, strict=True)  # a strict run: at the kernel itself
 
 
 def test_flexible_inputs_of_inconsistent_sizes_are_bad_input(tmp_path, capsys):

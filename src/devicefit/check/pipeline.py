@@ -11,6 +11,7 @@ from devicefit.check import numerics as numerics_stage
 from devicefit.check import sources as sources_stage
 from devicefit.check import validate as validate_stage
 from devicefit.check import verdicts as verdicts_stage
+from devicefit.check.declared import declared_type_findings
 from devicefit.check.types import CheckOptions, CheckResult, ConvertSummary, Progress
 
 
@@ -123,6 +124,9 @@ def _numerics(
     t = time.perf_counter()
     runs = validate_stage.run_samples(program, source, clean, options, progress)
     timings["validate"] = time.perf_counter() - t
+    mistyped = declared_type_findings(program, runs.divergence_shapes)
+    if mistyped:
+        result.extras["declared_type_mismatches"] = mistyped
 
     fp32_model: list[Any] = []  # converted at most once, shared by the fidelity question and the repair
 

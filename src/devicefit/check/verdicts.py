@@ -28,7 +28,29 @@ class Verdict:
         return {"status": self.status, "reason": self.reason}
 
 
+def _mistyped(found: list[dict[str, Any]]) -> Verdict:
+    """WARN: values computed with another shape than the program declares (check/declared.py).
+
+    NOTE: a warning, not a failure: the interpreter's outputs are right and some devices may cope; nothing
+    shows that every device fails such a program.
+    """
+    first = found[0]
+    shape = "x".join(map(str, first["declared"])) or "scalar"
+    computed = "x".join(map(str, first["computed"])) or "scalar"
+    more = f" (+{len(found) - 1} more)" if len(found) > 1 else ""
+    return Verdict(
+        WARN,
+        f"converted, but the program declares a {shape} value where it computes {computed}: {first['op']} at "
+        f"{first['where']}{more}; a device plans from the declared shape and may compute another one there or "
+        "refuse to load the model: test it on a device (devicefit profile --engine coreml on a Mac), and report "
+        "it as a conversion bug naming that line, or rewrite the line with operands expanded to the result's "
+        "shape",
+    )
+
+
 def _convert(r: Any) -> Verdict:
+    if r.convert.ok and r.extras.get("declared_type_mismatches"):
+        return _mistyped(r.extras["declared_type_mismatches"])
     if not r.convert.ok:
         unsupported = r.convert.unsupported or []
         if unsupported:

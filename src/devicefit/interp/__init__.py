@@ -27,12 +27,20 @@ from devicefit.errors import InputError, KernelMissingError, ModelLoadError
 from devicefit.interp.compiled import CompiledProgram, compile_program
 from devicefit.interp.plan import TensorSpec
 from devicefit.interp.registry import register, registered_ops
-from devicefit.interp.run import PRECISIONS, Program, load
-from devicefit.interp.step import KernelContractError, KernelFailedError, OpFailedError
+from devicefit.interp.run import PRECISIONS, STRICT_TYPES_ENV, Program, load
+from devicefit.interp.step import (
+    DeclaredTypeError,
+    KernelContractError,
+    KernelFailedError,
+    OpFailedError,
+    TypeMismatch,
+)
 
 __all__ = [
     "PRECISIONS",
+    "STRICT_TYPES_ENV",
     "CompiledProgram",
+    "DeclaredTypeError",
     "InputError",
     "KernelContractError",
     "KernelFailedError",
@@ -41,6 +49,7 @@ __all__ = [
     "OpFailedError",
     "Program",
     "TensorSpec",
+    "TypeMismatch",
     "compile_program",
     "load",
     "register",

@@ -22,10 +22,14 @@ from devicefit.interp.inputs import check_generated_size, input_array, validate_
 from devicefit.interp.plan import Block, FunctionPlan, TensorSpec
 from devicefit.interp.program import load_pymil
 from devicefit.interp.step import (
+    STRICT_TYPES_ENV,
     KernelContractError,
     KernelFailedError,
+    TypeMismatch,
     call_step,
     held_output,
+    strict_by_default,
+    type_mismatches,
     wrong_count,
 )
 
@@ -49,6 +53,7 @@ class _Runner:
         self.strict = strict
         self.states = states
         self.env: dict[str, Any] = dict(plan.constants)
+        self.outputs: list[Any] = []
 
     def run_block(self, block: Block, inputs: list[Any]) -> list[Any]:
         env = self.env
@@ -212,7 +217,7 @@ class Program:
         precision: str = "fp32",
         intermediates: bool = False,
         states: Mapping[str, Any] | None = None,
-        strict: bool = False,
+        strict: bool | None = None,
     ) -> dict[str, np.ndarray]:
         """Run the function.
 
@@ -223,8 +228,10 @@ class Program:
             intermediates: also return every named value the program computes (op outputs), by name.
             states: initial state values for a stateful program (zeros when omitted). The returned dict
                 then also holds each state's final value under the state's name.
-            strict: also check each kernel output against its declared static shape (used by tests; the
-                output's kind, float / int / bool, is always checked).
+            strict: also check each op output against its declared static shape as it is computed, nested
+                blocks' every iteration included, raising DeclaredTypeError at the first mismatch (the output's
+                kind, float / int / bool, is always checked). None (the default): on when the environment sets
+                ``DEVICEFIT_STRICT_TYPES`` (the test suite does); off, the loop pays nothing for it.
 
         Returns:
             output name -> numpy array (float32 in fp32 mode; the declared dtype in fp16 mode). A rank-0
@@ -236,12 +243,35 @@ class Program:
                 output, and the PyTorch origin when the package records it).
             KernelFailedError: an op raised on values matching the program's declared types (a devicefit bug).
             KernelContractError: a kernel broke its contract (a devicefit bug).
+            DeclaredTypeError: (strict) a value's shape is not its declared static shape.
         """
+        if strict is None:
+            strict = strict_by_default()
         if precision not in PRECISIONS:
             raise InputError(f"precision must be one of {PRECISIONS}, got {precision!r}")
         return self._execute(
             self._convert_inputs(inputs, precision), precision, intermediates, states, strict
         )
+
+    def type_mismatches(
+        self, inputs: Mapping[str, Any], states: Mapping[str, Any] | None = None
+    ) -> list[TypeMismatch]:
+        """Run in fp32 and list every op output whose computed shape is not its declared static shape.
+
+        Unlike a strict run this does not stop at the first: it reads each value once the run is over (a
+        loop body's values as of its last iteration).
+        """
+        runner = self._runner(self._convert_inputs(inputs, "fp32"), "fp32", states, False)
+        shapes = {k: tuple(v.shape) for k, v in runner.env.items() if isinstance(v, torch.Tensor)}
+        return type_mismatches(self._plan, shapes)
+
+    def _runner(
+        self, feeds: dict[str, torch.Tensor], precision: str, states: Mapping[str, Any] | None, strict: bool
+    ) -> _Runner:
+        runner = _Runner(self._plan, precision, strict, self._convert_states(states), self.spec)
+        with torch.inference_mode():
+            runner.outputs = self._run_main(runner, feeds)
+        return runner
 
     def _execute(
         self,
@@ -251,10 +281,8 @@ class Program:
         states: Mapping[str, Any] | None = None,
         strict: bool = False,
     ) -> dict[str, np.ndarray]:
-        state_values = self._convert_states(states)
-        runner = _Runner(self._plan, precision, strict, state_values, self.spec)
-        with torch.inference_mode():
-            outs = self._run_main(runner, feeds)
+        runner = self._runner(feeds, precision, states, strict)
+        outs, state_values = runner.outputs, runner.states
         result = {spec.name: output_to_numpy(v, spec, precision) for spec, v in zip(self.outputs, outs)}
         for name, value in state_values.items():
             result[name] = _to_numpy(value, next(s.dtype for s in self.states if s.name == name), precision)
@@ -381,4 +409,12 @@ def load(source: Any, function: str | None = None) -> Program:
     return Program(plan, names, origin, spec)
 
 
-__all__ = ["PRECISIONS", "KernelContractError", "KernelMissingError", "ModelLoadError", "Program", "load"]
+__all__ = [
+    "PRECISIONS",
+    "STRICT_TYPES_ENV",
+    "KernelContractError",
+    "KernelMissingError",
+    "ModelLoadError",
+    "Program",
+    "load",
+]

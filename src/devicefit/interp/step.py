@@ -7,14 +7,16 @@ imports the other.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
 from devicefit.errors import DevicefitError
-from devicefit.interp.plan import Step
+from devicefit.interp.plan import Block, FunctionPlan, Step
 
 
 class KernelContractError(RuntimeError):
@@ -124,14 +126,90 @@ def held_output(step: Step, i: int, value: Any, strict: bool) -> Any:
     return value
 
 
-def check_shape(step: Step, i: int, value: torch.Tensor) -> None:
-    """Raise KernelContractError when output ``i`` differs from its declared static shape."""
+@dataclass(frozen=True)
+class TypeMismatch:
+    """A value whose computed shape is not the static shape its program declares for it.
+
+    The real Core ML runtime plans memory and the ops that read the value from the declared type, so on a device
+    such a program may compute another shape or refuse to load; this interpreter follows the values.
+
+    Attributes:
+        value: the value's MIL name (an op output).
+        op_type: the MIL op producing it.
+        op_name: that op's name.
+        declared: the declared shape (``None`` for a dynamic dimension).
+        computed: the shape the op computes from its inputs.
+    """
+
+    value: str
+    op_type: str
+    op_name: str
+    declared: tuple
+    computed: tuple
+
+    def describe(self) -> str:
+        return f"{self.op_type} {self.value!r} is declared {self.declared} but computes {self.computed}"
+
+
+class DeclaredTypeError(KernelContractError):
+    """A value's computed shape differs from its declared static shape (strict runs only).
+
+    Either the program's declared type is wrong (a translation bug: a device trusts the type) or the kernel is.
+    """
+
+    def __init__(self, mismatch: TypeMismatch, where: str) -> None:
+        super().__init__(
+            f"{mismatch.describe()} (kernel {where}): the program's declared type or the kernel is wrong; a "
+            "device plans from the declared type"
+        )
+        self.mismatch = mismatch
+
+
+def shape_mismatch(step: Step, i: int, shape: tuple) -> TypeMismatch | None:
+    """The mismatch of output ``i`` of ``step``, computed with ``shape``, against its declared shape; None when
+    they agree or nothing static is declared.
+
+    NOTE: a ``None`` dimension is dynamic (symbolic) and matches any size; an unknown rank is no declaration.
+    """
     declared = step.declared_shapes[i]
     if declared is None:
-        return
-    actual = tuple(value.shape)
-    if len(actual) != len(declared) or any(d is not None and d != a for d, a in zip(declared, actual)):
-        raise KernelContractError(
-            f"kernel {step.kernel.where} returned shape {actual} for output {step.outputs[i]!r} of "
-            f"{step.op_type!r} ({step.name}), declared {declared}"
-        )
+        return None
+    if len(shape) == len(declared) and all(d is None or d == a for d, a in zip(declared, shape)):
+        return None
+    return TypeMismatch(step.outputs[i], step.op_type, step.name, tuple(declared), tuple(shape))
+
+
+def check_shape(step: Step, i: int, value: torch.Tensor) -> None:
+    """Raise DeclaredTypeError when output ``i`` differs from its declared static shape."""
+    mismatch = shape_mismatch(step, i, tuple(value.shape))
+    if mismatch is not None:
+        raise DeclaredTypeError(mismatch, step.kernel.where)
+
+
+STRICT_TYPES_ENV = "DEVICEFIT_STRICT_TYPES"
+
+
+def strict_by_default() -> bool:
+    """Whether runs check declared types unless told: ``DEVICEFIT_STRICT_TYPES`` set to anything but 0 / empty."""
+    return os.environ.get(STRICT_TYPES_ENV, "") not in ("", "0")
+
+
+def all_steps(block: Block) -> Iterator[Step]:
+    """Every step of ``block``, nested blocks' steps (loop bodies, branches) after the op that holds them."""
+    for step in block.steps:
+        yield step
+        for inner in step.ctx.blocks:
+            yield from all_steps(inner)
+
+
+def type_mismatches(plan: FunctionPlan, shapes: Mapping[str, tuple]) -> list[TypeMismatch]:
+    """Every op output named in ``shapes`` (value name -> computed shape) whose shape is not its declared static
+    shape, in program order."""
+    found = []
+    for step in all_steps(plan.block):
+        for i, name in enumerate(step.outputs):
+            if name in shapes:
+                mismatch = shape_mismatch(step, i, tuple(shapes[name]))
+                if mismatch is not None:
+                    found.append(mismatch)
+    return found

@@ -75,3 +75,63 @@ def tail_shape(x: Any, keep: int, tail: list[int]) -> Any:
         return [int(d) for d in head] + tail
     head_var = mb.slice_by_index(x=mb.shape(x=x), begin=[0], end=[keep])
     return mb.concat(values=[head_var, np.array(tail, dtype=np.int32)], axis=0)
+
+
+def select(cond: Any, a: Any, b: Any, name: str | None = None) -> Any:
+    """``mb.select(cond, a, b)`` declared with the shape it computes: the broadcast of all three.
+
+    NOTE: coremltools types select by ``a`` and ``b`` alone, so a condition wider than both (a per-element mask
+    choosing between a row and a scalar) gave a value declared narrower than it is: right in devicefit's
+    interpreter, which follows the values, but a device plans memory and later ops from the declared type.
+    ``a`` is then first widened to the condition's shape by subtracting zeros of that shape (exact: ``x - 0``
+    keeps NaN, infinities and signed zeros) or, for bool, by a conjunction with true.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    if _wider(_shape(cond), _broadcast(_shape(a), _shape(b))):
+        a = _widened(a, cond)
+    kwargs = {"name": name} if name is not None else {}
+    return mb.select(cond=cond, a=a, b=b, **kwargs)
+
+
+def _shape(value: Any) -> tuple:
+    return tuple(value.shape) if hasattr(value, "shape") else ()
+
+
+def _broadcast(x: tuple, y: tuple) -> tuple:
+    """Numpy's broadcast of two shapes, with a symbolic dimension kept as is (1 gives way to anything)."""
+    rank = max(len(x), len(y))
+    x, y = (1,) * (rank - len(x)) + x, (1,) * (rank - len(y)) + y
+    return tuple(b if _is_one(a) else a for a, b in zip(x, y))
+
+
+def _is_one(dim: Any) -> bool:
+    return isinstance(dim, int | np.integer) and dim == 1
+
+
+def _wider(cond: tuple, values: tuple) -> bool:
+    """The condition's shape adds a dimension (or a size in place of 1) to the values' broadcast shape."""
+    if len(cond) > len(values):
+        return True
+    values = values[len(values) - len(cond) :] if cond else ()
+    return any(_is_one(v) and not _is_one(c) for c, v in zip(cond, values))
+
+
+def _widened(value: Any, cond: Any) -> Any:
+    """``value`` broadcast against the bool ``cond``: the shape of both, the values of ``value``."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    if not hasattr(value, "op"):
+        array = np.asarray(value)
+        narrow = {"f": np.float32, "i": np.int32}.get(array.dtype.kind) if array.dtype.itemsize == 8 else None
+        value = mb.const(val=array.astype(narrow) if narrow is not None else array)
+    if types.is_bool(value.dtype):
+        return mb.logical_and(x=value, y=mb.logical_or(x=cond, y=mb.logical_not(x=cond)))
+    # NOTE: a - (0 * cond), not a * ones(shape(cond)): coremltools folds a fill of a static shape into a constant
+    # as large as the condition (an attention mask's L x L); a - 0 keeps -0, NaN and infinities
+    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
+
+    zero = nptype_from_builtin(value.dtype)(0)
+    zeros = mb.mul(x=mb.cast(x=cond, dtype=types.builtin_to_string(value.dtype)), y=zero)
+    return mb.sub(x=value, y=zeros)

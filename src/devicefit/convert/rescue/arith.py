@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
@@ -41,7 +41,7 @@ def fmod(context: Any, node: Any) -> None:
     else:
         out = mb.sub(x=x, y=mb.mul(x=trunc, y=y))
         # a zero remainder has x's sign (fmod(-3, 1.5) is -0 in PyTorch; x - 2 * 1.5 gives +0): x * 0 carries it
-        out = mb.select(cond=mb.equal(x=out, y=0.0), a=mb.mul(x=x, y=0.0), b=out, name=node.name)
+        out = select(cond=mb.equal(x=out, y=0.0), a=mb.mul(x=x, y=0.0), b=out, name=node.name)
         context.add(out, torch_name=node.name)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import MASK_NEG, frontend, tail_shape
+from devicefit.convert.rescue._mil import MASK_NEG, frontend, select, tail_shape
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -16,9 +16,9 @@ def _additive_mask(mask: Any, mask_type: int | None, dtype_like: Any) -> Any:
     from coremltools.converters.mil.mil import types
 
     if types.is_bool(mask.dtype):
-        mask = mb.select(cond=mask, a=np.float32(MASK_NEG), b=np.float32(0.0))
+        mask = select(cond=mask, a=np.float32(MASK_NEG), b=np.float32(0.0))
     elif not types.is_float(mask.dtype):
-        mask = mb.select(cond=mb.cast(x=mask, dtype="bool"), a=np.float32(MASK_NEG), b=np.float32(0.0))
+        mask = select(cond=mb.cast(x=mask, dtype="bool"), a=np.float32(MASK_NEG), b=np.float32(0.0))
     if mask_type == 1:  # key padding (B, S) -> (B, 1, 1, S)
         mask = mb.expand_dims(x=mask, axes=[1, 2])
     return mask

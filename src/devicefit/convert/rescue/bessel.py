@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devicefit.convert.rescue._mil import frontend
+from devicefit.convert.rescue._mil import frontend, select
 from devicefit.convert.rescue._registry import rescue
 
 # Cephes / PyTorch: exp(-x) I0(x) on [0, 8], exp(-x) sqrt(x) I0(x) above 8
@@ -79,8 +79,8 @@ def _add(context: Any, node: Any, x: Any, value: Any, odd: bool) -> None:
     from coremltools.converters.mil.mil import Builder as mb
 
     if odd:
-        value = mb.select(cond=mb.less(x=x, y=0.0), a=mb.mul(x=value, y=-1.0), b=value)
-    out = mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value, name=node.name)
+        value = select(cond=mb.less(x=x, y=0.0), a=mb.mul(x=value, y=-1.0), b=value)
+    out = select(cond=mb.not_equal(x=x, y=x), a=x, b=value, name=node.name)
     context.add(out, torch_name=node.name)
 
 
@@ -102,7 +102,7 @@ def i0(context: Any, node: Any) -> None:
     x = _input(context, node)
     a = mb.abs(x=x)
     near, far, small, _ = _branches(mb, a, _I0_A, _I0_B)
-    value = mb.select(
+    value = select(
         cond=mb.less_equal(x=a, y=8.0), a=mb.mul(x=mb.exp(x=small), y=near), b=mb.mul(x=mb.exp(x=a), y=far)
     )
     _add(context, node, x, value, odd=False)
@@ -116,7 +116,7 @@ def special_i0e(context: Any, node: Any) -> None:
     x = _input(context, node)
     a = mb.abs(x=x)
     near, far, _, _ = _branches(mb, a, _I0_A, _I0_B)
-    _add(context, node, x, mb.select(cond=mb.less_equal(x=a, y=8.0), a=near, b=far), odd=False)
+    _add(context, node, x, select(cond=mb.less_equal(x=a, y=8.0), a=near, b=far), odd=False)
 
 
 @rescue("special_i1", "coremltools 9.0 has no translation (torch.special.i1)")
@@ -128,7 +128,7 @@ def special_i1(context: Any, node: Any) -> None:
     a = mb.abs(x=x)
     near, far, small, _ = _branches(mb, a, _I1_A, _I1_B)
     near = mb.mul(x=mb.mul(x=mb.exp(x=small), y=small), y=near)
-    value = mb.select(cond=mb.less_equal(x=a, y=8.0), a=near, b=mb.mul(x=mb.exp(x=a), y=far))
+    value = select(cond=mb.less_equal(x=a, y=8.0), a=near, b=mb.mul(x=mb.exp(x=a), y=far))
     _add(context, node, x, value, odd=True)
 
 
@@ -140,5 +140,5 @@ def special_i1e(context: Any, node: Any) -> None:
     x = _input(context, node)
     a = mb.abs(x=x)
     near, far, small, _ = _branches(mb, a, _I1_A, _I1_B)
-    value = mb.select(cond=mb.less_equal(x=a, y=8.0), a=mb.mul(x=near, y=small), b=far)
+    value = select(cond=mb.less_equal(x=a, y=8.0), a=mb.mul(x=near, y=small), b=far)
     _add(context, node, x, value, odd=True)

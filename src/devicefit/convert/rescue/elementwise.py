@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -28,7 +28,7 @@ def trunc(context: Any, node: Any) -> None:
         context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
         return
     # ceil below 0, floor elsewhere: -0 stays -0 (sign(-0) * floor(0) gave +0), -0.3 gives -0 as in PyTorch
-    out = mb.select(cond=mb.less(x=x, y=0.0), a=mb.ceil(x=x), b=mb.floor(x=x), name=node.name)
+    out = select(cond=mb.less(x=x, y=0.0), a=mb.ceil(x=x), b=mb.floor(x=x), name=node.name)
     context.add(out, torch_name=node.name)
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import frontend
+from devicefit.convert.rescue._mil import frontend, select
 from devicefit.convert.rescue._registry import rescue
 from devicefit.convert.rescue.mathfn import _log1p
 
@@ -60,10 +60,10 @@ def _lgamma_from_half(mb: Any, a: Any) -> Any:
     z = mb.sub(x=small, y=mb.add(x=steps, y=2.0))
     product: Any = None
     for i in range(1, _SHIFTS + 1):
-        factor = mb.select(cond=mb.greater_equal(x=steps, y=float(i)), a=mb.sub(x=small, y=float(i)), b=1.0)
+        factor = select(cond=mb.greater_equal(x=steps, y=float(i)), a=mb.sub(x=small, y=float(i)), b=1.0)
         product = factor if product is None else mb.mul(x=product, y=factor)
     # a < 1.5: lgamma(a) = lgamma(a + 1) - log(a); else + log((a - 1) ... (a - n)), at most 7.5 * ... * 2.5 < 65504
-    shift = mb.select(cond=mb.less(x=steps, y=0.0), a=mb.mul(x=mb.log(x=small), y=-1.0), b=mb.log(x=product))
+    shift = select(cond=mb.less(x=steps, y=0.0), a=mb.mul(x=mb.log(x=small), y=-1.0), b=mb.log(x=product))
     near = mb.add(x=_lgamma_core(mb, z), y=shift)
     big = mb.maximum(x=a, y=8.5)
     inv = mb.real_div(x=1.0, y=big)
@@ -73,7 +73,7 @@ def _lgamma_from_half(mb: Any, a: Any) -> Any:
     # a (log a - 1) - log(a) / 2 does not overflow before lgamma itself does (4e36), unlike (a - 1/2) log a
     main = mb.sub(x=mb.mul(x=big, y=mb.sub(x=log_big, y=1.0)), y=mb.mul(x=log_big, y=0.5))
     far = mb.add(x=mb.add(x=main, y=_HALF_LOG_2PI), y=series)
-    return mb.select(cond=mb.less(x=a, y=8.5), a=near, b=far)
+    return select(cond=mb.less(x=a, y=8.5), a=near, b=far)
 
 
 def _poly(mb: Any, z: Any, coefficients: tuple[float, ...]) -> Any:
@@ -97,9 +97,9 @@ def _frac_distance(mb: Any, x: Any) -> Any:
     NOTE: ``x - trunc(x)`` is exact (same sign, no bits below ``x``'s last); ``x - floor(x)`` is not for small
     negative ``x`` (``1 + x`` rounds), which cost ``pi / tan(pi x)`` half its value at ``x = -3e-8``.
     """
-    f = mb.sub(x=x, y=mb.select(cond=mb.less(x=x, y=0.0), a=mb.ceil(x=x), b=mb.floor(x=x)))
-    f = mb.select(cond=mb.greater(x=f, y=0.5), a=mb.sub(x=f, y=1.0), b=f)
-    return mb.select(cond=mb.less(x=f, y=-0.5), a=mb.add(x=f, y=1.0), b=f)
+    f = mb.sub(x=x, y=select(cond=mb.less(x=x, y=0.0), a=mb.ceil(x=x), b=mb.floor(x=x)))
+    f = select(cond=mb.greater(x=f, y=0.5), a=mb.sub(x=f, y=1.0), b=f)
+    return select(cond=mb.less(x=f, y=-0.5), a=mb.add(x=f, y=1.0), b=f)
 
 
 @rescue(
@@ -129,16 +129,16 @@ def lgamma_of(mb: Any, x: Any) -> Any:
         x=mb.sub(x=_lgamma_core(mb, tiny), y=_log1p(tiny)), y=mb.log(x=mb.abs(x=tiny), epsilon=0.0)
     )
     # the reflection's lgamma(1 - x) and the direct branch share one evaluation on a = max(x, 1 - x) >= 0.5
-    a = mb.select(cond=mb.less(x=x, y=0.0), a=mb.sub(x=1.0, y=x), b=x)
+    a = select(cond=mb.less(x=x, y=0.0), a=mb.sub(x=1.0, y=x), b=x)
     finite_a = mb.minimum(x=a, y=3.0e38)  # inf would make inf - inf in Stirling's terms
     positive = _lgamma_from_half(mb, finite_a)
     sine = mb.abs(x=mb.sin(x=mb.mul(x=_frac_distance(mb, x), y=math.pi)))
     reflected = mb.sub(x=mb.sub(x=math.log(math.pi), y=mb.log(x=sine, epsilon=0.0)), y=positive)
-    value = mb.select(cond=mb.less(x=x, y=0.0), a=reflected, b=positive)
-    value = mb.select(cond=mb.less(x=ax, y=0.5), a=small, b=value)
+    value = select(cond=mb.less(x=x, y=0.0), a=reflected, b=positive)
+    value = select(cond=mb.less(x=ax, y=0.5), a=small, b=value)
     # ±inf give +inf (|x|); NaN stays NaN
-    value = mb.select(cond=mb.equal(x=ax, y=float("inf")), a=ax, b=value)
-    return mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value)
+    value = select(cond=mb.equal(x=ax, y=float("inf")), a=ax, b=value)
+    return select(cond=mb.not_equal(x=x, y=x), a=x, b=value)
 
 
 @rescue(
@@ -194,26 +194,26 @@ def digamma(context: Any, node: Any) -> None:
 def _digamma_of(mb: Any, x: Any) -> Any:
     """``digamma(x)`` of a float MIL var (see :func:`digamma`)."""
     negative = mb.less(x=x, y=0.0)
-    current = mb.select(cond=negative, a=mb.sub(x=1.0, y=x), b=x)
-    current = mb.select(cond=mb.equal(x=current, y=0.0), a=1.0, b=current)  # x = ±0 is set apart below
+    current = select(cond=negative, a=mb.sub(x=1.0, y=x), b=x)
+    current = select(cond=mb.equal(x=current, y=0.0), a=1.0, b=current)  # x = ±0 is set apart below
     result: Any = None
     for _ in range(10):
         below = mb.less(x=current, y=10.0)
-        step = mb.select(cond=below, a=mb.real_div(x=1.0, y=current), b=0.0)
+        step = select(cond=below, a=mb.real_div(x=1.0, y=current), b=0.0)
         result = mb.mul(x=step, y=-1.0) if result is None else mb.sub(x=result, y=step)
-        current = mb.add(x=current, y=mb.select(cond=below, a=1.0, b=0.0))
+        current = mb.add(x=current, y=select(cond=below, a=1.0, b=0.0))
     z = mb.real_div(x=1.0, y=mb.mul(x=current, y=current))
     y = mb.mul(x=z, y=_poly(mb, z, tuple(reversed(_DIGAMMA_A))))
     tail = mb.sub(x=mb.sub(x=mb.log(x=current), y=mb.real_div(x=0.5, y=current)), y=y)
-    positive = mb.add(x=result, y=mb.select(cond=mb.equal(x=current, y=10.0), a=_PSI_10, b=tail))
+    positive = mb.add(x=result, y=select(cond=mb.equal(x=current, y=10.0), a=_PSI_10, b=tail))
     # pi / tan(pi r) with r the distance to the nearest integer: tan has period pi, and r is exact
     angle = mb.mul(x=_frac_distance(mb, x), y=math.pi)
     cotangent = mb.real_div(x=mb.mul(x=mb.cos(x=angle), y=math.pi), y=mb.sin(x=angle))
-    value = mb.select(cond=negative, a=mb.sub(x=positive, y=cotangent), b=positive)
+    value = select(cond=negative, a=mb.sub(x=positive, y=cotangent), b=positive)
     integer = mb.equal(x=x, y=mb.floor(x=x))  # -inf counts as an integer, as in PyTorch
-    value = mb.select(cond=mb.logical_and(x=negative, y=integer), a=np.float32(np.nan), b=value)
-    value = mb.select(cond=mb.equal(x=x, y=0.0), a=mb.real_div(x=-1.0, y=x), b=value)
-    return mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value)
+    value = select(cond=mb.logical_and(x=negative, y=integer), a=np.float32(np.nan), b=value)
+    value = select(cond=mb.equal(x=x, y=0.0), a=mb.real_div(x=-1.0, y=x), b=value)
+    return select(cond=mb.not_equal(x=x, y=x), a=x, b=value)
 
 
 def _trigamma_of(mb: Any, x: Any) -> Any:
@@ -222,10 +222,10 @@ def _trigamma_of(mb: Any, x: Any) -> Any:
     pi = float(np.float32(math.pi))
     reflect = mb.less(x=x, y=0.5)
     sine = mb.sin(x=mb.mul(x=x, y=pi))
-    result: Any = mb.select(
+    result: Any = select(
         cond=reflect, a=mb.mul(x=mb.real_div(x=pi * pi, y=mb.mul(x=sine, y=sine)), y=-1.0), b=np.float32(0.0)
     )
-    current = mb.select(cond=reflect, a=mb.sub(x=1.0, y=x), b=x)
+    current = select(cond=reflect, a=mb.sub(x=1.0, y=x), b=x)
     for _ in range(6):
         result = mb.add(x=result, y=mb.real_div(x=1.0, y=mb.mul(x=current, y=current)))
         current = mb.add(x=current, y=1.0)
@@ -235,7 +235,7 @@ def _trigamma_of(mb: Any, x: Any) -> Any:
     )
     series = mb.add(x=mb.add(x=mb.real_div(x=1.0, y=mb.mul(x=current, y=2.0)), y=1.0), y=series)
     result = mb.add(x=result, y=mb.real_div(x=series, y=current))
-    return mb.select(cond=reflect, a=mb.mul(x=result, y=-1.0), b=result)
+    return select(cond=reflect, a=mb.mul(x=result, y=-1.0), b=result)
 
 
 @rescue(

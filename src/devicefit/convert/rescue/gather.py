@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, fill, frontend, tail_shape
+from devicefit.convert.rescue._mil import arg, const_value, fill, frontend, select, tail_shape
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -47,7 +47,7 @@ def _on_diagonal(x: Any, offset: int) -> Any:
     mask = (cols - rows) == offset
     # offset >= 0: row i holds x[i] (at column i + offset); offset < 0: column j holds x[j]
     spread = mb.expand_dims(x=x, axes=[-1] if offset >= 0 else [-2])
-    out = mb.select(cond=mask, a=spread, b=np.zeros((), dtype=_np_dtype(x)))
+    out = select(cond=mask, a=spread, b=np.zeros((), dtype=_np_dtype(x)))
     return mb.cast(x=out, dtype="bool") if boolean else out
 
 
@@ -230,10 +230,10 @@ def embedding_bag(context: Any, node: Any) -> None:
     if mode == "max":
         # positions outside the bag take the column's smallest value: never above the bag's own maximum
         floor = mb.reduce_min(x=rows, axes=[0], keep_dims=True)
-        out = mb.reduce_max(x=mb.select(cond=chosen, a=spread, b=floor), axes=[1], keep_dims=False)
-        out = mb.select(cond=mb.greater(x=count, y=0), a=out, b=0.0, name=node.name)
+        out = mb.reduce_max(x=select(cond=chosen, a=spread, b=floor), axes=[1], keep_dims=False)
+        out = select(cond=mb.greater(x=count, y=0), a=out, b=0.0, name=node.name)
     else:
-        out = mb.reduce_sum(x=mb.select(cond=chosen, a=spread, b=0.0), axes=[1], keep_dims=False)
+        out = mb.reduce_sum(x=select(cond=chosen, a=spread, b=0.0), axes=[1], keep_dims=False)
         if mode == "mean":
             out = mb.real_div(x=out, y=mb.cast(x=mb.maximum(x=count, y=1), dtype="fp32"))
         out = mb.identity(x=out, name=node.name)
@@ -263,5 +263,5 @@ def embedding_renorm(context: Any, node: Any) -> None:
         powered = mb.pow(x=mb.abs(x=weight), y=norm_type)
         norm = mb.pow(x=mb.reduce_sum(x=powered, axes=[-1], keep_dims=True), y=1.0 / norm_type)
     scale = mb.real_div(x=max_norm, y=mb.add(x=norm, y=1e-7))
-    scale = mb.select(cond=mb.greater(x=norm, y=max_norm), a=scale, b=np.float32(1.0))
+    scale = select(cond=mb.greater(x=norm, y=max_norm), a=scale, b=np.float32(1.0))
     context.add(mb.mul(x=weight, y=scale, name=node.name), node.name)

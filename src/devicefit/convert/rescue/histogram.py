@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -95,8 +95,8 @@ def _binned_by_the_data(flat: Any, bins: int) -> tuple[Any, Any, Any]:
     lowest = mb.reduce_min(x=flat, axes=[0, 1], keep_dims=False)
     highest = mb.reduce_max(x=flat, axes=[0, 1], keep_dims=False)
     single = mb.equal(x=lowest, y=highest)
-    lowest = mb.select(cond=single, a=mb.sub(x=lowest, y=1.0), b=lowest)
-    highest = mb.select(cond=single, a=mb.add(x=highest, y=1.0), b=highest)
+    lowest = select(cond=single, a=mb.sub(x=lowest, y=1.0), b=lowest)
+    highest = select(cond=single, a=mb.add(x=highest, y=1.0), b=highest)
     scaled = mb.real_div(x=mb.mul(x=mb.sub(x=flat, y=lowest), y=float(bins)), y=mb.sub(x=highest, y=lowest))
     index = mb.minimum(x=mb.cast(x=mb.floor(x=scaled), dtype="int32"), y=np.int32(bins - 1))
     return lowest, highest, index
@@ -138,6 +138,6 @@ def bincount(context: Any, node: Any) -> None:
     else:
         if not types.is_float(weights.dtype):
             weights = mb.cast(x=weights, dtype="fp32")
-        picked = mb.select(cond=hits, a=mb.expand_dims(x=weights, axes=[1]), b=np.float32(0.0))
+        picked = select(cond=hits, a=mb.expand_dims(x=weights, axes=[1]), b=np.float32(0.0))
         counts = mb.reduce_sum(x=picked, axes=[0], keep_dims=False, name=node.name)
     context.add(counts, torch_name=node.name)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
@@ -73,7 +73,7 @@ def index_put(context: Any, node: Any) -> object:
     for axis, index in enumerate(indices):
         index = _broadcast_to(mb, mb.cast(x=index, dtype="int32"), shape)
         size = np.int32(x.shape[axis])
-        coords.append(mb.select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=size), b=index))
+        coords.append(select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=size), b=index))
     stacked = mb.stack(values=coords, axis=len(shape))
     target = shape + tuple(int(d) for d in x.shape[len(indices) :])
     if values.dtype != x.dtype:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import frontend
+from devicefit.convert.rescue._mil import frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 BF16 = 15  # torch's ScalarType number for bfloat16 (TorchScript passes dtypes as these)
@@ -111,16 +111,16 @@ def round_bf16(x: Any, name: str | None = None) -> Any:
     result = _round_on_ladder(x)
     for scale, threshold in _LARGE:
         use = mb.greater_equal(x=mb.mul(x=magnitude, y=np.float32(2.0**-threshold)), y=np.float32(1.0))
-        result = mb.select(cond=use, a=scaled(x, 2.0**-scale, 2.0**scale), b=result)
+        result = select(cond=use, a=scaled(x, 2.0**-scale, 2.0**scale), b=result)
     tiny = mb.mul(x=magnitude, y=np.float32(2.0**14))
     for scale, threshold in _SMALL:
         use = mb.less(x=tiny, y=np.float32(2.0 ** (14 - threshold)))
-        result = mb.select(cond=use, a=scaled(x, 2.0**scale, 2.0**-scale), b=result)
+        result = select(cond=use, a=scaled(x, 2.0**scale, 2.0**-scale), b=result)
     # subnormal: round(x / 2^-133) * 2^-133, each factor split in two (2^133 is past fp32's range)
     steps = mb.round(x=mb.mul(x=mb.mul(x=x, y=np.float32(2.0**120)), y=np.float32(2.0**13)))
     subnormal = mb.mul(x=mb.mul(x=steps, y=np.float32(2.0**-13)), y=np.float32(2.0**-120))
     use = mb.less(x=tiny, y=np.float32(2.0 ** (14 - 126)))
-    return mb.select(cond=use, a=subnormal, b=result, **({"name": name} if name else {}))
+    return select(cond=use, a=subnormal, b=result, **({"name": name} if name else {}))
 
 
 def _round_on_ladder(x: Any) -> Any:
@@ -143,9 +143,9 @@ def _round_on_ladder(x: Any) -> Any:
     step = mb.reduce_max(x=candidates, axes=[-1], keep_dims=False)
     # the step is at least 2^-37, or 0 below 2^-30 (2^-24 in fp16): there the division gets 1, the select keeps x
     has_step = mb.greater(x=step, y=np.float32(0.0))
-    divisor = mb.select(cond=has_step, a=step, b=np.float32(1.0))
+    divisor = select(cond=has_step, a=step, b=np.float32(1.0))
     rounded = mb.mul(x=mb.round(x=mb.real_div(x=x, y=divisor)), y=step)
-    return mb.select(cond=has_step, a=rounded, b=x)
+    return select(cond=has_step, a=rounded, b=x)
 
 
 def _rounded(value: Any) -> np.ndarray:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 _LN2 = math.log(2.0)
@@ -40,10 +40,10 @@ def _log1p(u: Any) -> Any:
     w = mb.add(x=u, y=1.0)
     wm1 = mb.sub(x=w, y=1.0)
     log_w = mb.log(x=w, epsilon=0.0)
-    ratio = mb.real_div(x=log_w, y=mb.select(cond=mb.equal(x=wm1, y=0.0), a=1.0, b=wm1))
-    near = mb.select(cond=mb.equal(x=wm1, y=0.0), a=u, b=mb.mul(x=u, y=ratio))
+    ratio = mb.real_div(x=log_w, y=select(cond=mb.equal(x=wm1, y=0.0), a=1.0, b=wm1))
+    near = select(cond=mb.equal(x=wm1, y=0.0), a=u, b=mb.mul(x=u, y=ratio))
     # from w = 2 on log(w) loses nothing (and u = inf would make inf / inf)
-    return mb.select(cond=mb.greater(x=w, y=2.0), a=log_w, b=near)
+    return select(cond=mb.greater(x=w, y=2.0), a=log_w, b=near)
 
 
 @rescue(
@@ -68,10 +68,10 @@ def asinh(context: Any, node: Any) -> None:
     big = mb.maximum(x=a, y=1.0)
     inv_sq = mb.square(x=mb.real_div(x=1.0, y=big))
     far = mb.add(x=mb.log(x=big), y=mb.log(x=mb.add(x=mb.sqrt(x=mb.add(x=inv_sq, y=1.0)), y=1.0)))
-    magnitude = mb.select(cond=mb.greater(x=a, y=1.0), a=far, b=near)
+    magnitude = select(cond=mb.greater(x=a, y=1.0), a=far, b=near)
     # sign(x) * m loses -0 (sign(-0) = 0): copy x's sign by a select instead; NaN passes through select's b
-    signed = mb.select(cond=mb.less(x=x, y=0.0), a=mb.mul(x=magnitude, y=-1.0), b=magnitude)
-    out = mb.select(cond=mb.equal(x=a, y=0.0), a=x, b=signed, name=node.name)
+    signed = select(cond=mb.less(x=x, y=0.0), a=mb.mul(x=magnitude, y=-1.0), b=magnitude)
+    out = select(cond=mb.equal(x=a, y=0.0), a=x, b=signed, name=node.name)
     context.add(out, torch_name=node.name)
 
 
@@ -94,7 +94,7 @@ def acosh(context: Any, node: Any) -> None:
     big = mb.maximum(x=x, y=2.0)
     root = mb.sqrt(x=mb.sub(x=1.0, y=mb.square(x=mb.real_div(x=1.0, y=big))))
     far = mb.add(x=mb.log(x=big), y=mb.log(x=mb.add(x=root, y=1.0)))
-    context.add(mb.select(cond=mb.greater(x=x, y=2.0), a=far, b=near, name=node.name), torch_name=node.name)
+    context.add(select(cond=mb.greater(x=x, y=2.0), a=far, b=near, name=node.name), torch_name=node.name)
 
 
 # PyTorch's calc_erfinv (ATen/native/Math.h): a rational first guess, then two Newton steps on erf
@@ -151,8 +151,8 @@ def erfc(context: Any, node: Any) -> None:
         x=mb.mul(x=t, y=mb.exp(x=mb.mul(x=mb.mul(x=head, y=head), y=-1.0))),
         y=mb.exp(x=mb.sub(x=poly, y=rest)),
     )
-    signed = mb.select(cond=mb.less(x=x, y=0.0), a=mb.sub(x=2.0, y=tail), b=tail)
-    out = mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=signed, name=node.name)
+    signed = select(cond=mb.less(x=x, y=0.0), a=mb.sub(x=2.0, y=tail), b=tail)
+    out = select(cond=mb.not_equal(x=x, y=x), a=x, b=signed, name=node.name)
     context.add(out, torch_name=node.name)
 
 
@@ -173,15 +173,15 @@ def erfinv(context: Any, node: Any) -> None:
     ya_tail = mb.clip(x=y_abs, alpha=0.7, beta=float(np.nextafter(np.float32(1), np.float32(0))))
     zt = mb.sqrt(x=mb.mul(x=mb.log(x=mb.real_div(x=mb.sub(x=1.0, y=ya_tail), y=2.0)), y=-1.0))
     tail_abs = mb.real_div(x=_horner(mb, zt, _ERFINV_C), y=_horner(mb, zt, _ERFINV_D, last=1.0))
-    tail = mb.select(cond=mb.less(x=y, y=0.0), a=mb.mul(x=tail_abs, y=-1.0), b=tail_abs)
-    x = mb.select(cond=mb.less_equal(x=y_abs, y=0.7), a=central, b=tail)
+    tail = select(cond=mb.less(x=y, y=0.0), a=mb.mul(x=tail_abs, y=-1.0), b=tail_abs)
+    x = select(cond=mb.less_equal(x=y_abs, y=0.7), a=central, b=tail)
     scale = float(np.float32(2.0) / np.float32(math.sqrt(math.pi)))
     for _ in range(2):
         slope = mb.mul(x=mb.exp(x=mb.mul(x=mb.square(x=x), y=-1.0)), y=scale)
         x = mb.sub(x=x, y=mb.real_div(x=mb.sub(x=mb.erf(x=x), y=y), y=slope))
-    infinite = mb.select(cond=mb.less(x=y, y=0.0), a=float("-inf"), b=float("inf"))
-    x = mb.select(cond=mb.equal(x=y_abs, y=1.0), a=infinite, b=x)
-    out = mb.select(cond=mb.greater(x=y_abs, y=1.0), a=float("nan"), b=x, name=node.name)
+    infinite = select(cond=mb.less(x=y, y=0.0), a=float("-inf"), b=float("inf"))
+    x = select(cond=mb.equal(x=y_abs, y=1.0), a=infinite, b=x)
+    out = select(cond=mb.greater(x=y_abs, y=1.0), a=float("nan"), b=x, name=node.name)
     context.add(out, torch_name=node.name)
 
 
@@ -207,7 +207,7 @@ def softplus(context: Any, node: Any) -> object:
     smooth = mb.softplus(x=scaled)
     if beta != 1.0:
         smooth = mb.real_div(x=smooth, y=beta)
-    out = mb.select(cond=mb.greater(x=scaled, y=threshold), a=x, b=smooth, name=node.name)
+    out = select(cond=mb.greater(x=scaled, y=threshold), a=x, b=smooth, name=node.name)
     context.add(out, torch_name=node.name)
     return None
 
@@ -253,11 +253,11 @@ def expm1(context: Any, node: Any) -> None:
     u = mb.exp(x=x)
     um1 = mb.sub(x=u, y=1.0)
     log_u = mb.log(x=u, epsilon=0.0)
-    safe_log = mb.select(cond=mb.equal(x=log_u, y=0.0), a=1.0, b=log_u)
+    safe_log = select(cond=mb.equal(x=log_u, y=0.0), a=1.0, b=log_u)
     kahan = mb.real_div(x=mb.mul(x=um1, y=x), y=safe_log)
-    near = mb.select(cond=mb.equal(x=um1, y=0.0), a=x, b=kahan)
+    near = select(cond=mb.equal(x=um1, y=0.0), a=x, b=kahan)
     # far from 0 the plain difference is exact enough and Kahan's form would make inf / inf
-    out = mb.select(cond=mb.less(x=mb.abs(x=x), y=0.5), a=near, b=um1, name=node.name)
+    out = select(cond=mb.less(x=mb.abs(x=x), y=0.5), a=near, b=um1, name=node.name)
     context.add(out, torch_name=node.name)
 
 
@@ -272,7 +272,7 @@ def _snapped_log(mb: Any, x: Any, scale: float) -> Any:
     k = mb.round(x=r)
     near = mb.less_equal(x=mb.abs(x=mb.sub(x=r, y=k)), y=mb.mul(x=mb.abs(x=k), y=4.8e-7))
     snap = mb.logical_and(x=near, y=mb.not_equal(x=k, y=0.0))
-    return mb.select(cond=snap, a=k, b=r)
+    return select(cond=snap, a=k, b=r)
 
 
 @rescue(

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, dtype_arg, frontend
+from devicefit.convert.rescue._mil import arg, const_value, dtype_arg, frontend, select
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -34,7 +34,7 @@ def _nan_free(x: Any) -> tuple[Any, Any]:
     from coremltools.converters.mil.mil import Builder as mb
 
     present = mb.equal(x=x, y=x)
-    return mb.select(cond=present, a=x, b=np.float32(0.0)), mb.cast(x=present, dtype="fp32")
+    return select(cond=present, a=x, b=np.float32(0.0)), mb.cast(x=present, dtype="fp32")
 
 
 def _sum(x: Any, axes: list[int] | None, keepdim: bool, name: str | None = None) -> Any:
@@ -93,5 +93,5 @@ def renorm(context: Any, node: Any) -> None:
     else:
         norm = mb.pow(x=mb.reduce_sum(x=mb.pow(x=magnitude, y=p), axes=axes, keep_dims=True), y=1.0 / p)
     factor = mb.real_div(x=maxnorm, y=mb.add(x=norm, y=1e-7))
-    factor = mb.select(cond=mb.greater(x=norm, y=maxnorm), a=factor, b=np.float32(1.0))
+    factor = select(cond=mb.greater(x=norm, y=maxnorm), a=factor, b=np.float32(1.0))
     context.add(mb.mul(x=x, y=factor, name=node.name), torch_name=node.name)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import frontend
+from devicefit.convert.rescue._mil import frontend, select
 from devicefit.convert.rescue._registry import rescue
 from devicefit.convert.rescue.mathfn import _ERFC, _horner, _log1p
 
@@ -33,7 +33,7 @@ def _finish(context: Any, node: Any, x: Any, value: Any) -> None:
     """NaN in, NaN out; the result under the node's name."""
     from coremltools.converters.mil.mil import Builder as mb
 
-    out = mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value, name=node.name)
+    out = select(cond=mb.not_equal(x=x, y=x), a=x, b=value, name=node.name)
     context.add(out, torch_name=node.name)
 
 
@@ -69,7 +69,7 @@ def special_erfcx(context: Any, node: Any) -> None:
     a = mb.abs(x=x)
     positive = erfcx_nonnegative(mb, a)
     negative = mb.sub(x=mb.mul(x=mb.exp(x=mb.mul(x=x, y=x)), y=2.0), y=positive)
-    _finish(context, node, x, mb.select(cond=mb.less(x=x, y=0.0), a=negative, b=positive))
+    _finish(context, node, x, select(cond=mb.less(x=x, y=0.0), a=negative, b=positive))
 
 
 @rescue("special_ndtr", "coremltools 9.0 has no translation (torch.special.ndtr: the normal CDF)")
@@ -80,7 +80,7 @@ def special_ndtr(context: Any, node: Any) -> None:
 
     x = _inputs(context, node, 1)[0]
     tail = _upper_tail(mb, x)
-    _finish(context, node, x, mb.select(cond=mb.less(x=x, y=0.0), a=tail, b=mb.sub(x=1.0, y=tail)))
+    _finish(context, node, x, select(cond=mb.less(x=x, y=0.0), a=tail, b=mb.sub(x=1.0, y=tail)))
 
 
 @rescue(
@@ -96,9 +96,9 @@ def special_log_ndtr(context: Any, node: Any) -> None:
     minus_t = mb.maximum(x=mb.mul(x=t, y=-1.0), y=0.5)  # the branch's own domain (-t > 0.707)
     far = mb.sub(x=mb.log(x=mb.mul(x=erfcx_nonnegative(mb, minus_t), y=0.5), epsilon=0.0), y=mb.mul(x=t, y=t))
     tail = _upper_tail(mb, x)
-    upper = mb.select(cond=mb.less(x=x, y=0.0), a=mb.sub(x=1.0, y=tail), b=tail)  # ndtr(-x)
+    upper = select(cond=mb.less(x=x, y=0.0), a=mb.sub(x=1.0, y=tail), b=tail)  # ndtr(-x)
     near = _log1p(mb.mul(x=upper, y=-1.0))
-    _finish(context, node, x, mb.select(cond=mb.less(x=x, y=-1.0), a=far, b=near))
+    _finish(context, node, x, select(cond=mb.less(x=x, y=-1.0), a=far, b=near))
 
 
 @rescue("special_xlog1py", "coremltools 9.0 has no translation (torch.special.xlog1py)")
@@ -109,9 +109,9 @@ def special_xlog1py(context: Any, node: Any) -> None:
     x, y = frontend().promote_input_dtypes(_inputs(context, node, 2))
     product = mb.mul(x=x, y=_log1p(y))
     zero = mb.logical_and(x=mb.equal(x=x, y=0.0), y=mb.equal(x=y, y=y))
-    value = mb.select(cond=zero, a=0.0, b=product)
+    value = select(cond=zero, a=0.0, b=product)
     nan_x = mb.not_equal(x=x, y=x)
-    context.add(mb.select(cond=nan_x, a=x, b=value, name=node.name), torch_name=node.name)
+    context.add(select(cond=nan_x, a=x, b=value, name=node.name), torch_name=node.name)
 
 
 @rescue("special_entr", "coremltools 9.0 has no translation (torch.special.entr: elementwise entropy)")
@@ -120,9 +120,9 @@ def special_entr(context: Any, node: Any) -> None:
     from coremltools.converters.mil.mil import Builder as mb
 
     x = _inputs(context, node, 1)[0]
-    safe = mb.select(cond=mb.greater(x=x, y=0.0), a=x, b=1.0)
+    safe = select(cond=mb.greater(x=x, y=0.0), a=x, b=1.0)
     value = mb.mul(x=mb.mul(x=safe, y=mb.log(x=safe, epsilon=0.0)), y=-1.0)
-    value = mb.select(cond=mb.less(x=x, y=0.0), a=np.float32(-np.inf), b=value)
+    value = select(cond=mb.less(x=x, y=0.0), a=np.float32(-np.inf), b=value)
     _finish(context, node, x, value)
 
 
@@ -166,7 +166,7 @@ def special_ndtri(context: Any, node: Any) -> None:
 
     y0 = _inputs(context, node, 1)[0]
     upper = mb.greater(x=y0, y=1.0 - _EXP_M2)
-    y = mb.select(cond=upper, a=mb.sub(x=1.0, y=y0), b=y0)
+    y = select(cond=upper, a=mb.sub(x=1.0, y=y0), b=y0)
     # centre: y - 0.5 on y clipped into its range, so the unused branch stays finite
     yc = mb.sub(x=mb.clip(x=y, alpha=_EXP_M2, beta=1.0 - _EXP_M2), y=0.5)
     y2 = mb.mul(x=yc, y=yc)
@@ -179,12 +179,12 @@ def special_ndtri(context: Any, node: Any) -> None:
     z = mb.real_div(x=1.0, y=x)
     near = mb.real_div(x=mb.mul(x=z, y=_polevl(mb, z, _NDTRI_P1)), y=_polevl(mb, z, _NDTRI_Q1))
     far = mb.real_div(x=mb.mul(x=z, y=_polevl(mb, z, _NDTRI_P2)), y=_polevl(mb, z, _NDTRI_Q2))
-    tail = mb.sub(x=x0, y=mb.select(cond=mb.less(x=x, y=8.0), a=near, b=far))
-    tail = mb.select(cond=upper, a=tail, b=mb.mul(x=tail, y=-1.0))
-    value = mb.select(cond=mb.greater(x=y, y=_EXP_M2), a=centre, b=tail)
+    tail = mb.sub(x=x0, y=select(cond=mb.less(x=x, y=8.0), a=near, b=far))
+    tail = select(cond=upper, a=tail, b=mb.mul(x=tail, y=-1.0))
+    value = select(cond=mb.greater(x=y, y=_EXP_M2), a=centre, b=tail)
     # y0 = 0 / 1: ∓inf as -log(0) makes them (no inf constant: fp16-safe constants would move it)
     infinite = mb.mul(x=mb.log(x=mb.abs(x=mb.sub(x=y0, y=y0)), epsilon=0.0), y=-1.0)  # +inf for finite y0
-    value = mb.select(cond=mb.equal(x=y0, y=1.0), a=infinite, b=value)
-    value = mb.select(cond=mb.equal(x=y0, y=0.0), a=mb.mul(x=infinite, y=-1.0), b=value)
+    value = select(cond=mb.equal(x=y0, y=1.0), a=infinite, b=value)
+    value = select(cond=mb.equal(x=y0, y=0.0), a=mb.mul(x=infinite, y=-1.0), b=value)
     outside = mb.logical_or(x=mb.less(x=y0, y=0.0), y=mb.greater(x=y0, y=1.0))
-    _finish(context, node, y0, mb.select(cond=outside, a=np.float32(np.nan), b=value))
+    _finish(context, node, y0, select(cond=outside, a=np.float32(np.nan), b=value))

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -59,13 +59,13 @@ def _running_extreme(context: Any, node: Any, largest: bool) -> None:
     # NOTE: positions outside the prefix take the row's own smallest (largest) value, never a constant ±inf:
     # coremltools' select_optimization rewrites select(const mask, x, -inf) as x + (0 | -inf), where a NaN
     # outside the prefix leaks in, and fp16-safe constants would turn the -inf into -32752
-    clean = mb.select(cond=nan, a=np.zeros((), nptype_from_builtin(x.dtype)), b=x) if nan is not None else x
+    clean = select(cond=nan, a=np.zeros((), nptype_from_builtin(x.dtype)), b=x) if nan is not None else x
     floor = (mb.reduce_min if largest else mb.reduce_max)(x=clean, axes=[-1], keep_dims=True)
     # NOTE: MIL select's output shape is the broadcast of a and b only (cond does not widen it): tile first
     row = mb.tile(
         x=mb.expand_dims(x=clean, axes=[-2]), reps=[1] * (x.rank - 1) + [n, 1]
     )  # (..., i, j) = x[j]
-    masked = mb.select(cond=prefix, a=row, b=mb.expand_dims(x=floor, axes=[-1]))
+    masked = select(cond=prefix, a=row, b=mb.expand_dims(x=floor, axes=[-1]))
     best = (mb.reduce_max if largest else mb.reduce_min)(x=masked, axes=[-1], keep_dims=True)  # (..., n, 1)
     hit = mb.equal(x=row, y=best)
     if nan is not None:  # from a NaN on, the running extreme is the latest NaN
@@ -73,7 +73,7 @@ def _running_extreme(context: Any, node: Any, largest: bool) -> None:
         seen = mb.reduce_max(
             x=mb.cast(x=mb.logical_and(x=nan_at, y=prefix), dtype="int32"), axes=[-1], keep_dims=True
         )
-        hit = mb.select(cond=mb.cast(x=seen, dtype="bool"), a=mb.logical_and(x=nan_at, y=prefix), b=hit)
+        hit = select(cond=mb.cast(x=seen, dtype="bool"), a=mb.logical_and(x=nan_at, y=prefix), b=hit)
     # the last hit in the prefix: (j + 1) where hit, else 0; its maximum minus one
     hits = mb.cast(x=mb.logical_and(x=hit, y=prefix), dtype="int32")
     last = mb.reduce_max(x=mb.mul(x=hits, y=np.arange(1, n + 1, dtype=np.int32)), axes=[-1], keep_dims=False)
@@ -162,15 +162,15 @@ def logcumsumexp(context: Any, node: Any) -> None:
     first = mb.slice_by_index(
         x=x, begin=[0] * x.rank, end=[0] * (x.rank - 1) + [1], end_mask=[True] * (x.rank - 1) + [False]
     )
-    filled = mb.select(cond=prefix, a=columns, b=mb.expand_dims(x=first, axes=[-1]))  # (..., n, n)
+    filled = select(cond=prefix, a=columns, b=mb.expand_dims(x=first, axes=[-1]))  # (..., n, n)
     running_max = mb.reduce_max(x=filled, axes=[-1], keep_dims=True)  # (..., n, 1)
-    terms = mb.select(cond=prefix, a=mb.exp(x=mb.sub(x=filled, y=running_max)), b=np.float32(0.0))
+    terms = select(cond=prefix, a=mb.exp(x=mb.sub(x=filled, y=running_max)), b=np.float32(0.0))
     total = mb.log(x=mb.reduce_sum(x=terms, axes=[-1], keep_dims=False), epsilon=0.0)
     peak = mb.squeeze(x=running_max, axes=[-1])
     out = mb.add(x=peak, y=total)
     # an infinite running maximum (inf - inf made NaN above) is the result itself; tested without an inf constant
     infinite = mb.logical_and(x=mb.not_equal(x=mb.sub(x=peak, y=peak), y=0.0), y=mb.equal(x=peak, y=peak))
-    out = mb.select(cond=infinite, a=peak, b=out)
+    out = select(cond=infinite, a=peak, b=out)
     if perm != list(range(x.rank)):
         out = mb.transpose(x=out, perm=[perm.index(a) for a in range(x.rank)])
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 from devicefit.convert.rescue.mathfn import _log1p
 
@@ -42,7 +42,7 @@ def _log_add(context: Any, node: Any, base2: bool) -> None:
     main = mb.add(x=mb.maximum(x=a, y=b), y=tail)
     # PyTorch returns a where a == b is infinite (there a - b is NaN); NaN operands stay NaN through main
     same_infinity = mb.logical_and(x=mb.equal(x=a, y=b), y=mb.not_equal(x=difference, y=difference))
-    context.add(mb.select(cond=same_infinity, a=a, b=main, name=node.name), torch_name=node.name)
+    context.add(select(cond=same_infinity, a=a, b=main, name=node.name), torch_name=node.name)
 
 
 @rescue("logaddexp", "coremltools 9.0 has no translation (torch.logaddexp: log-space sums, CTC / HMM scores)")
@@ -67,8 +67,8 @@ def _nan_ignoring(context: Any, node: Any, largest: bool) -> None:
     out = (mb.maximum if largest else mb.minimum)(x=a, y=b)
 
     if types.is_float(a.dtype):  # a NaN operand gives the other one (both NaN: NaN)
-        out = mb.select(cond=mb.not_equal(x=b, y=b), a=a, b=out)
-        out = mb.select(cond=mb.not_equal(x=a, y=a), a=b, b=out)
+        out = select(cond=mb.not_equal(x=b, y=b), a=a, b=out)
+        out = select(cond=mb.not_equal(x=a, y=a), a=b, b=out)
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
 
 
@@ -93,7 +93,7 @@ def hardshrink(context: Any, node: Any) -> None:
     x = inputs[0]
     lambd = float(const_value(arg(context, node, inputs, 1, "lambd"), 0.5))
     inside = mb.logical_and(x=mb.greater_equal(x=x, y=-lambd), y=mb.less_equal(x=x, y=lambd))
-    context.add(mb.select(cond=inside, a=0.0, b=x, name=node.name), torch_name=node.name)
+    context.add(select(cond=inside, a=0.0, b=x, name=node.name), torch_name=node.name)
 
 
 @rescue("softshrink", "coremltools 9.0 has no translation on TorchScript (nn.Softshrink)")
@@ -109,9 +109,9 @@ def softshrink(context: Any, node: Any) -> None:
     inputs = frontend()._get_inputs(context, node, min_expected=1)
     x = inputs[0]
     lambd = float(const_value(arg(context, node, inputs, 1, "lambd"), 0.5))
-    inside = mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=0.0)  # a NaN compares false both ways: kept
-    low = mb.select(cond=mb.less(x=x, y=-lambd), a=mb.add(x=x, y=lambd), b=inside)
-    out = mb.select(cond=mb.greater(x=x, y=lambd), a=mb.sub(x=x, y=lambd), b=low, name=node.name)
+    inside = select(cond=mb.not_equal(x=x, y=x), a=x, b=0.0)  # a NaN compares false both ways: kept
+    low = select(cond=mb.less(x=x, y=-lambd), a=mb.add(x=x, y=lambd), b=inside)
+    out = select(cond=mb.greater(x=x, y=lambd), a=mb.sub(x=x, y=lambd), b=low, name=node.name)
     context.add(out, torch_name=node.name)
 
 

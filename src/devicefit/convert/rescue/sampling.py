@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import frontend
+from devicefit.convert.rescue._mil import frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 # aten::grid_sampler's integer arguments (aten/src/ATen/native/GridSampler.h)
@@ -187,5 +187,5 @@ def _gather_picks(
     if (picked == 0).any():
         inside = (picked > 0)[:, None]  # (N, 1, Ho, Wo)
         zero = np.zeros((), dtype=nptype_from_builtin(x.dtype))
-        result = mb.select(cond=inside, a=result, b=zero)
+        result = select(cond=inside, a=result, b=zero)
     context.add(mb.identity(x=result, name=node.name), torch_name=node.name)

@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from devicefit.convert.rescue._mil import select
+
 _A = -0.75  # PyTorch's bicubic convolution constant (aten/src/ATen/native/UpSample.h)
 
 
@@ -61,7 +63,7 @@ def grid_sample_bicubic(
         )
         # select, not a product with the mask: a tap outside reads 0 even next to an inf pixel
         inside = mb.reshape(x=inside, shape=[-1, points, 16, 1])
-        taps = mb.select(cond=inside, a=taps, b=np.zeros((), dtype=np.float32))
+        taps = select(cond=inside, a=taps, b=np.zeros((), dtype=np.float32))
     interpolated_rows = [_cubic(mb, [_tap(mb, taps, 4 * i + j) for j in range(4)], wx) for i in range(4)]
     out = _cubic(mb, interpolated_rows, wy)  # (N, P, C)
     out = mb.reshape(
@@ -139,7 +141,7 @@ def _reflect(mb: Any, coord: Any, size: int, align_corners: bool) -> Any:
     odd = mb.not_equal(x=mb.sub(x=flips, y=mb.mul(x=mb.floor(x=mb.mul(x=flips, y=0.5)), y=2.0)), y=0.0)
     # NOTE: a distance on a multiple of span may round to either neighbouring flip count; the reflection is
     # continuous there (span - span == 0 + 0), so both give the same tap
-    return mb.add(x=mb.select(cond=odd, a=mb.sub(x=span, y=extra), b=extra), y=low)
+    return mb.add(x=select(cond=odd, a=mb.sub(x=span, y=extra), b=extra), y=low)
 
 
 def affine_grid_var(theta: Any, size: list[int], align_corners: bool) -> Any:

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 # torch reduce name -> MIL scatter mode (mean: a sum, divided afterwards)
@@ -144,7 +144,7 @@ def _slots_along(index: Any, size: int, dim: int, rank: int) -> Any:
     from coremltools.converters.mil.mil import Builder as mb
 
     index = mb.reshape(x=mb.cast(x=index, dtype="int32"), shape=[-1, 1])
-    index = mb.select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=np.int32(size)), b=index)
+    index = select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=np.int32(size)), b=index)
     hit = mb.equal(x=index, y=np.arange(size, dtype=np.int32)[None, :])  # (len(index), size)
     named = mb.reduce_max(x=mb.cast(x=hit, dtype="int32"), axes=[0], keep_dims=False)
     shape = [1] * rank
@@ -173,7 +173,7 @@ def index_fill(context: Any, node: Any) -> None:
         value = mb.const(val=np.asarray(value.val).astype(_np_dtype(x)).reshape(()))
     elif value.dtype != x.dtype:
         value = mb.cast(x=value, dtype=_dtype_name(x))
-    context.add(mb.select(cond=mask, a=value, b=x, name=node.name), torch_name=node.name)
+    context.add(select(cond=mask, a=value, b=x, name=node.name), torch_name=node.name)
 
 
 def _static_axis(x: Any, dim_input: Any, op: str) -> tuple[int, int]:
@@ -199,7 +199,7 @@ def index_copy(context: Any, node: Any) -> None:
     x, index, source = inputs[0], inputs[2], inputs[3]
     dim, size = _static_axis(x, inputs[1], "index_copy")
     index = mb.reshape(x=mb.cast(x=index, dtype="int32"), shape=[-1])
-    index = mb.select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=np.int32(size)), b=index)
+    index = select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=np.int32(size)), b=index)
     if source.rank < x.rank:  # a 0-d index takes a source without the dim axis
         source = mb.expand_dims(x=source, axes=[dim])
     if source.dtype != x.dtype:

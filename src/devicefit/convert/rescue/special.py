@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -109,7 +109,7 @@ def copysign(context: Any, node: Any) -> None:
     inputs = _inputs(context, node, 2)
     a, b = _as_float(inputs[0]), _as_float(inputs[1])
     magnitude = mb.abs(x=a)
-    _add(context, node, mb.select(cond=_negative(b), a=mb.mul(x=magnitude, y=-1.0), b=magnitude))
+    _add(context, node, select(cond=_negative(b), a=mb.mul(x=magnitude, y=-1.0), b=magnitude))
 
 
 @rescue("heaviside", "coremltools 9.0 has no translation (torch.heaviside: step functions)")
@@ -120,8 +120,8 @@ def heaviside(context: Any, node: Any) -> None:
     x, values = frontend().promote_input_dtypes(_inputs(context, node, 2)[:2])
     zero = np.array(0, dtype=np.float32 if _is_float(x) else np.int32)
     one = np.array(1, dtype=zero.dtype)
-    step = mb.select(cond=mb.greater(x=x, y=zero), a=one, b=zero)
-    _add(context, node, mb.select(cond=mb.equal(x=x, y=zero), a=values, b=step))
+    step = select(cond=mb.greater(x=x, y=zero), a=one, b=zero)
+    _add(context, node, select(cond=mb.equal(x=x, y=zero), a=values, b=step))
 
 
 @rescue(
@@ -150,7 +150,7 @@ def xlogy(context: Any, node: Any) -> None:
     x, y = _as_float(inputs[0]), _as_float(inputs[1])
     product = mb.mul(x=x, y=mb.log(x=y, epsilon=0.0))
     zero = mb.logical_and(x=mb.equal(x=x, y=0.0), y=mb.equal(x=y, y=y))
-    _add(context, node, mb.select(cond=zero, a=0.0, b=product))
+    _add(context, node, select(cond=zero, a=0.0, b=product))
 
 
 @rescue("sinc", "coremltools 9.0 has no translation (torch.sinc: sin(pi x) / (pi x), windowed-sinc filters)")
@@ -161,8 +161,8 @@ def sinc(context: Any, node: Any) -> None:
     x = _as_float(_inputs(context, node, 1)[0])
     scaled = mb.mul(x=x, y=math.pi)
     zero = mb.equal(x=x, y=0.0)
-    ratio = mb.real_div(x=mb.sin(x=scaled), y=mb.select(cond=zero, a=1.0, b=scaled))
-    _add(context, node, mb.select(cond=zero, a=1.0, b=ratio))
+    ratio = mb.real_div(x=mb.sin(x=scaled), y=select(cond=zero, a=1.0, b=scaled))
+    _add(context, node, select(cond=zero, a=1.0, b=ratio))
 
 
 @rescue("deg2rad", "coremltools 9.0 has no translation (torch.deg2rad)")
@@ -194,8 +194,8 @@ def angle(context: Any, node: Any) -> None:
     from coremltools.converters.mil.mil import Builder as mb
 
     x = _as_float(_inputs(context, node, 1)[0])
-    value = mb.select(cond=mb.less(x=x, y=0.0), a=np.float32(math.pi), b=np.float32(0.0))
-    _add(context, node, mb.select(cond=mb.not_equal(x=x, y=x), a=x, b=value))
+    value = select(cond=mb.less(x=x, y=0.0), a=np.float32(math.pi), b=np.float32(0.0))
+    _add(context, node, select(cond=mb.not_equal(x=x, y=x), a=x, b=value))
 
 
 @rescue(
@@ -228,15 +228,15 @@ def atan2(context: Any, node: Any) -> None:
     y, x = frontend().promote_input_dtypes([_as_float(inputs[0]), _as_float(inputs[1])])
     y_negative = _negative(y)
     x_negative = _negative(x)  # -0 counts: atan2(0, -0) is pi
-    half_turn = mb.select(cond=y_negative, a=np.float32(-math.pi), b=np.float32(math.pi))
+    half_turn = select(cond=y_negative, a=np.float32(-math.pi), b=np.float32(math.pi))
     base = mb.atan(x=mb.real_div(x=y, y=x))
-    value = mb.select(cond=mb.less(x=x, y=0.0), a=mb.add(x=base, y=half_turn), b=base)
+    value = select(cond=mb.less(x=x, y=0.0), a=mb.add(x=base, y=half_turn), b=base)
     # x = ±0: ±pi/2 off the origin; at the origin 0 with y's sign (x = +0) or ±pi (x = -0)
     quarter = mb.mul(x=half_turn, y=0.5)
-    origin = mb.select(cond=x_negative, a=half_turn, b=mb.mul(x=y, y=0.0))
-    on_y_axis = mb.select(cond=mb.equal(x=y, y=0.0), a=origin, b=quarter)
-    value = mb.select(cond=mb.equal(x=x, y=0.0), a=on_y_axis, b=value)
+    origin = select(cond=x_negative, a=half_turn, b=mb.mul(x=y, y=0.0))
+    on_y_axis = select(cond=mb.equal(x=y, y=0.0), a=origin, b=quarter)
+    value = select(cond=mb.equal(x=x, y=0.0), a=on_y_axis, b=value)
     # both infinite (inf / inf is NaN): pi/4 toward +x, 3pi/4 toward -x, y's sign
     both = mb.logical_and(x=_infinite(y, 0), y=_infinite(x, 0))
-    corner = mb.mul(x=half_turn, y=mb.select(cond=x_negative, a=np.float32(0.75), b=np.float32(0.25)))
-    _add(context, node, mb.select(cond=both, a=corner, b=value))
+    corner = mb.mul(x=half_turn, y=select(cond=x_negative, a=np.float32(0.75), b=np.float32(0.25)))
+    _add(context, node, select(cond=both, a=corner, b=value))

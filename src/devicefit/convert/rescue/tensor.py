@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -97,7 +97,7 @@ def where_scalar(context: Any, node: Any) -> None:
     if any(types.is_float(v.dtype) for v in (a, b)) and not types.is_float(tensors[0].dtype):
         dtype = "fp32"
     a, b = (v if builtin_to_string(v.dtype) == dtype else mb.cast(x=v, dtype=dtype) for v in (a, b))
-    context.add(mb.select(cond=cond, a=a, b=b, name=node.name), torch_name=node.name)
+    context.add(select(cond=cond, a=a, b=b, name=node.name), torch_name=node.name)
 
 
 @rescue(

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 from devicefit.convert.rescue.pooling import _per_axis, _plain_max_pool
 
@@ -41,7 +41,7 @@ def _window_indices(x: Any, best: Any, kernel: list[int], stride: list[int], pad
         w = np.arange(cols)[None, :] * stride[1] + j - padding[1]
         inside = (h >= 0) & (h < height) & (w >= 0) & (w < width)
         hit = mb.logical_and(x=mb.equal(x=tap, y=best), y=inside)
-        index = mb.select(cond=hit, a=(h * width + w).astype(np.int32), b=index)
+        index = select(cond=hit, a=(h * width + w).astype(np.int32), b=index)
     return index
 
 
