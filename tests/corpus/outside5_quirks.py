@@ -18,22 +18,11 @@ from torch import nn
 
 from tests.corpus.families import randomize
 from tests.corpus.outside import Outside, _px
+from tests.corpus.outside4_quirks import SmallCNN as TinyCNN
 
 
 def _gen(seed: int = 5) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
-
-
-class TinyCNN(nn.Module):
-    def __init__(self, classes: int = 5) -> None:
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(), nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU()
-        )
-        self.fc = nn.Linear(16, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(self.features(x).mean((2, 3)))
 
 
 class Prediction(NamedTuple):
