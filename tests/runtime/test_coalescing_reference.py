@@ -16,6 +16,10 @@ from devicefit.runtime import Model
 from tests.runtime.test_coalescing import BatchSizes, row
 
 SINGLE_MS = 2.0
+# NOTE: every sleep below is scaled by SCALE: the decisions compare measured call times, and on a loaded machine
+# (helpers' tests on both cores, load average 5) each sleep's wake-up came ~1 ms late, which at 2 ms calls turned
+# the 2 ms / 2.5 ms margin around and both tests failed; at 3x the same delays stay well inside the margins
+SCALE = 3
 
 
 class BatchesCrowdTheMachine(BatchSizes):
@@ -37,12 +41,12 @@ class BatchesCrowdTheMachine(BatchSizes):
             with self.count_lock:
                 self.batches_running += 1
             try:
-                time.sleep(2.5e-3 * len(x))
+                time.sleep(SCALE * 2.5e-3 * len(x))
             finally:
                 with self.count_lock:
                     self.batches_running -= 1
         else:
-            time.sleep(6e-3 if self.batches_running else 2e-3)
+            time.sleep(SCALE * (6e-3 if self.batches_running else 2e-3))
         return {"y": x * 2}
 
 
@@ -64,7 +68,7 @@ def test_batches_are_judged_against_single_calls_no_batch_crowded():
     tail = engine.sizes[-24:]
     assert tail == [1] * len(tail), tail
     # the reference itself: what a single worker call costs beside single calls, not beside batches
-    assert sched.policy.worker_call_s < 4e-3
+    assert sched.policy.worker_call_s < SCALE * 4e-3
 
 
 class SinglesGetFaster(BatchSizes):
@@ -80,10 +84,10 @@ class SinglesGetFaster(BatchSizes):
         x = feeds["x"]
         self.sizes.append(len(x))
         if len(x) > 1:
-            time.sleep(3e-3 * len(x))
+            time.sleep(SCALE * 3e-3 * len(x))
         else:
             self.singles += 1
-            time.sleep(6e-3 if self.singles <= self.slow else 2e-3)
+            time.sleep(SCALE * (6e-3 if self.singles <= self.slow else 2e-3))
         return {"y": x * 2}
 
 
@@ -104,4 +108,4 @@ def test_the_single_call_reference_is_measured_again_while_bursts_are_batched(mo
     assert any(size > 1 for size in engine.sizes[:40])  # 3 ms a request beat the 6 ms singles: batched
     tail = engine.sizes[-24:]
     assert tail == [1] * len(tail), tail  # measured again at 2 ms: batches of 3 ms a request lose
-    assert sched.policy.worker_call_s < 4e-3
+    assert sched.policy.worker_call_s < SCALE * 4e-3
