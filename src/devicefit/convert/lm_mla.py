@@ -1,0 +1,106 @@
+"""Multi-head latent attention (MLA: DeepSeek-V2 / V3) over a static cache of the compressed latent.
+
+MLA projects each token to one shared latent ``c`` (``kv_a_proj_with_mqa``, then ``kv_a_layernorm``:
+``kv_lora_rank`` values) plus one shared rotary key part (``qk_rope_head_dim`` values); ``kv_b_proj`` expands the
+latent into every head's non-rotary key and its value. The cache keeps what the model's own cache keeps (transformers
+caches the latent too), never the expanded per-head keys and values: that is MLA's memory point on a device.
+
+The states keep the wrapper's two names, each one shared "head":
+
+* ``k_cache`` (layers, 1, 1, context, ``kv_lora_rank``): the normalised latent ``c``;
+* ``v_cache`` (layers, 1, 1, context, ``qk_rope_head_dim``): the rotated shared key part.
+
+Attention runs in the "absorbed" form: head ``h``'s non-rotary score ``q_h . (W_k[h] c)`` is ``(q_h W_k[h]) . c``
+and its output ``sum_t p_t W_v[h] c_t`` is ``W_v[h] (sum_t p_t c_t)``, with ``W_k`` / ``W_v`` the key and value rows of
+``kv_b_proj`` (no bias). So each step reads the latent once instead of expanding it per head for every cached token;
+equal to transformers' expanded form up to fp32 summation order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+# families whose attention is MLA (the modules are read off the model; the list says which were verified)
+MLA_FAMILIES = frozenset({"deepseek_v2", "deepseek_v3"})
+
+
+def is_mla(attn: Any) -> bool:
+    """True for an attention module with MLA's latent projections."""
+    return all(hasattr(attn, n) for n in ("kv_a_proj_with_mqa", "kv_a_layernorm", "kv_b_proj", "o_proj"))
+
+
+def latent_dims(model: Any) -> tuple[int, int]:
+    """(``kv_lora_rank``, ``qk_rope_head_dim``): the widths of the two cached parts, per token and layer.
+
+    Raises InputError where the expanded projection carries a bias (the absorbed form would need it folded in).
+    """
+    from devicefit.errors import InputError
+
+    config = model.config
+    for i, layer in enumerate(model.model.layers):
+        if getattr(layer.self_attn.kv_b_proj, "bias", None) is not None:
+            raise InputError(
+                f"model.layers.{i}.self_attn.kv_b_proj has a bias: latent attention with a biased key / value "
+                "expansion is not mapped onto the stateful LM conversion's latent cache"
+            )
+    return int(config.kv_lora_rank), int(config.qk_rope_head_dim)
+
+
+def rotation(model: Any) -> str:
+    """The rotary pairing: DeepSeek-V2 (complex rotation) and V3 with ``rope_interleave`` rotate pairs 2i / 2i + 1;
+    V3 without it LLaMA's halves."""
+    config = model.config
+    if config.model_type == "deepseek_v3" and not getattr(config, "rope_interleave", True):
+        return "half"
+    return "interleaved_halves"
+
+
+def expanded_bytes_per_token(model: Any) -> int:
+    """fp16 bytes per token and layer had the cache kept every head's key and value (for comparison)."""
+    c = model.config
+    return 2 * c.num_attention_heads * (c.qk_nope_head_dim + c.qk_rope_head_dim + c.v_head_dim)
+
+
+def attention(wrapper: Any, i: int, attn: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Layer ``i``'s MLA over the wrapper's latent cache; returns the output projection's result."""
+    config = wrapper.hf.config
+    heads, nope, rope, v_dim = (
+        config.num_attention_heads,
+        config.qk_nope_head_dim,
+        config.qk_rope_head_dim,
+        config.v_head_dim,
+    )
+    lora = config.kv_lora_rank
+    seq = x.shape[1]
+    end = mask.shape[-1]
+    past = end - seq
+    q_proj: Any = getattr(attn, "q_proj", None)
+    q = q_proj(x) if q_proj is not None else attn.q_b_proj(attn.q_a_layernorm(attn.q_a_proj(x)))
+    q = q.view(1, seq, heads, nope + rope).transpose(1, 2)
+    q_nope, q_rot = torch.split(q, [nope, rope], dim=-1)
+    latent, k_rot = torch.split(attn.kv_a_proj_with_mqa(x), [lora, rope], dim=-1)
+    latent = attn.kv_a_layernorm(latent).view(1, 1, seq, lora)
+    k_rot = k_rot.view(1, 1, seq, rope)
+    key = wrapper.rope_key[None]
+    cos = getattr(wrapper, f"{key}_cos")[past:end][None, None]
+    sin = getattr(wrapper, f"{key}_sin")[past:end][None, None]
+    q_rot = q_rot * cos + wrapper.rotate(q_rot) * sin
+    k_rot = k_rot * cos + wrapper.rotate(k_rot) * sin
+    if wrapper.round_cache_fp16:
+        latent = latent.half().float()
+        k_rot = k_rot.half().float()
+    wrapper.k_cache[i, :, :, past:end, :] = latent
+    wrapper.v_cache[i, :, :, past:end, :] = k_rot
+    latents = wrapper.k_cache[i, :, :, :end, :]  # (1, 1, end, lora)
+    rotated = wrapper.v_cache[i, :, :, :end, :]  # (1, 1, end, rope)
+    # kv_b_proj's rows per head: [key (nope) | value (v)], each a (dims, lora) map from the latent
+    expand = attn.kv_b_proj.weight.view(heads, nope + v_dim, lora)
+    w_key, w_value = torch.split(expand, [nope, v_dim], dim=1)
+    q_latent = torch.matmul(q_nope, w_key)  # (1, heads, seq, lora)
+    scores = torch.matmul(q_latent, latents.transpose(2, 3)) + torch.matmul(q_rot, rotated.transpose(2, 3))
+    probs = torch.softmax(scores * attn.scaling + mask, dim=-1)
+    mixed = torch.matmul(probs, latents)  # (1, heads, seq, lora)
+    out = torch.matmul(mixed, w_value.transpose(1, 2))  # (1, heads, seq, v)
+    return attn.o_proj(out.transpose(1, 2).reshape(1, seq, heads * v_dim))
