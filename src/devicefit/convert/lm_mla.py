@@ -63,6 +63,27 @@ def expanded_bytes_per_token(model: Any) -> int:
     return 2 * c.num_attention_heads * (c.qk_nope_head_dim + c.qk_rope_head_dim + c.v_head_dim)
 
 
+def register_absorbed(wrapper: torch.nn.Module, model: Any) -> None:
+    """Register each layer's ``kv_b_proj`` split per head into its key rows transposed (heads, lora, nope) and its
+    value rows (heads, v, lora), the operands of the absorbed form, as buffers of the wrapper: each laid out as a
+    Linear weight (outputs, inputs) and used as the left matmul operand, as stored, like the expert tensors.
+
+    NOTE: sliced out of the weight inside the trace they would become unnamed folded constants, which compression
+    cannot place by role; as buffers named ``layers_<i>_self_attn_kv_b_*`` they keep that name in the package and
+    are compressed with the attention weights.
+    """
+    c = model.config
+    heads, nope, v_dim, lora = c.num_attention_heads, c.qk_nope_head_dim, c.v_head_dim, c.kv_lora_rank
+    for i, layer in enumerate(model.model.layers):
+        # kv_b_proj's rows per head: [key (nope) | value (v)], each a (dims, lora) map from the latent
+        expand = layer.self_attn.kv_b_proj.weight.detach().view(heads, nope + v_dim, lora)
+        key, value = torch.split(expand, [nope, v_dim], dim=1)
+        wrapper.register_buffer(
+            f"layers_{i}_self_attn_kv_b_key", key.transpose(1, 2).contiguous(), persistent=False
+        )
+        wrapper.register_buffer(f"layers_{i}_self_attn_kv_b_value", value.clone(), persistent=False)
+
+
 def attention(wrapper: Any, i: int, attn: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Layer ``i``'s MLA over the wrapper's latent cache; returns the output projection's result."""
     config = wrapper.hf.config
@@ -95,12 +116,13 @@ def attention(wrapper: Any, i: int, attn: Any, x: torch.Tensor, mask: torch.Tens
     wrapper.v_cache[i, :, :, past:end, :] = k_rot
     latents = wrapper.k_cache[i, :, :, :end, :]  # (1, 1, end, lora)
     rotated = wrapper.v_cache[i, :, :, :end, :]  # (1, 1, end, rope)
-    # kv_b_proj's rows per head: [key (nope) | value (v)], each a (dims, lora) map from the latent
-    expand = attn.kv_b_proj.weight.view(heads, nope + v_dim, lora)
-    w_key, w_value = torch.split(expand, [nope, v_dim], dim=1)
-    q_latent = torch.matmul(q_nope, w_key)  # (1, heads, seq, lora)
-    scores = torch.matmul(q_latent, latents.transpose(2, 3)) + torch.matmul(q_rot, rotated.transpose(2, 3))
+    w_key = getattr(wrapper, f"layers_{i}_self_attn_kv_b_key")  # (heads, lora, nope)
+    w_value = getattr(wrapper, f"layers_{i}_self_attn_kv_b_value")  # (heads, v, lora)
+    q_latent = torch.matmul(w_key, q_nope.transpose(2, 3))  # (1, heads, lora, seq)
+    scores = torch.matmul(q_latent.transpose(2, 3), latents.transpose(2, 3)) + torch.matmul(
+        q_rot, rotated.transpose(2, 3)
+    )
     probs = torch.softmax(scores * attn.scaling + mask, dim=-1)
     mixed = torch.matmul(probs, latents)  # (1, heads, seq, lora)
-    out = torch.matmul(mixed, w_value.transpose(1, 2))  # (1, heads, seq, v)
-    return attn.o_proj(out.transpose(1, 2).reshape(1, seq, heads * v_dim))
+    out = torch.matmul(w_value, mixed.transpose(2, 3))  # (1, heads, v, seq)
+    return attn.o_proj(out.permute(0, 3, 1, 2).reshape(1, seq, heads * v_dim))

@@ -250,6 +250,8 @@ class StatefulCausalLM(nn.Module):
         self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
         self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
         self.latent = self.shape.latent is not None
+        if self.latent:
+            lm_mla.register_absorbed(self, model)
         for name, cache in self.shape.cache_shapes(max_context).items():
             self.register_buffer(name, torch.zeros(cache))
 
