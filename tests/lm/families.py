@@ -194,7 +194,7 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     # sigmoid routing with a score-correction bias, group-limited (the best of 2 groups of 4), renormalised and
     # scaled, beside a shared expert
     "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {
-        "q_lora_rank": 24, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 16, "v_head_dim": 12,
+        "q_lora_rank": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 32, "v_head_dim": 8,
         "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1, "moe_intermediate_size": 32,
         "n_shared_experts": 1, "first_k_dense_replace": 1, "routed_scaling_factor": 2.5, "norm_topk_prob": True,
         "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
@@ -204,14 +204,14 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     }),
     # DeepSeek-V3 with a plain q_proj, LLaMA's rotary halves (rope_interleave off), no renormalisation
     "deepseek_v3_plain": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {
-        "q_lora_rank": None, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 16, "v_head_dim": 12,
+        "q_lora_rank": None, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 32, "v_head_dim": 8,
         "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1, "moe_intermediate_size": 32,
         "n_shared_experts": 1, "first_k_dense_replace": 1, "routed_scaling_factor": 2.5, "norm_topk_prob": False,
         "rope_interleave": False, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
     }),
     # DeepSeek-V2: the same attention, complex rotary; softmax routing, group-limited greedy, scaled
     "deepseek_v2": ("DeepseekV2Config", "DeepseekV2ForCausalLM", {
-        "q_lora_rank": 24, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 16, "v_head_dim": 12,
+        "q_lora_rank": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 32, "v_head_dim": 8,
         "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1, "moe_intermediate_size": 32,
         "n_shared_experts": 1, "first_k_dense_replace": 1, "routed_scaling_factor": 2.0,
         "topk_method": "group_limited_greedy", "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,

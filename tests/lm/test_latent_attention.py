@@ -20,7 +20,7 @@ from tests.lm.families import VOCAB, tiny_lm
 
 @pytest.mark.parametrize("family", ["deepseek_v3", "deepseek_v2"])
 def test_the_cache_holds_the_compressed_latent_not_expanded_heads(family: str) -> None:
-    model = tiny_lm(family)  # 4 heads, kv_lora_rank 32, rope 8, nope 16, value 12
+    model = tiny_lm(family)  # 4 heads, kv_lora_rank 32, rope 8, nope 32, value 8
     ids = torch.randint(0, VOCAB, (1, 6), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
         wrapper = stateful_wrapper(model, max_context=10)
@@ -40,10 +40,10 @@ def test_latent_cache_memory_per_token() -> None:
     shape = lm_shape(model)
     assert shape.latent == (32, 8) and shape.num_kv_heads == 1
     mem = lm_memory(shape, 100, weight_bytes=1000, parameters=500, intermediate_size=128, devices=[])
-    # latent + rotated key, fp16, per token and layer: (32 + 8) x 2 B, against 4 heads x (24 + 12) x 2 B expanded
+    # latent + rotated key, fp16, per token and layer: (32 + 8) x 2 B, against 4 heads x (40 + 8) x 2 B expanded
     assert mem.kv_cache_per_layer_bytes == (32 + 8) * 2 * 100
     assert mem.kv_cache_bytes == 2 * mem.kv_cache_per_layer_bytes
-    assert shape.cache_bytes_per_layer(1) == 80 and expanded_bytes_per_token(model) == 4 * (24 + 12) * 2
+    assert shape.cache_bytes_per_layer(1) == 80 and expanded_bytes_per_token(model) == 4 * (40 + 8) * 2
 
 
 @pytest.mark.parametrize("family", ["deepseek_v3", "minimax_m2"])
@@ -95,11 +95,32 @@ def test_absorbed_latent_weights_are_compressed_as_attention(tmp_path: Path) -> 
     pkg = tmp_path / "mla.mlpackage"
     convert_causal_lm(tiny_lm("deepseek_v3"), pkg, max_context=16, precision="fp32")
     absorbed = {n: s for n, s in _weight_shapes(read_spec(pkg)[0]).items() if "kv_b" in n}
-    # per layer (2), laid out (outputs, inputs): the key rows (4 heads, latent 32, nope 16) and the value rows
-    # (4 heads, value 12, latent 32)
-    assert sorted(absorbed.values()) == [(4, 12, 32)] * 2 + [(4, 32, 16)] * 2
+    # per layer (2), laid out (outputs, inputs): the key rows (4 heads, latent 32, nope 32) and the value rows
+    # (4 heads, value 8, latent 32)
+    assert sorted(absorbed.values()) == [(4, 8, 32)] * 2 + [(4, 32, 32)] * 2
     assert all(group_of(n) == "attention" for n in absorbed)
-    out = compress_lm(pkg, {"attention": "int4-b8"}, tmp_path / "q.mlpackage")
+    out = compress_lm(pkg, {"attention": "int4-b32"}, tmp_path / "q.mlpackage")
     quantized = interp.load(out, function="decode").op_counts
     # per layer: q_a, q_b, kv_a, o and the absorbed key and value rows
     assert quantized.get("constexpr_blockwise_shift_scale", 0) == 2 * 6
+
+
+@pytest.mark.slow
+def test_check_of_a_deepseek_folder_reports_the_latent_cache(tmp_path: Path) -> None:
+    """`devicefit check` on a saved DeepSeek-V3 folder: the loaded model (its score-correction biases included)
+    converts, generates PyTorch's tokens, and the memory counts the latent cache, not expanded heads."""
+    import json
+
+    from devicefit.cli import main
+
+    folder = tmp_path / "tiny-deepseek"
+    tiny_lm("deepseek_v3").save_pretrained(folder)
+    report = tmp_path / "r.json"
+    code = main(["check", str(folder), "--steps", "4", "--max-context", "24", "--json", str(report)])
+    data = json.loads(report.read_text())
+    runs = {r["name"]: r for r in data["generation"]["runs"]}
+    assert data["family"] == "deepseek_v3" and runs["fp32"]["token_agreement"] == 1.0
+    # (kv_lora_rank 32 + rope 8) x 2 B x 24 tokens per layer; expanded keys and values would be 4.8x that
+    assert data["memory"]["kv_cache_per_layer_bytes"] == (32 + 8) * 2 * 24
+    assert any("latent attention" in n for n in data["notes"])
+    assert code == 0
