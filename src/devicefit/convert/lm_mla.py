@@ -22,9 +22,6 @@ from typing import Any
 
 import torch
 
-# families whose attention is MLA (the modules are read off the model; the list says which were verified)
-MLA_FAMILIES = frozenset({"deepseek_v2", "deepseek_v3"})
-
 
 def is_mla(attn: Any) -> bool:
     """True for an attention module with MLA's latent projections."""
@@ -49,12 +46,35 @@ def latent_dims(model: Any) -> tuple[int, int]:
 
 
 def rotation(model: Any) -> str:
-    """The rotary pairing: DeepSeek-V2 (complex rotation) and V3 with ``rope_interleave`` rotate pairs 2i / 2i + 1;
-    V3 without it LLaMA's halves."""
+    """The rotary pairing: DeepSeek-V2 (complex rotation, no ``rope_interleave`` setting) and V3 with
+    ``rope_interleave`` rotate pairs 2i / 2i + 1; V3 without it LLaMA's halves."""
+    return "half" if getattr(model.config, "rope_interleave", True) is False else "interleaved_halves"
+
+
+def latent_shape(model: Any, family: str) -> Any:
+    """The geometry (an ``LMShape``) of a latent-attention model: queries / keys of ``qk_nope + qk_rope`` dims per
+    head, one shared cached "head" of the latent and the rotated key part."""
+    from devicefit.convert import lm_families as fam
+    from devicefit.convert.lm_wrapper import LMShape
+
     config = model.config
-    if config.model_type == "deepseek_v3" and not getattr(config, "rope_interleave", True):
-        return "half"
-    return "interleaved_halves"
+    for i, layer in enumerate(model.model.layers):
+        if fam.is_moe(layer.mlp):
+            fam.check_moe(layer.mlp, f"model.layers.{i}.mlp")
+    return LMShape(
+        family=family,
+        layout="sequential",
+        vocab_size=config.vocab_size,
+        hidden_size=config.hidden_size,
+        num_layers=config.num_hidden_layers,
+        num_heads=config.num_attention_heads,
+        num_kv_heads=1,
+        head_dim=config.qk_nope_head_dim + config.qk_rope_head_dim,
+        rotary_dim=config.qk_rope_head_dim,
+        sliding_window=None,
+        rotation=rotation(model),
+        latent=latent_dims(model),
+    )
 
 
 def expanded_bytes_per_token(model: Any) -> int:

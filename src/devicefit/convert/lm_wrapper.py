@@ -120,7 +120,7 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     layers = model.model.layers
     if lm_mla.is_mla(layers[0].self_attn):
-        return _latent_shape(model, family)
+        return lm_mla.latent_shape(model, family)
     attn = layers[0].self_attn
     rotary_dim = int(getattr(attn, "rotary_ndims", None) or head_dim * _partial_rotary(config))
     windows = [fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(layers)]
@@ -142,29 +142,6 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
         rope_windowed_only=wiring.rope_windowed_only if wiring else False,
         verified=wiring.probe_error if wiring else None,
         roles=wiring.roles if wiring else None,
-    )
-
-
-def _latent_shape(model: Any, family: str) -> LMShape:
-    """The geometry of a latent-attention (MLA) model: queries / keys of ``qk_nope + qk_rope`` dims per head, one
-    shared cached "head" of the latent and the rotated key part (lm_mla.py)."""
-    config = model.config
-    for i, layer in enumerate(model.model.layers):
-        if fam.is_moe(layer.mlp):
-            fam.check_moe(layer.mlp, f"model.layers.{i}.mlp")
-    return LMShape(
-        family=family,
-        layout="sequential",
-        vocab_size=config.vocab_size,
-        hidden_size=config.hidden_size,
-        num_layers=config.num_hidden_layers,
-        num_heads=config.num_attention_heads,
-        num_kv_heads=1,
-        head_dim=config.qk_nope_head_dim + config.qk_rope_head_dim,
-        rotary_dim=config.qk_rope_head_dim,
-        sliding_window=None,
-        rotation=lm_mla.rotation(model),
-        latent=lm_mla.latent_dims(model),
     )
 
 
