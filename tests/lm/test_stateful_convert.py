@@ -208,6 +208,9 @@ def test_64_greedy_steps_fp32_exact_and_fp16_reported(family: str, tmp_path: Pat
     # the second and third router logits are 0.7907 and 0.7880 (5.5 fp16 spacings apart at that magnitude).
     # Phi-MoE, 2026-12-02: step 13 read 0.950 where its router's mask test (best - s) / |s| > 0.02 stood at 0.0216
     # for the logits -0.3597 and -0.3676 (2.3 fp16 spacings from flipping).
+    # DeepSeek-V3 (q_proj, rotary halves), 2026-12-02: step 63 read 0.783 where two of its sigmoid + bias choice
+    # scores are 0.0003 apart at 0.81 (0.6 fp16 spacings); an earlier DeepSeek-V3 config flipped at a group-limited
+    # tie (group scores 1.3115 / 1.3161, 4.8 spacings): those margins are the router's own (_biased_and_grouped_margins).
     # A run of low steps needs the explanation at its first step only: the token routed otherwise stays in the KV
     # cache, and the next steps attend to it (Phi-MoE: step 14 read 0.868 after step 13's flip).
     for step in low:
