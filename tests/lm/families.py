@@ -20,12 +20,14 @@ CLASSIC = (
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
     "cohere2", "glm4", "hunyuan_v1_dense", "gpt_oss",
-    "apertus", "vaultgemma", "ministral", "glm4_moe", "exaone_moe",
+    "apertus", "vaultgemma", "ministral", "glm4_moe", "exaone_moe", "minimax_m2", "dots1",
 )  # fmt: skip
+# latent attention (MLA) with DeepSeek's routers: written for (convert/lm_mla.py)
+LATENT = ("deepseek_v3", "deepseek_v3_plain", "deepseek_v2")
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
     *FAMILIES, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
-    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", *CLASSIC, *INFERRED,
+    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", *LATENT, *CLASSIC, *INFERRED,
 )  # fmt: skip
 VOCAB = 96
 
@@ -180,6 +182,46 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
         "num_key_value_heads": 2, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
         "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
     }),
+    # MiniMax-M2: q/k RMSNorm over the whole projection, partial rotary, a sigmoid router called with the block's
+    # score-correction bias as an argument
+    "minimax_m2": ("MiniMaxM2Config", "MiniMaxM2ForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "num_local_experts": 4, "num_experts_per_tok": 2,
+        "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+        "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "partial_rotary_factor": 0.5},
+    }),
+    # DeepSeek-V3: latent attention (q through q_a_proj / q_a_layernorm / q_b_proj, value dims != key dims),
+    # rotary pairs 2i / 2i + 1 (rope_interleave), YaRN with mscale in the softmax scale; a dense first layer, then
+    # sigmoid routing with a score-correction bias, group-limited (the best of 2 groups of 4), renormalised and
+    # scaled, beside a shared expert
+    "deepseek_v3": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {
+        "q_lora_rank": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 32, "v_head_dim": 8,
+        "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1, "moe_intermediate_size": 32,
+        "n_shared_experts": 1, "first_k_dense_replace": 1, "routed_scaling_factor": 2.5, "norm_topk_prob": True,
+        "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+        "rope_parameters": {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64,
+                            "rope_theta": 10000.0, "beta_fast": 32.0, "beta_slow": 1.0, "mscale": 1.0,
+                            "mscale_all_dim": 1.0},
+    }),
+    # DeepSeek-V3 with a plain q_proj, LLaMA's rotary halves (rope_interleave off), no renormalisation
+    "deepseek_v3_plain": ("DeepseekV3Config", "DeepseekV3ForCausalLM", {
+        "q_lora_rank": None, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 32, "v_head_dim": 8,
+        "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1, "moe_intermediate_size": 32,
+        "n_shared_experts": 1, "first_k_dense_replace": 1, "routed_scaling_factor": 2.5, "norm_topk_prob": False,
+        "rope_interleave": False, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    # DeepSeek-V2: the same attention, complex rotary; softmax routing, group-limited greedy, scaled
+    "deepseek_v2": ("DeepseekV2Config", "DeepseekV2ForCausalLM", {
+        "q_lora_rank": 32, "kv_lora_rank": 32, "qk_rope_head_dim": 8, "qk_nope_head_dim": 32, "v_head_dim": 8,
+        "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2, "topk_group": 1, "moe_intermediate_size": 32,
+        "n_shared_experts": 1, "first_k_dense_replace": 1, "routed_scaling_factor": 2.0,
+        "topk_method": "group_limited_greedy", "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    # dots.llm1: DeepSeek-V3's sigmoid, group-limited router and shared expert beside LLaMA-named attention
+    "dots1": ("Dots1Config", "Dots1ForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "n_routed_experts": 8, "num_experts_per_tok": 2, "n_group": 2,
+        "topk_group": 1, "moe_intermediate_size": 32, "n_shared_experts": 1, "first_k_dense_replace": 1,
+        "pad_token_id": 0,
+    }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
     }),
@@ -205,4 +247,15 @@ def tiny_lm(family: str, seed: int = 0) -> Any:
         initializer_range=0.2,
     )
     common.update(extra)
-    return getattr(tf, model_name)(getattr(tf, config_name)(**common)).eval()
+    model = getattr(tf, model_name)(getattr(tf, config_name)(**common)).eval()
+    if family in _SCORE_BIASED:
+        # the score-correction biases start at zero; trained ones are not, and they change which experts are picked
+        with torch.no_grad():
+            for name, buffer in model.named_buffers():
+                if name.endswith("e_score_correction_bias"):
+                    buffer.normal_(0.0, 0.3)
+    return model
+
+
+# families whose routers' score-correction biases tiny_lm sets to random values (the routing must honour them)
+_SCORE_BIASED = ("deepseek_v3", "deepseek_v3_plain", "minimax_m2", "dots1")

@@ -94,7 +94,10 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[obje
         convert_causal_lm(tiny_lm("phi3_longrope"), tmp_path / "p.mlpackage", max_context=65)
 
 
-MOE_FAMILIES = ("mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "gpt_oss", "glm4_moe", "exaone_moe")
+MOE_FAMILIES = (
+    "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "gpt_oss", "glm4_moe", "exaone_moe", "minimax_m2", "dots1",
+    "deepseek_v3", "deepseek_v3_plain", "deepseek_v2",
+)  # fmt: skip
 # routers that mask experts by a relative-distance threshold (Phi-MoE's sparsemixer: (best - s) / |s| > 0.02) flip
 # more often in fp16 than a top-k ranking: the tiny config's fp16 run, 2026-12-02, had low steps 13 (0.950, 2.3
 # fp16 spacings from the threshold), 14 (0.868, carried by the cache) and 30 (0.978, 16 spacings: beyond the bound
@@ -127,12 +130,37 @@ def _router_gap(model, context: int, prompts: list, steps: int, step: int) -> tu
             routers = model(ids, output_router_logits=True).router_logits
         k = model.config.num_experts_per_tok
         at = len(prompt) - 1 + step
-        for logits in routers:
+        blocks = [layer.mlp for layer in model.model.layers if hasattr(layer.mlp, "experts")]
+        for logits, block in zip(routers, blocks, strict=True):
             ranked = torch.sort(logits[at].float(), descending=True).values
             gaps.append((float(ranked[k - 1] - ranked[k]), float(ranked[k - 1])))
             if model.config.model_type == "phimoe":
                 gaps.extend(_sparsemixer_margins(ranked, 2 * model.config.router_jitter_noise))
+            gaps.extend(_biased_and_grouped_margins(block, logits[at].float(), k))
     return min(gaps)
+
+
+def _biased_and_grouped_margins(block, logits, k: int) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
+    """Sigmoid routers with a score-correction bias (DeepSeek-V3, MiniMax-M2, dots1) rank sigmoid(logit) + bias,
+    and group-limited ones (DeepSeek-V2 / V3) first keep the best groups (V3: sum of each group's top two scores;
+    V2: its best logit): the gap between the k-th and next choice score, and between the last kept and the next
+    group, with the score each concerns."""
+    import torch
+
+    gate = getattr(block, "gate", None) or getattr(block, "router", None)
+    bias = getattr(gate, "e_score_correction_bias", getattr(block, "e_score_correction_bias", None))
+    scores = logits.sigmoid() + bias if bias is not None else logits
+    margins = []
+    if bias is not None:
+        ranked = torch.sort(scores, descending=True).values
+        margins.append((float(ranked[k - 1] - ranked[k]), float(ranked[k - 1])))
+    groups, kept = getattr(gate, "num_group", None), getattr(gate, "topk_group", None)
+    if groups and kept and kept < groups:
+        per_group = scores.view(groups, -1)
+        group_scores = per_group.topk(2, dim=-1)[0].sum(-1) if bias is not None else per_group.max(-1).values
+        ranked = torch.sort(group_scores, descending=True).values
+        margins.append((float(ranked[kept - 1] - ranked[kept]), float(ranked[kept - 1])))
+    return margins
 
 
 def _sparsemixer_margins(ranked, threshold: float) -> list[tuple[float, float]]:  # type: ignore[no-untyped-def]
@@ -180,6 +208,9 @@ def test_64_greedy_steps_fp32_exact_and_fp16_reported(family: str, tmp_path: Pat
     # the second and third router logits are 0.7907 and 0.7880 (5.5 fp16 spacings apart at that magnitude).
     # Phi-MoE, 2026-12-02: step 13 read 0.950 where its router's mask test (best - s) / |s| > 0.02 stood at 0.0216
     # for the logits -0.3597 and -0.3676 (2.3 fp16 spacings from flipping).
+    # DeepSeek-V3 (q_proj, rotary halves), 2026-12-02: step 63 read 0.783 where two of its sigmoid + bias choice
+    # scores are 0.0003 apart at 0.81 (0.6 fp16 spacings); an earlier DeepSeek-V3 config flipped at a group-limited
+    # tie (group scores 1.3115 / 1.3161, 4.8 spacings): those margins are the router's own (_biased_and_grouped_margins).
     # A run of low steps needs the explanation at its first step only: the token routed otherwise stays in the KV
     # cache, and the next steps attend to it (Phi-MoE: step 14 read 0.868 after step 13's flip).
     for step in low:

@@ -56,7 +56,7 @@ class LMMemory:
     Attributes:
         weight_bytes: bytes of the weights as shipped (the package's weight file).
         kv_cache_bytes: both cache states, fp16 (Core ML states are fp16), at ``context``.
-        kv_cache_per_layer_bytes: one layer's keys + values.
+        kv_cache_per_layer_bytes: one layer's keys + values (latent attention: its latent + rotated shared key).
         decode_activation_bytes: live activations of one decode step (estimate, see :func:`lm_memory`).
         prefill_activation_bytes: the same for a prompt of ``context`` tokens (attention scores dominate).
         bytes_per_token: bytes one decode step reads at full context (weights + whole cache).
@@ -133,7 +133,8 @@ def lm_memory(
     """
     from devicefit.analyze.catalog import load_catalog
 
-    per_layer = 2 * shape.num_kv_heads * context * shape.head_dim * 2
+    # keys + values of every kv head, or a latent-attention model's latent + rotated key (LMShape.cache_shapes)
+    per_layer = shape.cache_bytes_per_layer(context)
     cache = per_layer * shape.num_layers
 
     def activations(seq: int) -> int:

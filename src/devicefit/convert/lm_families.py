@@ -36,6 +36,9 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     "mixtral": "sequential",
     "qwen2_moe": "sequential",
     "qwen3_moe": "sequential",
+    # latent attention (MLA, convert/lm_mla.py) with DeepSeek's mixtures of experts
+    "deepseek_v2": "sequential",
+    "deepseek_v3": "sequential",
     # the classic GPT-style families (convert/lm_classic.py); some layouts are read per model there
     "gpt2": "sequential",
     "gpt_bigcode": "sequential",
@@ -54,6 +57,14 @@ UNSUPPORTED_REASONS: dict[str, str] = {
     "gemma3": (
         "this is the multimodal Gemma 3 (vision tower); load its text model (Gemma3ForCausalLM, model_type "
         "gemma3_text) to convert the language model"
+    ),
+    "deepseek_v32": (
+        "DeepSeek sparse attention: a learned indexer picks the cached tokens each query attends to (its own top-k "
+        "over its own key cache), which the latent cache of DeepSeek-V2 / V3 does not compute"
+    ),
+    "longcat_flash": (
+        "two latent attentions and two MLPs per decoder layer, with zero-computation experts: a layer layout the "
+        "wrapper does not run"
     ),
 }
 
@@ -103,7 +114,11 @@ def _check_longrope(rotary: Any, max_context: int) -> None:
         )
 
 
-def _squeeze(pair: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+def _squeeze(pair: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    if isinstance(pair, torch.Tensor) and pair.is_complex():
+        # DeepSeek-V2: one complex rotation per pair of dims, cos + i sin; as LLaMA-layout tables [f_0..f_n, f_0..f_n]
+        cos, sin = pair[0].real.float(), pair[0].imag.float()
+        return torch.cat((cos, cos), dim=-1), torch.cat((sin, sin), dim=-1)
     return pair[0][0].float().clone(), pair[1][0].float().clone()
 
 
@@ -169,6 +184,18 @@ def _router(mlp: Any) -> Any:
     return gate if gate is not None else getattr(mlp, "router", None)
 
 
+def _route(mlp: Any, flat: torch.Tensor) -> Any:
+    """The router's (logits, weights, indices) for ``flat`` tokens, called as the block calls it: MiniMax-M2's
+    router takes the block's score-correction bias as an argument."""
+    import inspect
+
+    router = _router(mlp)
+    bias = getattr(mlp, "e_score_correction_bias", None)
+    if bias is not None and "e_score_correction_bias" in inspect.signature(router.forward).parameters:
+        return router(flat, bias)
+    return router(flat)
+
+
 def check_moe(mlp: Any, where: str) -> None:
     """Refuse an expert layout :func:`dense_moe` does not reproduce, naming the module."""
     from devicefit.errors import InputError
@@ -204,7 +231,7 @@ def dense_moe(mlp: Any, x: torch.Tensor) -> torch.Tensor:
     grows by experts / top-k, which is fine for prefill of small models and decode.
     """
     flat = x.reshape(-1, x.shape[-1])
-    _, weights, index = _router(mlp)(flat)
+    _, weights, index = _route(mlp, flat)
     experts = mlp.experts
     count = experts.gate_up_proj.shape[0]
     picked = (index[..., None] == torch.arange(count)).to(flat.dtype)  # (tokens, top-k, experts)

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from devicefit.convert import lm_families as fam
+from devicefit.convert import lm_mla
 from devicefit.convert.lm_families import SUPPORTED_FAMILIES, UNSUPPORTED_REASONS
 from devicefit.convert.lm_infer import Wiring
 
@@ -60,10 +61,30 @@ class LMShape:
     # a family not written for: the probe's logit difference, and its norm modules by role (lm_infer.py)
     verified: float | None = None
     roles: tuple[str | None, ...] | None = None
+    # latent attention (MLA, lm_mla.py): the cached widths (kv_lora_rank, qk_rope_head_dim) of one shared "head"
+    latent: tuple[int, int] | None = None
+
+    def cache_shapes(self, max_context: int) -> dict[str, tuple[int, int, int, int, int]]:
+        """Shape of each cache state: (layers, batch 1, kv heads, context, width). Keys and values of every kv
+        head; for latent attention the latent (``k_cache``) and the rotated shared key (``v_cache``), one head."""
+        if self.latent is not None:
+            lora, rope = self.latent
+            return {
+                "k_cache": (self.num_layers, 1, 1, max_context, lora),
+                "v_cache": (self.num_layers, 1, 1, max_context, rope),
+            }
+        shape = (self.num_layers, 1, self.num_kv_heads, max_context, self.head_dim)
+        return {"k_cache": shape, "v_cache": shape}
 
     def cache_shape(self, max_context: int) -> tuple[int, int, int, int, int]:
-        """Shape of one of the two cache states (keys or values): (layers, batch 1, kv heads, context, head dim)."""
-        return (self.num_layers, 1, self.num_kv_heads, max_context, self.head_dim)
+        """Shape of the ``k_cache`` state (for attention other than latent, ``v_cache``'s too)."""
+        return self.cache_shapes(max_context)["k_cache"]
+
+    def cache_bytes_per_layer(self, context: int) -> int:
+        """fp16 bytes of one layer's cache (both states) at ``context`` tokens."""
+        return sum(
+            2 * heads * context * width for _, _, heads, _, width in self.cache_shapes(context).values()
+        )
 
 
 def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
@@ -98,6 +119,8 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     layers = model.model.layers
+    if lm_mla.is_mla(layers[0].self_attn):
+        return lm_mla.latent_shape(model, family)
     attn = layers[0].self_attn
     rotary_dim = int(getattr(attn, "rotary_ndims", None) or head_dim * _partial_rotary(config))
     windows = [fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(layers)]
@@ -203,9 +226,11 @@ class StatefulCausalLM(nn.Module):
         self.roles = self.shape.roles
         self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
         self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
-        cache = self.shape.cache_shape(max_context)
-        self.register_buffer("k_cache", torch.zeros(cache))
-        self.register_buffer("v_cache", torch.zeros(cache))
+        self.latent = self.shape.latent is not None
+        if self.latent:
+            lm_mla.register_absorbed(self, model)
+        for name, cache in self.shape.cache_shapes(max_context).items():
+            self.register_buffer(name, torch.zeros(cache))
 
     def reset_cache(self) -> None:
         """Zero both cache buffers (a new session)."""
@@ -246,6 +271,8 @@ class StatefulCausalLM(nn.Module):
         return torch.cat((x[..., :r] * cos + self.rotate(x[..., :r]) * sin, x[..., r:]), dim=-1)
 
     def _attention(self, i: int, attn: Any, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        if self.latent:  # DeepSeek's latent attention over the latent cache
+            return lm_mla.attention(self, i, attn, x, mask)
         end = mask.shape[-1]
         past = end - x.shape[1]
         q, k, v = self._qkv(attn, x)

@@ -36,7 +36,9 @@ class LMConversion:
         precision: compute precision of the package (``"fp16"`` or ``"fp32"``); the cache is fp16 either way
             (Core ML states are fp16 only).
         prefill_lengths: the enumerated prompt lengths of ``prefill``, or None for any length 1..max_context.
-        cache_shape: shape of each of the two states ``k_cache`` / ``v_cache``.
+        cache_shape: shape of the ``k_cache`` state (layers, 1, kv heads, context, width).
+        state_shapes: each state's shape; ``k_cache`` and ``v_cache`` differ for latent attention (the latent
+            and the rotated shared key, one "head": convert/lm_mla.py).
         weight_bytes: bytes of the merged weight file (one copy shared by both functions).
         notes: caveats the user should know (e.g. a sliding window ignored below its size).
         seconds: wall time.
@@ -51,12 +53,14 @@ class LMConversion:
     weight_bytes: int
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    state_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict."""
         d = asdict(self)
         d["output"] = str(self.output)
         d["cache_shape"] = list(self.cache_shape)
+        d["state_shapes"] = {name: list(shape) for name, shape in self.state_shapes.items()}
         return d
 
 
@@ -226,6 +230,8 @@ def convert_causal_lm(
             f"{shape.layout} layout and the wrapper reproduced its logits on a probe sequence (largest difference "
             f"{shape.verified:.1g} of the largest logit)"
         )
+    if shape.latent is not None:
+        notes.append(latent_cache_note(model, shape))
     if shape.sliding_window is not None and shape.sliding_window < max_context:
         notes.append(f"sliding-window attention (window {shape.sliding_window}) applied within the cache")
     say("tracing the stateful wrapper")
@@ -233,9 +239,10 @@ def convert_causal_lm(
     with torch.no_grad(), _library_logs_quiet():
         traced = torch.jit.trace(wrapper, example, check_trace=False)
     wrapper.reset_cache()
-    cache = shape.cache_shape(max_context)
+    shapes = shape.cache_shapes(max_context)
     states = [
-        ct.StateType(wrapped_type=ct.TensorType(shape=cache, dtype=np.float16), name=n) for n in STATE_NAMES
+        ct.StateType(wrapped_type=ct.TensorType(shape=shapes[n], dtype=np.float16), name=n)
+        for n in STATE_NAMES
     ]
     compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
     origins: dict[str, Any] = {}  # both functions come from one trace: a value name has one origin
@@ -273,10 +280,25 @@ def convert_causal_lm(
         max_context=max_context,
         precision=precision,
         prefill_lengths=lengths,
-        cache_shape=cache,
+        cache_shape=shapes["k_cache"],
         weight_bytes=merged.merged_weight_bytes,
         notes=notes,
         seconds=time.perf_counter() - start,
+        state_shapes=dict(shapes),
+    )
+
+
+def latent_cache_note(model: Any, shape: Any) -> str:
+    """What a latent-attention (MLA) cache keeps per token, against expanded per-head keys and values."""
+    from devicefit.convert.lm_mla import expanded_bytes_per_token
+
+    lora, rope = shape.latent
+    latent = shape.cache_bytes_per_layer(1)
+    expanded = expanded_bytes_per_token(model)
+    return (
+        f"latent attention: the cache keeps each token's compressed latent ({lora} values, k_cache) and rotated "
+        f"shared key ({rope}, v_cache): {latent} B per token and layer in fp16, against {expanded} B for every "
+        f"head's key and value ({expanded / latent:.1f}x)"
     )
 
 
