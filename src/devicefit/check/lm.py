@@ -183,6 +183,7 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
             "use fewer --steps, shorter prompts, or a larger --max-context"
         )
     devices = [get_device(d) for d in options.devices] if options.devices else load_catalog()
+    int4_notes: list[str] = []  # weights whose input size block 32 does not divide (compress_lm fit_blocks)
     with tempfile.TemporaryDirectory(prefix="devicefit-lmcheck-") as tmp:
         p32 = Path(tmp) / "fp32.mlpackage"
         p16 = options.package_path or Path(tmp) / "fp16.mlpackage"
@@ -191,9 +192,10 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
         candidates: dict[str, Any] = {"fp32": InterpLM(p32), "fp16": InterpLM(p16, "fp16")}
         sizes = {"fp16": weight_bytes(p16)}
         if options.int4:
-            say("compressing to int4 (per-block, block 32)")
+            say("compressing to int4 (per-block, block 32 where it divides a weight's input size)")
             p4 = Path(tmp) / "int4.mlpackage"
-            compress_lm(p16, INT4_PLAN, p4)
+            names = [n for n, _ in model.named_parameters()]
+            compress_lm(p16, INT4_PLAN, p4, fit_blocks=True, notes=int4_notes, parameter_names=names)
             candidates["int4"] = InterpLM(p4, "fp16")
             sizes["int4"] = weight_bytes(p4)
         say(f"generating {options.steps} tokens x {len(prompts)} prompts (PyTorch vs interpreter)")
@@ -216,7 +218,7 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
         package_bytes=sizes,
         generation=generation,
         memory=memory,
-        notes=conv32.notes,
+        notes=conv32.notes + int4_notes,
     )
 
 
@@ -278,4 +280,5 @@ def compress_causal_lm(
     with tempfile.TemporaryDirectory(prefix="devicefit-lmcompress-") as tmp:
         base = Path(tmp) / "fp16.mlpackage"
         convert_causal_lm(model, base, max_context, "fp16", progress=say)
-        return search_lm(base, spec, measure, ref_ppl, output, force=force)
+        names = [n for n, _ in model.named_parameters()]
+        return search_lm(base, spec, measure, ref_ppl, output, force=force, parameter_names=names)

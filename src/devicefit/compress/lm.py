@@ -17,7 +17,7 @@ import math
 import os
 import re
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -186,13 +186,80 @@ def _check_blocks(name: str, shape: tuple[int, ...], width: str) -> None:
         )
 
 
+def _fitted_block(size: int, block: int) -> int | None:
+    """The largest power-of-two block from ``block`` down to 8 that divides ``size``; None if none does."""
+    while block >= 8:
+        if size % block == 0:
+            return block
+        block //= 2
+    return None
+
+
+def _fit_blocks(name: str, shape: tuple[int, ...], width: str, fitted: dict[str, list[str]]) -> Any:
+    """``width``'s config for this weight, its block size fitted to the weight's input size.
+
+    A block that does not divide the input size becomes the largest that does (down to 8: a smaller block's
+    fp16 scales cost more than the 4 bits saved), or per-channel int4 where none does; ``fitted`` collects the
+    weights changed, by what they got.
+    """
+    from devicefit.compress.configs import QuantizeConfig
+
+    config = _width_config(width)
+    m = re.fullmatch(r"int4-b(\d+)", width)
+    if m is None or shape[-1] % int(m.group(1)) == 0:
+        return config
+    block = _fitted_block(shape[-1], int(m.group(1)))
+    if block is None:
+        fitted.setdefault("per-channel int4", []).append(name)
+        return QuantizeConfig(dtype="int4", granularity="per_channel", weight_threshold=0)
+    fitted.setdefault(f"int4 block {block}", []).append(name)
+    return QuantizeConfig(dtype="int4", granularity="per_block", block_size=block, weight_threshold=0)
+
+
+def _fitted_notes(
+    fitted: dict[str, list[str]], width_of: dict[str, str], parameter_names: Iterable[str] = ()
+) -> list[str]:
+    # the PyTorch parameter each constant holds (its name joined by "_" inside the constant's), the longest match
+    joined = sorted(((p.replace(".", "_"), p) for p in parameter_names), key=lambda kv: -len(kv[0]))
+
+    def readable(const: str) -> str:
+        return next((p.removesuffix(".weight") for j, p in joined if j in const), const)
+
+    notes = []
+    for got, names in fitted.items():
+        shown = ", ".join(readable(n) for n in names[:4]) + (
+            f" and {len(names) - 4} more" if len(names) > 4 else ""
+        )
+        asked = "/".join(sorted({width_of[n].replace("int4-b", "int4 block ") for n in names}))
+        notes.append(
+            f"int4: {asked} does not divide the input size of {len(names)} weight(s), which took {got} "
+            f"instead: {shown}"
+        )
+    return notes
+
+
 def compress_lm(
-    package: str | os.PathLike[str], plan: dict[str, str], output: str | os.PathLike[str], force: bool = False
+    package: str | os.PathLike[str],
+    plan: dict[str, str],
+    output: str | os.PathLike[str],
+    force: bool = False,
+    fit_blocks: bool = False,
+    notes: list[str] | None = None,
+    parameter_names: Iterable[str] = (),
 ) -> Path:
     """Compress a stateful LM package group by group (``plan``: group -> width, missing groups stay fp16).
 
+    Args:
+        fit_blocks: an int4 block size that does not divide a weight's input size is fitted to that weight
+            (the largest power-of-two block down to 8 that divides it, else per-channel int4) instead of
+            refused; what was fitted is appended to ``notes``. For a default plan (check's int4 run); a plan the
+            user wrote is held to its block sizes.
+        notes: where ``fit_blocks`` says which weights took another block.
+        parameter_names: the PyTorch model's parameter names, to name those weights by (else their constants).
+
     Raises:
-        InputError: an unknown group or width.
+        InputError: an unknown group or width; a block size that does not divide a weight's input size
+            (without ``fit_blocks``).
         OutputExistsError: ``output`` exists and ``force`` is False.
     """
     from devicefit._lazy import coremltools
@@ -212,19 +279,28 @@ def compress_lm(
     with tempfile.TemporaryDirectory(prefix="devicefit-lmc-") as tmp_name:
         tmp = Path(tmp_name)
         parts = []
+        fitted: dict[str, list[str]] = {}  # the prefill function's (decode has the same weights)
+        width_of: dict[str, str] = {}
         for function in ("prefill", "decode"):
             mlmodel = _single_function(ct, Path(package), function, tmp)
             weight_plan = {}
             for name, shape in _weight_shapes(mlmodel.get_spec()).items():
                 group = group_of(name)
                 if group is not None and configs.get(group) is not None:
-                    _check_blocks(name, shape, plan[group])
-                    weight_plan[name] = configs[group]
+                    if fit_blocks:
+                        width_of[name] = plan[group]
+                        seen = fitted if function == "prefill" else {}
+                        weight_plan[name] = _fit_blocks(name, shape, plan[group], seen)
+                    else:
+                        _check_blocks(name, shape, plan[group])
+                        weight_plan[name] = configs[group]
             compressed = apply_plan(mlmodel, weight_plan) if weight_plan else mlmodel
             part = tmp / f"{function}.mlpackage"
             compressed.save(str(part))
             parts.append(part)
         merge(parts, out, names=["prefill", "decode"], default="decode", force=force)
+    if notes is not None:
+        notes.extend(_fitted_notes(fitted, width_of, parameter_names))
     return out
 
 
@@ -238,6 +314,8 @@ class LMCandidate:
     perplexity: float | None
     token_agreement: float | None
     meets: bool
+    # weights whose input size the plan's int4 block does not divide, and the block they took (compress_lm)
+    notes: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -269,6 +347,7 @@ def search_lm(
     output: str | os.PathLike[str],
     ladder: tuple[tuple[str, dict[str, str]], ...] = LADDER,
     force: bool = False,
+    parameter_names: Iterable[str] = (),
 ) -> LMSearchResult:
     """Walk ``ladder`` smallest first; keep the first plan whose package meets ``budget``.
 
@@ -281,19 +360,31 @@ def search_lm(
         output: where the chosen package is written.
         ladder: (name, plan) pairs to try, in order.
         force: overwrite ``output``.
+        parameter_names: the PyTorch model's parameter names (a candidate's notes name weights by them).
     """
     from devicefit.convert.merge import weight_bytes
 
+    parameter_names = list(parameter_names)
     spec = parse_lm_budget(budget) if isinstance(budget, str) else budget
     out = Path(output)
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it or choose another path")
     result = LMSearchResult(spec.text, reference_perplexity, weight_bytes(package), None, None)
+    blocks = [int(w[6:]) for _, plan in ladder for w in plan.values() if re.fullmatch(r"int4-b\d+", w)]
+    smallest = f"int4-b{min(blocks)}" if blocks else None
     with tempfile.TemporaryDirectory(prefix="devicefit-lms-") as tmp:
         for i, (name, plan) in enumerate(ladder):
             candidate = Path(tmp) / f"c{i}.mlpackage"
+            # a rung whose int4 blocks are all the ladder's smallest has its blocks fitted to the weights they do
+            # not divide (a smaller block, else per-channel); a larger block that does not divide is skipped, as
+            # a rung with the smallest block follows
+            int4 = {w for w in plan.values() if w.startswith("int4-b")}
+            fit = bool(int4) and int4 == {smallest}
+            notes: list[str] = []
             try:
-                compress_lm(package, plan, candidate)
+                compress_lm(
+                    package, plan, candidate, fit_blocks=fit, notes=notes, parameter_names=parameter_names
+                )
             except InputError as e:
                 if "does not divide" not in str(e):
                     raise
@@ -301,7 +392,7 @@ def search_lm(
                 continue
             ppl, tokens = measure(candidate)
             ok = spec.met(ppl, reference_perplexity, tokens)
-            tried = LMCandidate(name, dict(plan), weight_bytes(candidate), ppl, tokens, ok)
+            tried = LMCandidate(name, dict(plan), weight_bytes(candidate), ppl, tokens, ok, notes)
             result.tried.append(tried)
             if ok:
                 import shutil
