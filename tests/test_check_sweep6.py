@@ -1,0 +1,90 @@
+"""``check`` on the round-6 outside models (tests/corpus/outside6*.py): each test failed before its fix."""
+
+from __future__ import annotations
+
+import textwrap
+
+from devicefit.check import CheckOptions, run_check
+
+GCN = textwrap.dedent(
+    """
+    import torch
+
+
+    class GCN(torch.nn.Module):
+        # Kipf & Welling: D^-1/2 (A + I) D^-1/2 over a dense 0/1 adjacency given as a float input
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.lin = torch.nn.Linear(4, 3)
+
+        def forward(self, x, adj):
+            a = adj + torch.eye(adj.shape[-1])
+            dinv = a.sum(-1).rsqrt()
+            return (dinv[..., :, None] * a * dinv[..., None, :]) @ self.lin(x)
+
+
+    def make_model():
+        g = torch.Generator().manual_seed(0)
+        adj = (torch.rand(1, 6, 6, generator=g) > 0.6).float()
+        return GCN().eval(), (torch.randn(1, 6, 4, generator=g), adj)
+    """
+)
+
+
+def test_generated_samples_the_pytorch_model_turns_to_nan_are_left_out_not_called_a_conversion_problem(
+    tmp_path,
+):
+    # GCN with a float 0/1 adjacency input: check drew standard-normal adjacencies, negative row sums made
+    # PyTorch's own rsqrt NaN, and check said "conversion problem: ... SNR NaN dB; the fp32 run first produces
+    # inf/NaN at ... rsqrt": the conversion was exact, the generated data was outside the model's domain
+    path = tmp_path / "gcn.py"
+    path.write_text(GCN)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=4, devices=["iphone-12"], repair=False)
+    )
+    numerics = result.verdicts["numerics"]
+    assert numerics.status in ("pass", "warn"), numerics.reason
+    note = next((w for w in result.warnings if "generated" in w and "NaN" in w), None)
+    assert note is not None, result.warnings
+    assert "--data" in note, note
+
+
+OVERLAP = textwrap.dedent(
+    """
+    import torch
+
+
+    class RunningSum(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.fc = torch.nn.Linear(8, 8)
+
+        def forward(self, x):
+            y = self.fc(x)
+            y[..., 1:].add_(y[..., :-1])  # LINE_OVERLAP: reads what it writes in eager PyTorch
+            return y * 2
+
+
+    def make_model():
+        return RunningSum().eval(), torch.randn(3, 8)
+    """
+)
+
+
+def test_an_in_place_write_over_its_own_source_is_named_as_eager_only_not_a_converter_bug(tmp_path):
+    # y[..., 1:].add_(y[..., :-1]): eager PyTorch reads elements it already wrote (a running sum), torch.export
+    # and every converter compute the functional y[1:] + y[:-1]; check said "conversion problem ... look at that
+    # line and what it reads (integers beyond int32, an argument the converter ignored)": no converter can match
+    path = tmp_path / "overlap.py"
+    path.write_text(OVERLAP)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    numerics = result.verdicts["numerics"]
+    assert numerics.status == "fail", numerics.reason
+    assert "torch.export" in numerics.reason and "eager" in numerics.reason, numerics.reason
+    assert "clone()" in numerics.reason, numerics.reason
+    line = next(i for i, text in enumerate(OVERLAP.splitlines(), 1) if "LINE_OVERLAP" in text)
+    assert f"overlap.py:{line}" in numerics.reason, numerics.reason  # near the line that writes
