@@ -88,3 +88,38 @@ def test_an_in_place_write_over_its_own_source_is_named_as_eager_only_not_a_conv
     assert "clone()" in numerics.reason, numerics.reason
     line = next(i for i, text in enumerate(OVERLAP.splitlines(), 1) if "LINE_OVERLAP" in text)
     assert f"overlap.py:{line}" in numerics.reason, numerics.reason  # near the line that writes
+
+
+UNPACK = textwrap.dedent(
+    """
+    import torch
+
+
+    class Attention(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.qkv = torch.nn.Linear(8, 24)
+
+        def forward(self, x):
+            q, k, v = self.qkv(x).view(1, 5, 3, 8).permute(2, 0, 1, 3)  # iterates a tensor of 3
+            return (q @ k.transpose(-1, -2)).softmax(-1) @ v
+
+
+    def make_model():
+        return Attention().eval(), torch.randn(1, 5, 8)
+    """
+)
+
+
+def test_unpacking_a_tensor_at_fixed_shapes_is_not_called_a_frozen_value(tmp_path):
+    # q, k, v = qkv (timm-era attention, CaiT, MaxViT, GQA in round 6): torch's TracerWarning "Iterating over a
+    # tensor might cause the trace to be incorrect" became "tracing froze a Python-side value ... the converted
+    # model repeats what the example input did there": it iterates the axis of size 3 that every input has
+    path = tmp_path / "unpack.py"
+    path.write_text(UNPACK)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    assert result.verdicts["numerics"].status in ("pass", "warn"), result.verdicts["numerics"].reason
+    assert not any("froze" in w for w in result.warnings), result.warnings
