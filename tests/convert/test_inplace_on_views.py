@@ -50,3 +50,54 @@ def test_in_place_ops_on_views_write_back_like_pytorch(module):
     x = torch.rand(3, 8, generator=torch.Generator().manual_seed(0))
     got, expected, _ = run_fn(module.eval(), (x,), "torchscript")
     assert_close_elementwise(got[0], expected[0], rtol=1e-6)
+
+
+class ZeroSlice(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x + 1.0
+        y[:, :2].zero_()  # coremltools 9.0 has no translation of zero_ (nor torch.export's zero)
+        return y * 2
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_zero_on_a_slice_converts_on_both_frontends(frontend):
+    x = torch.rand(3, 8, generator=torch.Generator().manual_seed(0))
+    got, expected, rescued = run_fn(ZeroSlice().eval(), (x,), frontend)
+    assert_close_elementwise(got[0], expected[0], rtol=1e-6)
+    assert any(r.startswith("zero") for r in rescued), rescued
+
+
+class ThroughReshapedViews(torch.nn.Module):
+    """Writes through views coremltools cannot write back: a transpose, a flat ``view``, a ``chunk`` part, an
+    ``unsqueeze``; TorchScript's graph dropped each write (errors 1-5)."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = x * 2.0
+        if self.kind == "transpose":
+            y.transpose(0, 1)[0].mul_(3.0)
+        elif self.kind == "view":
+            y.view(-1)[:3].add_(1.0)
+        elif self.kind == "chunk":
+            y.chunk(2, dim=1)[1].mul_(0.0)
+        else:
+            y.unsqueeze(0)[0, :, 1].add_(5.0)
+        return y + 1
+
+
+@pytest.mark.parametrize("kind", ["transpose", "view", "chunk", "unsqueeze"])
+def test_writes_through_views_torchscript_cannot_write_back_convert_through_torch_export(kind):
+    from devicefit.convert import ConvertOptions, convert
+    from tests.convert.helpers import source_of
+
+    x = torch.rand(4, 4, generator=torch.Generator().manual_seed(0))
+    got, expected, _ = run_fn(ThroughReshapedViews(kind).eval(), (x,), "auto")
+    assert_close_elementwise(got[0], expected[0], rtol=1e-6)
+    result = convert(source_of(ThroughReshapedViews(kind).eval(), (x,)), ConvertOptions(precision="fp32"))
+    tried = {f.name: f for f in result.scan.frontends}
+    assert result.frontend == "torch.export", tried
+    assert "in-place" in (tried["torchscript"].error or ""), tried["torchscript"].error
+    assert "test_inplace_on_views.py:" in (tried["torchscript"].error or ""), tried["torchscript"].error
