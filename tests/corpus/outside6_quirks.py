@@ -2,12 +2,14 @@
 
 ``torch.where`` with scalar branches, attention rows masked entirely with ``-inf`` (softmax gives NaN, zeroed
 afterwards), ``F.interpolate`` by a non-integer ``scale_factor``, ``chunk`` / ``split`` into uneven parts,
-in-place updates on slices and on an expanded-then-cloned buffer, positions by integer division and
+in-place updates on slices and on an expanded-then-cloned buffer, an ``add_`` that reads what it writes (eager
+only), writes through ``diagonal`` / ``transpose`` / ``chunk`` views, positions by integer division and
 ``remainder``, ``clamp`` with tensor bounds, ``cumprod`` / ``logsumexp`` / ``torch.diff``, overlapping
 ``F.unfold`` / ``F.fold``, shapes read from ``x.shape`` as Python ints, three inputs of three dtypes (int64
 ids, float features, a bool mask) with a dict out, a channels-last example input through a LayerNorm2d done by
 ``permute``, grouped-query attention by ``repeat_interleave``, numeric binning by ``torch.bucketize`` and
-reflect / replicate padding. Listed in :data:`tests.corpus.outside6.OUTSIDE6`.
+reflect / replicate padding; and two fp16 overflows: a hand-written softmax without the max subtracted,
+Gram matrices of a 0-255 image. Listed in :data:`tests.corpus.outside6.OUTSIDE6`.
 """
 
 from __future__ import annotations
@@ -159,6 +161,29 @@ class RunningSumInPlace(nn.Module):
 def make_running_sum_in_place() -> tuple[nn.Module, Any]:
     torch.manual_seed(0)
     return randomize(RunningSumInPlace()), torch.randn(3, 8, generator=_gen())
+
+
+class ViewWrites(nn.Module):
+    """Writes through views TorchScript's graph cannot write back: ``cov.diagonal().add_(eps)`` (a covariance
+    made positive definite), a column set through ``transpose(...)[0]``, half the features zeroed through a
+    ``chunk`` part; the tensors are read afterwards."""
+
+    def __init__(self, d: int = 6) -> None:
+        super().__init__()
+        self.proj = nn.Linear(d, d)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.proj(x)  # (b, n, d)
+        cov = h.transpose(1, 2) @ h / h.shape[1]
+        cov.diagonal(dim1=-2, dim2=-1).add_(1e-2)
+        cov.transpose(1, 2)[:, 0].mul_(0.5)
+        h.chunk(2, dim=-1)[1].zero_()
+        return torch.cat([cov.flatten(1), h.flatten(1)], 1)
+
+
+def make_view_writes() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(ViewWrites()), torch.randn(2, 5, 6, generator=_gen())
 
 
 class IndexArithmetic(nn.Module):
@@ -446,6 +471,13 @@ QUIRKS6: list[Outside] = [
         numerics="fail",
         note="eager PyTorch differs from torch.export's own graph: named as eager-only at the add_ line, with "
         "clone() as the fix (was 'conversion problem ... integers beyond int32')",
+    ),
+    Outside(
+        "writes through diagonal / transpose / chunk views",
+        "plain",
+        make_view_writes,
+        note="converted through torch.export (TorchScript's graph dropped each write: the TorchScript "
+        "attempt is refused at the line); diagonal_scatter and zero rescued",
     ),
     Outside("positions by // and %, ids by remainder", "text", make_index_arithmetic),
     Outside("clamp with tensor bounds", "plain", make_tensor_clamp),
