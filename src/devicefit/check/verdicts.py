@@ -150,7 +150,8 @@ def _numerics(r: Any) -> Verdict:
             )
         first = r.extras.get("conversion_divergence")
         eager = r.extras.get("export_divergence")
-        if eager:
+        # NOTE: a value tracing froze (named just above) is the more specific cause when torch.export froze it too
+        if eager and not traced:
             near = f" near {first['where']}" if first else ""
             return Verdict(
                 FAIL,
