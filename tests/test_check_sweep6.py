@@ -123,3 +123,50 @@ def test_unpacking_a_tensor_at_fixed_shapes_is_not_called_a_frozen_value(tmp_pat
     )
     assert result.verdicts["numerics"].status in ("pass", "warn"), result.verdicts["numerics"].reason
     assert not any("froze" in w for w in result.warnings), result.warnings
+
+
+SIZES = textwrap.dedent(
+    """
+    import math
+
+    import torch
+
+
+    class Scaled(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.qk = torch.nn.Linear(8, 16)
+
+        def forward(self, x):
+            q, k = self.qk(x).split(8, -1)
+            att = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])  # LINE_SIZE: a size as a float
+            half = int(att.shape[-1] * 0.5)  # LINE_HALF: a size as an int
+            peak = float(att.abs().max())  # LINE_DATA: a value as a float: frozen at the example
+            return att[..., :half] / peak
+
+
+    def make_model():
+        return Scaled().eval(), torch.randn(1, 6, 8)
+    """
+)
+
+
+def test_a_size_read_as_a_python_number_is_not_called_a_frozen_value_at_fixed_shapes(tmp_path):
+    # math.sqrt(q.shape[-1]) in every hand-written attention (round 6: StyleGAN2, CoAtNet, masked rows, shapes
+    # as ints): "tracing froze a Python-side value at ... Converting a tensor to a Python float", and named as the
+    # likely cause of any conversion problem; a size is the same for every input of the converted shape
+    path = tmp_path / "sizes.py"
+    path.write_text(SIZES)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    lines = {
+        tag: i
+        for i, text in enumerate(SIZES.splitlines(), 1)
+        for tag in ("SIZE", "HALF", "DATA")
+        if f"LINE_{tag}" in text
+    }
+    froze = [w for w in result.warnings if "froze" in w]
+    assert not any(f"sizes.py:{lines[t]}:" in w for w in froze for t in ("SIZE", "HALF")), froze
+    assert any(f"sizes.py:{lines['DATA']}:" in w for w in froze), froze  # a value from data still warns
