@@ -17,6 +17,7 @@ The fast subset runs in the default suite (about 2 s a model on 2 cores); the re
 from __future__ import annotations
 
 import json
+import math
 import re
 import sys
 from pathlib import Path
@@ -64,9 +65,13 @@ def _worst_error(source, dataset, program) -> tuple[float, str]:
             r, c = r.reshape(-1), c.reshape(-1)
             if r.dtype.kind in "iub":  # labels / token ids
                 err = float(np.mean(r.astype(np.int64) != c.astype(np.int64)))
-            else:
-                scale = float(np.sqrt(np.mean(r.astype(np.float64) ** 2))) or 1.0
-                err = float(np.sqrt(np.mean((r.astype(np.float64) - c) ** 2))) / scale
+            elif (np.isfinite(r) != np.isfinite(c)).any():  # inf/NaN on one side only: no agreement
+                err = math.inf
+            else:  # NOTE: NaN compared as a number failed every `>=`, so it counted as no error at all
+                both = np.isfinite(r)
+                r64, c64 = r[both].astype(np.float64), c[both].astype(np.float64)
+                scale = float(np.sqrt(np.mean(r64**2))) if r64.size else 0.0
+                err = float(np.sqrt(np.mean((r64 - c64) ** 2))) / (scale or 1.0) if r64.size else 0.0
             if err >= worst:
                 worst, which = err, r_name
     return worst, which

@@ -101,7 +101,7 @@ def convert(source: Any, options: CheckOptions) -> Converted:
         rescued=list(getattr(scan, "rescued", []) or []),
         frontends=_frontend_entries(tried),
         # a torch.export conversion refuses what tracing freezes: only TorchScript's warnings matter
-        trace_warnings=list(getattr(scan, "trace_warnings", []) or [])
+        trace_warnings=_meaningful(list(getattr(scan, "trace_warnings", []) or []), options)
         if conv.frontend == "torchscript"
         else [],
     )
@@ -158,3 +158,19 @@ def convert_fp32(source: Any, options: CheckOptions, frontend: str | None) -> An
         frontend=frontend if frontend in FRONTENDS else "auto",
     )
     return convert_model(source, copts).mlmodel
+
+
+# NOTE: iterating a tensor (``q, k, v = qkv``) unrolls over its first axis; only that axis's size is frozen, and
+# at fixed input shapes every input gives the same size: no input can take another path. With flexible shapes
+# the size may change, so the warning stays.
+_SHAPE_ONLY = (
+    "Iterating over a tensor might cause the trace to be incorrect",
+    "a tensor size read as a Python number",
+)
+
+
+def _meaningful(warned: list[str], options: CheckOptions) -> list[str]:
+    """TorchScript's trace warnings that can matter for this conversion (``file.py:N: message`` entries)."""
+    if options.flexible:
+        return warned
+    return [w for w in warned if not any(text in w for text in _SHAPE_ONLY)]

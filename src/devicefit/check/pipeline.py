@@ -159,9 +159,9 @@ def _numerics(
     if randomness:  # no comparison can judge it: nothing to localise or repair
         return runs.divergence_shapes
     fidelity_runs = runs.fp32 if weights_fp32 else (separate[0] if separate else [])
-    _localize(
-        result, program, source, clean, options, weights_fp32, fp32_mlmodel, _worst(runs.torch, fidelity_runs)
-    )
+    worst = _worst(runs.torch, fidelity_runs)
+    _localize(result, program, source, clean, options, weights_fp32, fp32_mlmodel, worst)
+    _export_divergence(result, source, clean, fidelity_runs, worst)
     if options.repair and runs.torch and _compute_failed(result):
         t = time.perf_counter()
         result.repair = _fix(fp32_mlmodel(), runs, clean, options, source, program)
@@ -293,6 +293,25 @@ def _localize(
             "where": found.label,
             "value": found.mil_name,
             "relative_error": found.rel_error,
+        }
+
+
+def _export_divergence(
+    result: CheckResult, source: Any, clean: Any, fidelity_runs: list[dict[str, Any]], sample: int
+) -> None:
+    """A failed conversion-fidelity question whose cause is upstream of any converter: PyTorch's own exported
+    graph differs from eager PyTorch and the converted program follows that graph (see check/eager.py)."""
+    from devicefit.check.eager import export_divergence
+    from devicefit.check.numerics import FIDELITY
+
+    fidelity = result.questions.get(FIDELITY)
+    if fidelity is None or fidelity.passed is not False or not clean.feeds or sample >= len(fidelity_runs):
+        return
+    found = export_divergence(source, clean.feeds[sample], fidelity_runs[sample])
+    if found is not None and found.explains:
+        result.extras["export_divergence"] = {
+            "eager_error": found.eager_error,
+            "converted_error": found.converted_error,
         }
 
 

@@ -74,8 +74,10 @@ def load_dataset(source: Any, options: CheckOptions) -> Any:
         # The source's own example comes first: it is the one input known to be realistic.
         generated.feeds[0] = {k: np.asarray(v) for k, v in examples.items()}
         generated.origin = f"{generated.origin} (the first sample is the model's own example input)"
-        if has_reference(source) and any(_is_int(s.dtype) for s in specs):
-            _drop_refused(source, generated)
+        if has_reference(source):
+            if any(_is_int(s.dtype) for s in specs):
+                _drop_refused(source, generated)
+            _drop_nonfinite(source, generated)
     return generated
 
 
@@ -110,6 +112,56 @@ def _drop_refused(source: Any, dataset: Any) -> None:
         f"{len(refused)} of {len(gone) + len(dataset.feeds)} generated samples were refused by the PyTorch model "
         f"itself ({type(first).__name__}{f' at {where}' if where else ''}: {one_line(first)[:120]}) and were "
         "left out: random integers in the example's range break a structure the model relies on; pass real "
+        "inputs with --data to validate on more samples"
+    )
+
+
+def _nonfinite_outputs(outputs: dict[str, Any]) -> set[str]:
+    return {
+        name
+        for name, value in outputs.items()
+        if np.asarray(value).dtype.kind == "f" and not np.isfinite(np.asarray(value)).all()
+    }
+
+
+def _drop_nonfinite(source: Any, dataset: Any) -> None:
+    """Leave out the generated samples on which the PyTorch model itself returns inf/NaN, with a note.
+
+    NOTE: standard-normal floats leave many inputs' domain (a 0/1 adjacency whose row sums go negative under
+    ``rsqrt``, a variance under ``log``). When the model's own example gives finite outputs and a generated
+    sample does not, PyTorch and Core ML both compute garbage there, and comparing garbage called an exact
+    conversion a "conversion problem". The example input (sample 0) always stays.
+    """
+    if len(dataset.feeds) < 2:
+        return
+    try:
+        example = source.reference(dataset.feeds[0])
+    except Exception:  # NOTE: the example's own failure is reported by the stages that follow
+        return
+    finite_on_example = set(example) - _nonfinite_outputs(example)
+    dropped: list[int] = []
+    names: set[str] = set()
+    for i, feeds in enumerate(dataset.feeds[1:], start=1):
+        try:
+            bad = _nonfinite_outputs(source.reference(feeds)) & finite_on_example
+        except (
+            Exception
+        ):  # NOTE: a refusal is _drop_refused's to judge (integer inputs) or the run's to report
+            continue
+        if bad:
+            dropped.append(i)
+            names |= bad
+    if not dropped:
+        return
+    gone = set(dropped)
+    total = len(dataset.feeds)
+    dataset.feeds = [f for i, f in enumerate(dataset.feeds) if i not in gone]
+    dataset.origin = f"{dataset.origin}; {len(gone)} on which the model returns inf/NaN left out"
+    outputs = ", ".join(repr(n) for n in sorted(names))
+    dataset.notes.append(
+        f"{len(gone)} of {total} generated samples made the PyTorch model itself return inf/NaN (output "
+        f"{outputs}; finite on the model's own example input) and were left out: random standard-normal "
+        "values are outside what the model takes (a 0/1 mask or adjacency, a positive scale); pass real "
         "inputs with --data to validate on more samples"
     )
 

@@ -149,6 +149,18 @@ def _numerics(r: Any) -> Verdict:
                 "with tensor ops (torch.where), or script that part"
             )
         first = r.extras.get("conversion_divergence")
+        eager = r.extras.get("export_divergence")
+        # NOTE: a value tracing froze (named just above) is the more specific cause when torch.export froze it too
+        if eager and not traced:
+            near = f" near {first['where']}" if first else ""
+            return Verdict(
+                FAIL,
+                "PyTorch's own graph differs from eager PyTorch, not a converter bug: torch.export of the model "
+                f"differs from eager by relative error {eager['eager_error']:.3g} and the converted program "
+                f"follows the exported graph ({eager['converted_error']:.2g}){near}: an in-place write that "
+                "reads what it writes (y[..., 1:] += y[..., :-1]) runs in eager only; clone() the source or "
+                f"write it out of place{also}",
+            )
         if first:
             where += (
                 f"; first differs from PyTorch at {first['where']} ({first['value']}, relative error "

@@ -103,15 +103,20 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
     from devicefit.convert._provenance_frontends import _LIBRARY_MARKERS
     from devicefit.convert.complex_constants import split_complex_constants
     from devicefit.convert.slice_assign import pad_assignment_chains
+    from devicefit.convert.trace_sizes import sizes_read_as_numbers
 
+    sizes: list[str] = []
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _library_logs_quiet():
         warnings.simplefilter("always", torch.jit.TracerWarning)
-        traced = torch.jit.trace(
-            _scripted_specialized(source).traceable(),
-            source.example_tensors(),
-            check_trace=False,
-            strict=False,
-        )
+        stack = contextlib.ExitStack()
+        stack.enter_context(sizes_read_as_numbers(sizes))
+        with stack:
+            traced = torch.jit.trace(
+                _scripted_specialized(source).traceable(),
+                source.example_tensors(),
+                check_trace=False,
+                strict=False,
+            )
     split_complex_constants(traced)
     pad_assignment_chains(traced)
     for w in caught:
@@ -127,6 +132,9 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
         # torch's first sentence says what was frozen; the rest is the same advice every time
         what = first_line(str(w.message), limit=160).split(". ")[0].rstrip(".")
         entry = f"{Path(w.filename).name}:{w.lineno}: {what}"
+        if warned is not None and entry not in warned:
+            warned.append(entry)
+    for entry in sizes:
         if warned is not None and entry not in warned:
             warned.append(entry)
     return traced

@@ -97,3 +97,45 @@ def tensor_inplace_copy(context: Any, node: Any) -> None:
         name=node.name,
     )
     context.add(out)
+
+
+@rescue(
+    "diagonal_scatter",
+    "coremltools 9.0 has no translation (torch.export's form of cov.diagonal().add_(eps))",
+)
+def diagonal_scatter(context: Any, node: Any) -> None:
+    """``torch.diagonal_scatter(x, src, offset, dim1, dim2)``: ``x`` with that diagonal replaced by ``src``.
+
+    Static shapes: ``dim1`` / ``dim2`` moved last, each (row, col) on the diagonal takes ``src``'s element of
+    its position along the diagonal (a gather by a constant index), every other element stays ``x``'s.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=2)
+    x, src = inputs[0], inputs[1]
+    args = [inputs[i].val if len(inputs) > i else default for i, default in ((2, 0), (3, 0), (4, 1))]
+    if any(a is None for a in args) or any_symbolic(x.shape):
+        raise NotImplementedError("diagonal_scatter needs a constant offset and dims and a static shape")
+    offset, dim1, dim2 = (int(a) for a in args)
+    dim1, dim2 = dim1 % x.rank, dim2 % x.rank
+    perm = [d for d in range(x.rank) if d not in (dim1, dim2)] + [dim1, dim2]
+    rows, cols = x.shape[dim1], x.shape[dim2]
+    i, j = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    on_diagonal = j - i == offset
+    if not on_diagonal.any():
+        context.add(mb.identity(x=x, name=node.name), torch_name=node.name)
+        return
+    position = np.where(on_diagonal, i if offset >= 0 else j, 0).astype(np.int32)
+    if src.dtype != x.dtype:
+        src = mb.cast(x=src, dtype=builtin_to_string(x.dtype))
+    lead = [x.shape[d] for d in perm[:-2]]
+    spread = mb.reshape(
+        x=mb.gather(x=src, indices=position.ravel(), axis=-1), shape=np.array([*lead, rows, cols], np.int32)
+    )
+    moved = mb.transpose(x=x, perm=perm)
+    merged = mb.select(cond=np.broadcast_to(on_diagonal, (*lead, rows, cols)), a=spread, b=moved)
+    out = mb.transpose(x=merged, perm=[int(p) for p in np.argsort(perm)], name=node.name)
+    context.add(out, torch_name=node.name)

@@ -126,3 +126,18 @@ def ones_like(context: Any, node: Any) -> None:
 def full_like(context: Any, node: Any) -> None:
     """``torch.full_like(x, fill_value, dtype=...)``."""
     _filled_like(context, node, None)
+
+
+@rescue(
+    "zero_",
+    "coremltools 9.0 has no translation (y[:, :2].zero_(); torch.export records it as zero)",
+    aliases=("zero",),
+)
+def zero_(context: Any, node: Any) -> None:
+    """``x.zero_()``: zeros of ``x``'s shape and dtype (the write back into a sliced ``x`` is the graph's)."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
+
+    x = frontend()._get_inputs(context, node, expected=1)[0]
+    dtype = builtin_to_string(x.dtype)
+    context.add(mb.cast(x=fill(mb.shape(x=x), 0.0), dtype=_HELD.get(dtype, dtype), name=node.name))
