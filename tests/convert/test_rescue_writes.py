@@ -32,6 +32,17 @@ def test_masked_scatter(frontend, precision):
     check_rescued(lambda t: t.masked_scatter(row_mask, source), (x,), frontend, "masked_scatter", **kwargs)
 
 
+def test_masked_scatter_broadcasts_the_input_against_a_larger_mask():
+    """The out-of-place form's result has the broadcast shape of the input and the mask."""
+    mask = torch.tensor([[[True], [False]], [[False], [True]]])  # (2, 2, 1) against (3,)
+    check_rescued(
+        lambda t: t.masked_scatter(mask, torch.arange(12.0)),
+        (torch.randn(3),),
+        "torchscript",
+        "masked_scatter",
+    )
+
+
 def test_masked_scatter_of_integers_and_a_runtime_mask():
     x = torch.randint(-5, 5, (3, 4), generator=_gen())
     check_rescued(

@@ -41,6 +41,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     pointwise,
     pool_ceil,
     pooling,
+    recurrent,
     resize,
     resize3d,
     sampling,

@@ -110,16 +110,13 @@ def masked_scatter(context: Any, node: Any) -> None:
     from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
 
     x, mask, source = frontend()._get_inputs(context, node, expected=3)
-    shape, mask_shape, source_shape = _static(x.shape), _static(mask.shape), _static(source.shape)
-    if not shape or mask_shape is None or source_shape is None:
+    x_shape, mask_shape, source_shape = _static(x.shape), _static(mask.shape), _static(source.shape)
+    if not x_shape or mask_shape is None or source_shape is None:
         raise NotImplementedError("masked_scatter needs static shapes of rank 1 or more")
-    mask = mb.cast(x=mask, dtype="int32")
-    if mask_shape != shape:  # broadcast the mask to x (tile of size-1 axes, after leading axes are added)
-        lifted = [1] * (len(shape) - len(mask_shape)) + mask_shape
-        mask = mb.reshape(x=mask, shape=lifted)
-        reps = [s if m == 1 else 1 for s, m in zip(shape, lifted)]
-        if any(r != 1 for r in reps):
-            mask = mb.tile(x=mask, reps=reps)
+    # the out-of-place form broadcasts x and the mask against each other
+    shape = [int(d) for d in np.broadcast_shapes(tuple(x_shape), tuple(mask_shape))]
+    x = _broadcast_to(x, x_shape, shape)
+    mask = _broadcast_to(mb.cast(x=mask, dtype="int32"), mask_shape, shape)
     flat = mb.reshape(x=mask, shape=[-1])
     # NOTE: an inclusive sum minus the mask, not exclusive=True: coremltools' constant folding of an exclusive
     # cumsum fails (np.zeros(shape, data)) when the mask is a constant
@@ -132,3 +129,16 @@ def masked_scatter(context: Any, node: Any) -> None:
     taken = mb.reshape(x=mb.gather(x=values, indices=numbers, axis=0), shape=shape)
     out = select(cond=mb.cast(x=mask, dtype="bool"), a=taken, b=x)
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+def _broadcast_to(var: Any, have: list[int], shape: list[int]) -> Any:
+    """``var`` of static shape ``have`` broadcast to ``shape``: leading axes of size 1, then a tile."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    if have == shape:
+        return var
+    lifted = [1] * (len(shape) - len(have)) + have
+    if lifted != have:
+        var = mb.reshape(x=var, shape=lifted)
+    reps = [s if m == 1 else 1 for s, m in zip(shape, lifted)]
+    return mb.tile(x=var, reps=reps) if any(r != 1 for r in reps) else var
