@@ -115,3 +115,21 @@ def test_a_wrong_shape_is_never_nan_placement():
         program, [np.full((1, 1), np.inf, np.float32)], [np.full((1, 2), np.inf)], (1.0, np.inf)
     )
     assert verdict is not None and verdict[0] == "fp32_mismatch", verdict
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+def test_the_sign_of_softshrinks_zero_is_a_signed_zero_difference(frontend):
+    """PyTorch gives softshrink's zero no one sign: its vectorized loop +0, its scalar loop (a short tensor's
+    tail) and its torch.export decomposition (``x * 0``) -0 for negative x. Seen through ``1 / x`` (seed 8), a
+    difference in zero signs alone is ``signed_zero``, whichever sign the package has, never ``nonfinite``."""
+    # 64 values: PyTorch's vectorized loop covers them all (+0); 8 would go to its scalar loop (-0, like the package)
+    x = torch.tensor([[-0.25, 0.25, -2.0, 1.5, -0.5, 0.0, 3.0, -0.125]]).repeat(8, 1)
+    steps = [
+        Step("softshrink(v0)", lambda m, v: torch.nn.functional.softshrink(v), (0,)),
+        Step("v1**-1", lambda m, v: v**-1, (1,)),
+    ]
+    program = dataclasses.replace(FuzzProgram(0, [x], steps, [2], {}, "iOS17"), frontend=frontend)
+    result = run_program(program, fp16=False, compiled=False)
+    assert result.category in ("ok", "signed_zero"), (result.category, result.detail)
+    if frontend == "torch.export":  # PyTorch's decomposition gives -0 where eager (vectorized) gives +0
+        assert result.category == "signed_zero", (result.category, result.detail)
