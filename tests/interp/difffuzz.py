@@ -208,6 +208,28 @@ def generate(seed: int) -> FuzzProgram:
     return FuzzProgram(seed, inputs, steps, outputs, builder.consts, target, used, frontend, builder.modules)
 
 
+def family_programs(family: str, marker: str, count: int, start: int = 0) -> Iterator[FuzzProgram]:
+    """``count`` one-step programs of one grammar family whose step text contains ``marker`` (e.g.
+    ``"masked_scatter"``), from consecutive draws after ``start``: a family's every form kept in reach of a test
+    without running whole random programs. Frontend and target alternate."""
+    made = 0
+    for draw in range(start, start + 400 * count):
+        if made >= count:
+            return
+        rng = np.random.default_rng([draw, 7])
+        inputs = [random_values(rng, _input_shape(rng), integer=False)]
+        builder = Builder(rng, list(inputs))
+        step = GRAMMAR[family][0](builder)
+        if step is None or marker not in step.text or _try(step, builder) is None:
+            continue
+        frontend = ("torchscript", "torch.export")[made % 2]
+        target = ("iOS16", "iOS17", "iOS18")[made % 3]
+        yield FuzzProgram(
+            draw, inputs, [step], [1], builder.consts, target, [family], frontend, builder.modules
+        )
+        made += 1
+
+
 def _try(step: Step, builder: Builder) -> torch.Tensor | None:
     """The step's value on the example values, or None when it raises or makes a tensor unfit for the pool."""
     consts = SimpleNamespace(fdtype=builder.fdtype, **builder.consts, **builder.modules)
