@@ -79,3 +79,28 @@ def test_lstm_through_torch_export_with_an_initial_state():
     gen = torch.Generator().manual_seed(2)
     state = (torch.randn(2, 2, 4, generator=gen), torch.randn(2, 2, 4, generator=gen))
     check_rescued(_WithState(layer, state), (_x(False),), "torch.export", "lstm.input", rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"proj_size": 2},
+        {"proj_size": 3, "bias": False},
+        {"proj_size": 1, "bidirectional": True, "num_layers": 2},
+    ],
+)
+def test_lstm_with_a_projection(frontend, kwargs):
+    """coremltools refused nn.LSTM(proj_size=...) ("Incorrect weights shape"): unrolled steps with W_hr."""
+    layer = _layer("LSTM", batch_first=True, **kwargs)
+    op = "lstm" if frontend == "torchscript" else "lstm.input"
+    x = _x(True)
+    check_rescued(layer, (x,), frontend, op, rtol=1e-5, atol=1e-6)
+    check_rescued(layer, (x,), frontend, op, precision="fp16", rtol=1e-2, atol=1e-2)
+
+
+def test_lstm_with_a_projection_and_an_initial_state():
+    layer = _layer("LSTM", proj_size=2)
+    gen = torch.Generator().manual_seed(3)
+    state = (torch.randn(1, 2, 2, generator=gen), torch.randn(1, 2, 4, generator=gen))
+    check_rescued(_WithState(layer, state), (_x(False),), "torchscript", "lstm", rtol=1e-5, atol=1e-6)

@@ -142,6 +142,7 @@ CONVERTED_FORMS = [
     ("scatter", "scatter_add(", 1),
     ("shuffle", "repeat_interleave(v0, c", 2),
     ("recurrent", "'bidirectional': True", 1),
+    ("recurrent", "'proj_size'", 1),
     ("conv_nd", "conv_transpose", 1),
     ("sampling", "affine_grid", 1),
     ("norm_more", "rms_norm", 1),

@@ -139,7 +139,85 @@ def gru_export(context: Any, node: Any) -> None:
 
 
 @rescue(
-    "lstm.input", "coremltools 9.0 has no torch.export translation of nn.LSTM (its TorchScript one, reused)"
+    "lstm.input",
+    "coremltools 9.0 has no torch.export translation of nn.LSTM (its TorchScript one, reused; proj_size: "
+    "devicefit's)",
 )
 def lstm_export(context: Any, node: Any) -> None:
-    _as_tuple(context, node, frontend().lstm, 3)
+    if _projected_lstm(context, node) is None:
+        _as_tuple(context, node, frontend().lstm, 3)
+
+
+@rescue(
+    "lstm",
+    "override: coremltools 9.0 refuses nn.LSTM(proj_size=...) ('Incorrect weights shape'; MIL lstm has no "
+    "projection); every other LSTM stays with coremltools",
+    override=True,
+)
+def lstm(context: Any, node: Any) -> object:
+    if _projected_lstm(context, node) is None:
+        frontend().lstm(context, node)
+        return DELEGATED
+    return None
+
+
+def _projected_lstm(context: Any, node: Any) -> object:
+    """``nn.LSTM(proj_size=P)``, unrolled over a static sequence length: per step ``gates = x W_ih^T + h W_hh^T +
+    b``, ``c = f c + i g``, ``h = (o tanh(c)) W_hr^T`` (PyTorch's gate order i, f, g, o). None (nothing added) when
+    the LSTM has no projection."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, expected=9)
+    if not isinstance(inputs[1], list | tuple) or not isinstance(inputs[2], list | tuple):
+        return None  # the packed-sequence form (data, batch_sizes, hx, params, ...): coremltools' translation
+    x, state, weights = inputs[0], list(inputs[1]), list(inputs[2])
+    has_bias, layers = bool(const_value(inputs[3])), int(const_value(inputs[4]))
+    directions = 2 if bool(const_value(inputs[7])) else 1
+    per = 5 if has_bias else 3
+    if len(weights) != per * layers * directions:
+        return None  # no projection: coremltools' translation
+    batch_first = bool(const_value(inputs[8]))
+    if batch_first:
+        x = mb.transpose(x=x, perm=[1, 0, 2])
+    steps = x.shape[0]
+    if not isinstance(steps, int | np.integer):
+        raise NotImplementedError("nn.LSTM(proj_size=...) needs a sequence length known at conversion")
+    finals_h, finals_c = [], []
+    for layer in range(layers):
+        outs = []
+        for direction in range(directions):
+            k = layer * directions + direction
+            w = weights[k * per : (k + 1) * per]
+            seq = mb.reverse(x=x, axes=[0]) if direction else x
+            proj = mb.matmul(x=seq, y=w[0], transpose_y=True)
+            if has_bias:
+                proj = mb.add(x=proj, y=mb.add(x=w[2], y=w[3]))
+            h, c = _state_row(state[0], k), _state_row(state[1], k)
+            rows = []
+            for t in range(int(steps)):
+                gates = mb.add(x=_state_row(proj, t), y=mb.matmul(x=h, y=w[1], transpose_y=True))
+                i, f, g, o = mb.split(x=gates, num_splits=4, axis=-1)
+                c = mb.add(x=mb.mul(x=mb.sigmoid(x=f), y=c), y=mb.mul(x=mb.sigmoid(x=i), y=mb.tanh(x=g)))
+                h = mb.matmul(x=mb.mul(x=mb.sigmoid(x=o), y=mb.tanh(x=c)), y=w[-1], transpose_y=True)
+                rows.append(h)
+            outs.append(mb.stack(values=rows[::-1] if direction else rows, axis=0))
+            finals_h.append(h)
+            finals_c.append(c)
+        x = mb.concat(values=outs, axis=2) if directions == 2 else outs[0]
+    if batch_first:
+        x = mb.transpose(x=x, perm=[1, 0, 2])
+    results = (x, mb.stack(values=finals_h, axis=0), mb.stack(values=finals_c, axis=0))
+    if len(node.outputs) == 1:  # torch.export: one node, a tuple read by getitem
+        context.add(results, torch_name=node.name)
+    else:
+        for name, value in zip(node.outputs, results):
+            context.add(mb.identity(x=value, name=name), torch_name=name)
+    return results
+
+
+def _state_row(state: Any, k: int) -> Any:
+    """Row ``k`` of a ``(rows, B, size)`` tensor (an initial state's layer-direction, a sequence's step)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    row = mb.slice_by_index(x=state, begin=[k, 0, 0], end=[k + 1, 0, 0], end_mask=[False, True, True])
+    return mb.squeeze(x=row, axes=[0])
