@@ -51,6 +51,8 @@ def scatter_along(data: Any, index: Any, updates: Any, dim: int, mode: str, name
     dtype = nptype_from_builtin(data.dtype)
     if not hasattr(updates, "shape") or len(updates.shape) == 0:
         value = updates.val if hasattr(updates, "val") else updates
+        if value is None:
+            raise NotImplementedError("scatter of a scalar computed at run time into a narrower index")
         updates = mb.const(val=np.full(index_shape, value, dtype=dtype))
     elif _static(updates.shape) != index_shape:
         updates = mb.slice_by_index(x=updates, begin=[0] * len(index_shape), end=index_shape)
