@@ -81,3 +81,15 @@ def test_integer_division_stays_integer(frontend):
         assert g.dtype.kind == "i"
         assert_same_integers(g, e)
     assert_close_elementwise(got[4], expected[4], rtol=0)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+def test_integer_fmod_stays_exact_in_an_fp16_package(precision):
+    """Integer fmod went through fp32 ops, which the fp16 pass made fp16: integers past 2048 and 1 / 5 rounded,
+    so fmod(prod(ints), 5) gave 0 where PyTorch gives -4 (differential fuzzer seed 2368). Integer ops now."""
+    from tests.convert.elementwise_helpers import check_rescued
+
+    n = torch.tensor([[-7, 3, 9, -9], [2051, -4099, 65541, 5]])
+    check_rescued(lambda t: torch.fmod(t, 5), (n,), "torchscript", "fmod", precision=precision)
+    check_rescued(lambda t: torch.fmod(t, -3), (n,), "torch.export", "fmod", precision=precision)
+    check_rescued(lambda t: torch.fmod(t, t.flip(-1) + 20), (n,), "torchscript", "fmod", precision=precision)

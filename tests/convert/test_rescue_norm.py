@@ -36,3 +36,26 @@ def test_rms_norm_does_not_overflow_in_fp16():
     expected = norm(x).detach().numpy()
     assert np.isfinite(got).all()
     np.testing.assert_allclose(got, expected, atol=5e-3 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+@pytest.mark.parametrize("shape", [(4, 5), (3, 4, 5)])
+def test_rms_norm_over_several_trailing_axes(shape, frontend):
+    """Listed as refused by an earlier fuzz round; it converts (the override reduces over every trailing axis)."""
+    from tests.convert.elementwise_helpers import check_rescued
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, generator=gen)
+    weight = torch.rand(*shape, generator=gen) + 0.5
+    check_rescued(
+        lambda t: torch.nn.functional.rms_norm(t, shape, weight), (x,), frontend, "rms_norm", rtol=1e-5
+    )
+    check_rescued(
+        lambda t: torch.nn.functional.rms_norm(t, shape),
+        (x,),
+        frontend,
+        "rms_norm",
+        precision="fp16",
+        rtol=2e-3,
+        atol=2e-3,
+    )

@@ -31,3 +31,10 @@ def test_select_declares_the_shape_it_computes(op):
     fn, inputs, rtol = CASES[op]
     assert mistyped_values(fn, inputs) == []
     check_rescued(fn, inputs, "torchscript", op, rtol=rtol)
+
+
+def test_a_constant_branch_takes_the_other_branchs_dtype():
+    """median's NaN branch was ``mb.select(has_nan, np.float32(nan), values)``: a model computing in half
+    precision failed to convert (b fp16, a fp32). ``_mil.select`` gives a constant branch the other's dtype."""
+    x = torch.tensor([[1.0, math.nan, 3.0], [4.0, 2.0, 0.5]])
+    check_rescued(lambda t: torch.median(t.half(), 1)[0].float(), (x,), "torchscript", "median")

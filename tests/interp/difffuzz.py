@@ -53,7 +53,8 @@ CATEGORIES = {
     "NaN / beyond int32; the index order of tied values in topk / sort)",
     "ill_conditioned": "fp32 disagreement explained by rounding sensitivity (ties, cancellation)",
     "nonfinite": "(c) NaN / inf placement differs in a program whose PyTorch values include inf or NaN",
-    "signed_zero": "(c) only the sign of a zero differs (coremltools folds -0.0 into +0.0, e.g. matmul -> linear)",
+    "signed_zero": "(c) only the sign of a zero differs (coremltools folds -0.0 into +0.0, e.g. matmul -> linear; "
+    "softshrink's zero, whose sign PyTorch leaves to its code path)",
     "compiled_mismatch": "(b) the compiled path disagrees with the plain interpreter",
     "compiled_fallback": "every result agreed, but the compiled path fell back to the interpreter (slower only)",
     "fp16_error": "(a) the interpreter raised while running the fp16 package",
@@ -84,6 +85,7 @@ class FuzzModule(torch.nn.Module):
         self.noise: tuple[torch.Generator, float] | None = None
         self.round_to: torch.dtype | None = None  # store every float value at this precision (float64 runs)
         self.positive_zeros = False  # turn every -0.0 into +0.0 (float results only)
+        self.negative_zeros = False  # turn every +0.0 into -0.0 (float results only)
 
     def forward(self, *inputs: torch.Tensor) -> tuple[torch.Tensor, ...]:
         env = [self._perturbed(x) for x in inputs]
@@ -96,6 +98,8 @@ class FuzzModule(torch.nn.Module):
             return value
         if self.positive_zeros:
             value = value + 0.0
+        if self.negative_zeros:
+            value = torch.where(value == 0, torch.full_like(value, -0.0), value)
         if self.round_to is not None:
             value = value.to(self.round_to).to(value.dtype)
         if self.noise is None:
@@ -204,6 +208,28 @@ def generate(seed: int) -> FuzzProgram:
     return FuzzProgram(seed, inputs, steps, outputs, builder.consts, target, used, frontend, builder.modules)
 
 
+def family_programs(family: str, marker: str, count: int, start: int = 0) -> Iterator[FuzzProgram]:
+    """``count`` one-step programs of one grammar family whose step text contains ``marker`` (e.g.
+    ``"masked_scatter"``), from consecutive draws after ``start``: a family's every form kept in reach of a test
+    without running whole random programs. Frontend and target alternate."""
+    made = 0
+    for draw in range(start, start + 400 * count):
+        if made >= count:
+            return
+        rng = np.random.default_rng([draw, 7])
+        inputs = [random_values(rng, _input_shape(rng), integer=False)]
+        builder = Builder(rng, list(inputs))
+        step = GRAMMAR[family][0](builder)
+        if step is None or marker not in step.text or _try(step, builder) is None:
+            continue
+        frontend = ("torchscript", "torch.export")[made % 2]
+        target = ("iOS16", "iOS17", "iOS18")[made % 3]
+        yield FuzzProgram(
+            draw, inputs, [step], [1], builder.consts, target, [family], frontend, builder.modules
+        )
+        made += 1
+
+
 def _try(step: Step, builder: Builder) -> torch.Tensor | None:
     """The step's value on the example values, or None when it raises or makes a tensor unfit for the pool."""
     consts = SimpleNamespace(fdtype=builder.fdtype, **builder.consts, **builder.modules)
@@ -285,15 +311,39 @@ def sensitivity(
     return worst
 
 
-def matches_with_positive_zeros(program: FuzzProgram, got: list[np.ndarray]) -> bool:
-    """Whether ``got`` equals PyTorch fp32 once every -0.0 on the way is +0.0 (a sign of zero is all that differs:
-    ``1 / x`` of a zero whose sign the conversion did not keep)."""
-    module = program.module()
-    module.positive_zeros = True
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        reference = [o.numpy() for o in module(*program.inputs)]
-    return all(output_error(g, r) <= FP32_RTOL for g, r in zip(got, reference))
+class _ReferenceForms(torch.overrides.TorchFunctionMode):
+    """Runs the ops whose eager kernels give a zero a sign of their own (softshrink: +0 in the vectorized loop)
+    as PyTorch's reference implementations in ``torch._refs`` (softshrink: ``x * 0``, the sign of ``x``), which
+    its scalar loop and torch.export's decomposition follow."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+        import torch._refs.nn.functional as refs
+
+        if func is torch._C._nn.softshrink:
+            return refs.softshrink(*args, **(kwargs or {}))
+        return func(*args, **(kwargs or {}))
+
+
+def matches_with_one_zero_sign(program: FuzzProgram, got: list[np.ndarray]) -> bool:
+    """Whether ``got`` equals PyTorch fp32 once the zeros on the way take another sign: every zero +0.0, every
+    zero -0.0, or the sign PyTorch's reference implementations give (:class:`_ReferenceForms`). The sign of a
+    zero is then all that differs: ``1 / x`` of a zero whose sign the conversion did not keep, or of softshrink's
+    zero, whose sign PyTorch leaves to the code path (+0 vectorized, ``x * 0`` in its scalar loop and
+    torch.export's decomposition)."""
+    for flag in ("positive_zeros", "negative_zeros", "reference_forms"):
+        module = program.module()
+        if flag != "reference_forms":
+            setattr(module, flag, True)
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if flag == "reference_forms":
+                with _ReferenceForms():
+                    reference = [o.numpy() for o in module(*program.inputs)]
+            else:
+                reference = [o.numpy() for o in module(*program.inputs)]
+        if all(output_error(g, r) <= FP32_RTOL for g, r in zip(got, reference)):
+            return True
+    return False
 
 
 def _reference(program: FuzzProgram) -> tuple[list[np.ndarray], tuple[float, float], bool]:
@@ -398,8 +448,11 @@ def _judge_fp32(
     sens = sensitivity(program, eps=2**-20)
     if all(e <= FP32_RTOL or e <= SENSITIVITY_FACTOR * s for e, s in zip(errors, sens)):
         return ("ill_conditioned", f"errors {_fmt(errors)}, sensitivity {_fmt(sens)}")
-    if matches_with_positive_zeros(program, got):
-        return ("signed_zero", f"errors {_fmt(errors)}; equal to PyTorch with -0.0 made +0.0")
+    if matches_with_one_zero_sign(program, got):
+        return (
+            "signed_zero",
+            f"errors {_fmt(errors)}; equal to PyTorch with other signs of zero (all +0, all -0 or torch._refs forms)",
+        )
     # NOTE: a wrong shape also scores inf, but no inf / NaN placement explains it (seed 2076: einsum's ellipsis)
     reshaped = any(_as_reference_shape(g, r).shape != r.shape for g, r in zip(got, reference))
     if not reshaped and not np.isfinite(env_range[1]) and all(e <= FP32_RTOL or np.isinf(e) for e in errors):

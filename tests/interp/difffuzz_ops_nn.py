@@ -160,7 +160,8 @@ def _randomize(b: Builder, layer: torch.nn.Module, scale: float) -> torch.nn.Mod
 
 
 def recurrent(b: Builder) -> Step | None:
-    """nn.LSTM / GRU / RNN: 1-2 layers, bidirectional, batch_first, with or without an initial state."""
+    """nn.LSTM / GRU / RNN: 1-2 layers, bidirectional, batch_first, with or without an initial state; LSTM
+    proj_size."""
     v = b.pick(min_rank=3, max_rank=3)
     if v is None:
         return None
@@ -173,6 +174,11 @@ def recurrent(b: Builder) -> Step | None:
         kwargs["nonlinearity"] = b.choice(["tanh", "relu"])
     if b.chance(0.2):
         kwargs["bias"] = False
+    # NOTE: proj_size from the draws already made (no new draw, so other programs stay as they were): an LSTM of
+    # hidden size > 1 projects to hidden - 1 in a third of the cases; its h0 is the drawn state cut to that size
+    proj = hidden - 1 if kind == "LSTM" and hidden > 1 and (hidden + layers) % 3 == 0 else 0
+    if proj:
+        kwargs["proj_size"] = proj
     layer = _randomize(b, getattr(torch.nn, kind)(x.shape[-1], hidden, **kwargs), b.choice([0.3, 0.8]))
     name = b.module(layer)
     batch = x.shape[0] if batch_first else x.shape[1]
@@ -189,6 +195,8 @@ def recurrent(b: Builder) -> Step | None:
         hx: Any = None
         if state:
             hx = tuple(getattr(m, s) for s in state) if kind == "LSTM" else getattr(m, state[0])
+            if proj:
+                hx = (hx[0][..., :proj].contiguous(), hx[1])
         out, h = getattr(m, name)(x, hx)
         if part == 0:
             return out

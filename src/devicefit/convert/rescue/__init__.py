@@ -18,6 +18,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     attention,
     bessel,
     complex_ops,
+    conv_transpose,
     distance,
     einsum,
     elementwise,
@@ -40,6 +41,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     pointwise,
     pool_ceil,
     pooling,
+    recurrent,
     resize,
     resize3d,
     sampling,
@@ -52,6 +54,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     tensor,
     unpool,
     windows,
+    writes,
 )
 from devicefit.convert.rescue._registry import (
     DELEGATED,

@@ -84,14 +84,25 @@ def select(cond: Any, a: Any, b: Any, name: str | None = None) -> Any:
     choosing between a row and a scalar) gave a value declared narrower than it is: right in devicefit's
     interpreter, which follows the values, but a device plans memory and later ops from the declared type.
     ``a`` is then first widened to the condition's shape by subtracting zeros of that shape (exact: ``x - 0``
-    keeps NaN, infinities and signed zeros) or, for bool, by a conjunction with true.
+    keeps NaN, infinities and signed zeros) or, for bool, by a conjunction with true. A constant branch (a Python
+    or numpy value) takes the other branch's dtype, so ``select(c, np.float32(nan), x)`` holds for an fp16 ``x``.
     """
     from coremltools.converters.mil.mil import Builder as mb
 
+    a, b = _as_dtype_of(a, b), _as_dtype_of(b, a)
     if _wider(_shape(cond), _broadcast(_shape(a), _shape(b))):
         a = _widened(a, cond)
     kwargs = {"name": name} if name is not None else {}
     return mb.select(cond=cond, a=a, b=b, **kwargs)
+
+
+def _as_dtype_of(value: Any, other: Any) -> Any:
+    """A constant ``value`` (not a MIL var) in the dtype of the var ``other``; anything else unchanged."""
+    if hasattr(value, "op") or not hasattr(other, "op"):
+        return value
+    from coremltools.converters.mil.mil.types.type_mapping import nptype_from_builtin
+
+    return np.asarray(value).astype(nptype_from_builtin(other.dtype))
 
 
 def _shape(value: Any) -> tuple:

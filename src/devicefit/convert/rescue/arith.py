@@ -20,29 +20,30 @@ def fmod(context: Any, node: Any) -> None:
     below an integer the result is 0 (or ``y``) instead of just under ``y`` (``fmod(2, -0.4)``: 0 for
     0.39999998): a jump at the function's own discontinuity, not a drift elsewhere.
 
-    Integer inputs are computed in fp32 and cast back (exact for |x| < 2**24).
+    Integer inputs stay integer: ``sign(x) * (|x| mod |y|)`` in int32 ops. (They used to go through fp32 ops,
+    which coremltools' fp16 pass then computes in fp16 in an fp16 package: integers past 2048 and ``1 / 5``
+    rounded, ``fmod(-4099, 5)`` gave 0; differential fuzzer seed 2368.)
     """
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import types
-    from coremltools.converters.mil.mil.types.type_mapping import builtin_to_string
 
     ops = frontend()
     x, y = ops._get_inputs(context, node, expected=2)
     x, y = ops.promote_input_dtypes([x, y])
-    integer = types.is_int(x.dtype)
-    if integer:
-        dtype = builtin_to_string(x.dtype)
-        x, y = mb.cast(x=x, dtype="fp32"), mb.cast(x=y, dtype="fp32")
+    if types.is_int(x.dtype):
+        # |x| mod |y| of non-negative integers is the remainder of a truncating division; it takes x's sign
+        if x.dtype != types.int32:
+            x, y = mb.cast(x=x, dtype="int32"), mb.cast(x=y, dtype="int32")
+        magnitude = mb.mod(x=mb.abs(x=x), y=mb.abs(x=y))
+        out = select(cond=mb.less(x=x, y=np.int32(0)), a=mb.sub(x=np.int32(0), y=magnitude), b=magnitude)
+        context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+        return
     q = mb.real_div(x=x, y=y)
     trunc = mb.mul(x=mb.sign(x=q), y=mb.floor(x=mb.abs(x=q)))
-    if integer:
-        out = mb.sub(x=x, y=mb.mul(x=trunc, y=y))
-        context.add(mb.cast(x=out, dtype=dtype, name=node.name), torch_name=node.name)
-    else:
-        out = mb.sub(x=x, y=mb.mul(x=trunc, y=y))
-        # a zero remainder has x's sign (fmod(-3, 1.5) is -0 in PyTorch; x - 2 * 1.5 gives +0): x * 0 carries it
-        out = select(cond=mb.equal(x=out, y=0.0), a=mb.mul(x=x, y=0.0), b=out, name=node.name)
-        context.add(out, torch_name=node.name)
+    out = mb.sub(x=x, y=mb.mul(x=trunc, y=y))
+    # a zero remainder has x's sign (fmod(-3, 1.5) is -0 in PyTorch; x - 2 * 1.5 gives +0): x * 0 carries it
+    out = select(cond=mb.equal(x=out, y=0.0), a=mb.mul(x=x, y=0.0), b=out, name=node.name)
+    context.add(out, torch_name=node.name)
 
 
 @rescue(

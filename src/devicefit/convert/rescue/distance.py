@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend, tail_shape
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select, tail_shape
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -78,8 +78,8 @@ def median(context: Any, node: Any) -> None:
         nan = mb.cast(x=mb.not_equal(x=x, y=x), dtype="int32")
         has_nan = mb.greater(x=mb.reduce_max(x=nan, axes=[dim], keep_dims=True), y=0)
         first_nan = mb.cast(x=mb.reduce_argmax(x=nan, axis=dim, keep_dims=True), dtype="int32")
-        values = mb.select(cond=has_nan, a=np.float32(np.nan), b=values)
-        index = mb.select(cond=has_nan, a=first_nan, b=mb.cast(x=index, dtype="int32"))
+        values = select(cond=has_nan, a=np.float32(np.nan), b=values)
+        index = select(cond=has_nan, a=first_nan, b=mb.cast(x=index, dtype="int32"))
     if not keepdim:
         values, index = mb.squeeze(x=values, axes=[dim]), mb.squeeze(x=index, axes=[dim])
     if dim_arg is None:

@@ -34,7 +34,9 @@ def grid_sampler(context: Any, node: Any) -> object:
     A grid tensor computed at run time goes to coremltools (MIL ``resample``, which has a nearest mode);
     nearest through ``affine_grid`` with a run-time theta is refused (MIL ``affine`` is bilinear only, and an
     arithmetic rebuild would not round ties as PyTorch does). Other modes go to coremltools' own translation,
-    except bilinear after ``affine_grid`` on torch.export, which coremltools fails to read.
+    except bilinear after ``affine_grid`` on torch.export, which coremltools fails to read, and bilinear after
+    ``affine_grid`` with border / reflection padding, which coremltools' MIL ``affine`` lacks (MIL ``resample`` of
+    the grid instead).
     """
     mode = _MODES.get(int(_literal(context, node.inputs[2])))
     padding = _PADDING[int(_literal(context, node.inputs[3]))]
@@ -42,9 +44,15 @@ def grid_sampler(context: Any, node: Any) -> object:
     if mode == "bicubic":
         _bicubic(context, node, padding, align_corners)
         return None
-    if mode == "bilinear" and _literal_arguments(node) and f"{node.inputs[1]}_theta" in context:
-        _affine_bilinear(context, node, padding, align_corners)
-        return None
+    theta_key = f"{node.inputs[1]}_theta"
+    if mode == "bilinear" and theta_key in context:
+        affine_align = bool(context[f"{node.inputs[1]}_align_corners"].val)
+        if padding != "zeros" or affine_align != align_corners:
+            _affine_resample(context, node, padding, align_corners)
+            return None
+        if _literal_arguments(node):
+            _affine_bilinear(context, node, padding, align_corners)
+            return None
     grid_is_tensor = isinstance(node.inputs[1], str) and node.inputs[1] in context
     if mode != "nearest" or (grid_is_tensor and context[node.inputs[1]].val is None):
         # a run-time grid tensor: coremltools' MIL resample, which has a nearest mode
@@ -124,6 +132,39 @@ def _affine_bilinear(context: Any, node: Any, padding: str, align_corners: bool)
         output_width=size[3],
         sampling_mode="bilinear",
         padding_mode="constant",
+        padding_value=0.0,
+        coordinates_mode="normalized_minus_one_to_one",
+        align_corners=align_corners,
+        name=node.name,
+    )
+    context.add(out, torch_name=node.name)
+
+
+def _affine_resample(context: Any, node: Any, padding: str, align_corners: bool) -> None:
+    """``affine_grid`` + bilinear ``grid_sample`` with border / reflection padding (or differing align_corners):
+    the grid built from ``theta`` (``affine_grid_var``, constant or run-time theta), then MIL ``resample``, which
+    has those padding modes (MIL ``affine``, coremltools' translation, has only zeros)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    from devicefit.convert.rescue.sampling_bicubic import affine_grid_var
+
+    name = node.inputs[1]
+    theta = context[f"{name}_theta"]
+    size = [int(d) for d in np.ravel(context[f"{name}_size"].val)]
+    aligned = bool(context[f"{name}_align_corners"].val)
+    if isinstance(theta.val, str):  # a run-time theta is kept by its name
+        theta_var = _var_named(context, theta.val)
+    else:
+        theta_var = mb.const(val=np.asarray(theta.val, dtype=np.float32))
+    # NOTE: PyTorch's reflection without align_corners reflects about the pixels' outer edges: MIL's "symmetric"
+    mil_padding = {"zeros": "constant", "border": "border", "reflection": "reflection"}[padding]
+    if mil_padding == "reflection" and not align_corners:
+        mil_padding = "symmetric"
+    out = mb.resample(
+        x=context[node.inputs[0]],
+        coordinates=affine_grid_var(theta_var, size, aligned),
+        sampling_mode="bilinear",
+        padding_mode=mil_padding,
         padding_value=0.0,
         coordinates_mode="normalized_minus_one_to_one",
         align_corners=align_corners,

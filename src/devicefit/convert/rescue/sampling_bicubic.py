@@ -114,7 +114,10 @@ def _axis(mb: Any, coord: Any, size: int, padding: str, align_corners: bool) -> 
             )
         elif padding == "reflection":
             tap = _reflect(mb, tap, size, align_corners)
-        indices.append(mb.cast(x=mb.clip(x=tap, alpha=0.0, beta=float(size - 1)), dtype="int32"))
+        if size == 1:  # MIL clip needs alpha < beta: an axis of one pixel reads index 0 whatever the tap
+            indices.append(mb.fill(shape=mb.shape(x=tap), value=np.int32(0)))
+        else:
+            indices.append(mb.cast(x=mb.clip(x=tap, alpha=0.0, beta=float(size - 1)), dtype="int32"))
     return indices, valid, weights
 
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
+from devicefit.convert.rescue.writes import needs_nd, scatter_along
 
 # torch reduce name -> MIL scatter mode (mean: a sum, divided afterwards)
 _REDUCTIONS = {"sum": "add", "prod": "mul", "amax": "max", "amin": "min", "mean": "add"}
@@ -56,7 +57,8 @@ def scatter_reduce(context: Any, node: Any) -> None:
     ``include_self=False`` first writes into every slot ``index`` names the reduction's identity (0 for sums and
     means, 1 for products) or, for amax / amin, one of the slot's own ``src`` values, so those slots reduce over
     ``src`` alone. ``src`` is cut to
-    ``index``'s shape (PyTorch reads only that part); ``index`` must cover ``x`` on every axis but ``dim``.
+    ``index``'s shape (PyTorch reads only that part); an index smaller than ``x`` on another axis writes through
+    ``scatter_nd`` (``writes.scatter_along``).
     """
     from coremltools.converters.mil.mil import Builder as mb
 
@@ -68,12 +70,6 @@ def scatter_reduce(context: Any, node: Any) -> None:
     if reduce not in _REDUCTIONS:
         raise ValueError(f"scatter_reduce: reduce={reduce!r} is not one of {sorted(_REDUCTIONS)}")
     x_shape, index_shape = _static_shape(x, "scatter_reduce"), _static_shape(index, "scatter_reduce")
-    for axis, (have, need) in enumerate(zip(index_shape, x_shape)):
-        if axis != dim and have != need:
-            raise NotImplementedError(
-                f"scatter_reduce with an index of shape {index_shape} that does not cover the input {x_shape} "
-                f"on axis {axis} (only dim={dim} may differ)"
-            )
     if all(v.val is not None for v in (x, index, src)):
         # NOTE: coremltools' constant folding of scatter_along_axis ignores the mode (it always writes), so a
         # scatter of constants is computed here instead
@@ -98,8 +94,10 @@ def scatter_reduce(context: Any, node: Any) -> None:
         start = (
             src if reduce in ("amax", "amin") else np.full(index_shape, _identity(reduce, dtype), dtype=dtype)
         )
-        base = mb.scatter_along_axis(data=x, indices=index, updates=start, axis=dim, mode="update")
-    out = mb.scatter_along_axis(data=base, indices=index, updates=src, axis=dim, mode=_REDUCTIONS[reduce])
+        base = scatter_along(
+            x, index, mb.const(val=start) if isinstance(start, np.ndarray) else start, dim, "update"
+        )
+    out = scatter_along(base, index, src, dim, _REDUCTIONS[reduce])
     if reduce == "mean":
         out = _divide_by_count(out, index, x_shape, dim, include_self)
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
@@ -116,7 +114,7 @@ def _divide_by_count(total: Any, index: Any, shape: list[int], dim: int, include
         count: Any = np.maximum(start, 1)
     else:
         ones = mb.fill(shape=mb.shape(x=index), value=np.int32(1))
-        count = mb.scatter_along_axis(data=start, indices=index, updates=ones, axis=dim, mode="add")
+        count = scatter_along(mb.const(val=start), index, ones, dim, "add")
         count = mb.maximum(x=count, y=np.int32(1))  # untouched slots keep x (divided by 1)
     if _is_float(total):
         if isinstance(count, np.ndarray):
@@ -213,14 +211,16 @@ def index_copy(context: Any, node: Any) -> None:
     "override: coremltools 9.0 fills a scalar update to the index's shape as a constant of the scalar's own dtype, "
     "which fails once that shape is symbolic (a flexible sequence length: Phi-MoE's router masks its first expert "
     "with scatter(-inf)) and when the scalar's dtype is not the target's (GLM-4-MoE's group_mask.scatter_(1, idx, "
-    "1) into a float mask: 'updates has dtype int32 whereas data has dtype fp32')",
+    "1) into a float mask: 'updates has dtype int32 whereas data has dtype fp32'); and it refuses an index "
+    "smaller than the input on another axis, or a src larger than the index",
     override=True,
-    aliases=("scatter.value",),
+    aliases=("scatter.value", "scatter.src", "scatter.reduce"),
 )
 def scatter_value(context: Any, node: Any) -> object:
     """``x.scatter(dim, index, value)`` with a scalar ``value``: the update is ``value`` in ``x``'s dtype (as
     PyTorch casts it), filled to the index's shape (its runtime shape where symbolic: MIL ``fill`` of
-    ``shape(index)``). Every other scatter is coremltools' own translation."""
+    ``shape(index)``). An index smaller than ``x`` on another axis, or a src larger than the index, writes
+    through ``writes.scatter_along``; every other scatter is coremltools' own translation."""
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil import types
     from coremltools.converters.mil.mil.types.symbolic import any_symbolic
@@ -229,6 +229,19 @@ def scatter_value(context: Any, node: Any) -> object:
     inputs = ops._get_inputs(context, node, expected=(4, 5))
     x, dim, index, value = inputs[0], inputs[1], inputs[2], inputs[3]
     scalar = types.is_scalar(value.sym_type) and value.val is not None
+    tensor_src = not types.is_scalar(value.sym_type)
+    if (
+        (scalar or tensor_src)
+        and dim.val is not None
+        and x.rank > 0
+        and needs_nd(x, index, value, int(dim.val) % x.rank)
+    ):
+        # an index smaller than x on another axis (or a src larger than the index)
+        reduce = const_value(inputs[4] if len(inputs) > 4 else arg(context, node, [], 4, "reduce"), "update")
+        mode = {"update": "update", "add": "add", "multiply": "mul"}[str(reduce)]
+        out = scatter_along(x, index, value, int(dim.val) % x.rank, mode, name=node.name)
+        context.add(out, torch_name=node.name)
+        return None
     if len(inputs) > 4 or not scalar or dim.val is None:
         ops.scatter(context, node)
         return DELEGATED

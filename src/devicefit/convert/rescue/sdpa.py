@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._mil import arg, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
@@ -50,7 +50,7 @@ def scaled_dot_product_attention(context: Any, node: Any) -> object:
     scores = mb.matmul(x=mb.mul(x=q, y=dtype(factor)), y=k, transpose_y=True)
     if causal:
         mask = np.tril(np.ones((int(q.shape[-2]), int(k.shape[-2])), dtype=bool))
-    scores = mb.select(cond=mask, a=scores, b=dtype(-np.inf))
+    scores = select(cond=mask, a=scores, b=dtype(-np.inf))
     weights = mb.softmax(x=scores, axis=-1)
     context.add(mb.matmul(x=weights, y=v, name=node.name), torch_name=node.name)
     return None

@@ -1,5 +1,6 @@
 """Shape rules of PyTorch that coremltools 9.0 refuses: ``x.mT`` / ``x.mH``, ``torch.gather`` with an index
-smaller than the input on the other axes, ``torch.tile`` with more reps than the input has axes.
+smaller than the input on the other axes, ``torch.tile`` with more reps than the input has axes,
+``torch.repeat_interleave`` with a constant tensor of differing repeats.
 
 Found by the differential fuzzer (tests/interp/difffuzz.py); each used to be a conversion refusal naming the op.
 All are data movement, so every result is exact.
@@ -83,3 +84,48 @@ def tile(context: Any, node: Any) -> object:
 
 def _static(d: Any) -> bool:
     return isinstance(d, int | np.integer)
+
+
+@rescue(
+    "repeat_interleave",
+    "override: coremltools 9.0 refuses torch.repeat_interleave with a tensor of differing repeats (a constant "
+    "one: every output row is known at conversion); scalar or uniform repeats stay with coremltools",
+    override=True,
+    aliases=("repeat_interleave.self_tensor",),
+)
+def repeat_interleave(context: Any, node: Any) -> object:
+    """``torch.repeat_interleave(x, repeats, dim)`` with a constant tensor of repeats: one ``gather`` of the rows
+    ``np.repeat(arange(n), repeats)`` along ``dim`` (``x`` flattened first without ``dim``). Repeats computed at
+    run time are refused: the output's length depends on their values, and Core ML needs it at conversion."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x, repeats = inputs[0], inputs[1]
+    dim_var = (
+        inputs[2] if len(inputs) > 2 else frontend()._get_kwinputs(context, node, "dim", default=[None])[0]
+    )
+    values = None if not hasattr(repeats, "val") else repeats.val
+    if hasattr(repeats, "rank") and repeats.rank > 0 and values is None:
+        raise NotImplementedError(
+            "repeat_interleave with repeats computed at run time: the output length depends on their values, "
+            "which Core ML needs at conversion; pass repeats as a constant (a buffer or a Python list)"
+        )
+    if values is None or np.asarray(values).size <= 1 or np.all(np.asarray(values) == np.ravel(values)[0]):
+        frontend().repeat_interleave(context, node)
+        return DELEGATED
+    counts = np.asarray(values, dtype=np.int64).ravel()
+    dim = const_value(dim_var)
+    if dim is None:
+        x, axis = mb.reshape(x=x, shape=[-1]), 0
+    else:
+        axis = int(dim) % max(x.rank, 1)
+    size = x.shape[axis]
+    if not _static(size) or int(size) != counts.size:
+        raise ValueError(f"repeat_interleave: {counts.size} repeats for an axis of size {size}")
+    if counts.sum() == 0:
+        raise NotImplementedError(
+            "repeat_interleave with all repeats 0 makes an empty tensor (Core ML has none)"
+        )
+    rows = np.repeat(np.arange(counts.size, dtype=np.int32), counts)
+    context.add(mb.gather(x=x, indices=rows, axis=axis, name=node.name), torch_name=node.name)
+    return None
