@@ -140,7 +140,14 @@ def render(rows: list[dict[str, Any]]) -> str:
         "the way users hand them over slightly off the usual path: fake-quant ops left in, uint8 / float64 inputs, a 0-d",
         "output, fp16 overflows at an input and in a head; round 4 in `tests/corpus/outside4*.py`: state-space scans,",
         "diffusion / CLIP / T5 / Whisper pieces, STFT and ISTFT, FFT filters, STN, NeRF, kNN, routing loops, and",
-        "scripted / compiled / in-place / 120-layer / nested-output / channels_last / int64 / max_norm models),",
+        "scripted / compiled / in-place / 120-layer / nested-output / channels_last / int64 / max_norm models;",
+        "round 5 in `tests/corpus/outside5*.py`: retention / ALiBi / Transformer-XL / Swin attention, GRN, PixelCNN,",
+        "hash encodings, GAT, sort-based heads, MoE dispatch, CRF / beam loops, RealNVP, Sinkhorn, and user quirks:",
+        "NamedTuple outputs, hooks left registered, DataParallel, jit.freeze, fp16 example inputs, autocast regions;",
+        "round 6 in `tests/corpus/outside6*.py`: FPN / PANet, box coders, FCOS, ASPP, U-Net++, conv log-mel,",
+        "ECAPA-TDNN, CaiT, MaxViT, MobileOne / RepVGG in train-time form, GhostNet, CoAtNet, a selective scan loop,",
+        "Performer, DCN-v2, FT-Transformer, GCN / GIN, VAE, StyleGAN2 modulated conv, VQ-VAE, and in-place writes",
+        "through views, fully masked softmax rows, mixed int64 / float / bool inputs, two fp16 overflows),",
         "run through `devicefit check --samples 4 --target iphone-12` as a user runs it; the errors are",
         "measured separately (fp32 conversion run in fp32, default fp16 package in fp16, through devicefit's",
         "interpreter against PyTorch, worst over outputs). *Verdict right* = the expected verdicts",
@@ -213,11 +220,13 @@ def main() -> None:
     from tests.corpus.outside2 import OUTSIDE2
     from tests.corpus.outside3 import OUTSIDE3
     from tests.corpus.outside4 import OUTSIDE4
+    from tests.corpus.outside5 import OUTSIDE5
+    from tests.corpus.outside6 import OUTSIDE6
 
     kept = page_rows(Path(args.out)) if args.names else {}  # rows of models not named stay as on the page
     done = load_rows(args.rows, "name")
     rows = []
-    for model in OUTSIDE + OUTSIDE2 + OUTSIDE3 + OUTSIDE4:
+    for model in OUTSIDE + OUTSIDE2 + OUTSIDE3 + OUTSIDE4 + OUTSIDE5 + OUTSIDE6:
         if args.names and model.name not in args.names:
             if model.name in kept:
                 rows.append(kept[model.name])

@@ -33,11 +33,12 @@ ACCEPTED = {
     "load_refused",
     "convert_crash",
 }
-# seeds 0-32, then seeds that found conversion bugs (docs/interpreter-conformance.md): a crop that empties an
+# seeds 0-19, then seeds that found conversion bugs (docs/interpreter-conformance.md): a crop that empties an
 # axis, an antialiased resize to one column, a 3-D ceil-mode pool, a median of a slice with NaN, einsum's
-# ellipsis, instance_norm's running statistics, std's correction, integer fmod in an fp16 package
-FAST_SEEDS = [*range(33), 46, 99, 167, 198, 2076, 2360, 2368, 2394]
-SLOW_SEEDS = list(range(1000, 1300))
+# ellipsis, instance_norm's running statistics, std's correction, integer fmod in an fp16 package.
+# Seeds 20-32 were fast until 2026-12-02 (the suite's 15-minute budget): slow now, with seeds 1000-1299.
+FAST_SEEDS = [*range(20), 46, 99, 167, 198, 2076, 2360, 2368, 2394]
+SLOW_SEEDS = [*range(20, 33), *range(1000, 1300)]
 
 
 def _check(seed: int) -> None:
