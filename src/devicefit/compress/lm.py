@@ -50,14 +50,18 @@ _GROUP_PATTERNS = (
 _KEEP = ("rope_", "alibi", "layernorm", "layer_norm", "_ln_", "_wpe_", "embed_positions")
 
 
+def _int4_block(width: str) -> int | None:
+    """The block size of an ``int4-bN`` width; None for any other width."""
+    m = re.fullmatch(r"int4-b(\d+)", width)
+    return int(m.group(1)) if m else None
+
+
 def _width_config(width: str) -> Any:
     from devicefit.compress.configs import PalettizeConfig, QuantizeConfig
 
-    m = re.fullmatch(r"int4-b(\d+)", width)
-    if m:
-        return QuantizeConfig(
-            dtype="int4", granularity="per_block", block_size=int(m.group(1)), weight_threshold=0
-        )
+    block = _int4_block(width)
+    if block is not None:
+        return QuantizeConfig(dtype="int4", granularity="per_block", block_size=block, weight_threshold=0)
     if width == "int8":
         return QuantizeConfig(dtype="int8", granularity="per_channel", weight_threshold=0)
     m = re.fullmatch(r"pal([34])-g(\d+)", width)
@@ -176,12 +180,12 @@ def _weight_shapes(spec: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _check_blocks(name: str, shape: tuple[int, ...], width: str) -> None:
-    m = re.fullmatch(r"int4-b(\d+)", width)
-    if m and shape[-1] % int(m.group(1)):
-        fits = [b for b in (128, 64, 32, 16, 8) if shape[-1] % b == 0]
-        hint = f"e.g. int4-b{fits[0]}" if fits else "or int8 for this group"
+    block = _int4_block(width)
+    if block is not None and shape[-1] % block:
+        fits = _fitted_block(shape[-1], 128)
+        hint = f"e.g. int4-b{fits}" if fits else "or int8 for this group"
         raise InputError(
-            f"block size {m.group(1)} does not divide the input size {shape[-1]} of {name}; "
+            f"block size {block} does not divide the input size {shape[-1]} of {name}; "
             f"choose a block size that divides it ({hint})"
         )
 
@@ -195,29 +199,28 @@ def _fitted_block(size: int, block: int) -> int | None:
     return None
 
 
-def _fit_blocks(name: str, shape: tuple[int, ...], width: str, fitted: dict[str, list[str]]) -> Any:
-    """``width``'s config for this weight, its block size fitted to the weight's input size.
+def _fit_blocks(name: str, shape: tuple[int, ...], width: str, config: Any, fitted: dict[str, str]) -> Any:
+    """``width``'s ``config`` for this weight, its block size fitted to the weight's input size.
 
     A block that does not divide the input size becomes the largest that does (down to 8: a smaller block's
-    fp16 scales cost more than the 4 bits saved), or per-channel int4 where none does; ``fitted`` collects the
-    weights changed, by what they got.
+    fp16 scales cost more than the 4 bits saved), or per-channel int4 where none does; ``fitted`` records each
+    weight changed (name -> what it took).
     """
     from devicefit.compress.configs import QuantizeConfig
 
-    config = _width_config(width)
-    m = re.fullmatch(r"int4-b(\d+)", width)
-    if m is None or shape[-1] % int(m.group(1)) == 0:
+    asked = _int4_block(width)
+    if asked is None or shape[-1] % asked == 0:
         return config
-    block = _fitted_block(shape[-1], int(m.group(1)))
+    block = _fitted_block(shape[-1], asked)
     if block is None:
-        fitted.setdefault("per-channel int4", []).append(name)
+        fitted[name] = "per-channel int4"
         return QuantizeConfig(dtype="int4", granularity="per_channel", weight_threshold=0)
-    fitted.setdefault(f"int4 block {block}", []).append(name)
+    fitted[name] = f"int4 block {block}"
     return QuantizeConfig(dtype="int4", granularity="per_block", block_size=block, weight_threshold=0)
 
 
 def _fitted_notes(
-    fitted: dict[str, list[str]], width_of: dict[str, str], parameter_names: Iterable[str] = ()
+    fitted: dict[str, str], width_of: dict[str, str], parameter_names: Iterable[str] = ()
 ) -> list[str]:
     # the PyTorch parameter each constant holds (its name joined by "_" inside the constant's), the longest match
     joined = sorted(((p.replace(".", "_"), p) for p in parameter_names), key=lambda kv: -len(kv[0]))
@@ -225,8 +228,11 @@ def _fitted_notes(
     def readable(const: str) -> str:
         return next((p.removesuffix(".weight") for j, p in joined if j in const), const)
 
+    by_got: dict[str, list[str]] = {}
+    for name, got in fitted.items():
+        by_got.setdefault(got, []).append(name)
     notes = []
-    for got, names in fitted.items():
+    for got, names in by_got.items():
         shown = ", ".join(readable(n) for n in names[:4]) + (
             f" and {len(names) - 4} more" if len(names) > 4 else ""
         )
@@ -279,7 +285,7 @@ def compress_lm(
     with tempfile.TemporaryDirectory(prefix="devicefit-lmc-") as tmp_name:
         tmp = Path(tmp_name)
         parts = []
-        fitted: dict[str, list[str]] = {}  # the prefill function's (decode has the same weights)
+        fitted: dict[str, str] = {}  # weight -> the block it took (both functions hold the same weights)
         width_of: dict[str, str] = {}
         for function in ("prefill", "decode"):
             mlmodel = _single_function(ct, Path(package), function, tmp)
@@ -289,8 +295,7 @@ def compress_lm(
                 if group is not None and configs.get(group) is not None:
                     if fit_blocks:
                         width_of[name] = plan[group]
-                        seen = fitted if function == "prefill" else {}
-                        weight_plan[name] = _fit_blocks(name, shape, plan[group], seen)
+                        weight_plan[name] = _fit_blocks(name, shape, plan[group], configs[group], fitted)
                     else:
                         _check_blocks(name, shape, plan[group])
                         weight_plan[name] = configs[group]
@@ -370,15 +375,15 @@ def search_lm(
     if out.exists() and not force:
         raise OutputExistsError(f"{out} exists; pass --force to overwrite it or choose another path")
     result = LMSearchResult(spec.text, reference_perplexity, weight_bytes(package), None, None)
-    blocks = [int(w[6:]) for _, plan in ladder for w in plan.values() if re.fullmatch(r"int4-b\d+", w)]
-    smallest = f"int4-b{min(blocks)}" if blocks else None
+    blocks = [b for _, plan in ladder for w in plan.values() if (b := _int4_block(w)) is not None]
+    smallest = min(blocks) if blocks else None
     with tempfile.TemporaryDirectory(prefix="devicefit-lms-") as tmp:
         for i, (name, plan) in enumerate(ladder):
             candidate = Path(tmp) / f"c{i}.mlpackage"
             # a rung whose int4 blocks are all the ladder's smallest has its blocks fitted to the weights they do
             # not divide (a smaller block, else per-channel); a larger block that does not divide is skipped, as
             # a rung with the smallest block follows
-            int4 = {w for w in plan.values() if w.startswith("int4-b")}
+            int4 = {_int4_block(w) for w in plan.values()} - {None}
             fit = bool(int4) and int4 == {smallest}
             notes: list[str] = []
             try:
