@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from devicefit.check.types import FRONTENDS, CheckOptions, ConvertSummary
+from devicefit.convert.trace_sizes import SIZE_AS_NUMBER
 
 
 @dataclass
@@ -163,10 +164,7 @@ def convert_fp32(source: Any, options: CheckOptions, frontend: str | None) -> An
 # NOTE: iterating a tensor (``q, k, v = qkv``) unrolls over its first axis; only that axis's size is frozen, and
 # at fixed input shapes every input gives the same size: no input can take another path. With flexible shapes
 # the size may change, so the warning stays.
-_SHAPE_ONLY = (
-    "Iterating over a tensor might cause the trace to be incorrect",
-    "a tensor size read as a Python number",
-)
+_SHAPE_ONLY = ("Iterating over a tensor might cause the trace to be incorrect", SIZE_AS_NUMBER)
 
 
 def _meaningful(warned: list[str], options: CheckOptions) -> list[str]:

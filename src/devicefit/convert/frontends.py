@@ -108,9 +108,7 @@ def trace_module(source: SourceModel, warned: list[str] | None = None) -> Any:
     sizes: list[str] = []
     with torch.no_grad(), warnings.catch_warnings(record=True) as caught, _library_logs_quiet():
         warnings.simplefilter("always", torch.jit.TracerWarning)
-        stack = contextlib.ExitStack()
-        stack.enter_context(sizes_read_as_numbers(sizes))
-        with stack:
+        with sizes_read_as_numbers(sizes):
             traced = torch.jit.trace(
                 _scripted_specialized(source).traceable(),
                 source.example_tensors(),
