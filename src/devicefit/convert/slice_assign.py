@@ -99,15 +99,8 @@ def _pad_chain(graph: Any, chain: list[Any]) -> int:
 
 
 def _in_place_on_view(node: Any) -> bool:
-    kind = node.kind()
-    if (
-        not kind.startswith("aten::")
-        or not kind.endswith("_")
-        or kind.endswith("__")
-        or kind in _WRITTEN_BACK
-    ):
-        return False
-    if kind.removeprefix("aten::") in _NOT_ELEMENTWISE or node.inputsSize() == 0:
+    """An in-place element update coremltools does not write back (not ``copy_`` / ``fill_``) on a view."""
+    if not _writes(node) or node.kind() in _WRITTEN_BACK:
         return False
     return _view_of(next(iter(node.inputs()))) is not None
 
