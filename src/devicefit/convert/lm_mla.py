@@ -124,11 +124,8 @@ def attention(wrapper: Any, i: int, attn: Any, x: torch.Tensor, mask: torch.Tens
     latent, k_rot = torch.split(attn.kv_a_proj_with_mqa(x), [lora, rope], dim=-1)
     latent = attn.kv_a_layernorm(latent).view(1, 1, seq, lora)
     k_rot = k_rot.view(1, 1, seq, rope)
-    key = wrapper.rope_key[None]
-    cos = getattr(wrapper, f"{key}_cos")[past:end][None, None]
-    sin = getattr(wrapper, f"{key}_sin")[past:end][None, None]
-    q_rot = q_rot * cos + wrapper.rotate(q_rot) * sin
-    k_rot = k_rot * cos + wrapper.rotate(k_rot) * sin
+    q_rot = wrapper._rope(i, attn, q_rot, past, end)
+    k_rot = wrapper._rope(i, attn, k_rot, past, end)
     if wrapper.round_cache_fp16:
         latent = latent.half().float()
         k_rot = k_rot.half().float()

@@ -193,7 +193,6 @@ class StatefulCausalLM(nn.Module):
         # dynamic at this length) are whatever transformers computes for positions [0, max_context).
         tables = fam.rope_tables(inner, self.shape.hidden_size, max_context)
         self.rope_key = {t: f"rope_{i}" for i, t in enumerate(tables)}
-        self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
         # OLMo 2 normalises q / k over the whole projection (before the heads split); Qwen3, Gemma 3 and
         # Cohere per head. Decided here, from the weight's shape, so that tracing sees no Python branch.
         q_norm = getattr(inner.layers[0].self_attn, "q_norm", None)
@@ -205,12 +204,11 @@ class StatefulCausalLM(nn.Module):
             tables = {
                 t: (torch.cat((c, c), dim=-1), torch.cat((n, n), dim=-1)) for t, (c, n) in tables.items()
             }
-            self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
         if self.shape.rotation == "interleaved_halves":
             # Helium, ERNIE 4.5, GLM: the model's rotary module returns LLaMA's [f_0..f_n, f_0..f_n] tables and its
             # attention interleaves the first half ([f_0, f_0, f_1, f_1, ...]) to rotate pairs 2i / 2i + 1
             tables = {t: fam.interleave_halves(cos, sin) for t, (cos, sin) in tables.items()}
-            self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
+        self.rope_dims = {t: int(cos.shape[-1]) for t, (cos, _) in tables.items()}
         for t, (cos, sin) in tables.items():
             self.register_buffer(f"{self.rope_key[t]}_cos", cos, persistent=False)
             self.register_buffer(f"{self.rope_key[t]}_sin", sin, persistent=False)
@@ -265,7 +263,7 @@ class StatefulCausalLM(nn.Module):
         cos = getattr(self, f"{self.rope_key[kind]}_cos")[past:end][None, None]
         sin = getattr(self, f"{self.rope_key[kind]}_sin")[past:end][None, None]
         r = self.rope_dims[kind]
-        if r == self.shape.head_dim:
+        if r == x.shape[-1]:
             return x * cos + self.rotate(x) * sin
         # partial rotary (Phi, StableLM): the first r dims rotate
         return torch.cat((x[..., :r] * cos + self.rotate(x[..., :r]) * sin, x[..., r:]), dim=-1)
