@@ -77,6 +77,20 @@ def tail_shape(x: Any, keep: int, tail: list[int]) -> Any:
     return mb.concat(values=[head_var, np.array(tail, dtype=np.int32)], axis=0)
 
 
+def broadcast_to(var: Any, shape: Any) -> Any:
+    """``var`` (static shape) broadcast to the static ``shape``: leading axes of size 1 added, size-1 axes tiled."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    have, shape = [int(d) for d in var.shape], [int(d) for d in shape]
+    if have == shape:
+        return var
+    lifted = [1] * (len(shape) - len(have)) + have
+    if lifted != have:
+        var = mb.reshape(x=var, shape=lifted)
+    reps = [s if d == 1 else 1 for d, s in zip(lifted, shape, strict=True)]
+    return mb.tile(x=var, reps=reps) if any(r != 1 for r in reps) else var
+
+
 def select(cond: Any, a: Any, b: Any, name: str | None = None) -> Any:
     """``mb.select(cond, a, b)`` declared with the shape it computes: the broadcast of all three.
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, frontend, select
+from devicefit.convert.rescue._mil import arg, broadcast_to, const_value, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
@@ -25,16 +25,6 @@ def _broadcast_shape(shapes: list[tuple]) -> tuple[int, ...] | None:
         return tuple(int(d) for d in np.broadcast_shapes(*shapes))
     except ValueError:
         return None
-
-
-def _broadcast_to(mb: Any, var: Any, shape: tuple[int, ...]) -> Any:
-    """``var`` broadcast to a static ``shape`` (leading axes added, size-1 axes tiled)."""
-    if tuple(var.shape) == shape:
-        return var
-    if var.rank < len(shape):
-        var = mb.reshape(x=var, shape=[1] * (len(shape) - var.rank) + [int(d) for d in var.shape])
-    reps = [s if d == 1 and s != 1 else 1 for d, s in zip(var.shape, shape)]
-    return mb.tile(x=var, reps=reps)
 
 
 @rescue(
@@ -71,14 +61,14 @@ def index_put(context: Any, node: Any) -> object:
         return DELEGATED
     coords = []
     for axis, index in enumerate(indices):
-        index = _broadcast_to(mb, mb.cast(x=index, dtype="int32"), shape)
+        index = broadcast_to(mb.cast(x=index, dtype="int32"), shape)
         size = np.int32(x.shape[axis])
         coords.append(select(cond=mb.less(x=index, y=np.int32(0)), a=mb.add(x=index, y=size), b=index))
     stacked = mb.stack(values=coords, axis=len(shape))
     target = shape + tuple(int(d) for d in x.shape[len(indices) :])
     if values.dtype != x.dtype:
         values = mb.cast(x=values, dtype=builtin_to_string(x.dtype))
-    values = _broadcast_to(mb, values, target)
+    values = broadcast_to(values, target)
     mode = "add" if accumulate else "update"
     out = mb.scatter_nd(data=x, indices=stacked, updates=values, mode=mode, name=node.name)
     context.add(out, torch_name=node.name)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import frontend, select
+from devicefit.convert.rescue._mil import broadcast_to, frontend, select
 from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
@@ -117,8 +117,8 @@ def masked_scatter(context: Any, node: Any) -> None:
         raise NotImplementedError("masked_scatter needs static shapes of rank 1 or more")
     # the out-of-place form broadcasts x and the mask against each other
     shape = [int(d) for d in np.broadcast_shapes(tuple(x_shape), tuple(mask_shape))]
-    x = _broadcast_to(x, x_shape, shape)
-    mask = _broadcast_to(mb.cast(x=mask, dtype="int32"), mask_shape, shape)
+    x = broadcast_to(x, shape)
+    mask = broadcast_to(mb.cast(x=mask, dtype="int32"), shape)
     flat = mb.reshape(x=mask, shape=[-1])
     # NOTE: an inclusive sum minus the mask, not exclusive=True: coremltools' constant folding of an exclusive
     # cumsum fails (np.zeros(shape, data)) when the mask is a constant
@@ -131,16 +131,3 @@ def masked_scatter(context: Any, node: Any) -> None:
     taken = mb.reshape(x=mb.gather(x=values, indices=numbers, axis=0), shape=shape)
     out = select(cond=mb.cast(x=mask, dtype="bool"), a=taken, b=x)
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
-
-
-def _broadcast_to(var: Any, have: list[int], shape: list[int]) -> Any:
-    """``var`` of static shape ``have`` broadcast to ``shape``: leading axes of size 1, then a tile."""
-    from coremltools.converters.mil.mil import Builder as mb
-
-    if have == shape:
-        return var
-    lifted = [1] * (len(shape) - len(have)) + have
-    if lifted != have:
-        var = mb.reshape(x=var, shape=lifted)
-    reps = [s if m == 1 else 1 for s, m in zip(shape, lifted)]
-    return mb.tile(x=var, reps=reps) if any(r != 1 for r in reps) else var
