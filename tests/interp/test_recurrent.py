@@ -166,3 +166,99 @@ def test_gru_and_rnn_kernels_match_spec():
     last, h_out = recurrent.rnn(t(x), t(h0), t(w_ih1), t(w_hh1), t(b1), activation="relu")
     assert rel_error(last.numpy(), outs[-1][None]) <= 1e-12
     assert rel_error(h_out.numpy(), h) <= 1e-12
+
+
+def _torch_gru(rng, seq=4, batch=2, inp=3, hidden=5):
+    """An nn.GRU with random weights and biases, its MIL [r, o, z] weight stacks, and an input + initial state."""
+    module = torch.nn.GRU(inp, hidden)
+    with torch.no_grad():
+        for p in module.parameters():
+            p.copy_(torch.from_numpy(rng.standard_normal(p.shape).astype(np.float32)))
+
+    def mil(t: torch.Tensor) -> np.ndarray:  # PyTorch stacks [r, z, n]; MIL [r, o, z] (o = n)
+        r, z, n = t.detach().numpy().reshape(3, hidden, -1)
+        return np.concatenate([r, n, z]).reshape(t.shape)
+
+    weights = {k: mil(getattr(module, f"{k}_l0")) for k in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+    x = rng.standard_normal((seq, batch, inp)).astype(np.float32)
+    h0 = rng.standard_normal((batch, hidden)).astype(np.float32)
+    return module, weights, x, h0
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_ios18_gru_reset_after_with_input_bias_is_pytorchs_gru(direction):
+    """iOS18's ``reset_after`` + ``input_bias`` (coremltools' iOS18 parity test): r * (W_ho h + b_ho), as nn.GRU.
+    The kernel refused both inputs at load before."""
+    from coremltools.converters.mil import Builder as mb
+
+    from tests.interp import milprog
+
+    module, w, x, h0 = _torch_gru(np.random.default_rng(18))
+
+    def prog(x, h0):
+        return mb.gru(
+            x=x,
+            initial_h=h0,
+            weight_ih=w["weight_ih"],
+            weight_hh=w["weight_hh"],
+            input_bias=w["bias_ih"],
+            bias=w["bias_hh"],
+            reset_after=True,
+            direction=direction,
+            output_sequence=True,
+        )
+
+    seq, h = milprog.run(prog, {"x": x, "h0": h0}, target="iOS18", op="gru")
+    feed = x[::-1].copy() if direction == "reverse" else x  # a reverse layer reads the sequence back to front
+    want_seq, want_h = module(torch.from_numpy(feed), torch.from_numpy(h0)[None])
+    np.testing.assert_allclose(seq, want_seq.detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(h, want_h[0].detach().numpy(), rtol=1e-5, atol=1e-5)
+
+
+def test_ios18_gru_without_reset_after_sums_the_two_biases():
+    from coremltools.converters.mil import Builder as mb
+
+    from tests.interp import milprog
+
+    _, w, x, h0 = _torch_gru(np.random.default_rng(19))
+
+    def split(x, h0):
+        return mb.gru(
+            x=x,
+            initial_h=h0,
+            weight_ih=w["weight_ih"],
+            weight_hh=w["weight_hh"],
+            input_bias=w["bias_ih"],
+            bias=w["bias_hh"],
+            output_sequence=True,
+        )
+
+    def summed(x, h0):
+        return mb.gru(
+            x=x,
+            initial_h=h0,
+            weight_ih=w["weight_ih"],
+            weight_hh=w["weight_hh"],
+            bias=w["bias_ih"] + w["bias_hh"],
+            output_sequence=True,
+        )
+
+    got = milprog.run(split, {"x": x, "h0": h0}, target="iOS18")
+    want = milprog.run(summed, {"x": x, "h0": h0}, target="iOS17")
+    for g, e in zip(got, want, strict=True):
+        np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)
+
+    # and reset_after changes the answer (the test above is not vacuous)
+    def after(x, h0):
+        return mb.gru(
+            x=x,
+            initial_h=h0,
+            weight_ih=w["weight_ih"],
+            weight_hh=w["weight_hh"],
+            input_bias=w["bias_ih"],
+            bias=w["bias_hh"],
+            reset_after=True,
+            output_sequence=True,
+        )
+
+    assert np.abs(milprog.run(after, {"x": x, "h0": h0}, target="iOS18")[0] - got[0]).max() > 1e-3

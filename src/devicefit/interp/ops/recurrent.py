@@ -162,10 +162,10 @@ def lstm(
     return out, torch.cat([h_f, h_b], dim=-1), torch.cat([c_f, c_b], dim=-1)
 
 
-@register(
-    "gru",
-    attrs={"direction": str_, "output_sequence": bool_, "recurrent_activation": str_, "activation": str_},
-)
+_GRU_ATTRS = {"direction": str_, "output_sequence": bool_, "recurrent_activation": str_, "activation": str_}
+
+
+@register("gru", attrs=_GRU_ATTRS)
 def gru(
     x,
     initial_h,
@@ -179,19 +179,91 @@ def gru(
 ):
     # NOTE: Core ML's gru applies the reset gate to h *before* the recurrent matmul (W_ho (r * h)), unlike
     # PyTorch (r * (W_hn h + b_hn)); that is why the torch frontend lowers nn.GRU to a while_loop instead.
+    return _gru(
+        x,
+        initial_h,
+        weight_ih,
+        weight_hh,
+        bias,
+        None,
+        direction,
+        output_sequence,
+        recurrent_activation,
+        activation,
+        reset_after=False,
+    )
+
+
+@register("gru", since="iOS18", attrs={**_GRU_ATTRS, "reset_after": bool_})
+def gru_ios18(
+    x,
+    initial_h,
+    weight_ih,
+    weight_hh,
+    bias=None,
+    direction="forward",
+    output_sequence=False,
+    recurrent_activation="sigmoid",
+    activation="tanh",
+    reset_after=False,
+    input_bias=None,
+):
+    # iOS18 adds ``input_bias`` (b_i[r|o|z], beside ``bias``, then the hidden biases b_h[r|o|z]) and
+    # ``reset_after``: o = act(W_io x + b_io + r * (W_ho h + b_ho)), PyTorch's nn.GRU (coremltools' iOS18
+    # ``test_pytorch_parity`` builds nn.GRU's weights this way; it is marked xfail on the runtime,
+    # rdar://128479517, so a device may differ). Without it, the iOS15 gru with both biases summed.
+    return _gru(
+        x,
+        initial_h,
+        weight_ih,
+        weight_hh,
+        bias,
+        input_bias,
+        direction,
+        output_sequence,
+        recurrent_activation,
+        activation,
+        reset_after,
+    )
+
+
+def _gru(
+    x,
+    initial_h,
+    weight_ih,
+    weight_hh,
+    bias,
+    input_bias,
+    direction,
+    output_sequence,
+    recurrent_activation,
+    activation,
+    reset_after,
+):
     rec, act = _act(recurrent_activation), _act(activation)
     hidden = weight_hh.shape[1]
     w_hr, w_ho, w_hz = weight_hh.split(hidden)
     x_proj = torch.matmul(x, weight_ih.T)
+    if input_bias is not None:
+        x_proj = x_proj + input_bias
+    b_ho = None
     if bias is not None:
-        x_proj = x_proj + bias
+        if reset_after:  # the candidate's hidden bias goes inside the reset: r * (W_ho h + b_ho)
+            b_hr, b_ho, b_hz = bias.split(hidden)
+            x_proj = x_proj + torch.cat([b_hr, torch.zeros_like(b_ho), b_hz])
+        else:
+            x_proj = x_proj + bias
     h = initial_h
     outs = []
     for t in _steps(x.shape[0], direction == "reverse"):
         x_r, x_o, x_z = x_proj[t].split(hidden, dim=-1)
         r = rec(x_r + h @ w_hr.T)
         z = rec(x_z + h @ w_hz.T)
-        o = act(x_o + (r * h) @ w_ho.T)
+        if reset_after:
+            h_o = h @ w_ho.T
+            o = act(x_o + r * (h_o if b_ho is None else h_o + b_ho))
+        else:
+            o = act(x_o + (r * h) @ w_ho.T)
         h = (1 - z) * o + z * h
         outs.append(h)
     seq = torch.stack(outs)
