@@ -11,7 +11,9 @@ model, in this order:
 3. the op that computes the output in the program: walking back through ops that keep the axes (casts,
    resizes, softmax, bias adds, slices) to a ``conv`` / ``conv_transpose`` head (channels on axis 1: Core ML
    convolutions are channel-first), a ``linear`` / ``matmul`` head (last axis), or a ``softmax`` (its axis),
-   following ``transpose`` permutations on the way;
+   following ``transpose`` permutations on the way; an output a normalisation or a hidden activation computes
+   (``layer_norm``, ``relu``, ``gelu``, ``tanh``...) holds features and gets no top-k unless its name says
+   scores;
 4. otherwise rank-2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
    gets no top-k (unknown is reported as such, never guessed from the shape).
 """
@@ -37,13 +39,22 @@ SCORE_NAME = re.compile(r"logit|score|prob|class|pred(?!_?box)")
 # slicing): the class axis of their output is the class axis of their data input.
 _AXIS_KEEPING = frozenset(
     {
-        "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "relu", "sigmoid",
-        "tanh", "log_softmax", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
+        "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "sigmoid", "log_softmax", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
         "resize_bilinear", "resize_nearest_neighbor", "resize", "crop", "slice_by_index", "slice_by_size", "pad",
     }
 )  # fmt: skip
 _CHANNEL_FIRST_HEADS = frozenset({"conv", "conv_transpose"})
 _LAST_AXIS_HEADS = frozenset({"linear", "matmul"})
+# Ops that make features, not class scores, when they compute an output: a normalisation over the feature
+# axis (a transformer's final LayerNorm, an L2-normalised embedding) or a hidden activation (a pooler's tanh,
+# a backbone's ReLU feature map). A classifier's scores leave a linear / conv head raw, or through a softmax /
+# sigmoid; top-k over such features (an unnamed N x L x 384 hidden state) measures nothing a user ships on.
+_FEATURE_OPS = frozenset(
+    {
+        "layer_norm", "l2_norm", "local_response_norm", "relu", "relu6", "leaky_relu", "gelu", "silu",
+        "elu", "tanh", "softplus", "softsign", "scaled_tanh", "prelu", "thresholded_relu",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,7 +96,7 @@ def parse_class_axes(specs: list[str] | None) -> dict[str, int | None]:
 
 
 def head_axes(program: Any) -> dict[str, ClassAxis]:
-    """Output name -> the class axis its computing op implies (outputs without evidence are left out)."""
+    """Output name -> the class axis its computing op implies (axis None: features; no evidence: left out)."""
     block = program.plan.block
     producer = {name: step for step in block.steps for name in step.outputs}
     found: dict[str, ClassAxis] = {}
@@ -118,6 +129,9 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
             axis, why = rank - 1, f"{step.op_type} head ({step.outputs[0]})"
         elif step.op_type == "softmax" and "axis" in step.consts:
             axis, why = int(step.consts["axis"]) % rank, f"softmax ({step.outputs[0]})"
+        elif step.op_type in _FEATURE_OPS:
+            why = f"computed by {step.op_type} ({step.outputs[0]}): features, not class scores"
+            return ClassAxis(None, why, _rank(producer[start], producer[start].outputs.index(start)))
         elif step.op_type == "transpose" and "perm" in step.consts:
             perms.append([int(p) % rank for p in step.consts["perm"]])
             name = step.ctx.input_names.get("x")
@@ -181,8 +195,11 @@ def decide(
     says_scores = labelled or bool(SCORE_NAME.search(lowered))
     if not says_scores and FEATURE_NAME.search(lowered):
         return ClassAxis(None, "named as features")
-    if head is not None and head.axis is not None and head.rank in (None, ref.ndim):
-        return _sized(ref, head.axis, head.evidence)
+    if head is not None and head.rank in (None, ref.ndim):
+        if head.axis is not None:
+            return _sized(ref, head.axis, head.evidence)
+        if not says_scores:
+            return ClassAxis(None, head.evidence)
     if ref.ndim <= 2:
         return _sized(ref, ref.ndim - 1, "last axis")
     return ClassAxis(None, "class axis unknown (pass --class-axis NAME:AXIS)")
