@@ -76,6 +76,7 @@ def load_dataset(source: Any, options: CheckOptions) -> Any:
         generated.origin = f"{generated.origin} (the first sample is the model's own example input)"
         if has_reference(source):
             if any(_is_int(s.dtype) for s in specs):
+                _fit_index_columns(source, generated, options.seed)
                 _drop_refused(source, generated)
             _drop_nonfinite(source, generated)
     return generated
@@ -83,6 +84,14 @@ def load_dataset(source: Any, options: CheckOptions) -> Any:
 
 def _is_int(dtype: Any) -> bool:
     return str(dtype).startswith(("int", "uint"))  # InputSpec dtypes are numpy names: int32, int64
+
+
+def _fit_index_columns(source: Any, dataset: Any, seed: int) -> None:
+    """Keep generated integer columns inside the tables they index (check/index_ranges.py), with a note."""
+    from devicefit.check.index_ranges import column_bounds, fit_generated
+
+    bounds = column_bounds(source, dataset.feeds[0])
+    dataset.notes.extend(fit_generated(dataset, bounds, seed))
 
 
 def _drop_refused(source: Any, dataset: Any) -> None:
