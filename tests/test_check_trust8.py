@@ -148,3 +148,47 @@ def test_categorical_columns_get_the_range_of_their_own_table(tmp_path, shared):
     assert cats[..., 1].max() > 20  # the wide column keeps the example's wide range
     note = " ".join(data.notes)
     assert "'x_cat'" in note and "column 0 indexes a table of" in note and "column 1" not in note
+
+
+# ---------------------------------------------------------------- a float16 example input to a float32 model
+
+FOURIER = """
+import torch
+from torch import nn
+
+
+class Fourier(nn.Module):
+    # NeRF-style positional encoding: sin / cos of the input at 1 .. 512 times its value, then an MLP
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.register_buffer("freqs", 2.0 ** torch.arange(10))
+        self.mlp = nn.Sequential(nn.Linear(3 * 20, 32), nn.ReLU(), nn.Linear(32, 4))
+
+    def forward(self, xyz):
+        x = xyz.float()[..., None] * self.freqs
+        return self.mlp(torch.cat([torch.sin(x), torch.cos(x)], -1).flatten(-2))
+
+
+def make_model():
+    return Fourier().eval(), torch.rand(64, 3).half()
+"""
+
+
+def test_a_float16_example_input_is_fed_as_float16_values_to_both_sides_with_a_note(tmp_path):
+    """PyTorch took the input as float16 (its example's dtype) and rounded every generated sample; the converted
+    model declares float32 and computed on the unrounded values: "conversion problem ... SNR 31.0 dB" for an
+    exact conversion, and nothing said the input types differ."""
+    from devicefit.check import CheckOptions, run_check
+
+    path = tmp_path / "fourier.py"
+    path.write_text(FOURIER)
+    result = run_check(CheckOptions(model=str(path), samples=4, repair=False, devices=["iphone-12"]))
+    fidelity = result.questions["conversion_fidelity"]
+    assert fidelity.passed, result.verdicts["numerics"].reason
+    assert fidelity.comparison.worst("snr_db") > 60.0
+    note = next(w for w in result.warnings if "float16" in w)
+    assert "'xyz'" in note and "float32" in note
+    for feeds in result.dataset.feeds:  # the values a float16 input holds, as the float32 Core ML declares
+        xyz = feeds["xyz"]
+        assert xyz.dtype == np.float32 and np.array_equal(xyz, xyz.astype(np.float16).astype(np.float32))

@@ -50,6 +50,37 @@ def load_model(options: CheckOptions) -> Any:
 
 def load_dataset(source: Any, options: CheckOptions) -> Any:
     """Validation samples; loaded before converting so bad data fails fast."""
+    dataset = _samples(source, options)
+    _round_half_inputs(list(source.input_specs), dataset, noted=has_reference(source))
+    return dataset
+
+
+def _round_half_inputs(specs: list[Any], dataset: Any, noted: bool) -> None:
+    """Feed both sides the float16 values a float16 input holds, as float32, with a note naming the input.
+
+    NOTE: a float16 example to a float32 model (one that casts its input) makes the input float16 to PyTorch (the reference rounds every sample to fp16),
+    while the converted model declares float32 there (Core ML inputs are float32 unless converted with an fp16
+    input type). Fed float32 samples, Core ML computed on values PyTorch never saw: a NeRF-style encoding
+    (sin of 512x the input) read 31 dB and a "conversion problem" for an exact conversion.
+    """
+    halves = [s.name for s in specs if str(s.dtype) == "float16"]
+    if not halves or not dataset.feeds:
+        return
+    for feeds in dataset.feeds:
+        for name in halves:
+            if name in feeds:
+                feeds[name] = np.asarray(feeds[name]).astype(np.float16).astype(np.float32)
+    if not noted:  # a Core ML source declares float16 itself: its inputs hold exactly these values
+        return
+    named = ", ".join(repr(n) for n in halves)
+    dataset.notes.append(
+        f"input {named} is float16 in the model's example, and the converted model takes float32 there (Core ML's "
+        "input type for float tensors): check fed PyTorch and Core ML the same float16 values; the app passes "
+        "them as float32"
+    )
+
+
+def _samples(source: Any, options: CheckOptions) -> Any:
     from devicefit.sources import data as data_mod
 
     specs = list(source.input_specs)
