@@ -192,3 +192,75 @@ def test_a_float16_example_input_is_fed_as_float16_values_to_both_sides_with_a_n
     for feeds in result.dataset.feeds:  # the values a float16 input holds, as the float32 Core ML declares
         xyz = feeds["xyz"]
         assert xyz.dtype == np.float32 and np.array_equal(xyz, xyz.astype(np.float16).astype(np.float32))
+
+
+# ---------------------------------------------------------------- integer / boolean outputs, all-zero outputs
+
+MASKS = """
+import torch
+from torch import nn
+
+
+class Gate(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 64)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y, y > 0  # scores and the mask of the positive ones
+
+
+def make_model():
+    return Gate().eval(), torch.randn(4, 16)
+"""
+
+
+def test_a_boolean_output_is_judged_by_exact_match_not_relative_error(tmp_path):
+    """Core ML returns the mask as float 0/1, and the fp16-vs-fp32 question judged it by relative error: one bit
+    of 4096 flipped at a score within fp16 rounding of 0 read 'fp16 compute precision loss, max relative error
+    1 on output_1'."""
+    from devicefit.check import CheckOptions, run_check
+
+    path = tmp_path / "gate.py"
+    path.write_text(MASKS)
+    result = run_check(CheckOptions(model=str(path), repair=False, devices=["iphone-12"]))
+    assert result.verdicts["numerics"].status == "pass", result.verdicts["numerics"].reason
+    for question in result.questions.values():
+        mask = question.comparison.outputs[1].metrics
+        assert set(mask) == {"max_abs_error", "exact_match"}, mask
+        assert mask["exact_match"].value >= 0.99
+
+
+def test_exact_match_fails_a_mask_that_is_wrong():
+    from devicefit.compare.validate import compare
+
+    rng = np.random.default_rng(0)
+    ref = rng.standard_normal((8, 512)) > 0
+    wrong = ref.copy()
+    wrong[:, ::20] = ~wrong[:, ::20]  # 5% of the bits
+    result = compare("fp16", {"mask": ref}, {"mask": wrong.astype(np.float32)}, "pytorch")
+    assert not result.passed
+    assert result.headline().startswith("exact match 0.9492 (>= 0.99)"), result.headline()
+    # the same float 0/1 values named discrete by the caller (Core ML has no bool outputs)
+    floats = compare(
+        "compute", {"m": ref.astype(np.float32)}, {"m": wrong.astype(np.float32)}, "x", discrete={"m"}
+    )
+    assert "exact_match" in floats.outputs[0].metrics and not floats.passed
+
+
+def test_an_all_zero_reference_is_compared_absolutely():
+    """PyTorch's exact 0 against a 1e-7 residue read cosine 0 and SNR -inf: a FAIL of nothing."""
+    from devicefit.compare.validate import compare
+
+    zero = np.zeros((4, 32))
+    residue = compare("fp32", {"z": zero}, {"z": zero + 1e-7}, "pytorch")
+    assert residue.passed, residue.headline()
+    metrics = residue.outputs[0].metrics
+    assert metrics["cosine_similarity"].value is None and metrics["snr_db"].value is None
+    assert "all zero" in metrics["snr_db"].details["reason"]
+    garbage = compare("fp32", {"z": zero}, {"z": zero + 0.5}, "pytorch")
+    assert not garbage.passed and garbage.headline().startswith("max relative error 0.5"), garbage.headline()
+    same = compare("fp32", {"z": zero}, {"z": zero}, "pytorch").outputs[0].metrics
+    assert same["snr_db"].value == np.inf and same["cosine_similarity"].value == 1.0

@@ -74,7 +74,7 @@ def _round_half_inputs(specs: list[Any], dataset: Any, noted: bool) -> None:
         return
     named = ", ".join(repr(n) for n in halves)
     dataset.notes.append(
-        f"input {named} is float16 in the model's example, and the converted model takes float32 there (Core ML's "
+        f"input {named} is float16 to the PyTorch model, and the converted model takes float32 there (Core ML's "
         "input type for float tensors): check fed PyTorch and Core ML the same float16 values; the app passes "
         "them as float32"
     )

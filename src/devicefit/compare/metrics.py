@@ -102,10 +102,15 @@ def max_abs_error(reference: Any, candidate: Any, tol: float | None = None) -> M
 
 @metric("max_rel_error")
 def max_rel_error(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
-    """max |candidate - reference| / max |reference|: error relative to the output's scale."""
+    """max |candidate - reference| / max |reference|: error relative to the output's scale.
+
+    An all-zero reference has no scale: the error is then absolute (a 1e-7 residue where PyTorch computes an
+    exact 0 is not an error of 1e23).
+    """
     r, c = _pair(reference, candidate)
     diff = np.abs(c - r)
-    scale = max(float(np.abs(r).max(initial=0.0)), 1e-30)
+    peak = float(np.abs(r).max(initial=0.0))
+    scale = peak if peak > 0.0 else 1.0
     value = float(np.nan if np.isnan(diff).any() else diff.max(initial=0.0) / scale)
     return MetricResult("max_rel_error", value, tol, higher_is_better=False)
 
@@ -125,10 +130,15 @@ def _decibels(signal_power: float, noise_power: float) -> float:
     return -math.inf if ratio == 0.0 else 10.0 * math.log10(ratio)
 
 
+_ALL_ZERO = "the reference is all zero: undefined; max_rel_error compares absolutely"
+
+
 @metric("snr_db")
 def snr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
     """Signal-to-noise ratio 10·log10(Σ reference² / Σ (candidate - reference)²), in dB (inf when equal)."""
     r, c = _pair(reference, candidate)
+    if not r.any() and c.any() and np.isfinite(c).all():  # no signal: no ratio (max_rel_error judges it)
+        return MetricResult("snr_db", None, tol, True, {"reason": _ALL_ZERO})
     value = _decibels(float(np.sum(r**2)), float(np.sum((c - r) ** 2)))
     return MetricResult("snr_db", value, tol, higher_is_better=True)
 
@@ -152,7 +162,9 @@ def cosine_similarity(reference: Any, candidate: Any, tol: float | None = None) 
         value = math.nan  # NOTE: an inf / NaN output has no angle; NaN fails the bound (inf / inf warned)
     elif nr == 0.0 and nc == 0.0:
         value = 1.0
-    elif nr == 0.0 or nc == 0.0:
+    elif nr == 0.0:  # no direction to compare with (max_rel_error judges it, absolute)
+        return MetricResult("cosine_similarity", None, tol, True, {"reason": _ALL_ZERO})
+    elif nc == 0.0:
         value = 0.0
     else:
         value = float(r.ravel() @ c.ravel() / (nr * nc))
@@ -308,6 +320,20 @@ def accuracy(labels: Any, scores: Any, tol: float | None = None, axis: int = -1)
         raise ValueError(f"{len(y)} labels for {len(s)} predicted samples")
     value = float((s.argmax(axis=1) == y).mean()) if len(y) else math.nan
     return MetricResult("accuracy", value, tol, higher_is_better=True, details={"samples": len(y)})
+
+
+def exact_match(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
+    """Fraction of elements equal to the reference's, for outputs holding integers or booleans (ids, masks, counts).
+
+    A mask bit or an id is right or wrong: cosine and relative errors of 0/1 values say nothing (one flipped
+    bit of 4096 is a max relative error of 1). Not in :data:`METRICS` (:func:`devicefit.compare.validate.compare`
+    applies it to the outputs PyTorch returns as integers or booleans).
+    """
+    r, c = _pair(reference, candidate)
+    same = r == c  # NOTE: NaN never equals: a NaN where an id belongs is a mismatch
+    value = float(same.mean()) if same.size else None
+    details = {"elements": int(same.size), "mismatched": int((~same).sum())}
+    return MetricResult("exact_match", value, tol, True, details)
 
 
 def index_agreement(
