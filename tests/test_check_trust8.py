@@ -264,3 +264,35 @@ def test_an_all_zero_reference_is_compared_absolutely():
     assert not garbage.passed and garbage.headline().startswith("max relative error 0.5"), garbage.headline()
     same = compare("fp32", {"z": zero}, {"z": zero}, "pytorch").outputs[0].metrics
     assert same["snr_db"].value == np.inf and same["cosine_similarity"].value == 1.0
+
+
+# ---------------------------------------------------------------- the outside-model contract at check's default samples
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["FCOS head (per-level Scale, top-k, no NMS)", "VQ-VAE codebook (argmin)"])
+def test_fcos_and_vqvae_fail_at_checks_default_sample_count_on_a_true_fp16_problem(tmp_path, name):
+    """The contract (tests/corpus/test_outside3.py: check_holds) runs on 2 samples: 16 doubles each model's time
+    (the 16 fast round-6 models: 65 s -> 131 s on 2 shared cores). At check's default 16 samples these two FAIL
+    on fp16 flipping near-tied picks (FCOS's top-k boxes, VQ-VAE's nearest codes): measured here, the package
+    in fp16 is off PyTorch by more than the 30 dB bound, while the float32 conversion is faithful."""
+    import dataclasses
+
+    from devicefit import interp
+    from devicefit.check import CheckOptions
+    from devicefit.check.sources import load_dataset
+    from devicefit.check.types import DEFAULT_GENERATED_SAMPLES
+    from devicefit.sources import load_source
+    from tests.corpus.outside6 import OUTSIDE6
+    from tests.corpus.test_outside3 import FIDELITY, STORAGE, _worst_error, check_holds, spec_of
+
+    model = dataclasses.replace(next(m for m in OUTSIDE6 if m.name == name), numerics="fail")
+    samples = DEFAULT_GENERATED_SAMPLES
+    errors = check_holds(model, tmp_path, fail_names_place=True, samples=samples)
+    assert errors["fidelity"][0] < FIDELITY, errors
+    source = load_source(spec_of(model))
+    dataset = load_dataset(source, CheckOptions(model=spec_of(model), samples=samples))
+    fp16, output = _worst_error(
+        source, dataset, interp.load(str(tmp_path / "out" / "model.mlpackage")), "fp16"
+    )
+    assert fp16 > STORAGE, (fp16, output)
