@@ -87,6 +87,52 @@ def test_features_out_of_a_norm_or_activation_get_no_topk(tail):
     assert decide(name, np.zeros((4, 48), np.float32), pooled, labelled=True).axis == 1
 
 
+class _Pooled(torch.nn.Module):
+    """A sentence embedding: the final LayerNorm's token features pooled to N x 48 (mean, masked mean, first)."""
+
+    def __init__(self, pool: str):
+        super().__init__()
+        torch.manual_seed(0)
+        self.proj, self.norm, self.pool = torch.nn.Linear(16, 48), torch.nn.LayerNorm(48), pool
+
+    def forward(self, x):
+        h = self.norm(self.proj(x))
+        if self.pool == "mean":
+            return h.mean(1)
+        if self.pool == "masked":
+            mask = (x[..., :1] > -5).float()
+            return (h * mask).sum(1) / mask.sum(1)
+        return h[:, 0]
+
+
+@pytest.mark.parametrize("pool", ["mean", "masked", "first"])
+def test_pooled_features_get_no_topk(pool):
+    """A pooled embedding (rank 2, no name) got the rank-2 default: top-k over its 48 features."""
+    from devicefit import interp
+    from devicefit.compare.class_axis import decide, head_axes
+    from tests.helpers import convert
+
+    program = interp.load(convert(_Pooled(pool), torch.randn(1, 5, 16)))
+    (name,) = [o.name for o in program.outputs]
+    head = head_axes(program).get(name)
+    assert head is not None and head.axis is None and "layer_norm" in head.evidence, head
+    assert decide(name, np.zeros((4, 48), np.float32), head).axis is None
+
+
+def test_a_pooled_or_reshaped_head_falls_back_to_the_shape_rules():
+    """A conv head's class maps averaged to N x C (network-in-network) keeps top-k by the rank-2 rule."""
+    from devicefit import interp
+    from devicefit.compare.class_axis import decide, head_axes
+    from tests.helpers import convert
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 5, 1))
+    pooled = torch.nn.Sequential(net, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
+    program = interp.load(convert(pooled, torch.randn(1, 3, 8, 8)))
+    (name,) = [o.name for o in program.outputs]
+    assert name not in head_axes(program)
+    assert decide(name, np.zeros((4, 5), np.float32), head_axes(program).get(name)).axis == 1
+
+
 def test_a_linear_head_still_gets_topk():
     from devicefit import interp
     from devicefit.compare.class_axis import head_axes

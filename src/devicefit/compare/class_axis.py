@@ -13,7 +13,7 @@ model, in this order:
    convolutions are channel-first), a ``linear`` / ``matmul`` head (last axis), or a ``softmax`` (its axis),
    following ``transpose`` permutations on the way; an output a normalisation or a hidden activation computes
    (``layer_norm``, ``relu``, ``gelu``, ``tanh``...) holds features and gets no top-k unless its name says
-   scores;
+   scores, also once pooled or reshaped (a sentence embedding: the mean or first token of hidden states);
 4. otherwise rank-2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
    gets no top-k (unknown is reported as such, never guessed from the shape).
 """
@@ -41,6 +41,13 @@ _AXIS_KEEPING = frozenset(
     {
         "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "sigmoid", "log_softmax", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
         "resize_bilinear", "resize_nearest_neighbor", "resize", "crop", "slice_by_index", "slice_by_size", "pad",
+    }
+)  # fmt: skip
+# Ops that pool or reshape: features stay features through them (a sentence embedding is the mean, or the
+# first token, of a LayerNorm's hidden states), but a head's class axis is not followed through them.
+_RESHAPING = frozenset(
+    {
+        "reduce_mean", "reduce_sum", "reduce_max", "reduce_min", "gather", "squeeze", "expand_dims", "reshape",
     }
 )  # fmt: skip
 _CHANNEL_FIRST_HEADS = frozenset({"conv", "conv_transpose"})
@@ -116,6 +123,7 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
     """Walk back from ``name`` to the head op; ``axis`` maps the head's class axis through transposes."""
     perms: list[list[int]] = []  # transposes met walking back, outermost first
     start = name
+    reshaped = False  # a pooling / reshaping op was met: only feature evidence still says something
     for _ in range(64):  # heads sit a few ops before the output; a long chain is not a head
         step = producer.get(name)
         if step is None:
@@ -123,6 +131,8 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
         rank = _rank(step)
         if rank is None:
             return None
+        if reshaped and step.op_type not in _FEATURE_OPS | _RESHAPING | _AXIS_KEEPING | {"transpose"}:
+            return None  # a head's axis does not survive a pooling or a reshape (the shape rules decide)
         if step.op_type in _CHANNEL_FIRST_HEADS and rank >= 3:
             axis, why = 1, f"{step.op_type} head ({step.outputs[0]})"
         elif step.op_type in _LAST_AXIS_HEADS:
@@ -136,8 +146,15 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
             perms.append([int(p) % rank for p in step.consts["perm"]])
             name = step.ctx.input_names.get("x")
             continue
+        elif step.op_type in _RESHAPING:
+            reshaped, name = True, step.ctx.input_names.get("x")
+            if not isinstance(name, str) or "x" in step.consts:
+                return None
+            continue
         elif step.op_type in _AXIS_KEEPING:
-            source = _data_input(step, producer, rank)
+            source = _data_input(step, producer, None if reshaped else rank)
+            if source is None and step.op_type.startswith("slice_by"):  # a slice that drops an axis (h[:, 0])
+                reshaped, source = True, _data_input(step, producer, None)
             if source is None:
                 return None
             name = source
@@ -151,12 +168,12 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
     return None
 
 
-def _data_input(step: Any, producer: dict[str, Any], rank: int) -> str | None:
-    """The computed (non-constant) input of the output's rank: the tensor whose axes the output keeps."""
+def _data_input(step: Any, producer: dict[str, Any], rank: int | None) -> str | None:
+    """The computed (non-constant) input of the output's rank (any rank: None): the tensor whose axes it keeps."""
     for param in ("x", "y"):
         source = step.ctx.input_names.get(param)
         if isinstance(source, str) and param not in step.consts and source in producer:
-            if _rank(producer[source], producer[source].outputs.index(source)) == rank:
+            if rank is None or _rank(producer[source], producer[source].outputs.index(source)) == rank:
                 return source
     return None
 

@@ -212,6 +212,11 @@ def top_noise(reference_rows: Any, candidate_rows: Any, k: int) -> float:
     return score_noise(np.take_along_axis(r, top, axis=1), np.take_along_axis(c, top, axis=1))
 
 
+def tie_noise(reference_rows: Any, candidate_rows: Any, k: int) -> float:
+    """The noise top-k's near-tie window uses: the whole output's or the top scores' (:func:`top_noise`), the larger."""
+    return max(score_noise(reference_rows, candidate_rows), top_noise(reference_rows, candidate_rows, k))
+
+
 def topk_accepted(
     reference_rows: np.ndarray,
     k: int,
@@ -256,7 +261,7 @@ def topk_agreement(
     if r.ndim == 0 or r.shape[axis] <= k:
         return MetricResult(name, None, tol, details={"reason": f"needs more than {k} classes"})
     rr, cr = _rows(r, axis), _rows(c, axis)
-    noise = max(score_noise(rr, cr), top_noise(rr, cr, k))
+    noise = tie_noise(rr, cr, k)
     accepted = topk_accepted(rr, k, noise, tie_rtol, tie_atol, noise_z, tie_cap)
     # NOTE: argsort of -x puts NaN last, so a NaN candidate row picks arbitrary classes and mostly disagrees.
     cand_top = np.argsort(-np.nan_to_num(cr, nan=-np.inf), axis=1, kind="stable")[:, :k]
