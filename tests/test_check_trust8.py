@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from devicefit.compare.class_axis import ClassAxis
-from devicefit.compare.metrics import snr_db, topk_agreement
+from devicefit.compare.metrics import METRICS, snr_db, topk_agreement
 
 # ---------------------------------------------------------------- top-k: noise at the top, features get none
 
@@ -303,9 +303,15 @@ def test_an_all_zero_reference_is_compared_absolutely():
     zero = np.zeros((4, 32))
     residue = compare("fp32", {"z": zero}, {"z": zero + 1e-7}, "pytorch")
     assert residue.passed, residue.headline()
-    metrics = residue.outputs[0].metrics
-    assert metrics["cosine_similarity"].value is None and metrics["snr_db"].value is None
-    assert "all zero" in metrics["snr_db"].details["reason"]
+    assert set(residue.outputs[0].metrics) == {
+        "max_abs_error",
+        "max_rel_error",
+        "top1_agreement",
+        "top5_agreement",
+    }
+    snr = METRICS["snr_db"](zero, zero + 1e-7)
+    assert snr.value is None and "all zero" in snr.details["reason"]
+    assert METRICS["cosine_similarity"](zero, zero + 1e-7).value is None
     garbage = compare("fp32", {"z": zero}, {"z": zero + 0.5}, "pytorch")
     assert not garbage.passed and garbage.headline().startswith("max relative error 0.5"), garbage.headline()
     same = compare("fp32", {"z": zero}, {"z": zero}, "pytorch").outputs[0].metrics

@@ -149,6 +149,8 @@ def psnr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricR
     r, c = _pair(reference, candidate)
     mse = float(np.mean((c - r) ** 2)) if r.size else 0.0
     peak = float(r.max() - r.min()) if r.size else 0.0
+    if peak == 0.0 and 0.0 < mse < math.inf:  # a constant reference has no range: no peak ratio
+        return MetricResult("psnr_db", None, tol, True, {"reason": "the reference is constant: undefined"})
     # amplitudes, not powers (peak**2 would overflow for huge ranges): 20·log10(a/b) = 2 · 10·log10(a/b)
     return MetricResult("psnr_db", 2.0 * _decibels(peak, math.sqrt(mse)), tol, higher_is_better=True)
 
