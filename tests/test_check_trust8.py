@@ -60,15 +60,18 @@ class _Encoder(torch.nn.Module):
             return self.norm(y)
         if self.tail == "gelu":
             return torch.nn.functional.gelu(y)
-        if self.tail == "tanh":
-            return torch.tanh(y) * 2.0
+        if self.tail == "silu":
+            return torch.nn.functional.silu(y) * 2.0
+        if self.tail == "softcap":  # Gemma 2's logit soft-capping keeps the linear head's class axis
+            return torch.tanh(y / 30.0) * 30.0
         return y
 
 
-@pytest.mark.parametrize("tail", ["layer_norm", "gelu", "tanh"])
+@pytest.mark.parametrize("tail", ["layer_norm", "gelu", "silu"])
 def test_features_out_of_a_norm_or_activation_get_no_topk(tail):
-    """An unnamed hidden state computed by a final LayerNorm / GELU / tanh got top-k over its hidden units (the
-    rank-2 default, or a linear head traced through tanh); near-tied features then failed top-1 at a good SNR."""
+    """An unnamed hidden state computed by a final LayerNorm / GELU / SiLU got top-k over its hidden units (the
+    rank-2 default, or a linear head traced through an activation); near-tied features then failed top-1 at a
+    good SNR."""
     from devicefit import interp
     from devicefit.compare.class_axis import decide, head_axes
     from tests.helpers import convert
@@ -138,9 +141,10 @@ def test_a_linear_head_still_gets_topk():
     from devicefit.compare.class_axis import head_axes
     from tests.helpers import convert
 
-    program = interp.load(convert(_Encoder("linear"), torch.randn(1, 5, 16)))
-    (name,) = [o.name for o in program.outputs]
-    assert head_axes(program)[name].axis == 2
+    for tail in ("linear", "softcap"):
+        program = interp.load(convert(_Encoder(tail), torch.randn(1, 5, 16)))
+        (name,) = [o.name for o in program.outputs]
+        assert head_axes(program)[name].axis == 2, tail
 
 
 # ---------------------------------------------------------------- integer inputs: one range per table, not per tensor

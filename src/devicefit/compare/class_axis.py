@@ -12,7 +12,7 @@ model, in this order:
    resizes, softmax, bias adds, slices) to a ``conv`` / ``conv_transpose`` head (channels on axis 1: Core ML
    convolutions are channel-first), a ``linear`` / ``matmul`` head (last axis), or a ``softmax`` (its axis),
    following ``transpose`` permutations on the way; an output a normalisation or a hidden activation computes
-   (``layer_norm``, ``relu``, ``gelu``, ``tanh``...) holds features and gets no top-k unless its name says
+   (``layer_norm``, ``relu``, ``gelu``, ``silu``...) holds features and gets no top-k unless its name says
    scores, also once pooled or reshaped (a sentence embedding: the mean or first token of hidden states);
 4. otherwise rank-2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
    gets no top-k (unknown is reported as such, never guessed from the shape).
@@ -39,7 +39,8 @@ SCORE_NAME = re.compile(r"logit|score|prob|class|pred(?!_?box)")
 # slicing): the class axis of their output is the class axis of their data input.
 _AXIS_KEEPING = frozenset(
     {
-        "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "sigmoid", "log_softmax", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
+        "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "sigmoid", "log_softmax",
+        "tanh", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
         "resize_bilinear", "resize_nearest_neighbor", "resize", "crop", "slice_by_index", "slice_by_size", "pad",
     }
 )  # fmt: skip
@@ -53,13 +54,14 @@ _RESHAPING = frozenset(
 _CHANNEL_FIRST_HEADS = frozenset({"conv", "conv_transpose"})
 _LAST_AXIS_HEADS = frozenset({"linear", "matmul"})
 # Ops that make features, not class scores, when they compute an output: a normalisation over the feature
-# axis (a transformer's final LayerNorm, an L2-normalised embedding) or a hidden activation (a pooler's tanh,
-# a backbone's ReLU feature map). A classifier's scores leave a linear / conv head raw, or through a softmax /
-# sigmoid; top-k over such features (an unnamed N x L x 384 hidden state) measures nothing a user ships on.
+# axis (a transformer's final LayerNorm, an L2-normalised embedding) or a hidden activation (a backbone's ReLU
+# feature map). A classifier's scores leave a linear / conv head raw, or through a softmax / sigmoid; top-k
+# over such features (an unnamed N x L x 384 hidden state) measures nothing a user ships on.
+# NOTE: not tanh: logit soft-capping (Gemma 2's 30 * tanh(logits / 30)) keeps the head's class axis.
 _FEATURE_OPS = frozenset(
     {
         "layer_norm", "l2_norm", "local_response_norm", "relu", "relu6", "leaky_relu", "gelu", "silu",
-        "elu", "tanh", "softplus", "softsign", "scaled_tanh", "prelu", "thresholded_relu",
+        "elu", "softplus", "softsign", "prelu", "thresholded_relu",
     }
 )  # fmt: skip
 
