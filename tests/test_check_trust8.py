@@ -123,12 +123,14 @@ def test_pooled_features_get_no_topk(pool):
 
 
 def test_a_pooled_or_reshaped_head_falls_back_to_the_shape_rules():
-    """A conv head's class maps averaged to N x C (network-in-network) keeps top-k by the rank-2 rule."""
+    """A conv head's class maps, ReLU'd and averaged to N x C (SqueezeNet), keep top-k by the rank-2 rule."""
     from devicefit import interp
     from devicefit.compare.class_axis import decide, head_axes
     from tests.helpers import convert
 
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 5, 1))
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 8, 3), torch.nn.ReLU(), torch.nn.Conv2d(8, 5, 1), torch.nn.ReLU()
+    )
     pooled = torch.nn.Sequential(net, torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten())
     program = interp.load(convert(pooled, torch.randn(1, 3, 8, 8)))
     (name,) = [o.name for o in program.outputs]

@@ -40,7 +40,7 @@ SCORE_NAME = re.compile(r"logit|score|prob|class|pred(?!_?box)")
 _AXIS_KEEPING = frozenset(
     {
         "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "sigmoid", "log_softmax",
-        "tanh", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
+        "tanh", "relu", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
         "resize_bilinear", "resize_nearest_neighbor", "resize", "crop", "slice_by_index", "slice_by_size", "pad",
     }
 )  # fmt: skip
@@ -54,14 +54,14 @@ _RESHAPING = frozenset(
 _CHANNEL_FIRST_HEADS = frozenset({"conv", "conv_transpose"})
 _LAST_AXIS_HEADS = frozenset({"linear", "matmul"})
 # Ops that make features, not class scores, when they compute an output: a normalisation over the feature
-# axis (a transformer's final LayerNorm, an L2-normalised embedding) or a hidden activation (a backbone's ReLU
-# feature map). A classifier's scores leave a linear / conv head raw, or through a softmax / sigmoid; top-k
-# over such features (an unnamed N x L x 384 hidden state) measures nothing a user ships on.
-# NOTE: not tanh: logit soft-capping (Gemma 2's 30 * tanh(logits / 30)) keeps the head's class axis.
+# axis (a transformer's final LayerNorm, an L2-normalised embedding) or a smooth hidden activation (GELU, SiLU).
+# A classifier's scores leave a linear / conv head raw, or through a softmax / sigmoid; top-k over such
+# features (an unnamed N x L x 384 hidden state) measures nothing a user ships on.
+# NOTE: not tanh (logit soft-capping, Gemma 2's 30 * tanh(logits / 30), keeps the head's class axis) nor
+# ReLU (SqueezeNet's class maps pass a ReLU before their global pooling).
 _FEATURE_OPS = frozenset(
     {
-        "layer_norm", "l2_norm", "local_response_norm", "relu", "relu6", "leaky_relu", "gelu", "silu",
-        "elu", "softplus", "softsign", "prelu", "thresholded_relu",
+        "layer_norm", "l2_norm", "local_response_norm", "gelu", "silu", "elu", "softplus", "softsign",
     }
 )  # fmt: skip
 
