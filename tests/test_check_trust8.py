@@ -45,81 +45,77 @@ def test_topk_at_the_top_still_catches_a_wrong_top_class():
     assert not result and result.details["disagreeing"] >= len(picked)
 
 
-class _Encoder(torch.nn.Module):
-    """Token features out of ``tail``: an unnamed N x L x 48 output, as a traced encoder returns it."""
+class _Heads(torch.nn.Module):
+    """One N x L x 48 projection leaving through each tail an unnamed output may have (one conversion for all)."""
 
-    def __init__(self, tail: str):
+    TAILS = ("layer_norm", "gelu", "silu", "linear", "softcap", "mean", "masked", "first")
+
+    def __init__(self):
         super().__init__()
         torch.manual_seed(0)
-        self.proj, self.tail = torch.nn.Linear(16, 48), tail
-        self.norm = torch.nn.LayerNorm(48)
+        self.proj, self.norm = torch.nn.Linear(16, 48), torch.nn.LayerNorm(48)
 
     def forward(self, x):
         y = self.proj(x)
-        if self.tail == "layer_norm":
-            return self.norm(y)
-        if self.tail == "gelu":
-            return torch.nn.functional.gelu(y)
-        if self.tail == "silu":
-            return torch.nn.functional.silu(y) * 2.0
-        if self.tail == "softcap":  # Gemma 2's logit soft-capping keeps the linear head's class axis
-            return torch.tanh(y / 30.0) * 30.0
-        return y
+        h = self.norm(y)
+        mask = (x[..., :1] > -5).float()
+        return (
+            h,
+            torch.nn.functional.gelu(y),
+            torch.nn.functional.silu(y) * 2.0,
+            y,
+            torch.tanh(y / 30.0) * 30.0,  # Gemma 2's logit soft-capping keeps the linear head's class axis
+            h.mean(
+                1
+            ),  # sentence embeddings: the mean, masked mean and first token of the LayerNorm's features
+            (h * mask).sum(1) / mask.sum(1),
+            h[:, 0],
+        )
+
+
+@pytest.fixture(scope="module")
+def heads():
+    from devicefit import interp
+    from devicefit.compare.class_axis import head_axes
+    from tests.helpers import convert
+
+    program = interp.load(convert(_Heads(), torch.randn(1, 5, 16)))
+    names = [o.name for o in program.outputs]
+    found = head_axes(program)
+    return {tail: found.get(name) for tail, name in zip(_Heads.TAILS, names, strict=True)}
 
 
 @pytest.mark.parametrize("tail", ["layer_norm", "gelu", "silu"])
-def test_features_out_of_a_norm_or_activation_get_no_topk(tail):
-    """An unnamed hidden state computed by a final LayerNorm / GELU / SiLU got top-k over its hidden units (the
-    rank-2 default, or a linear head traced through an activation); near-tied features then failed top-1 at a
-    good SNR."""
-    from devicefit import interp
-    from devicefit.compare.class_axis import decide, head_axes
-    from tests.helpers import convert
+def test_features_out_of_a_norm_or_activation_get_no_topk(heads, tail):
+    """An unnamed hidden state computed by a final LayerNorm / GELU / SiLU got top-k over its hidden units (a
+    linear head traced through the activation, or no evidence); near-tied features then fail top-1 at a good
+    SNR."""
+    from devicefit.compare.class_axis import decide
 
-    program = interp.load(convert(_Encoder(tail), torch.randn(1, 5, 16)))
-    (name,) = [o.name for o in program.outputs]
-    head = head_axes(program)[name]
-    assert head.axis is None and tail in head.evidence, head
-    decided = decide(name, np.zeros((4, 5, 48), np.float32), head)
+    head = heads[tail]
+    assert head is not None and head.axis is None and tail in head.evidence, head
+    decided = decide("var_9", np.zeros((4, 5, 48), np.float32), head)
     assert decided.axis is None and "features" in decided.evidence
     # pooled to N x 48 by the same op: no rank-2 "last axis" default either
     pooled = ClassAxis(None, head.evidence, 2)
-    assert decide(name, np.zeros((4, 48), np.float32), pooled).axis is None
+    assert decide("var_9", np.zeros((4, 48), np.float32), pooled).axis is None
     # a name that says scores, or the labelled output, keeps top-k (rank 2: the last axis)
     assert decide("logits", np.zeros((4, 48), np.float32), pooled).axis == 1
-    assert decide(name, np.zeros((4, 48), np.float32), pooled, labelled=True).axis == 1
+    assert decide("var_9", np.zeros((4, 48), np.float32), pooled, labelled=True).axis == 1
 
 
-class _Pooled(torch.nn.Module):
-    """A sentence embedding: the final LayerNorm's token features pooled to N x 48 (mean, masked mean, first)."""
-
-    def __init__(self, pool: str):
-        super().__init__()
-        torch.manual_seed(0)
-        self.proj, self.norm, self.pool = torch.nn.Linear(16, 48), torch.nn.LayerNorm(48), pool
-
-    def forward(self, x):
-        h = self.norm(self.proj(x))
-        if self.pool == "mean":
-            return h.mean(1)
-        if self.pool == "masked":
-            mask = (x[..., :1] > -5).float()
-            return (h * mask).sum(1) / mask.sum(1)
-        return h[:, 0]
-
-
-@pytest.mark.parametrize("pool", ["mean", "masked", "first"])
-def test_pooled_features_get_no_topk(pool):
+@pytest.mark.parametrize("tail", ["mean", "masked", "first"])
+def test_pooled_features_get_no_topk(heads, tail):
     """A pooled embedding (rank 2, no name) got the rank-2 default: top-k over its 48 features."""
-    from devicefit import interp
-    from devicefit.compare.class_axis import decide, head_axes
-    from tests.helpers import convert
+    from devicefit.compare.class_axis import decide
 
-    program = interp.load(convert(_Pooled(pool), torch.randn(1, 5, 16)))
-    (name,) = [o.name for o in program.outputs]
-    head = head_axes(program).get(name)
+    head = heads[tail]
     assert head is not None and head.axis is None and "layer_norm" in head.evidence, head
-    assert decide(name, np.zeros((4, 48), np.float32), head).axis is None
+    assert decide("var_9", np.zeros((4, 48), np.float32), head).axis is None
+
+
+def test_a_linear_head_still_gets_topk(heads):
+    assert heads["linear"].axis == 2 and heads["softcap"].axis == 2, heads
 
 
 def test_a_pooled_or_reshaped_head_falls_back_to_the_shape_rules():
@@ -136,17 +132,6 @@ def test_a_pooled_or_reshaped_head_falls_back_to_the_shape_rules():
     (name,) = [o.name for o in program.outputs]
     assert name not in head_axes(program)
     assert decide(name, np.zeros((4, 5), np.float32), head_axes(program).get(name)).axis == 1
-
-
-def test_a_linear_head_still_gets_topk():
-    from devicefit import interp
-    from devicefit.compare.class_axis import head_axes
-    from tests.helpers import convert
-
-    for tail in ("linear", "softcap"):
-        program = interp.load(convert(_Encoder(tail), torch.randn(1, 5, 16)))
-        (name,) = [o.name for o in program.outputs]
-        assert head_axes(program)[name].axis == 2, tail
 
 
 # ---------------------------------------------------------------- integer inputs: one range per table, not per tensor
