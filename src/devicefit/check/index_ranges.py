@@ -142,7 +142,9 @@ def fit_generated(dataset: Any, bounds: dict[str, list[ColumnBound]], seed: int)
     table's ids alone when they do not meet).
     """
     rng = np.random.default_rng([seed, 8])
-    notes = []
+    notes: list[str] = []
+    if len(dataset.feeds) < 2:  # the example alone: nothing was generated
+        return notes
     for name, found in bounds.items():
         example = np.asarray(dataset.feeds[0][name])
         low, high = int(example.min()), int(example.max())
