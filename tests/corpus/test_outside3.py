@@ -49,8 +49,8 @@ def spec_of(model) -> str:
     return f"{Path(sys.modules[model.build.__module__].__file__)}:{model.build.__name__}"
 
 
-def _worst_error(source, dataset, program) -> tuple[float, str]:
-    """The program in float32 vs PyTorch on ``dataset``: the worst output's relative RMS error (for integer
+def _worst_error(source, dataset, program, precision: str = "fp32") -> tuple[float, str]:
+    """The program in ``precision`` (float32 by default) vs PyTorch on ``dataset``: the worst output's relative RMS error (for integer
     outputs, the share of elements that differ) and which output it is."""
     from devicefit.check import program_feeds
     from devicefit.compare.validate import match_outputs
@@ -58,7 +58,7 @@ def _worst_error(source, dataset, program) -> tuple[float, str]:
     worst, which = 0.0, ""
     for feeds in dataset.feeds:
         ref = source.reference(feeds)
-        got = program.run(program_feeds(feeds, {}, program), precision="fp32")
+        got = program.run(program_feeds(feeds, {}, program), precision=precision)
         for r_name, c_name in match_outputs(list(ref), list(got)):
             r, c = np.asarray(ref[r_name]), np.asarray(got[c_name])
             assert r.size == c.size, (r_name, r.shape, c.shape)
@@ -77,7 +77,7 @@ def _worst_error(source, dataset, program) -> tuple[float, str]:
     return worst, which
 
 
-def direct_errors(spec: str, package: Path) -> dict[str, tuple[float, str]]:
+def direct_errors(spec: str, package: Path, samples: int = 2) -> dict[str, tuple[float, str]]:
     """Errors measured here on the samples check used: ``fidelity``, a float32 conversion made here; ``storage``,
     the package check wrote (its weights in fp16), both run in float32."""
     from devicefit import interp
@@ -87,7 +87,7 @@ def direct_errors(spec: str, package: Path) -> dict[str, tuple[float, str]]:
     from devicefit.sources import load_source
 
     source = load_source(spec)
-    dataset = load_dataset(source, CheckOptions(model=spec, samples=2))
+    dataset = load_dataset(source, CheckOptions(model=spec, samples=samples))
     fp32 = interp.load(convert(source, ConvertOptions(precision="fp32")).mlmodel)
     return {
         "fidelity": _worst_error(source, dataset, fp32),
@@ -99,13 +99,16 @@ def direct_errors(spec: str, package: Path) -> dict[str, tuple[float, str]]:
 FIDELITY, STORAGE = 1e-3, 10 ** (-30 / 20)
 
 
-def check_holds(model, tmp_path, capsys=None, fail_names_place: bool = False) -> None:  # type: ignore[no-untyped-def]
+def check_holds(model, tmp_path, capsys=None, fail_names_place: bool = False, samples: int = 2):  # type: ignore[no-untyped-def]
     """Run ``devicefit check`` on ``model`` as a user does and hold its verdicts to errors measured here (the
-    module's doc); ``fail_names_place``: a numerics FAIL must name where (``file.py:N``)."""
+    module's doc); ``fail_names_place``: a numerics FAIL must name where (``file.py:N``). ``samples``: 2 keeps
+    the suite fast (check's default 16 doubles each model's time); returns the errors measured here."""
     from devicefit.cli import main
 
     spec, out = spec_of(model), tmp_path / "out"
-    code = main(["check", spec, "--samples", "2", "--target", "iphone-12", "--no-fix", "-o", str(out)])
+    code = main(
+        ["check", spec, "--samples", str(samples), "--target", "iphone-12", "--no-fix", "-o", str(out)]
+    )
     if (
         getattr(model, "exit", None) is not None
     ):  # stopped before any verdict: the message says which input, why
@@ -122,7 +125,7 @@ def check_holds(model, tmp_path, capsys=None, fail_names_place: bool = False) ->
     if model.convert == "fail":
         assert PLACE.search(verdicts["convert"]["reason"]), verdicts["convert"]["reason"]
         return
-    errors = direct_errors(spec, out / "model.mlpackage")
+    errors = direct_errors(spec, out / "model.mlpackage", samples)
     numerics = verdicts["numerics"]
     if errors["fidelity"][0] < FIDELITY:  # a faithful conversion is not called a conversion problem
         assert not numerics["reason"].startswith("conversion problem"), (errors, numerics["reason"])
@@ -134,6 +137,7 @@ def check_holds(model, tmp_path, capsys=None, fail_names_place: bool = False) ->
     assert numerics["status"] in allowed, numerics["reason"]
     if fail_names_place and numerics["status"] == "fail":
         assert PLACE.search(numerics["reason"]), numerics["reason"]
+    return errors
 
 
 @pytest.mark.parametrize("model", _params())

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from devicefit.check.validate import Runs
 from devicefit.errors import InputError
 
@@ -60,6 +62,22 @@ class Numerics:
     trained: Any = None
     warnings: list[str] = field(default_factory=list)
     padding: Any = None
+
+
+def discrete_outputs(runs: Runs, out_names: list[str]) -> set[str]:
+    """Program outputs holding integers or booleans: PyTorch returns them so, or the program types them so.
+
+    NOTE: Core ML has no bool outputs: a mask comes back as float 0/1, and the fp16-vs-fp32 comparison alone
+    would judge it by relative error (one flipped bit: max relative error 1, a FAIL).
+    """
+    from devicefit.compare.validate import match_outputs
+
+    found = {n for n in out_names if runs.fp32 and np.asarray(runs.fp32[0][n]).dtype.kind in "biu"}
+    if runs.torch:
+        for ref, name in match_outputs(list(runs.torch[0]), out_names):
+            if np.asarray(runs.torch[0][ref]).dtype.kind in "biu":
+                found.add(name)
+    return found
 
 
 def compare_runs(
@@ -113,7 +131,7 @@ def compare_runs(
                          f"{', '.join(known)}")  # fmt: skip
     fp32 = stack_samples(runs.fp32, out_names)
     fp16 = stack_samples(runs.fp16, out_names)
-    compute = compare("compute", fp32, fp16, "interp-fp32")
+    compute = compare("compute", fp32, fp16, "interp-fp32", discrete=discrete_outputs(runs, out_names))
     if runs.torch:
         torch_out = stack_samples(runs.torch, list(runs.torch[0]))
         out.fp16 = compare("fp16", torch_out, fp16, "pytorch", labels)

@@ -188,6 +188,8 @@ def _verify(mlmodel: Any, fix: Fp16Fix, feeds: list[dict[str, Any]], reference: 
             against_fp32: bool) -> None:  # fmt: skip
     """Set ``fix.verified``: the repaired package ``mlmodel`` emulating fp16 on every sample, judged like the
     check judges (dense outputs per position, label outputs by agreement)."""
+    import numpy as np
+
     from devicefit import interp
     from devicefit.compare.class_axis import head_axes, index_outputs
     from devicefit.compare.padding import find_padding
@@ -202,9 +204,12 @@ def _verify(mlmodel: Any, fix: Fp16Fix, feeds: list[dict[str, Any]], reference: 
     padding = find_padding(feeds)
     keep = None if padding is None else {**padding.keeps_stacked(got), **padding.keeps_stacked(reference)}
     if against_fp32:
+        # outputs the program types as integers are ids / counts (check/numerics.py: discrete_outputs)
+        discrete = {name for name, value in got.items() if np.asarray(value).dtype.kind in "biu"}
         fix.verified = compare(
-            "compute", reference, got, "interp-fp32", class_axes=axes, index_outputs=labelled, keep=keep
-        )
+            "compute", reference, got, "interp-fp32", class_axes=axes, index_outputs=labelled, keep=keep,
+            discrete=discrete,
+        )  # fmt: skip
     else:
         fix.verified = compare(
             "fp16", reference, got, "pytorch", labels, class_axes=axes, index_outputs=labelled, keep=keep

@@ -50,6 +50,37 @@ def load_model(options: CheckOptions) -> Any:
 
 def load_dataset(source: Any, options: CheckOptions) -> Any:
     """Validation samples; loaded before converting so bad data fails fast."""
+    dataset = _samples(source, options)
+    _round_half_inputs(list(source.input_specs), dataset, noted=has_reference(source))
+    return dataset
+
+
+def _round_half_inputs(specs: list[Any], dataset: Any, noted: bool) -> None:
+    """Feed both sides the float16 values a float16 input holds, as float32, with a note naming the input.
+
+    NOTE: a float16 example to a float32 model (one that casts its input) makes the input float16 to PyTorch (the reference rounds every sample to fp16),
+    while the converted model declares float32 there (Core ML inputs are float32 unless converted with an fp16
+    input type). Fed float32 samples, Core ML computed on values PyTorch never saw: a NeRF-style encoding
+    (sin of 512x the input) read 31 dB and a "conversion problem" for an exact conversion.
+    """
+    halves = [s.name for s in specs if str(s.dtype) == "float16"]
+    if not halves or not dataset.feeds:
+        return
+    for feeds in dataset.feeds:
+        for name in halves:
+            if name in feeds:
+                feeds[name] = np.asarray(feeds[name]).astype(np.float16).astype(np.float32)
+    if not noted:  # a Core ML source declares float16 itself: its inputs hold exactly these values
+        return
+    named = ", ".join(repr(n) for n in halves)
+    dataset.notes.append(
+        f"input {named} is float16 to the PyTorch model, and the converted model takes float32 there (Core ML's "
+        "input type for float tensors): check fed PyTorch and Core ML the same float16 values; the app passes "
+        "them as float32"
+    )
+
+
+def _samples(source: Any, options: CheckOptions) -> Any:
     from devicefit.sources import data as data_mod
 
     specs = list(source.input_specs)
@@ -76,6 +107,7 @@ def load_dataset(source: Any, options: CheckOptions) -> Any:
         generated.origin = f"{generated.origin} (the first sample is the model's own example input)"
         if has_reference(source):
             if any(_is_int(s.dtype) for s in specs):
+                _fit_index_columns(source, generated, options.seed)
                 _drop_refused(source, generated)
             _drop_nonfinite(source, generated)
     return generated
@@ -83,6 +115,14 @@ def load_dataset(source: Any, options: CheckOptions) -> Any:
 
 def _is_int(dtype: Any) -> bool:
     return str(dtype).startswith(("int", "uint"))  # InputSpec dtypes are numpy names: int32, int64
+
+
+def _fit_index_columns(source: Any, dataset: Any, seed: int) -> None:
+    """Keep generated integer columns inside the tables they index (check/index_ranges.py), with a note."""
+    from devicefit.check.index_ranges import column_bounds, fit_generated
+
+    bounds = column_bounds(source, dataset.feeds[0])
+    dataset.notes.extend(fit_generated(dataset, bounds, seed))
 
 
 def _drop_refused(source: Any, dataset: Any) -> None:

@@ -11,7 +11,9 @@ model, in this order:
 3. the op that computes the output in the program: walking back through ops that keep the axes (casts,
    resizes, softmax, bias adds, slices) to a ``conv`` / ``conv_transpose`` head (channels on axis 1: Core ML
    convolutions are channel-first), a ``linear`` / ``matmul`` head (last axis), or a ``softmax`` (its axis),
-   following ``transpose`` permutations on the way;
+   following ``transpose`` permutations on the way; an output a normalisation or a hidden activation computes
+   (``layer_norm``, ``relu``, ``gelu``, ``silu``...) holds features and gets no top-k unless its name says
+   scores, also once pooled or reshaped (a sentence embedding: the mean or first token of hidden states);
 4. otherwise rank-2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
    gets no top-k (unknown is reported as such, never guessed from the shape).
 """
@@ -37,13 +39,31 @@ SCORE_NAME = re.compile(r"logit|score|prob|class|pred(?!_?box)")
 # slicing): the class axis of their output is the class axis of their data input.
 _AXIS_KEEPING = frozenset(
     {
-        "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "relu", "sigmoid",
-        "tanh", "log_softmax", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
+        "cast", "identity", "add", "sub", "mul", "real_div", "maximum", "minimum", "clip", "sigmoid", "log_softmax",
+        "tanh", "relu", "batch_norm", "instance_norm", "upsample_bilinear", "upsample_nearest_neighbor",
         "resize_bilinear", "resize_nearest_neighbor", "resize", "crop", "slice_by_index", "slice_by_size", "pad",
+    }
+)  # fmt: skip
+# Ops that pool or reshape: features stay features through them (a sentence embedding is the mean, or the
+# first token, of a LayerNorm's hidden states), but a head's class axis is not followed through them.
+_RESHAPING = frozenset(
+    {
+        "reduce_mean", "reduce_sum", "reduce_max", "reduce_min", "gather", "squeeze", "expand_dims", "reshape",
     }
 )  # fmt: skip
 _CHANNEL_FIRST_HEADS = frozenset({"conv", "conv_transpose"})
 _LAST_AXIS_HEADS = frozenset({"linear", "matmul"})
+# Ops that make features, not class scores, when they compute an output: a normalisation over the feature
+# axis (a transformer's final LayerNorm, an L2-normalised embedding) or a smooth hidden activation (GELU, SiLU).
+# A classifier's scores leave a linear / conv head raw, or through a softmax / sigmoid; top-k over such
+# features (an unnamed N x L x 384 hidden state) measures nothing a user ships on.
+# NOTE: not tanh (logit soft-capping, Gemma 2's 30 * tanh(logits / 30), keeps the head's class axis) nor
+# ReLU (SqueezeNet's class maps pass a ReLU before their global pooling).
+_FEATURE_OPS = frozenset(
+    {
+        "layer_norm", "l2_norm", "local_response_norm", "gelu", "silu", "elu", "softplus", "softsign",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -85,7 +105,7 @@ def parse_class_axes(specs: list[str] | None) -> dict[str, int | None]:
 
 
 def head_axes(program: Any) -> dict[str, ClassAxis]:
-    """Output name -> the class axis its computing op implies (outputs without evidence are left out)."""
+    """Output name -> the class axis its computing op implies (axis None: features; no evidence: left out)."""
     block = program.plan.block
     producer = {name: step for step in block.steps for name in step.outputs}
     found: dict[str, ClassAxis] = {}
@@ -105,6 +125,7 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
     """Walk back from ``name`` to the head op; ``axis`` maps the head's class axis through transposes."""
     perms: list[list[int]] = []  # transposes met walking back, outermost first
     start = name
+    reshaped = False  # a pooling / reshaping op was met: only feature evidence still says something
     for _ in range(64):  # heads sit a few ops before the output; a long chain is not a head
         step = producer.get(name)
         if step is None:
@@ -112,18 +133,30 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
         rank = _rank(step)
         if rank is None:
             return None
+        if reshaped and step.op_type not in _FEATURE_OPS | _RESHAPING | _AXIS_KEEPING | {"transpose"}:
+            return None  # a head's axis does not survive a pooling or a reshape (the shape rules decide)
         if step.op_type in _CHANNEL_FIRST_HEADS and rank >= 3:
             axis, why = 1, f"{step.op_type} head ({step.outputs[0]})"
         elif step.op_type in _LAST_AXIS_HEADS:
             axis, why = rank - 1, f"{step.op_type} head ({step.outputs[0]})"
         elif step.op_type == "softmax" and "axis" in step.consts:
             axis, why = int(step.consts["axis"]) % rank, f"softmax ({step.outputs[0]})"
+        elif step.op_type in _FEATURE_OPS:
+            why = f"computed by {step.op_type} ({step.outputs[0]}): features, not class scores"
+            return ClassAxis(None, why, _rank(producer[start], producer[start].outputs.index(start)))
         elif step.op_type == "transpose" and "perm" in step.consts:
             perms.append([int(p) % rank for p in step.consts["perm"]])
             name = step.ctx.input_names.get("x")
             continue
+        elif step.op_type in _RESHAPING:
+            reshaped, name = True, step.ctx.input_names.get("x")
+            if not isinstance(name, str) or "x" in step.consts:
+                return None
+            continue
         elif step.op_type in _AXIS_KEEPING:
-            source = _data_input(step, producer, rank)
+            source = _data_input(step, producer, None if reshaped else rank)
+            if source is None and step.op_type.startswith("slice_by"):  # a slice that drops an axis (h[:, 0])
+                reshaped, source = True, _data_input(step, producer, None)
             if source is None:
                 return None
             name = source
@@ -137,12 +170,12 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
     return None
 
 
-def _data_input(step: Any, producer: dict[str, Any], rank: int) -> str | None:
-    """The computed (non-constant) input of the output's rank: the tensor whose axes the output keeps."""
+def _data_input(step: Any, producer: dict[str, Any], rank: int | None) -> str | None:
+    """The computed (non-constant) input of the output's rank (any rank: None): the tensor whose axes it keeps."""
     for param in ("x", "y"):
         source = step.ctx.input_names.get(param)
         if isinstance(source, str) and param not in step.consts and source in producer:
-            if _rank(producer[source], producer[source].outputs.index(source)) == rank:
+            if rank is None or _rank(producer[source], producer[source].outputs.index(source)) == rank:
                 return source
     return None
 
@@ -181,8 +214,11 @@ def decide(
     says_scores = labelled or bool(SCORE_NAME.search(lowered))
     if not says_scores and FEATURE_NAME.search(lowered):
         return ClassAxis(None, "named as features")
-    if head is not None and head.axis is not None and head.rank in (None, ref.ndim):
-        return _sized(ref, head.axis, head.evidence)
+    if head is not None and head.rank in (None, ref.ndim):
+        if head.axis is not None:
+            return _sized(ref, head.axis, head.evidence)
+        if not says_scores:
+            return ClassAxis(None, head.evidence)
     if ref.ndim <= 2:
         return _sized(ref, ref.ndim - 1, "last axis")
     return ClassAxis(None, "class axis unknown (pass --class-axis NAME:AXIS)")

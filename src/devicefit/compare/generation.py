@@ -155,10 +155,11 @@ def _top5_overlap(reference: list[np.ndarray], candidate: list[np.ndarray]) -> n
     """(prompts, steps): the share of the candidate's top-5 within PyTorch's top-5 extended by near-ties.
 
     The plain check's rule (:func:`devicefit.compare.metrics.topk_accepted`): classes closer than one fp16 step
-    of the top score or than the run's own rounding noise (measured over every step of every prompt) cannot be
-    ordered by the candidate, so swapping them is not a disagreement.
+    of the top score or than the run's own rounding noise (measured over every step of every prompt, at the top
+    scores when larger: :func:`devicefit.compare.metrics.tie_noise`) cannot be ordered by the candidate, so
+    swapping them is not a disagreement.
     """
-    from devicefit.compare.metrics import score_noise, topk_accepted
+    from devicefit.compare.metrics import tie_noise, topk_accepted
 
     ref = np.stack(reference).astype(np.float64)
     cand = np.stack(candidate).astype(np.float64)
@@ -166,7 +167,7 @@ def _top5_overlap(reference: list[np.ndarray], candidate: list[np.ndarray]) -> n
     if vocab <= 5:
         return np.ones(ref.shape[:2])
     rows_ref, rows_cand = ref.reshape(-1, vocab), cand.reshape(-1, vocab)
-    accepted = topk_accepted(rows_ref, 5, score_noise(rows_ref, rows_cand))
+    accepted = topk_accepted(rows_ref, 5, tie_noise(rows_ref, rows_cand, 5))
     top = np.argsort(-np.nan_to_num(rows_cand, nan=-np.inf), axis=1, kind="stable")[:, :5]
     return np.take_along_axis(accepted, top, axis=1).mean(axis=1).reshape(ref.shape[:2])
 

@@ -8,8 +8,9 @@ samples: a segmentation map's every pixel, a token classifier's every position, 
 
 Near-tie rule for top-k agreement (see docs/metrics.md): for each sample, let ``s_k`` be the reference's
 k-th largest score, ``m = max(|s_1|, |s_k|)`` (finite scores only) and ``sigma`` the candidate's rounding
-noise, measured robustly over the whole output (``1.4826 * median |c - r|``: a few large genuine errors do
-not move a median). Then ``tie = max(tie_rtol * m, min(noise_z * sigma, tie_cap * m)) + tie_atol``. The
+noise, measured robustly (``1.4826 * median |c - r|``: a few large genuine errors do not move a median) over
+the whole output and over each row's reference top-(k+1) scores, whichever is larger (fp16 rounds relative
+to magnitude: the top scores carry the largest errors). Then ``tie = max(tie_rtol * m, min(noise_z * sigma, tie_cap * m)) + tie_atol``. The
 *accepted set* is every class whose reference score is ``>= s_k - tie`` (the reference top-k, extended by
 near-ties). The candidate agrees on that sample when its own top-k classes all lie in the accepted set. So
 swapping two classes whose reference scores are closer than the candidate can resolve (one fp16 step of the
@@ -101,10 +102,15 @@ def max_abs_error(reference: Any, candidate: Any, tol: float | None = None) -> M
 
 @metric("max_rel_error")
 def max_rel_error(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
-    """max |candidate - reference| / max |reference|: error relative to the output's scale."""
+    """max |candidate - reference| / max |reference|: error relative to the output's scale.
+
+    An all-zero reference has no scale: the error is then absolute (a 1e-7 residue where PyTorch computes an
+    exact 0 is not an error of 1e23).
+    """
     r, c = _pair(reference, candidate)
     diff = np.abs(c - r)
-    scale = max(float(np.abs(r).max(initial=0.0)), 1e-30)
+    peak = float(np.abs(r).max(initial=0.0))
+    scale = peak if peak > 0.0 else 1.0
     value = float(np.nan if np.isnan(diff).any() else diff.max(initial=0.0) / scale)
     return MetricResult("max_rel_error", value, tol, higher_is_better=False)
 
@@ -124,10 +130,15 @@ def _decibels(signal_power: float, noise_power: float) -> float:
     return -math.inf if ratio == 0.0 else 10.0 * math.log10(ratio)
 
 
+_ALL_ZERO = "the reference is all zero: undefined; max_rel_error compares absolutely"
+
+
 @metric("snr_db")
 def snr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
     """Signal-to-noise ratio 10·log10(Σ reference² / Σ (candidate - reference)²), in dB (inf when equal)."""
     r, c = _pair(reference, candidate)
+    if not r.any() and c.any() and np.isfinite(c).all():  # no signal: no ratio (max_rel_error judges it)
+        return MetricResult("snr_db", None, tol, True, {"reason": _ALL_ZERO})
     value = _decibels(float(np.sum(r**2)), float(np.sum((c - r) ** 2)))
     return MetricResult("snr_db", value, tol, higher_is_better=True)
 
@@ -138,6 +149,8 @@ def psnr_db(reference: Any, candidate: Any, tol: float | None = None) -> MetricR
     r, c = _pair(reference, candidate)
     mse = float(np.mean((c - r) ** 2)) if r.size else 0.0
     peak = float(r.max() - r.min()) if r.size else 0.0
+    if peak == 0.0 and 0.0 < mse < math.inf:  # a constant reference has no range: no peak ratio
+        return MetricResult("psnr_db", None, tol, True, {"reason": "the reference is constant: undefined"})
     # amplitudes, not powers (peak**2 would overflow for huge ranges): 20·log10(a/b) = 2 · 10·log10(a/b)
     return MetricResult("psnr_db", 2.0 * _decibels(peak, math.sqrt(mse)), tol, higher_is_better=True)
 
@@ -151,7 +164,9 @@ def cosine_similarity(reference: Any, candidate: Any, tol: float | None = None) 
         value = math.nan  # NOTE: an inf / NaN output has no angle; NaN fails the bound (inf / inf warned)
     elif nr == 0.0 and nc == 0.0:
         value = 1.0
-    elif nr == 0.0 or nc == 0.0:
+    elif nr == 0.0:  # no direction to compare with (max_rel_error judges it, absolute)
+        return MetricResult("cosine_similarity", None, tol, True, {"reason": _ALL_ZERO})
+    elif nc == 0.0:
         value = 0.0
     else:
         value = float(r.ravel() @ c.ravel() / (nr * nc))
@@ -180,6 +195,28 @@ def score_noise(reference: Any, candidate: Any) -> float:
     r, c = _pair(reference, candidate)
     both = np.isfinite(r) & np.isfinite(c)
     return float(1.4826 * np.median(np.abs(c[both] - r[both]))) if both.any() else 0.0
+
+
+def top_noise(reference_rows: Any, candidate_rows: Any, k: int) -> float:
+    """The candidate's typical error *at the scores in contention*: robust sigma over each row's reference top-(k+1).
+
+    NOTE: fp16 rounds each value relative to its own magnitude, so the largest scores of a row carry the
+    largest errors; the median over every element (:func:`score_noise`) reads the typical, smaller, score. On
+    unit-variance features with 1% relative noise (40 dB SNR, within every bound) the whole-output sigma is
+    ~4x below the error of the top scores, and swaps fp16 cannot resolve read as disagreements (top-1 0.977).
+    A median over rows still keeps a few rows with a genuinely wrong top score from passing for noise.
+    """
+    r, c = _pair(reference_rows, candidate_rows)
+    if r.ndim != 2 or not r.size:
+        return 0.0
+    width = min(k + 1, r.shape[1])
+    top = np.argsort(-np.nan_to_num(r, nan=-np.inf), axis=1, kind="stable")[:, :width]
+    return score_noise(np.take_along_axis(r, top, axis=1), np.take_along_axis(c, top, axis=1))
+
+
+def tie_noise(reference_rows: Any, candidate_rows: Any, k: int) -> float:
+    """The noise top-k's near-tie window uses: the whole output's or the top scores' (:func:`top_noise`), the larger."""
+    return max(score_noise(reference_rows, candidate_rows), top_noise(reference_rows, candidate_rows, k))
 
 
 def topk_accepted(
@@ -226,7 +263,7 @@ def topk_agreement(
     if r.ndim == 0 or r.shape[axis] <= k:
         return MetricResult(name, None, tol, details={"reason": f"needs more than {k} classes"})
     rr, cr = _rows(r, axis), _rows(c, axis)
-    noise = score_noise(rr, cr)
+    noise = tie_noise(rr, cr, k)
     accepted = topk_accepted(rr, k, noise, tie_rtol, tie_atol, noise_z, tie_cap)
     # NOTE: argsort of -x puts NaN last, so a NaN candidate row picks arbitrary classes and mostly disagrees.
     cand_top = np.argsort(-np.nan_to_num(cr, nan=-np.inf), axis=1, kind="stable")[:, :k]
@@ -290,6 +327,20 @@ def accuracy(labels: Any, scores: Any, tol: float | None = None, axis: int = -1)
         raise ValueError(f"{len(y)} labels for {len(s)} predicted samples")
     value = float((s.argmax(axis=1) == y).mean()) if len(y) else math.nan
     return MetricResult("accuracy", value, tol, higher_is_better=True, details={"samples": len(y)})
+
+
+def exact_match(reference: Any, candidate: Any, tol: float | None = None) -> MetricResult:
+    """Fraction of elements equal to the reference's, for outputs holding integers or booleans (ids, masks, counts).
+
+    A mask bit or an id is right or wrong: cosine and relative errors of 0/1 values say nothing (one flipped
+    bit of 4096 is a max relative error of 1). Not in :data:`METRICS` (:func:`devicefit.compare.validate.compare`
+    applies it to the outputs PyTorch returns as integers or booleans).
+    """
+    r, c = _pair(reference, candidate)
+    same = r == c  # NOTE: NaN never equals: a NaN where an id belongs is a mismatch
+    value = float(same.mean()) if same.size else None
+    details = {"elements": int(same.size), "mismatched": int((~same).sum())}
+    return MetricResult("exact_match", value, tol, True, details)
 
 
 def index_agreement(

@@ -14,14 +14,21 @@ its own bounds, so a verdict names the cause:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from devicefit.compare import class_axis, padding
-from devicefit.compare.metrics import METRICS, MetricResult, accuracy, argmax_iou, index_agreement
+from devicefit.compare.metrics import (
+    METRICS,
+    MetricResult,
+    accuracy,
+    argmax_iou,
+    exact_match,
+    index_agreement,
+)
 
 # metric -> bound used for the verdict, per comparison. Classification metrics only apply to float
 # outputs with a class axis (last axis > k).
@@ -34,6 +41,7 @@ TOLERANCES: dict[str, dict[str, float]] = {
         "cosine_similarity": 0.99999,
         "top1_agreement": 0.999,
         "top5_agreement": 0.999,
+        "exact_match": 0.999,
     },
     "fp16": {
         "max_rel_error": 5e-2,
@@ -41,6 +49,7 @@ TOLERANCES: dict[str, dict[str, float]] = {
         "cosine_similarity": 0.999,
         "top1_agreement": 0.99,
         "top5_agreement": 0.99,
+        "exact_match": 0.99,
     },
 }
 # fp16 weight rounding (relative error <= 2^-11 per weight) costs ~70 dB per layer; batch-norm folding and
@@ -49,7 +58,9 @@ TOLERANCES: dict[str, dict[str, float]] = {
 TOLERANCES["storage"] = dict(TOLERANCES["fp16"])
 TOLERANCES["compute"] = dict(TOLERANCES["fp16"])
 # The metric a verdict quotes, in order of preference, when several fail (or the first that applies).
-HEADLINE_METRICS = ("snr_db", "cosine_similarity", "max_rel_error", "top1_agreement", "top5_agreement")
+HEADLINE_METRICS = (
+    "snr_db", "cosine_similarity", "max_rel_error", "top1_agreement", "top5_agreement", "exact_match",
+)  # fmt: skip
 # Accuracy may drop at most this much (absolute) below the reference's accuracy on the same data.
 ACCURACY_DROP = 0.01
 
@@ -157,7 +168,7 @@ def describe_metric(name: str, value: float | None) -> str:
         return f"cosine {value:.6f}"
     if name == "max_rel_error":
         return f"max relative error {value:.3g}"
-    if name in ("top1_agreement", "top5_agreement", "accuracy", "argmax_iou"):
+    if name in ("top1_agreement", "top5_agreement", "accuracy", "argmax_iou", "exact_match"):
         return f"{name.replace('_', ' ')} {value:.4f}"
     return f"{name} {value:.4g}"
 
@@ -195,7 +206,9 @@ def compare_arrays(
             continue
         kw = {"axis": class_ax} if name.startswith("top") else {}
         result = fn(reference, candidate, tol=tolerances.get(name), **kw)
-        if result.value is not None or not name.startswith("top"):
+        # NOTE: a metric that does not apply (top-5 of 3 classes, SNR of an all-zero reference) is left out:
+        # the report reads a present-but-null value as NaN
+        if result.value is not None:
             out[name] = result
     if classy and ref.ndim > 2:
         out["argmax_iou"] = argmax_iou(reference, candidate, class_ax, tol=tolerances.get("argmax_iou"))
@@ -242,6 +255,7 @@ def compare(
     user_class_axes: Mapping[str, int | None] | None = None,
     index_outputs: Mapping[str, str | None] | None = None,
     keep: Mapping[str, np.ndarray] | None = None,
+    discrete: Collection[str] = (),
 ) -> Comparison:
     """Compare stacked outputs (see :func:`stack_samples`) and, with labels, task accuracy.
 
@@ -260,6 +274,9 @@ def compare(
             agreement (near-tie swaps accepted when the scores are known), not by error magnitudes.
         keep: output name (either name of a pair) -> bool array broadcastable to the stacked output, True at
             the positions to compare (:meth:`devicefit.compare.padding.Padding.keeps`: padding left out).
+        discrete: output names (either name of a pair) holding integers or booleans, judged by
+            :func:`~devicefit.compare.metrics.exact_match`; a reference of integer or boolean dtype is one
+            anyway (a Core ML program returns a mask as float 0/1: the caller names it).
     """
     tol = {**TOLERANCES.get(name, {}), **(tolerances or {})}
     pairs = match_outputs(list(reference), list(candidate))
@@ -284,6 +301,16 @@ def compare(
             agreement.details["class_axis_evidence"] = "index output (argmax / argsort / topk indices)"
             exact = METRICS["max_abs_error"](ref, got)
             outputs.append(OutputComparison(cand_name, {"max_abs_error": exact, "top1_agreement": agreement}))
+            continue
+        if ref.dtype.kind in "biu" or ref_name in discrete or cand_name in discrete:
+            got = np.asarray(candidate[cand_name])
+            if got.shape != ref.shape and got.size == ref.size:
+                got = got.reshape(ref.shape)
+            matched = {
+                "max_abs_error": METRICS["max_abs_error"](ref, got),
+                "exact_match": exact_match(ref, got, tol.get("exact_match")),
+            }
+            outputs.append(OutputComparison(cand_name, matched))
             continue
         cand = (
             candidate[cand_name].astype(np.float64)
