@@ -13,7 +13,7 @@ FAMILIES = ("llama", "qwen2", "mistral", "phi", "gemma")
 # the classic GPT-style families (convert/lm_classic.py), with their variants
 CLASSIC = (
     "gpt2", "gpt_bigcode", "gpt_bigcode_mha", "gpt_neox", "gpt_neox_sequential", "opt", "opt_350m", "gptj", "falcon", "falcon_mq", "falcon_alibi",
-    "bloom",
+    "bloom", "codegen", "mpt", "mpt_clip",
 )  # fmt: skip
 # families the wrapper was not written for (not in SUPPORTED_FAMILIES), covered because their modules carry
 # LLaMA's names and the wrapper reproduced their logits (convert/lm_infer.py)
@@ -121,6 +121,14 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bloom": ("BloomConfig", "BloomForCausalLM", {
         "hidden_size": 96, "num_attention_heads": 6, "apply_residual_connection_post_layernorm": True,
     }),
+    # CodeGen: GPT-J's layer with q / v / k fused in 4 model-parallel groups, 8 of 16 dims rotated
+    "codegen": ("CodeGenConfig", "CodeGenForCausalLM", {
+        "rotary_dim": 8, "n_inner": 128, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    # MPT: ALiBi (its own slopes), fused Wqkv without biases, weight-only LayerNorms, tied lm_head; 6 heads (not a
+    # power of two: the interleaved extra slopes); and the variant that clips q / k / v
+    "mpt": ("MptConfig", "MptForCausalLM", {"hidden_size": 96, "num_attention_heads": 6, "max_seq_len": 256}),
+    "mpt_clip": ("MptConfig", "MptForCausalLM", {"max_seq_len": 256, "attn_config": {"clip_qkv": 0.6}}),
     # inferred families (INFERRED): OLMo's norms without weights; OLMo 3's sliding-window layers (window 6); a
     # mixture of experts each in OLMoE and Phi-MoE; Nemotron's relu^2 MLP and partial rotary; EXAONE 4's post-norm
     "olmo": ("OlmoConfig", "OlmoForCausalLM", {"num_key_value_heads": 2, "pad_token_id": 0, "eos_token_id": 0}),

@@ -45,12 +45,16 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     "gpt_neox": "parallel",  # or sequential: use_parallel_residual decides
     "opt": "sequential",  # or post_norm: do_layer_norm_before decides
     "gptj": "parallel",
+    "codegen": "parallel",
     "falcon": "parallel",  # or sequential: parallel_attn / new_decoder_architecture decide
     "bloom": "sequential",
+    "mpt": "sequential",
 }
 
 # families whose module layout is not LLaMA's: wrapped by lm_classic.ClassicCausalLM
-CLASSIC_FAMILIES = frozenset({"gpt2", "gpt_bigcode", "gpt_neox", "opt", "gptj", "falcon", "bloom"})
+CLASSIC_FAMILIES = frozenset(
+    {"gpt2", "gpt_bigcode", "gpt_neox", "opt", "gptj", "codegen", "falcon", "bloom", "mpt"}
+)
 
 # Families seen in transformers that this wrapper deliberately does not cover, and why (shown to the user).
 UNSUPPORTED_REASONS: dict[str, str] = {

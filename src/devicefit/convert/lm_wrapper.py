@@ -395,7 +395,7 @@ class StatefulCausalLM(nn.Module):
 
 def stateful_wrapper(model: Any, max_context: int, round_cache_fp16: bool = False) -> StatefulCausalLM:
     """The stateful wrapper of ``model``'s family: :class:`StatefulCausalLM`, or its classic-family form
-    (:class:`~devicefit.convert.lm_classic.ClassicCausalLM`: GPT-2, GPT-NeoX, OPT, GPT-J, Falcon, BLOOM)."""
+    (:class:`~devicefit.convert.lm_classic.ClassicCausalLM`: GPT-2, GPT-NeoX, OPT, GPT-J, CodeGen, Falcon, BLOOM, MPT)."""
     if getattr(getattr(model, "config", None), "model_type", None) in fam.CLASSIC_FAMILIES:
         from devicefit.convert.lm_classic import ClassicCausalLM
 

@@ -1,0 +1,104 @@
+"""MPT and CodeGen through the classic-family wrapper: what each brings (MPT's ALiBi and clipped q/k/v, CodeGen's
+grouped q/v/k layout) is exercised so that dropping it fails, and MPT settings transformers ignores are refused."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from devicefit.convert.lm_wrapper import causal_mask, lm_shape, stateful_wrapper
+from devicefit.errors import InputError
+from tests.lm.families import VOCAB, tiny_lm
+
+
+def _prefill_then_decode(wrapper: torch.nn.Module, ids: torch.Tensor, prompt: int) -> torch.Tensor:
+    parts = [wrapper(ids[:, :prompt], causal_mask(prompt, prompt))]
+    for pos in range(prompt, ids.shape[1]):
+        parts.append(wrapper(ids[:, pos : pos + 1], causal_mask(1, pos + 1)))
+    return torch.cat(parts, dim=1)
+
+
+def test_mpt_alibi_is_relative_to_the_newest_key_and_matters() -> None:
+    model = tiny_lm("mpt")  # 6 heads: MPT's interleaved slopes for a head count not a power of two
+    ids = torch.randint(0, VOCAB, (1, 14), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = model(ids).logits
+        wrapper = stateful_wrapper(model, max_context=64)
+        got = _prefill_then_decode(wrapper, ids, 9)
+        # the newest key's bias is 0, the one before it -slope: small numbers, exact in fp16
+        end = 5
+        bias = wrapper.alibi_slopes * (wrapper.positions[:end] - (end - 1))
+        assert torch.equal(bias[:, 0, -1], torch.zeros(6)) and bool((bias[:, 0, -2] < 0).all())
+        ignored = stateful_wrapper(model, max_context=64)
+        ignored.alibi_slopes.zero_()
+        unbiased = ignored(ids, causal_mask(14, 14))
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+    assert not torch.allclose(unbiased, expected, atol=1e-2)
+
+
+def test_mpt_clip_qkv_is_applied() -> None:
+    """The clipping variant matches transformers, and the clipping changes its logits (it is exercised)."""
+    model = tiny_lm("mpt_clip")
+    ids = torch.randint(0, VOCAB, (1, 10), generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = model(ids).logits
+        got = _prefill_then_decode(stateful_wrapper(model, max_context=16), ids, 6)
+        for block in model.transformer.blocks:
+            block.attn.clip_qkv = None
+        unclipped = model(ids).logits
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), (got - expected).abs().max()
+    assert not torch.allclose(unclipped, expected, atol=1e-2)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [("qk_ln", True), ("alibi", False), ("alibi_bias_max", 16), ("attn_type", "multiquery_attention")],
+)
+def test_mpt_settings_transformers_ignores_are_refused(setting: str, value: object) -> None:
+    model = tiny_lm("mpt")
+    setattr(model.config.attn_config, setting, value)
+    with pytest.raises(
+        InputError, match=rf"mpt models are not covered .*attn_config\.{setting}=.*ignores this"
+    ):
+        lm_shape(model)
+    with pytest.raises(InputError, match="mpt models are not covered"):
+        stateful_wrapper(model, max_context=16)
+
+
+def test_codegen_groups_q_v_k_per_model_parallel_shard() -> None:
+    """CodeGen's fused projection is 4 groups of [q | v | k]: read as one [q | k | v] (GPT-2's layout), the
+    logits differ, so the equivalence test would catch a wrong split."""
+    model = tiny_lm("codegen")
+    assert lm_shape(model).rotary_dim == 8 and lm_shape(model).layout == "parallel"
+    ids = torch.randint(0, VOCAB, (1, 8), generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        expected = model(ids).logits
+        wrapper = stateful_wrapper(model, max_context=16)
+        assert torch.allclose(wrapper(ids, causal_mask(8, 8)), expected, atol=1e-4, rtol=1e-4)
+        wrong = stateful_wrapper(model, max_context=16)
+        for block in model.transformer.h:
+            block.attn.mp_num = 1  # one group: [q | v | k] over all heads
+        misread = wrong(ids, causal_mask(8, 8))
+    assert not torch.allclose(misread, expected, atol=1e-2)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", ["mpt", "codegen"])
+def test_check_with_int4_on_a_saved_folder(family: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """`devicefit check` end to end: fp32 exact, and the int4 package compresses every weight group (MPT's MLP is
+    `ffn`, which no group pattern matched: its weights, most of the model, stayed fp16)."""
+    import json
+
+    from devicefit.cli import main
+
+    folder = tmp_path / family
+    tiny_lm(family).save_pretrained(folder)
+    report = tmp_path / "r.json"
+    code = main(["check", str(folder), "--steps", "4", "--max-context", "24", "--json", str(report)])
+    data = json.loads(report.read_text())
+    assert data["family"] == family
+    runs = {r["name"]: r for r in data["generation"]["runs"]}
+    assert runs["fp32"]["token_agreement"] == 1.0 and runs["fp32"]["verdict"] == "pass"
+    assert set(runs) == {"fp32", "fp16", "int4"}
+    assert data["summary"]["lm.int4.weight_mb"] < 0.4 * data["summary"]["lm.fp16.weight_mb"]
+    assert code == 0
