@@ -27,7 +27,8 @@ LATENT = ("deepseek_v3", "deepseek_v3_plain", "deepseek_v2")
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
     *FAMILIES, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
-    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", *LATENT, *CLASSIC, *INFERRED,
+    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", "llama4_text", *LATENT, *CLASSIC,
+    *INFERRED,
 )  # fmt: skip
 VOCAB = 96
 
@@ -82,6 +83,15 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     "qwen3_moe": ("Qwen3MoeConfig", "Qwen3MoeForCausalLM", {
         "num_key_value_heads": 2, "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2,
         "moe_intermediate_size": 32, "norm_topk_prob": True,
+    }),
+    # Llama 4 (text): layer 0 rotary (complex pairs 2i / 2i + 1) with L2 q/k norm and chunked local attention
+    # (chunks of 4), a dense MLP; layer 1 NoPE, global, temperature tuning from position 3 on (floor_scale 4), a top-1
+    # sigmoid mixture of 4 experts (router scores scale the experts' inputs) beside a shared expert
+    "llama4_text": ("Llama4TextConfig", "Llama4ForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 32, "intermediate_size_mlp": 128,
+        "num_local_experts": 4, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2, "no_rope_layers": [1, 0],
+        "attention_chunk_size": 4, "floor_scale": 4, "attn_scale": 0.5, "pad_token_id": 0, "bos_token_id": 0,
+        "eos_token_id": 0,
     }),
     # learned positions (n_positions), fused Conv1D c_attn, gelu_new, tied lm_head; per-layer 1 / (i + 1) scaling
     "gpt2": ("GPT2Config", "GPT2LMHeadModel", {

@@ -82,10 +82,11 @@ def test_math_inside_the_modules_the_wrapper_calls_is_reproduced() -> None:
 def test_a_model_without_llama_names_is_refused_naming_what_is_missing() -> None:
     import transformers as tf
 
-    model = tf.MptForCausalLM(tf.MptConfig(d_model=32, n_heads=2, n_layers=1, vocab_size=50)).eval()
+    # CTRL (transformer.w, transformer.h); MPT, the example here before, is now a classic family (lm_classic.py)
+    model = tf.CTRLLMHeadModel(tf.CTRLConfig(n_embd=32, n_head=2, n_layer=1, vocab_size=50, dff=64)).eval()
     verdict = verified_wiring(model)
     assert isinstance(verdict, str) and "model.embed_tokens" in verdict
-    with pytest.raises(InputError, match=r"mpt models are not covered .*no model\.embed_tokens"):
+    with pytest.raises(InputError, match=r"ctrl models are not covered .*no model\.embed_tokens"):
         lm_shape(model)
 
 

@@ -81,6 +81,11 @@ def test_uncovered_family_says_why() -> None:
     gemma3 = type("M", (), {"config": type("C", (), {"model_type": "gemma3"})()})()
     with pytest.raises(InputError, match=r"gemma3 models are not covered.*load its text model"):
         lm_shape(gemma3)
+    llama4 = type("M", (), {"config": type("C", (), {"model_type": "llama4"})()})()
+    with pytest.raises(
+        InputError, match=r"llama4 models are not covered.*\(Llama4ForCausalLM, model_type llama4_text\)"
+    ):
+        lm_shape(llama4)
 
 
 @pytest.mark.parametrize(

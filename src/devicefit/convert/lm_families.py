@@ -39,6 +39,9 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     # latent attention (MLA, convert/lm_mla.py) with DeepSeek's mixtures of experts
     "deepseek_v2": "sequential",
     "deepseek_v3": "sequential",
+    # chunked local attention on the rotary layers, NoPE global layers with attention temperature tuning, L2 q/k
+    # norm, a top-1 sigmoid mixture of experts with a shared expert every interleave_moe_layer_step layers
+    "llama4_text": "sequential",
     # the classic GPT-style families (convert/lm_classic.py); some layouts are read per model there
     "gpt2": "sequential",
     "gpt_bigcode": "sequential",
@@ -62,6 +65,10 @@ UNSUPPORTED_REASONS: dict[str, str] = {
         "this is the multimodal Gemma 3 (vision tower); load its text model (Gemma3ForCausalLM, model_type "
         "gemma3_text) to convert the language model"
     ),
+    "llama4": (
+        "this is the multimodal Llama 4 (vision tower); load its language model (Llama4ForCausalLM, model_type "
+        "llama4_text) to convert the language model"
+    ),
     "deepseek_v32": (
         "DeepSeek sparse attention: a learned indexer picks the cached tokens each query attends to (its own top-k "
         "over its own key cache), which the latent cache of DeepSeek-V2 / V3 does not compute"
@@ -71,6 +78,38 @@ UNSUPPORTED_REASONS: dict[str, str] = {
         "wrapper does not run"
     ),
 }
+
+
+# rotary pairing of the families written for that do not use LLaMA's halves (see LMShape.rotation): Llama 4's
+# rotary module returns complex rotations of pairs 2i / 2i + 1, split into LLaMA-layout tables by _squeeze
+ROTATION = {"cohere": "interleaved", "llama4_text": "interleaved_halves"}
+
+# mixture-of-experts blocks whose own forward already runs every expert on every token (no data-dependent
+# dispatch that tracing would freeze): called as they are. Llama 4 scales each expert's *input* by its router
+# score, which the dense sum of dense_moe (scaling outputs) would not reproduce.
+DENSE_MOE_BLOCKS = frozenset({"Llama4TextMoe"})
+
+
+def mlp_of(layer: Any) -> Any:
+    """A decoder layer's MLP / mixture-of-experts module: ``mlp``, or Llama 4's ``feed_forward``."""
+    return layer.mlp if hasattr(layer, "mlp") else layer.feed_forward
+
+
+def attention_chunk(config: Any, index: int) -> int | None:
+    """The chunk size of layer ``index``'s chunked local attention (Llama 4: a query attends to the keys of its
+    own chunk of ``attention_chunk_size`` positions only); None: not chunked."""
+    if layer_type(config, index) != "chunked_attention":
+        return None
+    return getattr(config, "attention_chunk_size", None) or None
+
+
+def attention_temperature(config: Any, max_context: int) -> torch.Tensor | None:
+    """Llama 4's per-position query scale on its NoPE layers (``attn_temperature_tuning``), as its attention
+    computes it: ``log1p(floor((p + 1) / floor_scale)) * attn_scale + 1``; None where the model has none."""
+    if not getattr(config, "attn_temperature_tuning", False) or not hasattr(config, "floor_scale"):
+        return None
+    positions = torch.arange(max_context).float()
+    return torch.log1p(torch.floor((positions + 1.0) / config.floor_scale)) * config.attn_scale + 1.0
 
 
 def layout(model: Any, family: str) -> str:
@@ -175,6 +214,14 @@ def logits_transform(config: Any, family: str, logits: torch.Tensor) -> torch.Te
     if cap:
         return torch.tanh(logits / cap) * cap
     return logits
+
+
+def feed_forward(mlp: Any, x: torch.Tensor) -> torch.Tensor:
+    """A layer's MLP or mixture of experts on ``x``: sparse ones densely (:func:`dense_moe`)."""
+    if type(mlp).__name__ in DENSE_MOE_BLOCKS:
+        out = mlp(x)
+        return (out[0] if isinstance(out, tuple) else out).reshape(x.shape)
+    return dense_moe(mlp, x) if is_moe(mlp) else mlp(x)
 
 
 def is_moe(mlp: Any) -> bool:
