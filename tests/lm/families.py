@@ -20,7 +20,7 @@ CLASSIC = (
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
     "cohere2", "glm4", "hunyuan_v1_dense", "gpt_oss",
-    "apertus", "vaultgemma", "ministral", "glm4_moe", "exaone_moe", "minimax_m2", "dots1",
+    "apertus", "vaultgemma", "ministral", "glm4_moe", "exaone_moe", "minimax_m2", "dots1", "afmoe",
 )  # fmt: skip
 # latent attention (MLA) with DeepSeek's routers: written for (convert/lm_mla.py)
 LATENT = ("deepseek_v3", "deepseek_v3_plain", "deepseek_v2")
@@ -240,6 +240,14 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
         "topk_group": 1, "moe_intermediate_size": 32, "n_shared_experts": 1, "first_k_dense_replace": 1,
         "pad_token_id": 0,
     }),
+    # AFMoE: sandwich layers under its own norm names, q/k norm, rotary on the sliding-window layers only (window 6),
+    # the heads' outputs gated by sigmoid(gate_proj(x)), muP-scaled embeddings; a dense first layer, then a sigmoid
+    # router called with the block's expert_bias, renormalised and scaled by route_scale, beside a shared expert
+    "afmoe": ("AfmoeConfig", "AfmoeForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+        "num_shared_experts": 1, "num_dense_layers": 1, "sliding_window": 6, "global_attn_every_n_layers": 2,
+        "mup_enabled": True, "route_scale": 2.0, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
     }),
@@ -269,11 +277,11 @@ def tiny_lm(family: str, seed: int = 0) -> Any:
     if family in _SCORE_BIASED:
         # the score-correction biases start at zero; trained ones are not, and they change which experts are picked
         with torch.no_grad():
-            for name, buffer in model.named_buffers():
-                if name.endswith("e_score_correction_bias"):
-                    buffer.normal_(0.0, 0.3)
+            for name, tensor in (*model.named_buffers(), *model.named_parameters()):
+                if name.endswith(("e_score_correction_bias", "expert_bias")):
+                    tensor.normal_(0.0, 0.3)
     return model
 
 
 # families whose routers' score-correction biases tiny_lm sets to random values (the routing must honour them)
-_SCORE_BIASED = ("deepseek_v3", "deepseek_v3_plain", "minimax_m2", "dots1")
+_SCORE_BIASED = ("deepseek_v3", "deepseek_v3_plain", "minimax_m2", "dots1", "afmoe")

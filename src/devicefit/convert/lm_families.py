@@ -59,6 +59,14 @@ CLASSIC_FAMILIES = frozenset(
     {"gpt2", "gpt_bigcode", "gpt_neox", "opt", "gptj", "codegen", "falcon", "bloom", "mpt"}
 )
 
+
+def _hybrid(layers: str, state: str) -> str:
+    return (
+        f"a hybrid: {layers}, whose layers carry {state} between tokens beside the attention KV cache; the "
+        "conversion's cache states hold keys and values only"
+    )
+
+
 # Families seen in transformers that this wrapper deliberately does not cover, and why (shown to the user).
 UNSUPPORTED_REASONS: dict[str, str] = {
     "gemma3": (
@@ -68,6 +76,23 @@ UNSUPPORTED_REASONS: dict[str, str] = {
     "llama4": (
         "this is the multimodal Llama 4 (vision tower); load its language model (Llama4ForCausalLM, model_type "
         "llama4_text) to convert the language model"
+    ),
+    "gemma3n": "this is the multimodal Gemma 3n; its language model (gemma3n_text) is not covered either",
+    "gemma3n_text": (
+        "Gemma 3n's layers add AltUp's predicted / corrected parallel streams, LAuReL's low-rank residual, "
+        "per-layer embeddings and keys / values shared across layers: a layer the wrapper does not run"
+    ),
+    **dict.fromkeys(("lfm2", "lfm2_moe"), _hybrid("short gated convolutions", "a convolution state")),
+    "falcon_h1": _hybrid("Mamba-2 heads in parallel with attention", "an SSM and a convolution state"),
+    **dict.fromkeys(
+        ("jamba", "bamba", "zamba", "zamba2", "nemotron_h", "granitemoehybrid"),
+        _hybrid("Mamba layers between the attention layers", "an SSM and a convolution state"),
+    ),
+    "qwen3_next": _hybrid("Gated DeltaNet linear-attention layers", "a recurrent state"),
+    "kimi_linear": _hybrid("Kimi Delta Attention layers", "a recurrent state"),
+    **dict.fromkeys(
+        ("mamba", "mamba2", "falcon_mamba", "rwkv", "xlstm", "recurrent_gemma"),
+        "a recurrent model: its layers carry a recurrent state between tokens, not an attention KV cache",
     ),
     "deepseek_v32": (
         "DeepSeek sparse attention: a learned indexer picks the cached tokens each query attends to (its own top-k "
@@ -237,13 +262,16 @@ def _router(mlp: Any) -> Any:
 
 def _route(mlp: Any, flat: torch.Tensor) -> Any:
     """The router's (logits, weights, indices) for ``flat`` tokens, called as the block calls it: MiniMax-M2's
-    router takes the block's score-correction bias as an argument."""
+    router takes the block's score-correction bias as an argument, AFMoE's its ``expert_bias`` (and reads its
+    input as (batch, tokens, hidden))."""
     import inspect
 
     router = _router(mlp)
-    bias = getattr(mlp, "e_score_correction_bias", None)
-    if bias is not None and "e_score_correction_bias" in inspect.signature(router.forward).parameters:
-        return router(flat, bias)
+    parameters = inspect.signature(router.forward).parameters
+    for name in ("e_score_correction_bias", "expert_bias"):
+        bias = getattr(mlp, name, None)
+        if bias is not None and name in parameters:
+            return router(flat[None], bias)
     return router(flat)
 
 

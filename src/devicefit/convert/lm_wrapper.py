@@ -234,6 +234,8 @@ class StatefulCausalLM(nn.Module):
         self.rotate = fam.rotate_half if self.shape.rotation.startswith("half") else fam.rotate_interleaved
         self.roles = self.shape.roles
         self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
+        if getattr(config, "mup_enabled", False):  # AFMoE's muP: embeddings scaled by sqrt(hidden size)
+            self.embedding_multiplier *= config.hidden_size**0.5
         self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
         self.latent = self.shape.latent is not None
         if self.latent:
@@ -299,6 +301,8 @@ class StatefulCausalLM(nn.Module):
             q = q * self.attn_temperature[past:end][None, None, :, None]
         cap = getattr(attn, "attn_logit_softcapping", None)
         out = self._attend(i, q, k, v, mask, attn.scaling, cap, sinks=getattr(attn, "sinks", None))
+        if hasattr(attn, "gate_proj"):  # AFMoE: the heads' outputs gated by sigmoid(gate_proj(x))
+            out = out * torch.sigmoid(attn.gate_proj(x))
         proj = attn.o_proj if hasattr(attn, "o_proj") else attn.dense
         return proj(out)
 
@@ -387,7 +391,7 @@ class StatefulCausalLM(nn.Module):
     def forward(self, input_ids: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
         inner: Any = self.hf.model
         h = inner.embed_tokens(input_ids)
-        if self.embedding_multiplier != 1.0:  # Granite
+        if self.embedding_multiplier != 1.0:  # Granite, AFMoE's muP
             h = h * self.embedding_multiplier
         r = self.residual_multiplier  # Granite scales each branch before the residual add
         layout = self.shape.layout
