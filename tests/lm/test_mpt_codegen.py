@@ -58,11 +58,15 @@ def test_mpt_settings_transformers_ignores_are_refused(setting: str, value: obje
     model = tiny_lm("mpt")
     setattr(model.config.attn_config, setting, value)
     with pytest.raises(
-        InputError, match=rf"mpt models are not covered .*attn_config\.{setting}=.*ignores this"
+        InputError, match=rf"this mpt model sets attn_config\.{setting}=.*which transformers' MPT"
     ):
         lm_shape(model)
-    with pytest.raises(InputError, match="mpt models are not covered"):
+    with pytest.raises(InputError, match=r"not converted; MPT checkpoints with .* are covered"):
         stateful_wrapper(model, max_context=16)
+    setattr(model.config.attn_config, setting, getattr(type(model.config.attn_config)(), setting))
+    model.config.logit_scale = 2.0
+    with pytest.raises(InputError, match=r"this mpt model sets logit_scale=2\.0"):
+        lm_shape(model)
 
 
 def test_codegen_groups_q_v_k_per_model_parallel_shard() -> None:

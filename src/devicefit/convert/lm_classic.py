@@ -81,21 +81,18 @@ _MPT_IGNORED = {"qk_ln": False, "alibi": True, "alibi_bias_max": 8, "attn_type":
 
 def _check_mpt(config: Any) -> None:
     """Refuse an MPT configuration transformers does not run as written, naming the setting."""
-    from devicefit.convert.lm_wrapper import not_covered
+    from devicefit.errors import InputError
 
     attn = config.attn_config
-    for name, default in _MPT_IGNORED.items():
-        value = getattr(attn, name, default)
+    settings = {f"attn_config.{n}": (getattr(attn, n, d), d) for n, d in _MPT_IGNORED.items()}
+    settings["logit_scale"] = (getattr(config, "logit_scale", None), None)
+    for name, (value, default) in settings.items():
         if value != default:
-            raise not_covered(
-                "mpt",
-                f"attn_config.{name}={value!r}: transformers' MPT ignores this setting (it runs {name}={default!r}), "
-                "so neither its output nor a conversion of it would be this checkpoint's",
+            raise InputError(
+                f"this mpt model sets {name}={value!r}, which transformers' MPT ignores (it runs {default!r}): "
+                "neither its output nor a conversion of it would be this checkpoint's, so it is not converted; "
+                f"MPT checkpoints with {name}={default!r} are covered"
             )
-    if getattr(config, "logit_scale", None) is not None:
-        raise not_covered(
-            "mpt", f"logit_scale={config.logit_scale!r}: transformers' MPT ignores this setting"
-        )
 
 
 def classic_shape(model: Any) -> LMShape:
