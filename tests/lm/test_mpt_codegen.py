@@ -67,6 +67,10 @@ def test_mpt_settings_transformers_ignores_are_refused(setting: str, value: obje
     model.config.logit_scale = 2.0
     with pytest.raises(InputError, match=r"this mpt model sets logit_scale=2\.0"):
         lm_shape(model)
+    model.config.logit_scale = None
+    model.config.no_bias = False
+    with pytest.raises(InputError, match=r"this mpt model sets no_bias=False"):
+        lm_shape(model)
 
 
 def test_codegen_groups_q_v_k_per_model_parallel_shard() -> None:

@@ -86,6 +86,7 @@ def _check_mpt(config: Any) -> None:
     attn = config.attn_config
     settings = {f"attn_config.{n}": (getattr(attn, n, d), d) for n, d in _MPT_IGNORED.items()}
     settings["logit_scale"] = (getattr(config, "logit_scale", None), None)
+    settings["no_bias"] = (getattr(config, "no_bias", True), True)  # transformers' MPT builds no biases
     for name, (value, default) in settings.items():
         if value != default:
             raise InputError(
