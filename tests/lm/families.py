@@ -13,21 +13,22 @@ FAMILIES = ("llama", "qwen2", "mistral", "phi", "gemma")
 # the classic GPT-style families (convert/lm_classic.py), with their variants
 CLASSIC = (
     "gpt2", "gpt_bigcode", "gpt_bigcode_mha", "gpt_neox", "gpt_neox_sequential", "opt", "opt_350m", "gptj", "falcon", "falcon_mq", "falcon_alibi",
-    "bloom",
+    "bloom", "codegen", "mpt", "mpt_clip",
 )  # fmt: skip
 # families the wrapper was not written for (not in SUPPORTED_FAMILIES), covered because their modules carry
 # LLaMA's names and the wrapper reproduced their logits (convert/lm_infer.py)
 INFERRED = (
     "olmo", "olmo3", "olmoe", "nemotron", "seed_oss", "arcee", "exaone4", "phimoe", "helium", "ernie4_5", "glm",
     "cohere2", "glm4", "hunyuan_v1_dense", "gpt_oss",
-    "apertus", "vaultgemma", "ministral", "glm4_moe", "exaone_moe", "minimax_m2", "dots1",
+    "apertus", "vaultgemma", "ministral", "glm4_moe", "exaone_moe", "minimax_m2", "dots1", "afmoe",
 )  # fmt: skip
 # latent attention (MLA) with DeepSeek's routers: written for (convert/lm_mla.py)
 LATENT = ("deepseek_v3", "deepseek_v3_plain", "deepseek_v2")
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
     *FAMILIES, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
-    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", *LATENT, *CLASSIC, *INFERRED,
+    "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", "llama4_text", *LATENT, *CLASSIC,
+    *INFERRED,
 )  # fmt: skip
 VOCAB = 96
 
@@ -83,6 +84,15 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
         "num_key_value_heads": 2, "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2,
         "moe_intermediate_size": 32, "norm_topk_prob": True,
     }),
+    # Llama 4 (text): layer 0 rotary (complex pairs 2i / 2i + 1) with L2 q/k norm and chunked local attention
+    # (chunks of 4), a dense MLP; layer 1 NoPE, global, temperature tuning from position 3 on (floor_scale 4), a top-1
+    # sigmoid mixture of 4 experts (router scores scale the experts' inputs) beside a shared expert
+    "llama4_text": ("Llama4TextConfig", "Llama4ForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 32, "intermediate_size_mlp": 128,
+        "num_local_experts": 4, "num_experts_per_tok": 1, "interleave_moe_layer_step": 2, "no_rope_layers": [1, 0],
+        "attention_chunk_size": 4, "floor_scale": 4, "attn_scale": 0.5, "pad_token_id": 0, "bos_token_id": 0,
+        "eos_token_id": 0,
+    }),
     # learned positions (n_positions), fused Conv1D c_attn, gelu_new, tied lm_head; per-layer 1 / (i + 1) scaling
     "gpt2": ("GPT2Config", "GPT2LMHeadModel", {
         "scale_attn_by_inverse_layer_idx": True, "n_inner": 128, "bos_token_id": 0, "eos_token_id": 0,
@@ -121,6 +131,14 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
     "bloom": ("BloomConfig", "BloomForCausalLM", {
         "hidden_size": 96, "num_attention_heads": 6, "apply_residual_connection_post_layernorm": True,
     }),
+    # CodeGen: GPT-J's layer with q / v / k fused in 4 model-parallel groups, 8 of 16 dims rotated
+    "codegen": ("CodeGenConfig", "CodeGenForCausalLM", {
+        "rotary_dim": 8, "n_inner": 128, "bos_token_id": 0, "eos_token_id": 0,
+    }),
+    # MPT: ALiBi (its own slopes), fused Wqkv without biases, weight-only LayerNorms, tied lm_head; 6 heads (not a
+    # power of two: the interleaved extra slopes); and the variant that clips q / k / v
+    "mpt": ("MptConfig", "MptForCausalLM", {"hidden_size": 96, "num_attention_heads": 6, "max_seq_len": 256}),
+    "mpt_clip": ("MptConfig", "MptForCausalLM", {"max_seq_len": 256, "attn_config": {"clip_qkv": 0.6}}),
     # inferred families (INFERRED): OLMo's norms without weights; OLMo 3's sliding-window layers (window 6); a
     # mixture of experts each in OLMoE and Phi-MoE; Nemotron's relu^2 MLP and partial rotary; EXAONE 4's post-norm
     "olmo": ("OlmoConfig", "OlmoForCausalLM", {"num_key_value_heads": 2, "pad_token_id": 0, "eos_token_id": 0}),
@@ -222,6 +240,14 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
         "topk_group": 1, "moe_intermediate_size": 32, "n_shared_experts": 1, "first_k_dense_replace": 1,
         "pad_token_id": 0,
     }),
+    # AFMoE: sandwich layers under its own norm names, q/k norm, rotary on the sliding-window layers only (window 6),
+    # the heads' outputs gated by sigmoid(gate_proj(x)), muP-scaled embeddings; a dense first layer, then a sigmoid
+    # router called with the block's expert_bias, renormalised and scaled by route_scale, beside a shared expert
+    "afmoe": ("AfmoeConfig", "AfmoeForCausalLM", {
+        "num_key_value_heads": 2, "head_dim": 16, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+        "num_shared_experts": 1, "num_dense_layers": 1, "sliding_window": 6, "global_attn_every_n_layers": 2,
+        "mup_enabled": True, "route_scale": 2.0, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
+    }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
     }),
@@ -251,11 +277,11 @@ def tiny_lm(family: str, seed: int = 0) -> Any:
     if family in _SCORE_BIASED:
         # the score-correction biases start at zero; trained ones are not, and they change which experts are picked
         with torch.no_grad():
-            for name, buffer in model.named_buffers():
-                if name.endswith("e_score_correction_bias"):
-                    buffer.normal_(0.0, 0.3)
+            for name, tensor in (*model.named_buffers(), *model.named_parameters()):
+                if name.endswith(("e_score_correction_bias", "expert_bias")):
+                    tensor.normal_(0.0, 0.3)
     return model
 
 
 # families whose routers' score-correction biases tiny_lm sets to random values (the routing must honour them)
-_SCORE_BIASED = ("deepseek_v3", "deepseek_v3_plain", "minimax_m2", "dots1")
+_SCORE_BIASED = ("deepseek_v3", "deepseek_v3_plain", "minimax_m2", "dots1", "afmoe")

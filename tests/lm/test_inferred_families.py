@@ -82,10 +82,11 @@ def test_math_inside_the_modules_the_wrapper_calls_is_reproduced() -> None:
 def test_a_model_without_llama_names_is_refused_naming_what_is_missing() -> None:
     import transformers as tf
 
-    model = tf.MptForCausalLM(tf.MptConfig(d_model=32, n_heads=2, n_layers=1, vocab_size=50)).eval()
+    # CTRL (transformer.w, transformer.h); MPT, the example here before, is now a classic family (lm_classic.py)
+    model = tf.CTRLLMHeadModel(tf.CTRLConfig(n_embd=32, n_head=2, n_layer=1, vocab_size=50, dff=64)).eval()
     verdict = verified_wiring(model)
     assert isinstance(verdict, str) and "model.embed_tokens" in verdict
-    with pytest.raises(InputError, match=r"mpt models are not covered .*no model\.embed_tokens"):
+    with pytest.raises(InputError, match=r"ctrl models are not covered .*no model\.embed_tokens"):
         lm_shape(model)
 
 
@@ -142,3 +143,28 @@ def test_layers_with_different_norms_are_refused_naming_the_layer() -> None:
         InputError, match=r"model\.layers\.1 has norms \['extra_layernorm', 'input_layernorm'"
     ):
         lm_shape(model)
+
+
+def test_afmoe_output_gate_expert_bias_and_mup_each_matter() -> None:
+    """AFMoE is covered since the wrapper gates the heads' outputs (``gate_proj``), passes the block's
+    ``expert_bias`` to its router and scales embeddings by muP: each dropped, the wrapper leaves transformers."""
+    model = tiny_lm("afmoe")
+    assert lm_shape(model).verified is not None
+    assert _prefill_then_decode(model, stateful_wrapper(model, max_context=16)) < 1e-4
+    unscaled = stateful_wrapper(model, max_context=16)
+    unscaled.embedding_multiplier = 1.0
+    assert _prefill_then_decode(model, unscaled) > 1e-2
+    ids = torch.randint(0, VOCAB, (1, 12), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        block = model.model.layers[1].mlp
+        biased = model(ids).logits
+        bias = block.expert_bias.clone()
+        block.expert_bias.zero_()
+        assert not torch.allclose(model(ids).logits, biased, atol=1e-2)  # the bias changes the routing
+        block.expert_bias.copy_(bias)
+        ungated = stateful_wrapper(model, max_context=16)
+        for layer in model.model.layers:
+            del (
+                layer.self_attn.gate_proj
+            )  # transformers' forward cannot run now: compared with its logits above
+        assert not torch.allclose(ungated(ids, causal_mask(12, 12)), biased, atol=1e-2)

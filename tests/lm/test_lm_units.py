@@ -50,6 +50,14 @@ def test_weight_groups_follow_pytorch_names_and_spare_rotary_tables() -> None:
     assert group_of("hf_transformer_h_0_self_attention_dense_weight") == "attention"
     assert group_of("hf_transformer_wpe_weight") is None
     assert group_of("hf_model_decoder_embed_positions_weight") is None
+    # MPT: its MLP is `ffn` (left at fp16 by every plan before), its norms norm_1 / norm_2 / norm_f; CodeGen
+    assert group_of("hf_transformer_blocks_0_ffn_up_proj_weight") == "mlp"
+    assert group_of("hf_transformer_blocks_1_attn_Wqkv_weight") == "attention"
+    assert group_of("hf_transformer_blocks_0_norm_1_weight") is None
+    assert group_of("hf_transformer_h_0_attn_qkv_proj_weight") == "attention"
+    # Llama 4: dense MLPs and experts under feed_forward
+    assert group_of("hf_model_layers_1_feed_forward_experts_gate_up_proj") == "mlp"
+    assert group_of("hf_model_layers_0_feed_forward_down_proj_weight") == "mlp"
 
 
 def test_kv_cache_memory_and_decode_bound() -> None:

@@ -96,7 +96,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[obje
 
 MOE_FAMILIES = (
     "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "gpt_oss", "glm4_moe", "exaone_moe", "minimax_m2", "dots1",
-    "deepseek_v3", "deepseek_v3_plain", "deepseek_v2",
+    "deepseek_v3", "deepseek_v3_plain", "deepseek_v2", "afmoe",
 )  # fmt: skip
 # routers that mask experts by a relative-distance threshold (Phi-MoE's sparsemixer: (best - s) / |s| > 0.02) flip
 # more often in fp16 than a top-k ranking: the tiny config's fp16 run, 2026-12-02, had low steps 13 (0.950, 2.3
@@ -149,6 +149,7 @@ def _biased_and_grouped_margins(block, logits, k: int) -> list[tuple[float, floa
 
     gate = getattr(block, "gate", None) or getattr(block, "router", None)
     bias = getattr(gate, "e_score_correction_bias", getattr(block, "e_score_correction_bias", None))
+    bias = getattr(block, "expert_bias", None) if bias is None else bias  # AFMoE
     scores = logits.sigmoid() + bias if bias is not None else logits
     margins = []
     if bias is not None:

@@ -66,19 +66,29 @@ def test_shape_reads_gqa_partial_rotary_and_sliding_window() -> None:
     assert lm_shape(tiny_lm("qwen2")).sliding_window is None  # use_sliding_window is off by default
 
 
-def test_uncovered_family_says_why() -> None:
-    import transformers as tf
+def _config_only(model_type: str) -> object:
+    """A stand-in with only a config naming ``model_type``: families refused by name are refused before any
+    module is read."""
+    return type("M", (), {"config": type("C", (), {"model_type": model_type})()})()
 
-    model = tf.CodeGenForCausalLM(
-        tf.CodeGenConfig(n_layer=1, n_embd=32, n_head=2, vocab_size=50, rotary_dim=8)
-    )
+
+@pytest.mark.parametrize(
+    ("family", "reason"),
+    [
+        ("lfm2", r"a hybrid: short gated convolutions, .*a convolution state"),
+        ("qwen3_next", r"a hybrid: Gated DeltaNet .*a recurrent state"),
+        ("jamba", r"a hybrid: Mamba layers .*an SSM and a convolution state"),
+        ("gemma3n_text", r"AltUp.*LAuReL.*per-layer embeddings"),
+        ("gemma3", r"load its text model"),
+        ("llama4", r"\(Llama4ForCausalLM, model_type llama4_text\)"),
+    ],
+)
+def test_uncovered_family_says_why(family: str, reason: str) -> None:
     with pytest.raises(
-        InputError, match=r"codegen models are not covered.*--task default` checks the plain forward"
+        InputError,
+        match=rf"{family} models are not covered .*{reason}.*--task default` checks the plain forward",
     ):
-        lm_shape(model)
-    gemma3 = type("M", (), {"config": type("C", (), {"model_type": "gemma3"})()})()
-    with pytest.raises(InputError, match=r"gemma3 models are not covered.*load its text model"):
-        lm_shape(gemma3)
+        lm_shape(_config_only(family))
 
 
 @pytest.mark.parametrize(
@@ -88,6 +98,8 @@ def test_uncovered_family_says_why() -> None:
         ("gpt_bigcode", "transformer.wpe"),
         ("opt", "model.decoder.embed_positions"),
         ("gptj", "transformer.rotary_emb"),
+        ("codegen", "transformer.rotary_emb"),
+        ("mpt_clip", "config.max_seq_len"),
     ],
 )
 def test_positions_past_the_learned_table_are_refused(family: str, table: str) -> None:

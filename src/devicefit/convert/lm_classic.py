@@ -1,10 +1,10 @@
 """The stateful wrapper for the classic GPT-style families: GPT-2, GPT-BigCode (StarCoder, SantaCoder), GPT-NeoX
-(Pythia), OPT, GPT-J, Falcon, BLOOM.
+(Pythia), OPT, GPT-J, CodeGen, Falcon, BLOOM, MPT.
 
 These predate the LLaMA module layout (``model.model.layers[i].self_attn.q_proj``): their modules live under
 ``transformer.h`` / ``gpt_neox.layers`` / ``model.decoder.layers``, several fuse q/k/v into one projection laid
-out per head, and their positions are learned tables (GPT-2, OPT), a sinusoid table (GPT-J) or ALiBi biases
-(BLOOM, some Falcons). As for the other families, the model's own modules (embeddings, position tables, norms,
+out per head (CodeGen: in 4 groups of [q | v | k]), and their positions are learned tables (GPT-2, OPT), a sinusoid
+table (GPT-J, CodeGen) or ALiBi biases (BLOOM, MPT, some Falcons). As for the other families, the model's own modules (embeddings, position tables, norms,
 projections, MLPs, rotary and ALiBi tables) do the work; only the attention over the static cache is
 re-implemented (:meth:`StatefulCausalLM._attend`, shared with the other families).
 """
@@ -32,6 +32,8 @@ def _parts(model: Any) -> tuple[Any, Any, Any]:
         inner = model.model.decoder
         return inner, inner.layers, inner.final_layer_norm
     inner = model.transformer
+    if family == "mpt":
+        return inner, inner.blocks, inner.norm_f
     return inner, inner.h, inner.ln_f
 
 
@@ -64,16 +66,41 @@ def _rotary_dim(model: Any, head_dim: int) -> int:
     attn = _attn(_parts(model)[1][0])
     if family == "gpt_neox":
         return int(attn.rotary_ndims)
-    if family == "gptj":
+    if family in ("gptj", "codegen"):
         return int(attn.rotary_dim or head_dim)
     if family == "falcon" and not model.config.alibi:
         return head_dim
     return 0
 
 
+# MPT settings transformers' MptModel reads no further than its config: a checkpoint that sets them computes
+# something else than transformers does, so neither can serve as the other's reference (setting -> its default)
+_MPT_IGNORED = {"qk_ln": False, "alibi": True, "alibi_bias_max": 8, "attn_type": "multihead_attention",
+                "prefix_lm": False}  # fmt: skip
+
+
+def _check_mpt(config: Any) -> None:
+    """Refuse an MPT configuration transformers does not run as written, naming the setting."""
+    from devicefit.errors import InputError
+
+    attn = config.attn_config
+    settings = {f"attn_config.{n}": (getattr(attn, n, d), d) for n, d in _MPT_IGNORED.items()}
+    settings["logit_scale"] = (getattr(config, "logit_scale", None), None)
+    settings["no_bias"] = (getattr(config, "no_bias", True), True)  # transformers' MPT builds no biases
+    for name, (value, default) in settings.items():
+        if value != default:
+            raise InputError(
+                f"this mpt model sets {name}={value!r}, which transformers' MPT ignores (it runs {default!r}): "
+                "neither its output nor a conversion of it would be this checkpoint's, so it is not converted; "
+                f"MPT checkpoints with {name}={default!r} are covered"
+            )
+
+
 def classic_shape(model: Any) -> LMShape:
     """The geometry of a classic-family model (see :func:`devicefit.convert.lm_wrapper.lm_shape`)."""
     config = model.config
+    if config.model_type == "mpt":
+        _check_mpt(config)
     heads = config.num_attention_heads
     head_dim = config.hidden_size // heads
     kv_heads = _falcon_kv_heads(config) if config.model_type == "falcon" else heads
@@ -102,8 +129,10 @@ def _position_limit(model: Any) -> tuple[int, str] | None:
     if family == "opt":
         table = inner.embed_positions
         return int(table.num_embeddings - table.offset), "model.decoder.embed_positions"
-    if family == "gptj":
+    if family in ("gptj", "codegen"):
         return int(inner.rotary_emb.embed_positions.shape[0]), "transformer.rotary_emb"
+    if family == "mpt":  # transformers builds its ALiBi table for max_seq_len keys and slices it
+        return int(model.config.max_seq_len), "config.max_seq_len"
     return None
 
 
@@ -127,6 +156,7 @@ class ClassicCausalLM(StatefulCausalLM):
     rope_sin: torch.Tensor
     position_ids: torch.Tensor
     alibi: torch.Tensor
+    alibi_slopes: torch.Tensor
 
     def __init__(self, model: Any, max_context: int, round_cache_fp16: bool = False):
         nn.Module.__init__(self)
@@ -145,8 +175,8 @@ class ClassicCausalLM(StatefulCausalLM):
             ((cos, sin),) = fam.rope_tables(inner, self.shape.hidden_size, max_context).values()
             self.register_buffer("rope_cos", cos, persistent=False)
             self.register_buffer("rope_sin", sin, persistent=False)
-        elif family == "gptj":
-            # GPT-J's own sinusoid table, as its attention expands it: each frequency serves dims 2i and 2i + 1
+        elif family in ("gptj", "codegen"):
+            # GPT-J's (CodeGen's) own sinusoid table, as its attention expands it: each frequency serves dims 2i and 2i + 1
             with torch.no_grad():
                 sin, cos = inner.rotary_emb(torch.zeros(1), self.position_ids)
             self.register_buffer("rope_cos", cos[0].repeat_interleave(2, -1).float(), persistent=False)
@@ -158,6 +188,8 @@ class ClassicCausalLM(StatefulCausalLM):
             self.bloom_gelu = bloom_gelu_forward
         if family == "bloom" or (family == "falcon" and config.alibi):
             self._init_alibi(model, inner, max_context)
+        if family == "mpt":
+            self._init_mpt_alibi(inner)
         self.scalings = [self._scaling(_attn(layer)) for layer in layers]
         cache = self.shape.cache_shape(max_context)
         self.register_buffer("k_cache", torch.zeros(cache))
@@ -181,8 +213,18 @@ class ClassicCausalLM(StatefulCausalLM):
             alibi = alibi * ((2.0 if twice else 1.0) / math.sqrt(self.shape.head_dim))
         self.register_buffer("alibi", alibi.reshape(heads, 1, max_context).float(), persistent=False)
 
+    def _init_mpt_alibi(self, inner: Any) -> None:
+        """MPT's ALiBi slopes, from the model's own table builder (its slopes differ from BLOOM's). transformers
+        slices a (heads, max_seq_len, max_seq_len) table so that the newest key's bias is 0 and older keys' are
+        -distance x slope; the wrapper computes that per step from the slopes (``alibi_slopes``), so the biases of
+        nearby keys stay small numbers that fp16 holds exactly, instead of a table offset by the cache length."""
+        heads = self.shape.num_heads
+        with torch.no_grad():
+            ramp = inner.build_mpt_alibi_tensor(heads, 2)  # (heads, 1, 2): [-slope, 0]
+        self.register_buffer("alibi_slopes", -ramp[:, :, :1].float(), persistent=False)
+
     def _scaling(self, attn: Any) -> float:
-        for name in ("scaling", "inv_norm_factor"):
+        for name in ("scaling", "inv_norm_factor", "softmax_scale"):
             if hasattr(attn, name):
                 return float(getattr(attn, name))
         return float(self.shape.head_dim**-0.5)
@@ -212,6 +254,17 @@ class ClassicCausalLM(StatefulCausalLM):
             fused = attn.query_key_value(x).view(1, seq, s.num_kv_heads, rep + 2, s.head_dim)
             q = fused[:, :, :, :rep].reshape(1, seq, s.num_heads, s.head_dim)
             k, v = fused[:, :, :, rep], fused[:, :, :, rep + 1]
+        elif family == "mpt":  # [q | k | v] along the features, optionally clipped
+            fused = attn.Wqkv(x)
+            if attn.clip_qkv:
+                fused = fused.clamp(min=-attn.clip_qkv, max=attn.clip_qkv)
+            q, k, v = fused.chunk(3, dim=2)
+        elif (
+            family == "codegen"
+        ):  # mp_num groups of [q | v | k] (its model-parallel layout), heads within each
+            local = s.hidden_size // attn.mp_num
+            fused = attn.qkv_proj(x).view(1, seq, attn.mp_num, 3 * local)
+            q, v, k = fused.split(local, dim=-1)
         else:  # OPT, GPT-J: separate projections
             q, k, v = attn.q_proj(x), attn.k_proj(x), attn.v_proj(x)
         q = q.reshape(1, seq, s.num_heads, s.head_dim)
@@ -231,6 +284,8 @@ class ClassicCausalLM(StatefulCausalLM):
             q = torch.cat((q[..., :r] * cos + self.rotate(q[..., :r]) * sin, q[..., r:]), dim=-1)
             k = torch.cat((k[..., :r] * cos + self.rotate(k[..., :r]) * sin, k[..., r:]), dim=-1)
         bias = self.alibi[:, :, :end] if hasattr(self, "alibi") else None
+        if hasattr(self, "alibi_slopes"):  # MPT: -distance from the newest key x slope
+            bias = self.alibi_slopes * (self.positions[:end] - (end - 1))
         return self._attend(i, q, k, v, mask, scaling, bias=bias)
 
     def _embed(self, input_ids: torch.Tensor, past: Any, end: Any) -> torch.Tensor:
@@ -239,6 +294,8 @@ class ClassicCausalLM(StatefulCausalLM):
         positions = self.position_ids[:, past:end]
         if family in ("gpt2", "gpt_bigcode"):
             return inner.wte(input_ids) + inner.wpe(positions)
+        if family in ("gptj", "codegen", "mpt"):
+            return inner.wte(input_ids)
         if family == "opt":  # its own table adds OPT's offset of 2
             h = inner.embed_tokens(input_ids)
             h = inner.project_in(h) if inner.project_in is not None else h
@@ -247,7 +304,7 @@ class ClassicCausalLM(StatefulCausalLM):
             return inner.embed_in(input_ids)
         if family == "bloom":
             return inner.word_embeddings_layernorm(inner.word_embeddings(input_ids))
-        return inner.wte(input_ids) if family == "gptj" else inner.word_embeddings(input_ids)
+        return inner.word_embeddings(input_ids)
 
     def _layer(self, i: int, layer: Any, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         family = self.shape.family
@@ -255,7 +312,10 @@ class ClassicCausalLM(StatefulCausalLM):
         if family in ("gpt2", "gpt_bigcode"):
             h = h + attn.c_proj(self._classic_attention(i, attn, layer.ln_1(h), mask))
             return h + layer.mlp(layer.ln_2(h))
-        if family == "gptj":  # attention and MLP both read ln_1's output
+        if family == "mpt":  # its MLP module adds the residual itself
+            h = h + attn.out_proj(self._classic_attention(i, attn, layer.norm_1(h), mask))
+            return layer.ffn(layer.norm_2(h), h)
+        if family in ("gptj", "codegen"):  # attention and MLP both read ln_1's output
             normed = layer.ln_1(h)
             return h + attn.out_proj(self._classic_attention(i, attn, normed, mask)) + layer.mlp(normed)
         if family == "gpt_neox":

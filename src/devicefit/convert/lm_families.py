@@ -39,24 +39,60 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     # latent attention (MLA, convert/lm_mla.py) with DeepSeek's mixtures of experts
     "deepseek_v2": "sequential",
     "deepseek_v3": "sequential",
+    # chunked local attention on the rotary layers, NoPE global layers with attention temperature tuning, L2 q/k
+    # norm, a top-1 sigmoid mixture of experts with a shared expert every interleave_moe_layer_step layers
+    "llama4_text": "sequential",
     # the classic GPT-style families (convert/lm_classic.py); some layouts are read per model there
     "gpt2": "sequential",
     "gpt_bigcode": "sequential",
     "gpt_neox": "parallel",  # or sequential: use_parallel_residual decides
     "opt": "sequential",  # or post_norm: do_layer_norm_before decides
     "gptj": "parallel",
+    "codegen": "parallel",
     "falcon": "parallel",  # or sequential: parallel_attn / new_decoder_architecture decide
     "bloom": "sequential",
+    "mpt": "sequential",
 }
 
 # families whose module layout is not LLaMA's: wrapped by lm_classic.ClassicCausalLM
-CLASSIC_FAMILIES = frozenset({"gpt2", "gpt_bigcode", "gpt_neox", "opt", "gptj", "falcon", "bloom"})
+CLASSIC_FAMILIES = frozenset(
+    {"gpt2", "gpt_bigcode", "gpt_neox", "opt", "gptj", "codegen", "falcon", "bloom", "mpt"}
+)
+
+
+def _hybrid(layers: str, state: str) -> str:
+    return (
+        f"a hybrid: {layers}, whose layers carry {state} between tokens beside the attention KV cache; the "
+        "conversion's cache states hold keys and values only"
+    )
+
 
 # Families seen in transformers that this wrapper deliberately does not cover, and why (shown to the user).
 UNSUPPORTED_REASONS: dict[str, str] = {
     "gemma3": (
         "this is the multimodal Gemma 3 (vision tower); load its text model (Gemma3ForCausalLM, model_type "
         "gemma3_text) to convert the language model"
+    ),
+    "llama4": (
+        "this is the multimodal Llama 4 (vision tower); load its language model (Llama4ForCausalLM, model_type "
+        "llama4_text) to convert the language model"
+    ),
+    "gemma3n": "this is the multimodal Gemma 3n; its language model (gemma3n_text) is not covered either",
+    "gemma3n_text": (
+        "Gemma 3n's layers add AltUp's predicted / corrected parallel streams, LAuReL's low-rank residual, "
+        "per-layer embeddings and keys / values shared across layers: a layer the wrapper does not run"
+    ),
+    **dict.fromkeys(("lfm2", "lfm2_moe"), _hybrid("short gated convolutions", "a convolution state")),
+    "falcon_h1": _hybrid("Mamba-2 heads in parallel with attention", "an SSM and a convolution state"),
+    **dict.fromkeys(
+        ("jamba", "bamba", "zamba", "zamba2", "nemotron_h", "granitemoehybrid"),
+        _hybrid("Mamba layers between the attention layers", "an SSM and a convolution state"),
+    ),
+    "qwen3_next": _hybrid("Gated DeltaNet linear-attention layers", "a recurrent state"),
+    "kimi_linear": _hybrid("Kimi Delta Attention layers", "a recurrent state"),
+    **dict.fromkeys(
+        ("mamba", "mamba2", "falcon_mamba", "rwkv", "xlstm", "recurrent_gemma"),
+        "a recurrent model: its layers carry a recurrent state between tokens, not an attention KV cache",
     ),
     "deepseek_v32": (
         "DeepSeek sparse attention: a learned indexer picks the cached tokens each query attends to (its own top-k "
@@ -67,6 +103,38 @@ UNSUPPORTED_REASONS: dict[str, str] = {
         "wrapper does not run"
     ),
 }
+
+
+# rotary pairing of the families written for that do not use LLaMA's halves (see LMShape.rotation): Llama 4's
+# rotary module returns complex rotations of pairs 2i / 2i + 1, split into LLaMA-layout tables by _squeeze
+ROTATION = {"cohere": "interleaved", "llama4_text": "interleaved_halves"}
+
+# mixture-of-experts blocks whose own forward already runs every expert on every token (no data-dependent
+# dispatch that tracing would freeze): called as they are. Llama 4 scales each expert's *input* by its router
+# score, which the dense sum of dense_moe (scaling outputs) would not reproduce.
+DENSE_MOE_BLOCKS = frozenset({"Llama4TextMoe"})
+
+
+def mlp_of(layer: Any) -> Any:
+    """A decoder layer's MLP / mixture-of-experts module: ``mlp``, or Llama 4's ``feed_forward``."""
+    return layer.mlp if hasattr(layer, "mlp") else layer.feed_forward
+
+
+def attention_chunk(config: Any, index: int) -> int | None:
+    """The chunk size of layer ``index``'s chunked local attention (Llama 4: a query attends to the keys of its
+    own chunk of ``attention_chunk_size`` positions only); None: not chunked."""
+    if layer_type(config, index) != "chunked_attention":
+        return None
+    return getattr(config, "attention_chunk_size", None) or None
+
+
+def attention_temperature(config: Any, max_context: int) -> torch.Tensor | None:
+    """Llama 4's per-position query scale on its NoPE layers (``attn_temperature_tuning``), as its attention
+    computes it: ``log1p(floor((p + 1) / floor_scale)) * attn_scale + 1``; None where the model has none."""
+    if not getattr(config, "attn_temperature_tuning", False) or not hasattr(config, "floor_scale"):
+        return None
+    positions = torch.arange(max_context).float()
+    return torch.log1p(torch.floor((positions + 1.0) / config.floor_scale)) * config.attn_scale + 1.0
 
 
 def layout(model: Any, family: str) -> str:
@@ -173,6 +241,14 @@ def logits_transform(config: Any, family: str, logits: torch.Tensor) -> torch.Te
     return logits
 
 
+def feed_forward(mlp: Any, x: torch.Tensor) -> torch.Tensor:
+    """A layer's MLP or mixture of experts on ``x``: sparse ones densely (:func:`dense_moe`)."""
+    if type(mlp).__name__ in DENSE_MOE_BLOCKS:
+        out = mlp(x)
+        return (out[0] if isinstance(out, tuple) else out).reshape(x.shape)
+    return dense_moe(mlp, x) if is_moe(mlp) else mlp(x)
+
+
 def is_moe(mlp: Any) -> bool:
     return hasattr(mlp, "experts") and _router(mlp) is not None
 
@@ -186,13 +262,16 @@ def _router(mlp: Any) -> Any:
 
 def _route(mlp: Any, flat: torch.Tensor) -> Any:
     """The router's (logits, weights, indices) for ``flat`` tokens, called as the block calls it: MiniMax-M2's
-    router takes the block's score-correction bias as an argument."""
+    router takes the block's score-correction bias as an argument, AFMoE's its ``expert_bias`` (and reads its
+    input as (batch, tokens, hidden))."""
     import inspect
 
     router = _router(mlp)
-    bias = getattr(mlp, "e_score_correction_bias", None)
-    if bias is not None and "e_score_correction_bias" in inspect.signature(router.forward).parameters:
-        return router(flat, bias)
+    parameters = inspect.signature(router.forward).parameters
+    for name in ("e_score_correction_bias", "expert_bias"):
+        bias = getattr(mlp, name, None)
+        if bias is not None and name in parameters:
+            return router(flat[None], bias)
     return router(flat)
 
 

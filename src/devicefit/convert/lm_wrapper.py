@@ -125,8 +125,9 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
     rotary_dim = int(getattr(attn, "rotary_ndims", None) or head_dim * _partial_rotary(config))
     windows = [fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(layers)]
     for i, layer in enumerate(layers):
-        if fam.is_moe(layer.mlp):
-            fam.check_moe(layer.mlp, f"model.layers.{i}.mlp")
+        mlp = fam.mlp_of(layer)
+        if fam.is_moe(mlp) and type(mlp).__name__ not in fam.DENSE_MOE_BLOCKS:
+            fam.check_moe(mlp, f"model.layers.{i}.mlp")
     return LMShape(
         family=family,
         layout=wiring.layout if wiring else fam.layout(model, family),
@@ -138,7 +139,7 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
         head_dim=head_dim,
         rotary_dim=rotary_dim,
         sliding_window=min((w for w in windows if w), default=None),
-        rotation=wiring.rotation if wiring else ("interleaved" if family == "cohere" else "half"),
+        rotation=wiring.rotation if wiring else fam.ROTATION.get(family, "half"),
         rope_windowed_only=wiring.rope_windowed_only if wiring else False,
         verified=wiring.probe_error if wiring else None,
         roles=wiring.roles if wiring else None,
@@ -177,6 +178,9 @@ class StatefulCausalLM(nn.Module):
     k_cache: torch.Tensor
     v_cache: torch.Tensor
     positions: torch.Tensor
+    # Llama 4: each cache slot's chunk number, and the per-position query scale of its NoPE layers
+    chunk_index: torch.Tensor
+    attn_temperature: torch.Tensor
     hf: Any
 
     def __init__(
@@ -218,11 +222,20 @@ class StatefulCausalLM(nn.Module):
         self.windows = [
             fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(inner.layers)
         ]
+        self.chunks = [fam.attention_chunk(config, i) for i in range(len(inner.layers))]
         # slot index of each cache position: sliding-window layers mask keys by distance from the query
         self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
+        chunk = min((c for c in self.chunks if c), default=None)
+        if chunk is not None:  # each slot's chunk number (Llama 4 has one chunk size)
+            self.register_buffer("chunk_index", torch.floor(self.positions / chunk), persistent=False)
+        temperature = fam.attention_temperature(config, max_context)
+        if temperature is not None:
+            self.register_buffer("attn_temperature", temperature, persistent=False)
         self.rotate = fam.rotate_half if self.shape.rotation.startswith("half") else fam.rotate_interleaved
         self.roles = self.shape.roles
         self.embedding_multiplier = float(getattr(config, "embedding_multiplier", 1.0) or 1.0)
+        if getattr(config, "mup_enabled", False):  # AFMoE's muP: embeddings scaled by sqrt(hidden size)
+            self.embedding_multiplier *= config.hidden_size**0.5
         self.residual_multiplier = float(getattr(config, "residual_multiplier", 1.0) or 1.0)
         self.latent = self.shape.latent is not None
         if self.latent:
@@ -281,8 +294,15 @@ class StatefulCausalLM(nn.Module):
         q, k = self._rope(i, attn, q, past, end), self._rope(i, attn, k, past, end)
         if hasattr(attn, "query_layernorm"):  # HunYuan: per-head q/k norm after the rotation
             q, k = attn.query_layernorm(q), attn.key_layernorm(k)
+        if hasattr(attn, "qk_norm"):  # Llama 4: one weightless L2 norm for q and k, after the rotation
+            q, k = attn.qk_norm(q), attn.qk_norm(k)
+        if hasattr(self, "attn_temperature") and not getattr(attn, "use_rope", True):
+            # Llama 4's NoPE layers scale each query by its position's temperature
+            q = q * self.attn_temperature[past:end][None, None, :, None]
         cap = getattr(attn, "attn_logit_softcapping", None)
         out = self._attend(i, q, k, v, mask, attn.scaling, cap, sinks=getattr(attn, "sinks", None))
+        if hasattr(attn, "gate_proj"):  # AFMoE: the heads' outputs gated by sigmoid(gate_proj(x))
+            out = out * torch.sigmoid(attn.gate_proj(x))
         proj = attn.o_proj if hasattr(attn, "o_proj") else attn.dense
         return proj(out)
 
@@ -338,6 +358,13 @@ class StatefulCausalLM(nn.Module):
             rows = self.positions[past:end][:, None]
             cols = self.positions[:end][None, :]
             mask = mask + (rows - cols >= window).float() * MASK_MIN
+        chunk = self.chunks[i] if hasattr(self, "chunks") else None
+        if chunk is not None and chunk < self.max_context:
+            # chunked local attention: keys of an earlier chunk than the query's are masked (transformers:
+            # kv // chunk == q // chunk, on top of the causal mask)
+            rows = self.chunk_index[past:end][:, None]
+            cols = self.chunk_index[:end][None, :]
+            mask = mask + (rows - cols >= 1).float() * MASK_MIN
         if sinks is not None:
             logits = scores + mask
             sink = sinks.reshape(1, -1, 1, 1).expand(1, s.num_heads, seq, 1).to(logits.dtype)
@@ -359,12 +386,12 @@ class StatefulCausalLM(nn.Module):
         return h + (post_mlp(mlp_out) if post_mlp is not None else mlp_out)
 
     def _mlp(self, layer: Any, x: torch.Tensor) -> torch.Tensor:
-        return fam.dense_moe(layer.mlp, x) if fam.is_moe(layer.mlp) else layer.mlp(x)
+        return fam.feed_forward(fam.mlp_of(layer), x)
 
     def forward(self, input_ids: torch.Tensor, causal_mask: torch.Tensor) -> torch.Tensor:
         inner: Any = self.hf.model
         h = inner.embed_tokens(input_ids)
-        if self.embedding_multiplier != 1.0:  # Granite
+        if self.embedding_multiplier != 1.0:  # Granite, AFMoE's muP
             h = h * self.embedding_multiplier
         r = self.residual_multiplier  # Granite scales each branch before the residual add
         layout = self.shape.layout
@@ -395,7 +422,7 @@ class StatefulCausalLM(nn.Module):
 
 def stateful_wrapper(model: Any, max_context: int, round_cache_fp16: bool = False) -> StatefulCausalLM:
     """The stateful wrapper of ``model``'s family: :class:`StatefulCausalLM`, or its classic-family form
-    (:class:`~devicefit.convert.lm_classic.ClassicCausalLM`: GPT-2, GPT-NeoX, OPT, GPT-J, Falcon, BLOOM)."""
+    (:class:`~devicefit.convert.lm_classic.ClassicCausalLM`: GPT-2, GPT-NeoX, OPT, GPT-J, CodeGen, Falcon, BLOOM, MPT)."""
     if getattr(getattr(model, "config", None), "model_type", None) in fam.CLASSIC_FAMILIES:
         from devicefit.convert.lm_classic import ClassicCausalLM
 
