@@ -82,11 +82,11 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
         raise ModelLoadError(f"{path} is a Hugging Face model; install transformers to load it") from exc
     try:
         # never run code shipped with the model folder (auto_map); weights load with weights_only (transformers)
-        with _quiet_transformers(transformers):
+        with quiet_transformers(transformers):
             config = transformers.AutoConfig.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False
             )
-            _check_declared_size(path, transformers, config)
+            check_declared_size(path, transformers, config)
             net, loading = _model_class(transformers, config).from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True
             )
@@ -96,7 +96,7 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
         raise ModelLoadError(
             f"cannot load Hugging Face model {path}: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
-    _check_weights_cover(path, loading)
+    check_weights_cover(path, loading)
     specs = inputs or _default_specs(path, config, str(getattr(net, "main_input_name", "input_ids")))
     vocab = int(getattr(config, "vocab_size", 8) or 8)
     arrays = random_inputs(list(specs), int_high=vocab)
@@ -161,7 +161,7 @@ def _torch_of(array: np.ndarray) -> Any:
     return torch.from_numpy(array)
 
 
-# Weight files transformers reads; every parameter must come from one of them (see _check_weights_cover).
+# Weight files transformers reads; every parameter must come from one of them (see check_weights_cover).
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 # The fewest bytes a stored parameter can take (4-bit quantized); anything denser is not a weight file.
 _MIN_BYTES_PER_PARAMETER = 0.5
@@ -178,7 +178,7 @@ class _DeclaredTooLarge(Exception):
     """Raised from the registration hooks to stop building the skeleton as soon as it is clearly too large."""
 
 
-def _check_declared_size(path: Path, transformers: Any, config: Any) -> None:
+def check_declared_size(path: Path, transformers: Any, config: Any) -> None:
     """Refuse a config.json declaring far more parameters (or submodules) than the folder's weight files hold.
 
     transformers allocates (and randomly initialises) every parameter before reading the weights, so a
@@ -200,7 +200,7 @@ def _check_declared_size(path: Path, transformers: Any, config: Any) -> None:
     stopped = False
 
     def too_large_count() -> bool:
-        # NOTE: only where the allocation itself is the danger: a small model loads, and _check_weights_cover
+        # NOTE: only where the allocation itself is the danger: a small model loads, and check_weights_cover
         # then names the parameters its weight files miss.
         return count * 4 > _ALLOCATION_WORTH_REFUSING and count * _MIN_BYTES_PER_PARAMETER > stored
 
@@ -258,7 +258,7 @@ def _largest_sizes(config: Any) -> str:
     return ", ".join(f"{k}={v}" for v, k in sorted(sizes, reverse=True)[:2]) or "no integer sizes"
 
 
-def _check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:
+def check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:
     """Refuse a folder whose weights leave parameters at their random initialisation.
 
     transformers fills a missing or mis-shaped parameter with fresh random values and only logs it; checking
@@ -278,7 +278,7 @@ def _check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_transformers(transformers: Any) -> Iterator[None]:
+def quiet_transformers(transformers: Any) -> Iterator[None]:
     """transformers' load report and progress bars off while loading (they go to stderr), restored after."""
     logging = transformers.utils.logging
     verbosity = logging.get_verbosity()
