@@ -104,13 +104,14 @@ def load_causal_lm(source: Any) -> Any:
                     str(path), local_files_only=True, trust_remote_code=False
                 )
                 check_declared_size(path, transformers, config)
-                model, loading = transformers.AutoModelForCausalLM.from_pretrained(
+                loaded: Any = transformers.AutoModelForCausalLM.from_pretrained(
                     str(path),
                     config=config,
                     local_files_only=True,
                     dtype=torch.float32,
                     output_loading_info=True,
                 )
+                model, loading = loaded
         except ModelLoadError:
             raise
         except Exception as e:
