@@ -90,6 +90,12 @@ def _check_batch_sizes(model: Path, feeds: dict[str, Any] | None, batch_sizes: l
     limit = max_input_bytes()
     per_sample = max(_sample_bytes(model, feeds), 8)
     biggest = max(batch_sizes)
+    if per_sample > limit:  # no batch size helps: "use batch sizes up to 0" said nothing useful
+        raise InputError(
+            f"one sample of {model} takes {per_sample:,} bytes of inputs, over the {limit / 2**20:,.0f} MiB limit "
+            f"for generated inputs; declare smaller inputs (--input NAME:SHAPE) or raise the limit with "
+            f"{MAX_INPUT_BYTES_ENV}"
+        )
     if biggest * per_sample > limit:
         raise InputError(
             f"--batch-sizes {biggest:,}: a batch of {biggest:,} samples ({per_sample:,} bytes each) is "

@@ -93,6 +93,8 @@ class SearchOptions:
             raise InputError(f"sensitivity_samples must be positive or None; got {self.sensitivity_samples}")
         if not 0.0 <= self.holdout < 1.0:
             raise InputError(f"holdout must be a fraction in [0, 1); got {self.holdout}")
+        if not isinstance(self.seed, int) or self.seed < 0:  # numpy's generators take no negative seed
+            raise InputError(f"seed must be a non-negative integer; got {self.seed!r}")
         return budget
 
 

@@ -92,14 +92,31 @@ def load_causal_lm(source: Any) -> Any:
         path = Path(source)
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{path} is not a Hugging Face model folder (no config.json)")
-        try:
-            from transformers import AutoModelForCausalLM
+        # NOTE: the same guards as every Hugging Face folder (sources.coreml_hf): a crafted config.json is refused
+        # before transformers allocates it, and weights missing from the files are an error, not random values.
+        from devicefit.sources.coreml_hf import check_declared_size, check_weights_cover, quiet_transformers
 
-            model = AutoModelForCausalLM.from_pretrained(
-                str(path), local_files_only=True, dtype=torch.float32
-            )
+        try:
+            import transformers
+
+            with quiet_transformers(transformers):
+                config = transformers.AutoConfig.from_pretrained(
+                    str(path), local_files_only=True, trust_remote_code=False
+                )
+                check_declared_size(path, transformers, config)
+                loaded: Any = transformers.AutoModelForCausalLM.from_pretrained(
+                    str(path),
+                    config=config,
+                    local_files_only=True,
+                    dtype=torch.float32,
+                    output_loading_info=True,
+                )
+                model, loading = loaded
+        except ModelLoadError:
+            raise
         except Exception as e:
             raise ModelLoadError(f"could not load {path} as a causal LM: {first_line(e)}") from e
+        check_weights_cover(path, loading)
     elif isinstance(source, torch.nn.Module):
         model = source
     elif callable(source):

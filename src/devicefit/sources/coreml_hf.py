@@ -82,11 +82,11 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
         raise ModelLoadError(f"{path} is a Hugging Face model; install transformers to load it") from exc
     try:
         # never run code shipped with the model folder (auto_map); weights load with weights_only (transformers)
-        with _quiet_transformers(transformers):
+        with quiet_transformers(transformers):
             config = transformers.AutoConfig.from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False
             )
-            _check_declared_size(path, transformers, config)
+            check_declared_size(path, transformers, config)
             net, loading = _model_class(transformers, config).from_pretrained(
                 str(path), local_files_only=True, trust_remote_code=False, output_loading_info=True
             )
@@ -96,7 +96,7 @@ def load_hf(spec: str, path: Path, inputs: list[InputSpec] | None) -> SourceMode
         raise ModelLoadError(
             f"cannot load Hugging Face model {path}: {type(exc).__name__}: {one_line(exc)}"
         ) from exc
-    _check_weights_cover(path, loading)
+    check_weights_cover(path, loading)
     specs = inputs or _default_specs(path, config, str(getattr(net, "main_input_name", "input_ids")))
     vocab = int(getattr(config, "vocab_size", 8) or 8)
     arrays = random_inputs(list(specs), int_high=vocab)
@@ -161,43 +161,104 @@ def _torch_of(array: np.ndarray) -> Any:
     return torch.from_numpy(array)
 
 
-# Weight files transformers reads; every parameter must come from one of them (see _check_weights_cover).
+# Weight files transformers reads; every parameter must come from one of them (see check_weights_cover).
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".h5", ".msgpack")
 # The fewest bytes a stored parameter can take (4-bit quantized); anything denser is not a weight file.
 _MIN_BYTES_PER_PARAMETER = 0.5
 _ALLOCATION_WORTH_REFUSING = 1 << 30
 
 
-def _check_declared_size(path: Path, transformers: Any, config: Any) -> None:
-    """Refuse a config.json declaring far more parameters than the folder's weight files can hold.
+# More submodules than any real checkpoint of this little weight builds: a config of a few bytes declaring a
+# million layers kept even the meta-device count below running for hours (24 ms per BERT layer).
+_MODULES_WORTH_REFUSING = 2_000
+_MIN_BYTES_PER_MODULE = 1024
+
+
+class _DeclaredTooLarge(Exception):
+    """Raised from the registration hooks to stop building the skeleton as soon as it is clearly too large."""
+
+
+def check_declared_size(path: Path, transformers: Any, config: Any) -> None:
+    """Refuse a config.json declaring far more parameters (or submodules) than the folder's weight files hold.
 
     transformers allocates (and randomly initialises) every parameter before reading the weights, so a
     crafted config of a few bytes (``vocab_size: 2000000, hidden_size: 4096``) would make it allocate
-    32 GB. The model is built on the meta device first (no memory) to count its parameters.
+    32 GB. The model is built on the meta device first (no memory) to count its parameters; registration
+    hooks count while it is built and stop it once the count is over, so ``num_hidden_layers: 1000000``
+    is refused in seconds instead of building a million layers.
 
     Raises:
-        ModelLoadError: the parameters cannot fit in the weight files.
+        ModelLoadError: the parameters (or submodules) cannot fit in the weight files.
     """
     import torch
+    from torch.nn.modules import module as torch_module
+
+    stored = sum(f.stat().st_size for f in path.iterdir() if f.suffix in _WEIGHT_SUFFIXES and f.is_file())
+    count = 0
+    modules = 0
+    seen: set[int] = set()  # a tied weight (lm_head = embeddings) is registered twice but stored once
+    stopped = False
+
+    def too_large_count() -> bool:
+        # NOTE: only where the allocation itself is the danger: a small model loads, and check_weights_cover
+        # then names the parameters its weight files miss.
+        return count * 4 > _ALLOCATION_WORTH_REFUSING and count * _MIN_BYTES_PER_PARAMETER > stored
+
+    def on_parameter(_module: Any, _name: str, param: Any) -> None:
+        nonlocal count
+        if param is not None and id(param) not in seen:
+            seen.add(id(param))
+            count += param.numel()
+            if too_large_count():
+                raise _DeclaredTooLarge
+
+    def on_module(_module: Any, _name: str, _sub: Any) -> None:
+        nonlocal modules
+        modules += 1
+        if modules > _MODULES_WORTH_REFUSING and modules * _MIN_BYTES_PER_MODULE > stored:
+            raise _DeclaredTooLarge
 
     cls = _model_class(transformers, config)
-    with torch.device("meta"):
-        skeleton = (
-            cls.from_config(config, trust_remote_code=False) if cls is transformers.AutoModel else cls(config)
-        )
-    count = sum(p.numel() for p in skeleton.parameters())
-    stored = sum(f.stat().st_size for f in path.iterdir() if f.suffix in _WEIGHT_SUFFIXES and f.is_file())
-    # NOTE: only where the allocation itself is the danger: a small model loads, and _check_weights_cover
-    # then names the parameters its weight files miss.
-    if count * 4 > _ALLOCATION_WORTH_REFUSING and count * _MIN_BYTES_PER_PARAMETER > stored:
+    hooks = [
+        torch_module.register_module_parameter_registration_hook(on_parameter),
+        torch_module.register_module_module_registration_hook(on_module),
+    ]
+    try:
+        with torch.device("meta"):
+            skeleton = (
+                cls.from_config(config, trust_remote_code=False)
+                if cls is transformers.AutoModel
+                else cls(config)
+            )
+        # parameters replaced or shared after registration: the built model's own count is the one that loads
+        count = sum(p.numel() for p in skeleton.parameters())
+    except _DeclaredTooLarge:
+        stopped = True
+    finally:
+        for hook in hooks:
+            hook.remove()
+    if modules > _MODULES_WORTH_REFUSING and modules * _MIN_BYTES_PER_MODULE > stored:
         raise ModelLoadError(
-            f"{path}: config.json declares a model of {count:,} parameters, but the folder's weight files hold "
-            f"only {stored:,} bytes; the folder is incomplete or its config is wrong (loading would allocate "
+            f"{path}: config.json declares a model of over {_MODULES_WORTH_REFUSING:,} submodules "
+            f"({_largest_sizes(config)}), but the folder's weight files hold only {stored:,} bytes; the folder is "
+            "incomplete or its config is wrong: point at the folder saved with save_pretrained"
+        )
+    if too_large_count():
+        at_least = "at least " if stopped else ""
+        raise ModelLoadError(
+            f"{path}: config.json declares a model of {at_least}{count:,} parameters, but the folder's weight files "
+            f"hold only {stored:,} bytes; the folder is incomplete or its config is wrong (loading would allocate "
             f"{count * 4 / 1e9:.1f} GB for random weights): point at the folder saved with save_pretrained"
         )
 
 
-def _check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:
+def _largest_sizes(config: Any) -> str:
+    """The two largest integer settings of ``config`` (``num_hidden_layers=1000000, vocab_size=50``)."""
+    sizes = [(v, k) for k, v in config.to_dict().items() if isinstance(v, int) and not isinstance(v, bool)]
+    return ", ".join(f"{k}={v}" for v, k in sorted(sizes, reverse=True)[:2]) or "no integer sizes"
+
+
+def check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:
     """Refuse a folder whose weights leave parameters at their random initialisation.
 
     transformers fills a missing or mis-shaped parameter with fresh random values and only logs it; checking
@@ -217,7 +278,7 @@ def _check_weights_cover(path: Path, loading: Mapping[str, Any]) -> None:
 
 
 @contextlib.contextmanager
-def _quiet_transformers(transformers: Any) -> Iterator[None]:
+def quiet_transformers(transformers: Any) -> Iterator[None]:
     """transformers' load report and progress bars off while loading (they go to stderr), restored after."""
     logging = transformers.utils.logging
     verbosity = logging.get_verbosity()

@@ -1,0 +1,33 @@
+"""Absurd numbers on the command line: one line, exit 2, before any model is loaded."""
+
+from __future__ import annotations
+
+from devicefit.cli import main
+
+
+def _one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0, err
+    return err
+
+
+def test_compress_negative_seed_is_bad_input_not_an_internal_error(tmp_path, capsys):
+    """--seed -1 reached numpy's generator and came back as 'internal error: ValueError' (exit 3)."""
+    model = tmp_path / "absent.py"  # refused before the model is read
+    assert main(["compress", f"{model}:make", "--budget", "cosine>=0.99", "--seed", "-1"]) == 2
+    err = _one_line_error(capsys)
+    assert "seed" in err and "-1" in err and "internal error" not in err
+
+
+def test_profile_of_a_package_whose_one_sample_is_over_the_limit_says_so(tmp_path, capsys, monkeypatch):
+    """A package declaring a 40 TB input was told 'use batch sizes up to 0'."""
+    import torch
+
+    from tests.helpers import convert
+
+    path = tmp_path / "m.mlpackage"
+    convert(torch.nn.Linear(6, 2), torch.zeros(1, 6)).save(str(path))
+    monkeypatch.setenv("DEVICEFIT_MAX_INPUT_BYTES", "16")  # one sample: 24 bytes
+    assert main(["profile", str(path)]) == 2
+    err = _one_line_error(capsys)
+    assert "one sample" in err and "24 bytes" in err and "up to 0" not in err
