@@ -224,11 +224,12 @@ def main() -> None:
     from tests.corpus.outside4 import OUTSIDE4
     from tests.corpus.outside5 import OUTSIDE5
     from tests.corpus.outside6 import OUTSIDE6
+    from tests.corpus.outside7 import OUTSIDE7
 
     kept = page_rows(Path(args.out)) if args.names else {}  # rows of models not named stay as on the page
     done = load_rows(args.rows, "name")
     rows = []
-    for model in OUTSIDE + OUTSIDE2 + OUTSIDE3 + OUTSIDE4 + OUTSIDE5 + OUTSIDE6:
+    for model in OUTSIDE + OUTSIDE2 + OUTSIDE3 + OUTSIDE4 + OUTSIDE5 + OUTSIDE6 + OUTSIDE7:
         if args.names and model.name not in args.names:
             if model.name in kept:
                 rows.append(kept[model.name])

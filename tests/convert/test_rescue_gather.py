@@ -3,6 +3,7 @@ them) against PyTorch through the interpreter."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -129,3 +130,19 @@ def test_embedding_bag_declares_one_row_per_bag(frontend, mode):
     indices, offsets = torch.tensor([1, 2, 4, 5, 4, 3, 2, 9]), torch.tensor([0, 3, 3, 6])
     fn = lambda i, o, x: torch.stack([x, F.embedding_bag(i, WEIGHT, o, mode=mode)], 1)  # noqa: E731
     check_rescued(fn, (indices, offsets, torch.randn(4, 4)), frontend, "embedding_bag", 1e-6)
+
+
+KEEP = torch.tensor([[True, False, True, True], [False, False, True, False], [True, True, False, False]])
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize(
+    ("shape", "mask"),
+    [((2, 3, 4), KEEP), ((3, 1), KEEP)],
+    ids=["x wider", "mask wider"],
+)
+def test_masked_select_by_a_constant_mask(frontend, shape, mask):
+    # a bool buffer selecting fixed positions: the output length is known at conversion (was refused as
+    # data-dependent, and the model stopped at convert)
+    x = torch.arange(float(np.prod(shape))).reshape(shape) - 5
+    check_rescued(lambda t: torch.masked_select(t, mask), (x,), frontend, "masked_select")

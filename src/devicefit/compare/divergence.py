@@ -278,7 +278,9 @@ class DivergenceTracker:
     def _absorbed(self, value: str) -> bool:
         """The overflow in ``value`` ends at ops that drop or bound it: every path from it reaches a ``select`` /
         ``clip`` / ``minimum`` / ``maximum`` whose fp16 output is finite and agrees with fp32 (fp16-safe code
-        written with ``torch.where``, devicefit's own bfloat16 rounding), never a program output.
+        written with ``torch.where``, devicefit's own bfloat16 rounding), or a saturating ``exp`` / ``sigmoid`` /
+        ``tanh`` / ``softmax`` that takes a value beyond the fp16 range to the same 0 or 1 fp32 gives
+        (``exp(-d2 / 2 sigma^2)`` over pixel distances, NeRF's ``exp(-sigma * 1e10)``), never a program output.
 
         NOTE: only ops that pick or bound values end it: an ``add`` whose output is within tolerance may only
         dilute a wrong value (a residual around a branch the overflow killed), which remains a finding.
@@ -304,8 +306,10 @@ class DivergenceTracker:
         return True
 
 
-# ops whose finite, agreeing output shows an overflowed input was dropped or bounded, not mixed in
-_DROPS = frozenset({"select", "clip", "minimum", "maximum"})
+# ops whose finite, agreeing output shows an overflowed input was dropped or bounded, not mixed in: an entry
+# beyond ±65504 reaches exp / sigmoid / tanh / softmax's flat tails, where fp32 and fp16 give the same 0 or 1
+# (a wrong one, -inf - -inf or +inf in a softmax row, comes out NaN or off and is not absorbed)
+_DROPS = frozenset({"select", "clip", "minimum", "maximum", "exp", "sigmoid", "tanh", "softmax"})
 
 
 def _token_positions(fp16: Any, fp32: Any, tokens: np.ndarray) -> tuple[Any, Any]:

@@ -1,5 +1,5 @@
 """Indexing ops coremltools 9.0 lacks: ``diag``, ``diag_embed``, ``take_along_dim``, ``index_add``,
-``embedding_bag``, ``embedding_renorm_`` (``nn.Embedding(max_norm=...)``).
+``embedding_bag``, ``embedding_renorm_`` (``nn.Embedding(max_norm=...)``); ``masked_select`` by a constant mask.
 
 Diagonals are built with a constant position mask and a ``select`` (not a product with an identity matrix: an
 infinite or NaN entry times 0 would leak NaN where PyTorch writes 0).
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import arg, const_value, fill, frontend, select, tail_shape
+from devicefit.convert.rescue._mil import arg, broadcast_to, const_value, fill, frontend, select, tail_shape
 from devicefit.convert.rescue._registry import rescue
 
 
@@ -265,3 +265,32 @@ def embedding_renorm(context: Any, node: Any) -> None:
     scale = mb.real_div(x=max_norm, y=mb.add(x=norm, y=1e-7))
     scale = select(cond=mb.greater(x=norm, y=max_norm), a=scale, b=np.float32(1.0))
     context.add(mb.mul(x=weight, y=scale, name=node.name), node.name)
+
+
+@rescue(
+    "masked_select",
+    "coremltools 9.0 has no translation; with a constant mask (a bool buffer, a fixed pattern) the output length "
+    "is known at conversion",
+)
+def masked_select(context: Any, node: Any) -> None:
+    """``torch.masked_select(x, mask)`` with a constant ``mask``: ``x`` broadcast to the common shape, flattened,
+    and one ``gather`` of the positions ``mask`` keeps (row-major, as PyTorch orders them). A mask computed at
+    run time is refused: the output's length is its count of True entries (the scan's hint gives the rewrite)."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    x, mask = frontend()._get_inputs(context, node, expected=2)
+    if mask.val is None or any_symbolic(x.shape):
+        raise NotImplementedError(
+            "masked_select with a mask computed at run time: the output length is its count of True entries, "
+            "known only at run time (a Core ML output has a fixed shape)"
+        )
+    keep = np.asarray(mask.val).astype(bool)
+    shape = np.broadcast_shapes(tuple(int(d) for d in x.shape), keep.shape)
+    kept = np.flatnonzero(np.broadcast_to(keep, shape)).astype(np.int32)
+    if kept.size == 0:
+        raise NotImplementedError(
+            "masked_select with an all-False mask makes an empty tensor (Core ML has none)"
+        )
+    flat = mb.reshape(x=broadcast_to(x, shape), shape=[-1])
+    context.add(mb.gather(x=flat, indices=kept, axis=0, name=node.name), torch_name=node.name)
