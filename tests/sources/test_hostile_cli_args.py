@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from devicefit.cli import main
 
 
@@ -31,3 +33,34 @@ def test_profile_of_a_package_whose_one_sample_is_over_the_limit_says_so(tmp_pat
     assert main(["profile", str(path)]) == 2
     err = _one_line_error(capsys)
     assert "one sample" in err and "24 bytes" in err and "up to 0" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff\xfe not utf-8\n", r"not UTF-8 text \(byte 0"),  # was: internal error, UnicodeDecodeError
+        (None, r"is a directory, not a text file"),  # was: 'prompts file not found' for a folder
+    ],
+)
+def test_unreadable_prompts_are_one_line_input_errors(tmp_path, content, expected):
+    from devicefit.check.lm import LMText
+    from devicefit.errors import InputError
+
+    path = tmp_path / "prompts.txt"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=expected):
+        LMText.for_model(None, vocab_size=10).prompts(path, None)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"123", b'["a", 5]', b"\xff"])
+def test_a_broken_chars_vocabulary_is_an_input_error(tmp_path, content):
+    """chars.json of a model folder: invalid JSON or a number was an internal error (JSONDecodeError, TypeError)."""
+    from devicefit.check.lm import LMText
+    from devicefit.errors import InputError
+
+    (tmp_path / "chars.json").write_bytes(content)
+    with pytest.raises(InputError, match=r"chars\.json|character vocabulary"):
+        LMText.for_model(tmp_path, vocab_size=4)
