@@ -64,3 +64,13 @@ def test_a_broken_chars_vocabulary_is_an_input_error(tmp_path, content):
     (tmp_path / "chars.json").write_bytes(content)
     with pytest.raises(InputError, match=r"chars\.json|character vocabulary"):
         LMText.for_model(tmp_path, vocab_size=4)
+
+
+def test_check_help_says_that_a_python_factory_runs_as_code(capsys):
+    """--trust-code guards files that run code when read; a FILE.py factory is code by definition, and the help
+    must say it runs without that flag rather than let a user think --trust-code guards it too."""
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "FILE.py:FUNCTION (your code: imported and run, no flag needed)" in text
+    assert "FILE.py factory is code you chose to run and needs no flag" in text
