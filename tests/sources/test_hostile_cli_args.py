@@ -74,3 +74,25 @@ def test_check_help_says_that_a_python_factory_runs_as_code(capsys):
     text = " ".join(capsys.readouterr().out.split())
     assert "FILE.py:FUNCTION (your code: imported and run, no flag needed)" in text
     assert "FILE.py factory is code you chose to run and needs no flag" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check", "m", "--max-context", "-1"], "argument --max-context: expected an integer >= 2, got -1"),
+        (
+            ["compress", "m", "--budget", "tokens>=0.9", "--steps", "0"],
+            "--steps: expected an integer >= 1, got 0",
+        ),
+        (["profile", "m", "--new-tokens", "1"], "--new-tokens: expected an integer >= 2, got 1"),
+        (["check", "m", "--samples", "nan"], "argument --samples: invalid int value: 'nan'"),
+    ],
+)
+def test_bad_numbers_are_one_line_without_the_usage_block(capsys, args, expected):
+    """--max-context -1 reached the model and was blamed on the prompt; argparse's own errors printed the whole
+    usage (15 lines) above the one line that matters."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = _one_line_error(capsys)
+    assert expected in err and "--help" in err
