@@ -292,3 +292,23 @@ def test_hugging_face_config_declaring_a_million_layers_is_refused_without_build
     save_file({"unrelated": np.zeros((2, 2), np.float32)}, str(folder / "model.safetensors"))
     with pytest.raises(ModelLoadError, match=r"over 2,000 submodules \(n_layer=1000000.*hold only"):
         load_source(str(folder))
+
+
+def test_hugging_face_weights_in_a_sparse_file_do_not_count_as_stored(tmp_path):
+    """A model.safetensors truncated up to 20 GB (holes, 16 KB on disk) let a config declaring a 2-billion
+    parameter model through the size check, and transformers then allocated 8 GB of random weights."""
+    import os
+
+    from safetensors.numpy import save_file
+
+    folder = tmp_path / "sparse"
+    folder.mkdir()
+    config = {"model_type": "gpt2", "n_layer": 1, "n_head": 2, "n_embd": 4096, "vocab_size": 200_000}
+    (folder / "config.json").write_text(json.dumps(config))
+    weights = folder / "model.safetensors"
+    save_file({"unrelated": np.zeros((2, 2), np.float32)}, str(weights))
+    os.truncate(weights, 20 << 30)
+    if os.stat(weights).st_blocks * 512 * 8 >= os.stat(weights).st_size:
+        pytest.skip("this filesystem does not make sparse files")
+    with pytest.raises(ModelLoadError, match=r"declares a model of at least [\d,]+ parameters.*hold only"):
+        load_source(str(folder))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from devicefit.cli import main
 
 
@@ -31,3 +33,66 @@ def test_profile_of_a_package_whose_one_sample_is_over_the_limit_says_so(tmp_pat
     assert main(["profile", str(path)]) == 2
     err = _one_line_error(capsys)
     assert "one sample" in err and "24 bytes" in err and "up to 0" not in err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff\xfe not utf-8\n", r"not UTF-8 text \(byte 0"),  # was: internal error, UnicodeDecodeError
+        (None, r"is a directory, not a text file"),  # was: 'prompts file not found' for a folder
+    ],
+)
+def test_unreadable_prompts_are_one_line_input_errors(tmp_path, content, expected):
+    from devicefit.check.lm import LMText
+    from devicefit.errors import InputError
+
+    path = tmp_path / "prompts.txt"
+    if content is None:
+        path.mkdir()
+    else:
+        path.write_bytes(content)
+    with pytest.raises(InputError, match=expected):
+        LMText.for_model(None, vocab_size=10).prompts(path, None)
+
+
+@pytest.mark.parametrize("content", [b"{not json", b"123", b'["a", 5]', b"\xff"])
+def test_a_broken_chars_vocabulary_is_an_input_error(tmp_path, content):
+    """chars.json of a model folder: invalid JSON or a number was an internal error (JSONDecodeError, TypeError)."""
+    from devicefit.check.lm import LMText
+    from devicefit.errors import InputError
+
+    (tmp_path / "chars.json").write_bytes(content)
+    with pytest.raises(InputError, match=r"chars\.json|character vocabulary"):
+        LMText.for_model(tmp_path, vocab_size=4)
+
+
+def test_check_help_says_that_a_python_factory_runs_as_code(capsys):
+    """--trust-code guards files that run code when read; a FILE.py factory is code by definition, and the help
+    must say it runs without that flag rather than let a user think --trust-code guards it too."""
+    with pytest.raises(SystemExit):
+        main(["check", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "FILE.py:FUNCTION (your code: imported and run, no flag needed)" in text
+    assert "FILE.py factory is code you chose to run and needs no flag" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["check", "m", "--max-context", "-1"], "argument --max-context: expected an integer >= 2, got -1"),
+        (
+            ["compress", "m", "--budget", "tokens>=0.9", "--steps", "0"],
+            "--steps: expected an integer >= 1, got 0",
+        ),
+        (["profile", "m", "--new-tokens", "1"], "--new-tokens: expected an integer >= 2, got 1"),
+        (["check", "m", "--samples", "nan"], "argument --samples: invalid int value: 'nan'"),
+    ],
+)
+def test_bad_numbers_are_one_line_without_the_usage_block(capsys, args, expected):
+    """--max-context -1 reached the model and was blamed on the prompt; argparse's own errors printed the whole
+    usage (15 lines) above the one line that matters."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = _one_line_error(capsys)
+    assert expected in err and "--help" in err

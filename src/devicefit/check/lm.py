@@ -17,7 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.errors import InputError
+from devicefit.errors import InputError, first_line
+from devicefit.sources.untrusted_files import read_user_text
 
 __all__ = ["LMCheckOptions", "LMCheckResult", "LMText", "is_lm_source", "run_lm_check"]
 
@@ -44,7 +45,7 @@ class LMText:
     def for_model(cls, folder: Path | None, vocab_size: int) -> LMText:
         """The tokenizer of a model folder (``chars.json`` or a local Hugging Face tokenizer), else none."""
         if folder is not None and (folder / "chars.json").is_file():
-            chars = json.loads((folder / "chars.json").read_text())
+            chars = _chars(folder / "chars.json")
             index = {c: i for i, c in enumerate(chars)}
 
             def encode(text: str) -> np.ndarray:
@@ -71,9 +72,8 @@ class LMText:
         if source is None:
             rng = np.random.default_rng(seed)
             return [rng.integers(0, self.vocab_size, n) for n in (4, 8, 1)[:DEFAULT_PROMPT_COUNT]]
-        if not source.is_file():
-            raise InputError(f"prompts file not found: {source}")
-        lines = [line.rstrip("\n") for line in source.read_text().splitlines() if line.strip()]
+        text = read_user_text(source, "prompts file")
+        lines = [line.rstrip("\n") for line in text.splitlines() if line.strip()]
         if not lines:
             raise InputError(f"{source} has no prompts; write one prompt a line")
         out = []
@@ -95,8 +95,25 @@ class LMText:
     def held_out(self, folder: Path | None, seed: int = 1, length: int = 256) -> np.ndarray:
         """Held-out tokens: the folder's ``heldout.txt`` through the tokenizer, else seeded random ids."""
         if folder is not None and (folder / "heldout.txt").is_file() and self.encode is not None:
-            return self.encode((folder / "heldout.txt").read_text())
+            return self.encode(read_user_text(folder / "heldout.txt", "held-out text"))
         return np.random.default_rng(seed).integers(0, self.vocab_size, length)
+
+
+def _chars(path: Path) -> list[str]:
+    """A ``chars.json`` vocabulary: a JSON list of one-character strings, one per token id."""
+    try:
+        chars = json.loads(read_user_text(path, "character vocabulary"))
+    except (ValueError, RecursionError) as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(
+            f"{path} is not valid JSON ({first_line(e)}); it should list one string per token"
+        ) from None
+    if not isinstance(chars, list) or not all(isinstance(c, str) for c in chars):
+        raise InputError(
+            f"{path} should hold a JSON list of strings (one per token id), got {type(chars).__name__}"
+        )
+    return chars
 
 
 @dataclass

@@ -19,6 +19,7 @@ import importlib
 import pkgutil
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from devicefit import __version__
 from devicefit.errors import DevicefitError, printable
@@ -36,8 +37,16 @@ def _commands() -> list:
     return sorted(mods, key=lambda m: getattr(m, "ORDER", 50))
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad argument is one line (exit 2) instead of the whole usage block before it: ``check
+    --samples nan`` printed 15 lines of usage above its one line of reason."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="devicefit",
         description="Is this PyTorch model ready for Apple devices? Convert, run, validate, fit, compress "
         "and profile Core ML models on Linux or macOS.",

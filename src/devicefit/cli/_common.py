@@ -144,6 +144,23 @@ def device_id(text: str) -> str:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def count_at_least(least: int) -> Any:
+    """argparse type: an integer of at least ``least`` (``--max-context -1`` reached the model code, which then
+    blamed the prompt length)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {text!r}") from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"expected an integer >= {least}, got {value}")
+        return value
+
+    parse.__name__ = "integer"  # argparse names the type in its own messages
+    return parse
+
+
 def deployment_target(text: str) -> str:
     """argparse type: ``ios17`` / ``IOS17`` / ``iOS17`` -> ``"iOS17"``; a typo gets a did-you-mean."""
     from devicefit.convert.options import TARGETS

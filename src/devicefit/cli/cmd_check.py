@@ -21,12 +21,16 @@ DESCRIPTION = (
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "model", nargs="?", default=None, help="model spec (file or module:factory); omit for the demo"
+        "model",
+        nargs="?",
+        default=None,
+        help="FILE.py:FUNCTION (your code: imported and run, no flag needed), .pt2, TorchScript, .mlpackage, "
+        "Hugging Face folder; omit for the demo",
     )
     p.add_argument("--input", "-i", dest="inputs", action="append", default=[], metavar="NAME:SHAPE:DTYPE",
                    help="input declaration, e.g. image:1x3x32x32:float32 (repeat per input)")  # fmt: skip
     p.add_argument("--data", default=None, metavar="PATH",
-                   help="validation data: .npz, folder of .npy, or FILE.py:make_data (random samples when omitted)")  # fmt: skip
+                   help="validation data: .npz, folder of .npy, or FILE.py:make_data (your code: run as is) (random samples when omitted)")  # fmt: skip
     from devicefit.cli._common import deployment_target
 
     # devices are resolved by check itself (a did-you-mean, and a pointer for the old --target iOS17)
@@ -70,7 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         dest="trust_pickle",
         action="store_true",
         help="allow model files that run their own code when loaded: pickled modules, .pt2 with compiled "
-        "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name)",
+        "(AOTInductor) or pickled parts, TorchScript with custom classes (--trust-pickle: the old name); a "
+        "FILE.py factory is code you chose to run and needs no flag",
     )
     p.add_argument("--samples", type=int, default=None, metavar="N", help="validate on at most N samples")
     p.add_argument("--no-fix", dest="fix", action="store_false",

@@ -8,6 +8,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from devicefit.cli._common import count_at_least
+
 TASKS = ("auto", "text-generation", "default")
 _GATE = re.compile(r"^\s*(lm\.[A-Za-z0-9_.\-]+)\s*(<=|>=|!=|==|<|>|=)\s*(\S.*?)\s*$")
 
@@ -20,18 +22,28 @@ def add_check_arguments(p: argparse.ArgumentParser) -> None:
                    "default: the ordinary check")  # fmt: skip
     g.add_argument("--prompts", type=Path, default=None, metavar="FILE",
                    help="one prompt a line (token ids separated by spaces when the model has no tokenizer)")  # fmt: skip
-    g.add_argument("--steps", type=int, default=16, metavar="N", help="greedy tokens generated per prompt")
-    g.add_argument("--max-context", type=int, default=128, metavar="N", help="KV-cache length in tokens")
+    g.add_argument(
+        "--steps", type=count_at_least(1), default=16, metavar="N", help="greedy tokens generated per prompt"
+    )
+    g.add_argument(
+        "--max-context", type=count_at_least(2), default=128, metavar="N", help="KV-cache length in tokens"
+    )
     g.add_argument("--no-int4", action="store_true", help="skip the int4 per-block run")
 
 
 def add_compress_arguments(p: argparse.ArgumentParser) -> None:
     """The LM options of ``compress`` (used when MODEL is a causal-LM folder)."""
     g = p.add_argument_group("language models (MODEL a Hugging Face *ForCausalLM folder)")
-    g.add_argument("--max-context", type=int, default=128, metavar="N", help="KV-cache length in tokens")
+    g.add_argument(
+        "--max-context", type=count_at_least(2), default=128, metavar="N", help="KV-cache length in tokens"
+    )
     g.add_argument("--prompts", type=Path, default=None, metavar="FILE", help="prompts for a tokens>= budget")
     g.add_argument(
-        "--steps", type=int, default=16, metavar="N", help="greedy tokens per prompt (tokens>= budget)"
+        "--steps",
+        type=count_at_least(1),
+        default=16,
+        metavar="N",
+        help="greedy tokens per prompt (tokens>= budget)",
     )
 
 

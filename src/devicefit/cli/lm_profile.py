@@ -8,15 +8,25 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from devicefit.cli._common import count_at_least
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The LM options of ``profile`` (used when MODEL is a stateful LM package or a causal-LM folder)."""
     g = p.add_argument_group("language models (a stateful prefill + decode package or a causal-LM folder)")
-    g.add_argument("--prompt-tokens", type=int, default=None, metavar="P", help="prompt length (default 16)")
-    g.add_argument("--new-tokens", type=int, default=None, metavar="N",
+    g.add_argument(
+        "--prompt-tokens",
+        type=count_at_least(1),
+        default=None,
+        metavar="P",
+        help="prompt length (default 16)",
+    )
+    g.add_argument("--new-tokens", type=count_at_least(2), default=None, metavar="N",
                    help="tokens generated per run, >= 2 (default 32, fitted to the context)")  # fmt: skip
-    g.add_argument("--gen-runs", type=int, default=5, metavar="K", help="timed generation runs (median)")
-    g.add_argument("--max-context", type=int, default=128, metavar="N",
+    g.add_argument(
+        "--gen-runs", type=count_at_least(1), default=5, metavar="K", help="timed generation runs (median)"
+    )
+    g.add_argument("--max-context", type=count_at_least(2), default=128, metavar="N",
                    help="KV-cache length when converting a causal-LM folder")  # fmt: skip
 
 

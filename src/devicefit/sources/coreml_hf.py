@@ -193,7 +193,7 @@ def check_declared_size(path: Path, transformers: Any, config: Any) -> None:
     import torch
     from torch.nn.modules import module as torch_module
 
-    stored = sum(f.stat().st_size for f in path.iterdir() if f.suffix in _WEIGHT_SUFFIXES and f.is_file())
+    stored = sum(_stored_bytes(f) for f in path.iterdir() if f.suffix in _WEIGHT_SUFFIXES and f.is_file())
     count = 0
     modules = 0
     seen: set[int] = set()  # a tied weight (lm_head = embeddings) is registered twice but stored once
@@ -250,6 +250,18 @@ def check_declared_size(path: Path, transformers: Any, config: Any) -> None:
             f"hold only {stored:,} bytes; the folder is incomplete or its config is wrong (loading would allocate "
             f"{count * 4 / 1e9:.1f} GB for random weights): point at the folder saved with save_pretrained"
         )
+
+
+# A file taking under 1/8 of its size on disk is sparse (holes read as zeros): compression of weights never
+# comes near that, and a 16 KB folder whose model.safetensors claims 20 GB passed the size check.
+_SPARSE_RATIO = 8
+
+
+def _stored_bytes(file: Path) -> int:
+    """The bytes a weight file really holds: its size, or its disk usage when it is a sparse file."""
+    st = file.stat()
+    on_disk = getattr(st, "st_blocks", 0) * 512
+    return on_disk if 0 < on_disk * _SPARSE_RATIO < st.st_size else st.st_size
 
 
 def _largest_sizes(config: Any) -> str:

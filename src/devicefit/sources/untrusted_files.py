@@ -147,3 +147,42 @@ def read_bounded(path: Path, what: str, limit: int) -> bytes:
     if len(data) > limit:
         raise ModelLoadError(f"{what} {shown(path)} grew past its {limit}-byte limit while being read")
     return data
+
+
+# Text files a user hands over (prompts, held-out text, a character vocabulary) are read whole: bounded, so
+# that a mistyped path to a disk image is refused instead of filling the memory.
+TEXT_MAX_BYTES = 64 << 20
+
+
+def read_user_text(path: Path, what: str, limit: int = TEXT_MAX_BYTES) -> str:
+    """The UTF-8 text of a user's regular file of at most ``limit`` bytes.
+
+    Raises:
+        InputError: missing, not a regular file (a folder, FIFO, device), over ``limit``, unreadable or not UTF-8.
+    """
+    from devicefit.errors import InputError
+
+    try:
+        st = stat_path(path, what)
+    except ModelLoadError as e:
+        raise InputError(str(e)) from None
+    if st is None:
+        raise InputError(f"{what} not found: {shown(path)}")
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{what} {shown(path)} is {_kind(st.st_mode)}, not a text file; pass a text file")
+    if st.st_size > limit:
+        raise InputError(
+            f"{what} {shown(path)} is {st.st_size:,} bytes, over the {limit:,}-byte limit for a text file; pass a "
+            "smaller file"
+        )
+    try:
+        data = read_bounded(path, what, limit)
+    except ModelLoadError as e:
+        raise InputError(str(e)) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InputError(
+            f"{what} {shown(path)} is not UTF-8 text (byte {e.start}: {data[e.start : e.start + 1]!r}); save it as "
+            "UTF-8"
+        ) from None
