@@ -66,3 +66,17 @@ def test_kthvalue_puts_nan_last_and_keeps_ints():
     check_rescued(lambda t: tuple(torch.kthvalue(t, 2)), (x,), "torchscript", "kthvalue")
     ints = torch.tensor([[9, -4, 6, 0]], dtype=torch.int32)
     check_rescued(lambda t: tuple(torch.kthvalue(t, 3)), (ints,), "torch.export", "kthvalue")
+
+
+TIES = torch.tensor([[2.0, -1.0, 2.0, 0.5, -1.0, 2.0], [0.0, 0.0, 3.0, float("nan"), 0.0, -3.0]])
+
+
+@pytest.mark.parametrize("frontend", ["torchscript", "torch.export"])
+@pytest.mark.parametrize("descending", [False, True])
+def test_stable_sort_keeps_ties_in_input_order(frontend, descending):
+    # torch.sort(..., stable=True) / torch.argsort(..., stable=True) were refused by both frontends
+    def fn(t):
+        values, indices = torch.sort(t, dim=1, descending=descending, stable=True)
+        return values, indices, torch.argsort(t, dim=1, descending=descending, stable=True)
+
+    check_rescued(fn, (TIES,), frontend, "sort")

@@ -120,6 +120,19 @@ def test_repeat_interleave_with_runtime_repeats_is_refused_in_one_line():
     assert "repeat_interleave" in message and "computed at run time" in message and "constant" in message
 
 
+def test_runtime_repeats_refusal_gives_the_fixed_length_rewrite():
+    # repeats the model predicts (FastSpeech's length regulator) cannot be a constant: what check lists to do
+    # also gives the fixed-length rewrite, which converts (searchsorted over the repeats' running sum)
+    from devicefit.convert import scan
+    from tests.convert.elementwise_helpers import Fn
+    from tests.convert.helpers import source_of
+
+    fn = Fn(lambda t, r: torch.repeat_interleave(t, r, 0)).eval()
+    (entry,) = scan(source_of(fn, (torch.randn(3), torch.tensor([1, 2, 0])))).unsupported
+    assert "torch.searchsorted(" in entry.hint and "max_len" in entry.hint, entry.hint
+    assert not entry.hint.endswith("..."), entry.hint  # shown whole
+
+
 CONV_T = [
     # (rank, input shape, weight shape, kwargs): padding 0 and output_padding (coremltools refused), 3-D, padding
     # below the output padding (coremltools padded the input), groups + dilation

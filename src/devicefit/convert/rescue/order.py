@@ -1,5 +1,5 @@
-"""Order statistics coremltools 9.0 lacks: ``cummax``, ``cummin``, ``kthvalue``; ``logcumsumexp``, which it
-mistranslates, is built on the same prefix mask.
+"""Order statistics coremltools 9.0 lacks: ``cummax``, ``cummin``, ``kthvalue``, ``sort`` / ``argsort`` with
+``stable=True``; ``logcumsumexp``, which it mistranslates, is built on the same prefix mask.
 
 Running extrema are built from an ``(n, n)`` lower-triangular mask over the scanned axis (``j <= i``), so every
 output position reduces over its prefix in one ``reduce_max`` / ``reduce_min``: ``n²`` elements per row, meant
@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from devicefit.convert.rescue._mil import arg, const_value, frontend, select
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
 def _axis_length(x: Any, dim: int, what: str) -> int:
@@ -184,3 +184,58 @@ def msort(context: Any, node: Any) -> None:
     x = frontend()._get_inputs(context, node, expected=1)[0]
     order = mb.argsort(x=x, axis=0, ascending=True)
     context.add(mb.gather_along_axis(x=x, indices=order, axis=0, name=node.name), torch_name=node.name)
+
+
+def _stable_sort(context: Any, node: Any, values: bool) -> object:
+    """``sort`` / ``argsort`` with ``stable=True``: coremltools 9.0 refuses TorchScript's four-argument form
+    ``(x, stable, dim, descending)`` and has no ``sort.stable`` for torch.export. Built as coremltools builds
+    every sort (one MIL ``argsort``, and a gather for the values), which devicefit's interpreter runs stably, so
+    ties keep their order as PyTorch's stable sort does. Other sorts stay with coremltools."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    ops = frontend()
+    inputs = ops._get_inputs(context, node, min_expected=1)
+    stable = ops._get_kwinputs(context, node, "stable", default=[None])[0]
+    if len(inputs) != 4 and stable is None:
+        (ops.sort if values else ops.argsort)(context, node)
+        return DELEGATED
+    x = inputs[0]
+    dim = const_value(
+        inputs[2] if len(inputs) == 4 else ops._get_kwinputs(context, node, "dim", default=[-1])[0]
+    )
+    descending = const_value(
+        inputs[3] if len(inputs) == 4 else ops._get_kwinputs(context, node, "descending", default=[False])[0]
+    )
+    axis = int(-1 if dim is None else dim)
+    if not values:
+        context.add(
+            mb.argsort(x=x, axis=axis, ascending=not descending, name=node.name), torch_name=node.name
+        )
+        return None
+    order = mb.argsort(x=x, axis=axis, ascending=not descending)
+    _outputs(context, node, mb.gather_along_axis(x=x, indices=order, axis=axis), order)
+    return None
+
+
+@rescue(
+    "sort",
+    "override: coremltools 9.0 refuses torch.sort(..., stable=True) (TorchScript passes four arguments; "
+    "torch.export names it sort.stable); other sorts stay with coremltools",
+    override=True,
+    aliases=("sort.stable",),
+)
+def sort_stable(context: Any, node: Any) -> object:
+    """``torch.sort(x, dim, descending, stable=True)``: values and indices, ties in their input order."""
+    return _stable_sort(context, node, values=True)
+
+
+@rescue(
+    "argsort",
+    "override: coremltools 9.0 refuses torch.argsort(..., stable=True) (four arguments in TorchScript, "
+    "argsort.stable in torch.export); other argsorts stay with coremltools",
+    override=True,
+    aliases=("argsort.stable",),
+)
+def argsort_stable(context: Any, node: Any) -> object:
+    """``torch.argsort(x, dim, descending, stable=True)``: indices, ties in their input order."""
+    return _stable_sort(context, node, values=False)

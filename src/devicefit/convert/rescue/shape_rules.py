@@ -107,8 +107,10 @@ def repeat_interleave(context: Any, node: Any) -> object:
     values = None if not hasattr(repeats, "val") else repeats.val
     if hasattr(repeats, "rank") and repeats.rank > 0 and values is None:
         raise NotImplementedError(
-            "repeat_interleave with repeats computed at run time: the output length depends on their values, "
-            "which Core ML needs at conversion; pass repeats as a constant (a buffer or a Python list)"
+            # NOTE: the scan shows 240 characters of it; the rewrite serves repeats the model predicts (durations)
+            "repeat_interleave with repeats computed at run time: its length depends on their values; use constant "
+            "repeats, or max_len rows masked past the sum: x[torch.searchsorted(repeats.cumsum(0), "
+            "torch.arange(max_len), right=True).clamp(max=n - 1)]"
         )
     if values is None or np.asarray(values).size <= 1 or np.all(np.asarray(values) == np.ravel(values)[0]):
         frontend().repeat_interleave(context, node)
