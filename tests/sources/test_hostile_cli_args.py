@@ -96,3 +96,13 @@ def test_bad_numbers_are_one_line_without_the_usage_block(capsys, args, expected
     assert exit_info.value.code == 2
     err = _one_line_error(capsys)
     assert expected in err and "--help" in err
+
+
+def test_a_non_positive_compress_setting_is_named_with_its_flag_and_value():
+    from devicefit.compress.search import SearchOptions
+    from devicefit.errors import InputError
+
+    for field_name, flag in (("workers", "--workers"), ("min_elements", "--min-elements")):
+        with pytest.raises(InputError) as err:
+            SearchOptions(budget="cosine>=0.99", **{field_name: 0}).validate()
+        assert flag in str(err.value) and "got 0" in str(err.value)

@@ -87,8 +87,15 @@ class SearchOptions:
         bad = [b for b in self.bits if b not in (1, 2, 3, 4, 6, 8)]
         if not self.bits or bad:
             raise InputError(f"bits must be some of 1, 2, 3, 4, 6, 8; got {list(self.bits)}")
-        if self.workers < 1 or self.max_evaluations < 1 or self.min_elements < 1:
-            raise InputError("workers, max_evaluations and min_elements must be positive")
+        for field_name, flag in (
+            ("workers", "--workers"),
+            ("max_evaluations", None),
+            ("min_elements", "--min-elements"),
+        ):
+            value = getattr(self, field_name)
+            if value < 1:
+                named = f"{flag} ({field_name})" if flag else field_name
+                raise InputError(f"{named} must be a positive integer; got {value}")
         if self.sensitivity_samples is not None and self.sensitivity_samples < 1:
             raise InputError(f"sensitivity_samples must be positive or None; got {self.sensitivity_samples}")
         if not 0.0 <= self.holdout < 1.0:
