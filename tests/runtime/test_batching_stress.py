@@ -106,7 +106,7 @@ def test_gathered_and_coalesced_requests_each_get_their_own_result(
     round_, overflow, monkeypatch, fast_thread_switches
 ):
     # gather whenever the engine can batch (the measured decision is tested elsewhere; here every path runs)
-    monkeypatch.setattr(Gathering, "wanted", lambda self, limit, call_s: int(limit()))
+    monkeypatch.setattr(Gathering, "wanted", lambda self, limit, call_s, task=None: int(limit()))
     engine = StackingEngine()
     model = Model(engine, max_in_flight=MAX_IN_FLIGHT, overflow=overflow)
     outcomes: list[str] = []

@@ -92,6 +92,10 @@ class Gathering:
         self._waiting: dict[asyncio.AbstractEventLoop, list[Slot]] = {}
         self._recent: deque[int] = deque()  # the tasks of the last WINDOW requests
         self._counts: dict[int, int] = {}  # of each, how many of those requests
+        # the task of the last request (its id), and how many requests in a row it made: WINDOW and more, it is the
+        # only caller in the window (CallerSide.gather_join reads these first: a lone caller's requests stop there)
+        self.streak_task = 0
+        self.streak = 0
         self.limit = 1  # the engine's batch limit as last read
         self._limit_age = LIMIT_REFRESH
         self.batches = 0  # batch calls led so far (introspection, tests)
@@ -102,13 +106,24 @@ class Gathering:
         self._yes = 0  # likewise, requests left that reuse the last yes (with at least as many callers)
         self._yes_for = 0
 
-    def wanted(self, limit: Any, call_s: float | None) -> int:
+    def wanted(self, limit: Any, call_s: float | None, task: int | None = None) -> int:
         """The batch limit if this request should gather, else 0 (see the module's doc).
 
         ``limit``: the engine's ``request_batch_limit`` (called at most every ``LIMIT_REFRESH`` checks);
-        ``call_s``: the engine call alone (the inline policy's ``call_s``; None: not measured, no gathering).
+        ``call_s``: the engine call alone (the inline policy's ``call_s``; None: not measured, no gathering);
+        ``task``: the id of the request's task (default: the current task's).
         """
-        task = id(asyncio.current_task())
+        if task is None:
+            task = id(asyncio.current_task())
+        # NOTE: a task that made the last WINDOW requests is the window's only caller: the window would not change
+        # (one task in, the same task out), so it is left as it is (two closed-loop callers on a tiny model each
+        # run ~40 requests inline between loop turns: the window's bookkeeping was a quarter of ours per request)
+        if task == self.streak_task:
+            if self.streak >= WINDOW:
+                return 0
+            self.streak += 1
+        else:
+            self.streak_task, self.streak = task, 1
         recent, counts = self._recent, self._counts
         recent.append(task)
         counts[task] = counts.get(task, 0) + 1  # (a plain dict: Counter's missing-key hook is a Python call)

@@ -15,7 +15,7 @@ import numpy as np
 
 from devicefit.engines import Engine, create, validate_feeds
 from devicefit.errors import DevicefitError, InputError, ModelLoadError, first_line
-from devicefit.runtime._requests import run_as_batch, run_each
+from devicefit.runtime._requests import _Ticket, run_as_batch, run_each
 from devicefit.runtime.gather import DONE, Slot
 from devicefit.runtime.scheduler import OVERFLOW_POLICIES, Accounting, Dropped, InFlightScheduler
 from devicefit.runtime.stream import StreamResult, stream
@@ -308,66 +308,91 @@ class Model:
             Rejected: the model was at capacity (``overflow="reject"``).
             PredictionError: the engine failed on this request.
         """
-        counted = False
-        inline = None
+        inline: _Ticket | None = None
         slot: Slot | None = None  # this request's place in a gathering (runtime/gather.py)
         riders: list[Slot] = []
-        try:
-            while True:
-                state = self._state  # a hint only (re-checked under the lock below): saves a lock round trip
-                if state == CLOSING:
-                    raise Dropped("request dropped: the model is being unloaded")
-                if state != READY:
-                    await asyncio.to_thread(self.load)
-                arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
-                pending = self._scheduler
-                if pending is not None and slot is None and state == READY:
-                    slot = pending.gather_join(arrays)
-                    if slot is not None and await self._gather_turn(pending, slot):
-                        counted = True  # and settled: a leader ran it with its own (outcome below)
-                        break
-                if pending is not None and slot is None and pending.wants_arrivals():
-                    await pending.arrive()  # a burst made together is seen together (scheduler.arrive)
+        arrays: dict[str, np.ndarray] | None = None
+        sched = pending = self._scheduler
+        # NOTE: the lone request that the measurements send inline (a tiny model's every request) takes a short
+        # path: validated, not gathered, admitted, counted and routed in one critical section of attribute checks
+        # (InFlightScheduler.begin_lone_locked), then run here. Anything else (not loaded, a gathering, a burst, a
+        # refresh due, a worker busy) goes the general way below, with the validation already done.
+        if sched is not None and self._state == READY:  # (hints: re-checked under the lock)
+            arrays = validate_feeds(self.engine.inputs, feeds)  # bad input never counts as a request
+            slot = sched.gather_join(arrays)
+            if slot is None:
                 with self._lock:
-                    if self._state == READY:
-                        sched = self._scheduler or self._sched_locked()
-                        self._stats.submitted += 1
-                        counted = True
-                        # NOTE: admitted, counted and registered as an engine call in this one critical section:
-                        # a call short enough to run inline is short enough for every lock round trip to show
-                        route, inline = sched.begin_locked()
+                    if self._state == READY and sched is self._scheduler:
+                        inline = sched.begin_lone_locked()
                         if inline is not None:
+                            self._stats.submitted += 1
                             self._active += 1
-                            if (
-                                slot is not None and sched is pending
-                            ):  # it leads: the others waiting run with it
-                                riders = sched.gather_riders_locked(slot, arrays)
-                                self._stats.submitted += len(riders)
-                        break
-                    if self._state == CLOSING:
-                        raise Dropped("request dropped: the model is being unloaded")
-        except InputError:
-            raise
-        except BaseException as e:
-            outcome = (
-                "cancelled"
-                if isinstance(e, asyncio.CancelledError)
-                else "dropped"
-                if isinstance(e, Dropped)
-                else "failed"  # a failed load: the request ends here
-            )
-            with self._lock:
-                self._stats.submitted += not counted
-                setattr(self._stats, outcome, getattr(self._stats, outcome) + 1)
-            raise
-        if slot is not None and slot.state == DONE:
-            if slot.exc is not None:
-                raise slot.exc
-            return slot.result  # type: ignore[no-any-return]
         if inline is None:
-            self._last_yield = self._clock()  # it suspends (a worker runs it)
-            return await sched.submit(arrays, counted=True, route=route)
+            counted = False
+            joined = slot is not None  # a gathering joined above: its turn comes first
+            try:
+                while True:
+                    if arrays is None:  # not validated yet, or a load since
+                        state = self._state  # a hint only (re-checked under the lock below)
+                        if state == CLOSING:
+                            raise Dropped("request dropped: the model is being unloaded")
+                        if state != READY:
+                            await asyncio.to_thread(self.load)
+                        arrays = validate_feeds(self.engine.inputs, feeds)
+                        pending = self._scheduler
+                        if pending is not None and slot is None and state == READY:
+                            slot = pending.gather_join(arrays)
+                            joined = slot is not None
+                    if joined:
+                        joined = False
+                        assert pending is not None and slot is not None
+                        if await self._gather_turn(pending, slot):
+                            counted = True  # and settled: a leader ran it with its own (outcome below)
+                            break
+                    if pending is not None and slot is None and pending.wants_arrivals():
+                        await pending.arrive()  # a burst made together is seen together (scheduler.arrive)
+                    with self._lock:
+                        if self._state == READY:
+                            sched = self._scheduler or self._sched_locked()
+                            self._stats.submitted += 1
+                            counted = True
+                            # NOTE: admitted, counted and registered as an engine call in this one critical
+                            # section: a call short enough to run inline is short enough for every lock round
+                            # trip to show
+                            route, inline = sched.begin_locked()
+                            if inline is not None:
+                                self._active += 1
+                                if slot is not None and sched is pending:  # it leads: the others run with it
+                                    riders = sched.gather_riders_locked(slot, arrays)
+                                    self._stats.submitted += len(riders)
+                            break
+                        if self._state == CLOSING:
+                            raise Dropped("request dropped: the model is being unloaded")
+                    arrays = None  # loading: validated again once loaded
+            except InputError:
+                raise
+            except BaseException as e:
+                outcome = (
+                    "cancelled"
+                    if isinstance(e, asyncio.CancelledError)
+                    else "dropped"
+                    if isinstance(e, Dropped)
+                    else "failed"  # a failed load: the request ends here
+                )
+                with self._lock:
+                    self._stats.submitted += not counted
+                    setattr(self._stats, outcome, getattr(self._stats, outcome) + 1)
+                raise
+            if slot is not None and slot.state == DONE:
+                if slot.exc is not None:
+                    raise slot.exc
+                return slot.result  # type: ignore[no-any-return]
+            if inline is None:
+                assert sched is not None and arrays is not None
+                self._last_yield = self._clock()  # it suspends (a worker runs it)
+                return await sched.submit(arrays, counted=True, route=route)
         # on this (the awaiting) thread: the policy measured the call as shorter than a worker handoff
+        assert sched is not None and arrays is not None
         failed = True
         batched = True
         try:
