@@ -179,18 +179,8 @@ def gru(
 ):
     # NOTE: Core ML's gru applies the reset gate to h *before* the recurrent matmul (W_ho (r * h)), unlike
     # PyTorch (r * (W_hn h + b_hn)); that is why the torch frontend lowers nn.GRU to a while_loop instead.
-    return _gru(
-        x,
-        initial_h,
-        weight_ih,
-        weight_hh,
-        bias,
-        None,
-        direction,
-        output_sequence,
-        recurrent_activation,
-        activation,
-        reset_after=False,
+    return gru_ios18(
+        x, initial_h, weight_ih, weight_hh, bias, direction, output_sequence, recurrent_activation, activation
     )
 
 
@@ -212,34 +202,6 @@ def gru_ios18(
     # ``reset_after``: o = act(W_io x + b_io + r * (W_ho h + b_ho)), PyTorch's nn.GRU (coremltools' iOS18
     # ``test_pytorch_parity`` builds nn.GRU's weights this way; it is marked xfail on the runtime,
     # rdar://128479517, so a device may differ). Without it, the iOS15 gru with both biases summed.
-    return _gru(
-        x,
-        initial_h,
-        weight_ih,
-        weight_hh,
-        bias,
-        input_bias,
-        direction,
-        output_sequence,
-        recurrent_activation,
-        activation,
-        reset_after,
-    )
-
-
-def _gru(
-    x,
-    initial_h,
-    weight_ih,
-    weight_hh,
-    bias,
-    input_bias,
-    direction,
-    output_sequence,
-    recurrent_activation,
-    activation,
-    reset_after,
-):
     rec, act = _act(recurrent_activation), _act(activation)
     hidden = weight_hh.shape[1]
     w_hr, w_ho, w_hz = weight_hh.split(hidden)
