@@ -60,6 +60,8 @@ def make():
 """
 
 
+# slow (the fast suite's 15-minute budget, 2026-12-02): 6.2 s: a whole check in a subprocess; the other quiet-output tests here stay fast
+@pytest.mark.slow
 def test_check_of_a_pytorch_model_prints_none_of_coremltools_import_warnings(tmp_path):
     """coremltools warns at import about its missing macOS proxies and untested torch / scikit-learn versions:
     expected off a Mac, and noise that reads like an error to a user ('Failed to load _MLModelProxy'). They were

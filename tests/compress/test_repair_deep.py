@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from devicefit.compress.repair import MixedPrecision
@@ -18,6 +19,8 @@ class Chain(torch.nn.Module):
         return x
 
 
+# slow (the fast suite's 15-minute budget, 2026-12-02): 7.8 s; the shallow repair tests in tests/compress stay fast
+@pytest.mark.slow
 def test_mixed_precision_program_of_a_deep_chain():
     x = torch.ones(1, 8)
     mlmodel = convert(Chain().eval(), (x,), precision="fp32")

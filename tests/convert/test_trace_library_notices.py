@@ -8,6 +8,7 @@ import importlib.util
 import sys
 import warnings
 
+import pytest
 import torch
 
 from devicefit.convert.frontends import trace_module
@@ -80,6 +81,8 @@ def test_transformers_logs_nothing_while_an_encoder_is_traced(capfd):
     assert "transformers" in sys.modules
 
 
+# slow (the fast suite's 15-minute budget, 2026-12-02): 8.5 s: a whole stateful LM conversion; the other notices above stay fast
+@pytest.mark.slow
 def test_the_stateful_lm_conversion_passes_on_no_transformers_deprecation(tmp_path):
     # `devicefit check` on a GPT-2 folder printed transformers' is_gradient_checkpointing FutureWarning: the
     # tracer reads every property of the wrapped model

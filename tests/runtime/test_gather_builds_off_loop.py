@@ -14,6 +14,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from devicefit.interp import batched_runner
 from devicefit.runtime.inline_policy import MIN_SAMPLES, InlinePolicy
@@ -134,6 +135,8 @@ def test_unload_waits_for_a_background_build(small_pkg, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name == "devicefit-batched-build"]
 
 
+# slow (the fast suite's 15-minute budget, 2026-12-02): 9 s: a subprocess; tests/runtime/test_exit_mid_call.py keeps a process exit in the fast suite
+@pytest.mark.slow
 def test_a_process_ending_during_a_background_build_exits_cleanly(small_pkg, tmp_path):
     import subprocess
     import sys
