@@ -205,9 +205,13 @@ class CallerSide:
         in one batch call (not: each alone, a failed batch or one the engine was still preparing).
         """
         epoch, alone, started, lane = ticket
+        now = self._clock()
         if riders:  # a batch call's duration is no sample of one request's, but of the batch's
             if batched:  # calls one by one are no sample of what a batch costs
-                self.gathering.record(len(riders) + 1, self._clock() - started)
+                self.gathering.record(len(riders) + 1, now - started)
+            else:
+                self.gathering.unbatched()
+            self.gathering.cycles.note(now, len(riders) + 1 if batched else 0)
             self._batches_running -= 1
             for r in riders:
                 if r.exc is None:
@@ -215,7 +219,8 @@ class CallerSide:
                 else:
                     self._stats.failed += 1
         else:
-            self.policy.record_call(self._clock() - started, solo=alone and self._starts == epoch, lane=lane)
+            self.policy.record_call(now - started, solo=alone and self._starts == epoch, lane=lane)
+            self.gathering.cycles.note(now, 0 if lane else 1)  # (beside a worker: no cycle of its own)
         self._inline_running -= 1
         self._running -= 1
         if failed:

@@ -19,13 +19,17 @@ Only where it pays, measured:
   tumbling window of 32, two closed-loop callers right after a burst gathered for up to 32 requests as if the
   burst's callers were still there (0.71x sync against 0.85x without gathering, in the benchmark's blocks);
 * a batch of the size those callers make (``k`` = callers, at most the limit) must cost less per request than a
-  call alone, by more than the turn: ``batch(k) / k + turn_s(k) < c``. A batch of two gains nothing on a tiny
+  call alone, by more than the turn: ``batch(k) / k + turn < c``. A batch of two gains nothing on a tiny
   model (11.3 us per request stacked by two on onnxruntime against 11.0 us alone; 25.7 against 29.5 us on
   torch) while the turn and its bookkeeping cost ~10 us a request (two closed-loop callers fell from 0.85x to
   0.47x sync on onnxruntime when they always gathered); on the interpreter's batched graphs bert_encoder's
   batch of two costs 0.65x two calls, 100 us a request saved. ``batch(k) / k`` is measured
   (:class:`~devicefit.runtime.batch_costs.BatchCosts`, over the batch calls led here); ``c`` the policy's call
-  time alone. Unknown or stale: a *trial* of ``TRIAL`` requests gathers to measure it.
+  time alone. Unknown or stale: a *trial* of ``TRIAL`` requests gathers to measure it. The turn is measured too
+  once both shapes ran (:class:`Cycles`: the gaps between inline completions, alone and gathered), assumed
+  (:func:`turn_s`) until then;
+* the engine must be ready to run the batch: a gathered run it ran one call each (the interpreter still
+  building the size's batched graph) stops gathering for ``BACKOFF`` requests.
 
 A loop's waiting list is only ever touched from that loop's thread (join, leave, take), so none of this takes
 the scheduler's lock on the way in; the window and the estimates are hints (several loops on several threads
@@ -36,9 +40,10 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from statistics import median
 from typing import Any
 
-from devicefit.runtime.batch_costs import BatchCosts
+from devicefit.runtime.batch_costs import BatchCosts, size_class
 
 # requests over which distinct callers are counted (sliding)
 WINDOW = 8
@@ -55,8 +60,61 @@ TURN_PASS_S = 8e-6
 
 
 def turn_s(callers: int) -> float:
-    """What gathering costs a request with ``callers`` callers sharing each loop pass."""
+    """What gathering costs a request with ``callers`` callers sharing each loop pass, as assumed before it is
+    measured (:meth:`Cycles.turn`)."""
     return TURN_TASK_S + TURN_PASS_S / max(1, callers)
+
+
+# inline completions per estimate of a request's whole cycle (sliding; the median of them)
+CYCLES = 9
+
+
+class Cycles:
+    """What a request costs the awaiting thread from one inline completion to the next, alone and gathered;
+    from these, what gathering's turn costs a request, measured instead of assumed (:func:`turn_s`).
+
+    A request run inline costs its thread the call ``c`` plus its own path ``P`` (feeds, admission, the caller's
+    code between requests): the gap between two inline completions in a row is ``P + c``. A gathered batch of
+    ``k`` completes ``k`` requests, each of which paid ``P``, gathering's turn and its share of the batch: the
+    gap before it, over ``k``, is ``P + turn + batch(k) / k``. So ``turn = gathered - batch(k) / k - (alone -
+    c)``. Two closed-loop callers of a 40 us MLP on 2 vCPUs: the turn assumed 5 us a request, measured ~11 us
+    (the pairs ran at 0.38x-0.70x sync against 0.61x-0.95x not gathered). Medians of the last ``CYCLES`` gaps: a
+    gap that spans a pause of the caller's own (it awaited something else) is an outlier the median leaves out.
+    """
+
+    __slots__ = ("_alone", "_at", "_gathered", "_last")
+
+    def __init__(self) -> None:
+        self._at = 0.0  # the clock at the last inline completion
+        self._last = 0  # how many requests it completed (0: none yet, or one that is no sample's start)
+        self._alone: deque[float] = deque(maxlen=CYCLES)
+        self._gathered: dict[int, deque[float]] = {}  # per batch size class (batch_costs.size_class)
+
+    def note(self, now: float, size: int) -> None:
+        """An inline call completed ``size`` requests (1: alone, else a gathered batch) at ``now``; 0: it
+        completed some, but as calls one by one (no sample of either, nor the start of one)."""
+        gap = now - self._at
+        self._at = now
+        last, self._last = self._last, size
+        if not last:
+            return
+        if size == 1:
+            if last == 1:  # two requests alone in a row: one request's whole cycle between them
+                self._alone.append(gap)
+        elif size > 1:
+            key = size_class(size)
+            samples = self._gathered.get(key)
+            if samples is None:
+                samples = self._gathered[key] = deque(maxlen=CYCLES)
+            samples.append(gap / size)
+
+    def turn(self, size: int, batch_s: float | None, call_s: float, callers: int) -> float:
+        """Gathering's own cost a request in batches of ``size`` (``batch_s`` a request, ``call_s`` a call
+        alone), as measured; :func:`turn_s` while either cycle is not measured enough yet."""
+        gathered = self._gathered.get(size_class(size))
+        if batch_s is None or gathered is None or len(gathered) < 3 or len(self._alone) < 3:
+            return turn_s(callers)
+        return max(0.0, median(gathered) - batch_s - (median(self._alone) - call_s))
 
 
 # requests that gather, whatever the estimate, to measure a size class that is unknown or stale
@@ -68,6 +126,12 @@ LIMIT_REFRESH = 256
 # yes likewise, while at least as many callers are counted (each request of a burst asked: 2.3 us a request, a
 # fifth of an 11 us call)
 QUIET = 16
+# requests that do not gather after a gathered run the engine ran one call each (it was still preparing the batch:
+# the interpreter builds a size's graph on a background thread, 0.05-0.7 s, longer while the loop's inline calls
+# hold the GIL); then one gathers again to see. Two closed-loop callers of a tiny MLP otherwise gathered on every
+# request while it was built (the size's cost is never measured meanwhile: a trial on every decision), a loop
+# turn each for nothing: 0.26x-0.39x sync in those rounds
+BACKOFF = 64
 
 WAITING, TAKEN, DONE = "waiting", "taken", "done"
 
@@ -100,6 +164,7 @@ class Gathering:
         self._limit_age = LIMIT_REFRESH
         self.batches = 0  # batch calls led so far (introspection, tests)
         self.costs = BatchCosts()  # of the batch calls led here
+        self.cycles = Cycles()  # of the inline completions here: what the turn costs, measured
         self._trial = 0  # requests left in the current trial
         self._quiet = 0  # requests left that reuse the last no (with no more callers than it saw)
         self._no_for = 0  # the callers that no was for
@@ -154,7 +219,9 @@ class Gathering:
             self._yes -= 1
             if callers >= self._yes_for:
                 return self.limit  # at least as many callers as when the estimate said yes: still yes
-        verdict = self.costs.decide(min(callers, self.limit), call_s, turn_s(callers))
+        size = min(callers, self.limit)
+        turn = self.cycles.turn(size, self.costs.estimate(size), call_s, callers)
+        verdict = self.costs.decide(size, call_s, turn)
         if verdict == "measure":
             self._trial = TRIAL - 1  # the next requests gather too, so batches form to be measured
         if verdict == "no":
@@ -164,6 +231,11 @@ class Gathering:
         if verdict == "yes":
             self._yes, self._yes_for = QUIET, callers
         return self.limit
+
+    def unbatched(self) -> None:
+        """A gathered run came back run one call each (the engine still prepares the batch): the next
+        ``BACKOFF`` requests do not gather, whatever the callers (then one trial looks again)."""
+        self._quiet, self._no_for, self._yes, self._trial = BACKOFF, 1 << 30, 0, 0
 
     def crowded(self) -> bool:
         """Whether requests wait in a gathering now (a burst is being run; a hint, read without the lock)."""
