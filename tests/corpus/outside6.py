@@ -34,12 +34,18 @@ def _gen(seed: int = 6) -> torch.Generator:
 
 
 def _conv_bn(
-    cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True
+    cin: int,
+    cout: int,
+    k: int = 3,
+    stride: int = 1,
+    groups: int = 1,
+    act: bool = True,
+    activation: type[nn.Module] = nn.ReLU,
 ) -> nn.Module:
     layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)]
     layers.append(nn.BatchNorm2d(cout))
     if act:
-        layers.append(nn.ReLU())
+        layers.append(activation())
     return nn.Sequential(*layers)
 
 

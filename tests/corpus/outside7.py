@@ -18,6 +18,7 @@ holds check to them.
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any
 
@@ -25,6 +26,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from tests.corpus import outside6
 from tests.corpus.families import randomize
 from tests.corpus.outside import Outside, V, _hf, _px
 from tests.corpus.outside7_quirks import QUIRKS7
@@ -34,14 +36,7 @@ def _gen(seed: int = 7) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _conv_bn(
-    cin: int, cout: int, k: int = 3, stride: int = 1, groups: int = 1, act: bool = True
-) -> nn.Module:
-    layers: list[nn.Module] = [nn.Conv2d(cin, cout, k, stride, k // 2, groups=groups, bias=False)]
-    layers.append(nn.BatchNorm2d(cout))
-    if act:
-        layers.append(nn.SiLU())
-    return nn.Sequential(*layers)
+_conv_bn = functools.partial(outside6._conv_bn, activation=nn.SiLU)  # conv, batch norm, SiLU
 
 
 # ---- vision backbones
