@@ -185,29 +185,39 @@ def _torch_gru(rng, seq=4, batch=2, inp=3, hidden=5):
     return module, weights, x, h0
 
 
-@pytest.mark.parametrize("direction", ["forward", "reverse"])
-def test_ios18_gru_reset_after_with_input_bias_is_pytorchs_gru(direction):
-    """iOS18's ``reset_after`` + ``input_bias`` (coremltools' iOS18 parity test): r * (W_ho h + b_ho), as nn.GRU.
-    The kernel refused both inputs at load before."""
+def _mil_gru(w: dict[str, np.ndarray], split_bias: bool = True, **options):  # type: ignore[no-untyped-def]
+    """A MIL program body running ``mb.gru`` on ``w`` (``_torch_gru``'s stacks): biases as iOS18's
+    ``input_bias`` + ``bias``, or (``split_bias=False``) summed into ``bias`` as before iOS18."""
     from coremltools.converters.mil import Builder as mb
 
-    from tests.interp import milprog
+    biases = (
+        {"input_bias": w["bias_ih"], "bias": w["bias_hh"]}
+        if split_bias
+        else {"bias": w["bias_ih"] + w["bias_hh"]}
+    )
 
-    module, w, x, h0 = _torch_gru(np.random.default_rng(18))
-
-    def prog(x, h0):
+    def prog(x, h0):  # type: ignore[no-untyped-def]
         return mb.gru(
             x=x,
             initial_h=h0,
             weight_ih=w["weight_ih"],
             weight_hh=w["weight_hh"],
-            input_bias=w["bias_ih"],
-            bias=w["bias_hh"],
-            reset_after=True,
-            direction=direction,
             output_sequence=True,
+            **biases,
+            **options,
         )
 
+    return prog
+
+
+@pytest.mark.parametrize("direction", ["forward", "reverse"])
+def test_ios18_gru_reset_after_with_input_bias_is_pytorchs_gru(direction):
+    """iOS18's ``reset_after`` + ``input_bias`` (coremltools' iOS18 parity test): r * (W_ho h + b_ho), as nn.GRU.
+    The kernel refused both inputs at load before."""
+    from tests.interp import milprog
+
+    module, w, x, h0 = _torch_gru(np.random.default_rng(18))
+    prog = _mil_gru(w, reset_after=True, direction=direction)
     seq, h = milprog.run(prog, {"x": x, "h0": h0}, target="iOS18", op="gru")
     feed = x[::-1].copy() if direction == "reverse" else x  # a reverse layer reads the sequence back to front
     want_seq, want_h = module(torch.from_numpy(feed), torch.from_numpy(h0)[None])
@@ -216,49 +226,14 @@ def test_ios18_gru_reset_after_with_input_bias_is_pytorchs_gru(direction):
 
 
 def test_ios18_gru_without_reset_after_sums_the_two_biases():
-    from coremltools.converters.mil import Builder as mb
-
     from tests.interp import milprog
 
     _, w, x, h0 = _torch_gru(np.random.default_rng(19))
-
-    def split(x, h0):
-        return mb.gru(
-            x=x,
-            initial_h=h0,
-            weight_ih=w["weight_ih"],
-            weight_hh=w["weight_hh"],
-            input_bias=w["bias_ih"],
-            bias=w["bias_hh"],
-            output_sequence=True,
-        )
-
-    def summed(x, h0):
-        return mb.gru(
-            x=x,
-            initial_h=h0,
-            weight_ih=w["weight_ih"],
-            weight_hh=w["weight_hh"],
-            bias=w["bias_ih"] + w["bias_hh"],
-            output_sequence=True,
-        )
-
-    got = milprog.run(split, {"x": x, "h0": h0}, target="iOS18")
-    want = milprog.run(summed, {"x": x, "h0": h0}, target="iOS17")
+    feeds = {"x": x, "h0": h0}
+    got = milprog.run(_mil_gru(w), feeds, target="iOS18")
+    want = milprog.run(_mil_gru(w, split_bias=False), feeds, target="iOS17")
     for g, e in zip(got, want, strict=True):
         np.testing.assert_allclose(g, e, rtol=1e-6, atol=1e-6)
-
     # and reset_after changes the answer (the test above is not vacuous)
-    def after(x, h0):
-        return mb.gru(
-            x=x,
-            initial_h=h0,
-            weight_ih=w["weight_ih"],
-            weight_hh=w["weight_hh"],
-            input_bias=w["bias_ih"],
-            bias=w["bias_hh"],
-            reset_after=True,
-            output_sequence=True,
-        )
-
-    assert np.abs(milprog.run(after, {"x": x, "h0": h0}, target="iOS18")[0] - got[0]).max() > 1e-3
+    after = milprog.run(_mil_gru(w, reset_after=True), feeds, target="iOS18")
+    assert np.abs(after[0] - got[0]).max() > 1e-3
