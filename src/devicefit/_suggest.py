@@ -6,11 +6,11 @@ import difflib
 from collections.abc import Iterable
 
 
-def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
+def did_you_mean(word: str, choices: Iterable[str], n: int = 3, cutoff: float = 0.6) -> str:
     """``" (did you mean 'iphone-12'?)"`` for the closest ``choices`` (case-insensitive); ``""`` if none is close."""
     options = list(dict.fromkeys(choices))
     by_lower = {c.lower(): c for c in options}
-    close = difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=0.6)
+    close = difflib.get_close_matches(word.lower(), list(by_lower), n=n, cutoff=cutoff)
     if not close:
         return ""
     quoted = [repr(by_lower[c]) for c in close]

@@ -161,3 +161,31 @@ def test_catalog_table_readable_at_80_columns(monkeypatch, capsys):
     assert table and max(len(line) for line in table) <= 80
     first_cells = {line.split("│")[1].strip() for line in table if line.startswith("│")}
     assert {d.id for d in load_catalog()} <= first_cells  # every id whole, on one line
+
+
+def test_an_unknown_device_lists_its_familys_ids_not_the_whole_catalog():
+    """The error listed all 74 ids on one line; now the family the text names, and where the rest are."""
+    with pytest.raises(InputError) as e:
+        get_device("iphone-99")
+    msg = str(e.value)
+    assert "unknown device 'iphone-99'" in msg and "iphone-12" in msg and "iphone-17-pro-max" in msg
+    assert "mac-m1" not in msg and "ipad" not in msg.split(";")[1]
+    assert "devicefit devices --catalog" in msg and "\n" not in msg
+    assert "did you mean" not in msg  # 'iphone-x' and 'iphone-8' were offered: the family's list says more
+    with pytest.raises(InputError, match=r"did you mean 'iphone-15-pro-max'\?\); iphone devices"):
+        get_device("iphone-15-pro-maxx")
+    with pytest.raises(InputError, match=r"known devices: iphone-8, .*mac-m5"):
+        get_device("pixel-9")  # no such family: the whole list
+    with pytest.raises(InputError, match=r"looks like a deployment target: pass --deployment-target iOS17"):
+        get_device("iOS17")
+
+
+def test_a_gate_naming_an_unknown_device_reads_like_the_target_error():
+    from devicefit.report.gates import check_devices, parse_gate
+
+    ids = [d.id for d in load_catalog()]
+    with pytest.raises(InputError) as e:
+        check_devices([parse_gate("memory.fits=ipad-pro-m9")], ids)
+    msg = str(e.value)
+    assert msg.startswith("--fail-on 'memory.fits=ipad-pro-m9': unknown device 'ipad-pro-m9'")
+    assert "ipad-pro-m4" in msg and "iphone-15" not in msg

@@ -139,8 +139,24 @@ def get_device(id_or_name: str) -> Device:
     for dev in _catalog():
         if want in (_norm(dev.id), _norm(dev.name)):
             return dev
+    raise unknown_device(id_or_name)
+
+
+def unknown_device(text: str, context: str = "") -> InputError:
+    """The one-line error for a device ``text`` that is not in the catalog (``context``: what named it, e.g.
+    ``"--fail-on 'memory.fits=x': "``). It lists the ids of the family the text names (``iphone-99``: the
+    iPhones), not all 70-odd, and says where the whole list is."""
     from devicefit._suggest import did_you_mean
 
-    ids = [d.id for d in _catalog()]
-    hint = did_you_mean(id_or_name, ids + [d.name for d in _catalog()])
-    raise InputError(f"unknown device {id_or_name!r}{hint}; known devices: {', '.join(ids)}")
+    devices = _catalog()
+    ids = [d.id for d in devices]
+    family = _norm(text).split(" ")[0] if text.strip() else ""
+    same = [i for i in ids if i.split("-")[0] == family]
+    if text.lower().startswith(("ios", "macos", "watchos", "tvos", "visionos")):
+        hint = f" ({text!r} looks like a deployment target: pass --deployment-target {text})"
+    else:  # beside the family's list only a near-certain pick ('iphone-15-pro-maxx'; not 'iphone-x' for 'iphone-99')
+        hint = did_you_mean(text, ids + [d.name for d in devices], *((1, 0.9) if same else (3, 0.6)))
+    listed = f"{family} devices: {', '.join(same)}" if same else f"known devices: {', '.join(ids)}"
+    return InputError(
+        f"{context}unknown device {text!r}{hint}; {listed} (all {len(ids)}: devicefit devices --catalog)"
+    )

@@ -8,7 +8,6 @@ from typing import Any
 
 from devicefit.check.types import DEFAULT_DEVICES, CheckOptions
 from devicefit.check.validate import program_feeds
-from devicefit.errors import InputError
 
 
 @dataclass
@@ -43,22 +42,13 @@ def resolve_devices(ids: list[str]) -> list[Any]:
     """Catalog devices for ``ids`` (ids or names, duplicates dropped), in the order given.
 
     Raises:
-        InputError: an id is not in the catalog; the message lists the known ids.
+        InputError: an id is not in the catalog (catalog.unknown_device).
     """
-    from devicefit.analyze.catalog import get_device, load_catalog
+    from devicefit.analyze.catalog import get_device
 
     devices: list[Any] = []
     for text in ids:
-        try:
-            dev = get_device(text)
-        except InputError:
-            from devicefit._suggest import did_you_mean
-
-            known = ", ".join(d.id for d in load_catalog())
-            hint = did_you_mean(text, [d.id for d in load_catalog()])
-            if text.lower().startswith(("ios", "macos")):
-                hint = f" ({text!r} looks like a deployment target: pass --deployment-target {text})"
-            raise InputError(f"unknown device {text!r}{hint}; known devices: {known}") from None
+        dev = get_device(text)
         if dev not in devices:
             devices.append(dev)
     return devices

@@ -140,9 +140,9 @@ def check_devices(gates: list[Gate], device_ids: list[str]) -> None:
     for g in gates:
         device = gate_device(g)
         if device is not None and device not in device_ids:
-            raise InputError(
-                f"--fail-on {g.text!r}: unknown device {device!r}; known: {', '.join(device_ids)}"
-            )
+            from devicefit.analyze.catalog import unknown_device
+
+            raise unknown_device(device, f"--fail-on {g.text!r}: ")
 
 
 def evaluate(
@@ -163,9 +163,9 @@ def evaluate(
         if g.key.startswith("memory.fits"):
             device = str(g.value) if g.key == "memory.fits" else g.key.removeprefix("memory.fits.")
             if device_ids is not None and device not in device_ids:
-                raise InputError(
-                    f"--fail-on {g.text!r}: unknown device {device!r}; known: {', '.join(device_ids)}"
-                )
+                from devicefit.analyze.catalog import unknown_device
+
+                raise unknown_device(device, f"--fail-on {g.text!r}: ")
             fitting = summary.get("memory.fits")
             if fitting is None:
                 failures.append(GateFailure(g, None, f"{g.text}: memory was not measured"))
