@@ -90,3 +90,75 @@ def test_module_names_say_scores_or_features():
         False
     ] * 3
     assert _module_says("layers.3") is None and _module_says("") is None
+
+
+# ---------------------------------------------------------------- integer / boolean outputs in the report
+
+LABELS = """
+import torch
+from torch import nn
+
+
+class Tagger(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 12)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y.argmax(-1), y > 0  # the predicted class and the mask of positive scores: no float output
+
+
+def make_model():
+    return Tagger().eval(), torch.randn(4, 16)
+"""
+
+
+@pytest.fixture(scope="module")
+def labels_report(tmp_path_factory):
+    from devicefit.check import CheckOptions, run_check
+    from devicefit.report.schema import build_report, to_json
+
+    path = tmp_path_factory.mktemp("tagger") / "tagger.py"
+    path.write_text(LABELS)
+    result = run_check(CheckOptions(model=str(path), samples=4, repair=False, devices=["iphone-12"]))
+    return result, to_json(build_report(result))
+
+
+def test_a_report_without_float_metrics_writes_no_null_and_gates_say_not_measured(labels_report):
+    """compute_precision.snr_db (and cosine, max relative error) were written as null with no output holding
+    them; null is NaN in the schema, so ``--fail-on 'compute_precision.snr_db<30'`` said "is NaN" and the
+    terminal showed nan."""
+    import json
+
+    from devicefit.report.gates import evaluate, parse_gate
+
+    result, text = labels_report
+    report = json.loads(text)
+    assert result.verdicts["numerics"].status == "pass", result.verdicts["numerics"].reason
+    summary = report["summary"]
+    assert [k for k, v in summary.items() if v is None and k.split(".")[0] != "memory"] == [], summary
+    assert summary["fp16.exact_match"] >= 0.99 and "fp16.snr_db" not in summary
+    assert "compute_precision.snr_db" not in summary
+    (failure,) = evaluate([parse_gate("fp16.snr_db<30")], summary)
+    assert "was not measured" in failure.reason, failure.reason
+    # the integer outputs' own metric is a gate key (it was refused as unknown)
+    assert evaluate([parse_gate("fp16.exact_match<0.99")], summary) == []
+
+
+def test_the_terminal_numerics_table_has_an_exact_match_column(labels_report):
+    """The mask's exact match (in the JSON and the HTML) had no column: the table read '-' in every cell."""
+    import json
+    import re
+
+    from rich.console import Console
+
+    from devicefit.report.terminal import render_terminal
+
+    console = Console(record=True, width=200, color_system=None)
+    render_terminal(json.loads(labels_report[1]), console)
+    text = console.export_text()
+    assert "exact match" in text and " nan " not in text
+    row = next(line for line in text.splitlines() if "fp16 vs pytorch" in line)
+    assert re.search(r"\b(1|0\.99\d*)\b", row), row
