@@ -162,3 +162,67 @@ def test_the_terminal_numerics_table_has_an_exact_match_column(labels_report):
     assert "exact match" in text and " nan " not in text
     row = next(line for line in text.splitlines() if "fp16 vs pytorch" in line)
     assert re.search(r"\b(1|0\.99\d*)\b", row), row
+
+
+# ---------------------------------------------------------------- ids a model computes from its integer inputs
+
+LAYOUT = """
+import torch
+from torch import nn
+
+
+class Layout(nn.Module):
+    # LayoutLM's 2-D position embeddings: each box corner, and the box's width and height, index a table
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.words, self.x, self.y = nn.Embedding(100, 8), nn.Embedding(1024, 8), nn.Embedding(1024, 8)
+        self.h, self.w = nn.Embedding(1024, 8), nn.Embedding(1024, 8)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, input_ids, bbox):
+        e = self.words(input_ids) + self.x(bbox[:, :, 0]) + self.y(bbox[:, :, 1]) + self.x(bbox[:, :, 2])
+        e = e + self.y(bbox[:, :, 3]) + self.h(IDS_H) + self.w(bbox[:, :, 2] - bbox[:, :, 0])
+        return self.head(torch.tanh(e))
+
+
+def make_model():
+    torch.manual_seed(1)
+    x0, y0 = torch.randint(0, 500, (1, 12, 1)), torch.randint(0, 500, (1, 12, 1))
+    wide, high = torch.randint(1, 400, (1, 12, 1)), torch.randint(1, 100, (1, 12, 1))
+    bbox = torch.cat([x0, y0, x0 + wide, y0 + high], -1)
+    return Layout().eval(), (torch.randint(0, 100, (1, 12)), bbox)
+"""
+
+
+def _layout_dataset(tmp_path, heights: str):
+    from devicefit.check import CheckOptions
+    from devicefit.check.sources import load_dataset
+    from devicefit.sources import load_source
+
+    path = tmp_path / "layout.py"
+    path.write_text(LAYOUT.replace("IDS_H", heights))
+    return load_dataset(load_source(str(path)), CheckOptions(model=str(path)))
+
+
+def test_box_widths_and_heights_the_model_computes_stay_inside_their_tables(tmp_path):
+    """bbox columns drawn independently made x1 - x0 negative: PyTorch refused 15 of 16 generated samples and
+    the verdict was read off the example alone."""
+    data = _layout_dataset(tmp_path, "bbox[:, :, 3] - bbox[:, :, 1]")
+    assert len(data.feeds) == 16, data.notes
+    boxes = np.stack([f["bbox"] for f in data.feeds]).astype(np.int64)
+    for right, left in ((2, 0), (3, 1)):
+        span = boxes[..., right] - boxes[..., left]
+        assert span.min() >= 0 and span.max() <= 1023
+    assert len(np.unique(boxes[1:, ..., 0])) > 50  # still varied, not one box repeated
+    note = " ".join(data.notes)
+    assert "'bbox'" in note and "column 2 minus column 0 indexes a table of 1024 rows" in note, note
+
+
+def test_ids_computed_another_way_name_the_input_and_data(tmp_path):
+    """Ids no column or difference explains (a box's area): the refusal note names the integer input."""
+    data = _layout_dataset(
+        tmp_path, "(bbox[:, :, 3] - bbox[:, :, 1]) * (bbox[:, :, 2] - bbox[:, :, 0]) // 64"
+    )
+    note = next(n for n in data.notes if "refused by the PyTorch model" in n)
+    assert "'bbox'" in note and "--data" in note, note
