@@ -226,3 +226,83 @@ def test_ids_computed_another_way_name_the_input_and_data(tmp_path):
     )
     note = next(n for n in data.notes if "refused by the PyTorch model" in n)
     assert "'bbox'" in note and "--data" in note, note
+
+
+# ---------------------------------------------------------------- NaN / inf in PyTorch's own outputs
+
+
+def test_nan_and_inf_where_pytorch_has_them_are_not_errors():
+    """log(scores) is NaN where a score is negative in PyTorch itself; NaN - NaN made every metric NaN and check
+    said "conversion problem: SNR NaN dB" for a converted model that matched PyTorch."""
+    from devicefit.compare.validate import compare
+
+    rng = np.random.default_rng(0)
+    scores = rng.standard_normal((8, 64))
+    with np.errstate(invalid="ignore"):
+        ref = np.log(np.where(scores > -0.5, scores + 1.0, -1.0))  # NaN where scores <= -0.5
+    close = ref * (1 + 1e-6 * rng.standard_normal(ref.shape))
+    result = compare("fp32", {"out": ref}, {"out": close}, "pytorch")
+    assert result.passed, result.headline()
+    assert result.outputs[0].metrics["exact_match"].value == 1.0
+    assert any("NaN / inf in PyTorch itself" in n for n in result.notes), result.notes
+    # a NaN where PyTorch is finite is still an error
+    broken = close.copy()
+    broken[0, np.isfinite(ref[0]).argmax()] = np.nan
+    assert not compare("fp32", {"out": ref}, {"out": broken}, "pytorch").passed
+
+
+@pytest.mark.parametrize("fill", [-np.inf, -3.4e38, -32752.0])
+def test_masked_logits_match_however_the_package_holds_minus_infinity(fill):
+    """masked_fill(mask, -inf): coremltools stores -inf as -3.4e38 and devicefit's fp16 package as -32752; each
+    read as an error of 3.4e38 against PyTorch's -inf (SNR NaN, a conversion FAIL)."""
+    from devicefit.compare.validate import compare
+
+    rng = np.random.default_rng(1)
+    scores = rng.standard_normal((16, 10))
+    masked = scores < -0.3
+    ref = np.where(masked, -np.inf, scores)
+    cand = np.where(masked, fill, scores + 1e-7)
+    result = compare("fp32", {"logits": ref}, {"logits": cand}, "pytorch")
+    assert result.passed, result.headline()
+    assert result.outputs[0].metrics["top1_agreement"].value == 1.0
+    # a mask flipped on 5% of the positions is a wrong mask (the exact-match bound of a mask output)
+    flipped = cand.copy()
+    flipped[:8, 0] = np.where(masked[:8, 0], scores[:8, 0], fill)
+    wrong = compare("fp32", {"logits": ref}, {"logits": flipped}, "pytorch")
+    assert not wrong.passed and wrong.outputs[0].metrics["exact_match"].value < 1.0, wrong.headline()
+
+
+MASKED = """
+import torch
+from torch import nn
+
+
+class Masked(nn.Module):
+    # scores below a threshold masked out with -inf (as attention logits are), returned as the output
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        y = self.fc(x)
+        return y.masked_fill(y < -0.3, float("-inf"))
+
+
+def make_model():
+    torch.manual_seed(3)
+    return Masked().eval(), torch.randn(4, 16)
+"""
+
+
+def test_check_passes_an_exact_conversion_of_masked_logits(tmp_path):
+    """check said "conversion problem: ... SNR NaN dB" (-inf vs Core ML's -3.4e38), then, that fixed, "weight
+    storage loss: ... exact match 0.6750" (-inf vs the fp16 package's -32752)."""
+    from devicefit.check import CheckOptions, run_check
+
+    path = tmp_path / "masked.py"
+    path.write_text(MASKED)
+    result = run_check(CheckOptions(model=str(path), samples=8, repair=False, devices=["iphone-12"]))
+    assert result.verdicts["numerics"].status == "pass", result.verdicts["numerics"].reason
+    assert result.questions["conversion_fidelity"].comparison.worst("snr_db") > 60.0
+    assert any("NaN / inf in PyTorch itself" in w for w in result.warnings), result.warnings
