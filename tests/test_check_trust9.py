@@ -226,6 +226,7 @@ def test_ids_computed_another_way_name_the_input_and_data(tmp_path):
     )
     note = next(n for n in data.notes if "refused by the PyTorch model" in n)
     assert "'bbox'" in note and "--data" in note, note
+    assert "IndexError" in note and "layout.py:" in note, note  # where PyTorch refused them: the user's line
 
 
 # ---------------------------------------------------------------- NaN / inf in PyTorch's own outputs
