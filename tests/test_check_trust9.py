@@ -307,3 +307,42 @@ def test_check_passes_an_exact_conversion_of_masked_logits(tmp_path):
     assert result.verdicts["numerics"].status == "pass", result.verdicts["numerics"].reason
     assert result.questions["conversion_fidelity"].comparison.worst("snr_db") > 60.0
     assert any("NaN / inf in PyTorch itself" in w for w in result.warnings), result.warnings
+
+
+# ---------------------------------------------------------------- a failing integer output names where it is made
+
+ROUNDED = """
+import torch
+from torch import nn
+
+
+class Quantised(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return torch.round(self.fc(x) * 100).long()  # scores in hundredths, as integers
+
+
+def make_model():
+    torch.manual_seed(3)
+    return Quantised().eval(), torch.randn(4, 16)
+"""
+
+
+def test_a_failing_integer_output_names_the_op_and_line_that_makes_it(tmp_path):
+    """Rounded scores flipping by one under fp16 read "fp16 compute precision loss (conversion exact match
+    1.0000, ...)": no PyTorch module, no line, nothing to do (no float op diverges)."""
+    from devicefit.check import CheckOptions, run_check
+
+    path = tmp_path / "quantised.py"
+    path.write_text(ROUNDED)
+    result = run_check(CheckOptions(model=str(path), repair=False, devices=["iphone-12"]))
+    verdict = result.verdicts["numerics"]
+    assert verdict.status == "fail" and verdict.reason.startswith("fp16 compute precision loss; "), (
+        verdict.reason
+    )
+    assert "computed by round at the top module (Quantised) at " in verdict.reason, verdict.reason
+    assert "quantised.py:13" in verdict.reason and "in app code" in verdict.reason, verdict.reason

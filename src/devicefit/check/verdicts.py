@@ -102,6 +102,35 @@ def _where(r: Any, op: Any) -> str:
     return text if origin is not None or getattr(op, "model_input", None) else f"{op.op} ({op.op_type})"
 
 
+def _discrete_loss(r: Any, comparison: Any) -> str:
+    """``; output's integers differ ... where round at net.py:9 computes them: ...`` for a failing exact match.
+
+    NOTE: rounded scores, thresholded masks and argmax ids move only where a float value sits at the boundary
+    (x.5, the threshold, a near-tie), so no float op diverges and the verdict named nothing to look at.
+    """
+    failing = [(o, m) for o, k, m in comparison.failing() if k == "exact_match"]
+    if not failing or r.program is None:
+        return ""
+    output, m = failing[0]
+    from devicefit.compare.class_axis import source_op
+    from devicefit.convert.provenance import load_from_package, where
+
+    step = source_op(r.program, output)
+    if step is None:
+        return ""
+    try:
+        prov = load_from_package(r.program)
+    except Exception:  # NOTE: naming is a convenience: never let it hide the verdict
+        prov = None
+    origin = prov.find(*step.outputs, step.name) if prov is not None else None
+    return (
+        f"; {m.details.get('mismatched', '?')} of {m.details.get('elements', '?')} integers / mask values of "
+        f"{output} differ, computed by {step.op_type} at {where(origin, step.outputs[0])}: values it reads sit at "
+        "a rounding or threshold boundary that fp16 moves; keep what feeds it in fp32, or return the float "
+        "values and round or threshold them in app code"
+    )
+
+
 def _moved(r: Any) -> str:
     """Each question's headline: ``conversion SNR 98.1 dB, fp16 weights SNR 45.2 dB, fp16 compute ...``."""
     parts = []
@@ -199,6 +228,8 @@ def _numerics(r: Any) -> Verdict:
         elif div is not None and div.first_divergent is not None:
             first = div.first_divergent
             where = f"; first diverges at {_where(r, first)}"
+        elif com is not None and com.comparison is not None:
+            where = _discrete_loss(r, com.comparison)
         return Verdict(FAIL, f"fp16 compute precision loss{where}{also}{_fix(r)}")
     if not r.fp16.passed:
         return Verdict(

@@ -364,6 +364,18 @@ _INDEX_OPS = frozenset({"reduce_argmax", "reduce_argmin", "argsort", "topk"})
 _PASS_THROUGH = frozenset({"cast", "identity", "reshape", "squeeze", "expand_dims"})
 
 
+def source_op(program: Any, output: str) -> Any:
+    """The step computing ``output``, walking back through casts and reshapes (None: a program input)."""
+    producer = {name: step for step in program.plan.block.steps for name in step.outputs}
+    step = producer.get(output)
+    for _ in range(8):
+        source = step.ctx.input_names.get("x") if step is not None and step.op_type in _PASS_THROUGH else None
+        if not isinstance(source, str) or source not in producer:
+            break
+        step = producer[source]
+    return step
+
+
 def index_outputs(program: Any) -> dict[str, str | None]:
     """Output name -> the output holding the scores it indexes (topk's values when also an output, else None).
 
