@@ -346,3 +346,38 @@ def test_a_failing_integer_output_names_the_op_and_line_that_makes_it(tmp_path):
     )
     assert "computed by round at the top module (Quantised) at " in verdict.reason, verdict.reason
     assert "quantised.py:13" in verdict.reason and "in app code" in verdict.reason, verdict.reason
+
+
+SCALED = """
+import torch
+from torch import nn
+
+
+class Scaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return self.fc(x) * 1e5  # logits in the 1e5 range: the scale is past fp16's +-65504
+
+
+def make_model():
+    return Scaled().eval(), torch.randn(4, 16)
+"""
+
+
+def test_a_scale_past_fp16_range_says_the_fp16_safe_constant_moved_it(tmp_path):
+    """The fp16-safe pass stored the 1e5 scale as 32752 and the verdict said only "the weights or constants that
+    line reads lose too much when stored", with nothing about which constant or why."""
+    from devicefit.check import CheckOptions, run_check
+
+    path = tmp_path / "scaled.py"
+    path.write_text(SCALED)
+    result = run_check(CheckOptions(model=str(path), samples=4, repair=False, devices=["iphone-12"]))
+    reason = result.verdicts["numerics"].reason
+    assert reason.startswith("weight storage loss") and "scaled.py:13" in reason, reason
+    assert "100000 -> 32752" in reason and "not for a scale" in reason and "--precision fp32" in reason, (
+        reason
+    )

@@ -209,6 +209,15 @@ def _numerics(r: Any) -> Verdict:
             if first
             else ""
         )
+        rewritten = r.extras.get("fp16_constant_fixes") or []
+        if rewritten:
+            # NOTE: the fp16-safe pass maps constants past +-65504 to +-32752, made for mask fills: a scale of
+            # 1e5 stored so shrinks the output 3x, and the verdict said only "lose too much when stored"
+            more = f" (+{len(rewritten) - 1} more)" if len(rewritten) > 1 else ""
+            where += (
+                f"; a constant beyond fp16's +-65504 was stored as an fp16-safe value ({rewritten[0]}{more}): right "
+                "for a mask fill, not for a scale or offset the values need"
+            )
         return Verdict(
             FAIL,
             f"weight storage loss, not a conversion problem: {sto.measured_on}: {sto.comparison.headline()}"
