@@ -381,3 +381,40 @@ def test_a_scale_past_fp16_range_says_the_fp16_safe_constant_moved_it(tmp_path):
     assert "100000 -> 32752" in reason and "not for a scale" in reason and "--precision fp32" in reason, (
         reason
     )
+
+
+# ---------------------------------------------------------------- an output that is an input
+
+PASSTHROUGH = """
+import torch
+from torch import nn
+
+
+class Passthrough(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x):
+        return x, self.fc(x)  # the input handed back beside the scores
+
+
+def make_model():
+    return Passthrough().eval(), torch.randn(4, 16)
+"""
+
+
+@pytest.mark.slow  # two failing conversions (~2.5 s)
+def test_an_output_that_is_an_input_says_what_to_do(tmp_path):
+    """check's convert verdict was coremltools' assertion alone: "torchscript: failed (AssertionError: Main
+    block's input name, 'x', is different from its corresponding var's name, 'output_0'.) | torch.export: ..."."""
+    from devicefit.check import CheckOptions, run_check
+
+    path = tmp_path / "passthrough.py"
+    path.write_text(PASSTHROUGH)
+    result = run_check(CheckOptions(model=str(path), repair=False, devices=["iphone-12"]))
+    verdict = result.verdicts["convert"]
+    assert verdict.status == "fail"
+    assert verdict.reason.startswith("forward returns its input 'x' unchanged as an output"), verdict.reason
+    assert "drop it from forward's outputs" in verdict.reason

@@ -6,6 +6,7 @@ sections); every other verdict is decided here, so the CLI's exit code and the r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,12 @@ def _mistyped(found: list[dict[str, Any]]) -> Verdict:
     )
 
 
+# coremltools' assertion when an output is a model input itself (``return x, self.fc(x)``)
+_RETURNED_INPUT = re.compile(
+    r"Main block's input name, '([^']+)', is different from its corresponding var's name"
+)
+
+
 def _convert(r: Any) -> Verdict:
     if r.convert.ok and r.extras.get("declared_type_mismatches"):
         return _mistyped(r.extras["declared_type_mismatches"])
@@ -59,7 +66,16 @@ def _convert(r: Any) -> Verdict:
             return Verdict(
                 FAIL, f"{len(unsupported)} unsupported op(s): {shown}{more} (what to do: see below)"
             )
-        return Verdict(FAIL, (r.convert.error or "conversion failed").splitlines()[0])
+        error = r.convert.error or "conversion failed"
+        returned = _RETURNED_INPUT.search(error)
+        if returned:
+            return Verdict(
+                FAIL,
+                f"forward returns its input {returned.group(1)!r} unchanged as an output, which a Core ML program "
+                "cannot (coremltools: AssertionError: Main block's input name ... is different from its "
+                "corresponding var's name); drop it from forward's outputs: the app already holds that input",
+            )
+        return Verdict(FAIL, error.splitlines()[0])
     if r.convert.rescued:
         # devicefit's own translations of ops coremltools lacks or mistranslates: the numerics below validate them
         from devicefit.convert.rescue import RESCUES
