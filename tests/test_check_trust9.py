@@ -83,9 +83,16 @@ def test_a_classifier_and_an_unnamed_layer_keep_topk(embedder_heads):
 def test_module_names_say_scores_or_features():
     from devicefit.compare.class_axis import _module_says
 
-    assert [
-        _module_says(p) for p in ("lm_head", "classifier.1", "heads.head", "fc", "gpt_neox.embed_out")
-    ] == [True] * 5
+    scores = (
+        "lm_head",
+        "classifier.1",
+        "heads.head",
+        "fc",
+        "gpt_neox.embed_out",
+        "model.proj_out",
+        "hidden2tag",
+    )
+    assert [_module_says(p) for p in scores] == [True] * len(scores)
     assert [_module_says(p) for p in ("projection_head.2", "visual_projection", "encoder.fc_mu")] == [
         False
     ] * 3

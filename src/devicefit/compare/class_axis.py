@@ -84,9 +84,11 @@ _NORM_PLUMBING = frozenset(
 # scores beside their LayerNorm'd or soft-capped form.
 _HIDDEN_CONSUMERS = _CHANNEL_FIRST_HEADS | _LAST_AXIS_HEADS
 # The PyTorch module a linear head belongs to (its provenance), innermost named part first: scores
-# (``lm_head``, ``classifier``, GPT-NeoX's ``embed_out``), then features (``projection_head``, CLIP's
+# (``lm_head``, ``classifier``, GPT-NeoX's ``embed_out``, Whisper's ``proj_out``), then features (``projection_head``, CLIP's
 # ``visual_projection``, a VAE's ``encoder``), then a generic head (``head``, ``fc``, ``cls``).
-_SCORE_MODULE = re.compile(r"unembed|embed_out|lm_head|classif|logit|score|vocab")
+_SCORE_MODULE = re.compile(
+    r"unembed|embed_out|lm_head|proj_out|output_proj|classif|logit|score|vocab|label|2tag|tagger"
+)  # Whisper's proj_out, fairseq's output_projection, a BiLSTM tagger's hidden2tag
 _FEATURE_MODULE = re.compile(r"proj|embed|bottleneck|neck|feat|latent|encod|pooler|hidden")
 _GENERIC_HEAD_MODULE = re.compile(r"head|^fc\d*$|^cls|cls$")
 
