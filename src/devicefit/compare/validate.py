@@ -251,12 +251,13 @@ def _compare_around_nonfinite(
     reads NaN and -inf below every finite score and +inf above, so masked classes still rank last (first).
     """
     ref_codes, cand_codes = _nonfinite_codes(reference), _nonfinite_codes(candidate)
-    # an fp16 package holds an infinite constant as the fp16-safe +-32752 (convert/fp16_constants.py): at or
-    # past it, the candidate gives the infinity PyTorch has there
+    # an fp16 package holds an infinite constant as the fp16-safe +-32752 (convert/fp16_constants.py), which an
+    # additive mask then offsets by the score (scores + mask * finfo.min): past half of it, the candidate gives
+    # the infinity PyTorch has there
     from devicefit.convert.fp16_constants import SAFE_SENTINEL
 
-    cand_codes = np.where((ref_codes == 2) & (candidate >= SAFE_SENTINEL), 2, cand_codes)
-    cand_codes = np.where((ref_codes == 3) & (candidate <= -SAFE_SENTINEL), 3, cand_codes)
+    cand_codes = np.where((ref_codes == 2) & (candidate >= SAFE_SENTINEL / 2), 2, cand_codes)
+    cand_codes = np.where((ref_codes == 3) & (candidate <= -SAFE_SENTINEL / 2), 3, cand_codes)
     pattern = exact_match(ref_codes, cand_codes, tol.get("exact_match"))
     pattern.details["of"] = "the positions PyTorch gives NaN / inf"
     left_out = special | (cand_codes >= 2)
@@ -397,7 +398,8 @@ def compare(
         else:
             metrics = _compare_around_nonfinite(ref, cand, special, tol, axis)
             notes.append(
-                f"{cand_name}: {int(special.sum())} value(s) NaN / inf in PyTorch itself (a mask, a log of 0): "
+                f"{cand_name}: {int(special.sum())} value(s) NaN / inf (or +-3.4e38) in PyTorch itself (a mask, a log "
+                "of 0): "
                 "compared by where they fall (exact match), the finite values by error"
             )
         for m in metrics.values():
