@@ -81,7 +81,7 @@ def test_a_classifier_and_an_unnamed_layer_keep_topk(embedder_heads):
 
 
 def test_module_names_say_scores_or_features():
-    from devicefit.compare.class_axis import _module_says
+    from devicefit.compare.head_evidence import module_says
 
     scores = (
         "lm_head",
@@ -92,11 +92,11 @@ def test_module_names_say_scores_or_features():
         "model.proj_out",
         "hidden2tag",
     )
-    assert [_module_says(p) for p in scores] == [True] * len(scores)
-    assert [_module_says(p) for p in ("projection_head.2", "visual_projection", "encoder.fc_mu")] == [
+    assert [module_says(p) for p in scores] == [True] * len(scores)
+    assert [module_says(p) for p in ("projection_head.2", "visual_projection", "encoder.fc_mu")] == [
         False
     ] * 3
-    assert _module_says("layers.3") is None and _module_says("") is None
+    assert module_says("layers.3") is None and module_says("") is None
 
 
 # ---------------------------------------------------------------- integer / boolean outputs in the report
