@@ -170,6 +170,8 @@ def compare_runs(
     for comp in (out.fp32, out.fp16, *(q.comparison for q in out.questions.values())):
         if comp is not None:
             comp.samples = len(runs.fp32)
+    # what the end-to-end comparison read differently (outputs PyTorch itself gives NaN / inf)
+    out.warnings.extend(n for n in (out.fp16.notes if out.fp16 is not None else []) if n not in out.warnings)
     if out.trained.looks_untrained:
         out.warnings.append(
             f"the model looks untrained ({out.trained.reason}); random weights exaggerate numeric error"

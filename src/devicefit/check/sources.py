@@ -148,11 +148,13 @@ def _drop_refused(source: Any, dataset: Any) -> None:
     from devicefit.sources.module import one_line, raised_at
 
     where = raised_at(first)
+    ints = [name for name, value in dataset.feeds[0].items() if np.asarray(value).dtype.kind in "iu"]
+    named = f" of {', '.join(map(repr, ints))}" if ints else ""
     dataset.notes.append(
         f"{len(refused)} of {len(gone) + len(dataset.feeds)} generated samples were refused by the PyTorch model "
         f"itself ({type(first).__name__}{f' at {where}' if where else ''}: {one_line(first)[:120]}) and were "
-        "left out: random integers in the example's range break a structure the model relies on; pass real "
-        "inputs with --data to validate on more samples"
+        f"left out: random integers{named} in the example's range break a structure the model relies on (ids "
+        "it computes from them, out of a table's range); pass real inputs with --data to validate on more samples"
     )
 
 

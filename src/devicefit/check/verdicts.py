@@ -6,6 +6,7 @@ sections); every other verdict is decided here, so the CLI's exit code and the r
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,6 +49,12 @@ def _mistyped(found: list[dict[str, Any]]) -> Verdict:
     )
 
 
+# coremltools' assertion when an output is a model input itself (``return x, self.fc(x)``)
+_RETURNED_INPUT = re.compile(
+    r"Main block's input name, '([^']+)', is different from its corresponding var's name"
+)
+
+
 def _convert(r: Any) -> Verdict:
     if r.convert.ok and r.extras.get("declared_type_mismatches"):
         return _mistyped(r.extras["declared_type_mismatches"])
@@ -59,7 +66,16 @@ def _convert(r: Any) -> Verdict:
             return Verdict(
                 FAIL, f"{len(unsupported)} unsupported op(s): {shown}{more} (what to do: see below)"
             )
-        return Verdict(FAIL, (r.convert.error or "conversion failed").splitlines()[0])
+        error = r.convert.error or "conversion failed"
+        returned = _RETURNED_INPUT.search(error)
+        if returned:
+            return Verdict(
+                FAIL,
+                f"forward returns its input {returned.group(1)!r} unchanged as an output, which a Core ML program "
+                "cannot (coremltools: AssertionError: Main block's input name ... is different from its "
+                "corresponding var's name); drop it from forward's outputs: the app already holds that input",
+            )
+        return Verdict(FAIL, error.splitlines()[0])
     if r.convert.rescued:
         # devicefit's own translations of ops coremltools lacks or mistranslates: the numerics below validate them
         from devicefit.convert.rescue import RESCUES
@@ -100,6 +116,35 @@ def _where(r: Any, op: Any) -> str:
             prov = None
     origin, text = op_place(op, prov)
     return text if origin is not None or getattr(op, "model_input", None) else f"{op.op} ({op.op_type})"
+
+
+def _discrete_loss(r: Any, comparison: Any) -> str:
+    """``; output's integers differ ... where round at net.py:9 computes them: ...`` for a failing exact match.
+
+    NOTE: rounded scores, thresholded masks and argmax ids move only where a float value sits at the boundary
+    (x.5, the threshold, a near-tie), so no float op diverges and the verdict named nothing to look at.
+    """
+    failing = [(o, m) for o, k, m in comparison.failing() if k == "exact_match"]
+    if not failing or r.program is None:
+        return ""
+    output, m = failing[0]
+    from devicefit.compare.class_axis import source_op
+    from devicefit.convert.provenance import load_from_package, where
+
+    step = source_op(r.program, output)
+    if step is None:
+        return ""
+    try:
+        prov = load_from_package(r.program)
+    except Exception:  # NOTE: naming is a convenience: never let it hide the verdict
+        prov = None
+    origin = prov.find(*step.outputs, step.name) if prov is not None else None
+    return (
+        f"; {m.details.get('mismatched', '?')} of {m.details.get('elements', '?')} integers / mask values of "
+        f"{output} differ, computed by {step.op_type} at {where(origin, step.outputs[0])}: values it reads sit at "
+        "a rounding or threshold boundary that fp16 moves; keep what feeds it in fp32, or return the float "
+        "values and round or threshold them in app code"
+    )
 
 
 def _moved(r: Any) -> str:
@@ -180,6 +225,15 @@ def _numerics(r: Any) -> Verdict:
             if first
             else ""
         )
+        rewritten = r.extras.get("fp16_constant_fixes") or []
+        if rewritten:
+            # NOTE: the fp16-safe pass maps constants past +-65504 to +-32752, made for mask fills: a scale of
+            # 1e5 stored so shrinks the output 3x, and the verdict said only "lose too much when stored"
+            more = f" (+{len(rewritten) - 1} more)" if len(rewritten) > 1 else ""
+            where += (
+                f"; a constant beyond fp16's +-65504 was stored as an fp16-safe value ({rewritten[0]}{more}): right "
+                "for a mask fill, not for a scale or offset the values need"
+            )
         return Verdict(
             FAIL,
             f"weight storage loss, not a conversion problem: {sto.measured_on}: {sto.comparison.headline()}"
@@ -199,6 +253,8 @@ def _numerics(r: Any) -> Verdict:
         elif div is not None and div.first_divergent is not None:
             first = div.first_divergent
             where = f"; first diverges at {_where(r, first)}"
+        elif com is not None and com.comparison is not None:
+            where = _discrete_loss(r, com.comparison)
         return Verdict(FAIL, f"fp16 compute precision loss{where}{also}{_fix(r)}")
     if not r.fp16.passed:
         return Verdict(

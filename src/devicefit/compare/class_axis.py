@@ -12,8 +12,11 @@ model, in this order:
    resizes, softmax, bias adds, slices) to a ``conv`` / ``conv_transpose`` head (channels on axis 1: Core ML
    convolutions are channel-first), a ``linear`` / ``matmul`` head (last axis), or a ``softmax`` (its axis),
    following ``transpose`` permutations on the way; an output a normalisation or a hidden activation computes
-   (``layer_norm``, ``relu``, ``gelu``, ``silu``...) holds features and gets no top-k unless its name says
-   scores, also once pooled or reshaped (a sentence embedding: the mean or first token of hidden states);
+   (``layer_norm``, an L2 normalisation ``x / ||x||``, ``gelu``, ``silu``...) holds features and gets no top-k
+   unless its name says scores, also once pooled or reshaped (a sentence embedding: the mean or first token of
+   hidden states); so does a linear head whose PyTorch module is named as a projection or embedding
+   (``projection_head``, ``visual_projection``: the package's provenance) or whose result also feeds further
+   layers (a hidden state returned beside the logits it feeds);
 4. otherwise rank-2 outputs use their last axis (axis 0 holds samples); a rank >= 3 output with no evidence
    gets no top-k (unknown is reported as such, never guessed from the shape).
 """
@@ -27,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from devicefit.compare.head_evidence import divides_by_norm, head_label, hidden_head
 from devicefit.errors import InputError
 
 # Output names that hold features, not class scores: top-k agreement over them (384 hidden units of an
@@ -104,16 +108,38 @@ def parse_class_axes(specs: list[str] | None) -> dict[str, int | None]:
     return out
 
 
-def head_axes(program: Any) -> dict[str, ClassAxis]:
-    """Output name -> the class axis its computing op implies (axis None: features; no evidence: left out)."""
+def head_axes(program: Any, provenance: Any = None) -> dict[str, ClassAxis]:
+    """Output name -> the class axis its computing op implies (axis None: features; no evidence: left out).
+
+    Args:
+        program: a :class:`devicefit.interp.Program`.
+        provenance: the program's :class:`~devicefit.convert.provenance.Provenance` (the PyTorch module of
+            each op); None reads the one the package stores, if any.
+    """
     block = program.plan.block
     producer = {name: step for step in block.steps for name in step.outputs}
+    consumers: dict[str, list[Any]] = {}
+    for step in block.steps:
+        for source in step.ctx.input_names.values():
+            if isinstance(source, str):
+                consumers.setdefault(source, []).append(step)
+    if provenance is None:
+        provenance = _stored_provenance(program)
     found: dict[str, ClassAxis] = {}
     for name in block.outputs:
-        hint = _trace(name, producer)
+        hint = _trace(name, producer, consumers, provenance)
         if hint is not None:
             found[name] = hint
     return found
+
+
+def _stored_provenance(program: Any) -> Any:
+    from devicefit.convert.provenance import load_from_package
+
+    try:
+        return load_from_package(program)
+    except Exception:  # NOTE: module names are extra evidence: the op rules stand without them
+        return None
 
 
 def _rank(step: Any, i: int = 0) -> int | None:
@@ -121,10 +147,13 @@ def _rank(step: Any, i: int = 0) -> int | None:
     return None if shape is None else len(shape)
 
 
-def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
+def _trace(
+    name: str, producer: dict[str, Any], consumers: dict[str, list[Any]] | None = None, provenance: Any = None
+) -> ClassAxis | None:
     """Walk back from ``name`` to the head op; ``axis`` maps the head's class axis through transposes."""
     perms: list[list[int]] = []  # transposes met walking back, outermost first
     start = name
+    path: list[Any] = []  # the ops walked through, output first
     reshaped = False  # a pooling / reshaping op was met: only feature evidence still says something
     for _ in range(64):  # heads sit a few ops before the output; a long chain is not a head
         step = producer.get(name)
@@ -133,17 +162,25 @@ def _trace(name: str, producer: dict[str, Any]) -> ClassAxis | None:
         rank = _rank(step)
         if rank is None:
             return None
+        path.append(step)
+        start_rank = _rank(producer[start], producer[start].outputs.index(start))
         if reshaped and step.op_type not in _FEATURE_OPS | _RESHAPING | _AXIS_KEEPING | {"transpose"}:
             return None  # a head's axis does not survive a pooling or a reshape (the shape rules decide)
+        hidden = hidden_head(step, path, consumers or {}, provenance)
+        if hidden is not None:
+            return ClassAxis(None, hidden, start_rank)
         if step.op_type in _CHANNEL_FIRST_HEADS and rank >= 3:
-            axis, why = 1, f"{step.op_type} head ({step.outputs[0]})"
+            axis, why = 1, f"{step.op_type} head ({head_label(step, provenance)})"
         elif step.op_type in _LAST_AXIS_HEADS:
-            axis, why = rank - 1, f"{step.op_type} head ({step.outputs[0]})"
+            axis, why = rank - 1, f"{step.op_type} head ({head_label(step, provenance)})"
         elif step.op_type == "softmax" and "axis" in step.consts:
             axis, why = int(step.consts["axis"]) % rank, f"softmax ({step.outputs[0]})"
         elif step.op_type in _FEATURE_OPS:
             why = f"computed by {step.op_type} ({step.outputs[0]}): features, not class scores"
-            return ClassAxis(None, why, _rank(producer[start], producer[start].outputs.index(start)))
+            return ClassAxis(None, why, start_rank)
+        elif step.op_type in ("real_div", "mul") and divides_by_norm(step, producer):
+            why = f"L2-normalised ({step.outputs[0]}): an embedding, not class scores"
+            return ClassAxis(None, why, start_rank)
         elif step.op_type == "transpose" and "perm" in step.consts:
             perms.append([int(p) % rank for p in step.consts["perm"]])
             name = step.ctx.input_names.get("x")
@@ -233,6 +270,18 @@ def _sized(ref: np.ndarray, axis: int, evidence: str) -> ClassAxis:
 # ops whose integer output is an index into the scores they read (its values are labels, not magnitudes)
 _INDEX_OPS = frozenset({"reduce_argmax", "reduce_argmin", "argsort", "topk"})
 _PASS_THROUGH = frozenset({"cast", "identity", "reshape", "squeeze", "expand_dims"})
+
+
+def source_op(program: Any, output: str) -> Any:
+    """The step computing ``output``, walking back through casts and reshapes (None: a program input)."""
+    producer = {name: step for step in program.plan.block.steps for name in step.outputs}
+    step = producer.get(output)
+    for _ in range(8):
+        source = step.ctx.input_names.get("x") if step is not None and step.op_type in _PASS_THROUGH else None
+        if not isinstance(source, str) or source not in producer:
+            break
+        step = producer[source]
+    return step
 
 
 def index_outputs(program: Any) -> dict[str, str | None]:

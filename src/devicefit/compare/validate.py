@@ -215,6 +215,67 @@ def compare_arrays(
     return out
 
 
+# |x| at or above this is an infinity: coremltools stores an infinite constant (masked_fill(mask, -inf)) as the
+# float32 -3.4e38, and Hugging Face masks with torch.finfo(float32).min, which fp16 reads as -inf
+_SATURATED = 3e38
+
+
+def _nonfinite_codes(a: np.ndarray) -> np.ndarray:
+    """0 finite, 1 NaN, 2 +inf (or saturated), 3 -inf, per element."""
+    codes = np.where(np.isnan(a), 1, 0)
+    codes = np.where(a >= _SATURATED, 2, codes)
+    return np.where(a <= -_SATURATED, 3, codes)
+
+
+def _same_nonfinite(reference: np.ndarray, candidate: np.ndarray) -> np.ndarray | None:
+    """Where PyTorch itself gives NaN / inf (None: nowhere, or not a float pair of one shape).
+
+    NOTE: a log of a negative score, or attention logits masked with -inf, are NaN / inf in PyTorch itself; a
+    converted model giving the same there is exact, and NaN - NaN made every metric NaN (a conversion FAIL).
+    """
+    if reference.dtype.kind != "f" or candidate.dtype.kind != "f" or reference.shape != candidate.shape:
+        return None
+    special = _nonfinite_codes(reference) != 0
+    return special if special.any() else None
+
+
+def _compare_around_nonfinite(
+    reference: np.ndarray, candidate: np.ndarray, special: np.ndarray, tol: dict[str, float], axis: int | None
+) -> dict[str, MetricResult]:
+    """The metrics of :func:`compare_arrays` on the finite values, and the NaN / inf pattern by exact match.
+
+    The pattern (finite, NaN, +inf, -inf per element; a float32 extreme counts as the infinity of its sign) is
+    judged like a mask output, by ``exact_match`` with its bound: a score at a mask's threshold may flip
+    under fp16 weight rounding. The error metrics read every position PyTorch gives NaN / inf, or the candidate
+    +-inf, as 0 on both sides; a candidate NaN where PyTorch is finite stays in them and fails them. Top-k
+    reads NaN and -inf below every finite score and +inf above, so masked classes still rank last (first).
+    """
+    ref_codes, cand_codes = _nonfinite_codes(reference), _nonfinite_codes(candidate)
+    # an fp16 package holds an infinite constant as the fp16-safe +-32752 (convert/fp16_constants.py), which an
+    # additive mask then offsets by the score (scores + mask * finfo.min): past half of it, the candidate gives
+    # the infinity PyTorch has there
+    from devicefit.convert.fp16_constants import SAFE_SENTINEL
+
+    cand_codes = np.where((ref_codes == 2) & (candidate >= SAFE_SENTINEL / 2), 2, cand_codes)
+    cand_codes = np.where((ref_codes == 3) & (candidate <= -SAFE_SENTINEL / 2), 3, cand_codes)
+    pattern = exact_match(ref_codes, cand_codes, tol.get("exact_match"))
+    pattern.details["of"] = "the positions PyTorch gives NaN / inf"
+    left_out = special | (cand_codes >= 2)
+    metrics = compare_arrays(
+        np.where(left_out, 0.0, reference), np.where(left_out, 0.0, candidate), tol, axis is not None, axis
+    )
+    ranked = [k for k in metrics if k.startswith("top") or k == "argmax_iou"]
+    if ranked:
+        finite = reference[~left_out]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        filler = np.where(ref_codes == 2, high + (high - low) + 1.0, low - (high - low) - 1.0)
+        filled = np.where(left_out, filler, reference), np.where(left_out, filler, candidate)
+        by_rank = compare_arrays(*filled, tol, True, axis)
+        metrics.update({k: by_rank[k] for k in ranked if k in by_rank})
+    metrics["exact_match"] = pattern
+    return metrics
+
+
 def stack_samples(per_sample: list[dict[str, Any]], names: list[str]) -> dict[str, np.ndarray]:
     """Concatenate each output over samples along axis 0 (a batch axis is added to 0-d outputs)."""
     stacked: dict[str, np.ndarray] = {}
@@ -281,6 +342,7 @@ def compare(
     tol = {**TOLERANCES.get(name, {}), **(tolerances or {})}
     pairs = match_outputs(list(reference), list(candidate))
     outputs = []
+    notes: list[str] = []
     axes: dict[str, class_axis.ClassAxis] = {}
     ref_of = {c: r for r, c in pairs}
     for ref_name, cand_name in pairs:
@@ -330,12 +392,22 @@ def compare(
         picked = None if sel is None else padding.select(ref, cand, sel, axis)
         if picked is not None:
             ref, cand, axis = picked
-        metrics = compare_arrays(ref, cand, tol, axis is not None, axis)
+        special = _same_nonfinite(ref, cand)
+        if special is None:
+            metrics = compare_arrays(ref, cand, tol, axis is not None, axis)
+        else:
+            metrics = _compare_around_nonfinite(ref, cand, special, tol, axis)
+            notes.append(
+                f"{cand_name}: {int(special.sum())} value(s) NaN / inf (or +-3.4e38) in PyTorch itself (a mask, a log "
+                "of 0): "
+                "compared by where they fall (exact match), the finite values by error"
+            )
         for m in metrics.values():
             if m.name.startswith("top") or m.name == "argmax_iou":
                 m.details["class_axis_evidence"] = decided.evidence
         outputs.append(OutputComparison(cand_name, metrics))
     result = Comparison(name, reference_label, outputs, samples=len(next(iter(reference.values()), [])))
+    result.notes.extend(notes)
     if labels is not None and pairs:
         ref_name, cand_name = pairs[0]
         ax = axes[cand_name].axis

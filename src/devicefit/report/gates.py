@@ -38,7 +38,7 @@ _OPS: dict[str, Callable[[Any, Any], bool]] = {
 _EXPR = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(<=|>=|!=|==|<|>|=)\s*(\S.*?)\s*$")
 # every per-comparison metric of the metrics table, plus the dense outputs' argmax IoU and task accuracy
 # (computed when labels are given)
-_METRICS = (*METRICS, "argmax_iou", "accuracy")
+_METRICS = (*METRICS, "argmax_iou", "exact_match", "accuracy")
 KNOWN_KEYS = (
     "convert.ok",
     *(f"{p}.{m}" for p in ("fp32", "fp16") for m in _METRICS),

@@ -149,19 +149,26 @@ def _verdicts(r: Any) -> dict[str, dict[str, str]]:
 
 def _summary(r: Any) -> dict[str, Any]:
     s: dict[str, Any] = {"convert.ok": r.convert.ok}
+
+    def measured(key: str, value: Any) -> None:
+        # null in the summary means NaN (docs/report-schema.md): a metric no output has (SNR of integer
+        # outputs, of an all-zero reference) is left out, which a gate reads as "was not measured"
+        if value is not None:
+            s[key] = value
+
     for comp in (r.fp32, r.fp16):
         if comp is None:
             continue
         names = {k for o in comp.outputs for k in o.metrics}
         for name in sorted(names):
-            s[f"{comp.name}.{name}"] = comp.worst(name)
+            measured(f"{comp.name}.{name}", comp.worst(name))
         if comp.accuracy is not None:
-            s[f"{comp.name}.accuracy"] = comp.accuracy.value
-            s["reference.accuracy"] = comp.reference_accuracy
+            measured(f"{comp.name}.accuracy", comp.accuracy.value)
+            measured("reference.accuracy", comp.reference_accuracy)
     for name, q in getattr(r, "questions", {}).items():
         if q.comparison is not None:
             for metric in ("snr_db", "cosine_similarity", "max_rel_error"):
-                s[f"{name}.{metric}"] = q.comparison.worst(metric)
+                measured(f"{name}.{metric}", q.comparison.worst(metric))
     if getattr(r, "repair", None) is not None:
         s["fp16.repair_ops"] = len(r.repair.ops)
         s["fp16.repair_passed"] = r.repair.passed

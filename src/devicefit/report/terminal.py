@@ -83,9 +83,21 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
         data = report.get("data")
         on = f" on {data['origin']}, {data['samples']} samples" if data else ""
         t = Table(title=escape(f"numerics (worst over outputs){on}"))
-        for col in ("comparison", "max rel err", "SNR dB", "cosine", "top-1", "top-5", "accuracy"):
-            t.add_column(col)
         s = report["summary"]
+        # integer / boolean outputs (ids, masks) are judged by exact match alone: their column when any has one
+        exact = any(f"{key}.exact_match" in s for key in ("fp32", "fp16"))
+        columns = (
+            "comparison",
+            "max rel err",
+            "SNR dB",
+            "cosine",
+            "top-1",
+            "top-5",
+            "exact match",
+            "accuracy",
+        )
+        for col in columns if exact else tuple(c for c in columns if c != "exact match"):
+            t.add_column(col)
         for key in ("fp32", "fp16"):
             comp = num.get(key)
             if not comp:
@@ -97,6 +109,7 @@ def render_terminal(report: dict[str, Any], console: Any) -> None:
                 _metric(s, f"{key}.cosine_similarity"),
                 _metric(s, f"{key}.top1_agreement"),
                 _metric(s, f"{key}.top5_agreement"),
+                *([_metric(s, f"{key}.exact_match")] if exact else []),
                 _f(s.get(f"{key}.accuracy"))
                 + (
                     f" (torch {_f(s.get('reference.accuracy'))})"
