@@ -52,6 +52,8 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     "falcon": "parallel",  # or sequential: parallel_attn / new_decoder_architecture decide
     "bloom": "sequential",
     "mpt": "sequential",
+    # attention layers between gated short-convolution layers with a convolution state (convert/lm_hybrid.py)
+    "lfm2": "short_conv",
 }
 
 # families whose module layout is not LLaMA's: wrapped by lm_classic.ClassicCausalLM
@@ -82,7 +84,10 @@ UNSUPPORTED_REASONS: dict[str, str] = {
         "Gemma 3n's layers add AltUp's predicted / corrected parallel streams, LAuReL's low-rank residual, "
         "per-layer embeddings and keys / values shared across layers: a layer the wrapper does not run"
     ),
-    **dict.fromkeys(("lfm2", "lfm2_moe"), _hybrid("short gated convolutions", "a convolution state")),
+    "lfm2_moe": (
+        "LFM2's short-convolution hybrid with a mixture of experts: its convolution state is covered for the dense "
+        "LFM2 only, and this expert routing is not"
+    ),
     "falcon_h1": _hybrid("Mamba-2 heads in parallel with attention", "an SSM and a convolution state"),
     **dict.fromkeys(
         ("jamba", "bamba", "zamba", "zamba2", "nemotron_h", "granitemoehybrid"),
@@ -109,6 +114,9 @@ UNSUPPORTED_REASONS: dict[str, str] = {
 # rotary module returns complex rotations of pairs 2i / 2i + 1, split into LLaMA-layout tables by _squeeze
 ROTATION = {"cohere": "interleaved", "llama4_text": "interleaved_halves"}
 
+# families whose layers carry a convolution state beside the KV cache: wrapped by lm_hybrid.ShortConvCausalLM
+HYBRID_FAMILIES = frozenset({"lfm2"})
+
 # mixture-of-experts blocks whose own forward already runs every expert on every token (no data-dependent
 # dispatch that tracing would freeze): called as they are. Llama 4 scales each expert's *input* by its router
 # score, which the dense sum of dense_moe (scaling outputs) would not reproduce.
@@ -118,6 +126,36 @@ DENSE_MOE_BLOCKS = frozenset({"Llama4TextMoe"})
 def mlp_of(layer: Any) -> Any:
     """A decoder layer's MLP / mixture-of-experts module: ``mlp``, or Llama 4's ``feed_forward``."""
     return layer.mlp if hasattr(layer, "mlp") else layer.feed_forward
+
+
+def mlp_elements_per_token(model: Any) -> int | None:
+    """Per token, the elements of the widest MLP intermediate the conversion computes, over the decoder layers.
+
+    A dense MLP: the outputs of its projections from the hidden size (gate + up: 2 x its width; each layer's
+    own, so Llama 4's dense layers count ``intermediate_size_mlp``, not the experts' ``intermediate_size``). A
+    mixture of experts runs every expert on every token (:func:`dense_moe`, Llama 4's own block): experts x
+    each one's gate + up, plus its shared expert. None where the layers are not ``model.model.layers``.
+    """
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        return None
+    hidden = model.config.hidden_size
+    widths = [_mlp_elements(mlp_of(layer), hidden) for layer in layers]
+    return max(widths) if widths and all(widths) else None
+
+
+def _mlp_elements(mlp: Any, hidden: int) -> int:
+    experts = getattr(mlp, "experts", None)
+    gate_up = getattr(experts, "gate_up_proj", None)
+    if (
+        isinstance(gate_up, torch.Tensor) and gate_up.ndim == 3
+    ):  # (experts, hidden, 2I) or (experts, 2I, hidden)
+        count = int(gate_up.shape[0])
+        shared = getattr(mlp, "shared_expert", None) or getattr(mlp, "shared_experts", None)
+        return count * (gate_up[0].numel() // hidden) + (_mlp_elements(shared, hidden) if shared else 0)
+    return sum(
+        m.out_features for m in mlp.modules() if isinstance(m, torch.nn.Linear) and m.in_features == hidden
+    )
 
 
 def attention_chunk(config: Any, index: int) -> int | None:

@@ -1,0 +1,67 @@
+"""LFM2: attention layers between short-convolution layers, whose convolution state is a third Core ML state."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from devicefit.compare.generation import check_generation
+from devicefit.convert.stateful import convert_causal_lm
+from devicefit.engines.lm_session import InterpLM, TorchLM
+from devicefit.errors import InputError
+from tests.lm.families import VOCAB, tiny_lm
+
+
+@pytest.fixture(scope="module")
+def lfm2_pkg(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, Path]:
+    model = tiny_lm("lfm2")  # conv, attention, conv; kernel 3
+    out = tmp_path_factory.mktemp("lfm2") / "lfm2.mlpackage"
+    convert_causal_lm(model, out, max_context=24, precision="fp32")
+    return model, out
+
+
+def test_package_declares_the_conv_state_and_reproduces_transformers(lfm2_pkg: tuple[object, Path]) -> None:
+    import devicefit.interp as interp
+
+    model, pkg = lfm2_pkg
+    for function in ("prefill", "decode"):
+        states = {s.name: s.shape for s in interp.load(pkg, function=function).states}
+        # the KV cache holds the one attention layer; the state the two conv layers' last 2 steps
+        assert states == {
+            "k_cache": (1, 1, 2, 24, 16),
+            "v_cache": (1, 1, 2, 24, 16),
+            "conv_state": (2, 1, 64, 2),
+        }
+    lm, ref = InterpLM(pkg), TorchLM(model, 24)
+    prompt = np.array([3, 1, 4, 1, 5, 9, 2])
+    np.testing.assert_allclose(lm.feed(prompt), ref.feed(prompt), atol=1e-4)
+    for token in (7, 8, 11):  # decode reads the conv state prefill left: a dropped state changes these logits
+        np.testing.assert_allclose(lm.feed(np.array([token])), ref.feed(np.array([token])), atol=1e-4)
+    assert np.abs(lm.states["conv_state"]).max() > 0
+    lm.reset()
+    assert not np.abs(lm.states["conv_state"]).any()
+    rng = np.random.default_rng(0)
+    result = check_generation(TorchLM(model, 24), {"fp32": InterpLM(pkg)}, [rng.integers(0, VOCAB, 5)], 8)
+    run = result.runs[0]
+    assert run.token_agreement == 1.0 and run.first_diff_step is None and run.verdict == "pass"
+
+
+def test_enumerated_prefill_lengths_are_refused(tmp_path: Path) -> None:
+    """Padding a prompt to an enumerated length would leave padding in the conv state (it has no positions)."""
+    with pytest.raises(InputError, match=r"lfm2 keeps a convolution state .*convert without prefill lengths"):
+        convert_causal_lm(tiny_lm("lfm2"), tmp_path / "p.mlpackage", max_context=16, prefill_lengths=[8])
+    assert not (tmp_path / "p.mlpackage").exists()
+
+
+def test_memory_counts_the_conv_state_and_attention_layers_only() -> None:
+    from devicefit.analyze.kv_cache import lm_memory
+    from devicefit.convert.lm_wrapper import lm_shape
+
+    shape = lm_shape(tiny_lm("lfm2"))
+    mem = lm_memory(shape, 100, weight_bytes=1000, parameters=500, intermediate_size=128, devices=[])
+    per_layer = 2 * 2 * 100 * 16 * 2  # keys + values, kv heads, context, head dim, fp16
+    conv = 2 * 64 * 2 * 2  # conv layers, channels, steps, fp16
+    assert mem.kv_cache_per_layer_bytes == per_layer
+    assert mem.kv_cache_bytes == per_layer * 1 + conv  # one attention layer of three
