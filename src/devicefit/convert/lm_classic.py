@@ -168,7 +168,8 @@ class ClassicCausalLM(StatefulCausalLM):
         self.windows = [None] * self.shape.num_layers
         family, config = self.shape.family, model.config
         inner, layers, _ = _parts(model)
-        self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
+        # int32: exact in an fp16 package past 2048 (lm_wrapper.StatefulCausalLM.positions)
+        self.register_buffer("positions", torch.arange(max_context, dtype=torch.int32), persistent=False)
         self.register_buffer("position_ids", torch.arange(max_context)[None], persistent=False)
         self.rotate = fam.rotate_half
         if family in ("gpt_neox", "falcon") and self.shape.rotary_dim:
@@ -285,7 +286,8 @@ class ClassicCausalLM(StatefulCausalLM):
             k = torch.cat((k[..., :r] * cos + self.rotate(k[..., :r]) * sin, k[..., r:]), dim=-1)
         bias = self.alibi[:, :, :end] if hasattr(self, "alibi") else None
         if hasattr(self, "alibi_slopes"):  # MPT: -distance from the newest key x slope
-            bias = self.alibi_slopes * (self.positions[:end] - (end - 1))
+            # the distance in int32, then float: nearby keys' distances are small and exact in fp16
+            bias = self.alibi_slopes * (self.positions[:end] - (end - 1)).float()
         return self._attend(i, q, k, v, mask, scaling, bias=bias)
 
     def _embed(self, input_ids: torch.Tensor, past: Any, end: Any) -> torch.Tensor:

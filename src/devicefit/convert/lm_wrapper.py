@@ -243,11 +243,14 @@ class StatefulCausalLM(nn.Module):
             fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(inner.layers)
         ]
         self.chunks = [fam.attention_chunk(config, i) for i in range(len(inner.layers))]
-        # slot index of each cache position: sliding-window layers mask keys by distance from the query
-        self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
+        # slot index of each cache position: sliding-window layers mask keys by distance from the query.
+        # NOTE: int32, not float: an fp16 package stores float constants in fp16, exact for integers <= 2048 only
+        # (slot 2049 read 2048, and the window let one key too many through); int32 constants stay int32
+        self.register_buffer("positions", torch.arange(max_context, dtype=torch.int32), persistent=False)
         chunk = min((c for c in self.chunks if c), default=None)
-        if chunk is not None:  # each slot's chunk number (Llama 4 has one chunk size)
-            self.register_buffer("chunk_index", torch.floor(self.positions / chunk), persistent=False)
+        if chunk is not None:  # each slot's chunk number (Llama 4 has one chunk size), int32 like the slots
+            chunk_index = torch.div(self.positions, chunk, rounding_mode="floor")
+            self.register_buffer("chunk_index", chunk_index, persistent=False)
         temperature = fam.attention_temperature(config, max_context)
         if temperature is not None:
             self.register_buffer("attn_temperature", temperature, persistent=False)
