@@ -255,3 +255,33 @@ def test_fp16_package_masks_the_window_exactly_past_2048(tmp_path: Path) -> None
         expected = reference(torch.tensor([[5]]), causal_mask(1, slot + 1))[0, 0].numpy()
     cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
     assert cosine > 0.9999, cosine
+
+
+@pytest.mark.slow
+def test_fp16_bloom_package_keeps_alibi_biases_of_nearby_keys_exact(tmp_path: Path) -> None:
+    """A decode step at slot 1500 of an fp16 BLOOM package: a table of slope x position stored as fp16 constants
+    rounds the newest keys' biases by up to half a logit there (fp16's spacing at 1000 is 0.5); the slopes applied
+    to the int32 distance from the newest key keep them exact. Random cache values make every bias count."""
+    import torch
+
+    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask, stateful_wrapper
+
+    model = tiny_lm("bloom")
+    model.config.max_position_embeddings = (
+        2048  # BLOOM has no position table: the tiny config's 256 is nominal
+    )
+    context, slot = 1536, 1500
+    pkg = tmp_path / "b.mlpackage"
+    convert_causal_lm(model, pkg, max_context=context, precision="fp16")
+    lm = InterpLM(pkg, "fp16")
+    rng = np.random.default_rng(0)
+    cache = {n: rng.normal(0, 1, s.shape).astype(np.float16).astype(np.float32) for n, s in lm.states.items()}
+    lm.states, lm.position = dict(cache), slot
+    got = lm.feed(np.array([5]))[0]
+    reference: StatefulCausalLM = stateful_wrapper(model, context, round_cache_fp16=True)
+    with torch.no_grad():
+        for name, value in cache.items():
+            getattr(reference, name).copy_(torch.from_numpy(value))
+        expected = reference(torch.tensor([[5]]), causal_mask(1, slot + 1))[0, 0].numpy()
+    cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
+    assert cosine > 0.9999, cosine
