@@ -145,6 +145,7 @@ def test_mlp_width_is_read_under_each_familys_config_name() -> None:
         ("llama4_text", max(2 * 128, 4 * 2 * 32 + 2 * 32)),
         ("mixtral", 4 * 2 * 128),  # 4 experts computed densely
         ("lfm2", 2 * 96),  # w1 + w3, LFM2's width rounded from 2 / 3 x 128 to a multiple of 32
+        ("lfm2_moe", max(2 * 128, 4 * 2 * 32)),  # a dense first layer (w1 + w3), then 4 experts of 32
     ],
 )
 def test_memory_counts_each_layers_mlp_and_every_expert(family: str, mlp: int) -> None:

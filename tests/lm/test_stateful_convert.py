@@ -97,7 +97,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[obje
 
 MOE_FAMILIES = (
     "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "gpt_oss", "glm4_moe", "exaone_moe", "minimax_m2", "dots1",
-    "deepseek_v3", "deepseek_v3_plain", "deepseek_v2", "afmoe", "llama4_text",
+    "deepseek_v3", "deepseek_v3_plain", "deepseek_v2", "afmoe", "llama4_text", "lfm2_moe",
 )  # fmt: skip
 # routers that mask experts by a relative-distance threshold (Phi-MoE's sparsemixer: (best - s) / |s| > 0.02) flip
 # more often in fp16 than a top-k ranking: the tiny config's fp16 run, 2026-12-02, had low steps 13 (0.950, 2.3

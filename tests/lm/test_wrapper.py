@@ -75,7 +75,6 @@ def _config_only(model_type: str) -> object:
 @pytest.mark.parametrize(
     ("family", "reason"),
     [
-        ("lfm2_moe", r"LFM2.s short-convolution hybrid with a mixture of experts"),
         ("qwen3_next", r"a hybrid: Gated DeltaNet .*a recurrent state"),
         ("jamba", r"a hybrid: Mamba layers .*an SSM and a convolution state"),
         ("gemma3n_text", r"AltUp.*LAuReL.*per-layer embeddings"),

@@ -1,5 +1,8 @@
 """LFM2 (Liquid): attention layers between gated short-convolution layers, with a convolution state.
 
+LFM2-MoE has the same layers; after its first ``num_dense_layers`` the MLP is a sigmoid mixture of experts with
+an expert bias, computed densely as every covered mixture (:func:`devicefit.convert.lm_families.dense_moe`).
+
 A convolution layer of LFM2 projects its input to three parts ``B``, ``C``, ``x``, convolves ``B * x`` causally
 over time with a depthwise kernel of ``conv_L_cache`` steps, gates the result with ``C`` and projects it back.
 The only thing it keeps between tokens is the last ``conv_L_cache - 1`` steps of ``B * x``: that window is a
@@ -39,6 +42,10 @@ def conv_shape(model: Any) -> LMShape:
             f"this LFM2 config has {len(attention)} attention layers and a convolution of {kernel} steps; the "
             "conversion expects at least one attention layer and a kernel of >= 2 steps (every released LFM2 has both)"
         )
+    for i, layer in enumerate(layers):
+        mlp = fam.mlp_of(layer)
+        if fam.is_moe(mlp):
+            fam.check_moe(mlp, f"model.layers.{i}.feed_forward")
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     return LMShape(
@@ -72,7 +79,8 @@ class ShortConvCausalLM(StatefulCausalLM):
         self.max_context = max_context
         self.round_cache_fp16 = round_cache_fp16
         inner: Any = model.model
-        ((cos, sin),) = fam.rope_tables(inner, self.shape.hidden_size, max_context).values()
+        rotary = getattr(inner, "rotary_emb", None) or inner.pos_emb  # LFM2-MoE names it pos_emb
+        ((cos, sin),) = fam.rope_tables(inner, self.shape.hidden_size, max_context, rotary).values()
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
         # each layer's slot in its own state: attention layers in the KV cache, conv layers in conv_state
@@ -122,6 +130,6 @@ class ShortConvCausalLM(StatefulCausalLM):
                 h = h + self._lfm2_attention(i, layer.self_attn, x, causal_mask)
             else:
                 h = h + self._short_conv(i, layer.conv, x)
-            h = h + layer.feed_forward(layer.ffn_norm(h))
+            h = h + fam.feed_forward(layer.feed_forward, layer.ffn_norm(h))  # experts densely (LFM2-MoE)
         # NOTE: LFM2 names its final norm embedding_norm; it is applied after the last layer
         return self.hf.lm_head(inner.embedding_norm(h))
