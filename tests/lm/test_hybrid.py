@@ -48,6 +48,23 @@ def test_package_declares_the_conv_state_and_reproduces_transformers(lfm2_pkg: t
     assert run.token_agreement == 1.0 and run.first_diff_step is None and run.verdict == "pass"
 
 
+def test_a_decode_step_is_replayed_in_pytorch_from_every_state(lfm2_pkg: tuple[object, Path]) -> None:
+    """Localising a decode step replays it in PyTorch from the states the package read: without the conv state
+    the replay's conv layers start from zeros and every module after them differs from the package."""
+    from devicefit.check.lm_localize import _torch_calls
+
+    model, pkg = lfm2_pkg
+    lm = InterpLM(pkg)
+    lm.feed(np.array([3, 1, 4, 1, 5]))
+    step = lm.trace(np.array([9]))
+    assert step.function == "decode" and np.abs(step.states["conv_state"]).max() > 0
+    calls = _torch_calls(model, 24, step, round_cache_fp16=False)
+    head = next(c for c in calls if c.path == "lm_head")
+    np.testing.assert_allclose(
+        head.output.reshape(-1), np.asarray(step.values["logits"]).reshape(-1), atol=1e-4
+    )
+
+
 def test_enumerated_prefill_lengths_are_refused(tmp_path: Path) -> None:
     """Padding a prompt to an enumerated length would leave padding in the conv state (it has no positions)."""
     with pytest.raises(InputError, match=r"lfm2 keeps a convolution state .*convert without prefill lengths"):
