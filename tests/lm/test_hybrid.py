@@ -82,3 +82,15 @@ def test_memory_counts_the_conv_state_and_attention_layers_only() -> None:
     conv = 2 * 64 * 2 * 2  # conv layers, channels, steps, fp16
     assert mem.kv_cache_per_layer_bytes == per_layer
     assert mem.kv_cache_bytes == per_layer * 1 + conv  # one attention layer of three
+
+
+def test_the_pytorch_reference_prints_no_transformers_kernel_notice(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """transformers' LFM2 forward asks for `causal_conv1d` (a CUDA kernel package) once per process; `check`'s
+    PyTorch reference keeps that notice, which says nothing about the model, off the user's terminal."""
+    import transformers.utils.logging as tlog
+
+    tlog.warning_once.cache_clear()  # the notice is once per process: other tests may have printed it
+    TorchLM(tiny_lm("lfm2"), 8).feed(np.array([1, 2, 3]))
+    assert "causal_conv1d" not in capfd.readouterr().err

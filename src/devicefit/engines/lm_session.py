@@ -212,9 +212,13 @@ class TorchLM:
         """Append ``ids`` and return their logits."""
         import torch
 
+        from devicefit.convert.frontends import _library_logs_quiet
+
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         self.tokens.extend(int(t) for t in ids)
-        with torch.no_grad():
+        # quiet: transformers' notices about its own kernels (LFM2: "install causal_conv1d for the optimized
+        # kernel", a CUDA package) say nothing about the model being checked
+        with torch.no_grad(), _library_logs_quiet():
             logits = self.model(torch.tensor([self.tokens])).logits[0, -len(ids) :]
         return logits.float().numpy()
 
