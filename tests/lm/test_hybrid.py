@@ -65,6 +65,26 @@ def test_a_decode_step_is_replayed_in_pytorch_from_every_state(lfm2_pkg: tuple[o
     )
 
 
+def test_a_session_never_pads_a_prompt_into_the_conv_state(lfm2_pkg: tuple[object, Path]) -> None:
+    """A package with enumerated prefill lengths and a conv state (not one devicefit writes, but one a session
+    may be handed): a short prompt is fed token by token through decode instead of padded, and tracing it, which
+    would pad, is refused in one line."""
+    import dataclasses
+
+    model, pkg = lfm2_pkg
+    lm = InterpLM(pkg)
+    lm._fns = dataclasses.replace(lm._fns, prefill_lengths=[8])
+    prompt, ref = np.array([3, 1, 4, 1, 5]), TorchLM(model, 24)
+    np.testing.assert_allclose(lm.feed(prompt), ref.feed(prompt), atol=1e-4)
+    # the next token reads the conv state: padding left in it would move these logits
+    np.testing.assert_allclose(lm.feed(np.array([7])), ref.feed(np.array([7])), atol=1e-4)
+    lm.reset()
+    with pytest.raises(
+        InputError, match=r"padded to 8, and this package's conv_state state would keep the padding"
+    ):
+        lm.trace(prompt)
+
+
 def test_enumerated_prefill_lengths_are_refused(tmp_path: Path) -> None:
     """Padding a prompt to an enumerated length would leave padding in the conv state (it has no positions)."""
     with pytest.raises(InputError, match=r"lfm2 keeps a convolution state .*convert without prefill lengths"):
