@@ -24,9 +24,11 @@ INFERRED = (
 )  # fmt: skip
 # latent attention (MLA) with DeepSeek's routers: written for (convert/lm_mla.py)
 LATENT = ("deepseek_v3", "deepseek_v3_plain", "deepseek_v2")
+# attention layers between short-convolution layers with a convolution state (convert/lm_hybrid.py)
+HYBRID = ("lfm2", "lfm2_moe")
 # every family the wrapper covers: the fast prefill + decode equivalence test runs over all of them
 ALL_FAMILIES = (
-    *FAMILIES, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
+    *FAMILIES, *HYBRID, "qwen3", "gemma2", "gemma3_text", "phi3", "phi3_longrope", "olmo2", "stablelm", "granite",
     "smollm3", "cohere", "starcoder2", "mixtral", "qwen2_moe", "qwen3_moe", "llama4_text", *LATENT, *CLASSIC,
     *INFERRED,
 )  # fmt: skip
@@ -248,6 +250,19 @@ _EXTRA: dict[str, tuple[str, str, dict[str, Any]]] = {
         "num_shared_experts": 1, "num_dense_layers": 1, "sliding_window": 6, "global_attn_every_n_layers": 2,
         "mup_enabled": True, "route_scale": 2.0, "pad_token_id": 0, "bos_token_id": 0, "eos_token_id": 0,
     }),
+    # LFM2: conv, attention, conv (kernel 3: two steps of conv state per conv layer); q/k layernorm per head, the
+    # final norm named embedding_norm, the MLP width rounded to block_multiple_of
+    "lfm2": ("Lfm2Config", "Lfm2ForCausalLM", {
+        "num_key_value_heads": 2, "num_hidden_layers": 3, "layer_types": ["conv", "full_attention", "conv"],
+        "block_multiple_of": 32,
+    }),
+    # LFM2-MoE: LFM2's layers, a dense first layer, then 4 experts (top-2) behind a sigmoid router whose expert bias
+    # (random here) picks them, renormalised and scaled
+    "lfm2_moe": ("Lfm2MoeConfig", "Lfm2MoeForCausalLM", {
+        "num_key_value_heads": 2, "num_hidden_layers": 3, "layer_types": ["conv", "full_attention", "conv"],
+        "num_dense_layers": 1, "num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32,
+        "routed_scaling_factor": 2.0,
+    }),
     "phimoe": ("PhimoeConfig", "PhimoeForCausalLM", {
         "num_key_value_heads": 2, "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None,
     }),
@@ -284,4 +299,4 @@ def tiny_lm(family: str, seed: int = 0) -> Any:
 
 
 # families whose routers' score-correction biases tiny_lm sets to random values (the routing must honour them)
-_SCORE_BIASED = ("deepseek_v3", "deepseek_v3_plain", "minimax_m2", "dots1", "afmoe")
+_SCORE_BIASED = ("deepseek_v3", "deepseek_v3_plain", "minimax_m2", "dots1", "afmoe", "lfm2_moe")

@@ -12,7 +12,7 @@ from tests.lm.families import tiny_lm
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("family", ["mpt", "codegen", "llama4_text", "afmoe"])
+@pytest.mark.parametrize("family", ["mpt", "codegen", "llama4_text", "afmoe", "lfm2", "lfm2_moe"])
 def test_check_with_int4_on_a_saved_folder(family: str, tmp_path: Path) -> None:
     """fp32 exact, and the int4 package compresses every weight group: MPT's MLP is `ffn` and Llama 4's
     `feed_forward`, which no group pattern matched (their weights, most of the model, stayed fp16)."""

@@ -134,3 +134,31 @@ def test_mlp_width_is_read_under_each_familys_config_name() -> None:
     assert _intermediate(SimpleNamespace(config=tf.OPTConfig(hidden_size=64, ffn_dim=96))) == 96
     assert _intermediate(SimpleNamespace(config=tf.GPT2Config(n_embd=64, n_inner=96))) == 96
     assert _intermediate(SimpleNamespace(config=tf.GPT2Config(n_embd=64))) == 256  # n_inner None: 4 x hidden
+
+
+@pytest.mark.parametrize(
+    ("family", "mlp"),
+    [
+        ("llama", 2 * 128),  # gate + up
+        # dense layer: gate + up of intermediate_size_mlp (128); MoE layer: 4 experts x (gate + up of 32), every
+        # expert on every token, + the shared expert's gate + up (32): the widest is the MoE layer
+        ("llama4_text", max(2 * 128, 4 * 2 * 32 + 2 * 32)),
+        ("mixtral", 4 * 2 * 128),  # 4 experts computed densely
+        ("lfm2", 2 * 96),  # w1 + w3, LFM2's width rounded from 2 / 3 x 128 to a multiple of 32
+        ("lfm2_moe", max(2 * 128, 4 * 2 * 32)),  # a dense first layer (w1 + w3), then 4 experts of 32
+    ],
+)
+def test_memory_counts_each_layers_mlp_and_every_expert(family: str, mlp: int) -> None:
+    """The activation estimate read one config width for every layer: Llama 4's experts' intermediate_size for
+    its wider dense layers too, and one expert's width where the conversion runs all of them on every token."""
+    from devicefit.check.lm import _memory
+
+    model = tiny_lm(family)
+    shape = lm_shape(model)
+    mem = _memory(model, shape, 100, 1000, [])
+    hidden_elems = 4 * shape.hidden_size
+    assert (
+        mem.decode_activation_bytes == (shape.num_heads * 100 + mlp + hidden_elems) * 2 + shape.vocab_size * 4
+    )
+    prefill = (shape.num_heads * 100 * 100 + 100 * mlp + 100 * hidden_elems) * 2 + 100 * shape.vocab_size * 4
+    assert mem.prefill_activation_bytes == prefill

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from devicefit.compare.generation import check_generation
+from devicefit.convert.lm_families import mlp_of
 from devicefit.convert.stateful import convert_causal_lm
 from devicefit.engines.lm_session import InterpLM, TorchLM
 from devicefit.errors import InputError, OutputExistsError
@@ -96,7 +97,7 @@ def test_bad_arguments_are_one_line_errors(tmp_path: Path, llama_pkg: tuple[obje
 
 MOE_FAMILIES = (
     "mixtral", "qwen2_moe", "qwen3_moe", "olmoe", "phimoe", "gpt_oss", "glm4_moe", "exaone_moe", "minimax_m2", "dots1",
-    "deepseek_v3", "deepseek_v3_plain", "deepseek_v2", "afmoe",
+    "deepseek_v3", "deepseek_v3_plain", "deepseek_v2", "afmoe", "llama4_text", "lfm2_moe",
 )  # fmt: skip
 # routers that mask experts by a relative-distance threshold (Phi-MoE's sparsemixer: (best - s) / |s| > 0.02) flip
 # more often in fp16 than a top-k ranking: the tiny config's fp16 run, 2026-12-02, had low steps 13 (0.950, 2.3
@@ -130,7 +131,8 @@ def _router_gap(model, context: int, prompts: list, steps: int, step: int) -> tu
             routers = model(ids, output_router_logits=True).router_logits
         k = model.config.num_experts_per_tok
         at = len(prompt) - 1 + step
-        blocks = [layer.mlp for layer in model.model.layers if hasattr(layer.mlp, "experts")]
+        # Llama 4's mixtures sit under feed_forward
+        blocks = [mlp_of(layer) for layer in model.model.layers if hasattr(mlp_of(layer), "experts")]
         for logits, block in zip(routers, blocks, strict=True):
             ranked = torch.sort(logits[at].float(), descending=True).values
             gaps.append((float(ranked[k - 1] - ranked[k]), float(ranked[k - 1])))
@@ -220,3 +222,66 @@ def test_64_greedy_steps_fp32_exact_and_fp16_reported(family: str, tmp_path: Pat
             continue
         gap, level = _router_gap(model, context, prompts, steps, step)
         assert gap < FP16_ROUTER_ULPS * _fp16_ulp(level), (step, fp16.step_cosine[step], gap, level)
+
+
+@pytest.mark.slow
+def test_fp16_package_masks_the_window_exactly_past_2048(tmp_path: Path) -> None:
+    """A decode step at slot 2091 of an fp16 package with a sliding window of 4: the package's float positions
+    read 2091 as 2092 (fp16 holds integers exactly up to 2048), so the window admitted other keys than
+    transformers'. The cache is filled with random keys / values, so every admitted key moves the logits."""
+    import torch
+    import transformers as tf
+
+    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
+
+    torch.manual_seed(0)
+    config = tf.MistralConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, sliding_window=4, max_position_embeddings=4096, initializer_range=0.2,
+    )  # fmt: skip
+    model = tf.MistralForCausalLM(config).eval()
+    context, slot = 2100, 2091
+    pkg = tmp_path / "w.mlpackage"
+    convert_causal_lm(model, pkg, max_context=context, precision="fp16")
+    lm = InterpLM(pkg, "fp16")
+    rng = np.random.default_rng(0)
+    cache = {n: rng.normal(0, 1, s.shape).astype(np.float16).astype(np.float32) for n, s in lm.states.items()}
+    lm.states, lm.position = dict(cache), slot
+    got = lm.feed(np.array([5]))[0]
+    reference = StatefulCausalLM(model, context, round_cache_fp16=True)
+    with torch.no_grad():
+        for name, value in cache.items():
+            getattr(reference, name).copy_(torch.from_numpy(value))
+        expected = reference(torch.tensor([[5]]), causal_mask(1, slot + 1))[0, 0].numpy()
+    cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
+    assert cosine > 0.9999, cosine
+
+
+@pytest.mark.slow
+def test_fp16_bloom_package_keeps_alibi_biases_of_nearby_keys_exact(tmp_path: Path) -> None:
+    """A decode step at slot 1500 of an fp16 BLOOM package: a table of slope x position stored as fp16 constants
+    rounds the newest keys' biases by up to half a logit there (fp16's spacing at 1000 is 0.5); the slopes applied
+    to the int32 distance from the newest key keep them exact. Random cache values make every bias count."""
+    import torch
+
+    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask, stateful_wrapper
+
+    model = tiny_lm("bloom")
+    model.config.max_position_embeddings = (
+        2048  # BLOOM has no position table: the tiny config's 256 is nominal
+    )
+    context, slot = 1536, 1500
+    pkg = tmp_path / "b.mlpackage"
+    convert_causal_lm(model, pkg, max_context=context, precision="fp16")
+    lm = InterpLM(pkg, "fp16")
+    rng = np.random.default_rng(0)
+    cache = {n: rng.normal(0, 1, s.shape).astype(np.float16).astype(np.float32) for n, s in lm.states.items()}
+    lm.states, lm.position = dict(cache), slot
+    got = lm.feed(np.array([5]))[0]
+    reference: StatefulCausalLM = stateful_wrapper(model, context, round_cache_fp16=True)
+    with torch.no_grad():
+        for name, value in cache.items():
+            getattr(reference, name).copy_(torch.from_numpy(value))
+        expected = reference(torch.tensor([[5]]), causal_mask(1, slot + 1))[0, 0].numpy()
+    cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
+    assert cosine > 0.9999, cosine

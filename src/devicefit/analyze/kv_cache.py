@@ -55,8 +55,10 @@ class LMMemory:
 
     Attributes:
         weight_bytes: bytes of the weights as shipped (the package's weight file).
-        kv_cache_bytes: both cache states, fp16 (Core ML states are fp16), at ``context``.
-        kv_cache_per_layer_bytes: one layer's keys + values (latent attention: its latent + rotated shared key).
+        kv_cache_bytes: every state, fp16 (Core ML states are fp16), at ``context``: both cache states, and a
+            hybrid's convolution state (LFM2).
+        kv_cache_per_layer_bytes: one attention layer's keys + values (latent attention: its latent + rotated
+            shared key).
         decode_activation_bytes: live activations of one decode step (estimate, see :func:`lm_memory`).
         prefill_activation_bytes: the same for a prompt of ``context`` tokens (attention scores dominate).
         bytes_per_token: bytes one decode step reads at full context (weights + whole cache).
@@ -115,12 +117,14 @@ def lm_memory(
     intermediate_size: int,
     devices: list[Any] | None = None,
     activation_bytes_per_element: int = 2,
+    mlp_elements_per_token: int | None = None,
 ) -> LMMemory:
     """Memory and decode bound of a causal LM with geometry ``shape`` (an ``LMShape``).
 
     Activation estimate (live at once in the largest layer): the attention scores (heads x seq x context),
-    the MLP's intermediate (seq x intermediate, twice for gated MLPs), the logits (seq x vocab, fp32) and four
-    hidden-sized tensors (residual, normed, q, attention output), for seq = 1 (decode) or ``context`` (prefill).
+    the MLP's intermediate (seq x ``mlp_elements_per_token``: gate + up of the widest layer's MLP, every expert's
+    for a mixture computed densely), the logits (seq x vocab, fp32) and four hidden-sized tensors (residual,
+    normed, q, attention output), for seq = 1 (decode) or ``context`` (prefill).
 
     Args:
         shape: the model geometry (``devicefit.convert.lm_wrapper.LMShape``).
@@ -130,15 +134,20 @@ def lm_memory(
         intermediate_size: the MLP width.
         devices: catalog devices (``devicefit.analyze.catalog.Device``); default the whole catalog.
         activation_bytes_per_element: 2 for fp16 compute, 4 for fp32.
+        mlp_elements_per_token: the widest MLP intermediate per token, as the package computes it
+            (``devicefit.convert.lm_families.mlp_elements_per_token``); default 2 x ``intermediate_size``.
     """
     from devicefit.analyze.catalog import load_catalog
 
-    # keys + values of every kv head, or a latent-attention model's latent + rotated key (LMShape.cache_shapes)
+    # keys + values of every kv head, or a latent-attention model's latent + rotated key (LMShape.cache_shapes);
+    # a hybrid caches its attention layers only, and adds its convolution layers' state
     per_layer = shape.cache_bytes_per_layer(context)
-    cache = per_layer * shape.num_layers
+    cache = shape.state_bytes(context)
+
+    mlp = mlp_elements_per_token or 2 * intermediate_size
 
     def activations(seq: int) -> int:
-        elems = shape.num_heads * seq * context + 2 * seq * intermediate_size + 4 * seq * shape.hidden_size
+        elems = shape.num_heads * seq * context + seq * mlp + 4 * seq * shape.hidden_size
         return elems * activation_bytes_per_element + seq * shape.vocab_size * 4
 
     decode_act, prefill_act = activations(1), activations(context)

@@ -175,7 +175,6 @@ class LMCheckResult:
 def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None = None) -> LMCheckResult:
     """Convert, run generation against PyTorch (fp32, fp16, int4), and bound memory and speed."""
     from devicefit.analyze.catalog import get_device, load_catalog
-    from devicefit.analyze.kv_cache import lm_memory
     from devicefit.check.lm_localize import localize_runs
     from devicefit.compare.generation import check_generation
     from devicefit.compress.lm import compress_lm
@@ -227,7 +226,7 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
         localize_runs(generation, model, packages, provenance=p16)
     parameters = sum(p.numel() for p in model.parameters())
     shipped = sizes.get("int4", sizes["fp16"])
-    memory = lm_memory(shape, options.max_context, shipped, parameters, _intermediate(model), devices)
+    memory = _memory(model, shape, options.max_context, shipped, devices)
     return LMCheckResult(
         family=shape.family,
         max_context=options.max_context,
@@ -236,6 +235,19 @@ def run_lm_check(options: LMCheckOptions, progress: Callable[[str], None] | None
         generation=generation,
         memory=memory,
         notes=conv32.notes + int4_notes,
+    )
+
+
+def _memory(model: Any, shape: Any, context: int, shipped: int, devices: list[Any] | None) -> Any:
+    """The memory estimate of ``model`` at ``context`` tokens with ``shipped`` weight bytes: each layer's own
+    MLP width (Llama 4's dense layers are wider than its experts), every expert of a mixture computed densely."""
+    from devicefit.analyze.kv_cache import lm_memory
+    from devicefit.convert.lm_families import mlp_elements_per_token
+
+    parameters = sum(p.numel() for p in model.parameters())
+    mlp = mlp_elements_per_token(model)
+    return lm_memory(
+        shape, context, shipped, parameters, _intermediate(model), devices, mlp_elements_per_token=mlp
     )
 
 

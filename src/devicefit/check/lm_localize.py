@@ -207,8 +207,8 @@ def _torch_calls(model: Any, max_context: int, traced: Any, round_cache_fp16: bo
 
     wrapper = stateful_wrapper(model, max_context, round_cache_fp16=round_cache_fp16).eval()
     with torch.no_grad():
-        for name in ("k_cache", "v_cache"):  # the cache the package read
-            getattr(wrapper, name).copy_(torch.from_numpy(np.asarray(traced.states[name], dtype=np.float32)))
+        for name, state in traced.states.items():  # every state the package read (LFM2: conv_state too)
+            getattr(wrapper, name).copy_(torch.from_numpy(np.asarray(state, dtype=np.float32)))
     calls: list[_Call] = []
     names = {m: n for n, m in model.named_modules() if n}
 

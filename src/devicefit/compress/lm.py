@@ -39,11 +39,12 @@ __all__ = [
 GROUPS = ("embeddings", "lm_head", "attention", "mlp")
 # substrings of the (underscore-joined) PyTorch parameter names; the classic families' names are here too
 # (GPT-2 / GPT-J wte, attn, GPT-NeoX embed_in / embed_out / attention, BLOOM / Falcon word_embeddings /
-# self_attention, OPT fc1 / fc2, MPT ffn, Llama 4 feed_forward)
+# self_attention, OPT fc1 / fc2, MPT ffn, Llama 4 feed_forward); LFM2's short-convolution layers mix tokens in
+# the attention layers' place, so their projections join the attention group
 _GROUP_PATTERNS = (
     ("embeddings", ("embed_tokens", "_wte_", "embed_in_", "word_embeddings_weight")),
     ("lm_head", ("lm_head", "embed_out")),
-    ("attention", ("self_attn", "_attn_", "attention_")),
+    ("attention", ("self_attn", "_attn_", "attention_", "_conv_in_proj_", "_conv_out_proj_")),
     ("mlp", ("mlp", "_fc1_", "_fc2_", "_ffn_", "_feed_forward_")),
 )
 # never compressed: norms, and position tables (learned positions drift like rotary tables would)

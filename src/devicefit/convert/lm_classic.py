@@ -168,7 +168,8 @@ class ClassicCausalLM(StatefulCausalLM):
         self.windows = [None] * self.shape.num_layers
         family, config = self.shape.family, model.config
         inner, layers, _ = _parts(model)
-        self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
+        # int32: exact in an fp16 package past 2048 (lm_wrapper.StatefulCausalLM.positions)
+        self.register_buffer("positions", torch.arange(max_context, dtype=torch.int32), persistent=False)
         self.register_buffer("position_ids", torch.arange(max_context)[None], persistent=False)
         self.rotate = fam.rotate_half
         if family in ("gpt_neox", "falcon") and self.shape.rotary_dim:
@@ -198,12 +199,21 @@ class ClassicCausalLM(StatefulCausalLM):
     def _init_alibi(self, model: Any, inner: Any, max_context: int) -> None:
         """ALiBi: slope(head) x key position, from the model's own ``build_alibi_tensor`` (Falcon's rounds in
         bfloat16). Without padding the bias depends on the key only, so one (heads, 1, max_context) table,
-        sliced to the keys in view, is exact for a static cache (softmax ignores a per-row shift)."""
+        sliced to the keys in view, is exact for a static cache (softmax ignores a per-row shift). BLOOM's
+        float32 slopes are kept instead and applied relative to the newest key (``alibi_slopes``, as MPT's)."""
         import importlib
         import math
 
         family, heads = self.shape.family, self.shape.num_heads
         build = importlib.import_module(f"transformers.models.{family}.modeling_{family}").build_alibi_tensor
+        if family == "bloom":
+            # BLOOM's table is slope x position in float32: computed per step relative to the newest key, as MPT's,
+            # the biases of nearby keys stay small multiples of the slope that fp16 holds; a table's entries past a
+            # few hundred positions lose whole fractions of a logit as fp16 constants
+            with torch.no_grad():
+                ramp = build(torch.ones(1, 2, dtype=torch.long), heads, torch.float32)  # [0, slope] per head
+            self.register_buffer("alibi_slopes", ramp[:, :, 1:].float(), persistent=False)
+            return
         with torch.no_grad():
             alibi = build(torch.ones(1, max_context, dtype=torch.long), heads, torch.float32)
         if family == "falcon":
@@ -284,8 +294,9 @@ class ClassicCausalLM(StatefulCausalLM):
             q = torch.cat((q[..., :r] * cos + self.rotate(q[..., :r]) * sin, q[..., r:]), dim=-1)
             k = torch.cat((k[..., :r] * cos + self.rotate(k[..., :r]) * sin, k[..., r:]), dim=-1)
         bias = self.alibi[:, :, :end] if hasattr(self, "alibi") else None
-        if hasattr(self, "alibi_slopes"):  # MPT: -distance from the newest key x slope
-            bias = self.alibi_slopes * (self.positions[:end] - (end - 1))
+        if hasattr(self, "alibi_slopes"):  # MPT, BLOOM: -distance from the newest key x slope
+            # the distance in int32, then float: nearby keys' distances are small and exact in fp16
+            bias = self.alibi_slopes * (self.positions[:end] - (end - 1)).float()
         return self._attend(i, q, k, v, mask, scaling, bias=bias)
 
     def _embed(self, input_ids: torch.Tensor, past: Any, end: Any) -> torch.Tensor:

@@ -52,6 +52,10 @@ SUPPORTED_FAMILIES: dict[str, str] = {
     "falcon": "parallel",  # or sequential: parallel_attn / new_decoder_architecture decide
     "bloom": "sequential",
     "mpt": "sequential",
+    # attention layers between gated short-convolution layers with a convolution state (convert/lm_hybrid.py);
+    # LFM2-MoE: the same, its later layers' MLPs a sigmoid mixture of experts with an expert bias
+    "lfm2": "short_conv",
+    "lfm2_moe": "short_conv",
 }
 
 # families whose module layout is not LLaMA's: wrapped by lm_classic.ClassicCausalLM
@@ -82,7 +86,6 @@ UNSUPPORTED_REASONS: dict[str, str] = {
         "Gemma 3n's layers add AltUp's predicted / corrected parallel streams, LAuReL's low-rank residual, "
         "per-layer embeddings and keys / values shared across layers: a layer the wrapper does not run"
     ),
-    **dict.fromkeys(("lfm2", "lfm2_moe"), _hybrid("short gated convolutions", "a convolution state")),
     "falcon_h1": _hybrid("Mamba-2 heads in parallel with attention", "an SSM and a convolution state"),
     **dict.fromkeys(
         ("jamba", "bamba", "zamba", "zamba2", "nemotron_h", "granitemoehybrid"),
@@ -109,6 +112,9 @@ UNSUPPORTED_REASONS: dict[str, str] = {
 # rotary module returns complex rotations of pairs 2i / 2i + 1, split into LLaMA-layout tables by _squeeze
 ROTATION = {"cohere": "interleaved", "llama4_text": "interleaved_halves"}
 
+# families whose layers carry a convolution state beside the KV cache: wrapped by lm_hybrid.ShortConvCausalLM
+HYBRID_FAMILIES = frozenset({"lfm2", "lfm2_moe"})
+
 # mixture-of-experts blocks whose own forward already runs every expert on every token (no data-dependent
 # dispatch that tracing would freeze): called as they are. Llama 4 scales each expert's *input* by its router
 # score, which the dense sum of dense_moe (scaling outputs) would not reproduce.
@@ -118,6 +124,36 @@ DENSE_MOE_BLOCKS = frozenset({"Llama4TextMoe"})
 def mlp_of(layer: Any) -> Any:
     """A decoder layer's MLP / mixture-of-experts module: ``mlp``, or Llama 4's ``feed_forward``."""
     return layer.mlp if hasattr(layer, "mlp") else layer.feed_forward
+
+
+def mlp_elements_per_token(model: Any) -> int | None:
+    """Per token, the elements of the widest MLP intermediate the conversion computes, over the decoder layers.
+
+    A dense MLP: the outputs of its projections from the hidden size (gate + up: 2 x its width; each layer's
+    own, so Llama 4's dense layers count ``intermediate_size_mlp``, not the experts' ``intermediate_size``). A
+    mixture of experts runs every expert on every token (:func:`dense_moe`, Llama 4's own block): experts x
+    each one's gate + up, plus its shared expert. None where the layers are not ``model.model.layers``.
+    """
+    layers = getattr(getattr(model, "model", None), "layers", None)
+    if layers is None:
+        return None
+    hidden = model.config.hidden_size
+    widths = [_mlp_elements(mlp_of(layer), hidden) for layer in layers]
+    return max(widths) if widths and all(widths) else None
+
+
+def _mlp_elements(mlp: Any, hidden: int) -> int:
+    experts = getattr(mlp, "experts", None)
+    gate_up = getattr(experts, "gate_up_proj", None)
+    if (
+        isinstance(gate_up, torch.Tensor) and gate_up.ndim == 3
+    ):  # (experts, hidden, 2I) or (experts, 2I, hidden)
+        count = int(gate_up.shape[0])
+        shared = getattr(mlp, "shared_expert", None) or getattr(mlp, "shared_experts", None)
+        return count * (gate_up[0].numel() // hidden) + (_mlp_elements(shared, hidden) if shared else 0)
+    return sum(
+        m.out_features for m in mlp.modules() if isinstance(m, torch.nn.Linear) and m.in_features == hidden
+    )
 
 
 def attention_chunk(config: Any, index: int) -> int | None:
@@ -145,16 +181,17 @@ def layout(model: Any, family: str) -> str:
 
 
 def rope_tables(
-    inner: Any, hidden: int, max_context: int
+    inner: Any, hidden: int, max_context: int, rotary: Any = None
 ) -> dict[str | None, tuple[torch.Tensor, torch.Tensor]]:
-    """cos / sin tables for positions ``[0, max_context)`` from the model's own rotary module.
+    """cos / sin tables for positions ``[0, max_context)`` from the model's own rotary module (``rotary``;
+    default ``inner.rotary_emb``).
 
     Keyed by layer type where the module computes one table per type (Gemma 3: local layers use another rope
     base than global ones), else by None. Rope-scaling variants are whatever transformers computes.
     """
     import inspect
 
-    rotary = inner.rotary_emb
+    rotary = rotary if rotary is not None else inner.rotary_emb
     _check_longrope(rotary, max_context)
     probe = torch.zeros(1, 1, hidden)
     positions = torch.arange(max_context)[None]
@@ -262,8 +299,9 @@ def _router(mlp: Any) -> Any:
 
 def _route(mlp: Any, flat: torch.Tensor) -> Any:
     """The router's (logits, weights, indices) for ``flat`` tokens, called as the block calls it: MiniMax-M2's
-    router takes the block's score-correction bias as an argument, AFMoE's its ``expert_bias`` (and reads its
-    input as (batch, tokens, hidden))."""
+    router takes the block's score-correction bias as an argument, AFMoE's and LFM2-MoE's their ``expert_bias``.
+    AFMoE's reads its input as (batch, tokens, hidden); LFM2-MoE's gathers its picks along dim 1, which is only
+    right for (tokens, hidden): the tokens go in flat, and as a batch of one where the router cannot unpack them."""
     import inspect
 
     router = _router(mlp)
@@ -271,7 +309,10 @@ def _route(mlp: Any, flat: torch.Tensor) -> Any:
     for name in ("e_score_correction_bias", "expert_bias"):
         bias = getattr(mlp, name, None)
         if bias is not None and name in parameters:
-            return router(flat[None], bias)
+            try:
+                return router(flat, bias)
+            except ValueError:  # AFMoE: `_, _, hidden = hidden_states.shape`
+                return router(flat[None], bias)
     return router(flat)
 
 

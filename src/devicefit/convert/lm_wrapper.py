@@ -14,6 +14,7 @@ The cache position is derived from shapes, as in Apple's Core ML Llama example: 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,28 +64,43 @@ class LMShape:
     roles: tuple[str | None, ...] | None = None
     # latent attention (MLA, lm_mla.py): the cached widths (kv_lora_rank, qk_rope_head_dim) of one shared "head"
     latent: tuple[int, int] | None = None
+    # a hybrid (LFM2, lm_hybrid.py): the indices of the layers that attend (the KV cache has one slot each)
+    attention_layers: tuple[int, ...] | None = None
+    # its convolution layers' state: (conv layers, channels, steps kept), the ``conv_state`` (no positions)
+    conv: tuple[int, int, int] | None = None
 
-    def cache_shapes(self, max_context: int) -> dict[str, tuple[int, int, int, int, int]]:
-        """Shape of each cache state: (layers, batch 1, kv heads, context, width). Keys and values of every kv
-        head; for latent attention the latent (``k_cache``) and the rotated shared key (``v_cache``), one head."""
+    def cache_shapes(self, max_context: int) -> dict[str, tuple[int, ...]]:
+        """Shape of each state: the cache (layers, batch 1, kv heads, context, width) keeps the keys and values of
+        every kv head; for latent attention the latent (``k_cache``) and the rotated shared key (``v_cache``), one
+        head. A hybrid adds ``conv_state`` (conv layers, batch 1, channels, steps)."""
+        layers = self.num_layers if self.attention_layers is None else len(self.attention_layers)
+        shapes: dict[str, tuple[int, ...]]
         if self.latent is not None:
             lora, rope = self.latent
-            return {
-                "k_cache": (self.num_layers, 1, 1, max_context, lora),
-                "v_cache": (self.num_layers, 1, 1, max_context, rope),
+            shapes = {
+                "k_cache": (layers, 1, 1, max_context, lora),
+                "v_cache": (layers, 1, 1, max_context, rope),
             }
-        shape = (self.num_layers, 1, self.num_kv_heads, max_context, self.head_dim)
-        return {"k_cache": shape, "v_cache": shape}
+        else:
+            shape = (layers, 1, self.num_kv_heads, max_context, self.head_dim)
+            shapes = {"k_cache": shape, "v_cache": shape}
+        if self.conv is not None:
+            count, channels, steps = self.conv
+            shapes["conv_state"] = (count, 1, channels, steps)
+        return shapes
 
-    def cache_shape(self, max_context: int) -> tuple[int, int, int, int, int]:
+    def cache_shape(self, max_context: int) -> tuple[int, ...]:
         """Shape of the ``k_cache`` state (for attention other than latent, ``v_cache``'s too)."""
         return self.cache_shapes(max_context)["k_cache"]
 
     def cache_bytes_per_layer(self, context: int) -> int:
-        """fp16 bytes of one layer's cache (both states) at ``context`` tokens."""
-        return sum(
-            2 * heads * context * width for _, _, heads, _, width in self.cache_shapes(context).values()
-        )
+        """fp16 bytes of one attention layer's cache (both states) at ``context`` tokens."""
+        shapes = self.cache_shapes(context)
+        return sum(2 * math.prod(shapes[name][1:]) for name in ("k_cache", "v_cache"))
+
+    def state_bytes(self, context: int) -> int:
+        """fp16 bytes of every state at ``context`` tokens: the whole KV cache, and a hybrid's conv state."""
+        return sum(2 * math.prod(shape) for shape in self.cache_shapes(context).values())
 
 
 def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
@@ -116,6 +132,10 @@ def lm_shape(model: Any, wiring: Wiring | None = None) -> LMShape:
         from devicefit.convert.lm_classic import classic_shape
 
         return classic_shape(model)
+    if family in fam.HYBRID_FAMILIES:
+        from devicefit.convert.lm_hybrid import conv_shape
+
+        return conv_shape(model)
     heads = config.num_attention_heads
     head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
     layers = model.model.layers
@@ -223,11 +243,14 @@ class StatefulCausalLM(nn.Module):
             fam.sliding_window(config, layer.self_attn, i) for i, layer in enumerate(inner.layers)
         ]
         self.chunks = [fam.attention_chunk(config, i) for i in range(len(inner.layers))]
-        # slot index of each cache position: sliding-window layers mask keys by distance from the query
-        self.register_buffer("positions", torch.arange(max_context, dtype=torch.float32), persistent=False)
+        # slot index of each cache position: sliding-window layers mask keys by distance from the query.
+        # NOTE: int32, not float: an fp16 package stores float constants in fp16, exact for integers <= 2048 only
+        # (slot 2049 read 2048, and the window let one key too many through); int32 constants stay int32
+        self.register_buffer("positions", torch.arange(max_context, dtype=torch.int32), persistent=False)
         chunk = min((c for c in self.chunks if c), default=None)
-        if chunk is not None:  # each slot's chunk number (Llama 4 has one chunk size)
-            self.register_buffer("chunk_index", torch.floor(self.positions / chunk), persistent=False)
+        if chunk is not None:  # each slot's chunk number (Llama 4 has one chunk size), int32 like the slots
+            chunk_index = torch.div(self.positions, chunk, rounding_mode="floor")
+            self.register_buffer("chunk_index", chunk_index, persistent=False)
         temperature = fam.attention_temperature(config, max_context)
         if temperature is not None:
             self.register_buffer("attn_temperature", temperature, persistent=False)
@@ -244,9 +267,9 @@ class StatefulCausalLM(nn.Module):
             self.register_buffer(name, torch.zeros(cache))
 
     def reset_cache(self) -> None:
-        """Zero both cache buffers (a new session)."""
-        self.k_cache.zero_()
-        self.v_cache.zero_()
+        """Zero every state buffer (a new session)."""
+        for name in self.shape.cache_shapes(1):
+            getattr(self, name).zero_()
 
     def _qkv(self, attn: Any, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Projections as (1, seq, heads, head dim), q/k normalised where the family normalises them."""
@@ -422,11 +445,17 @@ class StatefulCausalLM(nn.Module):
 
 def stateful_wrapper(model: Any, max_context: int, round_cache_fp16: bool = False) -> StatefulCausalLM:
     """The stateful wrapper of ``model``'s family: :class:`StatefulCausalLM`, or its classic-family form
-    (:class:`~devicefit.convert.lm_classic.ClassicCausalLM`: GPT-2, GPT-NeoX, OPT, GPT-J, CodeGen, Falcon, BLOOM, MPT)."""
-    if getattr(getattr(model, "config", None), "model_type", None) in fam.CLASSIC_FAMILIES:
+    (:class:`~devicefit.convert.lm_classic.ClassicCausalLM`: GPT-2, GPT-NeoX, OPT, GPT-J, CodeGen, Falcon, BLOOM, MPT;
+    :class:`~devicefit.convert.lm_hybrid.ShortConvCausalLM`: LFM2)."""
+    family = getattr(getattr(model, "config", None), "model_type", None)
+    if family in fam.CLASSIC_FAMILIES:
         from devicefit.convert.lm_classic import ClassicCausalLM
 
         return ClassicCausalLM(model, max_context, round_cache_fp16)
+    if family in fam.HYBRID_FAMILIES:
+        from devicefit.convert.lm_hybrid import ShortConvCausalLM
+
+        return ShortConvCausalLM(model, max_context, round_cache_fp16)
     return StatefulCausalLM(model, max_context, round_cache_fp16)
 
 

@@ -20,7 +20,10 @@ from devicefit.errors import DevicefitError, InputError, ModelLoadError, OutputE
 
 __all__ = ["LMConversion", "convert_causal_lm", "is_causal_lm_folder", "load_causal_lm"]
 
-STATE_NAMES = ("k_cache", "v_cache")
+STATE_NAMES = (
+    "k_cache",
+    "v_cache",
+)  # every package's; a hybrid (LFM2) adds conv_state (LMShape.cache_shapes)
 INPUT_NAMES = ("input_ids", "causal_mask")
 OUTPUT_NAME = "logits"
 
@@ -38,7 +41,8 @@ class LMConversion:
         prefill_lengths: the enumerated prompt lengths of ``prefill``, or None for any length 1..max_context.
         cache_shape: shape of the ``k_cache`` state (layers, 1, kv heads, context, width).
         state_shapes: each state's shape; ``k_cache`` and ``v_cache`` differ for latent attention (the latent
-            and the rotated shared key, one "head": convert/lm_mla.py).
+            and the rotated shared key, one "head": convert/lm_mla.py); LFM2 adds ``conv_state``
+            (convert/lm_hybrid.py).
         weight_bytes: bytes of the merged weight file (one copy shared by both functions).
         notes: caveats the user should know (e.g. a sliding window ignored below its size).
         seconds: wall time.
@@ -240,6 +244,11 @@ def convert_causal_lm(
     check_context(model, max_context)
     wrapper = stateful_wrapper(model, max_context).eval()
     shape = wrapper.shape
+    if shape.conv is not None and lengths is not None:
+        raise InputError(
+            f"{shape.family} keeps a convolution state that padding to an enumerated prefill length would fill "
+            "with padding (it has no positions to mask); convert without prefill lengths (any prompt length)"
+        )
     notes = []
     if shape.verified is not None:
         notes.append(
@@ -249,6 +258,12 @@ def convert_causal_lm(
         )
     if shape.latent is not None:
         notes.append(latent_cache_note(model, shape))
+    if shape.conv is not None:
+        count, channels, steps = shape.conv
+        notes.append(
+            f"{count} short-convolution layers keep their last {steps} steps ({channels} channels each) in the "
+            "conv_state state beside the attention layers' KV cache; prompts are never padded"
+        )
     if shape.sliding_window is not None and shape.sliding_window < max_context:
         notes.append(f"sliding-window attention (window {shape.sliding_window}) applied within the cache")
     say("tracing the stateful wrapper")
@@ -258,8 +273,8 @@ def convert_causal_lm(
     wrapper.reset_cache()
     shapes = shape.cache_shapes(max_context)
     states = [
-        ct.StateType(wrapped_type=ct.TensorType(shape=shapes[n], dtype=np.float16), name=n)
-        for n in STATE_NAMES
+        ct.StateType(wrapped_type=ct.TensorType(shape=shape, dtype=np.float16), name=n)
+        for n, shape in shapes.items()
     ]
     compute = ct.precision.FLOAT16 if precision == "fp16" else ct.precision.FLOAT32
     origins: dict[str, Any] = {}  # both functions come from one trace: a value name has one origin

@@ -1,8 +1,9 @@
 """Token-by-token execution of a causal LM: the stateful package in the interpreter, or PyTorch.
 
-Both runners keep one *session* (the tokens seen so far; for the package, its KV-cache states) and expose
-``feed(ids) -> logits`` for the new tokens, so generation and perplexity code is written once for both.
-The interpreter runner loads ``prefill`` and ``decode`` once; sessions are cheap (two state arrays each).
+Both runners keep one *session* (the tokens seen so far; for the package, its states: the KV cache, and
+whatever other state the package declares, such as LFM2's ``conv_state``) and expose ``feed(ids) -> logits``
+for the new tokens, so generation and perplexity code is written once for both. The interpreter runner loads
+``prefill`` and ``decode`` once; sessions are cheap (a few state arrays each).
 """
 
 from __future__ import annotations
@@ -45,6 +46,14 @@ class _Functions:
     decode: Any
     max_context: int
     prefill_lengths: list[int] | None
+    # every state decode declares (k_cache, v_cache, and e.g. conv_state): carried from call to call
+    state_names: tuple[str, ...] = ("k_cache", "v_cache")
+
+    @property
+    def positional(self) -> bool:
+        """True when every state is indexed by position (a KV cache): padded positions are overwritten later.
+        A state without positions (a convolution state) would keep the padding, so prompts are not padded."""
+        return set(self.state_names) <= {"k_cache", "v_cache"}
 
 
 _LOADED: dict[tuple[str, float], _Functions] = {}
@@ -60,7 +69,7 @@ def _load_functions(package: str | os.PathLike[str]) -> _Functions:
         return _LOADED[key]
     decode = interp.load(path, function="decode")
     names = {s.name for s in decode.states}
-    if names != {"k_cache", "v_cache"}:
+    if not {"k_cache", "v_cache"} <= names:
         raise InputError(
             f"{path} is not a devicefit stateful LM package (decode states: {sorted(names) or 'none'}); "
             "convert it with devicefit.convert.stateful.convert_causal_lm"
@@ -69,7 +78,8 @@ def _load_functions(package: str | os.PathLike[str]) -> _Functions:
     ids = next(s for s in prefill.inputs if s.name == "input_ids")
     lengths = sorted(s[1] for s in ids.enumerated_shapes) if ids.enumerated_shapes else None
     k = next(s for s in decode.states if s.name == "k_cache")
-    fns = _Functions(prefill, decode, int(k.shape[3]) if k.shape else 0, lengths)
+    state_names = tuple(s.name for s in decode.states)
+    fns = _Functions(prefill, decode, int(k.shape[3]) if k.shape else 0, lengths, state_names)
     if len(_LOADED) >= _MAX_LOADED:  # keep the few packages in use, not every one ever opened
         _LOADED.pop(next(iter(_LOADED)))
     _LOADED[key] = fns
@@ -96,7 +106,7 @@ class InterpLM:
         self.reset()
 
     def reset(self) -> None:
-        """Zero the KV cache."""
+        """Zero every state (the KV cache and any other)."""
         self.position = 0
         self.states = self._fns.decode.new_states()
 
@@ -107,7 +117,7 @@ class InterpLM:
             precision=self.precision,
             states=self.states,
         )
-        self.states = {"k_cache": out["k_cache"], "v_cache": out["v_cache"]}
+        self.states = {name: out[name] for name in self._fns.state_names}
         return np.asarray(out["logits"], dtype=np.float32)[0]
 
     def feed(self, ids: np.ndarray) -> np.ndarray:
@@ -124,7 +134,7 @@ class InterpLM:
                 logits = self._run(self._fns.prefill, ids, len(ids))
                 self.position = len(ids)
                 return logits
-            fit = [n for n in lengths if n >= len(ids)]
+            fit = [n for n in lengths if n >= len(ids)] if self._fns.positional else []
             if fit:  # pad to the enumerated length; decode later overwrites the padded cache slots
                 padded = np.concatenate([ids, np.zeros(fit[0] - len(ids), dtype=np.int64)])
                 logits = self._run(self._fns.prefill, padded, fit[0])[: len(ids)]
@@ -146,6 +156,12 @@ class InterpLM:
             fit = [n for n in lengths or [] if n >= len(ids)]
             if lengths is not None and not fit:
                 raise InputError(f"a {len(ids)}-token prompt exceeds every prefill length ({lengths})")
+            if fit and fit[0] != len(ids) and not self._fns.positional:
+                raise InputError(
+                    f"a {len(ids)}-token prompt would be padded to {fit[0]}, and this package's "
+                    f"{', '.join(n for n in self._fns.state_names if n not in ('k_cache', 'v_cache'))} state "
+                    "would keep the padding; trace a prompt of an enumerated length"
+                )
             if fit:
                 padded = np.concatenate([ids, np.zeros(fit[0] - len(ids), dtype=np.int64)])
         elif len(ids) == 1 and self.position + 1 <= self.max_context:
@@ -156,7 +172,7 @@ class InterpLM:
         feeds = {"input_ids": padded.astype(np.int32)[None], "causal_mask": _mask(len(padded), end)}
         before = {k: np.array(v, dtype=np.float32, copy=True) for k, v in self.states.items()}
         values = fn.run(feeds, precision=self.precision, states=self.states, intermediates=True)
-        self.states = {"k_cache": values["k_cache"], "v_cache": values["v_cache"]}
+        self.states = {name: values[name] for name in self._fns.state_names}
         self.position += len(ids)
         return StepTrace(function, fn, feeds, before, values)
 
@@ -169,7 +185,7 @@ class StepTrace:
         function: ``"prefill"`` or ``"decode"``.
         program: the function's :class:`devicefit.interp.Program`.
         feeds: its inputs (``input_ids``, ``causal_mask``).
-        states: the KV cache it read (``k_cache`` / ``v_cache`` before the call).
+        states: the states it read (``k_cache`` / ``v_cache`` and any other, before the call).
         values: every named value it computed (outputs, intermediates and the states after).
     """
 
@@ -196,9 +212,13 @@ class TorchLM:
         """Append ``ids`` and return their logits."""
         import torch
 
+        from devicefit.convert.frontends import _library_logs_quiet
+
         ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         self.tokens.extend(int(t) for t in ids)
-        with torch.no_grad():
+        # quiet: transformers' notices about its own kernels (LFM2: "install causal_conv1d for the optimized
+        # kernel", a CUDA package) say nothing about the model being checked
+        with torch.no_grad(), _library_logs_quiet():
             logits = self.model(torch.tensor([self.tokens])).logits[0, -len(ids) :]
         return logits.float().numpy()
 

@@ -135,7 +135,7 @@ def is_stateful_lm_package(path: Any) -> bool:
     fns = _functions(spec)
     if not {"prefill", "decode"} <= set(fns):
         return False
-    return {s.name for s in fns["decode"].state} == {"k_cache", "v_cache"}
+    return {"k_cache", "v_cache"} <= {s.name for s in fns["decode"].state}
 
 
 def lm_package_info(path: str | os.PathLike[str]) -> LMPackageInfo:
