@@ -91,11 +91,12 @@ def test_module_names_say_scores_or_features():
         "gpt_neox.embed_out",
         "model.proj_out",
         "hidden2tag",
+        "class_embed.5",  # Deformable DETR's per-decoder-layer class logits (not an embedding)
     )
     assert [module_says(p) for p in scores] == [True] * len(scores)
-    assert [module_says(p) for p in ("projection_head.2", "visual_projection", "encoder.fc_mu")] == [
-        False
-    ] * 3
+    assert [
+        module_says(p) for p in ("projection_head.2", "visual_projection", "encoder.fc_mu", "bbox_embed.5")
+    ] == [False] * 4
     assert module_says("layers.3") is None and module_says("") is None
 
 

@@ -34,8 +34,8 @@ _HIDDEN_CONSUMERS = frozenset({"conv", "conv_transpose", "linear", "matmul"})
 # (``lm_head``, ``classifier``, GPT-NeoX's ``embed_out``, Whisper's ``proj_out``), then features
 # (``projection_head``, CLIP's ``visual_projection``, a VAE's ``encoder``), then a generic head (``head``, ``fc``).
 _SCORE_MODULE = re.compile(
-    r"unembed|embed_out|lm_head|proj_out|output_proj|classif|logit|score|vocab|label|2tag|tagger"
-)  # Whisper's proj_out, fairseq's output_projection, a BiLSTM tagger's hidden2tag
+    r"unembed|embed_out|lm_head|proj_out|output_proj|class|logit|score|vocab|label|2tag|tagger"
+)  # Whisper's proj_out, fairseq's output_projection, a BiLSTM tagger's hidden2tag, (Deformable) DETR's class_embed
 _FEATURE_MODULE = re.compile(r"proj|embed|bottleneck|neck|feat|latent|encod|pooler|hidden")
 _GENERIC_HEAD_MODULE = re.compile(r"head|^fc\d*$|^cls|cls$")
 
