@@ -30,6 +30,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     layout,
     linalg,
     lm_casts,
+    lu,
     masks,
     mathfn,
     moments,
