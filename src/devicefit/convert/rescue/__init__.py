@@ -42,6 +42,7 @@ from devicefit.convert.rescue import (  # noqa: F401
     pointwise,
     pool_ceil,
     pooling,
+    products,
     recurrent,
     resize,
     resize3d,
