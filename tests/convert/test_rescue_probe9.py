@@ -86,3 +86,20 @@ def test_matrix_norm_refuses_singular_value_norms():
 
     with pytest.raises(ConversionError, match=r"singular values"):
         check_rescued(lambda t: torch.linalg.matrix_norm(t, "nuc"), (torch.randn(3, 3),), "torch.export", "x")
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize(
+    "how",
+    [
+        dict(scale_factor=2),
+        dict(size=(3, 7, 2)),
+        pytest.param(dict(scale_factor=(1.5, 0.7, 1.0)), marks=pytest.mark.slow),
+    ],
+    ids=["x2", "size", "fractional"],
+)
+def test_upsample_nearest3d_is_exact(frontend, how):
+    torch.manual_seed(0)
+    x = torch.randn(1, 2, 4, 5, 3)
+    x[0, 0, 1, 2, 0], x[0, 1, 3, 4, 2] = INF, NAN
+    check_rescued(lambda t: F.interpolate(t, mode="nearest", **how), (x,), frontend, "upsample_nearest3d")
