@@ -87,3 +87,15 @@ def test_aliases(frontend):
     check_rescued(torch.special.logit, (p,), frontend, "special_logit", rtol=1e-6)
     check_rescued(torch.special.erfinv, (p * 1.8 - 0.9,), frontend, "special_erfinv", rtol=4e-6)
     check_rescued(torch.special.xlogy, (p, p + 0.5), frontend, "special_xlogy", rtol=1e-6)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+def test_splits_take_diagflat_fftshift(frontend):
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 5)
+    check_rescued(lambda t: torch.hsplit(t, 3)[1] * 2, (x,), "torchscript", "hsplit")
+    check_rescued(lambda t: torch.dsplit(t, [1, 3])[2] * 2, (x,), "torchscript", "dsplit")
+    check_rescued(lambda t: torch.take(t, torch.tensor([[0, -1], [7, -120]])), (x,), frontend, "take")
+    check_rescued(lambda t: torch.diagflat(t[:2, :2, 0], 1), (x,), frontend, "diagflat")
+    check_rescued(lambda t: torch.fft.fftshift(t, dim=(0, 2)), (x,), frontend, "fft_fftshift")
+    check_rescued(torch.fft.ifftshift, (x,), frontend, "fft_ifftshift")
