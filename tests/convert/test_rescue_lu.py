@@ -93,3 +93,34 @@ def test_solve_vector_and_broadcast(frontend):
         torch.linalg.solve, (_matrices(3, 6, 6), torch.randn(6, 2)), frontend, "linalg_solve", 1e-4, atol=1e-5
     )
     check_rescued(torch.inverse, (_matrices(5, 5),), frontend, "linalg_inv", rtol=1e-4, atol=1e-5)
+
+
+def _positive_definite(*shape: int) -> torch.Tensor:
+    torch.manual_seed(1)
+    m = torch.randn(*shape)
+    return m @ m.transpose(-1, -2) + shape[-1] * torch.eye(shape[-1])
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize("upper", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_cholesky(frontend, upper):
+    a = _positive_definite(2, 4, 4)
+    fn = lambda t: torch.linalg.cholesky(t, upper=upper)  # noqa: E731
+    check_rescued(fn, (a,), frontend, "linalg_cholesky", rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("frontend", FRONTENDS)
+@pytest.mark.parametrize(
+    ("upper", "left", "unit"),
+    [
+        (True, True, False),
+        pytest.param(False, False, True, marks=pytest.mark.slow),
+        pytest.param(False, True, False, marks=pytest.mark.slow),
+    ],
+)
+def test_solve_triangular(frontend, upper, left, unit):
+    torch.manual_seed(0)
+    a = torch.randn(2, 4, 4) + 3 * torch.eye(4)  # the other triangle is never read: left as noise
+    b = torch.randn(2, 4, 3) if left else torch.randn(2, 3, 4)
+    fn = lambda x, y: torch.linalg.solve_triangular(x, y, upper=upper, left=left, unitriangular=unit)  # noqa: E731
+    check_rescued(fn, (a, b), frontend, "linalg_solve_triangular", rtol=1e-5, atol=1e-5)

@@ -1,12 +1,13 @@
-"""Determinants and linear solves, which coremltools 9.0 lacks (``det``, ``slogdet``, ``logdet``, ``solve``, ``inv``
-of a matrix computed at run time).
+"""Determinants, linear solves and factorizations, which coremltools 9.0 lacks (``det``, ``slogdet``, ``logdet``,
+``solve``, ``inv`` of a matrix computed at run time, ``cholesky``, ``solve_triangular``).
 
 Core ML has no LU factorization. For a static matrix size ``n`` up to :data:`MAX_SIZE`, Gaussian elimination with
 partial pivoting (LAPACK ``getrf``'s algorithm, which PyTorch calls) is unrolled into MIL ops: step ``k`` picks the
 row of largest magnitude in the trailing column (the first on ties, as LAPACK's ``idamax``), swaps it to the top of
 the trailing block (a ``gather`` of a permutation, so ``inf`` / NaN in other rows never leak), divides the column
 below by the pivot (a zero pivot, a singular matrix, gives factors of 0 as LAPACK skips the scaling) and subtracts
-the rank-1 update. About 15 ops a step on the whole batch; ``n`` steps.
+the rank-1 update. About 15 ops a step on the whole batch; ``n`` steps. Cholesky and triangular solves are
+unrolled the same way (one column or row a step).
 """
 
 from __future__ import annotations
@@ -268,3 +269,97 @@ def linalg_solve(context: Any, node: Any) -> None:
         context.add((out, None, None, None), torch_name=node.name)
         return
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+def _broadcast_batch(a: Any, b: Any, n: int) -> tuple[Any, Any]:
+    """``a`` (``(..., n, n)``) and ``b`` (``(..., n, k)``) with their batch axes broadcast (static shapes)."""
+    from devicefit.convert.rescue._mil import broadcast_to
+
+    if a.rank == 2 and b.rank == 2:
+        return a, b
+    shape = np.broadcast_shapes(tuple(a.shape[:-2]), tuple(b.shape[:-2]))
+    return broadcast_to(a, [*shape, n, n]), broadcast_to(b, [*shape, n, int(b.shape[-1])])
+
+
+def cholesky(a: Any, n: int) -> Any:
+    """The lower Cholesky factor of ``a`` column by column (LAPACK ``potf2``'s order): ``v = A[:, j] - sum_k<j
+    L[:, k] L[j, k]``, ``L[:, j] = v / sqrt(v_j)`` below the diagonal, 0 above. A matrix that is not positive
+    definite gives NaN where PyTorch raises."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    columns: list[Any] = []  # L[:, j], each (..., n, 1)
+    order = np.arange(n)
+    for j in range(n):
+        v = _take(a, -1, j, j + 1)  # (..., n, 1)
+        for column in columns:
+            v = mb.sub(x=v, y=mb.mul(x=column, y=_take(column, -2, j, j + 1)))
+        root = mb.sqrt(x=_take(v, -2, j, j + 1))
+        columns.append(select((order >= j)[:, None], mb.real_div(x=v, y=root), np.float32(0)))
+    return mb.concat(values=columns, axis=-1) if n > 1 else columns[0]
+
+
+@rescue(
+    "linalg_cholesky",
+    "coremltools 9.0 has no translation (torch.linalg.cholesky: Gaussian processes, Kalman filters)",
+    aliases=("cholesky", "linalg_cholesky_ex"),
+)
+def linalg_cholesky(context: Any, node: Any) -> None:
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    a, n = _matrix(context, node, "cholesky")
+    upper = bool(const_value(arg(context, node, inputs, 1, "upper"), False))
+    out = cholesky(a, n)
+    if upper:
+        out = mb.transpose(x=out, perm=[*range(out.rank - 2), out.rank - 1, out.rank - 2])
+    if node.kind == "linalg_cholesky_ex":  # (L, info)
+        context.add((out, None), torch_name=node.name)
+        return
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+def solve_triangular(a: Any, b: Any, n: int, upper: bool, unit: bool) -> Any:
+    """``A^-1 B`` for a triangular ``A``: substitution row by row from the end (upper) or the start (lower);
+    entries outside the triangle are never read, the diagonal neither with ``unit``."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    solved: dict[int, Any] = {}  # row -> (..., 1, k)
+    for i in reversed(range(n)) if upper else range(n):
+        rest = _take(b, -2, i, i + 1)
+        known = sorted(solved)
+        if known:
+            lo, hi = known[0], known[-1] + 1  # the solved rows are contiguous: (i, n) or [0, i)
+            coeffs = mb.expand_dims(x=_take(_take(a, -2, i, i + 1, squeeze=True), -1, lo, hi), axes=[-1])
+            x = mb.concat(values=[solved[r] for r in known], axis=-2) if len(known) > 1 else solved[lo]
+            rest = mb.sub(x=rest, y=mb.reduce_sum(x=mb.mul(x=coeffs, y=x), axes=[-2], keep_dims=True))
+        solved[i] = rest if unit else mb.real_div(x=rest, y=_take(_take(a, -2, i, i + 1), -1, i, i + 1))
+    return mb.concat(values=[solved[r] for r in range(n)], axis=-2) if n > 1 else solved[0]
+
+
+@rescue(
+    "linalg_solve_triangular",
+    "coremltools 9.0 has no translation (torch.linalg.solve_triangular)",
+)
+def linalg_solve_triangular(context: Any, node: Any) -> None:
+    """``torch.linalg.solve_triangular(A, B, upper, left=True, unitriangular=False)``; ``left=False`` (``X A = B``)
+    as the transposed system. Up to 32x32, static shapes."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    a, b = frontend().promote_input_dtypes([inputs[0], inputs[1]])
+    upper = const_value(arg(context, node, inputs, 2, "upper"), None)
+    if upper is None:
+        raise ValueError("solve_triangular needs upper=True or False")
+    upper = bool(upper)
+    left = bool(const_value(arg(context, node, inputs, 3, "left"), True))
+    unit = bool(const_value(arg(context, node, inputs, 4, "unitriangular"), False))
+    n = _square_size(a, "solve_triangular")
+
+    def swap(v: Any) -> Any:
+        return mb.transpose(x=v, perm=[*range(v.rank - 2), v.rank - 1, v.rank - 2])
+
+    if not left:  # X A = B  <=>  A^T X^T = B^T, with the triangle flipped
+        a, b, upper = swap(a), swap(b), not upper
+    a, b = _broadcast_batch(a, b, n)
+    out = solve_triangular(a, b, n, upper, unit)
+    context.add(mb.identity(x=swap(out) if not left else out, name=node.name), torch_name=node.name)
