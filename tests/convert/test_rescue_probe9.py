@@ -19,8 +19,8 @@ NAN, INF = math.nan, math.inf
 def test_isclose(frontend):
     a = torch.tensor([1.0, 2.0, NAN, INF, -INF, 0.0, 1e-9, 100.0, INF, 5.0])
     b = torch.tensor([1.005, 2.1, NAN, INF, INF, 1e-4, 0.0, 100.5, 3.0, NAN])
-    check_rescued(lambda x, y: torch.isclose(x, y, rtol=1e-2, atol=1e-3), (a, b), frontend, "isclose")
-    check_rescued(lambda x, y: torch.isclose(x, y, equal_nan=True), (a, b), frontend, "isclose")
+    fn = lambda x, y: (torch.isclose(x, y, rtol=1e-2, atol=1e-3), torch.isclose(x, y, equal_nan=True))  # noqa: E731
+    check_rescued(fn, (a, b), frontend, "isclose")
 
 
 @pytest.mark.slow
@@ -32,7 +32,12 @@ def test_isclose_zero_tolerances_and_ints():
 
 
 @pytest.mark.parametrize(
-    ("r", "replace"), [(2, False), pytest.param(3, True, marks=pytest.mark.slow), (1, False)]
+    ("r", "replace"),
+    [
+        (2, False),
+        pytest.param(3, True, marks=pytest.mark.slow),
+        pytest.param(1, False, marks=pytest.mark.slow),
+    ],
 )
 def test_combinations_on_torchscript(r, replace):
     # torch.export itself cannot trace torch.combinations (its decomposition has a data-dependent size)
@@ -50,7 +55,10 @@ def _ties_and_nans() -> torch.Tensor:
 
 
 @pytest.mark.parametrize("frontend", FRONTENDS)
-@pytest.mark.parametrize("size", [(3, 4), pytest.param((1, 1), marks=pytest.mark.slow), (7, 3)])
+@pytest.mark.parametrize(
+    "size",
+    [(7, 3), pytest.param((1, 1), marks=pytest.mark.slow), pytest.param((3, 4), marks=pytest.mark.slow)],
+)
 def test_adaptive_max_pool2d_indices(frontend, size):
     fn = lambda t: F.adaptive_max_pool2d(t, size, return_indices=True)  # noqa: E731
     check_rescued(fn, (_ties_and_nans(),), frontend, "adaptive_max_pool2d")
@@ -68,7 +76,7 @@ def test_adaptive_max_pool1d_indices(frontend):
     ("order", "dim", "keepdim"),
     [
         ("fro", (-2, -1), False),
-        (INF, (-2, -1), False),
+        pytest.param(INF, (-2, -1), False, marks=pytest.mark.slow),
         pytest.param(-INF, (0, 2), True, marks=pytest.mark.slow),
         pytest.param(1, (2, 1), False, marks=pytest.mark.slow),
         pytest.param(-1, (-1, 0), True, marks=pytest.mark.slow),
@@ -92,7 +100,7 @@ def test_matrix_norm_refuses_singular_value_norms():
 @pytest.mark.parametrize(
     "how",
     [
-        dict(scale_factor=2),
+        pytest.param(dict(scale_factor=2), marks=pytest.mark.slow),
         dict(size=(3, 7, 2)),
         pytest.param(dict(scale_factor=(1.5, 0.7, 1.0)), marks=pytest.mark.slow),
     ],
