@@ -120,3 +120,20 @@ def test_take_diagflat_fftshift(frontend):
         )
 
     check_rescued(fn, (x,), frontend, ("take", "diagflat", "fft_fftshift", "fft_ifftshift"))
+
+
+def test_alpha_dropout_in_eval_mode_is_the_identity():
+    from tests.convert.helpers import convert_and_compare
+
+    class SelfNormalizing(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.body = torch.nn.Sequential(
+                torch.nn.Linear(4, 4), torch.nn.SELU(), torch.nn.AlphaDropout(0.2)
+            )
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.body(x) + torch.nn.functional.feature_alpha_dropout(x, 0.3, training=self.training)
+
+    result, _ = convert_and_compare(SelfNormalizing().eval(), (torch.randn(2, 4),), tol=1e-6)
+    assert {"alpha_dropout", "feature_alpha_dropout"} <= set(result.scan.rescued)

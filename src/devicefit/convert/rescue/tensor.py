@@ -1,4 +1,5 @@
-"""Tensor-manipulation ops coremltools 9.0 lacks: ``diff``."""
+"""Tensor-manipulation ops coremltools 9.0 lacks: ``diff``, ``tensor_split``, ``hsplit`` / ``vsplit`` / ``dsplit``, eval-mode
+``alpha_dropout``."""
 
 from __future__ import annotations
 
@@ -244,3 +245,23 @@ for _name, _axis in (
         f"coremltools 9.0 has no translation (torch.{_name} on TorchScript; torch.export decomposes it)",
         aliases=(f"{_name}.int", f"{_name}.array"),
     )(_directional_split(_axis, _name))
+
+
+def _eval_dropout(context: Any, node: Any) -> None:
+    """``F.alpha_dropout`` / ``F.feature_alpha_dropout`` in eval mode (``nn.AlphaDropout`` of self-normalizing SELU
+    nets): the input itself, as coremltools treats ``dropout``. In training mode (random) refused."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    train = const_value(arg(context, node, inputs, 2, "train"), None)
+    if train is None or bool(train):
+        raise NotImplementedError(
+            f"{node.kind} in training mode (random): call model.eval() before converting"
+        )
+    context.add(mb.identity(x=inputs[0], name=node.name), torch_name=node.name)
+
+
+for _name in ("alpha_dropout", "feature_alpha_dropout"):
+    rescue(_name, f"coremltools 9.0 has no translation (F.{_name}, nn.AlphaDropout in eval mode)")(
+        _eval_dropout
+    )
