@@ -406,7 +406,43 @@ def _cases() -> list[Case]:
         ),
         Case("pad_reflect3d", lambda a: F.pad(a, (1, 1, 1, 0, 0, 1), mode="reflect"), r(1, 1, 3, 3, 3)),
         Case("pad_replicate1d", lambda a: F.pad(a, (2, 1), mode="replicate"), r(1, 2, 4)),
-        Case("conv_tbc", lambda a: torch.conv_tbc(a, torch.randn(3, 2, 4), torch.zeros(4), 1), r(5, 1, 2)),
+        # the rewrites docs/convert.md gives for what stays refused
+        Case(
+            "rewrite_max_pool1d_idx",
+            lambda a: [t.squeeze(-2) for t in F.max_pool2d(a.unsqueeze(-2), (1, 2), return_indices=True)],
+            r(2, 3, 8),
+        ),
+        Case("rewrite_pdist", lambda a: torch.cdist(a, a)[tuple(torch.triu_indices(4, 4, 1))], r(4, 3)),
+        Case("rewrite_trapezoid", lambda a: ((a[:, 1:] + a[:, :-1]) * 0.5).sum(1), r(2, 5)),
+        Case("rewrite_einsum_trace", lambda a: torch.diagonal(a).sum(), r(4, 4)),
+        Case(
+            "rewrite_conv_tbc",
+            lambda a: F.conv1d(
+                a.permute(1, 2, 0), torch.linspace(-1, 1, 24).reshape(3, 2, 4).permute(2, 1, 0)
+            ).permute(2, 0, 1),
+            r(5, 1, 2),
+        ),
+        Case(
+            "rewrite_polar",
+            lambda a, b: torch.stack((a.abs() * torch.cos(b), a.abs() * torch.sin(b)), -1),
+            r2((4,), (4,)),
+        ),
+        Case(
+            "rewrite_quantile",
+            lambda a: torch.sort(a, 1).values[:, 1] * 0.8 + torch.sort(a, 1).values[:, 2] * 0.2,
+            r(2, 5),
+        ),
+        Case("rewrite_shift", lambda a: a * 4, lambda: (torch.tensor([1, 3, 7], dtype=torch.int32),)),
+        Case(
+            "rewrite_cov",
+            lambda a: (a - a.mean(1, keepdim=True)) @ (a - a.mean(1, keepdim=True)).T / 5,
+            r(3, 6),
+        ),
+        Case(
+            "conv_tbc",
+            lambda a: torch.conv_tbc(a, torch.linspace(-1, 1, 24).reshape(3, 2, 4), torch.zeros(4), 1),
+            r(5, 1, 2),
+        ),
     ]
 
 
