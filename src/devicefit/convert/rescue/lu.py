@@ -227,14 +227,13 @@ def inverse(a: Any, n: int) -> Any:
 def linalg_inv(context: Any, node: Any) -> None:
     from coremltools.converters.mil.mil import Builder as mb
 
-    a, n = _matrix(context, node, "inv")
-    if a.val is not None:  # a constant: PyTorch's own inverse, folded
+    constant = frontend()._get_inputs(context, node, min_expected=1)[0].val
+    if constant is not None:  # a constant (any size): PyTorch's own inverse, folded
         import torch
 
-        value = torch.linalg.inv(torch.from_numpy(np.asarray(a.val, dtype=np.float32))).numpy()
-        out = mb.const(val=value)
+        out = mb.const(val=torch.linalg.inv(torch.from_numpy(np.asarray(constant, dtype=np.float32))).numpy())
     else:
-        out = inverse(a, n)
+        out = inverse(*_matrix(context, node, "inv"))
     if node.kind == "linalg_inv_ex":  # (inverse, info)
         context.add((out, None), torch_name=node.name)
         return
