@@ -291,6 +291,8 @@ def _cases() -> list[Case]:
         Case("instance_norm", F.instance_norm, r(2, 4, 5)),
         Case("adaptive_avg_pool1d", lambda a: F.adaptive_avg_pool1d(a, 3), r(2, 3, 7)),
         Case("adaptive_max_pool1d", lambda a: F.adaptive_max_pool1d(a, 3), r(2, 3, 7)),
+        Case("adaptive_max_pool2d_global", lambda a: F.adaptive_max_pool2d(a, 1) * 2, img),
+        Case("adaptive_max_pool2d_uneven", lambda a: F.adaptive_max_pool2d(a, (4, 3)) * 2, img),
         Case(
             "adaptive_max_pool1d_idx", lambda a: F.adaptive_max_pool1d(a, 3, return_indices=True), r(2, 3, 7)
         ),
