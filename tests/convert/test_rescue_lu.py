@@ -127,3 +127,18 @@ def test_solve_triangular(frontend, upper, left, unit):
     b = torch.randn(2, 4, 3) if left else torch.randn(2, 3, 4)
     fn = lambda x, y: torch.linalg.solve_triangular(x, y, upper=upper, left=left, unitriangular=unit)  # noqa: E731
     check_rescued(fn, (a, b), frontend, "linalg_solve_triangular", rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_det_converts_for_ios15():
+    # the row swap is a gather_along_axis: MIL gather's batch_dims (iOS16+) refused an iOS15 target
+    from devicefit import interp
+    from devicefit.convert import ConvertOptions, convert
+    from tests.convert.elementwise_helpers import Fn
+    from tests.convert.helpers import source_of
+
+    source = source_of(Fn(torch.linalg.det).eval(), (_matrices(2, 4, 4),))
+    result = convert(source, ConvertOptions(target="iOS15", precision="fp32"))
+    got = interp.load(result.mlmodel).run(source.coreml_feeds(source.example_inputs), precision="fp32")
+    for name, expected in source.reference(source.example_inputs).items():
+        np.testing.assert_allclose(got[name], expected, rtol=2e-5)

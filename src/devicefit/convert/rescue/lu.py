@@ -84,7 +84,11 @@ def eliminate(a: Any, n: int, rhs: Any = None) -> Elimination:
             at_pivot = mb.equal(x=order, y=mb.expand_dims(x=pivot, axes=[-1]))
             perm = select(at_pivot, np.int32(0), order)
             perm = select(order == 0, mb.expand_dims(x=pivot, axes=[-1]), perm)
-            block = mb.gather(x=block, indices=perm, axis=batch, batch_dims=batch)
+            # NOTE: gather_along_axis, not gather with batch_dims (iOS16+): the rows picked per matrix, every column
+            picks = mb.tile(
+                x=mb.expand_dims(x=perm, axes=[-1]), reps=[1] * (batch + 1) + [int(block.shape[-1])]
+            )
+            block = mb.gather_along_axis(x=block, indices=picks, axis=-2)
             flip = select(mb.not_equal(x=pivot, y=np.int32(0)), dtype(-1), dtype(1))
             sign = flip if sign is None else mb.mul(x=sign, y=flip)
         top = _take(block, -2, 0, 1, squeeze=True)  # (..., width)
