@@ -86,15 +86,16 @@ def check_rescued(
     fn: Callable[..., Any],
     inputs: tuple,
     frontend: str,
-    op: str,
+    op: str | tuple[str, ...],
     rtol: float = 0.0,
     precision: str = "fp32",
     atol: float = 0.0,
 ) -> None:
-    """``fn`` converted with ``frontend`` uses devicefit's translation of ``op``, and the interpreter's outputs
-    match PyTorch's: integers exactly, floats elementwise within ``rtol`` / ``atol``."""
+    """``fn`` converted with ``frontend`` uses devicefit's translation of ``op`` (of each, for a tuple), and the
+    interpreter's outputs match PyTorch's: integers exactly, floats elementwise within ``rtol`` / ``atol``."""
     got, expected, rescued = run_fn(fn, inputs, frontend, precision)
-    assert op in rescued, rescued
+    for name in (op,) if isinstance(op, str) else op:
+        assert name in rescued, (name, rescued)
     for g, e in zip(got, expected):
         if e.dtype.kind in "iub":
             assert_same_integers(g, e)

@@ -32,9 +32,10 @@ def _line(marker: str) -> str:
 
 
 def test_every_blocking_op_once_with_its_line():
-    report = scan(source_of(InvAiryJ0(), (torch.randn(3, 3),)))
+    # devicefit inverts a run-time matrix up to 32x32: a 40x40 one is still refused (by devicefit's translation)
+    report = scan(source_of(InvAiryJ0(), (torch.randn(40, 40),)))
     by_op = {u.op.split("::")[-1]: u for u in report.unsupported}
-    # linalg_inv is in coremltools' op table but its translation refuses a non-constant input
+    # linalg_inv is in coremltools' op table but the translation refuses this use
     assert set(by_op) == {"linalg_inv", "special_airy_ai", "special_bessel_j0"}
     assert len(report.unsupported) == 3
     assert by_op["linalg_inv"].location == _line("LINE_INV")

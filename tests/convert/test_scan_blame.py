@@ -7,7 +7,8 @@ import textwrap
 from devicefit.convert import scan
 from devicefit.sources import load_source
 
-# Two uses of one op: the first converts (a constant input coremltools folds), the second does not.
+# Two uses of one op: the first converts (a constant input, folded), the second does not (a run-time 40x40 matrix:
+# devicefit's unrolled LU stops at 32x32).
 TWO_INVERSES = textwrap.dedent(
     """
     import torch
@@ -16,7 +17,7 @@ TWO_INVERSES = textwrap.dedent(
     class Whitening(torch.nn.Module):
         def __init__(self):
             super().__init__()
-            self.cov = torch.nn.Parameter(torch.eye(4) * 2.0)
+            self.cov = torch.nn.Parameter(torch.eye(40) * 2.0)
 
         def forward(self, x):
             return x @ torch.linalg.inv(self.cov)  # LINE_CONSTANT
@@ -24,7 +25,7 @@ TWO_INVERSES = textwrap.dedent(
 
     class Solver(torch.nn.Module):
         def forward(self, x):
-            gram = x.transpose(-1, -2) @ x + torch.eye(4)
+            gram = x.transpose(-1, -2) @ x + torch.eye(40)
             return torch.linalg.inv(gram)  # LINE_DYNAMIC
 
 
@@ -39,7 +40,7 @@ TWO_INVERSES = textwrap.dedent(
 
 
     def make_model():
-        return Net().eval(), torch.randn(1, 6, 4)
+        return Net().eval(), torch.randn(1, 6, 40)
     """
 )
 

@@ -28,7 +28,10 @@ __all__ = ["FRONTENDS", "FrontendResult", "ScanReport", "UnsupportedOp", "scan",
 
 # What to do about an op coremltools lacks, by op; the default says how to add a translation.
 HINTS = {
-    "linalg_inv": "precompute the inverse if the matrix is constant, or solve outside the model",
+    "linalg_inv": (
+        "devicefit inverts a matrix computed at run time up to 32x32 (an unrolled LU); precompute the inverse if "
+        "the matrix is constant, or solve outside the model"
+    ),
 }
 # ops whose output shape depends on the data: no Core ML program can have it, so the hint is the fixed-shape rewrite
 HINTS["masked_select"] = (

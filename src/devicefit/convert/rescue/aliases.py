@@ -42,6 +42,10 @@ ALIASES = {
     "special_round": "round",
     "special_sinc": "sinc",
     "special_multigammaln": "mvlgamma",
+    "special_erfinv": "erfinv",
+    "special_xlogy": "xlogy",
+    "special_logit": "logit",
+    "ger": "outer",
 }
 
 

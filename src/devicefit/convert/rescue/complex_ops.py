@@ -1,4 +1,5 @@
-"""Complex-number ops coremltools 9.0 lacks: ``view_as_complex``, the 2-D FFT names and ``istft``.
+"""Complex-number ops coremltools 9.0 lacks: ``view_as_complex``, the 2-D FFT names and ``istft``; the 1-D FFTs on
+torch.export (defaults left out) and the signal windows (``hann_window`` ...) of constant length.
 
 A learned complex filter is stored as a real ``(..., 2)`` parameter and turned complex by ``view_as_complex``
 (GFNet's global filter); ``torch.fft.rfft2`` / ``irfft2`` / ``fft2`` / ``ifft2`` are the n-dimensional
@@ -11,8 +12,8 @@ from typing import Any
 
 import numpy as np
 
-from devicefit.convert.rescue._mil import const_value, frontend
-from devicefit.convert.rescue._registry import rescue
+from devicefit.convert.rescue._mil import arg, const_value, frontend
+from devicefit.convert.rescue._registry import DELEGATED, rescue
 
 
 @rescue("view_as_complex", "coremltools 9.0 has no translation (GFNet: a real (..., 2) filter made complex)")
@@ -113,3 +114,75 @@ def istft(context: Any, node: Any) -> None:
         signal = mb.pad(x=signal, pad=np.array([0, 0, 0, 0, 0, length - (end - start)], np.int32))
     out = mb.squeeze(x=signal, axes=[1] if batched else [0, 1], name=node.name)
     context.add(out, node.name)
+
+
+def _one_d_fft(op: str) -> Any:
+    def translate(context: Any, node: Any) -> object:
+        """``torch.fft.{fft,ifft,rfft,irfft}(x, n=None, dim=-1, norm=None)``: torch.export leaves the defaults out,
+        and coremltools' translation expects all four inputs; MIL's complex op with PyTorch's defaults."""
+        from coremltools.converters.mil.mil import Builder as mb
+
+        inputs = frontend()._get_inputs(context, node, min_expected=1)
+        if len(inputs) >= 4:  # TorchScript records every argument: coremltools' own translation
+            getattr(frontend(), op)(context, node)
+            return DELEGATED
+        kwargs: dict[str, int | str] = {"dim": int(const_value(arg(context, node, inputs, 2, "dim"), -1))}
+        n = const_value(arg(context, node, inputs, 1, "n"), None)
+        norm = const_value(arg(context, node, inputs, 3, "norm"), None)
+        if n is not None:
+            kwargs["n"] = int(n)
+        if norm is not None:
+            kwargs["norm"] = str(norm)
+        builder = getattr(mb, "complex_" + op[len("fft_") :])
+        context.add(builder(data=inputs[0], **kwargs), node.name)
+        return None
+
+    return translate
+
+
+for _fft in ("fft_fft", "fft_ifft", "fft_rfft", "fft_irfft"):
+    rescue(
+        _fft,
+        f"override: on torch.export coremltools expects all four inputs of torch.fft.{_fft[4:]} (the defaults "
+        f"n, dim, norm are left out)",
+        override=True,
+    )(_one_d_fft(_fft))
+
+
+_WINDOWS = ("hann_window", "hamming_window", "blackman_window", "bartlett_window", "kaiser_window")
+
+
+def _window(name: str) -> Any:
+    def translate(context: Any, node: Any) -> None:
+        """``torch.{name}(N, periodic=True, ...)`` of a constant length: PyTorch's own values as a constant (fp32).
+        coremltools' ``hann_window`` expects five inputs (torch.export gives one) and the others have none."""
+        import torch
+        from coremltools.converters.mil.mil import Builder as mb
+
+        inputs = frontend()._get_inputs(context, node, min_expected=1)
+        length = const_value(inputs[0], None)
+        # TorchScript passes dtype, layout, device, pin_memory last (4 inputs); torch.export only the positionals
+        extras = inputs[1 : len(inputs) - 4] if len(inputs) >= 5 else inputs[1:]
+        values = [const_value(v, None) for v in extras]
+        if length is None or any(v is None for v in values):
+            raise NotImplementedError(
+                f"{name} with a length or parameter computed at run time (make it constant)"
+            )
+        extra = [v.item() if isinstance(v, np.ndarray | np.generic) else v for v in values]
+        window = getattr(torch, name)(int(length), *extra, dtype=torch.float32).numpy()
+        context.add(mb.const(val=window, name=node.name), torch_name=node.name)
+
+    return translate
+
+
+for _name in _WINDOWS:
+    rescue(
+        _name,
+        "override / missing: a window of constant length made PyTorch's constant (coremltools' hann_window expects "
+        "five inputs, which torch.export leaves out; the other windows have no translation)",
+        override=True,
+        aliases=tuple(
+            f"{_name}.{overload}"
+            for overload in ("periodic", "periodic_alpha", "periodic_alpha_beta", "beta")
+        ),
+    )(_window(_name))

@@ -1,5 +1,6 @@
 """Indexing ops coremltools 9.0 lacks: ``diag``, ``diag_embed``, ``take_along_dim``, ``index_add``,
-``embedding_bag``, ``embedding_renorm_`` (``nn.Embedding(max_norm=...)``); ``masked_select`` by a constant mask.
+``embedding_bag``, ``embedding_renorm_`` (``nn.Embedding(max_norm=...)``), ``diagflat``, ``take``; ``masked_select`` by
+a constant mask.
 
 Diagonals are built with a constant position mask and a ``select`` (not a product with an identity matrix: an
 infinite or NaN entry times 0 would leak NaN where PyTorch writes 0).
@@ -294,3 +295,30 @@ def masked_select(context: Any, node: Any) -> None:
         )
     flat = mb.reshape(x=broadcast_to(x, shape), shape=[-1])
     context.add(mb.gather(x=flat, indices=kept, axis=0, name=node.name), torch_name=node.name)
+
+
+@rescue("diagflat", "coremltools 9.0 has no translation (torch.diagflat)")
+def diagflat(context: Any, node: Any) -> None:
+    """``torch.diagflat(x, offset)``: the flattened ``x`` on that diagonal of a square matrix (``diag`` of a
+    vector); exact."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = mb.reshape(x=inputs[0], shape=[-1]) if inputs[0].rank != 1 else inputs[0]
+    offset = int(const_value(arg(context, node, inputs, 1, "offset"), 0))
+    context.add(mb.identity(x=_on_diagonal(x, offset), name=node.name), torch_name=node.name)
+
+
+@rescue("take", "coremltools 9.0 has no translation (torch.take: indices into the flattened tensor)")
+def take(context: Any, node: Any) -> None:
+    """``torch.take(x, index)``: a gather from the flattened ``x`` (negative indices count from the end, as in
+    PyTorch), in ``index``'s shape; exact."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    inputs = frontend()._get_inputs(context, node, expected=2)
+    flat = mb.reshape(x=inputs[0], shape=[-1])
+    index = inputs[1] if inputs[1].dtype == types.int32 else mb.cast(x=inputs[1], dtype="int32")
+    size = _static(flat.shape[0], "take")
+    index = select(mb.less(x=index, y=np.int32(0)), mb.add(x=index, y=np.int32(size)), index)
+    context.add(mb.gather(x=flat, indices=index, axis=0, name=node.name), torch_name=node.name)

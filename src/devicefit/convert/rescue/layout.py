@@ -1,5 +1,6 @@
 """Layout ops coremltools 9.0 lacks or mishandles: ``diagonal``, ``rot90``, ``movedim``, ``broadcast_to``,
-``cartesian_prod``, ``roll`` without dims, ``tril_indices`` / ``triu_indices``.
+``cartesian_prod``, ``roll`` without dims, ``tril_indices`` / ``triu_indices``, ``combinations``,
+``fft.fftshift`` / ``ifftshift``.
 
 All are data movement (transposes, reverses, gathers, tiles) or constants, so every result is exact.
 """
@@ -211,3 +212,64 @@ def tril_indices(context: Any, node: Any) -> None:
 def triu_indices(context: Any, node: Any) -> None:
     """``torch.triu_indices(row, col, offset)``: a constant ``(2, count)`` int32 table."""
     _triangle_indices(context, node, lower=False)
+
+
+@rescue("combinations", "coremltools 9.0 has no translation (torch.combinations: pairwise features)")
+def combinations(context: Any, node: Any) -> None:
+    """``torch.combinations(x, r=2, with_replacement=False)`` of a 1-D ``x`` of static length: one gather of
+    ``itertools.combinations`` (``_with_replacement``) of the positions, PyTorch's order; exact. An empty result
+    (``r = 0``, ``r > len(x)``) is refused (Core ML tensors cannot be empty)."""
+    import itertools
+
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    r = int(const_value(arg(context, node, inputs, 1, "r"), 2))
+    replace = bool(const_value(arg(context, node, inputs, 2, "with_replacement"), False))
+    if x.rank != 1 or any_symbolic(x.shape):
+        raise NotImplementedError(f"combinations takes a 1-D tensor of static length (got shape {x.shape})")
+    pick = itertools.combinations_with_replacement if replace else itertools.combinations
+    table = np.array(list(pick(range(int(x.shape[0])), r)), dtype=np.int32)
+    if r < 1 or table.size == 0:
+        raise ValueError(f"combinations of {int(x.shape[0])} values taken {r} at a time is empty")
+    out = mb.reshape(x=mb.gather(x=x, indices=table.ravel(), axis=0), shape=[len(table), r])
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+def _shift(context: Any, node: Any, inverse: bool) -> None:
+    """``torch.fft.fftshift(x, dim=None)`` / ``ifftshift``: a roll by ``n // 2`` (inverse: ``-(n // 2)``) along
+    each ``dim`` (every axis when None), one slice pair and a concat per axis; exact."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    dims = arg(context, node, inputs, 1, "dim")
+    axes = range(x.rank) if dims is None or const_value(dims) is None else [d % x.rank for d in _ints(dims)]
+    out = x
+    for axis in axes:
+        size = _static(x.shape[axis], "fftshift")
+        shift = -(size // 2) if inverse else size // 2
+        cut = -shift % size  # rolled by shift: out[i] = x[(i + cut) % size], so x[cut:] comes first
+        if cut == 0:
+            continue
+        begin, end = [0] * x.rank, [0] * x.rank
+        mask = [True] * x.rank
+        mask[axis] = False
+        begin[axis], end[axis] = cut, size
+        head = mb.slice_by_index(x=out, begin=begin, end=end, begin_mask=mask, end_mask=mask)
+        begin[axis], end[axis] = 0, cut
+        tail = mb.slice_by_index(x=out, begin=begin, end=end, begin_mask=mask, end_mask=mask)
+        out = mb.concat(values=[head, tail], axis=axis)
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+
+
+@rescue("fft_fftshift", "coremltools 9.0 has no translation (torch.fft.fftshift: centred spectra)")
+def fft_fftshift(context: Any, node: Any) -> None:
+    _shift(context, node, inverse=False)
+
+
+@rescue("fft_ifftshift", "coremltools 9.0 has no translation (torch.fft.ifftshift)")
+def fft_ifftshift(context: Any, node: Any) -> None:
+    _shift(context, node, inverse=True)

@@ -43,12 +43,25 @@ def tensordot(context: Any, node: Any) -> None:
 
     inputs = frontend()._get_inputs(context, node, min_expected=2)
     a, b = frontend().promote_input_dtypes([inputs[0], inputs[1]])
-    dims_a = [d % max(a.rank, 1) for d in _int_list(arg(context, node, inputs, 2, "dims_self"))]
-    dims_b = [d % max(b.rank, 1) for d in _int_list(arg(context, node, inputs, 3, "dims_other"))]
-    shape_a, shape_b = _shape(a, "tensordot"), _shape(b, "tensordot")
+    dims_a = _int_list(arg(context, node, inputs, 2, "dims_self"))
+    dims_b = _int_list(arg(context, node, inputs, 3, "dims_other"))
+    context.add(
+        mb.identity(x=contract(a, b, dims_a, dims_b, "tensordot"), name=node.name), torch_name=node.name
+    )
+
+
+def contract(a: Any, b: Any, dims_a: list[int], dims_b: list[int], what: str) -> Any:
+    """``a`` and ``b`` summed over the paired axes ``dims_a`` / ``dims_b``: ``a``'s free axes then its contracted
+    ones, ``b``'s contracted axes then its free ones, each flattened to a matrix, one ``matmul`` and a reshape (as
+    PyTorch's ``tensordot`` computes it); static shapes."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    dims_a = [d % max(a.rank, 1) for d in dims_a]
+    dims_b = [d % max(b.rank, 1) for d in dims_b]
+    shape_a, shape_b = _shape(a, what), _shape(b, what)
     if [shape_a[d] for d in dims_a] != [shape_b[d] for d in dims_b]:
         raise ValueError(
-            f"tensordot: contracted sizes differ ({shape_a} dims {dims_a}, {shape_b} dims {dims_b})"
+            f"{what}: contracted sizes differ ({shape_a} dims {dims_a}, {shape_b} dims {dims_b})"
         )
     free_a = [d for d in range(a.rank) if d not in dims_a]
     free_b = [d for d in range(b.rank) if d not in dims_b]
@@ -61,9 +74,7 @@ def tensordot(context: Any, node: Any) -> None:
     right = mb.reshape(x=b, shape=[size, math.prod(shape_b[d] for d in free_b)])
     out_shape = [shape_a[d] for d in free_a] + [shape_b[d] for d in free_b]
     out = mb.reshape(x=mb.matmul(x=left, y=right), shape=out_shape or [1])
-    if not out_shape:
-        out = mb.squeeze(x=out)
-    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
+    return mb.squeeze(x=out) if not out_shape else out
 
 
 @rescue("kron", "coremltools 9.0 has no translation (torch.kron: Kronecker products, structured weights)")

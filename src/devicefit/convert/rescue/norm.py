@@ -1,7 +1,9 @@
-"""``rms_norm`` (``nn.RMSNorm``, ``F.rms_norm``), which coremltools 9.0 translates with the wrong epsilon."""
+"""``rms_norm`` (``nn.RMSNorm``, ``F.rms_norm``), which coremltools 9.0 translates with the wrong epsilon, and
+``linalg.matrix_norm``, which it cannot read on torch.export."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -79,3 +81,52 @@ def instance_norm(context: Any, node: Any) -> object:
     out = mb.batch_norm(x=x, mean=mean, variance=var, epsilon=eps, name=node.name, **optional)
     context.add(out, torch_name=node.name)
     return None
+
+
+@rescue(
+    "linalg_matrix_norm",
+    "override: on torch.export coremltools expects all 5 inputs (the defaults are left out) and has no "
+    "'str_ord' form ('fro', 'nuc'); 'nuc' failed with a TypeError on TorchScript",
+    override=True,
+    aliases=("linalg_matrix_norm.str_ord",),
+)
+def linalg_matrix_norm(context: Any, node: Any) -> None:
+    """``torch.linalg.matrix_norm(A, ord='fro', dim=(-2, -1), keepdim=False)``: ``'fro'`` (``sqrt(sum |a|^2)``),
+    1 / -1 (the largest / smallest column sum of ``|a|``), inf / -inf (row sums; TorchScript's constant inf
+    arrives as 3.4e38). ``'nuc'`` and ±2 need singular values, which Core ML cannot compute: refused."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    from devicefit.convert.rescue._mil import arg, const_value, dtype_arg
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    order = const_value(arg(context, node, inputs, 1, "ord"), "fro")
+    dims = [
+        int(d) % x.rank for d in np.atleast_1d(const_value(arg(context, node, inputs, 2, "dim"), [-2, -1]))
+    ]
+    keepdim = bool(const_value(arg(context, node, inputs, 3, "keepdim"), False))
+    dtype = dtype_arg(context, node, inputs, 4)
+    if dtype is not None and dtype != types.builtin_to_string(x.dtype):
+        x = mb.cast(x=x, dtype=dtype)
+    if len(dims) != 2 or dims[0] == dims[1]:
+        raise ValueError(f"matrix_norm takes two distinct dims (got {dims})")
+    refused = NotImplementedError(
+        f"matrix_norm with ord={order!r} needs singular values (an SVD), which Core ML cannot compute: "
+        f"use ord='fro', 1 or inf, or compute it outside the model"
+    )
+    if isinstance(order, str | np.str_):
+        if str(order) != "fro":
+            raise refused
+        out = mb.sqrt(x=mb.reduce_sum(x=mb.mul(x=x, y=x), axes=dims, keep_dims=keepdim))
+    else:
+        p = float(order)
+        p = math.copysign(math.inf, p) if abs(p) > 3.3e38 else p
+        if abs(p) not in (1.0, math.inf):
+            raise refused
+        # ord 1 sums over the rows (dim[0]) and picks among the columns; inf the other way round
+        summed, picked = (dims[0], dims[1]) if abs(p) == 1.0 else (dims[1], dims[0])
+        sums = mb.reduce_sum(x=mb.abs(x=x), axes=[summed], keep_dims=True)
+        pick = mb.reduce_max if p > 0 else mb.reduce_min
+        out = pick(x=sums, axes=[picked] if keepdim else dims, keep_dims=keepdim)
+    context.add(mb.identity(x=out, name=node.name), torch_name=node.name)

@@ -1,5 +1,5 @@
 """Elementwise ops coremltools 9.0 lacks: ``logaddexp``, ``logaddexp2``, ``fmin``, ``fmax``, ``hardshrink``,
-``softshrink``, ``float_power``, ``round(decimals=)``.
+``softshrink``, ``float_power``, ``round(decimals=)``, ``isclose``.
 
 Each is PyTorch's own formula, including its answers at NaN, infinities and signed zeros. Tests for NaN and
 infinity are built from the operands themselves (``x != x``, ``a - b`` of two equal infinities), never from an
@@ -163,3 +163,32 @@ def round_decimals(context: Any, node: Any) -> object:
         out = mb.mul(x=mb.round(x=mb.real_div(x=x, y=scale)), y=scale, name=node.name)
     context.add(out, torch_name=node.name)
     return None
+
+
+@rescue(
+    "isclose", "coremltools 9.0 has no translation (torch.isclose: tolerance masks, allclose-style guards)"
+)
+def isclose(context: Any, node: Any) -> None:
+    """PyTorch's ``isclose``: ``a == b`` (or both NaN with ``equal_nan``), or a finite ``|a - b|`` within
+    ``atol + |rtol * b|``, computed in the operands' dtype as PyTorch does (integers in fp32); bool."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil import types
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    a, b = frontend().promote_input_dtypes([inputs[0], inputs[1]])
+    rtol = float(const_value(arg(context, node, inputs, 2, "rtol"), 1e-5))
+    atol = float(const_value(arg(context, node, inputs, 3, "atol"), 1e-8))
+    equal_nan = bool(const_value(arg(context, node, inputs, 4, "equal_nan"), False))
+    close = mb.equal(x=a, y=b)
+    if types.is_float(a.dtype) and equal_nan:
+        both_nan = mb.logical_and(x=mb.not_equal(x=a, y=a), y=mb.not_equal(x=b, y=b))
+        close = mb.logical_or(x=close, y=both_nan)
+    if rtol != 0 or atol != 0:
+        if not types.is_float(a.dtype):
+            a, b = mb.cast(x=a, dtype="fp32"), mb.cast(x=b, dtype="fp32")
+        allowed = mb.add(x=mb.abs(x=mb.mul(x=b, y=rtol)), y=atol)
+        actual = mb.abs(x=mb.sub(x=a, y=b))
+        finite = mb.equal(x=mb.sub(x=actual, y=actual), y=0.0)  # NaN and inf fail: no inf constant needed
+        within = mb.logical_and(x=finite, y=mb.less_equal(x=actual, y=allowed))
+        close = mb.logical_or(x=close, y=within)
+    context.add(mb.identity(x=close, name=node.name), torch_name=node.name)

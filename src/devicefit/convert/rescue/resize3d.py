@@ -1,4 +1,5 @@
-"""``upsample_trilinear3d`` (3-D U-Nets: ``F.interpolate(mode="trilinear")``), which coremltools 9.0 lacks."""
+"""``upsample_trilinear3d`` and ``upsample_nearest3d`` (3-D U-Nets: ``F.interpolate`` of 5-D tensors), which
+coremltools 9.0 lacks."""
 
 from __future__ import annotations
 
@@ -67,3 +68,52 @@ def upsample_trilinear3d(context: Any, node: Any) -> None:
     y = mb.transpose(x=y, perm=[0, 1, 3, 4, 2])
     y = mb.matmul(x=y, y=np.ascontiguousarray(d.T))  # (N, C, H_out, W_out, D_out)
     context.add(mb.transpose(x=y, perm=[0, 1, 4, 2, 3], name=node.name), torch_name=node.name)
+
+
+def nearest_rows(size_in: int, size_out: int, scale: float | None) -> np.ndarray:
+    """The input position PyTorch's ``upsample_nearest1d`` copies to each output position (its own kernel run on
+    the positions themselves, so its rounding of ``dst * in / out`` or ``dst / scale`` is reproduced)."""
+    import torch
+
+    positions = torch.arange(size_in, dtype=torch.float64).reshape(1, 1, size_in)
+    picked = torch.ops.aten.upsample_nearest1d.default(positions, [size_out], scale)
+    return picked.reshape(size_out).numpy().astype(np.int32)
+
+
+@rescue(
+    "upsample_nearest3d",
+    "coremltools 9.0 has no translation (F.interpolate(mode='nearest') of a 5-D tensor: 3-D U-Nets, video)",
+    aliases=("upsample_nearest3d.vec",),
+)
+def upsample_nearest3d(context: Any, node: Any) -> None:
+    """``F.interpolate(x, mode="nearest")`` on a rank-5 input of static spatial sizes: one gather per axis of the
+    positions PyTorch's kernel picks (exact: inf, NaN and -0 are copied).
+
+    Overloads: ``(x, output_size, scales_d, scales_h, scales_w)`` and ``.vec`` ``(x, output_size | None,
+    scale_factors | None)``.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    x = inputs[0]
+    if x.rank != 5 or any_symbolic(x.shape[-3:]):
+        raise NotImplementedError(
+            "nearest 3-D resizing needs a rank-5 input with static depth, height and width"
+        )
+    size_in = [int(d) for d in x.shape[-3:]]
+    output_size = _numbers(arg(context, node, inputs, 1, "output_size"))
+    if len(inputs) == 5:  # the default overload: per-axis scales
+        scales: list = [const_value(v) for v in inputs[2:5]]
+    else:
+        factors = _numbers(arg(context, node, inputs, 2, "scale_factors"))
+        scales = [None] * 3 if factors is None else [float(f) for f in factors]
+    if output_size is None:
+        if scales[0] is None:
+            raise NotImplementedError("nearest 3-D resizing needs a constant output size or scale factors")
+        output_size = [math.floor(s * f) for s, f in zip(size_in, scales, strict=True)]
+    y = x
+    for axis, (n, o, s) in enumerate(zip(size_in, output_size, scales, strict=True)):
+        if n != int(o) or s not in (None, 1.0):
+            y = mb.gather(x=y, indices=nearest_rows(n, int(o), s), axis=2 + axis)
+    context.add(mb.identity(x=y, name=node.name), torch_name=node.name)

@@ -1,8 +1,10 @@
-"""Tensor-manipulation ops coremltools 9.0 lacks: ``diff``."""
+"""Tensor-manipulation ops coremltools 9.0 lacks: ``diff``, ``tensor_split``, ``hsplit`` / ``vsplit`` / ``dsplit``, eval-mode
+``alpha_dropout``."""
 
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -181,13 +183,15 @@ def tensor_split(context: Any, node: Any) -> None:
     """``torch.tensor_split(x, sections | indices, dim)`` as one MIL ``split`` with PyTorch's static sizes: ``n``
     sections give ``L % n`` pieces of ``L // n + 1`` then ``L // n``; indices cut at each (clamped to ``[0, L]``).
     An empty piece (a section count above ``L``, repeated indices) is refused: Core ML has no empty tensors."""
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    dim = int(const_value(inputs[2], 0)) if len(inputs) > 2 else 0
+    _split(context, node, inputs[0], np.asarray(const_value(inputs[1])), dim)
+
+
+def _split(context: Any, node: Any, x: Any, split: np.ndarray, dim: int) -> None:
     from coremltools.converters.mil.mil import Builder as mb
     from coremltools.converters.mil.mil.types.symbolic import is_symbolic
 
-    inputs = frontend()._get_inputs(context, node, min_expected=2)
-    x = inputs[0]
-    split = np.asarray(const_value(inputs[1]))
-    dim = int(const_value(inputs[2], 0)) if len(inputs) > 2 else 0
     dim %= max(x.rank, 1)
     length = x.shape[dim]
     if is_symbolic(length) or split.dtype.kind not in "iu":
@@ -211,3 +215,53 @@ def tensor_split(context: Any, node: Any) -> None:
         return
     pieces = mb.split(x=x, split_sizes=np.array(sizes, dtype=np.int32), axis=dim, name=node.name)
     context.add(pieces, torch_name=node.name)
+
+
+def _directional_split(axis_of_rank: Callable[[int], int], name: str) -> Callable[[Any, Any], None]:
+    def translate(context: Any, node: Any) -> None:
+        """``torch.{name}(x, sections | indices)``: ``tensor_split`` along its axis; a section count must divide
+        the axis (PyTorch raises otherwise)."""
+        from coremltools.converters.mil.mil.types.symbolic import is_symbolic
+
+        inputs = frontend()._get_inputs(context, node, expected=2)
+        x, split = inputs[0], np.asarray(const_value(inputs[1]))
+        dim = axis_of_rank(x.rank)
+        if split.ndim == 0 and not is_symbolic(x.shape[dim]) and int(x.shape[dim]) % int(split):
+            raise ValueError(
+                f"torch.{name}: {int(split)} sections do not divide the axis of {int(x.shape[dim])}"
+            )
+        _split(context, node, x, split, dim)
+
+    return translate
+
+
+for _name, _axis in (
+    ("hsplit", lambda rank: 1 if rank > 1 else 0),
+    ("vsplit", lambda rank: 0),
+    ("dsplit", lambda rank: 2),
+):
+    rescue(
+        _name,
+        f"coremltools 9.0 has no translation (torch.{_name} on TorchScript; torch.export decomposes it)",
+        aliases=(f"{_name}.int", f"{_name}.array"),
+    )(_directional_split(_axis, _name))
+
+
+def _eval_dropout(context: Any, node: Any) -> None:
+    """``F.alpha_dropout`` / ``F.feature_alpha_dropout`` in eval mode (``nn.AlphaDropout`` of self-normalizing SELU
+    nets): the input itself, as coremltools treats ``dropout``. In training mode (random) refused."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    inputs = frontend()._get_inputs(context, node, min_expected=1)
+    train = const_value(arg(context, node, inputs, 2, "train"), None)
+    if train is None or bool(train):
+        raise NotImplementedError(
+            f"{node.kind} in training mode (random): call model.eval() before converting"
+        )
+    context.add(mb.identity(x=inputs[0], name=node.name), torch_name=node.name)
+
+
+for _name in ("alpha_dropout", "feature_alpha_dropout"):
+    rescue(_name, f"coremltools 9.0 has no translation (F.{_name}, nn.AlphaDropout in eval mode)")(
+        _eval_dropout
+    )

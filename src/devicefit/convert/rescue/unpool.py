@@ -104,3 +104,97 @@ def max_unpool2d(context: Any, node: Any) -> None:
         data=zeros, indices=flat_indices, updates=flat_values, axis=len(lead), mode="update"
     )
     context.add(mb.reshape(x=written, shape=lead + size, name=node.name), torch_name=node.name)
+
+
+def _adaptive_windows(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
+    """PyTorch's adaptive windows along one axis: each output's first and one-past-last input position."""
+    starts = np.array([(i * size) // out for i in range(out)])
+    ends = np.array([-((-(i + 1) * size) // out) for i in range(out)])
+    return starts, ends
+
+
+def _adaptive_max_indices(x: Any, outs: list[int]) -> Any:
+    """PyTorch's ``adaptive_max_pool2d`` indices of ``x`` (``(..., H, W)``, static): the flat ``h * W + w`` of
+    each window's first maximum (row-major), or of its last NaN where it holds one, as PyTorch's CPU kernel
+    (``val > maxval || isnan(val)``).
+
+    Every window's taps are gathered onto one axis (rows, then columns, each window padded to the widest by
+    repeating its last row / column: a repeat comes after the position it repeats, so neither the first maximum
+    nor the last NaN is told apart from it) and ``reduce_argmax`` picks the tap, on the reversed axis for the
+    last NaN; the tap's offset in its window is clipped to the window, as the repeats were.
+    """
+    from coremltools.converters.mil.mil import Builder as mb
+
+    lead = [int(d) for d in x.shape[:-2]]
+    height, width = (int(d) for d in x.shape[-2:])
+    (row0, row_end), (col0, col_end) = _adaptive_windows(height, outs[0]), _adaptive_windows(width, outs[1])
+    kh, kw = int((row_end - row0).max()), int((col_end - col0).max())
+    rows = np.minimum(row0[:, None] + np.arange(kh), row_end[:, None] - 1).ravel().astype(np.int32)
+    cols = np.minimum(col0[:, None] + np.arange(kw), col_end[:, None] - 1).ravel().astype(np.int32)
+    batch = int(np.prod(lead)) if lead else 1
+    plane = mb.reshape(x=x, shape=[batch, height, width])  # Core ML's rank limit is 5: batch axes flattened
+    taps = mb.gather(x=mb.gather(x=plane, indices=rows, axis=1), indices=cols, axis=2)
+    taps = mb.reshape(x=taps, shape=[batch, outs[0], kh, outs[1], kw])
+    taps = mb.reshape(x=mb.transpose(x=taps, perm=[0, 1, 3, 2, 4]), shape=[batch, outs[0], outs[1], kh * kw])
+    tap = mb.reduce_argmax(x=taps, axis=-1, keep_dims=False)
+    if types_is_float(x):
+        last = mb.reduce_argmax(x=mb.reverse(x=taps, axes=[-1]), axis=-1, keep_dims=False)
+        best = mb.reduce_max(x=taps, axes=[-1], keep_dims=False)
+        tap = select(mb.not_equal(x=best, y=best), mb.sub(x=np.int32(kh * kw - 1), y=last), tap)
+    row = mb.minimum(x=mb.floor_div(x=tap, y=np.int32(kw)), y=(row_end - row0 - 1)[:, None].astype(np.int32))
+    col = mb.minimum(x=mb.mod(x=tap, y=np.int32(kw)), y=(col_end - col0 - 1)[None, :].astype(np.int32))
+    base = (row0[:, None] * width + col0[None, :]).astype(np.int32)  # each window's first position
+    flat = mb.add(x=mb.add(x=mb.mul(x=row, y=np.int32(width)), y=col), y=base)
+    return mb.reshape(x=flat, shape=[*lead, *outs])
+
+
+def types_is_float(x: Any) -> bool:
+    from coremltools.converters.mil.mil import types
+
+    return bool(types.is_float(x.dtype))
+
+
+def _adaptive_max_with_indices(context: Any, node: Any, spatial: int) -> object:
+    """coremltools' pooled values (its ``adaptive_max_pool{1,2}d`` translation) with PyTorch's indices beside them;
+    static sizes. With flexible sizes, coremltools' translation as it is (no indices)."""
+    from coremltools.converters.mil.mil import Builder as mb
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    inputs = frontend()._get_inputs(context, node, min_expected=2)
+    x = inputs[0]
+    outs = [int(v) for v in np.atleast_1d(const_value(inputs[1]))]
+    original = frontend().adaptive_max_pool2d if spatial == 2 else frontend().adaptive_max_pool1d
+    original(context, node)
+    if any_symbolic(x.shape[-spatial:]) or len(outs) != spatial:
+        return DELEGATED
+    bound = context[node.name]
+    values = bound[0] if isinstance(bound, tuple) else bound
+    if spatial == 1:  # one row: the flat index is the column
+        plane = mb.expand_dims(x=x, axes=[-2])
+        indices = mb.squeeze(x=_adaptive_max_indices(plane, [1, outs[0]]), axes=[-2])
+    else:
+        indices = _adaptive_max_indices(x, outs)
+    if len(node.outputs) > 1:  # TorchScript: one name per output
+        context.add(values, torch_name=node.outputs[0], override=True)
+        context.add(indices, torch_name=node.outputs[1], override=True)
+    else:
+        context.add((values, indices), torch_name=node.name, override=True)
+    return None
+
+
+@rescue(
+    "adaptive_max_pool2d",
+    "override: coremltools 9.0 binds no indices for adaptive_max_pool2d(return_indices=True)",
+    override=True,
+)
+def adaptive_max_pool2d(context: Any, node: Any) -> object:
+    return _adaptive_max_with_indices(context, node, 2)
+
+
+@rescue(
+    "adaptive_max_pool1d",
+    "override: coremltools 9.0 binds no indices for adaptive_max_pool1d(return_indices=True)",
+    override=True,
+)
+def adaptive_max_pool1d(context: Any, node: Any) -> object:
+    return _adaptive_max_with_indices(context, node, 1)
