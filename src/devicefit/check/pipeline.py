@@ -67,6 +67,9 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     t = time.perf_counter()
     program = interp.load(converted.mlmodel)
     result.program = program
+    renamed = validate_stage.renamed_inputs([s.name for s in source.input_specs], program)
+    if renamed:
+        result.extras["renamed_inputs"] = renamed
     clean = screen.clean
     observed: dict[str, tuple[int, ...]] = {}
     if clean.feeds:

@@ -1,0 +1,47 @@
+"""``check`` on the round-8 outside models (tests/corpus/outside8.py): each test failed before its fix."""
+
+from __future__ import annotations
+
+import textwrap
+
+from devicefit.check import CheckOptions, run_check
+
+STATE_INPUT = textwrap.dedent(
+    """
+    import torch
+
+
+    class Step(torch.nn.Module):
+        # a streaming step as Silero VAD writes it: the recurrent state is an input named `state` (a name Core ML
+        # reserves: coremltools calls the converted model's input `state_workaround`)
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.cell = torch.nn.GRUCell(8, 8)
+
+        def forward(self, x, state):
+            h = self.cell(x, state)
+            return torch.sigmoid(h.sum(-1)), h
+
+
+    def make_model():
+        g = torch.Generator().manual_seed(0)
+        return Step().eval(), (torch.randn(1, 8, generator=g), torch.randn(1, 8, generator=g))
+    """
+)
+
+
+def test_an_input_named_as_a_core_ml_reserved_word_is_fed_by_its_converted_name(tmp_path):
+    # check stopped with "error: unknown input 'state'; the model's inputs are: x, state_workaround": it fed
+    # the converted program by the PyTorch names, and coremltools renames an input called `state`, `tensor`,
+    # `string`, `bool`, `list`, ... (MIL's reserved words)
+    path = tmp_path / "step.py"
+    path.write_text(STATE_INPUT)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    assert result.verdicts["numerics"].status in ("pass", "warn"), result.verdicts["numerics"].reason
+    # the app feeds the Core ML name: the convert verdict says it
+    assert "'state' is 'state_workaround'" in result.verdicts["convert"].reason, result.verdicts[
+        "convert"
+    ].reason
