@@ -27,6 +27,7 @@ from torch import nn
 
 from tests.corpus.families import randomize, text_inputs
 from tests.corpus.outside import TX, Outside, V, _hf, _px
+from tests.corpus.outside8_quirks import QUIRKS8
 
 
 def _gen(seed: int = 8) -> torch.Generator:
@@ -1395,7 +1396,7 @@ def make_clap_audio() -> tuple[nn.Module, Any]:
     return model, torch.randn(1, 1, 64, 16, generator=_gen())
 
 
-OUTSIDE8: list[Outside] = [
+PLAIN8: list[Outside] = [
     Outside("SqueezeNet 1.1 (Fire, ceil-mode pools)", "vision", make_squeezenet),
     Outside("MnasNet (torchvision)", "vision", make_mnasnet),
     Outside("torchvision ViT (nn.MultiheadAttention fast path)", "vision", make_tv_vit),
@@ -1430,3 +1431,5 @@ OUTSIDE8: list[Outside] = [
     Outside("PP-LCNet (HF)", "vision", make_pp_lcnet),
     Outside("CLAP audio tower (HF)", "audio", make_clap_audio),
 ]
+
+OUTSIDE8: list[Outside] = PLAIN8 + QUIRKS8
