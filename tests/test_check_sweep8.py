@@ -45,3 +45,42 @@ def test_an_input_named_as_a_core_ml_reserved_word_is_fed_by_its_converted_name(
     assert "'state' is 'state_workaround'" in result.verdicts["convert"].reason, result.verdicts[
         "convert"
     ].reason
+
+
+NEAREST_WARP = textwrap.dedent(
+    """
+    import torch
+    import torch.nn.functional as F
+
+
+    class Warp(torch.nn.Module):
+        # nearest sampling on a grid predicted by a conv: fp16 weights move some grid points across a pixel
+        # boundary, so the shipped package picks other pixels on some inputs (a real weight storage loss)
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.grid = torch.nn.Conv2d(3, 2, 3, padding=1)
+
+        def forward(self, x):
+            grid = torch.tanh(self.grid(x)).permute(0, 2, 3, 1) * 1.3
+            return F.grid_sample(x, grid, mode="nearest", padding_mode="reflection", align_corners=True)
+
+
+    def make_model():
+        return Warp().eval(), torch.randn(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    """
+)
+
+
+def test_a_weight_storage_failure_is_localized_on_the_sample_where_the_weights_differ(tmp_path):
+    # the FAIL said "weight storage loss ... keep more precision for the weights" without a line: the search
+    # for the first differing line ran on the sample whose *fp32 conversion* differed most (all agree exactly
+    # here, so the first one), where the fp16 weights happened to pick the same pixels as PyTorch
+    path = tmp_path / "warp.py"
+    path.write_text(NEAREST_WARP)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    numerics = result.verdicts["numerics"]
+    assert numerics.status == "fail" and numerics.reason.startswith("weight storage loss"), numerics.reason
+    assert "warp.py:" in numerics.reason, numerics.reason

@@ -1396,6 +1396,32 @@ def make_clap_audio() -> tuple[nn.Module, Any]:
     return model, torch.randn(1, 1, 64, 16, generator=_gen())
 
 
+def make_vits() -> tuple[nn.Module, Any]:
+    """HF VITS text-to-speech (MMS-TTS): predicted durations set the waveform's length, noise drawn in forward."""
+    return _hf(
+        "VitsModel",
+        "VitsConfig",
+        vocab_size=40,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        ffn_dim=64,
+        flow_size=16,
+        spectrogram_bins=33,
+        upsample_initial_channel=32,
+        upsample_rates=[4, 4],
+        upsample_kernel_sizes=[8, 8],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        prior_encoder_num_flows=2,
+        prior_encoder_num_wavenet_layers=2,
+        posterior_encoder_num_wavenet_layers=2,
+        duration_predictor_num_flows=2,
+        duration_predictor_filter_channels=16,
+        depth_separable_num_layers=2,
+    ), {"input_ids": torch.randint(1, 40, (1, 10), generator=_gen())}
+
+
 PLAIN8: list[Outside] = [
     Outside("SqueezeNet 1.1 (Fire, ceil-mode pools)", "vision", make_squeezenet),
     Outside("MnasNet (torchvision)", "vision", make_mnasnet),
@@ -1430,6 +1456,14 @@ PLAIN8: list[Outside] = [
     Outside("TextNet (HF)", "vision", make_textnet),
     Outside("PP-LCNet (HF)", "vision", make_pp_lcnet),
     Outside("CLAP audio tower (HF)", "audio", make_clap_audio),
+    Outside(
+        "VITS text-to-speech (HF)",
+        "audio",
+        make_vits,
+        convert="fail",
+        numerics="skipped",
+        note="the spline flow's writes through a data-dependent bool mask: named at modeling_vits.py's lines",
+    ),
 ]
 
 OUTSIDE8: list[Outside] = PLAIN8 + QUIRKS8

@@ -345,6 +345,114 @@ def make_ids_only_lm() -> tuple[nn.Module, Any]:
     return IdsOnlyLM().eval(), torch.randint(3, 128, (1, 12), generator=_gen(), dtype=torch.int32)
 
 
+class CircularPadding(nn.Module):
+    """Panorama / equirectangular convs: ``Conv2d(padding_mode="circular")``, ``nn.CircularPad2d`` before a
+    valid conv, and a ``ConvTranspose2d`` with ``output_padding``, ``dilation`` and ``groups`` at once."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.wrap = nn.Conv2d(3, 8, 3, padding=1, padding_mode="circular")
+        self.pad = nn.CircularPad2d((2, 2, 1, 1))
+        self.conv = nn.Conv2d(8, 8, (3, 5))
+        self.up = nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1, output_padding=1, dilation=2, groups=2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.up(F.relu(self.conv(self.pad(F.relu(self.wrap(x))))))
+
+
+def make_circular() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(CircularPadding()), torch.randn(1, 3, 12, 24, generator=_gen())
+
+
+class ProjectedLSTM(nn.Module):
+    """An ``nn.LSTM`` with ``proj_size`` (LSTMP, the speech recognizers' projected LSTM) and an
+    ``nn.RNN(nonlinearity="relu")``, batch first."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(16, 32, num_layers=1, batch_first=True, proj_size=8)
+        self.rnn = nn.RNN(8, 8, nonlinearity="relu", batch_first=True)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y, _ = self.lstm(x)
+        z, _ = self.rnn(y)
+        return self.head(z)
+
+
+def make_lstmp() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(ProjectedLSTM()), torch.randn(1, 10, 16, generator=_gen())
+
+
+class PoolingOdd(nn.Module):
+    """Layers torch.nn has that few models use: ``nn.ChannelShuffle``, ``nn.LPPool2d`` (power-average pooling),
+    ``nn.AdaptiveMaxPool1d`` to a size that does not divide the length, ``nn.Unflatten``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.shuffle = nn.ChannelShuffle(2)
+        self.lp = nn.LPPool2d(2, 2)
+        self.amax = nn.AdaptiveMaxPool1d(5)
+        self.unflatten = nn.Unflatten(1, (2, 4))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.lp(self.shuffle(F.relu(self.conv(x))))
+        pooled = self.amax(y.flatten(2))
+        return self.unflatten(pooled), y
+
+
+def make_pooling_odd() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(PoolingOdd()), _px(14)
+
+
+class SamplingOdd(nn.Module):
+    """``grid_sample`` with ``mode="nearest"``, ``padding_mode="reflection"``, ``align_corners=True`` on a
+    predicted grid, and ``nn.Upsample`` by a non-uniform, non-integer scale ``(2, 1.5)``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.grid = nn.Conv2d(3, 2, 3, padding=1)
+        self.up = nn.Upsample(scale_factor=(2, 1.5), mode="bilinear", align_corners=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        grid = torch.tanh(self.grid(x)).permute(0, 2, 3, 1) * 1.3  # some points outside: reflected
+        warped = F.grid_sample(x, grid, mode="nearest", padding_mode="reflection", align_corners=True)
+        return warped, self.up(x)
+
+
+def make_sampling_odd() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    return randomize(SamplingOdd()), _px(16)
+
+
+class NormsOdd(nn.Module):
+    """Distances and norms off the usual path: ``cdist(p=1)``, ``linalg.vector_norm(ord=inf)``,
+    ``linalg.matrix_norm`` (Frobenius), ``cummin``, ``index_fill``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        a = self.proj(x)
+        d1 = torch.cdist(a, y, p=1.0)
+        inf = torch.linalg.vector_norm(a, ord=float("inf"), dim=-1)
+        fro = torch.linalg.matrix_norm(a.view(-1, 2, 4))
+        running_min = torch.cummin(a, dim=1).values
+        filled = a.index_fill(1, torch.tensor([0, 3]), -1.0)
+        return d1, inf, fro, running_min, filled
+
+
+def make_norms_odd() -> tuple[nn.Module, Any]:
+    torch.manual_seed(0)
+    g = _gen()
+    return randomize(NormsOdd()), (torch.randn(6, 8, generator=g), torch.randn(5, 8, generator=g))
+
+
 QUIRKS8: list[Outside] = [
     Outside("ENet (max-pool indices, MaxUnpool2d)", "segmentation", make_enet),
     Outside("ResNet-D shortcut (ceil-mode avg pool, even 'same' conv)", "vision", make_resnet_d),
@@ -360,5 +468,16 @@ QUIRKS8: list[Outside] = [
     ),
     Outside("Qwen2 GQA decoder on ids alone (HF)", "text", make_ids_only_lm),
     Outside("activation zoo", "plain", make_activation_zoo),
+    Outside("circular padding, dilated grouped transposed conv", "vision", make_circular),
+    Outside("projected LSTM (proj_size), ReLU RNN", "audio", make_lstmp),
+    Outside("ChannelShuffle, LPPool2d, AdaptiveMaxPool1d, Unflatten", "plain", make_pooling_odd),
+    Outside(
+        "grid_sample nearest/reflection, Upsample (2, 1.5)",
+        "vision",
+        make_sampling_odd,
+        numerics="fail",
+        note="nearest sampling on a grid from fp16 weights picks other pixels: weight storage loss, named at its line",
+    ),
+    Outside("cdist p=1, inf norm, matrix_norm, cummin, index_fill", "plain", make_norms_odd),
     Outside("elementwise odd ones (round decimals, fmod, copysign, ...)", "plain", make_elementwise_odd),
 ]

@@ -163,7 +163,11 @@ def _numerics(
         return runs.divergence_shapes
     fidelity_runs = runs.fp32 if weights_fp32 else (separate[0] if separate else [])
     worst = _worst(runs.torch, fidelity_runs)
-    _localize(result, program, source, clean, options, weights_fp32, fp32_mlmodel, worst)
+    # NOTE: a weight-storage failure is searched for on the sample where the *package* (its stored weights, run
+    # in fp32: runs.fp32) differs most; the fp32 conversion's worst sample may be one the weights get right
+    storage_only = _failed(result, numerics_stage.STORAGE) and not _failed(result, numerics_stage.FIDELITY)
+    searched = _worst(runs.torch, runs.fp32) if storage_only else worst
+    _localize(result, program, source, clean, options, weights_fp32, fp32_mlmodel, searched)
     _export_divergence(result, source, clean, fidelity_runs, worst)
     if options.repair and runs.torch and _compute_failed(result):
         t = time.perf_counter()
@@ -242,6 +246,11 @@ def _all_steps(block: Any) -> list[Any]:
         for inner in getattr(step.ctx, "blocks", None) or []:
             steps.extend(_all_steps(inner))
     return steps
+
+
+def _failed(result: CheckResult, question: str) -> bool:
+    answer = result.questions.get(question)
+    return answer is not None and answer.passed is False
 
 
 def _worst(reference: list[dict[str, Any]], got: list[dict[str, Any]]) -> int:
