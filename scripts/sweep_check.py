@@ -38,6 +38,7 @@ MARKER = "## check on models from outside the repo"
 def measure(build: Any) -> dict[str, str]:
     """fp32 conversion in fp32 and the fp16 package in fp16 vs PyTorch, worst over float outputs."""
     from devicefit import interp
+    from devicefit.check import program_feeds
     from devicefit.convert import ConversionError, ConvertOptions, convert
     from tests.convert.helpers import source_of
 
@@ -51,9 +52,12 @@ def measure(build: Any) -> dict[str, str]:
         return {"converts": "no"}
     out: dict[str, str] = {"converts": f"yes ({fp32.frontend})"}
     try:
-        got32 = interp.load(fp32.mlmodel).run(feeds, precision="fp32")
+        # NOTE: by the program's own input names (coremltools renames an input called `state` or `tensor`)
+        program32 = interp.load(fp32.mlmodel)
+        got32 = program32.run(program_feeds(feeds, {}, program32), precision="fp32")
         fp16 = convert(source, ConvertOptions(precision="fp16", frontend=fp32.frontend))
-        got16 = interp.load(fp16.mlmodel).run(feeds, precision="fp16")
+        program16 = interp.load(fp16.mlmodel)
+        got16 = program16.run(program_feeds(feeds, {}, program16), precision="fp16")
     except Exception as exc:  # a program that does not run is a row, not a crash
         out["fp32_rel"] = f"does not run: {type(exc).__name__}"
         return out

@@ -68,7 +68,6 @@ def test_fp16_masking_still_gives_finite_values(target):
     assert np.abs(got[0] - expected[0]).max() <= 2e-2 * float(np.abs(expected[0]).max())
 
 
-@pytest.mark.parametrize("target", ["iOS16", "iOS18"])
 @pytest.mark.parametrize(
     "form",
     {
@@ -82,7 +81,7 @@ def test_fp16_masking_still_gives_finite_values(target):
     }.items(),
     ids=lambda f: f[0] if isinstance(f, tuple) else str(f),
 )
-def test_grouped_query_attention_by_enable_gqa_converts(form, target):
+def test_grouped_query_attention_by_enable_gqa_converts(form):
     # PyTorch 2.5's enable_gqa=True (Hugging Face's SDPA attention passes it when there is no mask): 6 query
     # heads on 2 key / value heads, each shared by 3 consecutive query heads; coremltools ignored the flag and
     # failed to broadcast 6 heads against 2 ("unsupported op scaled_dot_product_attention")
@@ -92,6 +91,8 @@ def test_grouped_query_attention_by_enable_gqa_converts(form, target):
         torch.randn(1, 2, 5, 4, generator=g),
         torch.randn(1, 2, 5, 4, generator=g),
     )
-    got, expected, _ = _run(form[1], (q, k, v), "torchscript", target)
+    # NOTE: iOS18 only: the repeated heads take devicefit's own attention on every target (the fused op has no
+    # enable_gqa), so one target covers the path
+    got, expected, _ = _run(form[1], (q, k, v), "torchscript", "iOS18")
     assert got[0].shape == expected[0].shape
     assert np.abs(got[0] - expected[0]).max() <= 1e-5 * float(np.abs(expected[0]).max())

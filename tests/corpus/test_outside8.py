@@ -17,12 +17,9 @@ import pytest
 from tests.corpus.outside8 import OUTSIDE8
 from tests.corpus.test_outside3 import check_holds
 
-# small plain-PyTorch models, the quickest through the whole check and the direct measurement (2 shared cores)
-FAST = {
-    "Silero-style VAD (conv STFT, LSTMCell state)",
-    "SDPA enable_gqa with scale",
-    "FasterNet partial conv (slice assignment)",
-}
+# the quickest small plain-PyTorch model through the whole check and the direct measurement (the round's fixes
+# have their own fast tests, which keep the default suite's added time within budget)
+FAST = {"Silero-style VAD (conv STFT, LSTMCell state)"}
 
 
 def _params() -> list:
