@@ -84,3 +84,43 @@ def test_a_weight_storage_failure_is_localized_on_the_sample_where_the_weights_d
     numerics = result.verdicts["numerics"]
     assert numerics.status == "fail" and numerics.reason.startswith("weight storage loss"), numerics.reason
     assert "warp.py:" in numerics.reason, numerics.reason
+
+
+DYNAMIC_QUANT = textwrap.dedent(
+    """
+    import torch
+    from torch import nn
+
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.emb = nn.Embedding(100, 16)
+            self.fc = nn.Linear(16, 4)
+
+        def forward(self, ids):
+            return self.fc(self.emb(ids))
+
+
+    def make_model():
+        # what many try first to shrink a model for a phone: PyTorch's dynamic int8 quantization
+        model = torch.ao.quantization.quantize_dynamic(Tagger().eval(), {nn.Linear}, dtype=torch.qint8)
+        return model, torch.randint(0, 100, (1, 8))
+    """
+)
+
+
+def test_a_torch_ao_quantized_model_is_refused_by_naming_its_quantized_modules(tmp_path):
+    # the convert FAIL read "torchscript: failed (AssertionError: AssertionError) | torch.export: failed
+    # (AttributeError ...)": coremltools asserts on PyTorch's packed int8 weights, and nothing said which module
+    # or what to do
+    path = tmp_path / "tagger.py"
+    path.write_text(DYNAMIC_QUANT)
+    result = run_check(
+        CheckOptions(model=f"{path}:make_model", samples=2, devices=["iphone-12"], repair=False)
+    )
+    reason = result.verdicts["convert"].reason
+    assert result.verdicts["convert"].status == "fail", reason
+    assert "fc (DynamicQuantizedLinear)" in reason and "devicefit compress" in reason, reason
+    assert "tagger.py:14" in reason, reason  # and where its op is

@@ -453,6 +453,25 @@ def make_norms_odd() -> tuple[nn.Module, Any]:
     return randomize(NormsOdd()), (torch.randn(6, 8, generator=g), torch.randn(5, 8, generator=g))
 
 
+class IntentTagger(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(100, 16)
+        self.mix = nn.Linear(16, 16)
+        self.fc = nn.Linear(16, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.relu(self.mix(self.emb(ids))))
+
+
+def make_dynamic_quant() -> tuple[nn.Module, Any]:
+    """What many try first to shrink a model for a phone: ``torch.ao.quantization.quantize_dynamic`` (int8
+    ``nn.Linear`` with packed weights), handed to check as it is."""
+    torch.manual_seed(0)
+    model = torch.ao.quantization.quantize_dynamic(randomize(IntentTagger()), {nn.Linear}, dtype=torch.qint8)
+    return model, torch.randint(0, 100, (1, 8), generator=_gen())
+
+
 QUIRKS8: list[Outside] = [
     Outside("ENet (max-pool indices, MaxUnpool2d)", "segmentation", make_enet),
     Outside("ResNet-D shortcut (ceil-mode avg pool, even 'same' conv)", "vision", make_resnet_d),
@@ -468,6 +487,14 @@ QUIRKS8: list[Outside] = [
     ),
     Outside("Qwen2 GQA decoder on ids alone (HF)", "text", make_ids_only_lm),
     Outside("activation zoo", "plain", make_activation_zoo),
+    Outside(
+        "torch.ao dynamic int8 quantization (quantize_dynamic)",
+        "text",
+        make_dynamic_quant,
+        convert="fail",
+        numerics="skipped",
+        note="the quantized modules named with what to do (was coremltools' bare AssertionError for an LSTM)",
+    ),
     Outside("circular padding, dilated grouped transposed conv", "vision", make_circular),
     Outside("projected LSTM (proj_size), ReLU RNN", "audio", make_lstmp),
     Outside("ChannelShuffle, LPPool2d, AdaptiveMaxPool1d, Unflatten", "plain", make_pooling_odd),

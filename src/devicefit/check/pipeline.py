@@ -56,6 +56,11 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     result.convert = converted.summary
     timings["convert"] = time.perf_counter() - t
     if converted.mlmodel is None:
+        from devicefit.convert.quantized import quantized_hint
+
+        hint = quantized_hint(getattr(source, "module", None))
+        if hint:
+            result.extras["quantized_modules"] = hint
         result.verdicts = verdicts_stage.decide(result)
         return result
     result.mlmodel = converted.mlmodel

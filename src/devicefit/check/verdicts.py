@@ -65,6 +65,11 @@ def _convert(r: Any) -> Verdict:
 def _converted(r: Any) -> Verdict:
     if r.convert.ok and r.extras.get("declared_type_mismatches"):
         return _mistyped(r.extras["declared_type_mismatches"])
+    if not r.convert.ok and r.extras.get("quantized_modules"):
+        # NOTE: their ops' generic advice (rewrite with supported ops) is wrong here: the fix is upstream
+        unsupported = r.convert.unsupported or []
+        first = f" (first op without a translation: {_op_at(unsupported[0])})" if unsupported else ""
+        return Verdict(FAIL, r.extras["quantized_modules"] + first)
     if not r.convert.ok:
         unsupported = r.convert.unsupported or []
         if unsupported:
