@@ -17,9 +17,13 @@ import pytest
 from tests.corpus.outside8 import OUTSIDE8
 from tests.corpus.test_outside3 import check_holds
 
-# the quickest small plain-PyTorch model through the whole check and the direct measurement (the round's fixes
-# have their own fast tests, which keep the default suite's added time within budget)
-FAST = {"Silero-style VAD (conv STFT, LSTMCell state)"}
+# the quickest small models through the whole check and the direct measurement, one per fix of the round
+# (~1.5-2 s each on 2 shared cores; the fixes' own fast tests are in tests/test_check_sweep8.py)
+FAST = {
+    "Silero-style VAD (conv STFT, LSTMCell state)",
+    "SDPA enable_gqa with scale",
+    "torch.ao dynamic int8 quantization (quantize_dynamic)",
+}
 
 
 def _params() -> list:
