@@ -66,3 +66,33 @@ def test_fp16_masking_still_gives_finite_values(target):
     )
     assert np.isfinite(got[0]).all()
     assert np.abs(got[0] - expected[0]).max() <= 2e-2 * float(np.abs(expected[0]).max())
+
+
+@pytest.mark.parametrize(
+    "form",
+    {
+        "plain": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, enable_gqa=True),
+        "causal_scaled": lambda q, k, v: F.scaled_dot_product_attention(
+            q, k, v, is_causal=True, scale=0.5, enable_gqa=True
+        ),
+        "float_mask": lambda q, k, v: F.scaled_dot_product_attention(
+            q, k, v, torch.full((5, 5), -1e4).triu(1), enable_gqa=True
+        ),
+    }.items(),
+    ids=lambda f: f[0] if isinstance(f, tuple) else str(f),
+)
+def test_grouped_query_attention_by_enable_gqa_converts(form):
+    # PyTorch 2.5's enable_gqa=True (Hugging Face's SDPA attention passes it when there is no mask): 6 query
+    # heads on 2 key / value heads, each shared by 3 consecutive query heads; coremltools ignored the flag and
+    # failed to broadcast 6 heads against 2 ("unsupported op scaled_dot_product_attention")
+    g = torch.Generator().manual_seed(3)
+    q, k, v = (
+        torch.randn(1, 6, 5, 4, generator=g),
+        torch.randn(1, 2, 5, 4, generator=g),
+        torch.randn(1, 2, 5, 4, generator=g),
+    )
+    # NOTE: iOS18 only: the repeated heads take devicefit's own attention on every target (the fused op has no
+    # enable_gqa), so one target covers the path
+    got, expected, _ = _run(form[1], (q, k, v), "torchscript", "iOS18")
+    assert got[0].shape == expected[0].shape
+    assert np.abs(got[0] - expected[0]).max() <= 1e-5 * float(np.abs(expected[0]).max())

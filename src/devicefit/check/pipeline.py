@@ -56,6 +56,11 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     result.convert = converted.summary
     timings["convert"] = time.perf_counter() - t
     if converted.mlmodel is None:
+        from devicefit.convert.quantized import quantized_hint
+
+        hint = quantized_hint(getattr(source, "module", None))
+        if hint:
+            result.extras["quantized_modules"] = hint
         result.verdicts = verdicts_stage.decide(result)
         return result
     result.mlmodel = converted.mlmodel
@@ -67,6 +72,9 @@ def run_check(options: CheckOptions, progress: Progress | None = None) -> CheckR
     t = time.perf_counter()
     program = interp.load(converted.mlmodel)
     result.program = program
+    renamed = validate_stage.renamed_inputs([s.name for s in source.input_specs], program)
+    if renamed:
+        result.extras["renamed_inputs"] = renamed
     clean = screen.clean
     observed: dict[str, tuple[int, ...]] = {}
     if clean.feeds:
@@ -160,7 +168,11 @@ def _numerics(
         return runs.divergence_shapes
     fidelity_runs = runs.fp32 if weights_fp32 else (separate[0] if separate else [])
     worst = _worst(runs.torch, fidelity_runs)
-    _localize(result, program, source, clean, options, weights_fp32, fp32_mlmodel, worst)
+    # NOTE: a weight-storage failure is searched for on the sample where the *package* (its stored weights, run
+    # in fp32: runs.fp32) differs most; the fp32 conversion's worst sample may be one the weights get right
+    storage_only = _failed(result, numerics_stage.STORAGE) and not _failed(result, numerics_stage.FIDELITY)
+    searched = _worst(runs.torch, runs.fp32) if storage_only else worst
+    _localize(result, program, source, clean, options, weights_fp32, fp32_mlmodel, searched)
     _export_divergence(result, source, clean, fidelity_runs, worst)
     if options.repair and runs.torch and _compute_failed(result):
         t = time.perf_counter()
@@ -244,6 +256,11 @@ def _all_steps(block: Any) -> list[Any]:
         for inner in getattr(step.ctx, "blocks", None) or []:
             steps.extend(_all_steps(inner))
     return steps
+
+
+def _failed(result: CheckResult, question: str) -> bool:
+    answer = result.questions.get(question)
+    return answer is not None and answer.passed is False
 
 
 def _worst(reference: list[dict[str, Any]], got: list[dict[str, Any]]) -> int:

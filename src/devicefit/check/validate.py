@@ -81,6 +81,25 @@ def program_feeds(feeds: dict[str, Any], image_inputs: dict[str, Any], program: 
         x = np.asarray(out[name], dtype=np.float32)
         bias = np.asarray(img.bias, dtype=np.float32).reshape([1, -1] + [1] * (x.ndim - 2))
         out[name] = ((x - bias) / np.float32(img.scale)).astype(np.float32)
+    if program is not None:
+        for name, saved in renamed_inputs(list(out), program).items():
+            out[saved] = out.pop(name)
+    return out
+
+
+def renamed_inputs(names: list[str], program: Any) -> dict[str, str]:
+    """PyTorch input name -> the converted program's, for the inputs coremltools renamed (an input called
+    ``state`` or ``tensor``, words MIL reserves, is ``state_workaround`` in the program): the app feeds that
+    name, and check feeds the program by it."""
+    from devicefit.convert.options import saved_value_name
+
+    declared = {spec.name for spec in program.inputs}
+    out = {}
+    for name in names:
+        if name not in declared:
+            saved = saved_value_name(name)
+            if saved in declared and saved not in names:
+                out[name] = saved
     return out
 
 

@@ -56,8 +56,27 @@ _RETURNED_INPUT = re.compile(
 
 
 def _convert(r: Any) -> Verdict:
+    verdict = _converted(r)
+    renamed = r.extras.get("renamed_inputs")
+    if verdict.status != FAIL and renamed:
+        # NOTE: the app feeds the Core ML model by its own names: one it does not expect stops the prediction
+        shown = ", ".join(f"{a!r} is {b!r}" for a, b in renamed.items())
+        return Verdict(
+            verdict.status,
+            f"{verdict.reason}; the Core ML model's input {shown} (coremltools renames an input called by a word "
+            "Core ML reserves): an app passes it by that name, or rename the forward() argument",
+        )
+    return verdict
+
+
+def _converted(r: Any) -> Verdict:
     if r.convert.ok and r.extras.get("declared_type_mismatches"):
         return _mistyped(r.extras["declared_type_mismatches"])
+    if not r.convert.ok and r.extras.get("quantized_modules"):
+        # NOTE: their ops' generic advice (rewrite with supported ops) is wrong here: the fix is upstream
+        unsupported = r.convert.unsupported or []
+        first = f" (first op without a translation: {_op_at(unsupported[0])})" if unsupported else ""
+        return Verdict(FAIL, r.extras["quantized_modules"] + first)
     if not r.convert.ok:
         unsupported = r.convert.unsupported or []
         if unsupported:

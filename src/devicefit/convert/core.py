@@ -103,4 +103,8 @@ def convert(source: SourceModel, options: ConvertOptions | None = None) -> Conve
             tried |= used
     keep_used_rescues(report, tried)
     settle(report)
-    raise ConversionError(f"cannot convert {source.origin}: {report.summary()}", report)
+    from devicefit.convert.quantized import quantized_hint
+
+    hint = quantized_hint(source.module)
+    lead = f"{hint} | " if hint else ""
+    raise ConversionError(f"cannot convert {source.origin}: {lead}{report.summary()}", report)

@@ -202,6 +202,15 @@ def saved_op_name(name: str) -> str:
     return "op_" + clean if re.match("[^a-zA-Z_]", clean) else clean
 
 
+def saved_value_name(name: str) -> str:
+    """The name a model input gets in the saved program (coremltools' ``sanitize_name_strings`` pass: characters
+    outside ``[a-zA-Z0-9_]`` replaced, and MIL's reserved words, ``state``, ``tensor``, ``string``, ``bool``,
+    ``list`` ..., suffixed ``_workaround``)."""
+    from coremltools.converters.mil.mil.passes.defs.preprocess import NameSanitizer
+
+    return str(NameSanitizer(prefix="var_").sanitize_name(name))
+
+
 def ct_convert_kwargs(ct: Any, options: ConvertOptions) -> dict[str, Any]:
     """``minimum_deployment_target`` and ``compute_precision`` for ``ct.convert``."""
     if options.precision == "fp32":

@@ -5,6 +5,11 @@ Below iOS18, or with ``scale=`` (MIL's fused ``scaled_dot_product_attention`` ha
 above the kept ones still wins (found by the differential fuzzer, tests/interp/difffuzz.py, seed 217: a causal
 attention over values in the thousands attended to later positions). Here masked scores are *replaced* by
 ``-inf`` (a ``select``, so nothing is added to an infinity and fp16 stays finite wherever a row keeps a key).
+
+PyTorch 2.5's ``enable_gqa=True`` (grouped-query attention: fewer key / value heads than query heads, each shared
+by consecutive query heads; Hugging Face's SDPA attention passes it when there is no mask) is ignored by
+coremltools, which then fails to broadcast the heads; here the key / value heads are repeated (what
+``repeat_interleave`` along the heads does) and the attention built as above, with any float mask added.
 """
 
 from __future__ import annotations
@@ -39,10 +44,14 @@ def scaled_dot_product_attention(context: Any, node: Any) -> object:
     mask = arg(context, node, inputs, 3, "attn_mask")
     causal = bool(const_value(arg(context, node, inputs, 5, "is_causal"), False))
     scale = const_value(arg(context, node, inputs, 6, "scale"), None)
+    gqa = bool(const_value(arg(context, node, inputs, 7, "enable_gqa"), False))
     fused = is_current_opset_version_compatible_with(target.iOS18) and scale is None
     boolean = causal or (mask is not None and types.is_bool(mask.dtype))
     static = not any_symbolic(q.shape[-2:]) and not any_symbolic(k.shape[-2:])
-    if fused or not boolean or not static or q.rank != k.rank or not types.is_float(q.dtype):
+    q_heads, kv_heads = (_heads(q), _heads(k)) if gqa and q.rank >= 3 and q.rank == k.rank else (None, None)
+    if q_heads and kv_heads and q_heads != kv_heads and static and not any_symbolic(q.shape[-1:]):
+        k, v = _repeat_heads(k, q_heads // kv_heads), _repeat_heads(v, q_heads // kv_heads)
+    elif fused or not boolean or not static or q.rank != k.rank or not types.is_float(q.dtype):
         ops.scaled_dot_product_attention(context, node)
         return DELEGATED
     dtype = nptype_from_builtin(q.dtype)
@@ -50,7 +59,27 @@ def scaled_dot_product_attention(context: Any, node: Any) -> object:
     scores = mb.matmul(x=mb.mul(x=q, y=dtype(factor)), y=k, transpose_y=True)
     if causal:
         mask = np.tril(np.ones((int(q.shape[-2]), int(k.shape[-2])), dtype=bool))
-    scores = select(cond=mask, a=scores, b=dtype(-np.inf))
+    if causal or (mask is not None and types.is_bool(mask.dtype)):
+        scores = select(cond=mask, a=scores, b=dtype(-np.inf))
+    elif mask is not None:
+        scores = mb.add(x=scores, y=mask)
     weights = mb.softmax(x=scores, axis=-1)
     context.add(mb.matmul(x=weights, y=v, name=node.name), torch_name=node.name)
     return None
+
+
+def _heads(x: Any) -> int | None:
+    """The head count of a ``(..., heads, seq, dim)`` attention operand, when its whole shape is static."""
+    from coremltools.converters.mil.mil.types.symbolic import any_symbolic
+
+    return None if any_symbolic(x.shape) else int(x.shape[-3])
+
+
+def _repeat_heads(x: Any, groups: int) -> Any:
+    """``x.repeat_interleave(groups, dim=-3)`` for a static ``(..., heads, seq, dim)`` value: each head repeated
+    ``groups`` times in a row, as ``enable_gqa`` shares a key / value head among consecutive query heads."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    shape = [int(d) for d in x.shape]
+    tiled = mb.tile(x=mb.expand_dims(x=x, axes=[-3]), reps=[1] * (len(shape) - 2) + [groups, 1, 1])
+    return mb.reshape(x=tiled, shape=[*shape[:-3], shape[-3] * groups, *shape[-2:]])
