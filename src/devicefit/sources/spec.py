@@ -361,7 +361,10 @@ def _make_flat_module(module: Any, names: list[str], by_keyword: bool, template:
 
         def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
             out = call_module(self.inner, names, args, by_keyword, template)
-            return tuple(t for _, t in flatten_outputs(out))
+            # NOTE: an input handed back unchanged (``return x, self.fc(x)``) becomes a view of itself: as the
+            # input itself, coremltools renamed the input's var to the output's name and failed ("Main block's
+            # input name, 'x', is different from its corresponding var's name, 'output_0'") on both frontends
+            return tuple(t.view_as(t) if any(t is a for a in args) else t for _, t in flatten_outputs(out))
 
     flat = FlatModule()
     flat.training = False  # not .eval(): an ExportedProgram's module() refuses train()/eval()
