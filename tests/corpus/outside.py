@@ -374,8 +374,9 @@ def make_videomae() -> tuple[nn.Module, Any]:
     ), torch.randn(1, 4, 3, 32, 32, generator=torch.Generator().manual_seed(3))
 
 
-def _detr(model_class: str, config_class: str) -> tuple[nn.Module, Any]:
-    """A tiny DETR-family detector (DETR and Conditional DETR share the config fields) on a small ResNet."""
+def _detr(model_class: str, config_class: str, **overrides: Any) -> tuple[nn.Module, Any]:
+    """A tiny DETR-family detector (DETR, Conditional DETR and Table Transformer share the config fields) on a
+    small ResNet; ``overrides``: config fields set otherwise."""
     bb = _t().ResNetConfig(
         embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], out_features=["stage4"]
     )
@@ -391,8 +392,7 @@ def _detr(model_class: str, config_class: str) -> tuple[nn.Module, Any]:
         decoder_attention_heads=4,
         encoder_ffn_dim=64,
         decoder_ffn_dim=64,
-        num_queries=8,
-        num_labels=5,
+        **{"num_queries": 8, "num_labels": 5, **overrides},
     ), _px(64)
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tests.corpus.families import randomize, text_inputs
-from tests.corpus.outside import TX, Outside, V, _hf, _px
+from tests.corpus.outside import TX, Outside, V, _detr, _hf, _px, _t
 from tests.corpus.outside8_quirks import QUIRKS8
 
 
@@ -1245,7 +1245,7 @@ def make_swin2sr() -> tuple[nn.Module, Any]:
 
 
 def make_vitpose() -> tuple[nn.Module, Any]:
-    t = __import__("tests.corpus.outside", fromlist=["_t"])._t()
+    t = _t()
     bb = t.VitPoseBackboneConfig(
         image_size=[64, 48],
         patch_size=[8, 8],
@@ -1261,7 +1261,7 @@ def make_vitpose() -> tuple[nn.Module, Any]:
 
 
 def make_owlv2() -> tuple[nn.Module, Any]:
-    t = __import__("tests.corpus.outside", fromlist=["_t"])._t()
+    t = _t()
     cfg = t.Owlv2Config(
         text_config=dict(
             vocab_size=128,
@@ -1339,26 +1339,13 @@ def make_marian_encoder() -> tuple[nn.Module, Any]:
 
 
 def make_table_transformer() -> tuple[nn.Module, Any]:
-    t = __import__("tests.corpus.outside", fromlist=["_t"])._t()
-    bb = t.ResNetConfig(
-        embedding_size=8, hidden_sizes=[8, 16, 24, 32], depths=[1, 1, 1, 1], out_features=["stage4"]
-    )
-    return _hf(
+    return _detr(
         "TableTransformerForObjectDetection",
         "TableTransformerConfig",
-        use_timm_backbone=False,
-        backbone_config=bb,
         use_pretrained_backbone=False,
-        d_model=32,
-        encoder_layers=1,
-        decoder_layers=1,
-        encoder_attention_heads=4,
-        decoder_attention_heads=4,
-        encoder_ffn_dim=64,
-        decoder_ffn_dim=64,
         num_queries=10,
         num_labels=4,
-    ), _px(64)
+    )
 
 
 def make_textnet() -> tuple[nn.Module, Any]:

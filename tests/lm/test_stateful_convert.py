@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -224,36 +225,42 @@ def test_64_greedy_steps_fp32_exact_and_fp16_reported(family: str, tmp_path: Pat
         assert gap < FP16_ROUTER_ULPS * _fp16_ulp(level), (step, fp16.step_cosine[step], gap, level)
 
 
-@pytest.mark.slow
-def test_fp16_package_masks_the_window_exactly_past_2048(tmp_path: Path) -> None:
-    """A decode step at slot 2091 of an fp16 package with a sliding window of 4: the package's float positions
-    read 2091 as 2092 (fp16 holds integers exactly up to 2048), so the window admitted other keys than
-    transformers'. The cache is filled with random keys / values, so every admitted key moves the logits."""
+def _fp16_decode_cosine(model: Any, tmp_path: Path, context: int, slot: int) -> float:
+    """The cosine between an fp16 package's and PyTorch's logits for one decode step at ``slot``, both reading
+    the same random (fp16-exact) cache: every key the mask admits or biases moves the logits."""
     import torch
-    import transformers as tf
 
-    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask
+    from devicefit.convert.lm_wrapper import causal_mask, stateful_wrapper
 
-    torch.manual_seed(0)
-    config = tf.MistralConfig(
-        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
-        num_key_value_heads=1, sliding_window=4, max_position_embeddings=4096, initializer_range=0.2,
-    )  # fmt: skip
-    model = tf.MistralForCausalLM(config).eval()
-    context, slot = 2100, 2091
-    pkg = tmp_path / "w.mlpackage"
+    pkg = tmp_path / "decode.mlpackage"
     convert_causal_lm(model, pkg, max_context=context, precision="fp16")
     lm = InterpLM(pkg, "fp16")
     rng = np.random.default_rng(0)
     cache = {n: rng.normal(0, 1, s.shape).astype(np.float16).astype(np.float32) for n, s in lm.states.items()}
     lm.states, lm.position = dict(cache), slot
     got = lm.feed(np.array([5]))[0]
-    reference = StatefulCausalLM(model, context, round_cache_fp16=True)
+    reference = stateful_wrapper(model, context, round_cache_fp16=True)
     with torch.no_grad():
         for name, value in cache.items():
             getattr(reference, name).copy_(torch.from_numpy(value))
         expected = reference(torch.tensor([[5]]), causal_mask(1, slot + 1))[0, 0].numpy()
-    cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
+    return float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
+
+
+@pytest.mark.slow
+def test_fp16_package_masks_the_window_exactly_past_2048(tmp_path: Path) -> None:
+    """A decode step at slot 2091 of an fp16 package with a sliding window of 4: the package's float positions
+    read 2091 as 2092 (fp16 holds integers exactly up to 2048), so the window admitted other keys than
+    transformers'."""
+    import torch
+    import transformers as tf
+
+    torch.manual_seed(0)
+    config = tf.MistralConfig(
+        vocab_size=VOCAB, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+        num_key_value_heads=1, sliding_window=4, max_position_embeddings=4096, initializer_range=0.2,
+    )  # fmt: skip
+    cosine = _fp16_decode_cosine(tf.MistralForCausalLM(config).eval(), tmp_path, context=2100, slot=2091)
     assert cosine > 0.9999, cosine
 
 
@@ -261,27 +268,10 @@ def test_fp16_package_masks_the_window_exactly_past_2048(tmp_path: Path) -> None
 def test_fp16_bloom_package_keeps_alibi_biases_of_nearby_keys_exact(tmp_path: Path) -> None:
     """A decode step at slot 1500 of an fp16 BLOOM package: a table of slope x position stored as fp16 constants
     rounds the newest keys' biases by up to half a logit there (fp16's spacing at 1000 is 0.5); the slopes applied
-    to the int32 distance from the newest key keep them exact. Random cache values make every bias count."""
-    import torch
-
-    from devicefit.convert.lm_wrapper import StatefulCausalLM, causal_mask, stateful_wrapper
-
+    to the int32 distance from the newest key keep them exact."""
     model = tiny_lm("bloom")
     model.config.max_position_embeddings = (
         2048  # BLOOM has no position table: the tiny config's 256 is nominal
     )
-    context, slot = 1536, 1500
-    pkg = tmp_path / "b.mlpackage"
-    convert_causal_lm(model, pkg, max_context=context, precision="fp16")
-    lm = InterpLM(pkg, "fp16")
-    rng = np.random.default_rng(0)
-    cache = {n: rng.normal(0, 1, s.shape).astype(np.float16).astype(np.float32) for n, s in lm.states.items()}
-    lm.states, lm.position = dict(cache), slot
-    got = lm.feed(np.array([5]))[0]
-    reference: StatefulCausalLM = stateful_wrapper(model, context, round_cache_fp16=True)
-    with torch.no_grad():
-        for name, value in cache.items():
-            getattr(reference, name).copy_(torch.from_numpy(value))
-        expected = reference(torch.tensor([[5]]), causal_mask(1, slot + 1))[0, 0].numpy()
-    cosine = float(got @ expected / np.linalg.norm(got) / np.linalg.norm(expected))
+    cosine = _fp16_decode_cosine(model, tmp_path, context=1536, slot=1500)
     assert cosine > 0.9999, cosine
