@@ -24,26 +24,16 @@ from tests.corpus.outside4 import OUTSIDE4
 from tests.corpus.test_outside3 import check_holds
 
 # small plain-PyTorch models, ~1-2 s each through the whole check and the direct measurement (2 shared cores)
+# (the fast suite's 15-minute budget, 2026-12-02: 8 models a round; the others run in the slow tier, and
+# each round's fixes have their own fast tests)
 FAST = {
     "causal linear attention (cumsum)",
     "T5 relative position buckets",
     "log-mel front end (torch.stft)",
     "spatial transformer (affine_grid, grid_sample)",
-    "NeRF MLP (positional encoding)",
-    "ArcFace margin head (acos)",
-    "torch.jit.script module",
-    "data-dependent .item() branch",
-    "in-place ops on the input",
-    "bool mask input",
     "temperature-scaled logits (fp16 overflow)",
     "hashed int64 ids beyond int32",
-    "channels_last CNN",
-    "nested dict output with None",
-    "dynamic per-sample conv weights",
-    "log-space linear recurrence (cumsum, logcumsumexp)",
-    "spectral-norm discriminator",
-    "Embedding(max_norm=1.0)",
-    "antialiased resize inside the model",
+    "in-place ops on the input",
     "box post-processing (in-place slice updates)",
 }
 

@@ -6,7 +6,7 @@ check's metrics, on the samples check used: it converts or the refusal names a s
 verdict agrees with those errors and a FAIL names where; the exit code is the verdicts'; no verdict leads with
 a Core ML value name.
 
-The fast subset runs in the default suite (about 1-2 s a model on 2 shared cores, 21-32 s in all); the rest is
+The fast subset runs in the default suite (8 models, about 1-2 s each on 2 shared cores); the rest is
 marked slow.
 """
 
@@ -18,27 +18,16 @@ from tests.corpus.outside5 import OUTSIDE5
 from tests.corpus.test_outside3 import check_holds
 
 # small plain-PyTorch models, ~1-2 s each through the whole check and the direct measurement (2 shared cores)
+# (the fast suite's 15-minute budget, 2026-12-02: 8 models a round; the others run in the slow tier, and
+# each round's fixes have their own fast tests)
 FAST = {
     "RetNet retention (decay mask)",
-    "gMLP spatial gating",
     "ALiBi causal LM",
-    "sliding-window attention (SDPA bool band)",
-    "Transformer-XL relative shift",
-    "ConvNeXt-V2 (GRN)",
-    "PixelCNN masked convs",
-    "monotone quantiles (sort)",
-    "straight-through one-hot (argmax)",
     "sparsemax (sort, cumsum, gather)",
     "DLRM (EmbeddingBag offsets, triu interactions)",
     "NamedTuple output",
-    "tuple holding a list of tensors",
-    "@torch.inference_mode() forward",
-    "forward hooks left registered",
-    "jit.trace + jit.freeze module",
     "fp16 example input, fp32 model",
     "optional mask input left None",
-    "non-persistent buffers",
-    "example input requires_grad",
     "bf16 autocast region in forward",
 }
 

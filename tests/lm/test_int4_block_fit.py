@@ -75,6 +75,8 @@ def test_check_of_an_lm_with_odd_sizes_runs_its_int4_step(tmp_path: Path) -> Non
     assert any("per-channel" in n for n in data["notes"]), data["notes"]
 
 
+# slow (the fast suite's 15-minute budget, 2026-12-02): ~6 s; the block fitting itself stays fast above
+@pytest.mark.slow
 def test_the_ladder_fits_its_smallest_block_instead_of_skipping_every_int4_rung(
     odd_pkg: Path, tmp_path: Path
 ) -> None:
