@@ -45,6 +45,22 @@ def _window_indices(x: Any, best: Any, kernel: list[int], stride: list[int], pad
     return index
 
 
+def _bound_values(context: Any, node: Any) -> Any:
+    """The pooled values coremltools' own translation bound to ``node`` (it binds ``(values, None)`` or values)."""
+    bound = context[node.name]
+    return bound[0] if isinstance(bound, tuple) else bound
+
+
+def _bind_with_indices(context: Any, node: Any, values: Any, indices: Any) -> None:
+    """``node``'s values and PyTorch's indices, over what coremltools bound: one name each (TorchScript) or a
+    tuple its getitem nodes index (torch.export)."""
+    if len(node.outputs) > 1:
+        context.add(values, torch_name=node.outputs[0], override=True)
+        context.add(indices, torch_name=node.outputs[1], override=True)
+    else:
+        context.add((values, indices), torch_name=node.name, override=True)
+
+
 @rescue(
     "max_pool2d_with_indices",
     "override: coremltools 9.0 binds no indices for max_pool2d(return_indices=True) (F.max_unpool2d reads them)",
@@ -68,17 +84,12 @@ def max_pool2d_with_indices(context: Any, node: Any) -> object:
         frontend().max_pool1d(context, node)  # coremltools' translation of every rank, values only
         if any(d != 1 for d in dilation) or any_symbolic(x.shape[-2:]):
             return DELEGATED
-        bound = context[node.name]
-        values = bound[0] if isinstance(bound, tuple) else bound  # coremltools bound (values, None)
+        values = _bound_values(context, node)
     if any_symbolic(x.shape[-2:]):
         context.add((values, None), torch_name=node.name)
         return None
     indices = _window_indices(x, values, kernel, stride, padding)
-    if len(node.outputs) > 1:  # TorchScript: one name per output
-        context.add(values, torch_name=node.outputs[0], override=True)
-        context.add(indices, torch_name=node.outputs[1], override=True)
-    else:
-        context.add((values, indices), torch_name=node.name, override=True)
+    _bind_with_indices(context, node, values, indices)
     return None
 
 
@@ -167,18 +178,13 @@ def _adaptive_max_with_indices(context: Any, node: Any, spatial: int) -> object:
     original(context, node)
     if any_symbolic(x.shape[-spatial:]) or len(outs) != spatial:
         return DELEGATED
-    bound = context[node.name]
-    values = bound[0] if isinstance(bound, tuple) else bound
+    values = _bound_values(context, node)
     if spatial == 1:  # one row: the flat index is the column
         plane = mb.expand_dims(x=x, axes=[-2])
         indices = mb.squeeze(x=_adaptive_max_indices(plane, [1, outs[0]]), axes=[-2])
     else:
         indices = _adaptive_max_indices(x, outs)
-    if len(node.outputs) > 1:  # TorchScript: one name per output
-        context.add(values, torch_name=node.outputs[0], override=True)
-        context.add(indices, torch_name=node.outputs[1], override=True)
-    else:
-        context.add((values, indices), torch_name=node.name, override=True)
+    _bind_with_indices(context, node, values, indices)
     return None
 
 
