@@ -145,6 +145,23 @@ def cartesian_prod(context: Any, node: Any) -> None:
     context.add(mb.stack(values=columns, axis=1, name=node.name), torch_name=node.name)
 
 
+def _cut_first(x: Any, axis: int, size: int, cut: int) -> Any:
+    """``x`` rolled along ``axis`` (of static ``size``) so that ``x[cut:]`` comes first: one slice pair and a
+    concat (``x`` itself when ``cut`` is 0)."""
+    from coremltools.converters.mil.mil import Builder as mb
+
+    if cut == 0:
+        return x
+    begin, end = [0] * x.rank, [0] * x.rank
+    mask = [True] * x.rank
+    mask[axis] = False
+    begin[axis], end[axis] = cut, size
+    head = mb.slice_by_index(x=x, begin=begin, end=end, begin_mask=mask, end_mask=mask)
+    begin[axis], end[axis] = 0, cut
+    tail = mb.slice_by_index(x=x, begin=begin, end=end, begin_mask=mask, end_mask=mask)
+    return mb.concat(values=[head, tail], axis=axis)
+
+
 @rescue(
     "roll",
     "override: coremltools 9.0 fails on torch.roll without dims on torch.export (it expects three inputs)",
@@ -169,12 +186,8 @@ def roll(context: Any, node: Any) -> object:
     size = 1
     for d in x.shape:
         size *= _static(d, "roll")
-    flat = mb.reshape(x=x, shape=[-1])
     cut = (size - shifts[0] % size) % size if size else 0
-    if cut:
-        head = mb.slice_by_index(x=flat, begin=[cut], end=[size])
-        tail = mb.slice_by_index(x=flat, begin=[0], end=[cut])
-        flat = mb.concat(values=[head, tail], axis=0)
+    flat = _cut_first(mb.reshape(x=x, shape=[-1]), 0, size, cut)
     shape = [int(d) for d in x.shape] or [1]
     out = mb.reshape(x=flat, shape=shape)
     if x.rank == 0:
@@ -251,17 +264,7 @@ def _shift(context: Any, node: Any, inverse: bool) -> None:
     for axis in axes:
         size = _static(x.shape[axis], "fftshift")
         shift = -(size // 2) if inverse else size // 2
-        cut = -shift % size  # rolled by shift: out[i] = x[(i + cut) % size], so x[cut:] comes first
-        if cut == 0:
-            continue
-        begin, end = [0] * x.rank, [0] * x.rank
-        mask = [True] * x.rank
-        mask[axis] = False
-        begin[axis], end[axis] = cut, size
-        head = mb.slice_by_index(x=out, begin=begin, end=end, begin_mask=mask, end_mask=mask)
-        begin[axis], end[axis] = 0, cut
-        tail = mb.slice_by_index(x=out, begin=begin, end=end, begin_mask=mask, end_mask=mask)
-        out = mb.concat(values=[head, tail], axis=axis)
+        out = _cut_first(out, axis, size, -shift % size)  # rolled by shift: out[i] = x[(i + cut) % size]
     context.add(mb.identity(x=out, name=node.name), torch_name=node.name)
 
 
